@@ -1,0 +1,151 @@
+// Dense-op benchmark at transformer shapes (bf16): B*T = 16384 tokens, d = 1024, ffn = 4096,
+// 16 heads of 64, sequence 1024. Matmuls are compared with cuBLAS called directly on the same
+// buffers; memory-bound ops with the device-to-device copy bandwidth measured in the same run.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <string>
+
+#include "bench/report.h"
+#include "bench/timer.h"
+#include "core/core.h"
+#include "ops/kernels.h"
+
+namespace pit::bench {
+namespace {
+
+constexpr int64_t kTokens = 16384, kModel = 1024, kFfn = 4096, kHeads = 16, kSeq = 1024;
+constexpr int64_t kHeadDim = kModel / kHeads, kBatch = kTokens / kSeq;
+
+std::string dims(std::initializer_list<int64_t> d) {
+  std::string s;
+  for (int64_t v : d) {
+    if (!s.empty()) s += 'x';
+    s += std::to_string(v);
+  }
+  return s;
+}
+
+// Bytes per second of a large device-to-device copy (read + write), the memory roofline.
+double copy_bandwidth() {
+  const int64_t n = int64_t{1} << 29;  // 1 GiB of bytes
+  Tensor a = zeros({n}, DType::u8, Device::cuda()), b = zeros({n}, DType::u8, Device::cuda());
+  const Timing t = time_gpu([&](int) {
+    PIT_CUDA_CHECK(cudaMemcpyAsync(b.data_ptr(), a.data_ptr(), n, cudaMemcpyDeviceToDevice, nullptr));
+  });
+  return 2.0 * n / (t.median_ms * 1e-3);
+}
+
+// Row-major C[m,n] = A[m,k] op(B) with cuBLAS directly: the peer for pit's matmul.
+struct CublasDirect {
+  cublasHandle_t h = nullptr;
+  CublasDirect() { PIT_CUBLAS_CHECK(cublasCreate(&h)); }
+  ~CublasDirect() { cublasDestroy(h); }
+  // trans_b: B is given as [n, k] (a linear layer's weight); otherwise [k, n].
+  void gemm(const Tensor& a, const Tensor& b, Tensor& c, int64_t m, int64_t n, int64_t k,
+            bool trans_a, bool trans_b, int64_t batch = 1) const {
+    const float one = 1.0f, zero = 0.0f;
+    const int lda = static_cast<int>(trans_a ? m : k), ldb = static_cast<int>(trans_b ? k : n);
+    const cublasOperation_t oa = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasOperation_t ob = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (batch == 1) {
+      PIT_CUBLAS_CHECK(cublasGemmEx(h, ob, oa, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k),
+                                    &one, b.data_ptr(), CUDA_R_16BF, ldb, a.data_ptr(), CUDA_R_16BF, lda,
+                                    &zero, c.data_ptr(), CUDA_R_16BF, static_cast<int>(n),
+                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    } else {
+      PIT_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+          h, ob, oa, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &one, b.data_ptr(),
+          CUDA_R_16BF, ldb, k * n, a.data_ptr(), CUDA_R_16BF, lda, m * k, &zero, c.data_ptr(),
+          CUDA_R_16BF, static_cast<int>(n), m * n, static_cast<int>(batch), CUBLAS_COMPUTE_32F,
+          CUBLAS_GEMM_DEFAULT));
+    }
+  }
+};
+
+Tensor rnd(const Shape& s) { return randn(s, DType::bf16, Device::cuda()); }
+
+}  // namespace
+
+int run_dense_ops(const std::string& markdown_path) {
+  check_device(Device::cuda());
+  const double bandwidth = copy_bandwidth();
+  std::printf("device-to-device copy: %.0f GB/s (read + write)\n", bandwidth / 1e9);
+  CublasDirect cublas;
+  // Compute roofline: cuBLAS bf16 at 8192^3, the best case for the tensor cores.
+  double peak_flops = 0;
+  {
+    const int64_t s = 8192;
+    Tensor a = rnd({s, s}), b = rnd({s, s}), c = rnd({s, s});
+    const Timing t = time_gpu([&](int) { cublas.gemm(a, b, c, s, s, s, false, false); });
+    peak_flops = 2.0 * s * s * s / (t.median_ms * 1e-3);
+    std::printf("cuBLAS bf16 8192^3: %.0f TFLOP/s (compute roofline)\n\n", peak_flops / 1e12);
+  }
+  Report report;
+  Report::print_header();
+  const double bf = 2.0;  // bytes per bf16 element
+
+  auto matmul_row = [&](const std::string& op, int64_t m, int64_t n, int64_t k, const Tensor& a,
+                        const Tensor& b, bool ta, bool tb, int64_t batch = 1) {
+    // pit: the operands as the autograd would pass them (transposed views, no copies).
+    const Tensor av = ta ? a.transpose(-1, -2) : a, bv = tb ? b.transpose(-1, -2) : b;
+    const Timing t = time_gpu([&](int) { (void)kernels::matmul(av, bv); });
+    Tensor c = Tensor::empty(batch > 1 ? Shape{batch, m, n} : Shape{m, n}, DType::bf16, Device::cuda());
+    const Timing p = time_gpu([&](int) { cublas.gemm(a, b, c, m, n, k, ta, tb, batch); });
+    report.add({op, (batch > 1 ? std::to_string(batch) + "x" : "") + dims({m, k}) + " @ " + dims({k, n}),
+                t.median_ms, 2.0 * batch * m * n * k, true, peak_flops, "cuBLAS", p.median_ms});
+  };
+  {
+    const Tensor x = rnd({kTokens, kModel}), w1 = rnd({kFfn, kModel}), h = rnd({kTokens, kFfn});
+    const Tensor w2 = rnd({kModel, kFfn}), dy = rnd({kTokens, kFfn});
+    matmul_row("linear fwd (x W1^T)", kTokens, kFfn, kModel, x, w1, false, true);
+    matmul_row("linear fwd (h W2^T)", kTokens, kModel, kFfn, h, w2, false, true);
+    matmul_row("linear bwd dX (dY W1)", kTokens, kModel, kFfn, dy, w1, false, false);
+    matmul_row("linear bwd dW (dY^T X)", kFfn, kModel, kTokens, dy, x, true, false);
+  }
+  {
+    const int64_t bh = kBatch * kHeads;
+    const Tensor q = rnd({bh, kSeq, kHeadDim}), k = rnd({bh, kSeq, kHeadDim});
+    const Tensor p = rnd({bh, kSeq, kSeq}), v = rnd({bh, kSeq, kHeadDim});
+    matmul_row("attention Q K^T", kSeq, kSeq, kHeadDim, q, k, false, true, bh);
+    matmul_row("attention P V", kSeq, kHeadDim, kSeq, p, v, false, false, bh);
+  }
+
+  auto memory_row = [&](const std::string& op, const std::string& shape, double bytes,
+                        const std::function<void(int)>& fn) {
+    const Timing t = time_gpu(fn);
+    report.add({op, shape, t.median_ms, bytes, false, bandwidth, "", 0});
+  };
+  {
+    const Tensor h = rnd({kTokens, kFfn}), g = rnd({kTokens, kFfn});
+    const double n = static_cast<double>(kTokens * kFfn);
+    memory_row("gelu fwd", dims({kTokens, kFfn}), 2 * n * bf,
+               [&](int) { (void)kernels::unary(UnaryOp::gelu_tanh, h); });
+    const Tensor y = kernels::unary(UnaryOp::gelu_tanh, h);
+    memory_row("gelu bwd", dims({kTokens, kFfn}), 3 * n * bf,  // reads grad and x; y unused
+               [&](int) { (void)kernels::unary_backward(UnaryOp::gelu_tanh, g, h, y); });
+    memory_row("bias grad (sum dim 0)", dims({kTokens, kFfn}), n * bf,
+               [&](int) { (void)kernels::sum(g, {0}); });
+  }
+  {
+    const Tensor a = rnd({kTokens, kModel}), b = rnd({kTokens, kModel});
+    memory_row("add (residual)", dims({kTokens, kModel}), 3.0 * kTokens * kModel * bf,
+               [&](int) { (void)kernels::binary(BinaryOp::add, a, b); });
+  }
+  {
+    const int64_t rows = kBatch * kHeads * kSeq;
+    const Tensor s = rnd({rows, kSeq}), g = rnd({rows, kSeq});
+    const double n = static_cast<double>(rows * kSeq);
+    memory_row("softmax fwd", dims({rows, kSeq}), 2 * n * bf, [&](int) { (void)kernels::softmax(s, -1); });
+    const Tensor y = kernels::softmax(s, -1);
+    memory_row("softmax bwd", dims({rows, kSeq}), 3 * n * bf,
+               [&](int) { (void)kernels::softmax_backward(g, y, -1); });
+  }
+
+  if (!markdown_path.empty() && !report.write_markdown(markdown_path, "Dense ops, bf16"))
+    std::fprintf(stderr, "pit-bench: cannot write %s\n", markdown_path.c_str());
+  return 0;
+}
+
+}  // namespace pit::bench

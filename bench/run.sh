@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Benchmarks for scripts/gpu-check.sh: pit-bench and its PyTorch peers, logs and Markdown tables
+# into the folder given as $1.
+set -euo pipefail
+out=${1:?usage: bench/run.sh OUTDIR}
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bin=build-gpu/pit-bench
+[[ -x $bin ]] || { echo "bench/run.sh: $bin not built (configure with -DPIT_BUILD_BENCH=ON)" >&2; exit 1; }
+nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader || true
+echo "== pit-bench dense"
+$bin dense --markdown "$out/dense_ops.md"
+if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+  echo "== PyTorch peer"
+  PYTHONUNBUFFERED=1 python3 bench/torch_dense_ops.py --markdown "$out/torch_dense_ops.md"
+else
+  echo "bench/run.sh: PyTorch with CUDA not available: peer skipped"
+fi

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Peer for `pit-bench dense`: the same ops, shapes and dtype in PyTorch eager on the same GPU.
+
+Timed like pit-bench: CUDA events around each run after warm-up, median of 50 runs.
+Usage: python3 bench/torch_dense_ops.py [--markdown FILE]
+"""
+import argparse
+import statistics
+
+import torch
+import torch.nn.functional as F
+
+TOKENS, MODEL, FFN, HEADS, SEQ = 16384, 1024, 4096, 16, 1024
+HEAD_DIM, BATCH = MODEL // HEADS, TOKENS // SEQ
+
+
+def time_gpu(fn, warmup=5, runs=50):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(runs)]
+    for start, end in events:
+        start.record()
+        fn()
+        end.record()
+    torch.cuda.synchronize()
+    return statistics.median(s.elapsed_time(e) for s, e in events)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--markdown", default="")
+    args = parser.parse_args()
+    dev, dt = "cuda", torch.bfloat16
+    rnd = lambda *s: torch.randn(*s, device=dev, dtype=dt)
+    rows = []
+
+    def row(op, shape, fn):
+        ms = time_gpu(fn)
+        rows.append((op, shape, ms))
+        print(f"{op:<28} {shape:<32} {ms:10.4f} ms", flush=True)
+
+    with torch.no_grad():
+        x, w1, h, w2, dy = rnd(TOKENS, MODEL), rnd(FFN, MODEL), rnd(TOKENS, FFN), rnd(MODEL, FFN), rnd(TOKENS, FFN)
+        row("linear fwd (x W1^T)", f"{TOKENS}x{MODEL} @ {MODEL}x{FFN}", lambda: x @ w1.t())
+        row("linear fwd (h W2^T)", f"{TOKENS}x{FFN} @ {FFN}x{MODEL}", lambda: h @ w2.t())
+        row("linear bwd dX (dY W1)", f"{TOKENS}x{FFN} @ {FFN}x{MODEL}", lambda: dy @ w1)
+        row("linear bwd dW (dY^T X)", f"{FFN}x{TOKENS} @ {TOKENS}x{MODEL}", lambda: dy.t() @ x)
+        bh = BATCH * HEADS
+        q, k, p, v = rnd(bh, SEQ, HEAD_DIM), rnd(bh, SEQ, HEAD_DIM), rnd(bh, SEQ, SEQ), rnd(bh, SEQ, HEAD_DIM)
+        row("attention Q K^T", f"{bh}x{SEQ}x{HEAD_DIM} @ {HEAD_DIM}x{SEQ}", lambda: torch.bmm(q, k.transpose(1, 2)))
+        row("attention P V", f"{bh}x{SEQ}x{SEQ} @ {SEQ}x{HEAD_DIM}", lambda: torch.bmm(p, v))
+        g = rnd(TOKENS, FFN)
+        row("gelu fwd", f"{TOKENS}x{FFN}", lambda: F.gelu(h, approximate="tanh"))
+        row("gelu bwd", f"{TOKENS}x{FFN}", lambda: torch.ops.aten.gelu_backward(g, h, approximate="tanh"))
+        row("bias grad (sum dim 0)", f"{TOKENS}x{FFN}", lambda: g.sum(0))
+        a, b = rnd(TOKENS, MODEL), rnd(TOKENS, MODEL)
+        row("add (residual)", f"{TOKENS}x{MODEL}", lambda: a + b)
+        r = BATCH * HEADS * SEQ
+        s, gs = rnd(r, SEQ), rnd(r, SEQ)
+        row("softmax fwd", f"{r}x{SEQ}", lambda: torch.softmax(s, -1))
+        y = torch.softmax(s, -1)
+        row("softmax bwd", f"{r}x{SEQ}", lambda: torch.ops.aten._softmax_backward_data(gs, y, -1, dt))
+
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(f"### PyTorch {torch.__version__} eager, bf16, {torch.cuda.get_device_name()}\n\n")
+            f.write("| op | shape | ms |\n|---|---|---:|\n")
+            for op, shape, ms in rows:
+                f.write(f"| {op} | {shape} | {ms:.4f} |\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+# Decides whether the CUDA backend is built (PIT_WITH_CUDA) and enables the CUDA language.
+# PIT_CUDA=AUTO builds it when nvcc is found; ON requires it; OFF builds the CPU backend alone.
+include(CheckLanguage)
+
+if(NOT DEFINED CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS "/usr/local/cuda/bin/nvcc")
+  # nvcc is often installed but not on PATH; CMake does not look in /usr/local/cuda by itself.
+  set(CMAKE_CUDA_COMPILER "/usr/local/cuda/bin/nvcc" CACHE FILEPATH "CUDA compiler")
+endif()
+
+set(PIT_WITH_CUDA OFF)
+if(NOT PIT_CUDA STREQUAL "OFF")
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    set(PIT_WITH_CUDA ON)
+  elseif(PIT_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "PIT_CUDA=ON but no CUDA compiler (nvcc) was found. Install the CUDA "
+                        "Toolkit (Debian/Ubuntu: nvidia-cuda-toolkit, or NVIDIA's cuda-toolkit "
+                        "package) or pass -DCMAKE_CUDA_COMPILER=/path/to/nvcc; "
+                        "-DPIT_CUDA=OFF builds the CPU backend only.")
+  endif()
+endif()
+
+if(PIT_WITH_CUDA)
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    # Hopper (H100/H200) is the target; 90a unlocks wgmma and TMA. Override for other GPUs.
+    set(CMAKE_CUDA_ARCHITECTURES 90a CACHE STRING "CUDA architectures")
+  endif()
+  enable_language(CUDA)
+  # CMake 3.25 does not know nvcc's C++20 flag (later versions do): teach it, then ask for 20.
+  if(NOT DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION OR CMAKE_CUDA20_STANDARD_COMPILE_OPTION STREQUAL "")
+    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+  endif()
+  set(CMAKE_CUDA_STANDARD 20)
+  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+  # dispatch() calls templated lambdas `[&]<typename T>() {...}` whose T appears in no parameter:
+  # valid C++20 that nvcc's front end warns about (#445); silence only that diagnostic.
+  string(APPEND CMAKE_CUDA_FLAGS " -diag-suppress=445")
+  find_package(CUDAToolkit REQUIRED)
+  message(STATUS "pit: CUDA backend ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, "
+                 "architectures ${CMAKE_CUDA_ARCHITECTURES})")
+else()
+  message(STATUS "pit: CUDA backend OFF (CPU only)")
+endif()

@@ -1,0 +1,122 @@
+// Tensor copies between dtypes and devices: copy_, contiguous, clone, to.
+#include "core/cpu_copy.h"
+#include "core/cuda/backend.h"
+#include "core/tensor.h"
+
+namespace pit {
+namespace {
+
+bool dense(const Tensor& t) { return t.is_contiguous(); }
+
+// dst (CUDA) <- src (CPU): convert and pack on the host, then one upload.
+void copy_host_to_device(Tensor& dst, const Tensor& src) {
+  const Tensor host = src.to(dst.dtype()).contiguous();
+  const StreamRef stream = current_stream(dst.device());
+  if (dense(dst)) {
+    cuda::memcpy_h2d(dst.data_ptr(), host.data_ptr(), dst.nbytes(), stream);
+    return;
+  }
+  const Tensor staged = Tensor::empty(dst.shape(), dst.dtype(), dst.device());
+  cuda::memcpy_h2d(staged.data_ptr(), host.data_ptr(), staged.nbytes(), stream);
+  cuda::copy_strided(dst.desc(), staged.desc(), stream);
+}
+
+// dst (CPU) <- src (CUDA): convert and pack on the device, then one download (which waits).
+void copy_device_to_host(Tensor& dst, const Tensor& src) {
+  const Tensor packed = src.to(dst.dtype()).contiguous();
+  const StreamRef stream = current_stream(src.device());
+  if (dense(dst)) {
+    cuda::memcpy_d2h(dst.data_ptr(), packed.data_ptr(), dst.nbytes(), stream);
+    return;
+  }
+  const Tensor staged = Tensor::empty(dst.shape(), dst.dtype(), Device::cpu());
+  cuda::memcpy_d2h(staged.data_ptr(), packed.data_ptr(), staged.nbytes(), stream);
+  cpu::copy_strided(dst.desc(), staged.desc());
+}
+
+// dst and src on different GPUs: pack on the source, wait for it, copy peer to peer, then
+// convert/scatter on the destination.
+void copy_device_to_device(Tensor& dst, const Tensor& src) {
+  const Tensor packed = src.contiguous();
+  current_stream(src.device()).synchronize();
+  const Tensor staged = Tensor::empty(dst.shape(), src.dtype(), dst.device());
+  const StreamRef stream = current_stream(dst.device());
+  cuda::memcpy_d2d(staged.data_ptr(), dst.device().index, packed.data_ptr(), src.device().index,
+                   staged.nbytes(), stream);
+  cuda::copy_strided(dst.desc(), staged.desc(), stream);
+}
+
+}  // namespace
+
+Tensor& Tensor::copy_(const Tensor& src_in) {
+  PIT_CHECK(defined() && src_in.defined(), "copy_: both tensors must be defined");
+  Tensor src = src_in.shape() == shape_ ? src_in : src_in.expand(shape_);
+  if (numel() == 0) return *this;
+  if (shares_storage(src)) src = src.clone();  // overlapping source and destination
+  const Device dd = device(), sd = src.device();
+  if (dd.is_cpu() && sd.is_cpu()) {
+    cpu::copy_strided(desc(), src.desc());
+  } else if (dd.is_cuda() && sd.is_cpu()) {
+    copy_host_to_device(*this, src);
+  } else if (dd.is_cpu() && sd.is_cuda()) {
+    copy_device_to_host(*this, src);
+  } else if (dd == sd) {
+    cuda::copy_strided(desc(), src.desc(), current_stream(dd));
+  } else {
+    copy_device_to_device(*this, src);
+  }
+  return *this;
+}
+
+Tensor Tensor::contiguous() const {
+  PIT_CHECK(defined(), "contiguous() of an undefined tensor");
+  if (is_contiguous()) return *this;
+  return clone();
+}
+
+Tensor Tensor::clone() const {
+  PIT_CHECK(defined(), "clone() of an undefined tensor");
+  Tensor out = empty(shape_, dtype_, device());
+  out.copy_(*this);
+  return out;
+}
+
+Tensor Tensor::to(Device device) const { return to(device, dtype_); }
+Tensor Tensor::to(DType dtype) const { return to(device(), dtype); }
+
+Tensor Tensor::to(Device target, DType dtype) const {
+  PIT_CHECK(defined(), "to() of an undefined tensor");
+  if (target == device() && dtype == dtype_) return *this;
+  Tensor out = empty(shape_, dtype, target);
+  out.copy_(*this);
+  return out;
+}
+
+Tensor& Tensor::fill_(double value) {
+  PIT_CHECK(defined(), "fill_() of an undefined tensor");
+  if (numel() == 0) return *this;
+  if (!is_contiguous()) return copy_(full({}, value, dtype_, device()));
+  if (device().is_cpu())
+    cpu::fill(data_ptr(), numel(), dtype_, value);
+  else
+    cuda::fill(data_ptr(), numel(), dtype_, value, current_stream(device()));
+  return *this;
+}
+
+Tensor& Tensor::add_(const Tensor& other, double alpha) {
+  PIT_CHECK(defined() && other.defined(), "add_: both tensors must be defined");
+  PIT_CHECK(device() == other.device(), "add_: tensors on ", device(), " and ", other.device(),
+            "; move one with to(device) first");
+  Tensor src = other.shape() == shape_ ? other : other.expand(shape_);
+  if (numel() == 0) return *this;
+  if (shares_storage(src)) src = src.clone();
+  if (device().is_cpu())
+    cpu::add_strided(desc(), src.desc(), alpha);
+  else
+    cuda::add_strided(desc(), src.desc(), alpha, current_stream(device()));
+  return *this;
+}
+
+Tensor& Tensor::zero_() { return fill_(0.0); }
+
+}  // namespace pit

@@ -1,0 +1,59 @@
+// Devices, streams and plain copies through the CUDA runtime.
+#include "core/cuda/runtime.h"
+
+#include "core/cuda/backend.h"
+
+namespace pit::cuda {
+
+int device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();  // no driver or no GPU: clear the error, report none
+    return 0;
+  }
+  return count;
+}
+
+void set_device(int index) { PIT_CUDA_CHECK(cudaSetDevice(index)); }
+
+void* stream_create(int device) {
+  DeviceGuard guard(device);
+  cudaStream_t s = nullptr;
+  PIT_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  return s;
+}
+
+void stream_destroy(void* handle) noexcept {
+  // Never throws; if the context is already broken there is nothing useful to report here.
+  (void)cudaStreamDestroy(static_cast<cudaStream_t>(handle));
+}
+
+void stream_synchronize(StreamRef stream) {
+  DeviceGuard guard(stream.device.index);
+  PIT_CUDA_CHECK(cudaStreamSynchronize(native(stream)));
+}
+
+void memcpy_h2d(void* dst, const void* src, size_t nbytes, StreamRef stream) {
+  if (nbytes == 0) return;
+  DeviceGuard guard(stream.device.index);
+  PIT_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, native(stream)));
+}
+
+void memcpy_d2h(void* dst, const void* src, size_t nbytes, StreamRef stream) {
+  if (nbytes == 0) return;
+  DeviceGuard guard(stream.device.index);
+  PIT_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToHost, native(stream)));
+  PIT_CUDA_CHECK(cudaStreamSynchronize(native(stream)));  // the host reads it next
+}
+
+void memcpy_d2d(void* dst, int dst_device, const void* src, int src_device, size_t nbytes,
+                StreamRef stream) {
+  if (nbytes == 0) return;
+  DeviceGuard guard(stream.device.index);
+  if (dst_device == src_device)
+    PIT_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToDevice, native(stream)));
+  else
+    PIT_CUDA_CHECK(cudaMemcpyPeerAsync(dst, dst_device, src, src_device, nbytes, native(stream)));
+}
+
+}  // namespace pit::cuda

@@ -1,0 +1,80 @@
+#pragma once
+// Element types and the one dispatch helper that turns a runtime DType into a C++ type.
+#include <cstddef>
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "core/error.h"
+#include "core/half.h"
+
+namespace pit {
+
+enum class DType : uint8_t { f32, f64, f16, bf16, i32, i64, u8, boolean };
+
+inline constexpr DType kAllDTypes[] = {DType::f32, DType::f64, DType::f16, DType::bf16,
+                                       DType::i32, DType::i64, DType::u8,  DType::boolean};
+
+size_t dtype_size(DType dtype);
+const char* dtype_name(DType dtype);      // "f32", "bf16", "bool", ...
+DType parse_dtype(std::string_view name);  // throws naming the allowed names
+bool is_floating(DType dtype);             // f32, f64, f16, bf16
+inline std::ostream& operator<<(std::ostream& os, DType d) { return os << dtype_name(d); }
+
+// The C++ type of each DType, and back.
+template <DType D> struct CppType;
+template <> struct CppType<DType::f32> { using type = float; };
+template <> struct CppType<DType::f64> { using type = double; };
+template <> struct CppType<DType::f16> { using type = Half; };
+template <> struct CppType<DType::bf16> { using type = BFloat16; };
+template <> struct CppType<DType::i32> { using type = int32_t; };
+template <> struct CppType<DType::i64> { using type = int64_t; };
+template <> struct CppType<DType::u8> { using type = uint8_t; };
+template <> struct CppType<DType::boolean> { using type = bool; };
+
+template <typename T> constexpr DType dtype_of();
+template <> constexpr DType dtype_of<float>() { return DType::f32; }
+template <> constexpr DType dtype_of<double>() { return DType::f64; }
+template <> constexpr DType dtype_of<Half>() { return DType::f16; }
+template <> constexpr DType dtype_of<BFloat16>() { return DType::bf16; }
+template <> constexpr DType dtype_of<int32_t>() { return DType::i32; }
+template <> constexpr DType dtype_of<int64_t>() { return DType::i64; }
+template <> constexpr DType dtype_of<uint8_t>() { return DType::u8; }
+template <> constexpr DType dtype_of<bool>() { return DType::boolean; }
+
+// Calls fn.template operator()<T>() with T the C++ type of `dtype`, for dtypes in Allowed...
+// (all dtypes when Allowed is empty). Anything else throws naming the op and the dtypes it takes:
+//   dispatch(t.dtype(), "relu", [&]<typename T>() { relu_kernel<T>(...); });
+//   dispatch<DType::f32, DType::f64>(t.dtype(), "gradcheck", ...);
+template <DType... Allowed, typename Fn>
+decltype(auto) dispatch(DType dtype, const char* op, Fn&& fn) {
+  constexpr bool all = sizeof...(Allowed) == 0;
+  const bool allowed = all || ((dtype == Allowed) || ...);
+  if (!allowed) {
+    std::string names;
+    ((names += (names.empty() ? "" : ", ") + std::string(dtype_name(Allowed))), ...);
+    PIT_THROW(op, ": dtype ", dtype_name(dtype), " is not supported; supported dtypes: ", names);
+  }
+  switch (dtype) {
+    case DType::f32: return fn.template operator()<float>();
+    case DType::f64: return fn.template operator()<double>();
+    case DType::f16: return fn.template operator()<Half>();
+    case DType::bf16: return fn.template operator()<BFloat16>();
+    case DType::i32: return fn.template operator()<int32_t>();
+    case DType::i64: return fn.template operator()<int64_t>();
+    case DType::u8: return fn.template operator()<uint8_t>();
+    case DType::boolean: return fn.template operator()<bool>();
+  }
+  PIT_THROW(op, ": invalid dtype value ", static_cast<int>(dtype));
+}
+
+// Shorthand for the floating dtypes.
+template <typename Fn>
+decltype(auto) dispatch_floating(DType dtype, const char* op, Fn&& fn) {
+  return dispatch<DType::f32, DType::f64, DType::f16, DType::bf16>(dtype, op,
+                                                                   std::forward<Fn>(fn));
+}
+
+}  // namespace pit

@@ -1,0 +1,170 @@
+#include <gtest/gtest.h>
+
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "tests/autograd/toy_ops.h"
+
+using namespace pit;
+using namespace pit::test;
+
+namespace {
+Variable leaf(std::vector<double> v, bool requires_grad = true) {
+  return Variable(from_vector(v), requires_grad);
+}
+}  // namespace
+
+TEST(Engine, ChainRule) {
+  Variable x = leaf({0.5, -1.0, 2.0});
+  Variable y = total(sin_op(times(x, x)));  // sum sin(x^2): d/dx = 2x cos(x^2)
+  y.backward();
+  const auto g = values(x.grad());
+  const std::vector<double> xs{0.5, -1.0, 2.0};
+  for (size_t i = 0; i < xs.size(); ++i) EXPECT_NEAR(g[i], 2 * xs[i] * std::cos(xs[i] * xs[i]), 1e-12);
+}
+
+TEST(Engine, AccumulatesAcrossUses) {
+  Variable x = leaf({3.0});
+  Variable y = plus(plus(x, x), times(x, x));  // 2x + x^2 -> 2 + 2x = 8
+  y.backward();
+  EXPECT_DOUBLE_EQ(x.grad().item<double>(), 8.0);
+}
+
+TEST(Engine, AccumulatesAcrossBackwardCalls) {
+  Variable x = leaf({1.0, 2.0});
+  total(times(x, x)).backward();
+  total(times(x, x)).backward();
+  EXPECT_EQ(values(x.grad()), (std::vector<double>{4.0, 8.0}));
+  x.zero_grad();
+  EXPECT_FALSE(x.grad().defined());
+}
+
+TEST(Engine, SharedGradientIsNotAliasedBetweenLeaves) {
+  // plus() returns the same gradient tensor for both inputs; accumulating into one leaf's grad
+  // must not change the other's.
+  Variable a = leaf({1.0}), b = leaf({2.0});
+  total(plus(a, b)).backward();
+  total(times(a, b)).backward();  // a += b = 2, b += a = 1
+  EXPECT_DOUBLE_EQ(a.grad().item<double>(), 3.0);
+  EXPECT_DOUBLE_EQ(b.grad().item<double>(), 2.0);
+}
+
+TEST(Engine, SecondBackwardThrowsUnlessRetained) {
+  Variable x = leaf({1.0});
+  Variable y = total(times(x, x));
+  y.backward({}, /*retain_graph=*/true);
+  y.backward();
+  EXPECT_DOUBLE_EQ(x.grad().item<double>(), 4.0);
+  try {
+    y.backward();
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("retain_graph"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Engine, NoGradRecordsNothing) {
+  Variable x = leaf({1.0});
+  NoGradGuard guard;
+  Variable y = times(x, x);
+  EXPECT_FALSE(y.requires_grad());
+  EXPECT_TRUE(y.is_leaf());
+  EXPECT_THROW(y.backward(), Error);
+}
+
+TEST(Engine, GradModeRestoredAfterGuard) {
+  {
+    NoGradGuard guard;
+    EXPECT_FALSE(grad_enabled());
+  }
+  EXPECT_TRUE(grad_enabled());
+}
+
+TEST(Engine, DetachCutsTheGraph) {
+  Variable x = leaf({2.0});
+  Variable d = times(x, x).detach();
+  EXPECT_FALSE(d.requires_grad());
+  Variable y = total(times(d, x));  // only the second factor carries gradient: d = 4
+  y.backward();
+  EXPECT_DOUBLE_EQ(x.grad().item<double>(), 4.0);
+}
+
+TEST(Engine, InputsWithoutGradGetNone) {
+  Variable x = leaf({2.0}), c = leaf({5.0}, false);
+  total(times(x, c)).backward();
+  EXPECT_DOUBLE_EQ(x.grad().item<double>(), 5.0);
+  EXPECT_FALSE(c.grad().defined());
+}
+
+TEST(Engine, IndexTensorIsNonDifferentiable) {
+  Variable a(from_vector(std::vector<double>{1, 2, 3, 4, 5, 6}, {3, 2}), true);
+  const Tensor index = from_vector(std::vector<int64_t>{2, 0, 2});
+  total(take_rows(a, index)).backward();
+  EXPECT_EQ(values(a.grad()), (std::vector<double>{1, 1, 0, 0, 2, 2}));
+  EXPECT_THROW(Variable(index, true), Error);  // an integer tensor cannot require grad
+}
+
+TEST(Engine, HookSeesFinalGradientOnceAndMayModifyIt) {
+  Variable x = leaf({1.0, 2.0});
+  int calls = 0;
+  std::vector<double> seen;
+  x.register_hook([&](Tensor& g) {
+    ++calls;
+    seen = values(g);
+    g.fill_(10.0);  // e.g. an all-reduce replacing the local gradient
+  });
+  Variable y = plus(total(times(x, x)), total(x));  // used twice: one hook call, summed grad
+  y.backward();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(seen, (std::vector<double>{3.0, 5.0}));
+  EXPECT_EQ(values(x.grad()), (std::vector<double>{10.0, 10.0}));
+}
+
+TEST(Engine, HookOnlyOnLeavesThatRequireGrad) {
+  Variable x = leaf({1.0});
+  Variable y = times(x, x);
+  EXPECT_THROW(y.register_hook([](Tensor&) {}), Error);
+  EXPECT_THROW(leaf({1.0}, false).register_hook([](Tensor&) {}), Error);
+}
+
+TEST(Engine, BackwardNeedsGradientForNonScalars) {
+  Variable x = leaf({1.0, 2.0});
+  Variable y = times(x, x);
+  EXPECT_THROW(y.backward(), Error);
+  y.backward(from_vector(std::vector<double>{1.0, 0.5}));
+  EXPECT_EQ(values(x.grad()), (std::vector<double>{2.0, 2.0}));
+}
+
+TEST(Engine, UnreachableBranchesAreNotRun) {
+  Variable x = leaf({1.0});
+  Variable other = total(times(x, x));  // recorded, never differentiated
+  total(plus(x, x)).backward();
+  EXPECT_DOUBLE_EQ(x.grad().item<double>(), 2.0);
+  other.backward();  // still possible: its graph was not consumed
+  EXPECT_DOUBLE_EQ(x.grad().item<double>(), 4.0);
+}
+
+TEST(Engine, SavedStateFreedAfterBackward) {
+  Variable x = leaf({1.0, 2.0});
+  Variable y = times(x, x);
+  const auto node = y.grad_fn();
+  EXPECT_FALSE(node->released());
+  total(y).backward();
+  EXPECT_TRUE(node->released());
+}
+
+TEST(Engine, DeepChainDoesNotRecurse) {
+  Variable x = leaf({1.0});
+  Variable y = x;
+  for (int i = 0; i < 20000; ++i) y = plus(y, x);  // would overflow a recursive engine
+  total(y).backward();
+  EXPECT_DOUBLE_EQ(x.grad().item<double>(), 20001.0);
+}
+
+TEST(Engine, SetRequiresGradOnlyOnLeaves) {
+  Variable x = leaf({1.0});
+  Variable y = times(x, x);
+  EXPECT_THROW(y.set_requires_grad(false), Error);
+  Variable z = leaf({1.0}, false);
+  z.set_requires_grad(true);
+  EXPECT_TRUE(z.requires_grad());
+}
