@@ -40,7 +40,12 @@ double copy_bandwidth() {
 // Row-major C[m,n] = A[m,k] op(B) with cuBLAS directly: the peer for pit's matmul.
 struct CublasDirect {
   cublasHandle_t h = nullptr;
-  CublasDirect() { PIT_CUBLAS_CHECK(cublasCreate(&h)); }
+  // The same math mode as pit's handles (f32 split-K reductions), so both run the same kernels.
+  CublasDirect() {
+    PIT_CUBLAS_CHECK(cublasCreate(&h));
+    PIT_CUBLAS_CHECK(cublasSetMathMode(h, static_cast<cublasMath_t>(
+                                              CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+  }
   ~CublasDirect() { cublasDestroy(h); }
   // trans_b: B is given as [n, k] (a linear layer's weight); otherwise [k, n].
   void gemm(const Tensor& a, const Tensor& b, Tensor& c, int64_t m, int64_t n, int64_t k,

@@ -34,4 +34,16 @@ PIT_HD_INLINE D convert(S v) {
   }
 }
 
+// dst = src (Accumulate false), or dst += alpha * src computed in f32 (f64 for f64 dst): the
+// element step of copies and of Tensor::add_, on the CPU and the GPU alike.
+template <bool Accumulate, typename D, typename S>
+PIT_HD_INLINE void store_converted(D& dst, S src, double alpha) {
+  if constexpr (Accumulate) {
+    using C = std::conditional_t<std::is_same_v<D, double>, double, float>;
+    dst = convert<D>(convert<C>(dst) + static_cast<C>(alpha) * convert<C>(src));
+  } else {
+    dst = convert<D>(src);
+  }
+}
+
 }  // namespace pit

@@ -13,24 +13,14 @@ namespace {
 // Below this many elements a loop is not worth waking the pool for.
 constexpr int64_t kGrain = 1 << 15;
 
-// dst = src, or dst += alpha * src in the compute type of D.
-template <bool Accumulate, typename D, typename S>
-inline void store(D& dst, S src, double alpha) {
-  if constexpr (Accumulate) {
-    using C = std::conditional_t<std::is_same_v<D, double>, double, float>;
-    dst = convert<D>(convert<C>(dst) + static_cast<C>(alpha) * convert<C>(src));
-  } else {
-    dst = convert<D>(src);
-  }
-}
-
+// dst = src or dst += alpha * src, element by element (core/convert.h: store_converted).
 template <bool Accumulate, typename D, typename S>
 void copy_typed(const StridedDesc& dst, const StridedDesc& src, double alpha) {
   D* out = static_cast<D*>(dst.data);
   const S* in = static_cast<const S*>(src.data);
   const int nd = dst.ndim;
   if (nd == 0) {
-    store<Accumulate>(*out, *in, alpha);
+    store_converted<Accumulate>(*out, *in, alpha);
     return;
   }
   // Outer "rows" are every dim but the last; each row is a strided inner loop.
@@ -51,10 +41,10 @@ void copy_typed(const StridedDesc& dst, const StridedDesc& src, double alpha) {
       D* o = out + dst_off;
       const S* s = in + src_off;
       if (dst_inner_stride == 1 && src_inner_stride == 1) {
-        for (int64_t j = 0; j < inner; ++j) store<Accumulate>(o[j], s[j], alpha);
+        for (int64_t j = 0; j < inner; ++j) store_converted<Accumulate>(o[j], s[j], alpha);
       } else {
         for (int64_t j = 0; j < inner; ++j)
-          store<Accumulate>(o[j * dst_inner_stride], s[j * src_inner_stride], alpha);
+          store_converted<Accumulate>(o[j * dst_inner_stride], s[j * src_inner_stride], alpha);
       }
     }
   });

@@ -23,23 +23,13 @@ __device__ __forceinline__ int64_t strided_offset(int64_t i, int ndim, const int
   return off;
 }
 
-// dst = src (Accumulate false) or dst += alpha * src in the compute type of D (true).
-template <bool Accumulate, typename D, typename S>
-__device__ __forceinline__ void store(D& dst, S src, double alpha) {
-  if constexpr (Accumulate) {
-    using C = std::conditional_t<std::is_same_v<D, double>, double, float>;
-    dst = convert<D>(convert<C>(dst) + static_cast<C>(alpha) * convert<C>(src));
-  } else {
-    dst = convert<D>(src);
-  }
-}
-
+// dst = src or dst += alpha * src, element by element (core/convert.h: store_converted).
 template <bool Accumulate, typename D, typename S>
 __global__ void copy_dense_kernel(D* __restrict__ dst, const S* __restrict__ src, int64_t n,
                                   double alpha) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x)
-    store<Accumulate>(dst[i], src[i], alpha);
+    store_converted<Accumulate>(dst[i], src[i], alpha);
 }
 
 template <bool Accumulate, typename D, typename S>
@@ -48,7 +38,7 @@ __global__ void copy_strided_kernel(StridedDesc dst, StridedDesc src, int64_t n,
   const S* in = static_cast<const S*>(src.data);
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x)
-    store<Accumulate>(out[strided_offset(i, dst.ndim, dst.sizes, dst.strides)],
+    store_converted<Accumulate>(out[strided_offset(i, dst.ndim, dst.sizes, dst.strides)],
                       in[strided_offset(i, src.ndim, src.sizes, src.strides)], alpha);
 }
 

@@ -52,7 +52,8 @@ void fold(const View3& x, R& r) {
         int64_t m = 0;
         if (sm == 1) {
           for (; m + kLanes <= mid; m += kLanes)
-            for (int k = 0; k < kLanes; ++k) r.step(lane[k], convert<double>(base[m + k]), m + k, j);
+            for (int k = 0; k < kLanes; ++k)
+              r.step(lane[k], convert<double>(base[m + k]), m + k, j);
         } else {
           for (; m + kLanes <= mid; m += kLanes)
             for (int k = 0; k < kLanes; ++k)

@@ -316,33 +316,6 @@ void with_index(int64_t n, Fn&& fn) {
     fn.template operator()<int64_t>();
 }
 
-// Calls fn.template operator()<Op>() with the op as a compile-time constant.
-template <typename Fn>
-void with_unary_op(UnaryOp op, Fn&& fn) {
-#define PIT_UNARY_CASE(name) \
-  case UnaryOp::name: return fn.template operator()<UnaryOp::name>();
-  switch (op) {
-    PIT_UNARY_CASE(neg) PIT_UNARY_CASE(exp) PIT_UNARY_CASE(log) PIT_UNARY_CASE(sqrt)
-    PIT_UNARY_CASE(rsqrt) PIT_UNARY_CASE(tanh) PIT_UNARY_CASE(sigmoid) PIT_UNARY_CASE(relu)
-    PIT_UNARY_CASE(gelu_tanh) PIT_UNARY_CASE(gelu_erf) PIT_UNARY_CASE(silu) PIT_UNARY_CASE(abs)
-    PIT_UNARY_CASE(add_scalar) PIT_UNARY_CASE(mul_scalar) PIT_UNARY_CASE(pow_scalar)
-    PIT_UNARY_CASE(rsub_scalar) PIT_UNARY_CASE(rdiv_scalar)
-  }
-#undef PIT_UNARY_CASE
-  PIT_THROW("elementwise: invalid UnaryOp value ", static_cast<int>(op));
-}
-
-template <typename Fn>
-void with_binary_op(BinaryOp op, Fn&& fn) {
-#define PIT_BINARY_CASE(name) \
-  case BinaryOp::name: return fn.template operator()<BinaryOp::name>();
-  switch (op) {
-    PIT_BINARY_CASE(add) PIT_BINARY_CASE(sub) PIT_BINARY_CASE(mul) PIT_BINARY_CASE(div)
-    PIT_BINARY_CASE(pow) PIT_BINARY_CASE(maximum) PIT_BINARY_CASE(minimum)
-  }
-#undef PIT_BINARY_CASE
-  PIT_THROW("elementwise: invalid BinaryOp value ", static_cast<int>(op));
-}
 
 // Blocks for a grid-stride loop over `work` items (vector packs or elements) of kThreads
 // threads each: see grid_for (core/cuda/launch.cuh). At least one block, which also covers a

@@ -22,6 +22,10 @@ cublasHandle_t handle_for(int device) {
   if (it != handles.end()) return it->second;
   cublasHandle_t h = nullptr;
   PIT_CUBLAS_CHECK(cublasCreate(&h));
+  // f16/bf16 split-K partial sums stay in f32: cuBLAS otherwise may reduce them in the output
+  // type, which costs bf16 results several ulps against the f32-accumulated reference.
+  PIT_CUBLAS_CHECK(cublasSetMathMode(h, static_cast<cublasMath_t>(
+                                            CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
   handles.emplace(device, h);
   return h;
 }

@@ -1,1 +1,599 @@
-// placeholder: being written
+// CUDA layernorm / rmsnorm and their backward over rows of `dim` elements.
+//
+// Rows (forward, and dx in backward) take one of three paths by length:
+// - dim <= 1024: one warp per row, 8 rows per 256-thread block. Each lane keeps its share of the
+//   row (up to 32 values per operand) in registers from the load to the store, so the row is
+//   read once: the statistics are an exact two-pass (mean, then the sum of squared deviations
+//   from it) over the registers, merged by shuffles in a fixed order.
+// - dim <= 8192: one block per row (64 to 512 threads), up to 16 values per thread and operand
+//   in registers, the same two passes merged through shared memory.
+// - longer rows: one 512-thread block per row streaming the row from memory (L1/L2) once per
+//   pass: mean, squared deviations, output (backward: sums, output).
+// Lane t holds packs t, t + nt, ... of 16 bytes (4 f32, 8 f16/bf16, 2 f64); a pack is loaded
+// and stored as one 16-byte access when its row start is 16-byte aligned (checked per row, so
+// misaligned views and odd lengths only lose vectorisation on the rows affected) and the pack
+// lies inside the row; otherwise element by element.
+//
+// dweight / dbias: a separate column reduction. Blocks of 32 columns x 8 row lanes each sum a
+// chunk of rows; the per-chunk partials (f32) are then summed in chunk order by a second kernel.
+// The chunking depends only on (rows, dim), never on the device or on timing, and there are no
+// atomics, so the result is bit-identical from run to run.
+//
+// Math in f32 (f64 for f64); every output is rounded once.
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <type_traits>
+
+#include "core/convert.h"
+#include "core/cuda/runtime.h"
+#include "core/memory.h"
+#include "ops/cuda/norm.h"
+
+namespace pit::cuda {
+namespace {
+
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kWarp = 32;
+constexpr int64_t kWarpRowMax = 1024;  // rows up to this long: one warp each
+constexpr int kRowsWarpThreads = 256;  // warp path: 8 rows per block
+constexpr int kBlockVals = 16;         // block path: values per thread and operand in registers
+constexpr int kMaxBlockThreads = 512;
+constexpr int64_t kCachedRowMax = int64_t{kMaxBlockThreads} * kBlockVals;  // 8192
+constexpr int kStreamThreads = 512;
+constexpr int kParamCols = 32, kParamRowLanes = 8;  // dweight / dbias: 256-thread blocks
+constexpr int kFinishThreads = 256;
+// dweight / dbias: about this many blocks in the partial pass (fixed, so that the chunking, and
+// hence the bits, do not depend on the GPU), chunks of at least kMinChunkRows rows.
+constexpr int64_t kParamTargetBlocks = 1024;
+constexpr int64_t kMinChunkRows = 32;
+constexpr int64_t kMaxChunks = 65535;  // gridDim.y
+constexpr int64_t kMaxGrid = int64_t{1} << 20;  // grid-stride loops launch at most this many
+
+__host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+template <typename T>
+using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+__device__ __forceinline__ float widen(Half v) { return __half2float(__ushort_as_half(v.bits)); }
+__device__ __forceinline__ float widen(BFloat16 v) {
+  return __uint_as_float(static_cast<uint32_t>(v.bits) << 16);
+}
+__device__ __forceinline__ float widen(float v) { return v; }
+__device__ __forceinline__ double widen(double v) { return v; }
+
+__device__ __forceinline__ float root(float v) { return sqrtf(v); }
+__device__ __forceinline__ double root(double v) { return sqrt(v); }
+
+template <typename T>
+struct alignas(16) Pack {
+  static constexpr int kN = 16 / sizeof(T);
+  T v[kN];
+};
+
+__host__ __device__ __forceinline__ bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+// ---- packs -------------------------------------------------------------------------------------
+
+// Elements [q * kN, q * kN + kN) of a row of d, widened; those past the end read as 0.
+template <typename T, typename C = compute_t<T>>
+__device__ __forceinline__ void load_pack(const T* __restrict__ row, int64_t q, int64_t d, bool vec,
+                                          C (&out)[Pack<T>::kN]) {
+  constexpr int kN = Pack<T>::kN;
+  const int64_t base = q * kN;
+  if (vec && base + kN <= d) {
+    const Pack<T> p = reinterpret_cast<const Pack<T>*>(row)[q];
+#pragma unroll
+    for (int e = 0; e < kN; ++e) out[e] = widen(p.v[e]);
+  } else {
+#pragma unroll
+    for (int e = 0; e < kN; ++e) out[e] = base + e < d ? static_cast<C>(widen(row[base + e])) : C(0);
+  }
+}
+
+template <typename T, typename C = compute_t<T>>
+__device__ __forceinline__ void store_pack(T* __restrict__ row, int64_t q, int64_t d, bool vec,
+                                           const C (&in)[Pack<T>::kN]) {
+  constexpr int kN = Pack<T>::kN;
+  const int64_t base = q * kN;
+  if (vec && base + kN <= d) {
+    Pack<T> p;
+#pragma unroll
+    for (int e = 0; e < kN; ++e) p.v[e] = convert<T>(in[e]);
+    reinterpret_cast<Pack<T>*>(row)[q] = p;
+  } else {
+#pragma unroll
+    for (int e = 0; e < kN; ++e)
+      if (base + e < d) row[base + e] = convert<T>(in[e]);
+  }
+}
+
+// Weight / bias pack, or all `fill` when the pointer is null.
+template <typename T, typename C = compute_t<T>>
+__device__ __forceinline__ void load_param(const T* __restrict__ p, int64_t q, int64_t d, bool vec,
+                                           C fill, C (&out)[Pack<T>::kN]) {
+  if (p != nullptr) {
+    load_pack(p, q, d, vec, out);
+  } else {
+#pragma unroll
+    for (int e = 0; e < Pack<T>::kN; ++e) out[e] = fill;
+  }
+}
+
+// ---- sums ----------------------------------------------------------------------------------------
+
+template <typename C>
+__device__ __forceinline__ C warp_sum(C a) {
+#pragma unroll
+  for (int off = kWarp / 2; off > 0; off /= 2) a += __shfl_down_sync(kFullMask, a, off);
+  return __shfl_sync(kFullMask, a, 0);
+}
+
+// Block-wide sums of a and b (blockDim.x a multiple of 32); every thread gets both. The merge
+// order is fixed, so every thread (and every run) sees the same bits.
+template <typename C>
+__device__ __forceinline__ void block_sum2(C& a, C& b) {
+  __shared__ C part_a[kWarp], part_b[kWarp];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  a = warp_sum(a);
+  b = warp_sum(b);
+  __syncthreads();  // the arrays may still be read by the previous call
+  if (lane == 0) {
+    part_a[warp] = a;
+    part_b[warp] = b;
+  }
+  __syncthreads();
+  const bool in = lane < static_cast<int>(blockDim.x / kWarp);
+  a = warp_sum(in ? part_a[lane] : C(0));
+  b = warp_sum(in ? part_b[lane] : C(0));
+}
+
+template <bool kBlock, typename C>
+__device__ __forceinline__ void row_sum2(C& a, C& b) {
+  if constexpr (kBlock) {
+    block_sum2(a, b);
+  } else {
+    a = warp_sum(a);
+    b = warp_sum(b);
+  }
+}
+
+// Rows of this thread's warp (kBlock false) or block (kBlock true); the loop bounds are the same
+// for every thread of the warp / block, so all of them reach every shuffle and barrier.
+template <bool kBlock>
+struct RowWalk {
+  __device__ static int64_t first() {
+    return kBlock ? int64_t{blockIdx.x}
+                  : blockIdx.x * int64_t{blockDim.x / kWarp} + threadIdx.x / kWarp;
+  }
+  __device__ static int64_t step() {
+    return kBlock ? int64_t{gridDim.x} : int64_t{gridDim.x} * (blockDim.x / kWarp);
+  }
+  __device__ static int t() { return kBlock ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x % kWarp); }
+  __device__ static int nt() { return kBlock ? static_cast<int>(blockDim.x) : kWarp; }
+};
+
+struct Params {
+  int64_t rows, d;
+  bool rms;
+};
+
+// ---- rows held in registers ----------------------------------------------------------------------
+
+// Loads this thread's kPacks packs of a row (packs t, t + nt, ...).
+template <typename T, int kPacks, typename C = compute_t<T>>
+__device__ __forceinline__ void load_row(const T* __restrict__ row, int64_t d, int t, int nt,
+                                         C (&v)[kPacks][Pack<T>::kN]) {
+  const bool vec = aligned16(row);
+#pragma unroll
+  for (int p = 0; p < kPacks; ++p) load_pack(row, t + int64_t{p} * nt, d, vec, v[p]);
+}
+
+template <typename T, bool kBlock, int kPacks>
+__global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
+    cached_forward_kernel(const T* __restrict__ x, int64_t sx, const T* __restrict__ w,
+                          const T* __restrict__ b, T* __restrict__ y,
+                          compute_t<T>* __restrict__ mean_out, compute_t<T>* __restrict__ rstd_out,
+                          Params prm, compute_t<T> eps) {
+  using C = compute_t<T>;
+  using W = RowWalk<kBlock>;
+  constexpr int kN = Pack<T>::kN;
+  const int t = W::t(), nt = W::nt();
+  const int64_t d = prm.d;
+  const bool vec_w = aligned16(w), vec_b = aligned16(b);
+  for (int64_t r = W::first(); r < prm.rows; r += W::step()) {
+    C v[kPacks][kN];
+    load_row<T, kPacks>(x + r * sx, d, t, nt, v);
+    C mean = 0, unused = 0;
+    if (!prm.rms) {
+      C s = 0;
+#pragma unroll
+      for (int p = 0; p < kPacks; ++p)
+#pragma unroll
+        for (int e = 0; e < kN; ++e) s += v[p][e];  // elements past the end hold 0
+      row_sum2<kBlock>(s, unused);
+      mean = s / static_cast<C>(d);
+    }
+    C ss = 0;
+#pragma unroll
+    for (int p = 0; p < kPacks; ++p)
+#pragma unroll
+      for (int e = 0; e < kN; ++e) {
+        const C c = (t + int64_t{p} * nt) * kN + e < d ? v[p][e] - mean : C(0);
+        ss += c * c;
+      }
+    unused = 0;
+    row_sum2<kBlock>(ss, unused);
+    const C rstd = C(1) / root(ss / static_cast<C>(d) + eps);
+    if (t == 0) {
+      if (mean_out != nullptr) mean_out[r] = mean;
+      rstd_out[r] = rstd;
+    }
+    T* yr = y + r * d;
+    const bool vec_y = aligned16(yr);
+#pragma unroll
+    for (int p = 0; p < kPacks; ++p) {
+      const int64_t q = t + int64_t{p} * nt;
+      if (q * kN >= d) break;
+      C wv[kN], bv[kN], o[kN];
+      load_param(w, q, d, vec_w, C(1), wv);
+      load_param(b, q, d, vec_b, C(0), bv);
+#pragma unroll
+      for (int e = 0; e < kN; ++e) o[e] = (v[p][e] - mean) * rstd * wv[e] + bv[e];
+      store_pack(yr, q, d, vec_y, o);
+    }
+  }
+}
+
+template <typename T, bool kBlock, int kPacks>
+__global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
+    cached_backward_kernel(const T* __restrict__ dy, int64_t sdy, const T* __restrict__ x,
+                           int64_t sx, const T* __restrict__ w,
+                           const compute_t<T>* __restrict__ mean_in,
+                           const compute_t<T>* __restrict__ rstd_in, T* __restrict__ dx,
+                           Params prm) {
+  using C = compute_t<T>;
+  using W = RowWalk<kBlock>;
+  constexpr int kN = Pack<T>::kN;
+  const int t = W::t(), nt = W::nt();
+  const int64_t d = prm.d;
+  const bool vec_w = aligned16(w);
+  for (int64_t r = W::first(); r < prm.rows; r += W::step()) {
+    C xh[kPacks][kN], g[kPacks][kN];
+    load_row<T, kPacks>(x + r * sx, d, t, nt, xh);
+    load_row<T, kPacks>(dy + r * sdy, d, t, nt, g);
+    const C mean = mean_in != nullptr ? mean_in[r] : C(0), rstd = rstd_in[r];
+    C sum_gx = 0, sum_g = 0;
+#pragma unroll
+    for (int p = 0; p < kPacks; ++p) {
+      C wv[kN];
+      load_param(w, t + int64_t{p} * nt, d, vec_w, C(1), wv);
+#pragma unroll
+      for (int e = 0; e < kN; ++e) {
+        xh[p][e] = (xh[p][e] - mean) * rstd;
+        g[p][e] *= wv[e];  // 0 past the end of the row
+        sum_gx += g[p][e] * xh[p][e];
+        sum_g += g[p][e];
+      }
+    }
+    row_sum2<kBlock>(sum_gx, sum_g);
+    const C c1 = sum_gx / static_cast<C>(d), c2 = prm.rms ? C(0) : sum_g / static_cast<C>(d);
+    T* out = dx + r * d;
+    const bool vec_o = aligned16(out);
+#pragma unroll
+    for (int p = 0; p < kPacks; ++p) {
+      const int64_t q = t + int64_t{p} * nt;
+      if (q * kN >= d) break;
+      C o[kN];
+#pragma unroll
+      for (int e = 0; e < kN; ++e) o[e] = rstd * (g[p][e] - c2 - xh[p][e] * c1);
+      store_pack(out, q, d, vec_o, o);
+    }
+  }
+}
+
+// ---- long rows, streamed from memory ---------------------------------------------------------------
+
+template <typename T>
+__global__ void __launch_bounds__(kStreamThreads)
+    stream_forward_kernel(const T* __restrict__ x, int64_t sx, const T* __restrict__ w,
+                          const T* __restrict__ b, T* __restrict__ y,
+                          compute_t<T>* __restrict__ mean_out, compute_t<T>* __restrict__ rstd_out,
+                          Params prm, compute_t<T> eps) {
+  using C = compute_t<T>;
+  constexpr int kN = Pack<T>::kN;
+  const int t = threadIdx.x, nt = blockDim.x;
+  const int64_t d = prm.d, packs = ceil_div(d, kN);
+  const bool vec_w = aligned16(w), vec_b = aligned16(b);
+  for (int64_t r = blockIdx.x; r < prm.rows; r += gridDim.x) {
+    const T* xr = x + r * sx;
+    const bool vec = aligned16(xr);
+    C v[kN], mean = 0, unused = 0;
+    if (!prm.rms) {
+      C s = 0;
+      for (int64_t q = t; q < packs; q += nt) {
+        load_pack(xr, q, d, vec, v);
+#pragma unroll
+        for (int e = 0; e < kN; ++e) s += v[e];
+      }
+      block_sum2(s, unused);
+      mean = s / static_cast<C>(d);
+    }
+    C ss = 0;
+    for (int64_t q = t; q < packs; q += nt) {
+      load_pack(xr, q, d, vec, v);
+#pragma unroll
+      for (int e = 0; e < kN; ++e) {
+        const C c = q * kN + e < d ? v[e] - mean : C(0);
+        ss += c * c;
+      }
+    }
+    unused = 0;
+    block_sum2(ss, unused);
+    const C rstd = C(1) / root(ss / static_cast<C>(d) + eps);
+    if (t == 0) {
+      if (mean_out != nullptr) mean_out[r] = mean;
+      rstd_out[r] = rstd;
+    }
+    T* yr = y + r * d;
+    const bool vec_y = aligned16(yr);
+    for (int64_t q = t; q < packs; q += nt) {
+      C wv[kN], bv[kN], o[kN];
+      load_pack(xr, q, d, vec, v);
+      load_param(w, q, d, vec_w, C(1), wv);
+      load_param(b, q, d, vec_b, C(0), bv);
+#pragma unroll
+      for (int e = 0; e < kN; ++e) o[e] = (v[e] - mean) * rstd * wv[e] + bv[e];
+      store_pack(yr, q, d, vec_y, o);
+    }
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kStreamThreads)
+    stream_backward_kernel(const T* __restrict__ dy, int64_t sdy, const T* __restrict__ x,
+                           int64_t sx, const T* __restrict__ w,
+                           const compute_t<T>* __restrict__ mean_in,
+                           const compute_t<T>* __restrict__ rstd_in, T* __restrict__ dx,
+                           Params prm) {
+  using C = compute_t<T>;
+  constexpr int kN = Pack<T>::kN;
+  const int t = threadIdx.x, nt = blockDim.x;
+  const int64_t d = prm.d, packs = ceil_div(d, kN);
+  const bool vec_w = aligned16(w);
+  for (int64_t r = blockIdx.x; r < prm.rows; r += gridDim.x) {
+    const T* xr = x + r * sx;
+    const T* gr = dy + r * sdy;
+    const bool vec_x = aligned16(xr), vec_g = aligned16(gr);
+    const C mean = mean_in != nullptr ? mean_in[r] : C(0), rstd = rstd_in[r];
+    C sum_gx = 0, sum_g = 0;
+    for (int64_t q = t; q < packs; q += nt) {
+      C xv[kN], gv[kN], wv[kN];
+      load_pack(xr, q, d, vec_x, xv);
+      load_pack(gr, q, d, vec_g, gv);
+      load_param(w, q, d, vec_w, C(1), wv);
+#pragma unroll
+      for (int e = 0; e < kN; ++e) {
+        const C g = gv[e] * wv[e];
+        sum_gx += g * (xv[e] - mean) * rstd;
+        sum_g += g;
+      }
+    }
+    block_sum2(sum_gx, sum_g);
+    const C c1 = sum_gx / static_cast<C>(d), c2 = prm.rms ? C(0) : sum_g / static_cast<C>(d);
+    T* out = dx + r * d;
+    const bool vec_o = aligned16(out);
+    for (int64_t q = t; q < packs; q += nt) {
+      C xv[kN], gv[kN], wv[kN], o[kN];
+      load_pack(xr, q, d, vec_x, xv);
+      load_pack(gr, q, d, vec_g, gv);
+      load_param(w, q, d, vec_w, C(1), wv);
+#pragma unroll
+      for (int e = 0; e < kN; ++e) o[e] = rstd * (gv[e] * wv[e] - c2 - (xv[e] - mean) * rstd * c1);
+      store_pack(out, q, d, vec_o, o);
+    }
+  }
+}
+
+// ---- dweight / dbias ---------------------------------------------------------------------------------
+
+// Block (column tile blockIdx.x, chunk blockIdx.y): sums over the chunk's rows of dy * xhat
+// (when dweight is wanted) and dy (when dbias is) for 32 columns; thread (tx, ty) takes column tx
+// and rows ty, ty + 8, ...; the 8 row lanes are then added in order. Writes the partials
+// (chunk-major) or, when `direct` (a single chunk), dweight / dbias themselves.
+template <typename T>
+__global__ void __launch_bounds__(kParamCols * kParamRowLanes)
+    param_partial_kernel(const T* __restrict__ dy, int64_t sdy, const T* __restrict__ x, int64_t sx,
+                         const compute_t<T>* __restrict__ mean_in,
+                         const compute_t<T>* __restrict__ rstd_in, Params prm, int64_t chunk_rows,
+                         bool direct, compute_t<T>* __restrict__ part_w,
+                         compute_t<T>* __restrict__ part_b, T* __restrict__ dweight,
+                         T* __restrict__ dbias) {
+  using C = compute_t<T>;
+  __shared__ C sw[kParamRowLanes][kParamCols + 1], sb[kParamRowLanes][kParamCols + 1];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t c = blockIdx.x * int64_t{kParamCols} + tx, chunk = blockIdx.y;
+  const int64_t r0 = chunk * chunk_rows, r1 = r0 + chunk_rows < prm.rows ? r0 + chunk_rows : prm.rows;
+  const bool want_w = dweight != nullptr;
+  C aw = 0, ab = 0;
+  if (c < prm.d) {
+    for (int64_t r = r0 + ty; r < r1; r += kParamRowLanes) {
+      const C g = widen(dy[r * sdy + c]);
+      if (want_w) {
+        const C mean = mean_in != nullptr ? mean_in[r] : C(0);
+        aw += g * ((static_cast<C>(widen(x[r * sx + c])) - mean) * rstd_in[r]);
+      }
+      ab += g;
+    }
+  }
+  sw[ty][tx] = aw;
+  sb[ty][tx] = ab;
+  __syncthreads();
+  if (ty != 0 || c >= prm.d) return;
+  aw = 0;
+  ab = 0;
+#pragma unroll
+  for (int k = 0; k < kParamRowLanes; ++k) {
+    aw += sw[k][tx];
+    ab += sb[k][tx];
+  }
+  if (direct) {
+    if (dweight != nullptr) dweight[c] = convert<T>(aw);
+    if (dbias != nullptr) dbias[c] = convert<T>(ab);
+  } else {
+    if (part_w != nullptr) part_w[chunk * prm.d + c] = aw;
+    if (part_b != nullptr) part_b[chunk * prm.d + c] = ab;
+  }
+}
+
+// out[c] = sum over chunks k (in order) of part[k * d + c].
+template <typename T>
+__global__ void param_finish_kernel(const compute_t<T>* __restrict__ part, int64_t chunks,
+                                    int64_t d, T* __restrict__ out) {
+  using C = compute_t<T>;
+  for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < d;
+       c += int64_t{gridDim.x} * blockDim.x) {
+    C s = 0;
+    for (int64_t k = 0; k < chunks; ++k) s += part[k * d + c];
+    out[c] = convert<T>(s);
+  }
+}
+
+// ---- launch ----------------------------------------------------------------------------------------
+
+unsigned grid(int64_t blocks) { return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, kMaxGrid)); }
+
+// Calls launch.operator()<kBlock, kPacks>(blocks, threads) for the register path that holds rows
+// of d elements; returns false when d is too long for it (stream instead).
+template <typename T, typename Launch>
+bool launch_cached(int64_t rows, int64_t d, Launch&& launch) {
+  constexpr int kN = Pack<T>::kN;
+  const int64_t packs = ceil_div(d, kN);
+  if (d <= kWarpRowMax) {
+    const unsigned blocks = grid(ceil_div(rows, kRowsWarpThreads / kWarp));
+    const int64_t per_lane = ceil_div(packs, kWarp);  // <= 1024 / kN / 32 = 32 / kN
+    if (per_lane <= 1) launch.template operator()<false, 1>(blocks, kRowsWarpThreads);
+    else if (per_lane <= 2) launch.template operator()<false, 2>(blocks, kRowsWarpThreads);
+    else if (per_lane <= 4) launch.template operator()<false, 4>(blocks, kRowsWarpThreads);
+    else if constexpr (kN <= 4) {
+      if (per_lane <= 8) launch.template operator()<false, 8>(blocks, kRowsWarpThreads);
+      else if constexpr (kN <= 2) launch.template operator()<false, 16>(blocks, kRowsWarpThreads);
+    }
+    return true;
+  }
+  if (d > kCachedRowMax) return false;
+  constexpr int kPacks = kBlockVals / kN;
+  int threads = 64;
+  while (int64_t{threads} * kPacks < packs) threads *= 2;  // <= 512 since d <= 8192
+  launch.template operator()<true, kPacks>(grid(rows), threads);
+  return true;
+}
+
+template <typename T>
+void forward_typed(const cpu::NormArgs& a, const T* x, int64_t sx, const T* w, const T* b,
+                   double eps, T* y, compute_t<T>* mean, compute_t<T>* rstd, StreamRef stream) {
+  using C = compute_t<T>;
+  if (a.rows == 0) return;
+  DeviceGuard guard(stream.device.index);
+  const cudaStream_t s = native(stream);
+  const Params prm{a.rows, a.dim, a.rms};
+  const C e = static_cast<C>(eps);
+  const bool cached = launch_cached<T>(a.rows, a.dim, [&]<bool kBlock, int kPacks>(unsigned blocks, int threads) {
+    cached_forward_kernel<T, kBlock, kPacks><<<blocks, threads, 0, s>>>(x, sx, w, b, y, mean, rstd, prm, e);
+  });
+  if (!cached)
+    stream_forward_kernel<T><<<grid(a.rows), kStreamThreads, 0, s>>>(x, sx, w, b, y, mean, rstd, prm, e);
+  PIT_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+void backward_typed(const cpu::NormArgs& a, const T* dy, int64_t sdy, const T* x, int64_t sx,
+                    const T* w, const compute_t<T>* mean, const compute_t<T>* rstd, T* dx,
+                    T* dweight, T* dbias, StreamRef stream) {
+  using C = compute_t<T>;
+  const int64_t rows = a.rows, d = a.dim;
+  DeviceGuard guard(stream.device.index);
+  const cudaStream_t s = native(stream);
+  const Params prm{rows, d, a.rms};
+  if (rows > 0) {
+    const bool cached = launch_cached<T>(rows, d, [&]<bool kBlock, int kPacks>(unsigned blocks, int threads) {
+      cached_backward_kernel<T, kBlock, kPacks><<<blocks, threads, 0, s>>>(dy, sdy, x, sx, w, mean, rstd, dx, prm);
+    });
+    if (!cached)
+      stream_backward_kernel<T><<<grid(rows), kStreamThreads, 0, s>>>(dy, sdy, x, sx, w, mean, rstd, dx, prm);
+    PIT_CUDA_CHECK(cudaGetLastError());
+  }
+  if (dweight == nullptr && dbias == nullptr) return;
+  if (rows == 0) {  // sums over no rows
+    if (dweight != nullptr) PIT_CUDA_CHECK(cudaMemsetAsync(dweight, 0, d * sizeof(T), s));
+    if (dbias != nullptr) PIT_CUDA_CHECK(cudaMemsetAsync(dbias, 0, d * sizeof(T), s));
+    return;
+  }
+  // Chunking from the shape alone (see the top of the file).
+  const int64_t col_tiles = ceil_div(d, kParamCols);
+  int64_t chunks = std::clamp<int64_t>(ceil_div(kParamTargetBlocks, col_tiles), 1,
+                                       std::min(ceil_div(rows, kMinChunkRows), kMaxChunks));
+  const int64_t chunk_rows = ceil_div(rows, chunks);
+  chunks = ceil_div(rows, chunk_rows);
+  std::shared_ptr<Storage> workspace;  // partials; back to the stream's cache afterwards
+  C* part_w = nullptr;
+  C* part_b = nullptr;
+  if (chunks > 1) {
+    const int64_t outputs = (dweight != nullptr ? 1 : 0) + (dbias != nullptr ? 1 : 0);
+    workspace = Storage::allocate(static_cast<size_t>(outputs * chunks * d) * sizeof(C),
+                                  stream.device, stream);
+    C* next = static_cast<C*>(workspace->data());
+    if (dweight != nullptr) {
+      part_w = next;
+      next += chunks * d;
+    }
+    if (dbias != nullptr) part_b = next;
+  }
+  const dim3 blocks(static_cast<unsigned>(col_tiles), static_cast<unsigned>(chunks));
+  param_partial_kernel<T><<<blocks, dim3(kParamCols, kParamRowLanes), 0, s>>>(
+      dy, sdy, x, sx, mean, rstd, prm, chunk_rows, chunks == 1, part_w, part_b, dweight, dbias);
+  PIT_CUDA_CHECK(cudaGetLastError());
+  if (chunks == 1) return;
+  const unsigned fin = grid(ceil_div(d, kFinishThreads));
+  if (dweight != nullptr) param_finish_kernel<T><<<fin, kFinishThreads, 0, s>>>(part_w, chunks, d, dweight);
+  if (dbias != nullptr) param_finish_kernel<T><<<fin, kFinishThreads, 0, s>>>(part_b, chunks, d, dbias);
+  PIT_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+constexpr bool kFloating = std::is_floating_point_v<T> || is_reduced_float_v<T>;
+
+}  // namespace
+
+void norm_forward(const cpu::NormArgs& a, const void* x, int64_t x_stride, const void* weight,
+                  const void* bias, double eps, void* y, void* mean, void* rstd, StreamRef stream) {
+  dispatch_floating(a.dtype, a.rms ? "rmsnorm" : "layernorm", [&]<typename T>() {
+    if constexpr (kFloating<T>) {
+      using C = compute_t<T>;
+      forward_typed<T>(a, static_cast<const T*>(x), x_stride, static_cast<const T*>(weight),
+                       static_cast<const T*>(bias), eps, static_cast<T*>(y), static_cast<C*>(mean),
+                       static_cast<C*>(rstd), stream);
+    }
+  });
+}
+
+void norm_backward(const cpu::NormArgs& a, const void* dy, int64_t dy_stride, const void* x,
+                   int64_t x_stride, const void* weight, const void* mean, const void* rstd,
+                   void* dx, void* dweight, void* dbias, StreamRef stream) {
+  dispatch_floating(a.dtype, a.rms ? "rmsnorm_backward" : "layernorm_backward", [&]<typename T>() {
+    if constexpr (kFloating<T>) {
+      using C = compute_t<T>;
+      backward_typed<T>(a, static_cast<const T*>(dy), dy_stride, static_cast<const T*>(x), x_stride,
+                        static_cast<const T*>(weight), static_cast<const C*>(mean),
+                        static_cast<const C*>(rstd), static_cast<T*>(dx), static_cast<T*>(dweight),
+                        static_cast<T*>(dbias), stream);
+    }
+  });
+}
+
+}  // namespace pit::cuda

@@ -1,9 +1,10 @@
 // CUDA reductions (sum/mean, var, max) over the middle dim of a strided [outer, mid, inner]
 // view. Three kernels, picked from the layout:
 //
-// - rows_warp: the reduced dim is contiguous (mid stride 1) and short (<= kWarpRowMax): one
-//   warp per output, lanes striding over the row with 16-byte loads when every row is aligned,
-//   then a shuffle tree. E.g. the last dim of [16384, 1024].
+// - rows_warp: the reduced dim is contiguous (mid stride 1), at least a warp's worth of elements
+//   (shorter rows go to `columns`) and at most kWarpRowMax: one warp per output, lanes striding
+//   over the row with 16-byte loads when every row is aligned, then a shuffle tree. E.g. the
+//   last dim of [16384, 1024].
 // - rows_block: contiguous and long: one block per output, or, when there are too few outputs
 //   to fill the GPU (a full reduction is one output), `splits` blocks per output that each
 //   write a partial result, merged by finish_partials. E.g. everything of a [16384, 1024].
@@ -30,13 +31,12 @@
 #include "core/convert.h"
 #include "core/cuda/runtime.h"
 #include "core/memory.h"
+#include "ops/cuda/device_utils.cuh"
 #include "ops/cuda/reduce.h"
 
 namespace pit::cuda {
 namespace {
 
-constexpr unsigned kFullMask = 0xffffffffu;
-constexpr int kWarp = 32;
 // Rows up to this many elements take one warp each (<= 64 loads of 16 bytes per lane for f32);
 // longer rows take a block.
 constexpr int64_t kWarpRowMax = 2048;
@@ -58,39 +58,23 @@ constexpr int64_t kBlocksPerSm = 4;
 constexpr int64_t kMaxGrid = int64_t{1} << 30;
 constexpr int64_t kMaxGridY = 65535;
 
+// Multiprocessors of `device`, queried once per device (the first 64 devices are cached).
 int sm_count(int device) {
-  static std::atomic<int> cache[64] = {};
-  if (device < 0 || device >= 64) device = 0;
-  int n = cache[device].load(std::memory_order_relaxed);
+  constexpr int kCached = 64;
+  static std::atomic<int> cache[kCached] = {};
+  const bool cached = device >= 0 && device < kCached;
+  int n = cached ? cache[device].load(std::memory_order_relaxed) : 0;
   if (n == 0) {
     PIT_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
-    cache[device].store(n, std::memory_order_relaxed);
+    if (cached) cache[device].store(n, std::memory_order_relaxed);
   }
   return n;
 }
 
-__host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // ---- element access ---------------------------------------------------------------------------
 
-template <typename T>
-using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
-// Widening loads: one conversion instruction for f16, a shift for bf16.
-__device__ __forceinline__ float widen(Half v) { return __half2float(__ushort_as_half(v.bits)); }
-__device__ __forceinline__ float widen(BFloat16 v) {
-  return __uint_as_float(static_cast<uint32_t>(v.bits) << 16);
-}
-__device__ __forceinline__ float widen(float v) { return v; }
-__device__ __forceinline__ double widen(double v) { return v; }
-
-// 16 bytes of T, for vector loads.
-template <typename T>
-struct alignas(16) Pack {
-  static constexpr int kN = 16 / sizeof(T);
-  T v[kN];
-};
 
 // ---- reduction operators ---------------------------------------------------------------------
 // Op::Acc identity(); Acc step(Acc, C x, int64_t index); Acc merge(Acc a, Acc b) with a the
@@ -105,6 +89,12 @@ struct SumOp {
   __device__ static Acc shfl_down(Acc a, int off) { return __shfl_down_sync(kFullMask, a, off); }
 };
 
+// d / n for the running mean. f32 uses the fast division (2 ulp): a tiny relative error in the
+// mean's update leaves Welford's m2 update consistent, and the IEEE division was the slowest
+// step of the chain.
+__device__ __forceinline__ float quotient(float d, float n) { return __fdividef(d, n); }
+__device__ __forceinline__ double quotient(double d, double n) { return d / n; }
+
 template <typename C>
 struct Welford {
   C mean, m2;
@@ -118,7 +108,7 @@ struct VarOp {
   __device__ static Acc step(Acc a, C x, int64_t) {
     const long long n = a.n + 1;
     const C d = x - a.mean;
-    const C mean = a.mean + d / static_cast<C>(n);
+    const C mean = a.mean + quotient(d, static_cast<C>(n));
     return {mean, a.m2 + d * (x - mean), n};
   }
   __device__ static Acc merge(Acc a, Acc b) {
@@ -155,7 +145,9 @@ struct MaxOp {
   __device__ static Acc step(Acc a, C x, int64_t i) {
     return better(a, x, i) ? Acc{x, static_cast<long long>(i)} : a;
   }
-  __device__ static Acc merge(Acc a, Acc b) { return b.index >= 0 && better(a, b.value, b.index) ? b : a; }
+  __device__ static Acc merge(Acc a, Acc b) {
+    return b.index >= 0 && better(a, b.value, b.index) ? b : a;
+  }
   __device__ static Acc shfl_down(Acc a, int off) {
     return {__shfl_down_sync(kFullMask, a.value, off), __shfl_down_sync(kFullMask, a.index, off)};
   }
@@ -216,7 +208,7 @@ constexpr int kBatch = 4;
 template <typename T, typename Op>
 __device__ __forceinline__ typename Op::Acc fold_run(const T* __restrict__ row, int64_t begin,
                                                      int64_t end, int t, int nt, bool vec) {
-  using C = acc_t<T>;
+  using C = compute_t<T>;
   typename Op::Acc acc = Op::identity();
   int64_t k = begin;
   if (vec) {
@@ -237,7 +229,8 @@ __device__ __forceinline__ typename Op::Acc fold_run(const T* __restrict__ row, 
     for (; q < packs; q += nt) {
       const Pack<T> v = p[q];
 #pragma unroll
-      for (int e = 0; e < kN; ++e) acc = Op::step(acc, static_cast<C>(widen(v.v[e])), begin + q * kN + e);
+      for (int e = 0; e < kN; ++e)
+        acc = Op::step(acc, static_cast<C>(widen(v.v[e])), begin + q * kN + e);
     }
     k = begin + packs * kN;
   }
@@ -295,10 +288,10 @@ __global__ void rows_block_kernel(const T* __restrict__ x, int64_t outputs, int6
 // Block (kColsX, kColsY): outputs [bx * 32, bx * 32 + 32), input rows of split blockIdx.y.
 // With one split the block writes the outputs, otherwise partials[split * outputs + j].
 template <typename T, typename Op>
-__global__ void columns_kernel(const T* __restrict__ x, int64_t outputs, int64_t inner,
-                               int64_t so, int64_t sm, int64_t si, int64_t mid, int64_t chunk,
-                               Output out, typename Op::Acc* __restrict__ partials) {
-  using C = acc_t<T>;
+__global__ void columns_kernel(const T* __restrict__ x, int64_t outputs, int64_t inner, int64_t so,
+                               int64_t sm, int64_t si, int64_t mid, int64_t chunk, Output out,
+                               typename Op::Acc* __restrict__ partials) {
+  using C = compute_t<T>;
   __shared__ typename Op::Acc part[kColsY][kColsX];
   const int64_t split = blockIdx.y, splits = gridDim.y;
   const int64_t begin = split * chunk, end = min64(mid, begin + chunk);
@@ -398,8 +391,9 @@ void launch(const View3& v, const Output& out, StreamRef stream) {
     const int64_t min_chunk = kRowsBlockThreads * kMinVectorsPerThread * pack;
     int64_t splits = 1;
     if (outputs < target_blocks)
-      splits = std::clamp<int64_t>(std::min(ceil_div(target_blocks, outputs), ceil_div(mid, min_chunk)),
-                                   1, kMaxGrid / outputs);
+      splits =
+          std::clamp<int64_t>(std::min(ceil_div(target_blocks, outputs), ceil_div(mid, min_chunk)),
+                              1, kMaxGrid / outputs);
     // Chunks of whole packs keep every split's start aligned.
     const int64_t chunk = ceil_div(ceil_div(mid, splits), pack) * pack;
     splits = ceil_div(mid, chunk);
@@ -417,12 +411,13 @@ void launch(const View3& v, const Output& out, StreamRef stream) {
   int64_t splits = 1;
   if (col_blocks < target_blocks)
     splits = std::clamp<int64_t>(
-        std::min(ceil_div(target_blocks, col_blocks), ceil_div(mid, kColsY * kMinRowsPerThreadRow)), 1,
-        kMaxGridY);
+        std::min(ceil_div(target_blocks, col_blocks), ceil_div(mid, kColsY * kMinRowsPerThreadRow)),
+        1, kMaxGridY);
   const int64_t chunk = ceil_div(mid, splits);
   splits = ceil_div(mid, chunk);
   Acc* partials = splits > 1 ? allocate(outputs * splits) : nullptr;
-  const dim3 grid(static_cast<unsigned>(std::min(col_blocks, kMaxGrid)), static_cast<unsigned>(splits));
+  const dim3 grid(static_cast<unsigned>(std::min(col_blocks, kMaxGrid)),
+                  static_cast<unsigned>(splits));
   columns_kernel<T, Op><<<grid, dim3(kColsX, kColsY), 0, s>>>(x, outputs, inner, so, sm, si, mid,
                                                               chunk, out, partials);
   PIT_CUDA_CHECK(cudaGetLastError());
@@ -437,20 +432,23 @@ constexpr bool kFloating = std::is_floating_point_v<T> || is_reduced_float_v<T>;
 
 void reduce_sum(const View3& x, void* out, double scale, StreamRef stream) {
   dispatch<DType::f32, DType::f64, DType::f16, DType::bf16>(x.dtype, "sum", [&]<typename T>() {
-    if constexpr (kFloating<T>) launch<T, SumOp<acc_t<T>>>(x, Output{out, nullptr, scale, 1.0}, stream);
+    if constexpr (kFloating<T>)
+      launch<T, SumOp<compute_t<T>>>(x, Output{out, nullptr, scale, 1.0}, stream);
   });
 }
 
 void reduce_var(const View3& x, void* out, int64_t correction, StreamRef stream) {
   const double denom = static_cast<double>(std::max<int64_t>(0, x.sizes[1] - correction));
   dispatch<DType::f32, DType::f64, DType::f16, DType::bf16>(x.dtype, "var", [&]<typename T>() {
-    if constexpr (kFloating<T>) launch<T, VarOp<acc_t<T>>>(x, Output{out, nullptr, 1.0, denom}, stream);
+    if constexpr (kFloating<T>)
+      launch<T, VarOp<compute_t<T>>>(x, Output{out, nullptr, 1.0, denom}, stream);
   });
 }
 
 void reduce_max(const View3& x, void* values, int64_t* indices, StreamRef stream) {
   dispatch<DType::f32, DType::f64, DType::f16, DType::bf16>(x.dtype, "max", [&]<typename T>() {
-    if constexpr (kFloating<T>) launch<T, MaxOp<acc_t<T>>>(x, Output{values, indices, 1.0, 1.0}, stream);
+    if constexpr (kFloating<T>)
+      launch<T, MaxOp<compute_t<T>>>(x, Output{values, indices, 1.0, 1.0}, stream);
   });
 }
 

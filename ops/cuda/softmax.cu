@@ -2,23 +2,27 @@
 //
 // Rows (inner == 1, unit stride along mid) take one of two paths:
 // - cached: every row start 16-byte aligned, the length a multiple of a 16-byte pack and at
-//   most 1024 elements (32 lanes x 8 packs of f32). A group of lanes (the narrowest
-//   power of two giving each lane one pack, up to a warp with 8 packs per lane) loads the row
-//   into registers once, merges the online (max, sum) through shuffles within the group and
-//   writes from registers. Short rows therefore share a warp instead of idling most of it.
-// - streaming: anything else of at least a warp's length (misaligned views, odd lengths, long
-//   rows): one warp per row up to kWarpRowMax elements, one block per row beyond. Pass 1 reads
-//   the row keeping an online (max, sum of exp(x - max)) pair per thread, rescaling the sum when
-//   the max grows; the pairs merge through shuffles (and shared memory across warps). Pass 2
-//   reads the row again (from L1/L2) and writes. 16-byte loads when every row start is aligned.
+//   most 16384 values (8192 for f64). A group of threads (the narrowest power of two giving each
+//   thread one pack, up to a warp with 8 packs per lane, then blocks of 256 or 512 threads)
+//   loads the row into registers once, reduces the max and then the sum of exp(x - max)
+//   through shuffles (and shared memory for block groups), and writes from registers: one read,
+//   one write and one exp per element. Short rows share a warp instead of idling most of it.
+// - streaming: anything else of at least a warp's length (misaligned views, odd lengths, rows
+//   over 16384): one warp per row up to kWarpRowMax elements, one block per row beyond. Pass 1
+//   reads the row keeping an online (max, sum of exp(x - max)) pair per thread, rescaling the
+//   sum when the max grows; the pairs merge through shuffles (and shared memory across warps).
+//   Pass 2 reads the row again (from L1/L2) and writes. 16-byte loads when every row start is
+//   aligned.
 //
 // Columns (any other layout, e.g. softmax over a dim that is not last, a transposed input, or
 // short misaligned rows): one thread per (outer, inner) column, walking mid with its stride;
 // neighbouring threads take neighbouring inner indices, so loads and stores coalesce when the
-// inner dim is contiguous. Same two passes. (Few, very long columns run serially per thread.)
+// inner dim is contiguous. Same two passes. A thread walks its whole column, so this only pays
+// with many columns: with fewer than 2^17, ops/softmax.cpp moves the dim last first.
 //
 // Math in f32 (f64 for f64), results rounded once. No reduction crosses a launch, and merge
 // orders are fixed, so results are deterministic.
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -29,13 +33,12 @@
 
 #include "core/convert.h"
 #include "core/cuda/runtime.h"
+#include "ops/cuda/device_utils.cuh"
 #include "ops/cuda/softmax.h"
 
 namespace pit::cuda {
 namespace {
 
-constexpr unsigned kFullMask = 0xffffffffu;
-constexpr int kWarp = 32;
 // Rows up to this long take one warp (<= 32 elements per lane); longer rows take a block.
 constexpr int64_t kWarpRowMax = 1024;
 // Warp-per-row kernels: 8 warps (8 rows) per block.
@@ -45,40 +48,21 @@ constexpr int kRowsWarpThreads = 256;
 constexpr int kRowsBlockThreads = 256;
 constexpr int kLongRowsBlockThreads = 512;
 constexpr int64_t kLongRow = 8192;
-// Register path: rows of up to 32 lanes x kMaxCachedPacks packs stay in registers between the
-// passes (8 packs = 32 registers per operand); 256 threads per block.
-constexpr int64_t kMaxCachedPacks = 8;
-// ... and at most 1024 values per row: longer f16/bf16 rows would need over 128 registers per
-// thread in the backward kernel (two operands), leaving too few warps per SM.
-constexpr int64_t kMaxCachedElems = 1024;
+// Register path: warp-level groups run 256 threads (8 warps) per block; block-level groups
+// use up to 512 threads, so a row of 16384 values is held at <= 32 values per thread.
 constexpr int kCachedThreads = 256;
+constexpr int64_t kMaxCachedThreads = 512;
 // Column kernels: one thread per column, 256 per block.
 constexpr int kColsThreads = 256;
 // Grid-stride loops launch at most this many blocks.
 constexpr int64_t kMaxGrid = int64_t{1} << 30;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-template <typename T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
-__device__ __forceinline__ float widen(Half v) { return __half2float(__ushort_as_half(v.bits)); }
-__device__ __forceinline__ float widen(BFloat16 v) {
-  return __uint_as_float(static_cast<uint32_t>(v.bits) << 16);
-}
-__device__ __forceinline__ float widen(float v) { return v; }
-__device__ __forceinline__ double widen(double v) { return v; }
 
 __device__ __forceinline__ float ex(float v) { return expf(v); }
 __device__ __forceinline__ double ex(double v) { return exp(v); }
 __device__ __forceinline__ float ln(float v) { return logf(v); }
 __device__ __forceinline__ double ln(double v) { return log(v); }
 
-template <typename T>
-struct alignas(16) Pack {
-  static constexpr int kN = 16 / sizeof(T);
-  T v[kN];
-};
 
 // ---- online max / sum --------------------------------------------------------------------------
 
@@ -114,34 +98,11 @@ template <typename C>
 __device__ __forceinline__ MaxSum<C> warp_ms(MaxSum<C> a) {
 #pragma unroll
   for (int off = kWarp / 2; off > 0; off /= 2)
-    a = ms_merge(a, MaxSum<C>{__shfl_down_sync(kFullMask, a.m, off), __shfl_down_sync(kFullMask, a.s, off)});
+    a = ms_merge(
+        a, MaxSum<C>{__shfl_down_sync(kFullMask, a.m, off), __shfl_down_sync(kFullMask, a.s, off)});
   return {__shfl_sync(kFullMask, a.m, 0), __shfl_sync(kFullMask, a.s, 0)};
 }
 
-// Merge over aligned groups of kWidth lanes (a power of two <= 32); every lane of a group gets
-// its group's result.
-template <int kWidth, typename C>
-__device__ __forceinline__ MaxSum<C> group_ms(MaxSum<C> a) {
-#pragma unroll
-  for (int off = kWidth / 2; off > 0; off /= 2)
-    a = ms_merge(a, MaxSum<C>{__shfl_down_sync(kFullMask, a.m, off, kWidth),
-                              __shfl_down_sync(kFullMask, a.s, off, kWidth)});
-  return {__shfl_sync(kFullMask, a.m, 0, kWidth), __shfl_sync(kFullMask, a.s, 0, kWidth)};
-}
-
-template <int kWidth, typename C>
-__device__ __forceinline__ C group_sum(C a) {
-#pragma unroll
-  for (int off = kWidth / 2; off > 0; off /= 2) a += __shfl_down_sync(kFullMask, a, off, kWidth);
-  return __shfl_sync(kFullMask, a, 0, kWidth);
-}
-
-template <typename C>
-__device__ __forceinline__ C warp_sum(C a) {
-#pragma unroll
-  for (int off = kWarp / 2; off > 0; off /= 2) a += __shfl_down_sync(kFullMask, a, off);
-  return __shfl_sync(kFullMask, a, 0);
-}
 
 // Block-wide versions (blockDim.x a multiple of 32, <= 1024); every thread gets the result.
 template <typename C>
@@ -155,7 +116,8 @@ __device__ __forceinline__ MaxSum<C> block_ms(MaxSum<C> a) {
     ms_s[warp] = a.s;
   }
   __syncthreads();
-  a = lane < static_cast<int>(blockDim.x / kWarp) ? MaxSum<C>{ms_m[lane], ms_s[lane]} : ms_identity<C>();
+  a = lane < static_cast<int>(blockDim.x / kWarp) ? MaxSum<C>{ms_m[lane], ms_s[lane]}
+                                                  : ms_identity<C>();
   return warp_ms(a);  // every warp merges the same values in the same order
 }
 
@@ -221,7 +183,8 @@ __device__ __forceinline__ void transform(const T* __restrict__ a, const T* __re
 template <bool kBlock>
 struct RowWalk {
   __device__ static int64_t first() {
-    return kBlock ? int64_t{blockIdx.x} : blockIdx.x * int64_t{blockDim.x / kWarp} + threadIdx.x / kWarp;
+    return kBlock ? int64_t{blockIdx.x}
+                  : blockIdx.x * int64_t{blockDim.x / kWarp} + threadIdx.x / kWarp;
   }
   __device__ static int64_t step() {
     return kBlock ? int64_t{gridDim.x} : int64_t{gridDim.x} * (blockDim.x / kWarp);
@@ -248,9 +211,8 @@ __global__ void rows_forward_kernel(const T* __restrict__ x, T* __restrict__ y, 
     else
       acc = warp_ms(acc);
     const C m = acc.m, inv = C(1) / acc.s, lse = acc.m + ln(acc.s);
-    transform(xr, xr, yr, n, W::t(), W::nt(), vec, [&](C v, C) {
-      return convert<T>(kLog ? v - lse : ex(v - m) * inv);
-    });
+    transform(xr, xr, yr, n, W::t(), W::nt(), vec,
+              [&](C v, C) { return narrow<T>(kLog ? v - lse : ex(v - m) * inv); });
   }
 }
 
@@ -270,112 +232,164 @@ __global__ void rows_backward_kernel(const T* __restrict__ gy, const T* __restri
       dot = block_sum(dot);
     else
       dot = warp_sum(dot);
-    transform(gr, yr, gx + r * n, n, W::t(), W::nt(), vec, [&](C g, C v) {
-      return convert<T>(kLog ? g - ex(v) * dot : v * (g - dot));
-    });
+    transform(gr, yr, gx + r * n, n, W::t(), W::nt(), vec,
+              [&](C g, C v) { return narrow<T>(kLog ? g - ex(v) * dot : v * (g - dot)); });
   }
 }
 
-// Rows held in registers: rows of n elements, n a multiple of the pack and at most
-// kWidth * kPacks packs, every row start 16-byte aligned. kWidth lanes take a row (a warp takes
-// 32 / kWidth rows), each lane keeps its kPacks packs (lane, lane + kWidth, ...) in registers
-// from the load to the store, so the row is read from memory once and every load is issued
-// before the first shuffle.
-template <typename T, int kWidth, int kPacks>
-struct CachedRows {
-  static constexpr int kRowsPerWarp = kWarp / kWidth;
-  int64_t first, step;
-  int sub, group;
-  __device__ CachedRows() {
-    const int lane = threadIdx.x % kWarp;
-    sub = lane % kWidth;
-    group = lane / kWidth;
-    first = (blockIdx.x * int64_t{blockDim.x / kWarp} + threadIdx.x / kWarp) * kRowsPerWarp;
-    step = int64_t{gridDim.x} * (blockDim.x / kWarp) * kRowsPerWarp;
-  }
-  // Loads this lane's packs of the row at `row` (nullptr: not a row, loads nothing).
-  __device__ void load(const T* __restrict__ row, int64_t packs, Pack<T> (&v)[kPacks]) const {
-#pragma unroll
-    for (int p = 0; p < kPacks; ++p) {
-      const int64_t q = sub + p * kWidth;
-      if (row != nullptr && q < packs) v[p] = reinterpret_cast<const Pack<T>*>(row)[q];
+// ---- rows held in registers ------------------------------------------------------------------
+// Rows of n elements, n a multiple of the pack, every row start 16-byte aligned. A group of
+// kWidth threads takes a row: a power of two up to 32 lanes (a warp then takes 32 / kWidth
+// rows), or a whole block of kWidth threads. Each thread keeps its kPacks packs
+// (sub, sub + kWidth, ...) in registers from the load to the store, so the row is read from
+// memory once, every load is issued before the first reduction, and each element needs one exp.
+
+template <int kWidth>
+struct Group {
+  static constexpr bool kBlock = kWidth > kWarp;
+  int64_t first, step;  // rows walked by this group: first, first + step, ...
+  int sub, slot;        // thread's index in its group; group's index in its warp
+  __device__ Group() {
+    if constexpr (kBlock) {
+      sub = threadIdx.x;
+      slot = 0;
+      first = blockIdx.x;
+      step = gridDim.x;
+    } else {
+      const int lane = threadIdx.x % kWarp;
+      sub = lane % kWidth;
+      slot = lane / kWidth;
+      constexpr int kRowsPerWarp = kWarp / kWidth;
+      first = (blockIdx.x * int64_t{blockDim.x / kWarp} + threadIdx.x / kWarp) * kRowsPerWarp;
+      step = int64_t{gridDim.x} * (blockDim.x / kWarp) * kRowsPerWarp;
     }
   }
-  __device__ bool has(const T* row, int p, int64_t packs) const {
-    return row != nullptr && sub + p * kWidth < packs;
-  }
+  // The first row of this thread's warp (or block) in iteration `base`: the loop over it is
+  // uniform across the warp (block), so every thread reaches every shuffle and barrier.
+  __device__ int64_t row(int64_t base) const { return base + slot; }
 };
 
+// Reduces v with f over the group; every thread of the group gets the result. Fixed order.
+template <int kWidth, typename C, typename F>
+__device__ __forceinline__ C group_reduce(C v, F f) {
+#pragma unroll
+  for (int off = (kWidth < kWarp ? kWidth : kWarp) / 2; off > 0; off /= 2)
+    v = f(v, __shfl_down_sync(kFullMask, v, off, kWidth < kWarp ? kWidth : kWarp));
+  if constexpr (kWidth <= kWarp) {
+    return __shfl_sync(kFullMask, v, 0, kWidth);
+  } else {
+    __shared__ C part[kWidth / kWarp];
+    __syncthreads();  // the previous row's partials have been read
+    if (threadIdx.x % kWarp == 0) part[threadIdx.x / kWarp] = v;
+    __syncthreads();
+    v = part[0];
+#pragma unroll
+    for (int w = 1; w < kWidth / kWarp; ++w) v = f(v, part[w]);
+    return v;
+  }
+}
+
+template <typename C>
+struct MaxF {
+  __device__ C operator()(C a, C b) const { return b > a ? b : a; }
+};
+template <typename C>
+struct SumF {
+  __device__ C operator()(C a, C b) const { return a + b; }
+};
+
+// Loads pack (sub + p * kWidth) of `row` into v[p] for every p inside the row.
+template <typename T, int kWidth, int kPacks>
+__device__ __forceinline__ void load_packs(const T* __restrict__ row, int sub, int64_t packs,
+                                           bool valid, Pack<T> (&v)[kPacks]) {
+#pragma unroll
+  for (int p = 0; p < kPacks; ++p)
+    if (valid && sub + p * kWidth < packs)
+      v[p] = reinterpret_cast<const Pack<T>*>(row)[sub + p * kWidth];
+}
+
 template <typename T, bool kLog, int kWidth, int kPacks>
-__global__ void rows_cached_forward_kernel(const T* __restrict__ x, T* __restrict__ y,
-                                           int64_t rows, int64_t n, int64_t sx) {
+__global__ void rows_cached_forward_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows,
+                                           int64_t n, int64_t sx) {
   using C = compute_t<T>;
   constexpr int kN = Pack<T>::kN;
-  const CachedRows<T, kWidth, kPacks> w;
+  constexpr C kNegInf = -std::numeric_limits<C>::infinity();
+  const Group<kWidth> g;
   const int64_t packs = n / kN;
-  // `base` is the same for the whole warp, so every lane reaches every shuffle.
-  for (int64_t base = w.first; base < rows; base += w.step) {
-    const int64_t r = base + w.group;
-    const T* xr = r < rows ? x + r * sx : nullptr;
-    Pack<T> v[kPacks];
-    w.load(xr, packs, v);
-    MaxSum<C> acc = ms_identity<C>();
+  for (int64_t base = g.first; base < rows; base += g.step) {
+    const int64_t r = g.row(base);
+    const bool valid = r < rows;
+    Pack<T> in[kPacks];
+    load_packs<T, kWidth>(x + (valid ? r : 0) * sx, g.sub, packs, valid, in);
+    C v[kPacks][kN];
+    C m = kNegInf;
 #pragma unroll
     for (int p = 0; p < kPacks; ++p)
-      if (w.has(xr, p, packs))
 #pragma unroll
-        for (int e = 0; e < kN; ++e) acc = ms_step(acc, static_cast<C>(widen(v[p].v[e])));
-    acc = group_ms<kWidth>(acc);
-    const C inv = C(1) / acc.s, lse = acc.m + ln(acc.s);
+      for (int e = 0; e < kN; ++e) {
+        const bool here = valid && g.sub + p * kWidth < packs;
+        v[p][e] = here ? static_cast<C>(widen(in[p].v[e])) : kNegInf;
+        m = v[p][e] > m ? v[p][e] : m;  // NaN is skipped here and poisons the sum below
+      }
+    m = group_reduce<kWidth>(m, MaxF<C>{});
+    // Elements outside the row are -inf: exp gives 0 (unless the whole row is -inf: NaN, which
+    // no thread stores).
+    C sum = 0;
 #pragma unroll
     for (int p = 0; p < kPacks; ++p)
-      if (w.has(xr, p, packs)) {
+#pragma unroll
+      for (int e = 0; e < kN; ++e) {
+        const C ev = ex(v[p][e] - m);
+        sum += v[p][e] == kNegInf ? C(0) : ev;
+        if constexpr (!kLog) v[p][e] = ev;
+      }
+    sum = group_reduce<kWidth>(sum, SumF<C>{});
+    const C post = kLog ? m + ln(sum) : C(1) / sum;
+#pragma unroll
+    for (int p = 0; p < kPacks; ++p)
+      if (valid && g.sub + p * kWidth < packs) {
         Pack<T> o;
 #pragma unroll
-        for (int e = 0; e < kN; ++e) {
-          const C e_x = widen(v[p].v[e]);
-          o.v[e] = convert<T>(kLog ? e_x - lse : ex(e_x - acc.m) * inv);
-        }
-        reinterpret_cast<Pack<T>*>(y + r * n)[w.sub + p * kWidth] = o;
+        for (int e = 0; e < kN; ++e) o.v[e] = narrow<T>(kLog ? v[p][e] - post : v[p][e] * post);
+        reinterpret_cast<Pack<T>*>(y + r * n)[g.sub + p * kWidth] = o;
       }
   }
 }
 
 template <typename T, bool kLog, int kWidth, int kPacks>
 __global__ void rows_cached_backward_kernel(const T* __restrict__ gy, const T* __restrict__ y,
-                                            T* __restrict__ gx, int64_t rows, int64_t n,
-                                            int64_t sg, int64_t sy) {
+                                            T* __restrict__ gx, int64_t rows, int64_t n, int64_t sg,
+                                            int64_t sy) {
   using C = compute_t<T>;
   constexpr int kN = Pack<T>::kN;
-  const CachedRows<T, kWidth, kPacks> w;
+  const Group<kWidth> g;
   const int64_t packs = n / kN;
-  for (int64_t base = w.first; base < rows; base += w.step) {
-    const int64_t r = base + w.group;
-    const T* gr = r < rows ? gy + r * sg : nullptr;
-    const T* yr = r < rows ? y + r * sy : nullptr;
-    Pack<T> g[kPacks], v[kPacks];
-    w.load(gr, packs, g);
-    w.load(yr, packs, v);
-    C dot = 0;
+  for (int64_t base = g.first; base < rows; base += g.step) {
+    const int64_t r = g.row(base);
+    const bool valid = r < rows;
+    Pack<T> gp[kPacks], yp[kPacks];
+    load_packs<T, kWidth>(gy + (valid ? r : 0) * sg, g.sub, packs, valid, gp);
+    load_packs<T, kWidth>(y + (valid ? r : 0) * sy, g.sub, packs, valid, yp);
+    C dot = 0;  // sum(gy * y), or sum(gy) for log_softmax
 #pragma unroll
     for (int p = 0; p < kPacks; ++p)
-      if (w.has(gr, p, packs))
+      if (valid && g.sub + p * kWidth < packs)
 #pragma unroll
         for (int e = 0; e < kN; ++e) {
-          const C ge = widen(g[p].v[e]);
-          dot += kLog ? ge : ge * static_cast<C>(widen(v[p].v[e]));
+          const C ge = widen(gp[p].v[e]);
+          dot += kLog ? ge : ge * static_cast<C>(widen(yp[p].v[e]));
         }
-    dot = group_sum<kWidth>(dot);
+    dot = group_reduce<kWidth>(dot, SumF<C>{});
 #pragma unroll
     for (int p = 0; p < kPacks; ++p)
-      if (w.has(gr, p, packs)) {
+      if (valid && g.sub + p * kWidth < packs) {
         Pack<T> o;
 #pragma unroll
         for (int e = 0; e < kN; ++e) {
-          const C ge = widen(g[p].v[e]), ve = widen(v[p].v[e]);
-          o.v[e] = convert<T>(kLog ? ge - ex(ve) * dot : ve * (ge - dot));
+          const C ge = widen(gp[p].v[e]), ve = widen(yp[p].v[e]);
+          o.v[e] = narrow<T>(kLog ? ge - ex(ve) * dot : ve * (ge - dot));
         }
-        reinterpret_cast<Pack<T>*>(gx + r * n)[w.sub + p * kWidth] = o;
+        reinterpret_cast<Pack<T>*>(gx + r * n)[g.sub + p * kWidth] = o;
       }
   }
 }
@@ -396,7 +410,7 @@ __global__ void cols_forward_kernel(const T* __restrict__ x, T* __restrict__ y, 
     const C inv = C(1) / acc.s, lse = acc.m + ln(acc.s);
     for (int64_t m = 0; m < n; ++m) {
       const C v = widen(xc[m * sm]);
-      yc[m * inner] = convert<T>(kLog ? v - lse : ex(v - acc.m) * inv);
+      yc[m * inner] = narrow<T>(kLog ? v - lse : ex(v - acc.m) * inv);
     }
   }
 }
@@ -420,7 +434,7 @@ __global__ void cols_backward_kernel(const T* __restrict__ gy, const T* __restri
     }
     for (int64_t m = 0; m < n; ++m) {
       const C g = widen(gc[m * gm]), v = widen(yc[m * ym]);
-      out[m * inner] = convert<T>(kLog ? g - ex(v) * dot : v * (g - dot));
+      out[m * inner] = narrow<T>(kLog ? g - ex(v) * dot : v * (g - dot));
     }
   }
 }
@@ -440,7 +454,8 @@ bool rows_layout(const View3& v) { return v.sizes[2] == 1 && v.strides[1] == 1; 
 
 // Launches kernel<kBlock = false> with warps per row or kernel<true> with a block per row.
 template <typename WarpFn, typename BlockFn>
-void launch_rows(int64_t rows, int64_t n, cudaStream_t s, WarpFn&& warp_kernel, BlockFn&& block_kernel) {
+void launch_rows(int64_t rows, int64_t n, cudaStream_t s, WarpFn&& warp_kernel,
+                 BlockFn&& block_kernel) {
   if (n <= kWarpRowMax) {
     const int64_t blocks = std::min(ceil_div(rows, kRowsWarpThreads / kWarp), kMaxGrid);
     warp_kernel(static_cast<unsigned>(blocks), kRowsWarpThreads, s);
@@ -451,31 +466,68 @@ void launch_rows(int64_t rows, int64_t n, cudaStream_t s, WarpFn&& warp_kernel, 
   PIT_CUDA_CHECK(cudaGetLastError());
 }
 
-// Whether rows of n elements fit the register path (given that every row start is aligned).
+// Packs one thread holds in the register path: at most 8 packs and 32 values (f32 8 packs,
+// f16/bf16 4, f64 8), i.e. <= 32 registers per operand.
+template <typename T>
+constexpr int kMaxPacks = std::min(8, 32 / Pack<T>::kN);
+
+// Whether rows of n elements fit the register path (given that every row start is aligned):
+// whole packs, at most kMaxCachedThreads threads x kMaxPacks packs (16384 f32/f16/bf16 values).
 template <typename T>
 bool fits_cached(int64_t n) {
-  return n % Pack<T>::kN == 0 && n / Pack<T>::kN <= kWarp * kMaxCachedPacks && n <= kMaxCachedElems;
+  return n % Pack<T>::kN == 0 && n / Pack<T>::kN <= kMaxCachedThreads * kMaxPacks<T>;
 }
 
-// Calls launch.operator()<kWidth, kPacks>(blocks) for the narrowest lane group that holds rows
-// of `packs` packs with one pack per lane, or a full warp with up to kMaxCachedPacks per lane.
-template <typename Launch>
+// Calls launch.operator()<kWidth, kPacks>(blocks, threads) for the narrowest group that holds
+// rows of `packs` packs: lane groups of 1..32 with one pack each, a warp with 2..8, then blocks
+// of 256 or 512 threads with 1..8.
+template <typename T, typename Launch>
 void launch_cached(int64_t rows, int64_t packs, Launch&& launch) {
   const auto go = [&]<int kWidth, int kPacks>() {
-    const int64_t rows_per_block = (kCachedThreads / kWarp) * (kWarp / kWidth);
-    const auto blocks = static_cast<unsigned>(std::min(ceil_div(rows, rows_per_block), kMaxGrid));
-    launch.template operator()<kWidth, kPacks>(blocks);
+    if constexpr (kWidth > kWarp) {
+      launch.template operator()<kWidth, kPacks>(static_cast<unsigned>(std::min(rows, kMaxGrid)),
+                                                 kWidth);
+    } else {
+      const int64_t rows_per_block = (kCachedThreads / kWarp) * (kWarp / kWidth);
+      const auto blocks = static_cast<unsigned>(std::min(ceil_div(rows, rows_per_block), kMaxGrid));
+      launch.template operator()<kWidth, kPacks>(blocks, kCachedThreads);
+    }
   };
-  static_assert(kMaxCachedPacks == 8, "extend the cases below");
-  if (packs <= 1) go.template operator()<1, 1>();
-  else if (packs <= 2) go.template operator()<2, 1>();
-  else if (packs <= 4) go.template operator()<4, 1>();
-  else if (packs <= 8) go.template operator()<8, 1>();
-  else if (packs <= 16) go.template operator()<16, 1>();
-  else if (packs <= 32) go.template operator()<32, 1>();
-  else if (packs <= 64) go.template operator()<32, 2>();
-  else if (packs <= 128) go.template operator()<32, 4>();
-  else go.template operator()<32, 8>();
+  constexpr bool kWide = kMaxPacks<T> >= 8;  // 8 packs per thread allowed (f32, f64)
+  static_assert(kMaxPacks<T> >= 4 && kMaxCachedThreads == 512, "extend the cases below");
+  if (packs <= 1)
+    go.template operator()<1, 1>();
+  else if (packs <= 2)
+    go.template operator()<2, 1>();
+  else if (packs <= 4)
+    go.template operator()<4, 1>();
+  else if (packs <= 8)
+    go.template operator()<8, 1>();
+  else if (packs <= 16)
+    go.template operator()<16, 1>();
+  else if (packs <= 32)
+    go.template operator()<32, 1>();
+  else if (packs <= 64)
+    go.template operator()<32, 2>();
+  else if (packs <= 128)
+    go.template operator()<32, 4>();
+  else if (packs <= 256) {
+    if constexpr (kWide)
+      go.template operator()<32, 8>();
+    else
+      go.template operator()<256, 1>();
+  } else if (packs <= 512)
+    go.template operator()<256, 2>();
+  else if (packs <= 1024)
+    go.template operator()<256, 4>();
+  else if (packs <= 2048) {
+    if constexpr (kWide)
+      go.template operator()<256, 8>();
+    else
+      go.template operator()<512, 4>();
+  } else {
+    if constexpr (kWide) go.template operator()<512, 8>();
+  }
   PIT_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -494,17 +546,19 @@ void forward_typed(const View3& v, T* y, StreamRef stream) {
   if (rows_layout(v)) {
     const bool vec = rows_aligned<T>(x, outer, sx) && rows_aligned<T>(y, outer, n);
     if (vec && fits_cached<T>(n)) {
-      launch_cached(outer, n / Pack<T>::kN, [&]<int kWidth, int kPacks>(unsigned blocks) {
-        rows_cached_forward_kernel<T, kLog, kWidth, kPacks><<<blocks, kCachedThreads, 0, s>>>(
-            x, y, outer, n, sx);
-      });
+      launch_cached<T>(outer, n / Pack<T>::kN,
+                       [&]<int kWidth, int kPacks>(unsigned blocks, int threads) {
+                         rows_cached_forward_kernel<T, kLog, kWidth, kPacks>
+                             <<<blocks, threads, 0, s>>>(x, y, outer, n, sx);
+                       });
       return;
     }
     if (n >= kWarp) {
       launch_rows(
           outer, n, s,
           [&](unsigned blocks, int threads, cudaStream_t st) {
-            rows_forward_kernel<T, kLog, false><<<blocks, threads, 0, st>>>(x, y, outer, n, sx, vec);
+            rows_forward_kernel<T, kLog, false>
+                <<<blocks, threads, 0, st>>>(x, y, outer, n, sx, vec);
           },
           [&](unsigned blocks, int threads, cudaStream_t st) {
             rows_forward_kernel<T, kLog, true><<<blocks, threads, 0, st>>>(x, y, outer, n, sx, vec);
@@ -531,27 +585,30 @@ void backward_typed(const View3& gv, const View3& yv, T* gx, StreamRef stream) {
     const bool vec = rows_aligned<T>(gy, outer, sg) && rows_aligned<T>(y, outer, sy) &&
                      rows_aligned<T>(gx, outer, n);
     if (vec && fits_cached<T>(n)) {
-      launch_cached(outer, n / Pack<T>::kN, [&]<int kWidth, int kPacks>(unsigned blocks) {
-        rows_cached_backward_kernel<T, kLog, kWidth, kPacks><<<blocks, kCachedThreads, 0, s>>>(
-            gy, y, gx, outer, n, sg, sy);
-      });
+      launch_cached<T>(outer, n / Pack<T>::kN,
+                       [&]<int kWidth, int kPacks>(unsigned blocks, int threads) {
+                         rows_cached_backward_kernel<T, kLog, kWidth, kPacks>
+                             <<<blocks, threads, 0, s>>>(gy, y, gx, outer, n, sg, sy);
+                       });
       return;
     }
     if (n >= kWarp) {
       launch_rows(
           outer, n, s,
           [&](unsigned blocks, int threads, cudaStream_t st) {
-            rows_backward_kernel<T, kLog, false><<<blocks, threads, 0, st>>>(gy, y, gx, outer, n, sg, sy, vec);
+            rows_backward_kernel<T, kLog, false>
+                <<<blocks, threads, 0, st>>>(gy, y, gx, outer, n, sg, sy, vec);
           },
           [&](unsigned blocks, int threads, cudaStream_t st) {
-            rows_backward_kernel<T, kLog, true><<<blocks, threads, 0, st>>>(gy, y, gx, outer, n, sg, sy, vec);
+            rows_backward_kernel<T, kLog, true>
+                <<<blocks, threads, 0, st>>>(gy, y, gx, outer, n, sg, sy, vec);
           });
       return;
     }
   }
   const int64_t cols = outer * inner;
-  cols_backward_kernel<T, kLog><<<col_blocks(cols), kColsThreads, 0, s>>>(gy, y, gx, cols, inner, n,
-                                                                          gv, yv);
+  cols_backward_kernel<T, kLog>
+      <<<col_blocks(cols), kColsThreads, 0, s>>>(gy, y, gx, cols, inner, n, gv, yv);
   PIT_CUDA_CHECK(cudaGetLastError());
 }
 

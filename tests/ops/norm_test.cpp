@@ -1,2 +1,464 @@
+// kernels::layernorm / rmsnorm and their backward: CPU f64 against straightforward references,
+// views, errors; gradcheck of ops::layernorm / rmsnorm (with and without affine parameters) and
+// of ops::max / ops::var; the CUDA kernels against the CPU on the same inputs.
 #include <gtest/gtest.h>
-// placeholder: being written
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autograd/gradcheck.h"
+#include "core/random.h"
+#include "ops/functional.h"
+#include "ops/kernels.h"
+#include "tests/gpu.h"
+
+using namespace pit;
+
+namespace {
+
+std::vector<double> values(const Tensor& t) {
+  return t.to(Device::cpu(), DType::f64).to_vector<double>();
+}
+
+// |got - want| <= atol * max(1, max |want|) + rtol * |want| everywhere (atol is relative to the
+// tensor's scale, so that one tolerance serves outputs of any magnitude); on failure the worst
+// absolute and relative errors and where they are.
+void expect_close(const Tensor& got, const Tensor& want, double rtol, double atol,
+                  const std::string& what) {
+  ASSERT_TRUE(got.defined()) << what << ": result undefined";
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  const std::vector<double> g = values(got), w = values(want);
+  double scale = 1;
+  for (const double v : w) scale = std::max(scale, std::abs(v));
+  const double abs_tol = atol * scale;
+  double worst_abs = 0, worst_rel = 0;
+  size_t at_abs = 0, at_rel = 0;
+  int64_t bad = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double err = std::abs(g[i] - w[i]), rel = err / std::max(std::abs(w[i]), 1e-300);
+    if (err > worst_abs || std::isnan(err)) worst_abs = err, at_abs = i;
+    if (rel > worst_rel) worst_rel = rel, at_rel = i;
+    if (!(err <= abs_tol + rtol * std::abs(w[i]))) ++bad;
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << g.size() << " outside tolerance (rtol "
+                    << rtol << ", atol " << abs_tol << "); worst abs error " << worst_abs
+                    << " at flat index " << at_abs << " (got " << g[at_abs] << ", want "
+                    << w[at_abs] << "), worst rel error " << worst_rel << " at flat index "
+                    << at_rel << " (got " << g[at_rel] << ", want " << w[at_rel] << ")";
+}
+
+// ---- references (f64, straight from the definitions) ----------------------------------------
+
+struct RefNorm {
+  std::vector<double> y, mean, rstd;
+};
+
+// x: rows x d values; w / b empty for none.
+RefNorm ref_forward(const std::vector<double>& x, int64_t rows, int64_t d,
+                    const std::vector<double>& w, const std::vector<double>& b, double eps, bool rms) {
+  RefNorm r;
+  r.y.resize(x.size());
+  for (int64_t i = 0; i < rows; ++i) {
+    const double* xr = &x[static_cast<size_t>(i * d)];
+    double mean = 0;
+    if (!rms) {
+      for (int64_t j = 0; j < d; ++j) mean += xr[j];
+      mean /= static_cast<double>(d);
+    }
+    double var = 0;
+    for (int64_t j = 0; j < d; ++j) var += (xr[j] - mean) * (xr[j] - mean);
+    var /= static_cast<double>(d);
+    const double rstd = 1 / std::sqrt(var + eps);
+    r.mean.push_back(mean);
+    r.rstd.push_back(rstd);
+    for (int64_t j = 0; j < d; ++j) {
+      double v = (xr[j] - mean) * rstd;
+      if (!w.empty()) v *= w[static_cast<size_t>(j)];
+      if (!b.empty()) v += b[static_cast<size_t>(j)];
+      r.y[static_cast<size_t>(i * d + j)] = v;
+    }
+  }
+  return r;
+}
+
+struct RefGrads {
+  std::vector<double> dx, dw, db;
+};
+
+// The textbook gradient: for xhat = (x - mean) * rstd, y = xhat * w + b,
+//   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w  (rms: no mean(g) term)
+//   dw = sum over rows of dy * xhat, db = sum over rows of dy.
+RefGrads ref_backward(const std::vector<double>& dy, const std::vector<double>& x, int64_t rows,
+                      int64_t d, const std::vector<double>& w, double eps, bool rms) {
+  const RefNorm f = ref_forward(x, rows, d, {}, {}, eps, rms);  // f.y = xhat
+  RefGrads r;
+  r.dx.resize(x.size());
+  r.dw.assign(static_cast<size_t>(d), 0.0);
+  r.db.assign(static_cast<size_t>(d), 0.0);
+  for (int64_t i = 0; i < rows; ++i) {
+    double mg = 0, mgx = 0;
+    for (int64_t j = 0; j < d; ++j) {
+      const size_t k = static_cast<size_t>(i * d + j);
+      const double g = dy[k] * (w.empty() ? 1.0 : w[static_cast<size_t>(j)]);
+      mg += g;
+      mgx += g * f.y[k];
+      r.dw[static_cast<size_t>(j)] += dy[k] * f.y[k];
+      r.db[static_cast<size_t>(j)] += dy[k];
+    }
+    mg /= static_cast<double>(d);
+    mgx /= static_cast<double>(d);
+    for (int64_t j = 0; j < d; ++j) {
+      const size_t k = static_cast<size_t>(i * d + j);
+      const double g = dy[k] * (w.empty() ? 1.0 : w[static_cast<size_t>(j)]);
+      r.dx[k] = f.rstd[static_cast<size_t>(i)] * (g - (rms ? 0.0 : mg) - f.y[k] * mgx);
+    }
+  }
+  return r;
+}
+
+Tensor host(const std::vector<double>& v, const Shape& shape) { return from_vector(v, shape); }
+
+void expect_gradcheck(const std::function<Variable(const std::vector<Variable>&)>& fn,
+                      const std::vector<Tensor>& inputs, const std::string& what) {
+  const GradcheckResult r = gradcheck(fn, inputs);
+  EXPECT_TRUE(r.ok) << what << ": " << r.report;
+}
+
+class NormTest : public ::testing::Test {
+ protected:
+  void SetUp() override { manual_seed(1234); }
+};
+
+// ---- CPU kernels ------------------------------------------------------------------------------
+
+TEST_F(NormTest, LayerNormMatchesReference) {
+  for (const Shape& shape : {Shape{7, 33}, Shape{3, 4, 64}, Shape{1, 1}, Shape{5}}) {
+    const int64_t d = shape.back(), rows = shape_numel(shape) / d;
+    const Tensor x = randn(shape, DType::f64), w = randn({d}, DType::f64), b = randn({d}, DType::f64);
+    for (const bool affine : {false, true}) {
+      SCOPED_TRACE(shape_str(shape) + (affine ? " affine" : ""));
+      const kernels::NormResult r = kernels::layernorm(x, affine ? w : Tensor(), affine ? b : Tensor(), 1e-5);
+      const RefNorm ref = ref_forward(values(x), rows, d, affine ? values(w) : std::vector<double>{},
+                                      affine ? values(b) : std::vector<double>{}, 1e-5, false);
+      expect_close(r.y, host(ref.y, shape), 1e-12, 1e-12, "y");
+      expect_close(r.mean, host(ref.mean, {rows}), 1e-12, 1e-12, "mean");
+      expect_close(r.rstd, host(ref.rstd, {rows}), 1e-12, 1e-12, "rstd");
+      EXPECT_EQ(r.mean.dtype(), DType::f64);
+    }
+  }
+}
+
+TEST_F(NormTest, RmsNormMatchesReference) {
+  for (const Shape& shape : {Shape{7, 33}, Shape{2, 3, 100}}) {
+    const int64_t d = shape.back(), rows = shape_numel(shape) / d;
+    const Tensor x = randn(shape, DType::f64), w = randn({d}, DType::f64);
+    for (const bool affine : {false, true}) {
+      SCOPED_TRACE(shape_str(shape) + (affine ? " affine" : ""));
+      const kernels::NormResult r = kernels::rmsnorm(x, affine ? w : Tensor(), 1e-6);
+      const RefNorm ref = ref_forward(values(x), rows, d, affine ? values(w) : std::vector<double>{},
+                                      {}, 1e-6, true);
+      expect_close(r.y, host(ref.y, shape), 1e-12, 1e-12, "y");
+      expect_close(r.rstd, host(ref.rstd, {rows}), 1e-12, 1e-12, "rstd");
+      EXPECT_FALSE(r.mean.defined());
+    }
+  }
+}
+
+TEST_F(NormTest, BackwardMatchesReference) {
+  const Shape shape{6, 45};
+  const int64_t d = 45, rows = 6;
+  const Tensor x = randn(shape, DType::f64), dy = randn(shape, DType::f64);
+  const Tensor w = randn({d}, DType::f64), b = randn({d}, DType::f64);
+  for (const bool rms : {false, true})
+    for (const bool affine : {false, true}) {
+      SCOPED_TRACE(std::string(rms ? "rmsnorm" : "layernorm") + (affine ? " affine" : ""));
+      const Tensor wt = affine ? w : Tensor();
+      const kernels::NormResult f = rms ? kernels::rmsnorm(x, wt, 1e-5)
+                                        : kernels::layernorm(x, wt, affine ? b : Tensor(), 1e-5);
+      const kernels::NormGrads g = rms ? kernels::rmsnorm_backward(dy, x, wt, f)
+                                       : kernels::layernorm_backward(dy, x, wt, f, affine);
+      const RefGrads ref = ref_backward(values(dy), values(x), rows, d,
+                                        affine ? values(w) : std::vector<double>{}, 1e-5, rms);
+      expect_close(g.dx, host(ref.dx, shape), 1e-10, 1e-12, "dx");
+      if (affine) {
+        expect_close(g.dweight, host(ref.dw, {d}), 1e-10, 1e-12, "dweight");
+        if (!rms) expect_close(g.dbias, host(ref.db, {d}), 1e-10, 1e-12, "dbias");
+      } else {
+        EXPECT_FALSE(g.dweight.defined());
+        EXPECT_FALSE(g.dbias.defined());
+      }
+    }
+}
+
+TEST_F(NormTest, ViewsMatchContiguousCopies) {
+  const Tensor base = randn({5, 34}, DType::f64);
+  const Tensor w = randn({33}, DType::f64), b = randn({33}, DType::f64);
+  const Tensor sliced = base.slice(1, 1, 34);          // rows start one element in
+  const Tensor transposed = randn({33, 5}, DType::f64).t();  // not rows: copied
+  for (const Tensor& x : {sliced, transposed}) {
+    const Tensor xc = x.contiguous();
+    const kernels::NormResult a = kernels::layernorm(x, w, b, 1e-5), c = kernels::layernorm(xc, w, b, 1e-5);
+    EXPECT_EQ(values(a.y), values(c.y));
+    const Tensor dy = randn({x.size(1), x.size(0)}, DType::f64).t();  // a strided gradient
+    const kernels::NormGrads ga = kernels::layernorm_backward(dy, x, w, a, true);
+    const kernels::NormGrads gc = kernels::layernorm_backward(dy.contiguous(), xc, w, c, true);
+    EXPECT_EQ(values(ga.dx), values(gc.dx));
+    EXPECT_EQ(values(ga.dweight), values(gc.dweight));
+    EXPECT_EQ(values(ga.dbias), values(gc.dbias));
+  }
+}
+
+TEST_F(NormTest, ReducedPrecisionOnCpu) {
+  // f32 / f16 / bf16 against the f64 reference on the same (rounded) values: the errors are
+  // those of rounding each output once (f16 2^-11, bf16 2^-8 relative), with margin.
+  const struct {
+    DType dtype;
+    double tol;
+  } cases[] = {{DType::f32, 1e-5}, {DType::f16, 2e-3}, {DType::bf16, 1e-2}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(dtype_name(c.dtype));
+    const Tensor x = randn({9, 70}, c.dtype), w = randn({70}, c.dtype), b = randn({70}, c.dtype);
+    const Tensor dy = randn({9, 70}, c.dtype);
+    const kernels::NormResult r = kernels::layernorm(x, w, b, 1e-5);
+    const Tensor x64 = x.to(DType::f64), w64 = w.to(DType::f64), b64 = b.to(DType::f64);
+    const kernels::NormResult r64 = kernels::layernorm(x64, w64, b64, 1e-5);
+    expect_close(r.y, r64.y, c.tol, c.tol, "y");
+    expect_close(r.rstd, r64.rstd, 1e-6, 1e-6, "rstd");
+    const kernels::NormGrads g = kernels::layernorm_backward(dy, x, w, r, true);
+    const kernels::NormGrads g64 = kernels::layernorm_backward(dy.to(DType::f64), x64, w64, r64, true);
+    expect_close(g.dx, g64.dx, c.tol, c.tol, "dx");
+    expect_close(g.dweight, g64.dweight, c.tol, c.tol, "dweight");
+    expect_close(g.dbias, g64.dbias, c.tol, c.tol, "dbias");
+  }
+}
+
+TEST_F(NormTest, EmptyRowsAndErrors) {
+  const Tensor x = zeros({0, 8}), w = ones({8}), b = zeros({8});
+  const kernels::NormResult r = kernels::layernorm(x, w, b, 1e-5);
+  EXPECT_EQ(r.y.shape(), (Shape{0, 8}));
+  const kernels::NormGrads g = kernels::layernorm_backward(x, x, w, r, true);
+  EXPECT_EQ(values(g.dweight), std::vector<double>(8, 0.0));
+  EXPECT_EQ(values(g.dbias), std::vector<double>(8, 0.0));
+
+  const Tensor y = randn({3, 8});
+  EXPECT_THROW(kernels::layernorm(y, ones({7}), Tensor(), 1e-5), Error);                 // shape
+  EXPECT_THROW(kernels::layernorm(y, ones({8}, DType::f64), Tensor(), 1e-5), Error);     // dtype
+  EXPECT_THROW(kernels::rmsnorm(randn({}), Tensor(), 1e-5), Error);                      // 0-d
+  EXPECT_THROW(kernels::rmsnorm(zeros({3, 0}), Tensor(), 1e-5), Error);                  // D = 0
+  EXPECT_THROW(kernels::rmsnorm(zeros({3, 4}, DType::i64), Tensor(), 1e-5), Error);      // dtype
+  try {
+    kernels::layernorm(y, Tensor(), ones({5}), 1e-5);
+    ADD_FAILURE() << "no throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bias"), std::string::npos) << e.what();
+  }
+}
+
+// ---- gradcheck ----------------------------------------------------------------------------------
+
+TEST_F(NormTest, LayerNormGradcheck) {
+  for (const Shape& shape : {Shape{3, 5}, Shape{2, 3, 4}}) {
+    const int64_t d = shape.back();
+    const Tensor x = randn(shape, DType::f64), w = randn({d}, DType::f64), b = randn({d}, DType::f64);
+    const std::string s = shape_str(shape);
+    expect_gradcheck([](const auto& v) { return ops::layernorm(v[0], v[1], v[2]); }, {x, w, b},
+                     s + " affine");
+    expect_gradcheck([](const auto& v) { return ops::layernorm(v[0], Variable(), Variable()); }, {x},
+                     s + " no affine");
+    expect_gradcheck([](const auto& v) { return ops::layernorm(v[0], v[1], Variable()); }, {x, w},
+                     s + " weight only");
+    expect_gradcheck([](const auto& v) { return ops::layernorm(v[0], Variable(), v[1]); }, {x, b},
+                     s + " bias only");
+  }
+}
+
+TEST_F(NormTest, RmsNormGradcheck) {
+  for (const Shape& shape : {Shape{3, 5}, Shape{2, 3, 4}}) {
+    const Tensor x = randn(shape, DType::f64), w = randn({shape.back()}, DType::f64);
+    expect_gradcheck([](const auto& v) { return ops::rmsnorm(v[0], v[1]); }, {x, w},
+                     shape_str(shape) + " weight");
+    expect_gradcheck([](const auto& v) { return ops::rmsnorm(v[0], Variable()); }, {x},
+                     shape_str(shape) + " no weight");
+  }
+}
+
+TEST_F(NormTest, OnlyRequestedGradients) {
+  const Variable x(randn({4, 6}, DType::f64), true);
+  const Variable w(randn({6}, DType::f64), false), b(randn({6}, DType::f64), true);
+  ops::sum(ops::layernorm(x, w, b)).backward();
+  EXPECT_TRUE(x.grad().defined());
+  EXPECT_FALSE(w.grad().defined());
+  EXPECT_TRUE(b.grad().defined());
+  // No input requires grad: nothing is recorded.
+  EXPECT_FALSE(ops::rmsnorm(Variable(randn({2, 3})), Variable()).requires_grad());
+}
+
+TEST_F(NormTest, MaxGradcheck) {
+  // randn values in f64 have no ties, so the maximum is unique and differentiable.
+  const Tensor x = randn({3, 4, 5}, DType::f64);
+  for (const int64_t dim : {0, 1, 2, -1})
+    for (const bool keepdim : {false, true}) {
+      const std::string what = "dim " + std::to_string(dim) + (keepdim ? " keepdim" : "");
+      expect_gradcheck([&](const auto& v) { return ops::max(v[0], dim, keepdim).values; }, {x}, what);
+      const ops::MaxOutput out = ops::max(Variable(x), dim, keepdim);
+      const kernels::MaxResult k = kernels::max(x, dim, keepdim);
+      EXPECT_EQ(values(out.indices), values(k.indices)) << what;
+      EXPECT_EQ(out.indices.dtype(), DType::i64);
+    }
+  // The gradient lands on the maximum only.
+  const Variable v(from_vector(std::vector<double>{1, 5, 2, 7, 3, 0}, {2, 3}), true);
+  ops::sum(ops::max(v, 1).values).backward();
+  EXPECT_EQ(values(v.grad()), (std::vector<double>{0, 1, 0, 1, 0, 0}));
+}
+
+TEST_F(NormTest, VarGradcheck) {
+  const Tensor x = randn({2, 3, 4}, DType::f64);
+  const std::vector<std::vector<int64_t>> all_dims{{}, {0}, {1}, {-1}, {0, 2}};
+  for (const int64_t correction : {0, 1})
+    for (const bool keepdim : {false, true})
+      for (const std::vector<int64_t>& dims : all_dims) {
+        const std::string what = "dims " + shape_str(dims) + " correction " +
+                                 std::to_string(correction) + (keepdim ? " keepdim" : "");
+        expect_gradcheck([&](const auto& v) { return ops::var(v[0], dims, correction, keepdim); },
+                         {x}, what);
+      }
+}
+
+// ---- CUDA against the CPU ------------------------------------------------------------------------
+
+// Tolerances of the GPU (f32 statistics, outputs rounded once to the dtype) against the CPU f64
+// kernels run on the same rounded inputs. `out` bounds y, dx, dweight, dbias: |err| <= out *
+// (max(1, max|ref|) + |ref|) — f32 1e-4 (f32 sums of up to 10^4 terms, and the cancellation in
+// dx), f16 4e-3 (2^-11 rounding plus f32 error), bf16 1.6e-2 (2^-8 rounding). `stat` bounds the
+// f32 mean / rstd, for every dtype (the statistics never round to the input dtype).
+struct Tol {
+  double out, stat;
+};
+Tol tol_for(DType dtype) {
+  switch (dtype) {
+    case DType::f16: return {4e-3, 3e-5};
+    case DType::bf16: return {1.6e-2, 3e-5};
+    case DType::f64: return {1e-12, 1e-12};
+    default: return {1e-4, 3e-5};
+  }
+}
+
+// Random (rows, d) of `dtype` on the GPU around `offset`, so that the mean matters.
+Tensor gpu_input(int64_t rows, int64_t d, DType dtype, double offset) {
+  return kernels::unary(UnaryOp::add_scalar, randn({rows, d}, DType::f32, Device::cuda()), offset)
+      .to(dtype);
+}
+
+// Runs layernorm (or rmsnorm) forward and backward on x (GPU) and on its f64 CPU copy and
+// compares everything.
+void check_gpu(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& dy, bool rms,
+               const std::string& what) {
+  const Tol tol = tol_for(x.dtype());
+  const auto cpu64 = [](const Tensor& t) { return t.defined() ? t.to(Device::cpu(), DType::f64) : t; };
+  const Tensor x64 = cpu64(x), w64 = cpu64(w), b64 = cpu64(b), dy64 = cpu64(dy);
+  const double eps = 1e-5;
+  const kernels::NormResult g = rms ? kernels::rmsnorm(x, w, eps) : kernels::layernorm(x, w, b, eps);
+  const kernels::NormResult c = rms ? kernels::rmsnorm(x64, w64, eps) : kernels::layernorm(x64, w64, b64, eps);
+  expect_close(g.y, c.y, tol.out, tol.out, what + " y");
+  expect_close(g.rstd, c.rstd, tol.stat, tol.stat, what + " rstd");
+  if (!rms) expect_close(g.mean, c.mean, tol.stat, tol.stat, what + " mean");
+  const bool has_bias = b.defined();
+  const kernels::NormGrads gg = rms ? kernels::rmsnorm_backward(dy, x, w, g)
+                                    : kernels::layernorm_backward(dy, x, w, g, has_bias);
+  const kernels::NormGrads cg = rms ? kernels::rmsnorm_backward(dy64, x64, w64, c)
+                                    : kernels::layernorm_backward(dy64, x64, w64, c, has_bias);
+  expect_close(gg.dx, cg.dx, tol.out, tol.out, what + " dx");
+  if (w.defined()) expect_close(gg.dweight, cg.dweight, tol.out, tol.out, what + " dweight");
+  if (has_bias) expect_close(gg.dbias, cg.dbias, tol.out, tol.out, what + " dbias");
+}
+
+const DType kGpuDtypes[] = {DType::f32, DType::bf16, DType::f16};
+
+TEST(NormCuda, MatchesCpu) {
+  PIT_REQUIRE_CUDA();
+  manual_seed(7);
+  const Device gpu = Device::cuda();
+  // 1, 33, 768, 1024: a warp per row (1 to 8 packs per lane); 4097: a block per row in
+  // registers; 10000: a streamed block per row. Rows: 1, 7 and 1000 (several dweight chunks).
+  for (const DType dtype : kGpuDtypes)
+    for (const int64_t d : {1, 33, 768, 1024, 4097, 10000})
+      for (const int64_t rows : {1, 7, 1000}) {
+        if (d == 10000 && rows == 1000) continue;  // keeps the f64 reference quick
+        const std::string what = std::string(dtype_name(dtype)) + " " + std::to_string(rows) +
+                                 " x " + std::to_string(d);
+        SCOPED_TRACE(what);
+        const Tensor x = gpu_input(rows, d, dtype, 3.0), dy = randn({rows, d}, dtype, gpu);
+        const Tensor w = randn({d}, dtype, gpu), b = randn({d}, dtype, gpu);
+        check_gpu(x, w, b, dy, false, "layernorm affine");
+        check_gpu(x, w, Tensor(), dy, true, "rmsnorm weight");
+        if (rows == 7) {
+          check_gpu(x, Tensor(), Tensor(), dy, false, "layernorm plain");
+          check_gpu(x, Tensor(), Tensor(), dy, true, "rmsnorm plain");
+          check_gpu(x, Tensor(), b, dy, false, "layernorm bias only");
+        }
+      }
+}
+
+TEST(NormCuda, F64MatchesCpu) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  for (const int64_t d : {33, 1024, 4097, 10000}) {
+    SCOPED_TRACE(d);
+    const Tensor x = gpu_input(5, d, DType::f64, 1.0), dy = randn({5, d}, DType::f64, gpu);
+    check_gpu(x, randn({d}, DType::f64, gpu), randn({d}, DType::f64, gpu), dy, false, "f64 layernorm");
+  }
+}
+
+TEST(NormCuda, MisalignedViews) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  for (const DType dtype : kGpuDtypes)
+    for (const int64_t d : {33, 768, 4097, 10000}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " d " + std::to_string(d));
+      // Rows of d + 1 sliced from element 1: every row start is off by one element.
+      const Tensor x = gpu_input(37, d + 1, dtype, -2.0).slice(1, 1, d + 1);
+      const Tensor dy = randn({37, d + 1}, dtype, gpu).slice(1, 1, d + 1);
+      // The parameters sliced too: misaligned weight / bias pointers.
+      const Tensor w = randn({d + 1}, dtype, gpu).slice(0, 1, d + 1);
+      const Tensor b = randn({d + 1}, dtype, gpu).slice(0, 1, d + 1);
+      check_gpu(x, w, b, dy, false, "layernorm misaligned");
+      check_gpu(x, w, Tensor(), dy, true, "rmsnorm misaligned");
+    }
+}
+
+TEST(NormCuda, DeterministicParameterGradients) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  for (const DType dtype : kGpuDtypes)
+    for (const auto& [rows, d] : {std::pair<int64_t, int64_t>{4096, 768}, {1000, 4097}, {3000, 33}}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + std::to_string(rows) + " x " + std::to_string(d));
+      const Tensor x = gpu_input(rows, d, dtype, 0.5), dy = randn({rows, d}, dtype, gpu);
+      const Tensor w = randn({d}, dtype, gpu), b = randn({d}, dtype, gpu);
+      const kernels::NormResult f = kernels::layernorm(x, w, b, 1e-5);
+      const kernels::NormGrads g1 = kernels::layernorm_backward(dy, x, w, f, true);
+      const kernels::NormGrads g2 = kernels::layernorm_backward(dy, x, w, f, true);
+      EXPECT_EQ(values(g1.dweight), values(g2.dweight));  // bit-identical (exact f64 widening)
+      EXPECT_EQ(values(g1.dbias), values(g2.dbias));
+      EXPECT_EQ(values(g1.dx), values(g2.dx));
+      const kernels::NormResult r = kernels::rmsnorm(x, w, 1e-5);
+      EXPECT_EQ(values(kernels::rmsnorm_backward(dy, x, w, r).dweight),
+                values(kernels::rmsnorm_backward(dy, x, w, r).dweight));
+    }
+}
+
+TEST(NormCuda, OpsBackwardMatchesCpu) {
+  PIT_REQUIRE_CUDA();
+  const Tensor x = randn({6, 300}, DType::f32), w = randn({300}), b = randn({300});
+  const auto grads = [&](Device dev) {
+    Variable xv(x.to(dev), true), wv(w.to(dev), true), bv(b.to(dev), true);
+    ops::sum(ops::mul(ops::layernorm(xv, wv, bv), ops::rmsnorm(xv, wv))).backward();
+    return std::vector<Tensor>{xv.grad(), wv.grad(), bv.grad()};
+  };
+  const std::vector<Tensor> g = grads(Device::cuda()), c = grads(Device::cpu());
+  for (size_t i = 0; i < g.size(); ++i) expect_close(g[i], c[i], 1e-4, 1e-4, "grad " + std::to_string(i));
+}
+
+}  // namespace

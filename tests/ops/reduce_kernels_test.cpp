@@ -19,7 +19,9 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-std::vector<double> values(const Tensor& t) { return t.to(Device::cpu(), DType::f64).to_vector<double>(); }
+std::vector<double> values(const Tensor& t) {
+  return t.to(Device::cpu(), DType::f64).to_vector<double>();
+}
 
 enum class Kind { sum, mean, var, abs_sum };
 
@@ -55,7 +57,8 @@ Tensor reference(const Tensor& x, std::vector<int64_t> dims, bool keepdim, Kind 
   std::vector<double> sum(static_cast<size_t>(outputs), 0.0), count(sum), dev(sum);
   for (int64_t e = 0; e < static_cast<int64_t>(v.size()); ++e) {
     const size_t j = static_cast<size_t>(out_index(e));
-    sum[j] += kind == Kind::abs_sum ? std::abs(v[static_cast<size_t>(e)]) : v[static_cast<size_t>(e)];
+    sum[j] +=
+        kind == Kind::abs_sum ? std::abs(v[static_cast<size_t>(e)]) : v[static_cast<size_t>(e)];
     count[j] += 1;
   }
   for (int64_t e = 0; e < static_cast<int64_t>(v.size()); ++e) {
@@ -67,16 +70,23 @@ Tensor reference(const Tensor& x, std::vector<int64_t> dims, bool keepdim, Kind 
   for (size_t j = 0; j < out.size(); ++j) {
     switch (kind) {
       case Kind::sum:
-      case Kind::abs_sum: out[j] = sum[j]; break;
-      case Kind::mean: out[j] = sum[j] / count[j]; break;
-      case Kind::var: out[j] = dev[j] / std::max(0.0, count[j] - static_cast<double>(correction)); break;
+      case Kind::abs_sum:
+        out[j] = sum[j];
+        break;
+      case Kind::mean:
+        out[j] = sum[j] / count[j];
+        break;
+      case Kind::var:
+        out[j] = dev[j] / std::max(0.0, count[j] - static_cast<double>(correction));
+        break;
     }
   }
   return from_vector(out, out_shape);
 }
 
 // First maximum along dim (NaN largest), brute force.
-void reference_max(const Tensor& x, int64_t dim, std::vector<double>& vals, std::vector<int64_t>& idx) {
+void reference_max(const Tensor& x, int64_t dim, std::vector<double>& vals,
+                   std::vector<int64_t>& idx) {
   const Shape& s = x.shape();
   const int64_t d = dim < 0 ? dim + x.dim() : dim;
   int64_t outer = 1, inner = 1;
@@ -202,8 +212,8 @@ TEST(ReduceKernels, LowPrecisionDtypesOnCpu) {
   // Same values in every dtype; the kernels accumulate in f64, so the only error is the final
   // rounding to the dtype (plus f32 for the f32 reference inputs).
   const Tensor x64 = randn({5, 33, 9}, DType::f64);
-  for (const auto& [dtype, tol] : {std::pair{DType::f32, 1e-6}, std::pair{DType::bf16, 8e-3},
-                                   std::pair{DType::f16, 1e-3}}) {
+  for (const auto& [dtype, tol] :
+       {std::pair{DType::f32, 1e-6}, std::pair{DType::bf16, 8e-3}, std::pair{DType::f16, 1e-3}}) {
     const Tensor x = x64.to(dtype);
     for (const std::vector<int64_t>& dims :
          {std::vector<int64_t>{}, std::vector<int64_t>{1}, std::vector<int64_t>{0, 2}}) {
@@ -251,8 +261,8 @@ TEST(ReduceKernels, MaxWithTies) {
 
 TEST(ReduceKernels, MaxPropagatesNaNAndHandlesInfinity) {
   const double inf = std::numeric_limits<double>::infinity();
-  const Tensor x = from_vector(std::vector<double>{1, kNaN, 5, kNaN, -inf, -inf, -inf, -inf},
-                               {2, 4});
+  const Tensor x =
+      from_vector(std::vector<double>{1, kNaN, 5, kNaN, -inf, -inf, -inf, -inf}, {2, 4});
   const auto r = kernels::max(x, 1);
   const std::vector<double> v = values(r.values);
   EXPECT_TRUE(std::isnan(v[0]));
@@ -302,7 +312,8 @@ TEST(ReduceKernels, ZeroDimTensor) {
 
 TEST(ReduceKernels, OutputIsContiguousOnTheInputsDevice) {
   const Tensor x = randn({4, 5, 6}, DType::f64).transpose(0, 2);
-  for (const Tensor& t : {kernels::sum(x, {1}), kernels::mean(x, {0, 2}, true), kernels::var(x, {2})}) {
+  for (const Tensor& t :
+       {kernels::sum(x, {1}), kernels::mean(x, {0, 2}, true), kernels::var(x, {2})}) {
     EXPECT_TRUE(t.is_contiguous());
     EXPECT_EQ(t.device(), Device::cpu());
     EXPECT_EQ(t.dtype(), DType::f64);
@@ -387,7 +398,8 @@ void check_gpu(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim =
   const Tensor host = x.to(Device::cpu(), DType::f64);
   const std::string what = label("", x, dims, keepdim);
   const std::vector<double> abs_sum = values(reference(host, dims, keepdim, Kind::abs_sum));
-  const int64_t count = std::max<int64_t>(1, host.numel() / std::max<int64_t>(1, static_cast<int64_t>(abs_sum.size())));
+  const int64_t count = std::max<int64_t>(
+      1, host.numel() / std::max<int64_t>(1, static_cast<int64_t>(abs_sum.size())));
   std::vector<double> atol_sum(abs_sum.size()), atol_mean(abs_sum.size());
   for (size_t i = 0; i < abs_sum.size(); ++i) {
     atol_sum[i] = kAccumulate * abs_sum[i];
@@ -416,9 +428,11 @@ void check_gpu_max(const Tensor& x, int64_t dim) {
   const auto want = kernels::max(host, dim);
   EXPECT_TRUE(got.values.is_cuda());
   EXPECT_TRUE(same_values(values(got.values), values(want.values)))
-      << "max values of " << shape_str(x.shape()) << " " << dtype_name(x.dtype()) << " over " << dim;
+      << "max values of " << shape_str(x.shape()) << " " << dtype_name(x.dtype()) << " over "
+      << dim;
   EXPECT_EQ(got.indices.to_vector<int64_t>(), want.indices.to_vector<int64_t>())
-      << "max indices of " << shape_str(x.shape()) << " " << dtype_name(x.dtype()) << " over " << dim;
+      << "max indices of " << shape_str(x.shape()) << " " << dtype_name(x.dtype()) << " over "
+      << dim;
 }
 
 TEST(ReduceKernelsCuda, RaggedShapesEveryDim) {

@@ -16,7 +16,9 @@ using namespace pit;
 
 namespace {
 
-std::vector<double> values(const Tensor& t) { return t.to(Device::cpu(), DType::f64).to_vector<double>(); }
+std::vector<double> values(const Tensor& t) {
+  return t.to(Device::cpu(), DType::f64).to_vector<double>();
+}
 
 // Brute-force softmax / log_softmax of x along dim, in f64.
 Tensor reference(const Tensor& x, int64_t dim, bool log) {
@@ -72,7 +74,8 @@ std::string label(const char* op, const Tensor& x, int64_t dim) {
 TEST(SoftmaxKernels, MatchesReferenceOverEveryDim) {
   const Tensor x = randn({3, 4, 70}, DType::f64);  // 70 > one column chunk
   for (int64_t d = -3; d < 3; ++d) {
-    expect_close(kernels::softmax(x, d), reference(x, d, false), 1e-13, 1e-15, label("softmax", x, d));
+    expect_close(kernels::softmax(x, d), reference(x, d, false), 1e-13, 1e-15,
+                 label("softmax", x, d));
     expect_close(kernels::log_softmax(x, d), reference(x, d, true), 1e-13, 1e-13,
                  label("log_softmax", x, d));
   }
@@ -127,8 +130,9 @@ TEST(SoftmaxKernels, LogSoftmaxIsLogOfSoftmax) {
 
 TEST(SoftmaxKernels, NonContiguousInputs) {
   const Tensor base = randn({6, 8, 10}, DType::f64);
-  for (const Tensor& x : {base.transpose(0, 2), base.slice(2, 1, 10), base.slice(1, 0, 8, 3),
-                          base.permute({1, 2, 0}), randn({1, 8, 1}, DType::f64).expand({3, 8, 4})}) {
+  for (const Tensor& x :
+       {base.transpose(0, 2), base.slice(2, 1, 10), base.slice(1, 0, 8, 3), base.permute({1, 2, 0}),
+        randn({1, 8, 1}, DType::f64).expand({3, 8, 4})}) {
     for (int64_t d = 0; d < 3; ++d) {
       expect_close(kernels::softmax(x, d), reference(x, d, false), 1e-13, 1e-15,
                    label("softmax", x, d));
@@ -174,27 +178,34 @@ void check_backward_by_finite_differences(bool log) {
       numeric[k] = vjp;
     }
     const Tensor y = log ? kernels::log_softmax(x, d) : kernels::softmax(x, d);
-    const Tensor gx = log ? kernels::log_softmax_backward(gy, y, d) : kernels::softmax_backward(gy, y, d);
-    expect_close(gx, from_vector(numeric, x.shape()), 1e-6, 1e-8,
-                 std::string(log ? "log_softmax" : "softmax") + "_backward over dim " + std::to_string(d));
+    const Tensor gx =
+        log ? kernels::log_softmax_backward(gy, y, d) : kernels::softmax_backward(gy, y, d);
+    expect_close(
+        gx, from_vector(numeric, x.shape()), 1e-6, 1e-8,
+        std::string(log ? "log_softmax" : "softmax") + "_backward over dim " + std::to_string(d));
     // Non-contiguous grad_y and y give the same result.
-    const Tensor gx_t = log ? kernels::log_softmax_backward(gy.transpose(0, 2).contiguous().transpose(0, 2),
-                                                            y.transpose(0, 1).contiguous().transpose(0, 1), d)
-                            : kernels::softmax_backward(gy.transpose(0, 2).contiguous().transpose(0, 2),
-                                                        y.transpose(0, 1).contiguous().transpose(0, 1), d);
+    const Tensor gx_t =
+        log ? kernels::log_softmax_backward(gy.transpose(0, 2).contiguous().transpose(0, 2),
+                                            y.transpose(0, 1).contiguous().transpose(0, 1), d)
+            : kernels::softmax_backward(gy.transpose(0, 2).contiguous().transpose(0, 2),
+                                        y.transpose(0, 1).contiguous().transpose(0, 1), d);
     EXPECT_FALSE(gy.transpose(0, 2).contiguous().transpose(0, 2).is_contiguous());
     expect_close(gx_t, gx, 1e-14, 1e-15, "non-contiguous backward over dim " + std::to_string(d));
   }
 }
 
-TEST(SoftmaxKernels, SoftmaxBackwardMatchesFiniteDifferences) { check_backward_by_finite_differences(false); }
+TEST(SoftmaxKernels, SoftmaxBackwardMatchesFiniteDifferences) {
+  check_backward_by_finite_differences(false);
+}
 
-TEST(SoftmaxKernels, LogSoftmaxBackwardMatchesFiniteDifferences) { check_backward_by_finite_differences(true); }
+TEST(SoftmaxKernels, LogSoftmaxBackwardMatchesFiniteDifferences) {
+  check_backward_by_finite_differences(true);
+}
 
 TEST(SoftmaxKernels, LowPrecisionDtypesOnCpu) {
   const Tensor x64 = randn({6, 50}, DType::f64);
-  for (const auto& [dtype, tol] : {std::pair{DType::f32, 1e-5}, std::pair{DType::bf16, 8e-3},
-                                   std::pair{DType::f16, 1e-3}}) {
+  for (const auto& [dtype, tol] :
+       {std::pair{DType::f32, 1e-5}, std::pair{DType::bf16, 8e-3}, std::pair{DType::f16, 1e-3}}) {
     const Tensor x = x64.to(dtype);
     const Tensor y = kernels::softmax(x, 1);
     EXPECT_EQ(y.dtype(), dtype);
@@ -240,25 +251,28 @@ void check_gpu(const Tensor& x, int64_t dim) {
   EXPECT_EQ(y.dtype(), x.dtype());
   expect_close(y, kernels::softmax(host, dim), tol.rtol, tol.atol, label("softmax", x, dim));
   const Tensor ly = kernels::log_softmax(x, dim);
-  expect_close(ly, kernels::log_softmax(host, dim), tol.rtol, 4 * tol.rtol, label("log_softmax", x, dim));
+  expect_close(ly, kernels::log_softmax(host, dim), tol.rtol, 4 * tol.rtol,
+               label("log_softmax", x, dim));
 
   const Tensor gy = randn(x.shape(), x.dtype(), x.device());
   const Tensor gy_host = gy.to(Device::cpu(), DType::f64);
   const Tensor want = kernels::softmax_backward(gy_host, y.to(Device::cpu(), DType::f64), dim);
   expect_close(kernels::softmax_backward(gy, y, dim), want, tol.rtol, 2 * tol.rtol * max_abs(want),
                label("softmax_backward", x, dim));
-  const Tensor lwant = kernels::log_softmax_backward(gy_host, ly.to(Device::cpu(), DType::f64), dim);
+  const Tensor lwant =
+      kernels::log_softmax_backward(gy_host, ly.to(Device::cpu(), DType::f64), dim);
   expect_close(kernels::log_softmax_backward(gy, ly, dim), lwant, tol.rtol,
                2 * tol.rtol * max_abs(lwant), label("log_softmax_backward", x, dim));
 }
 
 TEST(SoftmaxKernelsCuda, RowLengths) {
   PIT_REQUIRE_CUDA();
-  // 1, 31: columns; 33, 4097, 2048, 32768: streaming rows (warp, block); the others: rows held
-  // in registers by lane groups of every width (row counts that leave partial groups).
+  // 1, 31: columns; 33, 4097 and 32768: streaming rows (warp, block); the others: rows held in
+  // registers by lane groups of every width and by blocks of 256 and 512 threads (row counts
+  // that leave partial groups).
   const std::pair<int64_t, int64_t> shapes[] = {
-      {100, 1},  {100, 31}, {100, 33},  {64, 1024}, {16, 4097},  {8, 32768}, {37, 4},
-      {37, 8},   {37, 16},  {1001, 128}, {37, 256}, {37, 512},  {3, 2048}};
+      {100, 1}, {100, 31},   {100, 33}, {64, 1024}, {16, 4097}, {8, 32768}, {37, 4},   {37, 8},
+      {37, 16}, {1001, 128}, {37, 256}, {37, 512},  {5, 2048},  {4, 4096},  {3, 8192}, {2, 16384}};
   for (const DType dtype : kGpuDtypes)
     for (const auto& [rows, len] : shapes) {
       SCOPED_TRACE(std::string(dtype_name(dtype)) + " rows of " + std::to_string(len));
@@ -273,11 +287,15 @@ TEST(SoftmaxKernelsCuda, EveryDimAndStridedLayouts) {
     SCOPED_TRACE(dtype_name(dtype));
     const Tensor a = randn({3, 5, 7}, dtype, gpu);
     for (int64_t d = 0; d < 3; ++d) check_gpu(a, d);
-    check_gpu(randn({16, 33, 40}, dtype, gpu), 1);        // columns with contiguous inner
-    check_gpu(randn({40, 300}, dtype, gpu).t(), 1);       // transposed: strided rows
-    check_gpu(randn({8, 2000}, dtype, gpu).t(), 0);       // transposed: contiguous long rows
-    check_gpu(randn({2, 3000, 4}, dtype, gpu), 1);        // long strided columns
-    check_gpu(randn({20000, 64}, dtype, gpu), 1);         // many short rows: grid-stride warps
+    // Few columns: the dim is moved last and the row kernels run.
+    check_gpu(randn({16, 33, 40}, dtype, gpu), 1);
+    check_gpu(randn({40, 300}, dtype, gpu).t(), 1);  // transposed: strided rows
+    check_gpu(randn({8, 2000}, dtype, gpu).t(), 0);  // transposed: contiguous long rows
+    check_gpu(randn({2, 3000, 4}, dtype, gpu), 1);
+    // Enough columns for the column kernels (>= 2^17).
+    check_gpu(randn({2, 50, 70000}, dtype, gpu), 1);    // inner contiguous
+    check_gpu(randn({20, 140000}, dtype, gpu).t(), 1);  // transposed, outer contiguous
+    check_gpu(randn({20000, 64}, dtype, gpu), 1);       // many short rows: grid-stride warps
   }
 }
 
@@ -286,9 +304,9 @@ TEST(SoftmaxKernelsCuda, MisalignedViews) {
   const Device gpu = Device::cuda();
   for (const DType dtype : kGpuDtypes) {
     SCOPED_TRACE(dtype_name(dtype));
-    check_gpu(randn({37, 1025}, dtype, gpu).slice(1, 1, 1025), 1);   // warp rows off by one
-    check_gpu(randn({5, 4098}, dtype, gpu).slice(1, 1, 4098), 1);    // block rows off by one
-    check_gpu(randn({3, 1025}, dtype, gpu).slice(1, 1, 1024), 1);    // odd length and offset
+    check_gpu(randn({37, 1025}, dtype, gpu).slice(1, 1, 1025), 1);  // warp rows off by one
+    check_gpu(randn({5, 4098}, dtype, gpu).slice(1, 1, 4098), 1);   // block rows off by one
+    check_gpu(randn({3, 1025}, dtype, gpu).slice(1, 1, 1024), 1);   // odd length and offset
   }
 }
 
@@ -319,9 +337,11 @@ TEST(SoftmaxKernelsCuda, Deterministic) {
       const int64_t d = 1;
       const Tensor y = kernels::softmax(x, d);
       EXPECT_EQ(values(y), values(kernels::softmax(x, d))) << shape_str(shape);
-      EXPECT_EQ(values(kernels::log_softmax(x, d)), values(kernels::log_softmax(x, d))) << shape_str(shape);
+      EXPECT_EQ(values(kernels::log_softmax(x, d)), values(kernels::log_softmax(x, d)))
+          << shape_str(shape);
       const Tensor gy = randn(shape, dtype, Device::cuda());
-      EXPECT_EQ(values(kernels::softmax_backward(gy, y, d)), values(kernels::softmax_backward(gy, y, d)))
+      EXPECT_EQ(values(kernels::softmax_backward(gy, y, d)),
+                values(kernels::softmax_backward(gy, y, d)))
           << shape_str(shape);
     }
 }

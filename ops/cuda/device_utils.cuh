@@ -1,0 +1,57 @@
+#pragma once
+// Device primitives shared by the ops/cuda kernels: compute types, widening loads and rounding
+// stores for f16/bf16, 16-byte packs, warp reductions.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "core/half.h"
+
+namespace pit::cuda {
+
+inline constexpr unsigned kFullMask = 0xffffffffu;
+inline constexpr int kWarp = 32;
+
+__host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// f16/bf16/f32 compute in f32, f64 in f64.
+template <typename T>
+using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+__device__ __forceinline__ float widen(Half v) { return __half2float(__ushort_as_half(v.bits)); }
+__device__ __forceinline__ float widen(BFloat16 v) {
+  return __uint_as_float(static_cast<uint32_t>(v.bits) << 16);
+}
+__device__ __forceinline__ float widen(float v) { return v; }
+__device__ __forceinline__ double widen(double v) { return v; }
+
+// Rounding stores: one conversion instruction each (round to nearest even, like convert<T>;
+// only NaN payloads may differ).
+template <typename T>
+__device__ __forceinline__ T narrow(compute_t<T> v) {
+  if constexpr (std::is_same_v<T, Half>)
+    return Half::from_bits(__half_as_ushort(__float2half_rn(v)));
+  else if constexpr (std::is_same_v<T, BFloat16>)
+    return BFloat16::from_bits(__bfloat16_as_ushort(__float2bfloat16_rn(v)));
+  else
+    return v;
+}
+
+// 16 bytes of T: the unit of vector loads and stores.
+template <typename T>
+struct alignas(16) Pack {
+  static constexpr int kN = 16 / sizeof(T);
+  T v[kN];
+};
+
+// Sum over the warp; every lane gets the result.
+template <typename C>
+__device__ __forceinline__ C warp_sum(C a) {
+#pragma unroll
+  for (int off = kWarp / 2; off > 0; off /= 2) a += __shfl_down_sync(kFullMask, a, off);
+  return __shfl_sync(kFullMask, a, 0);
+}
+
+}  // namespace pit::cuda
