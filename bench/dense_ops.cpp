@@ -148,6 +148,44 @@ int run_dense_ops(const std::string& markdown_path) {
                [&](int) { (void)kernels::softmax_backward(g, y, -1); });
   }
 
+  {
+    const Tensor x = rnd({kTokens, kModel}), g = rnd({kTokens, kModel});
+    const Tensor w = ones({kModel}, DType::bf16, Device::cuda()), b = zeros({kModel}, DType::bf16, Device::cuda());
+    const double n = static_cast<double>(kTokens * kModel);
+    memory_row("layernorm fwd", dims({kTokens, kModel}), 2 * n * bf,
+               [&](int) { (void)kernels::layernorm(x, w, b, 1e-5); });
+    const kernels::NormResult saved = kernels::layernorm(x, w, b, 1e-5);
+    memory_row("layernorm bwd", dims({kTokens, kModel}), 3 * n * bf,  // reads x, dy; writes dx
+               [&](int) { (void)kernels::layernorm_backward(g, x, w, saved, true); });
+  }
+  {
+    // Cross-entropy over a GPT-2-sized vocabulary for 8192 tokens.
+    const int64_t rows = 8192, vocab = 50304;
+    const Tensor logits = rnd({rows, vocab});
+    const Tensor targets = kernels::unary(UnaryOp::mul_scalar, rand({rows}, DType::f32, Device::cuda()),
+                                          static_cast<double>(vocab - 1)).to(DType::i64);
+    const double n = static_cast<double>(rows * vocab);
+    memory_row("cross-entropy fwd", dims({rows, vocab}), n * bf,
+               [&](int) { (void)kernels::cross_entropy(logits, targets, -100, 0.0); });
+    const kernels::CrossEntropyResult saved = kernels::cross_entropy(logits, targets, -100, 0.0);
+    const Tensor gl = ones({rows}, DType::f32, Device::cuda());
+    memory_row("cross-entropy bwd", dims({rows, vocab}), 2 * n * bf,  // reads logits, writes dlogits
+               [&](int) { (void)kernels::cross_entropy_backward(gl, logits, targets, saved, -100, 0.0); });
+  }
+  {
+    // Fused causal attention: FLOPs of the causal half, 4 B H T^2 Dh / 2 forward (QK^T and PV).
+    const Tensor q = rnd({kBatch, kHeads, kSeq, kHeadDim}), k = rnd({kBatch, kHeads, kSeq, kHeadDim});
+    const Tensor v = rnd({kBatch, kHeads, kSeq, kHeadDim}), dout = rnd({kBatch, kHeads, kSeq, kHeadDim});
+    const double fwd_flops = 2.0 * kBatch * kHeads * kSeq * kSeq * kHeadDim;
+    const std::string shape = dims({kBatch, kHeads, kSeq, kHeadDim}) + " causal";
+    const Timing tf = time_gpu([&](int) { (void)kernels::causal_attention(q, k, v); });
+    report.add({"attention fwd (fused)", shape, tf.median_ms, fwd_flops, true, peak_flops, "", 0});
+    const kernels::AttentionResult saved = kernels::causal_attention(q, k, v);
+    const Timing tb = time_gpu([&](int) { (void)kernels::causal_attention_backward(dout, q, k, v, saved); });
+    // Backward: 5 matmuls of the forward's size (S recompute, dV, dP, dQ, dK) = 2.5x forward.
+    report.add({"attention bwd (fused)", shape, tb.median_ms, 2.5 * fwd_flops, true, peak_flops, "", 0});
+  }
+
   if (!markdown_path.empty() && !report.write_markdown(markdown_path, "Dense ops, bf16"))
     std::fprintf(stderr, "pit-bench: cannot write %s\n", markdown_path.c_str());
   return 0;

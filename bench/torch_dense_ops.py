@@ -62,6 +62,26 @@ def main():
         y = torch.softmax(s, -1)
         row("softmax bwd", f"{r}x{SEQ}", lambda: torch.ops.aten._softmax_backward_data(gs, y, -1, dt))
 
+        xl, gl = rnd(TOKENS, MODEL), rnd(TOKENS, MODEL)
+        wl, bl = torch.ones(MODEL, device=dev, dtype=dt), torch.zeros(MODEL, device=dev, dtype=dt)
+        row("layernorm fwd", f"{TOKENS}x{MODEL}", lambda: F.layer_norm(xl, (MODEL,), wl, bl, 1e-5))
+        _, mean, rstd = torch.ops.aten.native_layer_norm(xl, (MODEL,), wl, bl, 1e-5)
+        row("layernorm bwd", f"{TOKENS}x{MODEL}",
+            lambda: torch.ops.aten.native_layer_norm_backward(gl, xl, (MODEL,), mean, rstd, wl, bl, [True, True, True]))
+        rows_ce, vocab = 8192, 50304
+        logits = rnd(rows_ce, vocab)
+        targets = torch.randint(0, vocab, (rows_ce,), device=dev)
+        row("cross-entropy fwd", f"{rows_ce}x{vocab}", lambda: F.cross_entropy(logits, targets))
+    lg = logits.detach().requires_grad_(True)
+    row("cross-entropy fwd+bwd", f"{rows_ce}x{vocab}", lambda: F.cross_entropy(lg, targets).backward())
+    q, k, v, do = (rnd(BATCH, HEADS, SEQ, HEAD_DIM) for _ in range(4))
+    with torch.no_grad():
+        row("attention fwd (fused)", f"{BATCH}x{HEADS}x{SEQ}x{HEAD_DIM} causal",
+            lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
+    qg, kg, vg = (t.detach().requires_grad_(True) for t in (q, k, v))
+    row("attention fwd+bwd (fused)", f"{BATCH}x{HEADS}x{SEQ}x{HEAD_DIM} causal",
+        lambda: F.scaled_dot_product_attention(qg, kg, vg, is_causal=True).backward(do))
+
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(f"### PyTorch {torch.__version__} eager, bf16, {torch.cuda.get_device_name()}\n\n")

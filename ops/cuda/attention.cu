@@ -46,13 +46,12 @@
 
 #include "core/convert.h"
 #include "core/cuda/runtime.h"
+#include "ops/cuda/device_utils.cuh"
 #include "ops/cuda/attention.h"
 
 namespace pit::cuda {
 namespace {
 
-constexpr unsigned kFullMask = 0xffffffffu;
-constexpr int kWarp = 32;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 

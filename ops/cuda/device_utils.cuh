@@ -39,6 +39,12 @@ __device__ __forceinline__ T narrow(compute_t<T> v) {
     return v;
 }
 
+// exp and log in the compute type.
+__device__ __forceinline__ float ex(float v) { return expf(v); }
+__device__ __forceinline__ double ex(double v) { return exp(v); }
+__device__ __forceinline__ float ln(float v) { return logf(v); }
+__device__ __forceinline__ double ln(double v) { return log(v); }
+
 // 16 bytes of T: the unit of vector loads and stores.
 template <typename T>
 struct alignas(16) Pack {

@@ -16,20 +16,13 @@
 #include "core/cuda/launch.cuh"
 #include "core/cuda/runtime.h"
 #include "core/random.h"
+#include "ops/cuda/device_utils.cuh"
 #include "ops/cuda/dropout.h"
 
 namespace pit::cuda {
 namespace {
 
-template <typename T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
-__device__ __forceinline__ float widen(Half v) { return __half2float(__ushort_as_half(v.bits)); }
-__device__ __forceinline__ float widen(BFloat16 v) {
-  return __uint_as_float(static_cast<uint32_t>(v.bits) << 16);
-}
-__device__ __forceinline__ float widen(float v) { return v; }
-__device__ __forceinline__ double widen(double v) { return v; }
 
 template <typename T>
 struct alignas(4 * sizeof(T)) Quad {

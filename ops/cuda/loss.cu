@@ -26,13 +26,12 @@
 
 #include "core/convert.h"
 #include "core/cuda/runtime.h"
+#include "ops/cuda/device_utils.cuh"
 #include "ops/cuda/loss.h"
 
 namespace pit::cuda {
 namespace {
 
-constexpr unsigned kFullMask = 0xffffffffu;
-constexpr int kWarp = 32;
 constexpr int64_t kWarpRowMax = 1024;
 constexpr int kRowsWarpThreads = 256;
 constexpr int kBlockThreads = 256;
@@ -40,26 +39,9 @@ constexpr int kLongBlockThreads = 512;
 constexpr int64_t kLongRow = 8192;
 constexpr int64_t kMaxGrid = int64_t{1} << 20;
 
-template <typename T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
-__device__ __forceinline__ float widen(Half v) { return __half2float(__ushort_as_half(v.bits)); }
-__device__ __forceinline__ float widen(BFloat16 v) {
-  return __uint_as_float(static_cast<uint32_t>(v.bits) << 16);
-}
-__device__ __forceinline__ float widen(float v) { return v; }
-__device__ __forceinline__ double widen(double v) { return v; }
 
-__device__ __forceinline__ float ex(float v) { return expf(v); }
-__device__ __forceinline__ double ex(double v) { return exp(v); }
-__device__ __forceinline__ float ln(float v) { return logf(v); }
-__device__ __forceinline__ double ln(double v) { return log(v); }
 
-template <typename T>
-struct alignas(16) Pack {
-  static constexpr int kN = 16 / sizeof(T);
-  T v[kN];
-};
 
 // Elements before the first 16-byte aligned address of p (T-aligned), at most n.
 template <typename T>

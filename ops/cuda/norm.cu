@@ -31,13 +31,12 @@
 #include "core/convert.h"
 #include "core/cuda/runtime.h"
 #include "core/memory.h"
+#include "ops/cuda/device_utils.cuh"
 #include "ops/cuda/norm.h"
 
 namespace pit::cuda {
 namespace {
 
-constexpr unsigned kFullMask = 0xffffffffu;
-constexpr int kWarp = 32;
 constexpr int64_t kWarpRowMax = 1024;  // rows up to this long: one warp each
 constexpr int kRowsWarpThreads = 256;  // warp path: 8 rows per block
 constexpr int kBlockVals = 16;         // block path: values per thread and operand in registers
@@ -53,26 +52,12 @@ constexpr int64_t kMinChunkRows = 32;
 constexpr int64_t kMaxChunks = 65535;  // gridDim.y
 constexpr int64_t kMaxGrid = int64_t{1} << 20;  // grid-stride loops launch at most this many
 
-__host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-template <typename T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
-__device__ __forceinline__ float widen(Half v) { return __half2float(__ushort_as_half(v.bits)); }
-__device__ __forceinline__ float widen(BFloat16 v) {
-  return __uint_as_float(static_cast<uint32_t>(v.bits) << 16);
-}
-__device__ __forceinline__ float widen(float v) { return v; }
-__device__ __forceinline__ double widen(double v) { return v; }
 
 __device__ __forceinline__ float root(float v) { return sqrtf(v); }
 __device__ __forceinline__ double root(double v) { return sqrt(v); }
 
-template <typename T>
-struct alignas(16) Pack {
-  static constexpr int kN = 16 / sizeof(T);
-  T v[kN];
-};
 
 __host__ __device__ __forceinline__ bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
@@ -127,12 +112,6 @@ __device__ __forceinline__ void load_param(const T* __restrict__ p, int64_t q, i
 
 // ---- sums ----------------------------------------------------------------------------------------
 
-template <typename C>
-__device__ __forceinline__ C warp_sum(C a) {
-#pragma unroll
-  for (int off = kWarp / 2; off > 0; off /= 2) a += __shfl_down_sync(kFullMask, a, off);
-  return __shfl_sync(kFullMask, a, 0);
-}
 
 // Block-wide sums of a and b (blockDim.x a multiple of 32); every thread gets both. The merge
 // order is fixed, so every thread (and every run) sees the same bits.

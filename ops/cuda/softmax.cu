@@ -58,10 +58,6 @@ constexpr int kColsThreads = 256;
 constexpr int64_t kMaxGrid = int64_t{1} << 30;
 
 
-__device__ __forceinline__ float ex(float v) { return expf(v); }
-__device__ __forceinline__ double ex(double v) { return exp(v); }
-__device__ __forceinline__ float ln(float v) { return logf(v); }
-__device__ __forceinline__ double ln(double v) { return log(v); }
 
 
 // ---- online max / sum --------------------------------------------------------------------------
