@@ -130,6 +130,9 @@ int run_dense_ops(const std::string& markdown_path) {
     const Tensor y = kernels::unary(UnaryOp::gelu_tanh, h);
     memory_row("gelu bwd", dims({kTokens, kFfn}), 3 * n * bf,  // reads grad and x; y unused
                [&](int) { (void)kernels::unary_backward(UnaryOp::gelu_tanh, g, h, y); });
+    const Tensor h16 = h.to(DType::f16);  // f16 runs the same kernels with f16 conversions
+    memory_row("gelu fwd (f16)", dims({kTokens, kFfn}), 2 * n * bf,
+               [&](int) { (void)kernels::unary(UnaryOp::gelu_tanh, h16); });
     memory_row("bias grad (sum dim 0)", dims({kTokens, kFfn}), n * bf,
                [&](int) { (void)kernels::sum(g, {0}); });
   }

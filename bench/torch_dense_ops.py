@@ -53,6 +53,8 @@ def main():
         g = rnd(TOKENS, FFN)
         row("gelu fwd", f"{TOKENS}x{FFN}", lambda: F.gelu(h, approximate="tanh"))
         row("gelu bwd", f"{TOKENS}x{FFN}", lambda: torch.ops.aten.gelu_backward(g, h, approximate="tanh"))
+        h16 = h.half()
+        row("gelu fwd (f16)", f"{TOKENS}x{FFN}", lambda: F.gelu(h16, approximate="tanh"))
         row("bias grad (sum dim 0)", f"{TOKENS}x{FFN}", lambda: g.sum(0))
         a, b = rnd(TOKENS, MODEL), rnd(TOKENS, MODEL)
         row("add (residual)", f"{TOKENS}x{MODEL}", lambda: a + b)

@@ -6,6 +6,10 @@
 
 #include "core/macros.h"
 
+#if defined(__CUDACC__)
+#include <cuda_fp16.h>
+#endif
+
 namespace pit {
 namespace detail {
 
@@ -25,6 +29,11 @@ PIT_HD_INLINE float bits_float(uint32_t u) {
 // IEEE binary32 -> binary16, round to nearest, ties to even; NaN stays NaN (quiet), overflow
 // gives infinity, values below half the smallest subnormal give signed zero.
 PIT_HD_INLINE uint16_t float_to_half_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  // Device: the hardware conversion (also round to nearest even) for everything but NaN, whose
+  // payload the code below keeps exactly like the host does.
+  if (f == f) return __half_as_ushort(__float2half_rn(f));
+#endif
   uint32_t x = detail::float_bits(f);
   const uint32_t sign = (x >> 16) & 0x8000u;
   x &= 0x7fffffffu;
@@ -49,6 +58,10 @@ PIT_HD_INLINE uint16_t float_to_half_bits(float f) {
 }
 
 PIT_HD_INLINE float half_bits_to_float(uint16_t h) {
+#if defined(__CUDA_ARCH__)
+  // Device: the exact hardware widening for everything but NaN (payload kept as on the host).
+  if ((h & 0x7c00u) != 0x7c00u || (h & 0x3ffu) == 0) return __half2float(__ushort_as_half(h));
+#endif
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
   if (e == 0x1fu) return detail::bits_float(sign | 0x7f800000u | (m << 13));
