@@ -60,4 +60,19 @@ __device__ __forceinline__ C warp_sum(C a) {
   return __shfl_sync(kFullMask, a, 0);
 }
 
+// Rows of this thread's warp (kBlock false) or block (kBlock true); the loop bounds are the same
+// for every thread of the warp / block, so all of them reach every shuffle and barrier.
+template <bool kBlock>
+struct RowWalk {
+  __device__ static int64_t first() {
+    return kBlock ? int64_t{blockIdx.x}
+                  : blockIdx.x * int64_t{blockDim.x / kWarp} + threadIdx.x / kWarp;
+  }
+  __device__ static int64_t step() {
+    return kBlock ? int64_t{gridDim.x} : int64_t{gridDim.x} * (blockDim.x / kWarp);
+  }
+  __device__ static int t() { return kBlock ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x % kWarp); }
+  __device__ static int nt() { return kBlock ? static_cast<int>(blockDim.x) : kWarp; }
+};
+
 }  // namespace pit::cuda

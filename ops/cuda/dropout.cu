@@ -22,8 +22,6 @@
 namespace pit::cuda {
 namespace {
 
-
-
 template <typename T>
 struct alignas(4 * sizeof(T)) Quad {
   T v[4];

@@ -39,10 +39,6 @@ constexpr int kLongBlockThreads = 512;
 constexpr int64_t kLongRow = 8192;
 constexpr int64_t kMaxGrid = int64_t{1} << 20;
 
-
-
-
-
 // Elements before the first 16-byte aligned address of p (T-aligned), at most n.
 template <typename T>
 __device__ __forceinline__ int64_t head_of(const T* p, int64_t n) {
@@ -152,19 +148,6 @@ __device__ __forceinline__ Acc<C> block_acc(Acc<C> a) {
   a = lane < static_cast<int>(blockDim.x / kWarp) ? Acc<C>{sm[lane], ss[lane], sx[lane]} : acc_identity<C>();
   return warp_acc(a);
 }
-
-template <bool kBlock>
-struct RowWalk {
-  __device__ static int64_t first() {
-    return kBlock ? int64_t{blockIdx.x}
-                  : blockIdx.x * int64_t{blockDim.x / kWarp} + threadIdx.x / kWarp;
-  }
-  __device__ static int64_t step() {
-    return kBlock ? int64_t{gridDim.x} : int64_t{gridDim.x} * (blockDim.x / kWarp);
-  }
-  __device__ static int t() { return kBlock ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x % kWarp); }
-  __device__ static int nt() { return kBlock ? static_cast<int>(blockDim.x) : kWarp; }
-};
 
 struct Params {
   int64_t rows, classes, ignore_index;

@@ -52,12 +52,8 @@ constexpr int64_t kMinChunkRows = 32;
 constexpr int64_t kMaxChunks = 65535;  // gridDim.y
 constexpr int64_t kMaxGrid = int64_t{1} << 20;  // grid-stride loops launch at most this many
 
-
-
-
 __device__ __forceinline__ float root(float v) { return sqrtf(v); }
 __device__ __forceinline__ double root(double v) { return sqrt(v); }
-
 
 __host__ __device__ __forceinline__ bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
@@ -112,7 +108,6 @@ __device__ __forceinline__ void load_param(const T* __restrict__ p, int64_t q, i
 
 // ---- sums ----------------------------------------------------------------------------------------
 
-
 // Block-wide sums of a and b (blockDim.x a multiple of 32); every thread gets both. The merge
 // order is fixed, so every thread (and every run) sees the same bits.
 template <typename C>
@@ -141,21 +136,6 @@ __device__ __forceinline__ void row_sum2(C& a, C& b) {
     b = warp_sum(b);
   }
 }
-
-// Rows of this thread's warp (kBlock false) or block (kBlock true); the loop bounds are the same
-// for every thread of the warp / block, so all of them reach every shuffle and barrier.
-template <bool kBlock>
-struct RowWalk {
-  __device__ static int64_t first() {
-    return kBlock ? int64_t{blockIdx.x}
-                  : blockIdx.x * int64_t{blockDim.x / kWarp} + threadIdx.x / kWarp;
-  }
-  __device__ static int64_t step() {
-    return kBlock ? int64_t{gridDim.x} : int64_t{gridDim.x} * (blockDim.x / kWarp);
-  }
-  __device__ static int t() { return kBlock ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x % kWarp); }
-  __device__ static int nt() { return kBlock ? static_cast<int>(blockDim.x) : kWarp; }
-};
 
 struct Params {
   int64_t rows, d;

@@ -75,7 +75,6 @@ __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? 
 
 // ---- element access ---------------------------------------------------------------------------
 
-
 // ---- reduction operators ---------------------------------------------------------------------
 // Op::Acc identity(); Acc step(Acc, C x, int64_t index); Acc merge(Acc a, Acc b) with a the
 // partial of the earlier positions where that matters; Acc shfl_down(Acc, int).

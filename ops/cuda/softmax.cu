@@ -57,9 +57,6 @@ constexpr int kColsThreads = 256;
 // Grid-stride loops launch at most this many blocks.
 constexpr int64_t kMaxGrid = int64_t{1} << 30;
 
-
-
-
 // ---- online max / sum --------------------------------------------------------------------------
 
 // m: the largest element seen; s: sum of exp(x - m) over the elements seen. -inf elements add
@@ -98,7 +95,6 @@ __device__ __forceinline__ MaxSum<C> warp_ms(MaxSum<C> a) {
         a, MaxSum<C>{__shfl_down_sync(kFullMask, a.m, off), __shfl_down_sync(kFullMask, a.s, off)});
   return {__shfl_sync(kFullMask, a.m, 0), __shfl_sync(kFullMask, a.s, 0)};
 }
-
 
 // Block-wide versions (blockDim.x a multiple of 32, <= 1024); every thread gets the result.
 template <typename C>
