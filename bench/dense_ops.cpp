@@ -95,9 +95,10 @@ int run_dense_ops(const std::string& markdown_path) {
                         const Tensor& b, bool ta, bool tb, int64_t batch = 1) {
     // pit: the operands as the autograd would pass them (transposed views, no copies).
     const Tensor av = ta ? a.transpose(-1, -2) : a, bv = tb ? b.transpose(-1, -2) : b;
-    const Timing t = time_gpu([&](int) { (void)kernels::matmul(av, bv); });
     Tensor c = Tensor::empty(batch > 1 ? Shape{batch, m, n} : Shape{m, n}, DType::bf16, Device::cuda());
-    const Timing p = time_gpu([&](int) { cublas.gemm(a, b, c, m, n, k, ta, tb, batch); });
+    // Interleaved, so that clock drift cannot favour either side.
+    const auto [t, p] = time_gpu_pair([&](int) { (void)kernels::matmul(av, bv); },
+                                      [&](int) { cublas.gemm(a, b, c, m, n, k, ta, tb, batch); });
     report.add({op, (batch > 1 ? std::to_string(batch) + "x" : "") + dims({m, k}) + " @ " + dims({k, n}),
                 t.median_ms, 2.0 * batch * m * n * k, true, peak_flops, "cuBLAS", p.median_ms});
   };

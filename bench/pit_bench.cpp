@@ -1,4 +1,6 @@
-// pit-bench: benchmarks on the GPU machine. `pit-bench dense [--markdown FILE]`.
+// pit-bench: benchmarks on the GPU machine.
+//   pit-bench dense [--markdown FILE]
+//   pit-bench pit [--markdown FILE] [--tune FILE]
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -6,17 +8,23 @@
 
 namespace pit::bench {
 int run_dense_ops(const std::string& markdown_path);
+int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path);
 }
 
 int main(int argc, char** argv) {
   const std::string suite = argc > 1 ? argv[1] : "";
-  std::string markdown;
-  for (int i = 2; i + 1 < argc; ++i)
+  std::string markdown, tune;
+  for (int i = 2; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--markdown") == 0) markdown = argv[i + 1];
+    if (std::strcmp(argv[i], "--tune") == 0) tune = argv[i + 1];
+  }
   try {
     if (suite == "dense") return pit::bench::run_dense_ops(markdown);
-    std::fprintf(stderr, "usage: pit-bench dense [--markdown FILE]\n"
-                         "  dense   dense ops at transformer shapes (bf16) vs cuBLAS and copy bandwidth\n");
+    if (suite == "pit") return pit::bench::run_pit_gemm(markdown, tune);
+    std::fprintf(stderr, "usage: pit-bench dense|pit [--markdown FILE] [--tune FILE]\n"
+                         "  dense   dense ops at transformer shapes (bf16) vs cuBLAS and copy bandwidth\n"
+                         "  pit     PIT GEMMs vs cuBLAS, cuSPARSE CSR and Blocked-ELL; detection vs one read\n"
+                         "          (--tune FILE: also the other micro-tiles, written as the planner's cost table)\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pit-bench: %s\n", e.what());

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -37,6 +38,41 @@ inline Timing time_gpu(const std::function<void(int)>& fn, int warmup = 5, int r
   for (auto& e : events) cudaEventDestroy(e);
   std::sort(ms.begin(), ms.end());
   return {ms[runs / 2], ms[0]};
+}
+
+// Times a() and b() alternately (a, b, a, b, ...) so that both see the same clocks and
+// temperature: comparing two implementations measured one after the other let the GPU's
+// boost-clock drift (e.g. right after a heavy GEMM) favour whichever ran second.
+inline std::pair<Timing, Timing> time_gpu_pair(const std::function<void(int)>& a,
+                                               const std::function<void(int)>& b, int warmup = 5,
+                                               int runs = 50) {
+  std::vector<double> ms_a, ms_b;
+  for (int i = 0; i < warmup; ++i) {
+    a(i);
+    b(i);
+  }
+  PIT_CUDA_CHECK(cudaDeviceSynchronize());
+  cudaEvent_t e[3];
+  for (auto& ev : e) PIT_CUDA_CHECK(cudaEventCreate(&ev));
+  for (int i = 0; i < runs; ++i) {
+    PIT_CUDA_CHECK(cudaEventRecord(e[0]));
+    a(warmup + i);
+    PIT_CUDA_CHECK(cudaEventRecord(e[1]));
+    b(warmup + i);
+    PIT_CUDA_CHECK(cudaEventRecord(e[2]));
+    PIT_CUDA_CHECK(cudaEventSynchronize(e[2]));
+    float ta = 0, tb = 0;
+    PIT_CUDA_CHECK(cudaEventElapsedTime(&ta, e[0], e[1]));
+    PIT_CUDA_CHECK(cudaEventElapsedTime(&tb, e[1], e[2]));
+    ms_a.push_back(ta);
+    ms_b.push_back(tb);
+  }
+  for (auto& ev : e) cudaEventDestroy(ev);
+  const auto summary = [](std::vector<double>& ms) {
+    std::sort(ms.begin(), ms.end());
+    return Timing{ms[ms.size() / 2], ms[0]};
+  };
+  return {summary(ms_a), summary(ms_b)};
 }
 
 }  // namespace pit::bench

@@ -34,6 +34,13 @@ inline bool cuda_available() { return cuda_device_count() > 0; }
 // Throws a pit::Error naming the device when it cannot be used on this machine and build.
 void check_device(Device device);
 
+// Throws the pit::Error that a kernel on `device` recorded (an out-of-range index, a bad class
+// target: core/device_error.h), clearing it; does nothing when there is none, for the CPU, and
+// without CUDA. It does not synchronise: it sees what finished kernels recorded. Every
+// synchronisation in core (StreamRef::synchronize, the device-to-host copies behind to(cpu),
+// item(), to_vector()) already checks; call this where a sync happened outside pit's API.
+void check_device_errors(Device device);
+
 // A non-owning reference to a CUDA stream on one device (or the CPU, where it means nothing).
 // A null handle is the device's legacy default stream. Launchers take a StreamRef by value.
 struct StreamRef {

@@ -7,6 +7,13 @@
 //   PIT_CUBLAS_CHECK(expr)  cublasStatus_t         (needs cublas_v2.h where used)
 //   PIT_CUSPARSE_CHECK(expr), PIT_CUDNN_CHECK(expr), PIT_NCCL_CHECK(expr): likewise.
 // The library macros expand where they are used, so this header includes no CUDA header.
+//
+// Errors found by CUDA kernels (an index out of range, a class target outside [0, C)) cannot be
+// thrown where they happen, and checking the input on the host first would synchronise. Such a
+// kernel records the first bad value in its device's error slot and carries on safely; the host
+// throws it as a pit::Error, naming the op, the value, the size and the position, at its next
+// synchronisation with that device (to(cpu), item(), to_vector(), StreamRef::synchronize) or at
+// check_device_errors(device). See core/device_error.h.
 #include <sstream>
 #include <stdexcept>
 #include <string>

@@ -91,4 +91,10 @@ Variable avg_pool2d(const Variable& x, int64_t kernel, int64_t stride = -1 /* = 
 // Causal attention over (B, H, T, Dh) q, k, v.
 Variable causal_attention(const Variable& q, const Variable& k, const Variable& v);
 
+// ---- dtype conversion (ops/cast_ops.cpp) -----------------------------------------------------
+// x converted to `dtype` (f16/bf16 round to nearest even); backward converts the gradient back
+// to x's dtype, so gradients of f32 master weights used in bf16/f16 compute land in f32. x
+// itself when it already has that dtype.
+Variable cast(const Variable& x, DType dtype);
+
 }  // namespace pit::ops

@@ -60,8 +60,11 @@ Tensor log_softmax_backward(const Tensor& grad_y, const Tensor& y, int64_t dim);
 Tensor matmul(const Tensor& a, const Tensor& b);
 
 // ---- indexing (ops/index_ops.cpp; ops/cpu/index.cpp; ops/cuda/index.cu) ---------------------
-// Indices are i64 (i32 is converted); negative indices count from the end. Out-of-range indices
-// throw on the CPU; on CUDA they are clamped (a kernel cannot throw): validate ids on the host.
+// Indices are i64 (i32 is converted); negative indices count from the end. An out-of-range index
+// throws: at the call when the index is on the CPU; when it is on a GPU the kernel records it
+// (a kernel cannot throw, and checking first would synchronise) and the next host read or
+// stream synchronisation on that device throws it (core/device_error.h); meanwhile the element
+// reads as 0 (gather, index_select) or is skipped (scatter_add, index_add).
 // out[..., j, ...] = x[..., index[..., j, ...], ...] along dim; index has x's shape outside dim.
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 // zeros(shape) with src[..., j, ...] added at [..., index[..., j, ...], ...] along dim.
@@ -92,7 +95,9 @@ NormGrads rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weig
 
 // ---- losses and dropout (ops/loss.cpp, ops/dropout.cpp; cpu/ and cuda/ alike) ---------------
 // Cross-entropy of logits (N, C) against integer targets (N), fused with log-softmax: per-row
-// losses (N) in f32 (0 for ignored rows) and the row log-sum-exp saved for backward.
+// losses (N) in f32 (0 for ignored rows) and the row log-sum-exp saved for backward. A target
+// outside [0, C) that is not ignore_index throws: at the call for CPU targets; for GPU targets
+// at the next host read on that device (the row's loss is NaN meanwhile; ops/cuda/loss.h).
 struct CrossEntropyResult {
   Tensor loss;  // (N) f32
   Tensor lse;   // (N) f32
@@ -148,5 +153,41 @@ struct AttentionGrads {
 };
 AttentionGrads causal_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
                                          const Tensor& v, const AttentionResult& saved);
+
+// ---- optimizer updates and gradient utilities (ops/optim.cpp; ops/cpu/optim.cpp;
+// ops/cuda/optim.cu). f32 only (master weights, their gradients and state), contiguous; the
+// tensors are updated in place, in one pass (one fused kernel per parameter on CUDA).
+struct AdamWHyper {
+  double lr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double weight_decay = 0.0;  // decoupled: param *= 1 - lr * weight_decay before the update
+  int64_t step = 1;           // this parameter's update count, from 1 (bias correction)
+  bool bias_correction = true;
+};
+// torch.optim.AdamW: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+// param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                const Tensor& exp_avg_sq, const AdamWHyper& h);
+struct SgdHyper {
+  double lr = 1e-2, momentum = 0.0, dampening = 0.0;
+  double weight_decay = 0.0;  // L2: d = g + weight_decay * param
+  bool nesterov = false;      // needs momentum > 0 and dampening 0
+  bool first_step = false;    // this parameter's first update: the buffer starts as d
+};
+// torch.optim.SGD: buf = momentum * buf + (1 - dampening) * d (buf = d on the first step);
+// param -= lr * (nesterov ? d + momentum * buf : buf), or lr * d without momentum (the buffer
+// may then be undefined).
+void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
+              const SgdHyper& h);
+// The L2 norm of all elements of `tensors` (one device) together, as a 0-d f32 tensor on that
+// device; computed there without a host synchronisation, bit-identical from run to run.
+Tensor global_norm(const std::vector<Tensor>& tensors);
+// Each tensor *= min(1, max_norm / (norm + eps)) in place, with `norm` (global_norm's result)
+// read on the device: no host synchronisation; nothing is written when the factor is 1.
+void clip_by_norm_(const std::vector<Tensor>& tensors, const Tensor& norm, double max_norm,
+                   double eps = 1e-6);
+// Each tensor *= scale in place; returns a 0-d f32 tensor on their device: 1 when a scaled
+// element is inf or NaN, else 0 (loss scaling: read it once per step to skip the update).
+Tensor unscale_and_check_(const std::vector<Tensor>& tensors, double scale);
 
 }  // namespace pit::kernels

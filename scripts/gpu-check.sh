@@ -8,7 +8,8 @@
 #        scripts/gpu-check.sh --summary ctest.xml [--gpu]
 #          only print the summary of a ctest JUnit file (e.g. one fetched back);
 #          with --gpu, skipped tests count as failures as on the GPU machine.
-# Env:   PIT_CUDA_ARCH (default 90a), PIT_JOBS (default: all cores)
+# Env:   PIT_CUDA_ARCH (default 90a), PIT_JOBS (default: all cores),
+#        PIT_SKIP_BENCH=1 (build and test only; run bench/run.sh OUTDIR later)
 # Exit:  non-zero if the build or any test fails, or (GPU present) a test skipped.
 set -euo pipefail
 caller_dir=$PWD
@@ -162,7 +163,9 @@ junit_summary "$outdir/ctest.xml" 1 2>&1 | tee "$outdir/summary.txt" || summary_
 
 # --- benchmarks (come with later issues) ---------------------------------------
 bench_rc=0
-if [[ -x bench/run.sh ]]; then
+if [[ ${PIT_SKIP_BENCH:-0} == 1 ]]; then
+  pit_log "PIT_SKIP_BENCH=1: benchmarks skipped"
+elif [[ -x bench/run.sh ]]; then
   t0=$SECONDS
   pit_log "running bench/run.sh $outdir"
   run_logged "$outdir/bench.log" bench/run.sh "$outdir" || bench_rc=$?

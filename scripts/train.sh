@@ -11,19 +11,14 @@ if (($# > 0)); then shift; fi
 
 pit_setup_path
 pit_install_deps
-pit_configure_build build
+# Only what training needs (the tests are scripts/test.sh's job).
+PIT_BUILD_TARGETS="pit-train pit-data" pit_configure_build build
 
-if [[ ! -x build/pit-train ]]; then
-  pit_log "the trainer (pit-train) is not built yet; it arrives with issue #5. Set-up and build succeeded."
-  exit 0
-fi
+[[ -f $config ]] || pit_die "config file not found: $config (the configs are in configs/)"
+[[ -x build/pit-train ]] || pit_die "build/pit-train was not built: see the build output above"
 
-if [[ -x scripts/get_data.sh ]]; then
-  pit_log "getting data (scripts/get_data.sh)"
-  scripts/get_data.sh
-fi
-
-[[ -f $config ]] || pit_die "config file not found: $config"
+pit_log "getting data (scripts/get_data.sh)"
+PIT_DATA=build/pit-data scripts/get_data.sh
 
 if pit_has_gpu; then
   pit_log "GPU detected: $(nvidia-smi -L | head -n 1)"

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "core/device.h"
+#include "core/device_error.h"
 #include "core/dtype.h"
 #include "core/memory.h"
 #include "core/random.h"
@@ -18,6 +19,17 @@ void set_device(int index);
 void* stream_create(int device);
 void stream_destroy(void* handle) noexcept;
 void stream_synchronize(StreamRef stream);
+
+// Synchronisations: stream_synchronize and memcpy_d2h then check the device's error slot
+// (check_device_errors below), so a bad index recorded by a kernel surfaces there.
+
+// Deferred device-side errors (core/cuda/device_error.cu; the protocol is in
+// core/device_error.h). The sink that kernels of `kind` launched on `device` record into; the
+// device's slot is allocated on first use (then this is a lookup). `dim` goes into the message.
+DeviceErrorSink device_error_sink(int device, int32_t kind, int32_t dim);
+// Throws the pit::Error recorded on `device`, if any, clearing the slot. Never synchronises:
+// it sees what finished kernels recorded. No-op before the device's first sink, and without CUDA.
+void check_device_errors(int device);
 
 // Caching allocator (core/cuda/allocator.cpp).
 void* allocate(size_t nbytes, int device, void* stream);

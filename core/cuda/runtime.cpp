@@ -31,6 +31,7 @@ void stream_destroy(void* handle) noexcept {
 void stream_synchronize(StreamRef stream) {
   DeviceGuard guard(stream.device.index);
   PIT_CUDA_CHECK(cudaStreamSynchronize(native(stream)));
+  check_device_errors(stream.device.index);  // what the finished kernels recorded
 }
 
 void memcpy_h2d(void* dst, const void* src, size_t nbytes, StreamRef stream) {
@@ -44,6 +45,7 @@ void memcpy_d2h(void* dst, const void* src, size_t nbytes, StreamRef stream) {
   DeviceGuard guard(stream.device.index);
   PIT_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToHost, native(stream)));
   PIT_CUDA_CHECK(cudaStreamSynchronize(native(stream)));  // the host reads it next
+  check_device_errors(stream.device.index);  // a bad index behind this data throws here
 }
 
 void memcpy_d2d(void* dst, int dst_device, const void* src, int src_device, size_t nbytes,

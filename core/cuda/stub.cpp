@@ -19,6 +19,8 @@ void deallocate(void*) noexcept {}
 MemoryStats memory_stats(int) { no_cuda(); }
 void reset_peak_memory(int) { no_cuda(); }
 void empty_cache() {}
+DeviceErrorSink device_error_sink(int, int32_t, int32_t) { no_cuda(); }
+void check_device_errors(int) {}  // nothing can have been recorded
 void memcpy_h2d(void*, const void*, size_t, StreamRef) { no_cuda(); }
 void memcpy_d2h(void*, const void*, size_t, StreamRef) { no_cuda(); }
 void memcpy_d2d(void*, int, const void*, int, size_t, StreamRef) { no_cuda(); }

@@ -1,9 +1,18 @@
 // Gather and scatter-add along one dim on the GPU.
+//
+// Indices are checked where they are loaded: a value outside [-n, n) is recorded in the
+// device's error slot (core/cuda/device_error.cuh), which the host turns into a pit::Error at
+// its next read; the element is then written as 0 (gather) or skipped (scatter_add) instead of
+// reading or writing out of bounds. The check is one compare on a value the kernel loads anyway;
+// nothing synchronises.
 #include <cuda_runtime.h>
 
+#include <string>
 #include <type_traits>
 
 #include "core/convert.h"
+#include "core/cuda/backend.h"
+#include "core/cuda/device_error.cuh"
 #include "core/cuda/launch.cuh"
 #include "core/cuda/runtime.h"
 #include "ops/cuda/index.h"
@@ -16,34 +25,39 @@ struct IndexGeometry {
   int64_t s0, s1, s2;  // index strides for (outer, m, inner)
 };
 
-// Out-of-range indices are clamped on the device (a kernel cannot throw); the host-side
-// validation in ops/index_ops.cpp is the user-facing check where it is affordable.
-__device__ __forceinline__ int64_t wrap(int64_t v, int64_t n) {
-  v = v < 0 ? v + n : v;
-  return v < 0 ? 0 : (v >= n ? n - 1 : v);
+// The index at position p of the index tensor, made non-negative; -1 (after recording the
+// error) when it is outside [-n, n).
+__device__ __forceinline__ int64_t load_index(const int64_t* __restrict__ idx, int64_t p,
+                                              int64_t n, DeviceErrorSink err) {
+  const int64_t v = idx[p];
+  const int64_t k = v < 0 ? v + n : v;
+  if (static_cast<uint64_t>(k) < static_cast<uint64_t>(n)) return k;
+  record_device_error(err, v, n, p);
+  return -1;
 }
 
 template <typename T>
 __global__ void gather_kernel(const T* __restrict__ x, const int64_t* __restrict__ idx,
-                              T* __restrict__ out, IndexGeometry g) {
+                              T* __restrict__ out, IndexGeometry g, DeviceErrorSink err) {
   const int64_t total = g.outer * g.m * g.inner;
   for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total;
        e += int64_t{gridDim.x} * blockDim.x) {
     const int64_t i = e % g.inner, r = e / g.inner, j = r % g.m, o = r / g.m;
-    const int64_t k = wrap(idx[o * g.s0 + j * g.s1 + i * g.s2], g.n);
-    out[e] = x[(o * g.n + k) * g.inner + i];
+    const int64_t k = load_index(idx, o * g.s0 + j * g.s1 + i * g.s2, g.n, err);
+    out[e] = k >= 0 ? x[(o * g.n + k) * g.inner + i] : convert<T>(0);
   }
 }
 
 template <typename T, typename Acc>
 __global__ void scatter_add_kernel(Acc* __restrict__ out, const int64_t* __restrict__ idx,
-                                   const T* __restrict__ src, IndexGeometry g) {
+                                   const T* __restrict__ src, IndexGeometry g,
+                                   DeviceErrorSink err) {
   const int64_t total = g.outer * g.m * g.inner;
   for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total;
        e += int64_t{gridDim.x} * blockDim.x) {
     const int64_t i = e % g.inner, r = e / g.inner, j = r % g.m, o = r / g.m;
-    const int64_t k = wrap(idx[o * g.s0 + j * g.s1 + i * g.s2], g.n);
-    atomicAdd(&out[(o * g.n + k) * g.inner + i], convert<Acc>(src[e]));
+    const int64_t k = load_index(idx, o * g.s0 + j * g.s1 + i * g.s2, g.n, err);
+    if (k >= 0) atomicAdd(&out[(o * g.n + k) * g.inner + i], convert<Acc>(src[e]));
   }
 }
 
@@ -51,37 +65,79 @@ IndexGeometry geometry(const int64_t is[3], int64_t outer, int64_t n, int64_t m,
   return {outer, n, m, inner, is[0], is[1], is[2]};
 }
 
+constexpr const char* kFindTheCall =
+    "; to find the call that queued it, synchronise right after the suspect ops (every "
+    "synchronisation checks)";
+
+DeviceErrorKind index_kind(const char* op, const char* fix) {
+  DeviceErrorKind k;
+  k.op = op;
+  k.value = "index";
+  k.position = "index element";
+  k.from_end = true;
+  k.fix = std::string(fix) + kFindTheCall;
+  return k;
+}
+
+// The registered error kind of each op, registered on first use.
+int32_t error_kind(IndexOp op) {
+  static const int32_t kinds[] = {
+      register_device_error_kind(index_kind(
+          "gather", "fix the index, or pass it as a CPU tensor to have it checked when gather is "
+                    "called")),
+      register_device_error_kind(index_kind(
+          "index_select",
+          "fix the indices (embedding looks its ids up with index_select along dim 0 of the "
+          "weight, so ids must be below num_embeddings), or pass them as a CPU tensor to have "
+          "them checked when the op is called")),
+      register_device_error_kind(index_kind(
+          "scatter_add", "fix the index, or pass it as a CPU tensor to have it checked when "
+                         "scatter_add is called")),
+      register_device_error_kind(index_kind(
+          "index_add", "fix the indices, or pass them as a CPU tensor to have them checked when "
+                       "index_add is called")),
+  };
+  return kinds[static_cast<int>(op)];
+}
+
+DeviceErrorSink sink(IndexOp op, int64_t dim, StreamRef stream) {
+  return device_error_sink(stream.device.index, error_kind(op), static_cast<int32_t>(dim));
+}
+
 }  // namespace
 
 void gather(const Tensor& x, const Tensor& index, const int64_t is[3], Tensor& out, int64_t outer,
-            int64_t n, int64_t m, int64_t inner, StreamRef stream) {
+            int64_t n, int64_t m, int64_t inner, IndexOp op, int64_t dim, StreamRef stream) {
   const int64_t total = outer * m * inner;
   if (total == 0) return;
   DeviceGuard guard(stream.device.index);
   const IndexGeometry g = geometry(is, outer, n, m, inner);
+  const DeviceErrorSink err = sink(op, dim, stream);
   dispatch(x.dtype(), "gather", [&]<typename T>() {
     gather_kernel<T><<<grid_for(total, kThreads), kThreads, 0, native(stream)>>>(
-        x.data<T>(), index.data<int64_t>(), out.data<T>(), g);
+        x.data<T>(), index.data<int64_t>(), out.data<T>(), g, err);
   });
   PIT_CUDA_CHECK(cudaGetLastError());
 }
 
 void scatter_add(Tensor& out, const Tensor& index, const int64_t is[3], const Tensor& src,
-                 int64_t outer, int64_t n, int64_t m, int64_t inner, StreamRef stream) {
+                 int64_t outer, int64_t n, int64_t m, int64_t inner, IndexOp op, int64_t dim,
+                 StreamRef stream) {
   const int64_t total = outer * m * inner;
   if (total == 0) return;
   DeviceGuard guard(stream.device.index);
   const IndexGeometry g = geometry(is, outer, n, m, inner);
+  const DeviceErrorSink err = sink(op, dim, stream);
   const unsigned blocks = grid_for(total, kThreads);
   dispatch_floating(out.dtype(), "scatter_add", [&]<typename T>() {
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
       scatter_add_kernel<T, T><<<blocks, kThreads, 0, native(stream)>>>(
-          out.data<T>(), index.data<int64_t>(), src.data<T>(), g);
+          out.data<T>(), index.data<int64_t>(), src.data<T>(), g, err);
     } else {
       // Half-precision outputs: accumulate in f32, then round once into out.
       Tensor acc = out.to(DType::f32);
       scatter_add_kernel<T, float><<<blocks, kThreads, 0, native(stream)>>>(
-          acc.data<float>(), index.data<int64_t>(), src.data<T>(), g);
+          acc.data<float>(), index.data<int64_t>(), src.data<T>(), g, err);
       PIT_CUDA_CHECK(cudaGetLastError());
       out.copy_(acc);
     }

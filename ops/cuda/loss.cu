@@ -3,7 +3,8 @@
 // Forward: one warp per row for up to 1024 classes (8 rows per 256-thread block), one block
 // per row beyond (256 threads, 512 from 8192 classes: a 50k vocabulary gives each thread about
 // a dozen 16-byte loads). Each thread keeps an online (max, sum of exp(x - max)) pair, rescaling
-// the sum when the max grows, and the plain sum of x for label smoothing; the triples merge
+// the sum when the max grows (once per 16-byte pack, see acc_pack), and the plain sum of x for
+// label smoothing; the triples merge
 // through shuffles (and shared memory across warps) in a fixed order. One thread then reads
 // x[target] and writes the row's loss and log-sum-exp.
 //
@@ -15,7 +16,11 @@
 // packs, and a scalar tail. The backward does the same when the logits row and the gradient row
 // share their misalignment, and falls back to scalar accesses otherwise.
 //
-// Targets outside [0, C) that are not ignore_index give NaN (see ops/cuda/loss.h).
+// Targets: a target outside [0, C) that is not ignore_index gives that row a NaN loss and lse
+// (and NaN gradients in backward) instead of an out-of-bounds read, and the forward records it in
+// the device's error slot (core/cuda/device_error.cuh), so the host's next read throws a
+// pit::Error naming the target, the row and C (see ops/cuda/loss.h). The check is the compare
+// on the target the kernel loads anyway; nothing synchronises.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -25,6 +30,8 @@
 #include <type_traits>
 
 #include "core/convert.h"
+#include "core/cuda/backend.h"
+#include "core/cuda/device_error.cuh"
 #include "core/cuda/runtime.h"
 #include "ops/cuda/device_utils.cuh"
 #include "ops/cuda/loss.h"
@@ -47,18 +54,24 @@ __device__ __forceinline__ int64_t head_of(const T* p, int64_t n) {
   return head < n ? head : n;
 }
 
-// Thread t of nt visits the n elements of a row: f(index, value) for each.
-template <typename T, typename F>
-__device__ __forceinline__ void visit_row(const T* __restrict__ row, int64_t n, int t, int nt, F&& f) {
+// Thread t of nt visits the n elements of a row: the aligned 16-byte packs go to fp(values[kN])
+// whole, the scalar head and tail elements to f(index, value).
+template <typename T, typename F, typename FP>
+__device__ __forceinline__ void visit_row_packs(const T* __restrict__ row, int64_t n, int t, int nt,
+                                                F&& f, FP&& fp) {
+  using C = compute_t<T>;
   constexpr int kN = Pack<T>::kN;
   const int64_t head = head_of(row, n);
   for (int64_t k = t; k < head; k += nt) f(k, widen(row[k]));
   const int64_t packs = (n - head) / kN;
   const auto* p = reinterpret_cast<const Pack<T>*>(row + head);
+#pragma unroll 4  // several 16-byte loads in flight per thread
   for (int64_t q = t; q < packs; q += nt) {
     const Pack<T> v = p[q];
+    C w[kN];
 #pragma unroll
-    for (int e = 0; e < kN; ++e) f(head + q * kN + e, widen(v.v[e]));
+    for (int e = 0; e < kN; ++e) w[e] = widen(v.v[e]);
+    fp(w);
   }
   for (int64_t k = head + packs * kN + t; k < n; k += nt) f(k, widen(row[k]));
 }
@@ -117,6 +130,34 @@ __device__ __forceinline__ void acc_step(Acc<C>& a, C x) {
   a.sx += x;
 }
 
+__device__ __forceinline__ float ex2(float v) { return exp2f(v); }
+__device__ __forceinline__ double ex2(double v) { return exp2(v); }
+
+// A whole pack at once: one max, at most one rescale, then kN exponentials without branches
+// (exp(x - m) as exp2(x * log2(e) - m * log2(e)), one FMA and one MUFU.EX2 in f32). Per-element
+// acc_step costs a compare, a branch and an accurate expf per element, which made the forward
+// instruction-bound at a 50k vocabulary. fmax ignores NaN, but a NaN element still reaches the
+// sum through its own exponential.
+template <typename C, int kN>
+__device__ __forceinline__ void acc_pack(Acc<C>& a, const C (&v)[kN]) {
+  constexpr C kLog2e = C(1.4426950408889634);
+  C pm = v[0];
+#pragma unroll
+  for (int e = 1; e < kN; ++e) pm = fmax(pm, v[e]);
+#pragma unroll
+  for (int e = 0; e < kN; ++e) a.sx += v[e];
+  if (pm > a.m) {
+    a.s *= ex2((a.m - pm) * kLog2e);  // 0 while a.m is -inf (then a.s is 0 too)
+    a.m = pm;
+  }
+  if (a.m == -std::numeric_limits<C>::infinity()) return;  // every element so far is -inf
+  const C ml = a.m * kLog2e;
+  C s = 0;
+#pragma unroll
+  for (int e = 0; e < kN; ++e) s += ex2(fma(v[e], kLog2e, -ml));
+  a.s += s;
+}
+
 template <typename C>
 __device__ __forceinline__ Acc<C> acc_merge(Acc<C> a, Acc<C> b) {
   const C m = a.m > b.m ? a.m : b.m;
@@ -159,7 +200,7 @@ struct Params {
 template <typename T, typename I, bool kBlock>
 __global__ void forward_kernel(const T* __restrict__ x, int64_t stride, const I* __restrict__ targets,
                                compute_t<T>* __restrict__ loss, compute_t<T>* __restrict__ lse,
-                               Params prm) {
+                               Params prm, DeviceErrorSink err) {
   using C = compute_t<T>;
   using W = RowWalk<kBlock>;
   const int t = W::t(), nt = W::nt();
@@ -173,12 +214,16 @@ __global__ void forward_kernel(const T* __restrict__ x, int64_t stride, const I*
       continue;
     }
     if (target < 0 || target >= n) {
-      if (t == 0) loss[r] = lse[r] = std::numeric_limits<C>::quiet_NaN();
+      if (t == 0) {
+        loss[r] = lse[r] = std::numeric_limits<C>::quiet_NaN();
+        record_device_error(err, target, n, r);
+      }
       continue;
     }
     const T* xr = x + r * stride;
     Acc<C> acc = acc_identity<C>();
-    visit_row(xr, n, t, nt, [&](int64_t, C v) { acc_step(acc, v); });
+    visit_row_packs(xr, n, t, nt, [&](int64_t, C v) { acc_step(acc, v); },
+                    [&](const C(&v)[Pack<T>::kN]) { acc_pack(acc, v); });
     if constexpr (kBlock)
       acc = block_acc(acc);
     else
@@ -234,6 +279,23 @@ void launch_rows(int64_t rows, int64_t classes, Launch&& launch) {
   PIT_CUDA_CHECK(cudaGetLastError());
 }
 
+// The error kind of a bad target, registered on first use.
+int32_t bad_target_kind() {
+  static const int32_t kind = [] {
+    DeviceErrorKind k;
+    k.op = "cross_entropy";
+    k.value = "target";
+    k.axis = "the class dim";
+    k.position = "row";
+    k.valid_extra = " or ignore_index";
+    k.fix = "fix the targets (class ids in [0, C), or ignore_index for rows to skip), or pass them "
+            "as a CPU tensor to have them checked when cross_entropy is called; the row's loss is "
+            "NaN";
+    return register_device_error_kind(k);
+  }();
+  return kind;
+}
+
 template <typename T>
 constexpr bool kFloating = std::is_floating_point_v<T> || is_reduced_float_v<T>;
 
@@ -257,13 +319,14 @@ void cross_entropy(const cpu::CrossEntropyArgs& a, const void* logits, int64_t s
   DeviceGuard guard(stream.device.index);
   const cudaStream_t s = native(stream);
   const Params prm{a.rows, a.classes, a.ignore_index, a.label_smoothing};
+  const DeviceErrorSink err = device_error_sink(stream.device.index, bad_target_kind(), -1);
   dispatch2(a, "cross_entropy", [&]<typename T, typename I>() {
     using C = compute_t<T>;
     const auto* x = static_cast<const T*>(logits);
     const auto* tg = static_cast<const I*>(targets);
     launch_rows(a.rows, a.classes, [&]<bool kBlock>(unsigned blocks, int threads) {
       forward_kernel<T, I, kBlock><<<blocks, threads, 0, s>>>(x, stride, tg, static_cast<C*>(loss),
-                                                              static_cast<C*>(lse), prm);
+                                                              static_cast<C*>(lse), prm, err);
     });
   });
 }

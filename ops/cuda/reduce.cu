@@ -12,7 +12,9 @@
 //   gradient). Each block covers 32 neighbouring outputs with 8 thread-rows: a warp reads 32
 //   neighbouring elements of one input row (coalesced), the 8 thread-rows walk different input
 //   rows, and their 8 partials merge through shared memory. When the outputs alone do not fill
-//   the GPU, grid.y splits the rows into chunks whose partials finish_partials merges.
+//   the GPU, grid.y splits the rows into chunks whose partials finish_partials merges. Where
+//   the outputs are contiguous and aligned, a thread covers a 16-byte pack of them instead of
+//   one (columns_vec: sum and mean, whose accumulators are small).
 //
 // Determinism: every partial covers a fixed part of the input, and partials merge in a fixed
 // order (shuffle trees, shared-memory trees, split index order); no atomics. The same input at
@@ -324,6 +326,64 @@ __global__ void columns_kernel(const T* __restrict__ x, int64_t outputs, int64_t
   }
 }
 
+// columns with 16-byte loads: thread x of a block covers the kN neighbouring outputs of one pack,
+// so a warp reads 512 contiguous bytes of an input row per load instead of 32 elements. Needs
+// the outputs of a pack to be contiguous in memory and 16-byte aligned (checked by the launch)
+// and a small accumulator (the shared merge buffer holds kColsY x 32 x kN of them).
+template <typename T, typename Op>
+__global__ void columns_vec_kernel(const T* __restrict__ x, int64_t outputs, int64_t inner,
+                                   int64_t so, int64_t sm, int64_t mid, int64_t chunk, Output out,
+                                   typename Op::Acc* __restrict__ partials) {
+  using C = compute_t<T>;
+  using Acc = typename Op::Acc;
+  constexpr int kN = Pack<T>::kN;
+  __shared__ Acc part[kColsY][kColsX * kN];
+  const int64_t split = blockIdx.y, splits = gridDim.y;
+  const int64_t begin = split * chunk, end = min64(mid, begin + chunk);
+  const int64_t col_blocks = ceil_div(outputs, int64_t{kColsX} * kN);
+  for (int64_t bx = blockIdx.x; bx < col_blocks; bx += gridDim.x) {
+    const int64_t j0 = (bx * kColsX + threadIdx.x) * kN;
+    Acc acc[kN];
+#pragma unroll
+    for (int e = 0; e < kN; ++e) acc[e] = Op::identity();
+    if (j0 < outputs) {
+      const auto* col = reinterpret_cast<const Pack<T>*>(x + (j0 / inner) * so + j0 % inner);
+      const int64_t pstride = sm / kN;  // row stride in packs
+      int64_t m = begin + threadIdx.y;
+      for (; m + (kBatch - 1) * kColsY < end; m += kBatch * kColsY) {
+        Pack<T> v[kBatch];
+#pragma unroll
+        for (int u = 0; u < kBatch; ++u) v[u] = col[(m + u * kColsY) * pstride];
+#pragma unroll
+        for (int u = 0; u < kBatch; ++u)
+#pragma unroll
+          for (int e = 0; e < kN; ++e) acc[e] = Op::step(acc[e], static_cast<C>(widen(v[u].v[e])), m + u * kColsY);
+      }
+      for (; m < end; m += kColsY) {
+        const Pack<T> v = col[m * pstride];
+#pragma unroll
+        for (int e = 0; e < kN; ++e) acc[e] = Op::step(acc[e], static_cast<C>(widen(v.v[e])), m);
+      }
+    }
+#pragma unroll
+    for (int e = 0; e < kN; ++e) part[threadIdx.y][threadIdx.x * kN + e] = acc[e];
+    __syncthreads();
+    if (threadIdx.y == 0 && j0 < outputs) {
+#pragma unroll
+      for (int e = 0; e < kN; ++e) {
+        Acc a = acc[e];
+#pragma unroll
+        for (int y = 1; y < kColsY; ++y) a = Op::merge(a, part[y][threadIdx.x * kN + e]);
+        if (splits == 1)
+          write<T>(out, j0 + e, a);
+        else
+          partials[split * outputs + j0 + e] = a;
+      }
+    }
+    __syncthreads();  // `part` is reused by the next bx
+  }
+}
+
 // One warp per output: merges partials[j * pj + s * ps] over s in [0, splits), lane-strided,
 // then a shuffle tree.
 template <typename T, typename Op>
@@ -405,8 +465,13 @@ void launch(const View3& v, const Output& out, StreamRef stream) {
     return;
   }
 
-  // Strided (or very short) reduced dim: columns.
-  const int64_t col_blocks = ceil_div(outputs, kColsX);
+  // Strided (or very short) reduced dim: columns, with 16-byte loads when each pack of outputs
+  // is contiguous and aligned (e.g. the bias gradient, the first dim of a contiguous matrix).
+  constexpr int64_t kN = Pack<T>::kN;
+  const bool vec = sizeof(Acc) <= 8 && si == 1 && inner % kN == 0 && so % kN == 0 && sm % kN == 0 &&
+                   aligned16(x);
+  const int64_t cols_per_block = vec ? kColsX * kN : kColsX;
+  const int64_t col_blocks = ceil_div(outputs, cols_per_block);
   int64_t splits = 1;
   if (col_blocks < target_blocks)
     splits = std::clamp<int64_t>(
@@ -417,8 +482,17 @@ void launch(const View3& v, const Output& out, StreamRef stream) {
   Acc* partials = splits > 1 ? allocate(outputs * splits) : nullptr;
   const dim3 grid(static_cast<unsigned>(std::min(col_blocks, kMaxGrid)),
                   static_cast<unsigned>(splits));
-  columns_kernel<T, Op><<<grid, dim3(kColsX, kColsY), 0, s>>>(x, outputs, inner, so, sm, si, mid,
-                                                              chunk, out, partials);
+  bool launched = false;
+  if constexpr (sizeof(Acc) <= 8) {  // only then is columns_vec_kernel instantiated
+    if (vec) {
+      columns_vec_kernel<T, Op><<<grid, dim3(kColsX, kColsY), 0, s>>>(x, outputs, inner, so, sm, mid,
+                                                                      chunk, out, partials);
+      launched = true;
+    }
+  }
+  if (!launched)
+    columns_kernel<T, Op><<<grid, dim3(kColsX, kColsY), 0, s>>>(x, outputs, inner, so, sm, si, mid,
+                                                                chunk, out, partials);
   PIT_CUDA_CHECK(cudaGetLastError());
   if (splits > 1) finish(partials, splits, 1, outputs);
 }

@@ -49,6 +49,7 @@ struct RowSetIndex {
   int64_t num_segments = 0;
   int64_t segment_cols = 0;  // w for K-chunk segments; 0 when segments are not K-chunks
   RowSetView view() const;
+  std::string str() const;  // sizes and device; reads nothing back from the device
 };
 
 // ---- K lists (K-condense) -------------------------------------------------------------------
@@ -80,6 +81,7 @@ struct KListIndex {
   Tensor t_offsets, t_blocks, t_pos;  // i32 [K + 1], [capacity], [capacity] or undefined
   int64_t rows = 0, cols = 0, block_rows = 0;
   KListView view() const;
+  std::string str() const;
 };
 
 // ---- block lists (BSR-like) -----------------------------------------------------------------
@@ -107,6 +109,7 @@ struct BlockListIndex {
   Tensor t_offsets, t_rows, t_pos;
   int64_t rows = 0, cols = 0, block = 0;
   BlockListView view() const;
+  std::string str() const;
 };
 
 }  // namespace pit::sparse

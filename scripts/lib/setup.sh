@@ -117,7 +117,8 @@ pit_install_deps() {
 
 # pit_configure_build <build_dir> [extra cmake args...]
 # Configure with Ninja (Release unless CMAKE_BUILD_TYPE is set; later -D args
-# win) and build with all cores. Run from the repository root.
+# win) and build with all cores: every target, or only those named in
+# $PIT_BUILD_TARGETS (space-separated). Run from the repository root.
 pit_configure_build() {
   if (($# < 1)); then
     pit_err "usage: pit_configure_build <build_dir> [cmake args...]"
@@ -149,8 +150,13 @@ pit_configure_build() {
   pit_log "configuring $build_dir (${CMAKE_BUILD_TYPE:-Release}${*:+; $*})"
   cmake -S . -B "$build_dir" -G "$generator" \
     -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-Release}" "$@" || return
-  pit_log "building $build_dir with $jobs jobs"
-  cmake --build "$build_dir" -j "$jobs" || return
+  local targets=()
+  if [[ -n ${PIT_BUILD_TARGETS:-} ]]; then
+    read -r -a targets <<<"$PIT_BUILD_TARGETS"
+    targets=(--target "${targets[@]}")
+  fi
+  pit_log "building $build_dir with $jobs jobs${PIT_BUILD_TARGETS:+ (targets: $PIT_BUILD_TARGETS)}"
+  cmake --build "$build_dir" -j "$jobs" "${targets[@]}" || return
 }
 
 # Print how long the script ran; meant for `trap 'pit_on_exit' EXIT` with

@@ -1,10 +1,19 @@
 // gather / scatter_add / index_select / index_add / cat: CPU against hand-computed values and a
-// loop reference, CUDA against the CPU.
+// loop reference, CUDA against the CPU; out-of-range indices on CUDA: recorded by the kernel,
+// thrown at the next host read (core/device_error.h).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+
 #include "core/random.h"
+#include "ops/functional.h"
 #include "ops/kernels.h"
+#include "tests/core/expect_error.h"
 #include "tests/gpu.h"
+#include "tests/ops/check.h"
 
 using namespace pit;
 
@@ -81,4 +90,193 @@ TEST(IndexKernels, CudaMatchesCpu) {
     const auto sc = kernels::scatter_add({37, 129}, 1, cols, gsrc).to(DType::f64).to_vector<double>();
     for (size_t i = 0; i < sg.size(); ++i) ASSERT_NEAR(sg[i], sc[i], tol) << "element " << i;
   }
+}
+
+// ---- out-of-range indices on CUDA ----------------------------------------------------------------
+
+namespace {
+
+constexpr int64_t kN = 777;  // the size of the indexed dim
+
+// A host read of t: where a deferred device error is thrown.
+std::vector<double> host(const Tensor& t) { return t.to(Device::cpu(), DType::f64).to_vector<double>(); }
+
+// One index op on the GPU with a bad index `bad` at a known position of its index.
+struct BadCase {
+  std::string op;                                  // the name the error must carry
+  int64_t position;                                // the flat position of the bad index
+  std::function<Tensor(int64_t bad)> run;          // queues the op on cuda:0
+  std::function<Tensor(int64_t bad)> want;         // its safe result (CPU), bad entry dropped
+};
+
+std::vector<BadCase> bad_cases() {
+  const Device gpu = Device::cuda();
+  manual_seed(5);
+  const Tensor x = randn({kN, 4});                     // CPU
+  const Tensor src = randn({3, 4});
+  // gather / scatter_add index (3, 4) along dim 0, the bad one at [1, 2] (flat 6).
+  const auto idx2 = [](int64_t bad) {
+    return from_vector(std::vector<int64_t>{0, 5, 776, 3, 1, 2, bad, -1, 7, 8, 9, 10}, {3, 4});
+  };
+  const auto idx2_ok = idx2(0);  // the bad entry replaced by 0 ...
+  // ... and its source element zeroed: what a scatter that skips the entry produces.
+  Tensor src_skip = src.clone();
+  src_skip.data<float>()[6] = 0.0f;
+  // index_select / index_add index (3), the bad one at 1.
+  const auto idx1 = [](int64_t bad) { return from_vector(std::vector<int64_t>{4, bad, -2}); };
+  Tensor src_skip1 = src.clone();
+  for (int c = 0; c < 4; ++c) src_skip1.data<float>()[4 + c] = 0.0f;
+
+  std::vector<BadCase> cases;
+  cases.push_back({"gather", 6,
+                   [=](int64_t bad) { return kernels::gather(x.to(gpu), 0, idx2(bad).to(gpu)); },
+                   [=](int64_t) {
+                     Tensor w = kernels::gather(x, 0, idx2_ok);
+                     w.data<float>()[6] = 0.0f;  // the bad element reads as 0
+                     return w;
+                   }});
+  cases.push_back({"index_select", 1,
+                   [=](int64_t bad) { return kernels::index_select(x.to(gpu), 0, idx1(bad).to(gpu)); },
+                   [=](int64_t) {
+                     Tensor w = kernels::index_select(x, 0, idx1(0));
+                     for (int c = 0; c < 4; ++c) w.data<float>()[4 + c] = 0.0f;
+                     return w;
+                   }});
+  cases.push_back({"scatter_add", 6,
+                   [=](int64_t bad) {
+                     return kernels::scatter_add({kN, 4}, 0, idx2(bad).to(gpu), src.to(gpu));
+                   },
+                   [=](int64_t) { return kernels::scatter_add({kN, 4}, 0, idx2_ok, src_skip); }});
+  cases.push_back({"index_add", 1,
+                   [=](int64_t bad) {
+                     return kernels::index_add({kN, 4}, 0, idx1(bad).to(gpu), src.to(gpu));
+                   },
+                   [=](int64_t) { return kernels::index_add({kN, 4}, 0, idx1(0), src_skip1); }});
+  // embedding looks its ids up with index_select along dim 0 of the weight (i32 ids here).
+  cases.push_back({"index_select", 1,
+                   [=](int64_t bad) {
+                     const Tensor ids = from_vector(std::vector<int32_t>{4, static_cast<int32_t>(bad), -2}, {1, 3});
+                     return ops::embedding(ids.to(gpu), Variable(x.to(gpu))).data();
+                   },
+                   [=](int64_t) {
+                     Tensor w = kernels::index_select(x, 0, idx1(0));
+                     for (int c = 0; c < 4; ++c) w.data<float>()[4 + c] = 0.0f;
+                     return w.view({1, 3, 4});
+                   }});
+  return cases;
+}
+
+}  // namespace
+
+TEST(IndexKernelsCuda, OutOfRangeIndexThrowsAtTheNextHostRead) {
+  PIT_REQUIRE_CUDA();
+  const std::vector<BadCase> cases = bad_cases();
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const BadCase& bc = cases[c];
+    for (const int64_t bad : {int64_t{1000}, int64_t{-800}, kN, -kN - 1}) {
+      SCOPED_TRACE("case " + std::to_string(c) + " (" + bc.op + "), index " + std::to_string(bad));
+      Tensor out;
+      ASSERT_NO_THROW(out = bc.run(bad));  // queued: nothing checks, nothing waits
+      pit::test::expect_error_contains_all(
+          [&] { host(out); },
+          {"index " + std::to_string(bad) + " is out of range for " + bc.op + " along dim 0 of size 777",
+           "valid: [-777, 777)", "at index element " + std::to_string(bc.position),
+           "detected on cuda:0", "fix the ind"});
+      // The slot is clear again: the same data reads without an error, and shows the safe
+      // behaviour (0 for a bad gather element, a skipped scatter entry).
+      std::vector<double> got;
+      ASSERT_NO_THROW(got = host(out));
+      EXPECT_EQ(got, host(bc.want(bad)));
+      EXPECT_NO_THROW(check_device_errors(Device::cuda()));
+    }
+  }
+}
+
+TEST(IndexKernelsCuda, OtherDimsAndStreamSynchronize) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  const Tensor x = randn({3, 5}, DType::f32, gpu);
+  // Along dim 1 of size 5, surfacing at a synchronisation of the stream the op ran on.
+  Stream stream(gpu);
+  {
+    StreamGuard guard(stream);
+    const Tensor idx = from_vector(std::vector<int64_t>{0, 1, 2, 3, 4, 5}, {3, 2}).to(gpu);
+    (void)kernels::gather(x, 1, idx);
+  }
+  pit::test::expect_error_contains_all(
+      [&] { stream.synchronize(); },
+      {"index 5 is out of range for gather along dim 1 of size 5", "at index element 5"});
+  EXPECT_NO_THROW(stream.synchronize());
+}
+
+TEST(IndexKernelsCuda, TwoBadOpsReportTheFirst) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  const Tensor x = randn({kN, 2}, DType::f32, gpu);
+  const Tensor a = kernels::index_select(x, 0, from_vector(std::vector<int64_t>{1000}).to(gpu));
+  const Tensor b = kernels::index_add({kN, 2}, 0, from_vector(std::vector<int64_t>{-900}).to(gpu),
+                                      ones({1, 2}, DType::f32, gpu));
+  const std::string message = pit::test::error_message([&] { host(b); }, std::source_location::current());
+  EXPECT_NE(message.find("index 1000 is out of range for index_select"), std::string::npos) << message;
+  EXPECT_EQ(message.find("index_add"), std::string::npos) << message;
+  // The second was dropped while the first was pending: nothing stale afterwards.
+  EXPECT_NO_THROW(host(a));
+  EXPECT_NO_THROW(host(b));
+  // A following valid op runs and reads clean.
+  const Tensor rows = from_vector(std::vector<int64_t>{0, 776, -777});
+  EXPECT_EQ(host(kernels::index_select(x, 0, rows.to(gpu))),
+            host(kernels::index_select(x.to(Device::cpu()), 0, rows)));
+}
+
+TEST(IndexKernelsCuda, ValidIndicesNeverTrigger) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  const Tensor x = randn({kN, 3});
+  // The edges of [-n, n), negative ones counting from the end.
+  const Tensor idx1 = from_vector(std::vector<int64_t>{0, kN - 1, -1, -kN, 5});
+  const Tensor idx2 = from_vector(std::vector<int64_t>{0, kN - 1, -1, -kN, 5, 6}, {2, 3});
+  const Tensor src1 = randn({5, 3}), src2 = randn({2, 3});
+  EXPECT_EQ(host(kernels::index_select(x.to(gpu), 0, idx1.to(gpu))), host(kernels::index_select(x, 0, idx1)));
+  EXPECT_EQ(host(kernels::gather(x.to(gpu), 0, idx2.to(gpu))), host(kernels::gather(x, 0, idx2)));
+  pit::test::expect_close(kernels::index_add({kN, 3}, 0, idx1.to(gpu), src1.to(gpu)),
+               kernels::index_add({kN, 3}, 0, idx1, src1), 1e-6, 1e-6, "index_add");
+  pit::test::expect_close(kernels::scatter_add({kN, 3}, 0, idx2.to(gpu), src2.to(gpu)),
+               kernels::scatter_add({kN, 3}, 0, idx2, src2), 1e-6, 1e-6, "scatter_add");
+  current_stream(gpu).synchronize();
+  EXPECT_NO_THROW(check_device_errors(gpu));
+}
+
+TEST(IndexKernelsCuda, CheckDeviceErrorsSeesAFinishedKernelWithoutASync) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  const Tensor x = randn({kN, 2}, DType::f32, gpu);
+  const Tensor out = kernels::index_select(x, 0, from_vector(std::vector<int64_t>{-778}).to(gpu));
+  // check_device_errors never waits: poll it until the kernel has finished and recorded.
+  std::string message;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (message.empty() && std::chrono::steady_clock::now() < deadline) {
+    try {
+      check_device_errors(gpu);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    } catch (const Error& e) {
+      message = e.what();
+    }
+  }
+  EXPECT_NE(message.find("index -778 is out of range for index_select along dim 0 of size 777"),
+            std::string::npos)
+      << "message: " << message;
+  EXPECT_NO_THROW(host(out));
+}
+
+TEST(IndexKernelsCuda, CpuIndexForAGpuOpIsCheckedAtTheCall) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  const Tensor x = randn({kN, 2}, DType::f32, gpu);
+  pit::test::expect_error_contains_all(
+      [&] { (void)kernels::index_select(x, 0, from_vector(std::vector<int32_t>{3, 777})); },
+      {"index 777 is out of range for index_select along dim 0 of size 777", "at index element 1"});
+  pit::test::expect_error_contains(
+      [&] { (void)kernels::gather(x, 1, from_vector(std::vector<int64_t>(kN, -3), {kN, 1})); },
+      "index -3 is out of range for gather along dim 1 of size 2");
+  EXPECT_NO_THROW(current_stream(gpu).synchronize());  // nothing was queued with a bad index
 }

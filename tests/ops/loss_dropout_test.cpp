@@ -14,6 +14,7 @@
 #include "core/random.h"
 #include "ops/functional.h"
 #include "ops/kernels.h"
+#include "tests/core/expect_error.h"
 #include "tests/gpu.h"
 #include "tests/ops/check.h"
 
@@ -352,17 +353,85 @@ TEST(LossCuda, CrossEntropyBadTargets) {
   const Tensor bad = from_vector(std::vector<int64_t>{1, 10, 2});
   // CPU targets are validated on the host.
   EXPECT_THROW(kernels::cross_entropy(logits, bad, kIgnore, 0.0), Error);
-  // GPU targets are not: the bad row gets a NaN loss and NaN gradient, the others are exact.
-  const kernels::CrossEntropyResult r = kernels::cross_entropy(logits, bad.to(Device::cuda()), kIgnore, 0.0);
-  const std::vector<double> l = values(r.loss);
+  // GPU targets are checked by the kernel without a synchronisation: the call returns, and the
+  // next host read throws, naming the target, its row and the class count.
+  kernels::CrossEntropyResult r;
+  ASSERT_NO_THROW(r = kernels::cross_entropy(logits, bad.to(Device::cuda()), kIgnore, 0.0));
+  expect_error_contains_all(
+      [&] { values(r.loss); },
+      {"target 10 is out of range for cross_entropy along the class dim of size 10",
+       "valid: [0, 10) or ignore_index", "at row 1;", "detected on cuda:0", "fix the targets"});
+  // The error is taken: the same data reads again. The bad row's loss and gradient are NaN
+  // (backward does not report again), the others exact.
+  std::vector<double> l;
+  ASSERT_NO_THROW(l = values(r.loss));
   EXPECT_TRUE(std::isnan(l[1]));
   EXPECT_TRUE(std::isfinite(l[0]) && std::isfinite(l[2]));
-  const std::vector<double> dx =
-      values(kernels::cross_entropy_backward(ones({3}, DType::f32, Device::cuda()), logits, bad.to(Device::cuda()), r, kIgnore, 0.0));
+  std::vector<double> dx;
+  ASSERT_NO_THROW(dx = values(kernels::cross_entropy_backward(ones({3}, DType::f32, Device::cuda()), logits,
+                                                              bad.to(Device::cuda()), r, kIgnore, 0.0)));
   for (int c = 0; c < 10; ++c) {
     EXPECT_TRUE(std::isnan(dx[static_cast<size_t>(10 + c)]));
     EXPECT_TRUE(std::isfinite(dx[static_cast<size_t>(c)]));
   }
+}
+
+TEST(LossCuda, CrossEntropyBadTargetsEveryKernel) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  // A negative target that is not ignore_index, i32 targets, the block-per-row kernel
+  // (C > 1024), and a reduced dtype; the first bad row is the one reported.
+  for (const int64_t classes : {10, 3000}) {
+    for (const DType dtype : {DType::f32, DType::bf16}) {
+      SCOPED_TRACE(std::to_string(classes) + " " + dtype_name(dtype));
+      const Tensor logits = randn({4, classes}, DType::f32, gpu).to(dtype);
+      const Tensor bad = from_vector(std::vector<int32_t>{0, static_cast<int32_t>(kIgnore), -5, 0}).to(gpu);
+      const kernels::CrossEntropyResult r = kernels::cross_entropy(logits, bad, kIgnore, 0.1);
+      expect_error_contains_all(
+          [&] { current_stream(gpu).synchronize(); },
+          {"target -5 is out of range for cross_entropy along the class dim of size " +
+               std::to_string(classes),
+           "at row 2;"});
+      const std::vector<double> l = values(r.loss);
+      EXPECT_TRUE(std::isfinite(l[0]) && l[1] == 0.0 && std::isnan(l[2]) && std::isfinite(l[3]));
+    }
+  }
+  // Two bad calls in a row: the first is reported, the second dropped while it was pending.
+  const Tensor logits = randn({2, 10}, DType::f32, gpu);
+  const auto first = kernels::cross_entropy(logits, from_vector(std::vector<int64_t>{11, 0}).to(gpu), kIgnore, 0.0);
+  const auto second = kernels::cross_entropy(logits, from_vector(std::vector<int64_t>{0, 12}).to(gpu), kIgnore, 0.0);
+  expect_error_contains_all([&] { values(second.loss); }, {"target 11 ", "at row 0;"});
+  EXPECT_NO_THROW(values(second.loss));
+  // Valid targets and ignored rows never trigger.
+  const Tensor targets = make_targets(64, 10, 3).to(gpu);
+  EXPECT_NO_THROW(values(kernels::cross_entropy(randn({64, 10}, DType::f32, gpu), targets, kIgnore, 0.0).loss));
+  EXPECT_NO_THROW(check_device_errors(gpu));
+}
+
+TEST(LossCuda, CrossEntropyMaskedAndLargeLogits) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  // -inf entries (masked classes) in the middle of 16-byte packs, whole packs of -inf before the
+  // first finite value (the running max starts at -inf), a row masked except for its target,
+  // and large logits (the per-pack rescale must not overflow).
+  for (const DType dtype : kGpuDtypes)
+    for (const int64_t classes : {1000, 4097, 50257}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + std::to_string(classes));
+      const int64_t rows = 5;
+      const Tensor x = randn({rows, classes}, DType::f32);
+      float* p = x.data<float>();
+      for (int64_t i = 0; i < rows * classes; ++i) p[i] *= 4.0f;
+      const Tensor targets = make_targets(rows, classes, 0);
+      const int64_t* t = targets.data<int64_t>();
+      const float inf = std::numeric_limits<float>::infinity();
+      for (int64_t c = 0; c < classes; ++c) {
+        if (c % 3 == 1 && c != t[0]) p[c] = -inf;                            // row 0: scattered
+        if (c < classes / 2 && c != t[1]) p[classes + c] = -inf;             // row 1: leading half
+        if (c != t[2]) p[2 * classes + c] = -inf;                            // row 2: all but target
+        p[3 * classes + c] += 80.0f;                                         // row 3: large
+      }
+      check_ce_gpu(x.to(gpu).to(dtype), targets.to(gpu), 0.0, "masked");
+    }
 }
 
 TEST(LossCuda, CrossEntropyOpsMatchCpu) {

@@ -421,6 +421,23 @@ TEST(NormCuda, DeterministicParameterGradients) {
     }
 }
 
+TEST(NormCuda, FusedParameterGradientsOverManyRows) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  // More rows than the fused backward's blocks hold at once: each warp (d <= 1024) or block
+  // (d <= 8192) adds several rows into its dweight / dbias partials.
+  for (const DType dtype : {DType::f32, DType::bf16})
+    for (const auto& [rows, d] : {std::pair<int64_t, int64_t>{20000, 256}, {4099, 1000}, {700, 3000}}) {
+      const std::string what = std::string(dtype_name(dtype)) + " " + std::to_string(rows) + " x " +
+                               std::to_string(d);
+      SCOPED_TRACE(what);
+      const Tensor x = gpu_input(rows, d, dtype, 1.0), dy = randn({rows, d}, dtype, gpu);
+      const Tensor w = randn({d}, dtype, gpu), b = randn({d}, dtype, gpu);
+      check_gpu(x, w, b, dy, false, "layernorm " + what);
+      check_gpu(x, w, Tensor(), dy, true, "rmsnorm " + what);
+    }
+}
+
 TEST(NormCuda, OpsBackwardMatchesCpu) {
   PIT_REQUIRE_CUDA();
   const Tensor x = randn({6, 300}, DType::f32), w = randn({300}), b = randn({300});

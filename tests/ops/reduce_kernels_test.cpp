@@ -484,6 +484,9 @@ TEST(ReduceKernelsCuda, LongRowsAndColumns) {
     check_gpu(mid, {1});
     check_gpu(mid, {0, 2});
     check_gpu_max(mid, 1);
+    // Columns read as 16-byte packs of outputs: outer > 1, and a partial last column block.
+    check_gpu(randn({7, 300, 64}, dtype, gpu), {1});
+    check_gpu(randn({1001, 776}, dtype, gpu), {0});
     const Tensor short_rows = randn({5000, 5}, dtype, gpu);  // rows shorter than a warp
     check_gpu(short_rows, {1});
     check_gpu_max(short_rows, 1);

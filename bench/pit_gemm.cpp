@@ -1,0 +1,343 @@
+// pit-bench pit: the PIT GEMMs (bf16) against cuBLAS dense, cuSPARSE CSR SpMM and cuSPARSE
+// Blocked-ELL SpMM on the same matrices, plus detection + index time against one read of the
+// sparse tensor at the copy bandwidth measured in the same run. Sweep: M x N x K = 4096^3 and the
+// FFN down-projection 16384 x 1024 x 4096 (A = the [16384, 4096] activation), sparsity 0, 50, 90,
+// 95 and 99 % of micro-tiles, micro-tiles 1x64 rows (K-chunk M-gather), 32x1 and 128x1 k lists,
+// 32x32 blocks, plus whole zero rows (1xK, the MoE / padding M-gather) for reference.
+// The PIT kernels are called through ops/pit/cuda/gemm.h directly (no planner: every row is the
+// PIT kernel itself, also at 0 % where the planner would pick cuBLAS). --tune FILE also measures
+// the other candidate micro-tiles and writes the planner's cost table (ops/pit/cost_table.h).
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cusparse.h>
+
+#include <algorithm>
+#include <exception>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bench/pit_data.h"
+#include "bench/timer.h"
+#include "core/core.h"
+#include "core/cuda/runtime.h"
+#include "ops/pit/cost_table.h"
+#include "ops/pit/cuda/gemm.h"
+#include "ops/pit/detect.h"
+
+namespace pit::bench {
+namespace {
+
+enum class Kind { rows, k_lists, blocks };
+struct Gran {
+  std::string name;
+  Kind kind;
+  int64_t tr, tc;  // tc = 0: whole rows
+};
+struct Problem {
+  int64_t m, n, k;
+  std::string name;
+};
+
+// Times fn with a run count that keeps slow peers (CSR at low sparsity) to about 0.3 s.
+Timing time_auto(const std::function<void(int)>& fn) {
+  cudaEvent_t e0, e1;
+  PIT_CUDA_CHECK(cudaEventCreate(&e0));
+  PIT_CUDA_CHECK(cudaEventCreate(&e1));
+  fn(0);
+  PIT_CUDA_CHECK(cudaEventRecord(e0));
+  fn(0);
+  PIT_CUDA_CHECK(cudaEventRecord(e1));
+  PIT_CUDA_CHECK(cudaEventSynchronize(e1));
+  float ms = 0;
+  PIT_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  const int runs = static_cast<int>(std::clamp(300.0 / std::max(ms, 1e-3f), 5.0, 50.0));
+  return time_gpu(fn, 3, runs);
+}
+
+double copy_bandwidth() {  // bytes read + written per second
+  const int64_t n = int64_t{1} << 30;
+  Tensor a = zeros({n}, DType::u8, Device::cuda()), b = zeros({n}, DType::u8, Device::cuda());
+  const Timing t = time_gpu([&](int) {
+    PIT_CUDA_CHECK(cudaMemcpyAsync(b.data_ptr(), a.data_ptr(), n, cudaMemcpyDeviceToDevice, nullptr));
+  });
+  return 2.0 * n / (t.median_ms * 1e-3);
+}
+
+struct Cublas {
+  cublasHandle_t h = nullptr;
+  Cublas() { PIT_CUBLAS_CHECK(cublasCreate(&h)); }
+  ~Cublas() { cublasDestroy(h); }
+  void gemm(const Tensor& a, const Tensor& b, Tensor& c) const {  // row-major C = A B, bf16
+    const int m = static_cast<int>(a.size(0)), k = static_cast<int>(a.size(1)), n = static_cast<int>(b.size(1));
+    const float one = 1.f, zero = 0.f;
+    PIT_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, b.data_ptr(), CUDA_R_16BF, n,
+                                  a.data_ptr(), CUDA_R_16BF, k, &zero, c.data_ptr(), CUDA_R_16BF, n,
+                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+};
+
+struct Cusparse {
+  cusparseHandle_t h = nullptr;
+  Cusparse() { PIT_CUSPARSE_CHECK(cusparseCreate(&h)); }
+  ~Cusparse() { cusparseDestroy(h); }
+};
+
+cusparseDnMatDescr_t dn(const Tensor& t) {
+  cusparseDnMatDescr_t d = nullptr;
+  PIT_CUSPARSE_CHECK(cusparseCreateDnMat(&d, t.size(0), t.size(1), t.size(1), t.data_ptr(), CUDA_R_16BF,
+                                         CUSPARSE_ORDER_ROW));
+  return d;
+}
+
+// C = A B with cuSPARSE SpMM on `sp` (CSR or Blocked-ELL); returns the timing.
+Timing time_spmm(const Cusparse& cs, cusparseSpMatDescr_t sp, const Tensor& b, Tensor& c, cusparseSpMMAlg_t alg) {
+  cusparseDnMatDescr_t db = dn(b), dc = dn(c);
+  const float one = 1.f, zero = 0.f;
+  size_t bytes = 0;
+  PIT_CUSPARSE_CHECK(cusparseSpMM_bufferSize(cs.h, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE,
+                                             &one, sp, db, &zero, dc, CUDA_R_32F, alg, &bytes));
+  Tensor buf = Tensor::empty({static_cast<int64_t>(std::max<size_t>(bytes, 16))}, DType::u8, Device::cuda());
+  const Timing t = time_auto([&](int) {
+    PIT_CUSPARSE_CHECK(cusparseSpMM(cs.h, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE, &one, sp,
+                                    db, &zero, dc, CUDA_R_32F, alg, buf.data_ptr()));
+  });
+  cusparseDestroyDnMat(db);
+  cusparseDestroyDnMat(dc);
+  return t;
+}
+
+Timing time_csr(const Cusparse& cs, const Tensor& a, const Tensor& b, Tensor& c) {
+  const int64_t m = a.size(0), k = a.size(1);
+  cusparseDnMatDescr_t da = dn(a);
+  Tensor offsets = Tensor::empty({m + 1}, DType::i32, Device::cuda());
+  cusparseSpMatDescr_t sp = nullptr;
+  PIT_CUSPARSE_CHECK(cusparseCreateCsr(&sp, m, k, 0, offsets.data_ptr(), nullptr, nullptr, CUSPARSE_INDEX_32I,
+                                       CUSPARSE_INDEX_32I, CUSPARSE_INDEX_BASE_ZERO, CUDA_R_16BF));
+  size_t bytes = 0;
+  PIT_CUSPARSE_CHECK(cusparseDenseToSparse_bufferSize(cs.h, da, sp, CUSPARSE_DENSETOSPARSE_ALG_DEFAULT, &bytes));
+  Tensor buf = Tensor::empty({static_cast<int64_t>(std::max<size_t>(bytes, 16))}, DType::u8, Device::cuda());
+  PIT_CUSPARSE_CHECK(cusparseDenseToSparse_analysis(cs.h, da, sp, CUSPARSE_DENSETOSPARSE_ALG_DEFAULT, buf.data_ptr()));
+  int64_t r = 0, cc = 0, nnz = 0;
+  PIT_CUSPARSE_CHECK(cusparseSpMatGetSize(sp, &r, &cc, &nnz));
+  Tensor cols = Tensor::empty({std::max<int64_t>(nnz, 1)}, DType::i32, Device::cuda());
+  Tensor vals = Tensor::empty({std::max<int64_t>(nnz, 1)}, DType::bf16, Device::cuda());
+  PIT_CUSPARSE_CHECK(cusparseCsrSetPointers(sp, offsets.data_ptr(), cols.data_ptr(), vals.data_ptr()));
+  PIT_CUSPARSE_CHECK(cusparseDenseToSparse_convert(cs.h, da, sp, CUSPARSE_DENSETOSPARSE_ALG_DEFAULT, buf.data_ptr()));
+  const Timing t = time_spmm(cs, sp, b, c, CUSPARSE_SPMM_ALG_DEFAULT);
+  cusparseDestroySpMat(sp);
+  cusparseDestroyDnMat(da);
+  return t;
+}
+
+// Blocked-ELL with 32 x 32 blocks built from A's 32x32 block index.
+Timing time_bell(const Cusparse& cs, const Tensor& a, const Tensor& b, Tensor& c) {
+  const sparse::BlockListIndex bi = sparse::detect_blocks(a, 32, {.values = true});
+  const std::vector<int32_t> off = bi.offsets.to(Device::cpu()).to_vector<int32_t>();
+  int64_t slots = 1;
+  for (size_t i = 0; i + 1 < off.size(); ++i) slots = std::max<int64_t>(slots, off[i + 1] - off[i]);
+  Tensor col_ind, values;
+  blocked_ell(bi, slots, col_ind, values);
+  cusparseSpMatDescr_t sp = nullptr;
+  PIT_CUSPARSE_CHECK(cusparseCreateBlockedEll(&sp, a.size(0), a.size(1), 32, slots * 32, col_ind.data_ptr(),
+                                              values.data_ptr(), CUSPARSE_INDEX_32I, CUSPARSE_INDEX_BASE_ZERO,
+                                              CUDA_R_16BF));
+  const Timing t = time_spmm(cs, sp, b, c, CUSPARSE_SPMM_BLOCKED_ELL_ALG1);
+  cusparseDestroySpMat(sp);
+  return t;
+}
+
+// ||x - y|| / ||y|| on the host.
+double rel_err(const Tensor& x, const Tensor& y) {
+  const std::vector<float> a = x.to(Device::cpu(), DType::f32).to_vector<float>();
+  const std::vector<float> b = y.to(Device::cpu(), DType::f32).to_vector<float>();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    num += d * d;
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+struct Result {
+  std::string problem, tile;
+  double sparsity = 0, density = 0;
+  double pit = 0, dense = 0, csr = 0, bell = 0, detect = 0, read = 0, err = 0;
+};
+
+std::string ms_or_dash(double v) {
+  char s[32];
+  if (v <= 0) return "-";
+  std::snprintf(s, sizeof s, "%.4f", v);
+  return s;
+}
+std::string ratio(double peer, double pit) {
+  char s[32];
+  if (peer <= 0 || pit <= 0) return "-";
+  std::snprintf(s, sizeof s, "%.2fx", peer / pit);
+  return s;
+}
+
+void print_row(const Result& r) {
+  std::printf("%-22s %-9s %5.0f%% %9.4f %9.4f %7s %9s %8s %9s %8s %8.4f %8.4f %6.2f %9.2e\n", r.problem.c_str(),
+              r.tile.c_str(), 100 * r.sparsity, r.pit, r.dense, ratio(r.dense, r.pit).c_str(),
+              ms_or_dash(r.csr).c_str(), ratio(r.csr, r.pit).c_str(), ms_or_dash(r.bell).c_str(),
+              ratio(r.bell, r.pit).c_str(), r.detect, r.read, r.detect / r.read, r.err);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path) {
+  check_device(Device::cuda());
+  const bool tune = !tune_path.empty();
+  cudaDeviceProp prop{};
+  PIT_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  const double bw = copy_bandwidth();
+  std::printf("GPU: %s; device-to-device copy: %.0f GB/s (read + write)\n", prop.name, bw / 1e9);
+  const StreamRef stream = current_stream(Device::cuda());
+  Cublas cublas;
+  Cusparse cusparse;
+  const std::vector<Problem> problems = {{4096, 4096, 4096, "4096^3"}, {16384, 1024, 4096, "FFN 16384x1024x4096"}};
+  std::vector<Gran> grans = {{"1x64", Kind::rows, 1, 64}, {"32x1", Kind::k_lists, 32, 1},
+                             {"128x1", Kind::k_lists, 128, 1}, {"32x32", Kind::blocks, 32, 32},
+                             {"1xK rows", Kind::rows, 1, 0}};
+  if (tune)
+    for (const Gran& g : {Gran{"16x1", Kind::k_lists, 16, 1}, Gran{"64x1", Kind::k_lists, 64, 1},
+                         Gran{"16x16", Kind::blocks, 16, 16}, Gran{"64x64", Kind::blocks, 64, 64}})
+      grans.push_back(g);
+  const std::vector<double> sparsities = {0.0, 0.5, 0.9, 0.95, 0.99};
+  sparse::CostTable table;
+  table.gpu = prop.name;
+  std::vector<Result> results;
+  std::printf("%-22s %-9s %6s %9s %9s %7s %9s %8s %9s %8s %8s %8s %6s %9s\n", "problem", "tile", "sparse", "PIT ms",
+              "cuBLAS", "vs cuB", "CSR ms", "vs CSR", "BELL ms", "vs BELL", "detect", "read", "d/r", "rel err");
+  uint64_t seed = 1;
+  for (const Problem& pr : problems) {
+    Tensor b = randn({pr.k, pr.n}, DType::bf16, Device::cuda());
+    Tensor c = Tensor::empty({pr.m, pr.n}, DType::bf16, Device::cuda());
+    Tensor ref = Tensor::empty({pr.m, pr.n}, DType::bf16, Device::cuda());
+    Tensor a = Tensor::empty({pr.m, pr.k}, DType::bf16, Device::cuda());
+    const double read_ms = a.nbytes() / bw * 1e3;  // one read at the measured rate
+    for (const Gran& g : grans)
+      for (const double sp : sparsities) {
+        const int64_t tc = g.tc == 0 ? pr.k : g.tc;
+        ++seed;
+        // PIT_BENCH_FILTER="4096^3 128x1 90%": only the rows whose "problem tile sparsity" contains it
+        // (for profiling one kernel).
+        if (const char* f = std::getenv("PIT_BENCH_FILTER")) {
+          char pct[16];
+          std::snprintf(pct, sizeof pct, "%.0f%%", 100 * sp);
+          if ((pr.name + " " + g.name + " " + pct).find(f) == std::string::npos) continue;
+        }
+        fill_sparse(a, g.tr, tc, 1.0 - sp, seed);
+        Result r{pr.name, g.name, sp};
+        r.read = read_ms;
+        std::function<void(int)> run, detect;
+        sparse::RowSetIndex ri;
+        sparse::KListIndex ki;
+        sparse::BlockListIndex bi;
+        std::string kernel;
+        int64_t tiles = 0, listed = 0;
+        if (g.kind == Kind::rows) {
+          const int64_t w = g.tc;  // 0: one segment of whole rows
+          detect = [&, w](int) { ri = sparse::detect_rows(a, w); };
+          detect(0);
+          // C is zeroed first (the dispatcher's zero_c); K-chunks add into it (several chunks meet
+          // one row), whole rows are stored.
+          const sparse::Write wr = w > 0 ? sparse::Write::accumulate : sparse::Write::store;
+          run = [&, wr](int) {
+            PIT_CUDA_CHECK(cudaMemsetAsync(c.data_ptr(), 0, c.nbytes(), pit::cuda::native(stream)));
+            sparse::cuda::gather_gemm(a, ri, b, c, {.epilogue = {.write = wr}}, stream);
+          };
+          kernel = "rows";
+          tiles = pr.m * (w == 0 ? 1 : (pr.k + w - 1) / w);
+          listed = sparse::read_count(ri);
+        } else if (g.kind == Kind::k_lists) {
+          detect = [&](int) { ki = sparse::detect_k_lists(a, g.tr, {.values = true}); };
+          detect(0);
+          run = [&](int) { sparse::cuda::condense_gemm(ki, b, c, {}, stream); };
+          kernel = "k_lists";
+          tiles = (pr.m + g.tr - 1) / g.tr * pr.k;
+          listed = sparse::read_count(ki);
+        } else {
+          detect = [&](int) { bi = sparse::detect_blocks(a, g.tr, {.values = true}); };
+          detect(0);
+          run = [&](int) { sparse::cuda::block_gemm(bi, b, c, {}, stream); };
+          kernel = "blocks";
+          tiles = (pr.m + g.tr - 1) / g.tr * ((pr.k + g.tr - 1) / g.tr);
+          listed = sparse::read_count(bi);
+        }
+        // A launch error left by detection would otherwise surface at the next check.
+        PIT_CUDA_CHECK(cudaDeviceSynchronize());
+        PIT_CHECK(cudaGetLastError() == cudaSuccess, "detection (", g.name, ", ", pr.name, ") left a CUDA error");
+        r.density = tiles > 0 ? static_cast<double>(listed) / tiles : 0;
+        // Correctness against cuBLAS on the same operands.
+        try {
+          run(0);
+        } catch (const std::exception& e) {
+          std::printf("  %s %s %.0f%%: %s\n", pr.name.c_str(), g.name.c_str(), 100 * sp, e.what());
+          continue;
+        }
+        cublas.gemm(a, b, ref);
+        PIT_CUDA_CHECK(cudaDeviceSynchronize());
+        r.err = rel_err(c, ref);
+        const auto [tp, td] = time_gpu_pair(run, [&](int) { cublas.gemm(a, b, ref); }, 5, 30);
+        r.pit = tp.median_ms;
+        r.dense = td.median_ms;
+        r.detect = time_gpu(detect, 3, 20).median_ms;
+        if (!tune) {
+          try {
+            r.csr = time_csr(cusparse, a, b, ref).median_ms;
+          } catch (const std::exception& e) {
+            std::printf("  cuSPARSE CSR: %s\n", e.what());
+          }
+          try {
+            r.bell = time_bell(cusparse, a, b, ref).median_ms;
+          } catch (const std::exception& e) {
+            std::printf("  cuSPARSE Blocked-ELL: %s\n", e.what());
+          }
+        }
+        print_row(r);
+        results.push_back(r);
+        const sparse::MicroTile mt{g.tr, g.tc == 0 ? pr.k : g.tc};
+        table.rows.push_back({prop.name, kernel, mt, DType::bf16, pr.m, pr.k, pr.n, r.density, r.pit * 1e3});
+        table.rows.push_back({prop.name, "detect_" + kernel, mt, DType::bf16, pr.m, pr.k, 0, r.density, r.detect * 1e3});
+        if (&g == &grans.front() && sp == 0.0)
+          table.rows.push_back({prop.name, "dense", {1, 1}, DType::bf16, pr.m, pr.k, pr.n, 1.0, r.dense * 1e3});
+      }
+  }
+  if (tune) {
+    sparse::write_cost_table(tune_path, table);
+    std::printf("cost table written to %s (%zu rows)\n", tune_path.c_str(), table.rows.size());
+  }
+  if (!markdown_path.empty()) {
+    FILE* f = std::fopen(markdown_path.c_str(), "w");
+    PIT_CHECK(f, "pit-bench pit: cannot write ", markdown_path);
+    std::fprintf(f,
+                 "### PIT GEMMs, bf16 (%s; copy %.0f GB/s)\n\n"
+                 "| problem | micro-tile | sparsity | density | PIT ms | cuBLAS ms | vs cuBLAS | CSR ms | vs CSR | "
+                 "BELL-32 ms | vs BELL | detect ms | read ms | detect/read | rel err |\n"
+                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+                 prop.name, bw / 1e9);
+    for (const Result& r : results)
+      std::fprintf(f, "| %s | %s | %.0f%% | %.3f | %.4f | %.4f | %s | %s | %s | %s | %s | %.4f | %.4f | %.2f | %.1e |\n",
+                   r.problem.c_str(), r.tile.c_str(), 100 * r.sparsity, r.density, r.pit, r.dense,
+                   ratio(r.dense, r.pit).c_str(), ms_or_dash(r.csr).c_str(), ratio(r.csr, r.pit).c_str(),
+                   ms_or_dash(r.bell).c_str(), ratio(r.bell, r.pit).c_str(), r.detect, r.read, r.detect / r.read,
+                   r.err);
+    std::fclose(f);
+  }
+  int bad = 0;
+  for (const Result& r : results) bad += r.err > 2e-2;
+  if (bad) std::printf("pit-bench pit: %d rows with relative error > 2e-2 against cuBLAS\n", bad);
+  return bad ? 1 : 0;
+}
+
+}  // namespace pit::bench

@@ -1,0 +1,162 @@
+// The planner's cost table: TSV reading, writing and interpolation (ops/pit/cost_table.h).
+#include "ops/pit/cost_table.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+#ifndef PIT_TABLES_DIR
+#define PIT_TABLES_DIR "ops/pit/tables"
+#endif
+
+namespace pit::sparse {
+namespace {
+
+std::vector<std::string> split_tabs(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (const char ch : line) {
+    if (ch == '\t') {
+      out.push_back(cur);
+      cur.clear();
+    } else if (ch != '\r') {
+      cur += ch;
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+MicroTile parse_tile(const std::string& s, const std::string& where) {
+  if (s == "-") return {1, 1};
+  const size_t x = s.find('x');
+  PIT_CHECK(x != std::string::npos, where, ": micro-tile '", s, "' is not ROWSxCOLS (e.g. 32x1) or -");
+  try {
+    return {std::stoll(s.substr(0, x)), std::stoll(s.substr(x + 1))};
+  } catch (const std::exception&) {
+    PIT_THROW(where, ": micro-tile '", s, "' is not ROWSxCOLS (e.g. 32x1) or -");
+  }
+}
+
+double log_work(int64_t m, int64_t k, int64_t n) {
+  return std::log(static_cast<double>(std::max<int64_t>(m, 1)) * std::max<int64_t>(k, 1) * std::max<int64_t>(n, 1));
+}
+
+}  // namespace
+
+std::optional<double> CostTable::estimate(const std::string& kernel, MicroTile tile, DType dtype, int64_t m,
+                                          int64_t k, int64_t n, double density) const {
+  const bool detect = kernel.rfind("detect_", 0) == 0;
+  const int64_t nn = detect ? 1 : n;
+  std::vector<const CostRow*> match;
+  for (const CostRow& r : rows)
+    if (r.kernel == kernel && r.tile == tile && r.dtype == dtype) match.push_back(&r);
+  if (match.empty()) return std::nullopt;
+  // Shape class: the measured shape nearest in log work.
+  const double want = log_work(m, k, nn);
+  const CostRow* best = match.front();
+  for (const CostRow* r : match)
+    if (std::abs(log_work(r->m, r->k, detect ? 1 : r->n) - want) < std::abs(log_work(best->m, best->k, detect ? 1 : best->n) - want))
+      best = r;
+  std::vector<const CostRow*> cls;
+  for (const CostRow* r : match)
+    if (r->m == best->m && r->k == best->k && r->n == best->n) cls.push_back(r);
+  std::sort(cls.begin(), cls.end(), [](const CostRow* a, const CostRow* b) { return a->density < b->density; });
+  double us;
+  if (density <= cls.front()->density) {
+    us = cls.front()->us;
+  } else if (density >= cls.back()->density) {
+    us = cls.back()->us;
+  } else {
+    size_t i = 1;
+    while (cls[i]->density < density) ++i;
+    const CostRow* lo = cls[i - 1];
+    const CostRow* hi = cls[i];
+    const double t = (density - lo->density) / std::max(hi->density - lo->density, 1e-12);
+    us = lo->us + t * (hi->us - lo->us);
+  }
+  return us * std::exp(want - log_work(best->m, best->k, detect ? 1 : best->n));
+}
+
+CostTable read_cost_table(const std::string& path) {
+  std::ifstream in(path);
+  PIT_CHECK(in.good(), "read_cost_table: cannot open ", path);
+  CostTable t;
+  std::string line;
+  int lineno = 0;
+  bool header = false;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.empty() || line[0] == '#') continue;
+    const std::string where = path + ":" + std::to_string(lineno);
+    const std::vector<std::string> f = split_tabs(line);
+    if (!header) {
+      PIT_CHECK(f.size() == 9 && f[0] == "gpu" && f[8] == "us", where,
+                ": expected the header 'gpu kernel tile dtype m k n density us' (tab-separated)");
+      header = true;
+      continue;
+    }
+    PIT_CHECK(f.size() == 9, where, ": expected 9 tab-separated fields, got ", f.size());
+    CostRow r;
+    r.gpu = f[0];
+    r.kernel = f[1];
+    r.tile = parse_tile(f[2], where);
+    r.dtype = parse_dtype(f[3]);
+    try {
+      r.m = std::stoll(f[4]);
+      r.k = std::stoll(f[5]);
+      r.n = std::stoll(f[6]);
+      r.density = std::stod(f[7]);
+      r.us = std::stod(f[8]);
+    } catch (const std::exception&) {
+      PIT_THROW(where, ": m, k, n, density and us must be numbers: '", line, "'");
+    }
+    PIT_CHECK(r.density >= 0.0 && r.density <= 1.0 && r.us >= 0.0, where, ": density must be in [0, 1] and us >= 0");
+    if (t.gpu.empty()) t.gpu = r.gpu;
+    t.rows.push_back(std::move(r));
+  }
+  PIT_CHECK(header, "read_cost_table: ", path, " has no header line");
+  return t;
+}
+
+void write_cost_table(const std::string& path, const CostTable& table) {
+  std::ofstream out(path, std::ios::trunc);
+  PIT_CHECK(out.good(), "write_cost_table: cannot write ", path);
+  out << "# pit cost table v1 (written by pit-bench pit --tune; see ops/pit/cost_table.h)\n";
+  out << "gpu\tkernel\ttile\tdtype\tm\tk\tn\tdensity\tus\n";
+  for (const CostRow& r : table.rows) {
+    const std::string gpu = r.gpu.empty() ? table.gpu : r.gpu;
+    out << gpu << '\t' << r.kernel << '\t' << (r.kernel == "dense" ? std::string("-") : r.tile.str()) << '\t'
+        << dtype_name(r.dtype) << '\t' << r.m << '\t' << r.k << '\t' << r.n << '\t' << r.density << '\t' << r.us
+        << '\n';
+  }
+  PIT_CHECK(out.good(), "write_cost_table: writing ", path, " failed");
+}
+
+std::string cost_table_file_name(const std::string& gpu) {
+  std::string s;
+  for (const char ch : gpu) {
+    if (std::isalnum(static_cast<unsigned char>(ch))) s += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    else if (!s.empty() && s.back() != '_') s += '_';
+  }
+  while (!s.empty() && s.back() == '_') s.pop_back();
+  return s + ".tsv";
+}
+
+std::string cost_table_dir() {
+  const char* env = std::getenv("PIT_TABLE_DIR");
+  return env && *env ? std::string(env) : std::string(PIT_TABLES_DIR);
+}
+
+std::optional<CostTable> find_cost_table(const std::string& gpu) {
+  const std::string path = cost_table_dir() + "/" + cost_table_file_name(gpu);
+  if (!std::ifstream(path).good()) return std::nullopt;
+  return read_cost_table(path);
+}
+
+}  // namespace pit::sparse

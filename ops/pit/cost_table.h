@@ -1,0 +1,60 @@
+#pragma once
+// The planner's measured cost table: one row per (GPU, kernel, micro-tile, dtype, shape,
+// density) with the measured time. pit-bench pit --tune measures it on a GPU and writes it with
+// write_cost_table(); it is checked in as data under ops/pit/tables/<gpu file name>.tsv, one file
+// per GPU model. The file is TSV (a '#' starts a comment line):
+//
+//   # pit cost table v1
+//   gpu	kernel	tile	dtype	m	k	n	density	us
+//   NVIDIA H100 80GB HBM3	dense	-	bf16	4096	4096	4096	1	190.0
+//   NVIDIA H100 80GB HBM3	k_lists	32x1	bf16	4096	4096	4096	0.1	31.5
+//   NVIDIA H100 80GB HBM3	detect_k_lists	32x1	bf16	4096	4096	0	0.1	14.0
+//
+// kernel: dense (cuBLAS; tile "-"), k_lists, blocks, rows (the PIT GEMM for that index kind)
+// or detect_<kind> (detection alone; n = 0). density: the fraction of non-zero micro-tiles.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "ops/pit/index.h"
+
+namespace pit::sparse {
+
+struct CostRow {
+  std::string gpu;
+  std::string kernel;  // dense, k_lists, blocks, rows, detect_k_lists, detect_blocks, detect_rows
+  MicroTile tile;      // 1x1 for dense ("-")
+  DType dtype = DType::bf16;
+  int64_t m = 0, k = 0, n = 0;
+  double density = 1.0;
+  double us = 0.0;
+};
+
+struct CostTable {
+  std::string gpu;  // the GPU model the rows were measured on
+  std::vector<CostRow> rows;
+
+  // Estimated microseconds for `kernel` with `tile` and `dtype` on an m x k x n problem at
+  // `density`: among the rows of that (kernel, tile, dtype), the measured shape nearest in
+  // log(m*k*n) is the shape class; time is interpolated linearly in density between the two
+  // nearest measured densities (clamped at the ends) and scaled by the work ratio
+  // (m*k*n, or m*k for detection). nullopt when the table has no such row.
+  std::optional<double> estimate(const std::string& kernel, MicroTile tile, DType dtype, int64_t m, int64_t k,
+                                 int64_t n, double density) const;
+};
+
+// Reads a table; throws naming the file, line and field on a malformed row.
+CostTable read_cost_table(const std::string& path);
+// Writes `table` (overwriting `path`), rows in the given order, with the header above.
+void write_cost_table(const std::string& path, const CostTable& table);
+// "NVIDIA H100 80GB HBM3" -> "nvidia_h100_80gb_hbm3.tsv": the table's file name for a GPU.
+std::string cost_table_file_name(const std::string& gpu);
+// The directory of the checked-in tables: $PIT_TABLE_DIR when set, else ops/pit/tables of the
+// source tree this library was built from.
+std::string cost_table_dir();
+// The table for `gpu` from cost_table_dir(), or nullopt when none is checked in.
+std::optional<CostTable> find_cost_table(const std::string& gpu);
+
+}  // namespace pit::sparse

@@ -1,0 +1,43 @@
+#pragma once
+// Helpers shared by the CPU PIT GEMMs: compute types, the epilogue, column chunking.
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "core/convert.h"
+#include "ops/elementwise_op.h"
+#include "ops/pit/gemm.h"
+
+namespace pit::sparse::cpu::detail {
+
+template <typename T>
+using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+template <typename T>
+acc_t<T> widen(T v) {
+  return convert<acc_t<T>>(v);
+}
+
+// Columns per task: wide enough to stream B's rows, narrow enough to spread N over threads.
+inline constexpr int64_t kColChunk = 128;
+inline int64_t col_chunks(int64_t n) { return std::max<int64_t>(1, (n + kColChunk - 1) / kColChunk); }
+
+// Writes acc[0, n1 - n0) into out[n0, n1) through the epilogue: store (+ bias, activation) or
+// accumulate. bias points at the bias row of this output (or is null).
+template <typename T>
+void finish(T* out, const acc_t<T>* acc, int64_t n0, int64_t n1, const Epilogue& ep, const T* bias) {
+  using C = acc_t<T>;
+  if (ep.write == Write::accumulate) {
+    for (int64_t n = n0; n < n1; ++n) out[n] = convert<T>(widen(out[n]) + acc[n - n0]);
+    return;
+  }
+  for (int64_t n = n0; n < n1; ++n) {
+    C v = acc[n - n0];
+    if (bias) v += widen(bias[n]);
+    if (ep.activation) v = apply_unary<C>(ep.act, v, C(0));
+    out[n] = convert<T>(v);
+  }
+}
+
+}  // namespace pit::sparse::cpu::detail

@@ -1,0 +1,186 @@
+// K-condense PIT GEMMs (ops/pit/gemm.h condense_gemm, block_gemm): C = A B with A given by its
+// non-zero micro-tiles. A block of the grid owns rows [i r, i r + r) of C (one row block of the
+// index) and BN columns; its k loop runs over that row block's list only: SRead takes the
+// condensed values of A (already in the order the loop reads them) and the rows of B the list
+// names, so only non-zero micro-tiles of A and the matching rows of B are read.
+//   r x 1 (K lists): the A tile is k-major, [BK entries][r] straight from the values.
+//   b x b (blocks):  the A tile is [b][BK]; a stage covers BK / b blocks (b = 16) or half a
+//                    block (b = 64) of the condensed K axis (length count * b).
+// Tile configs (CondenseShape below): BM = the micro-tile's rows, rounded up to 16/32/64/128;
+// BN = 256 so that a gathered B row feeds as many columns as possible. The row block's list is
+// staged in shared memory first, so no gather waits on a global index load. Every output element belongs to
+// one block, so accumulate is a plain read-modify-write and there is no split-K: at high sparsity
+// the grid is still (row blocks x column tiles), thousands of blocks at 4096^2.
+#include "ops/pit/cuda/gemm.h"
+
+#include <algorithm>
+
+#include "ops/pit/cuda/gemm_core.cuh"
+#include "ops/pit/cuda/launch.cuh"
+#include "ops/pit/cuda/swrite.cuh"
+
+namespace pit::sparse::cuda {
+namespace {
+
+template <typename T>
+struct TileParams {
+  const T* values;
+  const int32_t* offsets;
+  const int32_t* cols;  // k (K lists) or block column (blocks) of each entry
+  const T* b;
+  T* c;
+  int64_t m, k, n;
+  int tr;  // micro-tile rows (r or b; b == BM for blocks)
+  int num_blocks, n_tiles;
+  int idx_cap;  // list entries staged in shared memory (the rest are read from global memory)
+  dev::EpiArgs epi;
+};
+
+constexpr int bm_for(int64_t rows) { return rows <= 16 ? 16 : rows <= 32 ? 32 : rows <= 64 ? 64 : 128; }
+
+// kBlocks: b x b blocks (A tile [BM][BK]) or r x 1 lists (A tile k-major). 8 warps; BN = 256 for
+// BM <= 32 (warps of BM x 32) so that a gathered B row feeds as many columns as possible, else 128
+// (warps of 64 x 32 or 32 x 32); 4 stages (70 to 78 KB: two blocks per SM). Measured on an H100:
+// BM x 256 tiles with 64 x 64 warp tiles (up to 248 registers, one block per SM) were 1.5 to 2x
+// slower, too few warps to hide the gathers' latency. f32: the same on the CUDA cores, 3 stages.
+template <typename T, int BM>
+struct CondenseShape {
+  static constexpr bool kF32 = std::is_same_v<T, float>;
+  static constexpr int BN = BM <= 32 ? 256 : 128;
+  static constexpr int WM = BM <= 32 ? 1 : 2;
+  static constexpr int WN = BM <= 32 ? 8 : 4;
+  static constexpr int kStages = kF32 ? 3 : 4;
+};
+template <typename T, int BM, bool kBlocks>
+using CondenseCfg = dev::TileCfg<T, BM, CondenseShape<T, BM>::BN, CondenseShape<T, BM>::WM, CondenseShape<T, BM>::WN,
+                                 !kBlocks, true, CondenseShape<T, BM>::kStages>;
+
+template <typename T, int BM, bool kBlocks>
+__global__ void __launch_bounds__(CondenseCfg<T, BM, kBlocks>::kThreads) condense_kernel(const TileParams<T> p) {
+  using Cfg = CondenseCfg<T, BM, kBlocks>;
+  constexpr int BN = Cfg::BN, BK = Cfg::BK, NT = Cfg::kThreads;
+  extern __shared__ uint4 smem_raw[];
+  T* smem = reinterpret_cast<T*>(smem_raw);
+  int32_t* sidx = reinterpret_cast<int32_t*>(smem + Cfg::kSmem / sizeof(T));
+  const int tid = threadIdx.x;
+  const int blk = static_cast<int>(blockIdx.x % p.num_blocks);
+  const int nt = static_cast<int>(blockIdx.x / p.num_blocks);  // a column stripe's row blocks run together
+  const int64_t n0 = int64_t{nt} * BN;
+  const int off = p.offsets[blk];
+  const int count = p.offsets[blk + 1] - off;
+  // Blocks: b == BM, a compile-time constant (the divisions below are shifts).
+  const int tr = kBlocks ? BM : p.tr;
+  const int64_t klen = kBlocks ? int64_t{count} * tr : count;  // condensed K
+  const int num_k = static_cast<int>((klen + BK - 1) / BK);
+  const T* vals = p.values + int64_t{off} * tr * (kBlocks ? tr : 1);
+  // The row block's list, staged in shared memory: the gathers then wait on no global index load.
+  const int staged = min(count, p.idx_cap);
+  for (int i = tid; i < staged; i += NT) sidx[i] = p.cols[off + i];
+  __syncthreads();
+  const auto col_at = [&](int j) { return j < p.idx_cap ? sidx[j] : p.cols[off + j]; };
+
+  const auto load = [&](int kt, T* sa, T* sb) {
+    const int64_t kb = int64_t{kt} * BK;
+    if constexpr (!kBlocks) {
+      // A: entry j's r-vector is values row j; tile row = entry, tile column = row of C.
+      dev::sread_tile<T, BK, BM, Cfg::kALd, NT>(sa, tid, [&](int r, int c) {
+        const int64_t j = kb + r;
+        return dev::Src<T>{vals + j * tr + c, j < count ? dev::valid_n(tr - c, BM) : 0};
+      });
+      dev::sread_tile<T, BK, BN, Cfg::kBLd, NT>(sb, tid, [&](int r, int c) {
+        const int j = static_cast<int>(kb) + r;
+        const int64_t kk = j < count ? col_at(j) : 0;
+        return dev::Src<T>{p.b + kk * p.n + n0 + c, j < count ? dev::valid_n(p.n - n0 - c, BN) : 0};
+      });
+    } else {
+      // A: row y of the tile, condensed column q = kb + c: block j = q / b, column x = q % b.
+      dev::sread_tile<T, BM, BK, Cfg::kALd, NT>(sa, tid, [&](int r, int c) {
+        const int q = static_cast<int>(kb) + c, j = q / BM, x = q % BM;
+        return dev::Src<T>{vals + (int64_t{j} * BM + r) * BM + x, j < count ? dev::valid_n(BM - x, BK) : 0};
+      });
+      dev::sread_tile<T, BK, BN, Cfg::kBLd, NT>(sb, tid, [&](int r, int c) {
+        const int q = static_cast<int>(kb) + r, j = q / BM, x = q % BM;
+        const int64_t kk = j < count ? int64_t{col_at(j)} * BM + x : p.k;
+        return dev::Src<T>{p.b + kk * p.n + n0 + c, kk < p.k ? dev::valid_n(p.n - n0 - c, BN) : 0};
+      });
+    }
+  };
+  dev::Acc<Cfg> acc;
+  dev::mainloop<Cfg>(acc, smem, num_k, load, dev::NoFixup{});
+  const int64_t m0 = int64_t{blk} * tr;
+  acc.for_each_pair([&](int r, int col, float v0, float v1) {
+    if (r >= tr || m0 + r >= p.m) return;
+    dev::swrite_pair<T>(p.c + (m0 + r) * p.n, n0 + col, p.n, v0, v1, p.epi);
+  });
+}
+
+template <typename T, int BM, bool kBlocks>
+void launch(const TileParams<T>& p, StreamRef stream) {
+  using Cfg = CondenseCfg<T, BM, kBlocks>;
+  auto* kernel = condense_kernel<T, BM, kBlocks>;
+  const size_t smem = Cfg::kSmem + sizeof(int32_t) * p.idx_cap;
+  allow_smem(kernel, smem, Cfg::kThreads);
+  const int64_t grid = int64_t{p.num_blocks} * p.n_tiles;
+  kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p);
+  check_launch(kBlocks ? "cuda::block_gemm" : "cuda::condense_gemm");
+}
+
+template <typename T, bool kBlocks>
+void run(TileParams<T> p, StreamRef stream) {
+  const auto go = [&]<int BM>() {
+    p.n_tiles = static_cast<int>((p.n + CondenseCfg<T, BM, kBlocks>::BN - 1) / CondenseCfg<T, BM, kBlocks>::BN);
+    launch<T, BM, kBlocks>(p, stream);
+  };
+  switch (bm_for(p.tr)) {
+    case 16: go.template operator()<16>(); break;
+    case 32: go.template operator()<32>(); break;
+    case 64: go.template operator()<64>(); break;
+    default: go.template operator()<128>(); break;
+  }
+}
+
+template <typename T>
+TileParams<T> params(const Tensor& values, const Tensor& offsets, const Tensor& cols, int64_t m, int64_t k,
+                     int64_t tr, const Tensor& b, Tensor& c, const Epilogue& ep) {
+  TileParams<T> p{};
+  p.values = values.data<T>();
+  p.offsets = i32p(offsets);
+  p.cols = i32p(cols);
+  p.b = b.data<T>();
+  p.c = c.data<T>();
+  p.m = m;
+  p.k = k;
+  p.n = c.size(1);
+  p.tr = static_cast<int>(tr);
+  p.num_blocks = static_cast<int>((m + tr - 1) / tr);
+  // The longest list a row block can have (k, or block columns), staged up to 4096 entries (16 KB).
+  const int64_t longest = tr == 0 ? 0 : (cols.numel() / std::max<int64_t>(p.num_blocks, 1));
+  p.idx_cap = static_cast<int>(std::clamp<int64_t>(longest, 1, 4096));
+  p.epi = epi_of(ep, false);
+  return p;
+}
+
+}  // namespace
+
+void condense_gemm(const KListIndex& a, const Tensor& b, Tensor& c, const Epilogue& ep, StreamRef stream) {
+  PIT_CHECK(a.block_rows >= 1 && a.block_rows <= 128, "cuda::condense_gemm: k micro-tiles of 1 to 128 rows, got ",
+            a.block_rows);
+  if (a.rows == 0 || c.size(1) == 0) return;
+  dispatch_gemm(b.dtype(), "cuda::condense_gemm", [&]<typename T>() {
+    run<T, false>(params<T>(a.values, a.offsets, a.k, a.rows, a.cols, a.block_rows, b, c, ep), stream);
+  });
+}
+
+void block_gemm(const BlockListIndex& a, const Tensor& b, Tensor& c, const Epilogue& ep, StreamRef stream) {
+  // A 16-byte chunk of the A tile must not straddle two blocks: b a multiple of 8 (f16/bf16) or
+  // 4 (f32) elements.
+  // The tile's BM is the block size (a compile-time constant in the kernel).
+  PIT_CHECK(a.block == 16 || a.block == 32 || a.block == 64 || a.block == 128,
+            "cuda::block_gemm: blocks of 16, 32, 64 or 128 on CUDA, got ", a.block);
+  if (a.rows == 0 || c.size(1) == 0) return;
+  dispatch_gemm(b.dtype(), "cuda::block_gemm", [&]<typename T>() {
+    run<T, true>(params<T>(a.values, a.offsets, a.col, a.rows, a.cols, a.block, b, c, ep), stream);
+  });
+}
+
+}  // namespace pit::sparse::cuda

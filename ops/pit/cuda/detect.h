@@ -1,0 +1,26 @@
+#pragma once
+// CUDA detection (ops/pit/cuda/detect.cu): the same contract as ops/pit/cpu/detect.h, on the
+// device, on `stream`, without host synchronisation. Inputs validated by ops/pit/detect.cpp.
+#include <cstdint>
+#include <vector>
+
+#include "core/device.h"
+#include "core/tensor.h"
+#include "ops/pit/cpu/detect.h"
+#include "ops/pit/index.h"
+
+namespace pit::sparse::cuda {
+
+// tr x tc in {16, 32, 64, 128} x {1} (K lists) or b x b with b in {16, 32, 64} (blocks).
+cpu::TileLists detect_tiles(const Tensor& a, const Tensor& mask, int64_t tr, int64_t tc,
+                            bool values, bool transposed, StreamRef stream);
+RowSetIndex detect_rows(const Tensor& pattern, int64_t cols, int64_t w, StreamRef stream);
+// expert_of i32 [T, k] contiguous; gates f32 [T, k] contiguous or undefined.
+RowSetIndex rows_from_routing(const Tensor& expert_of, int64_t num_experts, const Tensor& gates,
+                              StreamRef stream);
+Tensor count_micro_tiles(const Tensor& pattern, const std::vector<MicroTile>& tiles,
+                         StreamRef stream);
+Tensor tiles_to_dense(const Tensor& offsets, const Tensor& cols, const Tensor& values,
+                      int64_t rows, int64_t ncols, int64_t tr, int64_t tc, StreamRef stream);
+
+}  // namespace pit::sparse::cuda

@@ -1,0 +1,171 @@
+// CUDA row-set detection (M-gather): rows of a pattern per segment, and MoE routing to
+// per-expert token lists. Both are one kernel over tiles (segment, row group) in segment-major
+// order: each CTA flags its rows (or counts its tokens' assignments), compacts them with a block
+// scan and takes its global offset from the chained scan (scan.cuh): one read, no host sync.
+#include <algorithm>
+
+#include "ops/pit/cuda/detect.h"
+#include "ops/pit/cuda/detect_common.cuh"
+#include "ops/pit/cuda/scan.cuh"
+
+namespace pit::sparse::cuda {
+namespace {
+
+// Rows per CTA: 8 warps x 8 rows; a warp streams one row's segment with 16-byte loads.
+constexpr int kRowGroup = 64;
+// Tokens per CTA in the routing kernel: one per thread.
+constexpr int kTokenGroup = kDetectThreads;
+
+struct RowGeom {
+  int rows, pcols, width, nseg, groups, tiles;
+  bool row_mask;
+};
+
+template <typename T, bool kVec>
+__global__ void __launch_bounds__(kDetectThreads)
+    detect_rows_kernel(const T* __restrict__ p, RowGeom g, unsigned long long* state, int* offsets, int* out_rows) {
+  __shared__ int flag[kRowGroup];
+  __shared__ int scan_smem[kScanWarp + 1];
+  __shared__ int s_tile, s_base;
+  if (threadIdx.x == 0) s_tile = take_ticket(state);
+  __syncthreads();
+  const int tile = s_tile, s = tile / g.groups, r0 = (tile % g.groups) * kRowGroup;
+  const int lane = threadIdx.x % kScanWarp, warp = threadIdx.x / kScanWarp;
+  if (g.row_mask) {
+    if (threadIdx.x < kRowGroup) {
+      const int r = r0 + threadIdx.x;
+      flag[threadIdx.x] = r < g.rows && nz(p[r]);
+    }
+  } else {
+    const int c0 = s * g.width, c1 = min(g.pcols, c0 + g.width);
+    constexpr int kRowsPerWarp = kRowGroup / (kDetectThreads / kScanWarp);
+    for (int q = 0; q < kRowsPerWarp; ++q) {
+      const int y = warp * kRowsPerWarp + q, r = r0 + y;
+      bool any = false;
+      if (r < g.rows) {
+        const T* row = p + static_cast<int64_t>(r) * g.pcols;
+        if constexpr (kVec) {
+          constexpr int V = 16 / sizeof(T);
+          // No short-circuit: the loads of several iterations stay in flight together.
+#pragma unroll 4
+          for (int c = c0 + lane * V; c < c1; c += kScanWarp * V) {
+            const pit::cuda::Pack<T> v = *reinterpret_cast<const pit::cuda::Pack<T>*>(row + c);
+#pragma unroll
+            for (int e = 0; e < V; ++e) any |= nz(v.v[e]);
+          }
+        } else {
+#pragma unroll 4
+          for (int c = c0 + lane; c < c1; c += kScanWarp) any |= nz(row[c]);
+        }
+      }
+      any = __any_sync(0xffffffffu, any);
+      if (lane == 0) flag[y] = any;
+    }
+  }
+  __syncthreads();
+  const int f = threadIdx.x < kRowGroup ? flag[threadIdx.x] : 0;
+  int count;
+  const int ex = block_exclusive_scan(f, scan_smem, &count);
+  if (threadIdx.x == 0) {
+    const int base = chained_prefix(state, tile, count);
+    s_base = base;
+    if (r0 == 0) offsets[s] = base;
+    if (tile == g.tiles - 1) offsets[g.nseg] = base + count;
+  }
+  __syncthreads();
+  if (f) out_rows[s_base + ex] = r0 + static_cast<int>(threadIdx.x);
+}
+
+__global__ void __launch_bounds__(kDetectThreads)
+    routing_kernel(const int* __restrict__ ids, const float* __restrict__ gates, int t_count, int k, int experts,
+                   int groups, int tiles, unsigned long long* state, int* offsets, int* rows, float* weights) {
+  __shared__ int scan_smem[kScanWarp + 1];
+  __shared__ int s_tile, s_base;
+  if (threadIdx.x == 0) s_tile = take_ticket(state);
+  __syncthreads();
+  const int tile = s_tile, e = tile / groups, t0 = (tile % groups) * kTokenGroup;
+  const int t = t0 + static_cast<int>(threadIdx.x);
+  int n = 0;
+  if (t < t_count)
+    for (int j = 0; j < k; ++j) n += ids[static_cast<int64_t>(t) * k + j] == e;
+  int count;
+  const int ex = block_exclusive_scan(n, scan_smem, &count);
+  if (threadIdx.x == 0) {
+    const int base = chained_prefix(state, tile, count);
+    s_base = base;
+    if (t0 == 0) offsets[e] = base;
+    if (tile == tiles - 1) offsets[experts] = base + count;
+  }
+  __syncthreads();
+  if (n == 0) return;
+  int q = s_base + ex;
+  for (int j = 0; j < k; ++j) {
+    if (ids[static_cast<int64_t>(t) * k + j] != e) continue;
+    rows[q] = t;
+    if (weights) weights[q] = gates[static_cast<int64_t>(t) * k + j];
+    ++q;
+  }
+}
+
+}  // namespace
+
+RowSetIndex detect_rows(const Tensor& pattern, int64_t cols, int64_t w, StreamRef stream) {
+  pit::cuda::DeviceGuard guard(pattern.device().index);
+  const int64_t rows = pattern.size(0), pcols = pattern.size(1);
+  const bool row_mask = pcols == 1 && cols != 1;
+  const int64_t nseg = w > 0 ? std::max<int64_t>(1, (cols + w - 1) / w) : 1;
+  RowSetIndex idx;
+  idx.offsets = Tensor::empty({nseg + 1}, DType::i32, pattern.device());
+  idx.rows = Tensor::empty({rows * nseg}, DType::i32, pattern.device());
+  idx.num_rows = rows;
+  idx.num_segments = nseg;
+  idx.segment_cols = w;
+  RowGeom g{static_cast<int>(rows), static_cast<int>(pcols), static_cast<int>(w > 0 ? w : std::max<int64_t>(pcols, 1)),
+            static_cast<int>(nseg), static_cast<int>((rows + kRowGroup - 1) / kRowGroup), 0, row_mask};
+  g.tiles = g.nseg * g.groups;
+  if (g.tiles == 0) {
+    fill_bytes(idx.offsets, 0, stream);
+    return idx;
+  }
+  const Tensor state = chain_state(g.tiles, pattern.device(), stream);
+  dispatch(pattern.dtype(), "detect_rows (CUDA)", [&]<typename T>() {
+    const int64_t elem = sizeof(T);
+    const bool vec = !row_mask && elem <= 8 && (pcols * elem) % 16 == 0 && (g.width * elem) % 16 == 0 &&
+                     reinterpret_cast<uintptr_t>(pattern.data_ptr()) % 16 == 0;
+    const T* p = static_cast<const T*>(pattern.data_ptr());
+    if (vec)
+      detect_rows_kernel<T, true><<<g.tiles, kDetectThreads, 0, native(stream)>>>(
+          p, g, state_ptr(state), idx.offsets.data<int32_t>(), idx.rows.data<int32_t>());
+    else
+      detect_rows_kernel<T, false><<<g.tiles, kDetectThreads, 0, native(stream)>>>(
+          p, g, state_ptr(state), idx.offsets.data<int32_t>(), idx.rows.data<int32_t>());
+  });
+  PIT_CUDA_CHECK(cudaGetLastError());
+  return idx;
+}
+
+RowSetIndex rows_from_routing(const Tensor& expert_of, int64_t num_experts, const Tensor& gates, StreamRef stream) {
+  pit::cuda::DeviceGuard guard(expert_of.device().index);
+  const int64_t t_count = expert_of.size(0), k = expert_of.size(1);
+  RowSetIndex idx;
+  idx.offsets = Tensor::empty({num_experts + 1}, DType::i32, expert_of.device());
+  idx.rows = Tensor::empty({t_count * k}, DType::i32, expert_of.device());
+  if (gates.defined()) idx.weights = Tensor::empty({t_count * k}, DType::f32, expert_of.device());
+  idx.num_rows = t_count;
+  idx.num_segments = num_experts;
+  const int64_t groups = (t_count + kTokenGroup - 1) / kTokenGroup, tiles = groups * num_experts;
+  if (tiles == 0) {
+    fill_bytes(idx.offsets, 0, stream);
+    return idx;
+  }
+  const Tensor state = chain_state(tiles, expert_of.device(), stream);
+  routing_kernel<<<static_cast<unsigned>(tiles), kDetectThreads, 0, native(stream)>>>(
+      expert_of.data<int32_t>(), gates.defined() ? gates.data<float>() : nullptr, static_cast<int>(t_count),
+      static_cast<int>(k), static_cast<int>(num_experts), static_cast<int>(groups), static_cast<int>(tiles),
+      state_ptr(state), idx.offsets.data<int32_t>(), idx.rows.data<int32_t>(),
+      gates.defined() ? idx.weights.data<float>() : nullptr);
+  PIT_CUDA_CHECK(cudaGetLastError());
+  return idx;
+}
+
+}  // namespace pit::sparse::cuda

@@ -1,0 +1,183 @@
+// M-gather PIT GEMM (ops/pit/gemm.h gather_gemm): per segment s, the rows its entries name are
+// gathered from A by SRead into dense [BM x BK] tiles, multiplied with B_s (or the K-chunk's rows
+// of a shared B) on the tensor cores, and SWritten to the named rows of C (or compactly).
+//
+// Tiles: BM = 128 entries x BN = 128 columns, 8 warps of 64 x 32, BK = 32, 4 stages (76 KB, 127
+// registers: two blocks per SM). Measured on an H100: 128 x 256 with 64 x 64 warp tiles (244
+// registers, one block per SM) was 1.5x slower, too few warps to hide the loads' latency.
+// f32 on the CUDA cores with BK = 16 and 3 stages. The number of row tiles depends on the segment
+// sizes, which stay on the device: a persistent grid (as many blocks as fit on the SMs) walks the
+// work items; each block first turns the segment offsets into a tile prefix in shared memory.
+#include "ops/pit/cuda/gemm.h"
+
+#include <algorithm>
+
+#include "ops/cuda/device_utils.cuh"
+#include "ops/pit/cuda/gemm_core.cuh"
+#include "ops/pit/cuda/launch.cuh"
+#include "ops/pit/cuda/swrite.cuh"
+
+namespace pit::sparse::cuda {
+namespace {
+
+template <typename T>
+struct GatherParams {
+  const T* a;
+  const T* b;
+  T* c;
+  const int32_t* rows;
+  const int32_t* offsets;
+  const float* weights;  // null unless use_weights
+  int64_t k, n;
+  int64_t b_seg_stride;     // elements between B_s and B_{s+1}; 0 when B is shared
+  int64_t seg_cols;         // K-chunk width w, 0 for expert segments
+  int64_t bias_seg_stride;  // N for a per-segment bias [S, N], else 0
+  int segments;
+  int n_tiles;
+  bool a_gathered, c_scattered;
+  dev::EpiArgs epi;
+};
+
+template <typename T, bool kBTrans>
+using GatherCfg = std::conditional_t<std::is_same_v<T, float>,
+                                     dev::TileCfg<T, 128, 128, 2, 4, false, !kBTrans, 3>,
+                                     dev::TileCfg<T, 128, 128, 2, 4, false, !kBTrans, 4>>;
+
+template <typename T, bool kBTrans>
+__global__ void __launch_bounds__(GatherCfg<T, kBTrans>::kThreads) gather_gemm_kernel(const GatherParams<T> p) {
+  using Cfg = GatherCfg<T, kBTrans>;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK;
+  extern __shared__ uint4 smem_raw[];
+  T* smem = reinterpret_cast<T*>(smem_raw);
+  int64_t* a_off = reinterpret_cast<int64_t*>(smem + Cfg::kSmem / sizeof(T));  // [BM]: A row offset, -1 past the segment
+  int32_t* c_row = reinterpret_cast<int32_t*>(a_off + BM);                      // [BM]
+  float* scale = reinterpret_cast<float*>(c_row + BM);                          // [BM]
+  int32_t* tiles = reinterpret_cast<int32_t*>(scale + BM);                      // [segments + 1] tile prefix
+  const int tid = threadIdx.x;
+
+  // Tile prefix over segments: warp 0 scans ceil(count_s / BM), 32 segments at a time.
+  if (tid < 32) {
+    int carry = 0;
+    if (tid == 0) tiles[0] = 0;
+    for (int base = 0; base < p.segments; base += 32) {
+      const int s = base + tid;
+      int v = s < p.segments ? (p.offsets[s + 1] - p.offsets[s] + BM - 1) / BM : 0;
+#pragma unroll
+      for (int off = 1; off < 32; off *= 2) {
+        const int u = __shfl_up_sync(pit::cuda::kFullMask, v, off);
+        if (tid >= off) v += u;
+      }
+      if (s < p.segments) tiles[s + 1] = carry + v;
+      carry += __shfl_sync(pit::cuda::kFullMask, v, 31);
+    }
+  }
+  __syncthreads();
+  const int64_t total = int64_t{tiles[p.segments]} * p.n_tiles;
+  dev::Acc<Cfg> acc;
+  for (int64_t w = blockIdx.x; w < total; w += gridDim.x) {
+    const int mt = static_cast<int>(w / p.n_tiles), nt = static_cast<int>(w % p.n_tiles);
+    int lo = 0, hi = p.segments - 1;  // the last segment whose first tile is <= mt
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (tiles[mid] <= mt) lo = mid;
+      else hi = mid - 1;
+    }
+    const int s = lo;
+    const int e0 = p.offsets[s] + (mt - tiles[s]) * BM;
+    const int count = min(BM, p.offsets[s + 1] - e0);
+    const int64_t k_beg = p.seg_cols > 0 ? s * p.seg_cols : 0;
+    const int64_t k_end = p.seg_cols > 0 ? min(p.k, k_beg + p.seg_cols) : p.k;
+    const int64_t n0 = int64_t{nt} * BN;
+    const T* bs = p.b + s * p.b_seg_stride;
+    __syncthreads();  // the previous tile's epilogue is done with the row tables
+    for (int r = tid; r < BM; r += Cfg::kThreads) {
+      const int e = e0 + r;
+      const bool ok = r < count;
+      const int32_t named = ok ? p.rows[e] : 0;
+      a_off[r] = ok ? int64_t{p.a_gathered ? named : e} * p.k : -1;
+      c_row[r] = p.c_scattered ? named : e;
+      scale[r] = ok && p.weights ? p.weights[e] : 1.f;
+    }
+    __syncthreads();
+    const int num_k = static_cast<int>((k_end - k_beg + BK - 1) / BK);
+    const auto load = [&](int kt, T* sa, T* sb) {
+      const int64_t kb = k_beg + int64_t{kt} * BK;
+      dev::sread_tile<T, BM, BK, Cfg::kALd, Cfg::kThreads>(sa, tid, [&](int r, int c) {
+        const int64_t off = a_off[r];
+        return dev::Src<T>{p.a + off + kb + c, off < 0 ? 0 : dev::valid_n(k_end - kb - c, BK)};
+      });
+      if constexpr (!kBTrans) {  // B [K, N]: tile rows are rows k of B
+        dev::sread_tile<T, BK, BN, Cfg::kBLd, Cfg::kThreads>(sb, tid, [&](int r, int c) {
+          const int64_t kk = kb + r;
+          const int64_t nn = n0 + c;
+          return dev::Src<T>{bs + kk * p.n + nn, kk < k_end ? dev::valid_n(p.n - nn, BN) : 0};
+        });
+      } else {  // B given as [N, K]: tile rows are rows n
+        dev::sread_tile<T, BN, BK, Cfg::kBLd, Cfg::kThreads>(sb, tid, [&](int r, int c) {
+          const int64_t nn = n0 + r;
+          const int64_t kk = kb + c;
+          return dev::Src<T>{bs + nn * p.k + kk, nn < p.n ? dev::valid_n(k_end - kk, BK) : 0};
+        });
+      }
+    };
+    dev::mainloop<Cfg>(acc, smem, num_k, load, dev::NoFixup{});
+    dev::EpiArgs epi = p.epi;
+    if (epi.bias) epi.bias = static_cast<const T*>(epi.bias) + s * p.bias_seg_stride;
+    acc.for_each_pair([&](int r, int col, float v0, float v1) {
+      if (r >= count) return;
+      const float sc = scale[r];
+      dev::swrite_pair<T>(p.c + int64_t{c_row[r]} * p.n, n0 + col, p.n, v0 * sc, v1 * sc, epi);
+    });
+  }
+}
+
+template <typename T, bool kBTrans>
+void launch(const GatherParams<T>& p, int64_t capacity, StreamRef stream) {
+  using Cfg = GatherCfg<T, kBTrans>;
+  const size_t smem = Cfg::kSmem + Cfg::BM * (sizeof(int64_t) + sizeof(int32_t) + sizeof(float)) +
+                      sizeof(int32_t) * (p.segments + 1);
+  auto* kernel = gather_gemm_kernel<T, kBTrans>;
+  const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
+  // At most sum_s ceil(count_s / BM) <= capacity / BM + S row tiles.
+  const int64_t bound = ((capacity + Cfg::BM - 1) / Cfg::BM + p.segments) * p.n_tiles;
+  const int64_t grid = std::max<int64_t>(1, std::min<int64_t>(bound, int64_t{sm_count()} * per_sm));
+  kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p);
+  const cudaError_t e = cudaGetLastError();
+  PIT_CHECK(e == cudaSuccess, "cuda::gather_gemm: kernel launch failed (grid ", grid, ", ", Cfg::kThreads,
+            " threads, ", smem, " bytes of shared memory, ", per_sm, " blocks per SM): ", cudaGetErrorString(e));
+}
+
+}  // namespace
+
+void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tensor& c, const GatherGemmArgs& args,
+                 StreamRef stream) {
+  const int64_t k = a.size(1), n = c.size(1), s = idx.num_segments, cap = idx.rows.numel();
+  PIT_CHECK(s <= 8192, "cuda::gather_gemm: at most 8192 segments (the tile prefix lives in shared memory), got ", s);
+  if (cap == 0 || n == 0) return;
+  dispatch_gemm(a.dtype(), "cuda::gather_gemm", [&]<typename T>() {
+    using Cfg = GatherCfg<T, false>;
+    GatherParams<T> p{};
+    p.a = a.data<T>();
+    p.b = b.data<T>();
+    p.c = c.data<T>();
+    p.rows = i32p(idx.rows);
+    p.offsets = i32p(idx.offsets);
+    p.weights = args.use_weights ? idx.weights.data<float>() : nullptr;
+    p.k = k;
+    p.n = n;
+    p.b_seg_stride = b.dim() == 3 ? k * n : 0;
+    p.seg_cols = idx.segment_cols;
+    p.bias_seg_stride = args.epilogue.bias.defined() && args.epilogue.bias.dim() == 2 ? n : 0;
+    p.segments = static_cast<int>(s);
+    p.n_tiles = static_cast<int>((n + Cfg::BN - 1) / Cfg::BN);
+    p.a_gathered = args.a_gathered;
+    p.c_scattered = args.c_scattered;
+    // Scattered rows may repeat (MoE top-k, K-chunk segments): accumulate atomically then.
+    p.epi = epi_of(args.epilogue, args.c_scattered);
+    if (k == 0 && args.epilogue.write == Write::accumulate) return;
+    if (args.b_trans) launch<T, true>(p, cap, stream);
+    else launch<T, false>(p, cap, stream);
+  });
+}
+
+}  // namespace pit::sparse::cuda

@@ -1,0 +1,28 @@
+#pragma once
+// CUDA PIT GEMMs (tensor cores for bf16/f16 with f32 accumulation; CUDA cores for f32): the
+// implementation of every function of ops/pit/gemm.h with the same contract, on `stream`, with
+// no host synchronisation (counts and offsets are read on the device). Inputs are validated by
+// ops/pit/gemm.cpp (shapes, dtypes, devices, contiguity); these only launch.
+#include "core/device.h"
+#include "ops/pit/gemm.h"
+
+namespace pit::sparse::cuda {
+
+void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tensor& c,
+                 const GatherGemmArgs& args, StreamRef stream);
+void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx, Tensor& db,
+                        const GatherWeightGradArgs& args, StreamRef stream);
+void condense_gemm(const KListIndex& a, const Tensor& b, Tensor& c, const Epilogue& epilogue,
+                   StreamRef stream);
+void block_gemm(const BlockListIndex& a, const Tensor& b, Tensor& c, const Epilogue& epilogue,
+                StreamRef stream);
+void condense_gemm_tn(const KListIndex& a, const Tensor& g, Tensor& db, Write write,
+                      StreamRef stream);
+void block_gemm_tn(const BlockListIndex& a, const Tensor& g, Tensor& db, Write write,
+                   StreamRef stream);
+void sampled_gemm(const Tensor& a, const Tensor& b, KListIndex& out, bool a_trans, bool b_trans,
+                  StreamRef stream);
+void sampled_gemm(const Tensor& a, const Tensor& b, BlockListIndex& out, bool a_trans,
+                  bool b_trans, StreamRef stream);
+
+}  // namespace pit::sparse::cuda

@@ -1,0 +1,91 @@
+#pragma once
+// Host-side launch helpers shared by the PIT GEMM launchers (ops/pit/cuda/*.cu): dtype dispatch to
+// the kernels' element types, the epilogue in device form, shared-memory opt-in, checks.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "core/cuda/runtime.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/tensor.h"
+#include "ops/pit/cuda/swrite.cuh"
+#include "ops/pit/gemm.h"
+
+namespace pit::sparse::cuda {
+
+using pit::cuda::native;
+
+// f32, f16 and bf16 (f64 is rejected by the dispatcher on CUDA).
+// Instantiates only these three (core's dispatch instantiates every dtype).
+template <typename Fn>
+void dispatch_gemm(DType dt, const char* op, Fn&& fn) {
+  switch (dt) {
+    case DType::f32: fn.template operator()<float>(); return;
+    case DType::f16: fn.template operator()<Half>(); return;
+    case DType::bf16: fn.template operator()<BFloat16>(); return;
+    default: PIT_THROW(op, ": dtype ", dtype_name(dt), " is not supported on CUDA; supported dtypes: f32, f16, bf16");
+  }
+}
+
+inline dev::Act act_of(const Epilogue& ep) {
+  if (!ep.activation) return dev::Act::none;
+  switch (ep.act) {
+    case UnaryOp::relu: return dev::Act::relu;
+    case UnaryOp::gelu_tanh: return dev::Act::gelu_tanh;
+    case UnaryOp::gelu_erf: return dev::Act::gelu_erf;
+    case UnaryOp::silu: return dev::Act::silu;
+    default: PIT_THROW("PIT GEMM: fused activation ", unary_name(ep.act), " is not supported");
+  }
+}
+
+// The device epilogue of a call whose output elements each belong to one tile (no atomics needed
+// for accumulate) or not (atomic).
+inline dev::EpiArgs epi_of(const Epilogue& ep, bool shared_outputs) {
+  dev::EpiArgs e;
+  e.mode = ep.write == Write::store ? dev::WriteMode::store
+                                    : (shared_outputs ? dev::WriteMode::atomic : dev::WriteMode::accumulate);
+  e.act = act_of(ep);
+  e.bias = ep.bias.defined() ? ep.bias.data_ptr() : nullptr;
+  return e;
+}
+
+// Raises a kernel's dynamic shared-memory limit (above 48 KB needs it) and returns how many of its
+// blocks fit on one SM (for persistent grids).
+// Cached per (kernel, bytes): the attribute call and the occupancy query cost host time.
+template <class Kernel>
+int allow_smem(Kernel* k, size_t bytes, int threads) {
+  static std::mutex mu;
+  static std::map<std::pair<const void*, size_t>, int> known;
+  const std::lock_guard<std::mutex> lock(mu);
+  const auto key = std::make_pair(reinterpret_cast<const void*>(k), bytes);
+  if (const auto it = known.find(key); it != known.end()) return it->second;
+  PIT_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  int blocks = 0;
+  PIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k, threads, bytes));
+  PIT_CHECK(blocks >= 1, "PIT GEMM: a kernel needs ", bytes, " bytes of shared memory, more than an SM has");
+  known[key] = blocks;
+  return blocks;
+}
+
+inline int sm_count() {
+  static const int n = [] {
+    int dev = 0, v = 0;
+    PIT_CUDA_CHECK(cudaGetDevice(&dev));
+    PIT_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    return v;
+  }();
+  return n;
+}
+
+inline void check_launch(const char* op) {
+  const cudaError_t e = cudaGetLastError();
+  PIT_CHECK(e == cudaSuccess, op, ": kernel launch failed: ", cudaGetErrorString(e));
+}
+
+inline const int32_t* i32p(const Tensor& t) { return t.defined() ? t.data<int32_t>() : nullptr; }
+
+}  // namespace pit::sparse::cuda

@@ -1,0 +1,286 @@
+// The PIT GEMM dispatcher (ops/pit/gemm.h): validate once (shapes, dtypes, devices, index and
+// operand agreement; each message names the problem and the fix), then run the CPU reference
+// (ops/pit/cpu) or the CUDA kernels (ops/pit/cuda/gemm.h) on the current stream.
+#include "ops/pit/gemm.h"
+
+#include <string>
+
+#include "ops/pit/cpu/gemm.h"
+#if PIT_WITH_CUDA && defined(PIT_CUDA_PIT_GEMM)  // set by ops/pit/CMakeLists.txt
+#include "ops/pit/cuda/gemm.h"
+#define PIT_HAS_CUDA_PIT_GEMM 1
+#else
+#define PIT_HAS_CUDA_PIT_GEMM 0
+#endif
+
+namespace pit::sparse {
+namespace {
+
+std::string shape_of(const Tensor& t) { return t.defined() ? shape_str(t.shape()) : "undefined"; }
+
+void check_operand(const Tensor& t, const char* op, const char* what, Device device) {
+  PIT_CHECK(t.defined(), op, ": ", what, " is undefined");
+  PIT_CHECK(t.device() == device, op, ": ", what, " is on ", t.device().str(), " but the first operand is on ",
+            device.str(), "; move it with Tensor::to");
+  PIT_CHECK(is_floating(t.dtype()), op, ": ", what, " has dtype ", dtype_name(t.dtype()),
+            "; supported: f32, bf16, f16 (and f64 on the CPU)");
+  PIT_CHECK(!(t.is_cuda() && t.dtype() == DType::f64), op, ": ", what,
+            " is f64 on CUDA; the PIT kernels take f32, bf16 or f16: convert with Tensor::to");
+}
+
+void check_same_dtype(const Tensor& a, const Tensor& b, const char* op, const char* wa, const char* wb) {
+  PIT_CHECK(a.dtype() == b.dtype(), op, ": ", wa, " is ", dtype_name(a.dtype()), " but ", wb, " is ",
+            dtype_name(b.dtype()), "; one dtype per call: convert one of them with Tensor::to");
+}
+
+void check_output(const Tensor& c, const Shape& want, const char* op, const char* what) {
+  PIT_CHECK(c.defined() && c.shape() == want, op, ": ", what, " must be ", shape_str(want), ", got ",
+            shape_of(c));
+  PIT_CHECK(c.is_contiguous(), op, ": ", what, " must be contiguous (it is written in place)");
+}
+
+void check_index_tensor(const Tensor& t, int64_t min_numel, Device device, const char* op, const char* what) {
+  PIT_CHECK(t.defined() && t.dtype() == DType::i32 && t.dim() == 1 && t.numel() >= min_numel, op,
+            ": index array ", what, " must be i32 with at least ", min_numel,
+            " entries, got ", t.defined() ? dtype_name(t.dtype()) : "undefined", " ", shape_of(t),
+            "; build indices with ops/pit/detect.h");
+  PIT_CHECK(t.device() == device, op, ": index array ", what, " is on ", t.device().str(),
+            " but the operands are on ", device.str(), "; detect on the operands' device");
+  PIT_CHECK(t.is_contiguous(), op, ": index array ", what, " must be contiguous");
+}
+
+void check_epilogue(const Epilogue& ep, int64_t n, int64_t segments, const Tensor& c, const char* op) {
+  if (ep.write == Write::accumulate) {
+    PIT_CHECK(!ep.bias.defined() && !ep.activation, op,
+              ": bias and activation apply to Write::store only; add them after accumulating");
+  }
+  if (ep.activation) {
+    PIT_CHECK(ep.act == UnaryOp::relu || ep.act == UnaryOp::gelu_tanh || ep.act == UnaryOp::gelu_erf ||
+                  ep.act == UnaryOp::silu,
+              op, ": fused activation ", unary_name(ep.act), " is not supported; use relu, gelu_tanh, gelu_erf or silu");
+  }
+  if (!ep.bias.defined()) return;
+  check_operand(ep.bias, op, "the bias", c.device());
+  check_same_dtype(ep.bias, c, op, "the bias", "C");
+  const bool ok = (ep.bias.dim() == 1 && ep.bias.size(0) == n) ||
+                  (segments > 0 && ep.bias.dim() == 2 && ep.bias.size(0) == segments && ep.bias.size(1) == n);
+  PIT_CHECK(ok, op, ": bias must be [N] = [", n, "]", segments > 0 ? " or [S, N]" : "", ", got ",
+            shape_of(ep.bias));
+  PIT_CHECK(ep.bias.is_contiguous(), op, ": the bias must be contiguous");
+}
+
+[[noreturn, maybe_unused]] void no_cuda(const char* op) {
+  PIT_THROW(op, ": the CUDA PIT GEMM kernels are not built (ops/pit/cuda/gemm.h missing or CUDA off)");
+}
+
+#if PIT_HAS_CUDA_PIT_GEMM
+#define PIT_PIT_GEMM_CALL(device, op, ...)                                          \
+  do {                                                                              \
+    if ((device).is_cuda()) {                                                       \
+      ::pit::sparse::cuda::op(__VA_ARGS__, current_stream(device));                 \
+    } else {                                                                        \
+      ::pit::sparse::cpu::op(__VA_ARGS__);                                          \
+    }                                                                               \
+  } while (0)
+#else
+#define PIT_PIT_GEMM_CALL(device, op, ...)                                          \
+  do {                                                                              \
+    if ((device).is_cuda()) no_cuda(#op);                                           \
+    ::pit::sparse::cpu::op(__VA_ARGS__);                                            \
+  } while (0)
+#endif
+
+void check_rowset(const RowSetIndex& idx, Device device, const char* op) {
+  check_index_tensor(idx.offsets, idx.num_segments + 1, device, op, "offsets");
+  check_index_tensor(idx.rows, 0, device, op, "rows");
+  PIT_CHECK(idx.num_segments >= 1, op, ": the row set has no segment");
+}
+
+void check_tiles(const Tensor& offsets, const Tensor& cols, int64_t block_rows, int64_t capacity,
+                 Device device, const char* op) {
+  check_index_tensor(offsets, block_rows + 1, device, op, "offsets");
+  check_index_tensor(cols, capacity, device, op, "the column list");
+}
+
+}  // namespace
+
+bool cuda_gemm_built() { return PIT_HAS_CUDA_PIT_GEMM != 0; }
+
+// ---- M-gather ----------------------------------------------------------------------------------
+void gather_gemm(const Tensor& a_in, const RowSetIndex& idx, const Tensor& b_in, Tensor& c,
+                 const GatherGemmArgs& args_in) {
+  const char* op = "gather_gemm";
+  const Device dev = a_in.defined() ? a_in.device() : Device::cpu();
+  check_operand(a_in, op, "A", dev);
+  check_operand(b_in, op, "B", dev);
+  check_same_dtype(a_in, b_in, op, "A", "B");
+  check_rowset(idx, dev, op);
+  PIT_CHECK(a_in.dim() == 2, op, ": A must be 2-D [rows, K], got ", shape_of(a_in));
+  const int64_t cap = idx.rows.numel(), k = a_in.size(1), s = idx.num_segments;
+  const int64_t a_rows = args_in.a_gathered ? idx.num_rows : cap;
+  PIT_CHECK(a_in.size(0) == a_rows, op, ": A has ", a_in.size(0), " rows but ",
+            args_in.a_gathered ? "the row set names rows of a matrix of " : "compact A needs one row per index entry: ",
+            a_rows, args_in.a_gathered ? " rows" : " (the index capacity)");
+  const bool chunks = idx.segment_cols > 0;
+  PIT_CHECK(b_in.dim() == 2 || (!chunks && b_in.dim() == 3 && b_in.size(0) == s), op, ": B must be ",
+            args_in.b_trans ? "[N, K]" : "[K, N]", chunks ? "" : " or per segment [S, ., .] with S = num_segments",
+            ", got ", shape_of(b_in), " for ", s, " segments");
+  const int64_t bk = args_in.b_trans ? b_in.size(-1) : b_in.size(-2);
+  const int64_t n = args_in.b_trans ? b_in.size(-2) : b_in.size(-1);
+  PIT_CHECK(bk == k, op, ": A has K = ", k, " columns but B", args_in.b_trans ? " (b_trans, [N, K])" : " ([K, N])",
+            " has K = ", bk, ": ", shape_of(b_in));
+  if (chunks) {
+    PIT_CHECK(args_in.epilogue.write == Write::accumulate, op,
+              ": K-chunk segments (segment_cols > 0) add partial products: use Write::accumulate (with zero_c to start from 0)");
+  }
+  if (args_in.use_weights) {
+    PIT_CHECK(idx.weights.defined() && idx.weights.dtype() == DType::f32 && idx.weights.numel() >= cap &&
+                  idx.weights.device() == dev,
+              op, ": use_weights needs idx.weights (f32, one per entry, on ", dev.str(),
+              "): pass gates to rows_from_routing");
+  }
+  check_output(c, {args_in.c_scattered ? idx.num_rows : cap, n}, op, "C");
+  check_same_dtype(c, a_in, op, "C", "A");
+  check_operand(c, op, "C", dev);
+  check_epilogue(args_in.epilogue, n, chunks ? 0 : s, c, op);
+  const Tensor a = a_in.contiguous(), b = b_in.contiguous();
+  GatherGemmArgs args = args_in;
+  if (args.zero_c) c.zero_();
+  args.zero_c = false;  // done here, for both back-ends
+  PIT_PIT_GEMM_CALL(dev, gather_gemm, a, idx, b, c, args);
+}
+
+void gather_weight_grad(const Tensor& a_in, const Tensor& g_in, const RowSetIndex& idx, Tensor& db,
+                        const GatherWeightGradArgs& args) {
+  const char* op = "gather_weight_grad";
+  const Device dev = a_in.defined() ? a_in.device() : Device::cpu();
+  check_operand(a_in, op, "A", dev);
+  check_operand(g_in, op, "G", dev);
+  check_same_dtype(a_in, g_in, op, "A", "G");
+  check_rowset(idx, dev, op);
+  PIT_CHECK(idx.segment_cols == 0, op, ": the weight gradient takes expert segments (segment_cols == 0)");
+  PIT_CHECK(a_in.dim() == 2 && g_in.dim() == 2, op, ": A and G must be 2-D, got ", shape_of(a_in), " and ",
+            shape_of(g_in));
+  const int64_t cap = idx.rows.numel(), k = a_in.size(1), n = g_in.size(1), s = idx.num_segments;
+  PIT_CHECK(a_in.size(0) == (args.a_gathered ? idx.num_rows : cap), op, ": A has ", a_in.size(0),
+            " rows; expected ", args.a_gathered ? idx.num_rows : cap, args.a_gathered ? " (num_rows)" : " (capacity)");
+  PIT_CHECK(g_in.size(0) == (args.g_gathered ? idx.num_rows : cap), op, ": G has ", g_in.size(0),
+            " rows; expected ", args.g_gathered ? idx.num_rows : cap, args.g_gathered ? " (num_rows)" : " (capacity)");
+  if (args.use_weights) {
+    PIT_CHECK(idx.weights.defined() && idx.weights.dtype() == DType::f32 && idx.weights.device() == dev, op,
+              ": use_weights needs idx.weights (f32 on ", dev.str(), ")");
+  }
+  const Shape per = args.b_trans ? Shape{n, k} : Shape{k, n};
+  const bool ok = (db.defined() && db.dim() == 3 && db.shape() == Shape{s, per[0], per[1]}) ||
+                  (db.defined() && s == 1 && db.shape() == per);
+  PIT_CHECK(ok, op, ": dB must be [S, ", per[0], ", ", per[1], "] (S = ", s, args.b_trans ? ", b_trans" : "",
+            s == 1 ? "; or 2-D for one segment" : "", "), got ", shape_of(db));
+  PIT_CHECK(db.is_contiguous(), op, ": dB must be contiguous");
+  check_same_dtype(db, a_in, op, "dB", "A");
+  check_operand(db, op, "dB", dev);
+  const Tensor a = a_in.contiguous(), g = g_in.contiguous();
+  PIT_PIT_GEMM_CALL(dev, gather_weight_grad, a, g, idx, db, args);
+}
+
+// ---- K-condense and blocks -----------------------------------------------------------------------
+namespace {
+
+struct TileDesc {
+  const Tensor& offsets;
+  const Tensor& cols;
+  const Tensor& values;
+  int64_t rows, k, tr, tc;
+};
+
+void check_tile_index(const TileDesc& t, Device dev, const char* op, bool need_values) {
+  PIT_CHECK(t.tr >= 1 && t.tc >= 1, op, ": the index has no micro-tile shape (was it detected?)");
+  const int64_t br = (t.rows + t.tr - 1) / t.tr, bc = (t.k + t.tc - 1) / t.tc;
+  check_tiles(t.offsets, t.cols, br, br * bc, dev, op);
+  if (!need_values) return;
+  PIT_CHECK(t.values.defined(), op, ": the index has no values; detect with DetectOptions{.values = true}");
+  PIT_CHECK(t.values.device() == dev, op, ": index values on ", t.values.device().str(), ", operands on ", dev.str());
+  PIT_CHECK(t.values.numel() >= br * bc * t.tr * t.tc && t.values.is_contiguous(), op,
+            ": index values must be contiguous [capacity, tile] = [", br * bc, ", ", t.tr * t.tc, "], got ",
+            shape_of(t.values));
+}
+
+void tile_forward_checks(const TileDesc& a, const Tensor& b, const Tensor& c, const Epilogue& ep, const char* op) {
+  const Device dev = b.defined() ? b.device() : Device::cpu();
+  check_operand(b, op, "B", dev);
+  check_tile_index(a, dev, op, true);
+  check_same_dtype(a.values, b, op, "the index values (A)", "B");
+  PIT_CHECK(b.dim() == 2 && b.size(0) == a.k, op, ": B must be [K, N] with K = ", a.k, " (A's columns), got ",
+            shape_of(b));
+  check_output(c, {a.rows, b.size(1)}, op, "C");
+  check_operand(c, op, "C", dev);
+  check_same_dtype(c, b, op, "C", "B");
+  check_epilogue(ep, b.size(1), 0, c, op);
+}
+
+void tile_tn_checks(const TileDesc& a, const Tensor& g, const Tensor& db, const char* op) {
+  const Device dev = g.defined() ? g.device() : Device::cpu();
+  check_operand(g, op, "G", dev);
+  check_tile_index(a, dev, op, true);
+  check_same_dtype(a.values, g, op, "the index values (A)", "G");
+  PIT_CHECK(g.dim() == 2 && g.size(0) == a.rows, op, ": G must be [M, N] with M = ", a.rows, ", got ", shape_of(g));
+  check_output(db, {a.k, g.size(1)}, op, "dB");
+  check_operand(db, op, "dB", dev);
+  check_same_dtype(db, g, op, "dB", "G");
+}
+
+void sampled_checks(const Tensor& a, const Tensor& b, const TileDesc& out, bool a_trans, bool b_trans, const char* op) {
+  const Device dev = a.defined() ? a.device() : Device::cpu();
+  check_operand(a, op, "A", dev);
+  check_operand(b, op, "B", dev);
+  check_same_dtype(a, b, op, "A", "B");
+  PIT_CHECK(a.dim() == 2 && b.dim() == 2, op, ": A and B must be 2-D, got ", shape_of(a), " and ", shape_of(b));
+  const int64_t m = a_trans ? a.size(1) : a.size(0), ka = a_trans ? a.size(0) : a.size(1);
+  const int64_t kb = b_trans ? b.size(1) : b.size(0), n = b_trans ? b.size(0) : b.size(1);
+  PIT_CHECK(ka == kb, op, ": op(A) is [", m, ", ", ka, "] but op(B) is [", kb, ", ", n, "]");
+  PIT_CHECK(out.rows == m && out.k == n, op, ": the output index describes a ", out.rows, "x", out.k,
+            " matrix but op(A) op(B) is ", m, "x", n);
+  check_tile_index(out, dev, op, true);
+  check_same_dtype(out.values, a, op, "the output values", "A");
+}
+
+}  // namespace
+
+void condense_gemm(const KListIndex& a, const Tensor& b_in, Tensor& c, const Epilogue& ep) {
+  tile_forward_checks({a.offsets, a.k, a.values, a.rows, a.cols, a.block_rows, 1}, b_in, c, ep, "condense_gemm");
+  const Tensor b = b_in.contiguous();
+  PIT_PIT_GEMM_CALL(b.device(), condense_gemm, a, b, c, ep);
+}
+
+void block_gemm(const BlockListIndex& a, const Tensor& b_in, Tensor& c, const Epilogue& ep) {
+  tile_forward_checks({a.offsets, a.col, a.values, a.rows, a.cols, a.block, a.block}, b_in, c, ep, "block_gemm");
+  const Tensor b = b_in.contiguous();
+  PIT_PIT_GEMM_CALL(b.device(), block_gemm, a, b, c, ep);
+}
+
+void condense_gemm_tn(const KListIndex& a, const Tensor& g_in, Tensor& db, Write write) {
+  tile_tn_checks({a.offsets, a.k, a.values, a.rows, a.cols, a.block_rows, 1}, g_in, db, "condense_gemm_tn");
+  const Tensor g = g_in.contiguous();
+  PIT_PIT_GEMM_CALL(g.device(), condense_gemm_tn, a, g, db, write);
+}
+
+void block_gemm_tn(const BlockListIndex& a, const Tensor& g_in, Tensor& db, Write write) {
+  tile_tn_checks({a.offsets, a.col, a.values, a.rows, a.cols, a.block, a.block}, g_in, db, "block_gemm_tn");
+  const Tensor g = g_in.contiguous();
+  PIT_PIT_GEMM_CALL(g.device(), block_gemm_tn, a, g, db, write);
+}
+
+void sampled_gemm(const Tensor& a_in, const Tensor& b_in, KListIndex& out, bool a_trans, bool b_trans) {
+  sampled_checks(a_in, b_in, {out.offsets, out.k, out.values, out.rows, out.cols, out.block_rows, 1}, a_trans,
+                 b_trans, "sampled_gemm");
+  const Tensor a = a_in.contiguous(), b = b_in.contiguous();
+  PIT_PIT_GEMM_CALL(a.device(), sampled_gemm, a, b, out, a_trans, b_trans);
+}
+
+void sampled_gemm(const Tensor& a_in, const Tensor& b_in, BlockListIndex& out, bool a_trans, bool b_trans) {
+  sampled_checks(a_in, b_in, {out.offsets, out.col, out.values, out.rows, out.cols, out.block, out.block}, a_trans,
+                 b_trans, "sampled_gemm");
+  const Tensor a = a_in.contiguous(), b = b_in.contiguous();
+  PIT_PIT_GEMM_CALL(a.device(), sampled_gemm, a, b, out, a_trans, b_trans);
+}
+
+}  // namespace pit::sparse

@@ -1,0 +1,96 @@
+#pragma once
+// The PIT GEMM family: C = A * B where one operand is sparse at micro-tile granularity and a
+// PitIndex (ops/pit/index.h) says where its non-zero micro-tiles are. Every function here
+// checks shapes, dtypes and devices once, then runs the CPU implementation (ops/pit/cpu, the
+// reference) or the CUDA one (ops/pit/cuda, tensor cores), on the current stream, with no host
+// synchronisation (counts are read on the device).
+//
+// Notation: A [M, K], B [K, N], C [M, N], all row-major and contiguous; dtypes f32, bf16, f16
+// (one dtype per call; f16/bf16 accumulate in f32 and round once on store). f64 on the CPU.
+// "Exact" below means: equal to the dense product of the same operands, up to the summation
+// order of the accumulation.
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "ops/elementwise_op.h"
+#include "ops/pit/index.h"
+
+namespace pit::sparse {
+
+// What the epilogue does with an accumulator tile before SWrite puts it in C.
+enum class Write : uint8_t {
+  store,       // C = result
+  accumulate,  // C += result (atomic where several tiles meet one output element)
+};
+struct Epilogue {
+  Write write = Write::store;
+  Tensor bias = {};            // [N] (or [S, N] per segment for segmented GEMMs); store only
+  bool activation = false;     // apply `act` after the bias; store only
+  UnaryOp act = UnaryOp::relu; // relu, gelu_tanh, gelu_erf, silu
+};
+
+// ---- M-gather: segmented, gathered GEMM over a row set ------------------------------------------
+// For every segment s and every entry e of s (idx.rows[offsets[s] .. offsets[s+1])):
+//   a_row = a_gathered ? idx.rows[e] : e          (gather A's rows, or A is compact by entry)
+//   c_row = c_scattered ? idx.rows[e] : e         (SWrite to the named rows, or compact)
+//   C[c_row, :] (=|+=) scale_e * sum_k A[a_row, a_k0(s) + k] * B_s[k, :],   k < K_s
+//   scale_e = idx.weights[e] when use_weights, else 1.
+// Segments:
+//   - experts (idx.segment_cols == 0): B is [S, K, N] (B_s = B[s]) or [K, N] shared; K_s = K.
+//   - K-chunks (idx.segment_cols == w > 0): segment s covers k in [s*w, min(K, s*w + w)) of A
+//     and the same rows of a [K, N] B; C must be written with Write::accumulate (the dispatcher
+//     zero-fills C first when `zero_c`).
+// b_trans: B is given as [N, K] (or [S, N, K]): a Linear weight used as is.
+// Rows of C that no entry names are not touched unless zero_c (then they are 0).
+struct GatherGemmArgs {
+  bool a_gathered = true;
+  bool c_scattered = true;
+  bool b_trans = false;
+  bool use_weights = false;
+  bool zero_c = false;
+  Epilogue epilogue = {};
+};
+void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tensor& c,
+                 const GatherGemmArgs& args);
+
+// The weight gradient of gather_gemm (expert segments): for every segment s
+//   dB_s = sum_{e in s} scale_e * A[a_row(e), :]^T  G[g_row(e), :]       ([K, N]; [N, K] if b_trans)
+// with a_row / g_row as above (a_gathered, g_gathered), reducing over the segment's entries
+// (SRead of A and G with the forward's index). dB: [S, K, N] (or [S, N, K]); Write::store
+// writes every segment (an empty segment gives zeros), Write::accumulate adds.
+struct GatherWeightGradArgs {
+  bool a_gathered = true;
+  bool g_gathered = true;
+  bool b_trans = false;
+  bool use_weights = false;
+  Write write = Write::store;
+};
+void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx, Tensor& db,
+                        const GatherWeightGradArgs& args);
+
+// ---- K-condense: sparse A by k micro-tiles (r x 1) or blocks (b x b) ---------------------------
+// C = A * B where A is given by its index with condensed values (idx.values defined); only the
+// listed micro-tiles of A and the matching rows of B are read. Every element of C is written
+// (store: a row block with an empty list gives 0, or the bias/activation of 0).
+void condense_gemm(const KListIndex& a, const Tensor& b, Tensor& c, const Epilogue& epilogue = {});
+void block_gemm(const BlockListIndex& a, const Tensor& b, Tensor& c, const Epilogue& epilogue = {});
+
+// The gradient for B of the two above: dB = A^T * G for G [M, N], dB [K, N], reading only the
+// listed micro-tiles of A (the forward's index; no detection).
+void condense_gemm_tn(const KListIndex& a, const Tensor& g, Tensor& db, Write write = Write::store);
+void block_gemm_tn(const BlockListIndex& a, const Tensor& g, Tensor& db, Write write = Write::store);
+
+// ---- sampled output --------------------------------------------------------------------------------
+// Only the micro-tiles of C = op(A) * op(B) that `out` lists are computed, written compactly into
+// out.values in the index's order (the gradient of a sparse operand: dA = G * B^T at A's
+// micro-tiles). a_trans / b_trans: A given as [K, M], B given as [N, K].
+void sampled_gemm(const Tensor& a, const Tensor& b, KListIndex& out, bool a_trans = false,
+                  bool b_trans = false);
+void sampled_gemm(const Tensor& a, const Tensor& b, BlockListIndex& out, bool a_trans = false,
+                  bool b_trans = false);
+
+// Whether this build dispatches CUDA operands to the CUDA PIT GEMMs (ops/pit/cuda/gemm*.cu);
+// when false a CUDA operand throws naming what is missing. (Addition to the contract.)
+bool cuda_gemm_built();
+
+}  // namespace pit::sparse

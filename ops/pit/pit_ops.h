@@ -1,0 +1,49 @@
+#pragma once
+// pit::ops::pit_matmul and pit_linear: differentiable matrix products with a sparse operand,
+// computed by the PIT engine. Forward detects the sparse operand's micro-tiles once and saves
+// the index on the tape; backward reuses it (SRead/SWrite over the same micro-tiles) and runs
+// no detection of its own. Index, mask and row-set inputs are non-differentiable.
+//
+// Semantics (what the gradients are). The sparse operand has a pattern P that is a constant of
+// the step: the mask when one is given, else its non-zero elements (pit_matmul) or its row set
+// (pit_linear with rows). The op computes the same value as the dense op, and with
+// sparse_grad (the default) the sparse operand's gradient is the dense gradient times P: what
+// dense autograd gives for matmul(a * P, b) with P constant. For an operand that comes out of a
+// ReLU (or is padded, or routed) this changes nothing upstream, since those zeros carry no
+// gradient there anyway. sparse_grad = false gives the full dense gradient (dense GEMM).
+#include <cstdint>
+
+#include "autograd/variable.h"
+#include "ops/pit/index.h"
+#include "ops/pit/planner.h"
+
+namespace pit::ops {
+
+struct PitMatmulOptions {
+  // The index kind and micro-tile: Kernel::dense / k_lists / blocks / rows, or nullopt: on CUDA
+  // the planner decides (ops/pit/planner.h), on the CPU K lists 32x1.
+  std::optional<sparse::Kernel> kernel = {};
+  int64_t tile = 32;           // r of K lists, b of blocks (when `kernel` is given)
+  Tensor mask = {};            // declared pattern of A, A's shape (non-zero = kept)
+  bool sparse_grad = true;     // dA = dense gradient * P (see above); false: dense dA
+  double density = -1.0;       // caller-given micro-tile density for the planner (no read-back)
+};
+
+// C = A B for A (..., K) sparse and B [K, N] dense.
+Variable pit_matmul(const Variable& a, const Variable& b, const PitMatmulOptions& options = {});
+
+struct PitLinearOptions {
+  // Row-sparse input (M-gather): only these rows of x (flattened to [rows, in]) are computed;
+  // the others are structurally zero and give y = bias. Unset: detected from x's non-zero rows.
+  std::optional<sparse::RowSetIndex> rows = {};
+  // Pruned weight: W's declared pattern [out, in]; W is indexed by b x b blocks (block = b).
+  Tensor weight_mask = {};
+  int64_t block = 32;
+  bool sparse_grad = true;  // dW * mask (pruned W), dX on the row set only (row-sparse x)
+};
+
+// y = x W^T + b for x (..., in), W [out, in], b [out] or undefined.
+Variable pit_linear(const Variable& x, const Variable& weight, const Variable& bias = Variable(),
+                    const PitLinearOptions& options = {});
+
+}  // namespace pit::ops

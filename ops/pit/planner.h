@@ -1,0 +1,71 @@
+#pragma once
+// The PIT planner: given C = A B with A sparse, the detected density of A per candidate
+// micro-tile, the problem's shape and dtype, pick the index kind, micro-tile and kernel, or the
+// dense cuBLAS path where PIT would not win. Costs come from the GPU's measured table
+// (ops/pit/cost_table.h) when one is checked in, else from a conservative built-in model.
+//
+// Densities: plan_matmul() counts A's non-zero micro-tiles for every candidate in one read
+// (count_micro_tiles) and reads that small count array back: this one read is the planner's
+// only host synchronisation. A caller that knows the density (a pruning schedule, a routing
+// capacity) passes it in PlanOptions and the planner then reads nothing back.
+// The micro-tile cover is part of the cost: a 32x1 cover of scattered non-zeros has a much
+// higher density than the element density, and is priced at that density.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "ops/pit/cost_table.h"
+#include "ops/pit/index.h"
+
+namespace pit::sparse {
+
+enum class Kernel : uint8_t { dense, k_lists, blocks, rows };
+const char* kernel_name(Kernel k);  // "dense", "k_lists", "blocks", "rows"
+
+struct Candidate {
+  Kernel kernel = Kernel::k_lists;
+  MicroTile tile;
+  double density = 1.0;  // fraction of non-zero micro-tiles under this cover
+};
+
+struct Plan {
+  Kernel kernel = Kernel::dense;
+  MicroTile tile;
+  double density = 1.0;  // of the chosen cover (1 for dense)
+  double est_us = 0.0;   // estimated time of the chosen path (detection included for PIT)
+  double dense_us = 0.0; // estimated time of the dense path
+  std::string reason;    // one line: why, for logs and tests
+};
+
+// The candidates the planner considers for A [m, k]: K lists r x 1 (r in 16, 32, 64, 128) and
+// blocks b x b (b in 16, 32, 64).
+std::vector<MicroTile> candidate_tiles();
+
+struct PlanOptions {
+  // Caller-given density of A's non-zero micro-tiles, used for every candidate (no read-back).
+  double density = -1.0;
+  // Restrict the choice (e.g. backward reuses the forward's kind): empty = all candidates.
+  std::vector<Kernel> kernels = {};
+  // The table to use; unset: find_cost_table(the device's GPU name), else the built-in model.
+  std::optional<CostTable> table = {};
+};
+
+// Pure decision from densities (testable without a GPU): cheapest of dense and each candidate.
+Plan choose(int64_t m, int64_t k, int64_t n, DType dtype, const std::vector<Candidate>& candidates,
+            const std::optional<CostTable>& table);
+
+// Plans C = A B for A [m, k] (a's leading dims flattened) and B [k, n] on a's device.
+Plan plan_matmul(const Tensor& a, int64_t n, const PlanOptions& options = {}, const Tensor& mask = {});
+
+// The built-in model (no table): dense time = 2mnk / peak(dtype); PIT time = dense time *
+// density / efficiency(tile) + detection (1.5 reads of A at 2.5 TB/s). Efficiencies are
+// deliberately low (0.3 .. 0.5), so without measurements PIT is chosen only at low density.
+double builtin_dense_us(int64_t m, int64_t k, int64_t n, DType dtype);
+double builtin_pit_us(const Candidate& c, int64_t m, int64_t k, int64_t n, DType dtype);
+
+// The name of GPU `index` as the table is keyed ("NVIDIA H100 80GB HBM3"); "cpu" without CUDA.
+std::string gpu_name(int index);
+
+}  // namespace pit::sparse

@@ -1,0 +1,91 @@
+// CUDA PIT GEMMs (ops/pit/cuda through the ops/pit/gemm.h dispatcher) against the dense product of
+// the densified operand, computed in f64 on the CPU, on fresh random inputs with outputs poisoned
+// (NaN) first. Shared cases in tests/ops/pit/gemm_cases.h (every micro-tile, mode and dtype on
+// small ragged shapes) plus the large ragged shape 1000 x 777 x 333 at sparsity 0, 50, 90, 99 and
+// 100 %. Skips without a GPU (fails with PIT_REQUIRE_GPU=1).
+//
+// Tolerances (tol_for, relative to the output's largest magnitude): f32 2e-5 (f32 FMAs in another
+// order over <= 777 terms); bf16 2e-2 and f16 4e-3: inputs are exact in the dtype, products are
+// accumulated in f32 and rounded once on store (2^-9, 2^-11 relative), except where several tiles
+// meet one output element (K-chunk segments, MoE combine), whose atomic adds round once per
+// contribution: kChunkTol below allows that for the 13 chunks of 777 / 64.
+#include <string>
+#include <vector>
+
+#include "tests/gpu.h"
+#include "tests/ops/pit/gemm_cases.h"
+
+using namespace pit;
+
+namespace {
+
+const Device kGpu = Device::cuda();
+const std::vector<test::GemmShape> kSmall(std::begin(test::kGemmShapes), std::end(test::kGemmShapes));
+const std::vector<DType> kAll = {DType::f32, DType::bf16, DType::f16};
+
+double chunk_tol(DType dt) { return dt == DType::f32 ? 2e-5 : dt == DType::f16 ? 1e-2 : 4e-2; }
+
+}  // namespace
+
+TEST(PitGemmCuda, CondenseAndBlocksSmall) {
+  PIT_REQUIRE_CUDA();
+  test::run_tile_gemm_cases(kGpu, {16, 32, 64, 128}, {16, 32, 64}, kAll, kSmall);
+}
+
+TEST(PitGemmCuda, CondenseAndBlocksRaggedLarge) {
+  PIT_REQUIRE_CUDA();
+  test::run_tile_gemm_cases(kGpu, {32, 128}, {32}, kAll, {{1000, 777, 333}});
+}
+
+TEST(PitGemmCuda, GatherSmall) {
+  PIT_REQUIRE_CUDA();
+  test::run_gather_cases(kGpu, kAll);
+}
+
+TEST(PitGemmCuda, Moe) {
+  PIT_REQUIRE_CUDA();
+  for (const DType dt : kAll)
+    for (const bool skewed : {false, true}) test::run_moe_cases(kGpu, dt, skewed);
+}
+
+// M-gather at 1000 x 777 x 333: whole zero rows (one segment; store with bias + gelu, b_trans) and
+// 1 x 64 row micro-tiles (K-chunk segments, accumulated).
+TEST(PitGemmCuda, GatherRaggedLarge) {
+  PIT_REQUIRE_CUDA();
+  const int64_t m = 1000, k = 777, n = 333;
+  uint64_t seed = 9000;
+  for (const DType dt : kAll)
+    for (const double d : test::kGemmDensities) {
+      const std::string what = std::string("gather 1000x777x333 ") + dtype_name(dt) + " density " + std::to_string(d);
+      const double tol = test::tol_for(dt);
+      const Tensor b = test::dense_random({k, n}, ++seed, dt, kGpu);
+      const Tensor w = test::dense_random({n, k}, ++seed, dt, kGpu);
+      const Tensor bias = test::dense_random({n}, ++seed, dt, kGpu);
+      // Row-sparse A: rows kept with probability d.
+      const Tensor a = test::sparse_tensor(m, k, 1, k, d, ++seed, dt, kGpu);
+      const sparse::RowSetIndex rows = sparse::detect_rows(a);
+      Tensor c = test::poisoned({m, n}, dt, kGpu);
+      sparse::gather_gemm(a, rows, w, c,
+                          {.b_trans = true, .zero_c = true,
+                           .epilogue = {.bias = bias, .activation = true, .act = UnaryOp::gelu_tanh}});
+      // Rows outside the set stay 0 (zero_c), the listed rows get gelu(A W^T + bias).
+      const Tensor act = kernels::unary(
+          UnaryOp::gelu_tanh, kernels::binary(BinaryOp::add, test::ref_matmul(a, w.t()), bias.to(Device::cpu(), DType::f64)));
+      std::vector<double> want = test::values(act);
+      const std::vector<double> av = test::values(a);
+      for (int64_t i = 0; i < m; ++i) {
+        bool any = false;
+        for (int64_t j = 0; j < k && !any; ++j) any = av[static_cast<size_t>(i * k + j)] != 0.0;
+        if (!any)
+          for (int64_t j = 0; j < n; ++j) want[static_cast<size_t>(i * n + j)] = 0.0;
+      }
+      test::expect_close(c, from_vector(want, {m, n}), tol, tol, what + " rows, b_trans, bias+gelu");
+      // 1 x 64 row micro-tiles: K-chunk segments, accumulated into a zeroed C.
+      const Tensor ak = test::sparse_tensor(m, k, 1, 64, d, ++seed, dt, kGpu);
+      const sparse::RowSetIndex chunks = sparse::detect_rows(ak, 64);
+      c = test::poisoned({m, n}, dt, kGpu);
+      sparse::gather_gemm(ak, chunks, b, c, {.zero_c = true, .epilogue = {.write = sparse::Write::accumulate}});
+      test::expect_close(c, test::ref_matmul(ak, b), chunk_tol(dt), chunk_tol(dt), what + " 1x64 K-chunks");
+      if (::testing::Test::HasFailure()) return;
+    }
+}

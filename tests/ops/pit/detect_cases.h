@@ -1,0 +1,139 @@
+#pragma once
+// The detection test cases, run on the CPU (detect_test.cpp) and on CUDA (detect_cuda_test.cpp):
+// ragged shapes, densities 0 .. 1, every micro-tile, dtypes, masks, transposed lists, routing.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+
+#include "ops/pit/detect.h"
+#include "tests/ops/pit/index_check.h"
+#include "tests/ops/pit/sparse_data.h"
+
+namespace pit::test {
+
+struct Shape2 {
+  int64_t rows, cols;
+};
+inline const Shape2 kShapes[] = {{1, 1}, {7, 5}, {64, 64}, {100, 777}, {333, 128}, {257, 1000}};
+inline const double kDensities[] = {0.0, 0.01, 0.1, 0.5, 1.0};
+
+inline std::string name(const char* kind, Shape2 s, int64_t tile, double d, DType dt) {
+  return std::string(kind) + " " + std::to_string(s.rows) + "x" + std::to_string(s.cols) + " tile " +
+         std::to_string(tile) + " density " + std::to_string(d) + " " + dtype_name(dt);
+}
+
+inline void run_klist_cases(Device dev, const std::vector<int64_t>& rs, const std::vector<DType>& dtypes) {
+  uint64_t seed = 1;
+  for (const Shape2 s : kShapes)
+    for (const int64_t r : rs)
+      for (const double d : kDensities)
+        for (const DType dt : dtypes) {
+          // Sparsity at the micro-tile, at a coarser and at a finer cover.
+          for (const int64_t gen_r : {r, int64_t{1}}) {
+            const Tensor a = sparse_tensor(s.rows, s.cols, gen_r, 1, d, ++seed, dt, dev);
+            const bool transposed = (seed % 2) == 0;
+            const sparse::KListIndex idx = sparse::detect_k_lists(a, r, {.values = true, .transposed = transposed});
+            check_klist(idx, a, Tensor(), name("k-list", s, r, d, dt));
+            if (::testing::Test::HasFatalFailure()) return;
+          }
+        }
+}
+
+inline void run_block_cases(Device dev, const std::vector<int64_t>& bs, const std::vector<DType>& dtypes) {
+  uint64_t seed = 100;
+  for (const Shape2 s : kShapes)
+    for (const int64_t b : bs)
+      for (const double d : kDensities)
+        for (const DType dt : dtypes) {
+          const Tensor a = sparse_tensor(s.rows, s.cols, b, b, d, ++seed, dt, dev);
+          const sparse::BlockListIndex idx = sparse::detect_blocks(a, b, {.values = true, .transposed = true});
+          check_blocks(idx, a, Tensor(), name("blocks", s, b, d, dt));
+          if (::testing::Test::HasFatalFailure()) return;
+        }
+}
+
+inline void run_mask_cases(Device dev, int64_t r, int64_t b) {
+  const Tensor a = sparse_tensor(130, 300, 1, 1, 0.8, 7, DType::f32, dev);
+  const Tensor mask = sparse_tensor(130, 300, 1, 1, 0.05, 8, DType::f32, dev).to(DType::boolean);
+  const sparse::KListIndex k = sparse::detect_k_lists(a, r, {.values = true, .transposed = true, .mask = mask});
+  check_klist(k, a, mask, "k-list with mask");
+  const sparse::BlockListIndex bl = sparse::detect_blocks(a, b, {.values = true, .transposed = true, .mask = mask});
+  check_blocks(bl, a, mask, "blocks with mask");
+  // Pattern only: no values.
+  const sparse::KListIndex p = sparse::detect_k_lists(a, r, {.values = false, .mask = mask});
+  EXPECT_FALSE(p.values.defined());
+  check_klist(p, a, mask, "k-list pattern only");
+}
+
+inline void run_row_cases(Device dev, const std::vector<DType>& dtypes) {
+  uint64_t seed = 200;
+  for (const Shape2 s : kShapes)
+    for (const double d : kDensities)
+      for (const DType dt : dtypes)
+        for (const int64_t w : {int64_t{0}, int64_t{8}, int64_t{64}, int64_t{100}}) {
+          const Tensor a = sparse_tensor(s.rows, s.cols, 1, w > 0 ? w : s.cols, d, ++seed, dt, dev);
+          const sparse::RowSetIndex idx = sparse::detect_rows(a, w);
+          check_rows(idx, host(a), s.rows, s.cols, false, name("rows", s, w, d, dt));
+          if (::testing::Test::HasFatalFailure()) return;
+        }
+  // Row mask (padding) and element mask.
+  const Tensor a = sparse_tensor(300, 96, 1, 1, 0.9, 5, DType::f32, dev);
+  const Tensor rm = sparse_tensor(300, 1, 1, 1, 0.6, 6, DType::f32, dev).view({300});
+  check_rows(sparse::detect_rows(a, 0, rm), host(rm), 300, 96, true, "row mask");
+  check_rows(sparse::detect_rows(a, 32, rm), host(rm), 300, 96, true, "row mask, segments");
+  const Tensor em = sparse_tensor(300, 96, 1, 1, 0.01, 9, DType::f32, dev).to(DType::u8);
+  check_rows(sparse::detect_rows(a, 16, em), host(em), 300, 96, false, "element mask");
+}
+
+inline void run_routing_cases(Device dev) {
+  std::mt19937_64 gen(3);
+  for (const int64_t t_count : {int64_t{1}, int64_t{37}, int64_t{1000}, int64_t{4099}})
+    for (const int64_t k : {int64_t{1}, int64_t{2}})
+      for (const int64_t experts : {int64_t{1}, int64_t{8}, int64_t{64}})
+        for (const bool skewed : {false, true}) {
+          std::vector<int64_t> ids(static_cast<size_t>(t_count * k));
+          std::vector<double> gates(ids.size());
+          for (int64_t t = 0; t < t_count; ++t)
+            for (int64_t q = 0; q < k; ++q) {
+              int64_t e = static_cast<int64_t>(gen() % static_cast<uint64_t>(experts));
+              if (skewed) e = (gen() % 10 < 9) ? 0 : e;  // 90% to expert 0
+              if (gen() % 17 == 0) e = -1;                 // dropped
+              if (q == 1 && e == ids[static_cast<size_t>(t * k)] && e >= 0) e = (e + 1) % experts;
+              ids[static_cast<size_t>(t * k + q)] = e;
+              gates[static_cast<size_t>(t * k + q)] = static_cast<double>(gen() % 1000) / 1000.0;
+            }
+          const Tensor idt = from_vector(ids, {t_count, k}).to(dev, (t_count % 2) ? DType::i32 : DType::i64);
+          const Tensor gt = from_vector(gates, {t_count, k}).to(dev, DType::f32);
+          const std::string what = "routing T=" + std::to_string(t_count) + " k=" + std::to_string(k) +
+                                   " E=" + std::to_string(experts) + (skewed ? " skewed" : "");
+          check_routing(sparse::rows_from_routing(idt, experts, gt), ids, t_count, k, experts, gates, what);
+          check_routing(sparse::rows_from_routing(idt, experts), ids, t_count, k, experts, {}, what + " no gates");
+          if (::testing::Test::HasFatalFailure()) return;
+        }
+}
+
+inline void run_count_cases(Device dev) {
+  const Tensor a = sparse_tensor(257, 1000, 16, 1, 0.3, 11, DType::bf16, dev);
+  const std::vector<sparse::MicroTile> tiles = {{16, 1}, {32, 1}, {64, 1}, {128, 1}, {16, 16}, {32, 32}, {64, 64}};
+  const std::vector<int64_t> got = a.is_cuda() ? sparse::count_micro_tiles(a, tiles).to(Device::cpu()).to_vector<int64_t>()
+                                               : sparse::count_micro_tiles(a, tiles).to_vector<int64_t>();
+  for (size_t i = 0; i < tiles.size(); ++i) {
+    const int64_t want = tiles[i].cols == 1
+                             ? sparse::read_count(sparse::detect_k_lists(a, tiles[i].rows, {.values = false}))
+                             : sparse::read_count(sparse::detect_blocks(a, tiles[i].rows, {.values = false}));
+    EXPECT_EQ(got[i], want) << tiles[i].str();
+  }
+}
+
+inline void run_to_dense_cases(Device dev) {
+  for (const DType dt : {DType::f32, DType::bf16}) {
+    const Tensor a = sparse_tensor(100, 777, 32, 1, 0.3, 12, dt, dev);
+    const Tensor k = sparse::to_dense(sparse::detect_k_lists(a, 32));
+    EXPECT_EQ(host(k), host(a)) << "k-list to_dense " << dtype_name(dt);
+    const Tensor b = sparse::to_dense(sparse::detect_blocks(a, 16));
+    EXPECT_EQ(host(b), host(a)) << "blocks to_dense " << dtype_name(dt);
+  }
+}
+
+}  // namespace pit::test

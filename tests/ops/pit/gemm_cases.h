@@ -1,0 +1,223 @@
+#pragma once
+// PIT GEMMs (ops/pit/gemm.h) against the dense product computed in f64 on the CPU, on fresh
+// random inputs: ragged shapes, densities 0 .. 1, every micro-tile, dtypes; outputs poisoned
+// (NaN) first so that an unwritten element fails. Run on the CPU (gemm_test.cpp) and, through
+// the same dispatcher, on CUDA where the kernels are built.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "ops/kernels.h"
+#include "ops/pit/detect.h"
+#include "ops/pit/gemm.h"
+#include "tests/ops/check.h"
+#include "tests/ops/pit/index_check.h"
+#include "tests/ops/pit/sparse_data.h"
+
+namespace pit::test {
+
+// Tolerances (relative to the output's scale, see expect_close): f32 sums of ~1000 products in
+// a different order; f16/bf16 round inputs and the output once (2^-11, 2^-8).
+inline double tol_for(DType dt) {
+  switch (dt) {
+    case DType::f64: return 1e-12;
+    case DType::f32: return 2e-5;
+    case DType::f16: return 4e-3;
+    default: return 2e-2;
+  }
+}
+
+inline Tensor ref_matmul(const Tensor& a, const Tensor& b) {
+  return kernels::matmul(a.to(Device::cpu(), DType::f64), b.to(Device::cpu(), DType::f64));
+}
+
+struct GemmShape {
+  int64_t m, k, n;
+};
+inline const GemmShape kGemmShapes[] = {{1, 1, 1}, {17, 33, 9}, {128, 64, 96}, {200, 777, 133}};
+inline const double kGemmDensities[] = {0.0, 0.01, 0.1, 0.5, 1.0};
+
+inline std::string gemm_name(const char* kind, GemmShape s, int64_t t, double d, DType dt) {
+  return std::string(kind) + " " + std::to_string(s.m) + "x" + std::to_string(s.k) + "x" + std::to_string(s.n) +
+         " tile " + std::to_string(t) + " density " + std::to_string(d) + " " + dtype_name(dt);
+}
+
+// condense_gemm / block_gemm (store with bias + relu, and accumulate), their _tn and sampled.
+inline void run_tile_gemm_cases(Device dev, const std::vector<int64_t>& rs, const std::vector<int64_t>& bs,
+                                const std::vector<DType>& dtypes, const std::vector<GemmShape>& shapes) {
+  uint64_t seed = 1000;
+  for (const GemmShape s : shapes)
+    for (const DType dt : dtypes)
+      for (const double d : kGemmDensities)
+        for (int kind = 0; kind < 2; ++kind)
+          for (const int64_t t : kind == 0 ? rs : bs) {
+            const std::string what = gemm_name(kind == 0 ? "condense" : "block", s, t, d, dt);
+            const Tensor a = sparse_tensor(s.m, s.k, t, kind == 0 ? 1 : t, d, ++seed, dt, dev);
+            const Tensor b = dense_random({s.k, s.n}, ++seed, dt, dev);
+            const Tensor g = dense_random({s.m, s.n}, ++seed, dt, dev);
+            const Tensor bias = dense_random({s.n}, ++seed, dt, dev);
+            sparse::KListIndex ki;
+            sparse::BlockListIndex bi;
+            if (kind == 0) ki = sparse::detect_k_lists(a, t, {.values = true, .transposed = true});
+            else bi = sparse::detect_blocks(a, t, {.values = true, .transposed = true});
+            const double tol = tol_for(dt);
+            const Tensor ab = ref_matmul(a, b);
+            // store
+            Tensor c = poisoned({s.m, s.n}, dt, dev);
+            if (kind == 0) sparse::condense_gemm(ki, b, c);
+            else sparse::block_gemm(bi, b, c);
+            expect_close(c, ab, tol, tol, what + " store");
+            // store + bias + relu
+            sparse::Epilogue ep;
+            ep.bias = bias;
+            ep.activation = true;
+            ep.act = UnaryOp::relu;
+            c = poisoned({s.m, s.n}, dt, dev);
+            if (kind == 0) sparse::condense_gemm(ki, b, c, ep);
+            else sparse::block_gemm(bi, b, c, ep);
+            expect_close(c, kernels::unary(UnaryOp::relu, kernels::binary(BinaryOp::add, ab, bias.to(Device::cpu(), DType::f64))),
+                         tol, tol, what + " bias+relu");
+            // accumulate
+            const Tensor c0 = dense_random({s.m, s.n}, ++seed, dt, dev);
+            c = c0.clone();
+            if (kind == 0) sparse::condense_gemm(ki, b, c, {.write = sparse::Write::accumulate});
+            else sparse::block_gemm(bi, b, c, {.write = sparse::Write::accumulate});
+            expect_close(c, kernels::binary(BinaryOp::add, ab, c0.to(Device::cpu(), DType::f64)), tol, tol,
+                         what + " accumulate");
+            // dB = A^T G
+            Tensor db = poisoned({s.k, s.n}, dt, dev);
+            if (kind == 0) sparse::condense_gemm_tn(ki, g, db);
+            else sparse::block_gemm_tn(bi, g, db);
+            const Tensor atg = ref_matmul(a.t(), g);
+            expect_close(db, atg, tol, tol, what + " tn");
+            // sampled: (G B^T) at A's micro-tiles, B given as [N, K]... here op(B) = b^T
+            const Tensor bt = dense_random({s.n, s.k}, ++seed, dt, dev);  // [N, K]
+            const Tensor cover = kind == 0 ? sparse::cover_mask(ki) : sparse::cover_mask(bi);
+            const Tensor want = kernels::binary(BinaryOp::mul, ref_matmul(g, bt), cover.to(Device::cpu(), DType::f64));
+            if (kind == 0) {
+              sparse::KListIndex out = sparse::with_new_values(ki, dt);
+              out.values.fill_(std::numeric_limits<double>::quiet_NaN());
+              sparse::sampled_gemm(g, bt, out, false, false);
+              expect_close(sparse::to_dense(out), want, tol, tol, what + " sampled");
+              // the same with transposed operands: op(A) = (g^T)^T, op(B) = (bt^T)^T
+              sparse::KListIndex out2 = sparse::with_new_values(ki, dt);
+              sparse::sampled_gemm(g.t().contiguous(), bt.t().contiguous(), out2, true, true);
+              expect_close(sparse::to_dense(out2), want, tol, tol, what + " sampled, transposed operands");
+            } else {
+              sparse::BlockListIndex out = sparse::with_new_values(bi, dt);
+              out.values.fill_(std::numeric_limits<double>::quiet_NaN());
+              sparse::sampled_gemm(g, bt, out, false, false);
+              expect_close(sparse::to_dense(out), want, tol, tol, what + " sampled");
+            }
+            if (::testing::Test::HasFailure()) return;
+          }
+}
+
+// gather_gemm over detected rows (one segment), K-chunks, and MoE routing with per-expert B.
+inline void run_gather_cases(Device dev, const std::vector<DType>& dtypes) {
+  uint64_t seed = 5000;
+  for (const DType dt : dtypes)
+    for (const double d : kGemmDensities) {
+      const int64_t m = 300, k = 97, n = 70;
+      const double tol = tol_for(dt);
+      const std::string what = std::string("gather ") + dtype_name(dt) + " density " + std::to_string(d);
+      const Tensor a = sparse_tensor(m, k, 1, k, d, ++seed, dt, dev);  // row-sparse
+      const Tensor b = dense_random({k, n}, ++seed, dt, dev);
+      const Tensor w = dense_random({n, k}, ++seed, dt, dev);  // Linear weight [N, K]
+      const sparse::RowSetIndex rows = sparse::detect_rows(a);
+      // scattered, zero_c: equals the dense product.
+      Tensor c = poisoned({m, n}, dt, dev);
+      sparse::gather_gemm(a, rows, b, c, {.zero_c = true});
+      expect_close(c, ref_matmul(a, b), tol, tol, what + " rows");
+      c = poisoned({m, n}, dt, dev);
+      sparse::gather_gemm(a, rows, w, c, {.b_trans = true, .zero_c = true});
+      expect_close(c, ref_matmul(a, w.t()), tol, tol, what + " rows, b_trans");
+      // K-chunk segments: row micro-tiles 1 x 32.
+      const Tensor ak = sparse_tensor(m, k, 1, 32, d, ++seed, dt, dev);
+      const sparse::RowSetIndex chunks = sparse::detect_rows(ak, 32);
+      c = poisoned({m, n}, dt, dev);
+      sparse::gather_gemm(ak, chunks, b, c, {.zero_c = true, .epilogue = {.write = sparse::Write::accumulate}});
+      expect_close(c, ref_matmul(ak, b), tol, tol, what + " K-chunks");
+      // weight gradient over the rows: dB = A^T G (rows outside the set are zero in A).
+      const Tensor g = dense_random({m, n}, ++seed, dt, dev);
+      Tensor db = poisoned({k, n}, dt, dev);
+      sparse::gather_weight_grad(a, g, rows, db, {});
+      expect_close(db, ref_matmul(a.t(), g), tol, tol, what + " weight grad");
+      Tensor dbt = poisoned({n, k}, dt, dev);
+      sparse::gather_weight_grad(a, g, rows, dbt, {.b_trans = true});
+      expect_close(dbt, ref_matmul(g.t(), a), tol, tol, what + " weight grad, b_trans");
+      if (::testing::Test::HasFailure()) return;
+    }
+}
+
+// MoE: tokens x [E, K, N] experts, top-2 routing with gates; compact outputs per entry, the
+// weighted combine (scatter + accumulate), bias per expert and the expert weight gradients.
+inline void run_moe_cases(Device dev, DType dt, bool skewed) {
+  const int64_t t_count = 203, k = 48, n = 40, experts = 5, top = 2;
+  std::vector<int64_t> ids(static_cast<size_t>(t_count * top));
+  std::vector<float> gates(ids.size());
+  uint64_t state = 77;
+  const auto next = [&]() { state = state * 6364136223846793005ull + 1442695040888963407ull; return state >> 33; };
+  for (int64_t t = 0; t < t_count; ++t) {
+    const int64_t e0 = skewed ? (next() % 10 < 8 ? 0 : static_cast<int64_t>(next() % experts)) : static_cast<int64_t>(next() % experts);
+    ids[static_cast<size_t>(t * 2)] = e0;
+    ids[static_cast<size_t>(t * 2 + 1)] = (e0 + 1 + static_cast<int64_t>(next() % (experts - 1))) % experts;
+    gates[static_cast<size_t>(t * 2)] = 0.25f + static_cast<float>(next() % 100) / 200.0f;
+    gates[static_cast<size_t>(t * 2 + 1)] = 1.0f - gates[static_cast<size_t>(t * 2)];
+  }
+  const Tensor idt = from_vector(ids, {t_count, top}).to(dev);
+  const Tensor gt = from_vector(gates, {t_count, top}).to(dev);
+  const sparse::RowSetIndex r = sparse::rows_from_routing(idt, experts, gt);
+  const Tensor x = dense_random({t_count, k}, 1, dt, dev);
+  const Tensor we = dense_random({experts, k, n}, 2, dt, dev);
+  const Tensor bias = dense_random({experts, n}, 3, dt, dev);
+  const double tol = tol_for(dt);
+  // Reference on the CPU in f64.
+  const auto xv = host(x), wv = host(we), bv = host(bias);
+  std::vector<double> comb(static_cast<size_t>(t_count * n), 0.0);
+  for (int64_t t = 0; t < t_count; ++t)
+    for (int64_t q = 0; q < top; ++q) {
+      const int64_t e = ids[static_cast<size_t>(t * 2 + q)];
+      for (int64_t j = 0; j < n; ++j) {
+        double s = 0;
+        for (int64_t p = 0; p < k; ++p) s += xv[static_cast<size_t>(t * k + p)] * wv[static_cast<size_t>((e * k + p) * n + j)];
+        comb[static_cast<size_t>(t * n + j)] += gates[static_cast<size_t>(t * 2 + q)] * s;
+      }
+    }
+  Tensor c = poisoned({t_count, n}, dt, dev);
+  sparse::gather_gemm(x, r, we, c, {.use_weights = true, .zero_c = true, .epilogue = {.write = sparse::Write::accumulate}});
+  expect_close(c, from_vector(comb, {t_count, n}), tol, tol, std::string("moe combine ") + dtype_name(dt));
+  // Compact per-entry outputs with the expert's bias: check through the index on the host.
+  const int64_t cap = t_count * top;
+  Tensor h = poisoned({cap, n}, dt, dev);
+  sparse::gather_gemm(x, r, we, h, {.c_scattered = false, .epilogue = {.bias = bias}});
+  const auto off = ints(r.offsets), rows = ints(r.rows);
+  const auto hv = host(h);
+  double worst = 0;
+  for (int64_t e = 0; e < experts; ++e)
+    for (int64_t q = off[static_cast<size_t>(e)]; q < off[static_cast<size_t>(e + 1)]; ++q)
+      for (int64_t j = 0; j < n; ++j) {
+        double s = bv[static_cast<size_t>(e * n + j)];
+        for (int64_t p = 0; p < k; ++p)
+          s += xv[static_cast<size_t>(rows[static_cast<size_t>(q)] * k + p)] * wv[static_cast<size_t>((e * k + p) * n + j)];
+        worst = std::max(worst, std::abs(hv[static_cast<size_t>(q * n + j)] - s) / (1.0 + std::abs(s)));
+      }
+  EXPECT_LE(worst, 4 * tol) << "moe compact outputs " << dtype_name(dt);
+  // Expert weight gradient: dW_e = sum over e's tokens of gate * x^T g (g: gathered by row).
+  const Tensor g = dense_random({t_count, n}, 4, dt, dev);
+  Tensor dw = poisoned({experts, k, n}, dt, dev);
+  sparse::gather_weight_grad(x, g, r, dw, {.use_weights = true});
+  const auto gv = host(g);
+  std::vector<double> want(static_cast<size_t>(experts * k * n), 0.0);
+  for (int64_t t = 0; t < t_count; ++t)
+    for (int64_t q = 0; q < top; ++q) {
+      const int64_t e = ids[static_cast<size_t>(t * 2 + q)];
+      const double gate = gates[static_cast<size_t>(t * 2 + q)];
+      for (int64_t p = 0; p < k; ++p)
+        for (int64_t j = 0; j < n; ++j)
+          want[static_cast<size_t>((e * k + p) * n + j)] += gate * xv[static_cast<size_t>(t * k + p)] * gv[static_cast<size_t>(t * n + j)];
+    }
+  expect_close(dw, from_vector(want, {experts, k, n}), tol, tol, std::string("moe weight grad ") + dtype_name(dt));
+}
+
+}  // namespace pit::test

@@ -1,0 +1,46 @@
+// CPU PIT GEMMs (the reference path) against dense f64 products (tests/ops/pit/gemm_cases.h).
+#include "tests/ops/pit/gemm_cases.h"
+#include "tests/ops/pit/index_check.h"
+
+using namespace pit;
+
+namespace {
+const Device kCpu = Device::cpu();
+const std::vector<test::GemmShape> kShapes(std::begin(test::kGemmShapes), std::end(test::kGemmShapes));
+}  // namespace
+
+TEST(PitGemmCpu, CondenseAndBlocksF32) { test::run_tile_gemm_cases(kCpu, {16, 32, 64, 128}, {16, 32, 64}, {DType::f32}, kShapes); }
+TEST(PitGemmCpu, CondenseAndBlocksHalf) {
+  test::run_tile_gemm_cases(kCpu, {32}, {16}, {DType::bf16, DType::f16, DType::f64}, {{200, 777, 133}});
+}
+TEST(PitGemmCpu, RaggedLarge) { test::run_tile_gemm_cases(kCpu, {32}, {32}, {DType::f32}, {{1000, 777, 333}}); }
+TEST(PitGemmCpu, Gather) { test::run_gather_cases(kCpu, {DType::f32, DType::bf16, DType::f16}); }
+TEST(PitGemmCpu, Moe) {
+  for (const DType dt : {DType::f32, DType::bf16})
+    for (const bool skewed : {false, true}) test::run_moe_cases(kCpu, dt, skewed);
+}
+
+TEST(PitGemmCpu, ErrorsNameTheProblem) {
+  const Tensor a = test::sparse_tensor(64, 32, 16, 1, 0.5, 1);
+  const sparse::KListIndex idx = sparse::detect_k_lists(a, 16);
+  Tensor c = zeros({64, 8});
+  const auto msg = [](auto&& fn) -> std::string {
+    try {
+      fn();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no throw";
+  };
+  EXPECT_NE(msg([&] { sparse::condense_gemm(idx, zeros({31, 8}), c); }).find("K = 32"), std::string::npos);
+  EXPECT_NE(msg([&] { sparse::condense_gemm(idx, zeros({32, 8}, DType::bf16), c); }).find("one dtype per call"),
+            std::string::npos);
+  Tensor small = zeros({63, 8});
+  EXPECT_NE(msg([&] { sparse::condense_gemm(idx, zeros({32, 8}), small); }).find("must be [64, 8]"), std::string::npos);
+  const sparse::KListIndex nov = sparse::detect_k_lists(a, 16, {.values = false});
+  EXPECT_NE(msg([&] { sparse::condense_gemm(nov, zeros({32, 8}), c); }).find("no values"), std::string::npos);
+  const sparse::RowSetIndex chunks = sparse::detect_rows(a, 8);
+  Tensor cc = zeros({64, 8});
+  EXPECT_NE(msg([&] { sparse::gather_gemm(a, chunks, zeros({32, 8}), cc, {}); }).find("Write::accumulate"),
+            std::string::npos);
+}

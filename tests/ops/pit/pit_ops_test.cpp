@@ -1,0 +1,53 @@
+// pit_matmul / pit_linear on the CPU: against dense autograd (tests/ops/pit/pit_ops_cases.h) and
+// finite differences in f64 (gradcheck).
+#include "autograd/gradcheck.h"
+#include "tests/ops/pit/pit_ops_cases.h"
+
+using namespace pit;
+
+TEST(PitOpsCpu, MatmulAgainstDenseAutograd) { test::run_pit_matmul_cases(Device::cpu(), {DType::f32, DType::bf16}); }
+TEST(PitOpsCpu, LinearAgainstDenseAutograd) { test::run_pit_linear_cases(Device::cpu(), {DType::f32, DType::f16}); }
+
+TEST(PitOpsCpu, GradcheckMatmul) {
+  // Finite differences move zeros off zero, so the pattern is declared by a mask (sparse grad)
+  // or the gradient is the dense one (sparse_grad = false).
+  const Tensor a = test::sparse_tensor(20, 13, 4, 1, 0.5, 1, DType::f64);
+  const Tensor b = test::dense_random({13, 7}, 2, DType::f64);
+  const Tensor mask = test::sparse_tensor(20, 13, 4, 1, 0.5, 3, DType::f64).to(DType::boolean);
+  for (const test::KindCase kc : test::kKinds) {
+    const int64_t tile = kc.kernel == sparse::Kernel::k_lists || kc.kernel == sparse::Kernel::blocks ? 4 : 16;
+    const auto r1 = gradcheck([&](const std::vector<Variable>& in) {
+      return ops::pit_matmul(in[0], in[1], {.kernel = kc.kernel, .tile = tile, .mask = mask});
+    }, {a, b});
+    EXPECT_TRUE(r1.ok) << sparse::kernel_name(kc.kernel) << " mask: " << r1.report;
+    const auto r2 = gradcheck([&](const std::vector<Variable>& in) {
+      return ops::pit_matmul(in[0], in[1], {.kernel = kc.kernel, .tile = tile, .sparse_grad = false});
+    }, {a, b});
+    EXPECT_TRUE(r2.ok) << sparse::kernel_name(kc.kernel) << " dense grad: " << r2.report;
+  }
+}
+
+TEST(PitOpsCpu, GradcheckLinear) {
+  const Tensor x = test::dense_random({9, 12}, 4, DType::f64);
+  const Tensor w = test::dense_random({10, 12}, 5, DType::f64);
+  const Tensor bias = test::dense_random({10}, 6, DType::f64);
+  const Tensor wmask = test::sparse_tensor(10, 12, 4, 4, 0.6, 7, DType::f64).to(DType::boolean);
+  const auto r1 = gradcheck([&](const std::vector<Variable>& in) {
+    return ops::pit_linear(in[0], in[1], in[2], {.weight_mask = wmask, .block = 4});
+  }, {x, w, bias});
+  EXPECT_TRUE(r1.ok) << "pruned W: " << r1.report;
+  const Tensor rowmask = from_vector(std::vector<double>{1, 0, 1, 1, 0, 0, 1, 0, 1});
+  const sparse::RowSetIndex rows = sparse::detect_rows(x, 0, rowmask);
+  const auto r2 = gradcheck([&](const std::vector<Variable>& in) {
+    return ops::pit_linear(in[0], in[1], in[2], {.rows = rows});
+  }, {x, w, bias});
+  // x's rows outside the set are structural zeros: the op ignores them, so their gradient is 0
+  // while finite differences see them only through... nothing: both are 0 there.
+  EXPECT_TRUE(r2.ok) << "row set: " << r2.report;
+}
+
+TEST(PitOpsCpu, Errors) {
+  Variable a(zeros({4, 3})), b(zeros({4, 2}));
+  EXPECT_THROW(ops::pit_matmul(a, b), Error);
+  EXPECT_THROW(ops::pit_linear(a, Variable(zeros({2, 4}))), Error);
+}

@@ -1,0 +1,242 @@
+#include "trainer/config/config.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "trainer/config/loader.h"
+#include "trainer/config/train_schema.h"
+#include "trainer/config/values.h"
+
+namespace pit::train {
+namespace {
+
+template <typename E>
+struct Named {
+  std::string_view name;
+  E value;
+};
+
+// The schema's choice strings and the C++ enums, in one table per enum. A choice missing here
+// fails the first load that uses it (and the defaults/round-trip tests use every one).
+constexpr Named<DeviceChoice> kDevices[] = {
+    {"auto", DeviceChoice::automatic}, {"cpu", DeviceChoice::cpu}, {"cuda", DeviceChoice::cuda}};
+constexpr Named<DataKind> kDataKinds[] = {{"tokens", DataKind::tokens}, {"images", DataKind::images}};
+constexpr Named<ModelKind> kModelKinds[] = {
+    {"transformer", ModelKind::transformer}, {"mlp", ModelKind::mlp}, {"cnn", ModelKind::cnn}};
+constexpr Named<NormKind> kNorms[] = {{"layernorm", NormKind::layernorm}, {"rmsnorm", NormKind::rmsnorm}};
+constexpr Named<ActivationKind> kActivations[] = {
+    {"gelu", ActivationKind::gelu}, {"relu", ActivationKind::relu}, {"silu", ActivationKind::silu}};
+constexpr Named<OptimizerKind> kOptimizers[] = {{"adamw", OptimizerKind::adamw}, {"sgd", OptimizerKind::sgd}};
+constexpr Named<ScheduleKind> kSchedules[] = {
+    {"constant", ScheduleKind::constant}, {"cosine", ScheduleKind::cosine}, {"step", ScheduleKind::step}};
+
+template <typename E, size_t N>
+E pick(const Values& v, std::string_view key, const Named<E> (&table)[N]) {
+  const std::string& s = v.string(key);
+  for (const Named<E>& n : table)
+    if (n.name == s) return n.value;
+  PIT_THROW("config key ", key, ": \"", s, "\" has no C++ value; add it to config.cpp");
+}
+
+template <typename E, size_t N>
+std::string_view name_of(E value, const Named<E> (&table)[N]) {
+  for (const Named<E>& n : table)
+    if (n.value == value) return n.name;
+  return "?";
+}
+
+Config from_values(const Values& v, const std::string& source) {
+  Config c;
+  RunConfig& run = c.run;
+  run.name = v.string("run.name");
+  run.seed = v.integer("run.seed");
+  run.device = pick(v, "run.device", kDevices);
+  run.out_dir = v.string("run.out_dir");
+  run.steps = v.integer("run.steps");
+  run.log_every = v.integer("run.log_every");
+  run.eval_every = v.integer("run.eval_every");
+  run.eval_batches = v.integer("run.eval_batches");
+  run.final_eval_batches = v.integer("run.final_eval_batches");
+  run.threads = v.integer("run.threads");
+  run.cpu_overrides = v.string_list("run.cpu_overrides");
+
+  DataConfig& data = c.data;
+  data.kind = pick(v, "data.kind", kDataKinds);
+  data.train = v.string("data.train");
+  data.valid = v.string("data.valid");
+  data.batch_size = v.integer("data.batch_size");
+  data.seq_len = v.integer("data.seq_len");
+  data.shuffle = v.boolean("data.shuffle");
+
+  ModelConfig& model = c.model;
+  model.kind = pick(v, "model.kind", kModelKinds);
+  model.vocab_size = v.integer("model.vocab_size");
+  model.d_model = v.integer("model.d_model");
+  model.n_layers = v.integer("model.n_layers");
+  model.n_heads = v.integer("model.n_heads");
+  model.d_ff = v.integer("model.d_ff");
+  model.max_seq_len = v.integer("model.max_seq_len");
+  model.dropout = v.real("model.dropout");
+  model.norm = pick(v, "model.norm", kNorms);
+  model.activation = pick(v, "model.activation", kActivations);
+  model.tie_embeddings = v.boolean("model.tie_embeddings");
+  model.hidden = v.int_list("model.hidden");
+  model.channels = v.int_list("model.channels");
+  model.cnn_hidden = v.integer("model.cnn_hidden");
+
+  OptimConfig& optim = c.optim;
+  optim.name = pick(v, "optim.name", kOptimizers);
+  optim.lr = v.real("optim.lr");
+  optim.weight_decay = v.real("optim.weight_decay");
+  optim.beta1 = v.real("optim.beta1");
+  optim.beta2 = v.real("optim.beta2");
+  optim.eps = v.real("optim.eps");
+  optim.momentum = v.real("optim.momentum");
+  optim.nesterov = v.boolean("optim.nesterov");
+  optim.grad_clip = v.real("optim.grad_clip");
+
+  ScheduleConfig& schedule = c.schedule;
+  schedule.name = pick(v, "schedule.name", kSchedules);
+  schedule.warmup_steps = v.integer("schedule.warmup_steps");
+  schedule.min_lr = v.real("schedule.min_lr");
+  schedule.step_every = v.integer("schedule.step_every");
+  schedule.gamma = v.real("schedule.gamma");
+
+  PrecisionConfig& precision = c.precision;
+  precision.compute = parse_dtype(v.string("precision.compute"));
+  precision.loss_scale = v.real("precision.loss_scale");
+  precision.init_scale = v.real("precision.init_scale");
+  precision.growth_interval = v.integer("precision.growth_interval");
+
+  c.checkpoint.every = v.integer("checkpoint.every");
+  c.checkpoint.keep = v.integer("checkpoint.keep");
+  c.checkpoint.dir = v.string("checkpoint.dir");
+
+  c.metrics.file = v.string("metrics.file");
+
+  c.resolved_yaml = to_yaml(train_schema(), v, /*with_docs=*/false);
+  c.source = source;
+  return c;
+}
+
+std::string joined(const std::string& dir, const std::string& leaf) {
+  return (std::filesystem::path(dir) / leaf).string();
+}
+
+// `yaml_text` with the CPU overrides applied, then the command line's. `title` names the config
+// in an error; each override is named by where it came from.
+Values cpu_values(const std::string& name, const std::string& yaml_text,
+                  const std::vector<std::string>& cpu_overrides,
+                  const std::vector<std::string>& command_line, const std::string& title) {
+  std::vector<Override> overrides;
+  for (size_t i = 0; i < cpu_overrides.size(); ++i)
+    overrides.push_back(Override{cpu_overrides[i],
+                                 "run.cpu_overrides[" + std::to_string(i) + "] \"" + cpu_overrides[i] + "\""});
+  for (Override& o : command_line_overrides(command_line)) overrides.push_back(std::move(o));
+  return load_values_from(train_schema(), name, yaml_text, overrides,
+                          title + " on the CPU (with run.cpu_overrides applied)");
+}
+
+// Loads and, when it has CPU overrides, checks the config as it would run on the CPU: each entry
+// is valid on its own (the schema checks that where it points at the entry), but together with
+// the rest they may break a rule across keys (e.g. run.steps=10 against schedule.warmup_steps).
+// The trial starts from the same text, so errors point into it.
+Config load_checked(const std::string& name, const std::string& yaml_text,
+                    const std::vector<std::string>& overrides) {
+  const Values values = load_values(train_schema(), name, yaml_text, overrides);
+  if (const auto& cpu = values.string_list("run.cpu_overrides"); !cpu.empty())
+    cpu_values(name, yaml_text, cpu, overrides, name);
+  return from_values(values, name);
+}
+
+}  // namespace
+
+std::string_view to_string(DeviceChoice v) { return name_of(v, kDevices); }
+std::string_view to_string(DataKind v) { return name_of(v, kDataKinds); }
+std::string_view to_string(ModelKind v) { return name_of(v, kModelKinds); }
+std::string_view to_string(NormKind v) { return name_of(v, kNorms); }
+std::string_view to_string(ActivationKind v) { return name_of(v, kActivations); }
+std::string_view to_string(OptimizerKind v) { return name_of(v, kOptimizers); }
+std::string_view to_string(ScheduleKind v) { return name_of(v, kSchedules); }
+
+std::string Config::out_dir() const { return run.out_dir.empty() ? joined("runs", run.name) : run.out_dir; }
+
+std::string Config::checkpoint_dir() const {
+  return checkpoint.dir.empty() ? joined(out_dir(), "checkpoints") : checkpoint.dir;
+}
+
+std::string Config::metrics_file() const {
+  return metrics.file.empty() ? joined(out_dir(), "metrics.jsonl") : metrics.file;
+}
+
+int64_t Config::max_seq_len() const { return model.max_seq_len == 0 ? data.seq_len : model.max_seq_len; }
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  return load_checked(path, read_config_file(path), overrides);
+}
+
+Config config_from_yaml(const std::string& yaml_text, const std::string& name,
+                        const std::vector<std::string>& overrides) {
+  return load_checked(name, yaml_text, overrides);
+}
+
+Config with_cpu_overrides(const Config& config, const std::vector<std::string>& command_line_overrides) {
+  if (config.run.cpu_overrides.empty()) return config;
+  // Line numbers point into the resolved YAML, not into the file it was loaded from: say so.
+  const std::string source = config.source.empty() ? "<config>" : config.source;
+  const Values values = cpu_values(source + " (resolved)", config.resolved_yaml, config.run.cpu_overrides,
+                                   command_line_overrides, source);
+  return from_values(values, config.source);
+}
+
+std::string print_config(const Config& config) {
+  // Rebuilt from resolved_yaml (which is valid by construction) so that the comments come from
+  // the schema, not from a second copy of every key here.
+  const Values values = load_values(train_schema(), config.source, config.resolved_yaml, {});
+  std::string header = "# pit-train config";
+  if (!config.source.empty()) header += " from " + config.source;
+  header += ", every key resolved (docs/CONFIG.md)\n";
+  return header + to_yaml(train_schema(), values, /*with_docs=*/true);
+}
+
+std::string schema_markdown() {
+  std::string out =
+      "# pit-train configuration\n"
+      "\n"
+      "<!-- Generated from trainer/config/train_schema.cpp by schema_markdown(); do not edit.\n"
+      "     To regenerate: PIT_UPDATE_DOCS=1 build/tests/trainer/config/test_trainer_config_docs -->\n"
+      "\n"
+      "`pit-train --config FILE [--set section.key=value ...]` reads a YAML file of the sections\n"
+      "below. Every key has a default except the **required** ones. `--set` overrides a key\n"
+      "(the value is YAML: `--set optim.lr=1e-3`, `--set model.hidden=[512,512]`);\n"
+      "`--print-config` prints every key as resolved, with its doc. An unknown key, a value of the\n"
+      "wrong type or out of range is an error naming file:line:col, the key, the value and what\n"
+      "is allowed; all errors of a file are reported together.\n"
+      "\n"
+      "Integers are written without a decimal point; reals may be written as `3e-4`, `0.5` or\n"
+      "`1`. Booleans are `true` or `false`. An empty string `\"\"` means the documented default\n"
+      "path.\n"
+      "\n"
+      "The smallest config gives the required keys only:\n"
+      "\n"
+      "```yaml\n"
+      "run:\n"
+      "  steps: 1000\n"
+      "data:\n"
+      "  kind: tokens\n"
+      "  train: data/train.h5\n"
+      "  valid: data/valid.h5\n"
+      "model:\n"
+      "  kind: transformer\n"
+      "```\n"
+      "\n"
+      "`run.cpu_overrides` lets one config describe a full GPU run and a small CPU run: when the\n"
+      "run lands on the CPU (no GPU, or `run.device: cpu`), its entries are applied as `--set`\n"
+      "would apply them, and then the command line's `--set` overrides, which still win. The\n"
+      "entries are checked on every load, on a GPU too:\n"
+      "`cpu_overrides: [\"run.steps=200\", \"model.d_model=64\", \"data.batch_size=4\"]`.\n"
+      "\n";
+  return out + markdown(train_schema());
+}
+
+}  // namespace pit::train

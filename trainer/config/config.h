@@ -1,0 +1,177 @@
+#pragma once
+// pit-train's configuration: loaded from YAML, validated against train_schema() and handed to
+// the trainer as typed structs. Defaults live in the schema only (trainer/config/
+// train_schema.cpp); docs/CONFIG.md lists every key and is generated from it.
+//
+//   Config c = load_config("configs/moe.yaml", {"optim.lr=1e-3"});
+//   c.optim.lr;          // 0.001
+//   c.checkpoint_dir();  // "runs/moe/checkpoints" when checkpoint.dir is ""
+//
+// A checkpoint stores c.resolved_yaml; config_from_yaml(resolved_yaml) gives back an equal Config.
+// When the run lands on the CPU, with_cpu_overrides(c, command_line.overrides) gives the config
+// that it runs with there (run.cpu_overrides applied).
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace pit::train {
+
+enum class DeviceChoice { automatic, cpu, cuda };  // "auto" is a C++ keyword
+enum class DataKind { tokens, images };
+enum class ModelKind { transformer, mlp, cnn };
+enum class NormKind { layernorm, rmsnorm };
+enum class ActivationKind { gelu, relu, silu };
+enum class OptimizerKind { adamw, sgd };
+enum class ScheduleKind { constant, cosine, step };
+
+// The names as the config writes them: "auto", "tokens", "rmsnorm", ...
+std::string_view to_string(DeviceChoice v);
+std::string_view to_string(DataKind v);
+std::string_view to_string(ModelKind v);
+std::string_view to_string(NormKind v);
+std::string_view to_string(ActivationKind v);
+std::string_view to_string(OptimizerKind v);
+std::string_view to_string(ScheduleKind v);
+
+// Members carry no defaults of their own: the schema's defaults fill every one on load.
+struct RunConfig {
+  std::string name;
+  int64_t seed = 0;
+  DeviceChoice device = DeviceChoice::automatic;
+  std::string out_dir;  // "" means runs/<name>: use Config::out_dir()
+  int64_t steps = 0;
+  int64_t log_every = 0;
+  int64_t eval_every = 0;  // 0: only at the end
+  int64_t eval_batches = 0;
+  int64_t final_eval_batches = 0;  // 0: the whole validation set
+  int64_t threads = 0;  // 0: all cores
+  // "section.key=value" overrides for a run on the CPU, already checked: use with_cpu_overrides()
+  std::vector<std::string> cpu_overrides;
+  bool operator==(const RunConfig&) const = default;
+};
+
+struct DataConfig {
+  DataKind kind = DataKind::tokens;
+  std::string train, valid;
+  int64_t batch_size = 0;
+  int64_t seq_len = 0;  // tokens only
+  bool shuffle = false;
+  bool operator==(const DataConfig&) const = default;
+};
+
+struct ModelConfig {
+  ModelKind kind = ModelKind::transformer;
+  // transformer
+  int64_t vocab_size = 0, d_model = 0, n_layers = 0, n_heads = 0, d_ff = 0;
+  int64_t max_seq_len = 0;  // 0 means data.seq_len: use Config::max_seq_len()
+  double dropout = 0;
+  NormKind norm = NormKind::layernorm;
+  ActivationKind activation = ActivationKind::gelu;
+  bool tie_embeddings = false;
+  // mlp
+  std::vector<int64_t> hidden;
+  // cnn
+  std::vector<int64_t> channels;
+  int64_t cnn_hidden = 0;
+  bool operator==(const ModelConfig&) const = default;
+};
+
+struct OptimConfig {
+  OptimizerKind name = OptimizerKind::adamw;
+  double lr = 0, weight_decay = 0;
+  double beta1 = 0, beta2 = 0, eps = 0;  // adamw
+  double momentum = 0;                   // sgd
+  bool nesterov = false;                 // sgd
+  double grad_clip = 0;                  // 0: off
+  bool operator==(const OptimConfig&) const = default;
+};
+
+struct ScheduleConfig {
+  ScheduleKind name = ScheduleKind::constant;
+  int64_t warmup_steps = 0;
+  double min_lr = 0;        // cosine
+  int64_t step_every = 0;   // step
+  double gamma = 0;         // step
+  bool operator==(const ScheduleConfig&) const = default;
+};
+
+struct PrecisionConfig {
+  DType compute = DType::f32;  // f32, bf16 or f16
+  double loss_scale = 0;       // f16: 0 means dynamic
+  double init_scale = 0;       // f16, dynamic
+  int64_t growth_interval = 0; // f16, dynamic
+  bool operator==(const PrecisionConfig&) const = default;
+};
+
+struct CheckpointConfig {
+  int64_t every = 0;  // 0: only at the end
+  int64_t keep = 0;
+  std::string dir;    // "" means <out_dir>/checkpoints: use Config::checkpoint_dir()
+  bool operator==(const CheckpointConfig&) const = default;
+};
+
+struct MetricsConfig {
+  std::string file;  // "" means <out_dir>/metrics.jsonl: use Config::metrics_file()
+  bool operator==(const MetricsConfig&) const = default;
+};
+
+struct Config {
+  RunConfig run;
+  DataConfig data;
+  ModelConfig model;
+  OptimConfig optim;
+  ScheduleConfig schedule;
+  PrecisionConfig precision;
+  CheckpointConfig checkpoint;
+  MetricsConfig metrics;
+
+  std::string resolved_yaml;  // every key, defaults filled, in schema order; no comments
+  std::string source;         // the file (or name) it was loaded from
+
+  // The "" defaults resolved.
+  std::string out_dir() const;         // run.out_dir, or runs/<run.name>
+  std::string checkpoint_dir() const;  // checkpoint.dir, or <out_dir>/checkpoints
+  std::string metrics_file() const;    // metrics.file, or <out_dir>/metrics.jsonl
+  int64_t max_seq_len() const;         // model.max_seq_len, or data.seq_len when 0
+
+  // Equal settings; where they were loaded from does not count, so a config reloaded from its
+  // resolved YAML (a checkpoint's) equals the original. resolved_yaml holds every key, so it
+  // also covers a section that a later feature adds before it is listed here.
+  bool operator==(const Config& o) const {
+    return resolved_yaml == o.resolved_yaml &&
+           std::tie(run, data, model, optim, schedule, precision, checkpoint, metrics) ==
+               std::tie(o.run, o.data, o.model, o.optim, o.schedule, o.precision, o.checkpoint,
+                        o.metrics);
+  }
+};
+
+// Loads, applies overrides ("section.key=value", as given to --set) and validates; throws one
+// pit::Error listing every problem (file:line:col, key, value, what is allowed). The config as
+// it would run on the CPU (see with_cpu_overrides) is validated too, so that a bad entry of
+// run.cpu_overrides fails now and not when the run lands on a machine without a GPU.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// The same from YAML text, e.g. the resolved_yaml a checkpoint stored. `name` names the text in
+// error messages.
+Config config_from_yaml(const std::string& yaml_text, const std::string& name = "<config>",
+                        const std::vector<std::string>& overrides = {});
+
+// The config for a run on the CPU: config.resolved_yaml re-resolved with config.run.cpu_overrides
+// applied first and then `command_line_overrides` (the --set overrides the config was loaded
+// with, applied again so that they still win). The config unchanged when cpu_overrides is empty.
+// Applying it twice gives the same config. An error names where each bad value came from
+// (run.cpu_overrides[i] "entry", --set entry, or the resolved YAML).
+Config with_cpu_overrides(const Config& config, const std::vector<std::string>& command_line_overrides);
+
+// The resolved YAML with each key's doc as a trailing comment (for --print-config). Loading it
+// gives the same Config.
+std::string print_config(const Config& config);
+
+// docs/CONFIG.md: every section and key with type, default, allowed values and doc.
+std::string schema_markdown();
+
+}  // namespace pit::train

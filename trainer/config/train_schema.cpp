@@ -1,0 +1,177 @@
+#include "trainer/config/train_schema.h"
+
+#include "trainer/config/loader.h"
+#include "trainer/config/suggest.h"
+#include "trainer/config/values.h"
+
+namespace pit::train {
+namespace {
+
+using Ints = std::vector<int64_t>;
+using Strings = std::vector<std::string>;
+
+// An entry of run.cpu_overrides must be an override that --set would accept, of another key.
+// (Whether the CPU config as a whole passes the cross checks is checked by load_config, which
+// applies the entries on a trial basis.)
+std::string cpu_override_problem(const std::string& entry) {
+  if (entry.substr(0, entry.find('=')) == "run.cpu_overrides")
+    return "run.cpu_overrides cannot set run.cpu_overrides itself";
+  return join(override_problems(train_schema(), entry), "; ");
+}
+
+void add_run(Schema& s) {
+  s.section("run", "the run as a whole")
+      .string("name", "run", "name of the run; out_dir defaults to runs/<name>").non_empty()
+      .integer("seed", 1234, "seed of every random draw (init, dropout, data order)").at_least(0)
+      .choice("device", {"auto", "cpu", "cuda"}, "auto", "where to train; auto: CUDA when a GPU is present")
+      .string("out_dir", "", "output folder; \"\" means runs/<name>")
+      .integer("steps", required, "optimizer steps to train").at_least(1).example("1000")
+      .integer("log_every", 10, "print a progress line every this many steps").at_least(1)
+      .integer("eval_every", 200, "evaluate every this many steps; 0: only at the end").at_least(0)
+      .integer("eval_batches", 20, "validation batches per evaluation").at_least(1)
+      .integer("final_eval_batches", 0,
+               "validation batches of the evaluation at the end; 0: the whole validation set")
+      .at_least(0)
+      .integer("threads", 0, "CPU threads of the CPU backend; 0: all cores").at_least(0)
+      .string_list("cpu_overrides", Strings{},
+                   "overrides applied when the run lands on the CPU (no GPU, or run.device: cpu), "
+                   "each \"section.key=value\" as for --set; they let one config describe a full GPU "
+                   "run and a small CPU run")
+      .each("section.key=value", cpu_override_problem)
+      .example("[\"model.d_model=64\", \"data.batch_size=4\"]");
+}
+
+void add_data(Schema& s) {
+  s.section("data", "the HDF5 datasets")
+      .choice("kind", {"tokens", "images"}, required, "tokens (for transformer) or images (for mlp, cnn)")
+      .string("train", required, "training set (HDF5 file)").non_empty().example("\"data/train.h5\"")
+      .string("valid", required, "validation set (HDF5 file)").non_empty().example("\"data/valid.h5\"")
+      .integer("batch_size", 32, "examples per batch").at_least(1)
+      .integer("seq_len", 256, "tokens: tokens per example").at_least(1)
+      .boolean("shuffle", true, "shuffle the training set every epoch");
+}
+
+void add_model(Schema& s) {
+  s.section("model", "the network; keys of another kind are allowed and ignored")
+      .choice("kind", {"transformer", "mlp", "cnn"}, required, "which network")
+      .integer("vocab_size", 256, "transformer: vocabulary size").at_least(1)
+      .integer("d_model", 256, "transformer: width of the residual stream").at_least(1)
+      .integer("n_layers", 4, "transformer: number of blocks").at_least(1)
+      .integer("n_heads", 4, "transformer: attention heads; must divide d_model").at_least(1)
+      .integer("d_ff", 1024, "transformer: hidden width of the feed-forward layer").at_least(1)
+      .integer("max_seq_len", 0, "transformer: longest sequence; 0 means data.seq_len").at_least(0)
+      .real("dropout", 0.0, "transformer: dropout probability").at_least(0).less_than(1)
+      .choice("norm", {"layernorm", "rmsnorm"}, "layernorm", "transformer: normalisation layer")
+      .choice("activation", {"gelu", "relu", "silu"}, "gelu", "transformer: feed-forward activation")
+      .boolean("tie_embeddings", true, "transformer: output layer shares the token embedding")
+      .int_list("hidden", Ints{1024, 1024}, "mlp: width of each hidden layer").at_least(1)
+      .int_list("channels", Ints{32, 64}, "cnn: channels of each conv block").at_least(1).non_empty()
+      .integer("cnn_hidden", 128, "cnn: width of the hidden dense layer").at_least(1);
+}
+
+void add_optim(Schema& s) {
+  s.section("optim", "the optimizer")
+      .choice("name", {"adamw", "sgd"}, "adamw", "optimizer")
+      .real("lr", 3e-4, "peak learning rate").greater_than(0)
+      .real("weight_decay", 0.0, "decoupled weight decay (adamw) or L2 (sgd)").at_least(0)
+      .real("beta1", 0.9, "adamw: first-moment decay").at_least(0).less_than(1)
+      .real("beta2", 0.999, "adamw: second-moment decay").at_least(0).less_than(1)
+      .real("eps", 1e-8, "adamw: added to the denominator").greater_than(0)
+      .real("momentum", 0.9, "sgd: momentum").at_least(0).less_than(1)
+      .boolean("nesterov", false, "sgd: Nesterov momentum")
+      .real("grad_clip", 1.0, "clip the global gradient norm to this; 0: off").at_least(0);
+}
+
+void add_schedule(Schema& s) {
+  s.section("schedule", "the learning-rate schedule")
+      .choice("name", {"constant", "cosine", "step"}, "cosine", "shape after warm-up")
+      .integer("warmup_steps", 0, "linear warm-up from 0 to optim.lr over this many steps").at_least(0)
+      .real("min_lr", 0.0, "cosine: learning rate at the last step").at_least(0)
+      .integer("step_every", 1000, "step: multiply by gamma every this many steps").at_least(1)
+      .real("gamma", 0.1, "step: factor applied every step_every steps").greater_than(0).at_most(1);
+}
+
+void add_precision(Schema& s) {
+  s.section("precision", "number formats")
+      .choice("compute", {"f32", "bf16", "f16"}, "f32", "compute dtype (master weights stay f32)")
+      .real("loss_scale", 0, "f16: static loss scale; 0: dynamic").at_least(0)
+      .real("init_scale", 65536, "f16, dynamic: initial loss scale").greater_than(0)
+      .integer("growth_interval", 2000, "f16, dynamic: double the scale after this many good steps").at_least(1);
+}
+
+void add_checkpoint(Schema& s) {
+  s.section("checkpoint", "checkpoints (HDF5) for exact resume")
+      .integer("every", 0, "save every this many steps; 0: only at the end").at_least(0)
+      .integer("keep", 3, "how many recent checkpoints to keep").at_least(1)
+      .string("dir", "", "checkpoint folder; \"\" means <out_dir>/checkpoints");
+}
+
+void add_metrics(Schema& s) {
+  s.section("metrics", "metrics log")
+      .string("file", "", "JSON-lines metrics file; \"\" means <out_dir>/metrics.jsonl");
+}
+
+void add_cross_checks(Schema& s) {
+  s.cross_check({"data.kind", "model.kind"}, "a transformer reads tokens; mlp and cnn read images",
+                [](const Values& v) -> std::string {
+                  const bool tokens = v.string("data.kind") == "tokens";
+                  const bool transformer = v.string("model.kind") == "transformer";
+                  if (tokens == transformer) return "";
+                  return transformer ? "a transformer needs data.kind tokens"
+                                     : "model.kind " + v.string("model.kind") + " needs data.kind images";
+                });
+  s.cross_check({"model.d_model", "model.n_heads"}, "transformer: model.n_heads divides model.d_model",
+                [](const Values& v) -> std::string {
+                  if (v.string("model.kind") != "transformer") return "";
+                  if (v.integer("model.d_model") % v.integer("model.n_heads") == 0) return "";
+                  return "model.d_model must be a multiple of model.n_heads (each head gets d_model / n_heads)";
+                });
+  s.cross_check({"model.max_seq_len", "data.seq_len"},
+                "transformer: model.max_seq_len is 0 or at least data.seq_len",
+                [](const Values& v) -> std::string {
+                  if (v.string("model.kind") != "transformer") return "";
+                  const int64_t max_len = v.integer("model.max_seq_len");
+                  if (max_len == 0 || max_len >= v.integer("data.seq_len")) return "";
+                  return "model.max_seq_len must be 0 (meaning data.seq_len) or at least data.seq_len";
+                });
+  s.cross_check({"schedule.warmup_steps", "run.steps"}, "schedule.warmup_steps < run.steps",
+                [](const Values& v) -> std::string {
+                  if (v.integer("schedule.warmup_steps") < v.integer("run.steps")) return "";
+                  return "schedule.warmup_steps must be less than run.steps";
+                });
+  s.cross_check({"schedule.min_lr", "optim.lr"}, "cosine: schedule.min_lr <= optim.lr",
+                [](const Values& v) -> std::string {
+                  if (v.string("schedule.name") != "cosine") return "";
+                  if (v.real("schedule.min_lr") <= v.real("optim.lr")) return "";
+                  return "schedule.min_lr must not exceed optim.lr (the cosine decays from lr to min_lr)";
+                });
+  s.cross_check({"optim.nesterov", "optim.momentum"}, "sgd: Nesterov needs optim.momentum > 0",
+                [](const Values& v) -> std::string {
+                  if (v.string("optim.name") != "sgd" || !v.boolean("optim.nesterov")) return "";
+                  if (v.real("optim.momentum") > 0) return "";
+                  return "Nesterov momentum needs optim.momentum > 0";
+                });
+}
+
+Schema build() {
+  Schema s;
+  add_run(s);
+  add_data(s);
+  add_model(s);
+  add_optim(s);
+  add_schedule(s);
+  add_precision(s);
+  add_checkpoint(s);
+  add_metrics(s);
+  add_cross_checks(s);
+  return s;
+}
+
+}  // namespace
+
+const Schema& train_schema() {
+  static const Schema schema = build();
+  return schema;
+}
+
+}  // namespace pit::train

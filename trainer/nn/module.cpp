@@ -1,0 +1,200 @@
+#include "trainer/nn/module.h"
+
+#include <set>
+#include <unordered_set>
+
+#include "ops/functional.h"
+
+namespace pit::nn {
+namespace {
+
+std::string join(const std::string& prefix, const std::string& name) {
+  return prefix.empty() ? name : prefix + "/" + name;
+}
+
+// Up to `limit` entries, comma-separated, with a count of the rest.
+std::string list_names(const std::vector<std::string>& names, size_t limit = 8) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > limit) out += " and " + std::to_string(names.size() - limit) + " more";
+  return out;
+}
+
+// A host copy that shares nothing with `t`.
+Tensor host_copy(const Tensor& t) { return t.is_cuda() ? t.to(Device::cpu()) : t.clone(); }
+
+}  // namespace
+
+void check_compute_dtype(DType dtype, const char* what) {
+  PIT_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16, what,
+            ": compute dtype ", dtype_name(dtype), " is not supported; supported: f32, bf16, f16");
+}
+
+Variable Module::forward(const Variable&) {
+  PIT_THROW(type_name(), " has no one-input forward(); call its own methods");
+}
+
+// ---- registration ----------------------------------------------------------------------------
+
+void Module::check_name(const std::string& name) const {
+  PIT_CHECK(!name.empty() && name.find('/') == std::string::npos, type_name(),
+            ": a parameter, buffer or child name must be non-empty and contain no '/', got '",
+            name, "'");
+  auto taken = [&](const auto& list) {
+    for (const auto& entry : list)
+      if (entry.first == name) return true;
+    return false;
+  };
+  PIT_CHECK(!taken(params_) && !taken(buffers_) && !taken(children_), type_name(), ": the name '",
+            name, "' is registered twice");
+}
+
+Variable Module::register_parameter(const std::string& name, const Tensor& value) {
+  check_name(name);
+  PIT_CHECK(value.defined(), type_name(), ": parameter '", name, "' is undefined");
+  Variable v(value.to(DType::f32).contiguous(), /*requires_grad=*/true, name);
+  params_.emplace_back(name, v);
+  return v;
+}
+
+void Module::register_buffer(const std::string& name, Tensor value) {
+  check_name(name);
+  PIT_CHECK(value.defined(), type_name(), ": buffer '", name, "' is undefined");
+  buffers_.emplace_back(name, std::move(value));
+}
+
+const Tensor& Module::buffer(const std::string& name) const {
+  for (const auto& [n, t] : buffers_)
+    if (n == name) return t;
+  PIT_THROW(type_name(), " has no buffer '", name, "'");
+}
+
+void Module::add_child(const std::string& name, std::shared_ptr<Module> module) {
+  check_name(name);
+  PIT_CHECK(module != nullptr, type_name(), ": child '", name, "' is null");
+  module->train(training_);
+  module->set_compute_dtype(compute_dtype_);
+  children_.emplace_back(name, std::move(module));
+}
+
+// ---- traversal ---------------------------------------------------------------------------------
+
+NamedParameters Module::named_parameters() const {
+  NamedParameters out;
+  std::unordered_set<const VariableState*> seen;
+  // Depth first: own parameters, then each child's under its name.
+  std::vector<std::pair<std::string, const Module*>> stack{{"", this}};
+  while (!stack.empty()) {
+    auto [prefix, m] = stack.back();
+    stack.pop_back();
+    for (const auto& [name, v] : m->params_)
+      if (seen.insert(v.state().get()).second) out.emplace_back(join(prefix, name), v);
+    for (auto it = m->children_.rbegin(); it != m->children_.rend(); ++it)
+      stack.emplace_back(join(prefix, it->first), it->second.get());
+  }
+  return out;
+}
+
+std::vector<Variable> Module::parameters() const {
+  std::vector<Variable> out;
+  for (auto& [name, v] : named_parameters()) out.push_back(v);
+  return out;
+}
+
+NamedBuffers Module::named_buffers() const {
+  NamedBuffers out;
+  for (const auto& [name, t] : buffers_) out.emplace_back(name, t);
+  for (const auto& [cname, child] : children_)
+    for (auto& [name, t] : child->named_buffers()) out.emplace_back(join(cname, name), t);
+  return out;
+}
+
+int64_t Module::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& [name, v] : named_parameters()) n += v.numel();
+  return n;
+}
+
+// ---- state changes -----------------------------------------------------------------------------
+
+void Module::to(Device device) {
+  check_device(device);
+  for (auto& [name, v] : params_) {
+    if (v.device() == device) continue;
+    v.set_data(v.data().to(device));
+    if (v.grad().defined()) v.set_grad(v.grad().to(device));
+  }
+  for (auto& [name, t] : buffers_) t = t.to(device);
+  for (auto& [name, child] : children_) child->to(device);
+}
+
+Device Module::device() const {
+  const NamedParameters p = named_parameters();
+  if (!p.empty()) return p.front().second.device();
+  const NamedBuffers b = named_buffers();
+  return b.empty() ? Device::cpu() : b.front().second.device();
+}
+
+void Module::train(bool training) {
+  training_ = training;
+  for (auto& [name, child] : children_) child->train(training);
+}
+
+void Module::set_compute_dtype(DType dtype) {
+  check_compute_dtype(dtype, type_name());
+  compute_dtype_ = dtype;
+  for (auto& [name, child] : children_) child->set_compute_dtype(dtype);
+}
+
+void Module::zero_grad() {
+  for (Variable& v : parameters()) v.zero_grad();
+}
+
+Variable Module::to_compute(const Variable& x) const {
+  PIT_CHECK(compute_dtype_ == DType::f32 || x.device().is_cuda(), type_name(), ": compute dtype ",
+            dtype_name(compute_dtype_), " runs on CUDA only, and this input is on ", x.device(),
+            "; use compute dtype f32 on the CPU");
+  return ops::cast(x, compute_dtype_);
+}
+
+// ---- state dict ---------------------------------------------------------------------------------
+
+train::StateDict Module::state_dict() const {
+  train::StateDict sd;
+  for (const auto& [name, v] : named_parameters()) sd.tensors[name] = host_copy(v.data());
+  for (const auto& [name, t] : named_buffers()) sd.tensors[name] = host_copy(t);
+  return sd;
+}
+
+void Module::load_state_dict(const train::StateDict& state) {
+  std::vector<std::pair<std::string, Tensor>> targets;  // by path: the tensors to fill
+  for (const auto& [name, v] : named_parameters()) targets.emplace_back(name, v.data());
+  for (const auto& [name, t] : named_buffers()) targets.emplace_back(name, t);
+
+  std::vector<std::string> missing, mis_shaped, unexpected;
+  std::set<std::string> known;
+  for (const auto& [name, t] : targets) {
+    known.insert(name);
+    const auto it = state.tensors.find(name);
+    if (it == state.tensors.end()) {
+      missing.push_back("'" + name + "' " + shape_str(t.shape()));
+    } else if (!it->second.defined() || it->second.shape() != t.shape()) {
+      mis_shaped.push_back("'" + name + "' (" +
+                           (it->second.defined() ? shape_str(it->second.shape()) : "undefined") +
+                           " given, " + shape_str(t.shape()) + " expected)");
+    }
+  }
+  for (const auto& [name, t] : state.tensors)
+    if (!known.count(name)) unexpected.push_back("'" + name + "'");
+  if (!missing.empty() || !mis_shaped.empty() || !unexpected.empty()) {
+    std::string msg;
+    if (!missing.empty()) msg += "; missing: " + list_names(missing);
+    if (!mis_shaped.empty()) msg += "; wrong shape: " + list_names(mis_shaped);
+    if (!unexpected.empty()) msg += "; unexpected: " + list_names(unexpected);
+    PIT_THROW(type_name(), ".load_state_dict: the state does not match the module", msg,
+              " (nothing was loaded)");
+  }
+  for (auto& [name, t] : targets) t.copy_(state.tensors.at(name));
+}
+
+}  // namespace pit::nn

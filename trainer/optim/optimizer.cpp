@@ -1,0 +1,133 @@
+#include "trainer/optim/optimizer.h"
+
+#include <set>
+
+#include "autograd/grad_mode.h"
+#include "core/error.h"
+
+namespace pit::optim {
+namespace {
+
+Tensor host_copy(const Tensor& t) { return t.is_cuda() ? t.to(Device::cpu()) : t.clone(); }
+
+std::string list_names(const std::vector<std::string>& names, size_t limit = 8) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > limit) out += " and " + std::to_string(names.size() - limit) + " more";
+  return out;
+}
+
+}  // namespace
+
+std::vector<Param> with_default_decay(const std::vector<std::pair<std::string, Variable>>& named) {
+  std::vector<Param> out;
+  out.reserve(named.size());
+  for (const auto& [name, v] : named) out.push_back({name, v, v.dim() >= 2});
+  return out;
+}
+
+Optimizer::Optimizer(std::vector<Param> params) : params_(std::move(params)) {
+  std::set<std::string> names;
+  for (const Param& p : params_) {
+    PIT_CHECK(p.var.defined(), "optimizer: parameter '", p.name, "' is undefined");
+    PIT_CHECK(p.var.is_leaf() && p.var.requires_grad(), "optimizer: parameter '", p.name,
+              "' must be a leaf Variable that requires grad");
+    PIT_CHECK(p.var.dtype() == DType::f32 && p.var.data().is_contiguous(), "optimizer: parameter '",
+              p.name, "' must be a contiguous f32 tensor (the master weights), got ",
+              dtype_name(p.var.dtype()), p.var.data().is_contiguous() ? "" : " (not contiguous)");
+    PIT_CHECK(names.insert(p.name).second, "optimizer: the parameter name '", p.name,
+              "' appears twice");
+  }
+  state_.resize(params_.size());
+  param_steps_.assign(params_.size(), 0);
+}
+
+void Optimizer::set_state_slots(std::vector<std::string> slots) {
+  slots_ = std::move(slots);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i].var.data();
+    state_[i].clear();
+    for (size_t s = 0; s < slots_.size(); ++s) state_[i].push_back(zeros(p.shape(), DType::f32, p.device()));
+  }
+}
+
+const Tensor& Optimizer::state(size_t i, size_t slot) {
+  Tensor& t = state_[i].at(slot);
+  const Device d = params_[i].var.device();
+  if (t.device() != d) t = t.to(d);  // the module moved after the optimizer was made
+  return t;
+}
+
+void Optimizer::step(double lr) {
+  PIT_CHECK(lr >= 0.0, type_name(), ": lr must be >= 0, got ", lr);
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Variable& v = params_[i].var;
+    if (!v.grad().defined()) continue;
+    PIT_CHECK(v.grad().shape() == v.shape(), type_name(), ": the gradient of '", params_[i].name,
+              "' has shape ", shape_str(v.grad().shape()), " for a parameter of shape ",
+              shape_str(v.shape()));
+    if (!v.grad().is_contiguous() || v.grad().dtype() != DType::f32)
+      params_[i].var.set_grad(v.grad().to(DType::f32).contiguous());
+    ++param_steps_[i];
+    update(i, lr);
+  }
+  ++steps_;
+}
+
+void Optimizer::zero_grad() {
+  for (Param& p : params_) p.var.zero_grad();
+}
+
+train::StateDict Optimizer::state_dict() const {
+  train::StateDict sd;
+  sd.ints["step"] = steps_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const std::string& name = params_[i].name;
+    sd.ints[name + "/step"] = param_steps_[i];
+    for (size_t s = 0; s < slots_.size(); ++s)
+      sd.tensors[name + "/" + slots_[s]] = host_copy(state_[i][s]);
+  }
+  return sd;
+}
+
+void Optimizer::load_state_dict(const train::StateDict& state) {
+  std::vector<std::string> missing, mis_shaped, unexpected;
+  std::set<std::string> known;
+  for (const Param& p : params_) {
+    for (const std::string& slot : slots_) {
+      const std::string key = p.name + "/" + slot;
+      known.insert(key);
+      const auto it = state.tensors.find(key);
+      if (it == state.tensors.end()) {
+        missing.push_back("'" + key + "'");
+      } else if (!it->second.defined() || it->second.shape() != p.var.shape()) {
+        mis_shaped.push_back("'" + key + "' (" +
+                             (it->second.defined() ? shape_str(it->second.shape()) : "undefined") +
+                             " given, " + shape_str(p.var.shape()) + " expected)");
+      }
+    }
+    if (!state.ints.count(p.name + "/step")) missing.push_back("'" + p.name + "/step'");
+  }
+  if (!state.ints.count("step")) missing.push_back("'step'");
+  for (const auto& [name, t] : state.tensors)
+    if (!known.count(name)) unexpected.push_back("'" + name + "'");
+  if (!missing.empty() || !mis_shaped.empty() || !unexpected.empty()) {
+    std::string msg;
+    if (!missing.empty()) msg += "; missing: " + list_names(missing);
+    if (!mis_shaped.empty()) msg += "; wrong shape: " + list_names(mis_shaped);
+    if (!unexpected.empty()) msg += "; unexpected: " + list_names(unexpected);
+    PIT_THROW(type_name(), ".load_state_dict: the state does not match the optimizer", msg,
+              " (nothing was loaded)");
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    param_steps_[i] = state.ints.at(params_[i].name + "/step");
+    for (size_t s = 0; s < slots_.size(); ++s) {
+      Tensor target = this->state(i, s);  // a handle: copy_ fills the state's storage
+      target.copy_(state.tensors.at(params_[i].name + "/" + slots_[s]));
+    }
+  }
+  steps_ = state.ints.at("step");
+}
+
+}  // namespace pit::optim

@@ -1,0 +1,35 @@
+// pit-train: trains a model from one YAML config. See docs/CONFIG.md and `pit-train --help`.
+#include <cstdio>
+#include <exception>
+
+#include "core/error.h"
+#include "trainer/config/cli.h"
+#include "trainer/config/config.h"
+#include "trainer/train/setup.h"
+#include "trainer/train/trainer.h"
+
+int main(int argc, char** argv) {
+  using namespace pit::train;
+  try {
+    const CommandLine cl = parse_command_line(argc, argv);
+    if (cl.help) {
+      std::fputs(usage_text().c_str(), stdout);
+      return 0;
+    }
+    Config config = load_config(cl.config_path, cl.overrides);
+    // One config describes the GPU run and the CPU run: on the CPU its run.cpu_overrides apply.
+    if (!resolve_device(config).is_cuda() && !config.run.cpu_overrides.empty()) {
+      config = with_cpu_overrides(config, cl.overrides);
+      std::fprintf(stderr, "pit-train: running on the CPU: run.cpu_overrides applied\n");
+    }
+    if (cl.print_config) {
+      std::fputs(print_config(config).c_str(), stdout);
+      return 0;
+    }
+    const TrainResult r = train(config, {.resume = cl.resume, .resume_path = cl.resume_path});
+    return r.interrupted ? 130 : 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pit-train: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,105 @@
+#include "trainer/train/metrics.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace pit::train {
+namespace {
+
+// The "step" field of a metrics line, or -1 when it has none.
+int64_t step_of(const std::string& line) {
+  const auto at = line.find("\"step\":");
+  if (at == std::string::npos) return -1;
+  return std::strtoll(line.c_str() + at + 7, nullptr, 10);
+}
+
+}  // namespace
+
+std::string json_escape(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+MetricsRecord::MetricsRecord(int64_t step, std::string split) {
+  add("step", step);
+  add("split", split);
+}
+
+MetricsRecord& MetricsRecord::add(const std::string& key, double value) {
+  char buf[32];
+  if (std::isfinite(value)) std::snprintf(buf, sizeof buf, "%.6g", value);
+  else std::snprintf(buf, sizeof buf, "null");
+  fields_.emplace_back(key, buf);
+  return *this;
+}
+
+MetricsRecord& MetricsRecord::add(const std::string& key, int64_t value) {
+  fields_.emplace_back(key, std::to_string(value));
+  return *this;
+}
+
+MetricsRecord& MetricsRecord::add(const std::string& key, const std::string& value) {
+  fields_.emplace_back(key, json_escape(value));
+  return *this;
+}
+
+std::string MetricsRecord::json() const {
+  std::string out = "{";
+  for (size_t i = 0; i < fields_.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += json_escape(fields_[i].first) + ": " + fields_[i].second;
+  }
+  return out + "}";
+}
+
+MetricsLog::MetricsLog(const std::string& path, int64_t keep_until_step) : path_(path) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  if (p.has_parent_path()) fs::create_directories(p.parent_path());
+  std::string kept;
+  if (keep_until_step >= 0 && fs::exists(p)) {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line))
+      if (!line.empty() && step_of(line) <= keep_until_step) kept += line + "\n";
+  }
+  file_ = std::fopen(path.c_str(), "w");
+  if (file_ == nullptr)
+    PIT_THROW("cannot write the metrics file ", path, ": ", std::strerror(errno),
+              "; set metrics.file to a writable path");
+  std::fputs(kept.c_str(), file_);
+  std::fflush(file_);
+}
+
+MetricsLog::~MetricsLog() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+void MetricsLog::write(const MetricsRecord& record) {
+  std::fprintf(file_, "%s\n", record.json().c_str());
+  std::fflush(file_);
+}
+
+}  // namespace pit::train

@@ -1,0 +1,44 @@
+#pragma once
+// MetricsLog: pit-train's metrics as JSON lines, one object per record, flushed as written so a
+// crashed or running job's file is always readable (scripts/plot.py draws it). On resume the
+// records after the checkpoint's step are dropped first, so the file reads like one run.
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pit::train {
+
+class MetricsRecord {
+ public:
+  MetricsRecord(int64_t step, std::string split);
+  MetricsRecord& add(const std::string& key, double value);  // non-finite values become null
+  MetricsRecord& add(const std::string& key, int64_t value);
+  MetricsRecord& add(const std::string& key, const std::string& value);
+  std::string json() const;  // one line, no newline
+
+ private:
+  std::vector<std::pair<std::string, std::string>> fields_;  // key, JSON-encoded value
+};
+
+class MetricsLog {
+ public:
+  // Opens `path` (creating its folder). keep_until_step >= 0: first drops records whose step
+  // is greater (a resume); -1: starts a new file.
+  MetricsLog(const std::string& path, int64_t keep_until_step);
+  ~MetricsLog();
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+
+  void write(const MetricsRecord& record);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+};
+
+std::string json_escape(const std::string& s);
+
+}  // namespace pit::train

@@ -1,0 +1,86 @@
+#include "trainer/train/run_state.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/random.h"
+#include "trainer/checkpoint/checkpoint.h"
+
+namespace pit::train {
+namespace {
+
+// Keys of `a` and `b` whose lines differ, among those starting with one of the prefixes.
+std::string differing_keys(const std::string& a, const std::string& b) {
+  // resolved_yaml has one "key: value" per line, sections as "section:" lines: compare the
+  // section-qualified lines.
+  const auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    std::string line, section;
+    while (std::getline(in, line)) {
+      if (line.empty() || line[0] == '#') continue;
+      if (line[0] != ' ') {
+        section = line.substr(0, line.find(':'));
+        continue;
+      }
+      out.push_back(section + "." + line.substr(line.find_first_not_of(' ')));
+    }
+    return out;
+  };
+  const std::vector<std::string> la = lines(a), lb = lines(b);
+  std::string out;
+  for (const std::string& l : la) {
+    const bool relevant = l.starts_with("model.") || l.starts_with("data.kind") ||
+                          l.starts_with("data.batch_size") || l.starts_with("data.seq_len");
+    if (!relevant) continue;
+    if (std::find(lb.begin(), lb.end(), l) == lb.end()) out += (out.empty() ? "" : ", ") + l.substr(0, l.find(':'));
+  }
+  return out;
+}
+
+}  // namespace
+
+StateDict collect_run_state(int64_t step, const Config& config, const RunParts& p) {
+  StateDict s;
+  s.merge("model", p.model.state_dict());
+  s.merge("optim", p.optimizer.state_dict());
+  if (p.scaler) s.merge("scaler", p.scaler->state_dict());
+  s.merge("data", p.train_data.state());
+  s.ints["step"] = step;
+  s.ints["rng/seed"] = static_cast<int64_t>(default_generator().seed());
+  s.ints["rng/offset"] = static_cast<int64_t>(default_generator().offset());
+  s.strings["config"] = config.resolved_yaml;
+  s.strings["optimizer"] = p.optimizer.type_name();
+  return s;
+}
+
+int64_t restore_run_state(const StateDict& s, const std::string& path, const Config& config,
+                          const RunParts& p) {
+  PIT_CHECK(s.ints.count("step") == 1 && s.strings.count("config") == 1, "checkpoint ", path,
+            " holds no pit-train run state (no step or config); resume from a checkpoint that "
+            "pit-train wrote");
+  const std::string diff = differing_keys(config.resolved_yaml, s.strings.at("config"));
+  PIT_CHECK(diff.empty(), "checkpoint ", path, " was written with other model or data settings (",
+            diff, " differ); resume with the config it was written with (pit-train prints it with "
+            "--print-config), or start a new run in another run.out_dir");
+  const std::string optimizer = s.strings.count("optimizer") ? s.strings.at("optimizer") : "";
+  PIT_CHECK(optimizer == p.optimizer.type_name(), "checkpoint ", path, " holds ", optimizer,
+            " state but optim.name selects ", p.optimizer.type_name(),
+            "; resume with the optimizer it was written with");
+  const StateDict model = s.sub("model");
+  check_compatible(p.model.state_dict(), model);
+  p.model.load_state_dict(model);
+  p.optimizer.load_state_dict(s.sub("optim"));
+  if (p.scaler) {
+    const StateDict scaler = s.sub("scaler");
+    // A run switched to f16 from another precision starts its scaler afresh.
+    if (!scaler.reals.empty()) p.scaler->load_state_dict(scaler);
+  }
+  p.train_data.load_state(s.sub("data"));
+  default_generator().manual_seed(static_cast<uint64_t>(s.ints.at("rng/seed")));
+  default_generator().set_offset(static_cast<uint64_t>(s.ints.at("rng/offset")));
+  return s.ints.at("step");
+}
+
+}  // namespace pit::train

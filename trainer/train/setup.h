@@ -1,0 +1,39 @@
+#pragma once
+// From a validated Config to the pieces of a run: the device, the loaders, the model, the
+// optimizer, the schedule and the loss scaler. Each mapping checks what only becomes known here
+// (a GPU that is not there, a data file that does not fit the model) and says what to change.
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "core/device.h"
+#include "trainer/config/config.h"
+#include "trainer/data/loader.h"
+#include "trainer/nn/model.h"
+#include "trainer/optim/loss_scaler.h"
+#include "trainer/optim/optimizer.h"
+#include "trainer/optim/schedule.h"
+
+namespace pit::train {
+
+// run.device: auto takes the first GPU when one is visible, else the CPU; cuda without a GPU
+// is an error.
+Device resolve_device(const Config& config);
+
+// precision.compute, or f32 with a notice on `log` when the device cannot compute in it (the
+// CPU kernels are f32/f64), so that one config runs on both.
+DType resolve_compute_dtype(const Config& config, Device device, std::FILE* log);
+
+std::unique_ptr<data::Loader> make_train_loader(const Config& config);
+std::unique_ptr<data::Loader> make_valid_loader(const Config& config);
+
+// The model options of the config, completed from the training data (vocabulary, image shape,
+// classes), which must fit the model.
+nn::ModelOptions model_options(const Config& config, const data::Loader& train, DType compute);
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const Config& config, const nn::Module& model);
+optim::LrSchedule make_schedule(const Config& config);
+// A loss scaler for f16 compute; none otherwise.
+std::optional<optim::LossScaler> make_loss_scaler(const Config& config, DType compute);
+
+}  // namespace pit::train

@@ -1,0 +1,247 @@
+#include "trainer/train/trainer.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <fstream>
+#include <numbers>
+
+#include "core/error.h"
+#include "core/memory.h"
+#include "core/random.h"
+#include "core/thread_pool.h"
+#include "ops/kernels.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/optim/clip.h"
+#include "trainer/train/evaluate.h"
+#include "trainer/train/format.h"
+#include "trainer/train/metrics.h"
+#include "trainer/train/run_state.h"
+#include "trainer/train/setup.h"
+
+namespace pit::train {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_stop_signal(int) { g_stop.store(true); }
+
+// Installs the SIGINT / SIGTERM handler for the duration of a run.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop.store(false);
+    previous_int_ = std::signal(SIGINT, on_stop_signal);
+    previous_term_ = std::signal(SIGTERM, on_stop_signal);
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  void (*previous_int_)(int) = SIG_DFL;
+  void (*previous_term_)(int) = SIG_DFL;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Bytes in use: the CUDA allocator's peak on a GPU, the resident set on the CPU.
+double memory_in_use(Device device) {
+  if (device.is_cuda()) return static_cast<double>(memory_stats(device).peak_allocated);
+  std::ifstream statm("/proc/self/statm");
+  double pages = 0, resident = 0;
+  if (statm >> pages >> resident) return resident * 4096.0;
+  return 0;
+}
+
+struct Run {
+  const Config& c;
+  std::FILE* out;
+  Device device;
+  DType compute;
+  std::unique_ptr<data::Loader> train_data, valid_data;
+  std::shared_ptr<nn::Module> model;
+  std::unique_ptr<optim::Optimizer> optimizer;
+  std::optional<optim::LossScaler> scaler;
+  bool lm;
+
+  RunParts parts() { return {*model, *optimizer, scaler, *train_data}; }
+
+  std::string save(int64_t step) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto path = save_checkpoint(c.checkpoint_dir(), step, collect_run_state(step, c, parts()),
+                                      static_cast<int>(c.checkpoint.keep));
+    std::fprintf(out, "pit-train: checkpoint %s (%s, %.1f s)\n", path.string().c_str(),
+                 format_bytes(static_cast<double>(std::filesystem::file_size(path))).c_str(),
+                 seconds_since(t0));
+    std::fflush(out);
+    return path.string();
+  }
+
+  EvalResult eval(int64_t step, int64_t max_batches, MetricsLog& metrics) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const EvalResult r = evaluate(*model, *valid_data, device, max_batches);
+    MetricsRecord rec(step, "valid");
+    rec.add("loss", r.loss);
+    if (lm) {
+      rec.add("ppl", std::exp(r.loss)).add("bpb", r.loss / std::numbers::ln2);
+      std::fprintf(out, "eval  %*lld | loss %.4f | ppl %.2f | bits/byte %.4f | %lld tokens | %.1f s\n",
+                   static_cast<int>(std::to_string(c.run.steps).size()), static_cast<long long>(step),
+                   r.loss, std::exp(r.loss), r.loss / std::numbers::ln2, static_cast<long long>(r.count),
+                   seconds_since(t0));
+    } else {
+      rec.add("accuracy", r.accuracy);
+      std::fprintf(out, "eval  %*lld | loss %.4f | accuracy %.2f%% | %lld images | %.1f s\n",
+                   static_cast<int>(std::to_string(c.run.steps).size()), static_cast<long long>(step),
+                   r.loss, 100.0 * r.accuracy, static_cast<long long>(r.count), seconds_since(t0));
+    }
+    rec.add("count", r.count);
+    metrics.write(rec);
+    std::fflush(out);
+    return r;
+  }
+};
+
+void print_header(const Run& r, int64_t start) {
+  const Config& c = r.c;
+  std::fprintf(r.out, "pit-train: run %s (%s) on %s, compute %s\n", c.run.name.c_str(), c.source.c_str(),
+               r.device.str().c_str(), dtype_name(r.compute));
+  std::fprintf(r.out, "pit-train: model %s, %s parameters; %s lr %g, %s schedule, %lld steps%s\n",
+               std::string(to_string(c.model.kind)).c_str(),
+               format_rate(static_cast<double>(r.model->num_parameters())).c_str(), r.optimizer->type_name(),
+               c.optim.lr, std::string(to_string(c.schedule.name)).c_str(), static_cast<long long>(c.run.steps),
+               start > 0 ? (", resuming at step " + std::to_string(start)).c_str() : "");
+  std::fprintf(r.out, "pit-train: data %s (%lld %s, %lld batches of %lld per epoch), valid %s (%lld)\n",
+               c.data.train.c_str(), static_cast<long long>(r.train_data->size()),
+               r.lm ? "windows" : "images", static_cast<long long>(r.train_data->batches_per_epoch()),
+               static_cast<long long>(c.data.batch_size), c.data.valid.c_str(),
+               static_cast<long long>(r.valid_data->size()));
+  std::fprintf(r.out, "pit-train: metrics %s, checkpoints %s\n", c.metrics_file().c_str(),
+               c.checkpoint_dir().c_str());
+  std::fflush(r.out);
+}
+
+}  // namespace
+
+void request_stop() { g_stop.store(true); }
+
+TrainResult train(const Config& c, const TrainOptions& opt) {
+  if (c.run.threads > 0) set_num_threads(static_cast<int>(c.run.threads));
+  const Device device = resolve_device(c);
+  Run r{c, opt.out, device, resolve_compute_dtype(c, device, opt.out), nullptr, nullptr, nullptr, nullptr,
+        std::nullopt, c.model.kind == ModelKind::transformer};
+  manual_seed(static_cast<uint64_t>(c.run.seed));
+  r.train_data = make_train_loader(c);
+  r.valid_data = make_valid_loader(c);
+  r.model = nn::make_model(model_options(c, *r.train_data, r.compute));
+  r.model->to(device);
+  r.optimizer = make_optimizer(c, *r.model);
+  const optim::LrSchedule schedule = make_schedule(c);
+  r.scaler = make_loss_scaler(c, r.compute);
+
+  int64_t step = 0;
+  if (opt.resume) {
+    std::string path = opt.resume_path;
+    if (path.empty()) {
+      const LatestCheckpoint latest = latest_checkpoint(c.checkpoint_dir());
+      for (const std::string& p : latest.problems) std::fprintf(opt.out, "pit-train: skipping %s\n", p.c_str());
+      PIT_CHECK(latest.found(), "--resume: no checkpoint in ", c.checkpoint_dir(),
+                "; start without --resume, or give the checkpoint: --resume PATH");
+      path = latest.path.string();
+    }
+    step = restore_run_state(load_checkpoint(path), path, c, r.parts());
+    std::fprintf(opt.out, "pit-train: resumed from %s at step %lld\n", path.c_str(), static_cast<long long>(step));
+  }
+  PIT_CHECK(step <= c.run.steps, "the checkpoint is at step ", step, " but run.steps is ", c.run.steps,
+            "; raise run.steps to train further");
+  MetricsLog metrics(c.metrics_file(), opt.resume ? step : -1);
+  print_header(r, step);
+
+  StopSignals signals;
+  TrainResult result;
+  const std::vector<Variable> params = r.model->parameters();
+  const int64_t units = c.data.batch_size * (r.lm ? c.data.seq_len : 1);  // tokens or images per step
+  const int width = static_cast<int>(std::to_string(c.run.steps).size());
+  Tensor loss_sum, grad_norm;  // on the device: read once per logging window
+  int64_t window = 0, skipped = 0;
+  auto window_start = std::chrono::steady_clock::now();
+  const auto run_start = window_start;
+  const int64_t first_step = step;
+
+  while (step < c.run.steps && !g_stop.load()) {
+    const double lr = schedule.lr_at(step);
+    const data::Batch b = r.train_data->next();
+    const Variable loss = training_loss((*r.model)(Variable(b.inputs.to(device))), b.targets.to(device));
+    bool overflow = false;
+    if (r.scaler) {
+      r.scaler->scale_loss(loss).backward();
+      overflow = r.scaler->unscale_and_check(params);
+    } else {
+      loss.backward();
+    }
+    if (!overflow) {
+      grad_norm = c.optim.grad_clip > 0 ? optim::clip_grad_norm(params, c.optim.grad_clip) : Tensor();
+      r.optimizer->step(lr);
+    } else {
+      ++skipped;
+    }
+    if (r.scaler) r.scaler->update(overflow);
+    r.optimizer->zero_grad();
+    const Tensor l = loss.data().to(DType::f32);
+    loss_sum = loss_sum.defined() ? kernels::binary(BinaryOp::add, loss_sum, l) : l.clone();
+    ++step;
+    ++window;
+
+    const bool last = step == c.run.steps || g_stop.load();
+    if (step % c.run.log_every == 0 || last) {
+      const double mean_loss = loss_sum.item<double>() / static_cast<double>(window);  // syncs
+      const double dt = seconds_since(window_start);
+      const double step_s = dt / static_cast<double>(window);
+      const double rate = static_cast<double>(units * window) / dt;
+      const double eta = step_s * static_cast<double>(c.run.steps - step);
+      const double mem = memory_in_use(device);
+      const double gn = grad_norm.defined() ? grad_norm.item<double>() : NAN;
+      std::fprintf(opt.out, "step %*lld/%lld | loss %.4f | lr %.2e | %s | %s %s/s | %.1f ms/step | mem %s | ETA %s\n",
+                   width, static_cast<long long>(step), static_cast<long long>(c.run.steps), mean_loss, lr,
+                   std::isfinite(gn) ? ("gnorm " + std::to_string(gn).substr(0, 5)).c_str() : "gnorm -",
+                   format_rate(rate).c_str(), r.lm ? "tok" : "img", 1e3 * step_s, format_bytes(mem).c_str(),
+                   format_duration(eta).c_str());
+      std::fflush(opt.out);
+      MetricsRecord rec(step, "train");
+      rec.add("loss", mean_loss).add("lr", lr).add("grad_norm", gn);
+      rec.add(r.lm ? "tokens_per_s" : "samples_per_s", rate).add("step_ms", 1e3 * step_s);
+      rec.add("memory_mb", mem / (1 << 20)).add("eta_s", eta);
+      if (r.scaler) rec.add("loss_scale", r.scaler->scale()).add("skipped_steps", skipped);
+      metrics.write(rec);
+      result.last_train_loss = mean_loss;
+      loss_sum = Tensor();
+      window = 0;
+      window_start = std::chrono::steady_clock::now();
+    }
+    if (!last && c.run.eval_every > 0 && step % c.run.eval_every == 0) r.eval(step, c.run.eval_batches, metrics);
+    if (!last && c.checkpoint.every > 0 && step % c.checkpoint.every == 0) result.checkpoint = r.save(step);
+  }
+
+  result.steps_done = step;
+  result.interrupted = step < c.run.steps;
+  if (result.interrupted) {
+    std::fprintf(opt.out, "pit-train: stopped at step %lld; resume with --resume\n", static_cast<long long>(step));
+  } else {
+    // The final evaluation covers run.final_eval_batches batches (0: the whole validation set).
+    const EvalResult e = r.eval(step, c.run.final_eval_batches, metrics);
+    result.eval_loss = e.loss;
+    result.eval_accuracy = e.accuracy;
+  }
+  if (step > first_step) result.checkpoint = r.save(step);
+  std::fprintf(opt.out, "pit-train: %lld steps in %s\n", static_cast<long long>(step - first_step),
+               format_duration(seconds_since(run_start)).c_str());
+  return result;
+}
+
+}  // namespace pit::train
