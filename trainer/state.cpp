@@ -1,5 +1,7 @@
 #include "trainer/state.h"
 
+#include "core/error.h"
+
 namespace pit::train {
 namespace {
 
@@ -15,7 +17,45 @@ void sub_map(std::map<std::string, V>& into, const std::string& prefix, const st
     into[it->first.substr(head.size())] = it->second;
 }
 
+// Up to `limit` entries, comma-separated, with a count of the rest.
+std::string list_names(const std::vector<std::string>& names, size_t limit = 8) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > limit) out += " and " + std::to_string(names.size() - limit) + " more";
+  return out;
+}
+
 }  // namespace
+
+Tensor host_copy(const Tensor& t) { return t.is_cuda() ? t.to(Device::cpu()) : t.clone(); }
+
+void StateCheck::tensor(const std::string& name, const Shape& shape) {
+  known_.insert(name);
+  const auto it = state_.tensors.find(name);
+  if (it == state_.tensors.end()) {
+    missing_.push_back("'" + name + "' " + shape_str(shape));
+  } else if (!it->second.defined() || it->second.shape() != shape) {
+    mis_shaped_.push_back("'" + name + "' (" +
+                          (it->second.defined() ? shape_str(it->second.shape()) : "undefined") +
+                          " given, " + shape_str(shape) + " expected)");
+  }
+}
+
+void StateCheck::integer(const std::string& name) {
+  if (!state_.ints.count(name)) missing_.push_back("'" + name + "'");
+}
+
+void StateCheck::throw_if_mismatched(const std::string& owner, const std::string& what) const {
+  std::vector<std::string> unexpected;
+  for (const auto& [name, t] : state_.tensors)
+    if (!known_.count(name)) unexpected.push_back("'" + name + "'");
+  if (missing_.empty() && mis_shaped_.empty() && unexpected.empty()) return;
+  std::string msg;
+  if (!missing_.empty()) msg += "; missing: " + list_names(missing_);
+  if (!mis_shaped_.empty()) msg += "; wrong shape: " + list_names(mis_shaped_);
+  if (!unexpected.empty()) msg += "; unexpected: " + list_names(unexpected);
+  PIT_THROW(owner, ".load_state_dict: the state does not match the ", what, msg, " (nothing was loaded)");
+}
 
 void StateDict::merge(const std::string& prefix, StateDict other) {
   merge_map(tensors, prefix, std::move(other.tensors));

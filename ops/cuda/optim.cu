@@ -63,54 +63,55 @@ __device__ __forceinline__ C block_sum(C a) {
 
 // ---- fused updates ------------------------------------------------------------------------------
 
+// Grid-stride walk over n elements: quad(q) for every 4-element group q when `vec` (16-byte
+// accesses), then elem(i) for the elements left (all of them when !vec).
+template <typename QuadFn, typename ElemFn>
+__device__ __forceinline__ void grid_quads(int64_t n, bool vec, QuadFn quad, ElemFn elem) {
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  const int64_t first = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  const int64_t tail = vec ? n / 4 * 4 : 0;
+  for (int64_t q = first; q < tail / 4; q += stride) quad(q);
+  for (int64_t i = tail + first; i < n; i += stride) elem(i);
+}
+
 __global__ void adamw_kernel(AdamWCoeffs c, int64_t n, float* __restrict__ p,
                              const float* __restrict__ g, float* __restrict__ m,
                              float* __restrict__ v, bool vec) {
-  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
-  const int64_t first = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
-  int64_t tail = 0;
-  if (vec) {
-    const int64_t quads = n / 4;
-    for (int64_t q = first; q < quads; q += stride) {
-      Quad P = reinterpret_cast<Quad*>(p)[q];
-      const Quad G = reinterpret_cast<const Quad*>(g)[q];
-      Quad M = reinterpret_cast<Quad*>(m)[q];
-      Quad V = reinterpret_cast<Quad*>(v)[q];
+  grid_quads(
+      n, vec,
+      [&](int64_t q) {
+        Quad P = reinterpret_cast<Quad*>(p)[q];
+        const Quad G = reinterpret_cast<const Quad*>(g)[q];
+        Quad M = reinterpret_cast<Quad*>(m)[q];
+        Quad V = reinterpret_cast<Quad*>(v)[q];
 #pragma unroll
-      for (int e = 0; e < 4; ++e) adamw_element(P.v[e], G.v[e], M.v[e], V.v[e], c);
-      reinterpret_cast<Quad*>(p)[q] = P;
-      reinterpret_cast<Quad*>(m)[q] = M;
-      reinterpret_cast<Quad*>(v)[q] = V;
-    }
-    tail = quads * 4;
-  }
-  for (int64_t i = tail + first; i < n; i += stride) adamw_element(p[i], g[i], m[i], v[i], c);
+        for (int e = 0; e < 4; ++e) adamw_element(P.v[e], G.v[e], M.v[e], V.v[e], c);
+        reinterpret_cast<Quad*>(p)[q] = P;
+        reinterpret_cast<Quad*>(m)[q] = M;
+        reinterpret_cast<Quad*>(v)[q] = V;
+      },
+      [&](int64_t i) { adamw_element(p[i], g[i], m[i], v[i], c); });
 }
 
 // buf is null when c.momentum == 0.
 __global__ void sgd_kernel(SgdCoeffs c, int64_t n, float* __restrict__ p,
                            const float* __restrict__ g, float* __restrict__ buf, bool vec) {
-  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
-  const int64_t first = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
-  int64_t tail = 0;
-  if (vec) {
-    const int64_t quads = n / 4;
-    for (int64_t q = first; q < quads; q += stride) {
-      Quad P = reinterpret_cast<Quad*>(p)[q];
-      const Quad G = reinterpret_cast<const Quad*>(g)[q];
-      Quad B{};
-      if (buf) B = reinterpret_cast<Quad*>(buf)[q];
+  grid_quads(
+      n, vec,
+      [&](int64_t q) {
+        Quad P = reinterpret_cast<Quad*>(p)[q];
+        const Quad G = reinterpret_cast<const Quad*>(g)[q];
+        Quad B{};
+        if (buf) B = reinterpret_cast<Quad*>(buf)[q];
 #pragma unroll
-      for (int e = 0; e < 4; ++e) sgd_element(P.v[e], G.v[e], B.v[e], c);
-      reinterpret_cast<Quad*>(p)[q] = P;
-      if (buf) reinterpret_cast<Quad*>(buf)[q] = B;
-    }
-    tail = quads * 4;
-  }
-  for (int64_t i = tail + first; i < n; i += stride) {
-    float unused = 0.0f;
-    sgd_element(p[i], g[i], buf ? buf[i] : unused, c);
-  }
+        for (int e = 0; e < 4; ++e) sgd_element(P.v[e], G.v[e], B.v[e], c);
+        reinterpret_cast<Quad*>(p)[q] = P;
+        if (buf) reinterpret_cast<Quad*>(buf)[q] = B;
+      },
+      [&](int64_t i) {
+        float unused = 0.0f;
+        sgd_element(p[i], g[i], buf ? buf[i] : unused, c);
+      });
 }
 
 // ---- lists of spans -----------------------------------------------------------------------------

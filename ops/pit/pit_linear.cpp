@@ -17,6 +17,23 @@
 namespace pit::ops {
 namespace {
 
+// Which of x, W, b the backward must produce.
+struct GradNeeds {
+  bool x, w, b;
+  GradNeeds(const Variable& x_, const Variable& w_, const Variable& b_) {
+    const bool grad = needs_grad({x_, w_, b_});
+    x = grad && x_.requires_grad();
+    w = grad && w_.requires_grad();
+    b = grad && b_.defined() && b_.requires_grad();
+  }
+};
+
+// x's shape with the last dim replaced by `out`: the shape of y.
+Shape out_shape(Shape shape, int64_t out) {
+  shape.back() = out;
+  return shape;
+}
+
 Variable pruned_linear(const Variable& x, const Variable& weight, const Variable& bias, const PitLinearOptions& o,
                        const Tensor& x2) {
   const int64_t t = x2.size(0), in = weight.size(1), out = weight.size(0);
@@ -29,23 +46,20 @@ Variable pruned_linear(const Variable& x, const Variable& weight, const Variable
   sparse::block_gemm(widx, xt, yt);
   Tensor y = yt.t().contiguous();
   if (bias.defined()) y = kernels::binary(BinaryOp::add, y, bias.data());
-  Shape y_shape = x.shape();
-  y_shape.back() = out;
-  const bool grad = needs_grad({x, weight, bias});
-  const bool need_x = grad && x.requires_grad(), need_w = grad && weight.requires_grad();
-  const bool need_b = grad && bias.defined() && bias.requires_grad();
   const Shape x_shape = x.shape();
+  const GradNeeds need(x, weight, bias);
   const bool sparse_grad = o.sparse_grad;
-  return record("pit_linear", {x, weight, bias}, y.view(y_shape), [=](const Tensor& g_in) -> std::vector<Tensor> {
+  return record("pit_linear", {x, weight, bias}, y.view(out_shape(x_shape, out)),
+                [=](const Tensor& g_in) -> std::vector<Tensor> {
     const Tensor g = g_in.reshape({t, out}).contiguous();
     Tensor gx, gw, gb;
-    if (need_x) {
+    if (need.x) {
       const Tensor gt = g.t().contiguous();  // [out, T]
       Tensor gxt = Tensor::empty({in, t}, g.dtype(), g.device());
       sparse::block_gemm_tn(widx, gt, gxt);  // (W*M)^T dy^T
       gx = gxt.t().contiguous().view(x_shape);
     }
-    if (need_w) {
+    if (need.w) {
       if (sparse_grad) {
         sparse::BlockListIndex dw = sparse::with_new_values(widx, g.dtype());
         sparse::sampled_gemm(g, x2, dw, /*a_trans=*/true, /*b_trans=*/false);  // dy^T x at W's blocks
@@ -54,7 +68,7 @@ Variable pruned_linear(const Variable& x, const Variable& weight, const Variable
         gw = kernels::matmul(g.t(), x2);
       }
     }
-    if (need_b) gb = kernels::sum(g, {0});
+    if (need.b) gb = kernels::sum(g, {0});
     return {gx, gw, gb};
   });
 }
@@ -69,17 +83,14 @@ Variable row_linear(const Variable& x, const Variable& weight, const Variable& b
   // Rows outside the set are structurally zero: y there is the bias (or 0).
   Tensor y = bias.defined() ? bias.data().expand({t, out}).contiguous() : zeros({t, out}, w.dtype(), w.device());
   sparse::gather_gemm(x2, ridx, w, y, {.b_trans = true, .epilogue = {.bias = bias.defined() ? bias.data() : Tensor()}});
-  Shape y_shape = x.shape();
-  y_shape.back() = out;
-  const bool grad = needs_grad({x, weight, bias});
-  const bool need_x = grad && x.requires_grad(), need_w = grad && weight.requires_grad();
-  const bool need_b = grad && bias.defined() && bias.requires_grad();
   const Shape x_shape = x.shape();
+  const GradNeeds need(x, weight, bias);
   const bool sparse_grad = o.sparse_grad;
-  return record("pit_linear", {x, weight, bias}, y.view(y_shape), [=](const Tensor& g_in) -> std::vector<Tensor> {
+  return record("pit_linear", {x, weight, bias}, y.view(out_shape(x_shape, out)),
+                [=](const Tensor& g_in) -> std::vector<Tensor> {
     const Tensor g = g_in.reshape({t, out}).contiguous();
     Tensor gx, gw, gb;
-    if (need_x) {
+    if (need.x) {
       if (sparse_grad) {
         gx = Tensor::empty({t, in}, g.dtype(), g.device());
         sparse::gather_gemm(g, ridx, w, gx, {.zero_c = true});  // dy W, SWrite to the same rows
@@ -88,11 +99,11 @@ Variable row_linear(const Variable& x, const Variable& weight, const Variable& b
       }
       gx = gx.view(x_shape);
     }
-    if (need_w) {
+    if (need.w) {
       gw = Tensor::empty({out, in}, g.dtype(), g.device());
       sparse::gather_weight_grad(x2, g, ridx, gw, {.b_trans = true});  // reduce over the same rows
     }
-    if (need_b) gb = kernels::sum(g, {0});
+    if (need.b) gb = kernels::sum(g, {0});
     return {gx, gw, gb};
   });
 }

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "trainer/config/suggest.h"
+#include "trainer/quote.h"
 
 namespace pit::train {
 namespace {
@@ -22,26 +23,6 @@ std::string format_bound(double value) {
   return format_real(value);
 }
 
-std::string quoted(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
 
 template <typename T>
 std::string format_list(const std::vector<T>& items, auto&& one) {
@@ -150,7 +131,7 @@ std::string KeySpec::format(const Value& value) const {
         } else if constexpr (std::is_same_v<T, std::string>) {
           // Choices are plain words; free strings are quoted so that "", "123" or "a: b" read
           // back as the same string.
-          return type == ValueType::choice ? v : quoted(v);
+          return type == ValueType::choice ? v : quote_string(v);
         } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
           return format_list(v, [](int64_t x) { return std::to_string(x); });
         } else if constexpr (std::is_same_v<T, std::vector<double>>) {
@@ -158,7 +139,7 @@ std::string KeySpec::format(const Value& value) const {
         } else {
           static_assert(std::is_same_v<T, std::vector<std::string>>);
           // Always quoted, like free strings: "a=1", "x: y" and "[1]" read back unchanged.
-          return format_list(v, [](const std::string& x) { return quoted(x); });
+          return format_list(v, [](const std::string& x) { return quote_string(x); });
         }
       },
       value);

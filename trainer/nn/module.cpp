@@ -12,17 +12,6 @@ std::string join(const std::string& prefix, const std::string& name) {
   return prefix.empty() ? name : prefix + "/" + name;
 }
 
-// Up to `limit` entries, comma-separated, with a count of the rest.
-std::string list_names(const std::vector<std::string>& names, size_t limit = 8) {
-  std::string out;
-  for (size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + names[i];
-  if (names.size() > limit) out += " and " + std::to_string(names.size() - limit) + " more";
-  return out;
-}
-
-// A host copy that shares nothing with `t`.
-Tensor host_copy(const Tensor& t) { return t.is_cuda() ? t.to(Device::cpu()) : t.clone(); }
-
 }  // namespace
 
 void check_compute_dtype(DType dtype, const char* what) {
@@ -161,8 +150,8 @@ Variable Module::to_compute(const Variable& x) const {
 
 train::StateDict Module::state_dict() const {
   train::StateDict sd;
-  for (const auto& [name, v] : named_parameters()) sd.tensors[name] = host_copy(v.data());
-  for (const auto& [name, t] : named_buffers()) sd.tensors[name] = host_copy(t);
+  for (const auto& [name, v] : named_parameters()) sd.tensors[name] = train::host_copy(v.data());
+  for (const auto& [name, t] : named_buffers()) sd.tensors[name] = train::host_copy(t);
   return sd;
 }
 
@@ -171,29 +160,9 @@ void Module::load_state_dict(const train::StateDict& state) {
   for (const auto& [name, v] : named_parameters()) targets.emplace_back(name, v.data());
   for (const auto& [name, t] : named_buffers()) targets.emplace_back(name, t);
 
-  std::vector<std::string> missing, mis_shaped, unexpected;
-  std::set<std::string> known;
-  for (const auto& [name, t] : targets) {
-    known.insert(name);
-    const auto it = state.tensors.find(name);
-    if (it == state.tensors.end()) {
-      missing.push_back("'" + name + "' " + shape_str(t.shape()));
-    } else if (!it->second.defined() || it->second.shape() != t.shape()) {
-      mis_shaped.push_back("'" + name + "' (" +
-                           (it->second.defined() ? shape_str(it->second.shape()) : "undefined") +
-                           " given, " + shape_str(t.shape()) + " expected)");
-    }
-  }
-  for (const auto& [name, t] : state.tensors)
-    if (!known.count(name)) unexpected.push_back("'" + name + "'");
-  if (!missing.empty() || !mis_shaped.empty() || !unexpected.empty()) {
-    std::string msg;
-    if (!missing.empty()) msg += "; missing: " + list_names(missing);
-    if (!mis_shaped.empty()) msg += "; wrong shape: " + list_names(mis_shaped);
-    if (!unexpected.empty()) msg += "; unexpected: " + list_names(unexpected);
-    PIT_THROW(type_name(), ".load_state_dict: the state does not match the module", msg,
-              " (nothing was loaded)");
-  }
+  train::StateCheck check(state);
+  for (const auto& [name, t] : targets) check.tensor(name, t.shape());
+  check.throw_if_mismatched(type_name(), "module");
   for (auto& [name, t] : targets) t.copy_(state.tensors.at(name));
 }
 

@@ -1,24 +1,9 @@
 #include "trainer/optim/optimizer.h"
 
-#include <set>
-
 #include "autograd/grad_mode.h"
 #include "core/error.h"
 
 namespace pit::optim {
-namespace {
-
-Tensor host_copy(const Tensor& t) { return t.is_cuda() ? t.to(Device::cpu()) : t.clone(); }
-
-std::string list_names(const std::vector<std::string>& names, size_t limit = 8) {
-  std::string out;
-  for (size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + names[i];
-  if (names.size() > limit) out += " and " + std::to_string(names.size() - limit) + " more";
-  return out;
-}
-
-}  // namespace
-
 std::vector<Param> with_default_decay(const std::vector<std::pair<std::string, Variable>>& named) {
   std::vector<Param> out;
   out.reserve(named.size());
@@ -86,40 +71,19 @@ train::StateDict Optimizer::state_dict() const {
     const std::string& name = params_[i].name;
     sd.ints[name + "/step"] = param_steps_[i];
     for (size_t s = 0; s < slots_.size(); ++s)
-      sd.tensors[name + "/" + slots_[s]] = host_copy(state_[i][s]);
+      sd.tensors[name + "/" + slots_[s]] = train::host_copy(state_[i][s]);
   }
   return sd;
 }
 
 void Optimizer::load_state_dict(const train::StateDict& state) {
-  std::vector<std::string> missing, mis_shaped, unexpected;
-  std::set<std::string> known;
+  train::StateCheck check(state);
   for (const Param& p : params_) {
-    for (const std::string& slot : slots_) {
-      const std::string key = p.name + "/" + slot;
-      known.insert(key);
-      const auto it = state.tensors.find(key);
-      if (it == state.tensors.end()) {
-        missing.push_back("'" + key + "'");
-      } else if (!it->second.defined() || it->second.shape() != p.var.shape()) {
-        mis_shaped.push_back("'" + key + "' (" +
-                             (it->second.defined() ? shape_str(it->second.shape()) : "undefined") +
-                             " given, " + shape_str(p.var.shape()) + " expected)");
-      }
-    }
-    if (!state.ints.count(p.name + "/step")) missing.push_back("'" + p.name + "/step'");
+    for (const std::string& slot : slots_) check.tensor(p.name + "/" + slot, p.var.shape());
+    check.integer(p.name + "/step");
   }
-  if (!state.ints.count("step")) missing.push_back("'step'");
-  for (const auto& [name, t] : state.tensors)
-    if (!known.count(name)) unexpected.push_back("'" + name + "'");
-  if (!missing.empty() || !mis_shaped.empty() || !unexpected.empty()) {
-    std::string msg;
-    if (!missing.empty()) msg += "; missing: " + list_names(missing);
-    if (!mis_shaped.empty()) msg += "; wrong shape: " + list_names(mis_shaped);
-    if (!unexpected.empty()) msg += "; unexpected: " + list_names(unexpected);
-    PIT_THROW(type_name(), ".load_state_dict: the state does not match the optimizer", msg,
-              " (nothing was loaded)");
-  }
+  check.integer("step");
+  check.throw_if_mismatched(type_name(), "optimizer");
   for (size_t i = 0; i < params_.size(); ++i) {
     param_steps_[i] = state.ints.at(params_[i].name + "/step");
     for (size_t s = 0; s < slots_.size(); ++s) {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "trainer/quote.h"
 
 namespace pit::train {
 namespace {
@@ -20,27 +21,6 @@ int64_t step_of(const std::string& line) {
 }
 
 }  // namespace
-
-std::string json_escape(const std::string& s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
 
 MetricsRecord::MetricsRecord(int64_t step, std::string split) {
   add("step", step);
@@ -61,7 +41,7 @@ MetricsRecord& MetricsRecord::add(const std::string& key, int64_t value) {
 }
 
 MetricsRecord& MetricsRecord::add(const std::string& key, const std::string& value) {
-  fields_.emplace_back(key, json_escape(value));
+  fields_.emplace_back(key, quote_string(value));
   return *this;
 }
 
@@ -69,7 +49,7 @@ std::string MetricsRecord::json() const {
   std::string out = "{";
   for (size_t i = 0; i < fields_.size(); ++i) {
     if (i > 0) out += ", ";
-    out += json_escape(fields_[i].first) + ": " + fields_[i].second;
+    out += quote_string(fields_[i].first) + ": " + fields_[i].second;
   }
   return out + "}";
 }

@@ -39,6 +39,4 @@ class MetricsLog {
   std::FILE* file_ = nullptr;
 };
 
-std::string json_escape(const std::string& s);
-
 }  // namespace pit::train

@@ -14,7 +14,7 @@ namespace pit::train {
 
 struct TrainOptions {
   bool resume = false;
-  std::string resume_path;  // "" with resume: the latest checkpoint of the run
+  std::string resume_path = {};  // "" with resume: the latest checkpoint of the run
   std::FILE* out = stdout;  // progress and messages
 };
 

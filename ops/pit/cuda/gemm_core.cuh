@@ -85,7 +85,7 @@ struct Acc<Cfg, true> {
       for (int i = 0; i < Cfg::MT; ++i) {
         if constexpr (Cfg::kAK) {
           const int kr = kk + (lane % 8) + (lane / 16) * 8, mc = m0 + i * 16 + ((lane / 8) % 2) * 8;
-          ldsm_x4_t(a[i], sa + kr * Cfg::kALd + mc);
+          ldsm_x4_trans(a[i], sa + kr * Cfg::kALd + mc);
         } else {
           const int mr = m0 + i * 16 + (lane % 16), kc = kk + (lane / 16) * 8;
           ldsm_x4(a[i], sa + mr * Cfg::kALd + kc);
@@ -96,7 +96,7 @@ struct Acc<Cfg, true> {
         uint32_t b[4];
         if constexpr (Cfg::kBK) {
           const int kr = kk + (lane % 8) + ((lane / 8) % 2) * 8, nc = n0 + j * 8 + (lane / 16) * 8;
-          ldsm_x4_t(b, sb + kr * Cfg::kBLd + nc);
+          ldsm_x4_trans(b, sb + kr * Cfg::kBLd + nc);
         } else {
           const int nr = n0 + j * 8 + (lane % 8) + (lane / 16) * 8, kc = kk + ((lane / 8) % 2) * 8;
           ldsm_x4(b, sb + nr * Cfg::kBLd + kc);

@@ -1,69 +1,8 @@
 #pragma once
-// Tensor-core and async-copy primitives of the PIT GEMMs (sm_80+; built for sm_90a):
-// cp.async 16-byte copies with zero fill, ldmatrix (plain and transposed) and
-// mma.sync.m16n8k16 for f16/bf16 with f32 accumulation. Device-only.
-#include <cuda_runtime.h>
-
-#include <cstdint>
-#include <type_traits>
-
-#include "core/half.h"
+// Tensor-core and async-copy primitives of the PIT GEMMs: the shared PTX wrappers of
+// ops/cuda/mma_ptx.cuh (cp.async, ldmatrix, mma.sync.m16n8k16), seen from dev::. Device-only.
+#include "ops/cuda/mma_ptx.cuh"
 
 namespace pit::sparse::cuda::dev {
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, asynchronously (L2 only: the tiles are streamed); only the first
-// `src_bytes` (0..16) are read, the rest of the 16 is zero-filled. src and dst 16-byte aligned.
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
-               "r"(src_bytes)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-// Waits until at most kPending of this thread's committed groups are still in flight.
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
-
-// Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, whose fragment
-// lands in r[i] (lane l: row l/4, columns 2(l%4), 2(l%4)+1).
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p))
-               : "memory");
-}
-// Transposed: lane l gets rows 2(l%4), 2(l%4)+1 of column l/4 of each stored matrix.
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p))
-               : "memory");
-}
-
-// c += a b: A 16x16 row fragments, B 16x8 column fragments, f32 accumulators.
-//   A regs: (row g, k 2q..), (row g+8, k 2q..), (row g, k 2q+8..), (row g+8, k 2q+8..)
-//   B regs: (k 2q..2q+1, col g), (k 2q+8..2q+9, col g)
-//   C: c0, c1 at (row g, cols 2q, 2q+1); c2, c3 at (row g+8, cols 2q, 2q+1)   (g = lane/4, q = lane%4)
-template <typename T>
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if constexpr (std::is_same_v<T, BFloat16>) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
-        "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, "
-        "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-}
-
+using namespace pit::cuda::ptx;
 }  // namespace pit::sparse::cuda::dev

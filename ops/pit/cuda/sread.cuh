@@ -51,29 +51,13 @@ __device__ __forceinline__ void sread_chunk(T* dst, Src<T> s) {
   }
 }
 
-// Fills the [kRows][kCols] tile at `tile` (row stride kLd): chunk (r, c) from src(r, c), where
-// c is the column (a multiple of kVec<T>) within the tile.
-template <typename T, int kRows, int kCols, int kLd, int kThreads, class SrcFn>
-__device__ __forceinline__ void sread_tile(T* tile, int tid, SrcFn&& src) {
-  constexpr int V = kVec<T>;
-  static_assert(kCols % V == 0, "whole 16-byte chunks per tile row");
-  constexpr int kPerRow = kCols / V;
-  constexpr int kChunks = kRows * kPerRow;
-#pragma unroll
-  for (int i0 = 0; i0 < kChunks; i0 += kThreads) {
-    const int i = i0 + tid;
-    if (kChunks % kThreads == 0 || i < kChunks) {
-      const int r = i / kPerRow, c = (i % kPerRow) * V;
-      sread_chunk<T>(tile + r * kLd + c, src(r, c));
-    }
-  }
-}
-
-// The same walk without copying: fn(r, c, pointer to the chunk) for this thread's chunks, e.g. to
-// scale the rows it copied once its copies are complete (cp_async_wait), before the barrier.
+// The walk of sread_tile without copying: fn(r, c, pointer to the chunk) for this thread's
+// chunks, e.g. to scale the rows it copied once its copies are complete (cp_async_wait), before
+// the barrier.
 template <typename T, int kRows, int kCols, int kLd, int kThreads, class Fn>
 __device__ __forceinline__ void for_own_chunks(T* tile, int tid, Fn&& fn) {
   constexpr int V = kVec<T>;
+  static_assert(kCols % V == 0, "whole 16-byte chunks per tile row");
   constexpr int kPerRow = kCols / V;
   constexpr int kChunks = kRows * kPerRow;
 #pragma unroll
@@ -84,6 +68,14 @@ __device__ __forceinline__ void for_own_chunks(T* tile, int tid, Fn&& fn) {
       fn(r, c, tile + r * kLd + c);
     }
   }
+}
+
+// Fills the [kRows][kCols] tile at `tile` (row stride kLd): chunk (r, c) from src(r, c), where
+// c is the column (a multiple of kVec<T>) within the tile.
+template <typename T, int kRows, int kCols, int kLd, int kThreads, class SrcFn>
+__device__ __forceinline__ void sread_tile(T* tile, int tid, SrcFn&& src) {
+  for_own_chunks<T, kRows, kCols, kLd, kThreads>(
+      tile, tid, [&](int r, int c, T* dst) { sread_chunk<T>(dst, src(r, c)); });
 }
 
 }  // namespace pit::sparse::cuda::dev

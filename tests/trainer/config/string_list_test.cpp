@@ -141,7 +141,7 @@ TEST(trainer_config_string_list, ToYamlQuotesEveryStringAndReadsBackExactly) {
   // With docs, as --print-config writes it: the comments of short lines line up, a long list
   // does not push them to the right.
   const std::string documented = to_yaml(list_schema(), v, /*with_docs=*/true);
-  EXPECT_NE(documented.find("\"bell\\x07\"]  # labels\n  hosts: [\"h\"]  # where it runs\n"
+  EXPECT_NE(documented.find("\"bell\\u0007\"]  # labels\n  hosts: [\"h\"]  # where it runs\n"
                             "  words: []     # single words\n"),
             std::string::npos)
       << documented;
