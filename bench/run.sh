@@ -17,3 +17,9 @@ if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
 else
   echo "bench/run.sh: PyTorch with CUDA not available: peer skipped"
 fi
+echo "== training throughput (pit-train vs PyTorch eager)"
+if [[ -f data/brown/brown_train.h5 ]] && python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+  bench/train_throughput.sh "$out"
+else
+  echo "bench/run.sh: data/brown or PyTorch with CUDA missing: training throughput skipped"
+fi

@@ -23,7 +23,7 @@ echo "model: d_model $d, $layers layers, $heads heads, d_ff $dff, batch $batch x
 log=$out/train_throughput_pit.log
 "$bin" --config configs/moe.yaml --set run.steps="$steps" --set run.log_every=$((steps / 3)) \
   --set run.eval_every=0 --set run.final_eval_batches=2 --set schedule.warmup_steps=10 \
-  --set run.out_dir="$out/moe_throughput" | tee "$log"
+  --set run.out_dir="${TMPDIR:-/tmp}/pit_moe_throughput" | tee "$log"
 pit_tps=$(grep '^step' "$log" | tail -n 1 | sed -E 's/.*\| ([0-9.]+)k tok\/s.*/\1/')
 pit_ms=$(grep '^step' "$log" | tail -n 1 | sed -E 's/.*\| ([0-9.]+) ms\/step.*/\1/')
 echo "pit-train: ${pit_tps}k tokens/s, ${pit_ms} ms/step"

@@ -17,7 +17,7 @@ from collections import defaultdict
 # Panels in this order when present; any other numeric field follows.
 PREFERRED = ["loss", "bpb", "ppl", "accuracy", "lr", "grad_norm", "tokens_per_s", "samples_per_s", "step_ms",
              "sparsity", "aux_loss"]
-SKIP = {"step", "split", "time", "epoch", "eta_s", "memory_mb"}
+SKIP = {"step", "split", "time", "epoch", "eta_s", "memory_mb", "count", "batches"}
 
 
 def read_metrics(path):

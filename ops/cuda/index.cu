@@ -130,7 +130,12 @@ void scatter_add(Tensor& out, const Tensor& index, const int64_t is[3], const Te
   const DeviceErrorSink err = sink(op, dim, stream);
   const unsigned blocks = grid_for(total, kThreads);
   dispatch_floating(out.dtype(), "scatter_add", [&]<typename T>() {
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    if (op == IndexOp::index_add) {  // a 1-D index: the deterministic sorted path
+      constexpr bool kWide = std::is_same_v<T, float> || std::is_same_v<T, double>;
+      Tensor acc = kWide ? out : out.to(DType::f32);
+      index_add_sorted(acc, index, is[1], src, outer, n, m, inner, err, stream);
+      if (!kWide) out.copy_(acc);
+    } else if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
       scatter_add_kernel<T, T><<<blocks, kThreads, 0, native(stream)>>>(
           out.data<T>(), index.data<int64_t>(), src.data<T>(), g, err);
     } else {

@@ -14,11 +14,8 @@
 // misaligned views and odd lengths only lose vectorisation on the rows affected) and the pack
 // lies inside the row; otherwise element by element.
 //
-// dweight / dbias: rows up to 8192 long fold them into the dx kernel: each block keeps the sums
-// of dy * xhat and dy for its columns over the rows it walks (in registers, from the values it
-// already holds for dx), writes them as one row of partials, and a second kernel sums the
-// partials in block order. Longer rows use a separate column reduction: blocks of 32 columns x
-// 8 row lanes each sum a chunk of rows, and the partials are summed in chunk order likewise.
+// dweight / dbias: a separate column reduction: blocks of 32 columns x 8 row lanes each sum a
+// chunk of rows, and the partials are summed in chunk order by a second kernel.
 // The chunking depends only on (rows, dim), never on the device or on timing, and there are no
 // atomics, so the result is bit-identical from run to run.
 //
@@ -53,12 +50,6 @@ constexpr int kFinishThreads = 256;
 constexpr int64_t kParamTargetBlocks = 1024;
 constexpr int64_t kMinChunkRows = 32;
 constexpr int64_t kMaxChunks = 65535;  // gridDim.y
-// Fused backward (rows in registers): blocks that walk the rows and each write one row of
-// dweight / dbias partials. 512 warp-path blocks (4096 warps) keep every SM busy while the
-// partials stay small (512 x d f32, 2 MB at d = 1024); the block path owns up to 8192 columns
-// per block, so fewer blocks keep its partials at a few MB.
-constexpr int64_t kFusedBlocks = 512;
-constexpr int64_t kFusedBlocksLong = 256;
 constexpr int64_t kMaxGrid = int64_t{1} << 20;  // grid-stride loops launch at most this many
 
 __device__ __forceinline__ float root(float v) { return sqrtf(v); }
@@ -218,68 +209,20 @@ __global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
   }
 }
 
-// Sums this thread's per-column parameter partials (aw: dy * xhat, ab: dy) over the block and
-// writes them as the block's row of the partials [gridDim.x, d]. Block path: every thread owns
-// its columns, so it writes them. Warp path: the warps of a block hold the same columns; they
-// add them into shared memory one warp after another (a fixed order, so fixed bits).
-template <typename T, bool kBlock, int kPacks, typename C = compute_t<T>>
-__device__ __forceinline__ void write_param_partials(const C (&aw)[kPacks][Pack<T>::kN],
-                                                     const C (&ab)[kPacks][Pack<T>::kN], int64_t d,
-                                                     C* __restrict__ part_w, C* __restrict__ part_b) {
-  constexpr int kN = Pack<T>::kN;
-  using W = RowWalk<kBlock>;
-  const int t = W::t(), nt = W::nt();
-  C* out_w = part_w != nullptr ? part_w + blockIdx.x * d : nullptr;
-  C* out_b = part_b != nullptr ? part_b + blockIdx.x * d : nullptr;
-  auto for_each_column = [&](auto&& f) {
-#pragma unroll
-    for (int p = 0; p < kPacks; ++p)
-#pragma unroll
-      for (int e = 0; e < kN; ++e) {
-        const int64_t c = (t + int64_t{p} * nt) * kN + e;
-        if (c < d) f(c, aw[p][e], ab[p][e]);
-      }
-  };
-  if constexpr (kBlock) {
-    for_each_column([&](int64_t c, C w, C b) {
-      if (out_w != nullptr) out_w[c] = w;
-      if (out_b != nullptr) out_b[c] = b;
-    });
-  } else {
-    extern __shared__ unsigned char smem_raw[];
-    C* sw = reinterpret_cast<C*>(smem_raw);
-    C* sb = sw + d;
-    for (int64_t c = threadIdx.x; c < d; c += blockDim.x) sw[c] = sb[c] = C(0);
-    __syncthreads();
-    const int warp = threadIdx.x / kWarp, warps = blockDim.x / kWarp;
-    for (int k = 0; k < warps; ++k) {
-      if (warp == k) for_each_column([&](int64_t c, C w, C b) { sw[c] += w; sb[c] += b; });
-      __syncthreads();
-    }
-    for (int64_t c = threadIdx.x; c < d; c += blockDim.x) {
-      if (out_w != nullptr) out_w[c] = sw[c];
-      if (out_b != nullptr) out_b[c] = sb[c];
-    }
-  }
-}
-
-// dx for each row; with kParams also the block's partial sums for dweight / dbias from the same
-// registers, so x and dy are read once for all three gradients.
-template <typename T, bool kBlock, int kPacks, bool kParams>
+// dx for each row (dweight / dbias: the column pass, column_params).
+template <typename T, bool kBlock, int kPacks>
 __global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
     cached_backward_kernel(const T* __restrict__ dy, int64_t sdy, const T* __restrict__ x,
                            int64_t sx, const T* __restrict__ w,
                            const compute_t<T>* __restrict__ mean_in,
                            const compute_t<T>* __restrict__ rstd_in, T* __restrict__ dx,
-                           Params prm, compute_t<T>* __restrict__ part_w,
-                           compute_t<T>* __restrict__ part_b) {
+                           Params prm) {
   using C = compute_t<T>;
   using W = RowWalk<kBlock>;
   constexpr int kN = Pack<T>::kN;
   const int t = W::t(), nt = W::nt();
   const int64_t d = prm.d;
   const bool vec_w = aligned16(w);
-  C aw[kPacks][kN] = {}, ab[kPacks][kN] = {};
   for (int64_t r = W::first(); r < prm.rows; r += W::step()) {
     C xh[kPacks][kN], g[kPacks][kN];
     load_row<T, kPacks>(x + r * sx, d, t, nt, xh);
@@ -293,10 +236,6 @@ __global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
 #pragma unroll
       for (int e = 0; e < kN; ++e) {
         xh[p][e] = (xh[p][e] - mean) * rstd;
-        if constexpr (kParams) {
-          aw[p][e] += g[p][e] * xh[p][e];  // 0 past the end of the row
-          ab[p][e] += g[p][e];
-        }
         g[p][e] *= wv[e];  // 0 past the end of the row
         sum_gx += g[p][e] * xh[p][e];
         sum_g += g[p][e];
@@ -316,7 +255,6 @@ __global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
       store_pack(out, q, d, vec_o, o);
     }
   }
-  if constexpr (kParams) write_param_partials<T, kBlock, kPacks>(aw, ab, d, part_w, part_b);
 }
 
 // ---- long rows, streamed from memory ---------------------------------------------------------------
@@ -586,42 +524,24 @@ template <typename T>
 void backward_typed(const cpu::NormArgs& a, const T* dy, int64_t sdy, const T* x, int64_t sx,
                     const T* w, const compute_t<T>* mean, const compute_t<T>* rstd, T* dx,
                     T* dweight, T* dbias, StreamRef stream) {
-  using C = compute_t<T>;
   const int64_t rows = a.rows, d = a.dim;
   DeviceGuard guard(stream.device.index);
   const cudaStream_t s = native(stream);
   const Params prm{rows, d, a.rms};
-  const bool params = dweight != nullptr || dbias != nullptr;
   if (rows == 0) {  // sums over no rows
     if (dweight != nullptr) PIT_CUDA_CHECK(cudaMemsetAsync(dweight, 0, d * sizeof(T), s));
     if (dbias != nullptr) PIT_CUDA_CHECK(cudaMemsetAsync(dbias, 0, d * sizeof(T), s));
     return;
   }
-  std::shared_ptr<Storage> workspace;
-  int64_t chunks = 0;  // blocks that wrote partials in the fused pass
-  C* part_w = nullptr;
-  C* part_b = nullptr;
+  // dx by rows, then dweight / dbias by the column pass: fusing the parameter sums into the row
+  // kernel (partials per block) caps the blocks in flight and measured 3x slower on an H200.
   const bool cached = launch_cached<T>(rows, d, [&]<bool kBlock, int kPacks>(unsigned blocks, int threads) {
-    if (!params) {
-      cached_backward_kernel<T, kBlock, kPacks, false><<<blocks, threads, 0, s>>>(
-          dy, sdy, x, sx, w, mean, rstd, dx, prm, nullptr, nullptr);
-      return;
-    }
-    // Fused: at most kFusedBlocks blocks walk the rows, each adding its rows' dweight / dbias
-    // contributions in registers; the count depends on the shape only (fixed bits).
-    chunks = std::min<int64_t>(blocks, kBlock ? kFusedBlocksLong : kFusedBlocks);
-    workspace = param_workspace<C>(chunks, d, dweight != nullptr, dbias != nullptr, stream, part_w, part_b);
-    const size_t smem = kBlock ? 0 : 2 * static_cast<size_t>(d) * sizeof(C);
-    cached_backward_kernel<T, kBlock, kPacks, true><<<static_cast<unsigned>(chunks), threads, smem, s>>>(
-        dy, sdy, x, sx, w, mean, rstd, dx, prm, part_w, part_b);
+    cached_backward_kernel<T, kBlock, kPacks><<<blocks, threads, 0, s>>>(dy, sdy, x, sx, w, mean, rstd, dx, prm);
   });
   if (!cached)
     stream_backward_kernel<T><<<grid(rows), kStreamThreads, 0, s>>>(dy, sdy, x, sx, w, mean, rstd, dx, prm);
   PIT_CUDA_CHECK(cudaGetLastError());
-  if (!params) return;
-  if (cached)
-    finish_params<T>(part_w, part_b, chunks, d, dweight, dbias, s);
-  else
+  if (dweight != nullptr || dbias != nullptr)
     column_params<T>(dy, sdy, x, sx, mean, rstd, prm, dweight, dbias, stream);
 }
 

@@ -92,6 +92,42 @@ TEST(IndexKernels, CudaMatchesCpu) {
   }
 }
 
+// index_add on CUDA sorts the index and sums each output's sources in order: the same bits on
+// every run (the embedding's backward; exact resume depends on it), and the CPU's values.
+TEST(IndexKernelsCuda, IndexAddIsDeterministicAndMatchesCpu) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  manual_seed(12);
+  struct Case {
+    Shape shape;
+    int64_t dim, m;
+  };
+  // Ragged columns (300: not a multiple of the 128-column chunk), an outer dim, no index at all.
+  for (const Case& c : {Case{{37, 300}, 0, 2000}, Case{{5, 37, 70}, 1, 513}, Case{{37, 9}, 0, 0}}) {
+    SCOPED_TRACE(shape_str(c.shape) + " dim " + std::to_string(c.dim) + " m " + std::to_string(c.m));
+    // Skewed: every other entry is row 3 (a frequent token), the rest random, some negative.
+    std::vector<int64_t> idx = random_indices(c.m, c.shape[c.dim], 3);
+    for (int64_t i = 0; i < c.m; ++i) {
+      if (i % 2 == 0) idx[i] = 3;
+      else if (i % 7 == 1) idx[i] -= c.shape[c.dim];
+    }
+    Shape src_shape = c.shape;
+    src_shape[c.dim] = c.m;
+    for (DType dt : {DType::f32, DType::bf16}) {
+      SCOPED_TRACE(dtype_name(dt));
+      const Tensor src = randn(src_shape, DType::f32).to(dt);
+      const Tensor index = from_vector(idx, {c.m});
+      const Tensor a = kernels::index_add(c.shape, c.dim, index.to(gpu), src.to(gpu)).to(DType::f64);
+      const Tensor b = kernels::index_add(c.shape, c.dim, index.to(gpu), src.to(gpu)).to(DType::f64);
+      EXPECT_EQ(a.to_vector<double>(), b.to_vector<double>()) << "two runs differ";
+      const Tensor want = kernels::index_add(c.shape, c.dim, index, src.to(DType::f64));
+      // About 1000 adds of N(0,1) meet in row 3: f32 rounding of that sum, or one bf16 rounding.
+      const double tol = dt == DType::bf16 ? 0.02 : 1e-4;
+      pit::test::expect_close(a, want, tol, tol, "index_add");
+    }
+  }
+}
+
 // ---- out-of-range indices on CUDA ----------------------------------------------------------------
 
 namespace {

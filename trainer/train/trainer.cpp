@@ -224,8 +224,11 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
       window = 0;
       window_start = std::chrono::steady_clock::now();
     }
+    // Evaluations and checkpoints are left out of the throughput window.
+    const auto pause_start = std::chrono::steady_clock::now();
     if (!last && c.run.eval_every > 0 && step % c.run.eval_every == 0) r.eval(step, c.run.eval_batches, metrics);
     if (!last && c.checkpoint.every > 0 && step % c.checkpoint.every == 0) result.checkpoint = r.save(step);
+    window_start += std::chrono::steady_clock::now() - pause_start;
   }
 
   result.steps_done = step;
