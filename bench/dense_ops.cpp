@@ -37,25 +37,16 @@ double copy_bandwidth() {
   return 2.0 * n / (t.median_ms * 1e-3);
 }
 
-constexpr size_t kCublasWorkspace = size_t{32} << 20;
-
 // Row-major C[m,n] = A[m,k] op(B) with cuBLAS directly: the peer for pit's matmul.
 struct CublasDirect {
   cublasHandle_t h = nullptr;
-    void* workspace = nullptr;
-  // The same math mode and workspace (32 MiB, cuBLAS's recommendation on Hopper) as pit's
-  // handles, so both can run the same kernels.
+  // The same math mode as pit's handles (f32 split-K reductions), so both run the same kernels.
   CublasDirect() {
     PIT_CUBLAS_CHECK(cublasCreate(&h));
     PIT_CUBLAS_CHECK(cublasSetMathMode(h, static_cast<cublasMath_t>(
                                               CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
-    PIT_CUDA_CHECK(cudaMalloc(&workspace, kCublasWorkspace));
-    PIT_CUBLAS_CHECK(cublasSetWorkspace(h, workspace, kCublasWorkspace));
   }
-  ~CublasDirect() {
-    cublasDestroy(h);
-    cudaFree(workspace);
-  }
+  ~CublasDirect() { cublasDestroy(h); }
   // trans_b: B is given as [n, k] (a linear layer's weight); otherwise [k, n].
   void gemm(const Tensor& a, const Tensor& b, Tensor& c, int64_t m, int64_t n, int64_t k,
             bool trans_a, bool trans_b, int64_t batch = 1) const {

@@ -71,17 +71,8 @@ double copy_bandwidth() {  // bytes read + written per second
 
 struct Cublas {
   cublasHandle_t h = nullptr;
-  void* workspace = nullptr;
-  static constexpr size_t kWorkspace = size_t{32} << 20;  // cuBLAS's recommendation on Hopper
-  Cublas() {
-    PIT_CUBLAS_CHECK(cublasCreate(&h));
-    PIT_CUDA_CHECK(cudaMalloc(&workspace, kWorkspace));
-    PIT_CUBLAS_CHECK(cublasSetWorkspace(h, workspace, kWorkspace));
-  }
-  ~Cublas() {
-    cublasDestroy(h);
-    cudaFree(workspace);
-  }
+  Cublas() { PIT_CUBLAS_CHECK(cublasCreate(&h)); }
+  ~Cublas() { cublasDestroy(h); }
   void gemm(const Tensor& a, const Tensor& b, Tensor& c) const {  // row-major C = A B, bf16
     const int m = static_cast<int>(a.size(0)), k = static_cast<int>(a.size(1)), n = static_cast<int>(b.size(1));
     const float one = 1.f, zero = 0.f;

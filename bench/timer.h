@@ -52,23 +52,18 @@ inline std::pair<Timing, Timing> time_gpu_pair(const std::function<void(int)>& a
     b(i);
   }
   PIT_CUDA_CHECK(cudaDeviceSynchronize());
-  // Queued back to back (one synchronisation at the end), so that the host's launch work hides
-  // behind the GPU's as it does in a real run: a GPU left idle between synchronised runs would
-  // charge each side its host latency.
-  std::vector<cudaEvent_t> e(2 * runs + 1);
+  cudaEvent_t e[3];
   for (auto& ev : e) PIT_CUDA_CHECK(cudaEventCreate(&ev));
-  PIT_CUDA_CHECK(cudaEventRecord(e[0]));
   for (int i = 0; i < runs; ++i) {
+    PIT_CUDA_CHECK(cudaEventRecord(e[0]));
     a(warmup + i);
-    PIT_CUDA_CHECK(cudaEventRecord(e[2 * i + 1]));
+    PIT_CUDA_CHECK(cudaEventRecord(e[1]));
     b(warmup + i);
-    PIT_CUDA_CHECK(cudaEventRecord(e[2 * i + 2]));
-  }
-  PIT_CUDA_CHECK(cudaDeviceSynchronize());
-  for (int i = 0; i < runs; ++i) {
+    PIT_CUDA_CHECK(cudaEventRecord(e[2]));
+    PIT_CUDA_CHECK(cudaEventSynchronize(e[2]));
     float ta = 0, tb = 0;
-    PIT_CUDA_CHECK(cudaEventElapsedTime(&ta, e[2 * i], e[2 * i + 1]));
-    PIT_CUDA_CHECK(cudaEventElapsedTime(&tb, e[2 * i + 1], e[2 * i + 2]));
+    PIT_CUDA_CHECK(cudaEventElapsedTime(&ta, e[0], e[1]));
+    PIT_CUDA_CHECK(cudaEventElapsedTime(&tb, e[1], e[2]));
     ms_a.push_back(ta);
     ms_b.push_back(tb);
   }

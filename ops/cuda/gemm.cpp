@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "core/cuda/runtime.h"
-#include "core/memory.h"
 
 namespace pit::cuda {
 namespace {
@@ -31,11 +30,6 @@ cublasHandle_t handle_for(int device) {
   return h;
 }
 
-// The workspace cuBLAS recommends on Hopper (32 MiB; 4 MiB suffice before it), which lets its
-// heuristics pick kernels that need one. It comes from the stream's cache at each call, so calls
-// on different streams never share one.
-constexpr size_t kWorkspaceBytes = size_t{32} << 20;
-
 cudaDataType_t data_type(DType d) {
   switch (d) {
     case DType::f32: return CUDA_R_32F;
@@ -55,8 +49,6 @@ void gemm(const GemmArgs& g, StreamRef stream) {
   DeviceGuard guard(stream.device.index);
   cublasHandle_t h = handle_for(stream.device.index);
   PIT_CUBLAS_CHECK(cublasSetStream(h, native(stream)));
-  const auto workspace = Storage::allocate(kWorkspaceBytes, stream.device, stream);
-  PIT_CUBLAS_CHECK(cublasSetWorkspace(h, workspace->data(), kWorkspaceBytes));
   const cudaDataType_t type = data_type(g.dtype);
   // f16/bf16 accumulate in f32 on tensor cores; f32 stays full f32 (no TF32) so that results
   // match the CPU reference; f64 is f64.
