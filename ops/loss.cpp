@@ -8,47 +8,18 @@
 //
 // Target validation: targets on the CPU are checked here, before any kernel runs: a target that
 // is neither ignore_index nor in [0, C) throws, naming it and its row. Targets already on a GPU
-// are not copied back to check them (that would synchronize); the CUDA kernels give such rows a
-// NaN loss and NaN gradients instead (ops/cuda/loss.h).
+// are not copied back to check them (that would synchronize); the CUDA kernels give such rows NaN
+// and record the target in the device's error slot, thrown at the next host read
+// (core/device_error.h).
 #include "ops/cpu/loss.h"
 #include "ops/kernels.h"
+#include "ops/row_view.h"
 #if PIT_WITH_CUDA
 #include "ops/cuda/loss.h"
 #endif
 
 namespace pit::kernels {
 namespace {
-
-DType stat_dtype(DType x) { return x == DType::f64 ? DType::f64 : DType::f32; }
-
-struct Rows {
-  Tensor t;
-  int64_t rows = 0, classes = 0, stride = 0;
-};
-
-// Logits as rows of the last dim, in place when the last dim has unit stride and the leading
-// dims merge into one stride, else a contiguous copy.
-Rows as_rows(const Tensor& x) {
-  Rows r;
-  r.classes = x.size(-1);
-  r.rows = r.classes > 0 ? x.numel() / r.classes : 0;
-  r.t = x;
-  bool ok = r.classes == 1 || x.stride(-1) == 1;
-  int64_t prev = -1;
-  for (int64_t d = 0; ok && d + 1 < x.dim(); ++d) {
-    if (x.size(d) == 1) continue;
-    if (prev >= 0 && x.stride(prev) != x.size(d) * x.stride(d)) ok = false;
-    r.stride = x.stride(d);
-    prev = d;
-  }
-  if (!ok) {
-    r.t = x.contiguous();
-    r.stride = r.classes;
-  } else if (r.rows <= 1) {
-    r.stride = r.classes;
-  }
-  return r;
-}
 
 void check_logits(const char* op, const Tensor& logits) {
   PIT_CHECK(logits.defined(), op, ": the logits are undefined");
@@ -106,13 +77,13 @@ CrossEntropyResult cross_entropy(const Tensor& logits, const Tensor& targets_in,
   check_logits(op, logits);
   check_targets(op, logits, targets_in);
   check_smoothing(op, label_smoothing);
-  const Rows r = as_rows(logits);
-  const Tensor targets = prepare_targets(targets_in, logits, r.classes, ignore_index, true);
+  const RowView r = row_view(logits);
+  const Tensor targets = prepare_targets(targets_in, logits, r.dim, ignore_index, true);
   const DType sd = stat_dtype(logits.dtype());
   CrossEntropyResult out{Tensor::empty(targets.shape(), sd, logits.device()),
                          Tensor::empty(targets.shape(), sd, logits.device())};
   if (r.rows == 0) return out;
-  const cpu::CrossEntropyArgs args{logits.dtype(), targets.dtype(), r.rows, r.classes, ignore_index,
+  const cpu::CrossEntropyArgs args{logits.dtype(), targets.dtype(), r.rows, r.dim, ignore_index,
                                    label_smoothing};
   if (logits.is_cuda()) {
 #if PIT_WITH_CUDA
@@ -141,15 +112,15 @@ Tensor cross_entropy_backward(const Tensor& grad_loss, const Tensor& logits, con
             dtype_name(grad_loss.dtype()), " is not floating");
   PIT_CHECK(saved.lse.defined() && saved.lse.numel() == targets_in.numel(), op,
             ": the saved lse is undefined or does not have one value per row");
-  const Rows r = as_rows(logits);
+  const RowView r = row_view(logits);
   // Validated by the forward already.
-  const Tensor targets = prepare_targets(targets_in, logits, r.classes, ignore_index, false);
+  const Tensor targets = prepare_targets(targets_in, logits, r.dim, ignore_index, false);
   const DType sd = stat_dtype(logits.dtype());
   const Tensor g = grad_loss.to(logits.device(), sd).contiguous();
   const Tensor lse = saved.lse.to(logits.device(), sd).contiguous();
   Tensor dx = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
   if (r.rows == 0) return dx;
-  const cpu::CrossEntropyArgs args{logits.dtype(), targets.dtype(), r.rows, r.classes, ignore_index,
+  const cpu::CrossEntropyArgs args{logits.dtype(), targets.dtype(), r.rows, r.dim, ignore_index,
                                    label_smoothing};
   if (logits.is_cuda()) {
 #if PIT_WITH_CUDA

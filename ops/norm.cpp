@@ -10,47 +10,13 @@
 // gradcheck in particular, keep full precision end to end).
 #include "ops/cpu/norm.h"
 #include "ops/kernels.h"
+#include "ops/row_view.h"
 #if PIT_WITH_CUDA
 #include "ops/cuda/norm.h"
 #endif
 
 namespace pit::kernels {
 namespace {
-
-DType stat_dtype(DType x) { return x == DType::f64 ? DType::f64 : DType::f32; }
-
-// x as rows of its last dim: the tensor to read (x itself or a contiguous copy) and the stride
-// between row starts.
-struct Rows {
-  Tensor t;
-  int64_t rows = 0, dim = 0, stride = 0;
-};
-
-bool merge_leading(const Tensor& t, int64_t& stride) {
-  stride = 0;
-  int64_t prev = -1;
-  for (int64_t d = 0; d + 1 < t.dim(); ++d) {
-    if (t.size(d) == 1) continue;
-    if (prev >= 0 && t.stride(prev) != t.size(d) * t.stride(d)) return false;
-    stride = t.stride(d);
-    prev = d;
-  }
-  return true;
-}
-
-Rows as_rows(const Tensor& x) {
-  Rows r;
-  r.dim = x.size(-1);
-  r.rows = r.dim > 0 ? x.numel() / r.dim : 0;
-  r.t = x;
-  if ((r.dim == 1 || x.stride(-1) == 1) && merge_leading(x, r.stride)) {
-    if (r.rows <= 1) r.stride = r.dim;
-    return r;
-  }
-  r.t = x.contiguous();
-  r.stride = r.dim;
-  return r;
-}
 
 void check_x(const char* op, const Tensor& x) {
   PIT_CHECK(x.defined(), op, ": the input is undefined");
@@ -84,7 +50,7 @@ NormResult forward(const char* op, const Tensor& x, const Tensor& weight_in, con
   PIT_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
   const Tensor weight = check_param(op, "weight", weight_in, x);
   const Tensor bias = check_param(op, "bias", bias_in, x);
-  const Rows r = as_rows(x);
+  const RowView r = row_view(x);
   const DType sd = stat_dtype(x.dtype());
   NormResult out;
   out.y = Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -128,7 +94,7 @@ NormGrads backward(const char* op, const Tensor& dy_in, const Tensor& x, const T
   PIT_CHECK(dy_in.device() == x.device(), op, ": grad_y on ", dy_in.device(), " and the input on ",
             x.device(), "; move one with to(device)");
   const Tensor weight = check_param(op, "weight", weight_in, x);
-  const Rows xr = as_rows(x), gr = as_rows(dy_in);
+  const RowView xr = row_view(x), gr = row_view(dy_in);
   const Tensor mean = rms ? Tensor() : check_stat(op, "mean", saved.mean, x, xr.rows);
   const Tensor rstd = check_stat(op, "rstd", saved.rstd, x, xr.rows);
   NormGrads g;
