@@ -51,8 +51,12 @@ File File::create(const std::string& path) {
 File File::open(const std::string& path, Mode mode) {
   detail::silence_hdf5();
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec))
-    PIT_THROW("cannot open ", path, ": no such file");
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    // A relative path is relative to the current directory: say which one.
+    const std::filesystem::path p(path);
+    const std::string where = p.is_relative() ? " (relative to " + std::filesystem::current_path(ec).string() + ")" : "";
+    PIT_THROW("cannot open ", path, where, ": no such file");
+  }
   const hid_t id =
       H5Fopen(path.c_str(), mode == Mode::read ? H5F_ACC_RDONLY : H5F_ACC_RDWR, H5P_DEFAULT);
   if (id < 0)
