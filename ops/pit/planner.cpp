@@ -14,20 +14,43 @@
 namespace pit::sparse {
 namespace {
 
-// Dense peaks of the built-in model, a little under what cuBLAS reaches on an H100/H200
-// (bf16 ~700 TFLOP/s measured at 4096^3; f32 without TF32 ~50).
-double peak_flops(DType dtype) { return dtype == DType::f32 ? 45e12 : (dtype == DType::f64 ? 20e12 : 550e12); }
-// Detection reads A once (plus small writes); 1.5 reads at this bandwidth is its budget.
-constexpr double kDetectBandwidth = 2.5e12;
-// Launch and scan overheads of detection, microseconds.
-constexpr double kDetectFixedUs = 6.0;
+// The built-in model, fitted to `pit-bench pit` on an NVIDIA H200 (bf16, 4096^3 and
+// 16384 x 1024 x 4096, 2026-12-03; docs/BENCHMARKS.md), where the measured rows were:
+//   dense      cuBLAS at about 780 TFLOP/s bf16 (f32 without TF32 ~45, f64 ~20);
+//   PIT GEMM   dense time * density / efficiency(tile) + fixed(tile) per 2^24 outputs (the part
+//              that does not shrink with density: launching the grid, staging indices, storing C);
+//   detection  (38 + 48 * density) us per 32 MiB of A (k lists, blocks), 28 us for row sets.
+// Micro-tiles the sweep did not measure (16x1, 64x1, 16x16, 64x64) take the less favourable of
+// their measured neighbours. A table measured on the GPU (cost_table.h) replaces all of this.
+double peak_flops(DType dtype) { return dtype == DType::f32 ? 45e12 : (dtype == DType::f64 ? 20e12 : 780e12); }
+constexpr double kLaunchUs = 5.0;
+constexpr double kOutputsPerUnit = 16777216.0;  // 2^24: the fixed costs below are per this many outputs
+constexpr double kDetectBytesPerUnit = 33554432.0;  // 32 MiB: detection costs are per this many bytes of A
 
-// PIT efficiency relative to dense per micro-tile: small tiles reuse less per gather.
-double efficiency(const Candidate& c) {
+struct TileCost {
+  double efficiency;  // PIT time per unit density, relative to dense
+  double fixed_us;    // per 2^24 outputs
+};
+
+TileCost tile_cost(const Candidate& c) {
   const int64_t r = c.tile.rows;
-  if (c.kernel == Kernel::blocks) return r >= 64 ? 0.5 : (r >= 32 ? 0.45 : 0.3);
-  if (c.kernel == Kernel::rows) return 0.5;
-  return r >= 128 ? 0.5 : (r >= 64 ? 0.45 : (r >= 32 ? 0.4 : 0.3));
+  switch (c.kernel) {
+    case Kernel::blocks: return {0.14, 70.0};                          // 32x32 measured: 0.14, 69 us
+    case Kernel::rows: return {0.27, 110.0};                           // 1 x K measured: 0.27, 111 us
+    case Kernel::k_lists:
+      if (r >= 128) return {0.31, 105.0};                              // 128x1 measured: 0.31, 104 us
+      if (r >= 64) return {0.17, 105.0};
+      if (r >= 32) return {0.17, 60.0};                                // 32x1 measured: 0.17, 59 us
+      return {0.12, 60.0};
+    case Kernel::dense: break;
+  }
+  return {1.0, 0.0};
+}
+
+double builtin_detect_us(Kernel kernel, int64_t m, int64_t k, DType dtype, double density) {
+  const double units = static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(dtype_size(dtype)) /
+                       kDetectBytesPerUnit;
+  return kLaunchUs + units * (kernel == Kernel::rows ? 28.0 : 38.0 + 48.0 * density);
 }
 
 const char* detect_kernel(Kernel k) {
@@ -57,13 +80,15 @@ std::vector<MicroTile> candidate_tiles() {
 }
 
 double builtin_dense_us(int64_t m, int64_t k, int64_t n, DType dtype) {
-  return 2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n) / peak_flops(dtype) * 1e6 + 5.0;
+  return 2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n) / peak_flops(dtype) * 1e6 +
+         kLaunchUs;
 }
 
 double builtin_pit_us(const Candidate& c, int64_t m, int64_t k, int64_t n, DType dtype) {
-  const double detect = static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(dtype_size(dtype)) * 1.5 /
-                            kDetectBandwidth * 1e6 + kDetectFixedUs;
-  return (builtin_dense_us(m, k, n, dtype) - 5.0) * c.density / efficiency(c) + 5.0 + detect;
+  const TileCost t = tile_cost(c);
+  const double outputs = static_cast<double>(m) * static_cast<double>(n) / kOutputsPerUnit;
+  return (builtin_dense_us(m, k, n, dtype) - kLaunchUs) * c.density / t.efficiency + kLaunchUs +
+         t.fixed_us * outputs + builtin_detect_us(c.kernel, m, k, dtype, c.density);
 }
 
 Plan choose(int64_t m, int64_t k, int64_t n, DType dtype, const std::vector<Candidate>& candidates,
@@ -84,7 +109,7 @@ Plan choose(int64_t m, int64_t k, int64_t n, DType dtype, const std::vector<Cand
       det = table->estimate(detect_kernel(c.kernel), c.tile, dtype, m, k, 0, c.density);
     }
     if (gemm) {
-      us = *gemm + (det ? *det : builtin_pit_us({c.kernel, c.tile, 0.0}, m, k, 0, dtype));
+      us = *gemm + (det ? *det : builtin_detect_us(c.kernel, m, k, dtype, c.density));
     } else {
       us = builtin_pit_us(c, m, k, n, dtype);
     }
