@@ -1,6 +1,16 @@
 #include "core/error.h"
 
+#include <regex>
 #include <string_view>
+
+namespace pit {
+
+std::string user_message(const std::exception& e) {
+  static const std::regex location(R"( \[(check `[^`]*` failed at )?[A-Za-z0-9_./-]+:[0-9]+\])");
+  return std::regex_replace(e.what(), location, "");
+}
+
+}  // namespace pit
 
 namespace pit::detail {
 namespace {

@@ -25,6 +25,10 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// e.what() for the user of a tool: without the " [check `...` failed at file:line]" locations
+// that PIT_CHECK / PIT_THROW add for developers (library errors keep their "[in `...` at ...]").
+std::string user_message(const std::exception& e);
+
 namespace detail {
 
 template <typename... Args>

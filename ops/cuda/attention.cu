@@ -59,8 +59,6 @@ constexpr bool kSupported =
 template <typename T>
 constexpr bool kHalfWidth = std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>;
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 template <typename Kernel>
 void allow_smem(Kernel* kernel, size_t bytes) {
   PIT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -16,6 +16,11 @@ inline constexpr int kWarp = 32;
 
 __host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Whether p may be accessed 16 bytes at a time.
+__host__ __device__ __forceinline__ bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
 // f16/bf16/f32 compute in f32, f64 in f64.
 template <typename T>
 using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
@@ -58,6 +63,20 @@ __device__ __forceinline__ C warp_sum(C a) {
 #pragma unroll
   for (int off = kWarp / 2; off > 0; off /= 2) a += __shfl_down_sync(kFullMask, a, off);
   return __shfl_sync(kFullMask, a, 0);
+}
+
+// Sum over the block (blockDim.x a multiple of 32, every thread calls it); every thread gets the
+// result, merged in a fixed order. The leading barrier lets a loop call it again.
+template <typename C>
+__device__ __forceinline__ C block_sum(C a) {
+  __shared__ C part[kWarp];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  a = warp_sum(a);
+  __syncthreads();
+  if (lane == 0) part[warp] = a;
+  __syncthreads();
+  a = lane < static_cast<int>(blockDim.x / kWarp) ? part[lane] : C(0);
+  return warp_sum(a);
 }
 
 // Rows of this thread's warp (kBlock false) or block (kBlock true); the loop bounds are the same

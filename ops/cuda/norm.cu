@@ -55,9 +55,6 @@ constexpr int64_t kMaxGrid = int64_t{1} << 20;  // grid-stride loops launch at m
 __device__ __forceinline__ float root(float v) { return sqrtf(v); }
 __device__ __forceinline__ double root(double v) { return sqrt(v); }
 
-__host__ __device__ __forceinline__ bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
 
 // ---- packs -------------------------------------------------------------------------------------
 

@@ -41,26 +41,6 @@ struct alignas(16) Quad {
   float v[4];
 };
 
-__host__ __device__ __forceinline__ bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
-// Sum over the block (blockDim.x a multiple of 32); the result is valid in thread 0. The merge
-// order is fixed.
-template <typename C>
-__device__ __forceinline__ C block_sum(C a) {
-  __shared__ C part[kWarp];
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  a = warp_sum(a);
-  if (lane == 0) part[warp] = a;
-  __syncthreads();
-  if (warp == 0) {
-    a = lane < static_cast<int>(blockDim.x / kWarp) ? part[lane] : C(0);
-    a = warp_sum(a);
-  }
-  return a;
-}
-
 // ---- fused updates ------------------------------------------------------------------------------
 
 // Grid-stride walk over n elements: quad(q) for every 4-element group q when `vec` (16-byte

@@ -403,11 +403,6 @@ __global__ void finish_partials_kernel(const typename Op::Acc* __restrict__ part
 
 // ---- launch ----------------------------------------------------------------------------------
 
-template <typename T>
-bool aligned16(const T* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 template <typename T, typename Op>
 void launch(const View3& v, const Output& out, StreamRef stream) {
   using Acc = typename Op::Acc;

@@ -113,18 +113,6 @@ __device__ __forceinline__ MaxSum<C> block_ms(MaxSum<C> a) {
   return warp_ms(a);  // every warp merges the same values in the same order
 }
 
-template <typename C>
-__device__ __forceinline__ C block_sum(C a) {
-  __shared__ C part[kWarp];
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  a = warp_sum(a);
-  __syncthreads();
-  if (lane == 0) part[warp] = a;
-  __syncthreads();
-  a = lane < static_cast<int>(blockDim.x / kWarp) ? part[lane] : C(0);
-  return warp_sum(a);
-}
-
 // ---- row traversal ---------------------------------------------------------------------------
 // Thread t of nt visits the elements of a row of n: 16-byte packs t, t + nt, ... when `vec`,
 // then the scalar rest.
@@ -433,7 +421,6 @@ __global__ void cols_backward_kernel(const T* __restrict__ gy, const T* __restri
 
 // ---- launch ----------------------------------------------------------------------------------
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // Whether rows of n elements, starting at p with row stride `stride`, all start 16-byte aligned.
 template <typename T>

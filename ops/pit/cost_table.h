@@ -2,7 +2,8 @@
 // The planner's measured cost table: one row per (GPU, kernel, micro-tile, dtype, shape,
 // density) with the measured time. pit-bench pit --tune measures it on a GPU and writes it with
 // write_cost_table(); it is checked in as data under ops/pit/tables/<gpu file name>.tsv, one file
-// per GPU model. The file is TSV (a '#' starts a comment line):
+// per GPU model. The file is TSV (a '#' starts a comment line); the format, with illustrative
+// values:
 //
 //   # pit cost table v1
 //   gpu	kernel	tile	dtype	m	k	n	density	us

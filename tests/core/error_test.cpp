@@ -96,6 +96,25 @@ TEST(Error, LibraryErrorNamesLibraryCodeAndExpression) {
       "NCCL error 5: internal error [in `f()` at a/b.cpp:1]");
 }
 
+TEST(Error, UserMessageDropsCheckLocationsButKeepsLibraryOnes) {
+  const auto user_of = [](const std::function<void()>& fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      return user_message(e);
+    }
+    return std::string("(nothing thrown)");
+  };
+  const int x = 3;
+  EXPECT_EQ(user_of([&] { PIT_CHECK(x < 2, "x is ", x, "; make it smaller"); }), "x is 3; make it smaller");
+  EXPECT_EQ(user_of([] { PIT_THROW("no file ", "a.h5"); }), "no file a.h5");
+  // A message that a caller extended after the location keeps the extension.
+  EXPECT_EQ(user_message(Error("cannot open a.h5 [io/hdf5_file.cpp:55]\nrun get_data.sh")),
+            "cannot open a.h5\nrun get_data.sh");
+  EXPECT_EQ(user_of([] { detail::throw_library_error("a/b.cpp", 1, "f()", "NCCL", 5, "", "internal error"); }),
+            "NCCL error 5: internal error [in `f()` at a/b.cpp:1]");
+}
+
 // ---- Device ----------------------------------------------------------------------------------
 
 TEST(Device, ParseValidNames) {

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   try {
     return run(argv[1], argv[2], argv[3]);
   } catch (const std::exception& e) {
-    std::cerr << "pit-data: error: " << e.what() << "\n";
+    std::cerr << "pit-data: error: " << pit::user_message(e) << "\n";
     return 1;
   }
 }

@@ -1,25 +1,12 @@
 // pit-train: trains a model from one YAML config. See docs/CONFIG.md and `pit-train --help`.
 #include <cstdio>
 #include <exception>
-#include <regex>
-#include <string>
 
 #include "core/error.h"
 #include "trainer/config/cli.h"
 #include "trainer/config/config.h"
 #include "trainer/train/setup.h"
 #include "trainer/train/trainer.h"
-
-namespace {
-
-// The message for the user: without the " [check `...` failed at file:line]" suffixes that
-// PIT_CHECK adds for developers (internal library errors keep their "[in `...` at ...]").
-std::string user_message(const std::exception& e) {
-  static const std::regex location(R"( \[(check `[^`]*` failed at )?[A-Za-z0-9_./-]+:[0-9]+\])");
-  return std::regex_replace(e.what(), location, "");
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using namespace pit::train;
@@ -42,7 +29,7 @@ int main(int argc, char** argv) {
     const TrainResult r = train(config, {.resume = cl.resume, .resume_path = cl.resume_path});
     return r.interrupted ? 130 : 0;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "pit-train: error: %s\n", user_message(e).c_str());
+    std::fprintf(stderr, "pit-train: error: %s\n", pit::user_message(e).c_str());
     return 1;
   }
 }

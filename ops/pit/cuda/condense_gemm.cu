@@ -40,9 +40,10 @@ constexpr int bm_for(int64_t rows) { return rows <= 16 ? 16 : rows <= 32 ? 32 : 
 
 // kBlocks: b x b blocks (A tile [BM][BK]) or r x 1 lists (A tile k-major). 8 warps; BN = 256 for
 // BM <= 32 (warps of BM x 32) so that a gathered B row feeds as many columns as possible, else 128
-// (warps of 64 x 32 or 32 x 32); 4 stages (70 to 78 KB: two blocks per SM). Measured on an H100:
-// BM x 256 tiles with 64 x 64 warp tiles (up to 248 registers, one block per SM) were 1.5 to 2x
-// slower, too few warps to hide the gathers' latency. f32: the same on the CUDA cores, 3 stages.
+// (warps of 64 x 32 or 32 x 32); 4 stages (70 to 78 KB: two blocks per SM), chosen over BM x 256
+// tiles with 64 x 64 warp tiles (up to 248 registers, one block per SM: fewer warps to hide the
+// gathers' latency); to be re-measured with pit-bench as the engine is tuned. f32: the same on
+// the CUDA cores, 3 stages.
 template <typename T, int BM>
 struct CondenseShape {
   static constexpr bool kF32 = std::is_same_v<T, float>;

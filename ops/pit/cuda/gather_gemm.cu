@@ -3,8 +3,9 @@
 // of a shared B) on the tensor cores, and SWritten to the named rows of C (or compactly).
 //
 // Tiles: BM = 128 entries x BN = 128 columns, 8 warps of 64 x 32, BK = 32, 4 stages (76 KB, 127
-// registers: two blocks per SM). Measured on an H100: 128 x 256 with 64 x 64 warp tiles (244
-// registers, one block per SM) was 1.5x slower, too few warps to hide the loads' latency.
+// registers: two blocks per SM), chosen over 128 x 256 with 64 x 64 warp tiles (244 registers,
+// one block per SM: fewer warps to hide the loads' latency); the choice is to be re-measured with
+// pit-bench as the engine is tuned (docs/BENCHMARKS.md).
 // f32 on the CUDA cores with BK = 16 and 3 stages. The number of row tiles depends on the segment
 // sizes, which stay on the device: a persistent grid (as many blocks as fit on the SMs) walks the
 // work items; each block first turns the segment offsets into a tile prefix in shared memory.
