@@ -1,6 +1,7 @@
 // pit-bench: benchmarks on the GPU machine.
 //   pit-bench dense [--markdown FILE]
 //   pit-bench pit [--markdown FILE] [--tune FILE]
+//   pit-bench engine [--markdown FILE]
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -9,6 +10,7 @@
 namespace pit::bench {
 int run_dense_ops(const std::string& markdown_path);
 int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path);
+int run_engine(const std::string& markdown_path);
 }
 
 int main(int argc, char** argv) {
@@ -21,10 +23,12 @@ int main(int argc, char** argv) {
   try {
     if (suite == "dense") return pit::bench::run_dense_ops(markdown);
     if (suite == "pit") return pit::bench::run_pit_gemm(markdown, tune);
-    std::fprintf(stderr, "usage: pit-bench dense|pit [--markdown FILE] [--tune FILE]\n"
+    if (suite == "engine") return pit::bench::run_engine(markdown);
+    std::fprintf(stderr, "usage: pit-bench dense|pit|engine [--markdown FILE] [--tune FILE]\n"
                          "  dense   dense ops at transformer shapes (bf16) vs cuBLAS and copy bandwidth\n"
                          "  pit     PIT GEMMs vs cuBLAS, cuSPARSE CSR and Blocked-ELL; detection vs one read\n"
-                         "          (--tune FILE: also the other micro-tiles, written as the planner's cost table)\n");
+                         "          (--tune FILE: also the other micro-tiles, written as the planner's cost table)\n"
+                         "  engine  the PIT GEMMs' dense-tile engines (mma.sync configs, wgmma core) vs cuBLAS\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pit-bench: %s\n", e.what());

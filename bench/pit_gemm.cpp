@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/compare.h"
 #include "bench/pit_data.h"
 #include "bench/timer.h"
 #include "core/core.h"
@@ -150,19 +151,6 @@ Timing time_bell(const Cusparse& cs, const Tensor& a, const Tensor& b, Tensor& c
   const Timing t = time_spmm(cs, sp, b, c, CUSPARSE_SPMM_BLOCKED_ELL_ALG1);
   cusparseDestroySpMat(sp);
   return t;
-}
-
-// ||x - y|| / ||y|| on the host.
-double rel_err(const Tensor& x, const Tensor& y) {
-  const std::vector<float> a = x.to(Device::cpu(), DType::f32).to_vector<float>();
-  const std::vector<float> b = y.to(Device::cpu(), DType::f32).to_vector<float>();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = static_cast<double>(a[i]) - b[i];
-    num += d * d;
-    den += static_cast<double>(b[i]) * b[i];
-  }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
 }
 
 struct Result {

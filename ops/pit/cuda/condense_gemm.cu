@@ -8,9 +8,12 @@
 //                    block (b = 64) of the condensed K axis (length count * b).
 // Tile configs (CondenseShape below): BM = the micro-tile's rows, rounded up to 16/32/64/128;
 // BN = 256 so that a gathered B row feeds as many columns as possible. The row block's list is
-// staged in shared memory first, so no gather waits on a global index load. Every output element belongs to
-// one block, so accumulate is a plain read-modify-write and there is no split-K: at high sparsity
-// the grid is still (row blocks x column tiles), thousands of blocks at 4096^2.
+// staged in shared memory first, so no gather waits on a global index load; SRead goes through
+// cursors set up once per block (sread.cuh), and the epilogue stages the f32 tile in shared
+// memory to write whole rows of C with 16-byte stores (swrite.cuh swrite_staged). Every output
+// element belongs to one block, so accumulate is a plain read-modify-write and there is no
+// split-K: at high sparsity the grid is still (row blocks x column tiles), thousands of blocks
+// at 4096^2.
 #include "ops/pit/cuda/gemm.h"
 
 #include <algorithm>
@@ -33,6 +36,7 @@ struct TileParams {
   int tr;  // micro-tile rows (r or b; b == BM for blocks)
   int num_blocks, n_tiles;
   int idx_cap;  // list entries staged in shared memory (the rest are read from global memory)
+  bool a_fast, b_fast;  // every SRead chunk of the values / of B 16-byte aligned
   dev::EpiArgs epi;
 };
 
@@ -62,7 +66,7 @@ __global__ void __launch_bounds__(CondenseCfg<T, BM, kBlocks>::kThreads) condens
   constexpr int BN = Cfg::BN, BK = Cfg::BK, NT = Cfg::kThreads;
   extern __shared__ uint4 smem_raw[];
   T* smem = reinterpret_cast<T*>(smem_raw);
-  int32_t* sidx = reinterpret_cast<int32_t*>(smem + Cfg::kSmem / sizeof(T));
+  int32_t* sidx = reinterpret_cast<int32_t*>(smem + Cfg::kSmemStaged / sizeof(T));
   const int tid = threadIdx.x;
   const int blk = static_cast<int>(blockIdx.x % p.num_blocks);
   const int nt = static_cast<int>(blockIdx.x / p.num_blocks);  // a column stripe's row blocks run together
@@ -80,46 +84,62 @@ __global__ void __launch_bounds__(CondenseCfg<T, BM, kBlocks>::kThreads) condens
   __syncthreads();
   const auto col_at = [&](int j) { return j < p.idx_cap ? sidx[j] : p.cols[off + j]; };
 
-  const auto load = [&](int kt, T* sa, T* sb) {
-    const int64_t kb = int64_t{kt} * BK;
-    if constexpr (!kBlocks) {
-      // A: entry j's r-vector is values row j; tile row = entry, tile column = row of C.
-      dev::sread_tile<T, BK, BM, Cfg::kALd, NT>(sa, tid, [&](int r, int c) {
-        const int64_t j = kb + r;
-        return dev::Src<T>{vals + j * tr + c, j < count ? dev::valid_n(tr - c, BM) : 0};
-      });
-      dev::sread_tile<T, BK, BN, Cfg::kBLd, NT>(sb, tid, [&](int r, int c) {
-        const int j = static_cast<int>(kb) + r;
-        const int64_t kk = j < count ? col_at(j) : 0;
-        return dev::Src<T>{p.b + kk * p.n + n0 + c, j < count ? dev::valid_n(p.n - n0 - c, BN) : 0};
-      });
-    } else {
-      // A: row y of the tile, condensed column q = kb + c: block j = q / b, column x = q % b.
-      dev::sread_tile<T, BM, BK, Cfg::kALd, NT>(sa, tid, [&](int r, int c) {
-        const int q = static_cast<int>(kb) + c, j = q / BM, x = q % BM;
-        return dev::Src<T>{vals + (int64_t{j} * BM + r) * BM + x, j < count ? dev::valid_n(BM - x, BK) : 0};
-      });
-      dev::sread_tile<T, BK, BN, Cfg::kBLd, NT>(sb, tid, [&](int r, int c) {
-        const int q = static_cast<int>(kb) + r, j = q / BM, x = q % BM;
-        const int64_t kk = j < count ? int64_t{col_at(j)} * BM + x : p.k;
-        return dev::Src<T>{p.b + kk * p.n + n0 + c, kk < p.k ? dev::valid_n(p.n - n0 - c, BN) : 0};
-      });
-    }
-  };
-  dev::Acc<Cfg> acc;
-  dev::mainloop<Cfg>(acc, smem, num_k, load, dev::NoFixup{});
   const int64_t m0 = int64_t{blk} * tr;
-  acc.for_each_pair([&](int r, int col, float v0, float v1) {
-    if (r >= tr || m0 + r >= p.m) return;
-    dev::swrite_pair<T>(p.c + (m0 + r) * p.n, n0 + col, p.n, v0, v1, p.epi);
-  });
+  const auto epilogue = [&](const dev::Acc<Cfg>& acc) {
+    float* staged = reinterpret_cast<float*>(smem);
+    acc.to_smem(staged);
+    __syncthreads();
+    dev::swrite_staged<T, BM, BN, NT>(staged, Cfg::kEpiLd, [&](int r) {
+      return r < tr && m0 + r < p.m ? dev::RowDst<T>{p.c + (m0 + r) * p.n, 1.f} : dev::RowDst<T>{nullptr, 0.f};
+    }, n0, p.n, p.epi);
+  };
+  // SRead cursors, set up once: the condensed values of A are read in order (one offset per
+  // stage); the rows of B are named by the list, looked up at every stage.
+  constexpr int V = Cfg::V;
+  dev::RowGatherReader<T, BK, BN, Cfg::kBLd, NT> rb;
+  rb.init(tid, [&](int, int c) { return dev::Src<T>{p.b + n0 + c, dev::valid_n(p.n - n0 - c, V)}; });
+  if constexpr (!kBlocks) {
+    // A: entry j's r-vector is values row j; tile row = entry, tile column = row of C.
+    dev::StridedReader<T, BK, BM, Cfg::kALd, NT, false> ra;
+    ra.init(tid, [&](int r, int c) { return dev::Src<T>{vals + int64_t{r} * tr + c, dev::valid_n(tr - c, V)}; });
+    const auto load = [&](int kt, T* sa, T* sb) {
+      const int kb = kt * BK;
+      ra.load(sa, tid, int64_t{kb} * tr, count - kb, p.a_fast, p.values);
+      rb.load(sb, tid, [&](int r) { const int j = kb + r; return j < count ? int64_t{col_at(j)} * p.n : -1; },
+              p.b_fast, p.b);
+    };
+    dev::Acc<Cfg> acc;
+    dev::mainloop<Cfg>(acc, smem, num_k, load, dev::NoFixup{});
+    epilogue(acc);
+  } else {
+    // A: row y of the tile, condensed column q = kb + c: block j = q / b, column x = q % b. Blocks
+    // are stored [count][b][b], so a stage's sources lie (kb / b) b^2 + kb % b elements on from
+    // stage 0's (BK divides b or b divides BK).
+    dev::StridedReader<T, BM, BK, Cfg::kALd, NT, true> ra;
+    ra.init(tid, [&](int r, int c) {
+      return dev::Src<T>{vals + (int64_t{c / BM} * BM + r) * BM + c % BM, V};
+    });
+    const int klen_i = static_cast<int>(klen);
+    const auto load = [&](int kt, T* sa, T* sb) {
+      const int kb = kt * BK;
+      ra.load(sa, tid, int64_t{kb / BM} * BM * BM + kb % BM, klen_i - kb, p.a_fast, p.values);
+      rb.load(sb, tid, [&](int r) {
+        const int q = kb + r, j = q / BM, x = q % BM;
+        const int64_t kk = j < count ? int64_t{col_at(j)} * BM + x : p.k;
+        return kk < p.k ? kk * p.n : int64_t{-1};
+      }, p.b_fast, p.b);
+    };
+    dev::Acc<Cfg> acc;
+    dev::mainloop<Cfg>(acc, smem, num_k, load, dev::NoFixup{});
+    epilogue(acc);
+  }
 }
 
 template <typename T, int BM, bool kBlocks>
 void launch(const TileParams<T>& p, StreamRef stream) {
   using Cfg = CondenseCfg<T, BM, kBlocks>;
   auto* kernel = condense_kernel<T, BM, kBlocks>;
-  const size_t smem = Cfg::kSmem + sizeof(int32_t) * p.idx_cap;
+  const size_t smem = Cfg::kSmemStaged + sizeof(int32_t) * p.idx_cap;
   allow_smem(kernel, smem, Cfg::kThreads);
   const int64_t grid = int64_t{p.num_blocks} * p.n_tiles;
   kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p);
@@ -158,6 +178,10 @@ TileParams<T> params(const Tensor& values, const Tensor& offsets, const Tensor& 
   const int64_t longest = tr == 0 ? 0 : (cols.numel() / std::max<int64_t>(p.num_blocks, 1));
   p.idx_cap = static_cast<int>(std::clamp<int64_t>(longest, 1, 4096));
   p.epi = epi_of(ep, false);
+  // Values: entries of tr elements (lists) or blocks of b x b, each starting 16-byte aligned when
+  // tr is a multiple of 16 bytes' worth of elements.
+  p.a_fast = dev::chunks_aligned(p.values, tr);
+  p.b_fast = dev::chunks_aligned(p.b, p.n);
   return p;
 }
 

@@ -1,6 +1,8 @@
 // M-gather PIT GEMM (ops/pit/gemm.h gather_gemm): per segment s, the rows its entries name are
 // gathered from A by SRead into dense [BM x BK] tiles, multiplied with B_s (or the K-chunk's rows
 // of a shared B) on the tensor cores, and SWritten to the named rows of C (or compactly).
+// SRead goes through cursors set up once per tile (sread.cuh); the epilogue stages the f32 tile in
+// shared memory and writes whole rows of C with 16-byte stores (swrite.cuh swrite_staged).
 //
 // Tiles: BM = 128 entries x BN = 128 columns, 8 warps of 64 x 32, BK = 32, 4 stages (76 KB, 127
 // registers: two blocks per SM), chosen over 128 x 256 with 64 x 64 warp tiles (244 registers,
@@ -36,6 +38,7 @@ struct GatherParams {
   int segments;
   int n_tiles;
   bool a_gathered, c_scattered;
+  bool a_fast, b_fast;  // every SRead chunk of A / B 16-byte aligned (dev::chunks_aligned)
   dev::EpiArgs epi;
 };
 
@@ -50,7 +53,7 @@ __global__ void __launch_bounds__(GatherCfg<T, kBTrans>::kThreads) gather_gemm_k
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK;
   extern __shared__ uint4 smem_raw[];
   T* smem = reinterpret_cast<T*>(smem_raw);
-  int64_t* a_off = reinterpret_cast<int64_t*>(smem + Cfg::kSmem / sizeof(T));  // [BM]: A row offset, -1 past the segment
+  int64_t* a_off = reinterpret_cast<int64_t*>(smem + Cfg::kSmemStaged / sizeof(T));  // [BM]: A row offset, -1 past the segment
   int32_t* c_row = reinterpret_cast<int32_t*>(a_off + BM);                      // [BM]
   float* scale = reinterpret_cast<float*>(c_row + BM);                          // [BM]
   int32_t* tiles = reinterpret_cast<int32_t*>(scale + BM);                      // [segments + 1] tile prefix
@@ -100,42 +103,43 @@ __global__ void __launch_bounds__(GatherCfg<T, kBTrans>::kThreads) gather_gemm_k
       scale[r] = ok && p.weights ? p.weights[e] : 1.f;
     }
     __syncthreads();
-    const int num_k = static_cast<int>((k_end - k_beg + BK - 1) / BK);
+    const int k_len = static_cast<int>(k_end - k_beg);
+    const int num_k = (k_len + BK - 1) / BK;
+    // SRead cursors, set up once per tile: A's gathered rows walk along k; B's rows walk down k
+    // ([K, N]) or its rows n walk along k ([N, K]).
+    dev::StridedReader<T, BM, BK, Cfg::kALd, Cfg::kThreads, true> ra;
+    ra.init(tid, [&](int r, int c) {
+      const int64_t off = a_off[r];
+      return dev::Src<T>{p.a + (off < 0 ? 0 : off) + k_beg + c, off < 0 ? 0 : Cfg::V};
+    });
+    using BReader = std::conditional_t<kBTrans, dev::StridedReader<T, BN, BK, Cfg::kBLd, Cfg::kThreads, true>,
+                                       dev::StridedReader<T, BK, BN, Cfg::kBLd, Cfg::kThreads, false>>;
+    BReader rb;
+    rb.init(tid, [&](int r, int c) {
+      if constexpr (kBTrans) return dev::Src<T>{bs + (n0 + r) * p.k + k_beg + c, n0 + r < p.n ? Cfg::V : 0};
+      else return dev::Src<T>{bs + (k_beg + r) * p.n + n0 + c, dev::valid_n(p.n - n0 - c, Cfg::V)};
+    });
     const auto load = [&](int kt, T* sa, T* sb) {
-      const int64_t kb = k_beg + int64_t{kt} * BK;
-      dev::sread_tile<T, BM, BK, Cfg::kALd, Cfg::kThreads>(sa, tid, [&](int r, int c) {
-        const int64_t off = a_off[r];
-        return dev::Src<T>{p.a + off + kb + c, off < 0 ? 0 : dev::valid_n(k_end - kb - c, BK)};
-      });
-      if constexpr (!kBTrans) {  // B [K, N]: tile rows are rows k of B
-        dev::sread_tile<T, BK, BN, Cfg::kBLd, Cfg::kThreads>(sb, tid, [&](int r, int c) {
-          const int64_t kk = kb + r;
-          const int64_t nn = n0 + c;
-          return dev::Src<T>{bs + kk * p.n + nn, kk < k_end ? dev::valid_n(p.n - nn, BN) : 0};
-        });
-      } else {  // B given as [N, K]: tile rows are rows n
-        dev::sread_tile<T, BN, BK, Cfg::kBLd, Cfg::kThreads>(sb, tid, [&](int r, int c) {
-          const int64_t nn = n0 + r;
-          const int64_t kk = kb + c;
-          return dev::Src<T>{bs + nn * p.k + kk, nn < p.n ? dev::valid_n(k_end - kk, BK) : 0};
-        });
-      }
+      const int kb = kt * BK;
+      ra.load(sa, tid, kb, k_len - kb, p.a_fast, p.a);
+      rb.load(sb, tid, kBTrans ? int64_t{kb} : int64_t{kb} * p.n, k_len - kb, p.b_fast, p.b);
     };
     dev::mainloop<Cfg>(acc, smem, num_k, load, dev::NoFixup{});
     dev::EpiArgs epi = p.epi;
     if (epi.bias) epi.bias = static_cast<const T*>(epi.bias) + s * p.bias_seg_stride;
-    acc.for_each_pair([&](int r, int col, float v0, float v1) {
-      if (r >= count) return;
-      const float sc = scale[r];
-      dev::swrite_pair<T>(p.c + int64_t{c_row[r]} * p.n, n0 + col, p.n, v0 * sc, v1 * sc, epi);
-    });
+    float* staged = reinterpret_cast<float*>(smem);
+    acc.to_smem(staged);
+    __syncthreads();
+    dev::swrite_staged<T, BM, BN, Cfg::kThreads>(staged, Cfg::kEpiLd, [&](int r) {
+      return r < count ? dev::RowDst<T>{p.c + int64_t{c_row[r]} * p.n, scale[r]} : dev::RowDst<T>{nullptr, 0.f};
+    }, n0, p.n, epi);
   }
 }
 
 template <typename T, bool kBTrans>
 void launch(const GatherParams<T>& p, int64_t capacity, StreamRef stream) {
   using Cfg = GatherCfg<T, kBTrans>;
-  const size_t smem = Cfg::kSmem + Cfg::BM * (sizeof(int64_t) + sizeof(int32_t) + sizeof(float)) +
+  const size_t smem = Cfg::kSmemStaged + Cfg::BM * (sizeof(int64_t) + sizeof(int32_t) + sizeof(float)) +
                       sizeof(int32_t) * (p.segments + 1);
   auto* kernel = gather_gemm_kernel<T, kBTrans>;
   const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
@@ -175,6 +179,9 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
     p.c_scattered = args.c_scattered;
     // Scattered rows may repeat (MoE top-k, K-chunk segments): accumulate atomically then.
     p.epi = epi_of(args.epilogue, args.c_scattered);
+    const bool seg_ok = idx.segment_cols % dev::kVec<T> == 0;
+    p.a_fast = dev::chunks_aligned(p.a, k) && seg_ok;
+    p.b_fast = args.b_trans ? dev::chunks_aligned(p.b, k) && seg_ok : dev::chunks_aligned(p.b, n);
     if (k == 0 && args.epilogue.write == Write::accumulate) return;
     if (args.b_trans) launch<T, true>(p, cap, stream);
     else launch<T, false>(p, cap, stream);

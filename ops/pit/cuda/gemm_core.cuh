@@ -21,13 +21,15 @@ inline constexpr int kGemmThreads = 256;
 
 // a_kmajor: the A tile is stored [BK][BM] (element (m, k) at k * ld + m), e.g. condensed k
 // micro-tiles or A^T; otherwise [BM][BK]. b_kmajor: B stored [BK][BN] (rows of B), else [BN][BK].
-template <typename T, int BM_, int BN_, int kWarpsM, int kWarpsN, bool kAKMajor, bool kBKMajor, int kStages_>
+// kBK_: the k depth of a stage, 0 for the default (32 for 16-bit types: two mma k-steps, 64-byte
+// rows; 16 for f32, the same 64 bytes).
+template <typename T, int BM_, int BN_, int kWarpsM, int kWarpsN, bool kAKMajor, bool kBKMajor, int kStages_,
+          int kBK_ = 0>
 struct TileCfg {
   using Elem = T;
   static constexpr bool kMma = !std::is_same_v<T, float>;
   static constexpr int BM = BM_, BN = BN_;
-  // BK: 32 for 16-bit types (two mma k-steps, 64-byte rows); 16 for f32 (the same 64 bytes).
-  static constexpr int BK = kMma ? 32 : 16;
+  static constexpr int BK = kBK_ > 0 ? kBK_ : (kMma ? 32 : 16);
   static constexpr int kStages = kStages_;
   static constexpr int V = kVec<T>;
   static constexpr bool kAK = kAKMajor, kBK = kBKMajor;
@@ -35,6 +37,12 @@ struct TileCfg {
   static constexpr int kBRows = kBK ? BK : BN, kBCols = kBK ? BN : BK, kBLd = kBCols + V;
   static constexpr int kAElems = kARows * kALd, kBElems = kBRows * kBLd;
   static constexpr size_t kSmem = size_t{kStages} * (kAElems + kBElems) * sizeof(T);
+  // Kernels whose epilogue stages the f32 accumulator tile in the same shared memory
+  // (Acc::to_smem, swrite_staged) need kSmemStaged: rows padded by 8 floats, so that the
+  // fragments' 8-byte stores of one half-warp hit distinct banks.
+  static constexpr int kEpiLd = BN_ + 8;
+  static constexpr size_t kSmemEpi = size_t{BM_} * kEpiLd * sizeof(float);
+  static constexpr size_t kSmemStaged = kSmem > kSmemEpi ? kSmem : kSmemEpi;
   // Warp tile (mma path).
   static constexpr int WTM = BM / kWarpsM, WTN = BN / kWarpsN;
   static constexpr int MT = WTM / 16, NT = WTN / 8;
@@ -72,6 +80,12 @@ struct Acc<Cfg, true> {
         fn(r, col, c[i][j][0], c[i][j][1]);
         fn(r + 8, col, c[i][j][2], c[i][j][3]);
       }
+  }
+  // Stores the tile as f32 [BM][Cfg::kEpiLd] at s (shared memory, free: after mainloop).
+  __device__ void to_smem(float* s) const {
+    for_each_pair([&](int r, int col, float v0, float v1) {
+      *reinterpret_cast<float2*>(s + r * Cfg::kEpiLd + col) = make_float2(v0, v1);
+    });
   }
   // One k-stage: C += A B from the stage's tiles.
   __device__ void mma_stage(const typename Cfg::Elem* sa, const typename Cfg::Elem* sb) {
@@ -129,6 +143,11 @@ struct Acc<Cfg, false> {
     for (int i = 0; i < TM; ++i)
 #pragma unroll
       for (int j = 0; j < TN; ++j) fn(ty + 16 * i, 2 * tx + 32 * j, c[i][j][0], c[i][j][1]);
+  }
+  __device__ void to_smem(float* s) const {
+    for_each_pair([&](int r, int col, float v0, float v1) {
+      *reinterpret_cast<float2*>(s + r * Cfg::kEpiLd + col) = make_float2(v0, v1);
+    });
   }
   __device__ void mma_stage(const float* sa, const float* sb) {
     const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;

@@ -54,16 +54,23 @@ inline dev::EpiArgs epi_of(const Epilogue& ep, bool shared_outputs) {
 }
 
 // Raises a kernel's dynamic shared-memory limit (above 48 KB needs it) and returns how many of its
-// blocks fit on one SM (for persistent grids).
-// Cached per (kernel, bytes): the attribute call and the occupancy query cost host time.
+// blocks fit on one SM (for persistent grids). The limit is a per-function attribute, so it is
+// only ever raised: a call needing less must not lower it under a later call needing more. The
+// attribute call and the occupancy query cost host time: made once per kernel and size.
 template <class Kernel>
 int allow_smem(Kernel* k, size_t bytes, int threads) {
   static std::mutex mu;
-  static std::map<std::pair<const void*, size_t>, int> known;
+  static std::map<const void*, size_t> allowed;                // the attribute as set, per kernel
+  static std::map<std::pair<const void*, size_t>, int> known;  // blocks per SM, per (kernel, bytes)
   const std::lock_guard<std::mutex> lock(mu);
-  const auto key = std::make_pair(reinterpret_cast<const void*>(k), bytes);
+  const void* fn = reinterpret_cast<const void*>(k);
+  size_t& limit = allowed[fn];
+  if (bytes > limit) {
+    PIT_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    limit = bytes;
+  }
+  const auto key = std::make_pair(fn, bytes);
   if (const auto it = known.find(key); it != known.end()) return it->second;
-  PIT_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
   int blocks = 0;
   PIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k, threads, bytes));
   PIT_CHECK(blocks >= 1, "PIT GEMM: a kernel needs ", bytes, " bytes of shared memory, more than an SM has");

@@ -37,6 +37,13 @@ __device__ __forceinline__ int valid_n(int64_t avail, int cap) {
   return avail <= 0 ? 0 : (avail < cap ? static_cast<int>(avail) : cap);
 }
 
+// The element path of a chunk: kept out of line, so that the kernels' main loops stay small.
+template <typename T>
+__device__ __noinline__ void sread_elems(T* dst, Src<T> s) {
+#pragma unroll
+  for (int e = 0; e < kVec<T>; ++e) dst[e] = e < s.n ? s.p[e * s.stride] : T{};
+}
+
 // Copies one chunk (kVec<T> elements) into dst (16-byte aligned shared memory).
 template <typename T>
 __device__ __forceinline__ void sread_chunk(T* dst, Src<T> s) {
@@ -46,8 +53,7 @@ __device__ __forceinline__ void sread_chunk(T* dst, Src<T> s) {
   } else if (s.stride == 1 && (reinterpret_cast<uintptr_t>(s.p) & 15) == 0) {
     cp_async_16(dst, s.p, (s.n >= V ? V : s.n) * static_cast<int>(sizeof(T)));
   } else {
-#pragma unroll
-    for (int e = 0; e < V; ++e) dst[e] = e < s.n ? s.p[e * s.stride] : T{};
+    sread_elems<T>(dst, s);
   }
 }
 
@@ -76,6 +82,107 @@ template <typename T, int kRows, int kCols, int kLd, int kThreads, class SrcFn>
 __device__ __forceinline__ void sread_tile(T* tile, int tid, SrcFn&& src) {
   for_own_chunks<T, kRows, kCols, kLd, kThreads>(
       tile, tid, [&](int r, int c, T* dst) { sread_chunk<T>(dst, src(r, c)); });
+}
+
+// SRead cursors: the fills of sread_tile with this thread's part of the walk (which chunk of which
+// tile row) and its source pointers worked out once per output tile rather than at every k-stage,
+// so that a stage costs a pointer offset, a bound check and one cp.async per chunk. (The per-stage
+// src(r, c) walk spent most of the PIT GEMMs' issue slots on address arithmetic: under ncu on an
+// H200 the integer pipe was the busiest one, at 1.7 instructions per cycle.)
+//
+// fast: every source chunk is 16-byte aligned (the launcher decides from base pointers and
+// leading dimensions), so each chunk is one cp.async; otherwise the element path of sread_chunk.
+// A chunk with nothing to read is zero-filled by a 0-byte cp.async from `safe`, a valid address.
+template <typename T, int kRows, int kCols, int kThreads>
+struct ChunkWalk {
+  static constexpr int V = kVec<T>;
+  static_assert(kCols % V == 0, "whole 16-byte chunks per tile row");
+  static constexpr int kPerRow = kCols / V, kChunks = kRows * kPerRow;
+  static constexpr int kPer = (kChunks + kThreads - 1) / kThreads;  // chunks per thread
+  static __device__ __forceinline__ bool owns(int t, int tid) {
+    return kChunks % kThreads == 0 || tid + t * kThreads < kChunks;
+  }
+  // Unsigned, so that the compiler sees chunks t of one thread share their column when kThreads is
+  // a multiple of kPerRow.
+  static __device__ __forceinline__ int row(int t, int tid) {
+    return static_cast<int>((static_cast<unsigned>(tid) + t * kThreads) / kPerRow);
+  }
+  static __device__ __forceinline__ int col(int t, int tid) {
+    return static_cast<int>((static_cast<unsigned>(tid) + t * kThreads) % kPerRow) * V;
+  }
+};
+
+template <typename T>
+__device__ __forceinline__ void copy_chunk(T* dst, const T* p, int n, bool fast, const T* safe) {
+  if (fast) cp_async_16(dst, n > 0 ? p : safe, n * static_cast<int>(sizeof(T)));
+  else sread_chunk<T>(dst, Src<T>{p, n});
+}
+
+// Per chunk of this thread: a source pointer and its valid elements (0..V), from src(r, c) once.
+template <typename T, int kRows, int kCols, int kThreads>
+struct ChunkSources {
+  using W = ChunkWalk<T, kRows, kCols, kThreads>;
+  const T* src[W::kPer];
+  int n[W::kPer];
+  template <class SrcFn>
+  __device__ __forceinline__ void init(int tid, SrcFn&& f) {
+#pragma unroll
+    for (int t = 0; t < W::kPer; ++t) {
+      const Src<T> s = W::owns(t, tid) ? f(W::row(t, tid), W::col(t, tid)) : Src<T>{nullptr, 0};
+      src[t] = s.p;
+      n[t] = s.n <= 0 ? 0 : (s.n < W::V ? s.n : W::V);
+    }
+  }
+};
+
+// Sources that all move by one offset per stage (rows of A walked along k, rows of B walked down
+// k, condensed values): init takes src(r, c), the stage-0 source of chunk (r, c) and how many of its
+// elements exist apart from the k bound; load fills the stage whose sources lie `offset` elements
+// on, with k_left elements of k left from the stage's first (along tile columns when kKCols, else
+// along tile rows).
+template <typename T, int kRows, int kCols, int kLd, int kThreads, bool kKCols>
+struct StridedReader : ChunkSources<T, kRows, kCols, kThreads> {
+  using W = ChunkWalk<T, kRows, kCols, kThreads>;
+  using ChunkSources<T, kRows, kCols, kThreads>::src;
+  using ChunkSources<T, kRows, kCols, kThreads>::n;
+  __device__ __forceinline__ void load(T* tile, int tid, int64_t offset, int k_left, bool fast,
+                                       const T* safe) const {
+#pragma unroll
+    for (int t = 0; t < W::kPer; ++t) {
+      if (!W::owns(t, tid)) continue;
+      const int r = W::row(t, tid), c = W::col(t, tid);
+      const int avail = k_left - (kKCols ? c : r);
+      const int m = avail <= 0 ? 0 : (kKCols && avail < n[t] ? avail : n[t]);
+      copy_chunk<T>(tile + r * kLd + c, src[t] + offset, m, fast, safe);
+    }
+  }
+};
+
+// Tile rows gathered anew at every stage (rows of B named by a k list): init takes src(r, c), the
+// column part of chunk (r, c)'s source and its valid elements; load takes row_off(r), the element
+// offset of tile row r's source row for this stage (negative: a zero row).
+template <typename T, int kRows, int kCols, int kLd, int kThreads>
+struct RowGatherReader : ChunkSources<T, kRows, kCols, kThreads> {
+  using W = ChunkWalk<T, kRows, kCols, kThreads>;
+  using ChunkSources<T, kRows, kCols, kThreads>::src;
+  using ChunkSources<T, kRows, kCols, kThreads>::n;
+  template <class RowOff>
+  __device__ __forceinline__ void load(T* tile, int tid, RowOff&& row_off, bool fast, const T* safe) const {
+#pragma unroll
+    for (int t = 0; t < W::kPer; ++t) {
+      if (!W::owns(t, tid)) continue;
+      const int r = W::row(t, tid), c = W::col(t, tid);
+      const int64_t off = row_off(r);
+      copy_chunk<T>(tile + r * kLd + c, src[t] + (off < 0 ? 0 : off), off < 0 ? 0 : n[t], fast, safe);
+    }
+  }
+};
+
+// Whether a 16-byte cp.async can read every chunk: base 16-byte aligned and every row start too
+// (leading dimension a multiple of 16 bytes). Host side.
+template <typename T>
+inline bool chunks_aligned(const T* base, int64_t ld) {
+  return (reinterpret_cast<uintptr_t>(base) % 16) == 0 && (ld * static_cast<int64_t>(sizeof(T))) % 16 == 0;
 }
 
 }  // namespace pit::sparse::cuda::dev

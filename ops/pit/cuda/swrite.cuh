@@ -116,4 +116,93 @@ __device__ __forceinline__ void swrite_pair(T* row, int64_t col, int64_t ncols, 
   }
 }
 
+// Eight adjacent elements row[col .. col + 8) = (lo, hi) (col < ncols checked by the caller): one or
+// two 16-byte accesses when all eight exist and the address is aligned, else pair by pair. Not
+// inlined (arguments by value, in registers): the epilogue's modes and activations are code that
+// the main loop should not have to share the instruction cache with.
+template <typename T>
+__device__ __noinline__ void swrite_vec8(T* row, int64_t col, int64_t ncols, float4 lo, float4 hi, EpiArgs e) {
+  using pit::cuda::narrow;
+  using pit::cuda::widen;
+  const float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+  T* p = row + col;
+  const bool whole = col + 8 <= ncols && (reinterpret_cast<uintptr_t>(p) % 16) == 0;
+  if (!whole) {
+#pragma unroll
+    for (int h = 0; h < 8; h += 2) {
+      if (col + h >= ncols) break;
+      swrite_pair<T>(row, col + h, ncols, v[h], v[h + 1], e);
+    }
+    return;
+  }
+  constexpr int kPerVec = 16 / sizeof(T);  // elements per 16-byte access
+#pragma unroll
+  for (int h0 = 0; h0 < 8; h0 += kPerVec) {
+    alignas(16) T out[kPerVec];
+    if (e.mode == WriteMode::accumulate) *reinterpret_cast<uint4*>(out) = *reinterpret_cast<const uint4*>(p + h0);
+#pragma unroll
+    for (int h = 0; h < kPerVec; ++h) {
+      const float x = v[h0 + h];
+      out[h] = narrow<T>(e.mode == WriteMode::store ? finish<T>(x, e, col + h0 + h) : widen(out[h]) + x);
+    }
+    *reinterpret_cast<uint4*>(p + h0) = *reinterpret_cast<const uint4*>(out);
+  }
+}
+
+// Destination of one staged tile row: where it goes (null: nowhere) and a factor.
+template <typename T>
+struct RowDst {
+  T* row;
+  float scale;
+};
+
+// SWrite of a whole accumulator tile staged in shared memory ([kRows][ld] f32, see
+// Acc::to_smem): every thread takes runs of 8 columns of one row, so a warp writes whole rows of C
+// with 16-byte stores (atomic adds: pairs, a warp on 64 consecutive pairs). row(r) gives the destination row of tile row r (null: not written) and its
+// scale (gate weights of the M-gather); columns are n0 + [0, kCols), those >= ncols skipped.
+// All threads call it; the caller synchronises before and after (shared memory reuse).
+template <typename T, int kRows, int kCols, int kThreads, class RowFn>
+__device__ __forceinline__ void swrite_staged(const float* tile, int ld, RowFn&& row, int64_t n0, int64_t ncols,
+                                              const EpiArgs& e) {
+  if (e.mode == WriteMode::atomic) {
+    // Atomic adds go pair by pair, consecutive threads on consecutive pairs of one row: each warp
+    // instruction then covers 256 contiguous bytes of C.
+    constexpr int kPairs = kCols / 2;
+#pragma unroll 1
+    for (int i = threadIdx.x; i < kRows * kPairs; i += kThreads) {
+      const int r = i / kPairs, c = (i % kPairs) * 2;
+      const int64_t col = n0 + c;
+      if (col >= ncols) continue;
+      const auto [dst, scale] = row(r);
+      if (dst == nullptr) continue;
+      const float2 v = *reinterpret_cast<const float2*>(tile + r * ld + c);
+      T* p = dst + col;
+      if (col + 1 < ncols && (reinterpret_cast<uintptr_t>(p) % (2 * sizeof(T))) == 0) {
+        atomic_add2(p, v.x * scale, v.y * scale);
+      } else {
+        atomic_add1(p, v.x * scale);
+        if (col + 1 < ncols) atomic_add1(p + 1, v.y * scale);
+      }
+    }
+    return;
+  }
+  constexpr int kPerRow = kCols / 8;
+#pragma unroll 1
+  for (int i = threadIdx.x; i < kRows * kPerRow; i += kThreads) {
+    const int r = i / kPerRow, c = (i % kPerRow) * 8;
+    const int64_t col = n0 + c;
+    if (col >= ncols) continue;
+    const auto [dst, scale] = row(r);
+    if (dst == nullptr) continue;
+    float4 lo = *reinterpret_cast<const float4*>(tile + r * ld + c);
+    float4 hi = *reinterpret_cast<const float4*>(tile + r * ld + c + 4);
+    if (scale != 1.f) {
+      lo = make_float4(lo.x * scale, lo.y * scale, lo.z * scale, lo.w * scale);
+      hi = make_float4(hi.x * scale, hi.y * scale, hi.z * scale, hi.w * scale);
+    }
+    swrite_vec8<T>(dst, col, ncols, lo, hi, e);
+  }
+}
+
+
 }  // namespace pit::sparse::cuda::dev

@@ -89,3 +89,25 @@ TEST(PitGemmCuda, GatherRaggedLarge) {
       if (::testing::Test::HasFailure()) return;
     }
 }
+
+// The shared-memory limit of a kernel is a per-function attribute: a call that needs less
+// (one segment: a shorter tile prefix) must not leave it lowered for a later call that needs more
+// (64 K-chunk segments). This sequence once failed with "invalid argument" at the third launch.
+TEST(PitGemmCuda, GatherAfterACallNeedingLessSharedMemory) {
+  PIT_REQUIRE_CUDA();
+  const int64_t m = 96, k = 64 * 64, n = 40;
+  const DType dt = DType::bf16;
+  const Tensor b = test::dense_random({k, n}, 31, dt, kGpu);
+  const Tensor ak = test::sparse_tensor(m, k, 1, 64, 0.3, 32, dt, kGpu);
+  const Tensor ar = test::sparse_tensor(m, k, 1, k, 0.5, 33, dt, kGpu);
+  const sparse::RowSetIndex chunks = sparse::detect_rows(ak, 64), rows = sparse::detect_rows(ar);
+  ASSERT_EQ(chunks.num_segments, 64);
+  for (const bool whole_rows : {false, true, false}) {
+    Tensor c = test::poisoned({m, n}, dt, kGpu);
+    const Tensor& a = whole_rows ? ar : ak;
+    sparse::gather_gemm(a, whole_rows ? rows : chunks, b, c,
+                        {.zero_c = true, .epilogue = {.write = sparse::Write::accumulate}});
+    test::expect_close(c, test::ref_matmul(a, b), chunk_tol(dt), chunk_tol(dt),
+                       whole_rows ? "whole rows after 64 segments" : "64 K-chunk segments");
+  }
+}
