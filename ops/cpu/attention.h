@@ -4,7 +4,8 @@
 // lse is [bh][t] f32. Row i attends to keys 0..i with scale 1 / sqrt(dh).
 //
 // Math in f64 for every dtype (f32, f64, f16, bf16 are accepted; results are rounded once on
-// store), so the CPU's own rounding is negligible next to any GPU kernel's.
+// store), so the CPU's own rounding is negligible next to any GPU kernel's. The products run on
+// OpenBLAS (dgemm) over blocks of query rows.
 #include <cstdint>
 
 #include "core/dtype.h"
@@ -21,10 +22,10 @@ struct AttentionDims {
 void causal_attention(DType dtype, const AttentionDims& dims, const void* q, const void* k,
                       const void* v, void* out, float* lse);
 
-// Gradients of sum(dout * out). P is recomputed row by row; the row log-sum-exp is recomputed in
-// f64 along with it (the f32 lse saved by the forward would cap f64 gradients at ~1e-7 relative
-// accuracy), and D_i = dout_i . out_i uses the saved forward output. Two passes, both parallel
-// over rows and deterministic: queries (dq) then keys (dk, dv).
+// Gradients of sum(dout * out). P is recomputed block by block with the forward's own calls, in
+// f64 (the f32 lse saved by the forward would cap f64 gradients at ~1e-7 relative accuracy), and
+// D_i = dout_i . out_i uses the saved forward output. Deterministic: dk and dv accumulate over the
+// query blocks in order, and no result depends on the thread count.
 void causal_attention_backward(DType dtype, const AttentionDims& dims, const void* dout,
                                const void* q, const void* k, const void* v, const void* out,
                                void* dq, void* dk, void* dv);
