@@ -6,9 +6,12 @@
 // Backward recomputes S and P with the same calls (so they agree with the forward bit for bit):
 //   dV += P^T dO_blk      dP = dO_blk V^T      D_i = dout_i . out_i      dS = P (dP - D)
 //   dQ_blk = scale dS K   dK += scale dS^T Q_blk
-// dK and dV accumulate over the row blocks in order. Rows of a block are handled in parallel
-// (softmax, dS), the products by BLAS; nothing depends on the thread count. (The previous
-// per-element loops spent about 40% of a CPU training step of configs/moe.yaml here.)
+// dK and dV accumulate over the row blocks in order. With at least as many (batch, head) pairs as
+// threads, the pairs run in parallel, one per pool worker, with OpenBLAS's own threads off for the
+// duration; otherwise the pairs run in turn, the rows of a block in parallel (softmax, dS) and the
+// products on OpenBLAS's threads. Either way every element is summed in the same order: nothing
+// depends on the thread count. (The previous per-element loops spent about 40% of a CPU training
+// step of configs/moe.yaml here.)
 #include "ops/cpu/attention.h"
 
 #include <cblas.h>
@@ -22,6 +25,11 @@
 #include "core/convert.h"
 #include "core/thread_pool.h"
 
+extern "C" {  // OpenBLAS's thread control (declared here too: not every cblas.h has it)
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+}
+
 namespace pit::cpu {
 namespace {
 
@@ -29,6 +37,34 @@ namespace {
 constexpr int64_t kRowBlock = 256;
 
 using Vec = std::vector<double>;
+
+// OpenBLAS single-threaded for a scope (process-wide: the per-head products then run one per
+// pool worker instead of competing for OpenBLAS's threads).
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() : saved_(openblas_get_num_threads()) { openblas_set_num_threads(1); }
+  ~SingleThreadedBlas() { openblas_set_num_threads(saved_); }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  int saved_;
+};
+
+// Runs head(b, scratch) for every (batch, head) pair b < bh, with a Scratch per worker.
+template <typename Scratch, typename Head>
+void for_each_head(int64_t bh, const Head& head) {
+  if (bh >= num_threads() && num_threads() > 1) {
+    const SingleThreadedBlas one;
+    parallel_for(0, bh, 1, [&](int64_t lo, int64_t hi) {
+      Scratch scratch;
+      for (int64_t b = lo; b < hi; ++b) head(b, scratch);
+    });
+  } else {
+    Scratch scratch;
+    for (int64_t b = 0; b < bh; ++b) head(b, scratch);
+  }
+}
 
 // C[m x n] = alpha op(A) op(B) + beta C, row-major with the given leading dimensions.
 void dgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
@@ -45,8 +81,8 @@ void widen(const T* src, int64_t n, double* dst) {
 }
 
 template <typename T>
-void narrow_scaled(const double* src, int64_t n, double scale, T* dst) {
-  for (int64_t x = 0; x < n; ++x) dst[x] = convert<T>(src[x] * scale);
+void narrow(const double* src, int64_t n, T* dst) {
+  for (int64_t x = 0; x < n; ++x) dst[x] = convert<T>(src[x]);
 }
 
 // Rows [i0, i0 + rows) of one head: S (rows x i1, ld i1) from Q and K, turned into P in place;
@@ -76,19 +112,22 @@ template <typename T>
 void forward_typed(const AttentionDims& d, const T* q, const T* k, const T* v, T* out, float* lse) {
   const int64_t t = d.t, dh = d.dh, n = t * dh;
   const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
-  Vec qd(n), kd(n), vd(n), od(n), s(static_cast<size_t>(std::min(t, kRowBlock) * t)), l(t);
-  for (int64_t b = 0; b < d.bh; ++b) {
-    widen(q + b * n, n, qd.data());
-    widen(k + b * n, n, kd.data());
-    widen(v + b * n, n, vd.data());
+  struct Scratch {
+    Vec qd, kd, vd, od, s, l;
+  };
+  for_each_head<Scratch>(d.bh, [&](int64_t b, Scratch& w) {
+    if (w.qd.empty()) w = {Vec(n), Vec(n), Vec(n), Vec(n), Vec(static_cast<size_t>(std::min(t, kRowBlock) * t)), Vec(t)};
+    widen(q + b * n, n, w.qd.data());
+    widen(k + b * n, n, w.kd.data());
+    widen(v + b * n, n, w.vd.data());
     for (int64_t i0 = 0; i0 < t; i0 += kRowBlock) {
       const int64_t rows = std::min(kRowBlock, t - i0), i1 = i0 + rows;
-      softmax_block(qd.data(), kd.data(), i0, rows, dh, scale, s.data(), l.data() + i0);
-      dgemm(false, false, rows, dh, i1, 1.0, s.data(), i1, vd.data(), dh, 0.0, od.data() + i0 * dh, dh);
+      softmax_block(w.qd.data(), w.kd.data(), i0, rows, dh, scale, w.s.data(), w.l.data() + i0);
+      dgemm(false, false, rows, dh, i1, 1.0, w.s.data(), i1, w.vd.data(), dh, 0.0, w.od.data() + i0 * dh, dh);
     }
-    narrow_scaled(od.data(), n, 1.0, out + b * n);
-    for (int64_t i = 0; i < t; ++i) lse[b * t + i] = static_cast<float>(l[i]);
-  }
+    narrow(w.od.data(), n, out + b * n);
+    for (int64_t i = 0; i < t; ++i) lse[b * t + i] = static_cast<float>(w.l[i]);
+  });
 }
 
 template <typename T>
@@ -97,37 +136,43 @@ void backward_typed(const AttentionDims& d, const T* dout, const T* q, const T* 
   const int64_t t = d.t, dh = d.dh, n = t * dh;
   const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
   const size_t blk = static_cast<size_t>(std::min(t, kRowBlock) * t);
-  Vec qd(n), kd(n), vd(n), gd(n), od(n), dqd(n), dkd(n), dvd(n), p(blk), dp(blk), l(t), delta(t);
-  for (int64_t b = 0; b < d.bh; ++b) {
-    widen(q + b * n, n, qd.data());
-    widen(k + b * n, n, kd.data());
-    widen(v + b * n, n, vd.data());
-    widen(dout + b * n, n, gd.data());
-    widen(out + b * n, n, od.data());
+  struct Scratch {
+    Vec qd, kd, vd, gd, od, dqd, dkd, dvd, p, dp, l, delta;
+  };
+  for_each_head<Scratch>(d.bh, [&](int64_t b, Scratch& w) {
+    if (w.qd.empty())
+      w = {Vec(n), Vec(n), Vec(n), Vec(n), Vec(n), Vec(n), Vec(n), Vec(n), Vec(blk), Vec(blk), Vec(t), Vec(t)};
+    widen(q + b * n, n, w.qd.data());
+    widen(k + b * n, n, w.kd.data());
+    widen(v + b * n, n, w.vd.data());
+    widen(dout + b * n, n, w.gd.data());
+    widen(out + b * n, n, w.od.data());
     for (int64_t i = 0; i < t; ++i) {
       double s = 0;
-      for (int64_t x = 0; x < dh; ++x) s += gd[i * dh + x] * od[i * dh + x];
-      delta[i] = s;
+      for (int64_t x = 0; x < dh; ++x) s += w.gd[i * dh + x] * w.od[i * dh + x];
+      w.delta[i] = s;
     }
-    std::fill(dkd.begin(), dkd.end(), 0.0);
-    std::fill(dvd.begin(), dvd.end(), 0.0);
+    std::fill(w.dkd.begin(), w.dkd.end(), 0.0);
+    std::fill(w.dvd.begin(), w.dvd.end(), 0.0);
     for (int64_t i0 = 0; i0 < t; i0 += kRowBlock) {
       const int64_t rows = std::min(kRowBlock, t - i0), i1 = i0 + rows;
-      softmax_block(qd.data(), kd.data(), i0, rows, dh, scale, p.data(), l.data() + i0);
-      const double* g = gd.data() + i0 * dh;
-      dgemm(true, false, i1, dh, rows, 1.0, p.data(), i1, g, dh, 1.0, dvd.data(), dh);  // dV += P^T dO
-      dgemm(false, true, rows, i1, dh, 1.0, g, dh, vd.data(), dh, 0.0, dp.data(), i1);  // dP = dO V^T
+      double* p = w.p.data();
+      double* dp = w.dp.data();
+      softmax_block(w.qd.data(), w.kd.data(), i0, rows, dh, scale, p, w.l.data() + i0);
+      const double* g = w.gd.data() + i0 * dh;
+      dgemm(true, false, i1, dh, rows, 1.0, p, i1, g, dh, 1.0, w.dvd.data(), dh);  // dV += P^T dO
+      dgemm(false, true, rows, i1, dh, 1.0, g, dh, w.vd.data(), dh, 0.0, dp, i1);   // dP = dO V^T
       parallel_for(0, rows, std::max<int64_t>(1, (int64_t{1} << 14) / i1), [&](int64_t lo, int64_t hi) {
         for (int64_t r = lo; r < hi; ++r)
-          for (int64_t j = 0; j < i1; ++j) dp[r * i1 + j] = p[r * i1 + j] * (dp[r * i1 + j] - delta[i0 + r]);
+          for (int64_t j = 0; j < i1; ++j) dp[r * i1 + j] = p[r * i1 + j] * (dp[r * i1 + j] - w.delta[i0 + r]);
       });
-      dgemm(false, false, rows, dh, i1, scale, dp.data(), i1, kd.data(), dh, 0.0, dqd.data() + i0 * dh, dh);
-      dgemm(true, false, i1, dh, rows, scale, dp.data(), i1, qd.data() + i0 * dh, dh, 1.0, dkd.data(), dh);
+      dgemm(false, false, rows, dh, i1, scale, dp, i1, w.kd.data(), dh, 0.0, w.dqd.data() + i0 * dh, dh);
+      dgemm(true, false, i1, dh, rows, scale, dp, i1, w.qd.data() + i0 * dh, dh, 1.0, w.dkd.data(), dh);
     }
-    narrow_scaled(dqd.data(), n, 1.0, dq + b * n);
-    narrow_scaled(dkd.data(), n, 1.0, dk + b * n);
-    narrow_scaled(dvd.data(), n, 1.0, dv + b * n);
-  }
+    narrow(w.dqd.data(), n, dq + b * n);
+    narrow(w.dkd.data(), n, dk + b * n);
+    narrow(w.dvd.data(), n, dv + b * n);
+  });
 }
 
 template <typename T>

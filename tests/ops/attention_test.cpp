@@ -22,6 +22,7 @@
 
 #include "autograd/gradcheck.h"
 #include "core/random.h"
+#include "core/thread_pool.h"
 #include "ops/functional.h"
 #include "ops/kernels.h"
 #include "tests/gpu.h"
@@ -133,8 +134,10 @@ class AttentionCpu : public ::testing::Test {
   void SetUp() override { manual_seed(7); }
 };
 
+// {1, 2, 300, 4}: t > 256, several blocks of query rows with dK and dV accumulated across them.
 TEST_F(AttentionCpu, MatchesNaiveReferenceF64) {
-  for (const Shape& shape : std::vector<Shape>{{2, 3, 17, 8}, {1, 2, 1, 4}, {1, 1, 70, 16}, {2, 1, 33, 5}}) {
+  for (const Shape& shape :
+       std::vector<Shape>{{2, 3, 17, 8}, {1, 2, 1, 4}, {1, 1, 70, 16}, {2, 1, 33, 5}, {1, 2, 300, 4}}) {
     const Tensor q = randn(shape, DType::f64), k = randn(shape, DType::f64),
                  v = randn(shape, DType::f64), dout = randn(shape, DType::f64);
     const kernels::AttentionResult r = kernels::causal_attention(q, k, v);
@@ -148,6 +151,25 @@ TEST_F(AttentionCpu, MatchesNaiveReferenceF64) {
     expect_close(g.dk, want.dk, 1e-10, 1e-11, label(shape, DType::f64, "dk"));
     expect_close(g.dv, want.dv, 1e-10, 1e-11, label(shape, DType::f64, "dv"));
   }
+}
+
+// One thread (heads in turn) and several (heads in parallel, OpenBLAS single-threaded) give the
+// same bits.
+TEST_F(AttentionCpu, ResultsDoNotDependOnTheThreadCount) {
+  const Shape shape{2, 3, 40, 8};
+  const Tensor q = randn(shape, DType::f32), k = randn(shape, DType::f32), v = randn(shape, DType::f32),
+               dout = randn(shape, DType::f32);
+  const int saved = num_threads();
+  std::vector<Tensor> runs[2];
+  for (int i = 0; i < 2; ++i) {
+    set_num_threads(i == 0 ? 1 : 4);
+    const kernels::AttentionResult r = kernels::causal_attention(q, k, v);
+    const kernels::AttentionGrads g = kernels::causal_attention_backward(dout, q, k, v, r);
+    runs[i] = {r.out, r.lse, g.dq, g.dk, g.dv};
+  }
+  set_num_threads(saved);
+  const char* names[] = {"out", "lse", "dq", "dk", "dv"};
+  for (int j = 0; j < 5; ++j) expect_equal(runs[1][j], runs[0][j], std::string(names[j]) + ": 4 threads vs 1");
 }
 
 TEST_F(AttentionCpu, ReducedPrecisionDtypesRoundOnce) {
