@@ -14,8 +14,6 @@
 // step of configs/moe.yaml here.)
 #include "ops/cpu/attention.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -24,6 +22,7 @@
 
 #include "core/convert.h"
 #include "core/thread_pool.h"
+#include "ops/cpu/gemm.h"
 
 extern "C" {  // OpenBLAS's thread control (declared here too: not every cblas.h has it)
 void openblas_set_num_threads(int num_threads);
@@ -66,13 +65,26 @@ void for_each_head(int64_t bh, const Head& head) {
   }
 }
 
-// C[m x n] = alpha op(A) op(B) + beta C, row-major with the given leading dimensions.
+// C[m x n] = alpha op(A) op(B) + beta C in f64, row-major with the given leading dimensions,
+// through the CPU GEMM (ops/cpu/gemm.h: OpenBLAS).
 void dgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
            const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  const auto ld = [](int64_t x) { return static_cast<int>(std::max<int64_t>(x, 1)); };  // k = 0 (dh = 0) is legal
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
-              static_cast<int>(n), static_cast<int>(k), alpha, a, ld(lda), b, ld(ldb), beta, c, ld(ldc));
+  GemmArgs g;
+  g.dtype = DType::f64;
+  g.trans_a = ta;
+  g.trans_b = tb;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = a;
+  g.lda = lda;
+  g.b = b;
+  g.ldb = ldb;
+  g.c = c;
+  g.ldc = ldc;
+  g.alpha = alpha;
+  g.beta = beta;
+  gemm(g);
 }
 
 template <typename T>

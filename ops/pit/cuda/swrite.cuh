@@ -158,8 +158,9 @@ struct RowDst {
 
 // SWrite of a whole accumulator tile staged in shared memory ([kRows][ld] f32, see
 // Acc::to_smem): every thread takes runs of 8 columns of one row, so a warp writes whole rows of C
-// with 16-byte stores (atomic adds: pairs, a warp on 64 consecutive pairs). row(r) gives the destination row of tile row r (null: not written) and its
-// scale (gate weights of the M-gather); columns are n0 + [0, kCols), those >= ncols skipped.
+// with 16-byte stores (atomic adds: pairs, a warp on 64 consecutive pairs). row(r) gives the
+// destination row of tile row r (null: not written) and its scale (gate weights of the M-gather);
+// columns are n0 + [0, kCols), those >= ncols skipped.
 // All threads call it; the caller synchronises before and after (shared memory reuse).
 template <typename T, int kRows, int kCols, int kThreads, class RowFn>
 __device__ __forceinline__ void swrite_staged(const float* tile, int ld, RowFn&& row, int64_t n0, int64_t ncols,
@@ -203,6 +204,5 @@ __device__ __forceinline__ void swrite_staged(const float* tile, int ld, RowFn&&
     swrite_vec8<T>(dst, col, ncols, lo, hi, e);
   }
 }
-
 
 }  // namespace pit::sparse::cuda::dev
