@@ -20,7 +20,7 @@
 #include "bench/timer.h"
 #include "core/core.h"
 #include "ops/cuda/wgmma_ptx.cuh"
-#include "ops/pit/cuda/gemm_core.cuh"
+#include "ops/pit/cuda/wg_core.cuh"
 #include "ops/pit/cuda/swrite.cuh"
 
 namespace pit::bench {
@@ -35,23 +35,23 @@ struct Problem {
 
 // ---- the mma.sync engine: rows of A gathered through a row table, as in the M-gather kernel ----
 template <class Cfg>
-__global__ void __launch_bounds__(Cfg::kThreads) mma_engine_kernel(const T* a, const T* b, T* c, Problem pr,
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) mma_engine_kernel(const T* a, const T* b, T* c, Problem pr,
                                                                   int n_tiles) {
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK;
   extern __shared__ uint4 smem_raw[];
-  T* smem = reinterpret_cast<T*>(smem_raw);
+  T* smem = dev::tile_base<Cfg>(smem_raw);
   __shared__ int64_t a_off[BM];
   const int tid = threadIdx.x;
   const int mt = blockIdx.x / n_tiles, nt = blockIdx.x % n_tiles;
   const int64_t m0 = int64_t{mt} * BM, n0 = int64_t{nt} * BN;
   for (int r = tid; r < BM; r += Cfg::kThreads) a_off[r] = m0 + r < pr.m ? (m0 + r) * pr.k : -1;
   __syncthreads();
-  dev::StridedReader<T, BM, BK, Cfg::kALd, Cfg::kThreads, true> ra;
+  dev::StridedReader<T, BM, BK, typename Cfg::ALayout, Cfg::kThreads, true> ra;
   ra.init(tid, [&](int r, int cc) {
     const int64_t off = a_off[r];
     return dev::Src<T>{a + (off < 0 ? 0 : off) + cc, off < 0 ? 0 : Cfg::V};
   });
-  dev::StridedReader<T, BK, BN, Cfg::kBLd, Cfg::kThreads, false> rb;
+  dev::StridedReader<T, BK, BN, typename Cfg::BLayout, Cfg::kThreads, false> rb;
   rb.init(tid, [&](int r, int cc) {
     return dev::Src<T>{b + int64_t{r} * pr.n + n0 + cc, dev::valid_n(pr.n - n0 - cc, Cfg::V)};
   });
@@ -126,7 +126,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) wgmma_core_kernel(const T* a, c
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < kWgBK / 16; ++kk)
-      wgmma::mma_m64n128k16_bf16<1>(d, wgmma::desc_sw128(sa + kk * 32, 16, 1024),
+      wgmma::mma_m64n128k16<false, 0, 1>(d, wgmma::desc_sw128(sa + kk * 32, 16, 1024),
                                     wgmma::desc_sw128(sb + kk * 2048, 8192, 1024), 1);
     wgmma::commit();
     wgmma::wait<1>();
@@ -157,10 +157,10 @@ template <class Cfg>
 Launch mma_engine(const std::string& name) {
   return {name, [](const T* a, const T* b, T* c, Problem pr) {
             auto* k = mma_engine_kernel<Cfg>;
-            PIT_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                static_cast<int>(Cfg::kSmemStaged)));
+            const size_t smem = Cfg::kSmemStaged + Cfg::kAlignSlack;
+            PIT_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
             const int n_tiles = (pr.n + Cfg::BN - 1) / Cfg::BN, grid = (pr.m + Cfg::BM - 1) / Cfg::BM * n_tiles;
-            k<<<grid, Cfg::kThreads, Cfg::kSmemStaged>>>(a, b, c, pr, n_tiles);
+            k<<<grid, Cfg::kThreads, smem>>>(a, b, c, pr, n_tiles);
             PIT_CUDA_CHECK(cudaGetLastError());
           }};
 }
@@ -191,6 +191,8 @@ int run_engine(const std::string& markdown_path) {
       mma_engine<dev::TileCfg<T, 128, 128, 2, 4, false, true, 3, 64>>("mma.sync 128x128x64, 8 warps 64x32, 3 st"),
       mma_engine<dev::TileCfg<T, 128, 128, 2, 2, false, true, 3, 64>>("mma.sync 128x128x64, 4 warps 64x64, 3 st"),
       mma_engine<dev::TileCfg<T, 128, 256, 2, 4, false, true, 3, 64>>("mma.sync 128x256x64, 8 warps 64x64, 3 st"),
+      mma_engine<dev::WgCfg<T, false, true, 4>>("wgmma engine (wg_core.cuh), 4 st"),
+      mma_engine<dev::WgCfg<T, false, true, 3>>("wgmma engine (wg_core.cuh), 3 st, 2 blocks/SM"),
       wgmma_core<4>("wgmma 128x128x64, 2 warpgroups, 4 st"),
       wgmma_core<5>("wgmma 128x128x64, 2 warpgroups, 5 st"),
   };

@@ -22,6 +22,11 @@ enum class Write : uint8_t {
   store,       // C = result
   accumulate,  // C += result (atomic where several tiles meet one output element)
 };
+// The tensor-core engine of a PIT GEMM (f16/bf16; f32 always runs on the CUDA cores). automatic:
+// the kernel's own rule (gather_gemm: wgmma for long K, mma.sync for short K-chunks); the others
+// force one, for measuring (pit-bench) and tests.
+enum class Engine : uint8_t { automatic, mma, wgmma };
+
 struct Epilogue {
   Write write = Write::store;
   Tensor bias = {};            // [N] (or [S, N] per segment for segmented GEMMs); store only
@@ -49,6 +54,7 @@ struct GatherGemmArgs {
   bool use_weights = false;
   bool zero_c = false;
   Epilogue epilogue = {};
+  Engine engine = Engine::automatic;
 };
 void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tensor& c,
                  const GatherGemmArgs& args);

@@ -18,7 +18,7 @@
 
 #include <algorithm>
 
-#include "ops/pit/cuda/gemm_core.cuh"
+#include "ops/pit/cuda/wg_core.cuh"
 #include "ops/pit/cuda/launch.cuh"
 #include "ops/pit/cuda/swrite.cuh"
 
@@ -57,15 +57,22 @@ struct CondenseShape {
   static constexpr int kStages = kF32 ? 3 : 4;
 };
 template <typename T, int BM, bool kBlocks>
-using CondenseCfg = dev::TileCfg<T, BM, CondenseShape<T, BM>::BN, CondenseShape<T, BM>::WM, CondenseShape<T, BM>::WN,
-                                 !kBlocks, true, CondenseShape<T, BM>::kStages>;
+using MmaCondenseCfg = dev::TileCfg<T, BM, CondenseShape<T, BM>::BN, CondenseShape<T, BM>::WM,
+                                    CondenseShape<T, BM>::WN, !kBlocks, true, CondenseShape<T, BM>::kStages>;
+// 128-row micro-tiles in f16/bf16 fill the wgmma engine's 128 x 128 tile (two warpgroups of 64
+// rows); smaller ones stay on mma.sync (wgmma's M is 64 per warpgroup).
+template <typename T, int BM, bool kBlocks>
+using CondenseCfg =
+    std::conditional_t<BM == 128 && !std::is_same_v<T, float>,
+                       dev::WgCfg<std::conditional_t<std::is_same_v<T, float>, BFloat16, T>, !kBlocks, true, 3>,
+                       MmaCondenseCfg<T, BM, kBlocks>>;
 
 template <typename T, int BM, bool kBlocks>
-__global__ void __launch_bounds__(CondenseCfg<T, BM, kBlocks>::kThreads) condense_kernel(const TileParams<T> p) {
+__global__ void __launch_bounds__(CondenseCfg<T, BM, kBlocks>::kThreads, CondenseCfg<T, BM, kBlocks>::kMinBlocks) condense_kernel(const TileParams<T> p) {
   using Cfg = CondenseCfg<T, BM, kBlocks>;
   constexpr int BN = Cfg::BN, BK = Cfg::BK, NT = Cfg::kThreads;
   extern __shared__ uint4 smem_raw[];
-  T* smem = reinterpret_cast<T*>(smem_raw);
+  T* smem = dev::tile_base<Cfg>(smem_raw);
   int32_t* sidx = reinterpret_cast<int32_t*>(smem + Cfg::kSmemStaged / sizeof(T));
   const int tid = threadIdx.x;
   const int blk = static_cast<int>(blockIdx.x % p.num_blocks);
@@ -96,11 +103,11 @@ __global__ void __launch_bounds__(CondenseCfg<T, BM, kBlocks>::kThreads) condens
   // SRead cursors, set up once: the condensed values of A are read in order (one offset per
   // stage); the rows of B are named by the list, looked up at every stage.
   constexpr int V = Cfg::V;
-  dev::RowGatherReader<T, BK, BN, Cfg::kBLd, NT> rb;
+  dev::RowGatherReader<T, BK, BN, typename Cfg::BLayout, NT> rb;
   rb.init(tid, [&](int, int c) { return dev::Src<T>{p.b + n0 + c, dev::valid_n(p.n - n0 - c, V)}; });
   if constexpr (!kBlocks) {
     // A: entry j's r-vector is values row j; tile row = entry, tile column = row of C.
-    dev::StridedReader<T, BK, BM, Cfg::kALd, NT, false> ra;
+    dev::StridedReader<T, BK, BM, typename Cfg::ALayout, NT, false> ra;
     ra.init(tid, [&](int r, int c) { return dev::Src<T>{vals + int64_t{r} * tr + c, dev::valid_n(tr - c, V)}; });
     const auto load = [&](int kt, T* sa, T* sb) {
       const int kb = kt * BK;
@@ -115,7 +122,7 @@ __global__ void __launch_bounds__(CondenseCfg<T, BM, kBlocks>::kThreads) condens
     // A: row y of the tile, condensed column q = kb + c: block j = q / b, column x = q % b. Blocks
     // are stored [count][b][b], so a stage's sources lie (kb / b) b^2 + kb % b elements on from
     // stage 0's (BK divides b or b divides BK).
-    dev::StridedReader<T, BM, BK, Cfg::kALd, NT, true> ra;
+    dev::StridedReader<T, BM, BK, typename Cfg::ALayout, NT, true> ra;
     ra.init(tid, [&](int r, int c) {
       return dev::Src<T>{vals + (int64_t{c / BM} * BM + r) * BM + c % BM, V};
     });
@@ -139,7 +146,7 @@ template <typename T, int BM, bool kBlocks>
 void launch(const TileParams<T>& p, StreamRef stream) {
   using Cfg = CondenseCfg<T, BM, kBlocks>;
   auto* kernel = condense_kernel<T, BM, kBlocks>;
-  const size_t smem = Cfg::kSmemStaged + sizeof(int32_t) * p.idx_cap;
+  const size_t smem = Cfg::kSmemStaged + Cfg::kAlignSlack + sizeof(int32_t) * p.idx_cap;
   allow_smem(kernel, smem, Cfg::kThreads);
   const int64_t grid = int64_t{p.num_blocks} * p.n_tiles;
   kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p);

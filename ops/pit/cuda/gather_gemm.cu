@@ -4,10 +4,12 @@
 // SRead goes through cursors set up once per tile (sread.cuh); the epilogue stages the f32 tile in
 // shared memory and writes whole rows of C with 16-byte stores (swrite.cuh swrite_staged).
 //
-// Tiles: BM = 128 entries x BN = 128 columns, 8 warps of 64 x 32, BK = 32, 4 stages (76 KB, 127
-// registers: two blocks per SM), chosen over 128 x 256 with 64 x 64 warp tiles (244 registers,
-// one block per SM: fewer warps to hide the loads' latency); the choice is to be re-measured with
-// pit-bench as the engine is tuned (docs/BENCHMARKS.md).
+// Tiles: BM = 128 entries x BN = 128 columns. Two engines for f16/bf16 (args.engine):
+// - wgmma (wg_core.cuh): two warpgroups, BK = 64, 3 stages (96 KB, registers capped at 128: two
+//   blocks per SM); for segments with long K (experts, whole rows);
+// - mma.sync (gemm_core.cuh): 8 warps of 64 x 32, BK = 32, 4 stages (76 KB, two blocks per SM);
+//   for short K-chunks (seg_cols <= kShortK), where a tile is one or two BK = 64 steps and the
+//   wgmma pipeline does not pay for itself (measured with pit-bench, docs/BENCHMARKS.md).
 // f32 on the CUDA cores with BK = 16 and 3 stages. The number of row tiles depends on the segment
 // sizes, which stay on the device: a persistent grid (as many blocks as fit on the SMs) walks the
 // work items; each block first turns the segment offsets into a tile prefix in shared memory.
@@ -16,7 +18,7 @@
 #include <algorithm>
 
 #include "ops/cuda/device_utils.cuh"
-#include "ops/pit/cuda/gemm_core.cuh"
+#include "ops/pit/cuda/wg_core.cuh"
 #include "ops/pit/cuda/launch.cuh"
 #include "ops/pit/cuda/swrite.cuh"
 
@@ -42,17 +44,23 @@ struct GatherParams {
   dev::EpiArgs epi;
 };
 
-template <typename T, bool kBTrans>
-using GatherCfg = std::conditional_t<std::is_same_v<T, float>,
-                                     dev::TileCfg<T, 128, 128, 2, 4, false, !kBTrans, 3>,
-                                     dev::TileCfg<T, 128, 128, 2, 4, false, !kBTrans, 4>>;
+// K-chunks at most this wide run on mma.sync under Engine::automatic.
+constexpr int64_t kShortK = 64;
 
-template <typename T, bool kBTrans>
-__global__ void __launch_bounds__(GatherCfg<T, kBTrans>::kThreads) gather_gemm_kernel(const GatherParams<T> p) {
-  using Cfg = GatherCfg<T, kBTrans>;
+// A K-major, B N-major ([K, N]) or K-major ([N, K], b_trans). kWg: the wgmma engine (f16/bf16).
+template <typename T, bool kBTrans, bool kWg>
+using GatherCfg = std::conditional_t<
+    std::is_same_v<T, float>, dev::TileCfg<float, 128, 128, 2, 4, false, !kBTrans, 3>,
+    std::conditional_t<kWg, dev::WgCfg<std::conditional_t<std::is_same_v<T, float>, BFloat16, T>, false, !kBTrans, 3>,
+                       dev::TileCfg<T, 128, 128, 2, 4, false, !kBTrans, 4>>>;
+
+template <typename T, bool kBTrans, bool kWg>
+__global__ void __launch_bounds__(GatherCfg<T, kBTrans, kWg>::kThreads, GatherCfg<T, kBTrans, kWg>::kMinBlocks)
+    gather_gemm_kernel(const GatherParams<T> p) {
+  using Cfg = GatherCfg<T, kBTrans, kWg>;
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK;
   extern __shared__ uint4 smem_raw[];
-  T* smem = reinterpret_cast<T*>(smem_raw);
+  T* smem = dev::tile_base<Cfg>(smem_raw);
   int64_t* a_off = reinterpret_cast<int64_t*>(smem + Cfg::kSmemStaged / sizeof(T));  // [BM]: A row offset, -1 past the segment
   int32_t* c_row = reinterpret_cast<int32_t*>(a_off + BM);                      // [BM]
   float* scale = reinterpret_cast<float*>(c_row + BM);                          // [BM]
@@ -107,13 +115,13 @@ __global__ void __launch_bounds__(GatherCfg<T, kBTrans>::kThreads) gather_gemm_k
     const int num_k = (k_len + BK - 1) / BK;
     // SRead cursors, set up once per tile: A's gathered rows walk along k; B's rows walk down k
     // ([K, N]) or its rows n walk along k ([N, K]).
-    dev::StridedReader<T, BM, BK, Cfg::kALd, Cfg::kThreads, true> ra;
+    dev::StridedReader<T, BM, BK, typename Cfg::ALayout, Cfg::kThreads, true> ra;
     ra.init(tid, [&](int r, int c) {
       const int64_t off = a_off[r];
       return dev::Src<T>{p.a + (off < 0 ? 0 : off) + k_beg + c, off < 0 ? 0 : Cfg::V};
     });
-    using BReader = std::conditional_t<kBTrans, dev::StridedReader<T, BN, BK, Cfg::kBLd, Cfg::kThreads, true>,
-                                       dev::StridedReader<T, BK, BN, Cfg::kBLd, Cfg::kThreads, false>>;
+    using BReader = std::conditional_t<kBTrans, dev::StridedReader<T, BN, BK, typename Cfg::BLayout, Cfg::kThreads, true>,
+                                       dev::StridedReader<T, BK, BN, typename Cfg::BLayout, Cfg::kThreads, false>>;
     BReader rb;
     rb.init(tid, [&](int r, int c) {
       if constexpr (kBTrans) return dev::Src<T>{bs + (n0 + r) * p.k + k_beg + c, n0 + r < p.n ? Cfg::V : 0};
@@ -136,12 +144,12 @@ __global__ void __launch_bounds__(GatherCfg<T, kBTrans>::kThreads) gather_gemm_k
   }
 }
 
-template <typename T, bool kBTrans>
+template <typename T, bool kBTrans, bool kWg>
 void launch(const GatherParams<T>& p, int64_t capacity, StreamRef stream) {
-  using Cfg = GatherCfg<T, kBTrans>;
-  const size_t smem = Cfg::kSmemStaged + Cfg::BM * (sizeof(int64_t) + sizeof(int32_t) + sizeof(float)) +
+  using Cfg = GatherCfg<T, kBTrans, kWg>;
+  const size_t smem = Cfg::kSmemStaged + Cfg::kAlignSlack + Cfg::BM * (sizeof(int64_t) + sizeof(int32_t) + sizeof(float)) +
                       sizeof(int32_t) * (p.segments + 1);
-  auto* kernel = gather_gemm_kernel<T, kBTrans>;
+  auto* kernel = gather_gemm_kernel<T, kBTrans, kWg>;
   const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
   // At most sum_s ceil(count_s / BM) <= capacity / BM + S row tiles.
   const int64_t bound = ((capacity + Cfg::BM - 1) / Cfg::BM + p.segments) * p.n_tiles;
@@ -160,7 +168,7 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
   PIT_CHECK(s <= 8192, "cuda::gather_gemm: at most 8192 segments (the tile prefix lives in shared memory), got ", s);
   if (cap == 0 || n == 0) return;
   dispatch_gemm(a.dtype(), "cuda::gather_gemm", [&]<typename T>() {
-    using Cfg = GatherCfg<T, false>;
+    using Cfg = GatherCfg<T, false, true>;  // BN: the same in every config
     GatherParams<T> p{};
     p.a = a.data<T>();
     p.b = b.data<T>();
@@ -183,8 +191,15 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
     p.a_fast = dev::chunks_aligned(p.a, k) && seg_ok;
     p.b_fast = args.b_trans ? dev::chunks_aligned(p.b, k) && seg_ok : dev::chunks_aligned(p.b, n);
     if (k == 0 && args.epilogue.write == Write::accumulate) return;
-    if (args.b_trans) launch<T, true>(p, cap, stream);
-    else launch<T, false>(p, cap, stream);
+    const auto run = [&]<bool kWg>() {
+      if (args.b_trans) launch<T, true, kWg>(p, cap, stream);
+      else launch<T, false, kWg>(p, cap, stream);
+    };
+    const bool wg = args.engine == Engine::automatic ? p.seg_cols == 0 || p.seg_cols > kShortK
+                                                     : args.engine == Engine::wgmma;
+    if constexpr (std::is_same_v<T, float>) run.template operator()<false>();
+    else if (wg) run.template operator()<true>();
+    else run.template operator()<false>();
   });
 }
 

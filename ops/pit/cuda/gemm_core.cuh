@@ -28,6 +28,11 @@ template <typename T, int BM_, int BN_, int kWarpsM, int kWarpsN, bool kAKMajor,
 struct TileCfg {
   using Elem = T;
   static constexpr bool kMma = !std::is_same_v<T, float>;
+  // The engine: 0 f32 FMAs on the CUDA cores, 1 mma.sync (2: wgmma, ops/pit/cuda/wg_core.cuh).
+  static constexpr int kEngine = kMma ? 1 : 0;
+  // Alignment the tiles need (the kernel aligns the dynamic shared-memory base up to it: allocate
+  // kAlignSlack more).
+  static constexpr size_t kAlign = 16, kAlignSlack = 0;
   static constexpr int BM = BM_, BN = BN_;
   static constexpr int BK = kBK_ > 0 ? kBK_ : (kMma ? 32 : 16);
   static constexpr int kStages = kStages_;
@@ -36,6 +41,8 @@ struct TileCfg {
   static constexpr int kARows = kAK ? BK : BM, kACols = kAK ? BM : BK, kALd = kACols + V;
   static constexpr int kBRows = kBK ? BK : BN, kBCols = kBK ? BN : BK, kBLd = kBCols + V;
   static constexpr int kAElems = kARows * kALd, kBElems = kBRows * kBLd;
+  using ALayout = PaddedLayout<kALd>;
+  using BLayout = PaddedLayout<kBLd>;
   static constexpr size_t kSmem = size_t{kStages} * (kAElems + kBElems) * sizeof(T);
   // Kernels whose epilogue stages the f32 accumulator tile in the same shared memory
   // (Acc::to_smem, swrite_staged) need kSmemStaged: rows padded by 8 floats, so that the
@@ -47,18 +54,30 @@ struct TileCfg {
   static constexpr int WTM = BM / kWarpsM, WTN = BN / kWarpsN;
   static constexpr int MT = WTM / 16, NT = WTN / 8;
   static constexpr int kThreads = kWarpsM * kWarpsN * 32;
+  // Blocks per SM the kernels are compiled for (__launch_bounds__): two for mma.sync tiles whose
+  // warps hold at most 64 accumulators a thread (8 warps then get 128 registers; left to itself
+  // the compiler took up to 196 in the gather kernel, one block per SM, 1.7x slower); one for
+  // larger warp tiles (capped at 128 registers, 64 x 64 warp tiles spilled and ran 4x slower) and f32.
+  static constexpr int kMinBlocks = kMma && (BM_ / kWarpsM / 16) * (BN_ / kWarpsN / 8) * 4 <= 64 ? 2 : 1;
   static_assert(kMma || kThreads == kGemmThreads, "f32 configs: 8 warps (16 x 16 threads)");
   static_assert(!kMma || (WTM % 16 == 0 && WTN % 16 == 0), "warp tile: whole 16x16 pieces");
   static_assert(kMma || (BM % 16 == 0 && BN % 32 == 0), "f32 thread tile: 16 x 16 threads, column pairs");
   static constexpr int kWarpsN_ = kWarpsN;
 };
 
-// Accumulators of one block tile, in registers.
-template <class Cfg, bool kMma = Cfg::kMma>
+// Accumulators of one block tile, in registers, by engine.
+template <class Cfg, int kEngine = Cfg::kEngine>
 struct Acc;
 
+// The tile area of the dynamic shared memory: its base aligned up to Cfg::kAlign.
 template <class Cfg>
-struct Acc<Cfg, true> {
+__device__ __forceinline__ typename Cfg::Elem* tile_base(void* raw) {
+  const uintptr_t p = reinterpret_cast<uintptr_t>(raw);
+  return reinterpret_cast<typename Cfg::Elem*>((p + Cfg::kAlign - 1) & ~uintptr_t{Cfg::kAlign - 1});
+}
+
+template <class Cfg>
+struct Acc<Cfg, 1> {
   float c[Cfg::MT][Cfg::NT][4];
   __device__ void zero() {
 #pragma unroll
@@ -127,7 +146,7 @@ struct Acc<Cfg, true> {
 
 // f32: thread (ty, tx) of a 16 x 16 grid owns rows ty + 16 i and column pairs 2 tx + 32 j.
 template <class Cfg>
-struct Acc<Cfg, false> {
+struct Acc<Cfg, 0> {
   static constexpr int TM = Cfg::BM / 16, TN = Cfg::BN / 32;
   float c[TM][TN][2];
   __device__ void zero() {
@@ -179,6 +198,7 @@ struct Acc<Cfg, false> {
 // of stage kt completed and before the barrier that publishes them (no-op for most kernels).
 // Ends with a barrier, so the caller may reuse the shared memory for the next tile.
 template <class Cfg, class Load, class Fixup>
+  requires(Cfg::kEngine != 2)
 __device__ __forceinline__ void mainloop(Acc<Cfg>& acc, typename Cfg::Elem* smem, int num_k, Load&& load,
                                          Fixup&& fixup) {
   using T = typename Cfg::Elem;

@@ -84,6 +84,27 @@ __device__ __forceinline__ void sread_tile(T* tile, int tid, SrcFn&& src) {
       tile, tid, [&](int r, int c, T* dst) { sread_chunk<T>(dst, src(r, c)); });
 }
 
+// Where element (r, c) of a shared-memory tile lives, in elements from the tile's start.
+// Padded rows (the mma.sync tiles): row stride kLd.
+template <int kLd>
+struct PaddedLayout {
+  static __device__ __forceinline__ int at(int r, int c) { return r * kLd + c; }
+};
+// The 128-byte-swizzled layouts of wgmma (ops/cuda/wgmma_ptx.cuh), 16-bit elements, c a multiple
+// of 8 (one 16-byte chunk). K-major: tile [rows][64] (a row is one m or n, its 64 k values); the
+// chunk c / 8 of row r sits at chunk (c / 8) ^ (r % 8).
+struct Sw128KMajor {
+  static __device__ __forceinline__ int at(int r, int c) { return r * 64 + ((((c >> 3) ^ r) & 7) << 3); }
+};
+// MN-major: tile [kRows k][cols] (a row is one k, contiguous along m or n) in atoms of 8 k rows x
+// 64 columns; the kRows / 8 atoms of a 64-column strip follow each other.
+template <int kRows>
+struct Sw128MNMajor {
+  static __device__ __forceinline__ int at(int r, int c) {
+    return (c >> 6) * (kRows * 64) + (r >> 3) * 512 + (r & 7) * 64 + ((((c >> 3) ^ r) & 7) << 3);
+  }
+};
+
 // SRead cursors: the fills of sread_tile with this thread's part of the walk (which chunk of which
 // tile row) and its source pointers worked out once per output tile rather than at every k-stage,
 // so that a stage costs a pointer offset, a bound check and one cp.async per chunk. (The per-stage
@@ -140,7 +161,7 @@ struct ChunkSources {
 // elements exist apart from the k bound; load fills the stage whose sources lie `offset` elements
 // on, with k_left elements of k left from the stage's first (along tile columns when kKCols, else
 // along tile rows).
-template <typename T, int kRows, int kCols, int kLd, int kThreads, bool kKCols>
+template <typename T, int kRows, int kCols, class Layout, int kThreads, bool kKCols>
 struct StridedReader : ChunkSources<T, kRows, kCols, kThreads> {
   using W = ChunkWalk<T, kRows, kCols, kThreads>;
   using ChunkSources<T, kRows, kCols, kThreads>::src;
@@ -153,7 +174,7 @@ struct StridedReader : ChunkSources<T, kRows, kCols, kThreads> {
       const int r = W::row(t, tid), c = W::col(t, tid);
       const int avail = k_left - (kKCols ? c : r);
       const int m = avail <= 0 ? 0 : (kKCols && avail < n[t] ? avail : n[t]);
-      copy_chunk<T>(tile + r * kLd + c, src[t] + offset, m, fast, safe);
+      copy_chunk<T>(tile + Layout::at(r, c), src[t] + offset, m, fast, safe);
     }
   }
 };
@@ -161,7 +182,7 @@ struct StridedReader : ChunkSources<T, kRows, kCols, kThreads> {
 // Tile rows gathered anew at every stage (rows of B named by a k list): init takes src(r, c), the
 // column part of chunk (r, c)'s source and its valid elements; load takes row_off(r), the element
 // offset of tile row r's source row for this stage (negative: a zero row).
-template <typename T, int kRows, int kCols, int kLd, int kThreads>
+template <typename T, int kRows, int kCols, class Layout, int kThreads>
 struct RowGatherReader : ChunkSources<T, kRows, kCols, kThreads> {
   using W = ChunkWalk<T, kRows, kCols, kThreads>;
   using ChunkSources<T, kRows, kCols, kThreads>::src;
@@ -173,7 +194,7 @@ struct RowGatherReader : ChunkSources<T, kRows, kCols, kThreads> {
       if (!W::owns(t, tid)) continue;
       const int r = W::row(t, tid), c = W::col(t, tid);
       const int64_t off = row_off(r);
-      copy_chunk<T>(tile + r * kLd + c, src[t] + (off < 0 ? 0 : off), off < 0 ? 0 : n[t], fast, safe);
+      copy_chunk<T>(tile + Layout::at(r, c), src[t] + (off < 0 ? 0 : off), off < 0 ? 0 : n[t], fast, safe);
     }
   }
 };

@@ -4,6 +4,8 @@
 // densified). Written as out[P, Q] = sum_e X[x(e), :P]^T Y[y(e), :Q] with X = A, Y = G (or, for
 // b_trans, X = G, Y = A): both tiles are k-major (tile row = entry), straight from whole rows.
 // use_weights scales the Y rows in shared memory once they arrive (each thread its own chunks).
+// SRead goes through cursors (sread.cuh RowGatherReader); the epilogue stages the tile in shared
+// memory and writes whole rows of dB (swrite.cuh swrite_staged).
 //
 // Tiles: 128 x 128 outputs, 8 warps of 64 x 32, BK = 32 entries, 4 stages (f32: CUDA cores, 16
 // entries, 3 stages). Grid: (segment, row tile, column tile); every output element has one owner.
@@ -28,6 +30,7 @@ struct WgradParams {
   int64_t p, q;           // out [S, P, Q]
   int64_t ldx, ldy;       // row lengths of X and Y
   bool x_gathered, y_gathered;
+  bool x_fast, y_fast;  // every SRead chunk of X / Y 16-byte aligned
   int m_tiles, n_tiles;
   dev::EpiArgs epi;
 };
@@ -51,18 +54,18 @@ __global__ void __launch_bounds__(dev::kGemmThreads) weight_grad_kernel(const Wg
   const int num_k = (count + BK - 1) / BK;
   const auto row_of = [&](int e, bool gathered) { return int64_t{gathered ? p.rows[e] : e}; };
 
+  // SRead cursors: the column part of each chunk's source once; the rows named per stage.
+  constexpr int V = Cfg::V;
+  dev::RowGatherReader<T, BK, BM, typename Cfg::ALayout, dev::kGemmThreads> rx;
+  dev::RowGatherReader<T, BK, BN, typename Cfg::BLayout, dev::kGemmThreads> ry;
+  rx.init(tid, [&](int, int c) { return dev::Src<T>{p.x + m0 + c, dev::valid_n(p.p - m0 - c, V)}; });
+  ry.init(tid, [&](int, int c) { return dev::Src<T>{p.y + n0 + c, dev::valid_n(p.q - n0 - c, V)}; });
   const auto load = [&](int kt, T* sa, T* sb) {
-    const int eb = e0 + kt * BK;
-    dev::sread_tile<T, BK, BM, Cfg::kALd, dev::kGemmThreads>(sa, tid, [&](int r, int c) {
-      const bool ok = kt * BK + r < count;
-      const int64_t row = ok ? row_of(eb + r, p.x_gathered) : 0;
-      return dev::Src<T>{p.x + row * p.ldx + m0 + c, ok ? dev::valid_n(p.p - m0 - c, BM) : 0};
-    });
-    dev::sread_tile<T, BK, BN, Cfg::kBLd, dev::kGemmThreads>(sb, tid, [&](int r, int c) {
-      const bool ok = kt * BK + r < count;
-      const int64_t row = ok ? row_of(eb + r, p.y_gathered) : 0;
-      return dev::Src<T>{p.y + row * p.ldy + n0 + c, ok ? dev::valid_n(p.q - n0 - c, BN) : 0};
-    });
+    const int eb = e0 + kt * BK, left = count - kt * BK;
+    rx.load(sa, tid, [&](int r) { return r < left ? row_of(eb + r, p.x_gathered) * p.ldx : int64_t{-1}; },
+            p.x_fast, p.x);
+    ry.load(sb, tid, [&](int r) { return r < left ? row_of(eb + r, p.y_gathered) * p.ldy : int64_t{-1}; },
+            p.y_fast, p.y);
   };
   const auto fixup = [&](int kt, T*, T* sb) {
     if (!p.weights) return;
@@ -76,10 +79,12 @@ __global__ void __launch_bounds__(dev::kGemmThreads) weight_grad_kernel(const Wg
   dev::Acc<Cfg> acc;
   dev::mainloop<Cfg>(acc, smem, num_k, load, fixup);
   T* out = p.out + int64_t{s} * p.p * p.q;
-  acc.for_each_pair([&](int r, int col, float v0, float v1) {
-    if (m0 + r >= p.p) return;
-    dev::swrite_pair<T>(out + (m0 + r) * p.q, n0 + col, p.q, v0, v1, p.epi);
-  });
+  float* staged = reinterpret_cast<float*>(smem);
+  acc.to_smem(staged);
+  __syncthreads();
+  dev::swrite_staged<T, BM, BN, dev::kGemmThreads>(staged, Cfg::kEpiLd, [&](int r) {
+    return m0 + r < p.p ? dev::RowDst<T>{out + (m0 + r) * p.q, 1.f} : dev::RowDst<T>{nullptr, 0.f};
+  }, n0, p.q, p.epi);
 }
 
 }  // namespace
@@ -104,13 +109,15 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
     p.ldy = swap ? k : n;
     p.x_gathered = swap ? args.g_gathered : args.a_gathered;
     p.y_gathered = swap ? args.a_gathered : args.g_gathered;
+    p.x_fast = dev::chunks_aligned(p.x, p.ldx);
+    p.y_fast = dev::chunks_aligned(p.y, p.ldy);
     p.m_tiles = static_cast<int>((p.p + Cfg::BM - 1) / Cfg::BM);
     p.n_tiles = static_cast<int>((p.q + Cfg::BN - 1) / Cfg::BN);
     p.epi.mode = args.write == Write::store ? dev::WriteMode::store : dev::WriteMode::accumulate;
     auto* kernel = weight_grad_kernel<T>;
-    allow_smem(kernel, Cfg::kSmem, dev::kGemmThreads);
+    allow_smem(kernel, Cfg::kSmemStaged, dev::kGemmThreads);
     const int64_t grid = s * p.m_tiles * p.n_tiles;
-    kernel<<<static_cast<unsigned>(grid), dev::kGemmThreads, Cfg::kSmem, native(stream)>>>(p);
+    kernel<<<static_cast<unsigned>(grid), dev::kGemmThreads, Cfg::kSmemStaged, native(stream)>>>(p);
     check_launch("cuda::gather_weight_grad");
   });
 }

@@ -113,30 +113,34 @@ inline void run_tile_gemm_cases(Device dev, const std::vector<int64_t>& rs, cons
           }
 }
 
-// gather_gemm over detected rows (one segment), K-chunks, and MoE routing with per-expert B.
-inline void run_gather_cases(Device dev, const std::vector<DType>& dtypes) {
+// gather_gemm over detected rows (one segment), K-chunks, and MoE routing with per-expert B;
+// `engine` forces the CUDA kernel's tensor-core engine (the CPU ignores it).
+inline void run_gather_cases(Device dev, const std::vector<DType>& dtypes,
+                             sparse::Engine engine = sparse::Engine::automatic) {
   uint64_t seed = 5000;
   for (const DType dt : dtypes)
     for (const double d : kGemmDensities) {
       const int64_t m = 300, k = 97, n = 70;
       const double tol = tol_for(dt);
-      const std::string what = std::string("gather ") + dtype_name(dt) + " density " + std::to_string(d);
+      const std::string what = std::string("gather ") + dtype_name(dt) + " density " + std::to_string(d) +
+                               " engine " + std::to_string(static_cast<int>(engine));
       const Tensor a = sparse_tensor(m, k, 1, k, d, ++seed, dt, dev);  // row-sparse
       const Tensor b = dense_random({k, n}, ++seed, dt, dev);
       const Tensor w = dense_random({n, k}, ++seed, dt, dev);  // Linear weight [N, K]
       const sparse::RowSetIndex rows = sparse::detect_rows(a);
       // scattered, zero_c: equals the dense product.
       Tensor c = poisoned({m, n}, dt, dev);
-      sparse::gather_gemm(a, rows, b, c, {.zero_c = true});
+      sparse::gather_gemm(a, rows, b, c, {.zero_c = true, .engine = engine});
       expect_close(c, ref_matmul(a, b), tol, tol, what + " rows");
       c = poisoned({m, n}, dt, dev);
-      sparse::gather_gemm(a, rows, w, c, {.b_trans = true, .zero_c = true});
+      sparse::gather_gemm(a, rows, w, c, {.b_trans = true, .zero_c = true, .engine = engine});
       expect_close(c, ref_matmul(a, w.t()), tol, tol, what + " rows, b_trans");
       // K-chunk segments: row micro-tiles 1 x 32.
       const Tensor ak = sparse_tensor(m, k, 1, 32, d, ++seed, dt, dev);
       const sparse::RowSetIndex chunks = sparse::detect_rows(ak, 32);
       c = poisoned({m, n}, dt, dev);
-      sparse::gather_gemm(ak, chunks, b, c, {.zero_c = true, .epilogue = {.write = sparse::Write::accumulate}});
+      sparse::gather_gemm(ak, chunks, b, c,
+                          {.zero_c = true, .epilogue = {.write = sparse::Write::accumulate}, .engine = engine});
       expect_close(c, ref_matmul(ak, b), tol, tol, what + " K-chunks");
       // weight gradient over the rows: dB = A^T G (rows outside the set are zero in A).
       const Tensor g = dense_random({m, n}, ++seed, dt, dev);

@@ -39,7 +39,8 @@ TEST(PitGemmCuda, CondenseAndBlocksRaggedLarge) {
 
 TEST(PitGemmCuda, GatherSmall) {
   PIT_REQUIRE_CUDA();
-  test::run_gather_cases(kGpu, kAll);
+  for (const sparse::Engine e : {sparse::Engine::automatic, sparse::Engine::mma, sparse::Engine::wgmma})
+    test::run_gather_cases(kGpu, kAll, e);
 }
 
 TEST(PitGemmCuda, Moe) {
@@ -49,14 +50,16 @@ TEST(PitGemmCuda, Moe) {
 }
 
 // M-gather at 1000 x 777 x 333: whole zero rows (one segment; store with bias + gelu, b_trans) and
-// 1 x 64 row micro-tiles (K-chunk segments, accumulated).
+// 1 x 64 row micro-tiles (K-chunk segments, accumulated), on both tensor-core engines.
 TEST(PitGemmCuda, GatherRaggedLarge) {
   PIT_REQUIRE_CUDA();
   const int64_t m = 1000, k = 777, n = 333;
   uint64_t seed = 9000;
+  for (const sparse::Engine engine : {sparse::Engine::mma, sparse::Engine::wgmma})
   for (const DType dt : kAll)
     for (const double d : test::kGemmDensities) {
-      const std::string what = std::string("gather 1000x777x333 ") + dtype_name(dt) + " density " + std::to_string(d);
+      const std::string what = std::string("gather 1000x777x333 ") + dtype_name(dt) + " density " + std::to_string(d) +
+                               (engine == sparse::Engine::mma ? " mma.sync" : " wgmma");
       const double tol = test::tol_for(dt);
       const Tensor b = test::dense_random({k, n}, ++seed, dt, kGpu);
       const Tensor w = test::dense_random({n, k}, ++seed, dt, kGpu);
@@ -67,7 +70,8 @@ TEST(PitGemmCuda, GatherRaggedLarge) {
       Tensor c = test::poisoned({m, n}, dt, kGpu);
       sparse::gather_gemm(a, rows, w, c,
                           {.b_trans = true, .zero_c = true,
-                           .epilogue = {.bias = bias, .activation = true, .act = UnaryOp::gelu_tanh}});
+                           .epilogue = {.bias = bias, .activation = true, .act = UnaryOp::gelu_tanh},
+                           .engine = engine});
       // Rows outside the set stay 0 (zero_c), the listed rows get gelu(A W^T + bias).
       const Tensor act = kernels::unary(
           UnaryOp::gelu_tanh, kernels::binary(BinaryOp::add, test::ref_matmul(a, w.t()), bias.to(Device::cpu(), DType::f64)));
@@ -84,7 +88,8 @@ TEST(PitGemmCuda, GatherRaggedLarge) {
       const Tensor ak = test::sparse_tensor(m, k, 1, 64, d, ++seed, dt, kGpu);
       const sparse::RowSetIndex chunks = sparse::detect_rows(ak, 64);
       c = test::poisoned({m, n}, dt, kGpu);
-      sparse::gather_gemm(ak, chunks, b, c, {.zero_c = true, .epilogue = {.write = sparse::Write::accumulate}});
+      sparse::gather_gemm(ak, chunks, b, c,
+                          {.zero_c = true, .epilogue = {.write = sparse::Write::accumulate}, .engine = engine});
       test::expect_close(c, test::ref_matmul(ak, b), chunk_tol(dt), chunk_tol(dt), what + " 1x64 K-chunks");
       if (::testing::Test::HasFailure()) return;
     }
