@@ -12,6 +12,7 @@
 #include <cusparse.h>
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
 #include <cmath>
 #include <cstdio>
@@ -190,6 +191,7 @@ void print_row(const Result& r) {
 struct PlannedRow {
   std::string pattern;
   double sparsity = 0, ms = 0, dense = 0;
+  double plan_ms = 0;  // plan_matmul alone, host wall time (count kernels, read-back, choice)
   std::string plan;
 };
 
@@ -207,14 +209,45 @@ std::vector<PlannedRow> run_planned(const Cublas& cublas) {
       fill_sparse(a, tr, tc, 1.0 - sp, ++seed);
       const Variable va(a), vb(b);
       const sparse::Plan plan = sparse::plan_matmul(a, n);
+      std::vector<double> plan_times;
+      for (int i = 0; i < 21; ++i) {
+        PIT_CUDA_CHECK(cudaDeviceSynchronize());
+        const auto t0 = std::chrono::steady_clock::now();
+        (void)sparse::plan_matmul(a, n);
+        plan_times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::nth_element(plan_times.begin(), plan_times.begin() + 10, plan_times.end());
+      // Its parts (printed only): the counts with their read-back, and the choice on the host.
+      std::vector<double> count_times, choose_times;
+      const std::vector<sparse::MicroTile> cands = sparse::candidate_tiles();
+      const sparse::CostTable* table = sparse::find_cost_table(sparse::gpu_name(0));
+      for (int i = 0; i < 21; ++i) {
+        PIT_CUDA_CHECK(cudaDeviceSynchronize());
+        const auto t0 = std::chrono::steady_clock::now();
+        const std::vector<int64_t> counts = sparse::count_micro_tiles(a, cands).to(Device::cpu()).to_vector<int64_t>();
+        const auto t1 = std::chrono::steady_clock::now();
+        std::vector<sparse::Candidate> cs;
+        for (size_t q = 0; q < cands.size(); ++q)
+          cs.push_back({cands[q].cols == 1 ? sparse::Kernel::k_lists : sparse::Kernel::blocks, cands[q],
+                        static_cast<double>(counts[q]) / 1e6});
+        (void)sparse::choose(m, k, n, DType::bf16, cs, table);
+        const auto t2 = std::chrono::steady_clock::now();
+        count_times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        choose_times.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+      }
+      std::nth_element(count_times.begin(), count_times.begin() + 10, count_times.end());
+      std::nth_element(choose_times.begin(), choose_times.begin() + 10, choose_times.end());
+      std::printf("planned parts: count + read-back %.4f ms, choice %.4f ms\n", count_times[10], choose_times[10]);
       const auto [tp, td] = time_gpu_pair([&](int) { (void)ops::pit_matmul(va, vb); },
                                           [&](int) { cublas.gemm(a, b, ref); }, 5, 30);
       char what[64];
       std::snprintf(what, sizeof what, "%s %ldx%ld", sparse::kernel_name(plan.kernel),
                     static_cast<long>(plan.tile.rows), static_cast<long>(plan.tile.cols));
-      rows.push_back({name, sp, tp.median_ms, td.median_ms, plan.kernel == sparse::Kernel::dense ? "dense" : what});
-      std::printf("planned %-6s %4.0f%%  pit_matmul %8.4f ms  cuBLAS %8.4f ms  %5.2fx  plan: %s\n", name, 100 * sp,
-                  tp.median_ms, td.median_ms, td.median_ms / tp.median_ms, rows.back().plan.c_str());
+      rows.push_back({name, sp, tp.median_ms, td.median_ms, plan_times[10],
+                      plan.kernel == sparse::Kernel::dense ? "dense" : what});
+      std::printf("planned %-6s %4.0f%%  pit_matmul %8.4f ms  cuBLAS %8.4f ms  %5.2fx  plan_matmul %7.4f ms  plan: %s\n",
+                  name, 100 * sp, tp.median_ms, td.median_ms, td.median_ms / tp.median_ms, plan_times[10],
+                  rows.back().plan.c_str());
       std::fflush(stdout);
     }
   return rows;
@@ -280,9 +313,14 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
           // C is zeroed first (the dispatcher's zero_c); K-chunks add into it (several chunks meet
           // one row), whole rows are stored.
           const sparse::Write wr = w > 0 ? sparse::Write::accumulate : sparse::Write::store;
-          run = [&, wr](int) {
+          // PIT_BENCH_ENGINE=mma|wgmma forces the gather kernel's engine (to compare them).
+          const char* eng = std::getenv("PIT_BENCH_ENGINE");
+          const sparse::Engine engine = !eng                     ? sparse::Engine::automatic
+                                        : std::string(eng) == "mma" ? sparse::Engine::mma
+                                                                    : sparse::Engine::wgmma;
+          run = [&, wr, engine](int) {
             PIT_CUDA_CHECK(cudaMemsetAsync(c.data_ptr(), 0, c.nbytes(), pit::cuda::native(stream)));
-            sparse::cuda::gather_gemm(a, ri, b, c, {.epilogue = {.write = wr}}, stream);
+            sparse::cuda::gather_gemm(a, ri, b, c, {.epilogue = {.write = wr}, .engine = engine}, stream);
           };
           kernel = "rows";
           tiles = pr.m * (w == 0 ? 1 : (pr.k + w - 1) / w);
@@ -364,11 +402,12 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
     if (!planned.empty()) {
       std::fprintf(f,
                    "\n#### pit_matmul with the planner, 4096^3 bf16 (end to end: density read-back, plan, "
-                   "detection, kernel)\n\n| pattern | sparsity | pit_matmul ms | cuBLAS ms | vs cuBLAS | plan |\n"
-                   "|---|---:|---:|---:|---:|---|\n");
+                   "detection, kernel; plan_matmul ms: the planning alone, host wall time)\n\n"
+                   "| pattern | sparsity | pit_matmul ms | cuBLAS ms | vs cuBLAS | plan_matmul ms | plan |\n"
+                   "|---|---:|---:|---:|---:|---:|---|\n");
       for (const PlannedRow& r : planned)
-        std::fprintf(f, "| %s | %.0f%% | %.4f | %.4f | %s | %s |\n", r.pattern.c_str(), 100 * r.sparsity, r.ms,
-                     r.dense, ratio(r.dense, r.ms).c_str(), r.plan.c_str());
+        std::fprintf(f, "| %s | %.0f%% | %.4f | %.4f | %s | %.4f | %s |\n", r.pattern.c_str(), 100 * r.sparsity, r.ms,
+                     r.dense, ratio(r.dense, r.ms).c_str(), r.plan_ms, r.plan.c_str());
     }
     std::fclose(f);
   }

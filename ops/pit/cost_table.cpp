@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <sstream>
 
 #include "core/error.h"
@@ -51,36 +54,43 @@ double log_work(int64_t m, int64_t k, int64_t n) {
 
 std::optional<double> CostTable::estimate(const std::string& kernel, MicroTile tile, DType dtype, int64_t m,
                                           int64_t k, int64_t n, double density) const {
+  // Two passes over the rows, no allocation (the planner calls this for every candidate on every
+  // call): the shape class is the measured shape of this kernel/tile/dtype nearest in log work;
+  // within it, linear interpolation between the two measured densities around `density`, clamped
+  // at the ends; then scaled by the ratio of work.
   const bool detect = kernel.rfind("detect_", 0) == 0;
-  const int64_t nn = detect ? 1 : n;
-  std::vector<const CostRow*> match;
-  for (const CostRow& r : rows)
-    if (r.kernel == kernel && r.tile == tile && r.dtype == dtype) match.push_back(&r);
-  if (match.empty()) return std::nullopt;
-  // Shape class: the measured shape nearest in log work.
-  const double want = log_work(m, k, nn);
-  const CostRow* best = match.front();
-  for (const CostRow* r : match)
-    if (std::abs(log_work(r->m, r->k, detect ? 1 : r->n) - want) < std::abs(log_work(best->m, best->k, detect ? 1 : best->n) - want))
-      best = r;
-  std::vector<const CostRow*> cls;
-  for (const CostRow* r : match)
-    if (r->m == best->m && r->k == best->k && r->n == best->n) cls.push_back(r);
-  std::sort(cls.begin(), cls.end(), [](const CostRow* a, const CostRow* b) { return a->density < b->density; });
+  const auto work = [&](const CostRow& r) { return log_work(r.m, r.k, detect ? 1 : r.n); };
+  const auto matches = [&](const CostRow& r) { return r.dtype == dtype && r.tile == tile && r.kernel == kernel; };
+  const double want = log_work(m, k, detect ? 1 : n);
+  const CostRow* best = nullptr;
+  double best_dist = 0.0;
+  for (const CostRow& r : rows) {
+    if (!matches(r)) continue;
+    const double dist = std::abs(work(r) - want);
+    if (!best || dist < best_dist) {
+      best = &r;
+      best_dist = dist;
+    }
+  }
+  if (!best) return std::nullopt;
+  const CostRow *lo = nullptr, *hi = nullptr, *first = nullptr, *last = nullptr;
+  for (const CostRow& r : rows) {
+    if (!matches(r) || r.m != best->m || r.k != best->k || r.n != best->n) continue;
+    if (!first || r.density < first->density) first = &r;
+    if (!last || r.density > last->density) last = &r;
+    if (r.density <= density && (!lo || r.density > lo->density)) lo = &r;
+    if (r.density >= density && (!hi || r.density < hi->density)) hi = &r;
+  }
   double us;
-  if (density <= cls.front()->density) {
-    us = cls.front()->us;
-  } else if (density >= cls.back()->density) {
-    us = cls.back()->us;
+  if (!lo) {
+    us = first->us;
+  } else if (!hi) {
+    us = last->us;
   } else {
-    size_t i = 1;
-    while (cls[i]->density < density) ++i;
-    const CostRow* lo = cls[i - 1];
-    const CostRow* hi = cls[i];
     const double t = (density - lo->density) / std::max(hi->density - lo->density, 1e-12);
     us = lo->us + t * (hi->us - lo->us);
   }
-  return us * std::exp(want - log_work(best->m, best->k, detect ? 1 : best->n));
+  return us * std::exp(want - work(*best));
 }
 
 CostTable read_cost_table(const std::string& path) {
@@ -153,10 +163,18 @@ std::string cost_table_dir() {
   return env && *env ? std::string(env) : std::string(PIT_TABLES_DIR);
 }
 
-std::optional<CostTable> find_cost_table(const std::string& gpu) {
+const CostTable* find_cost_table(const std::string& gpu) {
+  // Read once per path (the planner asks on every call; parsing the file each time cost more
+  // than a small GEMM). Tables live as long as the process.
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<const CostTable>> cache;
   const std::string path = cost_table_dir() + "/" + cost_table_file_name(gpu);
-  if (!std::ifstream(path).good()) return std::nullopt;
-  return read_cost_table(path);
+  std::lock_guard<std::mutex> lock(mu);
+  const auto it = cache.find(path);
+  if (it != cache.end()) return it->second.get();
+  std::unique_ptr<const CostTable> table;
+  if (std::ifstream(path).good()) table = std::make_unique<const CostTable>(read_cost_table(path));
+  return (cache[path] = std::move(table)).get();
 }
 
 }  // namespace pit::sparse

@@ -55,7 +55,9 @@ std::string cost_table_file_name(const std::string& gpu);
 // The directory of the checked-in tables: $PIT_TABLE_DIR when set, else ops/pit/tables of the
 // source tree this library was built from.
 std::string cost_table_dir();
-// The table for `gpu` from cost_table_dir(), or nullopt when none is checked in.
-std::optional<CostTable> find_cost_table(const std::string& gpu);
+// The table for `gpu` from cost_table_dir(), or nullptr when none is checked in. Read once per
+// path and kept for the life of the process (a table written later by pit-bench --tune is seen by
+// the next process).
+const CostTable* find_cost_table(const std::string& gpu);
 
 }  // namespace pit::sparse

@@ -4,7 +4,8 @@
 #include <limits>
 #include <map>
 #include <mutex>
-#include <sstream>
+#include <cstdio>
+#include <string>
 
 #include "ops/pit/detect.h"
 #if PIT_WITH_CUDA
@@ -92,15 +93,18 @@ double builtin_pit_us(const Candidate& c, int64_t m, int64_t k, int64_t n, DType
 }
 
 Plan choose(int64_t m, int64_t k, int64_t n, DType dtype, const std::vector<Candidate>& candidates,
-            const std::optional<CostTable>& table) {
+            const CostTable* table) {
   Plan p;
   std::optional<double> dense;
   if (table) dense = table->estimate("dense", {1, 1}, dtype, m, k, n, 1.0);
   p.dense_us = dense ? *dense : builtin_dense_us(m, k, n, dtype);
   p.est_us = p.dense_us;
   p.kernel = Kernel::dense;
-  std::ostringstream why;
-  why << "dense " << p.dense_us << " us";
+  // The reason, with snprintf (an ostringstream here cost more than the rest of the choice).
+  std::string why;
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "dense %g us", p.dense_us);
+  why += buf;
   for (const Candidate& c : candidates) {
     double us = 0.0;
     std::optional<double> gemm, det;
@@ -113,7 +117,9 @@ Plan choose(int64_t m, int64_t k, int64_t n, DType dtype, const std::vector<Cand
     } else {
       us = builtin_pit_us(c, m, k, n, dtype);
     }
-    why << "; " << kernel_name(c.kernel) << " " << c.tile.str() << " at density " << c.density << ": " << us << " us";
+    std::snprintf(buf, sizeof buf, "; %s %ldx%ld at density %g: %g us", kernel_name(c.kernel),
+                  static_cast<long>(c.tile.rows), static_cast<long>(c.tile.cols), c.density, us);
+    why += buf;
     if (us < p.est_us) {
       p.est_us = us;
       p.kernel = c.kernel;
@@ -121,7 +127,7 @@ Plan choose(int64_t m, int64_t k, int64_t n, DType dtype, const std::vector<Cand
       p.density = c.density;
     }
   }
-  p.reason = std::string(table && dense ? "table " + table->gpu : "built-in model") + ": " + why.str();
+  p.reason = std::string(table && dense ? "table " + table->gpu : "built-in model") + ": " + why;
   return p;
 }
 
@@ -168,7 +174,7 @@ Plan plan_matmul(const Tensor& a, int64_t n, const PlanOptions& options, const T
     }
     for (size_t i = 0; i < tiles.size(); ++i) cands.push_back({kinds[i], tiles[i], dens[i]});
   }
-  std::optional<CostTable> table = options.table;
+  const CostTable* table = options.table ? &*options.table : nullptr;
   if (!table && a.is_cuda()) table = find_cost_table(gpu_name(a.device().index));
   return choose(m, k, n, a.dtype(), cands, table);
 }

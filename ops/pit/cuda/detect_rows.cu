@@ -11,36 +11,44 @@
 namespace pit::sparse::cuda {
 namespace {
 
-// Rows per CTA: 8 warps x 8 rows; a warp streams one row's segment with 16-byte loads.
-constexpr int kRowGroup = 64;
+// Rows per CTA: 8 warps x rows_per_warp (1 to 8); a warp streams one row's segment with 16-byte
+// loads. Long segments (whole rows) aim at about kTargetCtas CTAs: enough loads in flight to
+// approach the copy bandwidth, and a short chain for the scan. Measured on an H200: 4096 rows of
+// 4096 at 8 rows per warp (64 CTAs) took 3.6x one read, at 1 (512 CTAs) 2.9x; 16384 rows of 1024
+// at 8 (256 CTAs) 1.6x, at 1 (2048 CTAs) 1.8x. Short segments (K-chunks of 64) keep 8 rows per
+// warp, so that a CTA still reads a useful amount.
+constexpr int kMaxRowGroup = 64;
+constexpr int kWarps = kDetectThreads / 32;
+constexpr int64_t kTargetCtas = 512;
 // Tokens per CTA in the routing kernel: one per thread.
 constexpr int kTokenGroup = kDetectThreads;
 
 struct RowGeom {
   int rows, pcols, width, nseg, groups, tiles;
+  int rows_per_warp;  // 1 or 8: the CTA covers kWarps * rows_per_warp rows
   bool row_mask;
 };
 
 template <typename T, bool kVec>
 __global__ void __launch_bounds__(kDetectThreads)
     detect_rows_kernel(const T* __restrict__ p, RowGeom g, unsigned long long* state, int* offsets, int* out_rows) {
-  __shared__ int flag[kRowGroup];
+  __shared__ int flag[kMaxRowGroup];
   __shared__ int scan_smem[kScanWarp + 1];
   __shared__ int s_tile, s_base;
   if (threadIdx.x == 0) s_tile = take_ticket(state);
   __syncthreads();
-  const int tile = s_tile, s = tile / g.groups, r0 = (tile % g.groups) * kRowGroup;
+  const int group = kWarps * g.rows_per_warp;
+  const int tile = s_tile, s = tile / g.groups, r0 = (tile % g.groups) * group;
   const int lane = threadIdx.x % kScanWarp, warp = threadIdx.x / kScanWarp;
   if (g.row_mask) {
-    if (threadIdx.x < kRowGroup) {
+    if (static_cast<int>(threadIdx.x) < group) {
       const int r = r0 + threadIdx.x;
       flag[threadIdx.x] = r < g.rows && nz(p[r]);
     }
   } else {
     const int c0 = s * g.width, c1 = min(g.pcols, c0 + g.width);
-    constexpr int kRowsPerWarp = kRowGroup / (kDetectThreads / kScanWarp);
-    for (int q = 0; q < kRowsPerWarp; ++q) {
-      const int y = warp * kRowsPerWarp + q, r = r0 + y;
+    for (int q = 0; q < g.rows_per_warp; ++q) {
+      const int y = warp * g.rows_per_warp + q, r = r0 + y;
       bool any = false;
       if (r < g.rows) {
         const T* row = p + static_cast<int64_t>(r) * g.pcols;
@@ -63,7 +71,7 @@ __global__ void __launch_bounds__(kDetectThreads)
     }
   }
   __syncthreads();
-  const int f = threadIdx.x < kRowGroup ? flag[threadIdx.x] : 0;
+  const int f = static_cast<int>(threadIdx.x) < group ? flag[threadIdx.x] : 0;
   int count;
   const int ex = block_exclusive_scan(f, scan_smem, &count);
   if (threadIdx.x == 0) {
@@ -120,8 +128,16 @@ RowSetIndex detect_rows(const Tensor& pattern, int64_t cols, int64_t w, StreamRe
   idx.num_rows = rows;
   idx.num_segments = nseg;
   idx.segment_cols = w;
-  RowGeom g{static_cast<int>(rows), static_cast<int>(pcols), static_cast<int>(w > 0 ? w : std::max<int64_t>(pcols, 1)),
-            static_cast<int>(nseg), static_cast<int>((rows + kRowGroup - 1) / kRowGroup), 0, row_mask};
+  const int64_t width = w > 0 ? w : std::max<int64_t>(pcols, 1);
+  // Segments of at least 512 elements (16 loads of 16 bytes and more): rows per warp for about
+  // kTargetCtas CTAs.
+  const int per_warp = row_mask || width < 512
+                           ? kMaxRowGroup / kWarps
+                           : static_cast<int>(std::clamp<int64_t>((rows + kWarps * kTargetCtas - 1) / (kWarps * kTargetCtas),
+                                                                  1, kMaxRowGroup / kWarps));
+  const int64_t group = int64_t{kWarps} * per_warp;
+  RowGeom g{static_cast<int>(rows), static_cast<int>(pcols), static_cast<int>(width), static_cast<int>(nseg),
+            static_cast<int>((rows + group - 1) / group), 0, per_warp, row_mask};
   g.tiles = g.nseg * g.groups;
   if (g.tiles == 0) {
     fill_bytes(idx.offsets, 0, stream);

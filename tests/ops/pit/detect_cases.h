@@ -113,16 +113,40 @@ inline void run_routing_cases(Device dev) {
         }
 }
 
+// count_micro_tiles: the planner's candidates against the detected indexes' counts; on the GPU
+// also odd micro-tiles (several launches) against the CPU's counts, over ragged shapes, all-zero
+// and dense operands, element-sparse and structured patterns, dtypes with 2- and 4-byte elements
+// and a column count that rules out 16-byte loads.
 inline void run_count_cases(Device dev) {
-  const Tensor a = sparse_tensor(257, 1000, 16, 1, 0.3, 11, DType::bf16, dev);
-  const std::vector<sparse::MicroTile> tiles = {{16, 1}, {32, 1}, {64, 1}, {128, 1}, {16, 16}, {32, 32}, {64, 64}};
-  const std::vector<int64_t> got = a.is_cuda() ? sparse::count_micro_tiles(a, tiles).to(Device::cpu()).to_vector<int64_t>()
-                                               : sparse::count_micro_tiles(a, tiles).to_vector<int64_t>();
-  for (size_t i = 0; i < tiles.size(); ++i) {
-    const int64_t want = tiles[i].cols == 1
-                             ? sparse::read_count(sparse::detect_k_lists(a, tiles[i].rows, {.values = false}))
-                             : sparse::read_count(sparse::detect_blocks(a, tiles[i].rows, {.values = false}));
-    EXPECT_EQ(got[i], want) << tiles[i].str();
+  const std::vector<sparse::MicroTile> planner = {{16, 1}, {32, 1}, {64, 1}, {128, 1}, {16, 16}, {32, 32}, {64, 64}};
+  const std::vector<sparse::MicroTile> odd = {{3, 5}, {24, 1}, {1, 7}, {200, 1}, {1, 300}};
+  const auto counts = [](const Tensor& a, const std::vector<sparse::MicroTile>& tiles) {
+    return sparse::count_micro_tiles(a, tiles).to(Device::cpu()).to_vector<int64_t>();
+  };
+  struct Case {
+    int64_t rows, cols, tr, tc;
+    double density;
+    DType dt;
+  };
+  uint64_t seed = 11;
+  for (const Case& c : {Case{257, 1000, 16, 1, 0.3, DType::bf16}, Case{300, 515, 1, 1, 0.02, DType::f32},
+                        Case{129, 777, 32, 32, 0.5, DType::f16}, Case{64, 256, 1, 1, 0.0, DType::bf16},
+                        Case{190, 330, 1, 1, 1.0, DType::bf16}, Case{513, 1030, 1, 1, 0.001, DType::bf16}}) {
+    const Tensor a = sparse_tensor(c.rows, c.cols, c.tr, c.tc, c.density, ++seed, c.dt, dev, c.density >= 1.0 ? 0.0 : 0.3);
+    const std::string what = std::to_string(c.rows) + "x" + std::to_string(c.cols) + " density " +
+                             std::to_string(c.density) + " " + dtype_name(c.dt);
+    const std::vector<int64_t> got = counts(a, planner);
+    for (size_t i = 0; i < planner.size(); ++i) {
+      const int64_t want = planner[i].cols == 1
+                               ? sparse::read_count(sparse::detect_k_lists(a, planner[i].rows, {.values = false}))
+                               : sparse::read_count(sparse::detect_blocks(a, planner[i].rows, {.values = false}));
+      EXPECT_EQ(got[i], want) << what << " " << planner[i].str();
+    }
+    if (dev.is_cuda()) {
+      EXPECT_EQ(counts(a, odd), counts(a.to(Device::cpu()), odd)) << what << " odd micro-tiles";
+      EXPECT_EQ(counts(a, {{4096, 1}}), counts(a.to(Device::cpu()), {{4096, 1}})) << what << " one tall micro-tile";
+    }
+    if (::testing::Test::HasFailure()) return;
   }
 }
 

@@ -20,7 +20,7 @@ using sparse::Kernel;
 TEST(PitPlanner, BuiltinModelFollowsTheMeasuredKernels) {
   const int64_t m = 4096, k = 4096, n = 4096;
   const auto plan = [&](Kernel kernel, sparse::MicroTile tile, double d) {
-    return sparse::choose(m, k, n, DType::bf16, {{kernel, tile, d}}, std::nullopt);
+    return sparse::choose(m, k, n, DType::bf16, {{kernel, tile, d}}, nullptr);
   };
   for (const double d : {1.0, 0.5, 0.1}) {
     EXPECT_EQ(plan(Kernel::k_lists, {32, 1}, d).kernel, Kernel::dense) << plan(Kernel::k_lists, {32, 1}, d).reason;
@@ -74,14 +74,17 @@ TEST(PitPlanner, TableRoundTripAndInterpolation) {
   EXPECT_FALSE(r.estimate("blocks", {32, 32}, DType::bf16, 1024, 1024, 1024, 0.3).has_value());
   // The planner uses it: at 0.1, 20 + 5 us beats 100 us dense; at 0.5, 80 + 5 beats 100 too; a
   // table with a slow PIT row would not.
-  const sparse::Plan p = sparse::choose(1024, 1024, 1024, DType::bf16, {{Kernel::k_lists, {32, 1}, 0.1}}, r);
+  const sparse::Plan p = sparse::choose(1024, 1024, 1024, DType::bf16, {{Kernel::k_lists, {32, 1}, 0.1}}, &r);
   EXPECT_EQ(p.kernel, Kernel::k_lists) << p.reason;
   EXPECT_NEAR(p.est_us, 25.0, 1e-9);
   EXPECT_NE(p.reason.find("table Test GPU 1"), std::string::npos) << p.reason;
   // find_cost_table through PIT_TABLE_DIR.
   setenv("PIT_TABLE_DIR", dir.c_str(), 1);
-  EXPECT_TRUE(sparse::find_cost_table("Test GPU 1").has_value());
-  EXPECT_FALSE(sparse::find_cost_table("Other GPU").has_value());
+  const sparse::CostTable* found = sparse::find_cost_table("Test GPU 1");
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->rows.size(), 4u);
+  EXPECT_EQ(sparse::find_cost_table("Test GPU 1"), found);  // read once, then cached
+  EXPECT_EQ(sparse::find_cost_table("Other GPU"), nullptr);
   unsetenv("PIT_TABLE_DIR");
 }
 
