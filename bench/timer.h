@@ -42,30 +42,36 @@ inline Timing time_gpu(const std::function<void(int)>& fn, int warmup = 5, int r
 
 // Times a() and b() alternately (a, b, a, b, ...) so that both see the same clocks and
 // temperature: comparing two implementations measured one after the other let the GPU's
-// boost-clock drift (e.g. right after a heavy GEMM) favour whichever ran second.
+// boost-clock drift (e.g. right after a heavy GEMM) favour whichever ran second. All runs are
+// queued back to back between events, with one synchronisation at the end, so the host stays
+// ahead of the GPU and each time is the device's (as in time_gpu): a synchronisation after every
+// pair made each run start on an idle GPU and counted the host's launch latency in it, which
+// penalised whichever side does more host work per call.
 inline std::pair<Timing, Timing> time_gpu_pair(const std::function<void(int)>& a,
                                                const std::function<void(int)>& b, int warmup = 5,
                                                int runs = 50) {
-  std::vector<double> ms_a, ms_b;
   for (int i = 0; i < warmup; ++i) {
     a(i);
     b(i);
   }
   PIT_CUDA_CHECK(cudaDeviceSynchronize());
-  cudaEvent_t e[3];
+  std::vector<cudaEvent_t> e(2 * runs + 1);
   for (auto& ev : e) PIT_CUDA_CHECK(cudaEventCreate(&ev));
+  PIT_CUDA_CHECK(cudaEventRecord(e[0]));
   for (int i = 0; i < runs; ++i) {
-    PIT_CUDA_CHECK(cudaEventRecord(e[0]));
     a(warmup + i);
-    PIT_CUDA_CHECK(cudaEventRecord(e[1]));
+    PIT_CUDA_CHECK(cudaEventRecord(e[2 * i + 1]));
     b(warmup + i);
-    PIT_CUDA_CHECK(cudaEventRecord(e[2]));
-    PIT_CUDA_CHECK(cudaEventSynchronize(e[2]));
+    PIT_CUDA_CHECK(cudaEventRecord(e[2 * i + 2]));
+  }
+  PIT_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<double> ms_a(runs), ms_b(runs);
+  for (int i = 0; i < runs; ++i) {
     float ta = 0, tb = 0;
-    PIT_CUDA_CHECK(cudaEventElapsedTime(&ta, e[0], e[1]));
-    PIT_CUDA_CHECK(cudaEventElapsedTime(&tb, e[1], e[2]));
-    ms_a.push_back(ta);
-    ms_b.push_back(tb);
+    PIT_CUDA_CHECK(cudaEventElapsedTime(&ta, e[2 * i], e[2 * i + 1]));
+    PIT_CUDA_CHECK(cudaEventElapsedTime(&tb, e[2 * i + 1], e[2 * i + 2]));
+    ms_a[i] = ta;
+    ms_b[i] = tb;
   }
   for (auto& ev : e) cudaEventDestroy(ev);
   const auto summary = [](std::vector<double>& ms) {
