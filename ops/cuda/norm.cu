@@ -39,6 +39,12 @@ namespace {
 
 constexpr int64_t kWarpRowMax = 1024;  // rows up to this long: one warp each
 constexpr int kRowsWarpThreads = 256;  // warp path: 8 rows per block
+// Warp path forward, f16/bf16: compiled for three blocks per SM (at most 80 registers; 75 without
+// spills for rows of 1024). A warp holds one row and reads it once, so the loads in flight per SM
+// are set by the warps resident: at 92 registers (two blocks per SM) layernorm of 16384 x 1024
+// bf16 ran at 35% of the copy bandwidth. (The backward kernel would spill under the same cap.)
+template <typename T, bool kBlock>
+constexpr int kForwardMinBlocks = !kBlock && sizeof(T) == 2 ? 3 : 1;
 constexpr int kBlockVals = 16;         // block path: values per thread and operand in registers
 constexpr int kMaxBlockThreads = 512;
 constexpr int64_t kCachedRowMax = int64_t{kMaxBlockThreads} * kBlockVals;  // 8192
@@ -141,17 +147,28 @@ struct Params {
 
 // ---- rows held in registers ----------------------------------------------------------------------
 
-// Loads this thread's kPacks packs of a row (packs t, t + nt, ...).
-template <typename T, int kPacks, typename C = compute_t<T>>
+// Loads this thread's kPacks packs of a row (packs t, t + nt, ...) as stored (f16/bf16 stay
+// 16-bit: half the registers of widened values, which kept the warp path at two blocks per SM
+// and 35% of the copy bandwidth); elements past the end read as 0. Widen on use.
+template <typename T, int kPacks>
 __device__ __forceinline__ void load_row(const T* __restrict__ row, int64_t d, int t, int nt,
-                                         C (&v)[kPacks][Pack<T>::kN]) {
+                                         Pack<T> (&v)[kPacks]) {
+  constexpr int kN = Pack<T>::kN;
   const bool vec = aligned16(row);
 #pragma unroll
-  for (int p = 0; p < kPacks; ++p) load_pack(row, t + int64_t{p} * nt, d, vec, v[p]);
+  for (int p = 0; p < kPacks; ++p) {
+    const int64_t q = t + int64_t{p} * nt, base = q * kN;
+    if (vec && base + kN <= d) {
+      v[p] = reinterpret_cast<const Pack<T>*>(row)[q];
+    } else {
+#pragma unroll
+      for (int e = 0; e < kN; ++e) v[p].v[e] = base + e < d ? row[base + e] : T(0);
+    }
+  }
 }
 
 template <typename T, bool kBlock, int kPacks>
-__global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
+__global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads, kForwardMinBlocks<T, kBlock>)
     cached_forward_kernel(const T* __restrict__ x, int64_t sx, const T* __restrict__ w,
                           const T* __restrict__ b, T* __restrict__ y,
                           compute_t<T>* __restrict__ mean_out, compute_t<T>* __restrict__ rstd_out,
@@ -163,7 +180,7 @@ __global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
   const int64_t d = prm.d;
   const bool vec_w = aligned16(w), vec_b = aligned16(b);
   for (int64_t r = W::first(); r < prm.rows; r += W::step()) {
-    C v[kPacks][kN];
+    Pack<T> v[kPacks];
     load_row<T, kPacks>(x + r * sx, d, t, nt, v);
     C mean = 0, unused = 0;
     if (!prm.rms) {
@@ -171,7 +188,7 @@ __global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
 #pragma unroll
       for (int p = 0; p < kPacks; ++p)
 #pragma unroll
-        for (int e = 0; e < kN; ++e) s += v[p][e];  // elements past the end hold 0
+        for (int e = 0; e < kN; ++e) s += widen(v[p].v[e]);  // elements past the end hold 0
       row_sum2<kBlock>(s, unused);
       mean = s / static_cast<C>(d);
     }
@@ -180,7 +197,7 @@ __global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
     for (int p = 0; p < kPacks; ++p)
 #pragma unroll
       for (int e = 0; e < kN; ++e) {
-        const C c = (t + int64_t{p} * nt) * kN + e < d ? v[p][e] - mean : C(0);
+        const C c = (t + int64_t{p} * nt) * kN + e < d ? widen(v[p].v[e]) - mean : C(0);
         ss += c * c;
       }
     unused = 0;
@@ -200,7 +217,7 @@ __global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
       load_param(w, q, d, vec_w, C(1), wv);
       load_param(b, q, d, vec_b, C(0), bv);
 #pragma unroll
-      for (int e = 0; e < kN; ++e) o[e] = (v[p][e] - mean) * rstd * wv[e] + bv[e];
+      for (int e = 0; e < kN; ++e) o[e] = (widen(v[p].v[e]) - mean) * rstd * wv[e] + bv[e];
       store_pack(yr, q, d, vec_y, o);
     }
   }
@@ -221,9 +238,10 @@ __global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
   const int64_t d = prm.d;
   const bool vec_w = aligned16(w);
   for (int64_t r = W::first(); r < prm.rows; r += W::step()) {
-    C xh[kPacks][kN], g[kPacks][kN];
-    load_row<T, kPacks>(x + r * sx, d, t, nt, xh);
-    load_row<T, kPacks>(dy + r * sdy, d, t, nt, g);
+    // Kept as loaded (see load_row); x-hat and dy * w are recomputed for the output.
+    Pack<T> xs[kPacks], gs[kPacks];
+    load_row<T, kPacks>(x + r * sx, d, t, nt, xs);
+    load_row<T, kPacks>(dy + r * sdy, d, t, nt, gs);
     const C mean = mean_in != nullptr ? mean_in[r] : C(0), rstd = rstd_in[r];
     C sum_gx = 0, sum_g = 0;
 #pragma unroll
@@ -232,10 +250,10 @@ __global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
       load_param(w, t + int64_t{p} * nt, d, vec_w, C(1), wv);
 #pragma unroll
       for (int e = 0; e < kN; ++e) {
-        xh[p][e] = (xh[p][e] - mean) * rstd;
-        g[p][e] *= wv[e];  // 0 past the end of the row
-        sum_gx += g[p][e] * xh[p][e];
-        sum_g += g[p][e];
+        const C xh = (widen(xs[p].v[e]) - mean) * rstd;
+        const C g = widen(gs[p].v[e]) * wv[e];  // 0 past the end of the row
+        sum_gx += g * xh;
+        sum_g += g;
       }
     }
     row_sum2<kBlock>(sum_gx, sum_g);
@@ -246,9 +264,11 @@ __global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
     for (int p = 0; p < kPacks; ++p) {
       const int64_t q = t + int64_t{p} * nt;
       if (q * kN >= d) break;
-      C o[kN];
+      C wv[kN], o[kN];
+      load_param(w, q, d, vec_w, C(1), wv);
 #pragma unroll
-      for (int e = 0; e < kN; ++e) o[e] = rstd * (g[p][e] - c2 - xh[p][e] * c1);
+      for (int e = 0; e < kN; ++e)
+        o[e] = rstd * (widen(gs[p].v[e]) * wv[e] - c2 - (widen(xs[p].v[e]) - mean) * rstd * c1);
       store_pack(out, q, d, vec_o, o);
     }
   }
