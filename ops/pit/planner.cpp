@@ -100,11 +100,8 @@ Plan choose(int64_t m, int64_t k, int64_t n, DType dtype, const std::vector<Cand
   p.dense_us = dense ? *dense : builtin_dense_us(m, k, n, dtype);
   p.est_us = p.dense_us;
   p.kernel = Kernel::dense;
-  // The reason, with snprintf (an ostringstream here cost more than the rest of the choice).
-  std::string why;
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "dense %g us", p.dense_us);
-  why += buf;
+  p.source = table && dense ? "table " + table->gpu : "built-in model";
+  p.priced.reserve(candidates.size());
   for (const Candidate& c : candidates) {
     double us = 0.0;
     std::optional<double> gemm, det;
@@ -117,9 +114,7 @@ Plan choose(int64_t m, int64_t k, int64_t n, DType dtype, const std::vector<Cand
     } else {
       us = builtin_pit_us(c, m, k, n, dtype);
     }
-    std::snprintf(buf, sizeof buf, "; %s %ldx%ld at density %g: %g us", kernel_name(c.kernel),
-                  static_cast<long>(c.tile.rows), static_cast<long>(c.tile.cols), c.density, us);
-    why += buf;
+    p.priced.push_back({c.kernel, c.tile, c.density, us});
     if (us < p.est_us) {
       p.est_us = us;
       p.kernel = c.kernel;
@@ -127,8 +122,20 @@ Plan choose(int64_t m, int64_t k, int64_t n, DType dtype, const std::vector<Cand
       p.density = c.density;
     }
   }
-  p.reason = std::string(table && dense ? "table " + table->gpu : "built-in model") + ": " + why;
   return p;
+}
+
+std::string Plan::reason() const {
+  // Formatted only when asked: on every plan it was about a third of the choice's host time.
+  char buf[160];
+  std::snprintf(buf, sizeof buf, ": dense %g us", dense_us);
+  std::string why = source + buf;
+  for (const Priced& c : priced) {
+    std::snprintf(buf, sizeof buf, "; %s %ldx%ld at density %g: %g us", kernel_name(c.kernel),
+                  static_cast<long>(c.tile.rows), static_cast<long>(c.tile.cols), c.density, c.us);
+    why += buf;
+  }
+  return why;
 }
 
 std::string gpu_name(int index) {

@@ -37,7 +37,14 @@ struct Plan {
   double density = 1.0;  // of the chosen cover (1 for dense)
   double est_us = 0.0;   // estimated time of the chosen path (detection included for PIT)
   double dense_us = 0.0; // estimated time of the dense path
-  std::string reason;    // one line: why, for logs and tests
+  struct Priced {
+    Kernel kernel;
+    MicroTile tile;
+    double density, us;
+  };
+  std::string source;           // "table <GPU name>" or "built-in model"
+  std::vector<Priced> priced;   // every candidate with its estimate (detection included)
+  std::string reason() const;   // one line: why, for logs and tests (formatted on demand)
 };
 
 // The candidates the planner considers for A [m, k]: K lists r x 1 (r in 16, 32, 64, 128) and

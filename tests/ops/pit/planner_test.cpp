@@ -23,16 +23,16 @@ TEST(PitPlanner, BuiltinModelFollowsTheMeasuredKernels) {
     return sparse::choose(m, k, n, DType::bf16, {{kernel, tile, d}}, nullptr);
   };
   for (const double d : {1.0, 0.5, 0.1}) {
-    EXPECT_EQ(plan(Kernel::k_lists, {32, 1}, d).kernel, Kernel::dense) << plan(Kernel::k_lists, {32, 1}, d).reason;
-    EXPECT_EQ(plan(Kernel::k_lists, {128, 1}, d).kernel, Kernel::dense) << plan(Kernel::k_lists, {128, 1}, d).reason;
+    EXPECT_EQ(plan(Kernel::k_lists, {32, 1}, d).kernel, Kernel::dense) << plan(Kernel::k_lists, {32, 1}, d).reason();
+    EXPECT_EQ(plan(Kernel::k_lists, {128, 1}, d).kernel, Kernel::dense) << plan(Kernel::k_lists, {128, 1}, d).reason();
   }
-  EXPECT_EQ(plan(Kernel::blocks, {32, 32}, 0.05).kernel, Kernel::dense) << plan(Kernel::blocks, {32, 32}, 0.05).reason;
-  EXPECT_EQ(plan(Kernel::k_lists, {32, 1}, 0.01).kernel, Kernel::k_lists) << plan(Kernel::k_lists, {32, 1}, 0.01).reason;
-  EXPECT_EQ(plan(Kernel::k_lists, {128, 1}, 0.01).kernel, Kernel::k_lists) << plan(Kernel::k_lists, {128, 1}, 0.01).reason;
+  EXPECT_EQ(plan(Kernel::blocks, {32, 32}, 0.05).kernel, Kernel::dense) << plan(Kernel::blocks, {32, 32}, 0.05).reason();
+  EXPECT_EQ(plan(Kernel::k_lists, {32, 1}, 0.01).kernel, Kernel::k_lists) << plan(Kernel::k_lists, {32, 1}, 0.01).reason();
+  EXPECT_EQ(plan(Kernel::k_lists, {128, 1}, 0.01).kernel, Kernel::k_lists) << plan(Kernel::k_lists, {128, 1}, 0.01).reason();
   const sparse::Plan low = plan(Kernel::blocks, {32, 32}, 0.01);
-  EXPECT_EQ(low.kernel, Kernel::blocks) << low.reason;
+  EXPECT_EQ(low.kernel, Kernel::blocks) << low.reason();
   EXPECT_LT(low.est_us, low.dense_us);
-  EXPECT_NE(low.reason.find("built-in model"), std::string::npos);
+  EXPECT_NE(low.reason().find("built-in model"), std::string::npos);
 }
 
 TEST(PitPlanner, CoverLossIsPartOfTheCost) {
@@ -43,12 +43,12 @@ TEST(PitPlanner, CoverLossIsPartOfTheCost) {
   const Tensor tiled = test::sparse_tensor(s, s, 32, 1, 0.01, 2, DType::bf16, Device::cpu(), 0.0);
   const sparse::Plan ps = sparse::plan_matmul(scattered, s, {.kernels = {Kernel::k_lists}});
   const sparse::Plan pt = sparse::plan_matmul(tiled, s, {.kernels = {Kernel::k_lists}});
-  EXPECT_EQ(ps.kernel, Kernel::dense) << ps.reason;
-  EXPECT_EQ(pt.kernel, Kernel::k_lists) << pt.reason;
-  EXPECT_NEAR(pt.density, 0.01, 0.005) << pt.reason;
+  EXPECT_EQ(ps.kernel, Kernel::dense) << ps.reason();
+  EXPECT_EQ(pt.kernel, Kernel::k_lists) << pt.reason();
+  EXPECT_NEAR(pt.density, 0.01, 0.005) << pt.reason();
   // A caller-given density skips the count (and wins over what the tensor holds).
   const sparse::Plan given = sparse::plan_matmul(scattered, s, {.density = 0.005, .kernels = {Kernel::k_lists}});
-  EXPECT_EQ(given.kernel, Kernel::k_lists) << given.reason;
+  EXPECT_EQ(given.kernel, Kernel::k_lists) << given.reason();
 }
 
 TEST(PitPlanner, TableRoundTripAndInterpolation) {
@@ -75,9 +75,9 @@ TEST(PitPlanner, TableRoundTripAndInterpolation) {
   // The planner uses it: at 0.1, 20 + 5 us beats 100 us dense; at 0.5, 80 + 5 beats 100 too; a
   // table with a slow PIT row would not.
   const sparse::Plan p = sparse::choose(1024, 1024, 1024, DType::bf16, {{Kernel::k_lists, {32, 1}, 0.1}}, &r);
-  EXPECT_EQ(p.kernel, Kernel::k_lists) << p.reason;
+  EXPECT_EQ(p.kernel, Kernel::k_lists) << p.reason();
   EXPECT_NEAR(p.est_us, 25.0, 1e-9);
-  EXPECT_NE(p.reason.find("table Test GPU 1"), std::string::npos) << p.reason;
+  EXPECT_NE(p.reason().find("table Test GPU 1"), std::string::npos) << p.reason();
   // find_cost_table through PIT_TABLE_DIR.
   setenv("PIT_TABLE_DIR", dir.c_str(), 1);
   const sparse::CostTable* found = sparse::find_cost_table("Test GPU 1");
