@@ -1,7 +1,4 @@
-// pit-bench: benchmarks on the GPU machine.
-//   pit-bench dense [--markdown FILE]
-//   pit-bench pit [--markdown FILE] [--tune FILE]
-//   pit-bench engine [--markdown FILE]
+// pit-bench: benchmarks on the GPU machine (usage below, and docs/BENCHMARKS.md).
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -13,22 +10,44 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
 int run_engine(const std::string& markdown_path);
 }
 
+namespace {
+
+const char* const kUsage =
+    "usage: pit-bench dense|pit|engine [--markdown FILE] [--tune FILE]\n"
+    "  dense   dense ops at transformer shapes (bf16) vs cuBLAS and copy bandwidth\n"
+    "  pit     PIT GEMMs vs cuBLAS, cuSPARSE CSR and Blocked-ELL; detection vs one read; pit_matmul\n"
+    "          with the planner end to end (--tune FILE: also the other micro-tiles, written as the\n"
+    "          planner's cost table)\n"
+    "  engine  the PIT GEMMs' dense-tile engines (mma.sync configs, wgmma) vs cuBLAS\n"
+    "environment (pit):\n"
+    "  PIT_BENCH_FILTER=\"4096^3 128x1 90%\"  only the rows whose \"problem tile sparsity\" contains it\n"
+    "  PIT_BENCH_ENGINE=mma|wgmma           force the M-gather kernel's tensor-core engine\n";
+
+}  // namespace
+
 int main(int argc, char** argv) {
   const std::string suite = argc > 1 ? argv[1] : "";
   std::string markdown, tune;
-  for (int i = 2; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], "--markdown") == 0) markdown = argv[i + 1];
-    if (std::strcmp(argv[i], "--tune") == 0) tune = argv[i + 1];
+  for (int i = 2; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if ((arg == "--markdown" || arg == "--tune") && i + 1 < argc) {
+      (arg == "--markdown" ? markdown : tune) = argv[++i];
+    } else {
+      std::fprintf(stderr, "pit-bench: %s '%s'\n%s",
+                   arg == "--markdown" || arg == "--tune" ? "missing the file after" : "unknown argument",
+                   arg.c_str(), kUsage);
+      return 2;
+    }
+  }
+  if (!tune.empty() && suite != "pit") {
+    std::fprintf(stderr, "pit-bench: --tune only applies to 'pit'\n%s", kUsage);
+    return 2;
   }
   try {
     if (suite == "dense") return pit::bench::run_dense_ops(markdown);
     if (suite == "pit") return pit::bench::run_pit_gemm(markdown, tune);
     if (suite == "engine") return pit::bench::run_engine(markdown);
-    std::fprintf(stderr, "usage: pit-bench dense|pit|engine [--markdown FILE] [--tune FILE]\n"
-                         "  dense   dense ops at transformer shapes (bf16) vs cuBLAS and copy bandwidth\n"
-                         "  pit     PIT GEMMs vs cuBLAS, cuSPARSE CSR and Blocked-ELL; detection vs one read\n"
-                         "          (--tune FILE: also the other micro-tiles, written as the planner's cost table)\n"
-                         "  engine  the PIT GEMMs' dense-tile engines (mma.sync configs, wgmma core) vs cuBLAS\n");
+    std::fprintf(stderr, "%s", kUsage);
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pit-bench: %s\n", e.what());

@@ -315,6 +315,8 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
           const sparse::Write wr = w > 0 ? sparse::Write::accumulate : sparse::Write::store;
           // PIT_BENCH_ENGINE=mma|wgmma forces the gather kernel's engine (to compare them).
           const char* eng = std::getenv("PIT_BENCH_ENGINE");
+          PIT_CHECK(!eng || std::string(eng) == "mma" || std::string(eng) == "wgmma",
+                    "PIT_BENCH_ENGINE must be mma or wgmma, got '", eng ? eng : "", "'");
           const sparse::Engine engine = !eng                     ? sparse::Engine::automatic
                                         : std::string(eng) == "mma" ? sparse::Engine::mma
                                                                     : sparse::Engine::wgmma;
