@@ -220,7 +220,7 @@ std::vector<PlannedRow> run_planned(const Cublas& cublas) {
       // Its parts (printed only): the counts with their read-back, and the choice on the host.
       std::vector<double> count_times, choose_times;
       const std::vector<sparse::MicroTile> cands = sparse::candidate_tiles();
-      const sparse::CostTable* table = sparse::find_cost_table(sparse::gpu_name(0));
+      const sparse::CostModel* table = sparse::find_cost_model(sparse::gpu_name(0));
       for (int i = 0; i < 21; ++i) {
         PIT_CUDA_CHECK(cudaDeviceSynchronize());
         const auto t0 = std::chrono::steady_clock::now();

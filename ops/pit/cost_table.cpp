@@ -54,43 +54,59 @@ double log_work(int64_t m, int64_t k, int64_t n) {
 
 std::optional<double> CostTable::estimate(const std::string& kernel, MicroTile tile, DType dtype, int64_t m,
                                           int64_t k, int64_t n, double density) const {
-  // Two passes over the rows, no allocation (the planner calls this for every candidate on every
-  // call): the shape class is the measured shape of this kernel/tile/dtype nearest in log work;
-  // within it, linear interpolation between the two measured densities around `density`, clamped
-  // at the ends; then scaled by the ratio of work.
+  return CostModel(*this).estimate(kernel, tile, dtype, m, k, n, density);
+}
+
+CostModel::CostModel(const CostTable& table) : gpu_(table.gpu) {
+  for (const CostRow& r : table.rows) {
+    auto g = std::find_if(groups_.begin(), groups_.end(), [&](const Group& x) {
+      return x.dtype == r.dtype && x.tile == r.tile && x.kernel == r.kernel;
+    });
+    if (g == groups_.end()) g = groups_.insert(groups_.end(), Group{r.kernel, r.tile, r.dtype, {}});
+    const bool detect = r.kernel.rfind("detect_", 0) == 0;
+    auto c = std::find_if(g->classes.begin(), g->classes.end(),
+                          [&](const Class& x) { return x.m == r.m && x.k == r.k && x.n == r.n; });
+    if (c == g->classes.end())
+      c = g->classes.insert(g->classes.end(), Class{r.m, r.k, r.n, log_work(r.m, r.k, detect ? 1 : r.n), {}});
+    c->points.emplace_back(r.density, r.us);
+  }
+  for (Group& g : groups_)
+    for (Class& c : g.classes)
+      std::stable_sort(c.points.begin(), c.points.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+}
+
+std::optional<double> CostModel::estimate(const std::string& kernel, MicroTile tile, DType dtype, int64_t m,
+                                          int64_t k, int64_t n, double density) const {
+  // The shape class is the measured shape of this kernel/tile/dtype nearest in log work (the
+  // first one on a tie); within it, linear interpolation between the two measured densities
+  // around `density`, clamped at the ends; then scaled by the ratio of work.
+  const auto g = std::find_if(groups_.begin(), groups_.end(), [&](const Group& x) {
+    return x.dtype == dtype && x.tile == tile && x.kernel == kernel;
+  });
+  if (g == groups_.end()) return std::nullopt;
   const bool detect = kernel.rfind("detect_", 0) == 0;
-  const auto work = [&](const CostRow& r) { return log_work(r.m, r.k, detect ? 1 : r.n); };
-  const auto matches = [&](const CostRow& r) { return r.dtype == dtype && r.tile == tile && r.kernel == kernel; };
   const double want = log_work(m, k, detect ? 1 : n);
-  const CostRow* best = nullptr;
-  double best_dist = 0.0;
-  for (const CostRow& r : rows) {
-    if (!matches(r)) continue;
-    const double dist = std::abs(work(r) - want);
-    if (!best || dist < best_dist) {
-      best = &r;
-      best_dist = dist;
-    }
-  }
-  if (!best) return std::nullopt;
-  const CostRow *lo = nullptr, *hi = nullptr, *first = nullptr, *last = nullptr;
-  for (const CostRow& r : rows) {
-    if (!matches(r) || r.m != best->m || r.k != best->k || r.n != best->n) continue;
-    if (!first || r.density < first->density) first = &r;
-    if (!last || r.density > last->density) last = &r;
-    if (r.density <= density && (!lo || r.density > lo->density)) lo = &r;
-    if (r.density >= density && (!hi || r.density < hi->density)) hi = &r;
-  }
+  const Class* best = &g->classes.front();
+  for (const Class& c : g->classes)
+    if (std::abs(c.log_work - want) < std::abs(best->log_work - want)) best = &c;
+  const auto& pts = best->points;
   double us;
-  if (!lo) {
-    us = first->us;
-  } else if (!hi) {
-    us = last->us;
+  if (density <= pts.front().first) {
+    us = pts.front().second;
+  } else if (density >= pts.back().first) {
+    // The first of the points measured at the highest density.
+    size_t i = pts.size() - 1;
+    while (i > 0 && pts[i - 1].first == pts.back().first) --i;
+    us = pts[i].second;
   } else {
-    const double t = (density - lo->density) / std::max(hi->density - lo->density, 1e-12);
-    us = lo->us + t * (hi->us - lo->us);
+    size_t i = 1;
+    while (pts[i].first < density) ++i;  // pts[i - 1] < density <= pts[i]
+    const auto& [d0, u0] = pts[i - 1];
+    const auto& [d1, u1] = pts[i];
+    us = u0 + (density - d0) / (d1 - d0) * (u1 - u0);
   }
-  return us * std::exp(want - work(*best));
+  return us * std::exp(want - best->log_work);
 }
 
 CostTable read_cost_table(const std::string& path) {
@@ -163,18 +179,41 @@ std::string cost_table_dir() {
   return env && *env ? std::string(env) : std::string(PIT_TABLES_DIR);
 }
 
-const CostTable* find_cost_table(const std::string& gpu) {
-  // Read once per path (the planner asks on every call; parsing the file each time cost more
-  // than a small GEMM). Tables live as long as the process.
+namespace {
+
+struct Loaded {
+  CostTable table;
+  CostModel model;
+};
+
+// Read once per path (the planner asks on every call; parsing the file each time cost more than
+// a small GEMM). Tables live as long as the process; nullptr when there is no file.
+const Loaded* load_cached(const std::string& gpu) {
   static std::mutex mu;
-  static std::map<std::string, std::unique_ptr<const CostTable>> cache;
+  static std::map<std::string, std::unique_ptr<const Loaded>> cache;
   const std::string path = cost_table_dir() + "/" + cost_table_file_name(gpu);
   std::lock_guard<std::mutex> lock(mu);
   const auto it = cache.find(path);
   if (it != cache.end()) return it->second.get();
-  std::unique_ptr<const CostTable> table;
-  if (std::ifstream(path).good()) table = std::make_unique<const CostTable>(read_cost_table(path));
-  return (cache[path] = std::move(table)).get();
+  std::unique_ptr<const Loaded> loaded;
+  if (std::ifstream(path).good()) {
+    CostTable table = read_cost_table(path);
+    CostModel model(table);
+    loaded = std::make_unique<const Loaded>(Loaded{std::move(table), std::move(model)});
+  }
+  return (cache[path] = std::move(loaded)).get();
+}
+
+}  // namespace
+
+const CostTable* find_cost_table(const std::string& gpu) {
+  const Loaded* l = load_cached(gpu);
+  return l ? &l->table : nullptr;
+}
+
+const CostModel* find_cost_model(const std::string& gpu) {
+  const Loaded* l = load_cached(gpu);
+  return l ? &l->model : nullptr;
 }
 
 }  // namespace pit::sparse

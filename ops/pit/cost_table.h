@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/dtype.h"
@@ -42,8 +43,37 @@ struct CostTable {
   // log(m*k*n) is the shape class; time is interpolated linearly in density between the two
   // nearest measured densities (clamped at the ends) and scaled by the work ratio
   // (m*k*n, or m*k for detection). nullopt when the table has no such row.
+  // (Indexes the rows on every call: the planner uses a CostModel built once.)
   std::optional<double> estimate(const std::string& kernel, MicroTile tile, DType dtype, int64_t m, int64_t k,
                                  int64_t n, double density) const;
+};
+
+// A table's rows indexed for estimates: grouped by (kernel, tile, dtype), each group's shape
+// classes with their log work and their (density, us) points sorted. Built once per table; an
+// estimate then costs a scan of the groups and of one group's classes (the planner prices every
+// candidate on every call: the scan over all rows was most of the choice's host time).
+class CostModel {
+ public:
+  explicit CostModel(const CostTable& table);
+  // As CostTable::estimate.
+  std::optional<double> estimate(const std::string& kernel, MicroTile tile, DType dtype, int64_t m, int64_t k,
+                                 int64_t n, double density) const;
+  const std::string& gpu() const { return gpu_; }
+
+ private:
+  struct Class {
+    int64_t m, k, n;
+    double log_work;
+    std::vector<std::pair<double, double>> points;  // (density, us), by density
+  };
+  struct Group {
+    std::string kernel;
+    MicroTile tile;
+    DType dtype;
+    std::vector<Class> classes;  // in the order first seen
+  };
+  std::string gpu_;
+  std::vector<Group> groups_;
 };
 
 // Reads a table; throws naming the file, line and field on a malformed row.
@@ -57,7 +87,8 @@ std::string cost_table_file_name(const std::string& gpu);
 std::string cost_table_dir();
 // The table for `gpu` from cost_table_dir(), or nullptr when none is checked in. Read once per
 // path and kept for the life of the process (a table written later by pit-bench --tune is seen by
-// the next process).
+// the next process); find_cost_model gives the same table's model.
 const CostTable* find_cost_table(const std::string& gpu);
+const CostModel* find_cost_model(const std::string& gpu);
 
 }  // namespace pit::sparse

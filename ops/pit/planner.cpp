@@ -93,14 +93,14 @@ double builtin_pit_us(const Candidate& c, int64_t m, int64_t k, int64_t n, DType
 }
 
 Plan choose(int64_t m, int64_t k, int64_t n, DType dtype, const std::vector<Candidate>& candidates,
-            const CostTable* table) {
+            const CostModel* table) {
   Plan p;
   std::optional<double> dense;
   if (table) dense = table->estimate("dense", {1, 1}, dtype, m, k, n, 1.0);
   p.dense_us = dense ? *dense : builtin_dense_us(m, k, n, dtype);
   p.est_us = p.dense_us;
   p.kernel = Kernel::dense;
-  p.source = table && dense ? "table " + table->gpu : "built-in model";
+  p.source = table && dense ? "table " + table->gpu() : "built-in model";
   p.priced.reserve(candidates.size());
   for (const Candidate& c : candidates) {
     double us = 0.0;
@@ -181,9 +181,11 @@ Plan plan_matmul(const Tensor& a, int64_t n, const PlanOptions& options, const T
     }
     for (size_t i = 0; i < tiles.size(); ++i) cands.push_back({kinds[i], tiles[i], dens[i]});
   }
-  const CostTable* table = options.table ? &*options.table : nullptr;
-  if (!table && a.is_cuda()) table = find_cost_table(gpu_name(a.device().index));
-  return choose(m, k, n, a.dtype(), cands, table);
+  if (options.table) {
+    const CostModel model(*options.table);
+    return choose(m, k, n, a.dtype(), cands, &model);
+  }
+  return choose(m, k, n, a.dtype(), cands, a.is_cuda() ? find_cost_model(gpu_name(a.device().index)) : nullptr);
 }
 
 }  // namespace pit::sparse

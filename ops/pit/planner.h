@@ -62,7 +62,7 @@ struct PlanOptions {
 
 // Pure decision from densities (testable without a GPU): cheapest of dense and each candidate.
 Plan choose(int64_t m, int64_t k, int64_t n, DType dtype, const std::vector<Candidate>& candidates,
-            const CostTable* table);
+            const CostModel* model);
 
 // Plans C = A B for A [m, k] (a's leading dims flattened) and B [k, n] on a's device.
 Plan plan_matmul(const Tensor& a, int64_t n, const PlanOptions& options = {}, const Tensor& mask = {});

@@ -74,7 +74,9 @@ TEST(PitPlanner, TableRoundTripAndInterpolation) {
   EXPECT_FALSE(r.estimate("blocks", {32, 32}, DType::bf16, 1024, 1024, 1024, 0.3).has_value());
   // The planner uses it: at 0.1, 20 + 5 us beats 100 us dense; at 0.5, 80 + 5 beats 100 too; a
   // table with a slow PIT row would not.
-  const sparse::Plan p = sparse::choose(1024, 1024, 1024, DType::bf16, {{Kernel::k_lists, {32, 1}, 0.1}}, &r);
+  const sparse::CostModel model(r);
+  EXPECT_EQ(model.gpu(), "Test GPU 1");
+  const sparse::Plan p = sparse::choose(1024, 1024, 1024, DType::bf16, {{Kernel::k_lists, {32, 1}, 0.1}}, &model);
   EXPECT_EQ(p.kernel, Kernel::k_lists) << p.reason();
   EXPECT_NEAR(p.est_us, 25.0, 1e-9);
   EXPECT_NE(p.reason().find("table Test GPU 1"), std::string::npos) << p.reason();
@@ -84,8 +86,44 @@ TEST(PitPlanner, TableRoundTripAndInterpolation) {
   ASSERT_NE(found, nullptr);
   EXPECT_EQ(found->rows.size(), 4u);
   EXPECT_EQ(sparse::find_cost_table("Test GPU 1"), found);  // read once, then cached
+  const sparse::CostModel* found_model = sparse::find_cost_model("Test GPU 1");
+  ASSERT_NE(found_model, nullptr);
+  EXPECT_NEAR(*found_model->estimate("k_lists", {32, 1}, DType::bf16, 1024, 1024, 1024, 0.3), 50.0, 1e-9);
   EXPECT_EQ(sparse::find_cost_table("Other GPU"), nullptr);
   unsetenv("PIT_TABLE_DIR");
+}
+
+// The model's choices, on rows given out of order: the nearest shape class in log(m k n) (ties to
+// the class seen first), linear interpolation in density between the neighbouring points,
+// clamping at the ends (the first of equal points), scaling by the work ratio.
+TEST(PitPlanner, CostModelShapeClassesAndInterpolation) {
+  sparse::CostTable t;
+  t.gpu = "G";
+  const auto row = [&](int64_t m, double d, double us) {
+    t.rows.push_back({"G", "k_lists", {32, 1}, DType::bf16, m, 1024, 1024, d, us});
+  };
+  row(4096, 1.0, 800.0);
+  row(1024, 0.5, 60.0);
+  row(4096, 0.1, 100.0);
+  row(1024, 0.1, 20.0);
+  row(1024, 1.0, 90.0);
+  row(1024, 1.0, 95.0);  // a second point at the top density: the first one counts
+  t.rows.push_back({"G", "k_lists", {32, 1}, DType::f16, 1024, 1024, 1024, 0.5, 7.0});  // other dtype
+  const sparse::CostModel model(t);
+  const auto est = [&](int64_t m, double d) { return *model.estimate("k_lists", {32, 1}, DType::bf16, m, 1024, 1024, d); };
+  EXPECT_NEAR(est(1024, 0.1), 20.0, 1e-9);
+  EXPECT_NEAR(est(1024, 0.3), 40.0, 1e-9);   // between 0.1 and 0.5
+  EXPECT_NEAR(est(1024, 0.75), 75.0, 1e-9);  // between 0.5 and 1.0 (90)
+  EXPECT_NEAR(est(1024, 0.05), 20.0, 1e-9);  // clamped below
+  EXPECT_NEAR(est(1024, 1.0), 90.0, 1e-9);   // clamped above, the first point at 1.0
+  EXPECT_NEAR(est(512, 0.1), 10.0, 1e-9);    // class 1024 (nearer than 4096), half the work
+  EXPECT_NEAR(est(4096, 0.55), 450.0, 1e-9); // class 4096: 100 + 0.5 * 700
+  EXPECT_NEAR(est(3000, 0.1), 100.0 * 3000.0 / 4096.0, 1e-9);  // nearer 4096 in log work
+  EXPECT_NEAR(*model.estimate("k_lists", {32, 1}, DType::f16, 1024, 1024, 1024, 0.9), 7.0, 1e-9);
+  EXPECT_FALSE(model.estimate("k_lists", {64, 1}, DType::bf16, 1024, 1024, 1024, 0.5).has_value());
+  EXPECT_FALSE(model.estimate("blocks", {32, 1}, DType::bf16, 1024, 1024, 1024, 0.5).has_value());
+  // CostTable::estimate is the same model.
+  EXPECT_EQ(*t.estimate("k_lists", {32, 1}, DType::bf16, 3000, 1024, 1024, 0.3), est(3000, 0.3));
 }
 
 TEST(PitPlanner, MalformedTableNamesTheLine) {
