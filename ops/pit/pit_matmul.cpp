@@ -43,9 +43,10 @@ Variable pit_matmul(const Variable& a, const Variable& b, const PitMatmulOptions
   sparse::KListIndex kidx;
   sparse::BlockListIndex bidx;
   sparse::RowSetIndex ridx;
-  Tensor c = Tensor::empty({m, n}, a2.dtype(), a2.device());
+  // The dense fall-back makes its own output; the PIT kernels write into C.
+  Tensor c = kind == Kernel::dense ? kernels::matmul(a_eff, bt) : Tensor::empty({m, n}, a2.dtype(), a2.device());
   switch (kind) {
-    case Kernel::dense: c = kernels::matmul(a_eff, bt); break;
+    case Kernel::dense: break;
     case Kernel::k_lists:
       kidx = sparse::detect_k_lists(a2, tile, {.values = true, .transposed = false, .mask = mask2});
       sparse::condense_gemm(kidx, bt, c);
@@ -69,9 +70,9 @@ Variable pit_matmul(const Variable& a, const Variable& b, const PitMatmulOptions
     const Tensor g = g_in.reshape({m, n}).contiguous();
     Tensor ga, gb;
     if (need_b) {
-      gb = Tensor::empty({k, n}, g.dtype(), g.device());
+      gb = kind == Kernel::dense ? kernels::matmul(a_eff.t(), g) : Tensor::empty({k, n}, g.dtype(), g.device());
       switch (kind) {
-        case Kernel::dense: gb = kernels::matmul(a_eff.t(), g); break;
+        case Kernel::dense: break;
         case Kernel::k_lists: sparse::condense_gemm_tn(kidx, g, gb); break;
         case Kernel::blocks: sparse::block_gemm_tn(bidx, g, gb); break;
         case Kernel::rows: sparse::gather_weight_grad(a_eff, g, ridx, gb, {}); break;
