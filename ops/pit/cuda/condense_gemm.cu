@@ -7,13 +7,14 @@
 //   b x b (blocks):  the A tile is [b][BK]; a stage covers BK / b blocks (b = 16) or half a
 //                    block (b = 64) of the condensed K axis (length count * b).
 // Tile configs (CondenseShape below): BM = the micro-tile's rows, rounded up to 16/32/64/128;
-// BN = 256 so that a gathered B row feeds as many columns as possible. The row block's list is
+// BN = 256 on mma.sync so that a gathered B row feeds as many columns as possible; 128-row
+// micro-tiles in f16/bf16 run on the wgmma engine (wg_core.cuh, 128 x 128 x 64 tiles). The row block's list is
 // staged in shared memory first, so no gather waits on a global index load; SRead goes through
 // cursors set up once per block (sread.cuh), and the epilogue stages the f32 tile in shared
 // memory to write whole rows of C with 16-byte stores (swrite.cuh swrite_staged). Every output
 // element belongs to one block, so accumulate is a plain read-modify-write and there is no
-// split-K: at high sparsity the grid is still (row blocks x column tiles), thousands of blocks
-// at 4096^2.
+// split-K: at high sparsity the grid is still (row blocks x column tiles), a thousand blocks or
+// more at 4096^2.
 #include "ops/pit/cuda/gemm.h"
 
 #include <algorithm>
