@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Profiles the kernels behind the open performance targets (docs/BENCHMARKS.md) on the GPU
+# machine, after scripts/gpu-check.sh has built build-gpu/: Nsight Compute sections for one
+# launch of each kernel, and the register spills of the PIT GEMM kernels from their SASS.
+# Writes one text file per kernel into OUTDIR and prints a short summary.
+#
+# Usage: bench/profile.sh OUTDIR
+set -uo pipefail
+out=${1:?usage: bench/profile.sh OUTDIR}
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+mkdir -p "$out"
+bin=build-gpu/pit-bench
+[[ -x $bin ]] || { echo "bench/profile.sh: $bin not built (run scripts/gpu-check.sh first)" >&2; exit 1; }
+command -v ncu >/dev/null 2>&1 || { echo "bench/profile.sh: ncu (Nsight Compute) not found" >&2; exit 1; }
+
+sections=(--section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats
+          --section SchedulerStats --section MemoryWorkloadAnalysis)
+
+# profile NAME KERNEL_REGEX FILTER SUITE: one launch (after two) of the kernels whose base name
+# matches KERNEL_REGEX, while pit-bench SUITE runs with PIT_BENCH_FILTER=FILTER.
+profile() {
+  local name=$1 regex=$2 filter=$3 suite=$4
+  echo "== $name"
+  PIT_BENCH_FILTER="$filter" timeout 300 ncu --clock-control none -k "regex:$regex" -s 2 -c 1 \
+    "${sections[@]}" "$bin" "$suite" >"$out/$name.txt" 2>&1
+  grep -E "^  [a-z_ ]*void|Duration|Memory Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Warp Cycles Per Issued|Issued Ipc" \
+    "$out/$name.txt" | head -12
+}
+
+profile condense_128x1_90 '^condense_kernel' "4096^3 128x1 90%" pit
+profile condense_32x1_90 '^condense_kernel' "4096^3 32x1 90%" pit
+profile gather_rows_90 '^gather_gemm_kernel' "4096^3 1xK rows 90%" pit
+profile gather_1x64_90 '^gather_gemm_kernel' "4096^3 1x64 90%" pit
+profile detect_k_lists_90 '^detect_tiles_kernel' "4096^3 128x1 90%" pit
+profile planner_counts '^count_candidates_kernel' "4096^3 128x1 90%" pit
+profile layernorm_fwd '^cached_forward_kernel' "" dense
+profile layernorm_bwd '^(cached_backward_kernel|fused_backward_kernel|param_partial_kernel)' "" dense
+
+# Register spills (local-memory loads and stores) per kernel of the PIT GEMM objects.
+echo "== spills (STL/LDL instructions per kernel)"
+for obj in build-gpu/ops/CMakeFiles/pit_ops.dir/pit/cuda/{gather_gemm,condense_gemm,weight_grad}.cu.o; do
+  [[ -f $obj ]] || continue
+  cuobjdump -sass "$obj" >"$out/$(basename "$obj" .cu.o).sass" 2>&1
+  awk '/Function :/ { if (name != "") print n, name; name = $3; n = 0 } /STL|LDL/ { n++ }
+       END { if (name != "") print n, name }' "$out/$(basename "$obj" .cu.o).sass" |
+    c++filt | sed -E 's/\(.*//' | sort -rn | head -8
+done
