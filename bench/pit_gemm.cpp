@@ -227,9 +227,12 @@ std::vector<PlannedRow> run_planned(const Cublas& cublas) {
         const std::vector<int64_t> counts = sparse::count_micro_tiles(a, cands).to(Device::cpu()).to_vector<int64_t>();
         const auto t1 = std::chrono::steady_clock::now();
         std::vector<sparse::Candidate> cs;
-        for (size_t q = 0; q < cands.size(); ++q)
+        for (size_t q = 0; q < cands.size(); ++q) {
+          const double total = static_cast<double>((m + cands[q].rows - 1) / cands[q].rows) *
+                               static_cast<double>((k + cands[q].cols - 1) / cands[q].cols);
           cs.push_back({cands[q].cols == 1 ? sparse::Kernel::k_lists : sparse::Kernel::blocks, cands[q],
-                        static_cast<double>(counts[q]) / 1e6});
+                        static_cast<double>(counts[q]) / total});
+        }
         (void)sparse::choose(m, k, n, DType::bf16, cs, table);
         const auto t2 = std::chrono::steady_clock::now();
         count_times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());

@@ -59,24 +59,21 @@ __device__ __forceinline__ void fence_smem_for_async() {
 // Accumulator layout: warp w of the warpgroup holds rows 16 w + g and 16 w + g + 8 (g = lane / 4);
 // d[4 j + {0, 1}] at columns 8 j + 2 (lane % 4) + {0, 1} of the first row, d[4 j + {2, 3}] of the
 // second (the mma.sync m16n8 layout, repeated over the 16 column blocks).
+// The instruction for input type TYPE (a string literal: "f16" or "bf16").
+#define PIT_WGMMA_M64N128K16(TYPE)                                                   \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                         \
+               "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE " {" PIT_WGMMA_D64 \
+               "}, %64, %65, p, 1, 1, %67, %68;\n}\n"                                  \
+               : PIT_WGMMA_D64_OUT                                                      \
+               : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransA), "n"(kTransB))
+
 template <bool kHalf, int kTransA, int kTransB>
 __device__ __forceinline__ void mma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  if constexpr (kHalf)
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {" PIT_WGMMA_D64
-        "}, %64, %65, p, 1, 1, %67, %68;\n}\n"
-        : PIT_WGMMA_D64_OUT
-        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransA), "n"(kTransB));
-  else
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" PIT_WGMMA_D64
-        "}, %64, %65, p, 1, 1, %67, %68;\n}\n"
-        : PIT_WGMMA_D64_OUT
-        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransA), "n"(kTransB));
+  if constexpr (kHalf) PIT_WGMMA_M64N128K16("f16");
+  else PIT_WGMMA_M64N128K16("bf16");
 }
 
+#undef PIT_WGMMA_M64N128K16
 #undef PIT_WGMMA_D64
 #undef PIT_WGMMA_D64_OUT
 

@@ -65,7 +65,7 @@ using MmaCondenseCfg = dev::TileCfg<T, BM, CondenseShape<T, BM>::BN, CondenseSha
 template <typename T, int BM, bool kBlocks>
 using CondenseCfg =
     std::conditional_t<BM == 128 && !std::is_same_v<T, float>,
-                       dev::WgCfg<std::conditional_t<std::is_same_v<T, float>, BFloat16, T>, !kBlocks, true, 3>,
+                       dev::WgCfg<T, !kBlocks, true, 3>,
                        MmaCondenseCfg<T, BM, kBlocks>>;
 
 template <typename T, int BM, bool kBlocks>

@@ -15,8 +15,8 @@ namespace {
 // loads. Long segments (whole rows) aim at about kTargetCtas CTAs: enough loads in flight to
 // approach the copy bandwidth, and a short chain for the scan. Measured on an H200: 4096 rows of
 // 4096 at 8 rows per warp (64 CTAs) took 3.6x one read, at 1 (512 CTAs) 2.9x; 16384 rows of 1024
-// at 8 (256 CTAs) 1.6x, at 1 (2048 CTAs) 1.8x. Short segments (K-chunks of 64) keep 8 rows per
-// warp, so that a CTA still reads a useful amount.
+// at 8 (256 CTAs) 1.6x, at 1 (2048 CTAs) 1.8x, at 4 (512 CTAs, the rule below) 1.55x. Short
+// segments (K-chunks of 64) keep 8 rows per warp, so that a CTA still reads a useful amount.
 constexpr int kMaxRowGroup = 64;
 constexpr int kWarps = kDetectThreads / 32;
 constexpr int64_t kTargetCtas = 512;
@@ -25,7 +25,7 @@ constexpr int kTokenGroup = kDetectThreads;
 
 struct RowGeom {
   int rows, pcols, width, nseg, groups, tiles;
-  int rows_per_warp;  // 1 or 8: the CTA covers kWarps * rows_per_warp rows
+  int rows_per_warp;  // 1 to 8: the CTA covers kWarps * rows_per_warp rows
   bool row_mask;
 };
 

@@ -8,7 +8,7 @@
 // - wgmma (wg_core.cuh): two warpgroups, BK = 64, 3 stages (96 KB, registers capped at 128: two
 //   blocks per SM); for segments with long K (experts, whole rows);
 // - mma.sync (gemm_core.cuh): 8 warps of 64 x 32, BK = 32, 4 stages (76 KB, two blocks per SM);
-//   for short K-chunks (seg_cols <= kShortK), where a tile is one or two BK = 64 steps and the
+//   for short K-chunks (seg_cols <= kShortK), where a tile is a single 64-deep k-step and the
 //   wgmma pipeline does not pay for itself (measured with pit-bench, docs/BENCHMARKS.md).
 // f32 on the CUDA cores with BK = 16 and 3 stages. The number of row tiles depends on the segment
 // sizes, which stay on the device: a persistent grid (as many blocks as fit on the SMs) walks the
@@ -51,7 +51,7 @@ constexpr int64_t kShortK = 64;
 template <typename T, bool kBTrans, bool kWg>
 using GatherCfg = std::conditional_t<
     std::is_same_v<T, float>, dev::TileCfg<float, 128, 128, 2, 4, false, !kBTrans, 3>,
-    std::conditional_t<kWg, dev::WgCfg<std::conditional_t<std::is_same_v<T, float>, BFloat16, T>, false, !kBTrans, 3>,
+    std::conditional_t<kWg, dev::WgCfg<T, false, !kBTrans, 3>,
                        dev::TileCfg<T, 128, 128, 2, 4, false, !kBTrans, 4>>>;
 
 template <typename T, bool kBTrans, bool kWg>

@@ -58,7 +58,7 @@ struct TileCfg {
   // warps hold at most 64 accumulators a thread (8 warps then get 128 registers; left to itself
   // the compiler took up to 196 in the gather kernel, one block per SM, 1.7x slower); one for
   // larger warp tiles (capped at 128 registers, 64 x 64 warp tiles spilled and ran 4x slower) and f32.
-  static constexpr int kMinBlocks = kMma && (BM_ / kWarpsM / 16) * (BN_ / kWarpsN / 8) * 4 <= 64 ? 2 : 1;
+  static constexpr int kMinBlocks = kMma && MT * NT * 4 <= 64 ? 2 : 1;
   static_assert(kMma || kThreads == kGemmThreads, "f32 configs: 8 warps (16 x 16 threads)");
   static_assert(!kMma || (WTM % 16 == 0 && WTN % 16 == 0), "warp tile: whole 16x16 pieces");
   static_assert(kMma || (BM % 16 == 0 && BN % 32 == 0), "f32 thread tile: 16 x 16 threads, column pairs");
