@@ -195,6 +195,17 @@ Tensor count_micro_tiles(const Tensor& a_in, const std::vector<MicroTile>& tiles
 #endif
 }
 
+std::vector<int64_t> read_micro_tile_counts(const Tensor& a, const std::vector<MicroTile>& tiles,
+                                            const Tensor& mask) {
+  const Tensor counts = count_micro_tiles(a, tiles, mask);
+  if (!counts.is_cuda()) return counts.to_vector<int64_t>();
+#if PIT_WITH_CUDA
+  return cuda::read_back_i64(counts, current_stream(counts.device()));
+#else
+  PIT_THROW("read_micro_tile_counts: built without CUDA");
+#endif
+}
+
 // ---- back to dense -----------------------------------------------------------------------------
 namespace {
 template <typename Fn>

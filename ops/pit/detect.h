@@ -66,6 +66,10 @@ int64_t read_count(const BlockListIndex& idx);
 // device (no sync). The planner divides by the number of tiles to get each cover's density.
 Tensor count_micro_tiles(const Tensor& a, const std::vector<MicroTile>& tiles,
                          const Tensor& mask = {});
+// The same counts read back to the host (the planner's one synchronisation; on CUDA through a
+// pinned buffer).
+std::vector<int64_t> read_micro_tile_counts(const Tensor& a, const std::vector<MicroTile>& tiles,
+                                            const Tensor& mask = {});
 
 // ---- back to dense -------------------------------------------------------------------------
 // The dense [rows, cols] matrix that an index with values describes (zeros outside the listed

@@ -172,7 +172,7 @@ Plan plan_matmul(const Tensor& a, int64_t n, const PlanOptions& options, const T
     std::vector<double> dens(tiles.size(), options.density);
     if (options.density < 0.0) {
       // The planner's one synchronisation: a few counts back to the host.
-      const std::vector<int64_t> counts = count_micro_tiles(a, tiles, mask).to(Device::cpu()).to_vector<int64_t>();
+      const std::vector<int64_t> counts = read_micro_tile_counts(a, tiles, mask);
       for (size_t i = 0; i < tiles.size(); ++i) {
         const double total = static_cast<double>((m + tiles[i].rows - 1) / tiles[i].rows) *
                              static_cast<double>((k + tiles[i].cols - 1) / tiles[i].cols);

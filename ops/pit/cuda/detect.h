@@ -20,6 +20,9 @@ RowSetIndex rows_from_routing(const Tensor& expert_of, int64_t num_experts, cons
                               StreamRef stream);
 Tensor count_micro_tiles(const Tensor& pattern, const std::vector<MicroTile>& tiles,
                          StreamRef stream);
+// An i64 tensor of the device read back through a per-thread pinned buffer (one DMA, then a
+// synchronisation of `stream`).
+std::vector<int64_t> read_back_i64(const Tensor& t, StreamRef stream);
 Tensor tiles_to_dense(const Tensor& offsets, const Tensor& cols, const Tensor& values,
                       int64_t rows, int64_t ncols, int64_t tr, int64_t tc, StreamRef stream);
 

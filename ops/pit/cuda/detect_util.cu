@@ -1,9 +1,11 @@
 // CUDA helpers around detection: micro-tile counts for the planner (every candidate shape from
 // one read of the tensor) and the scatter of an index's values back to a dense matrix.
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <tuple>
 
+#include "core/cuda/backend.h"
 #include "ops/pit/cuda/detect.h"
 #include "ops/pit/cuda/detect_common.cuh"
 
@@ -12,33 +14,47 @@ namespace {
 
 // Micro-tile counts for several candidate shapes in one read of the pattern. A block covers a
 // region of `band` rows (a multiple of every candidate's rows) by `strip` columns (a multiple of
-// every candidate's columns and of the 16-byte chunk), so each candidate tile lies in one region.
-// Pass 1 marks, per group of g rows (g divides every candidate's rows) and per column, whether
-// the group holds a non-zero (16-byte loads where the rows allow); pass 2 counts each candidate's
-// tiles from those marks, one atomic per candidate and block.
+// every candidate's columns, of the 16-byte chunk and of 32), so each candidate tile lies in one
+// region. Pass 1 marks, per group of g rows (g divides every candidate's rows), one bit per
+// column: whether the group holds a non-zero there (16-byte loads where the rows allow). Pass 2
+// counts each candidate's tiles from those bits, a word (32 columns) at a time, one atomic per
+// candidate and block.
 constexpr int kMaxCandidates = 8;
+constexpr int64_t kMaxBands = 65535;  // gridDim.y
 struct CountGeom {
   int rows, cols, g, band, strip, num;
   bool vec;  // 16-byte loads: base aligned and cols a multiple of the chunk
   int tr[kMaxCandidates], tc[kMaxCandidates];
 };
 
+// Whether any of bits [c, c + n) of a row of words is set.
+__device__ __forceinline__ bool any_bits(const uint32_t* row, int c, int n) {
+  const int w0 = c / 32, w1 = (c + n - 1) / 32;
+  for (int w = w0; w <= w1; ++w) {
+    uint32_t mask = ~0u;
+    if (w == w0) mask &= ~0u << (c % 32);
+    if (w == w1) mask &= ~0u >> (31 - (c + n - 1) % 32);
+    if (row[w] & mask) return true;
+  }
+  return false;
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kDetectThreads)
     count_candidates_kernel(const T* __restrict__ p, const CountGeom g, unsigned long long* counts) {
   constexpr int V = 16 / static_cast<int>(sizeof(T));
-  extern __shared__ uint8_t marks[];  // [band / g][strip]
-  const int groups = g.band / g.g, chunks = g.strip / V;
+  static_assert(32 % V == 0, "a chunk's bits lie in one word");
+  extern __shared__ uint32_t marks[];  // [band / g][strip / 32]
+  const int groups = g.band / g.g, chunks = g.strip / V, words = g.strip / 32;
   const int r0 = blockIdx.y * g.band, c0 = blockIdx.x * g.strip;
+  for (int i = threadIdx.x; i < groups * words; i += blockDim.x) marks[i] = 0;
+  __syncthreads();
   for (int item = threadIdx.x; item < groups * chunks; item += blockDim.x) {
     const int grp = item / chunks, cc = item % chunks, c = c0 + cc * V;
     bool any[V] = {};
     const int ra = r0 + grp * g.g, rb = min(g.rows, ra + g.g);
     if (g.vec && c + V <= g.cols) {
-      // kUnroll rows' loads in flight before any is tested. (The planner's count + read-back
-      // measured 44 us for 4096^2 bf16 on an H200 with and without this: the time is elsewhere,
-      // not yet profiled.)
-      constexpr int kUnroll = 8;
+      constexpr int kUnroll = 8;  // loads in flight before any is tested
       for (int r = ra; r < rb; r += kUnroll) {
         uint4 w[kUnroll];
 #pragma unroll
@@ -58,8 +74,10 @@ __global__ void __launch_bounds__(kDetectThreads)
         for (int e = 0; e < V; ++e)
           if (c + e < g.cols) any[e] = any[e] || nz(p[static_cast<int64_t>(r) * g.cols + c + e]);
     }
+    uint32_t bits = 0;
 #pragma unroll
-    for (int e = 0; e < V; ++e) marks[grp * g.strip + cc * V + e] = any[e];
+    for (int e = 0; e < V; ++e) bits |= static_cast<uint32_t>(any[e]) << e;
+    if (bits) atomicOr(&marks[grp * words + cc * V / 32], bits << (cc * V % 32));
   }
   __syncthreads();
   for (int q = 0; q < g.num; ++q) {
@@ -72,11 +90,7 @@ __global__ void __launch_bounds__(kDetectThreads)
         const int ty = t / ntx, tx = t % ntx;
         if (r0 + ty * tr < g.rows && c0 + tx * tc < g.cols)
           for (int y = ty * (tr / g.g); y < (ty + 1) * (tr / g.g) && !any; ++y)
-            for (int x = tx * tc; x < (tx + 1) * tc; ++x)
-              if (marks[y * g.strip + x]) {
-                any = true;
-                break;
-              }
+            any = any_bits(marks + y * words, tx * tc, tc);
       }
       total += __syncthreads_count(any);
     }
@@ -118,11 +132,15 @@ Tensor count_micro_tiles(const Tensor& pattern, const std::vector<MicroTile>& ti
         band = std::lcm(band, tr(q));
         cl = std::lcm(cl, tc(q));
       }
+      cl = std::lcm(cl, int64_t{32});  // whole words of marks
       const int64_t strip = cl * std::max<int64_t>(1, 256 / cl);
+      // At most kMaxBands bands (gridDim.y): taller bands for very tall operands.
+      const int64_t bands = (rows + band - 1) / band;
+      if (bands > kMaxBands) band *= (bands + kMaxBands - 1) / kMaxBands;
       return std::tuple{g, band, strip};
     };
     const auto fits = [&](int64_t g, int64_t band, int64_t strip) {
-      return band <= 1024 && strip <= 16384 && band / g * strip <= 32768;
+      return band / g * (strip / 8) <= 32768 && (rows + band - 1) / band <= kMaxBands;
     };
     const auto launch = [&](size_t first, size_t last) {
       const auto [g, band, strip] = geom(first, last);
@@ -139,7 +157,7 @@ Tensor count_micro_tiles(const Tensor& pattern, const std::vector<MicroTile>& ti
         cg.tc[q - first] = static_cast<int>(tc(q));
       }
       const dim3 grid(static_cast<unsigned>((cols + strip - 1) / strip), static_cast<unsigned>((rows + band - 1) / band));
-      count_candidates_kernel<T><<<grid, kDetectThreads, static_cast<size_t>(band / g * strip), native(stream)>>>(
+      count_candidates_kernel<T><<<grid, kDetectThreads, static_cast<size_t>(band / g * (strip / 8)), native(stream)>>>(
           static_cast<const T*>(pattern.data_ptr()), cg, out + first);
       PIT_CUDA_CHECK(cudaGetLastError());
     };
@@ -151,12 +169,41 @@ Tensor count_micro_tiles(const Tensor& pattern, const std::vector<MicroTile>& ti
       for (size_t q = 0; q < n; ++q) {
         const auto [g1, band1, strip1] = geom(q, q + 1);
         PIT_CHECK(fits(g1, band1, strip1), "count_micro_tiles: micro-tile ", tiles[q].str(),
-                  " is too large to count on a ", rows, " x ", cols, " operand (at most 1024 rows and 16384 columns)");
+                  " cannot be counted on a ", rows, " x ", cols,
+                  " operand (its marks for one block would exceed 32 KiB of shared memory)");
         launch(q, q + 1);
       }
     }
   });
   return counts;
+}
+
+std::vector<int64_t> read_back_i64(const Tensor& t, StreamRef stream) {
+  pit::cuda::DeviceGuard guard(t.device().index);
+  // A copy to pageable memory goes through a driver staging buffer; one to pinned memory is a
+  // single DMA. The buffer lives as long as the thread.
+  struct Pinned {
+    void* p = nullptr;
+    size_t bytes = 0;
+    ~Pinned() {
+      if (p != nullptr) (void)cudaFreeHost(p);  // at exit the runtime may be gone already
+    }
+  };
+  thread_local Pinned buf;
+  const size_t bytes = t.nbytes();
+  std::vector<int64_t> out(static_cast<size_t>(t.numel()));
+  if (bytes == 0) return out;
+  if (buf.bytes < bytes) {
+    if (buf.p != nullptr) PIT_CUDA_CHECK(cudaFreeHost(buf.p));
+    buf.p = nullptr;
+    buf.bytes = 0;
+    PIT_CUDA_CHECK(cudaMallocHost(&buf.p, bytes));
+    buf.bytes = bytes;
+  }
+  PIT_CUDA_CHECK(cudaMemcpyAsync(buf.p, t.data_ptr(), bytes, cudaMemcpyDeviceToHost, native(stream)));
+  pit::cuda::stream_synchronize(stream);
+  std::memcpy(out.data(), buf.p, bytes);
+  return out;
 }
 
 Tensor tiles_to_dense(const Tensor& offsets, const Tensor& cols, const Tensor& values, int64_t rows, int64_t ncols,
