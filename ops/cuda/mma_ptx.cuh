@@ -48,6 +48,20 @@ __device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void* p) {
                : "memory");
 }
 
+// Shared-memory accesses through a generic pointer that points into shared memory (the
+// compiler cannot always tell, and then emits generic loads and stores).
+__device__ __forceinline__ void st_shared_f2(float* p, float a, float b) {
+  asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(smem_u32(p)), "f"(a), "f"(b) : "memory");
+}
+__device__ __forceinline__ float4 ld_shared_f4(const float* p) {
+  float4 v;
+  asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+               : "r"(smem_u32(p))
+               : "memory");
+  return v;
+}
+
 // c += a b for T = Half or BFloat16: A 16x16 row fragments, B 16x8 column fragments, f32 c.
 // Fragment layouts (g = lane / 4, q = lane % 4):
 //   A regs: (row g, k 2q..), (row g+8, k 2q..), (row g, k 2q+8..), (row g+8, k 2q+8..)

@@ -23,9 +23,11 @@ enum class Write : uint8_t {
   accumulate,  // C += result (atomic where several tiles meet one output element)
 };
 // The tensor-core engine of a PIT GEMM (f16/bf16; f32 always runs on the CUDA cores). automatic:
-// the kernel's own rule (gather_gemm: wgmma for long K, mma.sync for short K-chunks); the others
-// force one, for measuring (pit-bench) and tests.
-enum class Engine : uint8_t { automatic, mma, wgmma };
+// the kernel's own rule (gather_gemm: wgmma for long K, mma.sync for short K-chunks;
+// condense_gemm: wgmma for 128-row micro-tiles); the others force one, for measuring (pit-bench)
+// and tests. wgmma_persistent: the persistent, warp-specialised wgmma engine
+// (ops/pit/cuda/ws_core.cuh), in the CUDA condense_gemm only so far.
+enum class Engine : uint8_t { automatic, mma, wgmma, wgmma_persistent };
 
 struct Epilogue {
   Write write = Write::store;

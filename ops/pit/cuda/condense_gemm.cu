@@ -8,7 +8,11 @@
 //                    block (b = 64) of the condensed K axis (length count * b).
 // Tile configs (CondenseShape below): BM = the micro-tile's rows, rounded up to 16/32/64/128;
 // BN = 256 on mma.sync so that a gathered B row feeds as many columns as possible; 128-row
-// micro-tiles in f16/bf16 run on the wgmma engine (wg_core.cuh, 128 x 128 x 64 tiles). The row block's list is
+// micro-tiles in f16/bf16 run on the wgmma engine (wg_core.cuh, 128 x 128 x 64 tiles, two
+// blocks per SM); Engine::wgmma_persistent runs them on the persistent, warp-specialised one
+// (ws_core.cuh: a block per SM walks the tiles, two producer warpgroups load while two consumer
+// warpgroups compute and write), which measured even with it on an H200 at 90 % sparsity,
+// 6 % faster at 95 %, slower at 0 % and 99 % (docs/BENCHMARKS.md). The row block's list is
 // staged in shared memory first, so no gather waits on a global index load; SRead goes through
 // cursors set up once per block (sread.cuh), and the epilogue stages the f32 tile in shared
 // memory to write whole rows of C with 16-byte stores (swrite.cuh swrite_staged). Every output
@@ -19,8 +23,9 @@
 
 #include <algorithm>
 
-#include "ops/pit/cuda/wg_core.cuh"
 #include "ops/pit/cuda/launch.cuh"
+#include "ops/pit/cuda/wg_core.cuh"
+#include "ops/pit/cuda/ws_core.cuh"
 #include "ops/pit/cuda/swrite.cuh"
 
 namespace pit::sparse::cuda {
@@ -68,10 +73,9 @@ using CondenseCfg =
                        dev::WgCfg<T, !kBlocks, true, 3>,
                        MmaCondenseCfg<T, BM, kBlocks>>;
 
-template <typename T, int BM, bool kBlocks>
-__global__ void __launch_bounds__(CondenseCfg<T, BM, kBlocks>::kThreads, CondenseCfg<T, BM, kBlocks>::kMinBlocks) condense_kernel(const TileParams<T> p) {
-  using Cfg = CondenseCfg<T, BM, kBlocks>;
-  constexpr int BN = Cfg::BN, BK = Cfg::BK, NT = Cfg::kThreads;
+template <typename T, class Cfg, bool kBlocks>
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) condense_kernel(const TileParams<T> p) {
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, NT = Cfg::kThreads;
   extern __shared__ uint4 smem_raw[];
   T* smem = dev::tile_base<Cfg>(smem_raw);
   int32_t* sidx = reinterpret_cast<int32_t*>(smem + Cfg::kSmemStaged / sizeof(T));
@@ -143,10 +147,89 @@ __global__ void __launch_bounds__(CondenseCfg<T, BM, kBlocks>::kThreads, Condens
   }
 }
 
-template <typename T, int BM, bool kBlocks>
+// 128-row K lists in f16/bf16 on the persistent, warp-specialised engine (ws_core.cuh). Tiles are
+// numbered as the grid of condense_kernel (a column stripe's row blocks together, so that the
+// blocks running at one time share the stripe of B); each block takes every gridDim.x-th.
+// Producers: per tile, the row block's list into shared memory (named barrier 1 over the producer
+// warpgroups), the cursors, then the stages. Consumers: the MMAs, then each warpgroup stages its
+// 64 rows of the f32 tile and writes them (named barriers 2 and 3). Sources must be 16-byte
+// aligned (p.a_fast and p.b_fast): the stages are cp.async only.
+template <typename T>
+using WsCondenseCfg = dev::WsCfg<T, true, true, 4>;
+
+template <typename T>
+__global__ void __launch_bounds__(WsCondenseCfg<T>::kThreads, 1) condense_ws_kernel(const TileParams<T> p) {
+  using Cfg = WsCondenseCfg<T>;
+  namespace mbar = pit::cuda::mbar;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, V = Cfg::V;
+  extern __shared__ uint4 smem_raw[];
+  const dev::WsRing<Cfg> ring(dev::tile_base<Cfg>(smem_raw));
+  int32_t* sidx = reinterpret_cast<int32_t*>(reinterpret_cast<char*>(ring.tiles) + Cfg::kSmem);
+  ring.init();
+  const int num_tiles = p.num_blocks * p.n_tiles;
+  if (threadIdx.x < Cfg::kProducers) {
+    const int tid = threadIdx.x;
+    dev::StridedReader<T, BK, BM, typename Cfg::ALayout, Cfg::kProducers, false> ra;
+    dev::RowGatherReader<T, BK, BN, typename Cfg::BLayout, Cfg::kProducers> rb;
+    int off = 0, count = 0;
+    const auto begin = [&](int t) {
+      const int blk = t % p.num_blocks;
+      const int64_t n0 = int64_t{t / p.num_blocks} * BN;
+      off = p.offsets[blk];
+      count = p.offsets[blk + 1] - off;
+      mbar::sync_named(1, Cfg::kProducers);  // no producer thread reads the previous tile's list
+      const int staged = min(count, p.idx_cap);
+      for (int i = tid; i < staged; i += Cfg::kProducers) sidx[i] = p.cols[off + i];
+      mbar::sync_named(1, Cfg::kProducers);
+      const T* vals = p.values + int64_t{off} * p.tr;
+      ra.init(tid, [&](int r, int c) { return dev::Src<T>{vals + int64_t{r} * p.tr + c, dev::valid_n(p.tr - c, V)}; });
+      rb.init(tid, [&](int, int c) { return dev::Src<T>{p.b + n0 + c, dev::valid_n(p.n - n0 - c, V)}; });
+      return (count + BK - 1) / BK;
+    };
+    const auto load = [&](int kt, T* sa, T* sb) {
+      const int kb = kt * BK;
+      ra.load(sa, tid, int64_t{kb} * p.tr, count - kb, true, p.values);
+      rb.load(sb, tid, [&](int r) {
+        const int j = kb + r;
+        return j < count ? int64_t{j < p.idx_cap ? sidx[j] : p.cols[off + j]} * p.n : int64_t{-1};
+      }, true, p.b);
+    };
+    dev::ws_produce<Cfg>(ring, num_tiles, begin, load);
+  } else {
+    const int ctid = threadIdx.x - Cfg::kConsumerBase, wg = ctid / 128;
+    float* staged = ring.epi();
+    dev::Acc<Cfg> acc;
+    uint32_t it = 0;
+    for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
+      const int blk = t % p.num_blocks;
+      const int64_t n0 = int64_t{t / p.num_blocks} * BN, m0 = int64_t{blk} * p.tr;
+      dev::ws_consume<Cfg>(acc, ring, it, (p.offsets[blk + 1] - p.offsets[blk] + BK - 1) / BK);
+      acc.to_smem(staged);
+      mbar::sync_named(2 + wg, 128);
+      dev::swrite_staged<T, BM / 2, BN, 128>(staged + wg * (BM / 2) * Cfg::kEpiLd, Cfg::kEpiLd, [&](int r) {
+        const int rr = wg * (BM / 2) + r;
+        return rr < p.tr && m0 + rr < p.m ? dev::RowDst<T>{p.c + (m0 + rr) * p.n, 1.f} : dev::RowDst<T>{nullptr, 0.f};
+      }, n0, p.n, p.epi, ctid % 128);
+      mbar::sync_named(2 + wg, 128);  // this warpgroup's staged rows are read before the next tile's
+    }
+  }
+}
+
+template <typename T>
+void launch_ws(const TileParams<T>& p, StreamRef stream) {
+  using Cfg = WsCondenseCfg<T>;
+  auto* kernel = condense_ws_kernel<T>;
+  const size_t smem = Cfg::kSmem + Cfg::kAlignSlack + sizeof(int32_t) * p.idx_cap;
+  const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
+  const int64_t tiles = int64_t{p.num_blocks} * p.n_tiles;
+  const int64_t grid = std::max<int64_t>(1, std::min<int64_t>(tiles, int64_t{sm_count()} * per_sm));
+  kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p);
+  check_launch("cuda::condense_gemm");
+}
+
+template <typename T, class Cfg, bool kBlocks>
 void launch(const TileParams<T>& p, StreamRef stream) {
-  using Cfg = CondenseCfg<T, BM, kBlocks>;
-  auto* kernel = condense_kernel<T, BM, kBlocks>;
+  auto* kernel = condense_kernel<T, Cfg, kBlocks>;
   const size_t smem = Cfg::kSmemStaged + Cfg::kAlignSlack + sizeof(int32_t) * p.idx_cap;
   allow_smem(kernel, smem, Cfg::kThreads);
   const int64_t grid = int64_t{p.num_blocks} * p.n_tiles;
@@ -155,17 +238,32 @@ void launch(const TileParams<T>& p, StreamRef stream) {
 }
 
 template <typename T, bool kBlocks>
-void run(TileParams<T> p, StreamRef stream) {
-  const auto go = [&]<int BM>() {
-    p.n_tiles = static_cast<int>((p.n + CondenseCfg<T, BM, kBlocks>::BN - 1) / CondenseCfg<T, BM, kBlocks>::BN);
-    launch<T, BM, kBlocks>(p, stream);
+void run(TileParams<T> p, StreamRef stream, Engine engine = Engine::automatic) {
+  const auto go = [&]<class Cfg>() {
+    p.n_tiles = static_cast<int>((p.n + Cfg::BN - 1) / Cfg::BN);
+    launch<T, Cfg, kBlocks>(p, stream);
   };
   switch (bm_for(p.tr)) {
-    case 16: go.template operator()<16>(); break;
-    case 32: go.template operator()<32>(); break;
-    case 64: go.template operator()<64>(); break;
-    default: go.template operator()<128>(); break;
+    case 16: go.template operator()<CondenseCfg<T, 16, kBlocks>>(); return;
+    case 32: go.template operator()<CondenseCfg<T, 32, kBlocks>>(); return;
+    case 64: go.template operator()<CondenseCfg<T, 64, kBlocks>>(); return;
+    default: break;
   }
+  if constexpr (!kBlocks && !std::is_same_v<T, float>) {
+    PIT_CHECK(engine != Engine::wgmma_persistent || (p.a_fast && p.b_fast),
+              "cuda::condense_gemm: the persistent wgmma engine needs 16-byte aligned rows of B and of the values "
+              "(N and the micro-tile's rows multiples of 8); use Engine::automatic");
+    if (engine == Engine::wgmma_persistent) {
+      p.n_tiles = static_cast<int>((p.n + WsCondenseCfg<T>::BN - 1) / WsCondenseCfg<T>::BN);
+      launch_ws<T>(p, stream);
+      return;
+    }
+    if (engine == Engine::mma) {
+      go.template operator()<MmaCondenseCfg<T, 128, false>>();
+      return;
+    }
+  }
+  go.template operator()<CondenseCfg<T, 128, kBlocks>>();
 }
 
 template <typename T>
@@ -195,12 +293,13 @@ TileParams<T> params(const Tensor& values, const Tensor& offsets, const Tensor& 
 
 }  // namespace
 
-void condense_gemm(const KListIndex& a, const Tensor& b, Tensor& c, const Epilogue& ep, StreamRef stream) {
+void condense_gemm(const KListIndex& a, const Tensor& b, Tensor& c, const Epilogue& ep, StreamRef stream,
+                   Engine engine) {
   PIT_CHECK(a.block_rows >= 1 && a.block_rows <= 128, "cuda::condense_gemm: k micro-tiles of 1 to 128 rows, got ",
             a.block_rows);
   if (a.rows == 0 || c.size(1) == 0) return;
   dispatch_gemm(b.dtype(), "cuda::condense_gemm", [&]<typename T>() {
-    run<T, false>(params<T>(a.values, a.offsets, a.k, a.rows, a.cols, a.block_rows, b, c, ep), stream);
+    run<T, false>(params<T>(a.values, a.offsets, a.k, a.rows, a.cols, a.block_rows, b, c, ep), stream, engine);
   });
 }
 

@@ -195,6 +195,9 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
       if (args.b_trans) launch<T, true, kWg>(p, cap, stream);
       else launch<T, false, kWg>(p, cap, stream);
     };
+    PIT_CHECK(args.engine != Engine::wgmma_persistent,
+              "cuda::gather_gemm: the persistent wgmma engine is not available for the M-gather yet; use "
+              "Engine::automatic, mma or wgmma");
     const bool wg = args.engine == Engine::automatic ? p.seg_cols == 0 || p.seg_cols > kShortK
                                                      : args.engine == Engine::wgmma;
     if constexpr (std::is_same_v<T, float>) run.template operator()<false>();

@@ -12,8 +12,10 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
                  const GatherGemmArgs& args, StreamRef stream);
 void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx, Tensor& db,
                         const GatherWeightGradArgs& args, StreamRef stream);
+// engine: for 128-row micro-tiles in f16/bf16 (smaller ones run on mma.sync whatever it says);
+// wgmma_persistent needs 16-byte aligned rows of B and of the values (it throws otherwise).
 void condense_gemm(const KListIndex& a, const Tensor& b, Tensor& c, const Epilogue& epilogue,
-                   StreamRef stream);
+                   StreamRef stream, Engine engine = Engine::automatic);
 void block_gemm(const BlockListIndex& a, const Tensor& b, Tensor& c, const Epilogue& epilogue,
                 StreamRef stream);
 void condense_gemm_tn(const KListIndex& a, const Tensor& g, Tensor& db, Write write,

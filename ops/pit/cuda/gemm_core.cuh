@@ -69,6 +69,15 @@ struct TileCfg {
 template <class Cfg, int kEngine = Cfg::kEngine>
 struct Acc;
 
+// Acc::to_smem of every engine: the accumulator pairs into the f32 tile [BM][Cfg::kEpiLd] at s
+// (shared memory).
+template <class Cfg, class AccT>
+__device__ __forceinline__ void stage_acc(const AccT& acc, float* s) {
+  acc.for_each_pair([&](int r, int col, float v0, float v1) {
+    pit::cuda::ptx::st_shared_f2(s + r * Cfg::kEpiLd + col, v0, v1);
+  });
+}
+
 // The tile area of the dynamic shared memory: its base aligned up to Cfg::kAlign.
 template <class Cfg>
 __device__ __forceinline__ typename Cfg::Elem* tile_base(void* raw) {
@@ -102,9 +111,7 @@ struct Acc<Cfg, 1> {
   }
   // Stores the tile as f32 [BM][Cfg::kEpiLd] at s (shared memory, free: after mainloop).
   __device__ void to_smem(float* s) const {
-    for_each_pair([&](int r, int col, float v0, float v1) {
-      *reinterpret_cast<float2*>(s + r * Cfg::kEpiLd + col) = make_float2(v0, v1);
-    });
+    stage_acc<Cfg>(*this, s);
   }
   // One k-stage: C += A B from the stage's tiles.
   __device__ void mma_stage(const typename Cfg::Elem* sa, const typename Cfg::Elem* sb) {
@@ -164,9 +171,7 @@ struct Acc<Cfg, 0> {
       for (int j = 0; j < TN; ++j) fn(ty + 16 * i, 2 * tx + 32 * j, c[i][j][0], c[i][j][1]);
   }
   __device__ void to_smem(float* s) const {
-    for_each_pair([&](int r, int col, float v0, float v1) {
-      *reinterpret_cast<float2*>(s + r * Cfg::kEpiLd + col) = make_float2(v0, v1);
-    });
+    stage_acc<Cfg>(*this, s);
   }
   __device__ void mma_stage(const float* sa, const float* sb) {
     const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;

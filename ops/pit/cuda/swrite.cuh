@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "ops/cuda/device_utils.cuh"
+#include "ops/cuda/mma_ptx.cuh"
 
 namespace pit::sparse::cuda::dev {
 
@@ -149,6 +150,21 @@ __device__ __noinline__ void swrite_vec8(T* row, int64_t col, int64_t ncols, flo
   }
 }
 
+// Eight adjacent elements stored at p (16-byte aligned): the plain store of swrite_staged.
+template <typename T>
+__device__ __forceinline__ void store8(T* p, float4 lo, float4 hi) {
+  if constexpr (std::is_same_v<T, float>) {
+    reinterpret_cast<float4*>(p)[0] = lo;
+    reinterpret_cast<float4*>(p)[1] = hi;
+  } else {
+    using pit::cuda::narrow;
+    const auto pack = [](float a, float b) {
+      return static_cast<uint32_t>(narrow<T>(a).bits) | (static_cast<uint32_t>(narrow<T>(b).bits) << 16);
+    };
+    *reinterpret_cast<uint4*>(p) = make_uint4(pack(lo.x, lo.y), pack(lo.z, lo.w), pack(hi.x, hi.y), pack(hi.z, hi.w));
+  }
+}
+
 // Destination of one staged tile row: where it goes (null: nowhere) and a factor.
 template <typename T>
 struct RowDst {
@@ -161,47 +177,48 @@ struct RowDst {
 // with 16-byte stores (atomic adds: pairs, a warp on 64 consecutive pairs). row(r) gives the
 // destination row of tile row r (null: not written) and its scale (gate weights of the M-gather);
 // columns are n0 + [0, kCols), those >= ncols skipped.
-// All threads call it; the caller synchronises before and after (shared memory reuse).
+// All kThreads threads call it (tid: the caller's index among them); the caller synchronises
+// before and after (shared memory reuse).
 template <typename T, int kRows, int kCols, int kThreads, class RowFn>
 __device__ __forceinline__ void swrite_staged(const float* tile, int ld, RowFn&& row, int64_t n0, int64_t ncols,
-                                              const EpiArgs& e) {
+                                              const EpiArgs& e, int tid = threadIdx.x) {
   if (e.mode == WriteMode::atomic) {
     // Atomic adds go pair by pair, consecutive threads on consecutive pairs of one row: each warp
     // instruction then covers 256 contiguous bytes of C.
     constexpr int kPairs = kCols / 2;
 #pragma unroll 1
-    for (int i = threadIdx.x; i < kRows * kPairs; i += kThreads) {
+    for (int i = tid; i < kRows * kPairs; i += kThreads) {
       const int r = i / kPairs, c = (i % kPairs) * 2;
       const int64_t col = n0 + c;
       if (col >= ncols) continue;
       const auto [dst, scale] = row(r);
       if (dst == nullptr) continue;
       const float2 v = *reinterpret_cast<const float2*>(tile + r * ld + c);
-      T* p = dst + col;
-      if (col + 1 < ncols && (reinterpret_cast<uintptr_t>(p) % (2 * sizeof(T))) == 0) {
-        atomic_add2(p, v.x * scale, v.y * scale);
-      } else {
-        atomic_add1(p, v.x * scale);
-        if (col + 1 < ncols) atomic_add1(p + 1, v.y * scale);
-      }
+      swrite_pair<T>(dst, col, ncols, v.x * scale, v.y * scale, e);
     }
     return;
   }
+  // A plain store (no bias, no activation) of eight whole, aligned elements is inlined: at high
+  // sparsity the PIT GEMMs' tiles have few k-steps and the epilogue weighs (under ncu on an H200
+  // the out-of-line path was a third of the K-condense kernel's warp samples at 90 % sparsity).
+  const bool plain = e.mode == WriteMode::store && e.bias == nullptr && e.act == Act::none;
   constexpr int kPerRow = kCols / 8;
 #pragma unroll 1
-  for (int i = threadIdx.x; i < kRows * kPerRow; i += kThreads) {
+  for (int i = tid; i < kRows * kPerRow; i += kThreads) {
     const int r = i / kPerRow, c = (i % kPerRow) * 8;
     const int64_t col = n0 + c;
     if (col >= ncols) continue;
     const auto [dst, scale] = row(r);
     if (dst == nullptr) continue;
-    float4 lo = *reinterpret_cast<const float4*>(tile + r * ld + c);
-    float4 hi = *reinterpret_cast<const float4*>(tile + r * ld + c + 4);
+    float4 lo = pit::cuda::ptx::ld_shared_f4(tile + r * ld + c);
+    float4 hi = pit::cuda::ptx::ld_shared_f4(tile + r * ld + c + 4);
     if (scale != 1.f) {
       lo = make_float4(lo.x * scale, lo.y * scale, lo.z * scale, lo.w * scale);
       hi = make_float4(hi.x * scale, hi.y * scale, hi.z * scale, hi.w * scale);
     }
-    swrite_vec8<T>(dst, col, ncols, lo, hi, e);
+    T* p = dst + col;
+    if (plain && col + 8 <= ncols && (reinterpret_cast<uintptr_t>(p) % 16) == 0) store8<T>(p, lo, hi);
+    else swrite_vec8<T>(dst, col, ncols, lo, hi, e);
   }
 }
 

@@ -15,13 +15,13 @@
 
 namespace pit::sparse::cuda::dev {
 
-template <typename T, bool kAKMajor, bool kBKMajor, int kStages_>
-struct WgCfg {
+// The tiles of the wgmma engines (this one and ws_core.cuh's): sizes, layouts, staging.
+template <typename T, bool kAKMajor, bool kBKMajor>
+struct WgTiles {
   static_assert(std::is_same_v<T, BFloat16> || std::is_same_v<T, Half>, "wgmma engine: f16 or bf16");
   using Elem = T;
   static constexpr bool kMma = true;
-  static constexpr int kEngine = 2;
-  static constexpr int BM = 128, BN = 128, BK = 64, kStages = kStages_;
+  static constexpr int BM = 128, BN = 128, BK = 64;
   static constexpr int V = kVec<T>;
   static constexpr bool kAK = kAKMajor, kBK = kBKMajor;
   static constexpr int kARows = kAK ? BK : BM, kACols = kAK ? BM : BK;
@@ -29,15 +29,23 @@ struct WgCfg {
   using ALayout = std::conditional_t<kAK, Sw128MNMajor<BK>, Sw128KMajor>;
   using BLayout = std::conditional_t<kBK, Sw128MNMajor<BK>, Sw128KMajor>;
   static constexpr int kAElems = BM * BK, kBElems = BK * BN;  // 16 KB each: stages stay 1024-aligned
+  static constexpr int kEpiLd = BN + 8;
+  static constexpr size_t kSmemEpi = size_t{BM} * kEpiLd * sizeof(float);
+  static constexpr size_t kAlign = 1024, kAlignSlack = kAlign - 16;
+};
+
+template <typename T, bool kAKMajor, bool kBKMajor, int kStages_>
+struct WgCfg : WgTiles<T, kAKMajor, kBKMajor> {
+  using Base = WgTiles<T, kAKMajor, kBKMajor>;
+  static constexpr int kEngine = 2;
+  static constexpr int kStages = kStages_;
   static constexpr int kThreads = 256;
+  static constexpr int kConsumerBase = 0;  // the first thread of the MMA warpgroups
   // Blocks per SM the kernels are compiled for (__launch_bounds__): 3 stages fit two (96 KB of
   // shared memory each, registers capped at 128 a thread); deeper pipelines one.
   static constexpr int kMinBlocks = kStages <= 3 ? 2 : 1;
-  static constexpr size_t kSmem = size_t{kStages} * (kAElems + kBElems) * sizeof(T);
-  static constexpr int kEpiLd = BN + 8;
-  static constexpr size_t kSmemEpi = size_t{BM} * kEpiLd * sizeof(float);
-  static constexpr size_t kSmemStaged = kSmem > kSmemEpi ? kSmem : kSmemEpi;
-  static constexpr size_t kAlign = 1024, kAlignSlack = kAlign - 16;
+  static constexpr size_t kSmem = size_t{kStages} * (Base::kAElems + Base::kBElems) * sizeof(T);
+  static constexpr size_t kSmemStaged = kSmem > Base::kSmemEpi ? kSmem : Base::kSmemEpi;
 };
 
 template <class Cfg>
@@ -50,7 +58,7 @@ struct Acc<Cfg, 2> {
   // fn(row, col, v0, v1) as for the other engines.
   template <class Fn>
   __device__ void for_each_pair(Fn&& fn) const {
-    const int tid = threadIdx.x, lane = tid % 32;
+    const int tid = threadIdx.x - Cfg::kConsumerBase, lane = tid % 32;
     const int r0 = (tid / 128) * 64 + ((tid / 32) % 4) * 16 + lane / 4, q = lane % 4;
 #pragma unroll
     for (int j = 0; j < Cfg::BN / 8; ++j) {
@@ -59,14 +67,12 @@ struct Acc<Cfg, 2> {
     }
   }
   __device__ void to_smem(float* s) const {
-    for_each_pair([&](int r, int col, float v0, float v1) {
-      *reinterpret_cast<float2*>(s + r * Cfg::kEpiLd + col) = make_float2(v0, v1);
-    });
+    stage_acc<Cfg>(*this, s);
   }
   // Issues (does not wait for) this warpgroup's MMAs of one stage.
   __device__ void mma_stage(const typename Cfg::Elem* sa, const typename Cfg::Elem* sb) {
     using namespace pit::cuda;
-    const int wg = threadIdx.x / 128;
+    const int wg = (threadIdx.x - Cfg::kConsumerBase) / 128;
     // A: K-major rows of 128 bytes (a warpgroup's 64 rows start 64 * 128 bytes on), or M-major
     // atoms of 64 m (the warpgroup's atom strip starts BK * 128 bytes on).
     const uint32_t a0 = ptx::smem_u32(sa) + wg * (Cfg::kAK ? Cfg::BK * 128 : 64 * 128);

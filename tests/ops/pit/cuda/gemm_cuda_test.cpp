@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "core/device.h"
+#include "ops/pit/cuda/gemm.h"
 #include "tests/gpu.h"
 #include "tests/ops/pit/gemm_cases.h"
 
@@ -35,6 +37,77 @@ TEST(PitGemmCuda, CondenseAndBlocksSmall) {
 TEST(PitGemmCuda, CondenseAndBlocksRaggedLarge) {
   PIT_REQUIRE_CUDA();
   test::run_tile_gemm_cases(kGpu, {32, 128}, {32}, kAll, {{1000, 777, 333}});
+}
+
+// 128-row K lists on each tensor-core engine the CUDA condense_gemm has for them (and its own choice):
+// mma.sync, wgmma, the persistent warp-specialised wgmma. 2000 x 333 x 2056 has 16 x 17 = 272
+// output tiles, more than an H200 has SMs, so the persistent blocks walk several tiles each (the
+// stage ring carried across tiles); 1000 x 777 x 336 has a partial last row block and a partial
+// last column tile. N is a multiple of 8 (16-byte rows: the persistent engine's condition).
+// Densities 0 (empty lists, the epilogue alone), 1 %, 50 % (lists of different lengths), 100 % and
+// skewed (one dense row block among 1 % ones: uneven work per tile).
+TEST(PitGemmCuda, CondenseEveryEngine) {
+  PIT_REQUIRE_CUDA();
+  const StreamRef stream = current_stream(kGpu);
+  uint64_t seed = 7000;
+  for (const test::GemmShape s : {test::GemmShape{2000, 333, 2056}, test::GemmShape{1000, 777, 336}})
+    for (const DType dt : {DType::bf16, DType::f16})
+      for (const double d : {0.0, 0.01, 0.5, 1.0, -1.0}) {
+        const int64_t r = 128;
+        Tensor a = test::sparse_tensor(s.m, s.k, r, 1, d < 0 ? 0.01 : d, ++seed, dt, kGpu);
+        // d < 0: skewed, the second row block dense and the others at 1 %.
+        if (d < 0) a.slice(0, r, 2 * r).copy_(test::dense_random({r, s.k}, ++seed, dt, kGpu));
+        const Tensor b = test::dense_random({s.k, s.n}, ++seed, dt, kGpu);
+        const Tensor bias = test::dense_random({s.n}, ++seed, dt, kGpu);
+        const Tensor c0 = test::dense_random({s.m, s.n}, ++seed, dt, kGpu);
+        const sparse::KListIndex ki = sparse::detect_k_lists(a, r, {.values = true});
+        const Tensor ab = test::ref_matmul(a, b);
+        const Tensor relu = kernels::unary(UnaryOp::relu, kernels::binary(BinaryOp::add, ab, bias.to(Device::cpu(), DType::f64)));
+        const Tensor acc = kernels::binary(BinaryOp::add, ab, c0.to(Device::cpu(), DType::f64));
+        const double tol = test::tol_for(dt);
+        for (const sparse::Engine e : {sparse::Engine::automatic, sparse::Engine::mma, sparse::Engine::wgmma,
+                                       sparse::Engine::wgmma_persistent}) {
+          const std::string what = test::gemm_name("condense", s, r, d, dt) +
+                                   (e == sparse::Engine::automatic ? " automatic"
+                                    : e == sparse::Engine::mma     ? " mma.sync"
+                                    : e == sparse::Engine::wgmma   ? " wgmma"
+                                                                   : " persistent wgmma");
+          Tensor c = test::poisoned({s.m, s.n}, dt, kGpu);
+          sparse::cuda::condense_gemm(ki, b, c, {}, stream, e);
+          test::expect_close(c, ab, tol, tol, what + " store");
+          c = test::poisoned({s.m, s.n}, dt, kGpu);
+          sparse::cuda::condense_gemm(ki, b, c, {.bias = bias, .activation = true, .act = UnaryOp::relu}, stream, e);
+          test::expect_close(c, relu, tol, tol, what + " bias+relu");
+          c = c0.clone();
+          sparse::cuda::condense_gemm(ki, b, c, {.write = sparse::Write::accumulate}, stream, e);
+          test::expect_close(c, acc, tol, tol, what + " accumulate");
+          if (::testing::Test::HasFailure()) return;
+        }
+      }
+}
+
+// The persistent engine reads B and the values with 16-byte copies only: rows that are not
+// 16-byte aligned are refused with a message naming the condition; the automatic choice runs
+// them.
+TEST(PitGemmCuda, CondensePersistentEngineNeedsAlignedRows) {
+  PIT_REQUIRE_CUDA();
+  const Tensor a = test::sparse_tensor(256, 64, 128, 1, 0.5, 1, DType::bf16, kGpu);
+  const Tensor b = test::dense_random({64, 33}, 2, DType::bf16, kGpu);
+  const sparse::KListIndex ki = sparse::detect_k_lists(a, 128, {.values = true});
+  Tensor c = test::poisoned({256, 33}, DType::bf16, kGpu);
+  EXPECT_THROW(
+      {
+        try {
+          sparse::cuda::condense_gemm(ki, b, c, {}, current_stream(kGpu), sparse::Engine::wgmma_persistent);
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find("16-byte aligned"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      Error);
+  sparse::cuda::condense_gemm(ki, b, c, {}, current_stream(kGpu));
+  test::expect_close(c, test::ref_matmul(a, b), test::tol_for(DType::bf16), test::tol_for(DType::bf16),
+                     "automatic engine, N = 33");
 }
 
 TEST(PitGemmCuda, GatherSmall) {

@@ -1,0 +1,59 @@
+#pragma once
+// Shared-memory mbarriers (sm_90) and named barriers: the hand-over between the producer and
+// consumer warpgroups of warp-specialised kernels (ops/pit/cuda/ws_core.cuh). Device-only.
+//
+// A barrier is initialised with the number of arrivals that complete one phase; waiting names the
+// parity of the phase waited for. A barrier just initialised is in phase 0, and a wait on parity 1
+// (the phase "before" it) returns at once: a producer starts by waiting on its empty barriers
+// with parity 1.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "ops/cuda/mma_ptx.cuh"
+
+namespace pit::cuda::mbar {
+
+// One thread, then a __syncthreads before any use.
+__device__ __forceinline__ void init(uint64_t* bar, uint32_t arrivals) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(ptx::smem_u32(bar)), "r"(arrivals) : "memory");
+}
+// Makes the initialisations visible to the asynchronous arrivals (cp.async) as well.
+__device__ __forceinline__ void fence_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+
+// One arrival (release: this thread's earlier memory accesses happen before the phase completes).
+__device__ __forceinline__ void arrive(uint64_t* bar) {
+  asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(ptx::smem_u32(bar))
+               : "memory");
+}
+
+// One arrival once every cp.async this thread issued so far has completed (counted in the
+// barrier's initial arrivals: .noinc).
+__device__ __forceinline__ void arrive_on_cp_async(uint64_t* bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(ptx::smem_u32(bar)) : "memory");
+}
+
+// Blocks until the phase of parity `parity` has completed (acquire).
+__device__ __forceinline__ void wait(uint64_t* bar, uint32_t parity) {
+  const uint32_t addr = ptx::smem_u32(bar);
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(addr), "r"(parity)
+        : "memory");
+  } while (done == 0);
+}
+
+// Waits for every cp.async this thread issued (committed or not).
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+// Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32).
+__device__ __forceinline__ void sync_named(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+}  // namespace pit::cuda::mbar

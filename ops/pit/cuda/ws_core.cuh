@@ -1,0 +1,119 @@
+#pragma once
+// The persistent, warp-specialised wgmma engine of the PIT GEMMs (sm_90a, f16/bf16). One block
+// per SM walks the output tiles t = blockIdx.x, blockIdx.x + gridDim.x, ... The producer
+// warpgroups (the first kProducers threads) SRead the k-stages of those tiles into a
+// kStages-deep ring of shared-memory tiles; the two consumer warpgroups after them run wgmma on
+// them (rows 0-63 and 64-127 of the 128 x 128 tile, wg_core.cuh's Acc) and SWrite the results.
+// Two mbarriers per stage hand the ring over: the producers' cp.asyncs arrive on the stage's
+// `full` barrier as they complete (cp.async.mbarrier.arrive.noinc), and the consumer warps
+// arrive on its `empty` barrier once the MMAs that read it are done. So the loads run up to
+// kStages stages ahead of the MMAs (wg_core.cuh's loop, where the same threads load and compute,
+// runs kStages - 2 ahead: one stage with three), and the next tile's loads run under the current
+// tile's epilogue. The tensor cores still idle during an epilogue (one block per SM): on an H200
+// it measured even with wg_core.cuh's two blocks per SM (docs/BENCHMARKS.md).
+//
+// Shared memory (from the 1024-aligned base): the A stages, the B stages (the layouts of WgCfg),
+// an f32 staging tile [BM][kEpiLd] for the epilogue (each consumer warpgroup stages and writes its
+// own 64 rows), the 2 x kStages barriers; the kernel's own data after kSmem.
+#include <cstdint>
+#include <type_traits>
+
+#include "ops/cuda/mbarrier_ptx.cuh"
+#include "ops/pit/cuda/wg_core.cuh"
+
+namespace pit::sparse::cuda::dev {
+
+// kProducerWarpgroups: the warpgroups that load (one could not keep two consumer warpgroups fed
+// on an H200: at 0 % sparsity the consumers waited on full stages most of the time).
+template <typename T, bool kAKMajor, bool kBKMajor, int kStages_, int kProducerWarpgroups = 2>
+struct WsCfg : WgTiles<T, kAKMajor, kBKMajor> {
+  using Base = WgTiles<T, kAKMajor, kBKMajor>;
+  static constexpr int kEngine = 3;
+  static constexpr int kStages = kStages_;
+  static constexpr int kProducers = 128 * kProducerWarpgroups, kConsumers = 256;
+  static constexpr int kConsumerWarps = kConsumers / 32;  // arrivals that empty a stage
+  static constexpr int kThreads = kProducers + kConsumers;
+  static constexpr int kConsumerBase = kProducers;  // the consumers' first thread (Acc's tile rows)
+  static constexpr int kMinBlocks = 1;
+  static constexpr size_t kSmemTiles = size_t{kStages} * (Base::kAElems + Base::kBElems) * sizeof(T);
+  static constexpr size_t kSmem = kSmemTiles + Base::kSmemEpi + 2 * kStages * sizeof(uint64_t);
+};
+
+// The consumers' accumulators: wg_core.cuh's, counted from the first consumer thread.
+template <class Cfg>
+struct Acc<Cfg, 3> : Acc<Cfg, 2> {};
+
+// The stage ring in shared memory (`tiles`: the aligned base).
+template <class Cfg>
+struct WsRing {
+  using T = typename Cfg::Elem;
+  static constexpr int S = Cfg::kStages;
+  T* tiles;
+  __device__ explicit WsRing(T* base) : tiles(base) {}
+  __device__ T* a(int s) const { return tiles + s * Cfg::kAElems; }
+  __device__ T* b(int s) const { return tiles + S * Cfg::kAElems + s * Cfg::kBElems; }
+  __device__ float* epi() const { return reinterpret_cast<float*>(reinterpret_cast<char*>(tiles) + Cfg::kSmemTiles); }
+  __device__ uint64_t* full(int s) const {
+    return reinterpret_cast<uint64_t*>(reinterpret_cast<char*>(tiles) + Cfg::kSmemTiles + Cfg::kSmemEpi) + s;
+  }
+  __device__ uint64_t* empty(int s) const { return full(S) + s; }
+  // Every thread, once: thread 0 initialises the barriers, then a block barrier.
+  __device__ void init() const {
+    if (threadIdx.x == 0) {
+      for (int s = 0; s < S; ++s) {
+        pit::cuda::mbar::init(full(s), Cfg::kProducers);
+        pit::cuda::mbar::init(empty(s), Cfg::kConsumerWarps);
+      }
+      pit::cuda::mbar::fence_init();
+    }
+    __syncthreads();
+  }
+};
+
+// The producers' loop over this block's tiles: begin(t) prepares tile t (the producer threads
+// only; it may use named barrier 1 over kProducers threads) and returns its k-stages;
+// load(kt, sa, sb) issues stage kt's copies as 16-byte cp.asyncs only (the fast SRead path: the
+// barrier counts cp.async completions, not plain shared stores).
+template <class Cfg, class Begin, class Load>
+__device__ __forceinline__ void ws_produce(const WsRing<Cfg>& ring, int num_tiles, Begin&& begin, Load&& load) {
+  constexpr int S = Cfg::kStages;
+  uint32_t it = 0;  // stages issued so far, over all tiles: ring slot it % S, pass it / S
+  for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
+    const int num_k = begin(t);
+    for (int kt = 0; kt < num_k; ++kt, ++it) {
+      const int s = static_cast<int>(it % S);
+      pit::cuda::mbar::wait(ring.empty(s), ((it / S) & 1) ^ 1);
+      load(kt, ring.a(s), ring.b(s));
+      pit::cuda::mbar::arrive_on_cp_async(ring.full(s));
+    }
+  }
+  pit::cuda::mbar::cp_async_wait_all();
+}
+
+// One tile on the consumer side: num_k stages from the ring into acc (zeroed first); `it` counts
+// the stages consumed over all tiles, as the producer's does.
+template <class Cfg>
+__device__ __forceinline__ void ws_consume(Acc<Cfg>& acc, const WsRing<Cfg>& ring, uint32_t& it, int num_k) {
+  using namespace pit::cuda;
+  constexpr int S = Cfg::kStages;
+  const int lane = threadIdx.x % 32;
+  acc.zero();
+  for (int kt = 0; kt < num_k; ++kt, ++it) {
+    const int s = static_cast<int>(it % S);
+    mbar::wait(ring.full(s), (it / S) & 1);
+    // The stage's cp.async writes (generic proxy, made visible by the barrier) before wgmma's
+    // reads (async proxy).
+    wgmma::fence_smem_for_async();
+    wgmma::fence();
+    acc.mma_stage(ring.a(s), ring.b(s));
+    wgmma::commit();
+    // The previous stage's MMAs are done (wgmma.wait_group is warpgroup-wide): its slot goes
+    // back to the producer, one arrival per warp.
+    wgmma::wait<1>();
+    if (kt > 0 && lane == 0) mbar::arrive(ring.empty(static_cast<int>((it - 1) % S)));
+  }
+  wgmma::wait<0>();
+  if (num_k > 0 && lane == 0) mbar::arrive(ring.empty(static_cast<int>((it - 1) % S)));
+}
+
+}  // namespace pit::sparse::cuda::dev
