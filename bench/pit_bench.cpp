@@ -21,7 +21,8 @@ const char* const kUsage =
     "  engine  the PIT GEMMs' dense-tile engines (mma.sync configs, wgmma) vs cuBLAS\n"
     "environment (pit):\n"
     "  PIT_BENCH_FILTER=\"4096^3 128x1 90%\"  only the rows whose \"problem tile sparsity\" contains it\n"
-    "  PIT_BENCH_ENGINE=mma|wgmma           force the M-gather kernel's tensor-core engine\n";
+    "  PIT_BENCH_ENGINE=mma|wgmma|persistent  force the tensor-core engine of the M-gather (mma,\n"
+    "                                       wgmma) and of the 128-row K-condense (all three)\n";
 
 }  // namespace
 

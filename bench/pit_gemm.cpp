@@ -66,6 +66,17 @@ Timing time_auto(const std::function<void(int)>& fn) {
   return time_gpu(fn, 3, runs);
 }
 
+// PIT_BENCH_ENGINE=mma|wgmma|persistent, or unset for each kernel's own choice.
+sparse::Engine bench_engine() {
+  const char* eng = std::getenv("PIT_BENCH_ENGINE");
+  if (!eng) return sparse::Engine::automatic;
+  const std::string e = eng;
+  if (e == "mma") return sparse::Engine::mma;
+  if (e == "wgmma") return sparse::Engine::wgmma;
+  if (e == "persistent") return sparse::Engine::wgmma_persistent;
+  PIT_THROW("PIT_BENCH_ENGINE must be mma, wgmma or persistent, got '", e, "'");
+}
+
 double copy_bandwidth() {  // bytes read + written per second
   const int64_t n = int64_t{1} << 30;
   Tensor a = zeros({n}, DType::u8, Device::cuda()), b = zeros({n}, DType::u8, Device::cuda());
@@ -218,29 +229,33 @@ std::vector<PlannedRow> run_planned(const Cublas& cublas) {
       }
       std::nth_element(plan_times.begin(), plan_times.begin() + 10, plan_times.end());
       // Its parts (printed only): the counts with their read-back, and the choice on the host.
-      std::vector<double> count_times, choose_times;
+      std::vector<double> count_times, exact_times, choose_times;
+      int64_t stride = 1;
       const std::vector<sparse::MicroTile> cands = sparse::candidate_tiles();
       const sparse::CostModel* table = sparse::find_cost_model(sparse::gpu_name(0));
       for (int i = 0; i < 21; ++i) {
         PIT_CUDA_CHECK(cudaDeviceSynchronize());
         const auto t0 = std::chrono::steady_clock::now();
-        const std::vector<int64_t> counts = sparse::read_micro_tile_counts(a, cands);
+        const sparse::TileCounts counts = sparse::planner_counts(a, cands, {}, sparse::PlanOptions{}.sample_bytes);
         const auto t1 = std::chrono::steady_clock::now();
         std::vector<sparse::Candidate> cs;
-        for (size_t q = 0; q < cands.size(); ++q) {
-          const double total = static_cast<double>((m + cands[q].rows - 1) / cands[q].rows) *
-                               static_cast<double>((k + cands[q].cols - 1) / cands[q].cols);
+        for (size_t q = 0; q < cands.size(); ++q)
           cs.push_back({cands[q].cols == 1 ? sparse::Kernel::k_lists : sparse::Kernel::blocks, cands[q],
-                        static_cast<double>(counts[q]) / total});
-        }
+                        static_cast<double>(counts.nonzero[q]) / static_cast<double>(counts.looked[q])});
         (void)sparse::choose(m, k, n, DType::bf16, cs, table);
         const auto t2 = std::chrono::steady_clock::now();
+        (void)sparse::planner_counts(a, cands, {}, 0);  // all of A, for comparison
+        const auto t3 = std::chrono::steady_clock::now();
+        stride = counts.stride;
         count_times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
         choose_times.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+        exact_times.push_back(std::chrono::duration<double, std::milli>(t3 - t2).count());
       }
+      std::nth_element(exact_times.begin(), exact_times.begin() + 10, exact_times.end());
       std::nth_element(count_times.begin(), count_times.begin() + 10, count_times.end());
       std::nth_element(choose_times.begin(), choose_times.begin() + 10, choose_times.end());
-      std::printf("planned parts: count + read-back %.4f ms, choice %.4f ms\n", count_times[10], choose_times[10]);
+      std::printf("planned parts: counts of 1/%ld of A with the wait %.4f ms (all of A %.4f ms), choice %.4f ms\n",
+                  static_cast<long>(stride), count_times[10], exact_times[10], choose_times[10]);
       const auto [tp, td] = time_gpu_pair([&](int) { (void)ops::pit_matmul(va, vb); },
                                           [&](int) { cublas.gemm(a, b, ref); }, 5, 30);
       char what[64];
@@ -304,6 +319,9 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
         Result r{pr.name, g.name, sp};
         r.read = read_ms;
         std::function<void(int)> run, detect;
+        // PIT_BENCH_ENGINE forces the tensor-core engine of the M-gather (mma, wgmma) and of the
+        // 128-row K-condense (mma, wgmma, persistent), to compare them.
+        const sparse::Engine engine = bench_engine();
         sparse::RowSetIndex ri;
         sparse::KListIndex ki;
         sparse::BlockListIndex bi;
@@ -316,16 +334,11 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
           // C is zeroed first (the dispatcher's zero_c); K-chunks add into it (several chunks meet
           // one row), whole rows are stored.
           const sparse::Write wr = w > 0 ? sparse::Write::accumulate : sparse::Write::store;
-          // PIT_BENCH_ENGINE=mma|wgmma forces the gather kernel's engine (to compare them).
-          const char* eng = std::getenv("PIT_BENCH_ENGINE");
-          PIT_CHECK(!eng || std::string(eng) == "mma" || std::string(eng) == "wgmma",
-                    "PIT_BENCH_ENGINE must be mma or wgmma, got '", eng ? eng : "", "'");
-          const sparse::Engine engine = !eng                     ? sparse::Engine::automatic
-                                        : std::string(eng) == "mma" ? sparse::Engine::mma
-                                                                    : sparse::Engine::wgmma;
-          run = [&, wr, engine](int) {
+          run = [&, wr](int) {
             PIT_CUDA_CHECK(cudaMemsetAsync(c.data_ptr(), 0, c.nbytes(), pit::cuda::native(stream)));
-            sparse::cuda::gather_gemm(a, ri, b, c, {.epilogue = {.write = wr}, .engine = engine}, stream);
+            // (The M-gather has no persistent engine yet: under "persistent" it makes its own choice.)
+            const sparse::Engine ge = engine == sparse::Engine::wgmma_persistent ? sparse::Engine::automatic : engine;
+            sparse::cuda::gather_gemm(a, ri, b, c, {.epilogue = {.write = wr}, .engine = ge}, stream);
           };
           kernel = "rows";
           tiles = pr.m * (w == 0 ? 1 : (pr.k + w - 1) / w);
@@ -333,7 +346,7 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
         } else if (g.kind == Kind::k_lists) {
           detect = [&](int) { ki = sparse::detect_k_lists(a, g.tr, {.values = true}); };
           detect(0);
-          run = [&](int) { sparse::cuda::condense_gemm(ki, b, c, {}, stream); };
+          run = [&](int) { sparse::cuda::condense_gemm(ki, b, c, {}, stream, engine); };
           kernel = "k_lists";
           tiles = (pr.m + g.tr - 1) / g.tr * pr.k;
           listed = sparse::read_count(ki);

@@ -175,24 +175,45 @@ int64_t read_count(const RowSetIndex& idx) { return count_tensor(idx).item<int32
 int64_t read_count(const KListIndex& idx) { return count_tensor(idx).item<int32_t>(); }
 int64_t read_count(const BlockListIndex& idx) { return count_tensor(idx).item<int32_t>(); }
 
-Tensor count_micro_tiles(const Tensor& a_in, const std::vector<MicroTile>& tiles, const Tensor& mask) {
-  const char* op = "count_micro_tiles";
+namespace {
+// What the counts read: the operand as a matrix, or its mask as bytes; tiles checked.
+Tensor counting_pattern(const Tensor& a_in, const std::vector<MicroTile>& tiles, const Tensor& mask, const char* op) {
   const Tensor a = as_matrix(a_in, op, "the operand");
   for (const MicroTile& t : tiles)
     PIT_CHECK(t.rows >= 1 && t.cols >= 1, op, ": invalid micro-tile ", t.str());
-  Tensor pattern = a;
-  if (mask.defined()) {
-    PIT_CHECK(mask.shape() == a_in.shape(), op, ": mask of shape ", shape_str(mask.shape()),
-              " does not match the operand's shape ", shape_str(a_in.shape()));
-    pattern = mask_bytes(mask, a_in, a.shape(), op);
-  }
   check_device(a.device());
-  if (!a.is_cuda()) return cpu::count_micro_tiles(pattern, tiles);
+  if (!mask.defined()) return a;
+  PIT_CHECK(mask.shape() == a_in.shape(), op, ": mask of shape ", shape_str(mask.shape()),
+            " does not match the operand's shape ", shape_str(a_in.shape()));
+  return mask_bytes(mask, a_in, a.shape(), op);
+}
+}  // namespace
+
+Tensor count_micro_tiles(const Tensor& a, const std::vector<MicroTile>& tiles, const Tensor& mask) {
+  const Tensor pattern = counting_pattern(a, tiles, mask, "count_micro_tiles");
+  if (!pattern.is_cuda()) return cpu::count_micro_tiles(pattern, tiles);
 #if PIT_WITH_CUDA
-  return cuda::count_micro_tiles(pattern, tiles, current_stream(a.device()));
+  return cuda::count_micro_tiles(pattern, tiles, current_stream(pattern.device()));
 #else
-  PIT_THROW(op, ": built without CUDA");
+  PIT_THROW("count_micro_tiles: built without CUDA");
 #endif
+}
+
+TileCounts planner_counts(const Tensor& a, const std::vector<MicroTile>& tiles, const Tensor& mask,
+                          int64_t sample_bytes) {
+  const Tensor pattern = counting_pattern(a, tiles, mask, "planner_counts");
+  if (pattern.is_cuda()) {
+#if PIT_WITH_CUDA
+    return cuda::count_for_planner(pattern, tiles, sample_bytes, current_stream(pattern.device()));
+#else
+    PIT_THROW("planner_counts: built without CUDA");
+#endif
+  }
+  TileCounts r;
+  r.nonzero = cpu::count_micro_tiles(pattern, tiles).to_vector<int64_t>();
+  for (const MicroTile& t : tiles)
+    r.looked.push_back(((pattern.size(0) + t.rows - 1) / t.rows) * ((pattern.size(1) + t.cols - 1) / t.cols));
+  return r;
 }
 
 std::vector<int64_t> read_micro_tile_counts(const Tensor& a, const std::vector<MicroTile>& tiles,

@@ -70,6 +70,12 @@ Tensor count_micro_tiles(const Tensor& a, const std::vector<MicroTile>& tiles,
 // pinned buffer).
 std::vector<int64_t> read_micro_tile_counts(const Tensor& a, const std::vector<MicroTile>& tiles,
                                             const Tensor& mask = {});
+// The planner's counts on the host, with the number of micro-tiles looked at: on CUDA from a
+// sample of the operand when it is larger than sample_bytes (about that many bytes read, in
+// regions spread over every band of rows and every strip of columns; 0: all of it), in one
+// launch whose result the host picks up from mapped memory; on the CPU always exact.
+TileCounts planner_counts(const Tensor& a, const std::vector<MicroTile>& tiles, const Tensor& mask = {},
+                          int64_t sample_bytes = 0);
 
 // ---- back to dense -------------------------------------------------------------------------
 // The dense [rows, cols] matrix that an index with values describes (zeros outside the listed

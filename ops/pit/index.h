@@ -11,6 +11,7 @@
 // the owning structs hold Tensors and hand out views.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -23,6 +24,13 @@ struct MicroTile {
   int64_t cols = 1;
   std::string str() const;  // "32x1"
   bool operator==(const MicroTile&) const = default;
+};
+
+// Counts of non-zero micro-tiles per candidate shape, over the micro-tiles looked at: all of the
+// operand (stride 1) or a sample of 1 / stride of it (the planner's estimate, detect.h).
+struct TileCounts {
+  std::vector<int64_t> nonzero, looked;
+  int64_t stride = 1;
 };
 
 // ---- row sets (M-gather) -----------------------------------------------------------------

@@ -130,6 +130,7 @@ std::string Plan::reason() const {
   char buf[160];
   std::snprintf(buf, sizeof buf, ": dense %g us", dense_us);
   std::string why = source + buf;
+  if (sample_stride > 1) why += "; densities from 1/" + std::to_string(sample_stride) + " of A";
   for (const Priced& c : priced) {
     std::snprintf(buf, sizeof buf, "; %s %ldx%ld at density %g: %g us", kernel_name(c.kernel),
                   static_cast<long>(c.tile.rows), static_cast<long>(c.tile.cols), c.density, c.us);
@@ -168,24 +169,28 @@ Plan plan_matmul(const Tensor& a, int64_t n, const PlanOptions& options, const T
     kinds.push_back(kind);
   }
   std::vector<Candidate> cands;
+  int64_t stride = 1;
   if (!tiles.empty()) {
     std::vector<double> dens(tiles.size(), options.density);
     if (options.density < 0.0) {
       // The planner's one synchronisation: a few counts back to the host.
-      const std::vector<int64_t> counts = read_micro_tile_counts(a, tiles, mask);
-      for (size_t i = 0; i < tiles.size(); ++i) {
-        const double total = static_cast<double>((m + tiles[i].rows - 1) / tiles[i].rows) *
-                             static_cast<double>((k + tiles[i].cols - 1) / tiles[i].cols);
-        dens[i] = total > 0 ? static_cast<double>(counts[i]) / total : 0.0;
-      }
+      const TileCounts counts = planner_counts(a, tiles, mask, options.sample_bytes);
+      stride = counts.stride;
+      for (size_t i = 0; i < tiles.size(); ++i)
+        dens[i] = counts.looked[i] > 0 ? static_cast<double>(counts.nonzero[i]) / static_cast<double>(counts.looked[i]) : 0.0;
     }
     for (size_t i = 0; i < tiles.size(); ++i) cands.push_back({kinds[i], tiles[i], dens[i]});
   }
+  const auto plan = [&](const CostModel* model) {
+    Plan p = choose(m, k, n, a.dtype(), cands, model);
+    p.sample_stride = stride;
+    return p;
+  };
   if (options.table) {
     const CostModel model(*options.table);
-    return choose(m, k, n, a.dtype(), cands, &model);
+    return plan(&model);
   }
-  return choose(m, k, n, a.dtype(), cands, a.is_cuda() ? find_cost_model(gpu_name(a.device().index)) : nullptr);
+  return plan(a.is_cuda() ? find_cost_model(gpu_name(a.device().index)) : nullptr);
 }
 
 }  // namespace pit::sparse

@@ -5,10 +5,13 @@
 // (ops/pit/cost_table.h) when one is checked in, else from a built-in model fitted to the
 // kernels' measured speed on an H200.
 //
-// Densities: plan_matmul() counts A's non-zero micro-tiles for every candidate in one read
-// (count_micro_tiles) and reads that small count array back: this one read is the planner's
-// only host synchronisation. A caller that knows the density (a pruning schedule, a routing
-// capacity) passes it in PlanOptions and the planner then reads nothing back.
+// Densities: plan_matmul() counts A's non-zero micro-tiles for every candidate in one launch
+// (planner_counts) and waits for those few counts: this is the planner's only host
+// synchronisation. On the GPU, an operand larger than PlanOptions::sample_bytes is counted on a
+// sample of about that many bytes (regions spread over every band of rows and every strip of
+// columns), so that planning costs little next to the GEMM it plans. A caller that knows the
+// density (a pruning schedule, a routing capacity) passes it in PlanOptions and the planner then
+// reads nothing back.
 // The micro-tile cover is part of the cost: a 32x1 cover of scattered non-zeros has a much
 // higher density than the element density, and is priced at that density.
 #include <cstdint>
@@ -42,6 +45,7 @@ struct Plan {
     MicroTile tile;
     double density, us;
   };
+  int64_t sample_stride = 1;    // densities from 1 / sample_stride of A (1: all of it, or given)
   std::string source;           // "table <GPU name>" or "built-in model"
   std::vector<Priced> priced;   // every candidate with its estimate (detection included)
   std::string reason() const;   // one line: why, for logs and tests (formatted on demand)
@@ -54,6 +58,9 @@ std::vector<MicroTile> candidate_tiles();
 struct PlanOptions {
   // Caller-given density of A's non-zero micro-tiles, used for every candidate (no read-back).
   double density = -1.0;
+  // On the GPU, count A on a sample of about this many bytes when it is larger (0: count all of
+  // it, exactly). 4 MiB: 1/8 of a 4096 x 4096 bf16 operand, a few microseconds.
+  int64_t sample_bytes = int64_t{4} << 20;
   // Restrict the choice (e.g. backward reuses the forward's kind): empty = all candidates.
   std::vector<Kernel> kernels = {};
   // The table to use; unset: find_cost_table(the device's GPU name), else the built-in model.

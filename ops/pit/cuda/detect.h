@@ -20,6 +20,11 @@ RowSetIndex rows_from_routing(const Tensor& expert_of, int64_t num_experts, cons
                               StreamRef stream);
 Tensor count_micro_tiles(const Tensor& pattern, const std::vector<MicroTile>& tiles,
                          StreamRef stream);
+// The planner's counts: 1 / stride of the operand's regions looked at, stride chosen so that about
+// sample_bytes are read (0: all of it, exact). The host waits by spinning on host-mapped memory
+// that the kernel's last block writes (no copy, no stream synchronisation): one launch in all.
+TileCounts count_for_planner(const Tensor& pattern, const std::vector<MicroTile>& tiles,
+                             int64_t sample_bytes, StreamRef stream);
 // An i64 tensor of the device read back through a per-thread pinned buffer (one DMA, then a
 // synchronisation of `stream`).
 std::vector<int64_t> read_back_i64(const Tensor& t, StreamRef stream);

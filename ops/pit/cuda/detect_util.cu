@@ -1,7 +1,10 @@
 // CUDA helpers around detection: micro-tile counts for the planner (every candidate shape from
 // one read of the tensor) and the scatter of an index's values back to a dense matrix.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <numeric>
 #include <tuple>
 
@@ -19,12 +22,34 @@ namespace {
 // column: whether the group holds a non-zero there (16-byte loads where the rows allow). Pass 2
 // counts each candidate's tiles from those bits, a word (32 columns) at a time, one atomic per
 // candidate and block.
+// Sampling (stride s > 1): band y looks at strips s x + y % s only (a diagonal pattern: every band
+// and every strip is looked at, 1 / s of the regions), and the kernel also counts the tiles it
+// looked at.
 constexpr int kMaxCandidates = 8;
 constexpr int64_t kMaxBands = 65535;  // gridDim.y
 struct CountGeom {
   int rows, cols, g, band, strip, num;
-  bool vec;  // 16-byte loads: base aligned and cols a multiple of the chunk
+  int stride;  // 1: every region; s: 1 / s of them
+  bool vec;    // 16-byte loads: base aligned and cols a multiple of the chunk
   int tr[kMaxCandidates], tc[kMaxCandidates];
+};
+
+// The planner's fast read-back (count_for_planner): the blocks add into this device workspace,
+// the last block to finish moves the sums into host-mapped memory, resets the workspace and then
+// publishes `seq`, on which the host spins (no copy, no stream synchronisation).
+struct CountWs {
+  unsigned long long counts[kMaxCandidates], looked[kMaxCandidates];
+  unsigned int done;  // blocks finished
+};
+struct CountOut {
+  unsigned long long counts[kMaxCandidates], looked[kMaxCandidates];
+  unsigned long long seq;
+};
+struct CountSink {
+  unsigned long long* counts;  // i64 [num] on the device (count_micro_tiles), or null
+  CountWs* ws;                 // else the workspace ...
+  CountOut* out;               // ... and the host-mapped output (device pointer)
+  unsigned long long seq;
 };
 
 // Whether any of bits [c, c + n) of a row of words is set.
@@ -39,14 +64,35 @@ __device__ __forceinline__ bool any_bits(const uint32_t* row, int c, int n) {
   return false;
 }
 
+// Thread 0 of every block, after its adds: the last block moves the sums to the host and resets
+// the workspace for the next call.
+__device__ void finish_counts(const CountSink& sink) {
+  __threadfence();  // this block's adds before its arrival
+  const unsigned int blocks = gridDim.x * gridDim.y;
+  if (atomicAdd(&sink.ws->done, 1u) != blocks - 1) return;
+  __threadfence();  // every block's adds are visible to the last one
+  for (int q = 0; q < kMaxCandidates; ++q) {
+    sink.out->counts[q] = atomicExch(&sink.ws->counts[q], 0ull);
+    sink.out->looked[q] = atomicExch(&sink.ws->looked[q], 0ull);
+  }
+  sink.ws->done = 0;
+  __threadfence_system();  // the sums reach the host before the sequence number does
+  *reinterpret_cast<volatile unsigned long long*>(&sink.out->seq) = sink.seq;
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kDetectThreads)
-    count_candidates_kernel(const T* __restrict__ p, const CountGeom g, unsigned long long* counts) {
+    count_candidates_kernel(const T* __restrict__ p, const CountGeom g, const CountSink sink) {
   constexpr int V = 16 / static_cast<int>(sizeof(T));
   static_assert(32 % V == 0, "a chunk's bits lie in one word");
   extern __shared__ uint32_t marks[];  // [band / g][strip / 32]
   const int groups = g.band / g.g, chunks = g.strip / V, words = g.strip / 32;
-  const int r0 = blockIdx.y * g.band, c0 = blockIdx.x * g.strip;
+  const int r0 = blockIdx.y * g.band;
+  const int c0 = (blockIdx.x * g.stride + blockIdx.y % g.stride) * g.strip;
+  if (c0 >= g.cols) {  // a sampled strip past the last one
+    if (sink.ws != nullptr && threadIdx.x == 0) finish_counts(sink);
+    return;
+  }
   for (int i = threadIdx.x; i < groups * words; i += blockDim.x) marks[i] = 0;
   __syncthreads();
   for (int item = threadIdx.x; item < groups * chunks; item += blockDim.x) {
@@ -94,8 +140,16 @@ __global__ void __launch_bounds__(kDetectThreads)
       }
       total += __syncthreads_count(any);
     }
-    if (threadIdx.x == 0 && total > 0) atomicAdd(counts + q, static_cast<unsigned long long>(total));
+    if (threadIdx.x != 0) continue;
+    if (sink.ws == nullptr) {
+      if (total > 0) atomicAdd(sink.counts + q, static_cast<unsigned long long>(total));
+      continue;
+    }
+    const int in_y = min(nty, (g.rows - r0 + tr - 1) / tr), in_x = min(ntx, (g.cols - c0 + tc - 1) / tc);
+    if (total > 0) atomicAdd(&sink.ws->counts[q], static_cast<unsigned long long>(total));
+    atomicAdd(&sink.ws->looked[q], static_cast<unsigned long long>(in_y) * in_x);
   }
+  if (sink.ws != nullptr && threadIdx.x == 0) finish_counts(sink);
 }
 
 template <typename T>
@@ -112,6 +166,72 @@ __global__ void to_dense_kernel(const int* offsets, const int* cols, const T* va
 
 }  // namespace
 
+namespace {
+
+// The launch geometry of one counting kernel for candidates [first, last) on a rows x cols
+// operand of elements of `elem` bytes: row gcd and band (row lcm), strip (column lcm, whole
+// words of marks, about 256 columns).
+struct CountPlan {
+  int64_t g, band, strip;
+};
+CountPlan count_plan(const std::vector<MicroTile>& tiles, size_t first, size_t last, int64_t rows, int64_t cols,
+                     int64_t elem) {
+  int64_t g = 0, band = 1, cl = 16 / elem;
+  for (size_t q = first; q < last; ++q) {
+    // A micro-tile taller or wider than the matrix counts like one exactly as tall or wide.
+    g = std::gcd(g, std::min(tiles[q].rows, rows));
+    band = std::lcm(band, std::min(tiles[q].rows, rows));
+    cl = std::lcm(cl, std::min(tiles[q].cols, cols));
+  }
+  cl = std::lcm(cl, int64_t{32});  // whole words of marks
+  const int64_t strip = cl * std::max<int64_t>(1, 256 / cl);
+  // At most kMaxBands bands (gridDim.y): taller bands for very tall operands.
+  const int64_t bands = (rows + band - 1) / band;
+  if (bands > kMaxBands) band *= (bands + kMaxBands - 1) / kMaxBands;
+  return {g, band, strip};
+}
+bool count_fits(const CountPlan& c, int64_t rows) {
+  return c.band / c.g * (c.strip / 8) <= 32768 && (rows + c.band - 1) / c.band <= kMaxBands;
+}
+
+// Launches the counting of candidates [first, last) with sampling stride `stride` into `sink`.
+void launch_count(const Tensor& pattern, const std::vector<MicroTile>& tiles, size_t first, size_t last,
+                  const CountPlan& c, int64_t stride, const CountSink& sink, StreamRef stream) {
+  const int64_t rows = pattern.size(0), cols = pattern.size(1);
+  dispatch(pattern.dtype(), "count_micro_tiles (CUDA)", [&]<typename T>() {
+    constexpr int64_t V = 16 / sizeof(T);
+    CountGeom cg{};
+    cg.rows = static_cast<int>(rows);
+    cg.cols = static_cast<int>(cols);
+    cg.g = static_cast<int>(c.g);
+    cg.band = static_cast<int>(c.band);
+    cg.strip = static_cast<int>(c.strip);
+    cg.num = static_cast<int>(last - first);
+    cg.stride = static_cast<int>(stride);
+    cg.vec = cols % V == 0 && reinterpret_cast<uintptr_t>(pattern.data_ptr()) % 16 == 0;
+    for (size_t q = first; q < last; ++q) {
+      cg.tr[q - first] = static_cast<int>(std::min(tiles[q].rows, rows));
+      cg.tc[q - first] = static_cast<int>(std::min(tiles[q].cols, cols));
+    }
+    const int64_t strips = (cols + c.strip - 1) / c.strip;
+    const dim3 grid(static_cast<unsigned>((strips + stride - 1) / stride),
+                    static_cast<unsigned>((rows + c.band - 1) / c.band));
+    count_candidates_kernel<T><<<grid, kDetectThreads, static_cast<size_t>(c.band / c.g * (c.strip / 8)), native(stream)>>>(
+        static_cast<const T*>(pattern.data_ptr()), cg, sink);
+    PIT_CUDA_CHECK(cudaGetLastError());
+  });
+}
+
+// Per device: the workspace (zeroed once; each call leaves it zeroed) and the host-mapped output.
+struct PlannerCounts {
+  CountWs* ws = nullptr;
+  CountOut* out = nullptr;      // host address
+  CountOut* out_dev = nullptr;  // its device address
+  unsigned long long seq = 0;
+};
+
+}  // namespace
+
 Tensor count_micro_tiles(const Tensor& pattern, const std::vector<MicroTile>& tiles, StreamRef stream) {
   pit::cuda::DeviceGuard guard(pattern.device().index);
   const int64_t rows = pattern.size(0), cols = pattern.size(1);
@@ -119,63 +239,80 @@ Tensor count_micro_tiles(const Tensor& pattern, const std::vector<MicroTile>& ti
   fill_bytes(counts, 0, stream);
   if (tiles.empty() || rows == 0 || cols == 0) return counts;
   auto* out = reinterpret_cast<unsigned long long*>(counts.data<int64_t>());
-  dispatch(pattern.dtype(), "count_micro_tiles (CUDA)", [&]<typename T>() {
-    constexpr int64_t V = 16 / sizeof(T);
-    // A micro-tile taller or wider than the matrix counts like one exactly as tall or wide.
-    const auto tr = [&](size_t q) { return std::min(tiles[q].rows, rows); };
-    const auto tc = [&](size_t q) { return std::min(tiles[q].cols, cols); };
-    // One launch for candidates [first, last): geometry from their row gcd / lcm and column lcm.
-    const auto geom = [&](size_t first, size_t last) {
-      int64_t g = 0, band = 1, cl = V;
-      for (size_t q = first; q < last; ++q) {
-        g = std::gcd(g, tr(q));
-        band = std::lcm(band, tr(q));
-        cl = std::lcm(cl, tc(q));
-      }
-      cl = std::lcm(cl, int64_t{32});  // whole words of marks
-      const int64_t strip = cl * std::max<int64_t>(1, 256 / cl);
-      // At most kMaxBands bands (gridDim.y): taller bands for very tall operands.
-      const int64_t bands = (rows + band - 1) / band;
-      if (bands > kMaxBands) band *= (bands + kMaxBands - 1) / kMaxBands;
-      return std::tuple{g, band, strip};
-    };
-    const auto fits = [&](int64_t g, int64_t band, int64_t strip) {
-      return band / g * (strip / 8) <= 32768 && (rows + band - 1) / band <= kMaxBands;
-    };
-    const auto launch = [&](size_t first, size_t last) {
-      const auto [g, band, strip] = geom(first, last);
-      CountGeom cg{};
-      cg.rows = static_cast<int>(rows);
-      cg.cols = static_cast<int>(cols);
-      cg.g = static_cast<int>(g);
-      cg.band = static_cast<int>(band);
-      cg.strip = static_cast<int>(strip);
-      cg.num = static_cast<int>(last - first);
-      cg.vec = cols % V == 0 && reinterpret_cast<uintptr_t>(pattern.data_ptr()) % 16 == 0;
-      for (size_t q = first; q < last; ++q) {
-        cg.tr[q - first] = static_cast<int>(tr(q));
-        cg.tc[q - first] = static_cast<int>(tc(q));
-      }
-      const dim3 grid(static_cast<unsigned>((cols + strip - 1) / strip), static_cast<unsigned>((rows + band - 1) / band));
-      count_candidates_kernel<T><<<grid, kDetectThreads, static_cast<size_t>(band / g * (strip / 8)), native(stream)>>>(
-          static_cast<const T*>(pattern.data_ptr()), cg, out + first);
-      PIT_CUDA_CHECK(cudaGetLastError());
-    };
-    const size_t n = tiles.size();
-    const auto [g, band, strip] = geom(0, n);
-    if (n <= static_cast<size_t>(kMaxCandidates) && fits(g, band, strip)) {
-      launch(0, n);  // the planner's candidates: one read of the pattern
-    } else {
-      for (size_t q = 0; q < n; ++q) {
-        const auto [g1, band1, strip1] = geom(q, q + 1);
-        PIT_CHECK(fits(g1, band1, strip1), "count_micro_tiles: micro-tile ", tiles[q].str(),
-                  " cannot be counted on a ", rows, " x ", cols,
-                  " operand (its marks for one block would exceed 32 KiB of shared memory)");
-        launch(q, q + 1);
-      }
-    }
-  });
+  const int64_t elem = static_cast<int64_t>(dtype_size(pattern.dtype()));
+  const size_t n = tiles.size();
+  const CountPlan all = count_plan(tiles, 0, n, rows, cols, elem);
+  if (n <= static_cast<size_t>(kMaxCandidates) && count_fits(all, rows)) {
+    launch_count(pattern, tiles, 0, n, all, 1, CountSink{out, nullptr, nullptr, 0}, stream);  // one read
+    return counts;
+  }
+  for (size_t q = 0; q < n; ++q) {
+    const CountPlan one = count_plan(tiles, q, q + 1, rows, cols, elem);
+    PIT_CHECK(count_fits(one, rows), "count_micro_tiles: micro-tile ", tiles[q].str(), " cannot be counted on a ",
+              rows, " x ", cols, " operand (its marks for one block would exceed 32 KiB of shared memory)");
+    launch_count(pattern, tiles, q, q + 1, one, 1, CountSink{out + q, nullptr, nullptr, 0}, stream);
+  }
   return counts;
+}
+
+TileCounts count_for_planner(const Tensor& pattern, const std::vector<MicroTile>& tiles, int64_t sample_bytes,
+                             StreamRef stream) {
+  const int device = pattern.device().index;
+  pit::cuda::DeviceGuard guard(device);
+  const int64_t rows = pattern.size(0), cols = pattern.size(1);
+  const size_t n = tiles.size();
+  TileCounts r;
+  r.nonzero.assign(n, 0);
+  r.looked.assign(n, 0);
+  if (n == 0 || rows == 0 || cols == 0) return r;
+  const int64_t elem = static_cast<int64_t>(dtype_size(pattern.dtype()));
+  const CountPlan c = count_plan(tiles, 0, n, rows, cols, elem);
+  if (n > static_cast<size_t>(kMaxCandidates) || !count_fits(c, rows)) {
+    // Not one launch: the exact counts through the copy path.
+    r.nonzero = read_back_i64(count_micro_tiles(pattern, tiles, stream), stream);
+    for (size_t q = 0; q < n; ++q)
+      r.looked[q] = ((rows + tiles[q].rows - 1) / tiles[q].rows) * ((cols + tiles[q].cols - 1) / tiles[q].cols);
+    return r;
+  }
+  // Sampling stride: about sample_bytes read, 1 / 32 of the regions at least, 64 regions at least.
+  const int64_t strips = (cols + c.strip - 1) / c.strip, bands = (rows + c.band - 1) / c.band;
+  int64_t stride = 1;
+  if (sample_bytes > 0) {
+    stride = std::clamp<int64_t>(pattern.nbytes() / sample_bytes, 1, 32);
+    stride = std::min(stride, std::max<int64_t>(1, strips * bands / 64));
+    stride = std::min(stride, strips);  // every band looks at one strip at least
+  }
+  r.stride = stride;
+  static std::mutex mu;
+  static std::map<int, PlannerCounts> states;
+  const std::lock_guard<std::mutex> lock(mu);
+  PlannerCounts& st = states[device];
+  if (st.ws == nullptr) {
+    PIT_CUDA_CHECK(cudaMalloc(&st.ws, sizeof(CountWs)));
+    PIT_CUDA_CHECK(cudaMemset(st.ws, 0, sizeof(CountWs)));
+    PIT_CUDA_CHECK(cudaHostAlloc(&st.out, sizeof(CountOut), cudaHostAllocMapped));
+    std::memset(st.out, 0, sizeof(CountOut));
+    PIT_CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&st.out_dev), st.out, 0));
+    PIT_CUDA_CHECK(cudaDeviceSynchronize());  // the workspace is zero before the first kernel
+  }
+  const unsigned long long seq = ++st.seq;
+  launch_count(pattern, tiles, 0, n, c, stride, CountSink{nullptr, st.ws, st.out_dev, seq}, stream);
+  // Spin on the sequence number; now and then ask the stream whether the kernel failed (it then
+  // never publishes).
+  const auto published = [&] { return std::atomic_ref<unsigned long long>(st.out->seq).load(std::memory_order_acquire) == seq; };
+  for (uint64_t spins = 1; !published(); ++spins) {
+    if (spins % 1024 != 0) continue;
+    const cudaError_t e = cudaStreamQuery(native(stream));
+    if (e == cudaErrorNotReady) continue;
+    PIT_CUDA_CHECK(e);
+    PIT_CHECK(published(), "count_for_planner: the counting kernel finished without publishing its counts");
+  }
+  for (size_t q = 0; q < n; ++q) {
+    r.nonzero[q] = static_cast<int64_t>(st.out->counts[q]);
+    r.looked[q] = static_cast<int64_t>(st.out->looked[q]);
+  }
+  pit::cuda::check_device_errors(device);
+  return r;
 }
 
 std::vector<int64_t> read_back_i64(const Tensor& t, StreamRef stream) {

@@ -138,6 +138,17 @@ inline void run_count_cases(Device dev) {
     const std::string what = std::to_string(c.rows) + "x" + std::to_string(c.cols) + " density " +
                              std::to_string(c.density) + " " + dtype_name(c.dt);
     const std::vector<int64_t> got = counts(a, planner);
+    // The planner's counts, exact (sample_bytes 0; on CUDA through the mapped-memory path),
+    // twice: the device workspace is reset by each call.
+    for (int rep = 0; rep < 2; ++rep) {
+      const sparse::TileCounts pc = sparse::planner_counts(a, planner);
+      EXPECT_EQ(pc.stride, 1) << what;
+      EXPECT_EQ(pc.nonzero, got) << what << " planner_counts, call " << rep;
+      for (size_t i = 0; i < planner.size(); ++i)
+        EXPECT_EQ(pc.looked[i], ((c.rows + planner[i].rows - 1) / planner[i].rows) *
+                                    ((c.cols + planner[i].cols - 1) / planner[i].cols))
+            << what << " " << planner[i].str() << " micro-tiles looked at";
+    }
     for (size_t i = 0; i < planner.size(); ++i) {
       const int64_t want = planner[i].cols == 1
                                ? sparse::read_count(sparse::detect_k_lists(a, planner[i].rows, {.values = false}))
@@ -149,6 +160,33 @@ inline void run_count_cases(Device dev) {
       EXPECT_EQ(counts(a, {{4096, 1}}), counts(a.to(Device::cpu()), {{4096, 1}})) << what << " one tall micro-tile";
     }
     if (::testing::Test::HasFailure()) return;
+  }
+}
+
+// The planner's sampled counts (CUDA): on operands larger than sample_bytes only part of the
+// operand is looked at (stride > 1), the looked-at micro-tiles make about 1 / stride of all, an
+// all-zero operand gives no non-zero tile and a dense one only non-zero tiles, and on a uniformly
+// random pattern each cover's sampled density is close to the exact one.
+inline void run_sampled_count_cases(Device dev) {
+  const std::vector<sparse::MicroTile> planner = {{16, 1}, {32, 1}, {64, 1}, {128, 1}, {16, 16}, {32, 32}, {64, 64}};
+  uint64_t seed = 77;
+  for (const double density : {0.0, 0.02, 0.3, 1.0}) {
+    const int64_t rows = 2048, cols = 3000;  // 12 MB in f16: stride 3 for 4 MiB
+    const Tensor a = sparse_tensor(rows, cols, 1, 1, density, ++seed, DType::f16, dev, density >= 1.0 ? 0.0 : 0.3);
+    const std::string what = "2048x3000 density " + std::to_string(density);
+    const sparse::TileCounts exact = sparse::planner_counts(a, planner, {}, 0);
+    const sparse::TileCounts sampled = sparse::planner_counts(a, planner, {}, int64_t{4} << 20);
+    ASSERT_GT(sampled.stride, 1) << what;
+    for (size_t i = 0; i < planner.size(); ++i) {
+      const std::string tile = what + " " + planner[i].str();
+      const double all = static_cast<double>(exact.looked[i]), part = static_cast<double>(sampled.looked[i]);
+      EXPECT_NEAR(part * sampled.stride / all, 1.0, 0.1) << tile << ": looked at " << part << " of " << all;
+      EXPECT_LE(sampled.nonzero[i], sampled.looked[i]) << tile;
+      if (density == 0.0) EXPECT_EQ(sampled.nonzero[i], 0) << tile;
+      if (density == 1.0) EXPECT_EQ(sampled.nonzero[i], sampled.looked[i]) << tile;
+      const double want = exact.nonzero[i] / all, est = sampled.nonzero[i] / part;
+      EXPECT_NEAR(est, want, 0.02 + 0.05 * want) << tile << ": sampled density against the exact one";
+    }
   }
 }
 

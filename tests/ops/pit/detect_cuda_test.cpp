@@ -33,6 +33,10 @@ TEST(PitDetectCuda, Counts) {
   PIT_REQUIRE_CUDA();
   test::run_count_cases(kGpu);
 }
+TEST(PitDetectCuda, SampledCounts) {
+  PIT_REQUIRE_CUDA();
+  test::run_sampled_count_cases(kGpu);
+}
 TEST(PitDetectCuda, ToDense) {
   PIT_REQUIRE_CUDA();
   test::run_to_dense_cases(kGpu);
