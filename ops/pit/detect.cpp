@@ -212,7 +212,7 @@ TileCounts planner_counts(const Tensor& a, const std::vector<MicroTile>& tiles, 
   TileCounts r;
   r.nonzero = cpu::count_micro_tiles(pattern, tiles).to_vector<int64_t>();
   for (const MicroTile& t : tiles)
-    r.looked.push_back(((pattern.size(0) + t.rows - 1) / t.rows) * ((pattern.size(1) + t.cols - 1) / t.cols));
+    r.looked.push_back(t.count_in(pattern.size(0), pattern.size(1)));
   return r;
 }
 

@@ -23,6 +23,8 @@ struct MicroTile {
   int64_t rows = 1;
   int64_t cols = 1;
   std::string str() const;  // "32x1"
+  // How many of these tiles cover a rows x cols matrix (partial ones at the edges included).
+  int64_t count_in(int64_t r, int64_t c) const { return ((r + rows - 1) / rows) * ((c + cols - 1) / cols); }
   bool operator==(const MicroTile&) const = default;
 };
 

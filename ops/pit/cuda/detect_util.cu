@@ -270,8 +270,7 @@ TileCounts count_for_planner(const Tensor& pattern, const std::vector<MicroTile>
   if (n > static_cast<size_t>(kMaxCandidates) || !count_fits(c, rows)) {
     // Not one launch: the exact counts through the copy path.
     r.nonzero = read_back_i64(count_micro_tiles(pattern, tiles, stream), stream);
-    for (size_t q = 0; q < n; ++q)
-      r.looked[q] = ((rows + tiles[q].rows - 1) / tiles[q].rows) * ((cols + tiles[q].cols - 1) / tiles[q].cols);
+    for (size_t q = 0; q < n; ++q) r.looked[q] = tiles[q].count_in(rows, cols);
     return r;
   }
   // Sampling stride: about sample_bytes read, 1 / 32 of the regions at least, 64 regions at least.

@@ -203,7 +203,7 @@ struct Acc<Cfg, 0> {
 // of stage kt completed and before the barrier that publishes them (no-op for most kernels).
 // Ends with a barrier, so the caller may reuse the shared memory for the next tile.
 template <class Cfg, class Load, class Fixup>
-  requires(Cfg::kEngine != 2)
+  requires(Cfg::kEngine < 2)
 __device__ __forceinline__ void mainloop(Acc<Cfg>& acc, typename Cfg::Elem* smem, int num_k, Load&& load,
                                          Fixup&& fixup) {
   using T = typename Cfg::Elem;

@@ -182,8 +182,12 @@ inline void run_sampled_count_cases(Device dev) {
       const double all = static_cast<double>(exact.looked[i]), part = static_cast<double>(sampled.looked[i]);
       EXPECT_NEAR(part * sampled.stride / all, 1.0, 0.1) << tile << ": looked at " << part << " of " << all;
       EXPECT_LE(sampled.nonzero[i], sampled.looked[i]) << tile;
-      if (density == 0.0) EXPECT_EQ(sampled.nonzero[i], 0) << tile;
-      if (density == 1.0) EXPECT_EQ(sampled.nonzero[i], sampled.looked[i]) << tile;
+      if (density == 0.0) {
+        EXPECT_EQ(sampled.nonzero[i], 0) << tile;
+      }
+      if (density == 1.0) {
+        EXPECT_EQ(sampled.nonzero[i], sampled.looked[i]) << tile;
+      }
       const double want = exact.nonzero[i] / all, est = sampled.nonzero[i] / part;
       EXPECT_NEAR(est, want, 0.02 + 0.05 * want) << tile << ": sampled density against the exact one";
     }
