@@ -122,6 +122,7 @@ int run_dense_ops(const std::string& markdown_path) {
                         const std::function<void(int)>& fn) {
     const Timing t = time_gpu(fn);
     report.add({op, shape, t.median_ms, bytes, false, bandwidth, "", 0});
+    std::printf("    (host: %.1f us to queue each run)\n", t.host_ms * 1e3);
   };
   {
     const Tensor h = rnd({kTokens, kFfn}), g = rnd({kTokens, kFfn});

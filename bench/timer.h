@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <utility>
 #include <vector>
@@ -14,6 +15,9 @@ namespace pit::bench {
 struct Timing {
   double median_ms = 0;
   double min_ms = 0;
+  // Host time per run to queue it (fn plus its two event records; time_gpu only): when it comes
+  // near median_ms, the GPU waited for the host and the time is the host's, not the kernel's.
+  double host_ms = 0;
 };
 
 // Times fn() (which queues work on the legacy default stream): `warmup` untimed runs, then
@@ -23,11 +27,13 @@ inline Timing time_gpu(const std::function<void(int)>& fn, int warmup = 5, int r
   PIT_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<cudaEvent_t> events(2 * runs);
   for (auto& e : events) PIT_CUDA_CHECK(cudaEventCreate(&e));
+  const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < runs; ++i) {
     PIT_CUDA_CHECK(cudaEventRecord(events[2 * i]));
     fn(warmup + i);
     PIT_CUDA_CHECK(cudaEventRecord(events[2 * i + 1]));
   }
+  const double host_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / runs;
   PIT_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<double> ms(runs);
   for (int i = 0; i < runs; ++i) {
@@ -37,7 +43,7 @@ inline Timing time_gpu(const std::function<void(int)>& fn, int warmup = 5, int r
   }
   for (auto& e : events) cudaEventDestroy(e);
   std::sort(ms.begin(), ms.end());
-  return {ms[runs / 2], ms[0]};
+  return {ms[runs / 2], ms[0], host_ms};
 }
 
 // Times a() and b() alternately (a, b, a, b, ...) so that both see the same clocks and
