@@ -61,8 +61,10 @@ constexpr int64_t kMinChunkRows = 32;
 constexpr int64_t kMaxChunks = 65535;  // gridDim.y
 constexpr int64_t kMaxGrid = int64_t{1} << 20;  // grid-stride loops launch at most this many
 
-__device__ __forceinline__ float root(float v) { return sqrtf(v); }
-__device__ __forceinline__ double root(double v) { return sqrt(v); }
+// 1 / sqrt(v): rsqrtf in f32 (within 2 ulp; the exact division and square root were two long
+// dependent sequences on every row's critical path), exact in f64.
+__device__ __forceinline__ float inv_root(float v) { return rsqrtf(v); }
+__device__ __forceinline__ double inv_root(double v) { return 1.0 / sqrt(v); }
 
 
 // ---- packs -------------------------------------------------------------------------------------
@@ -146,6 +148,7 @@ __device__ __forceinline__ void row_sum2(C& a, C& b) {
 struct Params {
   int64_t rows, d;
   bool rms;
+  double inv_d;  // 1 / d: the means multiply by it (a division per row otherwise)
 };
 
 // ---- rows held in registers ----------------------------------------------------------------------
@@ -207,7 +210,7 @@ __global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads, 
 #pragma unroll
         for (int e = 0; e < kN; ++e) s += widen(v[p].v[e]);  // elements past the end hold 0
       row_sum2<kBlock>(s, unused);
-      mean = s / static_cast<C>(d);
+      mean = s * static_cast<C>(prm.inv_d);
     }
     C ss = 0;
 #pragma unroll
@@ -220,7 +223,7 @@ __global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads, 
       }
     unused = 0;
     row_sum2<kBlock>(ss, unused);
-    const C rstd = C(1) / root(ss / static_cast<C>(d) + eps);
+    const C rstd = inv_root(ss * static_cast<C>(prm.inv_d) + eps);
     if (t == 0) {
       if (mean_out != nullptr) mean_out[r] = mean;
       rstd_out[r] = rstd;
@@ -275,7 +278,7 @@ __global__ void __launch_bounds__(kBlock ? kMaxBlockThreads : kRowsWarpThreads)
       }
     }
     row_sum2<kBlock>(sum_gx, sum_g);
-    const C c1 = sum_gx / static_cast<C>(d), c2 = prm.rms ? C(0) : sum_g / static_cast<C>(d);
+    const C c1 = sum_gx * static_cast<C>(prm.inv_d), c2 = prm.rms ? C(0) : sum_g * static_cast<C>(prm.inv_d);
     T* out = dx + r * d;
     const bool vec_o = aligned16(out);
 #pragma unroll
@@ -317,7 +320,7 @@ __global__ void __launch_bounds__(kStreamThreads)
         for (int e = 0; e < kN; ++e) s += v[e];
       }
       block_sum2(s, unused);
-      mean = s / static_cast<C>(d);
+      mean = s * static_cast<C>(prm.inv_d);
     }
     C ss = 0;
     for (int64_t q = t; q < packs; q += nt) {
@@ -330,7 +333,7 @@ __global__ void __launch_bounds__(kStreamThreads)
     }
     unused = 0;
     block_sum2(ss, unused);
-    const C rstd = C(1) / root(ss / static_cast<C>(d) + eps);
+    const C rstd = inv_root(ss * static_cast<C>(prm.inv_d) + eps);
     if (t == 0) {
       if (mean_out != nullptr) mean_out[r] = mean;
       rstd_out[r] = rstd;
@@ -380,7 +383,7 @@ __global__ void __launch_bounds__(kStreamThreads)
       }
     }
     block_sum2(sum_gx, sum_g);
-    const C c1 = sum_gx / static_cast<C>(d), c2 = prm.rms ? C(0) : sum_g / static_cast<C>(d);
+    const C c1 = sum_gx * static_cast<C>(prm.inv_d), c2 = prm.rms ? C(0) : sum_g * static_cast<C>(prm.inv_d);
     T* out = dx + r * d;
     const bool vec_o = aligned16(out);
     for (int64_t q = t; q < packs; q += nt) {
@@ -496,7 +499,7 @@ void forward_typed(const cpu::NormArgs& a, const T* x, int64_t sx, const T* w, c
   if (a.rows == 0) return;
   DeviceGuard guard(stream.device.index);
   const cudaStream_t s = native(stream);
-  const Params prm{a.rows, a.dim, a.rms};
+  const Params prm{a.rows, a.dim, a.rms, 1.0 / static_cast<double>(a.dim)};
   const C e = static_cast<C>(eps);
   const bool whole = a.dim % Pack<T>::kN == 0 && aligned16(x) && (sx * int64_t{sizeof(T)}) % 16 == 0 &&
                      aligned16(y) && (w == nullptr || aligned16(w)) && (b == nullptr || aligned16(b));
@@ -567,7 +570,7 @@ void backward_typed(const cpu::NormArgs& a, const T* dy, int64_t sdy, const T* x
   const int64_t rows = a.rows, d = a.dim;
   DeviceGuard guard(stream.device.index);
   const cudaStream_t s = native(stream);
-  const Params prm{rows, d, a.rms};
+  const Params prm{rows, d, a.rms, 1.0 / static_cast<double>(d)};
   if (rows == 0) {  // sums over no rows
     if (dweight != nullptr) PIT_CUDA_CHECK(cudaMemsetAsync(dweight, 0, d * sizeof(T), s));
     if (dbias != nullptr) PIT_CUDA_CHECK(cudaMemsetAsync(dbias, 0, d * sizeof(T), s));
