@@ -159,20 +159,6 @@ __device__ __forceinline__ void transform(const T* __restrict__ a, const T* __re
   for (k += t; k < n; k += nt) out[k] = f(widen(a[k]), widen(b[k]));
 }
 
-// Row r of the grid's rows for this thread's warp (kBlock false) or block (kBlock true).
-template <bool kBlock>
-struct RowWalk {
-  __device__ static int64_t first() {
-    return kBlock ? int64_t{blockIdx.x}
-                  : blockIdx.x * int64_t{blockDim.x / kWarp} + threadIdx.x / kWarp;
-  }
-  __device__ static int64_t step() {
-    return kBlock ? int64_t{gridDim.x} : int64_t{gridDim.x} * (blockDim.x / kWarp);
-  }
-  __device__ static int t() { return kBlock ? threadIdx.x : threadIdx.x % kWarp; }
-  __device__ static int nt() { return kBlock ? blockDim.x : kWarp; }
-};
-
 // ---- kernels ----------------------------------------------------------------------------------
 
 // y (dense rows of n) = softmax / log_softmax of the rows of x (row stride sx).
