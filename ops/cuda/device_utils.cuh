@@ -32,6 +32,30 @@ __device__ __forceinline__ float widen(BFloat16 v) {
 __device__ __forceinline__ float widen(float v) { return v; }
 __device__ __forceinline__ double widen(double v) { return v; }
 
+// All kN elements of a 16-byte pack, widened: f16 / bf16 two at a time from 32-bit words (bf16:
+// a shift and a mask per pair), the same values as widen() element by element.
+template <typename T, int kN>
+__device__ __forceinline__ void widen_pack(const T (&v)[kN], compute_t<T> (&out)[kN]) {
+  if constexpr (std::is_same_v<T, BFloat16> || std::is_same_v<T, Half>) {
+    static_assert(kN % 2 == 0, "widen_pack: an even number of 16-bit elements");
+    const uint32_t* u = reinterpret_cast<const uint32_t*>(v);
+#pragma unroll
+    for (int i = 0; i < kN / 2; ++i) {
+      if constexpr (std::is_same_v<T, BFloat16>) {
+        out[2 * i] = __uint_as_float(u[i] << 16);
+        out[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+      } else {
+        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&u[i]));
+        out[2 * i] = f.x;
+        out[2 * i + 1] = f.y;
+      }
+    }
+  } else {
+#pragma unroll
+    for (int e = 0; e < kN; ++e) out[e] = widen(v[e]);
+  }
+}
+
 // Rounding stores: one conversion instruction each (round to nearest even, like convert<T>;
 // only NaN payloads may differ).
 template <typename T>
@@ -50,6 +74,28 @@ __device__ __forceinline__ double ex(double v) { return exp(v); }
 __device__ __forceinline__ float ln(float v) { return logf(v); }
 __device__ __forceinline__ double ln(double v) { return log(v); }
 
+// kN values rounded to T (narrow's rounding), f16 / bf16 two per conversion instruction.
+template <typename T, int kN>
+__device__ __forceinline__ void narrow_pack(const compute_t<T> (&in)[kN], T (&out)[kN]) {
+  if constexpr (std::is_same_v<T, BFloat16> || std::is_same_v<T, Half>) {
+    static_assert(kN % 2 == 0, "narrow_pack: an even number of 16-bit elements");
+    uint32_t* u = reinterpret_cast<uint32_t*>(out);
+#pragma unroll
+    for (int i = 0; i < kN / 2; ++i) {
+      if constexpr (std::is_same_v<T, BFloat16>) {
+        const __nv_bfloat162 h = __floats2bfloat162_rn(in[2 * i], in[2 * i + 1]);
+        u[i] = *reinterpret_cast<const uint32_t*>(&h);
+      } else {
+        const __half2 h = __floats2half2_rn(in[2 * i], in[2 * i + 1]);
+        u[i] = *reinterpret_cast<const uint32_t*>(&h);
+      }
+    }
+  } else {
+#pragma unroll
+    for (int e = 0; e < kN; ++e) out[e] = narrow<T>(in[e]);
+  }
+}
+
 // 16 bytes of T: the unit of vector loads and stores.
 template <typename T>
 struct alignas(16) Pack {
@@ -61,8 +107,8 @@ struct alignas(16) Pack {
 template <typename C>
 __device__ __forceinline__ C warp_sum(C a) {
 #pragma unroll
-  for (int off = kWarp / 2; off > 0; off /= 2) a += __shfl_down_sync(kFullMask, a, off);
-  return __shfl_sync(kFullMask, a, 0);
+  for (int off = kWarp / 2; off > 0; off /= 2) a += __shfl_xor_sync(kFullMask, a, off);
+  return a;
 }
 
 // Sum over the block (blockDim.x a multiple of 32, every thread calls it); every thread gets the

@@ -62,6 +62,17 @@ __device__ __forceinline__ float4 ld_shared_f4(const float* p) {
   return v;
 }
 
+// 16 bytes from shared memory, loaded again where it is called: the compiler may not reuse an
+// earlier load of the same address (which would keep its registers live in between).
+__device__ __forceinline__ uint4 ld_shared_u4(const void* p) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "r"(smem_u32(p))
+               : "memory");
+  return v;
+}
+
 // c += a b for T = Half or BFloat16: A 16x16 row fragments, B 16x8 column fragments, f32 c.
 // Fragment layouts (g = lane / 4, q = lane % 4):
 //   A regs: (row g, k 2q..), (row g+8, k 2q..), (row g, k 2q+8..), (row g+8, k 2q+8..)

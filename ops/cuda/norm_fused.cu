@@ -8,7 +8,8 @@
 // in a column pass (on an H200, 16384 x 1024 bf16, the whole backward: 0.106 ms -> 0.045 ms).
 // The rows travel by cp.async into a per-warp shared-memory ring, kDepth rows in flight per warp
 // (the registers hold the accumulators, not the rows in flight); each lane copies exactly the
-// packs it reads back, so it waits on its own copies only.
+// packs it reads back, so it waits on its own copies only. The weight sits in shared memory, and
+// packs past the row read as zeros, so the loops over a lane's packs have no bounds checks.
 //
 // At the end each block adds its warps' accumulators in warp order into one partial row (dweight,
 // then dbias), and a second kernel adds the blocks' partials in block order. The grid depends on
@@ -31,7 +32,7 @@
 namespace pit::cuda {
 namespace {
 
-constexpr int kThreads = 128;  // 4 warps; 116 registers a thread for 1024 bf16 elements: 4 blocks an SM
+constexpr int kThreads = 128;  // 4 warps; 158 registers a thread for 1024 bf16 elements: 3 blocks an SM
 constexpr int kWarps = kThreads / kWarp;
 constexpr int kMinBlocks = 3;
 constexpr int kDepth = 2;  // rows in flight per warp (a standalone copy measured 3 and 4 slower)
@@ -55,6 +56,24 @@ __device__ __forceinline__ void wait_for_prerequisites() {
 #endif
 }
 
+// A pack of zeros, and of ones (the weight of a norm without one).
+template <typename T>
+__device__ __forceinline__ Pack<T> filled_pack(float v) {
+  Pack<T> p;
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kN; ++e) p.v[e] = narrow<T>(v);
+  return p;
+}
+
+template <typename T>
+__device__ __forceinline__ Pack<T> reload(const Pack<T>* p) {
+  const uint4 u = ptx::ld_shared_u4(p);
+  Pack<T> out;
+  static_assert(sizeof(out) == sizeof(u));
+  memcpy(&out, &u, sizeof u);
+  return out;
+}
+
 // part [gridDim.x][2][d] (f32): this block's sums over its rows of dy * xhat, then of dy.
 template <typename T, int kPacks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
@@ -69,6 +88,18 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   P* const ring = reinterpret_cast<P*>(smem_raw) + warp * kDepth * 2 * kSlot;  // [kDepth][x, dy][kSlot]
   const int packs = d / kN;
+  // The weight in shared memory, ones without one. Packs past the row get a zero weight and their
+  // ring slots (never copied into) zeros, so they add nothing to the sums below: the loops need no
+  // bounds checks, only the stores of dx.
+  P* const wsh = reinterpret_cast<P*>(smem_raw) + kWarps * kDepth * 2 * kSlot;  // [kSlot]
+  for (int q = threadIdx.x; q < kSlot; q += kThreads)
+    wsh[q] = q >= packs ? filled_pack<T>(0.f) : w != nullptr ? reinterpret_cast<const P*>(w)[q] : filled_pack<T>(1.f);
+#pragma unroll
+  for (int p = 0; p < kPacks; ++p)
+    if (lane + p * kWarp >= packs)
+#pragma unroll
+      for (int s = 0; s < 2 * kDepth; ++s) ring[s * kSlot + lane + p * kWarp] = filled_pack<T>(0.f);
+  __syncthreads();
   const int64_t first = blockIdx.x * int64_t{kWarps} + warp, step = int64_t{gridDim.x} * kWarps;
   const auto issue = [&](int64_t r, int s) {
     if (r < rows) {
@@ -91,53 +122,47 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   float aw[kPacks * kN], ab[kPacks * kN];
 #pragma unroll
   for (int i = 0; i < kPacks * kN; ++i) aw[i] = ab[i] = 0.f;
-  const P* wp = reinterpret_cast<const P*>(w);
   int it = 0;
   for (int64_t r = first; r < rows; r += step, ++it) {
     issue(r + (kDepth - 1) * step, (it + kDepth - 1) % kDepth);
     ptx::cp_async_wait<kDepth - 1>();
-    const P* xs = ring + 2 * (it % kDepth) * kSlot;
+    const P* xs = ring + 2 * (it % kDepth) * kSlot + lane;
     const P* gs = xs + kSlot;
     const float mean = mean_in != nullptr ? mean_in[r] : 0.f, rstd = rstd_in[r];
     float sum_gx = 0.f, sum_g = 0.f;
 #pragma unroll
     for (int p = 0; p < kPacks; ++p) {
-      const int q = lane + p * kWarp;
-      if (q < packs) {
-        const P xv = xs[q], gv = gs[q];
-        P wv{};
-        if (wp != nullptr) wv = wp[q];
+      float xf[kN], gf[kN], wf[kN];
+      widen_pack(xs[p * kWarp].v, xf);  // one 16-byte shared load each
+      widen_pack(gs[p * kWarp].v, gf);
+      widen_pack(wsh[lane + p * kWarp].v, wf);
 #pragma unroll
-        for (int e = 0; e < kN; ++e) {
-          const float xh = (widen(xv.v[e]) - mean) * rstd, gy = widen(gv.v[e]);
-          const float g = wp != nullptr ? gy * widen(wv.v[e]) : gy;
-          sum_gx += g * xh;
-          sum_g += g;
-          aw[p * kN + e] += gy * xh;
-          ab[p * kN + e] += gy;
-        }
+      for (int e = 0; e < kN; ++e) {
+        const float xh = (xf[e] - mean) * rstd, g = gf[e] * wf[e];
+        sum_gx += g * xh;
+        sum_g += g;
+        aw[p * kN + e] += gf[e] * xh;
+        ab[p * kN + e] += gf[e];
       }
     }
     const float c1 = warp_sum(sum_gx) * inv_d;
     const float c2 = mean_in != nullptr ? warp_sum(sum_g) * inv_d : 0.f;
-    P* out = reinterpret_cast<P*>(dx + r * d);
+    P* out = reinterpret_cast<P*>(dx + r * d) + lane;
 #pragma unroll
     for (int p = 0; p < kPacks; ++p) {
-      const int q = lane + p * kWarp;
-      if (q < packs) {
-        const P xv = xs[q], gv = gs[q];
-        P wv{}, o;
-        if (wp != nullptr) wv = wp[q];
+      float xf[kN], gf[kN], wf[kN], of[kN];
+      widen_pack(reload(xs + p * kWarp).v, xf);  // not kept in registers since the first loop
+      widen_pack(reload(gs + p * kWarp).v, gf);
+      widen_pack(wsh[lane + p * kWarp].v, wf);
 #pragma unroll
-        for (int e = 0; e < kN; ++e) {
-          const float gy = widen(gv.v[e]), g = wp != nullptr ? gy * widen(wv.v[e]) : gy;
-          o.v[e] = narrow<T>(rstd * (g - c2 - (widen(xv.v[e]) - mean) * rstd * c1));
-        }
-        out[q] = o;
-      }
+      for (int e = 0; e < kN; ++e) of[e] = rstd * (gf[e] * wf[e] - c2 - (xf[e] - mean) * rstd * c1);
+      P o;
+      narrow_pack(of, o.v);
+      if (lane + p * kWarp < packs) out[p * kWarp] = o;
     }
   }
   ptx::cp_async_wait<0>();
+  if (part == nullptr) return;  // no dweight / dbias asked for
   __syncthreads();  // the ring is reused for the block's sums
   float* acc = reinterpret_cast<float*>(smem_raw);  // [2][d]: needs 8 d bytes, the ring has 512 kPacks kN
   for (int k = 0; k < kWarps; ++k) {
@@ -200,12 +225,14 @@ bool run(const cpu::NormArgs& a, const T* dy, int64_t sdy, const T* x, int64_t s
   DeviceGuard guard(stream.device.index);
   const cudaStream_t s = native(stream);
   // The block partials, from the stream's cache (released to it when this returns: later work on
-  // the stream runs after the finishing kernel).
-  const auto workspace = Storage::allocate(static_cast<size_t>(blocks * 2 * d) * sizeof(float), stream.device, stream);
-  float* part = static_cast<float*>(workspace->data());
+  // the stream runs after the finishing kernel); none without dweight / dbias.
+  const bool params = dweight != nullptr || dbias != nullptr;
+  const auto workspace =
+      params ? Storage::allocate(static_cast<size_t>(blocks * 2 * d) * sizeof(float), stream.device, stream) : nullptr;
+  float* part = params ? static_cast<float*>(workspace->data()) : nullptr;
   const auto launch = [&]<int kPacks>() {
     auto* kernel = fused_backward_kernel<T, kPacks>;
-    constexpr size_t smem = size_t{kWarps} * kDepth * 2 * kWarp * kPacks * sizeof(Pack<T>);
+    constexpr size_t smem = (size_t{kWarps} * kDepth * 2 + 1) * kWarp * kPacks * sizeof(Pack<T>);  // rings, weight
     static_assert(2 * kWarp * kPacks * kN * sizeof(float) <= smem, "the block sums fit in the ring");
     kernel<<<static_cast<unsigned>(blocks), kThreads, smem, s>>>(dy, sdy, x, sx, w, mean, rstd, dx, rows,
                                                                  static_cast<int>(d), 1.f / static_cast<float>(d), part);
@@ -216,7 +243,7 @@ bool run(const cpu::NormArgs& a, const T* dy, int64_t sdy, const T* x, int64_t s
     default: launch.template operator()<4>(); break;
   }
   PIT_CUDA_CHECK(cudaGetLastError());
-  if (dweight == nullptr && dbias == nullptr) return true;
+  if (!params) return true;
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(static_cast<unsigned>(ceil_div(2 * d, kFinishCols)));
   cfg.blockDim = dim3(kFinishCols * kFinishLanes);
