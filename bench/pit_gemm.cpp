@@ -204,6 +204,7 @@ struct PlannedRow {
   double sparsity = 0, ms = 0, dense = 0;
   double plan_ms = 0;  // plan_matmul alone, host wall time (count kernels, read-back, choice)
   std::string plan;
+  double site_ms = 0, site_dense = 0;  // pit_matmul with a PlanSite (no wait), and cuBLAS beside it
 };
 
 std::vector<PlannedRow> run_planned(const Cublas& cublas) {
@@ -258,14 +259,19 @@ std::vector<PlannedRow> run_planned(const Cublas& cublas) {
                   static_cast<long>(stride), count_times[10], exact_times[10], choose_times[10]);
       const auto [tp, td] = time_gpu_pair([&](int) { (void)ops::pit_matmul(va, vb); },
                                           [&](int) { cublas.gemm(a, b, ref); }, 5, 30);
+      // The same at a call site (a layer's PlanSite): planned from the previous call's counts.
+      sparse::PlanSite site;
+      const auto [ts, tsd] = time_gpu_pair([&](int) { (void)ops::pit_matmul(va, vb, {.site = &site}); },
+                                           [&](int) { cublas.gemm(a, b, ref); }, 5, 30);
       char what[64];
       std::snprintf(what, sizeof what, "%s %ldx%ld", sparse::kernel_name(plan.kernel),
                     static_cast<long>(plan.tile.rows), static_cast<long>(plan.tile.cols));
       rows.push_back({name, sp, tp.median_ms, td.median_ms, plan_times[10],
-                      plan.kernel == sparse::Kernel::dense ? "dense" : what});
-      std::printf("planned %-6s %4.0f%%  pit_matmul %8.4f ms  cuBLAS %8.4f ms  %5.2fx  plan_matmul %7.4f ms  plan: %s\n",
+                      plan.kernel == sparse::Kernel::dense ? "dense" : what, ts.median_ms, tsd.median_ms});
+      std::printf("planned %-6s %4.0f%%  pit_matmul %8.4f ms  cuBLAS %8.4f ms  %5.2fx  plan_matmul %7.4f ms  plan: %s"
+                  "  | at a site %8.4f ms  cuBLAS %8.4f ms  %5.2fx\n",
                   name, 100 * sp, tp.median_ms, td.median_ms, td.median_ms / tp.median_ms, plan_times[10],
-                  rows.back().plan.c_str());
+                  rows.back().plan.c_str(), ts.median_ms, tsd.median_ms, tsd.median_ms / ts.median_ms);
       std::fflush(stdout);
     }
   return rows;
@@ -420,12 +426,16 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
     if (!planned.empty()) {
       std::fprintf(f,
                    "\n#### pit_matmul with the planner, 4096^3 bf16 (end to end: density read-back, plan, "
-                   "detection, kernel; plan_matmul ms: the planning alone, host wall time)\n\n"
-                   "| pattern | sparsity | pit_matmul ms | cuBLAS ms | vs cuBLAS | plan_matmul ms | plan |\n"
-                   "|---|---:|---:|---:|---:|---:|---|\n");
+                   "detection, kernel; plan_matmul ms: the planning alone, host wall time; at a site: "
+                   "pit_matmul with a PlanSite, planned from the previous call's counts, against cuBLAS timed "
+                   "beside it)\n\n"
+                   "| pattern | sparsity | pit_matmul ms | cuBLAS ms | vs cuBLAS | plan_matmul ms | plan | "
+                   "at a site ms | cuBLAS ms | vs cuBLAS |\n"
+                   "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|\n");
       for (const PlannedRow& r : planned)
-        std::fprintf(f, "| %s | %.0f%% | %.4f | %.4f | %s | %.4f | %s |\n", r.pattern.c_str(), 100 * r.sparsity, r.ms,
-                     r.dense, ratio(r.dense, r.ms).c_str(), r.plan_ms, r.plan.c_str());
+        std::fprintf(f, "| %s | %.0f%% | %.4f | %.4f | %s | %.4f | %s | %.4f | %.4f | %s |\n", r.pattern.c_str(),
+                     100 * r.sparsity, r.ms, r.dense, ratio(r.dense, r.ms).c_str(), r.plan_ms, r.plan.c_str(), r.site_ms,
+                     r.site_dense, ratio(r.site_dense, r.site_ms).c_str());
     }
     std::fclose(f);
   }

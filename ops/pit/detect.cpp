@@ -216,6 +216,26 @@ TileCounts planner_counts(const Tensor& a, const std::vector<MicroTile>& tiles, 
   return r;
 }
 
+std::optional<TileCounts> planner_counts_ahead(CountsAhead& ahead, const Tensor& a, const std::vector<MicroTile>& tiles,
+                                               const Tensor& mask, int64_t sample_bytes, bool wait) {
+  const Tensor pattern = counting_pattern(a, tiles, mask, "planner_counts");
+  if (!pattern.is_cuda()) return planner_counts(a, tiles, mask, sample_bytes);
+#if PIT_WITH_CUDA
+  const int device = pattern.device().index;
+  if (!ahead.slots || ahead.device != device) {
+    ahead.slots = cuda::make_count_slots(device);
+    ahead.device = device;
+    wait = true;
+  }
+  const StreamRef stream = current_stream(pattern.device());
+  cuda::launch_planner_counts(*ahead.slots, pattern, tiles, sample_bytes, stream);
+  return cuda::planner_counts_back(*ahead.slots, wait, stream);
+#else
+  (void)ahead, (void)sample_bytes, (void)wait;
+  PIT_THROW("planner_counts: built without CUDA");
+#endif
+}
+
 std::vector<int64_t> read_micro_tile_counts(const Tensor& a, const std::vector<MicroTile>& tiles,
                                             const Tensor& mask) {
   const Tensor counts = count_micro_tiles(a, tiles, mask);

@@ -12,6 +12,8 @@
 // Capacities: every index is allocated for the worst case (all micro-tiles non-zero) so that
 // the host never needs the count; entries past the count are unspecified.
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/tensor.h"
@@ -76,6 +78,21 @@ std::vector<int64_t> read_micro_tile_counts(const Tensor& a, const std::vector<M
 // launch whose result the host picks up from mapped memory; on the CPU always exact.
 TileCounts planner_counts(const Tensor& a, const std::vector<MicroTile>& tiles, const Tensor& mask = {},
                           int64_t sample_bytes = 0);
+
+// planner_counts in two steps, for a planner that does not wait (planner.h PlanSite): each call
+// launches the counts of `a` into `ahead` and returns the newest counts back: with `wait` this
+// call's (as planner_counts), else the previous call's if they are back (else nullopt). On the
+// CPU: this call's, exact. `ahead` is made for the first device it sees; on another device the
+// call starts it afresh and waits.
+namespace cuda {
+struct CountSlots;
+}
+struct CountsAhead {
+  std::shared_ptr<cuda::CountSlots> slots;
+  int device = -1;
+};
+std::optional<TileCounts> planner_counts_ahead(CountsAhead& ahead, const Tensor& a, const std::vector<MicroTile>& tiles,
+                                               const Tensor& mask, int64_t sample_bytes, bool wait);
 
 // ---- back to dense -------------------------------------------------------------------------
 // The dense [rows, cols] matrix that an index with values describes (zeros outside the listed

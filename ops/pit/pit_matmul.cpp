@@ -33,7 +33,7 @@ Variable pit_matmul(const Variable& a, const Variable& b, const PitMatmulOptions
   if (o.kernel) {
     kind = *o.kernel;
   } else if (a2.is_cuda()) {
-    const sparse::Plan plan = sparse::plan_matmul(a2, n, {.density = o.density}, mask2);
+    const sparse::Plan plan = sparse::plan_matmul(a2, n, {.density = o.density, .site = o.site}, mask2);
     kind = plan.kernel;
     tile = plan.tile.rows;
   }

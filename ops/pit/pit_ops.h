@@ -27,6 +27,9 @@ struct PitMatmulOptions {
   Tensor mask = {};            // declared pattern of A, A's shape (non-zero = kept)
   bool sparse_grad = true;     // dA = dense gradient * P (see above); false: dense dA
   double density = -1.0;       // caller-given micro-tile density for the planner (no read-back)
+  // The caller's planning state for this operand (a layer's, kept across steps): the planner
+  // then plans from the previous call's counts and does not wait (ops/pit/planner.h PlanSite).
+  sparse::PlanSite* site = nullptr;
 };
 
 // C = A B for A (..., K) sparse and B [K, N] dense.

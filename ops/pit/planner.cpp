@@ -155,6 +155,22 @@ std::string gpu_name(int index) {
 #endif
 }
 
+namespace {
+// This call's counts launched at the site; the newest back returned (this call's on its first
+// call or when the candidates changed).
+TileCounts site_counts(PlanSite& site, const Tensor& a, const std::vector<MicroTile>& tiles, const Tensor& mask,
+                       int64_t sample_bytes) {
+  if (site.tiles != tiles) {
+    site.tiles = tiles;
+    site.latest.reset();
+  }
+  const std::optional<TileCounts> back =
+      planner_counts_ahead(site.counts, a, tiles, mask, sample_bytes, !site.latest.has_value());
+  if (back) site.latest = back;
+  return *site.latest;
+}
+}  // namespace
+
 Plan plan_matmul(const Tensor& a, int64_t n, const PlanOptions& options, const Tensor& mask) {
   PIT_CHECK(a.defined() && a.dim() >= 1, "plan_matmul: A is undefined or a scalar");
   const int64_t k = a.size(-1), m = k > 0 ? a.numel() / k : 0;
@@ -173,8 +189,10 @@ Plan plan_matmul(const Tensor& a, int64_t n, const PlanOptions& options, const T
   if (!tiles.empty()) {
     std::vector<double> dens(tiles.size(), options.density);
     if (options.density < 0.0) {
-      // The planner's one synchronisation: a few counts back to the host.
-      const TileCounts counts = planner_counts(a, tiles, mask, options.sample_bytes);
+      // The planner's one synchronisation: a few counts back to the host (none at a site, past its
+      // first call).
+      const TileCounts counts = options.site != nullptr ? site_counts(*options.site, a, tiles, mask, options.sample_bytes)
+                                                        : planner_counts(a, tiles, mask, options.sample_bytes);
       stride = counts.stride;
       for (size_t i = 0; i < tiles.size(); ++i)
         dens[i] = counts.looked[i] > 0 ? static_cast<double>(counts.nonzero[i]) / static_cast<double>(counts.looked[i]) : 0.0;

@@ -11,7 +11,8 @@
 // sample of about that many bytes (regions spread over every band of rows and every strip of
 // columns), so that planning costs little next to the GEMM it plans. A caller that knows the
 // density (a pruning schedule, a routing capacity) passes it in PlanOptions and the planner then
-// reads nothing back.
+// reads nothing back. A call site that plans every step (a layer) can keep a PlanSite, so that
+// the wait goes too.
 // The micro-tile cover is part of the cost: a 32x1 cover of scattered non-zeros has a much
 // higher density than the element density, and is priced at that density.
 #include <cstdint>
@@ -21,6 +22,7 @@
 
 #include "core/tensor.h"
 #include "ops/pit/cost_table.h"
+#include "ops/pit/detect.h"
 #include "ops/pit/index.h"
 
 namespace pit::sparse {
@@ -55,6 +57,18 @@ struct Plan {
 // blocks b x b (b in 16, 32, 64).
 std::vector<MicroTile> candidate_tiles();
 
+// One call site's planning state: a layer's sparse operand, planned once a step. plan_matmul
+// with PlanOptions::site launches this call's counts and plans from the newest counts already
+// back, normally the previous call's, so that nothing waits; only the site's first call (and a
+// call whose candidates or device changed) waits for its own counts. The plan decides the speed
+// only, never the result: a density one call old costs one slower call when the sparsity jumps.
+// One site per operand, used by one thread at a time, its calls on one stream.
+struct PlanSite {
+  CountsAhead counts;
+  std::vector<MicroTile> tiles;      // the candidates counted
+  std::optional<TileCounts> latest;  // the newest counts back
+};
+
 struct PlanOptions {
   // Caller-given density of A's non-zero micro-tiles, used for every candidate (no read-back).
   double density = -1.0;
@@ -65,6 +79,9 @@ struct PlanOptions {
   std::vector<Kernel> kernels = {};
   // The table to use; unset: find_cost_table(the device's GPU name), else the built-in model.
   std::optional<CostTable> table = {};
+  // Plan ahead at this call site (see PlanSite; on CUDA, without a given density); null: count
+  // this call's operand and wait for the counts.
+  PlanSite* site = nullptr;
 };
 
 // Pure decision from densities (testable without a GPU): cheapest of dense and each candidate.

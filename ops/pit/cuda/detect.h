@@ -2,6 +2,8 @@
 // CUDA detection (ops/pit/cuda/detect.cu): the same contract as ops/pit/cpu/detect.h, on the
 // device, on `stream`, without host synchronisation. Inputs validated by ops/pit/detect.cpp.
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/device.h"
@@ -25,6 +27,16 @@ Tensor count_micro_tiles(const Tensor& pattern, const std::vector<MicroTile>& ti
 // that the kernel's last block writes (no copy, no stream synchronisation): one launch in all.
 TileCounts count_for_planner(const Tensor& pattern, const std::vector<MicroTile>& tiles,
                              int64_t sample_bytes, StreamRef stream);
+// The same in two steps, for a planner that does not wait (ops/pit/planner.h PlanSite): counts
+// launched into `slots` (made for one device; launches of one CountSlots on one stream), then
+// picked up. planner_counts_back with `wait` returns the latest launch's counts, spinning until
+// they are back; without, the launch before it, if its counts are back (else nullopt). A launch
+// that could not be counted in one kernel was counted exactly, synchronously, when launched.
+struct CountSlots;
+std::shared_ptr<CountSlots> make_count_slots(int device);
+void launch_planner_counts(CountSlots& slots, const Tensor& pattern, const std::vector<MicroTile>& tiles,
+                           int64_t sample_bytes, StreamRef stream);
+std::optional<TileCounts> planner_counts_back(CountSlots& slots, bool wait, StreamRef stream);
 // An i64 tensor of the device read back through a per-thread pinned buffer (one DMA, then a
 // synchronisation of `stream`).
 std::vector<int64_t> read_back_i64(const Tensor& t, StreamRef stream);

@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <tuple>
 
 #include "core/cuda/backend.h"
@@ -19,12 +20,12 @@ namespace {
 // region of `band` rows (a multiple of every candidate's rows) by `strip` columns (a multiple of
 // every candidate's columns, of the 16-byte chunk and of 32), so each candidate tile lies in one
 // region. Pass 1 marks, per group of g rows (g divides every candidate's rows), one bit per
-// column: whether the group holds a non-zero there (16-byte loads where the rows allow). Pass 2
-// counts each candidate's tiles from those bits, a word (32 columns) at a time, one atomic per
-// candidate and block.
+// column: whether the group holds a non-zero there. A thread takes a (group, chunk) item: it ORs
+// the group's rows of one 16-byte chunk, sign bits cleared (-0 is zero), all loads in flight
+// together, and sets the chunk's bits once. Pass 2 counts each candidate's tiles from those bits
+// a word (32 columns) at a time and adds one sum per candidate and block.
 // Sampling (stride s > 1): band y looks at strips s x + y % s only (a diagonal pattern: every band
-// and every strip is looked at, 1 / s of the regions), and the kernel also counts the tiles it
-// looked at.
+// and every strip is looked at, 1 / s of the regions); the host works out how many tiles that is.
 constexpr int kMaxCandidates = 8;
 constexpr int64_t kMaxBands = 65535;  // gridDim.y
 struct CountGeom {
@@ -32,17 +33,20 @@ struct CountGeom {
   int stride;  // 1: every region; s: 1 / s of them
   bool vec;    // 16-byte loads: base aligned and cols a multiple of the chunk
   int tr[kMaxCandidates], tc[kMaxCandidates];
+  // Pass 2 by words (tc a power of two up to 32, or a multiple of 32): the lowest bit of every
+  // tc-bit field of a word (1 for tc >= 32); 0: bit by bit.
+  uint32_t starts[kMaxCandidates];
 };
 
 // The planner's fast read-back (count_for_planner): the blocks add into this device workspace,
 // the last block to finish moves the sums into host-mapped memory, resets the workspace and then
 // publishes `seq`, on which the host spins (no copy, no stream synchronisation).
 struct CountWs {
-  unsigned long long counts[kMaxCandidates], looked[kMaxCandidates];
+  unsigned long long counts[kMaxCandidates];
   unsigned int done;  // blocks finished
 };
 struct CountOut {
-  unsigned long long counts[kMaxCandidates], looked[kMaxCandidates];
+  unsigned long long counts[kMaxCandidates];
   unsigned long long seq;
 };
 struct CountSink {
@@ -64,20 +68,61 @@ __device__ __forceinline__ bool any_bits(const uint32_t* row, int c, int n) {
   return false;
 }
 
-// Thread 0 of every block, after its adds: the last block moves the sums to the host and resets
-// the workspace for the next call.
+// Thread 0 of every block, after the block's adds (each adding thread fenced them, then the block
+// synchronised): the last block moves the sums to the host and resets the workspace for the next
+// call.
 __device__ void finish_counts(const CountSink& sink) {
-  __threadfence();  // this block's adds before its arrival
   const unsigned int blocks = gridDim.x * gridDim.y;
   if (atomicAdd(&sink.ws->done, 1u) != blocks - 1) return;
   __threadfence();  // every block's adds are visible to the last one
   for (int q = 0; q < kMaxCandidates; ++q) {
     sink.out->counts[q] = atomicExch(&sink.ws->counts[q], 0ull);
-    sink.out->looked[q] = atomicExch(&sink.ws->looked[q], 0ull);
   }
   sink.ws->done = 0;
   __threadfence_system();  // the sums reach the host before the sequence number does
   *reinterpret_cast<volatile unsigned long long*>(&sink.out->seq) = sink.seq;
+}
+
+// A 16-byte chunk with the sign bits of floating-point elements cleared: an element is non-zero
+// when its bits then are (NaN is non-zero, -0 is zero, as nz()).
+template <typename T>
+__device__ __forceinline__ uint4 magnitude_bits(uint4 w) {
+  if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {
+    return make_uint4(w.x & 0x7fff7fffu, w.y & 0x7fff7fffu, w.z & 0x7fff7fffu, w.w & 0x7fff7fffu);
+  } else if constexpr (std::is_same_v<T, float>) {
+    return make_uint4(w.x & 0x7fffffffu, w.y & 0x7fffffffu, w.z & 0x7fffffffu, w.w & 0x7fffffffu);
+  } else if constexpr (std::is_same_v<T, double>) {
+    return make_uint4(w.x, w.y & 0x7fffffffu, w.z, w.w & 0x7fffffffu);  // little-endian: sign in the high word
+  } else {
+    static_assert(!std::is_floating_point_v<T>, "magnitude_bits: a floating-point type without its case");
+    return w;
+  }
+}
+__device__ __forceinline__ void or_into(uint4& a, uint4 b) {
+  a.x |= b.x;
+  a.y |= b.y;
+  a.z |= b.z;
+  a.w |= b.w;
+}
+// Bit e set when element e of the chunk (from magnitude_bits) is non-zero.
+template <typename T>
+__device__ __forceinline__ uint32_t chunk_bits(uint4 a) {
+  const uint32_t w[4] = {a.x, a.y, a.z, a.w};
+  constexpr int kBytes = sizeof(T), V = 16 / kBytes;
+  uint32_t bits = 0;
+#pragma unroll
+  for (int e = 0; e < V; ++e) {
+    bool any;
+    if constexpr (kBytes == 8) {
+      any = (w[2 * e] | w[2 * e + 1]) != 0;
+    } else {
+      constexpr int kPerWord = 4 / kBytes;
+      constexpr uint32_t kMask = kBytes == 4 ? ~0u : (1u << (8 * kBytes)) - 1;
+      any = ((w[e / kPerWord] >> (8 * kBytes * (e % kPerWord))) & kMask) != 0;
+    }
+    bits |= static_cast<uint32_t>(any) << e;
+  }
+  return bits;
 }
 
 template <typename T>
@@ -86,6 +131,7 @@ __global__ void __launch_bounds__(kDetectThreads)
   constexpr int V = 16 / static_cast<int>(sizeof(T));
   static_assert(32 % V == 0, "a chunk's bits lie in one word");
   extern __shared__ uint32_t marks[];  // [band / g][strip / 32]
+  __shared__ int warp_sums[kDetectThreads / 32][kMaxCandidates];
   const int groups = g.band / g.g, chunks = g.strip / V, words = g.strip / 32;
   const int r0 = blockIdx.y * g.band;
   const int c0 = (blockIdx.x * g.stride + blockIdx.y % g.stride) * g.strip;
@@ -95,61 +141,100 @@ __global__ void __launch_bounds__(kDetectThreads)
   }
   for (int i = threadIdx.x; i < groups * words; i += blockDim.x) marks[i] = 0;
   __syncthreads();
-  for (int item = threadIdx.x; item < groups * chunks; item += blockDim.x) {
-    const int grp = item / chunks, cc = item % chunks, c = c0 + cc * V;
-    bool any[V] = {};
-    const int ra = r0 + grp * g.g, rb = min(g.rows, ra + g.g);
-    if (g.vec && c + V <= g.cols) {
-      constexpr int kUnroll = 8;  // loads in flight before any is tested
-      for (int r = ra; r < rb; r += kUnroll) {
-        uint4 w[kUnroll];
+  // Pass 1. An item is up to kInFlight rows of a group in one chunk, all loaded before any is used;
+  // the items of one group meet in its marks (atomicOr). On a 4096 x 4096 bf16 operand: 16-row
+  // groups, two items each, two items a thread.
+  constexpr int kInFlight = 8;
+  const int band_rows = min(g.band, g.rows - r0), parts = (g.g + kInFlight - 1) / kInFlight;
+  for (int i = threadIdx.x; i < groups * parts * chunks; i += blockDim.x) {
+    const int gp = i / chunks, cc = i % chunks, c = c0 + cc * V, grp = gp / parts;
+    const int y0 = grp * g.g + gp % parts * kInFlight, y1 = min(min(y0 + kInFlight, (grp + 1) * g.g), band_rows);
+    uint4 acc = make_uint4(0, 0, 0, 0);
+    if (c < g.cols) {
+      const T* src = p + static_cast<int64_t>(r0) * g.cols + c;
+      uint4 w[kInFlight];
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u)
-          w[u] = r + u < rb ? *reinterpret_cast<const uint4*>(p + static_cast<int64_t>(r + u) * g.cols + c)
-                            : make_uint4(0, 0, 0, 0);
+      for (int u = 0; u < kInFlight; ++u) {
+        const T* row = src + static_cast<int64_t>(y0 + u) * g.cols;
+        if (y0 + u >= y1) {
+          w[u] = make_uint4(0, 0, 0, 0);
+        } else if (g.vec && c + V <= g.cols) {
+          w[u] = *reinterpret_cast<const uint4*>(row);
+        } else {
+          T v[V];
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-          const T* v = reinterpret_cast<const T*>(&w[u]);
-#pragma unroll
-          for (int e = 0; e < V; ++e) any[e] = any[e] || nz(v[e]);
+          for (int e = 0; e < V; ++e) v[e] = c + e < g.cols ? row[e] : T{};
+          memcpy(&w[u], v, sizeof w[u]);
         }
       }
-    } else {
-      for (int r = ra; r < rb; ++r)
 #pragma unroll
-        for (int e = 0; e < V; ++e)
-          if (c + e < g.cols) any[e] = any[e] || nz(p[static_cast<int64_t>(r) * g.cols + c + e]);
+      for (int u = 0; u < kInFlight; ++u) or_into(acc, magnitude_bits<T>(w[u]));
     }
-    uint32_t bits = 0;
-#pragma unroll
-    for (int e = 0; e < V; ++e) bits |= static_cast<uint32_t>(any[e]) << e;
+    const uint32_t bits = chunk_bits<T>(acc);
     if (bits) atomicOr(&marks[grp * words + cc * V / 32], bits << (cc * V % 32));
   }
   __syncthreads();
-  for (int q = 0; q < g.num; ++q) {
-    const int tr = g.tr[q], tc = g.tc[q], nty = g.band / tr, ntx = g.strip / tc;
-    int total = 0;
-    for (int base = 0; base < nty * ntx; base += blockDim.x) {
-      const int t = base + threadIdx.x;
-      bool any = false;
-      if (t < nty * ntx) {
+  // Pass 2, per candidate: a tile is non-zero when a mark is set in its group rows and columns.
+  // Unrolled over the candidates so that g's arrays are read with constant indices (a runtime
+  // index copied the whole CountGeom to local memory). Marks past the operand's last row or
+  // column are zero, so tiles there count as zero.
+  //   By words (starts != 0): a thread ORs a tile's group rows one word (32 columns) at a time; a
+  //   tile narrower than a word is a bit field of it, counted by folding each field into its lowest
+  //   bit and a popcount; a wider one spans tc / 32 words.
+  //   Other widths (a tile clamped to a narrow operand, or a caller's odd shape): a thread a tile,
+  //   bit by bit, counted with __syncthreads_count.
+  int total[kMaxCandidates];
+#pragma unroll
+  for (int q = 0; q < kMaxCandidates; ++q) {
+    total[q] = 0;
+    if (q >= g.num) continue;
+    const int tr = g.tr[q], tc = g.tc[q], per = tr / g.g;
+    if (g.starts[q] != 0) {
+      const int span = tc < 32 ? 1 : tc / 32, nty = groups / per, ntx = words / span;
+      for (int t = threadIdx.x; t < nty * ntx; t += blockDim.x) {
         const int ty = t / ntx, tx = t % ntx;
-        if (r0 + ty * tr < g.rows && c0 + tx * tc < g.cols)
-          for (int y = ty * (tr / g.g); y < (ty + 1) * (tr / g.g) && !any; ++y)
-            any = any_bits(marks + y * words, tx * tc, tc);
+        uint32_t m = 0;
+        for (int y = ty * per; y < (ty + 1) * per; ++y)
+          for (int w = tx * span; w < (tx + 1) * span; ++w) m |= marks[y * words + w];
+        for (int sh = 1; sh < tc && sh < 32; sh *= 2) m |= m >> sh;
+        total[q] += __popc(m & g.starts[q]);
       }
-      total += __syncthreads_count(any);
+    } else {
+      const int nty = g.band / tr, ntx = g.strip / tc;
+      int sum = 0;
+      for (int base = 0; base < nty * ntx; base += blockDim.x) {
+        const int t = base + threadIdx.x;
+        bool any = false;
+        if (t < nty * ntx) {
+          const int ty = t / ntx, tx = t % ntx;
+          for (int y = ty * per; y < (ty + 1) * per && !any; ++y) any = any_bits(marks + y * words, tx * tc, tc);
+        }
+        sum += __syncthreads_count(any);
+      }
+      total[q] = threadIdx.x == 0 ? sum : 0;  // every thread has the block's sum: thread 0 keeps it
     }
-    if (threadIdx.x != 0) continue;
-    if (sink.ws == nullptr) {
-      if (total > 0) atomicAdd(sink.counts + q, static_cast<unsigned long long>(total));
-      continue;
-    }
-    const int in_y = min(nty, (g.rows - r0 + tr - 1) / tr), in_x = min(ntx, (g.cols - c0 + tc - 1) / tc);
-    if (total > 0) atomicAdd(&sink.ws->counts[q], static_cast<unsigned long long>(total));
-    atomicAdd(&sink.ws->looked[q], static_cast<unsigned long long>(in_y) * in_x);
   }
-  if (sink.ws != nullptr && threadIdx.x == 0) finish_counts(sink);
+  // The block's sums: warp shuffles, then thread q adds candidate q's over the warps.
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+  for (int q = 0; q < kMaxCandidates; ++q) {
+    int v = total[q];
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+    if (lane == 0) warp_sums[warp][q] = v;
+  }
+  __syncthreads();
+  if (threadIdx.x < g.num) {
+    int sum = 0;
+#pragma unroll
+    for (int w = 0; w < kDetectThreads / 32; ++w) sum += warp_sums[w][threadIdx.x];
+    unsigned long long* to = sink.ws != nullptr ? &sink.ws->counts[threadIdx.x] : sink.counts + threadIdx.x;
+    if (sum > 0) atomicAdd(to, static_cast<unsigned long long>(sum));
+    __threadfence();  // before the block's arrival (finish_counts)
+  }
+  if (sink.ws == nullptr) return;
+  __syncthreads();
+  if (threadIdx.x == 0) finish_counts(sink);
 }
 
 template <typename T>
@@ -194,6 +279,25 @@ bool count_fits(const CountPlan& c, int64_t rows) {
   return c.band / c.g * (c.strip / 8) <= 32768 && (rows + c.band - 1) / c.band <= kMaxBands;
 }
 
+// How many micro-tiles of shape tr x tc (clamped to the operand) the counting kernel looks at with
+// sampling stride s: band y looks at strips s x + y % s; a region counts its tiles that start
+// inside the operand.
+int64_t looked_tiles(const CountPlan& c, int64_t stride, int64_t rows, int64_t cols, const MicroTile& tile) {
+  const int64_t tr = std::min(tile.rows, rows), tc = std::min(tile.cols, cols);
+  const int64_t strips = (cols + c.strip - 1) / c.strip, bands = (rows + c.band - 1) / c.band;
+  const int64_t full_x = c.strip / tc, last_x = std::min(full_x, (cols - (strips - 1) * c.strip + tc - 1) / tc);
+  int64_t total = 0;
+  for (int64_t y = 0; y < bands; ++y) {
+    const int64_t phase = y % stride;  // < stride <= strips
+    const int64_t seen = (strips - 1 - phase) / stride + 1;  // strips phase, phase + s, ... below strips
+    const bool has_last = (strips - 1 - phase) % stride == 0;
+    const int64_t in_x = (seen - (has_last ? 1 : 0)) * full_x + (has_last ? last_x : 0);
+    const int64_t in_y = std::min(c.band / tr, (rows - y * c.band + tr - 1) / tr);
+    total += in_y * in_x;
+  }
+  return total;
+}
+
 // Launches the counting of candidates [first, last) with sampling stride `stride` into `sink`.
 void launch_count(const Tensor& pattern, const std::vector<MicroTile>& tiles, size_t first, size_t last,
                   const CountPlan& c, int64_t stride, const CountSink& sink, StreamRef stream) {
@@ -210,8 +314,11 @@ void launch_count(const Tensor& pattern, const std::vector<MicroTile>& tiles, si
     cg.stride = static_cast<int>(stride);
     cg.vec = cols % V == 0 && reinterpret_cast<uintptr_t>(pattern.data_ptr()) % 16 == 0;
     for (size_t q = first; q < last; ++q) {
-      cg.tr[q - first] = static_cast<int>(std::min(tiles[q].rows, rows));
-      cg.tc[q - first] = static_cast<int>(std::min(tiles[q].cols, cols));
+      const int tr = static_cast<int>(std::min(tiles[q].rows, rows)), tc = static_cast<int>(std::min(tiles[q].cols, cols));
+      cg.tr[q - first] = tr;
+      cg.tc[q - first] = tc;
+      const bool pow2 = (tc & (tc - 1)) == 0;
+      cg.starts[q - first] = tc % 32 == 0 ? 1u : pow2 && tc < 32 ? 0xffffffffu / ((1u << tc) - 1u) : 0u;
     }
     const int64_t strips = (cols + c.strip - 1) / c.strip;
     const dim3 grid(static_cast<unsigned>((strips + stride - 1) / stride),
@@ -221,14 +328,6 @@ void launch_count(const Tensor& pattern, const std::vector<MicroTile>& tiles, si
     PIT_CUDA_CHECK(cudaGetLastError());
   });
 }
-
-// Per device: the workspace (zeroed once; each call leaves it zeroed) and the host-mapped output.
-struct PlannerCounts {
-  CountWs* ws = nullptr;
-  CountOut* out = nullptr;      // host address
-  CountOut* out_dev = nullptr;  // its device address
-  unsigned long long seq = 0;
-};
 
 }  // namespace
 
@@ -255,23 +354,73 @@ Tensor count_micro_tiles(const Tensor& pattern, const std::vector<MicroTile>& ti
   return counts;
 }
 
-TileCounts count_for_planner(const Tensor& pattern, const std::vector<MicroTile>& tiles, int64_t sample_bytes,
-                             StreamRef stream) {
-  const int device = pattern.device().index;
-  pit::cuda::DeviceGuard guard(device);
+// A planner's counts in flight: the device workspace (zeroed once; every launch leaves it zeroed)
+// and two host-mapped outputs, launch `seq` writing output seq % 2, so that the host may read one
+// launch's counts while the next is running.
+struct CountSlots {
+  struct Launch {
+    unsigned long long seq = 0;
+    int64_t stride = 1;
+    std::vector<int64_t> looked;     // micro-tiles looked at, per candidate (the host works them out)
+    std::optional<TileCounts> done;  // counts back (or taken at once on the exact path)
+  };
+  int device = -1;
+  CountWs* ws = nullptr;
+  CountOut* out = nullptr;      // host address of the two outputs
+  CountOut* out_dev = nullptr;  // their device address
+  unsigned long long seq = 0;   // of the latest launch
+  Launch launch[2];
+
+  explicit CountSlots(int dev) : device(dev) {
+    pit::cuda::DeviceGuard guard(device);
+    PIT_CUDA_CHECK(cudaMalloc(&ws, sizeof(CountWs)));
+    PIT_CUDA_CHECK(cudaMemset(ws, 0, sizeof(CountWs)));
+    PIT_CUDA_CHECK(cudaHostAlloc(&out, 2 * sizeof(CountOut), cudaHostAllocMapped));
+    std::memset(out, 0, 2 * sizeof(CountOut));
+    PIT_CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&out_dev), out, 0));
+    PIT_CUDA_CHECK(cudaDeviceSynchronize());  // the workspace is zero before the first kernel
+  }
+  ~CountSlots() {  // on its device; at exit the runtime may be gone already: errors ignored
+    int current = -1;
+    const bool switched = cudaGetDevice(&current) == cudaSuccess && current != device &&
+                          cudaSetDevice(device) == cudaSuccess;
+    (void)cudaFree(ws);
+    (void)cudaFreeHost(out);
+    if (switched) (void)cudaSetDevice(current);
+  }
+  CountSlots(const CountSlots&) = delete;
+  CountSlots& operator=(const CountSlots&) = delete;
+};
+
+std::shared_ptr<CountSlots> make_count_slots(int device) { return std::make_shared<CountSlots>(device); }
+
+void launch_planner_counts(CountSlots& slots, const Tensor& pattern, const std::vector<MicroTile>& tiles,
+                           int64_t sample_bytes, StreamRef stream) {
+  PIT_CHECK(pattern.device().index == slots.device, "launch_planner_counts: the operand is on ",
+            pattern.device().str(), " but the planner's counts were made for cuda:", slots.device,
+            " (use one PlanSite per device)");
+  pit::cuda::DeviceGuard guard(slots.device);
+  const unsigned long long seq = ++slots.seq;
+  CountSlots::Launch& l = slots.launch[seq % 2];
+  l = {};
+  l.seq = seq;
   const int64_t rows = pattern.size(0), cols = pattern.size(1);
   const size_t n = tiles.size();
   TileCounts r;
   r.nonzero.assign(n, 0);
   r.looked.assign(n, 0);
-  if (n == 0 || rows == 0 || cols == 0) return r;
+  if (n == 0 || rows == 0 || cols == 0) {
+    l.done = r;
+    return;
+  }
   const int64_t elem = static_cast<int64_t>(dtype_size(pattern.dtype()));
   const CountPlan c = count_plan(tiles, 0, n, rows, cols, elem);
   if (n > static_cast<size_t>(kMaxCandidates) || !count_fits(c, rows)) {
-    // Not one launch: the exact counts through the copy path.
+    // Not one launch: the exact counts through the copy path, taken now.
     r.nonzero = read_back_i64(count_micro_tiles(pattern, tiles, stream), stream);
     for (size_t q = 0; q < n; ++q) r.looked[q] = tiles[q].count_in(rows, cols);
-    return r;
+    l.done = r;
+    return;
   }
   // Sampling stride: about sample_bytes read, 1 / 32 of the regions at least, 64 regions at least.
   const int64_t strips = (cols + c.strip - 1) / c.strip, bands = (rows + c.band - 1) / c.band;
@@ -281,24 +430,23 @@ TileCounts count_for_planner(const Tensor& pattern, const std::vector<MicroTile>
     stride = std::min(stride, std::max<int64_t>(1, strips * bands / 64));
     stride = std::min(stride, strips);  // every band looks at one strip at least
   }
-  r.stride = stride;
-  static std::mutex mu;
-  static std::map<int, PlannerCounts> states;
-  const std::lock_guard<std::mutex> lock(mu);
-  PlannerCounts& st = states[device];
-  if (st.ws == nullptr) {
-    PIT_CUDA_CHECK(cudaMalloc(&st.ws, sizeof(CountWs)));
-    PIT_CUDA_CHECK(cudaMemset(st.ws, 0, sizeof(CountWs)));
-    PIT_CUDA_CHECK(cudaHostAlloc(&st.out, sizeof(CountOut), cudaHostAllocMapped));
-    std::memset(st.out, 0, sizeof(CountOut));
-    PIT_CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&st.out_dev), st.out, 0));
-    PIT_CUDA_CHECK(cudaDeviceSynchronize());  // the workspace is zero before the first kernel
-  }
-  const unsigned long long seq = ++st.seq;
-  launch_count(pattern, tiles, 0, n, c, stride, CountSink{nullptr, st.ws, st.out_dev, seq}, stream);
+  l.stride = stride;
+  for (const MicroTile& t : tiles) l.looked.push_back(looked_tiles(c, stride, rows, cols, t));
+  launch_count(pattern, tiles, 0, n, c, stride, CountSink{nullptr, slots.ws, slots.out_dev + seq % 2, seq}, stream);
+}
+
+std::optional<TileCounts> planner_counts_back(CountSlots& slots, bool wait, StreamRef stream) {
+  const unsigned long long seq = wait ? slots.seq : slots.seq - 1;
+  if (seq == 0) return std::nullopt;
+  CountSlots::Launch& l = slots.launch[seq % 2];
+  if (l.done || l.seq != seq) return l.done;
+  const CountOut* o = slots.out + seq % 2;
+  const auto published = [&] {
+    return std::atomic_ref<const unsigned long long>(o->seq).load(std::memory_order_acquire) == seq;
+  };
+  if (!wait && !published()) return std::nullopt;
   // Spin on the sequence number; now and then ask the stream whether the kernel failed (it then
   // never publishes).
-  const auto published = [&] { return std::atomic_ref<unsigned long long>(st.out->seq).load(std::memory_order_acquire) == seq; };
   for (uint64_t spins = 1; !published(); ++spins) {
     if (spins % 1024 != 0) continue;
     const cudaError_t e = cudaStreamQuery(native(stream));
@@ -306,12 +454,25 @@ TileCounts count_for_planner(const Tensor& pattern, const std::vector<MicroTile>
     PIT_CUDA_CHECK(e);
     PIT_CHECK(published(), "count_for_planner: the counting kernel finished without publishing its counts");
   }
-  for (size_t q = 0; q < n; ++q) {
-    r.nonzero[q] = static_cast<int64_t>(st.out->counts[q]);
-    r.looked[q] = static_cast<int64_t>(st.out->looked[q]);
-  }
-  pit::cuda::check_device_errors(device);
+  TileCounts r;
+  r.stride = l.stride;
+  r.looked = l.looked;
+  for (size_t q = 0; q < l.looked.size(); ++q) r.nonzero.push_back(static_cast<int64_t>(o->counts[q]));
+  pit::cuda::check_device_errors(slots.device);
+  l.done = r;
   return r;
+}
+
+TileCounts count_for_planner(const Tensor& pattern, const std::vector<MicroTile>& tiles, int64_t sample_bytes,
+                             StreamRef stream) {
+  const int device = pattern.device().index;
+  static std::mutex mu;
+  static auto* per_device = new std::map<int, std::shared_ptr<CountSlots>>;  // kept to the end
+  const std::lock_guard<std::mutex> lock(mu);
+  std::shared_ptr<CountSlots>& slots = (*per_device)[device];
+  if (!slots) slots = make_count_slots(device);
+  launch_planner_counts(*slots, pattern, tiles, sample_bytes, stream);
+  return *planner_counts_back(*slots, true, stream);
 }
 
 std::vector<int64_t> read_back_i64(const Tensor& t, StreamRef stream) {

@@ -115,8 +115,9 @@ inline void run_routing_cases(Device dev) {
 
 // count_micro_tiles: the planner's candidates against the detected indexes' counts; on the GPU
 // also odd micro-tiles (several launches) against the CPU's counts, over ragged shapes, all-zero
-// and dense operands, element-sparse and structured patterns, dtypes with 2- and 4-byte elements
-// and a column count that rules out 16-byte loads.
+// and dense operands, element-sparse and structured patterns, dtypes with 2- and 4-byte elements,
+// a column count that rules out 16-byte loads, and an operand narrower and shorter than the
+// largest candidates (their tiles are clamped to it: 40 and 100 wide or tall).
 inline void run_count_cases(Device dev) {
   const std::vector<sparse::MicroTile> planner = {{16, 1}, {32, 1}, {64, 1}, {128, 1}, {16, 16}, {32, 32}, {64, 64}};
   const std::vector<sparse::MicroTile> odd = {{3, 5}, {24, 1}, {1, 7}, {200, 1}, {1, 300}};
@@ -133,7 +134,8 @@ inline void run_count_cases(Device dev) {
   uint64_t seed = 11;
   for (const Case& c : {Case{257, 1000, 16, 1, 0.3, DType::bf16}, Case{300, 515, 1, 1, 0.02, DType::f32},
                         Case{129, 777, 32, 32, 0.5, DType::f16}, Case{64, 256, 1, 1, 0.0, DType::bf16},
-                        Case{190, 330, 1, 1, 1.0, DType::bf16}, Case{513, 1030, 1, 1, 0.001, DType::bf16}}) {
+                        Case{190, 330, 1, 1, 1.0, DType::bf16}, Case{513, 1030, 1, 1, 0.001, DType::bf16},
+                        Case{100, 40, 1, 1, 0.05, DType::bf16}}) {  // tiles clamped to a narrow, short operand
     const Tensor a = sparse_tensor(c.rows, c.cols, c.tr, c.tc, c.density, ++seed, c.dt, dev, c.density >= 1.0 ? 0.0 : 0.3);
     const std::string what = std::to_string(c.rows) + "x" + std::to_string(c.cols) + " density " +
                              std::to_string(c.density) + " " + dtype_name(c.dt);

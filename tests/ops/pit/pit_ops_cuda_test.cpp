@@ -25,3 +25,35 @@ TEST(PitOpsCuda, PlannerChoosesAndMatches) {
   const Variable y = ops::pit_matmul(Variable(a), Variable(b));
   test::expect_close(y.data(), test::ref_matmul(a, b), 2e-2, 2e-2, "planned pit_matmul");
 }
+
+// A PlanSite plans from the counts of the site's previous call without waiting (only its first
+// call, and a call whose candidates changed, wait for their own); the results never depend on it.
+TEST(PitOpsCuda, PlanSitePlansFromThePreviousCall) {
+  PIT_REQUIRE_CUDA();
+  using sparse::Kernel;
+  const int64_t s = 4096;
+  const Tensor dense = test::dense_random({s, s}, 1, DType::bf16, Device::cuda());
+  const Tensor sparse_a = test::sparse_tensor(s, s, 128, 1, 0.005, 2, DType::bf16, Device::cuda());
+  ASSERT_EQ(sparse::plan_matmul(dense, s).kernel, Kernel::dense);
+  ASSERT_NE(sparse::plan_matmul(sparse_a, s).kernel, Kernel::dense) << sparse::plan_matmul(sparse_a, s).reason();
+  sparse::PlanSite site;
+  const sparse::PlanOptions at_site{.site = &site};
+  EXPECT_EQ(sparse::plan_matmul(dense, s, at_site).kernel, Kernel::dense);     // waits for its own counts
+  EXPECT_EQ(sparse::plan_matmul(sparse_a, s, at_site).kernel, Kernel::dense);  // the previous call's
+  current_stream(Device::cuda()).synchronize();  // the second call's counts are back now
+  EXPECT_NE(sparse::plan_matmul(sparse_a, s, at_site).kernel, Kernel::dense);
+  // Other candidates: the call waits for its own counts (the previous call's would say k_lists).
+  const sparse::PlanOptions lists_only{.kernels = {Kernel::k_lists}, .site = &site};
+  EXPECT_EQ(sparse::plan_matmul(dense, s, lists_only).kernel, Kernel::dense);
+
+  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built yet";
+  // pit_matmul at a site: whatever plan a call gets, its result is the dense product.
+  sparse::PlanSite op_site;
+  const Tensor b = test::dense_random({256, 128}, 3, DType::bf16, Device::cuda());
+  for (int call = 0; call < 4; ++call) {
+    const Tensor a = call % 2 == 0 ? test::sparse_tensor(512, 256, 32, 1, 0.02, 10 + call, DType::bf16, Device::cuda())
+                                   : test::dense_random({512, 256}, 10 + call, DType::bf16, Device::cuda());
+    const Variable y = ops::pit_matmul(Variable(a), Variable(b), {.site = &op_site});
+    test::expect_close(y.data(), test::ref_matmul(a, b), 2e-2, 2e-2, "pit_matmul at a plan site");
+  }
+}
