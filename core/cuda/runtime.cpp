@@ -1,6 +1,8 @@
 // Devices, streams and plain copies through the CUDA runtime.
 #include "core/cuda/runtime.h"
 
+#include <atomic>
+
 #include "core/cuda/backend.h"
 
 namespace pit::cuda {
@@ -15,6 +17,18 @@ int device_count() {
 }
 
 void set_device(int index) { PIT_CUDA_CHECK(cudaSetDevice(index)); }
+
+int sm_count(int device) {
+  constexpr int kCached = 64;  // the first 64 devices are cached
+  static std::atomic<int> cache[kCached] = {};
+  const bool cached = device >= 0 && device < kCached;
+  int n = cached ? cache[device].load(std::memory_order_relaxed) : 0;
+  if (n == 0) {
+    PIT_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+    if (cached) cache[device].store(n, std::memory_order_relaxed);
+  }
+  return n;
+}
 
 void* stream_create(int device) {
   DeviceGuard guard(device);

@@ -9,6 +9,9 @@ namespace pit::cuda {
 
 inline cudaStream_t native(StreamRef s) { return static_cast<cudaStream_t>(s.handle); }
 
+// Multiprocessors of `device`, queried once per device.
+int sm_count(int device);
+
 // Makes `index` the current CUDA device until the guard dies.
 class DeviceGuard {
  public:

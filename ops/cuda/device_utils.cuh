@@ -111,6 +111,16 @@ __device__ __forceinline__ C warp_sum(C a) {
   return a;
 }
 
+// warp_sum of each of kN values, the kN shuffle chains interleaved (so they take about the latency
+// of one); each sum is the same as warp_sum's.
+template <typename C, int kN>
+__device__ __forceinline__ void warp_sums(C (&a)[kN]) {
+#pragma unroll
+  for (int off = kWarp / 2; off > 0; off /= 2)
+#pragma unroll
+    for (int i = 0; i < kN; ++i) a[i] += __shfl_xor_sync(kFullMask, a[i], off);
+}
+
 // Sum over the block (blockDim.x a multiple of 32, every thread calls it); every thread gets the
 // result, merged in a fixed order. The leading barrier lets a loop call it again.
 template <typename C>

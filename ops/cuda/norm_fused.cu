@@ -1,23 +1,24 @@
 // Layernorm / rmsnorm backward in one pass over x and dy, for rows of up to 1024 elements in whole,
 // 16-byte aligned packs (f32, f16, bf16).
 //
-// A warp takes a row at a time (rows w, w + W, ... of the W warps of the grid) and computes dx as
-// ops/cuda/norm.cu's row kernel does. Lane t owns the packs t, t + 32, ... of every row, hence
-// the same columns in every row, so it also adds dy * xhat and dy into dweight / dbias
-// accumulators in its registers: x and dy are read once, where the general path reads them again
-// in a column pass (on an H200, 16384 x 1024 bf16, the whole backward: 0.106 ms -> 0.045 ms).
-// The rows travel by cp.async into a per-warp shared-memory ring, kDepth rows in flight per warp
-// (the registers hold the accumulators, not the rows in flight); each lane copies exactly the
-// packs it reads back, so it waits on its own copies only. The weight sits in shared memory, and
-// packs past the row read as zeros, so the loops over a lane's packs have no bounds checks.
+// A warp takes two of its rows at a time (a stage: rows r and r + W of the W warps of the grid)
+// and computes dx as ops/cuda/norm.cu's row kernel does. Lane t owns the packs t, t + 32, ... of
+// every row, hence the same columns in every row, so it also adds dy * xhat and dy into dweight /
+// dbias accumulators in its registers: x and dy are read once, where the general path reads them
+// again in a column pass (on an H200, 16384 x 1024 bf16, the whole backward: 0.106 ms -> 0.045
+// ms). The rows travel by cp.async into a per-warp shared-memory ring of kDepth stages, with their
+// mean and rstd (loaded where they were used, their latency was the kernel's largest stall: 0.0387
+// -> 0.0353 ms); each lane copies exactly the packs it reads back, so it waits on its own copies
+// only. Two rows a stage interleave two rows' shuffle reductions and loads (with one row a stage,
+// 3 blocks an SM: 0.0359 ms). The weight sits in shared memory, and packs past the row read as
+// zeros, so the loops over a lane's packs have no bounds checks.
 //
 // At the end each block adds its warps' accumulators in warp order into one partial row (dweight,
 // then dbias), and a second kernel adds the blocks' partials in block order. The grid depends on
-// the shape alone (at most kMaxBlocks blocks), so dweight / dbias are bit-identical from run to
-// run and GPU to GPU. The second kernel is launched with programmatic dependent launch: it is
-// scheduled while the first still runs and waits (griddepcontrol.wait) for all of its writes,
-// which hides its launch latency (it runs 3.6 us; launched plainly it added about 4 us to a
-// standalone copy of these kernels).
+// the shape and the number of SMs alone (every block resident at once), so dweight / dbias are
+// bit-identical from run to run on a GPU model. The second kernel is launched with programmatic
+// dependent launch: it is scheduled while the first still runs and waits (griddepcontrol.wait)
+// for all of its writes, which hides its launch latency.
 #include "ops/cuda/norm_fused.h"
 
 #include <cuda_runtime.h>
@@ -32,16 +33,17 @@
 namespace pit::cuda {
 namespace {
 
-constexpr int kThreads = 128;  // 4 warps; 158 registers a thread for 1024 bf16 elements: 3 blocks an SM
+constexpr int kThreads = 128;  // 4 warps; about 210 registers a thread for 1024 bf16 elements
 constexpr int kWarps = kThreads / kWarp;
-constexpr int kMinBlocks = 3;
-constexpr int kDepth = 2;  // rows in flight per warp (a standalone copy measured 3 and 4 slower)
-// Blocks: enough warps for kMinRowsPerWarp rows each, at most kMaxBlocks (3 per SM on 128 SMs,
-// so on an H100 / H200 every block is resident at once).
-constexpr int64_t kMaxBlocks = 384;
+constexpr int kMinBlocks = 2;  // resident blocks an SM
+constexpr int kRows = 2;       // rows a stage
+constexpr int kDepth = 2;      // stages in a warp's ring: one in flight while one is used
+// Blocks: at most kMinBlocks per SM (all resident) and kMaxBlocks (the finishing kernel's loads
+// per thread); a warp takes kMinRowsPerWarp rows at least.
+constexpr int64_t kMaxBlocks = 512;
 constexpr int64_t kMinRowsPerWarp = 4;
 constexpr int kMaxPacks = 4;  // packs per lane: 1024 elements of f16 / bf16, 512 of f32
-constexpr int kFinishCols = 32, kFinishLanes = 8;
+constexpr int kFinishCols = 16, kFinishLanes = 64;
 
 // Lets the dependent kernel (launched with programmatic stream serialization) be scheduled, and
 // waits in that kernel for this one's completion and memory writes.
@@ -82,108 +84,154 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
                           const float* __restrict__ rstd_in, T* __restrict__ dx, int64_t rows, int d,
                           float inv_d, float* __restrict__ part) {
   using P = Pack<T>;
-  constexpr int kN = P::kN, kSlot = kWarp * kPacks;  // packs of one operand in a stage
+  constexpr int kN = P::kN, kSlot = kWarp * kPacks;  // packs of one operand of one row
+  constexpr int kStage = kRows * 2 * kSlot;          // [kRows][x, dy][kSlot]
   extern __shared__ uint4 smem_raw[];
   allow_dependents();
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  P* const ring = reinterpret_cast<P*>(smem_raw) + warp * kDepth * 2 * kSlot;  // [kDepth][x, dy][kSlot]
+  P* const ring = reinterpret_cast<P*>(smem_raw) + warp * kDepth * kStage;  // [kDepth][kStage]
   const int packs = d / kN;
   // The weight in shared memory, ones without one. Packs past the row get a zero weight and their
   // ring slots (never copied into) zeros, so they add nothing to the sums below: the loops need no
   // bounds checks, only the stores of dx.
-  P* const wsh = reinterpret_cast<P*>(smem_raw) + kWarps * kDepth * 2 * kSlot;  // [kSlot]
+  P* const wsh = reinterpret_cast<P*>(smem_raw) + kWarps * kDepth * kStage;  // [kSlot]
+  // The stages' statistics, [kDepth][kRows][mean, rstd] a warp.
+  float* const stats = reinterpret_cast<float*>(wsh + kSlot) + warp * kDepth * kRows * 2;
   for (int q = threadIdx.x; q < kSlot; q += kThreads)
     wsh[q] = q >= packs ? filled_pack<T>(0.f) : w != nullptr ? reinterpret_cast<const P*>(w)[q] : filled_pack<T>(1.f);
 #pragma unroll
   for (int p = 0; p < kPacks; ++p)
     if (lane + p * kWarp >= packs)
 #pragma unroll
-      for (int s = 0; s < 2 * kDepth; ++s) ring[s * kSlot + lane + p * kWarp] = filled_pack<T>(0.f);
+      for (int s = 0; s < kDepth * kRows * 2; ++s) ring[s * kSlot + lane + p * kWarp] = filled_pack<T>(0.f);
   __syncthreads();
   const int64_t first = blockIdx.x * int64_t{kWarps} + warp, step = int64_t{gridDim.x} * kWarps;
-  const auto issue = [&](int64_t r, int s) {
-    if (r < rows) {
+  const int64_t hop = kRows * step;  // from one stage's first row to the next's
+  // Copies the rows r0, r0 + step, ... of a stage and their mean (lane 0) and rstd (lane 1) into
+  // ring stage s. A row past the end reads as zeros, its statistics too, so it adds nothing to
+  // the sums.
+  const auto issue = [&](int64_t r0, int s) {
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) {
+      const int64_t r = r0 + j * step;
+      const bool in = r < rows;
+      P* const xs = ring + s * kStage + j * 2 * kSlot;
       const P* xr = reinterpret_cast<const P*>(x + r * sx);
       const P* gr = reinterpret_cast<const P*>(dy + r * sdy);
+      float* const st = stats + (s * kRows + j) * 2;
+      if (lane == 0) {
+        if (in && mean_in != nullptr) ptx::cp_async_4(st, mean_in + r);
+        else st[0] = 0.f;
+      } else if (lane == 1) {
+        if (in) ptx::cp_async_4(st + 1, rstd_in + r);
+        else st[1] = 0.f;
+      }
 #pragma unroll
       for (int p = 0; p < kPacks; ++p) {
         const int q = lane + p * kWarp;
-        if (q < packs) {
-          ptx::cp_async_16(ring + 2 * s * kSlot + q, xr + q, 16);
-          ptx::cp_async_16(ring + (2 * s + 1) * kSlot + q, gr + q, 16);
+        if (q >= packs) continue;
+        if (in) {
+          ptx::cp_async_16(xs + q, xr + q, 16);
+          ptx::cp_async_16(xs + kSlot + q, gr + q, 16);
+        } else {
+          xs[q] = filled_pack<T>(0.f);
+          xs[kSlot + q] = filled_pack<T>(0.f);
         }
       }
     }
     ptx::cp_async_commit();  // empty past the last row: the group count stays uniform
   };
 #pragma unroll
-  for (int s = 0; s < kDepth - 1; ++s) issue(first + s * step, s);
+  for (int s = 0; s < kDepth - 1; ++s) issue(first + s * hop, s);
 
   float aw[kPacks * kN], ab[kPacks * kN];
 #pragma unroll
   for (int i = 0; i < kPacks * kN; ++i) aw[i] = ab[i] = 0.f;
   int it = 0;
-  for (int64_t r = first; r < rows; r += step, ++it) {
-    issue(r + (kDepth - 1) * step, (it + kDepth - 1) % kDepth);
+  for (int64_t r0 = first; r0 < rows; r0 += hop, ++it) {
+    issue(r0 + (kDepth - 1) * hop, (it + kDepth - 1) % kDepth);
     ptx::cp_async_wait<kDepth - 1>();
-    const P* xs = ring + 2 * (it % kDepth) * kSlot + lane;
-    const P* gs = xs + kSlot;
-    const float mean = mean_in != nullptr ? mean_in[r] : 0.f, rstd = rstd_in[r];
-    float sum_gx = 0.f, sum_g = 0.f;
+    // Lanes 0 and 1 copied the statistics. (Their slot is next written two stages on, after every
+    // lane has used it and passed the shuffles of warp_sums below.)
+    __syncwarp();
+    const P* const st = ring + (it % kDepth) * kStage + lane;
+    const float* const ms = stats + (it % kDepth) * kRows * 2;
+    float mean[kRows], rstd[kRows], sums[2 * kRows];  // sums: dy w xhat of each row, then dy w
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) {
+      mean[j] = ms[2 * j];
+      rstd[j] = ms[2 * j + 1];
+      sums[j] = sums[kRows + j] = 0.f;
+    }
 #pragma unroll
     for (int p = 0; p < kPacks; ++p) {
-      float xf[kN], gf[kN], wf[kN];
-      widen_pack(xs[p * kWarp].v, xf);  // one 16-byte shared load each
-      widen_pack(gs[p * kWarp].v, gf);
+      float wf[kN];
       widen_pack(wsh[lane + p * kWarp].v, wf);
 #pragma unroll
-      for (int e = 0; e < kN; ++e) {
-        const float xh = (xf[e] - mean) * rstd, g = gf[e] * wf[e];
-        sum_gx += g * xh;
-        sum_g += g;
-        aw[p * kN + e] += gf[e] * xh;
-        ab[p * kN + e] += gf[e];
+      for (int j = 0; j < kRows; ++j) {
+        float xf[kN], gf[kN];
+        widen_pack(st[j * 2 * kSlot + p * kWarp].v, xf);  // one 16-byte shared load each
+        widen_pack(st[j * 2 * kSlot + kSlot + p * kWarp].v, gf);
+#pragma unroll
+        for (int e = 0; e < kN; ++e) {
+          const float xh = (xf[e] - mean[j]) * rstd[j], g = gf[e] * wf[e];
+          sums[j] += g * xh;
+          sums[kRows + j] += g;
+          aw[p * kN + e] += gf[e] * xh;
+          ab[p * kN + e] += gf[e];
+        }
       }
     }
-    const float c1 = warp_sum(sum_gx) * inv_d;
-    const float c2 = mean_in != nullptr ? warp_sum(sum_g) * inv_d : 0.f;
-    P* out = reinterpret_cast<P*>(dx + r * d) + lane;
+    warp_sums(sums);
 #pragma unroll
-    for (int p = 0; p < kPacks; ++p) {
-      float xf[kN], gf[kN], wf[kN], of[kN];
-      widen_pack(reload(xs + p * kWarp).v, xf);  // not kept in registers since the first loop
-      widen_pack(reload(gs + p * kWarp).v, gf);
-      widen_pack(wsh[lane + p * kWarp].v, wf);
+    for (int j = 0; j < kRows; ++j) {
+      const int64_t r = r0 + j * step;
+      // dx = rstd (g w - c2 - xhat c1) = (g w) rstd + (x - mean) k1 + k0.
+      const float c1 = sums[j] * inv_d, c2 = mean_in != nullptr ? sums[kRows + j] * inv_d : 0.f;
+      const float k1 = -rstd[j] * rstd[j] * c1, k0 = -rstd[j] * c2;
+      P* out = reinterpret_cast<P*>(dx + r * d) + lane;
 #pragma unroll
-      for (int e = 0; e < kN; ++e) of[e] = rstd * (gf[e] * wf[e] - c2 - (xf[e] - mean) * rstd * c1);
-      P o;
-      narrow_pack(of, o.v);
-      if (lane + p * kWarp < packs) out[p * kWarp] = o;
+      for (int p = 0; p < kPacks; ++p) {
+        float xf[kN], gf[kN], wf[kN], of[kN];
+        widen_pack(reload(st + j * 2 * kSlot + p * kWarp).v, xf);  // not kept in registers since the first loop
+        widen_pack(reload(st + j * 2 * kSlot + kSlot + p * kWarp).v, gf);
+        widen_pack(wsh[lane + p * kWarp].v, wf);
+#pragma unroll
+        for (int e = 0; e < kN; ++e) of[e] = fmaf(gf[e] * wf[e], rstd[j], fmaf(xf[e] - mean[j], k1, k0));
+        P o;
+        narrow_pack(of, o.v);
+        if (r < rows && lane + p * kWarp < packs) out[p * kWarp] = o;
+      }
     }
   }
   ptx::cp_async_wait<0>();
   if (part == nullptr) return;  // no dweight / dbias asked for
-  __syncthreads();  // the ring is reused for the block's sums
-  float* acc = reinterpret_cast<float*>(smem_raw);  // [2][d]: needs 8 d bytes, the ring has 512 kPacks kN
-  for (int k = 0; k < kWarps; ++k) {
-    if (warp == k) {
+  __syncthreads();  // the ring is reused for the warps' sums
+  // Each warp stores its accumulators (rows of kCols, padded), then the block adds them in warp
+  // order, a thread a column at a time.
+  constexpr int kCols = kSlot * kN;
+  float* const acc = reinterpret_cast<float*>(smem_raw);  // [kWarps][dweight, dbias][kCols]
+  {
+    float* const mine = acc + warp * 2 * kCols;
 #pragma unroll
-      for (int p = 0; p < kPacks; ++p) {
-        const int q = lane + p * kWarp;
-        if (q < packs) {
+    for (int p = 0; p < kPacks; ++p) {
+      const int c = (lane + p * kWarp) * kN;
 #pragma unroll
-          for (int e = 0; e < kN; ++e) {
-            const int c = q * kN + e;
-            acc[c] = (k > 0 ? acc[c] : 0.f) + aw[p * kN + e];
-            acc[d + c] = (k > 0 ? acc[d + c] : 0.f) + ab[p * kN + e];
-          }
-        }
+      for (int e = 0; e < kN; ++e) {
+        mine[c + e] = aw[p * kN + e];
+        mine[kCols + c + e] = ab[p * kN + e];
       }
     }
-    __syncthreads();
   }
-  float* mine = part + int64_t{blockIdx.x} * 2 * d;
-  for (int i = threadIdx.x; i < 2 * d; i += kThreads) mine[i] = acc[i];
+  __syncthreads();
+  float* const out = part + int64_t{blockIdx.x} * 2 * d;
+  for (int i = threadIdx.x; i < 2 * d; i += kThreads) {
+    const int at = i < d ? i : kCols + i - d;
+    float a = 0.f;
+#pragma unroll
+    for (int k = 0; k < kWarps; ++k) a += acc[k * 2 * kCols + at];
+    out[i] = a;
+  }
 }
 
 // dweight[c] / dbias[c] = the sum over blocks k (in order) of part[k][0 or 1][c]: kFinishCols
@@ -196,9 +244,17 @@ __global__ void __launch_bounds__(kFinishCols * kFinishLanes)
   wait_for_prerequisites();
   const int tx = threadIdx.x % kFinishCols, ty = threadIdx.x / kFinishCols;
   const int c = blockIdx.x * kFinishCols + tx;  // of 2 d: dweight's columns, then dbias's
+  // Every load issued before the first add (blocks <= kMaxBlocks).
+  constexpr int kPer = (kMaxBlocks + kFinishLanes - 1) / kFinishLanes;
+  float v[kPer];
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    const int64_t k = ty + int64_t{i} * kFinishLanes;
+    v[i] = c < 2 * d && k < blocks ? part[k * 2 * d + c] : 0.f;
+  }
   float a = 0.f;
-  if (c < 2 * d)
-    for (int64_t k = ty; k < blocks; k += kFinishLanes) a += part[k * 2 * d + c];
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) a += v[i];
   lanes[ty][tx] = a;
   __syncthreads();
   if (ty != 0 || c >= 2 * d) return;
@@ -221,7 +277,12 @@ bool run(const cpu::NormArgs& a, const T* dy, int64_t sdy, const T* x, int64_t s
   if (!rows_aligned(x, sx) || !rows_aligned(dy, sdy) || !aligned16(dx) || (w != nullptr && !aligned16(w)))
     return false;
   const int lane_packs = static_cast<int>(ceil_div(d / kN, kWarp));
-  const int64_t blocks = std::clamp<int64_t>(ceil_div(rows, kWarps * kMinRowsPerWarp), 1, kMaxBlocks);
+  // As many stages a warp as the resident blocks need, then the fewest blocks that take the rows
+  // in that many (16384 rows on 132 SMs: 8 stages, 256 blocks; with 264 every other warp's last
+  // stage was half empty, and the backward took 0.8 us longer).
+  const int64_t most = std::min<int64_t>(kMaxBlocks, int64_t{kMinBlocks} * sm_count(stream.device.index));
+  const int64_t stages = std::max(ceil_div(rows, kWarps * kRows * most), ceil_div(kMinRowsPerWarp, kRows));
+  const int64_t blocks = ceil_div(rows, kWarps * kRows * stages);
   DeviceGuard guard(stream.device.index);
   const cudaStream_t s = native(stream);
   // The block partials, from the stream's cache (released to it when this returns: later work on
@@ -232,8 +293,11 @@ bool run(const cpu::NormArgs& a, const T* dy, int64_t sdy, const T* x, int64_t s
   float* part = params ? static_cast<float*>(workspace->data()) : nullptr;
   const auto launch = [&]<int kPacks>() {
     auto* kernel = fused_backward_kernel<T, kPacks>;
-    constexpr size_t smem = (size_t{kWarps} * kDepth * 2 + 1) * kWarp * kPacks * sizeof(Pack<T>);  // rings, weight
-    static_assert(2 * kWarp * kPacks * kN * sizeof(float) <= smem, "the block sums fit in the ring");
+    constexpr size_t ring = size_t{kWarps} * kDepth * kRows * 2 * kWarp * kPacks * sizeof(Pack<T>);
+    constexpr size_t smem = ring + kWarp * kPacks * sizeof(Pack<T>) + kWarps * kDepth * kRows * 2 * sizeof(float);  // rings, weight, stats
+    static_assert(size_t{kWarps} * 2 * kWarp * kPacks * kN * sizeof(float) <= ring, "the warps' sums fit in the rings");
+    if (smem > 48 * 1024)
+      PIT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     kernel<<<static_cast<unsigned>(blocks), kThreads, smem, s>>>(dy, sdy, x, sx, w, mean, rstd, dx, rows,
                                                                  static_cast<int>(d), 1.f / static_cast<float>(d), part);
   };

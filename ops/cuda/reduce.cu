@@ -60,19 +60,6 @@ constexpr int64_t kBlocksPerSm = 4;
 constexpr int64_t kMaxGrid = int64_t{1} << 30;
 constexpr int64_t kMaxGridY = 65535;
 
-// Multiprocessors of `device`, queried once per device (the first 64 devices are cached).
-int sm_count(int device) {
-  constexpr int kCached = 64;
-  static std::atomic<int> cache[kCached] = {};
-  const bool cached = device >= 0 && device < kCached;
-  int n = cached ? cache[device].load(std::memory_order_relaxed) : 0;
-  if (n == 0) {
-    PIT_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
-    if (cached) cache[device].store(n, std::memory_order_relaxed);
-  }
-  return n;
-}
-
 __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // ---- element access ---------------------------------------------------------------------------

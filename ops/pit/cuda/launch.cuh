@@ -78,14 +78,11 @@ int allow_smem(Kernel* k, size_t bytes, int threads) {
   return blocks;
 }
 
+// Multiprocessors of the current device.
 inline int sm_count() {
-  static const int n = [] {
-    int dev = 0, v = 0;
-    PIT_CUDA_CHECK(cudaGetDevice(&dev));
-    PIT_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
-    return v;
-  }();
-  return n;
+  int dev = 0;
+  PIT_CUDA_CHECK(cudaGetDevice(&dev));
+  return pit::cuda::sm_count(dev);
 }
 
 inline void check_launch(const char* op) {
