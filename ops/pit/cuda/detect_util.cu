@@ -27,6 +27,7 @@ namespace {
 // Sampling (stride s > 1): band y looks at strips s x + y % s only (a diagonal pattern: every band
 // and every strip is looked at, 1 / s of the regions); the host works out how many tiles that is.
 constexpr int kMaxCandidates = 8;
+static_assert(kMaxCandidates <= kDetectThreads / 32, "a warp counts a candidate (and finish_counts moves one a thread)");
 constexpr int64_t kMaxBands = 65535;  // gridDim.y
 struct CountGeom {
   int rows, cols, g, band, strip, num;
@@ -68,18 +69,24 @@ __device__ __forceinline__ bool any_bits(const uint32_t* row, int c, int n) {
   return false;
 }
 
-// Thread 0 of every block, after the block's adds (each adding thread fenced them, then the block
-// synchronised): the last block moves the sums to the host and resets the workspace for the next
+// Every thread of every block, after the block's adds (each adding thread fenced them, then the
+// block synchronised): the last block moves the sums to the host, a candidate a thread (eight
+// serial atomic round trips in one thread took about 4 us), and resets the workspace for the next
 // call.
 __device__ void finish_counts(const CountSink& sink) {
-  const unsigned int blocks = gridDim.x * gridDim.y;
-  if (atomicAdd(&sink.ws->done, 1u) != blocks - 1) return;
+  __shared__ bool last;
+  if (threadIdx.x == 0) last = atomicAdd(&sink.ws->done, 1u) == gridDim.x * gridDim.y - 1;
+  __syncthreads();
+  if (!last) return;
   __threadfence();  // every block's adds are visible to the last one
-  for (int q = 0; q < kMaxCandidates; ++q) {
-    sink.out->counts[q] = atomicExch(&sink.ws->counts[q], 0ull);
+  if (threadIdx.x < kMaxCandidates) {
+    sink.out->counts[threadIdx.x] = atomicExch(&sink.ws->counts[threadIdx.x], 0ull);
+    __threadfence_system();  // the sums reach the host before the sequence number does
   }
+  __syncthreads();
+  if (threadIdx.x != 0) return;
   sink.ws->done = 0;
-  __threadfence_system();  // the sums reach the host before the sequence number does
+  __threadfence_system();
   *reinterpret_cast<volatile unsigned long long*>(&sink.out->seq) = sink.seq;
 }
 
@@ -125,18 +132,67 @@ __device__ __forceinline__ uint32_t chunk_bits(uint4 a) {
   return bits;
 }
 
+// This lane's share of the non-zero tr x tc tiles of a block's marks (pass 2 below; every lane
+// of the warp calls it). A tile is non-zero when a mark is set in its group rows and columns;
+// marks past the operand's last row or column are zero, so tiles there count as zero.
+//   By words (starts != 0): `lanes` lanes a tile OR every lanes-th of its group rows one word (32
+//   columns) at a time and meet by shuffles; a tile narrower than a word is a bit field of it,
+//   counted by folding each field into its lowest bit and a popcount; a wider one spans tc / 32
+//   words.
+//   Other widths (a tile clamped to a narrow operand, or a caller's odd shape): a lane a tile, bit
+//   by bit.
+__device__ int count_tiles(const uint32_t* marks, const CountGeom& g, int tr, int tc, uint32_t starts) {
+  const int lane = threadIdx.x % 32, groups = g.band / g.g, words = g.strip / 32, per = tr / g.g;
+  int total = 0;
+  if (starts != 0) {
+    const int span = tc < 32 ? 1 : tc / 32, ntx = words / span, tiles = groups / per * ntx;
+    int lanes = 1;  // a power of two: every lane busy where the tiles are few and tall
+    while (lanes * 2 <= per && lanes * 2 * tiles <= 32) lanes *= 2;
+    for (int base = 0; base < tiles * lanes; base += 32) {  // the same trip count in every lane
+      const int t = (base + lane) / lanes, sub = (base + lane) % lanes;
+      uint32_t m = 0;
+      if (t < tiles) {
+        const int ty = t / ntx, tx = t % ntx;
+        for (int y = ty * per + sub; y < (ty + 1) * per; y += lanes)
+          for (int w = tx * span; w < (tx + 1) * span; ++w) m |= marks[y * words + w];
+      }
+      for (int off = 1; off < lanes; off *= 2) m |= __shfl_xor_sync(0xffffffffu, m, off);
+      for (int sh = 1; sh < tc && sh < 32; sh *= 2) m |= m >> sh;
+      if (t < tiles && sub == 0) total += __popc(m & starts);
+    }
+  } else {
+    const int nty = g.band / tr, ntx = g.strip / tc;
+    for (int t = lane; t < nty * ntx; t += 32) {
+      const int ty = t / ntx, tx = t % ntx;
+      bool any = false;
+      for (int y = ty * per; y < (ty + 1) * per && !any; ++y) any = any_bits(marks + y * words, tx * tc, tc);
+      total += any;
+    }
+  }
+  return total;
+}
+
+// The warp of candidate q adds its lanes' counts into the candidate's sum (every lane calls it).
+__device__ __forceinline__ void add_count(const CountSink& sink, int q, int v) {
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+  if (threadIdx.x % 32 != 0) return;
+  unsigned long long* to = sink.ws != nullptr ? &sink.ws->counts[q] : sink.counts + q;
+  if (v > 0) atomicAdd(to, static_cast<unsigned long long>(v));
+  __threadfence();  // before the block's arrival (finish_counts)
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kDetectThreads)
     count_candidates_kernel(const T* __restrict__ p, const CountGeom g, const CountSink sink) {
   constexpr int V = 16 / static_cast<int>(sizeof(T));
   static_assert(32 % V == 0, "a chunk's bits lie in one word");
   extern __shared__ uint32_t marks[];  // [band / g][strip / 32]
-  __shared__ int warp_sums[kDetectThreads / 32][kMaxCandidates];
   const int groups = g.band / g.g, chunks = g.strip / V, words = g.strip / 32;
   const int r0 = blockIdx.y * g.band;
   const int c0 = (blockIdx.x * g.stride + blockIdx.y % g.stride) * g.strip;
   if (c0 >= g.cols) {  // a sampled strip past the last one
-    if (sink.ws != nullptr && threadIdx.x == 0) finish_counts(sink);
+    if (sink.ws != nullptr) finish_counts(sink);
     return;
   }
   for (int i = threadIdx.x; i < groups * words; i += blockDim.x) marks[i] = 0;
@@ -174,67 +230,24 @@ __global__ void __launch_bounds__(kDetectThreads)
     if (bits) atomicOr(&marks[grp * words + cc * V / 32], bits << (cc * V % 32));
   }
   __syncthreads();
-  // Pass 2, per candidate: a tile is non-zero when a mark is set in its group rows and columns.
-  // Unrolled over the candidates so that g's arrays are read with constant indices (a runtime
-  // index copied the whole CountGeom to local memory). Marks past the operand's last row or
-  // column are zero, so tiles there count as zero.
-  //   By words (starts != 0): a thread ORs a tile's group rows one word (32 columns) at a time; a
-  //   tile narrower than a word is a bit field of it, counted by folding each field into its lowest
-  //   bit and a popcount; a wider one spans tc / 32 words.
-  //   Other widths (a tile clamped to a narrow operand, or a caller's odd shape): a thread a tile,
-  //   bit by bit, counted with __syncthreads_count.
-  int total[kMaxCandidates];
+  // Pass 2: warp q counts candidate q's tiles (count_tiles), all candidates at once. The
+  // candidate's shape is picked with constant indices (a runtime index copied the whole CountGeom
+  // to local memory).
+  const int warp = threadIdx.x / 32;
+  int tr = 1, tc = 1;
+  uint32_t starts = 0;
 #pragma unroll
   for (int q = 0; q < kMaxCandidates; ++q) {
-    total[q] = 0;
-    if (q >= g.num) continue;
-    const int tr = g.tr[q], tc = g.tc[q], per = tr / g.g;
-    if (g.starts[q] != 0) {
-      const int span = tc < 32 ? 1 : tc / 32, nty = groups / per, ntx = words / span;
-      for (int t = threadIdx.x; t < nty * ntx; t += blockDim.x) {
-        const int ty = t / ntx, tx = t % ntx;
-        uint32_t m = 0;
-        for (int y = ty * per; y < (ty + 1) * per; ++y)
-          for (int w = tx * span; w < (tx + 1) * span; ++w) m |= marks[y * words + w];
-        for (int sh = 1; sh < tc && sh < 32; sh *= 2) m |= m >> sh;
-        total[q] += __popc(m & g.starts[q]);
-      }
-    } else {
-      const int nty = g.band / tr, ntx = g.strip / tc;
-      int sum = 0;
-      for (int base = 0; base < nty * ntx; base += blockDim.x) {
-        const int t = base + threadIdx.x;
-        bool any = false;
-        if (t < nty * ntx) {
-          const int ty = t / ntx, tx = t % ntx;
-          for (int y = ty * per; y < (ty + 1) * per && !any; ++y) any = any_bits(marks + y * words, tx * tc, tc);
-        }
-        sum += __syncthreads_count(any);
-      }
-      total[q] = threadIdx.x == 0 ? sum : 0;  // every thread has the block's sum: thread 0 keeps it
+    if (q == warp) {
+      tr = g.tr[q];
+      tc = g.tc[q];
+      starts = g.starts[q];
     }
   }
-  // The block's sums: warp shuffles, then thread q adds candidate q's over the warps.
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
-  for (int q = 0; q < kMaxCandidates; ++q) {
-    int v = total[q];
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-    if (lane == 0) warp_sums[warp][q] = v;
-  }
-  __syncthreads();
-  if (threadIdx.x < g.num) {
-    int sum = 0;
-#pragma unroll
-    for (int w = 0; w < kDetectThreads / 32; ++w) sum += warp_sums[w][threadIdx.x];
-    unsigned long long* to = sink.ws != nullptr ? &sink.ws->counts[threadIdx.x] : sink.counts + threadIdx.x;
-    if (sum > 0) atomicAdd(to, static_cast<unsigned long long>(sum));
-    __threadfence();  // before the block's arrival (finish_counts)
-  }
+  if (warp < g.num) add_count(sink, warp, count_tiles(marks, g, tr, tc, starts));
   if (sink.ws == nullptr) return;
   __syncthreads();
-  if (threadIdx.x == 0) finish_counts(sink);
+  finish_counts(sink);
 }
 
 template <typename T>
@@ -255,7 +268,8 @@ namespace {
 
 // The launch geometry of one counting kernel for candidates [first, last) on a rows x cols
 // operand of elements of `elem` bytes: row gcd and band (row lcm), strip (column lcm, whole
-// words of marks, about 256 columns).
+// words of marks, about 128 columns: a 4 MiB sample of a 4096 x 4096 bf16 operand is 128 blocks
+// of 32 KiB).
 struct CountPlan {
   int64_t g, band, strip;
 };
@@ -269,7 +283,7 @@ CountPlan count_plan(const std::vector<MicroTile>& tiles, size_t first, size_t l
     cl = std::lcm(cl, std::min(tiles[q].cols, cols));
   }
   cl = std::lcm(cl, int64_t{32});  // whole words of marks
-  const int64_t strip = cl * std::max<int64_t>(1, 256 / cl);
+  const int64_t strip = cl * std::max<int64_t>(1, 128 / cl);
   // At most kMaxBands bands (gridDim.y): taller bands for very tall operands.
   const int64_t bands = (rows + band - 1) / band;
   if (bands > kMaxBands) band *= (bands + kMaxBands - 1) / kMaxBands;
