@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Profiles the kernels behind the open performance targets (docs/BENCHMARKS.md) on the GPU
 # machine, after scripts/gpu-check.sh has built build-gpu/: Nsight Compute sections for one
-# launch of each kernel, and the register spills of the PIT GEMM kernels from their SASS.
-# Writes one text file per kernel into OUTDIR and prints a short summary.
+# launch of each kernel, where its warps stall instruction by instruction (Nsight Compute's SASS
+# source page, summarised by bench/ncu_stalls.py), and the register spills of the PIT GEMM
+# kernels from their SASS. Writes NAME.txt (sections), NAME.sass.csv and NAME.stalls.txt per
+# kernel into OUTDIR and prints a short summary.
 #
 # Usage: bench/profile.sh OUTDIR
 set -uo pipefail
@@ -25,6 +27,12 @@ profile() {
     "${sections[@]}" "$bin" "$suite" >"$out/$name.txt" 2>&1
   grep -E "^  [a-z_ ]*void|Duration|Memory Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Warp Cycles Per Issued|Issued Ipc" \
     "$out/$name.txt" | head -12
+  # The same launch's warp-stall samples per SASS instruction.
+  PIT_BENCH_FILTER="$filter" timeout 300 ncu --clock-control none -k "regex:$regex" -s 2 -c 1 \
+    --section SourceCounters -f -o "$out/$name" "$bin" "$suite" >/dev/null 2>&1 &&
+    ncu -i "$out/$name.ncu-rep" --page source --print-source sass --csv >"$out/$name.sass.csv" 2>&1 &&
+    python3 bench/ncu_stalls.py "$out/$name.sass.csv" --top 5 >"$out/$name.stalls.txt" 2>&1 &&
+    sed -n '1,6p' "$out/$name.stalls.txt"
 }
 
 profile condense_128x1_90 '^condense_kernel' "4096^3 128x1 90%" pit
@@ -34,7 +42,7 @@ profile gather_1x64_90 '^gather_gemm_kernel' "4096^3 1x64 90%" pit
 profile detect_k_lists_90 '^detect_tiles_kernel' "4096^3 128x1 90%" pit
 profile planner_counts '^count_candidates_kernel' "4096^3 128x1 90%" pit
 profile layernorm_fwd '^cached_forward_kernel' "" dense
-profile layernorm_bwd '^(cached_backward_kernel|fused_backward_kernel|param_partial_kernel)' "" dense
+profile layernorm_bwd '^(cached_backward_kernel|fused_backward_kernel|fused_finish_kernel|param_partial_kernel)' "" dense
 
 # Register spills (local-memory loads and stores) per kernel of the PIT GEMM objects.
 echo "== spills (STL/LDL instructions per kernel)"
