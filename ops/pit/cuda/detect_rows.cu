@@ -45,6 +45,37 @@ __global__ void __launch_bounds__(kDetectThreads)
       const int r = r0 + threadIdx.x;
       flag[threadIdx.x] = r < g.rows && nz(p[r]);
     }
+  } else if (kVec && g.width <= kScanWarp / 2 * (16 / static_cast<int>(sizeof(T)))) {
+    // Short segments (a K-chunk of 64 bf16 is 8 packs): `per_row` lanes a row, several rows a
+    // load, and every row of the warp loaded before any is tested (one row at a time with 8 of
+    // 32 lanes loading took 8 serial round trips a warp: 1x64 detection was 9x one read).
+    constexpr int V = 16 / sizeof(T), kMaxLoads = kMaxRowGroup / kWarps;
+    const int c0 = s * g.width, c1 = min(g.pcols, c0 + g.width);
+    int per_row = 1;
+    while (per_row * V < g.width) per_row *= 2;
+    const int rows_at_once = kScanWarp / per_row, sub = lane / per_row, at = lane % per_row;
+    pit::cuda::Pack<T> v[kMaxLoads];
+    unsigned in = 0;  // bit i: load i is inside (a mask, not a bool array: 8 would not fit the predicates)
+#pragma unroll
+    for (int i = 0; i < kMaxLoads; ++i) {
+      const int q = i * rows_at_once + sub, r = r0 + warp * g.rows_per_warp + q, c = c0 + at * V;
+      if (q < g.rows_per_warp && r < g.rows && c < c1) {
+        in |= 1u << i;
+        v[i] = *reinterpret_cast<const pit::cuda::Pack<T>*>(p + static_cast<int64_t>(r) * g.pcols + c);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kMaxLoads; ++i) {
+      if (i * rows_at_once >= g.rows_per_warp) break;  // the same in every lane
+      bool any = false;
+      if (in >> i & 1u)
+#pragma unroll
+        for (int e = 0; e < V; ++e) any |= nz(v[i].v[e]);
+      const unsigned mine = (__ballot_sync(0xffffffffu, any) >> (sub * per_row)) &
+                            (per_row == kScanWarp ? ~0u : (1u << per_row) - 1u);
+      const int q = i * rows_at_once + sub;
+      if (at == 0 && q < g.rows_per_warp) flag[warp * g.rows_per_warp + q] = mine != 0;
+    }
   } else {
     const int c0 = s * g.width, c1 = min(g.pcols, c0 + g.width);
     for (int q = 0; q < g.rows_per_warp; ++q) {
@@ -74,11 +105,13 @@ __global__ void __launch_bounds__(kDetectThreads)
   const int f = static_cast<int>(threadIdx.x) < group ? flag[threadIdx.x] : 0;
   int count;
   const int ex = block_exclusive_scan(f, scan_smem, &count);
-  if (threadIdx.x == 0) {
+  if (threadIdx.x < kScanWarp) {  // warp 0 looks back
     const int base = chained_prefix(state, tile, count);
-    s_base = base;
-    if (r0 == 0) offsets[s] = base;
-    if (tile == g.tiles - 1) offsets[g.nseg] = base + count;
+    if (threadIdx.x == 0) {
+      s_base = base;
+      if (r0 == 0) offsets[s] = base;
+      if (tile == g.tiles - 1) offsets[g.nseg] = base + count;
+    }
   }
   __syncthreads();
   if (f) out_rows[s_base + ex] = r0 + static_cast<int>(threadIdx.x);
@@ -98,11 +131,13 @@ __global__ void __launch_bounds__(kDetectThreads)
     for (int j = 0; j < k; ++j) n += ids[static_cast<int64_t>(t) * k + j] == e;
   int count;
   const int ex = block_exclusive_scan(n, scan_smem, &count);
-  if (threadIdx.x == 0) {
+  if (threadIdx.x < kScanWarp) {  // warp 0 looks back
     const int base = chained_prefix(state, tile, count);
-    s_base = base;
-    if (t0 == 0) offsets[e] = base;
-    if (tile == tiles - 1) offsets[experts] = base + count;
+    if (threadIdx.x == 0) {
+      s_base = base;
+      if (t0 == 0) offsets[e] = base;
+      if (tile == tiles - 1) offsets[experts] = base + count;
+    }
   }
   __syncthreads();
   if (n == 0) return;

@@ -128,11 +128,13 @@ __global__ void __launch_bounds__(kDetectThreads)
     if (f) sel[count + ex] = q;
     count += total;
   }
-  if (threadIdx.x == 0) {
+  if (threadIdx.x < kScanWarp) {  // warp 0 looks back
     const int base = chained_prefix(state, tile_id, count);
-    s_base = base;
-    if (ch == 0) offsets[bi] = base;
-    if (tile_id == g.tiles - 1) offsets[g.nbr] = base + count;
+    if (threadIdx.x == 0) {
+      s_base = base;
+      if (ch == 0) offsets[bi] = base;
+      if (tile_id == g.tiles - 1) offsets[g.nbr] = base + count;
+    }
   }
   __syncthreads();
   const int base = s_base;
