@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/gradcheck.h"
@@ -421,13 +424,13 @@ TEST(NormCuda, DeterministicParameterGradients) {
     }
 }
 
-TEST(NormCuda, FusedParameterGradientsOverManyRows) {
-  PIT_REQUIRE_CUDA();
+// check_gpu on random (rows, d) inputs of each dtype: layernorm and rmsnorm with their affine
+// parameters, and (bias_only) layernorm with a bias alone.
+void check_shapes(std::initializer_list<DType> dtypes, std::initializer_list<std::pair<int64_t, int64_t>> shapes,
+                  bool bias_only) {
   const Device gpu = Device::cuda();
-  // More rows than the fused backward's blocks hold at once: each warp (d <= 1024) or block
-  // (d <= 8192) adds several rows into its dweight / dbias partials.
-  for (const DType dtype : {DType::f32, DType::bf16})
-    for (const auto& [rows, d] : {std::pair<int64_t, int64_t>{20000, 256}, {4099, 1000}, {700, 3000}}) {
+  for (const DType dtype : dtypes)
+    for (const auto& [rows, d] : shapes) {
       const std::string what = std::string(dtype_name(dtype)) + " " + std::to_string(rows) + " x " +
                                std::to_string(d);
       SCOPED_TRACE(what);
@@ -435,7 +438,25 @@ TEST(NormCuda, FusedParameterGradientsOverManyRows) {
       const Tensor w = randn({d}, dtype, gpu), b = randn({d}, dtype, gpu);
       check_gpu(x, w, b, dy, false, "layernorm " + what);
       check_gpu(x, w, Tensor(), dy, true, "rmsnorm " + what);
+      if (bias_only) check_gpu(x, Tensor(), b, dy, false, "layernorm bias only " + what);
     }
+}
+
+TEST(NormCuda, FusedParameterGradientsOverManyRows) {
+  PIT_REQUIRE_CUDA();
+  // More rows than the fused backward's blocks hold at once: each warp (d <= 1024) or block
+  // (d <= 8192) adds several rows into its dweight / dbias partials.
+  check_shapes({DType::f32, DType::bf16}, {{20000, 256}, {4099, 1000}, {700, 3000}}, false);
+}
+
+// The fused backward (d <= 1024 in whole 16-byte packs) adds its blocks' dweight / dbias partials
+// in the same kernel after a grid synchronisation where the device allows a cooperative launch,
+// else in a second kernel; PIT_NORM_NO_GRID_SYNC=1 forces the second way.
+TEST(NormCuda, FusedBackwardWithoutGridSync) {
+  PIT_REQUIRE_CUDA();
+  ASSERT_EQ(setenv("PIT_NORM_NO_GRID_SYNC", "1", 1), 0);
+  check_shapes({DType::f32, DType::bf16, DType::f16}, {{4099, 1024}, {37, 256}, {1, 64}}, true);
+  ASSERT_EQ(unsetenv("PIT_NORM_NO_GRID_SYNC"), 0);
 }
 
 TEST(NormCuda, OpsBackwardMatchesCpu) {
