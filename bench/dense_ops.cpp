@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 
+#include "bench/copy_rate.h"
 #include "bench/report.h"
 #include "bench/timer.h"
 #include "core/core.h"
@@ -25,16 +26,6 @@ std::string dims(std::initializer_list<int64_t> d) {
     s += std::to_string(v);
   }
   return s;
-}
-
-// Bytes per second of a large device-to-device copy (read + write), the memory roofline.
-double copy_bandwidth() {
-  const int64_t n = int64_t{1} << 29;  // 1 GiB of bytes
-  Tensor a = zeros({n}, DType::u8, Device::cuda()), b = zeros({n}, DType::u8, Device::cuda());
-  const Timing t = time_gpu([&](int) {
-    PIT_CUDA_CHECK(cudaMemcpyAsync(b.data_ptr(), a.data_ptr(), n, cudaMemcpyDeviceToDevice, nullptr));
-  });
-  return 2.0 * n / (t.median_ms * 1e-3);
 }
 
 // Row-major C[m,n] = A[m,k] op(B) with cuBLAS directly: the peer for pit's matmul.
@@ -75,7 +66,7 @@ Tensor rnd(const Shape& s) { return randn(s, DType::bf16, Device::cuda()); }
 
 int run_dense_ops(const std::string& markdown_path) {
   check_device(Device::cuda());
-  const double bandwidth = copy_bandwidth();
+  const double bandwidth = copy_bandwidth(int64_t{1} << 29);  // 512 MiB copied, 1 GiB moved
   std::printf("device-to-device copy: %.0f GB/s (read + write)\n", bandwidth / 1e9);
   CublasDirect cublas;
   // Compute roofline: cuBLAS bf16 at 8192^3, the best case for the tensor cores.

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "bench/compare.h"
+#include "bench/copy_rate.h"
 #include "bench/pit_data.h"
 #include "bench/timer.h"
 #include "core/core.h"
@@ -75,15 +76,6 @@ sparse::Engine bench_engine() {
   if (e == "wgmma") return sparse::Engine::wgmma;
   if (e == "persistent") return sparse::Engine::wgmma_persistent;
   PIT_THROW("PIT_BENCH_ENGINE must be mma, wgmma or persistent, got '", e, "'");
-}
-
-double copy_bandwidth() {  // bytes read + written per second
-  const int64_t n = int64_t{1} << 30;
-  Tensor a = zeros({n}, DType::u8, Device::cuda()), b = zeros({n}, DType::u8, Device::cuda());
-  const Timing t = time_gpu([&](int) {
-    PIT_CUDA_CHECK(cudaMemcpyAsync(b.data_ptr(), a.data_ptr(), n, cudaMemcpyDeviceToDevice, nullptr));
-  });
-  return 2.0 * n / (t.median_ms * 1e-3);
 }
 
 struct Cublas {
@@ -284,7 +276,7 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
   const bool tune = !tune_path.empty();
   cudaDeviceProp prop{};
   PIT_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  const double bw = copy_bandwidth();
+  const double bw = copy_bandwidth(int64_t{1} << 30);
   std::printf("GPU: %s; device-to-device copy: %.0f GB/s (read + write)\n", prop.name, bw / 1e9);
   const StreamRef stream = current_stream(Device::cuda());
   Cublas cublas;
