@@ -23,6 +23,11 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_
                "r"(src_bytes)
                : "memory");
 }
+// The same with the shared-memory address already converted (smem_u32), for loops that add
+// constant offsets to one converted base.
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
 // 4 bytes global -> shared, asynchronously (through L1: 4-byte copies must be .ca), aligned.
 __device__ __forceinline__ void cp_async_4(void* dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_u32(dst)), "l"(src) : "memory");
@@ -63,6 +68,12 @@ __device__ __forceinline__ float4 ld_shared_f4(const float* p) {
                : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
                : "r"(smem_u32(p))
                : "memory");
+  return v;
+}
+
+__device__ __forceinline__ int ld_shared_s32(const void* p) {
+  int v;
+  asm volatile("ld.shared.s32 %0, [%1];\n" : "=r"(v) : "r"(smem_u32(p)) : "memory");
   return v;
 }
 

@@ -22,6 +22,7 @@
 #include "ops/pit/cuda/gemm.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "ops/pit/cuda/launch.cuh"
 #include "ops/pit/cuda/wg_core.cuh"
@@ -94,15 +95,17 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) condense_kerne
   const int staged = min(count, p.idx_cap);
   for (int i = tid; i < staged; i += NT) sidx[i] = p.cols[off + i];
   __syncthreads();
-  const auto col_at = [&](int j) { return j < p.idx_cap ? sidx[j] : p.cols[off + j]; };
+  const auto col_at = [&](int j) { return j < p.idx_cap ? pit::cuda::ptx::ld_shared_s32(sidx + j) : p.cols[off + j]; };
 
   const int64_t m0 = int64_t{blk} * tr;
+  const int64_t c_rows = min(int64_t{tr}, p.m - m0);  // rows of C this row block writes
+  T* const c0 = p.c + m0 * p.n;
   const auto epilogue = [&](const dev::Acc<Cfg>& acc) {
     float* staged = reinterpret_cast<float*>(smem);
     acc.to_smem(staged);
     __syncthreads();
     dev::swrite_staged<T, BM, BN, NT>(staged, Cfg::kEpiLd, [&](int r) {
-      return r < tr && m0 + r < p.m ? dev::RowDst<T>{p.c + (m0 + r) * p.n, 1.f} : dev::RowDst<T>{nullptr, 0.f};
+      return r < c_rows ? dev::RowDst<T>{c0 + r * p.n, 1.f} : dev::RowDst<T>{nullptr, 1.f};
     }, n0, p.n, p.epi);
   };
   // SRead cursors, set up once: the condensed values of A are read in order (one offset per
@@ -117,8 +120,18 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) condense_kerne
     const auto load = [&](int kt, T* sa, T* sb) {
       const int kb = kt * BK;
       ra.load(sa, tid, int64_t{kb} * tr, count - kb, p.a_fast, p.values);
-      rb.load(sb, tid, [&](int r) { const int j = kb + r; return j < count ? int64_t{col_at(j)} * p.n : -1; },
-              p.b_fast, p.b);
+      // The rows of B the stage's entries name: the entry index clamped (no branch), its row offset
+      // a 32 x 32 -> 64-bit product; a stage whose entries are all staged reads only shared memory.
+      const auto rows_of_b = [&](auto&& entry) {
+        rb.load(sb, tid, [&](int r) {
+          const int j = kb + r;
+          const int64_t off = static_cast<int64_t>(static_cast<uint64_t>(static_cast<uint32_t>(entry(min(j, count - 1)))) *
+                                                   static_cast<uint32_t>(p.n));
+          return j < count ? off : int64_t{-1};
+        }, p.b_fast, p.b);
+      };
+      if (kb + BK <= p.idx_cap) rows_of_b([&](int j) { return pit::cuda::ptx::ld_shared_s32(sidx + j); });
+      else rows_of_b(col_at);
     };
     dev::Acc<Cfg> acc;
     dev::mainloop<Cfg>(acc, smem, num_k, load, dev::NoFixup{});
@@ -191,7 +204,8 @@ __global__ void __launch_bounds__(WsCondenseCfg<T>::kThreads, 1) condense_ws_ker
       ra.load(sa, tid, int64_t{kb} * p.tr, count - kb, true, p.values);
       rb.load(sb, tid, [&](int r) {
         const int j = kb + r;
-        return j < count ? int64_t{j < p.idx_cap ? sidx[j] : p.cols[off + j]} * p.n : int64_t{-1};
+        return j < count ? int64_t{j < p.idx_cap ? pit::cuda::ptx::ld_shared_s32(sidx + j) : p.cols[off + j]} * p.n
+                         : int64_t{-1};
       }, true, p.b);
     };
     dev::ws_produce<Cfg>(ring, num_tiles, begin, load);
@@ -208,7 +222,7 @@ __global__ void __launch_bounds__(WsCondenseCfg<T>::kThreads, 1) condense_ws_ker
       mbar::sync_named(2 + wg, 128);
       dev::swrite_staged<T, BM / 2, BN, 128>(staged + wg * (BM / 2) * Cfg::kEpiLd, Cfg::kEpiLd, [&](int r) {
         const int rr = wg * (BM / 2) + r;
-        return rr < p.tr && m0 + rr < p.m ? dev::RowDst<T>{p.c + (m0 + rr) * p.n, 1.f} : dev::RowDst<T>{nullptr, 0.f};
+        return rr < p.tr && m0 + rr < p.m ? dev::RowDst<T>{p.c + (m0 + rr) * p.n, 1.f} : dev::RowDst<T>{nullptr, 1.f};
       }, n0, p.n, p.epi, ctid % 128);
       mbar::sync_named(2 + wg, 128);  // this warpgroup's staged rows are read before the next tile's
     }
@@ -278,6 +292,7 @@ TileParams<T> params(const Tensor& values, const Tensor& offsets, const Tensor& 
   p.m = m;
   p.k = k;
   p.n = c.size(1);
+  PIT_CHECK(p.n <= INT32_MAX, "cuda::condense_gemm: at most 2^31 - 1 columns of B and C, got ", p.n);
   p.tr = static_cast<int>(tr);
   p.num_blocks = static_cast<int>((m + tr - 1) / tr);
   // The longest list a row block can have (k, or block columns), staged up to 4096 entries (16 KB).

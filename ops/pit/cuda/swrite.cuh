@@ -202,14 +202,10 @@ __device__ __forceinline__ void swrite_staged(const float* tile, int ld, RowFn&&
   // sparsity the PIT GEMMs' tiles have few k-steps and the epilogue weighs (under ncu on an H200
   // the out-of-line path was 27-33 % of the 128x1 K-condense kernel's warp samples at 90 %).
   const bool plain = e.mode == WriteMode::store && e.bias == nullptr && e.act == Act::none;
-  constexpr int kPerRow = kCols / 8;
-#pragma unroll 1
-  for (int i = tid; i < kRows * kPerRow; i += kThreads) {
-    const int r = i / kPerRow, c = (i % kPerRow) * 8;
-    const int64_t col = n0 + c;
-    if (col >= ncols) continue;
+  // Tile row r's run of 8 columns at c (column col = n0 + c < ncols) to its destination row.
+  const auto run8 = [&](int r, int c, int64_t col, bool whole) {
     const auto [dst, scale] = row(r);
-    if (dst == nullptr) continue;
+    if (dst == nullptr) return;
     float4 lo = pit::cuda::ptx::ld_shared_f4(tile + r * ld + c);
     float4 hi = pit::cuda::ptx::ld_shared_f4(tile + r * ld + c + 4);
     if (scale != 1.f) {
@@ -217,8 +213,27 @@ __device__ __forceinline__ void swrite_staged(const float* tile, int ld, RowFn&&
       hi = make_float4(hi.x * scale, hi.y * scale, hi.z * scale, hi.w * scale);
     }
     T* p = dst + col;
-    if (plain && col + 8 <= ncols && (reinterpret_cast<uintptr_t>(p) % 16) == 0) store8<T>(p, lo, hi);
+    if (whole && (reinterpret_cast<uintptr_t>(p) % 16) == 0) store8<T>(p, lo, hi);
     else swrite_vec8<T>(dst, col, ncols, lo, hi, e);
+  };
+  constexpr int kPerRow = kCols / 8;
+  if constexpr (kThreads % kPerRow == 0 && kRows % (kThreads / kPerRow) == 0) {
+    // Every thread keeps one run of 8 columns in every row it writes: the column bound is tested
+    // once, a row costs its destination, two shared loads and the store.
+    constexpr int kStep = kThreads / kPerRow;
+    const int c = (tid % kPerRow) * 8;
+    const int64_t col = n0 + c;
+    if (col >= ncols) return;
+    const bool whole = plain && col + 8 <= ncols;
+#pragma unroll
+    for (int j = 0; j < kRows / kStep; ++j) run8(tid / kPerRow + j * kStep, c, col, whole);
+    return;
+  }
+#pragma unroll 1
+  for (int i = tid; i < kRows * kPerRow; i += kThreads) {
+    const int r = i / kPerRow, c = (i % kPerRow) * 8;
+    const int64_t col = n0 + c;
+    if (col < ncols) run8(r, c, col, plain && col + 8 <= ncols);
   }
 }
 

@@ -83,7 +83,7 @@ __global__ void __launch_bounds__(dev::kGemmThreads) weight_grad_kernel(const Wg
   acc.to_smem(staged);
   __syncthreads();
   dev::swrite_staged<T, BM, BN, dev::kGemmThreads>(staged, Cfg::kEpiLd, [&](int r) {
-    return m0 + r < p.p ? dev::RowDst<T>{out + (m0 + r) * p.q, 1.f} : dev::RowDst<T>{nullptr, 0.f};
+    return m0 + r < p.p ? dev::RowDst<T>{out + (m0 + r) * p.q, 1.f} : dev::RowDst<T>{nullptr, 1.f};
   }, n0, p.q, p.epi);
 }
 
