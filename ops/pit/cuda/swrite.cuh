@@ -227,13 +227,13 @@ __device__ __forceinline__ void swrite_staged(const float* tile, int ld, RowFn&&
     const bool whole = plain && col + 8 <= ncols;
 #pragma unroll
     for (int j = 0; j < kRows / kStep; ++j) run8(tid / kPerRow + j * kStep, c, col, whole);
-    return;
-  }
+  } else {
 #pragma unroll 1
-  for (int i = tid; i < kRows * kPerRow; i += kThreads) {
-    const int r = i / kPerRow, c = (i % kPerRow) * 8;
-    const int64_t col = n0 + c;
-    if (col < ncols) run8(r, c, col, plain && col + 8 <= ncols);
+    for (int i = tid; i < kRows * kPerRow; i += kThreads) {
+      const int r = i / kPerRow, c = (i % kPerRow) * 8;
+      const int64_t col = n0 + c;
+      if (col < ncols) run8(r, c, col, plain && col + 8 <= ncols);
+    }
   }
 }
 
