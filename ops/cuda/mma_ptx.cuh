@@ -17,16 +17,15 @@ __device__ __forceinline__ uint32_t smem_u32(const void* p) {
 }
 
 // 16 bytes global -> shared, asynchronously (L2 only: the tiles are streamed); only the first
-// `src_bytes` (0..16) are read, the rest of the 16 is zero-filled. src and dst 16-byte aligned.
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
-               "r"(src_bytes)
-               : "memory");
-}
-// The same with the shared-memory address already converted (smem_u32), for loops that add
-// constant offsets to one converted base.
+// `src_bytes` (0..16) are read, the rest of the 16 is zero-filled. src and dst 16-byte aligned;
+// dst a shared-memory address already converted (smem_u32), for loops that add constant offsets
+// to one converted base.
 __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, int src_bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+// The same from a generic pointer into shared memory.
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_bytes) {
+  cp_async_16(smem_u32(dst), src, src_bytes);
 }
 // 4 bytes global -> shared, asynchronously (through L1: 4-byte copies must be .ca), aligned.
 __device__ __forceinline__ void cp_async_4(void* dst, const void* src) {
