@@ -6,11 +6,11 @@
 // condensed values from shared memory, contiguous and coalesced. The transposed lists, when
 // asked, come from a small position map [block rows, block cols] by two column walks and a scan.
 #include <algorithm>
-#include <mutex>
 
 #include "ops/cuda/device_utils.cuh"
 #include "ops/pit/cuda/detect.h"
 #include "ops/pit/cuda/detect_common.cuh"
+#include "ops/pit/cuda/launch.cuh"
 #include "ops/pit/cuda/scan.cuh"
 
 namespace pit::sparse::cuda {
@@ -183,16 +183,7 @@ void launch_tiles(const Tensor& a, const Tensor& mask, const TileGeom& g, const 
   const size_t smem = ((static_cast<size_t>(g.tr) * (g.chunk + pad_elems<T>()) * sizeof(T) + 15) / 16) * 16 +
                       2 * sizeof(int) * static_cast<size_t>(g.groups);
   auto kernel = detect_tiles_kernel<T, kMask, kVec>;
-  // The attribute is a driver call: made only when this kernel needs more than it was given.
-  static std::mutex mu;
-  static size_t allowed = 0;
-  {
-    const std::lock_guard<std::mutex> lock(mu);
-    if (smem > allowed) {
-      PIT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-      allowed = smem;
-    }
-  }
+  allow_smem(kernel, smem, kDetectThreads);  // the limit raised once per device
   kernel<<<g.tiles, kDetectThreads, smem, native(stream)>>>(
       static_cast<const T*>(a.data_ptr()), kMask ? static_cast<const uint8_t*>(mask.data_ptr()) : nullptr, g,
       state_ptr(state), out.offsets.data<int32_t>(), out.cols.data<int32_t>(),

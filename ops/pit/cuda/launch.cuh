@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <utility>
 
 #include "core/cuda/runtime.h"
@@ -56,20 +57,23 @@ inline dev::EpiArgs epi_of(const Epilogue& ep, bool shared_outputs) {
 // Raises a kernel's dynamic shared-memory limit (above 48 KB needs it) and returns how many of its
 // blocks fit on one SM (for persistent grids). The limit is a per-function attribute, so it is
 // only ever raised: a call needing less must not lower it under a later call needing more. The
-// attribute call and the occupancy query cost host time: made once per kernel and size.
+// attribute call and the occupancy query cost host time: made once per kernel, device and size
+// (the attribute is set for the current device: a second GPU of the process needs its own).
 template <class Kernel>
 int allow_smem(Kernel* k, size_t bytes, int threads) {
   static std::mutex mu;
-  static std::map<const void*, size_t> allowed;                // the attribute as set, per kernel
-  static std::map<std::pair<const void*, size_t>, int> known;  // blocks per SM, per (kernel, bytes)
+  static std::map<std::pair<const void*, int>, size_t> allowed;  // the attribute as set, per (kernel, device)
+  static std::map<std::tuple<const void*, int, size_t>, int> known;  // blocks per SM, per (kernel, device, bytes)
+  int device = 0;
+  PIT_CUDA_CHECK(cudaGetDevice(&device));
   const std::lock_guard<std::mutex> lock(mu);
   const void* fn = reinterpret_cast<const void*>(k);
-  size_t& limit = allowed[fn];
+  size_t& limit = allowed[std::make_pair(fn, device)];
   if (bytes > limit) {
     PIT_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
     limit = bytes;
   }
-  const auto key = std::make_pair(fn, bytes);
+  const auto key = std::make_tuple(fn, device, bytes);
   if (const auto it = known.find(key); it != known.end()) return it->second;
   int blocks = 0;
   PIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k, threads, bytes));
