@@ -34,11 +34,11 @@ __global__ void __launch_bounds__(kDetectThreads)
     detect_rows_kernel(const T* __restrict__ p, RowGeom g, unsigned long long* state, int* offsets, int* out_rows) {
   __shared__ int flag[kMaxRowGroup];
   __shared__ int scan_smem[kScanWarp + 1];
-  __shared__ int s_tile, s_base;
-  if (threadIdx.x == 0) s_tile = take_ticket(state);
-  __syncthreads();
+  __shared__ int s_base;
+  // The tile is the block's index: no ticket's round trip before the loads (blocks start in index
+  // order, which the look-back relies on, as in detect_tiles.cu).
   const int group = kWarps * g.rows_per_warp;
-  const int tile = s_tile, s = tile / g.groups, r0 = (tile % g.groups) * group;
+  const int tile = static_cast<int>(blockIdx.x), s = tile / g.groups, r0 = (tile % g.groups) * group;
   const int lane = threadIdx.x % kScanWarp, warp = threadIdx.x / kScanWarp;
   if (g.row_mask) {
     if (static_cast<int>(threadIdx.x) < group) {

@@ -77,7 +77,7 @@ int allow_smem(Kernel* k, size_t bytes, int threads) {
   if (const auto it = known.find(key); it != known.end()) return it->second;
   int blocks = 0;
   PIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k, threads, bytes));
-  PIT_CHECK(blocks >= 1, "PIT GEMM: a kernel needs ", bytes, " bytes of shared memory, more than an SM has");
+  PIT_CHECK(blocks >= 1, "PIT: a kernel needs ", bytes, " bytes of shared memory, more than an SM has");
   known[key] = blocks;
   return blocks;
 }

@@ -43,8 +43,9 @@ __device__ __forceinline__ int block_exclusive_scan(int v, int* smem, int* total
 }
 
 // Chained scan state: one 64-bit word per tile, zeroed before the launch, plus a ticket
-// counter (word 0) that hands out tile ids in launch order so that every predecessor of a tile
-// is already running (no deadlock whatever the scheduler does). Word layout: flag << 32 | value.
+// counter (word 0) that hands out tile ids in order to running blocks, so that every predecessor
+// of a tile is already being worked on (detect_tiles hands out only the tiles after each block's
+// first, which is its index). Word layout: flag << 32 | value.
 inline constexpr unsigned long long kAggregate = 1ull << 32;  // value = this tile's count
 inline constexpr unsigned long long kPrefix = 2ull << 32;     // value = inclusive prefix
 
