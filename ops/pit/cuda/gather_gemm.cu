@@ -13,10 +13,16 @@
 // f32 on the CUDA cores with BK = 16 and 3 stages. The number of row tiles depends on the segment
 // sizes, which stay on the device: a persistent grid (as many blocks as fit on the SMs) walks the
 // work items; each block first turns the segment offsets into a tile prefix in shared memory.
+// Where the tiles are fewer than the blocks (few rows, long K: a row set at 95-99 % sparsity had
+// 32 tiles of 64 k-steps on 132 SMs, 0.089 ms), the k-steps of each tile are split over several
+// blocks (split K): f32 partial tiles in a workspace, added in split order by the last block to
+// finish its split, which then runs the epilogue.
 #include "ops/pit/cuda/gemm.h"
 
 #include <algorithm>
+#include <memory>
 
+#include "core/memory.h"
 #include "ops/cuda/device_utils.cuh"
 #include "ops/pit/cuda/wg_core.cuh"
 #include "ops/pit/cuda/launch.cuh"
@@ -42,7 +48,16 @@ struct GatherParams {
   bool a_gathered, c_scattered;
   bool a_fast, b_fast;  // every SRead chunk of A / B 16-byte aligned (dev::chunks_aligned)
   dev::EpiArgs epi;
+  // Split K (null: never): where the tiles are fewer than the grid, each tile's k-steps are split
+  // over up to gridDim.x / tiles blocks, which write f32 partial tiles [tile][split][BM x BN] to
+  // split_ws; the last to finish (split_count[tile], zero at launch, reset by it) adds them in
+  // split order and runs the epilogue.
+  float* split_ws;
+  int* split_count;
 };
+
+// Most splits of one tile's k-steps, and the fewest k-steps a split takes.
+constexpr int kMaxSplits = 16, kMinSplitSteps = 4;
 
 // K-chunks at most this wide run on mma.sync under Engine::automatic.
 constexpr int64_t kShortK = 64;
@@ -53,6 +68,38 @@ using GatherCfg = std::conditional_t<
     std::is_same_v<T, float>, dev::TileCfg<float, 128, 128, 2, 4, false, !kBTrans, 3>,
     std::conditional_t<kWg, dev::WgCfg<T, false, !kBTrans, 3>,
                        dev::TileCfg<T, 128, 128, 2, 4, false, !kBTrans, 4>>>;
+
+// Split K, after a split's f32 tile is staged in shared memory ([BM][Cfg::kEpiLd]): stores it as
+// partial `mine` of its tile; the split that finishes last (counter) replaces the staged tile by
+// the sum of the tile's partials `all[0 .. splits)`, in that order (the same result whichever
+// split finishes last), resets the counter and returns true: it runs the epilogue. All threads
+// call it; it ends with a barrier.
+template <class Cfg>
+__device__ bool split_finish(float* staged, float* mine, const float* all, int splits, int* counter, int& s_last) {
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, kQuads = BM * BN / 4;
+  for (int i = threadIdx.x; i < kQuads; i += Cfg::kThreads) {
+    const int r = i / (BN / 4), c = (i % (BN / 4)) * 4;
+    __stcg(reinterpret_cast<float4*>(mine) + i, pit::cuda::ptx::ld_shared_f4(staged + r * Cfg::kEpiLd + c));
+  }
+  __threadfence();  // this split's partial is visible before it is counted
+  __syncthreads();
+  if (threadIdx.x == 0) s_last = atomicAdd(counter, 1) == splits - 1;
+  __syncthreads();
+  if (!s_last) return false;
+  __threadfence();  // the other splits' partials, counted before, are read after the count
+  for (int i = threadIdx.x; i < kQuads; i += Cfg::kThreads) {
+    const int r = i / (BN / 4), c = (i % (BN / 4)) * 4;
+    float4 sum = __ldcg(reinterpret_cast<const float4*>(all) + i);
+    for (int k = 1; k < splits; ++k) {
+      const float4 v = __ldcg(reinterpret_cast<const float4*>(all + int64_t{k} * BM * BN) + i);
+      sum = make_float4(sum.x + v.x, sum.y + v.y, sum.z + v.z, sum.w + v.w);
+    }
+    *reinterpret_cast<float4*>(staged + r * Cfg::kEpiLd + c) = sum;
+  }
+  if (threadIdx.x == 0) *counter = 0;  // ready for the next launch (stream order)
+  __syncthreads();
+  return true;
+}
 
 template <typename T, bool kBTrans, bool kWg>
 __global__ void __launch_bounds__(GatherCfg<T, kBTrans, kWg>::kThreads, GatherCfg<T, kBTrans, kWg>::kMinBlocks)
@@ -85,9 +132,18 @@ __global__ void __launch_bounds__(GatherCfg<T, kBTrans, kWg>::kThreads, GatherCf
   }
   __syncthreads();
   const int64_t total = int64_t{tiles[p.segments]} * p.n_tiles;
+  // Splits: as many as the grid has blocks per tile, at most kMaxSplits, every split at least
+  // kMinSplitSteps k-steps (K-chunk segments are short: never split). Every block computes the same.
+  const int k_steps = p.seg_cols > 0 ? 0 : static_cast<int>((p.k + BK - 1) / BK);
+  const int splits = p.split_ws == nullptr || total == 0
+                         ? 1
+                         : max(1, static_cast<int>(std::min<int64_t>(
+                                      {int64_t{kMaxSplits}, gridDim.x / total, int64_t{k_steps / kMinSplitSteps}})));
+  __shared__ int s_last;
   dev::Acc<Cfg> acc;
-  for (int64_t w = blockIdx.x; w < total; w += gridDim.x) {
-    const int mt = static_cast<int>(w / p.n_tiles), nt = static_cast<int>(w % p.n_tiles);
+  for (int64_t w = blockIdx.x; w < total * splits; w += gridDim.x) {
+    const int tile = static_cast<int>(w % total), sp = static_cast<int>(w / total);
+    const int mt = static_cast<int>(tile / p.n_tiles), nt = static_cast<int>(tile % p.n_tiles);
     int lo = 0, hi = p.segments - 1;  // the last segment whose first tile is <= mt
     while (lo < hi) {
       const int mid = (lo + hi + 1) / 2;
@@ -97,8 +153,10 @@ __global__ void __launch_bounds__(GatherCfg<T, kBTrans, kWg>::kThreads, GatherCf
     const int s = lo;
     const int e0 = p.offsets[s] + (mt - tiles[s]) * BM;
     const int count = min(BM, p.offsets[s + 1] - e0);
-    const int64_t k_beg = p.seg_cols > 0 ? s * p.seg_cols : 0;
-    const int64_t k_end = p.seg_cols > 0 ? min(p.k, k_beg + p.seg_cols) : p.k;
+    // This split's k-steps: [k_steps sp / splits, k_steps (sp + 1) / splits) of the tile's.
+    const int64_t k_beg = p.seg_cols > 0 ? s * p.seg_cols : int64_t{k_steps * sp / splits} * BK;
+    const int64_t k_end = p.seg_cols > 0 ? min(p.k, k_beg + p.seg_cols)
+                                         : min(p.k, int64_t{k_steps * (sp + 1) / splits} * BK);
     const int64_t n0 = int64_t{nt} * BN;
     const T* bs = p.b + s * p.b_seg_stride;
     __syncthreads();  // the previous tile's epilogue is done with the row tables
@@ -138,6 +196,10 @@ __global__ void __launch_bounds__(GatherCfg<T, kBTrans, kWg>::kThreads, GatherCf
     float* staged = reinterpret_cast<float*>(smem);
     acc.to_smem(staged);
     __syncthreads();
+    if (splits > 1 && !split_finish<Cfg>(staged, p.split_ws + int64_t{tile * splits + sp} * (BM * BN),
+                                         p.split_ws + int64_t{tile} * splits * (BM * BN), splits,
+                                         p.split_count + tile, s_last))
+      continue;
     dev::swrite_staged<T, BM, BN, Cfg::kThreads>(staged, Cfg::kEpiLd, [&](int r) {
       return r < count ? dev::RowDst<T>{p.c + int64_t{c_row[r]} * p.n, scale[r]} : dev::RowDst<T>{nullptr, 0.f};
     }, n0, p.n, epi);
@@ -145,7 +207,7 @@ __global__ void __launch_bounds__(GatherCfg<T, kBTrans, kWg>::kThreads, GatherCf
 }
 
 template <typename T, bool kBTrans, bool kWg>
-void launch(const GatherParams<T>& p, int64_t capacity, StreamRef stream) {
+void launch(GatherParams<T> p, int64_t capacity, StreamRef stream) {
   using Cfg = GatherCfg<T, kBTrans, kWg>;
   const size_t smem = Cfg::kSmemStaged + Cfg::kAlignSlack + Cfg::BM * (sizeof(int64_t) + sizeof(int32_t) + sizeof(float)) +
                       sizeof(int32_t) * (p.segments + 1);
@@ -154,6 +216,17 @@ void launch(const GatherParams<T>& p, int64_t capacity, StreamRef stream) {
   // At most sum_s ceil(count_s / BM) <= capacity / BM + S row tiles.
   const int64_t bound = ((capacity + Cfg::BM - 1) / Cfg::BM + p.segments) * p.n_tiles;
   const int64_t grid = std::max<int64_t>(1, std::min<int64_t>(bound, int64_t{sm_count()} * per_sm));
+  // Split K needs a partial tile per block and a counter per tile (at most one per block), zeroed:
+  // offered where a tile has enough k-steps to split; the kernel splits only if the tiles (known on
+  // the device) are fewer than the blocks.
+  std::shared_ptr<Storage> ws, counts;
+  if (p.seg_cols == 0 && (p.k + Cfg::BK - 1) / Cfg::BK >= 2 * kMinSplitSteps && grid >= 2) {
+    ws = Storage::allocate(static_cast<size_t>(grid) * Cfg::BM * Cfg::BN * sizeof(float), stream.device, stream);
+    counts = Storage::allocate(static_cast<size_t>(grid) * sizeof(int), stream.device, stream);
+    PIT_CUDA_CHECK(cudaMemsetAsync(counts->data(), 0, static_cast<size_t>(grid) * sizeof(int), native(stream)));
+    p.split_ws = static_cast<float*>(ws->data());
+    p.split_count = static_cast<int*>(counts->data());
+  }
   kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p);
   const cudaError_t e = cudaGetLastError();
   PIT_CHECK(e == cudaSuccess, "cuda::gather_gemm: kernel launch failed (grid ", grid, ", ", Cfg::kThreads,

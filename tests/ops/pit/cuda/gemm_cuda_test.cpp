@@ -168,6 +168,48 @@ TEST(PitGemmCuda, GatherRaggedLarge) {
     }
 }
 
+// Few rows and a long K: fewer tiles than the grid has blocks, so the kernel splits each tile's
+// k-steps over several blocks and the last to finish adds the partials (split K). Each case runs
+// twice: the per-tile counters must be back at zero after a launch. Both engines, plain store and
+// bias + activation with b_trans, f32 on the CUDA cores.
+TEST(PitGemmCuda, GatherSplitsLongK) {
+  PIT_REQUIRE_CUDA();
+  const int64_t m = 512, k = 2049, n = 200;
+  uint64_t seed = 9500;
+  for (const sparse::Engine engine : {sparse::Engine::mma, sparse::Engine::wgmma})
+    for (const DType dt : kAll) {
+      const std::string what = std::string("split K ") + dtype_name(dt) + (engine == sparse::Engine::mma ? " mma" : " wgmma");
+      const double tol = test::tol_for(dt) * 2;  // K = 2049: longer sums than the other cases
+      const Tensor a = test::sparse_tensor(m, k, 1, k, 0.02, ++seed, dt, kGpu);  // about 10 rows
+      const Tensor b = test::dense_random({k, n}, ++seed, dt, kGpu);
+      const Tensor w = test::dense_random({n, k}, ++seed, dt, kGpu);
+      const Tensor bias = test::dense_random({n}, ++seed, dt, kGpu);
+      const sparse::RowSetIndex rows = sparse::detect_rows(a);
+      const Tensor want = test::ref_matmul(a, b);
+      for (int run = 0; run < 2; ++run) {
+        Tensor c = test::poisoned({m, n}, dt, kGpu);
+        sparse::gather_gemm(a, rows, b, c, {.zero_c = true, .engine = engine});
+        test::expect_close(c, want, tol, tol, what + " store, run " + std::to_string(run));
+      }
+      Tensor c = test::poisoned({m, n}, dt, kGpu);
+      sparse::gather_gemm(a, rows, w, c,
+                          {.b_trans = true, .zero_c = true,
+                           .epilogue = {.bias = bias, .activation = true, .act = UnaryOp::relu},
+                           .engine = engine});
+      std::vector<double> act = test::values(kernels::unary(
+          UnaryOp::relu, kernels::binary(BinaryOp::add, test::ref_matmul(a, w.t()), bias.to(Device::cpu(), DType::f64))));
+      const std::vector<double> av = test::values(a);
+      for (int64_t i = 0; i < m; ++i) {
+        bool any = false;
+        for (int64_t j = 0; j < k && !any; ++j) any = av[static_cast<size_t>(i * k + j)] != 0.0;
+        if (!any)
+          for (int64_t j = 0; j < n; ++j) act[static_cast<size_t>(i * n + j)] = 0.0;
+      }
+      test::expect_close(c, from_vector(act, {m, n}), tol, tol, what + " b_trans, bias+relu");
+      if (::testing::Test::HasFailure()) return;
+    }
+}
+
 // The shared-memory limit of a kernel is a per-function attribute: a call that needs less
 // (one segment: a shorter tile prefix) must not leave it lowered for a later call that needs more
 // (64 K-chunk segments). This sequence once failed with "invalid argument" at the third launch.
