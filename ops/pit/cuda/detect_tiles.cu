@@ -7,6 +7,7 @@
 // coalesced. The transposed lists, when
 // asked, come from a small position map [block rows, block cols] by two column walks and a scan.
 #include <algorithm>
+#include <type_traits>
 
 #include "ops/cuda/device_utils.cuh"
 #include "ops/pit/cuda/detect.h"
@@ -27,6 +28,13 @@ template <typename T>
 constexpr int pad_elems() {
   return sizeof(T) >= 4 ? 1 : 4 / static_cast<int>(sizeof(T));  // odd row stride in 4-byte words
 }
+
+// The mask bytes of one 16-byte pack of T (V = 16 / sizeof(T) of them), loaded as one word;
+// byte q is bits 8q..8q+7 (little-endian). A byte array took a register a byte.
+template <int V>
+using MaskWord = std::conditional_t<
+    V == 16, unsigned __int128,
+    std::conditional_t<V == 8, unsigned long long, std::conditional_t<V == 4, unsigned, unsigned short>>>;
 
 struct TileGeom {
   int rows, cols, tr, tc, chunk, groups, chunks_per_row, nbr, nbc, tiles;
@@ -64,7 +72,7 @@ __global__ void __launch_bounds__(kDetectThreads)
       // kLoads 16-byte loads in flight per thread before any is used (memory-level parallelism).
       for (int e0 = threadIdx.x; e0 < total; e0 += blockDim.x * kLoads) {
         pit::cuda::Pack<T> p[kLoads];
-        uint8_t m[kLoads][V];
+        MaskWord<V> m[kLoads];
   #pragma unroll
         for (int u = 0; u < kLoads; ++u) {
           const int e = e0 + u * static_cast<int>(blockDim.x);
@@ -73,16 +81,11 @@ __global__ void __launch_bounds__(kDetectThreads)
           const int c = col0 + xv;
           if (e < total && r < g.rows && c < g.cols) {
             p[u] = *reinterpret_cast<const pit::cuda::Pack<T>*>(a + r * g.cols + c);
-            if constexpr (kMask) {
-  #pragma unroll
-              for (int q = 0; q < V; ++q) m[u][q] = mask[r * g.cols + c + q];
-            }
+            if constexpr (kMask) m[u] = *reinterpret_cast<const MaskWord<V>*>(mask + r * g.cols + c);
           } else {
   #pragma unroll
-            for (int q = 0; q < V; ++q) {
-              p[u].v[q] = T(0.0f);
-              m[u][q] = 0;
-            }
+            for (int q = 0; q < V; ++q) p[u].v[q] = T(0.0f);
+            m[u] = 0;
           }
         }
   #pragma unroll
@@ -94,7 +97,7 @@ __global__ void __launch_bounds__(kDetectThreads)
   #pragma unroll
           for (int q = 0; q < V; ++q) {
             T v = p[u].v[q];
-            const bool keep = kMask ? m[u][q] != 0 : nz(v);
+            const bool keep = kMask ? ((m[u] >> (8 * q)) & 0xffu) != 0 : nz(v);
             if (kMask && !keep) v = T(0.0f);
             if (keep && g.tc == 1) flag[xv + q] = 1;
             any = any || keep;
@@ -164,6 +167,18 @@ __global__ void __launch_bounds__(kDetectThreads)
 #pragma unroll
           for (int q = 0; q < V; ++q) pk.v[q] = tile[(y0 + q) * ld + sel[p]];
           *reinterpret_cast<pit::cuda::Pack<T>*>(out + static_cast<int64_t>(p) * g.tr + y0) = pk;
+        }
+      } else if (g.tc % V == 0 && reinterpret_cast<uintptr_t>(values) % 16 == 0) {
+        // Blocks: entry p is the tr x tc micro-tile at tile column sel[p] * tc, row-major; its rows
+        // are runs of tc / V packs, stored 16 bytes at a time.
+        const int per = te / V;
+        for (int i = threadIdx.x; i < count * per; i += blockDim.x) {
+          const int p = i / per, rem = (i % per) * V;
+          const T* src = tile + (rem / g.tc) * ld + sel[p] * g.tc + rem % g.tc;
+          pit::cuda::Pack<T> pk;
+#pragma unroll
+          for (int q = 0; q < V; ++q) pk.v[q] = src[q];
+          *reinterpret_cast<pit::cuda::Pack<T>*>(out + static_cast<int64_t>(p) * te + rem) = pk;
         }
       } else {
         for (int e = threadIdx.x; e < count * te; e += blockDim.x) {
@@ -246,7 +261,8 @@ cpu::TileLists detect_tiles(const Tensor& a, const Tensor& mask, int64_t tr, int
     fill_bytes(out.offsets, 0, stream);
   } else {
     const Tensor state = chain_state(g.tiles, a.device(), stream);
-    const bool aligned = (cols * elem) % 16 == 0 && reinterpret_cast<uintptr_t>(a.data_ptr()) % 16 == 0;
+    const bool aligned = (cols * elem) % 16 == 0 && reinterpret_cast<uintptr_t>(a.data_ptr()) % 16 == 0 &&
+                         (!mask.defined() || reinterpret_cast<uintptr_t>(mask.data_ptr()) % 16 == 0);
     dispatch<DType::f32, DType::f64, DType::f16, DType::bf16>(a.dtype(), "detect (CUDA)", [&]<typename T>() {
       if (mask.defined()) {
         if (aligned) launch_tiles<T, true, true>(a, mask, g, state, out, pos, stream);
