@@ -7,6 +7,7 @@
 #include "core/macros.h"
 
 #if defined(__CUDACC__)
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #endif
 
@@ -80,6 +81,11 @@ PIT_HD_INLINE float half_bits_to_float(uint16_t h) {
 
 // IEEE binary32 -> bfloat16, round to nearest, ties to even; NaN stays a quiet NaN.
 PIT_HD_INLINE uint16_t float_to_bfloat16_bits(float f) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  // Device: the hardware conversion (round to nearest even, one instruction) for everything but
+  // NaN, whose payload the code below keeps exactly like the host does.
+  if (f == f) return __bfloat16_as_ushort(__float2bfloat16_rn(f));
+#endif
   const uint32_t x = detail::float_bits(f);
   if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
   return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
