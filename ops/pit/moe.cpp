@@ -1,0 +1,120 @@
+// pit::ops::moe_ffn (ops/pit/moe.h): the experts of a dropless MoE layer as M-gather PIT GEMMs.
+//
+// Index: rows_from_routing(expert_of, E, gates) lists, per expert, the tokens routed to it
+// (ascending token, then slot) with their gates as entry weights. Forward, C = compact by entry:
+//   pre[e] = x[t(e)] W1_s^T                  gather_gemm: SRead of x's rows, compact C
+//   h      = act(pre)
+//   y[t]  += gate_e * h[e] W2_s^T            gather_gemm: compact A, SWrite to the token's row,
+//                                            the gate applied in the epilogue (accumulate for k > 1)
+// Backward (same index; G = dy):
+//   dh[e]  = gate_e * G[t(e)] W2_s           gather_gemm: SRead of G's rows, compact C
+//   dpre   = dh * act'(pre)
+//   dW2_s  = sum_e gate_e * G[t(e)]^T h[e]   gather_weight_grad
+//   dW1_s  = sum_e dpre[e]^T x[t(e)]         gather_weight_grad
+//   dx[t] += dpre[e] W1_s                    gather_gemm: compact A, SWrite to the token's row
+//   dgates[t, j] = <G[t], o[t*k + j]>, o = h W2_s^T written by slot position t*k + j (a second
+//   index over the same routing, flattened to one slot a row: same entry order).
+// Entries past the count (dropped assignments) are never read by the GEMMs; the compact
+// buffers there hold whatever was in memory and only pass through elementwise ops.
+#include "ops/pit/moe.h"
+
+#include "autograd/node.h"
+#include "ops/kernels.h"
+#include "ops/pit/detect.h"
+#include "ops/pit/gemm.h"
+
+namespace pit::ops {
+namespace {
+
+void check_inputs(const Variable& x, const Tensor& expert_of, const Variable& gates, const Variable& w1,
+                  const Variable& w2, const MoeFfnOptions& o) {
+  const char* op = "moe_ffn";
+  PIT_CHECK(x.defined() && expert_of.defined() && gates.defined() && w1.defined() && w2.defined(), op,
+            ": undefined input");
+  PIT_CHECK(x.dim() == 2, op, ": x must be [tokens, d_model], got ", shape_str(x.shape()),
+            " (flatten batch and sequence first)");
+  PIT_CHECK(w1.dim() == 3 && w2.dim() == 3, op, ": w1 must be [experts, d_ff, d_model] and w2 [experts, d_model, d_ff], got ",
+            shape_str(w1.shape()), " and ", shape_str(w2.shape()));
+  const int64_t t = x.size(0), d = x.size(1), e = w1.size(0), f = w1.size(1);
+  PIT_CHECK(w1.size(2) == d && w2.size(0) == e && w2.size(1) == d && w2.size(2) == f, op, ": x ",
+            shape_str(x.shape()), ", w1 ", shape_str(w1.shape()), " and w2 ", shape_str(w2.shape()),
+            " do not agree: expected w1 [E, F, ", d, "] and w2 [E, ", d, ", F]");
+  PIT_CHECK(expert_of.dim() == 2 && expert_of.size(0) == t && expert_of.size(1) >= 1, op, ": expert_of must be [",
+            t, ", k] with k >= 1 (one expert id per token and slot), got ", shape_str(expert_of.shape()));
+  PIT_CHECK(expert_of.dtype() == DType::i32 || expert_of.dtype() == DType::i64, op,
+            ": expert_of must be i32 or i64, got ", dtype_name(expert_of.dtype()));
+  PIT_CHECK(gates.shape() == expert_of.shape() && gates.dtype() == DType::f32, op, ": gates must be f32 ",
+            shape_str(expert_of.shape()), " like expert_of, got ", dtype_name(gates.dtype()), " ",
+            shape_str(gates.shape()));
+  PIT_CHECK(w1.dtype() == x.dtype() && w2.dtype() == x.dtype(), op, ": x, w1 and w2 must share a dtype, got ",
+            dtype_name(x.dtype()), ", ", dtype_name(w1.dtype()), ", ", dtype_name(w2.dtype()));
+  for (const Device dev : {expert_of.device(), gates.device(), w1.device(), w2.device()})
+    PIT_CHECK(dev == x.device(), op, ": every input must be on x's device (", x.device().str(), "), one is on ",
+              dev.str());
+  const UnaryOp a = o.activation;
+  PIT_CHECK(a == UnaryOp::relu || a == UnaryOp::gelu_tanh || a == UnaryOp::gelu_erf || a == UnaryOp::silu, op,
+            ": the activation must be relu, gelu_tanh, gelu_erf or silu");
+}
+
+}  // namespace
+
+Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gates, const Variable& w1,
+                 const Variable& w2, const MoeFfnOptions& o) {
+  check_inputs(x, expert_of, gates, w1, w2, o);
+  const int64_t t = x.size(0), d = x.size(1), k = expert_of.size(1), experts = w1.size(0), f = w1.size(1);
+  const Tensor xd = x.data().contiguous(), w1d = w1.data().contiguous(), w2d = w2.data().contiguous();
+  const Tensor ids = expert_of.contiguous(), g = gates.data().contiguous();
+  const sparse::RowSetIndex idx = sparse::rows_from_routing(ids, experts, g);
+  // Several slots of a token meet in its row of y (and of dx): accumulate, into zeros.
+  const sparse::Write combine = k > 1 ? sparse::Write::accumulate : sparse::Write::store;
+  const DType dt = x.dtype();
+  const Device dev = x.device();
+
+  Tensor pre = Tensor::empty({t * k, f}, dt, dev);
+  sparse::gather_gemm(xd, idx, w1d, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true});
+  const Tensor h = kernels::unary(o.activation, pre);
+  Tensor y = Tensor::empty({t, d}, dt, dev);
+  sparse::gather_gemm(h, idx, w2d, y,
+                      {.a_gathered = false, .c_scattered = true, .b_trans = true, .use_weights = true, .zero_c = true,
+                       .epilogue = {.write = combine}});
+
+  const bool grad = needs_grad({x, gates, w1, w2});
+  const bool need_x = grad && x.requires_grad(), need_g = grad && gates.requires_grad();
+  const bool need_w1 = grad && w1.requires_grad(), need_w2 = grad && w2.requires_grad();
+  const UnaryOp act = o.activation;
+  return record("moe_ffn", {x, gates, w1, w2}, y, [=](const Tensor& gy) -> std::vector<Tensor> {
+    const Tensor dy = gy.contiguous();
+    Tensor dx, dg, dw1, dw2;
+    if (need_x || need_w1) {
+      Tensor dh = Tensor::empty({t * k, f}, dt, dev);
+      sparse::gather_gemm(dy, idx, w2d, dh, {.a_gathered = true, .c_scattered = false, .use_weights = true});
+      const Tensor dpre = kernels::unary_backward(act, dh, pre, h);
+      if (need_w1) {
+        dw1 = Tensor::empty({experts, f, d}, dt, dev);
+        sparse::gather_weight_grad(xd, dpre, idx, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true});
+      }
+      if (need_x) {
+        dx = Tensor::empty({t, d}, dt, dev);
+        sparse::gather_gemm(dpre, idx, w1d, dx,
+                            {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine}});
+      }
+    }
+    if (need_w2) {
+      dw2 = Tensor::empty({experts, d, f}, dt, dev);
+      sparse::gather_weight_grad(h, dy, idx, dw2,
+                                 {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true});
+    }
+    if (need_g) {
+      // Each slot's expert output, written by slot position (t * k + j); dropped slots stay 0.
+      const sparse::RowSetIndex slots = sparse::rows_from_routing(ids.reshape({t * k, 1}), experts);
+      Tensor out = Tensor::empty({t * k, d}, dt, dev);
+      sparse::gather_gemm(h, slots, w2d, out, {.a_gathered = false, .c_scattered = true, .b_trans = true, .zero_c = true});
+      const Tensor prod = kernels::binary(BinaryOp::mul, out.to(DType::f32).reshape({t, k, d}),
+                                          dy.to(DType::f32).reshape({t, 1, d}));
+      dg = kernels::sum(prod, {2});
+    }
+    return {dx, dg, dw1, dw2};
+  });
+}
+
+}  // namespace pit::ops

@@ -1,0 +1,33 @@
+#pragma once
+// pit::ops::moe_ffn: the experts of a mixture-of-experts layer, dropless, on the PIT engine.
+// Routing (which expert each token goes to) is known only at run time; the dispatch index is
+// built from it on the device (rows_from_routing: per-expert token counts, offsets and token ids,
+// no host synchronisation, no capacity), and every expert's FFN runs over its tokens as M-gather
+// PIT GEMMs, all experts in one launch: SRead takes each expert's tokens straight from the
+// unpermuted activations and the gate-weighted combine is SWrite's epilogue. No padding, no
+// dropped token, no permutation copies. Backward reuses the forward's dispatch index.
+#include <cstdint>
+
+#include "autograd/variable.h"
+#include "ops/elementwise_op.h"
+
+namespace pit::ops {
+
+struct MoeFfnOptions {
+  UnaryOp activation = UnaryOp::gelu_tanh;  // relu, gelu_tanh, gelu_erf or silu
+};
+
+// y[t] = sum_j gates[t, j] * W2_e act(W1_e x[t]), e = expert_of[t, j], for
+//   x          [T, d]        f32, bf16, f16 (f64 on the CPU); differentiable
+//   expert_of  [T, k]        i32 or i64, on x's device; non-differentiable. A negative id drops that
+//                            assignment (a capacity rule's overflow): it adds nothing to y.
+//   gates      [T, k]        f32, on x's device; differentiable (the router's weights)
+//   w1         [E, ffn, d]   x's dtype (each expert's first Linear weight, [out, in]); differentiable
+//   w2         [E, d, ffn]   x's dtype (the second); differentiable
+// Returns y [T, d] in x's dtype. Experts that receive no token cost nothing and get a zero
+// weight gradient. Backward: dx, dW1, dW2 through the forward's index; dgates[t, j] =
+// <dy[t], W2_e act(W1_e x[t])>, the expert outputs recomputed by one more M-gather GEMM.
+Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gates, const Variable& w1,
+                 const Variable& w2, const MoeFfnOptions& options = {});
+
+}  // namespace pit::ops

@@ -1,0 +1,55 @@
+// moe_ffn on the CPU: against the expert loop of dense autograd ops (tests/ops/pit/moe_cases.h),
+// finite differences in f64, and the errors.
+#include "autograd/gradcheck.h"
+#include "tests/ops/pit/moe_cases.h"
+
+using namespace pit;
+
+TEST(MoeFfnCpu, AgainstTheExpertLoop) { test::run_moe_cases(Device::cpu(), {DType::f32, DType::bf16}); }
+
+TEST(MoeFfnCpu, Gradcheck) {
+  const int64_t t = 11, d = 5, f = 7, experts = 4, k = 2;
+  const std::vector<int64_t> ids = test::make_routing(test::Routing::with_drops, t, k, experts, 77);
+  const Tensor ids_t = from_vector(ids, {t, k});
+  const Tensor x = test::dense_random({t, d}, 1, DType::f64);
+  const Tensor w1 = test::dense_random({experts, f, d}, 2, DType::f64);
+  const Tensor w2 = test::dense_random({experts, d, f}, 3, DType::f64);
+  const Tensor g = test::dense_random({t, k}, 4, DType::f32);
+  for (const UnaryOp act : {UnaryOp::gelu_tanh, UnaryOp::silu, UnaryOp::gelu_erf}) {
+    const auto r = gradcheck([&](const std::vector<Variable>& in) {
+      return ops::moe_ffn(in[0], ids_t, Variable(g), in[1], in[2], {.activation = act});
+    }, {x, w1, w2});
+    EXPECT_TRUE(r.ok) << "x, w1, w2: " << r.report;
+  }
+  // y is linear in the gates, which the op takes in f32: a step large enough that f32 rounding of
+  // the perturbed gates is negligible, and no truncation error to pay for it.
+  const auto r = gradcheck([&](const std::vector<Variable>& in) {
+    return ops::moe_ffn(Variable(x), ids_t, ops::cast(in[0], DType::f32), Variable(w1), Variable(w2));
+  }, {g.to(DType::f64)}, {.eps = 1e-2});
+  EXPECT_TRUE(r.ok) << "gates: " << r.report;
+}
+
+TEST(MoeFfnCpu, ErrorsNameTheProblem) {
+  const Variable x(zeros({6, 4})), w1(zeros({3, 8, 4})), w2(zeros({3, 4, 8})), g(zeros({6, 2}));
+  const Tensor ids = from_vector(std::vector<int32_t>{0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2}, {6, 2});
+  EXPECT_NO_THROW(ops::moe_ffn(x, ids, g, w1, w2));
+  const auto message = [&](auto&& fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message([&] { ops::moe_ffn(x, ids, g, Variable(zeros({3, 8, 5})), w2); }).find("do not agree"),
+            std::string::npos);
+  EXPECT_NE(message([&] { ops::moe_ffn(x, ids, Variable(zeros({6, 2}, DType::f64)), w1, w2); }).find("gates must be f32"),
+            std::string::npos);
+  EXPECT_NE(message([&] { ops::moe_ffn(x, ids.to(DType::f32), g, w1, w2); }).find("i32 or i64"), std::string::npos);
+  EXPECT_NE(message([&] { ops::moe_ffn(Variable(zeros({2, 3, 4})), ids, g, w1, w2); }).find("flatten"),
+            std::string::npos);
+  EXPECT_NE(message([&] { ops::moe_ffn(x, ids, g, w1, w2, {.activation = UnaryOp::exp}); }).find("activation"),
+            std::string::npos);
+  const Tensor bad = from_vector(std::vector<int32_t>{0, 1, 2, 0, 1, 3, 0, 1, 2, 0, 1, 2}, {6, 2});  // expert 3 of 3
+  EXPECT_THROW(ops::moe_ffn(x, bad, g, w1, w2), Error);
+}
