@@ -9,12 +9,13 @@ int run_dense_ops(const std::string& markdown_path);
 int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path);
 int run_engine(const std::string& markdown_path);
 int run_roofline();
+int run_moe(const std::string& markdown_path);
 }
 
 namespace {
 
 const char* const kUsage =
-    "usage: pit-bench dense|pit|engine|roofline [--markdown FILE] [--tune FILE]\n"
+    "usage: pit-bench dense|pit|engine|roofline|moe [--markdown FILE] [--tune FILE]\n"
     "  dense   dense ops at transformer shapes (bf16) vs cuBLAS and copy bandwidth\n"
     "  pit     PIT GEMMs vs cuBLAS, cuSPARSE CSR and Blocked-ELL; detection vs one read; pit_matmul\n"
     "          with the planner end to end (--tune FILE: also the other micro-tiles, written as the\n"
@@ -22,6 +23,8 @@ const char* const kUsage =
     "  engine  the PIT GEMMs' dense-tile engines (mma.sync configs, wgmma) vs cuBLAS\n"
     "  roofline  measured DRAM, L2 and tensor-core rates, and the bound they put on the PIT GEMMs at\n"
     "          4096^3 per micro-tile and density\n"
+    "  moe     the MoE experts (moe_ffn: dispatch, expert GEMMs, combine) at T=16384, d=1024,\n"
+    "          ffn=4096, E=64, top-1/top-2, uniform/skewed, vs a dense FFN of equal FLOPs\n"
     "environment (pit):\n"
     "  PIT_BENCH_FILTER=\"4096^3 128x1 90%\"  only the rows whose \"problem tile sparsity\" contains it\n"
     "  PIT_BENCH_ENGINE=mma|wgmma|persistent  force the tensor-core engine of the M-gather (mma,\n"
@@ -52,6 +55,7 @@ int main(int argc, char** argv) {
     if (suite == "pit") return pit::bench::run_pit_gemm(markdown, tune);
     if (suite == "engine") return pit::bench::run_engine(markdown);
     if (suite == "roofline") return pit::bench::run_roofline();
+    if (suite == "moe") return pit::bench::run_moe(markdown);
     std::fprintf(stderr, "%s", kUsage);
     return 2;
   } catch (const std::exception& e) {

@@ -1,0 +1,100 @@
+// The MoE experts (ops/pit/moe.h) at issue #7's shape: T = 16384 tokens, d = 1024, ffn = 4096,
+// E = 64 experts, top-1 and top-2, uniform routing and skewed routing (one expert gets ~10% of
+// the tokens), forward and forward + backward, against a dense FFN with the same FLOPs per token
+// (hidden width k * ffn) in the same run. The routing is given (the router is a [T, d] x [d, E]
+// GEMM and a softmax, not timed here); what is timed is dispatch (the index from the routing),
+// the two expert GEMMs with the activation and the gate-weighted combine, and in backward all
+// their gradients.
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "autograd/grad_mode.h"
+#include "bench/report.h"
+#include "bench/timer.h"
+#include "core/core.h"
+#include "ops/functional.h"
+#include "ops/pit/moe.h"
+
+namespace pit::bench {
+namespace {
+
+constexpr int64_t kTokens = 16384, kModel = 1024, kFfn = 4096, kExperts = 64;
+
+Tensor random_bf16(const Shape& shape, double scale, uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
+  for (auto& x : v) x = static_cast<float>(scale) * u(gen);
+  return from_vector(v, shape).to(Device::cuda(), DType::bf16);
+}
+
+// expert_of [T, k] (distinct experts per token); skewed: expert 0 takes ~10% of the first slots.
+Tensor routing(int64_t k, bool skewed, uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::vector<int32_t> ids(static_cast<size_t>(kTokens * k));
+  for (int64_t t = 0; t < kTokens; ++t)
+    for (int64_t j = 0; j < k; ++j) {
+      int32_t e;
+      do {
+        e = skewed && j == 0 && gen() % 10 == 0 ? 0 : static_cast<int32_t>(gen() % kExperts);
+        bool taken = false;
+        for (int64_t q = 0; q < j; ++q) taken |= ids[static_cast<size_t>(t * k + q)] == e;
+        if (!taken) break;
+      } while (true);
+      ids[static_cast<size_t>(t * k + j)] = e;
+    }
+  return from_vector(ids, {kTokens, k}, Device::cuda());
+}
+
+}  // namespace
+
+int run_moe(const std::string& markdown_path) {
+  Report report;
+  std::printf("MoE experts: T=%lld d=%lld ffn=%lld E=%lld, bf16; peer: a dense FFN with k*ffn hidden "
+              "(the same FLOPs per token)\n",
+              static_cast<long long>(kTokens), static_cast<long long>(kModel), static_cast<long long>(kFfn),
+              static_cast<long long>(kExperts));
+  Report::print_header();
+  const Tensor x = random_bf16({kTokens, kModel}, 1.0, 1), dy = random_bf16({kTokens, kModel}, 1.0, 2);
+  const Tensor w1 = random_bf16({kExperts, kFfn, kModel}, 0.03, 3), w2 = random_bf16({kExperts, kModel, kFfn}, 0.03, 4);
+  for (const int64_t k : {1, 2}) {
+    const Tensor dw1 = random_bf16({k * kFfn, kModel}, 0.03, 5), dw2 = random_bf16({kModel, k * kFfn}, 0.03, 6);
+    const Tensor gates = full({kTokens, k}, 1.0 / static_cast<double>(k), DType::f32, Device::cuda());
+    const double flops = 4.0 * kTokens * k * kModel * kFfn;  // two GEMMs of 2 T k d ffn
+    // The dense FFN of equal FLOPs: forward, and forward + backward, with autograd.
+    const auto dense_fwd = [&](int) {
+      const NoGradGuard no_grad;
+      (void)ops::linear(ops::gelu(ops::linear(Variable(x), Variable(dw1)), ops::GeluApprox::tanh), Variable(dw2));
+    };
+    const auto dense_bwd = [&](int) {
+      Variable xv(x, true), a(dw1, true), b(dw2, true);
+      ops::linear(ops::gelu(ops::linear(xv, a), ops::GeluApprox::tanh), b).backward(dy);
+    };
+    const Timing dense_f = time_gpu(dense_fwd), dense_b = time_gpu(dense_bwd);
+    for (const bool skewed : {false, true}) {
+      const Tensor ids = routing(k, skewed, 10 + k);
+      const std::string tag = "top-" + std::to_string(k) + (skewed ? " skewed" : " uniform");
+      const std::string shape = "T16384 d1024 ffn4096 E64";
+      const Timing fwd = time_gpu([&](int) {
+        const NoGradGuard no_grad;
+        (void)ops::moe_ffn(Variable(x), ids, Variable(gates), Variable(w1), Variable(w2));
+      });
+      const Timing both = time_gpu([&](int) {
+        Variable xv(x, true), g(gates, true), a(w1, true), b(w2, true);
+        ops::moe_ffn(xv, ids, g, a, b).backward(dy);
+      });
+      // Ceiling: the dense FFN's own rate in this run (so "roofline" reads as a fraction of it).
+      report.add({"moe_ffn fwd " + tag, shape, fwd.median_ms, flops, true, flops / (dense_f.median_ms * 1e-3),
+                  "dense FFN", dense_f.median_ms});
+      report.add({"moe_ffn fwd+bwd " + tag, shape, both.median_ms, 3 * flops, true,
+                  3 * flops / (dense_b.median_ms * 1e-3), "dense FFN", dense_b.median_ms});
+    }
+  }
+  if (!markdown_path.empty() && !report.write_markdown(markdown_path, "MoE experts, bf16 (roofline: the dense FFN of equal FLOPs)"))
+    std::fprintf(stderr, "pit-bench: cannot write %s\n", markdown_path.c_str());
+  return 0;
+}
+
+}  // namespace pit::bench
