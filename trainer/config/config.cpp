@@ -80,6 +80,12 @@ Config from_values(const Values& v, const std::string& source) {
   model.norm = pick(v, "model.norm", kNorms);
   model.activation = pick(v, "model.activation", kActivations);
   model.tie_embeddings = v.boolean("model.tie_embeddings");
+  model.experts = v.integer("model.experts");
+  model.top_k = v.integer("model.top_k");
+  model.moe_every = v.integer("model.moe_every");
+  model.router_jitter = v.real("model.router_jitter");
+  model.aux_loss_coef = v.real("model.aux_loss_coef");
+  model.z_loss_coef = v.real("model.z_loss_coef");
   model.hidden = v.int_list("model.hidden");
   model.channels = v.int_list("model.channels");
   model.cnn_hidden = v.integer("model.cnn_hidden");

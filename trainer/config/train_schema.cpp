@@ -64,6 +64,12 @@ void add_model(Schema& s) {
       .choice("norm", {"layernorm", "rmsnorm"}, "layernorm", "transformer: normalisation layer")
       .choice("activation", {"gelu", "relu", "silu"}, "gelu", "transformer: feed-forward activation")
       .boolean("tie_embeddings", true, "transformer: output layer shares the token embedding")
+      .integer("experts", 0, "transformer: experts of each MoE feed-forward layer; 0: dense feed-forward layers").at_least(0)
+      .integer("top_k", 1, "transformer, MoE: experts each token is routed to (1: Switch)").at_least(1)
+      .integer("moe_every", 1, "transformer, MoE: every this many blocks has an MoE layer (1: all; 2: every other, the second first)").at_least(1)
+      .real("router_jitter", 0.0, "transformer, MoE: router input times U(1 - j, 1 + j) while training").at_least(0).less_than(1)
+      .real("aux_loss_coef", 0.01, "transformer, MoE: weight of the load-balancing loss in the training loss").at_least(0)
+      .real("z_loss_coef", 0.001, "transformer, MoE: weight of the router z-loss in the training loss").at_least(0)
       .int_list("hidden", Ints{1024, 1024}, "mlp: width of each hidden layer").at_least(1)
       .int_list("channels", Ints{32, 64}, "cnn: channels of each conv block").at_least(1).non_empty()
       .integer("cnn_hidden", 128, "cnn: width of the hidden dense layer").at_least(1);
@@ -125,6 +131,13 @@ void add_cross_checks(Schema& s) {
                   if (v.string("model.kind") != "transformer") return "";
                   if (v.integer("model.d_model") % v.integer("model.n_heads") == 0) return "";
                   return "model.d_model must be a multiple of model.n_heads (each head gets d_model / n_heads)";
+                });
+  s.cross_check({"model.experts", "model.top_k"}, "transformer, MoE: model.top_k is at most model.experts",
+                [](const Values& v) -> std::string {
+                  if (v.string("model.kind") != "transformer" || v.integer("model.experts") == 0) return "";
+                  if (v.integer("model.top_k") <= v.integer("model.experts")) return "";
+                  return "model.top_k (" + std::to_string(v.integer("model.top_k")) + ") must be at most model.experts (" +
+                         std::to_string(v.integer("model.experts")) + "): each token goes to top_k different experts";
                 });
   s.cross_check({"model.max_seq_len", "data.seq_len"},
                 "transformer: model.max_seq_len is 0 or at least data.seq_len",

@@ -40,6 +40,10 @@ std::shared_ptr<Module> make_model(const ModelOptions& o) {
     t.dropout = o.dropout;
     t.bias = o.bias;
     t.tie_embeddings = o.tie_embeddings;
+    t.experts = o.experts;
+    t.top_k = o.top_k;
+    t.moe_every = o.moe_every;
+    t.router_jitter = o.router_jitter;
     model = std::make_shared<TransformerLM>(t, gen);
   } else {
     ClassifierOptions c;

@@ -24,6 +24,8 @@ void check_options(const TransformerOptions& o) {
             " must be a multiple of n_head ", o.n_head);
   PIT_CHECK(o.dropout >= 0.0 && o.dropout < 1.0, "TransformerLM: dropout must be in [0, 1), got ",
             o.dropout);
+  PIT_CHECK(o.experts >= 0 && o.moe_every >= 1, "TransformerLM: experts must be >= 0 and moe_every >= 1, got ",
+            o.experts, " and ", o.moe_every);
 }
 
 // The init of the projections back into the residual stream.
@@ -60,10 +62,25 @@ Variable CausalSelfAttention::forward(const Variable& x) {
 
 // ---- block --------------------------------------------------------------------------------------
 
-TransformerBlock::TransformerBlock(const TransformerOptions& o, Generator& gen) {
+TransformerBlock::TransformerBlock(const TransformerOptions& o, Generator& gen, bool moe) {
   ln_1_ = register_module("ln_1", make_norm(o.norm, o.n_embd, o.bias));
   attn_ = register_module("attn", std::make_shared<CausalSelfAttention>(o, gen));
   ln_2_ = register_module("ln_2", make_norm(o.norm, o.n_embd, o.bias));
+  if (moe) {
+    MoE::Options e;
+    e.dim = o.n_embd;
+    e.hidden = o.mlp_ratio * o.n_embd;
+    e.experts = o.experts;
+    e.top_k = o.top_k;
+    e.activation = o.activation;
+    e.jitter = o.router_jitter;
+    e.dropout = o.dropout;
+    e.router_std = kInitStd;
+    e.fc_std = kInitStd;
+    e.proj_std = residual_init(o).std;
+    moe_ = register_module("moe", std::make_shared<MoE>(e, gen));
+    return;
+  }
   MLP::Options m;
   m.dim = o.n_embd;
   m.hidden = o.mlp_ratio * o.n_embd;
@@ -78,7 +95,8 @@ TransformerBlock::TransformerBlock(const TransformerOptions& o, Generator& gen) 
 Variable TransformerBlock::forward(const Variable& x) {
   const DType stream = x.dtype();  // the residual stream keeps its dtype
   const Variable h = x + ops::cast(attn_->forward(ln_1_->forward(x)), stream);
-  return h + ops::cast(mlp_->forward(ln_2_->forward(h)), stream);
+  const Variable n = ln_2_->forward(h);
+  return h + ops::cast(moe_ ? moe_->forward(n) : mlp_->forward(n), stream);
 }
 
 // ---- model --------------------------------------------------------------------------------------
@@ -88,7 +106,12 @@ TransformerLM::TransformerLM(const TransformerOptions& o, Generator& gen) : opt_
   wte_ = register_module("wte", std::make_shared<Embedding>(o.vocab_size, o.n_embd, gen, kInitStd));
   wpe_ = register_module("wpe", std::make_shared<Embedding>(o.block_size, o.n_embd, gen, kInitStd));
   blocks_ = register_module("blocks", std::make_shared<ModuleList>());
-  for (int64_t i = 0; i < o.n_layer; ++i) blocks_->push_back(std::make_shared<TransformerBlock>(o, gen));
+  for (int64_t i = 0; i < o.n_layer; ++i) {
+    const bool moe = o.experts > 0 && (i + 1) % o.moe_every == 0;
+    const auto block = std::make_shared<TransformerBlock>(o, gen, moe);
+    blocks_->push_back(block);
+    if (moe) moe_layers_.push_back(block->moe());
+  }
   ln_f_ = register_module("ln_f", make_norm(o.norm, o.n_embd, o.bias));
   if (!o.tie_embeddings)
     lm_head_ = register_module("lm_head", std::make_shared<Linear>(o.n_embd, o.vocab_size, false, gen,

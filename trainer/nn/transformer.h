@@ -10,11 +10,13 @@
 // whatever their dtype).
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "core/random.h"
 #include "trainer/nn/activation.h"
 #include "trainer/nn/layers.h"
 #include "trainer/nn/module.h"
+#include "trainer/nn/moe.h"
 
 namespace pit::nn {
 
@@ -28,6 +30,10 @@ struct TransformerOptions {
   double dropout = 0.0;  // embeddings, attention output and MLP output
   bool bias = true;      // of the Linear layers and LayerNorms
   bool tie_embeddings = true;
+  // Mixture of experts: with experts > 0, blocks moe_every - 1, 2 moe_every - 1, ... have an MoE
+  // layer (nn::MoE: top_k of `experts` FFNs of the MLP's width, no biases) instead of the MLP.
+  int64_t experts = 0, top_k = 1, moe_every = 1;
+  double router_jitter = 0.0;
 };
 
 // qkv (fused Linear n_embd -> 3 n_embd), heads split with views, ops::causal_attention, proj,
@@ -44,17 +50,19 @@ class CausalSelfAttention : public Module {
   double dropout_;
 };
 
-// x + attn(ln_1(x)), then + mlp(ln_2(x)); x keeps its dtype (f32).
+// x + attn(ln_1(x)), then + mlp(ln_2(x)) (or + moe(ln_2(x))); x keeps its dtype (f32).
 class TransformerBlock : public Module {
  public:
-  TransformerBlock(const TransformerOptions& o, Generator& gen);
+  TransformerBlock(const TransformerOptions& o, Generator& gen, bool moe = false);
   const char* type_name() const override { return "TransformerBlock"; }
   Variable forward(const Variable& x) override;
+  const std::shared_ptr<MoE>& moe() const { return moe_; }  // null in a dense block
 
  private:
   std::shared_ptr<Module> ln_1_, ln_2_;
   std::shared_ptr<CausalSelfAttention> attn_;
   std::shared_ptr<MLP> mlp_;
+  std::shared_ptr<MoE> moe_;
 };
 
 class TransformerLM : public Module {
@@ -64,9 +72,13 @@ class TransformerLM : public Module {
   // ids (B, T) i64 (or i32), T <= block_size -> logits (B, T, vocab_size).
   Variable forward(const Variable& ids) override;
   const TransformerOptions& options() const { return opt_; }
+  // The MoE layers, in block order (empty for a dense model); their last_routing() describes the
+  // last forward.
+  const std::vector<std::shared_ptr<MoE>>& moe_layers() const { return moe_layers_; }
 
  private:
   TransformerOptions opt_;
+  std::vector<std::shared_ptr<MoE>> moe_layers_;
   std::shared_ptr<Embedding> wte_, wpe_;
   std::shared_ptr<ModuleList> blocks_;
   std::shared_ptr<Module> ln_f_;

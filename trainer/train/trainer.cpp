@@ -17,6 +17,7 @@
 #include "trainer/train/evaluate.h"
 #include "trainer/train/format.h"
 #include "trainer/train/metrics.h"
+#include "trainer/train/moe_stats.h"
 #include "trainer/train/run_state.h"
 #include "trainer/train/setup.h"
 
@@ -173,17 +174,19 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
   auto window_start = std::chrono::steady_clock::now();
   const auto run_start = window_start;
   const int64_t first_step = step;
+  MoeStats moe(*r.model);  // the MoE layers' losses and metrics (inactive for a dense model)
 
   while (step < c.run.steps && !g_stop.load()) {
     const double lr = schedule.lr_at(step);
     const data::Batch b = r.train_data->next();
     const Variable loss = training_loss((*r.model)(Variable(b.inputs.to(device))), b.targets.to(device));
+    const Variable objective = moe.objective(loss, c.model.aux_loss_coef, c.model.z_loss_coef);
     bool overflow = false;
     if (r.scaler) {
-      r.scaler->scale_loss(loss).backward();
+      r.scaler->scale_loss(objective).backward();
       overflow = r.scaler->unscale_and_check(params);
     } else {
-      loss.backward();
+      objective.backward();
     }
     if (!overflow) {
       grad_norm = c.optim.grad_clip > 0 ? optim::clip_grad_norm(params, c.optim.grad_clip) : Tensor();
@@ -207,14 +210,15 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
       const double eta = step_s * static_cast<double>(c.run.steps - step);
       const double mem = memory_in_use(device);
       const double gn = grad_norm.defined() ? grad_norm.item<double>() : NAN;
-      std::fprintf(opt.out, "step %*lld/%lld | loss %.4f | lr %.2e | %s | %s %s/s | %.1f ms/step | mem %s | ETA %s\n",
-                   width, static_cast<long long>(step), static_cast<long long>(c.run.steps), mean_loss, lr,
+      MetricsRecord rec(step, "train");
+      rec.add("loss", mean_loss).add("lr", lr).add("grad_norm", gn);
+      const std::string moe_text = moe.flush(rec, window);  // the MoE losses and loads, if any
+      std::fprintf(opt.out, "step %*lld/%lld | loss %.4f%s | lr %.2e | %s | %s %s/s | %.1f ms/step | mem %s | ETA %s\n",
+                   width, static_cast<long long>(step), static_cast<long long>(c.run.steps), mean_loss, moe_text.c_str(), lr,
                    std::isfinite(gn) ? ("gnorm " + std::to_string(gn).substr(0, 5)).c_str() : "gnorm -",
                    format_rate(rate).c_str(), r.lm ? "tok" : "img", 1e3 * step_s, format_bytes(mem).c_str(),
                    format_duration(eta).c_str());
       std::fflush(opt.out);
-      MetricsRecord rec(step, "train");
-      rec.add("loss", mean_loss).add("lr", lr).add("grad_norm", gn);
       rec.add(r.lm ? "tokens_per_s" : "samples_per_s", rate).add("step_ms", 1e3 * step_s);
       rec.add("memory_mb", mem / (1 << 20)).add("eta_s", eta);
       if (r.scaler) rec.add("loss_scale", r.scaler->scale()).add("skipped_steps", skipped);

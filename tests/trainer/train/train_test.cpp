@@ -61,14 +61,18 @@ class TrainTest : public ::testing::Test {
     return path;
   }
 
-  std::string lm_yaml(int64_t steps) {
+  // extra_model: more keys of the model section (", experts: 4, ...").
+  std::string lm_yaml(int64_t steps, const std::string& extra_model = "") {
     return "run: {name: t, steps: " + std::to_string(steps) + ", log_every: 5, eval_every: 10, eval_batches: 2, out_dir: " +
            (dir_ / "run").string() + "}\n"
            "data: {kind: tokens, train: " + token_file("train.h5", 4000) + ", valid: " + token_file("valid.h5", 600) +
            ", batch_size: 4, seq_len: 16}\n"
-           "model: {kind: transformer, vocab_size: 16, d_model: 32, n_layers: 1, n_heads: 2, d_ff: 64, dropout: 0.1}\n"
+           "model: {kind: transformer, vocab_size: 16, d_model: 32, n_layers: 1, n_heads: 2, d_ff: 64, dropout: 0.1" +
+           extra_model + "}\n"
            "optim: {lr: 1.0e-2}\nschedule: {warmup_steps: 2}\ncheckpoint: {every: 10, keep: 3}\n";
   }
+
+  void expect_exact_resume(const std::string& extra_model);
 
   std::vector<std::string> metrics_lines() const {
     std::ifstream in(dir_ / "run" / "metrics.jsonl");
@@ -101,10 +105,37 @@ TEST_F(TrainTest, TransformerLearnsAndWritesMetricsAndCheckpoints) {
   EXPECT_EQ(r.checkpoint, latest.path.string());
 }
 
-TEST_F(TrainTest, ResumedRunEqualsUninterruptedRunExactly) {
+// The same with mixture-of-experts feed-forward layers: the load-balancing and z losses join the
+// objective, and every train record carries them with the tokens per expert.
+TEST_F(TrainTest, MoeTransformerLearnsAndLogsItsRouting) {
+  const Config c = config_from_yaml(lm_yaml(40, ", experts: 4, top_k: 2, router_jitter: 0.05"), "lm.yaml");
+  EXPECT_EQ(c.model.experts, 4);
+  EXPECT_EQ(c.model.top_k, 2);
+  EXPECT_DOUBLE_EQ(c.model.aux_loss_coef, 0.01);  // the defaults
+  EXPECT_DOUBLE_EQ(c.model.z_loss_coef, 0.001);
+  const TrainResult r = train(c, {.out = log_});
+  EXPECT_EQ(r.steps_done, 40);
+  EXPECT_LT(r.last_train_loss, 1.5);
+  EXPECT_LT(r.eval_loss, 1.5);
+  int train_records = 0;
+  for (const std::string& line : metrics_lines()) {
+    if (line.find("\"split\": \"train\"") == std::string::npos) continue;
+    ++train_records;
+    for (const char* key : {"\"moe_aux_loss\"", "\"moe_z_loss\"", "\"tokens_per_expert_min\"",
+                            "\"tokens_per_expert_max\"", "\"dropped_tokens\": 0"})
+      EXPECT_NE(line.find(key), std::string::npos) << key << " missing in " << line;
+  }
+  EXPECT_EQ(train_records, 8);
+  // top_k above the number of experts is refused when the config is read.
+  EXPECT_THROW(config_from_yaml(lm_yaml(40, ", experts: 2, top_k: 3"), "lm.yaml"), Error);
+}
+
+// Resuming a run from a checkpoint gives the same losses bit for bit (with MoE layers too: the
+// router's jitter draws from the saved RNG, the experts are saved parameters).
+void TrainTest::expect_exact_resume(const std::string& extra_model) {
   // Dropout is on, so the RNG counter, the data position and the optimizer state must all come
   // back for the losses to match bit for bit.
-  const Config c = config_from_yaml(lm_yaml(30), "lm.yaml");
+  const Config c = config_from_yaml(lm_yaml(30, extra_model), "lm.yaml");
   const TrainResult full = train(c, {.out = log_});
   const std::vector<std::string> full_metrics = metrics_lines();
 
@@ -118,6 +149,11 @@ TEST_F(TrainTest, ResumedRunEqualsUninterruptedRunExactly) {
     // Throughput and timings differ between runs; the losses may not.
     EXPECT_EQ(a.substr(0, a.find("\"grad_norm\"")), b.substr(0, b.find("\"grad_norm\""))) << i;
   }
+}
+
+TEST_F(TrainTest, ResumedRunEqualsUninterruptedRunExactly) { expect_exact_resume(""); }
+TEST_F(TrainTest, ResumedMoeRunEqualsUninterruptedRunExactly) {
+  expect_exact_resume(", experts: 4, top_k: 2, router_jitter: 0.05");
 }
 
 TEST_F(TrainTest, ResumeFromTheLatestCheckpointContinues) {
