@@ -54,11 +54,17 @@ bool valid_checkpoint(const fs::path& path) {
   }
 }
 
-// Deletes the valid checkpoints beyond the newest `keep`; anything else stays.
-void prune(const fs::path& dir, int keep) {
+// Deletes the valid checkpoints beyond the newest `keep`; anything else stays, and so does `just`,
+// the checkpoint just written (a new run in a folder holding an earlier run's later checkpoints
+// deleted its own).
+void prune(const fs::path& dir, int keep, const fs::path& just) {
   if (keep <= 0) return;
   int kept = 0;
   for (const auto& [step, path] : checkpoint_files(dir)) {
+    if (path == just) {
+      ++kept;
+      continue;
+    }
     if (!valid_checkpoint(path)) continue;
     if (kept < keep) {
       ++kept;
@@ -123,7 +129,7 @@ fs::path save_checkpoint(const fs::path& dir, int64_t step, const StateDict& sta
   }
   fsync_directory(dir);
   run_hook("renamed");
-  prune(dir, keep);
+  prune(dir, keep, path);
   return path;
 }
 

@@ -116,6 +116,11 @@ TEST_F(CheckpointTest, RetentionKeepsTheNewest) {
   std::ofstream(dir_ / "step-00000001.h5") << "garbage";
   save_checkpoint(dir_, 70, sample_state(), 1);
   EXPECT_EQ(listing(dir_), (std::vector<std::string>{"step-00000001.h5", "step-00000070.h5"}));
+  // A new run in a folder holding an earlier run's later checkpoints keeps the one it wrote.
+  const fs::path written = save_checkpoint(dir_, 20, sample_state(), 1);
+  EXPECT_TRUE(fs::exists(written));
+  EXPECT_EQ(listing(dir_),
+            (std::vector<std::string>{"step-00000001.h5", "step-00000020.h5", "step-00000070.h5"}));
 }
 
 TEST_F(CheckpointTest, LatestPicksTheHighestCompleteStep) {
