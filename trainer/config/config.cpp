@@ -86,6 +86,7 @@ Config from_values(const Values& v, const std::string& source) {
   model.router_jitter = v.real("model.router_jitter");
   model.aux_loss_coef = v.real("model.aux_loss_coef");
   model.z_loss_coef = v.real("model.z_loss_coef");
+  model.capacity_factor = v.real("model.capacity_factor");
   model.hidden = v.int_list("model.hidden");
   model.channels = v.int_list("model.channels");
   model.cnn_hidden = v.integer("model.cnn_hidden");

@@ -74,7 +74,7 @@ struct ModelConfig {
   bool tie_embeddings = false;
   // transformer, mixture of experts (experts 0: dense feed-forward layers)
   int64_t experts = 0, top_k = 1, moe_every = 1;
-  double router_jitter = 0, aux_loss_coef = 0, z_loss_coef = 0;
+  double router_jitter = 0, aux_loss_coef = 0, z_loss_coef = 0, capacity_factor = 0;
   // mlp
   std::vector<int64_t> hidden;
   // cnn

@@ -70,6 +70,7 @@ void add_model(Schema& s) {
       .real("router_jitter", 0.0, "transformer, MoE: router input times U(1 - j, 1 + j) while training").at_least(0).less_than(1)
       .real("aux_loss_coef", 0.01, "transformer, MoE: weight of the load-balancing loss in the training loss").at_least(0)
       .real("z_loss_coef", 0.001, "transformer, MoE: weight of the router z-loss in the training loss").at_least(0)
+      .real("capacity_factor", 0.0, "transformer, MoE: 0: dropless; c > 0: an expert runs at most ceil(c * tokens * top_k / experts) assignments, first choices first, the rest dropped (for comparison runs)").at_least(0)
       .int_list("hidden", Ints{1024, 1024}, "mlp: width of each hidden layer").at_least(1)
       .int_list("channels", Ints{32, 64}, "cnn: channels of each conv block").at_least(1).non_empty()
       .integer("cnn_hidden", 128, "cnn: width of the hidden dense layer").at_least(1);

@@ -44,6 +44,7 @@ std::shared_ptr<Module> make_model(const ModelOptions& o) {
     t.top_k = o.top_k;
     t.moe_every = o.moe_every;
     t.router_jitter = o.router_jitter;
+    t.capacity_factor = o.capacity_factor;
     model = std::make_shared<TransformerLM>(t, gen);
   } else {
     ClassifierOptions c;

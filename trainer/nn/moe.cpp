@@ -23,6 +23,24 @@ UnaryOp expert_activation(Activation a) {
   return UnaryOp::relu;
 }
 
+// The capacity rule (moe.h) on the host: drops (sets to -1) the assignments of `ids` [t, k] past
+// `cap` per expert, first choices first, each in token order; counts what each expert keeps.
+int64_t apply_capacity(std::vector<int64_t>& ids, int64_t t, int64_t k, int64_t cap, std::vector<float>& kept) {
+  int64_t dropped = 0;
+  for (int64_t j = 0; j < k; ++j)
+    for (int64_t i = 0; i < t; ++i) {
+      int64_t& e = ids[static_cast<size_t>(i * k + j)];
+      float& load = kept[static_cast<size_t>(e)];
+      if (load < static_cast<float>(cap)) {
+        load += 1.f;
+      } else {
+        e = -1;
+        ++dropped;
+      }
+    }
+  return dropped;
+}
+
 // The k largest entries of each row of p [T, E] (ties: the lower index), as i64 [T, k], largest
 // first. Each pick is a row max; the picked entry is then pushed below every probability.
 Tensor top_k(const Tensor& p, int64_t k) {
@@ -47,6 +65,7 @@ MoE::MoE(const Options& o, Generator& gen) : opt_(o) {
   PIT_CHECK(o.top_k >= 1 && o.top_k <= o.experts, "MoE: top_k must be between 1 and the number of experts (",
             o.experts, "), got ", o.top_k);
   PIT_CHECK(o.jitter >= 0.0 && o.jitter < 1.0, "MoE: jitter must be in [0, 1), got ", o.jitter);
+  PIT_CHECK(o.capacity_factor >= 0.0, "MoE: capacity_factor must be >= 0 (0: dropless), got ", o.capacity_factor);
   expert_activation(o.activation);  // rejects tanh here rather than at the first forward
   router_ = register_parameter("router", init::normal({o.experts, o.dim}, 0.0, o.router_std, gen));
   w1_ = register_parameter("w1", init::normal({o.experts, o.hidden, o.dim}, 0.0, o.fc_std, gen));
@@ -84,8 +103,19 @@ Variable MoE::forward(const Variable& x) {
   last_.expert_of = ids;
   last_.gates = gates;
   last_.tokens_per_expert = counts;
+  last_.routed = ids;
+  last_.dropped = 0;
+  if (opt_.capacity_factor > 0.0) {
+    const double fair = static_cast<double>(t * k) / static_cast<double>(experts);
+    const auto cap = static_cast<int64_t>(std::ceil(opt_.capacity_factor * fair));
+    std::vector<int64_t> routed = ids.to(Device::cpu()).to_vector<int64_t>();  // syncs
+    std::vector<float> kept(static_cast<size_t>(experts), 0.f);
+    last_.dropped = apply_capacity(routed, t, k, cap, kept);
+    last_.routed = from_vector(routed, {t, k}, dev);
+    last_.tokens_per_expert = from_vector(kept, dev);
+  }
 
-  Variable y = ops::moe_ffn(to_compute(x2), ids, gates, to_compute(w1_), to_compute(w2_),
+  Variable y = ops::moe_ffn(to_compute(x2), last_.routed, gates, to_compute(w1_), to_compute(w2_),
                             {.activation = expert_activation(opt_.activation)});
   Shape out = shape;
   y = ops::reshape(y, out);

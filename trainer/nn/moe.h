@@ -12,6 +12,11 @@
 //     assignments that went to expert e (not differentiable), P_e the mean router probability of e;
 //     1 when both are uniform;
 //   router z-loss (ST-MoE): mean over tokens of logsumexp(logits)^2.
+// Capacity (capacity_factor > 0, for comparison runs; 0 is dropless): every expert takes at most
+// C = ceil(capacity_factor * T * k / E) assignments, first choices before second choices (GShard),
+// each in token order; the assignments past C are dropped (their token keeps only its residual,
+// the other slots' gates are not renormalised). This reads the routing back to the host every
+// forward. The losses use the router's choices before the drops.
 #include <cstdint>
 #include <memory>
 
@@ -29,16 +34,19 @@ class MoE : public Module {
     Activation activation = Activation::gelu_tanh;  // relu, gelu, gelu_tanh or silu
     bool normalize_top_k = true;
     double jitter = 0.0;
+    double capacity_factor = 0.0;  // 0: dropless
     double dropout = 0.0;  // on the output
     double router_std = 0.02, fc_std = 0.02, proj_std = 0.02;  // N(0, std) initialisation
   };
   // What the last forward routed, for the losses and the metrics.
   struct Routing {
-    Tensor expert_of;      // [T, k] i64, on the input's device
+    Tensor expert_of;      // [T, k] i64, on the input's device: the router's choices
+    Tensor routed;         // [T, k] i64: what the experts ran (expert_of with dropped slots -1)
+    int64_t dropped = 0;   // assignments dropped by the capacity (0 when dropless)
     Variable gates;        // [T, k] f32
     Variable aux_loss;     // scalar f32
     Variable z_loss;       // scalar f32
-    Tensor tokens_per_expert;  // [E] f32 counts of assignments, on the input's device (read when logging)
+    Tensor tokens_per_expert;  // [E] f32: assignments each expert ran, on the input's device
   };
 
   MoE(const Options& o, Generator& gen);

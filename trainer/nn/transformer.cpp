@@ -74,6 +74,7 @@ TransformerBlock::TransformerBlock(const TransformerOptions& o, Generator& gen, 
     e.top_k = o.top_k;
     e.activation = o.activation;
     e.jitter = o.router_jitter;
+    e.capacity_factor = o.capacity_factor;
     e.dropout = o.dropout;
     e.router_std = kInitStd;
     e.fc_std = kInitStd;

@@ -33,7 +33,7 @@ struct TransformerOptions {
   // Mixture of experts: with experts > 0, blocks moe_every - 1, 2 moe_every - 1, ... have an MoE
   // layer (nn::MoE: top_k of `experts` FFNs of the MLP's width, no biases) instead of the MLP.
   int64_t experts = 0, top_k = 1, moe_every = 1;
-  double router_jitter = 0.0;
+  double router_jitter = 0.0, capacity_factor = 0.0;  // capacity_factor 0: dropless
 };
 
 // qkv (fused Linear n_embd -> 3 n_embd), heads split with views, ops::causal_attention, proj,

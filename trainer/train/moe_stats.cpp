@@ -42,7 +42,9 @@ std::string MoeStats::flush(MetricsRecord& rec, int64_t window) {
   const double aux = aux_sum_.item<double>() / n, z = z_sum_.item<double>() / n;  // syncs
   double lo = 0, hi = 0;
   bool first = true;
+  int64_t dropped = 0;
   for (const auto& layer : layers_) {
+    dropped += layer->last_routing().dropped;
     const std::vector<float> counts = layer->last_routing().tokens_per_expert.to(Device::cpu()).to_vector<float>();
     for (const float c : counts) {
       lo = first ? c : std::min<double>(lo, c);
@@ -52,12 +54,12 @@ std::string MoeStats::flush(MetricsRecord& rec, int64_t window) {
   }
   rec.add("moe_aux_loss", aux).add("moe_z_loss", z);
   rec.add("tokens_per_expert_min", static_cast<int64_t>(lo)).add("tokens_per_expert_max", static_cast<int64_t>(hi));
-  rec.add("dropped_tokens", int64_t{0});
+  rec.add("dropped_tokens", dropped);
   aux_sum_ = Tensor();
   z_sum_ = Tensor();
-  char text[96];
-  std::snprintf(text, sizeof text, " | aux %.3f | z %.3f | tokens/expert %lld-%lld", aux, z, static_cast<long long>(lo),
-                static_cast<long long>(hi));
+  char text[128];
+  std::snprintf(text, sizeof text, " | aux %.3f | z %.3f | tokens/expert %lld-%lld%s", aux, z, static_cast<long long>(lo),
+                static_cast<long long>(hi), dropped > 0 ? (" | dropped " + std::to_string(dropped)).c_str() : "");
   return text;
 }
 

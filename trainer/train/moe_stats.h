@@ -19,8 +19,9 @@ class MoeStats {
   // z-losses), all of the last forward; keeps the two sums for the window.
   Variable objective(const Variable& loss, double aux_coef, double z_coef);
   // At a log step: the window's mean aux and z losses, and the last step's tokens per expert
-  // (smallest and largest over every MoE layer) and dropped tokens (0: dropless) into `rec`;
-  // returns " | aux A | z Z | tokens/expert MIN-MAX" for the progress line. Starts a new window.
+  // (smallest and largest over every MoE layer) and assignments dropped by a capacity (summed over
+  // the layers; 0 when dropless) into `rec`; returns " | aux A | z Z | tokens/expert MIN-MAX"
+  // (and " | dropped N" when N > 0) for the progress line. Starts a new window.
   std::string flush(MetricsRecord& rec, int64_t window);
 
  private:

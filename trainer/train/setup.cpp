@@ -93,6 +93,7 @@ nn::ModelOptions model_options(const Config& c, const data::Loader& train, DType
       o.top_k = m.top_k;
       o.moe_every = m.moe_every;
       o.router_jitter = m.router_jitter;
+      o.capacity_factor = m.capacity_factor;
       break;
     }
     case ModelKind::mlp:

@@ -135,6 +135,57 @@ TEST(MoELayer, EqualsTheRouterAndTheExpertLoop) {
   }
 }
 
+// Capacity: each expert keeps its first C assignments (first choices first, in token order), the
+// output is the expert loop over what was kept with the router's gates, and the count is reported.
+TEST(MoELayer, CapacityDropsExactlyWhatItsRuleSays) {
+  for (const double factor : {0.5, 1.0, 1.25}) {
+    Generator gen(21);
+    MoE::Options o = small(2);
+    o.capacity_factor = factor;
+    MoE moe(o, gen);
+    const int64_t t = 30, k = 2, e = 6;
+    const Tensor x = test::dense_random({t, 12}, 31), dy = test::dense_random({t, 12}, 32);
+    Variable xv(x, true);
+    Variable y = moe.forward(xv);
+    y.backward(dy);
+    const MoE::Routing& r = moe.last_routing();
+    const std::vector<double> chosen = host(r.expert_of.to(DType::f64));
+    const auto cap = static_cast<int64_t>(std::ceil(factor * static_cast<double>(t * k) / static_cast<double>(e)));
+    std::vector<int64_t> want(chosen.begin(), chosen.end());
+    std::vector<double> load(static_cast<size_t>(e), 0.0);
+    int64_t dropped = 0;
+    for (int64_t j = 0; j < k; ++j)
+      for (int64_t i = 0; i < t; ++i) {
+        int64_t& c = want[static_cast<size_t>(i * k + j)];
+        if (load[static_cast<size_t>(c)] < static_cast<double>(cap)) {
+          load[static_cast<size_t>(c)] += 1;
+        } else {
+          c = -1;
+          ++dropped;
+        }
+      }
+    const std::string what = "capacity factor " + std::to_string(factor);
+    EXPECT_EQ(host(r.routed.to(DType::f64)), std::vector<double>(want.begin(), want.end())) << what;
+    EXPECT_EQ(r.dropped, dropped) << what;
+    EXPECT_EQ(host(r.tokens_per_expert), load) << what;
+    if (factor == 0.5) {
+      EXPECT_GT(dropped, 0) << what;  // half the fair share must drop some
+    }
+    // The output and every gradient: the router's gates, the experts over the kept slots.
+    Variable xr(x, true), wr(param(moe, "router").data(), true), w1(param(moe, "w1").data(), true),
+        w2(param(moe, "w2").data(), true);
+    const Variable probs = ops::softmax(ops::linear(xr, wr), 1);
+    Variable gates = ops::gather(probs, 1, r.expert_of);
+    gates = ops::div(gates, ops::sum(gates, {1}, true));
+    Variable yr = test::moe_reference(xr, want, k, gates, w1, w2, UnaryOp::gelu_tanh);
+    yr.backward(dy);
+    test::expect_close(y.data(), yr.data(), 2e-5, 2e-5, what + " y");
+    test::expect_close(xv.grad(), xr.grad(), 2e-5, 2e-5, what + " dx");
+    test::expect_close(param(moe, "router").grad(), wr.grad(), 2e-5, 2e-5, what + " d router");
+    test::expect_close(param(moe, "w1").grad(), w1.grad(), 2e-5, 2e-5, what + " dW1");
+  }
+}
+
 TEST(MoELayer, JitterOnlyWhileTraining) {
   Generator gen(9);
   MoE::Options o = small(2);
@@ -161,6 +212,9 @@ TEST(MoELayer, ArgumentChecks) {
   o = small(1);
   o.jitter = 1.5;
   expect_error_contains([&] { MoE m(o, gen); }, "jitter must be in [0, 1)");
+  o = small(1);
+  o.capacity_factor = -1;
+  expect_error_contains([&] { MoE m(o, gen); }, "capacity_factor must be >= 0");
   MoE m(small(1), gen);
   expect_error_contains([&] { m.forward(Variable(zeros({4, 5}))); }, "must end in 12");
 }

@@ -126,6 +126,15 @@ TEST_F(TrainTest, MoeTransformerLearnsAndLogsItsRouting) {
       EXPECT_NE(line.find(key), std::string::npos) << key << " missing in " << line;
   }
   EXPECT_EQ(train_records, 8);
+  // With a capacity factor below 1 some assignments are dropped, and the records count them.
+  fs::remove_all(dir_ / "run");
+  const Config capped = config_from_yaml(lm_yaml(10, ", experts: 4, top_k: 2, capacity_factor: 0.5"), "lm.yaml");
+  EXPECT_DOUBLE_EQ(capped.model.capacity_factor, 0.5);
+  train(capped, {.out = log_});
+  const std::vector<std::string> capped_lines = metrics_lines();
+  ASSERT_FALSE(capped_lines.empty());
+  EXPECT_EQ(capped_lines.front().find("\"dropped_tokens\": 0,"), std::string::npos) << capped_lines.front();
+  EXPECT_NE(capped_lines.front().find("\"dropped_tokens\": "), std::string::npos) << capped_lines.front();
   // top_k above the number of experts is refused when the config is read.
   EXPECT_THROW(config_from_yaml(lm_yaml(40, ", experts: 2, top_k: 3"), "lm.yaml"), Error);
 }
