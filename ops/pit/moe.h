@@ -26,7 +26,8 @@ struct MoeFfnOptions {
 //   w2         [E, d, ffn]   x's dtype (the second); differentiable
 // Returns y [T, d] in x's dtype. Experts that receive no token cost nothing and get a zero
 // weight gradient. Backward: dx, dW1, dW2 through the forward's index; dgates[t, j] =
-// <dy[t], W2_e act(W1_e x[t])>, the expert outputs recomputed by one more M-gather GEMM.
+// <dy[t], W2_e act(W1_e x[t])> = <dy[t] W2_e, act(W1_e x[t])>, taken in the same pass as the
+// activation's backward (ops/pit/moe_grad.h): no expert output is recomputed.
 Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gates, const Variable& w1,
                  const Variable& w2, const MoeFfnOptions& options = {});
 

@@ -41,6 +41,7 @@ inline std::vector<int64_t> make_routing(Routing r, int64_t t, int64_t k, int64_
   std::vector<int64_t> ids(static_cast<size_t>(t * k));
   std::vector<int64_t> order(static_cast<size_t>(experts));
   for (int64_t i = 0; i < t; ++i) {
+    order.resize(static_cast<size_t>(experts));  // some_idle shrinks it to the odd experts
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), gen);
     if (r == Routing::skewed && gen() % 10 < 7) std::swap(order[0], *std::find(order.begin(), order.end(), 0));

@@ -53,3 +53,31 @@ TEST(MoeFfnCpu, ErrorsNameTheProblem) {
   const Tensor bad = from_vector(std::vector<int32_t>{0, 1, 2, 0, 1, 3, 0, 1, 2, 0, 1, 2}, {6, 2});  // expert 3 of 3
   EXPECT_THROW(ops::moe_ffn(x, bad, g, w1, w2), Error);
 }
+
+// Backward computes what the inputs that require a gradient need and nothing else (the gates
+// alone still need gu = dy W2): each subset's gradients equal those of the full backward.
+TEST(MoeFfnCpu, GradientsOfASubset) {
+  const int64_t t = 41, d = 12, f = 20, experts = 4, k = 2;
+  const std::vector<int64_t> ids = test::make_routing(test::Routing::with_drops, t, k, experts, 5);
+  const Tensor ids_t = from_vector(ids, {t, k});
+  const std::vector<Tensor> in = {test::dense_random({t, d}, 6), test::dense_random({t, k}, 7),
+                                  test::dense_random({experts, f, d}, 8), test::dense_random({experts, d, f}, 9)};
+  const Tensor dy = test::dense_random({t, d}, 10);
+  const auto grads = [&](const std::vector<bool>& want) {
+    std::vector<Variable> v;
+    for (size_t i = 0; i < in.size(); ++i) v.emplace_back(in[i], want[i]);
+    ops::moe_ffn(v[0], ids_t, v[1], v[2], v[3], {.activation = UnaryOp::silu}).backward(dy);
+    std::vector<Tensor> g;
+    for (const Variable& x : v) g.push_back(x.requires_grad() ? x.grad() : Tensor());
+    return g;
+  };
+  const std::vector<Tensor> all = grads({true, true, true, true});
+  const char* names[] = {"dx", "dgates", "dW1", "dW2"};
+  for (const std::vector<bool>& want : std::vector<std::vector<bool>>{
+           {false, true, false, false}, {false, false, false, true}, {false, false, true, false},
+           {true, false, false, false}, {true, true, false, true}}) {
+    const std::vector<Tensor> got = grads(want);
+    for (size_t i = 0; i < in.size(); ++i)
+      if (want[i]) test::expect_close(got[i], all[i], 1e-6, 1e-6, names[i]);
+  }
+}
