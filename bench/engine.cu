@@ -193,6 +193,8 @@ int run_engine(const std::string& markdown_path) {
       mma_engine<dev::TileCfg<T, 128, 256, 2, 4, false, true, 3, 64>>("mma.sync 128x256x64, 8 warps 64x64, 3 st"),
       mma_engine<dev::WgCfg<T, false, true, 4>>("wgmma engine (wg_core.cuh), 4 st"),
       mma_engine<dev::WgCfg<T, false, true, 3>>("wgmma engine (wg_core.cuh), 3 st, 2 blocks/SM"),
+      mma_engine<dev::WgCfg<T, false, true, 3, true>>("wgmma engine, 3 st, 2 blocks/SM, loads 2 ahead (drain)"),
+      mma_engine<dev::WgCfg<T, false, true, 4, true>>("wgmma engine, 4 st, loads 3 ahead (drain)"),
       wgmma_core<4>("wgmma 128x128x64, 2 warpgroups, 4 st"),
       wgmma_core<5>("wgmma 128x128x64, 2 warpgroups, 5 st"),
   };

@@ -26,8 +26,10 @@ enum class Write : uint8_t {
 // the kernel's own rule (gather_gemm: wgmma for long K, mma.sync for short K-chunks;
 // condense_gemm: wgmma for 128-row micro-tiles); the others force one, for measuring (pit-bench)
 // and tests. wgmma_persistent: the persistent, warp-specialised wgmma engine
-// (ops/pit/cuda/ws_core.cuh), in the CUDA condense_gemm only so far.
-enum class Engine : uint8_t { automatic, mma, wgmma, wgmma_persistent };
+// (ops/pit/cuda/ws_core.cuh), in the CUDA condense_gemm only so far. wgmma_deep: the wgmma engine
+// with its loads one stage further ahead, each k-step waiting for its own MMAs (gather_gemm and
+// gather_weight_grad).
+enum class Engine : uint8_t { automatic, mma, wgmma, wgmma_persistent, wgmma_deep };
 
 struct Epilogue {
   Write write = Write::store;
@@ -72,6 +74,7 @@ struct GatherWeightGradArgs {
   bool b_trans = false;
   bool use_weights = false;
   Write write = Write::store;
+  Engine engine = Engine::automatic;  // CUDA f16/bf16: wgmma (automatic), wgmma_deep or mma
 };
 void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx, Tensor& db,
                         const GatherWeightGradArgs& args);

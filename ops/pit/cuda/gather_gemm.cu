@@ -6,7 +6,8 @@
 //
 // Tiles: BM = 128 entries x BN = 128 columns. Two engines for f16/bf16 (args.engine):
 // - wgmma (wg_core.cuh): two warpgroups, BK = 64, 3 stages (96 KB, registers capped at 128: two
-//   blocks per SM); for segments with long K (experts, whole rows);
+//   blocks per SM); for segments with long K (experts, whole rows); for experts (a B per segment)
+//   with its loads two stages ahead instead of one (WgCfg kDrain, Engine::wgmma_deep);
 // - mma.sync (gemm_core.cuh): 8 warps of 64 x 32, BK = 32, 4 stages (76 KB, two blocks per SM);
 //   for short K-chunks (seg_cols <= kShortK), where a tile is a single 64-deep k-step and the
 //   wgmma pipeline does not pay for itself (measured with pit-bench, docs/BENCHMARKS.md).
@@ -62,11 +63,12 @@ constexpr int kMaxSplits = 16, kMinSplitSteps = 4;
 // K-chunks at most this wide run on mma.sync under Engine::automatic.
 constexpr int64_t kShortK = 64;
 
-// A K-major, B N-major ([K, N]) or K-major ([N, K], b_trans). kWg: the wgmma engine (f16/bf16).
-template <typename T, bool kBTrans, bool kWg>
+// A K-major, B N-major ([K, N]) or K-major ([N, K], b_trans). kEng (f16/bf16): 0 mma.sync, 1 the
+// wgmma engine, 2 the wgmma engine with its loads a stage further ahead (Engine::wgmma_deep).
+template <typename T, bool kBTrans, int kEng>
 using GatherCfg = std::conditional_t<
     std::is_same_v<T, float>, dev::TileCfg<float, 128, 128, 2, 4, false, !kBTrans, 3>,
-    std::conditional_t<kWg, dev::WgCfg<T, false, !kBTrans, 3>,
+    std::conditional_t<kEng >= 1, dev::WgCfg<T, false, !kBTrans, 3, kEng == 2>,
                        dev::TileCfg<T, 128, 128, 2, 4, false, !kBTrans, 4>>>;
 
 // Split K, after a split's f32 tile is staged in shared memory ([BM][Cfg::kEpiLd]): stores it as
@@ -101,10 +103,10 @@ __device__ bool split_finish(float* staged, float* mine, const float* all, int s
   return true;
 }
 
-template <typename T, bool kBTrans, bool kWg>
-__global__ void __launch_bounds__(GatherCfg<T, kBTrans, kWg>::kThreads, GatherCfg<T, kBTrans, kWg>::kMinBlocks)
+template <typename T, bool kBTrans, int kEng>
+__global__ void __launch_bounds__(GatherCfg<T, kBTrans, kEng>::kThreads, GatherCfg<T, kBTrans, kEng>::kMinBlocks)
     gather_gemm_kernel(const GatherParams<T> p) {
-  using Cfg = GatherCfg<T, kBTrans, kWg>;
+  using Cfg = GatherCfg<T, kBTrans, kEng>;
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK;
   extern __shared__ uint4 smem_raw[];
   T* smem = dev::tile_base<Cfg>(smem_raw);
@@ -206,12 +208,12 @@ __global__ void __launch_bounds__(GatherCfg<T, kBTrans, kWg>::kThreads, GatherCf
   }
 }
 
-template <typename T, bool kBTrans, bool kWg>
+template <typename T, bool kBTrans, int kEng>
 void launch(GatherParams<T> p, int64_t capacity, StreamRef stream) {
-  using Cfg = GatherCfg<T, kBTrans, kWg>;
+  using Cfg = GatherCfg<T, kBTrans, kEng>;
   const size_t smem = Cfg::kSmemStaged + Cfg::kAlignSlack + Cfg::BM * (sizeof(int64_t) + sizeof(int32_t) + sizeof(float)) +
                       sizeof(int32_t) * (p.segments + 1);
-  auto* kernel = gather_gemm_kernel<T, kBTrans, kWg>;
+  auto* kernel = gather_gemm_kernel<T, kBTrans, kEng>;
   const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
   // At most sum_s ceil(count_s / BM) <= capacity / BM + S row tiles.
   const int64_t bound = ((capacity + Cfg::BM - 1) / Cfg::BM + p.segments) * p.n_tiles;
@@ -241,7 +243,7 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
   PIT_CHECK(s <= 8192, "cuda::gather_gemm: at most 8192 segments (the tile prefix lives in shared memory), got ", s);
   if (cap == 0 || n == 0) return;
   dispatch_gemm(a.dtype(), "cuda::gather_gemm", [&]<typename T>() {
-    using Cfg = GatherCfg<T, false, true>;  // BN: the same in every config
+    using Cfg = GatherCfg<T, false, 1>;  // BN: the same in every config
     GatherParams<T> p{};
     p.a = a.data<T>();
     p.b = b.data<T>();
@@ -264,18 +266,24 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
     p.a_fast = dev::chunks_aligned(p.a, k) && seg_ok;
     p.b_fast = args.b_trans ? dev::chunks_aligned(p.b, k) && seg_ok : dev::chunks_aligned(p.b, n);
     if (k == 0 && args.epilogue.write == Write::accumulate) return;
-    const auto run = [&]<bool kWg>() {
-      if (args.b_trans) launch<T, true, kWg>(p, cap, stream);
-      else launch<T, false, kWg>(p, cap, stream);
+    const auto run = [&]<int kEng>() {
+      if (args.b_trans) launch<T, true, kEng>(p, cap, stream);
+      else launch<T, false, kEng>(p, cap, stream);
     };
     PIT_CHECK(args.engine != Engine::wgmma_persistent,
               "cuda::gather_gemm: the persistent wgmma engine is not available for the M-gather yet; use "
-              "Engine::automatic, mma or wgmma");
+              "Engine::automatic, mma, wgmma or wgmma_deep");
     const bool wg = args.engine == Engine::automatic ? p.seg_cols == 0 || p.seg_cols > kShortK
-                                                     : args.engine == Engine::wgmma;
-    if constexpr (std::is_same_v<T, float>) run.template operator()<false>();
-    else if (wg) run.template operator()<true>();
-    else run.template operator()<false>();
+                                                     : args.engine != Engine::mma;
+    // Experts (a B per segment) stream their weights from DRAM, each read by only a few row tiles:
+    // the deeper pipeline measured 6-12% faster there (MoE at T = 16384, E = 64 on an H200), and
+    // 6% slower on a shared B (dense 4096^3, pit-bench engine).
+    const bool deep = args.engine == Engine::wgmma_deep ||
+                      (args.engine == Engine::automatic && p.seg_cols == 0 && p.b_seg_stride != 0);
+    if constexpr (std::is_same_v<T, float>) run.template operator()<0>();
+    else if (deep) run.template operator()<2>();
+    else if (wg) run.template operator()<1>();
+    else run.template operator()<0>();
   });
 }
 

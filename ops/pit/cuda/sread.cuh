@@ -209,6 +209,14 @@ struct RowGatherReader : ChunkSources<T, kRows, kCols, kThreads> {
       return Src<T>{src[t] + (off < 0 ? 0 : off), off < 0 ? 0 : n[t]};
     });
   }
+  // The same with the offsets given per chunk of this thread (off[t]: chunk t's source row, as the
+  // caller worked it out ahead, e.g. from row ids it loaded a stage early).
+  __device__ __forceinline__ void load_chunks(T* tile, int tid, const int64_t (&off)[ChunkWalk<T, kRows, kCols, kThreads>::kPer],
+                                              bool fast, const T* safe) const {
+    this->template fill<Layout>(tile, tid, fast, safe, [&](int t, int, int) {
+      return Src<T>{src[t] + (off[t] < 0 ? 0 : off[t]), off[t] < 0 ? 0 : n[t]};
+    });
+  }
 };
 
 // Whether a 16-byte cp.async can read every chunk: base 16-byte aligned and every row start too

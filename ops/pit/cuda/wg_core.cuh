@@ -34,11 +34,15 @@ struct WgTiles {
   static constexpr size_t kAlign = 1024, kAlignSlack = kAlign - 16;
 };
 
-template <typename T, bool kAKMajor, bool kBKMajor, int kStages_>
+// kDrain: every k-step waits for its own wgmmas, so that the loads run kStages - 1 stages ahead
+// (instead of kStages - 2 with one wgmma group left in flight).
+template <typename T, bool kAKMajor, bool kBKMajor, int kStages_, bool kDrain_ = false>
 struct WgCfg : WgTiles<T, kAKMajor, kBKMajor> {
   using Base = WgTiles<T, kAKMajor, kBKMajor>;
   static constexpr int kEngine = 2;
   static constexpr int kStages = kStages_;
+  static constexpr bool kDrain = kDrain_;
+  static constexpr int kAhead = kDrain ? kStages - 1 : kStages - 2;  // stages loaded ahead
   static constexpr int kThreads = 256;
   static constexpr int kConsumerBase = 0;  // the first thread of the MMA warpgroups
   // Blocks per SM the kernels are compiled for (__launch_bounds__): 3 stages fit two (96 KB of
@@ -87,38 +91,40 @@ struct Acc<Cfg, 2> {
   }
 };
 
-// The wgmma pipeline, same contract as gemm_core.cuh's mainloop (fixup is not supported: the
-// tiles go straight from cp.async to the tensor cores).
+// The wgmma pipeline, same contract as gemm_core.cuh's mainloop: fixup(kt, sa, sb) runs once this
+// thread's copies of stage kt are complete; its shared-memory writes (generic proxy) are fenced
+// for the tensor cores (async proxy) before the barrier that publishes the stage.
 template <class Cfg, class Load, class Fixup>
   requires(Cfg::kEngine == 2)
 __device__ __forceinline__ void mainloop(Acc<Cfg>& acc, typename Cfg::Elem* smem, int num_k, Load&& load,
-                                         Fixup&&) {
+                                         Fixup&& fixup) {
   using namespace pit::cuda;
-  constexpr int S = Cfg::kStages;
-  static_assert(S >= 3, "wgmma pipeline: loads run S - 2 stages ahead");
+  constexpr int S = Cfg::kStages, kAhead = Cfg::kAhead;
+  static_assert(kAhead >= 1, "wgmma pipeline: loads run at least one stage ahead");
   using T = typename Cfg::Elem;
   T* const sa = smem;
   T* const sb = smem + S * Cfg::kAElems;
   acc.zero();
 #pragma unroll
-  for (int s = 0; s < S - 2; ++s) {
+  for (int s = 0; s < kAhead; ++s) {
     if (s < num_k) load(s, sa + s * Cfg::kAElems, sb + s * Cfg::kBElems);
     ptx::cp_async_commit();
   }
   for (int kt = 0; kt < num_k; ++kt) {
     const int buf = kt % S;
-    ptx::cp_async_wait<S - 3>();
+    ptx::cp_async_wait<kAhead - 1>();
+    fixup(kt, sa + buf * Cfg::kAElems, sb + buf * Cfg::kBElems);
     wgmma::fence_smem_for_async();
-    // Stage kt is visible to every warpgroup, and every warpgroup has finished the MMAs of stage
-    // kt - 2 (wait<1> below), whose buffer the next load overwrites.
+    // Stage kt is visible to every warpgroup, and every warpgroup has finished the MMAs of the
+    // stage whose buffer the next load overwrites (kt - 2 by wait<1> below; kt - 1 when draining).
     __syncthreads();
-    const int nk = kt + S - 2;
+    const int nk = kt + kAhead;
     if (nk < num_k) load(nk, sa + (nk % S) * Cfg::kAElems, sb + (nk % S) * Cfg::kBElems);
     ptx::cp_async_commit();
     wgmma::fence();
     acc.mma_stage(sa + buf * Cfg::kAElems, sb + buf * Cfg::kBElems);
     wgmma::commit();
-    wgmma::wait<1>();
+    wgmma::wait<Cfg::kDrain ? 0 : 1>();
   }
   wgmma::wait<0>();
   ptx::cp_async_wait<0>();

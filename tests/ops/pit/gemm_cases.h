@@ -145,18 +145,19 @@ inline void run_gather_cases(Device dev, const std::vector<DType>& dtypes,
       // weight gradient over the rows: dB = A^T G (rows outside the set are zero in A).
       const Tensor g = dense_random({m, n}, ++seed, dt, dev);
       Tensor db = poisoned({k, n}, dt, dev);
-      sparse::gather_weight_grad(a, g, rows, db, {});
+      sparse::gather_weight_grad(a, g, rows, db, {.engine = engine});
       expect_close(db, ref_matmul(a.t(), g), tol, tol, what + " weight grad");
       Tensor dbt = poisoned({n, k}, dt, dev);
-      sparse::gather_weight_grad(a, g, rows, dbt, {.b_trans = true});
+      sparse::gather_weight_grad(a, g, rows, dbt, {.b_trans = true, .engine = engine});
       expect_close(dbt, ref_matmul(g.t(), a), tol, tol, what + " weight grad, b_trans");
       if (::testing::Test::HasFailure()) return;
     }
 }
 
 // MoE: tokens x [E, K, N] experts, top-2 routing with gates; compact outputs per entry, the
-// weighted combine (scatter + accumulate), bias per expert and the expert weight gradients.
-inline void run_moe_cases(Device dev, DType dt, bool skewed) {
+// weighted combine (scatter + accumulate), bias per expert and the expert weight gradients
+// (`engine`: the CUDA weight-gradient kernel's tensor-core engine; the CPU ignores it).
+inline void run_moe_cases(Device dev, DType dt, bool skewed, sparse::Engine engine = sparse::Engine::automatic) {
   const int64_t t_count = 203, k = 48, n = 40, experts = 5, top = 2;
   std::vector<int64_t> ids(static_cast<size_t>(t_count * top));
   std::vector<float> gates(ids.size());
@@ -210,7 +211,7 @@ inline void run_moe_cases(Device dev, DType dt, bool skewed) {
   // Expert weight gradient: dW_e = sum over e's tokens of gate * x^T g (g: gathered by row).
   const Tensor g = dense_random({t_count, n}, 4, dt, dev);
   Tensor dw = poisoned({experts, k, n}, dt, dev);
-  sparse::gather_weight_grad(x, g, r, dw, {.use_weights = true});
+  sparse::gather_weight_grad(x, g, r, dw, {.use_weights = true, .engine = engine});
   const auto gv = host(g);
   std::vector<double> want(static_cast<size_t>(experts * k * n), 0.0);
   for (int64_t t = 0; t < t_count; ++t)
@@ -221,7 +222,13 @@ inline void run_moe_cases(Device dev, DType dt, bool skewed) {
         for (int64_t j = 0; j < n; ++j)
           want[static_cast<size_t>((e * k + p) * n + j)] += gate * xv[static_cast<size_t>(t * k + p)] * gv[static_cast<size_t>(t * n + j)];
     }
-  expect_close(dw, from_vector(want, {experts, k, n}), tol, tol, std::string("moe weight grad ") + dtype_name(dt));
+  expect_close(dw, from_vector(want, {experts, k, n}), tol, tol,
+               std::string("moe weight grad ") + dtype_name(dt) + " engine " + std::to_string(static_cast<int>(engine)));
+  // The same gradient transposed ([E, N, K] = G^T X: the gates scale the other operand's tile).
+  Tensor dwt = poisoned({experts, n, k}, dt, dev);
+  sparse::gather_weight_grad(x, g, r, dwt, {.b_trans = true, .use_weights = true, .engine = engine});
+  expect_close(dwt, from_vector(want, {experts, k, n}).transpose(1, 2).contiguous(), tol, tol,
+               std::string("moe weight grad, b_trans ") + dtype_name(dt));
 }
 
 }  // namespace pit::test

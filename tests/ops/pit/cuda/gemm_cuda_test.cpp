@@ -112,14 +112,17 @@ TEST(PitGemmCuda, CondensePersistentEngineNeedsAlignedRows) {
 
 TEST(PitGemmCuda, GatherSmall) {
   PIT_REQUIRE_CUDA();
-  for (const sparse::Engine e : {sparse::Engine::automatic, sparse::Engine::mma, sparse::Engine::wgmma})
+  for (const sparse::Engine e :
+       {sparse::Engine::automatic, sparse::Engine::mma, sparse::Engine::wgmma, sparse::Engine::wgmma_deep})
     test::run_gather_cases(kGpu, kAll, e);
 }
 
 TEST(PitGemmCuda, Moe) {
   PIT_REQUIRE_CUDA();
   for (const DType dt : kAll)
-    for (const bool skewed : {false, true}) test::run_moe_cases(kGpu, dt, skewed);
+    for (const bool skewed : {false, true})
+      for (const sparse::Engine e : {sparse::Engine::automatic, sparse::Engine::mma, sparse::Engine::wgmma_deep})
+        test::run_moe_cases(kGpu, dt, skewed, e);
 }
 
 // M-gather at 1000 x 777 x 333: whole zero rows (one segment; store with bias + gelu, b_trans) and
@@ -128,11 +131,11 @@ TEST(PitGemmCuda, GatherRaggedLarge) {
   PIT_REQUIRE_CUDA();
   const int64_t m = 1000, k = 777, n = 333;
   uint64_t seed = 9000;
-  for (const sparse::Engine engine : {sparse::Engine::mma, sparse::Engine::wgmma})
+  for (const sparse::Engine engine : {sparse::Engine::mma, sparse::Engine::wgmma, sparse::Engine::wgmma_deep})
   for (const DType dt : kAll)
     for (const double d : test::kGemmDensities) {
       const std::string what = std::string("gather 1000x777x333 ") + dtype_name(dt) + " density " + std::to_string(d) +
-                               (engine == sparse::Engine::mma ? " mma.sync" : " wgmma");
+                               (engine == sparse::Engine::mma ? " mma.sync" : engine == sparse::Engine::wgmma ? " wgmma" : " wgmma deep");
       const double tol = test::tol_for(dt);
       const Tensor b = test::dense_random({k, n}, ++seed, dt, kGpu);
       const Tensor w = test::dense_random({n, k}, ++seed, dt, kGpu);
@@ -176,9 +179,9 @@ TEST(PitGemmCuda, GatherSplitsLongK) {
   PIT_REQUIRE_CUDA();
   const int64_t m = 512, k = 2049, n = 200;
   uint64_t seed = 9500;
-  for (const sparse::Engine engine : {sparse::Engine::mma, sparse::Engine::wgmma})
+  for (const sparse::Engine engine : {sparse::Engine::mma, sparse::Engine::wgmma, sparse::Engine::wgmma_deep})
     for (const DType dt : kAll) {
-      const std::string what = std::string("split K ") + dtype_name(dt) + (engine == sparse::Engine::mma ? " mma" : " wgmma");
+      const std::string what = std::string("split K ") + dtype_name(dt) + (engine == sparse::Engine::mma ? " mma" : engine == sparse::Engine::wgmma ? " wgmma" : " wgmma deep");
       const double tol = test::tol_for(dt) * 2;  // K = 2049: longer sums than the other cases
       const Tensor a = test::sparse_tensor(m, k, 1, k, 0.02, ++seed, dt, kGpu);  // about 10 rows
       const Tensor b = test::dense_random({k, n}, ++seed, dt, kGpu);
