@@ -5,7 +5,9 @@
 // GEMM and a softmax, not timed here); what is timed is dispatch (the index from the routing),
 // the two expert GEMMs with the activation and the gate-weighted combine, and in backward all
 // their gradients.
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -15,7 +17,11 @@
 #include "bench/timer.h"
 #include "core/core.h"
 #include "ops/functional.h"
+#include "ops/kernels.h"
+#include "ops/pit/detect.h"
+#include "ops/pit/gemm.h"
 #include "ops/pit/moe.h"
+#include "ops/pit/moe_grad.h"
 
 namespace pit::bench {
 namespace {
@@ -46,6 +52,115 @@ Tensor routing(int64_t k, bool skewed, uint64_t seed) {
       ids[static_cast<size_t>(t * k + j)] = e;
     }
   return from_vector(ids, {kTokens, k}, Device::cuda());
+}
+
+// The parts of moe_ffn's forward and backward, each timed alone with the calls the op makes
+// (ops/pit/moe.cpp), against cuBLAS on the dense GEMM of the same shape (T k rows).
+void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor& w1, const Tensor& w2,
+                const Tensor& ids, const Tensor& gates, int64_t k, const std::string& tag) {
+  using sparse::gather_gemm;
+  const int64_t rows = kTokens * k;
+  const std::string shape = "T16384 d1024 ffn4096 E64";
+  const sparse::RowSetIndex idx = sparse::rows_from_routing(ids, kExperts, gates);
+  const auto dispatch = time_gpu([&](int) { (void)sparse::rows_from_routing(ids, kExperts, gates); });
+  report.add({"  dispatch " + tag, shape, dispatch.median_ms, double(rows) * 12, false, 4.16e12, "", 0});
+  Tensor pre = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
+  const double gemm_flops = 2.0 * rows * kModel * kFfn;
+  // Dense peers: [rows, d] x [d, ffn] and [rows, ffn] x [ffn, d] through cuBLAS (ops::linear).
+  const Tensor xr = random_bf16({rows, kModel}, 1.0, 7), hr = random_bf16({rows, kFfn}, 1.0, 8);
+  const Tensor up_w = w1.select(0, 0), down_w = w2.select(0, 0);
+  const auto dense_up = time_gpu([&](int) {
+    const NoGradGuard no_grad;
+    (void)ops::linear(Variable(xr), Variable(up_w));
+  });
+  const auto dense_down = time_gpu([&](int) {
+    const NoGradGuard no_grad;
+    (void)ops::linear(Variable(hr), Variable(down_w));
+  });
+  // Ceiling of the GEMM rows: cuBLAS's rate on the faster of the two dense shapes, this run.
+  const double gemm_peak = gemm_flops / (std::min(dense_up.median_ms, dense_down.median_ms) * 1e-3);
+  const auto up = time_gpu([&](int) {
+    gather_gemm(x, idx, w1, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true});
+  });
+  report.add({"  up GEMM (SRead) " + tag, shape, up.median_ms, gemm_flops, true, gemm_peak, "cuBLAS same shape",
+              dense_up.median_ms});
+  const auto up_plain = time_gpu([&](int) {
+    gather_gemm(x, idx, w1, pre,
+                {.a_gathered = true, .c_scattered = false, .b_trans = true, .engine = sparse::Engine::wgmma});
+  });
+  report.add({"  up GEMM, wgmma not deep " + tag, shape, up_plain.median_ms, gemm_flops, true, gemm_peak,
+              "cuBLAS same shape", dense_up.median_ms});
+  const Tensor h = kernels::unary(UnaryOp::gelu_tanh, pre);
+  const auto act = time_gpu([&](int) { (void)kernels::unary(UnaryOp::gelu_tanh, pre); });
+  report.add({"  activation " + tag, shape, act.median_ms, 4.0 * rows * kFfn, false, 4.16e12, "", 0});
+  Tensor y = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
+  const sparse::Write combine = k > 1 ? sparse::Write::accumulate : sparse::Write::store;
+  const auto down = time_gpu([&](int) {
+    gather_gemm(h, idx, w2, y,
+                {.a_gathered = false, .c_scattered = true, .b_trans = true, .use_weights = true, .zero_c = true,
+                 .epilogue = {.write = combine}});
+  });
+  report.add({"  down GEMM (SWrite) " + tag, shape, down.median_ms, gemm_flops, true, gemm_peak, "cuBLAS same shape",
+              dense_down.median_ms});
+  const auto down_plain = time_gpu([&](int) {
+    gather_gemm(h, idx, w2, y,
+                {.a_gathered = false, .c_scattered = true, .b_trans = true, .use_weights = true, .zero_c = true,
+                 .epilogue = {.write = combine}, .engine = sparse::Engine::wgmma});
+  });
+  report.add({"  down GEMM, wgmma not deep " + tag, shape, down_plain.median_ms, gemm_flops, true, gemm_peak,
+              "cuBLAS same shape", dense_down.median_ms});
+  Tensor dh = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
+  const auto bwd_dh = time_gpu([&](int) {
+    gather_gemm(dy, idx, w2, dh, {.a_gathered = true, .c_scattered = false});
+  });
+  report.add({"  bwd gu GEMM " + tag, shape, bwd_dh.median_ms, gemm_flops, true, gemm_peak, "", 0});
+  // The activation's backward with the gates' gradient (reads gu, pre, h; writes dpre).
+  Tensor dpre = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
+  Tensor dgates = Tensor::empty({kTokens, k}, DType::f32, Device::cuda());
+  const auto act_b = time_gpu([&](int) {
+    sparse::moe_activation_backward(UnaryOp::gelu_tanh, dh, pre, h, idx, ids, dpre, dgates);
+  });
+  report.add({"  bwd activation+dgates " + tag, shape, act_b.median_ms, 8.0 * rows * kFfn, false, 4.16e12, "", 0});
+  Tensor dw1 = Tensor::empty(w1.shape(), DType::bf16, Device::cuda());
+  const auto bwd_w1 = time_gpu([&](int) {
+    sparse::gather_weight_grad(x, dh, idx, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true});
+  });
+  const auto bwd_w1_mma = time_gpu([&](int) {
+    sparse::gather_weight_grad(x, dh, idx, dw1,
+                               {.a_gathered = true, .g_gathered = false, .b_trans = true, .engine = sparse::Engine::mma});
+  });
+  report.add({"  bwd dW1 " + tag, shape, bwd_w1.median_ms, gemm_flops, true, gemm_peak, "mma.sync engine",
+              bwd_w1_mma.median_ms});
+  const auto bwd_w1_deep = time_gpu([&](int) {
+    sparse::gather_weight_grad(x, dh, idx, dw1,
+                               {.a_gathered = true, .g_gathered = false, .b_trans = true,
+                                .engine = sparse::Engine::wgmma_deep});
+  });
+  report.add({"  bwd dW1, wgmma_deep " + tag, shape, bwd_w1_deep.median_ms, gemm_flops, true, gemm_peak,
+              "mma.sync engine", bwd_w1_mma.median_ms});
+  Tensor dx = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
+  const auto bwd_dx = time_gpu([&](int) {
+    gather_gemm(dh, idx, w1, dx, {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine}});
+  });
+  report.add({"  bwd dx GEMM " + tag, shape, bwd_dx.median_ms, gemm_flops, true, gemm_peak, "", 0});
+  Tensor dw2 = Tensor::empty(w2.shape(), DType::bf16, Device::cuda());
+  const auto bwd_w2 = time_gpu([&](int) {
+    sparse::gather_weight_grad(h, dy, idx, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true});
+  });
+  const auto bwd_w2_mma = time_gpu([&](int) {
+    sparse::gather_weight_grad(h, dy, idx, dw2,
+                               {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true,
+                                .engine = sparse::Engine::mma});
+  });
+  report.add({"  bwd dW2 " + tag, shape, bwd_w2.median_ms, gemm_flops, true, gemm_peak, "mma.sync engine",
+              bwd_w2_mma.median_ms});
+  const auto bwd_w2_deep = time_gpu([&](int) {
+    sparse::gather_weight_grad(h, dy, idx, dw2,
+                               {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true,
+                                .engine = sparse::Engine::wgmma_deep});
+  });
+  report.add({"  bwd dW2, wgmma_deep " + tag, shape, bwd_w2_deep.median_ms, gemm_flops, true, gemm_peak,
+              "mma.sync engine", bwd_w2_mma.median_ms});
 }
 
 }  // namespace
@@ -90,6 +205,7 @@ int run_moe(const std::string& markdown_path) {
                   "dense FFN", dense_f.median_ms});
       report.add({"moe_ffn fwd+bwd " + tag, shape, both.median_ms, 3 * flops, true,
                   3 * flops / (dense_b.median_ms * 1e-3), "dense FFN", dense_b.median_ms});
+      if (std::getenv("PIT_BENCH_MOE_PARTS") != nullptr) time_parts(report, x, dy, w1, w2, ids, gates, k, tag);
     }
   }
   if (!markdown_path.empty() && !report.write_markdown(markdown_path, "MoE experts, bf16 (roofline: the dense FFN of equal FLOPs)"))

@@ -25,6 +25,7 @@ const char* const kUsage =
     "          4096^3 per micro-tile and density\n"
     "  moe     the MoE experts (moe_ffn: dispatch, expert GEMMs, combine) at T=16384, d=1024,\n"
     "          ffn=4096, E=64, top-1/top-2, uniform/skewed, vs a dense FFN of equal FLOPs\n"
+    "          (PIT_BENCH_MOE_PARTS=1: also each part of it alone, against cuBLAS)\n"
     "environment (pit):\n"
     "  PIT_BENCH_FILTER=\"4096^3 128x1 90%\"  only the rows whose \"problem tile sparsity\" contains it\n"
     "  PIT_BENCH_ENGINE=mma|wgmma|persistent  force the tensor-core engine of the M-gather (mma,\n"

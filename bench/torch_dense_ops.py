@@ -5,26 +5,14 @@ Timed like pit-bench: CUDA events around each run after warm-up, median of 50 ru
 Usage: python3 bench/torch_dense_ops.py [--markdown FILE]
 """
 import argparse
-import statistics
 
 import torch
 import torch.nn.functional as F
 
+from torch_timing import time_gpu
+
 TOKENS, MODEL, FFN, HEADS, SEQ = 16384, 1024, 4096, 16, 1024
 HEAD_DIM, BATCH = MODEL // HEADS, TOKENS // SEQ
-
-
-def time_gpu(fn, warmup=5, runs=50):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(runs)]
-    for start, end in events:
-        start.record()
-        fn()
-        end.record()
-    torch.cuda.synchronize()
-    return statistics.median(s.elapsed_time(e) for s, e in events)
 
 
 def main():
