@@ -9,7 +9,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from torch_timing import time_gpu
+from torch_timing import time_gpu, write_markdown
 
 TOKENS, MODEL, FFN, HEADS, SEQ = 16384, 1024, 4096, 16, 1024
 HEAD_DIM, BATCH = MODEL // HEADS, TOKENS // SEQ
@@ -73,11 +73,8 @@ def main():
         lambda: F.scaled_dot_product_attention(qg, kg, vg, is_causal=True).backward(do))
 
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(f"### PyTorch {torch.__version__} eager, bf16, {torch.cuda.get_device_name()}\n\n")
-            f.write("| op | shape | ms |\n|---|---|---:|\n")
-            for op, shape, ms in rows:
-                f.write(f"| {op} | {shape} | {ms:.4f} |\n")
+        write_markdown(args.markdown, f"PyTorch {torch.__version__} eager, bf16, {torch.cuda.get_device_name()}",
+                       ("op", "shape", "ms"), rows)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from torch_timing import time_gpu
+from torch_timing import time_gpu, write_markdown
 
 T, D, FFN, E = 16384, 1024, 4096, 64
 
@@ -122,11 +122,8 @@ def main():
                 rows.append((f"{name} {tag}", fwd, bwd))
                 print(f"{name + ' ' + tag:<40} fwd {fwd:8.4f} ms   fwd+bwd {bwd:8.4f} ms", flush=True)
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(f"### MoE experts in PyTorch {torch.__version__} eager, bf16\n\n")
-            f.write("| implementation | fwd ms | fwd+bwd ms |\n|---|---:|---:|\n")
-            for name, fwd, bwd in rows:
-                f.write(f"| {name} | {fwd:.4f} | {bwd:.4f} |\n")
+        write_markdown(args.markdown, f"MoE experts in PyTorch {torch.__version__} eager, bf16",
+                       ("implementation", "fwd ms", "fwd+bwd ms"), rows)
 
 
 if __name__ == "__main__":
