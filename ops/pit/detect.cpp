@@ -273,10 +273,10 @@ Tensor to_dense(const BlockListIndex& idx) {
   PIT_CHECK(idx.values.defined(), "to_dense: the block index has no values (detect with values)");
   return tiles_op(idx.values, [&](bool cuda) {
     if (!cuda)
-      return cpu::tiles_to_dense(idx.offsets, idx.col, idx.values.view({idx.values.size(0), -1}),
+      return cpu::tiles_to_dense(idx.offsets, idx.col, idx.values.view({idx.values.size(0), idx.block * idx.block}),
                                  idx.rows, idx.cols, idx.block, idx.block);
 #if PIT_WITH_CUDA
-    return cuda::tiles_to_dense(idx.offsets, idx.col, idx.values.view({idx.values.size(0), -1}),
+    return cuda::tiles_to_dense(idx.offsets, idx.col, idx.values.view({idx.values.size(0), idx.block * idx.block}),
                                 idx.rows, idx.cols, idx.block, idx.block,
                                 current_stream(idx.values.device()));
 #else
@@ -302,14 +302,16 @@ Tensor cover_mask(const BlockListIndex& idx) {
 KListIndex with_new_values(const KListIndex& idx, DType dtype) {
   KListIndex out = idx;
   const int64_t nb = idx.block_rows > 0 ? (idx.rows + idx.block_rows - 1) / idx.block_rows : 0;
-  out.values = Tensor::empty({nb * idx.cols, idx.block_rows}, dtype, idx.offsets.device());
+  out.values = Tensor::empty({idx.entries >= 0 ? idx.entries : nb * idx.cols, idx.block_rows}, dtype,
+                             idx.offsets.device());
   return out;
 }
 
 BlockListIndex with_new_values(const BlockListIndex& idx, DType dtype) {
   BlockListIndex out = idx;
   const BlockListView v = idx.view();
-  out.values = Tensor::empty({v.capacity, idx.block, idx.block}, dtype, idx.offsets.device());
+  out.values = Tensor::empty({idx.entries >= 0 ? idx.entries : v.capacity, idx.block, idx.block}, dtype,
+                             idx.offsets.device());
   return out;
 }
 

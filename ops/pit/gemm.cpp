@@ -190,17 +190,21 @@ struct TileDesc {
   const Tensor& cols;
   const Tensor& values;
   int64_t rows, k, tr, tc;
+  int64_t entries;  // >= 0: a compact index (arrays hold exactly this many entries)
 };
 
 void check_tile_index(const TileDesc& t, Device dev, const char* op, bool need_values) {
   PIT_CHECK(t.tr >= 1 && t.tc >= 1, op, ": the index has no micro-tile shape (was it detected?)");
   const int64_t br = (t.rows + t.tr - 1) / t.tr, bc = (t.k + t.tc - 1) / t.tc;
-  check_tiles(t.offsets, t.cols, br, br * bc, dev, op);
+  PIT_CHECK(t.entries <= br * bc, op, ": the index says ", t.entries, " entries but a ", t.rows, "x", t.k,
+            " matrix has ", br * bc, " micro-tiles");
+  const int64_t listed = t.entries >= 0 ? t.entries : br * bc;
+  check_tiles(t.offsets, t.cols, br, listed, dev, op);
   if (!need_values) return;
   PIT_CHECK(t.values.defined(), op, ": the index has no values; detect with DetectOptions{.values = true}");
   PIT_CHECK(t.values.device() == dev, op, ": index values on ", t.values.device().str(), ", operands on ", dev.str());
-  PIT_CHECK(t.values.numel() >= br * bc * t.tr * t.tc && t.values.is_contiguous(), op,
-            ": index values must be contiguous [capacity, tile] = [", br * bc, ", ", t.tr * t.tc, "], got ",
+  PIT_CHECK(t.values.numel() >= listed * t.tr * t.tc && t.values.is_contiguous(), op, ": index values must be contiguous [",
+            t.entries >= 0 ? "entries" : "capacity", ", tile] = [", listed, ", ", t.tr * t.tc, "], got ",
             shape_of(t.values));
 }
 
@@ -246,38 +250,38 @@ void sampled_checks(const Tensor& a, const Tensor& b, const TileDesc& out, bool 
 }  // namespace
 
 void condense_gemm(const KListIndex& a, const Tensor& b_in, Tensor& c, const Epilogue& ep) {
-  tile_forward_checks({a.offsets, a.k, a.values, a.rows, a.cols, a.block_rows, 1}, b_in, c, ep, "condense_gemm");
+  tile_forward_checks({a.offsets, a.k, a.values, a.rows, a.cols, a.block_rows, 1, a.entries}, b_in, c, ep, "condense_gemm");
   const Tensor b = b_in.contiguous();
   PIT_PIT_GEMM_CALL(b.device(), condense_gemm, a, b, c, ep);
 }
 
 void block_gemm(const BlockListIndex& a, const Tensor& b_in, Tensor& c, const Epilogue& ep) {
-  tile_forward_checks({a.offsets, a.col, a.values, a.rows, a.cols, a.block, a.block}, b_in, c, ep, "block_gemm");
+  tile_forward_checks({a.offsets, a.col, a.values, a.rows, a.cols, a.block, a.block, a.entries}, b_in, c, ep, "block_gemm");
   const Tensor b = b_in.contiguous();
   PIT_PIT_GEMM_CALL(b.device(), block_gemm, a, b, c, ep);
 }
 
 void condense_gemm_tn(const KListIndex& a, const Tensor& g_in, Tensor& db, Write write) {
-  tile_tn_checks({a.offsets, a.k, a.values, a.rows, a.cols, a.block_rows, 1}, g_in, db, "condense_gemm_tn");
+  tile_tn_checks({a.offsets, a.k, a.values, a.rows, a.cols, a.block_rows, 1, a.entries}, g_in, db, "condense_gemm_tn");
   const Tensor g = g_in.contiguous();
   PIT_PIT_GEMM_CALL(g.device(), condense_gemm_tn, a, g, db, write);
 }
 
 void block_gemm_tn(const BlockListIndex& a, const Tensor& g_in, Tensor& db, Write write) {
-  tile_tn_checks({a.offsets, a.col, a.values, a.rows, a.cols, a.block, a.block}, g_in, db, "block_gemm_tn");
+  tile_tn_checks({a.offsets, a.col, a.values, a.rows, a.cols, a.block, a.block, a.entries}, g_in, db, "block_gemm_tn");
   const Tensor g = g_in.contiguous();
   PIT_PIT_GEMM_CALL(g.device(), block_gemm_tn, a, g, db, write);
 }
 
 void sampled_gemm(const Tensor& a_in, const Tensor& b_in, KListIndex& out, bool a_trans, bool b_trans) {
-  sampled_checks(a_in, b_in, {out.offsets, out.k, out.values, out.rows, out.cols, out.block_rows, 1}, a_trans,
+  sampled_checks(a_in, b_in, {out.offsets, out.k, out.values, out.rows, out.cols, out.block_rows, 1, out.entries}, a_trans,
                  b_trans, "sampled_gemm");
   const Tensor a = a_in.contiguous(), b = b_in.contiguous();
   PIT_PIT_GEMM_CALL(a.device(), sampled_gemm, a, b, out, a_trans, b_trans);
 }
 
 void sampled_gemm(const Tensor& a_in, const Tensor& b_in, BlockListIndex& out, bool a_trans, bool b_trans) {
-  sampled_checks(a_in, b_in, {out.offsets, out.col, out.values, out.rows, out.cols, out.block, out.block}, a_trans,
+  sampled_checks(a_in, b_in, {out.offsets, out.col, out.values, out.rows, out.cols, out.block, out.block, out.entries}, a_trans,
                  b_trans, "sampled_gemm");
   const Tensor a = a_in.contiguous(), b = b_in.contiguous();
   PIT_PIT_GEMM_CALL(a.device(), sampled_gemm, a, b, out, a_trans, b_trans);

@@ -71,6 +71,9 @@ struct RowSetIndex {
 //                                     consumer reads, so SRead stays coalesced
 //   transposed (optional)             for each k, the blocks b listing it:
 //     t_blocks[t_offsets[k] .. t_offsets[k+1]), and t_pos: that entry's position j in `k`
+// Compact index (entries >= 0): the host knows the number of listed entries (an index built
+// from a declared pattern, e.g. a pruned weight's mask: ops/pit/compact.h), and k / values hold
+// exactly that many entries instead of the capacity. Detection leaves entries = -1.
 struct KListView {
   const int32_t* offsets = nullptr;
   const int32_t* k = nullptr;
@@ -90,6 +93,7 @@ struct KListIndex {
   Tensor values;   // [capacity, r] or undefined
   Tensor t_offsets, t_blocks, t_pos;  // i32 [K + 1], [capacity], [capacity] or undefined
   int64_t rows = 0, cols = 0, block_rows = 0;
+  int64_t entries = -1;  // listed entries when known on the host (k, values sized to it); else -1
   KListView view() const;
   std::string str() const;
 };
@@ -101,6 +105,7 @@ struct KListIndex {
 //                                     matrix edge are 0)
 //   transposed (optional)             for block column c: t_rows[t_offsets[c] .. t_offsets[c+1])
 //                                     ascending block rows, t_pos the entry's position in `col`
+// entries >= 0: a compact index (col and values hold exactly that many entries), as K lists.
 struct BlockListView {
   const int32_t* offsets = nullptr;
   const int32_t* col = nullptr;
@@ -118,6 +123,7 @@ struct BlockListIndex {
   Tensor offsets, col, values;
   Tensor t_offsets, t_rows, t_pos;
   int64_t rows = 0, cols = 0, block = 0;
+  int64_t entries = -1;  // listed entries when known on the host; else -1 (arrays at capacity)
   BlockListView view() const;
   std::string str() const;
 };

@@ -11,28 +11,15 @@
 #include "ops/kernels.h"
 #include "ops/pit/detect.h"
 #include "ops/pit/gemm.h"
+#include "ops/pit/linear_grads.h"
 #include "ops/pit/pattern.h"
 #include "ops/pit/pit_ops.h"
 
 namespace pit::ops {
 namespace {
 
-// Which of x, W, b the backward must produce.
-struct GradNeeds {
-  bool x, w, b;
-  GradNeeds(const Variable& x_, const Variable& w_, const Variable& b_) {
-    const bool grad = needs_grad({x_, w_, b_});
-    x = grad && x_.requires_grad();
-    w = grad && w_.requires_grad();
-    b = grad && b_.defined() && b_.requires_grad();
-  }
-};
-
-// x's shape with the last dim replaced by `out`: the shape of y.
-Shape out_shape(Shape shape, int64_t out) {
-  shape.back() = out;
-  return shape;
-}
+using detail::GradNeeds;
+using detail::out_shape;
 
 Variable pruned_linear(const Variable& x, const Variable& weight, const Variable& bias, const PitLinearOptions& o,
                        const Tensor& x2) {

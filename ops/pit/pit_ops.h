@@ -13,7 +13,10 @@
 // gradient there anyway. sparse_grad = false gives the full dense gradient (dense GEMM).
 #include <cstdint>
 
+#include <memory>
+
 #include "autograd/variable.h"
+#include "ops/pit/compact.h"
 #include "ops/pit/index.h"
 #include "ops/pit/planner.h"
 
@@ -48,5 +51,24 @@ struct PitLinearOptions {
 // y = x W^T + b for x (..., in), W [out, in], b [out] or undefined.
 Variable pit_linear(const Variable& x, const Variable& weight, const Variable& bias = Variable(),
                     const PitLinearOptions& options = {});
+
+struct SparseLinearOptions {
+  // When set, backward also stores the dense weight gradient dy^T x ([out, in], dy's dtype)
+  // here: what RigL's growth scores at a mask update (the compact gradient is computed anyway).
+  std::shared_ptr<Tensor> dense_weight_grad = {};
+};
+
+// y = x W^T + b for a weight kept compactly (ops/pit/compact.h): `values` [entries, tile elements]
+// in layout's order, x (..., in) with in = layout.cols, y (..., out) with out = layout.rows.
+// Computed transposed so that every gather reads whole rows: y^T = W x^T (condense_gemm or
+// block_gemm over the layout's index), dx^T = W^T dy^T (blocks: block_gemm over the transposed
+// lists; K lists: condense_gemm_tn over the same index, which adds its partial sums atomically
+// on CUDA, so its rounding order may vary from run to run) and the
+// values' gradient dy^T x only at the listed micro-tiles (sampled_gemm), times layout.inside when
+// the pattern is finer than the micro-tiles. The gradient has the values' shape: compact. A
+// layout on the dense path (compact.h, dense_from) runs the dense GEMMs on W scattered to dense
+// and gathers the values' gradient from the dense one.
+Variable sparse_linear(const Variable& x, const Variable& values, const Variable& bias,
+                       const sparse::CompactLayout& layout, const SparseLinearOptions& options = {});
 
 }  // namespace pit::ops

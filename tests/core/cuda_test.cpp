@@ -206,6 +206,16 @@ TEST(Cuda, LargeTransposeMatchesTheCpu) {
   const Tensor x_gpu = x_cpu.to(kGpu);
   EXPECT_TRUE(same_bits(x_gpu.t().contiguous(), x_cpu.t().contiguous()));
   EXPECT_TRUE(same_bits(x_gpu.t().to(DType::f32), x_cpu.t().to(DType::f32)));
+  // The tiled transpose: ragged edges, batches, a sliced source, 2-byte elements, accumulation.
+  const Tensor b_cpu = arange(0, 3 * 70 * 45, 1, DType::f32).view({3, 70, 45});
+  const Tensor b_gpu = b_cpu.to(kGpu);
+  EXPECT_TRUE(same_bits(b_gpu.transpose(1, 2).contiguous(), b_cpu.transpose(1, 2).contiguous()));
+  EXPECT_TRUE(same_bits(b_gpu.slice(2, 3, 40).transpose(1, 2).contiguous(), b_cpu.slice(2, 3, 40).transpose(1, 2).contiguous()));
+  EXPECT_TRUE(same_bits(b_gpu.to(DType::bf16).transpose(1, 2).contiguous(), b_cpu.to(DType::bf16).transpose(1, 2).contiguous()));
+  Tensor acc_gpu = ones({3, 45, 70}, DType::f32, kGpu), acc_cpu = ones({3, 45, 70});
+  acc_gpu.add_(b_gpu.transpose(1, 2), 2.0);
+  acc_cpu.add_(b_cpu.transpose(1, 2), 2.0);
+  EXPECT_TRUE(same_bits(acc_gpu, acc_cpu));
 }
 
 TEST(Cuda, StridedDestinationsMatchTheCpu) {

@@ -1,0 +1,112 @@
+// pit::ops::sparse_linear (ops/pit/pit_ops.h): a linear layer over a compact weight. The layout's
+// index is made once per mask (ops/pit/compact.h), not per call: forward and backward only read
+// it. x^T and dy^T cost one transpose copy each, so that the micro-tiles' rows of x^T (runs of
+// T tokens) are read whole.
+#include "autograd/node.h"
+#include "ops/kernels.h"
+#include "ops/pit/gemm.h"
+#include "ops/pit/linear_grads.h"
+#include "ops/pit/pit_ops.h"
+
+namespace pit::ops {
+namespace {
+
+void check_inputs(const Variable& x, const Variable& values, const Variable& bias, const sparse::CompactLayout& l) {
+  const char* op = "sparse_linear";
+  PIT_CHECK(x.defined() && values.defined(), op, ": undefined input");
+  PIT_CHECK(values.shape() == l.values_shape(), op, ": values of shape ", shape_str(values.shape()),
+            " do not fit the layout (", l.str(), ": ", shape_str(l.values_shape()), ")");
+  PIT_CHECK(x.dim() >= 1 && x.size(-1) == l.cols, op, ": input of shape ", shape_str(x.shape()),
+            " does not match a weight of ", l.rows, "x", l.cols, " (in_features ", l.cols, ")");
+  PIT_CHECK(x.dtype() == values.dtype() && x.device() == values.device(), op, ": x (", dtype_name(x.dtype()), ", ",
+            x.device().str(), ") and the values (", dtype_name(values.dtype()), ", ", values.device().str(),
+            ") must share dtype and device");
+  PIT_CHECK(l.device() == values.device(), op, ": the layout is on ", l.device().str(), " but the values on ",
+            values.device().str(), "; make the layout on the values' device");
+  if (bias.defined()) {
+    PIT_CHECK(bias.dim() == 1 && bias.size(0) == l.rows && bias.dtype() == values.dtype(), op, ": bias must be [",
+              l.rows, "] of the values' dtype, got ", shape_str(bias.shape()), " ", dtype_name(bias.dtype()));
+  }
+}
+
+// A layout dense enough for the dense GEMMs: W scattered to dense once per call, the values'
+// gradient gathered from the dense dW (which is also RigL's dense gradient, for free).
+Variable dense_path(const Variable& x, const Variable& values, const Variable& bias, const sparse::CompactLayout& layout,
+                    const SparseLinearOptions& o, const Tensor& x2, const Tensor& v, const Tensor& inside,
+                    const detail::GradNeeds& need) {
+  const Tensor w = sparse::compact_to_dense(layout, v);  // [out, in]
+  Tensor y = kernels::matmul(x2, w.t());
+  if (bias.defined()) y = kernels::binary(BinaryOp::add, y, bias.data());
+  const Shape x_shape = x.shape();
+  return record("sparse_linear", {x, values, bias}, y.view(detail::out_shape(x_shape, layout.rows)),
+                [=](const Tensor& g_in) -> std::vector<Tensor> {
+    const Tensor g = g_in.reshape({-1, layout.rows}).contiguous();
+    Tensor gx, gv, gb;
+    if (need.x) gx = kernels::matmul(g, w).view(x_shape);
+    if (need.w) {
+      const Tensor dw = kernels::matmul(g.t(), x2);
+      gv = sparse::compact_gather(layout, dw);
+      if (inside.defined()) gv = kernels::binary(BinaryOp::mul, gv, inside);
+      if (o.dense_weight_grad) *o.dense_weight_grad = dw;
+    }
+    if (need.b) gb = kernels::sum(g, {0});
+    return {gx, gv, gb};
+  });
+}
+
+}  // namespace
+
+Variable sparse_linear(const Variable& x, const Variable& values, const Variable& bias,
+                       const sparse::CompactLayout& layout, const SparseLinearOptions& o) {
+  check_inputs(x, values, bias, layout);
+  const int64_t in = layout.cols, out = layout.rows;
+  const Tensor x2 = x.data().reshape({-1, in}).contiguous();
+  const int64_t t = x2.size(0);
+  // An element pattern inside the micro-tiles: the values outside it are structurally zero (kept
+  // at 0 by the trainer; multiplied out here so that the op is the function its gradient says).
+  const Tensor inside = layout.inside.defined() ? layout.inside.to(values.dtype()) : Tensor();
+  const Tensor v = inside.defined() ? kernels::binary(BinaryOp::mul, values.data(), inside) : values.data();
+  const Shape x_shape = x.shape();
+  const detail::GradNeeds need(x, values, bias);
+  if (layout.dense_path()) return dense_path(x, values, bias, layout, o, x2, v, inside, need);
+  const Tensor xt = x2.t().contiguous();  // [in, T]
+  Tensor yt = Tensor::empty({out, t}, v.dtype(), v.device());
+  if (layout.is_blocks()) {
+    sparse::block_gemm(sparse::blocks_with(layout, v), xt, yt);
+  } else {
+    sparse::condense_gemm(sparse::lists_with(layout, v), xt, yt);
+  }
+  Tensor y = yt.t().contiguous();
+  if (bias.defined()) y = kernels::binary(BinaryOp::add, y, bias.data());
+  return record("sparse_linear", {x, values, bias}, y.view(detail::out_shape(x_shape, out)),
+                [=](const Tensor& g_in) -> std::vector<Tensor> {
+    const Tensor g = g_in.reshape({t, out}).contiguous();
+    Tensor gx, gv, gb;
+    if (need.x) {
+      const Tensor gt = g.t().contiguous();  // [out, T]
+      Tensor gxt = Tensor::empty({in, t}, g.dtype(), g.device());
+      if (layout.is_blocks()) {
+        sparse::block_gemm(sparse::transposed_blocks_with(layout, v), gt, gxt);  // (W^T) dy^T: no atomics
+      } else {
+        sparse::condense_gemm_tn(sparse::lists_with(layout, v), gt, gxt);
+      }
+      gx = gxt.t().contiguous().view(x_shape);
+    }
+    if (need.w) {
+      gv = Tensor::empty(layout.values_shape(), g.dtype(), g.device());
+      if (layout.is_blocks()) {
+        sparse::BlockListIndex dw = sparse::blocks_with(layout, gv);
+        sparse::sampled_gemm(g, x2, dw, /*a_trans=*/true, /*b_trans=*/false);  // dy^T x at the blocks
+      } else {
+        sparse::KListIndex dw = sparse::lists_with(layout, gv);
+        sparse::sampled_gemm(g, x2, dw, /*a_trans=*/true, /*b_trans=*/false);
+      }
+      if (inside.defined()) gv = kernels::binary(BinaryOp::mul, gv, inside);
+      if (o.dense_weight_grad) *o.dense_weight_grad = kernels::matmul(g.t(), x2);
+    }
+    if (need.b) gb = kernels::sum(g, {0});
+    return {gx, gv, gb};
+  });
+}
+
+}  // namespace pit::ops

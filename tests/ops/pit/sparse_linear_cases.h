@@ -1,0 +1,85 @@
+#pragma once
+// sparse_linear over a compact weight (ops/pit/compact.h) against dense autograd of
+// linear(x, W * mask, b): the value, dx, db, the compact gradient of the values and the dense
+// weight gradient RigL asks for; every micro-tile kind (K lists of 16/32/128 rows, blocks of
+// 16/32, element masks covered by 32x1 tiles), ragged shapes, empty / partial / full patterns,
+// on the PIT kernels and on the dense path (compact_gather).
+// The layout is made once: forward and backward run no detection. Run on the CPU
+// (sparse_linear_test.cpp) and on CUDA (sparse_linear_cuda_test.cpp).
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "ops/functional.h"
+#include "ops/kernels.h"
+#include "ops/pit/compact.h"
+#include "ops/pit/detect.h"
+#include "ops/pit/pattern.h"
+#include "ops/pit/pit_ops.h"
+#include "tests/ops/check.h"
+#include "tests/ops/pit/gemm_cases.h"
+#include "tests/ops/pit/sparse_data.h"
+
+namespace pit::test {
+
+struct CompactCase {
+  sparse::MicroTile tile;
+  bool elements;  // an element mask covered by the tiles
+};
+inline const CompactCase kCompactCases[] = {{{16, 1}, false}, {{32, 1}, false}, {{128, 1}, false},
+                                            {{16, 16}, false}, {{32, 32}, false}, {{32, 1}, true}};
+
+// A 0/1 mask [rows, cols] of the case's granularity at about `density`.
+inline Tensor compact_case_mask(const CompactCase& c, int64_t rows, int64_t cols, double density, uint64_t seed,
+                                Device dev) {
+  const int64_t tr = c.elements ? 1 : c.tile.rows, tc = c.elements ? 1 : c.tile.cols;
+  return sparse_tensor(rows, cols, tr, tc, density, seed, DType::f32, dev, /*inner_zero=*/0.0).to(DType::boolean);
+}
+
+inline void run_sparse_linear_cases(Device dev, const std::vector<DType>& dtypes) {
+  uint64_t seed = 12000;
+  for (const DType dt : dtypes)
+    for (const CompactCase& c : kCompactCases)
+      for (const double d : {0.0, 0.3, 1.0})
+      for (const bool dense : {false, true}) {
+        const int64_t out = 70, in = 45;
+        const std::string what = std::string("sparse_linear ") + c.tile.str() + (c.elements ? " covering elements " : " ") +
+                                 dtype_name(dt) + " density " + std::to_string(d) + (dense ? " dense path" : "");
+        const Tensor mask = compact_case_mask(c, out, in, d, ++seed, dev);
+        const Tensor w = dense_random({out, in}, ++seed, dt, dev);
+        const Tensor bias = dense_random({out}, ++seed, dt, dev);
+        const Tensor x = dense_random({2, 37, in}, ++seed, dt, dev);
+        const Tensor g = dense_random({2, 37, out}, ++seed, dt, dev);
+        const sparse::CompactLayout layout = sparse::compact_layout(mask, c.tile, c.elements, dense ? 0.0 : 2.0);
+        EXPECT_EQ(layout.dense_path(), dense) << what;
+        const Tensor values = sparse::compact_values(layout, w, mask);
+        ASSERT_EQ(values.shape(), layout.values_shape()) << what;
+        EXPECT_EQ(layout.inside.defined(), c.elements) << what;
+        expect_close(sparse::compact_to_dense(layout, values), sparse::apply_pattern(w, mask), 0.0, 0.0,
+                     what + " to dense");
+
+        const uint64_t calls = sparse::detection_calls();
+        Variable xv(x, true), vv(values, true), bv(bias, true);
+        const auto dense_grad = std::make_shared<Tensor>();
+        Variable y = ops::sparse_linear(xv, vv, bv, layout, {.dense_weight_grad = dense_grad});
+        y.backward(g);
+        EXPECT_EQ(sparse::detection_calls(), calls) << what << ": forward or backward ran a detection";
+
+        Variable xr(x, true), wr(w, true), br(bias, true);
+        Variable yr = ops::linear(xr, ops::mul(wr, Variable(mask.to(dt))), br);
+        yr.backward(g);
+        const double tol = tol_for(dt);
+        expect_close(y.data(), yr.data(), tol, tol, what + " value");
+        expect_close(xv.grad(), xr.grad(), tol, tol, what + " dx");
+        expect_close(bv.grad(), br.grad(), tol, tol, what + " db");
+        ASSERT_EQ(vv.grad().shape(), layout.values_shape()) << what << ": the gradient must be compact";
+        expect_close(vv.grad(), sparse::compact_values(layout, wr.grad(), mask), tol, tol, what + " dvalues");
+        const Tensor x2 = x.reshape({-1, in}), g2 = g.reshape({-1, out});
+        ASSERT_TRUE(dense_grad->defined()) << what;
+        expect_close(*dense_grad, ref_matmul(g2.t().contiguous(), x2), tol, tol, what + " dense dW");
+        if (::testing::Test::HasFailure()) return;
+      }
+}
+
+}  // namespace pit::test
