@@ -29,6 +29,10 @@ constexpr Named<ActivationKind> kActivations[] = {
 constexpr Named<OptimizerKind> kOptimizers[] = {{"adamw", OptimizerKind::adamw}, {"sgd", OptimizerKind::sgd}};
 constexpr Named<ScheduleKind> kSchedules[] = {
     {"constant", ScheduleKind::constant}, {"cosine", ScheduleKind::cosine}, {"step", ScheduleKind::step}};
+constexpr Named<SparseMethod> kSparseMethods[] = {{"none", SparseMethod::none},
+                                                   {"magnitude", SparseMethod::magnitude},
+                                                   {"set", SparseMethod::set},
+                                                   {"rigl", SparseMethod::rigl}};
 
 template <typename E, size_t N>
 E pick(const Values& v, std::string_view key, const Named<E> (&table)[N]) {
@@ -80,6 +84,7 @@ Config from_values(const Values& v, const std::string& source) {
   model.norm = pick(v, "model.norm", kNorms);
   model.activation = pick(v, "model.activation", kActivations);
   model.tie_embeddings = v.boolean("model.tie_embeddings");
+  model.sparse_activation = v.boolean("model.sparse_activation");
   model.experts = v.integer("model.experts");
   model.top_k = v.integer("model.top_k");
   model.moe_every = v.integer("model.moe_every");
@@ -120,6 +125,22 @@ Config from_values(const Values& v, const std::string& source) {
   c.checkpoint.dir = v.string("checkpoint.dir");
 
   c.metrics.file = v.string("metrics.file");
+
+  SparseConfig& sparse = c.sparse;
+  sparse.method = pick(v, "sparse.method", kSparseMethods);
+  sparse.layers = v.string_list("sparse.layers");
+  sparse.unit = v.string("sparse.unit");
+  sparse.sparsity = v.real("sparse.sparsity");
+  sparse.budget = v.string("sparse.budget");
+  sparse.dense_first_last = v.boolean("sparse.dense_first_last");
+  sparse.initial_sparsity = v.real("sparse.initial_sparsity");
+  sparse.start_step = v.integer("sparse.start_step");
+  sparse.end_step = v.integer("sparse.end_step");
+  sparse.every = v.integer("sparse.every");
+  sparse.global_threshold = v.string("sparse.threshold") == "global";
+  sparse.drop_fraction = v.real("sparse.drop_fraction");
+  sparse.update_every = v.integer("sparse.update_every");
+  sparse.update_end = v.integer("sparse.update_end");
 
   c.resolved_yaml = to_yaml(train_schema(), v, /*with_docs=*/false);
   c.source = source;
@@ -165,6 +186,7 @@ std::string_view to_string(NormKind v) { return name_of(v, kNorms); }
 std::string_view to_string(ActivationKind v) { return name_of(v, kActivations); }
 std::string_view to_string(OptimizerKind v) { return name_of(v, kOptimizers); }
 std::string_view to_string(ScheduleKind v) { return name_of(v, kSchedules); }
+std::string_view to_string(SparseMethod v) { return name_of(v, kSparseMethods); }
 
 std::string Config::out_dir() const { return run.out_dir.empty() ? joined("runs", run.name) : run.out_dir; }
 
@@ -175,6 +197,8 @@ std::string Config::checkpoint_dir() const {
 std::string Config::metrics_file() const {
   return metrics.file.empty() ? joined(out_dir(), "metrics.jsonl") : metrics.file;
 }
+
+int64_t Config::sparse_update_end() const { return sparse.update_end > 0 ? sparse.update_end : run.steps * 3 / 4; }
 
 int64_t Config::max_seq_len() const { return model.max_seq_len == 0 ? data.seq_len : model.max_seq_len; }
 

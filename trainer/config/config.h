@@ -27,6 +27,7 @@ enum class NormKind { layernorm, rmsnorm };
 enum class ActivationKind { gelu, relu, silu };
 enum class OptimizerKind { adamw, sgd };
 enum class ScheduleKind { constant, cosine, step };
+enum class SparseMethod { none, magnitude, set, rigl };
 
 // The names as the config writes them: "auto", "tokens", "rmsnorm", ...
 std::string_view to_string(DeviceChoice v);
@@ -36,6 +37,7 @@ std::string_view to_string(NormKind v);
 std::string_view to_string(ActivationKind v);
 std::string_view to_string(OptimizerKind v);
 std::string_view to_string(ScheduleKind v);
+std::string_view to_string(SparseMethod v);
 
 // Members carry no defaults of their own: the schema's defaults fill every one on load.
 struct RunConfig {
@@ -72,6 +74,7 @@ struct ModelConfig {
   NormKind norm = NormKind::layernorm;
   ActivationKind activation = ActivationKind::gelu;
   bool tie_embeddings = false;
+  bool sparse_activation = false;
   // transformer, mixture of experts (experts 0: dense feed-forward layers)
   int64_t experts = 0, top_k = 1, moe_every = 1;
   double router_jitter = 0, aux_loss_coef = 0, z_loss_coef = 0, capacity_factor = 0;
@@ -117,6 +120,22 @@ struct CheckpointConfig {
   bool operator==(const CheckpointConfig&) const = default;
 };
 
+// Dynamic sparse training of Linear layers (trainer/sparse/sparsifier.h).
+struct SparseConfig {
+  SparseMethod method = SparseMethod::none;
+  std::vector<std::string> layers;  // patterns of Linear paths
+  std::string unit;                 // "32x1", "32x32", "1x1", ...
+  double sparsity = 0;
+  std::string budget;               // "uniform" or "erk"
+  bool dense_first_last = false;
+  double initial_sparsity = 0;                   // magnitude
+  int64_t start_step = 0, end_step = 0, every = 0;  // magnitude
+  bool global_threshold = false;                 // magnitude
+  double drop_fraction = 0;                      // set, rigl
+  int64_t update_every = 0, update_end = 0;      // set, rigl; update_end 0: use Config::sparse_update_end()
+  bool operator==(const SparseConfig&) const = default;
+};
+
 struct MetricsConfig {
   std::string file;  // "" means <out_dir>/metrics.jsonl: use Config::metrics_file()
   bool operator==(const MetricsConfig&) const = default;
@@ -131,6 +150,7 @@ struct Config {
   PrecisionConfig precision;
   CheckpointConfig checkpoint;
   MetricsConfig metrics;
+  SparseConfig sparse;
 
   std::string resolved_yaml;  // every key, defaults filled, in schema order; no comments
   std::string source;         // the file (or name) it was loaded from
@@ -140,15 +160,16 @@ struct Config {
   std::string checkpoint_dir() const;  // checkpoint.dir, or <out_dir>/checkpoints
   std::string metrics_file() const;    // metrics.file, or <out_dir>/metrics.jsonl
   int64_t max_seq_len() const;         // model.max_seq_len, or data.seq_len when 0
+  int64_t sparse_update_end() const;   // sparse.update_end, or 3/4 of run.steps when 0
 
   // Equal settings; where they were loaded from does not count, so a config reloaded from its
   // resolved YAML (a checkpoint's) equals the original. resolved_yaml holds every key, so it
   // also covers a section that a later feature adds before it is listed here.
   bool operator==(const Config& o) const {
     return resolved_yaml == o.resolved_yaml &&
-           std::tie(run, data, model, optim, schedule, precision, checkpoint, metrics) ==
+           std::tie(run, data, model, optim, schedule, precision, checkpoint, metrics, sparse) ==
                std::tie(o.run, o.data, o.model, o.optim, o.schedule, o.precision, o.checkpoint,
-                        o.metrics);
+                        o.metrics, o.sparse);
   }
 };
 

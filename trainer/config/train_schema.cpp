@@ -64,6 +64,10 @@ void add_model(Schema& s) {
       .choice("norm", {"layernorm", "rmsnorm"}, "layernorm", "transformer: normalisation layer")
       .choice("activation", {"gelu", "relu", "silu"}, "gelu", "transformer: feed-forward activation")
       .boolean("tie_embeddings", true, "transformer: output layer shares the token embedding")
+      .boolean("sparse_activation", false,
+               "transformer, activation relu: the feed-forward layer's second matmul skips the ReLU output's zero "
+               "32x1 micro-tiles (a K-condense PIT GEMM, detected every step; on a GPU the planner falls back to "
+               "cuBLAS when that would not win)")
       .integer("experts", 0, "transformer: experts of each MoE feed-forward layer; 0: dense feed-forward layers").at_least(0)
       .integer("top_k", 1, "transformer, MoE: experts each token is routed to (1: Switch)").at_least(1)
       .integer("moe_every", 1, "transformer, MoE: every this many blocks has an MoE layer (1: all; 2: every other, the second first)").at_least(1)
@@ -118,7 +122,55 @@ void add_metrics(Schema& s) {
       .string("file", "", "JSON-lines metrics file; \"\" means <out_dir>/metrics.jsonl");
 }
 
+void add_sparse(Schema& s) {
+  s.section("sparse", "dynamic sparse training of Linear layers (pruned weights on the PIT kernels; docs/SPARSE.md)")
+      .choice("method", {"none", "magnitude", "set", "rigl"}, "none",
+              "none: dense; magnitude: magnitude pruning (one-shot or gradual, cubic schedule); set: drop the "
+              "smallest units, regrow at random; rigl: drop the smallest, regrow where the dense gradient is largest")
+      .string_list("layers", Strings{"*"},
+                   "Linear layers to make sparse, as path patterns ('*' matches any characters): mlp: hidden/0, "
+                   "hidden/1, head; cnn: hidden/0, head; transformer: blocks/<i>/attn/qkv, blocks/<i>/attn/proj, "
+                   "blocks/<i>/mlp/fc, blocks/<i>/mlp/proj, lm_head")
+      .example("[\"blocks/*/mlp/*\"]")
+      .choice("unit", {"1x1", "16x1", "32x1", "64x1", "128x1", "16x16", "32x32", "64x64"}, "32x1",
+              "pruning unit (micro-tile) of a weight [out, in]: r x 1 is r output rows by one input column, b x b a "
+              "block; 1x1 prunes elements (computed and stored on their 32x1 cover)")
+      .real("sparsity", 0.9, "fraction of the sparse layers' weights pruned (magnitude: at the end)").at_least(0).less_than(1)
+      .choice("budget", {"uniform", "erk"}, "uniform",
+              "how the sparsity is spread over layers: uniform, or ERK (density by (out + in) / (out * in))")
+      .boolean("dense_first_last", false, "leave the first and the last matched layer dense")
+      .real("initial_sparsity", 0.0, "magnitude: sparsity at the first update (start_step)").at_least(0).less_than(1)
+      .integer("start_step", 0, "magnitude: first mask update (the layers are dense before it)").at_least(0)
+      .integer("end_step", 0, "magnitude: last mask update, reaching sparse.sparsity; equal to start_step: one-shot")
+      .at_least(0)
+      .integer("every", 100, "magnitude: steps between mask updates").at_least(1)
+      .choice("threshold", {"layer", "global"}, "layer",
+              "magnitude: per-layer budgets, or one threshold over all sparse layers (the budget then does not apply)")
+      .real("drop_fraction", 0.3, "set, rigl: fraction of a layer's units dropped and regrown at the first update "
+                                  "(decays with a cosine to 0 at update_end)").at_least(0).at_most(1)
+      .integer("update_every", 100, "set, rigl: steps between mask updates").at_least(1)
+      .integer("update_end", 0, "set, rigl: no mask update from this step on; 0: 3/4 of run.steps").at_least(0);
+}
+
 void add_cross_checks(Schema& s) {
+  s.cross_check({"model.sparse_activation", "model.activation"}, "transformer: model.sparse_activation needs relu",
+                [](const Values& v) -> std::string {
+                  if (v.string("model.kind") != "transformer" || !v.boolean("model.sparse_activation")) return "";
+                  if (v.string("model.activation") == "relu") return "";
+                  return "model.sparse_activation skips the zeros of a ReLU: set model.activation: relu";
+                });
+  s.cross_check({"sparse.start_step", "sparse.end_step"}, "magnitude: sparse.end_step >= sparse.start_step",
+                [](const Values& v) -> std::string {
+                  if (v.string("sparse.method") != "magnitude") return "";
+                  if (v.integer("sparse.end_step") >= v.integer("sparse.start_step")) return "";
+                  return "sparse.end_step must be at least sparse.start_step (equal: one-shot pruning at that step)";
+                });
+  s.cross_check({"sparse.initial_sparsity", "sparse.sparsity"}, "magnitude: sparse.initial_sparsity <= sparse.sparsity",
+                [](const Values& v) -> std::string {
+                  if (v.string("sparse.method") != "magnitude") return "";
+                  if (v.real("sparse.initial_sparsity") <= v.real("sparse.sparsity")) return "";
+                  return "sparse.initial_sparsity must not exceed sparse.sparsity (the cubic schedule rises to it)";
+                });
   s.cross_check({"data.kind", "model.kind"}, "a transformer reads tokens; mlp and cnn read images",
                 [](const Values& v) -> std::string {
                   const bool tokens = v.string("data.kind") == "tokens";
@@ -177,6 +229,7 @@ Schema build() {
   add_precision(s);
   add_checkpoint(s);
   add_metrics(s);
+  add_sparse(s);
   add_cross_checks(s);
   return s;
 }

@@ -1,7 +1,9 @@
 #include "trainer/nn/layers.h"
 
 #include "ops/functional.h"
+#include "ops/pit/pit_ops.h"
 #include "trainer/nn/init.h"
+#include "trainer/nn/sparse_linear.h"
 
 namespace pit::nn {
 namespace {
@@ -34,11 +36,25 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Generator& 
   weight_ = register_parameter("weight",
                                init_weight({out_features, in_features}, in_features, init, gen));
   if (bias) bias_ = register_parameter("bias", init_bias(out_features, in_features, init, gen));
+  in_ = in_features;
+  out_ = out_features;
 }
 
 Variable Linear::forward(const Variable& x) {
+  if (sparse_) return sparse_->forward(x);
   return ops::linear(to_compute(x), to_compute(weight_),
                      bias_.defined() ? to_compute(bias_) : Variable());
+}
+
+SparseLinear& Linear::sparsify(sparse::MicroTile unit) {
+  PIT_CHECK(!sparse_, "Linear: sparsify() called twice");
+  sparse_ = std::make_shared<SparseLinear>(weight_.data(), bias_.defined() ? bias_.data() : Tensor(), unit);
+  remove_parameter("weight");
+  if (bias_.defined()) remove_parameter("bias");
+  weight_ = Variable();
+  bias_ = Variable();
+  register_module("sparse", sparse_);
+  return *sparse_;
 }
 
 // ---- Embedding ----------------------------------------------------------------------------------
@@ -102,8 +118,12 @@ Variable Conv2d::forward(const Variable& x) {
 
 // ---- MLP ----------------------------------------------------------------------------------------
 
-MLP::MLP(const Options& o, Generator& gen) : activation_(o.activation), dropout_(o.dropout) {
+MLP::MLP(const Options& o, Generator& gen)
+    : activation_(o.activation), dropout_(o.dropout), sparse_activation_(o.sparse_activation),
+      site_(std::make_shared<sparse::PlanSite>()) {
   PIT_CHECK(o.dropout >= 0.0 && o.dropout < 1.0, "MLP: dropout must be in [0, 1), got ", o.dropout);
+  PIT_CHECK(!o.sparse_activation || o.activation == Activation::relu, "MLP: sparse_activation needs the ReLU ",
+            "activation (its zeros are what the PIT GEMM skips); set the activation to relu");
   fc_ = register_module("fc", std::make_shared<Linear>(o.dim, o.hidden, o.bias, gen, o.fc_init));
   proj_ = register_module("proj", std::make_shared<Linear>(o.hidden, o.out > 0 ? o.out : o.dim,
                                                            o.bias, gen, o.proj_init));
@@ -111,7 +131,17 @@ MLP::MLP(const Options& o, Generator& gen) : activation_(o.activation), dropout_
 
 Variable MLP::forward(const Variable& x) {
   const Variable h = activate(activation_, fc_->forward(x));
-  return ops::dropout(proj_->forward(h), dropout_, is_training());
+  const bool pit = sparse_activation_ && !proj_->sparse();  // a pruned proj runs its own kernels
+  return ops::dropout(pit ? sparse_proj(h) : proj_->forward(h), dropout_, is_training());
+}
+
+// proj(h) = h W^T + b with h's zero micro-tiles skipped: pit_matmul(h, W^T), the planner choosing
+// on CUDA (K lists 32x1 on the CPU); the gradient of h is taken at its non-zero micro-tiles only,
+// which is all the ReLU passes back anyway.
+Variable MLP::sparse_proj(const Variable& h) {
+  const Variable w = to_compute(proj_->weight());
+  Variable y = ops::pit_matmul(h, ops::transpose(w, 0, 1), {.site = site_.get()});
+  return proj_->bias().defined() ? ops::add(y, to_compute(proj_->bias())) : y;
 }
 
 }  // namespace pit::nn

@@ -5,6 +5,8 @@
 #include <cstdint>
 
 #include "core/random.h"
+#include "ops/pit/index.h"
+#include "ops/pit/planner.h"
 #include "trainer/nn/activation.h"
 #include "trainer/nn/module.h"
 
@@ -20,19 +22,30 @@ struct Init {
   static Init normal(double std) { return {Scheme::normal, std}; }
 };
 
-// y = x W^T + b: weight (out, in), bias (out).
+class SparseLinear;
+
+// y = x W^T + b: weight (out, in), bias (out). sparsify() turns it into a pruned layer.
 class Linear : public Module {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias, Generator& gen, Init init = {});
   const char* type_name() const override { return "Linear"; }
   Variable forward(const Variable& x) override;  // (..., in) -> (..., out), compute dtype
-  const Variable& weight() const { return weight_; }
-  const Variable& bias() const { return bias_; }  // undefined without bias
-  int64_t in_features() const { return weight_.size(1); }
-  int64_t out_features() const { return weight_.size(0); }
+  const Variable& weight() const { return weight_; }  // undefined once sparse
+  const Variable& bias() const { return bias_; }      // undefined without bias, or once sparse
+  int64_t in_features() const { return in_; }
+  int64_t out_features() const { return out_; }
+
+  // Makes the weight sparse in `unit` micro-tiles (nn/sparse_linear.h): weight and bias move into
+  // the child "sparse" (a SparseLinear, every unit kept at first; parameters "sparse/values",
+  // "sparse/bias", buffer "sparse/tile_mask"), which forward runs from then on. Call it before an
+  // optimizer takes the parameters.
+  SparseLinear& sparsify(sparse::MicroTile unit);
+  SparseLinear* sparse() const { return sparse_.get(); }  // null while dense
 
  private:
   Variable weight_, bias_;
+  int64_t in_ = 0, out_ = 0;
+  std::shared_ptr<SparseLinear> sparse_;
 };
 
 // Rows of weight (num_embeddings, dim), N(0, std) at init, picked by integer ids of any shape.
@@ -86,7 +99,10 @@ class Conv2d : public Module {
   int64_t stride_, padding_;
 };
 
-// fc (dim -> hidden), activation, proj (hidden -> out), dropout.
+// fc (dim -> hidden), activation, proj (hidden -> out), dropout. With sparse_activation (ReLU
+// only) proj runs as a K-condense PIT GEMM over the activation's non-zero 32x1 micro-tiles,
+// detected online every step (ops::pit_matmul); on CUDA its planner takes cuBLAS instead when
+// the activation is too dense to win (from the previous step's counts: no wait).
 class MLP : public Module {
  public:
   struct Options {
@@ -94,6 +110,7 @@ class MLP : public Module {
     Activation activation = Activation::gelu;
     double dropout = 0.0;
     bool bias = true;
+    bool sparse_activation = false;
     Init fc_init, proj_init;
   };
   MLP(const Options& o, Generator& gen);
@@ -101,9 +118,13 @@ class MLP : public Module {
   Variable forward(const Variable& x) override;
 
  private:
+  Variable sparse_proj(const Variable& h);
+
   std::shared_ptr<Linear> fc_, proj_;
   Activation activation_;
   double dropout_;
+  bool sparse_activation_;
+  std::shared_ptr<sparse::PlanSite> site_;  // the planner's state for proj, across steps
 };
 
 }  // namespace pit::nn

@@ -40,6 +40,7 @@ std::shared_ptr<Module> make_model(const ModelOptions& o) {
     t.dropout = o.dropout;
     t.bias = o.bias;
     t.tie_embeddings = o.tie_embeddings;
+    t.sparse_activation = o.sparse_activation;
     t.experts = o.experts;
     t.top_k = o.top_k;
     t.moe_every = o.moe_every;

@@ -34,6 +34,7 @@ struct ModelOptions {
   int64_t vocab_size = 0, block_size = 0, n_layer = 0, n_head = 0, n_embd = 0, mlp_ratio = 4;
   NormKind norm = NormKind::layernorm;
   bool tie_embeddings = true;
+  bool sparse_activation = false;  // transformer, ReLU: see TransformerOptions
   // transformer, mixture of experts (0 experts: dense MLPs): see TransformerOptions.
   int64_t experts = 0, top_k = 1, moe_every = 1;
   double router_jitter = 0.0, capacity_factor = 0.0;

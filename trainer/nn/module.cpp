@@ -1,5 +1,6 @@
 #include "trainer/nn/module.h"
 
+#include <map>
 #include <set>
 #include <unordered_set>
 
@@ -52,6 +53,27 @@ void Module::register_buffer(const std::string& name, Tensor value) {
   buffers_.emplace_back(name, std::move(value));
 }
 
+void Module::remove_parameter(const std::string& name) {
+  for (auto it = params_.begin(); it != params_.end(); ++it) {
+    if (it->first == name) {
+      params_.erase(it);
+      return;
+    }
+  }
+  PIT_THROW(type_name(), " has no parameter '", name, "' to remove");
+}
+
+void Module::set_buffer(const std::string& name, Tensor value) {
+  PIT_CHECK(value.defined(), type_name(), ": buffer '", name, "' set to an undefined tensor");
+  for (auto& [n, t] : buffers_) {
+    if (n == name) {
+      t = std::move(value);
+      return;
+    }
+  }
+  PIT_THROW(type_name(), " has no buffer '", name, "' to set");
+}
+
 const Tensor& Module::buffer(const std::string& name) const {
   for (const auto& [n, t] : buffers_)
     if (n == name) return t;
@@ -95,6 +117,19 @@ NamedBuffers Module::named_buffers() const {
   for (const auto& [name, t] : buffers_) out.emplace_back(name, t);
   for (const auto& [cname, child] : children_)
     for (auto& [name, t] : child->named_buffers()) out.emplace_back(join(cname, name), t);
+  return out;
+}
+
+std::vector<std::pair<std::string, Module*>> Module::modules() {
+  std::vector<std::pair<std::string, Module*>> out;
+  std::vector<std::pair<std::string, Module*>> stack{{"", this}};  // depth first, in registration order
+  while (!stack.empty()) {
+    auto [prefix, m] = stack.back();
+    stack.pop_back();
+    out.emplace_back(prefix, m);
+    for (auto it = m->children_.rbegin(); it != m->children_.rend(); ++it)
+      stack.emplace_back(join(prefix, it->first), it->second.get());
+  }
   return out;
 }
 
@@ -155,15 +190,33 @@ train::StateDict Module::state_dict() const {
   return sd;
 }
 
+std::vector<std::pair<std::string, Shape>> Module::state_shapes(const train::StateDict&) const { return {}; }
+
+void Module::adopt_state_layout(const train::StateDict&) {}
+
+std::vector<std::pair<std::string, Shape>> Module::layout_shapes(const train::StateDict& state) {
+  std::vector<std::pair<std::string, Shape>> out;
+  for (const auto& [prefix, m] : modules())
+    for (const auto& [name, shape] : m->state_shapes(prefix.empty() ? state : state.sub(prefix)))
+      out.emplace_back(join(prefix, name), shape);
+  return out;
+}
+
 void Module::load_state_dict(const train::StateDict& state) {
-  std::vector<std::pair<std::string, Tensor>> targets;  // by path: the tensors to fill
-  for (const auto& [name, v] : named_parameters()) targets.emplace_back(name, v.data());
-  for (const auto& [name, t] : named_buffers()) targets.emplace_back(name, t);
+  std::map<std::string, Shape> expected;  // by path
+  for (const auto& [name, v] : named_parameters()) expected[name] = v.shape();
+  for (const auto& [name, t] : named_buffers()) expected[name] = t.shape();
+  for (const auto& [name, shape] : layout_shapes(state)) expected[name] = shape;
 
   train::StateCheck check(state);
-  for (const auto& [name, t] : targets) check.tensor(name, t.shape());
+  for (const auto& [name, shape] : expected) check.tensor(name, shape);
   check.throw_if_mismatched(type_name(), "module");
-  for (auto& [name, t] : targets) t.copy_(state.tensors.at(name));
+  for (const auto& [prefix, m] : modules()) m->adopt_state_layout(prefix.empty() ? state : state.sub(prefix));
+  for (const auto& [name, v] : named_parameters()) {
+    Tensor target = v.data();  // a handle: copy_ fills the parameter's storage
+    target.copy_(state.tensors.at(name));
+  }
+  for (auto& [name, t] : named_buffers()) t.copy_(state.tensors.at(name));
 }
 
 }  // namespace pit::nn

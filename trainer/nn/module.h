@@ -43,6 +43,9 @@ class Module {
     return children_;
   }
   int64_t num_parameters() const;  // elements of all parameters
+  // Every module of the tree with its path ("" for this one): depth first, each module before its
+  // children, children in registration order (the order of the layers in a model).
+  std::vector<std::pair<std::string, Module*>> modules();
 
   // Moves every parameter (and its gradient) and buffer to `device`, in place: Variables held
   // elsewhere (an optimizer) see the move.
@@ -60,7 +63,12 @@ class Module {
   // Copies each entry into the parameter or buffer of that path (converting device and dtype).
   // Every path must be present and shaped alike, and no other tensor may be in `state`;
   // otherwise nothing is loaded and the error names each missing, unexpected or mis-shaped entry.
+  // A module whose parameter shapes follow its state (a compact sparse weight laid out by its
+  // mask) takes the state's layout first (state_shapes, adopt_state_layout).
   void load_state_dict(const train::StateDict& state);
+  // The entries whose shapes follow the state (state_shapes of every module, by path): what a
+  // check of `state` against state_dict() must expect instead of the current shapes.
+  std::vector<std::pair<std::string, Shape>> layout_shapes(const train::StateDict& state);
 
  protected:
   // A leaf Variable that requires grad, holding `value` as f32.
@@ -74,6 +82,16 @@ class Module {
   }
   // x cast to the compute dtype; throws when that is f16/bf16 and x is on the CPU.
   Variable to_compute(const Variable& x) const;
+  void remove_parameter(const std::string& name);  // throws when there is none of that name
+  // Replaces a registered buffer's tensor (a sparse layer's mask after an update).
+  void set_buffer(const std::string& name, Tensor value);
+
+  // Loading hooks, given this module's own entries of the state (names without the path). The
+  // shapes that the state implies for own entries whose shape may change (default: none, every
+  // entry keeps its shape), checked before anything is loaded; then, once every check passed,
+  // adopt_state_layout re-shapes them so that the values can be copied in.
+  virtual std::vector<std::pair<std::string, Shape>> state_shapes(const train::StateDict& own) const;
+  virtual void adopt_state_layout(const train::StateDict& own);
 
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> module);

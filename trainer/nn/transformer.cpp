@@ -88,6 +88,7 @@ TransformerBlock::TransformerBlock(const TransformerOptions& o, Generator& gen, 
   m.activation = o.activation;
   m.dropout = o.dropout;
   m.bias = o.bias;
+  m.sparse_activation = o.sparse_activation;
   m.fc_init = Init::normal(kInitStd);
   m.proj_init = residual_init(o);
   mlp_ = register_module("mlp", std::make_shared<MLP>(m, gen));

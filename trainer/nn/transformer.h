@@ -30,6 +30,7 @@ struct TransformerOptions {
   double dropout = 0.0;  // embeddings, attention output and MLP output
   bool bias = true;      // of the Linear layers and LayerNorms
   bool tie_embeddings = true;
+  bool sparse_activation = false;  // ReLU MLPs: proj as a K-condense PIT GEMM (nn::MLP)
   // Mixture of experts: with experts > 0, blocks moe_every - 1, 2 moe_every - 1, ... have an MoE
   // layer (nn::MoE: top_k of `experts` FFNs of the MLP's width, no biases) instead of the MLP.
   int64_t experts = 0, top_k = 1, moe_every = 1;

@@ -36,6 +36,20 @@ void Optimizer::set_state_slots(std::vector<std::string> slots) {
   }
 }
 
+void Optimizer::relayout_state(const Variable& param, const std::function<Tensor(const Tensor&)>& relayout) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (params_[i].var.state() != param.state()) continue;
+    for (size_t s = 0; s < slots_.size(); ++s) {
+      const Tensor moved = relayout(state(i, s));
+      PIT_CHECK(moved.shape() == param.shape(), type_name(), ": the state of '", params_[i].name,
+                "' was re-laid out to ", shape_str(moved.shape()), " but the parameter is ", shape_str(param.shape()));
+      state_[i][s] = moved.to(DType::f32).contiguous();
+    }
+    return;
+  }
+  PIT_THROW(type_name(), ": relayout_state of a parameter this optimizer does not hold");
+}
+
 const Tensor& Optimizer::state(size_t i, size_t slot) {
   Tensor& t = state_[i].at(slot);
   const Device d = params_[i].var.device();
@@ -87,8 +101,11 @@ void Optimizer::load_state_dict(const train::StateDict& state) {
   for (size_t i = 0; i < params_.size(); ++i) {
     param_steps_[i] = state.ints.at(params_[i].name + "/step");
     for (size_t s = 0; s < slots_.size(); ++s) {
+      const Tensor& from = state.tensors.at(params_[i].name + "/" + slots_[s]);
+      const Variable& p = params_[i].var;
+      if (state_[i][s].shape() != p.shape()) state_[i][s] = zeros(p.shape(), DType::f32, p.device());  // re-laid out
       Tensor target = this->state(i, s);  // a handle: copy_ fills the state's storage
-      target.copy_(state.tensors.at(params_[i].name + "/" + slots_[s]));
+      target.copy_(from);
     }
   }
   steps_ = state.ints.at("step");

@@ -5,6 +5,7 @@
 // "<param path>/step" and "step". Updates run in place, one fused kernel per parameter
 // (kernels::adamw_step / sgd_step); parameters without a gradient are skipped, as in PyTorch.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,6 +40,11 @@ class Optimizer {
   void zero_grad();
   const std::vector<Param>& params() const { return params_; }
   int64_t steps() const { return steps_; }  // calls of step()
+
+  // A parameter whose layout changed (a sparse layer's compact values after a mask change,
+  // nn/sparse_linear.h): each of its state tensors becomes relayout(old), which must come out
+  // shaped like the parameter now is (entries that are new start at 0).
+  void relayout_state(const Variable& param, const std::function<Tensor(const Tensor&)>& relayout);
 
   train::StateDict state_dict() const;  // copies on the host
   // Every state entry of every parameter must be present and shaped like the parameter, and

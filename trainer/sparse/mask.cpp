@@ -91,8 +91,13 @@ MaskUpdate drop_and_grow(const Tensor& mask, const Tensor& weight_scores, int64_
       std::swap(candidates[static_cast<size_t>(i)], candidates[static_cast<size_t>(j)]);
     }
   }
-  for (int64_t i = 0; i < drop; ++i) on[static_cast<size_t>(candidates[static_cast<size_t>(i)])] = 1;
-  return {to_mask(on, mask.shape(), mask.device()), drop, drop};
+  std::vector<uint8_t> grown(on.size(), 0);
+  for (int64_t i = 0; i < drop; ++i) {
+    const auto c = static_cast<size_t>(candidates[static_cast<size_t>(i)]);
+    on[c] = 1;
+    grown[c] = 1;
+  }
+  return {to_mask(on, mask.shape(), mask.device()), to_mask(grown, mask.shape(), mask.device()), drop, drop};
 }
 
 Tensor expand_tiles(const Tensor& tile_mask, int64_t rows, int64_t cols, int64_t tr, int64_t tc) {

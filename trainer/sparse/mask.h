@@ -22,7 +22,8 @@ Tensor top_tiles(const Tensor& scores, int64_t keep);
 enum class Grow { random, gradient };  // SET, RigL
 
 struct MaskUpdate {
-  Tensor mask;  // bool, the scores' device
+  Tensor mask;    // bool, the scores' device
+  Tensor grown_mask;  // bool: the tiles grown (a tile dropped and grown again included)
   int64_t dropped = 0, grown = 0;
 };
 

@@ -69,7 +69,12 @@ int64_t restore_run_state(const StateDict& s, const std::string& path, const Con
             " state but optim.name selects ", p.optimizer.type_name(),
             "; resume with the optimizer it was written with");
   const StateDict model = s.sub("model");
-  check_compatible(p.model.state_dict(), model);
+  StateDict expected = p.model.state_dict();
+  for (const auto& [name, shape] : p.model.layout_shapes(model)) {  // sparse layers: laid out by their masks
+    const auto it = expected.tensors.find(name);
+    if (it != expected.tensors.end()) it->second = Tensor::empty(shape, it->second.dtype());
+  }
+  check_compatible(expected, model);
   p.model.load_state_dict(model);
   p.optimizer.load_state_dict(s.sub("optim"));
   if (p.scaler) {

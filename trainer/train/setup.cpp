@@ -89,6 +89,7 @@ nn::ModelOptions model_options(const Config& c, const data::Loader& train, DType
       o.mlp_ratio = m.d_ff / m.d_model;
       o.norm = m.norm == NormKind::rmsnorm ? nn::NormKind::rmsnorm : nn::NormKind::layernorm;
       o.tie_embeddings = m.tie_embeddings;
+      o.sparse_activation = m.sparse_activation;
       o.experts = m.experts;
       o.top_k = m.top_k;
       o.moe_every = m.moe_every;

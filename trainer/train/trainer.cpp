@@ -20,6 +20,7 @@
 #include "trainer/train/moe_stats.h"
 #include "trainer/train/run_state.h"
 #include "trainer/train/setup.h"
+#include "trainer/train/sparse_stats.h"
 
 namespace pit::train {
 namespace {
@@ -141,6 +142,7 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
   r.train_data = make_train_loader(c);
   r.valid_data = make_valid_loader(c);
   r.model = nn::make_model(model_options(c, *r.train_data, r.compute));
+  SparseStats sparsity(c, *r.model);  // sparse layers, before the move and the optimizer
   r.model->to(device);
   r.optimizer = make_optimizer(c, *r.model);
   const optim::LrSchedule schedule = make_schedule(c);
@@ -163,6 +165,7 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
             "; raise run.steps to train further");
   MetricsLog metrics(c.metrics_file(), opt.resume ? step : -1);
   print_header(r, step);
+  sparsity.print_header(opt.out);
 
   StopSignals signals;
   TrainResult result;
@@ -179,6 +182,7 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
   while (step < c.run.steps && !g_stop.load()) {
     const double lr = schedule.lr_at(step);
     const data::Batch b = r.train_data->next();
+    sparsity.before_step(step);
     const Variable loss = training_loss((*r.model)(Variable(b.inputs.to(device))), b.targets.to(device));
     const Variable objective = moe.objective(loss, c.model.aux_loss_coef, c.model.z_loss_coef);
     bool overflow = false;
@@ -195,6 +199,7 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
       ++skipped;
     }
     if (r.scaler) r.scaler->update(overflow);
+    sparsity.after_step(step, *r.optimizer);  // mask updates, with the step's gradients
     r.optimizer->zero_grad();
     const Tensor l = loss.data().to(DType::f32);
     loss_sum = loss_sum.defined() ? kernels::binary(BinaryOp::add, loss_sum, l) : l.clone();
@@ -212,7 +217,7 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
       const double gn = grad_norm.defined() ? grad_norm.item<double>() : NAN;
       MetricsRecord rec(step, "train");
       rec.add("loss", mean_loss).add("lr", lr).add("grad_norm", gn);
-      const std::string moe_text = moe.flush(rec, window);  // the MoE losses and loads, if any
+      const std::string moe_text = moe.flush(rec, window) + sparsity.flush(rec);  // MoE losses, sparsity
       std::fprintf(opt.out, "step %*lld/%lld | loss %.4f%s | lr %.2e | %s | %s %s/s | %.1f ms/step | mem %s | ETA %s\n",
                    width, static_cast<long long>(step), static_cast<long long>(c.run.steps), mean_loss, moe_text.c_str(), lr,
                    std::isfinite(gn) ? ("gnorm " + std::to_string(gn).substr(0, 5)).c_str() : "gnorm -",

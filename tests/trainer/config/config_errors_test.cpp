@@ -123,7 +123,7 @@ TEST_F(trainer_config_errors, UnknownKeySuggestsTheNearestAndListsTheSection) {
 TEST_F(trainer_config_errors, UnknownSection) {
   expect_error_contains(loading(std::string(kMinimal) + "optm:\n  lr: 0.1\n"),
                         at(9, 1) + ": unknown section \"optm\"; did you mean \"optim\"? (sections: "
-                                   "run, data, model, optim, schedule, precision, checkpoint, metrics)");
+                                   "run, data, model, optim, schedule, precision, checkpoint, metrics, sparse)");
   expect_error_contains(loading(std::string(kMinimal) + "batch_size: 8\n"),
                         at(9, 1) + ": unknown section \"batch_size\"; batch_size is a key of data: and goes "
                                    "inside that section (sections: run, data,");
@@ -251,6 +251,18 @@ TEST_F(trainer_config_errors, NesterovNeedsMomentum) {
   expect_error_contains(loading(kMinimal, {"optim.name=sgd", "optim.nesterov=true", "optim.momentum=0"}),
                         "--set optim.nesterov=true: optim.nesterov = true, optim.momentum = 0.0 "
                         "(--set optim.momentum=0): Nesterov momentum needs optim.momentum > 0");
+}
+
+TEST_F(trainer_config_errors, SparseKeysAcrossTheirSection) {
+  expect_error_contains(loading(kMinimal, {"model.sparse_activation=true"}),
+                        "model.sparse_activation skips the zeros of a ReLU: set model.activation: relu");
+  EXPECT_NO_THROW(loading(kMinimal, {"model.sparse_activation=true", "model.activation=relu"})());
+  expect_error_contains(loading(kMinimal, {"sparse.method=magnitude", "sparse.start_step=10", "sparse.end_step=5"}),
+                        "sparse.end_step must be at least sparse.start_step (equal: one-shot pruning at that step)");
+  expect_error_contains(loading(kMinimal, {"sparse.method=magnitude", "sparse.initial_sparsity=0.5", "sparse.sparsity=0.4"}),
+                        "sparse.initial_sparsity must not exceed sparse.sparsity");
+  // The magnitude rules do not bind the other methods.
+  EXPECT_NO_THROW(loading(kMinimal, {"sparse.method=rigl", "sparse.start_step=10", "sparse.end_step=5"})());
 }
 
 TEST_F(trainer_config_errors, RulesOverAKeyWithItsOwnErrorAreSkipped) {

@@ -177,7 +177,11 @@ const std::vector<std::string> kEverything = {
     "optim.grad_clip=0", "schedule.name=step", "schedule.warmup_steps=10", "schedule.min_lr=1e-7",
     "schedule.step_every=100", "schedule.gamma=1", "precision.compute=f16",
     "precision.loss_scale=128", "precision.init_scale=1e300", "precision.growth_interval=1",
-    "checkpoint.every=50", "checkpoint.keep=1", "checkpoint.dir=\\ttab", "metrics.file=m.jsonl"};
+    "checkpoint.every=50", "checkpoint.keep=1", "checkpoint.dir=\\ttab", "metrics.file=m.jsonl",
+    "sparse.method=rigl", "sparse.layers=[\"hidden/*\", head]", "sparse.unit=64x64", "sparse.sparsity=0.75",
+    "sparse.budget=erk", "sparse.dense_first_last=true", "sparse.initial_sparsity=0.1", "sparse.start_step=5",
+    "sparse.end_step=7", "sparse.every=2", "sparse.threshold=global", "sparse.drop_fraction=0.5",
+    "sparse.update_every=3", "sparse.update_end=9"};
 
 TEST(trainer_config_resolved, ReloadingTheResolvedYamlGivesAnIdenticalConfig) {
   test::TempDir dir;
@@ -185,6 +189,10 @@ TEST(trainer_config_resolved, ReloadingTheResolvedYamlGivesAnIdenticalConfig) {
   EXPECT_EQ(a.run.name, "a: b # not a comment");
   EXPECT_EQ(a.data.train, "123");
   EXPECT_EQ(a.checkpoint.dir, "\\ttab");
+  EXPECT_EQ(a.sparse.method, SparseMethod::rigl);
+  EXPECT_EQ(a.sparse.layers, (std::vector<std::string>{"hidden/*", "head"}));
+  EXPECT_TRUE(a.sparse.global_threshold);
+  EXPECT_EQ(a.sparse_update_end(), 9);
   EXPECT_EQ(a.model.dropout, 0.30000000000000004);
   EXPECT_EQ(a.run.cpu_overrides,
             (std::vector<std::string>{"model.d_model=48", "run.name=\"x # y\"", "data.train='a: b'"}));
@@ -252,6 +260,10 @@ TEST(trainer_config_resolved, EveryChoiceMapsToItsEnum) {
       {"optim.name", [](const Config& c) { return std::string(to_string(c.optim.name)); }},
       {"schedule.name", [](const Config& c) { return std::string(to_string(c.schedule.name)); }},
       {"precision.compute", [](const Config& c) { return std::string(dtype_name(c.precision.compute)); }},
+      {"sparse.method", [](const Config& c) { return std::string(to_string(c.sparse.method)); }},
+      {"sparse.unit", [](const Config& c) { return c.sparse.unit; }},
+      {"sparse.budget", [](const Config& c) { return c.sparse.budget; }},
+      {"sparse.threshold", [](const Config& c) { return std::string(c.sparse.global_threshold ? "global" : "layer"); }},
   };
   size_t choice_keys = 0;
   for (const SectionSpec& s : train_schema().sections())

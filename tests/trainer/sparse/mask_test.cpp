@@ -90,8 +90,10 @@ TEST(SparseMasks, RigLDropsTheSmallestAndGrowsWhereTheGradientIsLargest) {
   for (int i = 0; i < 64; ++i)
     if (want[i] == 0.f) inactive.push_back(i);
   std::stable_sort(inactive.begin(), inactive.end(), [&](int a, int b) { return g[a] > g[b]; });
-  for (int i = 0; i < 6; ++i) want[inactive[i]] = 1.f;
+  std::vector<float> grown(64, 0.f);
+  for (int i = 0; i < 6; ++i) want[inactive[i]] = grown[inactive[i]] = 1.f;
   EXPECT_EQ(after, want);
+  EXPECT_EQ(host(u.grown_mask), grown);
 }
 
 TEST(SparseMasks, SetGrowsAtRandomButDeterministically) {

@@ -61,18 +61,18 @@ class TrainTest : public ::testing::Test {
     return path;
   }
 
-  // extra_model: more keys of the model section (", experts: 4, ...").
-  std::string lm_yaml(int64_t steps, const std::string& extra_model = "") {
+  // extra_model: more keys of the model section (", experts: 4, ..."); extra: more sections.
+  std::string lm_yaml(int64_t steps, const std::string& extra_model = "", const std::string& extra = "") {
     return "run: {name: t, steps: " + std::to_string(steps) + ", log_every: 5, eval_every: 10, eval_batches: 2, out_dir: " +
            (dir_ / "run").string() + "}\n"
            "data: {kind: tokens, train: " + token_file("train.h5", 4000) + ", valid: " + token_file("valid.h5", 600) +
            ", batch_size: 4, seq_len: 16}\n"
            "model: {kind: transformer, vocab_size: 16, d_model: 32, n_layers: 1, n_heads: 2, d_ff: 64, dropout: 0.1" +
            extra_model + "}\n"
-           "optim: {lr: 1.0e-2}\nschedule: {warmup_steps: 2}\ncheckpoint: {every: 10, keep: 3}\n";
+           "optim: {lr: 1.0e-2}\nschedule: {warmup_steps: 2}\ncheckpoint: {every: 10, keep: 3}\n" + extra;
   }
 
-  void expect_exact_resume(const std::string& extra_model);
+  void expect_exact_resume(const std::string& extra_model, const std::string& extra = "");
 
   std::vector<std::string> metrics_lines() const {
     std::ifstream in(dir_ / "run" / "metrics.jsonl");
@@ -141,10 +141,10 @@ TEST_F(TrainTest, MoeTransformerLearnsAndLogsItsRouting) {
 
 // Resuming a run from a checkpoint gives the same losses bit for bit (with MoE layers too: the
 // router's jitter draws from the saved RNG, the experts are saved parameters).
-void TrainTest::expect_exact_resume(const std::string& extra_model) {
+void TrainTest::expect_exact_resume(const std::string& extra_model, const std::string& extra) {
   // Dropout is on, so the RNG counter, the data position and the optimizer state must all come
   // back for the losses to match bit for bit.
-  const Config c = config_from_yaml(lm_yaml(30, extra_model), "lm.yaml");
+  const Config c = config_from_yaml(lm_yaml(30, extra_model, extra), "lm.yaml");
   const TrainResult full = train(c, {.out = log_});
   const std::vector<std::string> full_metrics = metrics_lines();
 
@@ -163,6 +163,34 @@ void TrainTest::expect_exact_resume(const std::string& extra_model) {
 TEST_F(TrainTest, ResumedRunEqualsUninterruptedRunExactly) { expect_exact_resume(""); }
 TEST_F(TrainTest, ResumedMoeRunEqualsUninterruptedRunExactly) {
   expect_exact_resume(", experts: 4, top_k: 2, router_jitter: 0.05");
+}
+
+// Sparse layers: masks changed before the checkpoint (step 10) and after it; the checkpoint holds
+// the masks and the compact values and optimizer state laid out by them.
+TEST_F(TrainTest, ResumedRigLRunEqualsUninterruptedRunExactly) {
+  expect_exact_resume("", "sparse: {method: rigl, layers: [\"blocks/*/mlp/*\"], unit: 16x1, sparsity: 0.5, "
+                          "update_every: 4, update_end: 25}\n");
+}
+TEST_F(TrainTest, ResumedGradualPruningRunEqualsUninterruptedRunExactly) {
+  expect_exact_resume("", "sparse: {method: magnitude, unit: 16x1, sparsity: 0.6, start_step: 2, end_step: 20, "
+                          "every: 3}\n");
+}
+
+// A pruned transformer still learns; its records carry the sparsity, the FLOPs saved, the mask
+// changes and each layer's density.
+TEST_F(TrainTest, PrunedTransformerLearnsAndLogsItsSparsity) {
+  const Config c = config_from_yaml(
+      lm_yaml(40, "", "sparse: {method: magnitude, layers: [\"*/mlp/*\"], unit: 16x1, sparsity: 0.75, start_step: 5, "
+                      "end_step: 20, every: 5}\n"),
+      "lm.yaml");
+  const TrainResult r = train(c, {.out = log_});
+  EXPECT_LT(r.eval_loss, 1.5);
+  const std::vector<std::string> lines = metrics_lines();
+  ASSERT_FALSE(lines.empty());
+  const std::string last_train = lines[lines.size() - 2];
+  for (const char* key : {"\"sparsity\": 0.75", "\"flops_saved\"", "\"mask_changes\"", "\"density/blocks/0/mlp/fc\": 0.25",
+                          "\"density/blocks/0/mlp/proj\": 0.25"})
+    EXPECT_NE(last_train.find(key), std::string::npos) << key << " missing in " << last_train;
 }
 
 TEST_F(TrainTest, ResumeFromTheLatestCheckpointContinues) {

@@ -1,0 +1,174 @@
+// Sparsifier (trainer/sparse/sparsifier.h) on a three-layer MLP trained with AdamW: gradual
+// magnitude pruning follows the cubic schedule at every step and keeps the units of largest
+// norm (per layer, or over all layers with a global threshold); SET and RigL keep each layer's
+// number of units exactly, grow what their rule says (new units and their optimizer state at
+// zero); budgets, kept-dense first and last layers, and the errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "core/random.h"
+#include "ops/functional.h"
+#include "tests/core/expect_error.h"
+#include "trainer/nn/layers.h"
+#include "trainer/nn/sparse_linear.h"
+#include "trainer/optim/adamw.h"
+#include "trainer/sparse/mask.h"
+#include "trainer/sparse/sparsifier.h"
+
+namespace pit::sparse_train {
+namespace {
+
+using test::expect_error_contains;
+
+Tensor random_tensor(const Shape& shape, uint64_t seed) {
+  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 2.f * philox_uniform(seed, 0, i) - 1.f;
+  return from_vector(v, shape);
+}
+
+std::vector<float> host(const Tensor& t) { return t.to(DType::f32).to_vector<float>(); }
+
+// 45 -> 70 -> 64 -> 10, ReLU between.
+struct Mlp {
+  std::shared_ptr<nn::ModuleList> net = std::make_shared<nn::ModuleList>();
+  std::vector<nn::Linear*> layers;
+  Mlp() {
+    Generator gen(3);
+    for (const auto [in, out] : {std::pair{45, 70}, {70, 64}, {64, 10}})
+      layers.push_back(net->push_back(std::make_shared<nn::Linear>(in, out, true, gen)).get());
+  }
+  Variable loss(uint64_t seed) {
+    Variable h(random_tensor({8, 45}, seed));
+    for (size_t i = 0; i < layers.size(); ++i) {
+      h = (*layers[i])(h);
+      if (i + 1 < layers.size()) h = ops::relu(h);
+    }
+    return ops::sum(ops::mul(h, Variable(random_tensor({8, 10}, seed + 1))));
+  }
+};
+
+// Runs steps [0, steps) of training with the sparsifier, calling check(step) after each.
+template <typename Check>
+void train(Mlp& m, Sparsifier& s, optim::Optimizer& opt, int64_t steps, Check&& check) {
+  for (int64_t step = 0; step < steps; ++step) {
+    s.before_step(step);
+    m.loss(1000 + static_cast<uint64_t>(step)).backward();
+    opt.step(1e-2);
+    check(step, [&] { return s.after_step(step, opt); });
+    opt.zero_grad();
+  }
+}
+
+TEST(Sparsifier, GradualMagnitudePruningFollowsTheCubicScheduleAndKeepsTheLargestUnits) {
+  for (const bool global : {false, true}) {
+    Mlp m;
+    const SparsifierOptions o{.method = Method::magnitude, .unit = {16, 1}, .sparsity = 0.8, .initial_sparsity = 0.1,
+                              .start = 2, .end = 10, .every = 3, .global = global};
+    Sparsifier s(*m.net, o);
+    optim::AdamW opt(optim::with_default_decay(m.net->named_parameters()));
+    const CubicSchedule cubic({.initial = 0.1, .final = 0.8, .start = 2, .end = 10, .every = 3});
+    train(m, s, opt, 13, [&](int64_t step, auto&& update) {
+      std::vector<Tensor> norms;
+      for (nn::Linear* l : m.layers) norms.push_back(l->sparse()->unit_norms());
+      const MaskChanges c = update();
+      EXPECT_EQ(c.updated, cubic.is_update_step(step)) << step;
+      const double target = step < 2 ? 0.0 : cubic.sparsity_at(step);
+      int64_t kept = 0, units = 0;
+      float min_kept = INFINITY, max_pruned = 0;
+      for (size_t i = 0; i < m.layers.size(); ++i) {
+        const nn::SparseLinear& l = *m.layers[i]->sparse();
+        kept += l.kept_units();
+        units += l.total_units();
+        if (!global) EXPECT_EQ(l.kept_units(), std::llround((1.0 - target) * l.total_units())) << step;
+        if (!c.updated) continue;
+        const std::vector<float> on = host(l.tile_mask()), n = host(norms[i]);
+        for (size_t j = 0; j < on.size(); ++j) (on[j] ? min_kept = std::min(min_kept, n[j]) : max_pruned = std::max(max_pruned, n[j]));
+        if (!global) EXPECT_EQ(on, host(top_tiles(norms[i], l.kept_units()))) << step;
+      }
+      if (global) EXPECT_EQ(kept, std::llround((1.0 - target) * units)) << step;
+      if (c.updated && global) EXPECT_GE(min_kept, max_pruned) << "step " << step;  // one threshold over all layers
+    });
+    EXPECT_NEAR(s.sparsity(), 0.8, 0.05);  // of the weights: units at the edges are smaller
+    EXPECT_GT(s.flops_saved(), 0.7);
+  }
+}
+
+TEST(Sparsifier, SetAndRigLKeepEveryLayersCountAndStartNewUnitsAtZero) {
+  for (const Method method : {Method::set, Method::rigl}) {
+    Mlp m;
+    const SparsifierOptions o{.method = method, .unit = {16, 1}, .sparsity = 0.7, .budget = Budget::erk,
+                              .drop_fraction = 0.4, .update_every = 2, .update_end = 9, .seed = 5};
+    Sparsifier s(*m.net, o);
+    std::vector<int64_t> counts;
+    const std::vector<double> d = layer_densities(
+        {{"0", {70, 45}}, {"1", {64, 70}}, {"2", {10, 64}}}, 0.7, Budget::erk);
+    for (size_t i = 0; i < m.layers.size(); ++i) {
+      counts.push_back(m.layers[i]->sparse()->kept_units());
+      EXPECT_EQ(counts.back(), std::llround(d[i] * m.layers[i]->sparse()->total_units())) << method_name(method);
+    }
+    optim::AdamW opt(optim::with_default_decay(m.net->named_parameters()));
+    const DropFraction drop({.initial = 0.4, .end = 9, .every = 2});
+    int64_t updates = 0;
+    train(m, s, opt, 11, [&](int64_t step, auto&& update) {
+      std::vector<Tensor> before, norms, grads;
+      for (nn::Linear* l : m.layers) {
+        before.push_back(l->sparse()->tile_mask());
+        norms.push_back(l->sparse()->unit_norms());
+        grads.push_back(l->sparse()->dense_weight_grad());
+        EXPECT_EQ(grads.back().defined(), method == Method::rigl && drop.is_update_step(step)) << step;
+      }
+      const MaskChanges c = update();
+      EXPECT_EQ(c.updated, drop.is_update_step(step)) << step;
+      updates += c.updated;
+      const train::StateDict os = opt.state_dict();
+      for (size_t i = 0; i < m.layers.size(); ++i) {
+        const nn::SparseLinear& l = *m.layers[i]->sparse();
+        EXPECT_EQ(l.kept_units(), counts[i]) << method_name(method) << " step " << step;
+        if (!c.updated) continue;
+        // The rule's own inputs give this mask (the rule itself: mask_test.cpp).
+        const int64_t n = std::llround(drop.at(step) * static_cast<double>(counts[i]));
+        const MaskUpdate want = drop_and_grow(before[i], norms[i], n, method == Method::rigl ? Grow::gradient : Grow::random,
+                                              method == Method::rigl ? tile_norms(grads[i], 16, 1) : Tensor(), 5,
+                                              static_cast<uint64_t>(step) * 3 + i);
+        EXPECT_EQ(host(l.tile_mask()), host(want.mask)) << step;
+        // Grown units start at zero, and so does their optimizer state.
+        const Tensor grown = expand_tiles(want.grown_mask, l.out_features(), l.in_features(), 16, 1).to(DType::f32);
+        const std::string p = std::to_string(i) + "/sparse/values/";
+        const std::vector<float> g = host(grown);
+        for (const Tensor& t : {l.dense_weight(), compact_to_dense(l.layout(), os.tensors.at(p + "exp_avg")),
+                                compact_to_dense(l.layout(), os.tensors.at(p + "exp_avg_sq"))}) {
+          const std::vector<float> v = host(t);
+          double inside_grown = 0;
+          for (size_t j = 0; j < v.size(); ++j) inside_grown += g[j] * std::abs(v[j]);
+          EXPECT_EQ(inside_grown, 0.0) << method_name(method) << " step " << step << " layer " << i;
+        }
+      }
+    });
+    EXPECT_EQ(updates, 4);  // steps 2, 4, 6, 8
+  }
+}
+
+TEST(Sparsifier, FirstAndLastLayersCanStayDense) {
+  Mlp m;
+  Sparsifier s(*m.net, {.method = Method::set, .sparsity = 0.5, .dense_first_last = true, .update_end = 10});
+  EXPECT_TRUE(m.layers[0]->weight().defined());
+  EXPECT_EQ(m.layers[1]->sparse() != nullptr, true);
+  EXPECT_TRUE(m.layers[2]->weight().defined());
+  ASSERT_EQ(s.layers().size(), 1u);
+  EXPECT_EQ(s.layers()[0].name, "1");
+}
+
+TEST(Sparsifier, ErrorsNameTheProblem) {
+  Mlp m;
+  expect_error_contains([&] { Sparsifier(*m.net, {.layers = {"blocks/*"}}); }, "its Linear layers are: 0, 1, 2");
+  expect_error_contains([&] { Sparsifier(*m.net, {.sparsity = 1.0}); }, "sparse.sparsity must be in [0, 1)");
+  expect_error_contains([&] { Sparsifier(*m.net, {.unit = {8, 8}}); }, "use 1x1, 16x1");
+  expect_error_contains([&] { Sparsifier(*m.net, {.layers = {"1"}, .dense_first_last = true}); }, "leaves no sparse layer");
+  expect_error_contains([] { parse_method("lottery"); }, "allowed: magnitude, set, rigl");
+}
+
+}  // namespace
+}  // namespace pit::sparse_train

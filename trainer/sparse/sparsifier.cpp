@@ -1,0 +1,253 @@
+#include "trainer/sparse/sparsifier.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+#include "core/random.h"
+#include "trainer/nn/layers.h"
+#include "trainer/nn/sparse_linear.h"
+#include "trainer/sparse/mask.h"
+
+namespace pit::sparse_train {
+namespace {
+
+// '*' matches any run of characters (slashes included); everything else matches itself.
+bool glob_match(const std::string& pattern, const std::string& text) {
+  size_t p = 0, t = 0, star = std::string::npos, mark = 0;
+  while (t < text.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = t;
+    } else if (p < pattern.size() && pattern[p] == text[t]) {
+      ++p;
+      ++t;
+    } else if (star != std::string::npos) {
+      p = star + 1;
+      t = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+std::vector<float> host_f32(const Tensor& t) { return t.to(Device::cpu(), DType::f32).contiguous().to_vector<float>(); }
+
+int64_t units_to_keep(double density, int64_t units) {
+  return std::clamp<int64_t>(std::llround(density * static_cast<double>(units)), 0, units);
+}
+
+int64_t units_changed(const Tensor& before, const Tensor& after) {
+  const std::vector<float> a = host_f32(before), b = host_f32(after);
+  int64_t n = 0;
+  for (size_t i = 0; i < a.size(); ++i) n += (a[i] != 0.f) != (b[i] != 0.f);
+  return n;
+}
+
+// The mask a layer gets from scores (f32, the mask's shape, on the host) above a threshold rank.
+Tensor mask_from(const std::vector<uint8_t>& on, const Shape& shape, Device device) {
+  return from_vector(on, shape).to(device);
+}
+
+}  // namespace
+
+const char* method_name(Method m) {
+  switch (m) {
+    case Method::magnitude: return "magnitude";
+    case Method::set: return "set";
+    default: return "rigl";
+  }
+}
+
+Method parse_method(std::string_view name) {
+  for (const Method m : {Method::magnitude, Method::set, Method::rigl})
+    if (name == method_name(m)) return m;
+  PIT_THROW("unknown sparsifier method '", name, "'; allowed: magnitude, set, rigl");
+}
+
+namespace {
+
+const SparsifierOptions& checked(const SparsifierOptions& o) {
+  PIT_CHECK(o.sparsity >= 0.0 && o.sparsity < 1.0, "sparse.sparsity must be in [0, 1), got ", o.sparsity);
+  return o;
+}
+
+}  // namespace
+
+Sparsifier::Sparsifier(nn::Module& model, const SparsifierOptions& o)
+    : o_(checked(o)),
+      cubic_({.initial = o.method == Method::magnitude ? o.initial_sparsity : 0.0,
+              .final = o.method == Method::magnitude ? o.sparsity : 0.0,
+              .start = o.start,
+              .end = o.method == Method::magnitude ? o.end : o.start,
+              .every = o.every}),
+      drop_({.initial = o.drop_fraction, .end = o.update_end, .every = o.update_every}) {
+  nn::kernel_tile(o.unit);  // names the units the kernels take
+  std::vector<std::string> all;
+  for (const auto& [path, m] : model.modules()) {
+    auto* linear = dynamic_cast<nn::Linear*>(m);
+    if (!linear) continue;
+    all.push_back(path);
+    if (linear->sparse()) continue;
+    for (const std::string& pattern : o.layers)
+      if (glob_match(pattern, path)) {
+        layers_.emplace_back(path, linear);
+        break;
+      }
+  }
+  std::string names;
+  for (const std::string& n : all) names += (names.empty() ? "" : ", ") + n;
+  PIT_CHECK(!layers_.empty(), "sparse.layers matches no Linear layer of the model; its Linear layers are: ",
+            names.empty() ? "(none)" : names);
+  if (o.dense_first_last) {
+    PIT_CHECK(layers_.size() > 2, "sparse.dense_first_last leaves no sparse layer: only ", layers_.size(),
+              " layer(s) match sparse.layers");
+    layers_.erase(layers_.end() - 1);
+    layers_.erase(layers_.begin());
+  }
+  for (auto& [path, linear] : layers_) {
+    shapes_.push_back({path, {linear->out_features(), linear->in_features()}, false});
+    linear->sparsify(o.unit);
+  }
+  if (o.method == Method::magnitude) return;  // dense until the schedule's first update
+  // SET / RigL start from a random mask at the budget's density (the dense init where kept).
+  const std::vector<double> d = densities(o.sparsity);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    nn::SparseLinear& s = *layers_[i].second->sparse();
+    const Shape shape = s.tile_mask().shape();
+    std::vector<float> score(static_cast<size_t>(shape_numel(shape)));
+    for (size_t j = 0; j < score.size(); ++j) score[j] = philox_uniform(o.seed, i, j);
+    s.set_tile_mask(top_tiles(from_vector(score, shape), units_to_keep(d[i], s.total_units())).to(s.values().device()));
+  }
+}
+
+std::vector<double> Sparsifier::densities(double sparsity) const {
+  return layer_densities(shapes_, sparsity, o_.budget);
+}
+
+bool Sparsifier::is_update_step(int64_t step) const {
+  return o_.method == Method::magnitude ? cubic_.is_update_step(step) : drop_.is_update_step(step);
+}
+
+void Sparsifier::before_step(int64_t step) {
+  const bool want = o_.method == Method::rigl && is_update_step(step);
+  for (auto& [path, linear] : layers_) linear->sparse()->request_dense_grad(want);
+}
+
+MaskChanges Sparsifier::after_step(int64_t step, optim::Optimizer& optimizer) {
+  if (!is_update_step(step)) return {};
+  return o_.method == Method::magnitude ? prune_by_magnitude(step, optimizer) : drop_and_grow_all(step, optimizer);
+}
+
+MaskChanges Sparsifier::prune_by_magnitude(int64_t step, optim::Optimizer& optimizer) {
+  const double s = cubic_.sparsity_at(step);
+  std::vector<Tensor> norms;
+  for (auto& [path, linear] : layers_) norms.push_back(linear->sparse()->unit_norms());
+  std::vector<Tensor> masks(layers_.size());
+  if (o_.global) {
+    // One threshold: the units of largest norm over every layer, (1 - s) of all weights' units.
+    std::vector<std::pair<float, int64_t>> all;  // score, global unit number
+    std::vector<int64_t> first(layers_.size() + 1, 0);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const std::vector<float> h = host_f32(norms[i]);
+      first[i + 1] = first[i] + static_cast<int64_t>(h.size());
+      for (size_t j = 0; j < h.size(); ++j) all.emplace_back(h[j], first[i] + static_cast<int64_t>(j));
+    }
+    const int64_t keep = units_to_keep(1.0 - s, first.back());
+    std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::vector<uint8_t> on(static_cast<size_t>(first.back()), 0);
+    for (int64_t k = 0; k < keep; ++k) on[static_cast<size_t>(all[static_cast<size_t>(k)].second)] = 1;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const std::vector<uint8_t> mine(on.begin() + first[i], on.begin() + first[i + 1]);
+      masks[i] = mask_from(mine, norms[i].shape(), norms[i].device());
+    }
+  } else {
+    const std::vector<double> d = densities(s);
+    for (size_t i = 0; i < layers_.size(); ++i)
+      masks[i] = top_tiles(norms[i], units_to_keep(d[i], layers_[i].second->sparse()->total_units()));
+  }
+  MaskChanges out{.updated = true};
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    nn::SparseLinear& layer = *layers_[i].second->sparse();
+    const int64_t changed = units_changed(layer.tile_mask(), masks[i]);
+    if (changed == 0) continue;
+    out.changed += changed;
+    optimizer.relayout_state(layer.values(), layer.set_tile_mask(masks[i]));
+  }
+  return out;
+}
+
+MaskChanges Sparsifier::drop_and_grow_all(int64_t step, optim::Optimizer& optimizer) {
+  const double fraction = drop_.at(step);
+  MaskChanges out{.updated = true};
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    nn::SparseLinear& layer = *layers_[i].second->sparse();
+    Tensor grow_scores;
+    if (o_.method == Method::rigl) {
+      const Tensor g = layer.dense_weight_grad();
+      PIT_CHECK(g.defined(), "RigL: layer '", layers_[i].first, "' has no dense gradient at update step ", step,
+                "; call before_step(step) before the step's forward");
+      grow_scores = tile_norms(g, layer.unit().rows, layer.unit().cols);
+    }
+    const int64_t drop = std::llround(fraction * static_cast<double>(layer.kept_units()));
+    const MaskUpdate u = drop_and_grow(layer.tile_mask(), layer.unit_norms(), drop,
+                                       o_.method == Method::rigl ? Grow::gradient : Grow::random, grow_scores, o_.seed,
+                                       static_cast<uint64_t>(step) * layers_.size() + i);
+    layer.request_dense_grad(false);
+    out.changed += u.dropped + u.grown;
+    if (u.dropped == 0) continue;
+    optimizer.relayout_state(layer.values(), layer.set_tile_mask(u.mask, u.grown_mask));
+  }
+  return out;
+}
+
+std::vector<LayerSparsity> Sparsifier::layers() const {
+  std::vector<LayerSparsity> out;
+  for (const auto& [path, linear] : layers_) {
+    const nn::SparseLinear& s = *linear->sparse();
+    out.push_back({path, s.out_features(), s.in_features(), s.density(), s.layout().density(), s.kept_units(),
+                   s.total_units()});
+  }
+  return out;
+}
+
+namespace {
+
+// The mean of a per-layer fraction of weights (density, computed), weighted by the layers' sizes.
+double weighted(const std::vector<LayerSparsity>& layers, double LayerSparsity::*field) {
+  double sum = 0, all = 0;
+  for (const LayerSparsity& l : layers) {
+    const double n = static_cast<double>(l.out * l.in);
+    sum += l.*field * n;
+    all += n;
+  }
+  return all == 0 ? 1.0 : sum / all;
+}
+
+}  // namespace
+
+double Sparsifier::sparsity() const { return 1.0 - weighted(layers(), &LayerSparsity::density); }
+
+double Sparsifier::flops_saved() const { return 1.0 - weighted(layers(), &LayerSparsity::computed); }
+
+std::string Sparsifier::describe() const {
+  char buf[256];
+  const std::string layers = std::to_string(layers_.size()) + " layer" + (layers_.size() == 1 ? "" : "s");
+  if (o_.method == Method::magnitude) {
+    std::snprintf(buf, sizeof buf, "magnitude %s -> %.0f%%, %s (%s), cubic %.2f -> %.2f over steps %lld..%lld every %lld",
+                  o_.unit.str().c_str(), 100.0 * o_.sparsity, layers.c_str(),
+                  o_.global ? "global threshold" : budget_name(o_.budget), o_.initial_sparsity, o_.sparsity,
+                  static_cast<long long>(o_.start), static_cast<long long>(o_.end), static_cast<long long>(o_.every));
+  } else {
+    std::snprintf(buf, sizeof buf, "%s %s at %.0f%%, %s (%s), drop %.2f (cosine) every %lld steps until %lld",
+                  method_name(o_.method), o_.unit.str().c_str(), 100.0 * o_.sparsity, layers.c_str(),
+                  budget_name(o_.budget), o_.drop_fraction, static_cast<long long>(o_.update_every),
+                  static_cast<long long>(o_.update_end));
+  }
+  return buf;
+}
+
+}  // namespace pit::sparse_train

@@ -1,0 +1,38 @@
+#pragma once
+// Dynamic sparse training in the training loop: the Sparsifier made from the config's `sparse`
+// section (inactive for method none), its calls around each step, and its metrics over a
+// logging window: overall sparsity, FLOPs saved, mask changes, each layer's density.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "trainer/config/config.h"
+#include "trainer/nn/module.h"
+#include "trainer/optim/optimizer.h"
+#include "trainer/sparse/sparsifier.h"
+#include "trainer/train/metrics.h"
+
+namespace pit::train {
+
+// The sparsifier options of the config (sparse.method must not be none).
+sparse_train::SparsifierOptions sparsifier_options(const Config& config);
+
+class SparseStats {
+ public:
+  // Makes the config's layers sparse (before the model moves and the optimizer takes its
+  // parameters); inactive for sparse.method none.
+  SparseStats(const Config& config, nn::Module& model);
+  bool active() const { return sparsifier_ != nullptr; }
+  void print_header(std::FILE* out) const;  // the method and each sparse layer
+  void before_step(int64_t step);
+  void after_step(int64_t step, optim::Optimizer& optimizer);
+  // At a log step: sparsity, flops_saved, mask_updates and mask_changes of the window and
+  // density/<layer> into `rec`; returns " | sparsity S%" for the progress line.
+  std::string flush(MetricsRecord& rec);
+
+ private:
+  std::unique_ptr<sparse_train::Sparsifier> sparsifier_;
+  int64_t updates_ = 0, changes_ = 0;
+};
+
+}  // namespace pit::train
