@@ -10,12 +10,13 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
 int run_engine(const std::string& markdown_path);
 int run_roofline();
 int run_moe(const std::string& markdown_path);
+int run_sparse(const std::string& markdown_path);
 }
 
 namespace {
 
 const char* const kUsage =
-    "usage: pit-bench dense|pit|engine|roofline|moe [--markdown FILE] [--tune FILE]\n"
+    "usage: pit-bench dense|pit|engine|roofline|moe|sparse [--markdown FILE] [--tune FILE]\n"
     "  dense   dense ops at transformer shapes (bf16) vs cuBLAS and copy bandwidth\n"
     "  pit     PIT GEMMs vs cuBLAS, cuSPARSE CSR and Blocked-ELL; detection vs one read; pit_matmul\n"
     "          with the planner end to end (--tune FILE: also the other micro-tiles, written as the\n"
@@ -26,6 +27,9 @@ const char* const kUsage =
     "  moe     the MoE experts (moe_ffn: dispatch, expert GEMMs, combine) at T=16384, d=1024,\n"
     "          ffn=4096, E=64, top-1/top-2, uniform/skewed, vs a dense FFN of equal FLOPs\n"
     "          (PIT_BENCH_MOE_PARTS=1: also each part of it alone, against cuBLAS)\n"
+    "  sparse  the pruned FFN block (8192 tokens, 4096 -> 16384 -> 4096, 90% sparse, per micro-tile):\n"
+    "          a training step and its weights + grads + AdamW state vs the dense block; one layer\n"
+    "          on the PIT kernels vs its dense path by density\n"
     "environment (pit):\n"
     "  PIT_BENCH_FILTER=\"4096^3 128x1 90%\"  only the rows whose \"problem tile sparsity\" contains it\n"
     "  PIT_BENCH_ENGINE=mma|wgmma|persistent  force the tensor-core engine of the M-gather (mma,\n"
@@ -57,6 +61,7 @@ int main(int argc, char** argv) {
     if (suite == "engine") return pit::bench::run_engine(markdown);
     if (suite == "roofline") return pit::bench::run_roofline();
     if (suite == "moe") return pit::bench::run_moe(markdown);
+    if (suite == "sparse") return pit::bench::run_sparse(markdown);
     std::fprintf(stderr, "%s", kUsage);
     return 2;
   } catch (const std::exception& e) {

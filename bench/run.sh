@@ -15,6 +15,8 @@ echo "== pit-bench engine"
 $bin engine --markdown "$out/engine.md"
 echo "== pit-bench moe"
 $bin moe --markdown "$out/moe.md"
+echo "== pit-bench sparse"
+$bin sparse --markdown "$out/sparse.md"
 if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
   echo "== PyTorch peer"
   PYTHONUNBUFFERED=1 python3 bench/torch_dense_ops.py --markdown "$out/torch_dense_ops.md"

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Turn pit-train's metrics (JSON lines) into PNG curves.
+"""Turn pit-train's metrics (JSON lines) into PNG curves, or draw the sparse masks of a checkpoint.
 
     scripts/plot.py runs/moe/metrics.jsonl [-o runs/moe/curves.png] [--title TEXT]
+    scripts/plot.py --masks runs/prune_mnist/checkpoints/step-00003000.h5 [-o masks.png]
 
 Each line of the metrics file is one JSON object with at least "step" and "split" ("train" or
 "valid"); the plot draws every numeric field that occurs (loss, bits per byte, accuracy, learning
 rate, throughput) against the step, one panel per field, train and valid in one panel where both
-have it. Needs matplotlib (Debian/Ubuntu: apt-get install python3-matplotlib).
+have it; the sparse layers' densities ("density/<layer>") share one panel.
+With --masks it draws the mask of every sparse layer in the checkpoint (the tensors ending in
+"tile_mask": one pixel per pruning unit, kept units dark), one panel per layer, with its density.
+Needs matplotlib (Debian/Ubuntu: apt-get install python3-matplotlib), and h5py for --masks
+(apt-get install python3-h5py).
 """
 import argparse
 import json
@@ -41,27 +46,93 @@ def read_metrics(path):
     return series
 
 
+def read_masks(path):
+    """[(layer path, 2-D array of 0/1)] for every tensor named .../tile_mask in the checkpoint."""
+    try:
+        import h5py
+    except ImportError:
+        sys.exit("plot.py: --masks needs h5py: apt-get install python3-h5py (or pip install h5py)")
+    masks = []
+    try:
+        with h5py.File(path, "r") as f:
+            def visit(name, obj):
+                if isinstance(obj, h5py.Dataset) and name.endswith("/tile_mask") and len(obj.shape) == 2:
+                    layer = name[: -len("/tile_mask")]
+                    for prefix in ("tensors/model/", "model/"):
+                        layer = layer.split(prefix, 1)[-1]
+                    masks.append((layer.removesuffix("/sparse"), obj[()] != 0))
+            f.visititems(visit)
+    except OSError as e:
+        sys.exit(f"plot.py: cannot read {path}: {e}")
+    return masks
+
+
+def plot_masks(plt, args):
+    masks = read_masks(args.masks)
+    if not masks:
+        sys.exit(f"plot.py: {args.masks} holds no sparse layer (no tensor named .../tile_mask)")
+    cols = min(3, len(masks))
+    rows = (len(masks) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+    for ax, (layer, m) in zip(axes.flat, masks):
+        ax.imshow(m, cmap="Greys", interpolation="nearest", aspect="auto")
+        ax.set_title(f"{layer}: {100.0 * m.mean():.1f}% of {m.size} units kept", fontsize=9)
+        ax.set_xlabel("input (unit column)")
+        ax.set_ylabel("output (unit row)")
+    for ax in axes.flat[len(masks):]:
+        ax.set_visible(False)
+    fig.suptitle(args.title or args.masks)
+    fig.tight_layout()
+    out = args.output or os.path.splitext(args.masks)[0] + "_masks.png"
+    fig.savefig(out, dpi=110)
+    print(f"plot.py: wrote {out}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("metrics", help="metrics.jsonl written by pit-train")
-    ap.add_argument("-o", "--output", help="PNG to write (default: next to the metrics, curves.png)")
-    ap.add_argument("--title", help="figure title (default: the metrics path)")
+    ap.add_argument("metrics", nargs="?", help="metrics.jsonl written by pit-train")
+    ap.add_argument("--masks", metavar="CHECKPOINT", help="draw the sparse masks of this checkpoint instead")
+    ap.add_argument("-o", "--output", help="PNG to write (default: next to the metrics, curves.png; "
+                                           "with --masks, <checkpoint>_masks.png)")
+    ap.add_argument("--title", help="figure title (default: the input path)")
     args = ap.parse_args()
+    if bool(args.metrics) == bool(args.masks):
+        ap.error("give a metrics file, or --masks CHECKPOINT")
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         sys.exit("plot.py: matplotlib is missing: apt-get install python3-matplotlib (or pip install matplotlib)")
+    if args.masks:
+        plot_masks(plt, args)
+        return
 
     series = read_metrics(args.metrics)
     if not series:
         sys.exit(f"plot.py: {args.metrics} holds no metrics yet")
+    # The sparse layers' densities ("density/<layer>") share one panel, a line per layer.
+    densities = {k[len("density/"):]: v.get("train", []) for k, v in series.items() if k.startswith("density/")}
+    for k in [k for k in series if k.startswith("density/")]:
+        del series[k]
     fields = [k for k in PREFERRED if k in series] + sorted(k for k in series if k not in PREFERRED)
+    if densities:
+        fields.append("density per layer")
     cols = 2 if len(fields) > 1 else 1
     rows = (len(fields) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.2 * rows), squeeze=False)
     for ax, field in zip(axes.flat, fields):
+        if field == "density per layer":
+            for layer, points in sorted(densities.items()):
+                if points:
+                    steps, values = zip(*points)
+                    ax.plot(steps, values, label=layer if len(densities) <= 8 else None)
+            ax.set_xlabel("step")
+            ax.set_ylabel(field)
+            ax.grid(True, alpha=0.3)
+            if len(densities) <= 8:
+                ax.legend(fontsize=7)
+            continue
         for split, points in sorted(series[field].items()):
             steps, values = zip(*points)
             ax.plot(steps, values, label=split, marker="o" if split != "train" else None, markersize=3)

@@ -1,0 +1,202 @@
+// pit-bench sparse: issue #6's sparse FFN block on the GPU, bf16 compute, f32 master weights:
+// x [8192, 4096] -> Linear 4096 -> 16384, ReLU, Linear 16384 -> 4096, both weights pruned to
+// 90% in micro-tiles (nn::SparseLinear: compact values on the PIT kernels), against the same
+// block dense in pit (nn::Linear, cuBLAS). A training step is timed whole: forward, backward
+// from a given dy, and the AdamW step. The memory of weights + gradients + optimizer state is
+// counted from the tensors themselves (values or weights, their gradients, AdamW's two moments,
+// and the sparse layers' index arrays).
+// Second table: one layer (4096 -> 16384, 8192 tokens, 32x1 and 64x64) forward + backward on the
+// PIT kernels against its dense path (W scattered to dense, cuBLAS, gradient gathered back) by
+// density: where SparseLinear's dense_path_from should sit on this GPU. Third: each GEMM of the
+// PIT path alone at 90% sparsity against cuBLAS on the dense weight, and the transposes.
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/timer.h"
+#include "core/core.h"
+#include "core/random.h"
+#include "ops/functional.h"
+#include "ops/kernels.h"
+#include "ops/pit/compact.h"
+#include "ops/pit/gemm.h"
+#include "ops/pit/pit_ops.h"
+#include "trainer/nn/layers.h"
+#include "trainer/nn/sparse_linear.h"
+#include "trainer/optim/adamw.h"
+#include "trainer/sparse/mask.h"
+
+namespace pit::bench {
+namespace {
+
+constexpr int64_t kTokens = 8192, kModel = 4096, kFfn = 16384;
+
+Tensor random_on_gpu(const Shape& shape, uint64_t seed, DType dtype) {
+  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 2.f * philox_uniform(seed, 0, i) - 1.f;
+  return from_vector(v, shape).to(Device::cuda(), dtype);
+}
+
+// A unit mask keeping about `density` of the units, drawn with Philox.
+Tensor random_units(const Shape& grid, double density, uint64_t seed) {
+  std::vector<uint8_t> on(static_cast<size_t>(shape_numel(grid)));
+  for (size_t i = 0; i < on.size(); ++i) on[i] = philox_uniform(seed, 1, i) < density;
+  return from_vector(on, grid);
+}
+
+int64_t bytes_of(const Tensor& t) { return t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; }
+
+struct Block {
+  std::shared_ptr<nn::ModuleList> net = std::make_shared<nn::ModuleList>();
+  nn::Linear *fc = nullptr, *proj = nullptr;
+  std::unique_ptr<optim::AdamW> opt;
+
+  // Dense, or pruned to `density` in `unit` micro-tiles when unit is given.
+  Block(const sparse::MicroTile* unit, double density) {
+    Generator gen(1);
+    fc = net->push_back(std::make_shared<nn::Linear>(kModel, kFfn, true, gen)).get();
+    proj = net->push_back(std::make_shared<nn::Linear>(kFfn, kModel, true, gen)).get();
+    net->to(Device::cuda());
+    net->set_compute_dtype(DType::bf16);
+    if (unit) {
+      for (nn::Linear* l : {fc, proj}) {
+        nn::SparseLinear& s = l->sparsify(*unit);
+        s.set_tile_mask(random_units(s.tile_mask().shape(), density, 7).to(Device::cuda()));
+      }
+    }
+    opt = std::make_unique<optim::AdamW>(optim::with_default_decay(net->named_parameters()));
+  }
+
+  void step(const Tensor& x, const Tensor& dy) {
+    const Variable y = (*proj)(ops::relu((*fc)(Variable(x))));
+    y.backward(dy);
+    opt->step(1e-4);
+    opt->zero_grad();
+  }
+
+  // Weights + gradients + AdamW moments (+ the sparse layers' index arrays), in bytes. Call after
+  // a step that left the gradients in place (before zero_grad).
+  int64_t state_bytes() const {
+    int64_t n = 0;
+    for (const auto& [name, v] : net->named_parameters()) n += 4 * bytes_of(v.data());  // w, grad, m, v (f32)
+    for (nn::Linear* l : {fc, proj}) {
+      if (!l->sparse()) continue;
+      const sparse::CompactLayout& c = l->sparse()->layout();
+      n += bytes_of(c.lists.offsets) + bytes_of(c.lists.k) + bytes_of(c.blocks.offsets) + bytes_of(c.blocks.col) +
+           bytes_of(c.inside) + bytes_of(c.positions) + bytes_of(l->sparse()->tile_mask());
+    }
+    return n;
+  }
+};
+
+void write_line(std::FILE* md, const char* fmt, auto... args) {
+  std::printf(fmt, args...);
+  if (md) std::fprintf(md, fmt, args...);
+}
+
+}  // namespace
+
+int run_sparse(const std::string& markdown_path) {
+  std::FILE* md = markdown_path.empty() ? nullptr : std::fopen(markdown_path.c_str(), "w");
+  const Tensor x = random_on_gpu({kTokens, kModel}, 1, DType::bf16);
+  const Tensor dy = random_on_gpu({kTokens, kModel}, 2, DType::bf16);
+  const double sparsity = 0.9;
+  write_line(md, "### Sparse FFN block, bf16: %lld tokens, %lld -> %lld -> %lld, training step (fwd + bwd + AdamW)\n\n",
+             static_cast<long long>(kTokens), static_cast<long long>(kModel), static_cast<long long>(kFfn),
+             static_cast<long long>(kModel));
+  write_line(md, "| block | ms / step | speed-up vs dense | weights + grads + AdamW state | vs dense |\n|---|---:|---:|---:|---:|\n");
+  double dense_ms = 0;
+  int64_t dense_bytes = 0;
+  {
+    Block dense(nullptr, 1.0);
+    const Timing t = time_gpu([&](int) { dense.step(x, dy); }, 3, 10);
+    dense_ms = t.median_ms;
+    dense_bytes = dense.state_bytes();
+    write_line(md, "| dense (pit, cuBLAS) | %.3f | 1.00x | %.1f MiB | 100%% |\n", dense_ms,
+               static_cast<double>(dense_bytes) / (1 << 20));
+  }
+  for (const sparse::MicroTile unit :
+       {sparse::MicroTile{32, 1}, sparse::MicroTile{64, 1}, sparse::MicroTile{128, 1}, sparse::MicroTile{32, 32},
+        sparse::MicroTile{64, 64}}) {
+    Block block(&unit, 1.0 - sparsity);
+    const Timing t = time_gpu([&](int) { block.step(x, dy); }, 3, 10);
+    const Variable y = (*block.proj)(ops::relu((*block.fc)(Variable(x))));
+    y.backward(dy);  // leave the gradients for the count
+    const int64_t bytes = block.state_bytes();
+    write_line(md, "| %s at %.0f%% sparsity | %.3f | %.2fx | %.1f MiB | %.1f%% |\n", unit.str().c_str(),
+               100.0 * sparsity, t.median_ms, dense_ms / t.median_ms, static_cast<double>(bytes) / (1 << 20),
+               100.0 * static_cast<double>(bytes) / static_cast<double>(dense_bytes));
+  }
+
+  write_line(md, "\n### One sparse layer, PIT kernels vs the dense path: %lld -> %lld, %lld tokens, bf16, fwd + bwd\n\n",
+             static_cast<long long>(kModel), static_cast<long long>(kFfn), static_cast<long long>(kTokens));
+  write_line(md, "| micro-tile | density | PIT kernels ms | dense path ms | faster |\n|---|---:|---:|---:|---|\n");
+  const Tensor w = random_on_gpu({kFfn, kModel}, 3, DType::bf16);
+  const Tensor g = random_on_gpu({kTokens, kFfn}, 4, DType::bf16);
+  for (const sparse::MicroTile unit : {sparse::MicroTile{32, 1}, sparse::MicroTile{64, 64}})
+    for (const double density : {0.05, 0.1, 0.2, 0.3, 0.5}) {
+      const Tensor units = random_units({kFfn / unit.rows, kModel / unit.cols}, density, 9).to(Device::cuda());
+      const Tensor mask = sparse_train::expand_tiles(units, kFfn, kModel, unit.rows, unit.cols);
+      double ms[2];
+      for (int dense = 0; dense < 2; ++dense) {
+        const sparse::CompactLayout l = sparse::compact_layout(mask, unit, false, dense ? 0.0 : 2.0);
+        const Tensor v = sparse::compact_values(l, w, mask);
+        ms[dense] = time_gpu([&](int) {
+          Variable xv(x, true), vv(v, true);
+          ops::sparse_linear(xv, vv, Variable(), l).backward(g);
+        }, 3, 10).median_ms;
+      }
+      write_line(md, "| %s | %.2f | %.3f | %.3f | %s |\n", unit.str().c_str(), density, ms[0], ms[1],
+                 ms[0] < ms[1] ? "PIT" : "dense");
+    }
+
+  // Each GEMM of the layer alone at 90% sparsity, as sparse_linear calls them, against cuBLAS on
+  // the dense weight (the dense path's GEMMs; its scatter and gather not included).
+  write_line(md, "\n### Each GEMM of one layer at 90%% sparsity (%lld -> %lld, %lld tokens, bf16) vs cuBLAS dense\n\n",
+             static_cast<long long>(kModel), static_cast<long long>(kFfn), static_cast<long long>(kTokens));
+  write_line(md, "| micro-tile | y^T = W x^T ms | dx^T = W^T dy^T ms | dW at tiles ms | transposes ms | cuBLAS y / dx / dW ms |\n"
+                 "|---|---:|---:|---:|---:|---:|\n");
+  const Tensor xt = x.t().contiguous(), gt = g.t().contiguous();
+  const Tensor wd = w.contiguous();
+  const double y_ms = time_gpu([&](int) { (void)kernels::matmul(x, wd.t()); }, 3, 20).median_ms;
+  const double dx_ms = time_gpu([&](int) { (void)kernels::matmul(g, wd); }, 3, 20).median_ms;
+  const double dw_ms = time_gpu([&](int) { (void)kernels::matmul(g.t(), x); }, 3, 20).median_ms;
+  const double tr_ms = time_gpu([&](int) {
+    (void)x.t().contiguous();
+    (void)g.t().contiguous();
+    (void)gt.t().contiguous();
+    (void)xt.t().contiguous();
+  }, 3, 20).median_ms;
+  for (const sparse::MicroTile unit : {sparse::MicroTile{32, 1}, sparse::MicroTile{128, 1}, sparse::MicroTile{32, 32},
+                                       sparse::MicroTile{64, 64}}) {
+    const Tensor units = random_units({kFfn / unit.rows, kModel / unit.cols}, 0.1, 11).to(Device::cuda());
+    const Tensor mask = sparse_train::expand_tiles(units, kFfn, kModel, unit.rows, unit.cols);
+    const sparse::CompactLayout l = sparse::compact_layout(mask, unit, false);
+    const Tensor v = sparse::compact_values(l, w, mask);
+    Tensor yt = Tensor::empty({kFfn, kTokens}, DType::bf16, Device::cuda());
+    Tensor dxt = Tensor::empty({kModel, kTokens}, DType::bf16, Device::cuda());
+    Tensor dv = Tensor::empty(l.values_shape(), DType::bf16, Device::cuda());
+    double f = 0, d = 0, s = 0;
+    if (l.is_blocks()) {
+      const sparse::BlockListIndex idx = sparse::blocks_with(l, v);
+      sparse::BlockListIndex out = sparse::blocks_with(l, dv);
+      f = time_gpu([&](int) { sparse::block_gemm(idx, xt, yt); }, 3, 20).median_ms;
+      d = time_gpu([&](int) { sparse::block_gemm(sparse::transposed_blocks_with(l, v), gt, dxt); }, 3, 20).median_ms;
+      s = time_gpu([&](int) { sparse::sampled_gemm(g, x, out, true, false); }, 3, 20).median_ms;
+    } else {
+      const sparse::KListIndex idx = sparse::lists_with(l, v);
+      sparse::KListIndex out = sparse::lists_with(l, dv);
+      f = time_gpu([&](int) { sparse::condense_gemm(idx, xt, yt); }, 3, 20).median_ms;
+      d = time_gpu([&](int) { sparse::condense_gemm_tn(idx, gt, dxt); }, 3, 20).median_ms;
+      s = time_gpu([&](int) { sparse::sampled_gemm(g, x, out, true, false); }, 3, 20).median_ms;
+    }
+    write_line(md, "| %s | %.3f | %.3f | %.3f | %.3f | %.3f / %.3f / %.3f |\n", unit.str().c_str(), f, d, s, tr_ms, y_ms,
+               dx_ms, dw_ms);
+  }
+  if (md) std::fclose(md);
+  return 0;
+}
+
+}  // namespace pit::bench
