@@ -78,31 +78,36 @@ Variable sparse_linear(const Variable& x, const Variable& values, const Variable
   }
   Tensor y = yt.t().contiguous();
   if (bias.defined()) y = kernels::binary(BinaryOp::add, y, bias.data());
+  // What backward keeps of x: K lists take x^T, so that their sampled GEMM reads both operands
+  // along T, contiguous (dy^T rows and x^T rows); blocks take x, whose rows hold a block's b
+  // columns side by side.
+  const bool lists = !layout.is_blocks();
+  const Tensor saved_x = lists ? xt : x2;
   return record("sparse_linear", {x, values, bias}, y.view(detail::out_shape(x_shape, out)),
                 [=](const Tensor& g_in) -> std::vector<Tensor> {
     const Tensor g = g_in.reshape({t, out}).contiguous();
+    const Tensor gt = need.x || (need.w && lists) ? g.t().contiguous() : Tensor();  // [out, T]
     Tensor gx, gv, gb;
     if (need.x) {
-      const Tensor gt = g.t().contiguous();  // [out, T]
       Tensor gxt = Tensor::empty({in, t}, g.dtype(), g.device());
-      if (layout.is_blocks()) {
-        sparse::block_gemm(sparse::transposed_blocks_with(layout, v), gt, gxt);  // (W^T) dy^T: no atomics
-      } else {
+      if (lists) {
         sparse::condense_gemm_tn(sparse::lists_with(layout, v), gt, gxt);
+      } else {
+        sparse::block_gemm(sparse::transposed_blocks_with(layout, v), gt, gxt);  // (W^T) dy^T: no atomics
       }
       gx = gxt.t().contiguous().view(x_shape);
     }
     if (need.w) {
       gv = Tensor::empty(layout.values_shape(), g.dtype(), g.device());
-      if (layout.is_blocks()) {
-        sparse::BlockListIndex dw = sparse::blocks_with(layout, gv);
-        sparse::sampled_gemm(g, x2, dw, /*a_trans=*/true, /*b_trans=*/false);  // dy^T x at the blocks
-      } else {
+      if (lists) {
         sparse::KListIndex dw = sparse::lists_with(layout, gv);
-        sparse::sampled_gemm(g, x2, dw, /*a_trans=*/true, /*b_trans=*/false);
+        sparse::sampled_gemm(gt, saved_x, dw, /*a_trans=*/false, /*b_trans=*/true);  // dy^T (x^T)^T at the tiles
+      } else {
+        sparse::BlockListIndex dw = sparse::blocks_with(layout, gv);
+        sparse::sampled_gemm(g, saved_x, dw, /*a_trans=*/true, /*b_trans=*/false);  // dy^T x at the blocks
       }
       if (inside.defined()) gv = kernels::binary(BinaryOp::mul, gv, inside);
-      if (o.dense_weight_grad) *o.dense_weight_grad = kernels::matmul(g.t(), x2);
+      if (o.dense_weight_grad) *o.dense_weight_grad = lists ? kernels::matmul(gt, saved_x.t()) : kernels::matmul(g.t(), saved_x);
     }
     if (need.b) gb = kernels::sum(g, {0});
     return {gx, gv, gb};

@@ -19,13 +19,14 @@ Shape unit_grid(int64_t out, int64_t in, MicroTile u) {
 
 // From which density of listed micro-tiles the dense GEMMs (on W scattered to dense) beat the PIT
 // kernels, forward + backward of a layer (compact.h's dense path). CPU: 1024 x 1024, 64 rows,
-// 32x1 micro-tiles, 2-core machine: PIT 12.0 ms vs dense 13.2 at 10%, 22.0 vs 14.8 at 20%.
+// 32x1 micro-tiles, 2-core machine: PIT 4.1 ms vs dense 13-25 (noisy) at 10%, 12.1 vs 13.5 at
+// 30%, 19.5 vs 16.6 at 50%.
 // CUDA (H200, 4096 -> 16384, 8192 tokens, bf16; `pit-bench sparse`): with K lists the dense path
 // was faster at every density measured, down to 5% (32x1: 11.1 vs 4.2 ms), so K-list layers take
 // it always until the PIT backward kernels (sampled dW, K-list dx) catch up; 64x64 blocks were
 // faster on the PIT kernels at 5% (2.83 vs 4.18 ms) and even at 10% (4.39 vs 4.28).
 double dense_path_from(Device device, sparse::MicroTile tile) {
-  if (!device.is_cuda()) return 0.15;
+  if (!device.is_cuda()) return 0.4;
   return tile.cols > 1 ? 0.08 : 0.0;
 }
 

@@ -103,6 +103,10 @@ inline void run_tile_gemm_cases(Device dev, const std::vector<int64_t>& rs, cons
               sparse::KListIndex out2 = sparse::with_new_values(ki, dt);
               sparse::sampled_gemm(g.t().contiguous(), bt.t().contiguous(), out2, true, true);
               expect_close(sparse::to_dense(out2), want, tol, tol, what + " sampled, transposed operands");
+              // A as given, B as [N, K] (sparse_linear's K lists: dy^T and x^T, both along T)
+              sparse::KListIndex out3 = sparse::with_new_values(ki, dt);
+              sparse::sampled_gemm(g, bt.t().contiguous(), out3, false, true);
+              expect_close(sparse::to_dense(out3), want, tol, tol, what + " sampled, B given as [N, K]");
             } else {
               sparse::BlockListIndex out = sparse::with_new_values(bi, dt);
               out.values.fill_(std::numeric_limits<double>::quiet_NaN());
