@@ -33,6 +33,9 @@ struct LoaderOptions {
   uint64_t seed = 0;      // the shuffle of epoch e is a function of (seed, e) only
   bool shuffle = true;    // training order; evaluation is always in order
   LoaderMode mode = LoaderMode::train;
+  // Data parallelism (train mode): every rank walks the same batches and takes its share of each,
+  // rows [shard * b / shards, (shard + 1) * b / shards) of the batch_size b; b must split evenly.
+  int shard = 0, shards = 1;
 };
 
 class Loader {
@@ -41,7 +44,7 @@ class Loader {
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
-  Batch next();  // evaluation: throws once exhausted()
+  Batch next();  // evaluation: throws once exhausted(); data parallel: this rank's share
   bool exhausted() const { return sampler_.exhausted(); }
   void restart() { sampler_.restart(); }
 
@@ -63,6 +66,7 @@ class Loader {
  private:
   std::string path_;
   Sampler sampler_;
+  int shard_ = 0, shards_ = 1;
 };
 
 // A TokenLoader or an ImageLoader, by what the file holds ("tokens" or "images").

@@ -77,8 +77,9 @@ const SparsifierOptions& checked(const SparsifierOptions& o) {
 
 }  // namespace
 
-Sparsifier::Sparsifier(nn::Module& model, const SparsifierOptions& o)
+Sparsifier::Sparsifier(nn::Module& model, const SparsifierOptions& o, Communicator* comm)
     : o_(checked(o)),
+      comm_(comm),
       cubic_({.initial = o.method == Method::magnitude ? o.initial_sparsity : 0.0,
               .final = o.method == Method::magnitude ? o.sparsity : 0.0,
               .start = o.start,
@@ -187,9 +188,13 @@ MaskChanges Sparsifier::drop_and_grow_all(int64_t step, optim::Optimizer& optimi
     nn::SparseLinear& layer = *layers_[i].second->sparse();
     Tensor grow_scores;
     if (o_.method == Method::rigl) {
-      const Tensor g = layer.dense_weight_grad();
+      Tensor g = layer.dense_weight_grad();
       PIT_CHECK(g.defined(), "RigL: layer '", layers_[i].first, "' has no dense gradient at update step ", step,
                 "; call before_step(step) before the step's forward");
+      if (comm_ && comm_->size() > 1) {  // the global batch's gradient: the same growth on every rank
+        g = g.to(DType::f32).contiguous().clone();
+        comm_->all_reduce(g, ReduceOp::mean);
+      }
       grow_scores = tile_norms(g, layer.unit().rows, layer.unit().cols);
     }
     const int64_t drop = std::llround(fraction * static_cast<double>(layer.kept_units()));

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/comm.h"
 #include "ops/pit/index.h"
 #include "trainer/nn/module.h"
 #include "trainer/optim/optimizer.h"
@@ -66,8 +67,9 @@ struct MaskChanges {
 class Sparsifier {
  public:
   // Makes the matched Linear layers of `model` sparse and sets their first masks. Throws when no
-  // layer matches, naming the model's Linear layers.
-  Sparsifier(nn::Module& model, const SparsifierOptions& options);
+  // layer matches, naming the model's Linear layers. comm (optional): the data-parallel ranks;
+  // RigL averages its dense gradients over them, so that every rank grows the same units.
+  Sparsifier(nn::Module& model, const SparsifierOptions& options, Communicator* comm = nullptr);
 
   // Before the forward of `step` (0-based): RigL asks its layers for the dense gradient when
   // `step` updates the masks.
@@ -90,6 +92,7 @@ class Sparsifier {
   std::vector<double> densities(double sparsity) const;  // per layer, by the budget
 
   SparsifierOptions o_;
+  Communicator* comm_ = nullptr;
   std::vector<std::pair<std::string, nn::Linear*>> layers_;
   std::vector<LayerShape> shapes_;
   CubicSchedule cubic_;

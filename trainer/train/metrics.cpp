@@ -55,6 +55,7 @@ std::string MetricsRecord::json() const {
 }
 
 MetricsLog::MetricsLog(const std::string& path, int64_t keep_until_step) : path_(path) {
+  if (path.empty()) return;
   namespace fs = std::filesystem;
   const fs::path p(path);
   if (p.has_parent_path()) fs::create_directories(p.parent_path());
@@ -78,6 +79,7 @@ MetricsLog::~MetricsLog() {
 }
 
 void MetricsLog::write(const MetricsRecord& record) {
+  if (file_ == nullptr) return;
   std::fprintf(file_, "%s\n", record.json().c_str());
   std::fflush(file_);
 }

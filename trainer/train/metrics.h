@@ -25,7 +25,8 @@ class MetricsRecord {
 class MetricsLog {
  public:
   // Opens `path` (creating its folder). keep_until_step >= 0: first drops records whose step
-  // is greater (a resume); -1: starts a new file.
+  // is greater (a resume); -1: starts a new file. An empty path writes nothing (the ranks of a
+  // data-parallel run other than rank 0).
   MetricsLog(const std::string& path, int64_t keep_until_step);
   ~MetricsLog();
   MetricsLog(const MetricsLog&) = delete;

@@ -54,8 +54,11 @@ DType resolve_compute_dtype(const Config& config, Device device, std::FILE* log)
   return DType::f32;
 }
 
-std::unique_ptr<data::Loader> make_train_loader(const Config& config) {
-  return data::make_loader(config.data.train, loader_options(config, data::LoaderMode::train));
+std::unique_ptr<data::Loader> make_train_loader(const Config& config, int rank, int ranks) {
+  data::LoaderOptions o = loader_options(config, data::LoaderMode::train);
+  o.shard = rank;
+  o.shards = ranks;
+  return data::make_loader(config.data.train, o);
 }
 
 std::unique_ptr<data::Loader> make_valid_loader(const Config& config) {

@@ -24,7 +24,9 @@ Device resolve_device(const Config& config);
 // CPU kernels are f32/f64), so that one config runs on both.
 DType resolve_compute_dtype(const Config& config, Device device, std::FILE* log);
 
-std::unique_ptr<data::Loader> make_train_loader(const Config& config);
+// The training loader; with data parallelism (ranks > 1) it yields this rank's share of every
+// batch of data.batch_size (the global batch).
+std::unique_ptr<data::Loader> make_train_loader(const Config& config, int rank = 0, int ranks = 1);
 std::unique_ptr<data::Loader> make_valid_loader(const Config& config);
 
 // The model options of the config, completed from the training data (vocabulary, image shape,

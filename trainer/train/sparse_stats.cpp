@@ -45,9 +45,9 @@ sparse_train::SparsifierOptions sparsifier_options(const Config& c) {
   return o;
 }
 
-SparseStats::SparseStats(const Config& c, nn::Module& model) {
+SparseStats::SparseStats(const Config& c, nn::Module& model, Communicator* comm) {
   if (c.sparse.method == SparseMethod::none) return;
-  sparsifier_ = std::make_unique<sparse_train::Sparsifier>(model, sparsifier_options(c));
+  sparsifier_ = std::make_unique<sparse_train::Sparsifier>(model, sparsifier_options(c), comm);
 }
 
 void SparseStats::print_header(std::FILE* out) const {

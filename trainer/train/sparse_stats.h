@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "core/comm.h"
 #include "trainer/config/config.h"
 #include "trainer/nn/module.h"
 #include "trainer/optim/optimizer.h"
@@ -20,8 +21,9 @@ sparse_train::SparsifierOptions sparsifier_options(const Config& config);
 class SparseStats {
  public:
   // Makes the config's layers sparse (before the model moves and the optimizer takes its
-  // parameters); inactive for sparse.method none.
-  SparseStats(const Config& config, nn::Module& model);
+  // parameters); inactive for sparse.method none. comm: the data-parallel ranks (RigL averages
+  // its dense gradients over them), or null.
+  SparseStats(const Config& config, nn::Module& model, Communicator* comm = nullptr);
   bool active() const { return sparsifier_ != nullptr; }
   void print_header(std::FILE* out) const;  // the method and each sparse layer
   void before_step(int64_t step);

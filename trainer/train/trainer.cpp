@@ -7,6 +7,7 @@
 #include <fstream>
 #include <numbers>
 
+#include "core/comm.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/random.h"
@@ -14,6 +15,7 @@
 #include "ops/kernels.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/optim/clip.h"
+#include "trainer/train/data_parallel.h"
 #include "trainer/train/evaluate.h"
 #include "trainer/train/format.h"
 #include "trainer/train/metrics.h"
@@ -129,20 +131,57 @@ void print_header(const Run& r, int64_t start) {
   std::fflush(r.out);
 }
 
+// The output of ranks other than 0: nothing (a /dev/null stream, opened only for them).
+class QuietOutput {
+ public:
+  explicit QuietOutput(bool lead) : sink_(lead ? nullptr : std::fopen("/dev/null", "w")) {}
+  ~QuietOutput() {
+    if (sink_) std::fclose(sink_);
+  }
+  QuietOutput(const QuietOutput&) = delete;
+  QuietOutput& operator=(const QuietOutput&) = delete;
+  std::FILE* sink() const { return sink_; }
+
+ private:
+  std::FILE* sink_;
+};
+
+// Each rank of a data-parallel run on GPUs binds the GPU of its local rank.
+Device data_parallel_device(Device device, const Communicator& comm) {
+  if (comm.size() == 1 || !device.is_cuda()) return device;
+  const int gpus = cuda_device_count();
+  PIT_CHECK(comm.local_rank() < gpus, "rank ", comm.rank(), " is local rank ", comm.local_rank(), " but this node has ",
+            gpus, " GPU(s); launch at most one process per GPU");
+  return Device::cuda(comm.local_rank());
+}
+
+// Whether any rank was asked to stop (SIGINT / SIGTERM), so that all stop after the same step.
+bool stop_everywhere(Communicator& comm) {
+  if (comm.size() == 1) return g_stop.load();
+  Tensor flag = from_vector(std::vector<int64_t>{g_stop.load() ? 1 : 0}, {1});
+  comm.all_reduce(flag, ReduceOp::max);
+  return flag.to_vector<int64_t>()[0] != 0;
+}
+
 }  // namespace
 
 void request_stop() { g_stop.store(true); }
 
-TrainResult train(const Config& c, const TrainOptions& opt) {
+TrainResult train(const Config& c, const TrainOptions& opt_in) {
   if (c.run.threads > 0) set_num_threads(static_cast<int>(c.run.threads));
-  const Device device = resolve_device(c);
+  Communicator& comm = opt_in.comm ? *opt_in.comm : world();
+  const bool lead = comm.rank() == 0;  // prints, writes metrics and checkpoints, evaluates
+  const QuietOutput quiet(lead);
+  TrainOptions opt = opt_in;
+  if (!lead) opt.out = quiet.sink();
+  const Device device = data_parallel_device(resolve_device(c), comm);
   Run r{c, opt.out, device, resolve_compute_dtype(c, device, opt.out), nullptr, nullptr, nullptr, nullptr,
         std::nullopt, c.model.kind == ModelKind::transformer};
-  manual_seed(static_cast<uint64_t>(c.run.seed));
-  r.train_data = make_train_loader(c);
+  manual_seed(static_cast<uint64_t>(c.run.seed));  // the same model and dropout draws on every rank
+  r.train_data = make_train_loader(c, comm.rank(), comm.size());
   r.valid_data = make_valid_loader(c);
   r.model = nn::make_model(model_options(c, *r.train_data, r.compute));
-  SparseStats sparsity(c, *r.model);  // sparse layers, before the move and the optimizer
+  SparseStats sparsity(c, *r.model, &comm);  // sparse layers, before the move and the optimizer
   r.model->to(device);
   r.optimizer = make_optimizer(c, *r.model);
   const optim::LrSchedule schedule = make_schedule(c);
@@ -163,8 +202,12 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
   }
   PIT_CHECK(step <= c.run.steps, "the checkpoint is at step ", step, " but run.steps is ", c.run.steps,
             "; raise run.steps to train further");
-  MetricsLog metrics(c.metrics_file(), opt.resume ? step : -1);
+  MetricsLog metrics(lead ? c.metrics_file() : "", opt.resume ? step : -1);
   print_header(r, step);
+  if (comm.size() > 1)
+    std::fprintf(opt.out, "pit-train: data parallel over %d ranks (%s): %lld of each batch's %lld examples per rank\n",
+                 comm.size(), comm.backend(), static_cast<long long>(c.data.batch_size / comm.size()),
+                 static_cast<long long>(c.data.batch_size));
   sparsity.print_header(opt.out);
 
   StopSignals signals;
@@ -179,7 +222,8 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
   const int64_t first_step = step;
   MoeStats moe(*r.model);  // the MoE layers' losses and metrics (inactive for a dense model)
 
-  while (step < c.run.steps && !g_stop.load()) {
+  bool stopped = false;  // by a signal on any rank, after the same step on every rank
+  while (step < c.run.steps && !stopped) {
     const double lr = schedule.lr_at(step);
     const data::Batch b = r.train_data->next();
     sparsity.before_step(step);
@@ -188,9 +232,11 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
     bool overflow = false;
     if (r.scaler) {
       r.scaler->scale_loss(objective).backward();
+      average_gradients(params, comm);  // an overflow on any rank reaches every rank's gradients
       overflow = r.scaler->unscale_and_check(params);
     } else {
       objective.backward();
+      average_gradients(params, comm);
     }
     if (!overflow) {
       grad_norm = c.optim.grad_clip > 0 ? optim::clip_grad_norm(params, c.optim.grad_clip) : Tensor();
@@ -206,8 +252,10 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
     ++step;
     ++window;
 
-    const bool last = step == c.run.steps || g_stop.load();
+    stopped = stop_everywhere(comm);
+    const bool last = step == c.run.steps || stopped;
     if (step % c.run.log_every == 0 || last) {
+      if (comm.size() > 1) comm.all_reduce(loss_sum, ReduceOp::mean);  // the global batch's loss
       const double mean_loss = loss_sum.item<double>() / static_cast<double>(window);  // syncs
       const double dt = seconds_since(window_start);
       const double step_s = dt / static_cast<double>(window);
@@ -235,8 +283,8 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
     }
     // Evaluations and checkpoints are left out of the throughput window.
     const auto pause_start = std::chrono::steady_clock::now();
-    if (!last && c.run.eval_every > 0 && step % c.run.eval_every == 0) r.eval(step, c.run.eval_batches, metrics);
-    if (!last && c.checkpoint.every > 0 && step % c.checkpoint.every == 0) result.checkpoint = r.save(step);
+    if (lead && !last && c.run.eval_every > 0 && step % c.run.eval_every == 0) r.eval(step, c.run.eval_batches, metrics);
+    if (lead && !last && c.checkpoint.every > 0 && step % c.checkpoint.every == 0) result.checkpoint = r.save(step);
     window_start += std::chrono::steady_clock::now() - pause_start;
   }
 
@@ -245,12 +293,18 @@ TrainResult train(const Config& c, const TrainOptions& opt) {
   if (result.interrupted) {
     std::fprintf(opt.out, "pit-train: stopped at step %lld; resume with --resume\n", static_cast<long long>(step));
   } else {
-    // The final evaluation covers run.final_eval_batches batches (0: the whole validation set).
-    const EvalResult e = r.eval(step, c.run.final_eval_batches, metrics);
-    result.eval_loss = e.loss;
-    result.eval_accuracy = e.accuracy;
+    // The final evaluation covers run.final_eval_batches batches (0: the whole validation set),
+    // on rank 0; the others learn its result.
+    Tensor e = zeros({2}, DType::f64);
+    if (lead) {
+      const EvalResult er = r.eval(step, c.run.final_eval_batches, metrics);
+      e = from_vector(std::vector<double>{er.loss, er.accuracy}, {2});
+    }
+    comm.broadcast(e, 0);
+    result.eval_loss = e.to_vector<double>()[0];
+    result.eval_accuracy = e.to_vector<double>()[1];
   }
-  if (step > first_step) result.checkpoint = r.save(step);
+  if (lead && step > first_step) result.checkpoint = r.save(step);
   std::fprintf(opt.out, "pit-train: %lld steps in %s\n", static_cast<long long>(step - first_step),
                format_duration(seconds_since(run_start)).c_str());
   return result;

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 
+#include "core/comm.h"
 #include "trainer/config/config.h"
 
 namespace pit::train {
@@ -15,7 +16,11 @@ namespace pit::train {
 struct TrainOptions {
   bool resume = false;
   std::string resume_path = {};  // "" with resume: the latest checkpoint of the run
-  std::FILE* out = stdout;  // progress and messages
+  std::FILE* out = stdout;  // progress and messages (rank 0's; the other ranks print nothing)
+  // Data parallelism: the ranks of `comm` train one model, each on its share of every batch
+  // (data.batch_size is the global batch), gradients averaged before each step. null: world()
+  // (MPI under mpirun / srun, else one process).
+  Communicator* comm = nullptr;
 };
 
 struct TrainResult {

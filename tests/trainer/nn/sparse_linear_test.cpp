@@ -80,7 +80,9 @@ TEST(SparseLinear, SparsifiedStartsAsTheDenseLayerAndComputesTheMaskedOne) {
     // Values (and so gradients and optimizer state) take the listed micro-tiles only (an element
     // mask: its 32x1 cover, which at 30% random elements lists nearly every tile).
     EXPECT_EQ(s.values().numel(), s.layout().entries * s.layout().tile_elements());
-    if (u.rows > 1) EXPECT_EQ(s.layout().entries, s.kept_units()) << u.str();
+    if (u.rows > 1) {
+      EXPECT_EQ(s.layout().entries, s.kept_units()) << u.str();
+    }
     EXPECT_LT(s.kept_units(), s.total_units()) << u.str();
   }
 }
@@ -182,7 +184,10 @@ TEST(SparseLinear, CheckpointAfterAMaskChangeResumesExactly) {
 // An MLP whose proj skips the ReLU output's zero micro-tiles computes the dense MLP's output and
 // gradients (the input made to leave many whole 32-token columns of the activation at zero).
 TEST(SparseActivation, MlpEqualsTheDenseMlp) {
-  MLP::Options o{.dim = 24, .hidden = 96, .activation = Activation::relu};
+  MLP::Options o;
+  o.dim = 24;
+  o.hidden = 96;
+  o.activation = Activation::relu;
   Generator g1(3), g2(3);
   MLP dense(o, g1);
   o.sparse_activation = true;

@@ -1,0 +1,130 @@
+// Communicator (core/comm.h): the launch environment, the single-process backend and world().
+#include "core/comm.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <numeric>
+#include <sstream>
+
+#include "core/comm_backends.h"
+#include "core/error.h"
+
+namespace pit {
+namespace {
+
+// The integer value of environment variable `name`, or -1 when it is not set.
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return -1;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  PIT_CHECK(*end == '\0' && n >= 0, "environment variable ", name, "=\"", v, "\" is not a rank or size");
+  return static_cast<int>(n);
+}
+
+class SingleCommunicator final : public Communicator {
+ public:
+  const char* backend() const override { return "single"; }
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  int local_rank() const override { return 0; }
+  void all_reduce(Tensor& t, ReduceOp) override { PIT_CHECK(t.defined(), "all_reduce: undefined tensor"); }
+  void broadcast(Tensor& t, int root) override {
+    PIT_CHECK(t.defined(), "broadcast: undefined tensor");
+    PIT_CHECK(root == 0, "broadcast: root ", root, " is not a rank of a single-process run");
+  }
+  Tensor all_gather(const Tensor& t) override {
+    comm_detail::check_rows(t, "all_gather");
+    return t.clone();
+  }
+  Tensor reduce_scatter(const Tensor& t, ReduceOp) override {
+    comm_detail::check_scatter(t, 1);
+    return t.clone();
+  }
+  Tensor all_to_all(const Tensor& t, const std::vector<int64_t>& send_rows, std::vector<int64_t>* recv_rows) override {
+    comm_detail::check_send_rows(t, send_rows, 1);
+    if (recv_rows) *recv_rows = send_rows;
+    return t.clone();
+  }
+  void barrier() override {}
+};
+
+}  // namespace
+
+namespace comm_detail {
+
+void check_rows(const Tensor& t, const char* op) {
+  PIT_CHECK(t.defined() && t.dim() >= 1, op, ": the tensor must have a first dimension (rows), got ",
+            t.defined() ? shape_str(t.shape()) : "undefined");
+}
+
+void check_scatter(const Tensor& t, int size) {
+  check_rows(t, "reduce_scatter");
+  PIT_CHECK(t.size(0) % size == 0, "reduce_scatter: ", t.size(0), " rows do not split evenly over ", size, " ranks");
+}
+
+void check_send_rows(const Tensor& t, const std::vector<int64_t>& send_rows, int size) {
+  check_rows(t, "all_to_all");
+  PIT_CHECK(static_cast<int>(send_rows.size()) == size, "all_to_all: ", send_rows.size(),
+            " send counts for ", size, " ranks; give one per rank");
+  for (const int64_t n : send_rows) PIT_CHECK(n >= 0, "all_to_all: a negative send count (", n, ")");
+  const int64_t total = std::accumulate(send_rows.begin(), send_rows.end(), int64_t{0});
+  PIT_CHECK(total == t.size(0), "all_to_all: the send counts sum to ", total, " rows but the tensor has ", t.size(0));
+}
+
+#if !PIT_WITH_MPI
+std::unique_ptr<Communicator> make_mpi(const LaunchInfo& launch) {
+  PIT_THROW("this process is rank ", launch.rank, " of ", launch.size, " (launched by ", launch.launcher,
+            ") but pit was built without MPI; install libopenmpi-dev openmpi-bin and rebuild (PIT_MPI=ON), or run "
+            "one process");
+}
+#endif
+
+}  // namespace comm_detail
+
+const char* reduce_op_name(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::sum: return "sum";
+    case ReduceOp::mean: return "mean";
+    case ReduceOp::max: return "max";
+    default: return "min";
+  }
+}
+
+LaunchInfo launch_info() {
+  struct Vars {
+    const char *rank, *size, *local, *name;
+  };
+  for (const Vars v : {Vars{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "openmpi"},
+                       Vars{"PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "pmi"},
+                       Vars{"SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "slurm"}}) {
+    const int rank = env_int(v.rank), size = env_int(v.size);
+    if (rank < 0 || size < 1) continue;
+    PIT_CHECK(rank < size, v.rank, " = ", rank, " is not below ", v.size, " = ", size);
+    const int local = env_int(v.local);
+    return {rank, size, local < 0 ? 0 : local, v.name};
+  }
+  return {};
+}
+
+std::string Communicator::describe() const {
+  std::ostringstream os;
+  os << backend() << ", rank " << rank() << " of " << size() << " (local " << local_rank() << ")";
+  return os.str();
+}
+
+std::unique_ptr<Communicator> make_single_communicator() { return std::make_unique<SingleCommunicator>(); }
+
+bool mpi_built() { return PIT_WITH_MPI != 0; }
+
+Communicator& world() {
+  static std::once_flag once;
+  static std::unique_ptr<Communicator> comm;
+  std::call_once(once, [] {
+    const LaunchInfo launch = launch_info();
+    comm = launch.size > 1 ? comm_detail::make_mpi(launch) : make_single_communicator();
+  });
+  return *comm;
+}
+
+}  // namespace pit

@@ -1,0 +1,70 @@
+#pragma once
+// Communicator: the collectives of multi-process training, one process per GPU (or CPU
+// processes), launched with `mpirun -np N ...` or a cluster's `srun ...`. Backends:
+//   single  one process: every collective leaves the data as it is;
+//   mpi     MPI (OpenMPI, MPICH): CPU tensors directly, CUDA tensors staged through the host.
+// (NCCL for CUDA tensors, bootstrapped by MPI, is to come: issue #8.)
+//
+// Every rank calls the same collectives in the same order with tensors of the same shape and
+// dtype (checked: a mismatch throws on every rank, naming each rank's shape). A failure throws
+// pit::Error naming the rank ("rank 1 of 4: MPI all_reduce failed: ..."). Calls are blocking.
+//
+//   Communicator& c = world();          // MPI under mpirun/srun, single otherwise
+//   c.all_reduce(grad, ReduceOp::mean);
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace pit {
+
+enum class ReduceOp { sum, mean, max, min };
+const char* reduce_op_name(ReduceOp op);
+
+// Where this process sits in the launch, from the launcher's environment: OpenMPI's
+// OMPI_COMM_WORLD_{RANK,SIZE,LOCAL_RANK}, PMI_{RANK,SIZE} (MPICH, Slurm's PMI), or Slurm's
+// SLURM_{PROCID,NTASKS,LOCALID}; rank 0 of 1 when none is set.
+struct LaunchInfo {
+  int rank = 0, size = 1, local_rank = 0;
+  std::string launcher;  // "openmpi", "pmi", "slurm", or "" (not launched by one)
+};
+LaunchInfo launch_info();
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual const char* backend() const = 0;  // "single", "mpi"
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual int local_rank() const = 0;  // on its node: which GPU this rank binds
+
+  // In place: t becomes the reduction over ranks of every rank's t (mean: the sum / size).
+  virtual void all_reduce(Tensor& t, ReduceOp op = ReduceOp::sum) = 0;
+  // In place: t becomes root's t.
+  virtual void broadcast(Tensor& t, int root = 0) = 0;
+  // Every rank's t ([n, ...]) concatenated along dim 0 in rank order: [size * n, ...].
+  virtual Tensor all_gather(const Tensor& t) = 0;
+  // t [size * n, ...] reduced over ranks; rank r keeps rows [r n, (r + 1) n): [n, ...].
+  virtual Tensor reduce_scatter(const Tensor& t, ReduceOp op = ReduceOp::sum) = 0;
+  // Rows of t ([rows, ...]) go out in runs: send_rows[p] rows to rank p, in rank order (the sum
+  // of send_rows must be t's rows). Returns the rows every rank sent here, in rank order, and how
+  // many came from each in *recv_rows (when given). One small exchange of the counts first.
+  virtual Tensor all_to_all(const Tensor& t, const std::vector<int64_t>& send_rows,
+                            std::vector<int64_t>* recv_rows = nullptr) = 0;
+  virtual void barrier() = 0;
+
+  std::string describe() const;  // "mpi, rank 1 of 4 (local 1)"
+};
+
+// The communicator of this process, made on first use: MPI when the launch has more than one
+// process (and pit was built with MPI: otherwise an error saying how to build it), single
+// otherwise. MPI is initialised then and finalised at exit.
+Communicator& world();
+
+std::unique_ptr<Communicator> make_single_communicator();
+// Whether this build has the MPI backend.
+bool mpi_built();
+
+}  // namespace pit

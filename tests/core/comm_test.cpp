@@ -1,0 +1,133 @@
+// The Communicator (core/comm.h) on whatever world() is: registered once as a plain test (one
+// process: the single backend) and once under `mpirun -np 2 --oversubscribe` (the MPI backend),
+// so every collective is checked with one and with two ranks. Expected values are computed from
+// the rank numbers, so each rank checks its own result.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <vector>
+
+#include "core/comm.h"
+#include "tests/core/expect_error.h"
+#include "tests/gpu.h"
+
+namespace pit {
+namespace {
+
+// [rows, 3] with element (i, j) = base + 10 * i + j.
+Tensor rows_of(int64_t rows, double base, DType dtype = DType::f32) {
+  std::vector<float> v(static_cast<size_t>(rows * 3));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < 3; ++j) v[static_cast<size_t>(i * 3 + j)] = static_cast<float>(base + 10.0 * i + j);
+  return from_vector(v, {rows, 3}).to(dtype);
+}
+
+std::vector<double> values(const Tensor& t) { return t.to(Device::cpu(), DType::f64).contiguous().to_vector<double>(); }
+
+TEST(Comm, WorldMatchesTheLaunch) {
+  Communicator& c = world();
+  const LaunchInfo l = launch_info();
+  EXPECT_EQ(c.size(), l.size);
+  EXPECT_EQ(c.rank(), l.rank);
+  EXPECT_EQ(c.local_rank(), l.local_rank);
+  EXPECT_STREQ(c.backend(), l.size > 1 ? "mpi" : "single");
+  EXPECT_NE(c.describe().find("rank " + std::to_string(c.rank()) + " of " + std::to_string(c.size())), std::string::npos);
+  c.barrier();
+}
+
+TEST(Comm, AllReduceEveryOpAndDtype) {
+  Communicator& c = world();
+  const int n = c.size(), r = c.rank();
+  for (const DType dt : {DType::f32, DType::f64, DType::bf16, DType::i64}) {
+    for (const ReduceOp op : {ReduceOp::sum, ReduceOp::max, ReduceOp::min, ReduceOp::mean}) {
+      if (op == ReduceOp::mean && dt == DType::i64) continue;
+      Tensor t = rows_of(4, r + 1, dt);  // rank r holds base r + 1
+      c.all_reduce(t, op);
+      const std::vector<double> got = values(t);
+      for (size_t e = 0; e < got.size(); ++e) {
+        const double rest = static_cast<double>(e / 3) * 10.0 + static_cast<double>(e % 3);
+        double want = 0;
+        switch (op) {
+          case ReduceOp::sum: want = n * rest + n * (n + 1) / 2.0; break;
+          case ReduceOp::max: want = rest + n; break;
+          case ReduceOp::min: want = rest + 1; break;
+          case ReduceOp::mean: want = rest + (n + 1) / 2.0; break;
+        }
+        const double tol = dt == DType::bf16 ? 0.01 * std::abs(want) + 0.01 : 1e-6;
+        EXPECT_NEAR(got[e], want, tol) << dtype_name(dt) << " " << reduce_op_name(op) << " element " << e;
+      }
+      EXPECT_EQ(t.dtype(), dt);
+    }
+  }
+}
+
+TEST(Comm, BroadcastGatherScatter) {
+  Communicator& c = world();
+  const int n = c.size(), r = c.rank();
+  Tensor b = rows_of(2, 100 * r);
+  c.broadcast(b, n - 1);
+  EXPECT_EQ(values(b), values(rows_of(2, 100 * (n - 1))));
+
+  const Tensor g = c.all_gather(rows_of(2, 100 * r));
+  ASSERT_EQ(g.shape(), (Shape{2 * n, 3}));
+  for (int p = 0; p < n; ++p) EXPECT_EQ(values(g.slice(0, 2 * p, 2 * p + 2)), values(rows_of(2, 100 * p))) << p;
+
+  // Every rank holds rows_of(2n, r); the sum over ranks of rows [2 r, 2 r + 2) stays here.
+  const Tensor s = c.reduce_scatter(rows_of(2 * n, r), ReduceOp::sum);
+  ASSERT_EQ(s.shape(), (Shape{2, 3}));
+  const std::vector<double> got = values(s), one = values(rows_of(2 * n, 0).slice(0, 2 * r, 2 * r + 2));
+  for (size_t e = 0; e < got.size(); ++e) EXPECT_DOUBLE_EQ(got[e], n * one[e] + n * (n - 1) / 2.0) << e;
+}
+
+TEST(Comm, AllToAllWithUnevenCounts) {
+  Communicator& c = world();
+  const int n = c.size(), r = c.rank();
+  // Rank r sends p + r + 1 rows to rank p, except that rank 0 sends none to the last rank (an
+  // empty run).
+  std::vector<int64_t> send(static_cast<size_t>(n));
+  for (int p = 0; p < n; ++p) send[static_cast<size_t>(p)] = (r == 0 && p == n - 1 && n > 1) ? 0 : p + r + 1;
+  std::vector<float> v;
+  for (int p = 0; p < n; ++p)
+    for (int64_t i = 0; i < send[static_cast<size_t>(p)]; ++i)
+      for (int j = 0; j < 3; ++j) v.push_back(static_cast<float>(1000 * r + 100 * p + 10 * i + j));  // from r, to p
+  const Tensor t = from_vector(v, {static_cast<int64_t>(v.size() / 3), 3});
+  std::vector<int64_t> recv;
+  const Tensor got = c.all_to_all(t, send, &recv);
+  ASSERT_EQ(static_cast<int>(recv.size()), n);
+  std::vector<double> want;
+  for (int q = 0; q < n; ++q) {
+    const int64_t rows = (q == 0 && r == n - 1 && n > 1) ? 0 : r + q + 1;  // what q sends here
+    EXPECT_EQ(recv[static_cast<size_t>(q)], rows) << "from " << q;
+    for (int64_t i = 0; i < rows; ++i)
+      for (int j = 0; j < 3; ++j) want.push_back(1000.0 * q + 100.0 * r + 10.0 * i + j);
+  }
+  EXPECT_EQ(values(got), want);
+}
+
+TEST(Comm, CudaTensorsGoThroughTheHost) {
+  PIT_REQUIRE_CUDA();
+  Communicator& c = world();
+  Tensor t = rows_of(3, c.rank(), DType::f32).to(Device::cuda());
+  c.all_reduce(t, ReduceOp::sum);
+  EXPECT_TRUE(t.is_cuda());
+  EXPECT_EQ(values(t)[0], c.size() * (c.size() - 1) / 2.0);
+}
+
+TEST(Comm, ErrorsNameTheProblem) {
+  Communicator& c = world();
+  const int n = c.size();
+  test::expect_error_contains([&] { c.all_to_all(rows_of(3, 0), std::vector<int64_t>(static_cast<size_t>(n + 1), 0)); },
+                              "give one per rank");
+  test::expect_error_contains([&] { c.all_to_all(rows_of(n + 1, 0), std::vector<int64_t>(static_cast<size_t>(n), 1)); },
+                              "the send counts sum to");
+  if (n > 1) {
+    test::expect_error_contains([&] { c.reduce_scatter(rows_of(2 * n + 1, 0)); }, "do not split evenly");
+    // Ranks passing different shapes: every rank learns it, with its own shape named.
+    Tensor t = rows_of(c.rank() + 1, 0);
+    test::expect_error_contains([&] { c.all_reduce(t); }, "rank " + std::to_string(c.rank()) + " of " + std::to_string(n));
+  }
+  c.barrier();
+}
+
+}  // namespace
+}  // namespace pit
