@@ -101,6 +101,21 @@ Tensor SparseLinear::dense_weight() const {
   return sparse::compact_to_dense(l, values_.data());
 }
 
+SparseLinear::Relayout SparseLinear::load_dense(const Tensor& w, bool keep_pattern) {
+  PIT_CHECK(w.defined() && w.dim() == 2 && w.size(0) == out_ && w.size(1) == in_, type_name(), ": load_dense takes a [",
+            out_, ", ", in_, "] weight, got ", w.defined() ? shape_str(w.shape()) : "undefined");
+  const Device dev = values_.device();
+  const Tensor dense = w.to(dev, DType::f32).contiguous();
+  Relayout relayout = [](const Tensor& t) { return t; };
+  if (!keep_pattern) {
+    const Tensor norms = sparse_train::tile_norms(dense, unit_.rows, unit_.cols);
+    relayout = set_tile_mask(norms.to(DType::boolean));
+  }
+  if (layout_.device() != dev) rebuild_layout();
+  values_.set_data(sparse::compact_values(layout_, dense, element_mask(tile_mask())));
+  return relayout;
+}
+
 Tensor SparseLinear::unit_norms() const { return sparse_train::tile_norms(dense_weight(), unit_.rows, unit_.cols); }
 
 SparseLinear::Relayout SparseLinear::set_tile_mask(const Tensor& mask, const Tensor& zeroed) {

@@ -28,6 +28,10 @@ sparse::MicroTile kernel_tile(sparse::MicroTile unit);
 
 class SparseLinear : public Module {
  public:
+  // A tensor laid out like the values before a mask change, re-laid out for the new mask:
+  // kept units keep their entries, new units (and units named `zeroed`) start at 0.
+  using Relayout = std::function<Tensor(const Tensor&)>;
+
   // Starts dense (every unit kept) with `weight` [out, in] and `bias` [out] (or undefined): the
   // values of a Linear, so that a sparse run starts from the dense run's weights.
   SparseLinear(const Tensor& weight, const Tensor& bias, sparse::MicroTile unit);
@@ -45,14 +49,16 @@ class SparseLinear : public Module {
   double density() const;  // kept weights / all weights (edge units counted by their size)
   const sparse::CompactLayout& layout() const { return layout_; }
 
-  // W as a dense f32 [out, in] (zeros where pruned), on the module's device.
+  // Export: W as a dense f32 [out, in] (zeros where pruned), on the module's device.
   Tensor dense_weight() const;
+  // Import: W from a dense [out, in] weight (any floating dtype and device). With keep_pattern
+  // the mask stays and the values are w's at the kept units (w's other values are ignored);
+  // otherwise the mask becomes w's pattern (the units holding a non-zero) first. The layout may
+  // change: re-lay out the optimizer's state with the returned map (Optimizer::relayout_state).
+  Relayout load_dense(const Tensor& w, bool keep_pattern = true);
   // The L2 norm of W in every unit: f32, tile_mask's shape (0 where pruned).
   Tensor unit_norms() const;
 
-  // A tensor laid out like the values before a mask change, re-laid out for the new mask:
-  // kept units keep their entries, new units (and units named `zeroed`) start at 0.
-  using Relayout = std::function<Tensor(const Tensor&)>;
   // Makes `mask` (any dtype, tile_mask's shape, non-zero = kept) the pattern: rebuilds the index,
   // re-lays out the values (new units start at zero; `zeroed`, when given, names kept units that
   // restart at zero too: RigL's regrown ones) and returns the map for the optimizer's state.

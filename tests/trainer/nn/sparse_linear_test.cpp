@@ -211,6 +211,27 @@ TEST(SparseActivation, MlpEqualsTheDenseMlp) {
   expect_error_contains([&] { MLP(o, g1); }, "sparse_activation needs the ReLU");
 }
 
+TEST(SparseLinear, ExportsToAndImportsFromADenseWeight) {
+  for (const MicroTile u : kUnits) {
+    Generator gen(9);
+    Linear layer(45, 70, true, gen);
+    SparseLinear& s = layer.sparsify(u);
+    const Tensor units = random_units(u, 0.4, 12);
+    s.set_tile_mask(units);
+    // Import under the kept pattern: only the kept units' values are taken.
+    const Tensor w = random_tensor({70, 45}, 13);
+    s.load_dense(w);
+    EXPECT_EQ(max_diff(s.dense_weight(), sparse::apply_pattern(w, elements(units, u))), 0.0) << u.str();
+    // Import with the weight's own pattern: a weight pruned elsewhere brings its mask along.
+    const Tensor other = random_units(u, 0.25, 14);
+    const Tensor pruned = sparse::apply_pattern(w, elements(other, u));
+    s.load_dense(pruned, /*keep_pattern=*/false);
+    EXPECT_EQ(max_diff(s.tile_mask(), other), 0.0) << u.str();
+    EXPECT_EQ(max_diff(s.dense_weight(), pruned), 0.0) << u.str();  // the export gives it back
+    expect_error_contains([&] { s.load_dense(zeros({45, 70})); }, "load_dense takes a [70, 45] weight");
+  }
+}
+
 TEST(SparseLinear, ErrorsNameTheProblem) {
   Generator gen(1);
   Linear layer(45, 70, true, gen);
