@@ -42,6 +42,15 @@ class Communicator {
 
   // In place: t becomes the reduction over ranks of every rank's t (mean: the sum / size).
   virtual void all_reduce(Tensor& t, ReduceOp op = ReduceOp::sum) = 0;
+  // all_reduce started now and finished by the request's wait() (t holds the result only then);
+  // meanwhile t must stay alive and untouched. Every rank starts its requests in the same order.
+  // The base implementation reduces at once (wait() does nothing); MPI overlaps (MPI_Iallreduce).
+  class Request {
+   public:
+    virtual ~Request() = default;
+    virtual void wait() = 0;
+  };
+  virtual std::unique_ptr<Request> all_reduce_start(Tensor& t, ReduceOp op = ReduceOp::sum);
   // In place: t becomes root's t.
   virtual void broadcast(Tensor& t, int root = 0) = 0;
   // Every rank's t ([n, ...]) concatenated along dim 0 in rank order: [size * n, ...].

@@ -59,6 +59,20 @@ class MpiCommunicator final : public Communicator {
     t.copy_(h);
   }
 
+  std::unique_ptr<Request> all_reduce_start(Tensor& t, ReduceOp op) override {
+    PIT_CHECK(t.defined(), where(), "all_reduce_start: undefined tensor");
+    // No shape check here (it would wait for the other ranks): callers start requests of shapes
+    // fixed by construction (gradient buckets).
+    auto req = std::make_unique<MpiRequest>(*this, t, op);
+    Tensor& h = req->host;
+    h = reducible(t);
+    reduce_chunks(h, op, [&](void* p, int n, MPI_Datatype type, MPI_Op mop) {
+      req->pending.emplace_back();
+      return MPI_Iallreduce(MPI_IN_PLACE, p, n, type, mop, MPI_COMM_WORLD, &req->pending.back());
+    }, "all_reduce_start");
+    return req;
+  }
+
   void broadcast(Tensor& t, int root) override {
     PIT_CHECK(t.defined(), where(), "broadcast: undefined tensor");
     PIT_CHECK(root >= 0 && root < size_, where(), "broadcast: root ", root, " is not a rank (0 .. ", size_ - 1, ")");
@@ -202,6 +216,21 @@ class MpiCommunicator final : public Communicator {
               " but another rank passed a different shape or dtype; every rank must call the same collective "
               "with the same shape and dtype");
   }
+
+  // A started all_reduce: the host buffer in flight, its MPI requests, and where the result goes.
+  struct MpiRequest final : Request {
+    MpiRequest(MpiCommunicator& c, Tensor& target, ReduceOp reduce) : comm(c), out(target), op(reduce) {}
+    void wait() override {
+      for (MPI_Request& r : pending) comm.check(MPI_Wait(&r, MPI_STATUS_IGNORE), "all_reduce_start wait");
+      pending.clear();
+      if (op == ReduceOp::mean) comm.divide(host, "all_reduce_start");
+      out.copy_(host);
+    }
+    MpiCommunicator& comm;
+    Tensor out, host;
+    ReduceOp op;
+    std::vector<MPI_Request> pending;
+  };
 
   int rank_ = 0, size_ = 1, local_rank_ = 0;
 };

@@ -61,6 +61,24 @@ TEST(Comm, AllReduceEveryOpAndDtype) {
   }
 }
 
+// Several reductions in flight at once, finished in order (what the gradient buckets do).
+TEST(Comm, StartedAllReducesFinishAtTheWait) {
+  Communicator& c = world();
+  const int n = c.size(), r = c.rank();
+  std::vector<Tensor> ts = {rows_of(3, r + 1), rows_of(5, 2 * r, DType::bf16), rows_of(2, r, DType::f64)};
+  std::vector<std::unique_ptr<Communicator::Request>> pending;
+  for (Tensor& t : ts) pending.push_back(c.all_reduce_start(t, ReduceOp::mean));
+  for (auto& p : pending) p->wait();
+  const double bases[] = {(n + 1) / 2.0, static_cast<double>(n - 1), (n - 1) / 2.0};  // the mean of each base
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const std::vector<double> got = values(ts[i]);
+    for (size_t e = 0; e < got.size(); ++e) {
+      const double want = static_cast<double>(e / 3) * 10.0 + static_cast<double>(e % 3) + bases[i];
+      EXPECT_NEAR(got[e], want, 0.01 * std::abs(want) + 1e-9) << "tensor " << i << " element " << e;
+    }
+  }
+}
+
 TEST(Comm, BroadcastGatherScatter) {
   Communicator& c = world();
   const int n = c.size(), r = c.rank();

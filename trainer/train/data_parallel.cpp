@@ -3,43 +3,82 @@
 #include "ops/kernels.h"
 
 namespace pit::train {
-namespace {
 
-// All-reduces one bucket: the gradients flattened into one buffer, averaged, copied back.
-void reduce_bucket(std::vector<Tensor>& grads, Communicator& comm) {
-  if (grads.empty()) return;
-  std::vector<Tensor> flat;
-  for (const Tensor& g : grads) flat.push_back(g.contiguous().view({-1}));
-  Tensor buffer = flat.size() == 1 ? flat.front().clone() : kernels::cat(flat, 0);
-  comm.all_reduce(buffer, ReduceOp::mean);
-  int64_t at = 0;
-  for (Tensor& g : grads) {
-    Tensor target = g;  // a handle: copy_ fills the gradient's storage
-    target.copy_(buffer.slice(0, at, at + g.numel()).view(g.shape()));
-    at += g.numel();
-  }
-  grads.clear();
-}
-
-}  // namespace
-
-void average_gradients(const std::vector<Variable>& params, Communicator& comm, int64_t bucket_elements) {
-  if (comm.size() == 1) return;
-  std::vector<Tensor> bucket;
+GradientAverager::GradientAverager(const std::vector<Variable>& params, Communicator& comm, int64_t bucket_elements)
+    : params_(params), comm_(comm), alive_(std::make_shared<bool>(true)) {
+  if (comm_.size() == 1) return;
+  bucket_of_.resize(params_.size());
+  final_.assign(params_.size(), 0);
+  grads_.resize(params_.size());
+  // Last parameters first: backward finishes the last layers' gradients first.
   int64_t in_bucket = 0;
-  for (const Variable& p : params) {
-    const Tensor& g = p.grad();
-    if (!g.defined()) continue;
-    const bool fits = bucket.empty() || (in_bucket + g.numel() <= bucket_elements && g.dtype() == bucket.front().dtype() &&
-                                         g.device() == bucket.front().device());
-    if (!fits) {
-      reduce_bucket(bucket, comm);
+  for (size_t i = params_.size(); i-- > 0;) {
+    const int64_t n = params_[i].numel();
+    if (buckets_.empty() || (in_bucket + n > bucket_elements && !buckets_.back().params.empty())) {
+      buckets_.emplace_back();
       in_bucket = 0;
     }
-    bucket.push_back(g);
-    in_bucket += g.numel();
+    buckets_.back().params.push_back(i);
+    bucket_of_[i] = buckets_.size() - 1;
+    in_bucket += n;
   }
-  reduce_bucket(bucket, comm);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    std::weak_ptr<bool> alive = alive_;
+    params_[i].register_hook([this, i, alive](Tensor& g) {
+      if (alive.expired()) return;
+      grads_[i] = g;  // the engine stores this tensor (or adds it) into .grad after the hooks
+      ready(i);
+    });
+  }
+}
+
+void GradientAverager::ready(size_t param) {
+  final_[param] = 1;
+  // Start every bucket that is complete, in order.
+  while (next_ < buckets_.size()) {
+    Bucket& b = buckets_[next_];
+    for (const size_t i : b.params)
+      if (!final_[i]) return;
+    start(b);
+    ++next_;
+  }
+}
+
+void GradientAverager::start(Bucket& b) {
+  std::vector<Tensor> flat;
+  for (const size_t i : b.params) {
+    const Variable& p = params_[i];
+    // A parameter without a gradient this step (unused on this rank) counts as zeros.
+    const Tensor g = final_[i] && grads_[i].defined() ? grads_[i] : zeros(p.shape(), p.dtype(), p.device());
+    flat.push_back(g.contiguous().view({-1}));
+  }
+  b.buffer = flat.size() == 1 ? flat.front().clone() : kernels::cat(flat, 0);
+  b.request = comm_.all_reduce_start(b.buffer, ReduceOp::mean);
+}
+
+void GradientAverager::finish() {
+  if (comm_.size() == 1) return;
+  for (; next_ < buckets_.size(); ++next_) start(buckets_[next_]);
+  for (Bucket& b : buckets_) {
+    b.request->wait();
+    int64_t at = 0;
+    for (const size_t i : b.params) {
+      Variable p = params_[i];
+      const Tensor avg = b.buffer.slice(0, at, at + p.numel()).view(p.shape());
+      at += p.numel();
+      if (p.grad().defined()) {
+        Tensor target = p.grad();  // a handle: copy_ fills the gradient's storage
+        target.copy_(avg);
+      } else {
+        p.set_grad(avg.clone());
+      }
+    }
+    b.request.reset();
+    b.buffer = Tensor();
+  }
+  next_ = 0;
+  final_.assign(params_.size(), 0);
+  for (Tensor& g : grads_) g = Tensor();
 }
 
 }  // namespace pit::train

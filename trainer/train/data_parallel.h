@@ -2,8 +2,18 @@
 // Data parallelism in the training loop: every rank holds the whole model, trains on its share
 // of each global batch, and the gradients are averaged over the ranks before the optimizer step,
 // so every rank takes the same step (and, sparse layers included, makes the same mask choices).
-// The gradients go in buckets: each bucket one flat buffer, one all_reduce.
+//
+// GradientAverager overlaps the averaging with backward: parameters are grouped in buckets, last
+// layers first (the order backward finishes them); a gradient hook marks each parameter's
+// gradient final, and a bucket whose gradients are all final is flattened into one buffer and its
+// all-reduce started at once (Communicator::all_reduce_start), buckets strictly in order so that
+// every rank starts the same collectives in the same order. finish() starts what is left (a
+// parameter without a gradient this step counts as zeros), waits, and writes the averages into
+// the gradients. With MPI on CPUs the reduction mostly progresses at the wait; the overlap pays
+// with a backend that progresses on its own (NCCL on a separate stream, to come). The gradients
+// must be zeroed before each backward (a hook sees only that backward's gradient).
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "autograd/variable.h"
@@ -11,9 +21,33 @@
 
 namespace pit::train {
 
-// The mean over ranks of every defined gradient of `params`, in place, in buckets of at most
-// bucket_elements elements (of one dtype and device each). Every rank must hold the same
-// parameters with gradients defined alike. A no-op for one rank.
-void average_gradients(const std::vector<Variable>& params, Communicator& comm, int64_t bucket_elements = 1 << 22);
+class GradientAverager {
+ public:
+  // Registers a hook on every parameter (leaves that require grad); inactive for one rank.
+  GradientAverager(const std::vector<Variable>& params, Communicator& comm, int64_t bucket_elements = 1 << 22);
+  GradientAverager(const GradientAverager&) = delete;
+  GradientAverager& operator=(const GradientAverager&) = delete;
+  // After backward: every parameter's gradient is the mean over the ranks.
+  void finish();
+  int64_t buckets() const { return static_cast<int64_t>(buckets_.size()); }
+
+ private:
+  struct Bucket {
+    std::vector<size_t> params;  // indices into params_, in launch order
+    Tensor buffer;               // the flattened gradients in flight
+    std::unique_ptr<Communicator::Request> request;
+  };
+  void ready(size_t param);
+  void start(Bucket& b);  // flattens and starts the bucket's all-reduce
+
+  std::vector<Variable> params_;
+  Communicator& comm_;
+  std::vector<Bucket> buckets_;
+  std::vector<size_t> bucket_of_;
+  std::vector<uint8_t> final_;       // per parameter: its gradient of this backward is final
+  std::vector<Tensor> grads_;        // per parameter: that gradient (shares the .grad storage)
+  size_t next_ = 0;                  // the first bucket not started
+  std::shared_ptr<bool> alive_;      // hooks outlive this object; they check it
+};
 
 }  // namespace pit::train

@@ -213,6 +213,7 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   StopSignals signals;
   TrainResult result;
   const std::vector<Variable> params = r.model->parameters();
+  GradientAverager averager(params, comm);  // data parallel: all-reduces buckets as backward finishes them
   const int64_t units = c.data.batch_size * (r.lm ? c.data.seq_len : 1);  // tokens or images per step
   const int width = static_cast<int>(std::to_string(c.run.steps).size());
   Tensor loss_sum, grad_norm;  // on the device: read once per logging window
@@ -232,11 +233,11 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
     bool overflow = false;
     if (r.scaler) {
       r.scaler->scale_loss(objective).backward();
-      average_gradients(params, comm);  // an overflow on any rank reaches every rank's gradients
+      averager.finish();  // an overflow on any rank reaches every rank's gradients
       overflow = r.scaler->unscale_and_check(params);
     } else {
       objective.backward();
-      average_gradients(params, comm);
+      averager.finish();
     }
     if (!overflow) {
       grad_norm = c.optim.grad_clip > 0 ? optim::clip_grad_norm(params, c.optim.grad_clip) : Tensor();
