@@ -41,9 +41,8 @@ class SingleCommunicator final : public Communicator {
     comm_detail::check_scatter(t, 1);
     return t.clone();
   }
-  Tensor all_to_all(const Tensor& t, const std::vector<int64_t>& send_rows, std::vector<int64_t>* recv_rows) override {
-    comm_detail::check_send_rows(t, send_rows, 1);
-    if (recv_rows) *recv_rows = send_rows;
+  std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send_rows) override { return send_rows; }
+  Tensor exchange_rows(const Tensor& t, const std::vector<int64_t>&, const std::vector<int64_t>&) override {
     return t.clone();
   }
   void barrier() override {}
@@ -119,6 +118,21 @@ class DoneRequest final : public Communicator::Request {
 std::unique_ptr<Communicator::Request> Communicator::all_reduce_start(Tensor& t, ReduceOp op) {
   all_reduce(t, op);
   return std::make_unique<DoneRequest>();
+}
+
+Tensor Communicator::all_to_all(const Tensor& t, const std::vector<int64_t>& send_rows, std::vector<int64_t>* recv_rows) {
+  comm_detail::check_send_rows(t, send_rows, size());
+  const std::vector<int64_t> from = exchange_counts(send_rows);
+  if (recv_rows) *recv_rows = from;
+  return exchange_rows(t, send_rows, from);
+}
+
+Tensor Communicator::all_to_all_known(const Tensor& t, const std::vector<int64_t>& send_rows,
+                                      const std::vector<int64_t>& recv_rows) {
+  comm_detail::check_send_rows(t, send_rows, size());
+  PIT_CHECK(static_cast<int>(recv_rows.size()) == size(), "all_to_all: ", recv_rows.size(), " receive counts for ",
+            size(), " ranks; give one per rank");
+  return exchange_rows(t, send_rows, recv_rows);
 }
 
 std::string Communicator::describe() const {

@@ -60,11 +60,20 @@ class Communicator {
   // Rows of t ([rows, ...]) go out in runs: send_rows[p] rows to rank p, in rank order (the sum
   // of send_rows must be t's rows). Returns the rows every rank sent here, in rank order, and how
   // many came from each in *recv_rows (when given). One small exchange of the counts first.
-  virtual Tensor all_to_all(const Tensor& t, const std::vector<int64_t>& send_rows,
-                            std::vector<int64_t>* recv_rows = nullptr) = 0;
+  Tensor all_to_all(const Tensor& t, const std::vector<int64_t>& send_rows, std::vector<int64_t>* recv_rows = nullptr);
+  // The same when the counts coming in are known already (recv_rows[p] rows from rank p: the
+  // reverse of an earlier exchange, or a second tensor with the same routing): no count exchange.
+  Tensor all_to_all_known(const Tensor& t, const std::vector<int64_t>& send_rows, const std::vector<int64_t>& recv_rows);
   virtual void barrier() = 0;
 
   std::string describe() const;  // "mpi, rank 1 of 4 (local 1)"
+
+ protected:
+  // The counts each rank will send here (one small exchange).
+  virtual std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send_rows) = 0;
+  // Moves the rows once both sides' counts are known (checked by the callers).
+  virtual Tensor exchange_rows(const Tensor& t, const std::vector<int64_t>& send_rows,
+                               const std::vector<int64_t>& recv_rows) = 0;
 };
 
 // The communicator of this process, made on first use: MPI when the launch has more than one

@@ -105,10 +105,13 @@ class MpiCommunicator final : public Communicator {
     return all.slice(0, rank_ * n, (rank_ + 1) * n).clone();
   }
 
-  Tensor all_to_all(const Tensor& t, const std::vector<int64_t>& send_rows, std::vector<int64_t>* recv_rows) override {
-    check_send_rows(t, send_rows, size_);
+  std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send_rows) override {
     std::vector<int64_t> from(static_cast<size_t>(size_));
     check(MPI_Alltoall(send_rows.data(), 1, MPI_INT64_T, from.data(), 1, MPI_INT64_T, MPI_COMM_WORLD), "all_to_all counts");
+    return from;
+  }
+
+  Tensor exchange_rows(const Tensor& t, const std::vector<int64_t>& send_rows, const std::vector<int64_t>& from) override {
     const Tensor h = host(t);
     const int64_t row_bytes = row_bytes_of(t);
     std::vector<int> scount(static_cast<size_t>(size_)), sdispl(scount.size()), rcount(scount.size()), rdispl(scount.size());
@@ -127,7 +130,6 @@ class MpiCommunicator final : public Communicator {
     check(MPI_Alltoallv(h.data_ptr(), scount.data(), sdispl.data(), MPI_BYTE, out.data_ptr(), rcount.data(),
                         rdispl.data(), MPI_BYTE, MPI_COMM_WORLD),
           "all_to_all");
-    if (recv_rows) *recv_rows = from;
     return out.to(t.device());
   }
 

@@ -25,23 +25,35 @@ void check_matrix(const Tensor& t, const char* op, const char* what) {
 // The first n entries of a detected array, as a tensor of their own (the capacity freed).
 Tensor first(const Tensor& t, int64_t n) { return t.slice(0, 0, n).clone(); }
 
-// Flat dense positions of every value element (rows * cols past the edge), built on the host.
-Tensor positions_of(const CompactLayout& l) {
+// The dense path's gather (compact.h): flat dense positions of every value element, and, when some
+// micro-tiles cross the matrix edge, the 0/1 factor that zeroes their elements past it (those
+// read position 0 instead). Built on the host, once per layout.
+void set_positions(CompactLayout& l) {
   const Tensor& offsets_t = l.is_blocks() ? l.blocks.offsets : l.lists.offsets;
   const Tensor& cols_t = l.is_blocks() ? l.blocks.col : l.lists.k;
   const std::vector<int32_t> offsets = offsets_t.to(Device::cpu()).to_vector<int32_t>();
   const std::vector<int32_t> cols = cols_t.to(Device::cpu()).to_vector<int32_t>();
-  const int64_t tr = l.tile.rows, tc = l.tile.cols, e = l.tile_elements(), outside = l.rows * l.cols;
+  const int64_t tr = l.tile.rows, tc = l.tile.cols, e = l.tile_elements();
   std::vector<int64_t> pos(static_cast<size_t>(l.entries * e));
+  std::vector<float> inside(pos.size(), 1.f);
+  bool edge = false;
   for (size_t b = 0; b + 1 < offsets.size(); ++b)
     for (int64_t j = offsets[b]; j < offsets[b + 1]; ++j)
       for (int64_t q = 0; q < e; ++q) {
         // Lists hold a column vector of tr rows; blocks are row-major tr x tc.
         const int64_t r = static_cast<int64_t>(b) * tr + (tc == 1 ? q : q / tc);
         const int64_t c = int64_t{cols[static_cast<size_t>(j)]} * tc + (tc == 1 ? 0 : q % tc);
-        pos[static_cast<size_t>(j * e + q)] = r < l.rows && c < l.cols ? r * l.cols + c : outside;
+        const auto at = static_cast<size_t>(j * e + q);
+        if (r < l.rows && c < l.cols) {
+          pos[at] = r * l.cols + c;
+        } else {
+          pos[at] = 0;
+          inside[at] = 0.f;
+          edge = true;
+        }
       }
-  return from_vector(pos, offsets_t.device());
+  l.positions = from_vector(pos, offsets_t.device());
+  if (edge) l.positions_inside = from_vector(inside, l.values_shape(), offsets_t.device());
 }
 
 }  // namespace
@@ -96,7 +108,7 @@ CompactLayout compact_layout(const Tensor& mask, MicroTile tile, bool elements, 
     values = l.values;
   }
   if (elements) out.inside = first(values, out.entries);
-  if (out.density() >= dense_from) out.positions = positions_of(out);
+  if (out.density() >= dense_from) set_positions(out);
   return out;
 }
 
@@ -105,8 +117,10 @@ Tensor compact_gather(const CompactLayout& layout, const Tensor& dense) {
             layout.density(), ")");
   PIT_CHECK(dense.defined() && dense.dim() == 2 && dense.size(0) == layout.rows && dense.size(1) == layout.cols,
             "compact_gather: a dense matrix of ", layout.rows, "x", layout.cols, " expected");
-  const Tensor flat = kernels::cat({dense.contiguous().view({-1}), zeros({1}, dense.dtype(), dense.device())}, 0);
-  return kernels::index_select(flat, 0, layout.positions).view(layout.values_shape());
+  const Tensor v = kernels::index_select(dense.contiguous().view({-1}), 0, layout.positions).view(layout.values_shape());
+  return layout.positions_inside.defined()
+             ? kernels::binary(BinaryOp::mul, v, layout.positions_inside.to(v.dtype()))
+             : v;
 }
 
 Tensor compact_values(const CompactLayout& layout, const Tensor& w, const Tensor& mask) {

@@ -30,7 +30,8 @@ struct CompactLayout {
   BlockListIndex blocks;  // b x b: offsets and col, and the transposed lists (values undefined)
   Tensor inside;          // f32 [entries, tile elements] 0/1 when the pattern is finer; else undefined
   Tensor positions;       // dense path: i64 [entries * tile elements], flat index into [rows, cols]
-                          // of each value (rows * cols past the edge); undefined: PIT kernels
+                          // of each value (0 past the edge); undefined: PIT kernels
+  Tensor positions_inside;  // dense path, micro-tiles crossing the edge: f32 0/1 like the values
   int64_t rows = 0, cols = 0, entries = 0;
 
   bool is_blocks() const { return tile.cols > 1; }

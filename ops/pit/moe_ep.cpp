@@ -43,13 +43,16 @@ Variable moe_ffn_expert_parallel(const Variable& x, const Tensor& expert_of, con
   const Tensor slot_index = from_vector(slots, dev), token_index = from_vector(token, dev);
 
   // Out: each assignment's token row and gate; the local expert id alongside (not differentiable).
+  // The counts are exchanged once, with the rows; every later exchange knows them.
   std::vector<int64_t> recv_rows;
   const Variable rows = all_to_all(index_select(x, 0, token_index), send_rows, comm, &recv_rows);
-  const Variable g = all_to_all(reshape(index_select(reshape(gates, {t * k}), 0, slot_index), {-1, 1}), send_rows, comm);
-  const Tensor here = comm.all_to_all(from_vector(local_id, {static_cast<int64_t>(local_id.size()), 1}), send_rows);
+  const Variable g = all_to_all(reshape(index_select(reshape(gates, {t * k}), 0, slot_index), {-1, 1}), send_rows, comm,
+                                nullptr, recv_rows);
+  const Tensor here =
+      comm.all_to_all_known(from_vector(local_id, {static_cast<int64_t>(local_id.size()), 1}), send_rows, recv_rows);
   // The local experts on what arrived (gate-weighted), and back to where each row came from.
   const Variable out = moe_ffn(rows, here.to(dev), g, w1_local, w2_local, options);
-  const Variable back = all_to_all(out, recv_rows, comm);
+  const Variable back = all_to_all(out, recv_rows, comm, nullptr, send_rows);
   // Sum per token.
   const Tensor where = token_index.view({-1, 1}).expand({static_cast<int64_t>(token.size()), x.size(1)}).contiguous();
   return scatter_add(Variable(zeros(x.shape(), x.dtype(), dev)), 0, where, back);

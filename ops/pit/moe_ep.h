@@ -2,7 +2,7 @@
 // Expert parallelism: the experts of an MoE layer sharded over the ranks of a communicator,
 // rank p holding experts [p E_local, (p + 1) E_local). Each rank routes its own tokens; every
 // assignment's token row and gate travel to the expert's rank (all_to_all with per-rank counts:
-// one small count exchange), the experts run there on what they received (ops::moe_ffn: the PIT
+// the counts exchanged once per call), the experts run there on what they received (ops::moe_ffn: the PIT
 // M-gather GEMMs, dropless), and the gate-weighted outputs travel back (the reverse exchange) to
 // be summed per token. Backward mirrors it through the same exchanges. Every rank must call it.
 #include "autograd/variable.h"

@@ -120,6 +120,9 @@ TEST(Comm, AllToAllWithUnevenCounts) {
       for (int j = 0; j < 3; ++j) want.push_back(1000.0 * q + 100.0 * r + 10.0 * i + j);
   }
   EXPECT_EQ(values(got), want);
+  // With the incoming counts known (no count exchange): the same rows; and back where they came from.
+  EXPECT_EQ(values(c.all_to_all_known(t, send, recv)), want);
+  EXPECT_EQ(values(c.all_to_all_known(got, recv, send)), values(t));
 }
 
 TEST(Comm, CudaTensorsGoThroughTheHost) {

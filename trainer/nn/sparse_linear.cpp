@@ -24,7 +24,7 @@ Shape unit_grid(int64_t out, int64_t in, MicroTile u) {
 // CUDA (H200, 4096 -> 16384, 8192 tokens, bf16; `pit-bench sparse`): with K lists the dense path
 // was faster at every density measured, down to 5% (32x1: 11.1 vs 4.2 ms), so K-list layers take
 // it always until the PIT backward kernels (sampled dW, K-list dx) catch up; 64x64 blocks were
-// faster on the PIT kernels at 5% (2.83 vs 4.18 ms) and even at 10% (4.39 vs 4.28).
+// faster on the PIT kernels at 5% (2.83 vs 4.18 ms) and about even at 10% (4.39 vs 4.28).
 double dense_path_from(Device device, sparse::MicroTile tile) {
   if (!device.is_cuda()) return 0.4;
   return tile.cols > 1 ? 0.08 : 0.0;
@@ -74,9 +74,12 @@ Tensor SparseLinear::element_mask(const Tensor& unit_mask) const {
 }
 
 sparse::CompactLayout SparseLinear::layout_of(const Tensor& unit_mask, Device device) const {
+  return layout_of_elements(element_mask(unit_mask.to(device)));
+}
+
+sparse::CompactLayout SparseLinear::layout_of_elements(const Tensor& elements) const {
   const MicroTile tile = kernel_tile(unit_);
-  return sparse::compact_layout(element_mask(unit_mask.to(device)), tile, !(tile == unit_),
-                                dense_path_from(device, tile));
+  return sparse::compact_layout(elements, tile, !(tile == unit_), dense_path_from(elements.device(), tile));
 }
 
 void SparseLinear::rebuild_layout() { layout_ = layout_of(tile_mask(), values_.device()); }
@@ -141,7 +144,7 @@ SparseLinear::Relayout SparseLinear::set_tile_mask(const Tensor& mask, const Ten
   const Tensor carry = element_mask(from_vector(fresh, grid).to(dev));  // what keeps its value
   const Tensor elements = element_mask(m);
   sparse::CompactLayout before = layout_.device() == dev ? layout_ : layout_of(tile_mask(), dev);
-  sparse::CompactLayout after = layout_of(m, dev);
+  sparse::CompactLayout after = layout_of_elements(elements);
   Relayout relayout = [before, after, carry, elements](const Tensor& t) {
     const Tensor dense = sparse::apply_pattern(sparse::compact_to_dense(before, t), carry);
     return sparse::compact_values(after, dense, elements);

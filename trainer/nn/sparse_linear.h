@@ -79,6 +79,7 @@ class SparseLinear : public Module {
  private:
   // The layout of the mask on `device` (the values' device).
   sparse::CompactLayout layout_of(const Tensor& unit_mask, Device device) const;
+  sparse::CompactLayout layout_of_elements(const Tensor& elements) const;  // bool [out, in], its device
   Tensor element_mask(const Tensor& unit_mask) const;  // bool [out, in]
   void rebuild_layout();  // from tile_mask, on the values' device
 

@@ -79,7 +79,7 @@ void expect_close(double got, double want, const char* what) {
 
 TEST_F(DataParallelTest, LossesEqualOneProcessWithTheSameGlobalBatch) {
   Communicator& comm = world();
-  for (const std::string extra : {std::string(), std::string("sparse: {method: rigl, layers: [\"*/mlp/*\"], unit: 16x1, "
+  for (const std::string& extra : {std::string(), std::string("sparse: {method: rigl, layers: [\"*/mlp/*\"], unit: 16x1, "
                                                              "sparsity: 0.5, update_every: 4, update_end: 16}\n")}) {
     const TrainResult dp = train(lm(extra.empty() ? "dp" : "dp_rigl", 20, extra), {.out = log_, .comm = &comm});
     EXPECT_EQ(dp.steps_done, 20);
