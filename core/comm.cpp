@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/comm_backends.h"
+#include "core/cuda/backend.h"
 #include "core/error.h"
 
 namespace pit {
@@ -46,11 +47,34 @@ class SingleCommunicator final : public Communicator {
     return t.clone();
   }
   void barrier() override {}
+  std::unique_ptr<Communicator> split(int color, int) override {
+    PIT_CHECK(color >= 0, "split: the color must be >= 0, got ", color);
+    return std::make_unique<SingleCommunicator>();
+  }
 };
 
 }  // namespace
 
 namespace comm_detail {
+
+std::vector<int64_t> shape_signature(const Tensor& t) {
+  std::vector<int64_t> mine = {t.numel(), t.dim(), static_cast<int64_t>(t.dtype())};
+  for (int64_t d = 0; d < t.dim(); ++d) mine.push_back(t.size(d));
+  mine.resize(3 + 8, -1);
+  std::vector<int64_t> both(mine);
+  for (const int64_t v : mine) both.push_back(-v);
+  return both;
+}
+
+void check_same_signature(const std::vector<int64_t>& reduced, const Tensor& t, const char* what,
+                          const std::string& where) {
+  const size_t n = reduced.size() / 2;
+  bool same = true;
+  for (size_t i = 0; i < n; ++i) same &= reduced[i] == -reduced[n + i];
+  PIT_CHECK(same, where, what, ": this rank passed ", shape_str(t.shape()), " ", dtype_name(t.dtype()),
+            " but another rank passed a different shape or dtype; every rank must call the same collective "
+            "with the same shape and dtype");
+}
 
 void check_rows(const Tensor& t, const char* op) {
   PIT_CHECK(t.defined() && t.dim() >= 1, op, ": the tensor must have a first dimension (rows), got ",
@@ -70,6 +94,13 @@ void check_send_rows(const Tensor& t, const std::vector<int64_t>& send_rows, int
   const int64_t total = std::accumulate(send_rows.begin(), send_rows.end(), int64_t{0});
   PIT_CHECK(total == t.size(0), "all_to_all: the send counts sum to ", total, " rows but the tensor has ", t.size(0));
 }
+
+#if !PIT_WITH_NCCL
+std::unique_ptr<Communicator> make_nccl(std::unique_ptr<Communicator>) {
+  PIT_THROW("pit was built without NCCL (it needs CUDA, NCCL and MPI: libnccl-dev libopenmpi-dev); CUDA tensors go "
+            "through MPI, staged on the host");
+}
+#endif
 
 #if !PIT_WITH_MPI
 std::unique_ptr<Communicator> make_mpi(const LaunchInfo& launch) {
@@ -144,13 +175,28 @@ std::string Communicator::describe() const {
 std::unique_ptr<Communicator> make_single_communicator() { return std::make_unique<SingleCommunicator>(); }
 
 bool mpi_built() { return PIT_WITH_MPI != 0; }
+bool nccl_built() { return PIT_WITH_NCCL != 0; }
+
+std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator> host) {
+  PIT_CHECK(host != nullptr, "make_nccl_communicator: no host communicator");
+  return comm_detail::make_nccl(std::move(host));
+}
 
 Communicator& world() {
   static std::once_flag once;
   static std::unique_ptr<Communicator> comm;
   std::call_once(once, [] {
     const LaunchInfo launch = launch_info();
-    comm = launch.size > 1 ? comm_detail::make_mpi(launch) : make_single_communicator();
+    if (launch.size == 1) {
+      comm = make_single_communicator();
+      return;
+    }
+    comm = comm_detail::make_mpi(launch);
+    const char* choice = std::getenv("PIT_COMM");
+    const std::string backend = choice ? choice : "";
+    PIT_CHECK(backend.empty() || backend == "nccl" || backend == "mpi", "PIT_COMM=", backend,
+              " is not a backend; use nccl (CUDA tensors through NCCL) or mpi (every tensor through MPI)");
+    if (backend != "mpi" && nccl_built() && cuda::device_count() > 0) comm = comm_detail::make_nccl(std::move(comm));
   });
   return *comm;
 }

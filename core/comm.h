@@ -2,8 +2,10 @@
 // Communicator: the collectives of multi-process training, one process per GPU (or CPU
 // processes), launched with `mpirun -np N ...` or a cluster's `srun ...`. Backends:
 //   single  one process: every collective leaves the data as it is;
-//   mpi     MPI (OpenMPI, MPICH): CPU tensors directly, CUDA tensors staged through the host.
-// (NCCL for CUDA tensors, bootstrapped by MPI, is to come: issue #8.)
+//   mpi     MPI (OpenMPI, MPICH): CPU tensors directly, CUDA tensors staged through the host;
+//   nccl    CUDA tensors through NCCL on the device (bootstrapped by MPI), CPU tensors through
+//           MPI: what world() gives a multi-process run when pit has CUDA + NCCL and the machine
+//           a GPU (PIT_COMM=mpi forces mpi).
 //
 // Every rank calls the same collectives in the same order with tensors of the same shape and
 // dtype (checked: a mismatch throws on every rank, naming each rank's shape). A failure throws
@@ -35,7 +37,7 @@ LaunchInfo launch_info();
 class Communicator {
  public:
   virtual ~Communicator() = default;
-  virtual const char* backend() const = 0;  // "single", "mpi"
+  virtual const char* backend() const = 0;  // "single", "mpi", "nccl"
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual int local_rank() const = 0;  // on its node: which GPU this rank binds
@@ -65,6 +67,10 @@ class Communicator {
   // reverse of an earlier exchange, or a second tensor with the same routing): no count exchange.
   Tensor all_to_all_known(const Tensor& t, const std::vector<int64_t>& send_rows, const std::vector<int64_t>& recv_rows);
   virtual void barrier() = 0;
+  // A communicator of the ranks that pass the same color (>= 0), ranked by key (ties: by rank
+  // here); they keep their local rank. Every rank calls it (a collective). Expert parallelism
+  // uses one for the ranks sharing the experts and one for the replicas of each shard.
+  virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
 
   std::string describe() const;  // "mpi, rank 1 of 4 (local 1)"
 
@@ -82,7 +88,11 @@ class Communicator {
 Communicator& world();
 
 std::unique_ptr<Communicator> make_single_communicator();
-// Whether this build has the MPI backend.
+// NCCL for the CUDA tensors of `host`'s ranks, `host` for the rest (and the bootstrap). The NCCL
+// communicator of a device is made at the first collective on it, by every rank together.
+std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator> host);
+// Whether this build has the MPI / the NCCL backend.
 bool mpi_built();
+bool nccl_built();
 
 }  // namespace pit

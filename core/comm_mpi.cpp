@@ -42,6 +42,19 @@ class MpiCommunicator final : public Communicator {
               launch.launcher, " environment says rank ", launch.rank, " of ", launch.size,
               "; launch with the MPI that pit was built against");
   }
+  // A communicator of a split (owned: freed with this object unless MPI has finalised).
+  MpiCommunicator(MPI_Comm comm, int local_rank) : comm_(comm), owned_(true), local_rank_(local_rank) {
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+  }
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (owned_ && !finalized) MPI_Comm_free(&comm_);
+  }
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
 
   const char* backend() const override { return "mpi"; }
   int rank() const override { return rank_; }
@@ -53,7 +66,7 @@ class MpiCommunicator final : public Communicator {
     same_everywhere(t, "all_reduce");
     Tensor h = reducible(t);
     reduce_chunks(h, op, [&](void* p, int n, MPI_Datatype type, MPI_Op mop) {
-      return MPI_Allreduce(MPI_IN_PLACE, p, n, type, mop, MPI_COMM_WORLD);
+      return MPI_Allreduce(MPI_IN_PLACE, p, n, type, mop, comm_);
     }, "all_reduce");
     if (op == ReduceOp::mean) divide(h, "all_reduce");
     t.copy_(h);
@@ -68,7 +81,7 @@ class MpiCommunicator final : public Communicator {
     h = reducible(t);
     reduce_chunks(h, op, [&](void* p, int n, MPI_Datatype type, MPI_Op mop) {
       req->pending.emplace_back();
-      return MPI_Iallreduce(MPI_IN_PLACE, p, n, type, mop, MPI_COMM_WORLD, &req->pending.back());
+      return MPI_Iallreduce(MPI_IN_PLACE, p, n, type, mop, comm_, &req->pending.back());
     }, "all_reduce_start");
     return req;
   }
@@ -78,7 +91,7 @@ class MpiCommunicator final : public Communicator {
     PIT_CHECK(root >= 0 && root < size_, where(), "broadcast: root ", root, " is not a rank (0 .. ", size_ - 1, ")");
     same_everywhere(t, "broadcast");
     Tensor h = host(t);
-    check(MPI_Bcast(h.data_ptr(), byte_count(h, "broadcast"), MPI_BYTE, root, MPI_COMM_WORLD), "broadcast");
+    check(MPI_Bcast(h.data_ptr(), byte_count(h, "broadcast"), MPI_BYTE, root, comm_), "broadcast");
     t.copy_(h);
   }
 
@@ -90,7 +103,7 @@ class MpiCommunicator final : public Communicator {
     shape[0] *= size_;
     Tensor out = Tensor::empty(shape, t.dtype());
     const int n = byte_count(h, "all_gather");
-    check(MPI_Allgather(h.data_ptr(), n, MPI_BYTE, out.data_ptr(), n, MPI_BYTE, MPI_COMM_WORLD), "all_gather");
+    check(MPI_Allgather(h.data_ptr(), n, MPI_BYTE, out.data_ptr(), n, MPI_BYTE, comm_), "all_gather");
     return out.to(t.device());
   }
 
@@ -107,7 +120,7 @@ class MpiCommunicator final : public Communicator {
 
   std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send_rows) override {
     std::vector<int64_t> from(static_cast<size_t>(size_));
-    check(MPI_Alltoall(send_rows.data(), 1, MPI_INT64_T, from.data(), 1, MPI_INT64_T, MPI_COMM_WORLD), "all_to_all counts");
+    check(MPI_Alltoall(send_rows.data(), 1, MPI_INT64_T, from.data(), 1, MPI_INT64_T, comm_), "all_to_all counts");
     return from;
   }
 
@@ -128,12 +141,19 @@ class MpiCommunicator final : public Communicator {
     shape[0] = std::accumulate(from.begin(), from.end(), int64_t{0});
     Tensor out = Tensor::empty(shape, t.dtype());
     check(MPI_Alltoallv(h.data_ptr(), scount.data(), sdispl.data(), MPI_BYTE, out.data_ptr(), rcount.data(),
-                        rdispl.data(), MPI_BYTE, MPI_COMM_WORLD),
+                        rdispl.data(), MPI_BYTE, comm_),
           "all_to_all");
     return out.to(t.device());
   }
 
-  void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "barrier"); }
+  void barrier() override { check(MPI_Barrier(comm_), "barrier"); }
+
+  std::unique_ptr<Communicator> split(int color, int key) override {
+    PIT_CHECK(color >= 0, where(), "split: the color must be >= 0, got ", color);
+    MPI_Comm part = MPI_COMM_NULL;
+    check(MPI_Comm_split(comm_, color, key, &part), "split");
+    return std::make_unique<MpiCommunicator>(part, local_rank_);
+  }
 
  private:
   std::string where() const { return "rank " + std::to_string(rank_) + " of " + std::to_string(size_) + ": "; }
@@ -204,19 +224,9 @@ class MpiCommunicator final : public Communicator {
   // Every rank must pass the same shape and dtype: compared through one small all_reduce of
   // (numel, dims, dtype) and their negations under MAX.
   void same_everywhere(const Tensor& t, const char* what) const {
-    std::vector<int64_t> mine = {t.numel(), t.dim(), static_cast<int64_t>(t.dtype())};
-    for (int64_t d = 0; d < t.dim(); ++d) mine.push_back(t.size(d));
-    mine.resize(3 + 8, -1);
-    std::vector<int64_t> both(mine);
-    for (const int64_t v : mine) both.push_back(-v);
-    check(MPI_Allreduce(MPI_IN_PLACE, both.data(), static_cast<int>(both.size()), MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD),
-          what);
-    const size_t n = mine.size();
-    bool same = true;
-    for (size_t i = 0; i < n; ++i) same &= both[i] == -both[n + i];
-    PIT_CHECK(same, where(), what, ": this rank passed ", shape_str(t.shape()), " ", dtype_name(t.dtype()),
-              " but another rank passed a different shape or dtype; every rank must call the same collective "
-              "with the same shape and dtype");
+    std::vector<int64_t> sig = shape_signature(t);
+    check(MPI_Allreduce(MPI_IN_PLACE, sig.data(), static_cast<int>(sig.size()), MPI_INT64_T, MPI_MAX, comm_), what);
+    check_same_signature(sig, t, what, where());
   }
 
   // A started all_reduce: the host buffer in flight, its MPI requests, and where the result goes.
@@ -234,6 +244,8 @@ class MpiCommunicator final : public Communicator {
     std::vector<MPI_Request> pending;
   };
 
+  MPI_Comm comm_ = MPI_COMM_WORLD;
+  bool owned_ = false;
   int rank_ = 0, size_ = 1, local_rank_ = 0;
 };
 

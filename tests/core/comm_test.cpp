@@ -1,25 +1,28 @@
 // The Communicator (core/comm.h) on whatever world() is: registered once as a plain test (one
 // process: the single backend) and once under `mpirun -np 2 --oversubscribe` (the MPI backend),
 // so every collective is checked with one and with two ranks. Expected values are computed from
-// the rank numbers, so each rank checks its own result.
+// the rank numbers, so each rank checks its own result. The CommNccl tests run the same checks on
+// CUDA tensors through NCCL over the world's ranks (one GPU each): on one GPU as one rank; with
+// several GPUs, `mpirun -np 2 test_core_comm --gtest_filter='CommNccl*'` (docs/DISTRIBUTED.md).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <vector>
 
 #include "core/comm.h"
+#include "core/cuda/backend.h"
 #include "tests/core/expect_error.h"
 #include "tests/gpu.h"
 
 namespace pit {
 namespace {
 
-// [rows, 3] with element (i, j) = base + 10 * i + j.
-Tensor rows_of(int64_t rows, double base, DType dtype = DType::f32) {
+// [rows, 3] with element (i, j) = base + 10 * i + j, on `dev`.
+Tensor rows_of(int64_t rows, double base, DType dtype = DType::f32, Device dev = Device::cpu()) {
   std::vector<float> v(static_cast<size_t>(rows * 3));
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < 3; ++j) v[static_cast<size_t>(i * 3 + j)] = static_cast<float>(base + 10.0 * i + j);
-  return from_vector(v, {rows, 3}).to(dtype);
+  return from_vector(v, {rows, 3}).to(dev, dtype);
 }
 
 std::vector<double> values(const Tensor& t) { return t.to(Device::cpu(), DType::f64).contiguous().to_vector<double>(); }
@@ -30,19 +33,24 @@ TEST(Comm, WorldMatchesTheLaunch) {
   EXPECT_EQ(c.size(), l.size);
   EXPECT_EQ(c.rank(), l.rank);
   EXPECT_EQ(c.local_rank(), l.local_rank);
-  EXPECT_STREQ(c.backend(), l.size > 1 ? "mpi" : "single");
+  if (l.size == 1) {
+    EXPECT_STREQ(c.backend(), "single");
+  } else {  // nccl when built with it and there is a GPU (PIT_COMM=mpi forces mpi)
+    const bool nccl = nccl_built() && cuda::device_count() > 0 && std::getenv("PIT_COMM") == nullptr;
+    EXPECT_STREQ(c.backend(), nccl ? "nccl" : "mpi");
+  }
   EXPECT_NE(c.describe().find("rank " + std::to_string(c.rank()) + " of " + std::to_string(c.size())), std::string::npos);
   c.barrier();
 }
 
-TEST(Comm, AllReduceEveryOpAndDtype) {
-  Communicator& c = world();
+void all_reduce_every_op_and_dtype(Communicator& c, Device dev) {
   const int n = c.size(), r = c.rank();
   for (const DType dt : {DType::f32, DType::f64, DType::bf16, DType::i64}) {
     for (const ReduceOp op : {ReduceOp::sum, ReduceOp::max, ReduceOp::min, ReduceOp::mean}) {
       if (op == ReduceOp::mean && dt == DType::i64) continue;
-      Tensor t = rows_of(4, r + 1, dt);  // rank r holds base r + 1
+      Tensor t = rows_of(4, r + 1, dt, dev);  // rank r holds base r + 1
       c.all_reduce(t, op);
+      EXPECT_EQ(t.device(), dev);
       const std::vector<double> got = values(t);
       for (size_t e = 0; e < got.size(); ++e) {
         const double rest = static_cast<double>(e / 3) * 10.0 + static_cast<double>(e % 3);
@@ -62,10 +70,10 @@ TEST(Comm, AllReduceEveryOpAndDtype) {
 }
 
 // Several reductions in flight at once, finished in order (what the gradient buckets do).
-TEST(Comm, StartedAllReducesFinishAtTheWait) {
-  Communicator& c = world();
+void started_all_reduces_finish_at_the_wait(Communicator& c, Device dev) {
   const int n = c.size(), r = c.rank();
-  std::vector<Tensor> ts = {rows_of(3, r + 1), rows_of(5, 2 * r, DType::bf16), rows_of(2, r, DType::f64)};
+  std::vector<Tensor> ts = {rows_of(3, r + 1, DType::f32, dev), rows_of(5, 2 * r, DType::bf16, dev),
+                            rows_of(2, r, DType::f64, dev)};
   std::vector<std::unique_ptr<Communicator::Request>> pending;
   for (Tensor& t : ts) pending.push_back(c.all_reduce_start(t, ReduceOp::mean));
   for (auto& p : pending) p->wait();
@@ -79,26 +87,26 @@ TEST(Comm, StartedAllReducesFinishAtTheWait) {
   }
 }
 
-TEST(Comm, BroadcastGatherScatter) {
-  Communicator& c = world();
+void broadcast_gather_scatter(Communicator& c, Device dev) {
   const int n = c.size(), r = c.rank();
-  Tensor b = rows_of(2, 100 * r);
+  Tensor b = rows_of(2, 100 * r, DType::f32, dev);
   c.broadcast(b, n - 1);
   EXPECT_EQ(values(b), values(rows_of(2, 100 * (n - 1))));
 
-  const Tensor g = c.all_gather(rows_of(2, 100 * r));
+  const Tensor g = c.all_gather(rows_of(2, 100 * r, DType::f32, dev));
+  EXPECT_EQ(g.device(), dev);
   ASSERT_EQ(g.shape(), (Shape{2 * n, 3}));
   for (int p = 0; p < n; ++p) EXPECT_EQ(values(g.slice(0, 2 * p, 2 * p + 2)), values(rows_of(2, 100 * p))) << p;
 
   // Every rank holds rows_of(2n, r); the sum over ranks of rows [2 r, 2 r + 2) stays here.
-  const Tensor s = c.reduce_scatter(rows_of(2 * n, r), ReduceOp::sum);
+  const Tensor s = c.reduce_scatter(rows_of(2 * n, r, DType::f32, dev), ReduceOp::sum);
+  EXPECT_EQ(s.device(), dev);
   ASSERT_EQ(s.shape(), (Shape{2, 3}));
   const std::vector<double> got = values(s), one = values(rows_of(2 * n, 0).slice(0, 2 * r, 2 * r + 2));
   for (size_t e = 0; e < got.size(); ++e) EXPECT_DOUBLE_EQ(got[e], n * one[e] + n * (n - 1) / 2.0) << e;
 }
 
-TEST(Comm, AllToAllWithUnevenCounts) {
-  Communicator& c = world();
+void all_to_all_with_uneven_counts(Communicator& c, Device dev) {
   const int n = c.size(), r = c.rank();
   // Rank r sends p + r + 1 rows to rank p, except that rank 0 sends none to the last rank (an
   // empty run).
@@ -108,9 +116,10 @@ TEST(Comm, AllToAllWithUnevenCounts) {
   for (int p = 0; p < n; ++p)
     for (int64_t i = 0; i < send[static_cast<size_t>(p)]; ++i)
       for (int j = 0; j < 3; ++j) v.push_back(static_cast<float>(1000 * r + 100 * p + 10 * i + j));  // from r, to p
-  const Tensor t = from_vector(v, {static_cast<int64_t>(v.size() / 3), 3});
+  const Tensor t = from_vector(v, {static_cast<int64_t>(v.size() / 3), 3}).to(dev);
   std::vector<int64_t> recv;
   const Tensor got = c.all_to_all(t, send, &recv);
+  EXPECT_EQ(got.device(), dev);
   ASSERT_EQ(static_cast<int>(recv.size()), n);
   std::vector<double> want;
   for (int q = 0; q < n; ++q) {
@@ -123,6 +132,60 @@ TEST(Comm, AllToAllWithUnevenCounts) {
   // With the incoming counts known (no count exchange): the same rows; and back where they came from.
   EXPECT_EQ(values(c.all_to_all_known(t, send, recv)), want);
   EXPECT_EQ(values(c.all_to_all_known(got, recv, send)), values(t));
+}
+
+// Split by parity of the rank, ranked in reverse: each part reduces only its own ranks' values.
+void split_forms_communicators_of_the_same_color(Communicator& c, Device dev) {
+  const int n = c.size(), r = c.rank();
+  const std::unique_ptr<Communicator> part = c.split(r % 2, -r);
+  std::vector<int> members;
+  for (int q = 0; q < n; ++q)
+    if (q % 2 == r % 2) members.push_back(q);
+  ASSERT_EQ(part->size(), static_cast<int>(members.size()));
+  EXPECT_EQ(part->local_rank(), c.local_rank());
+  // Ranked by key -r: the highest world rank of the part is its rank 0.
+  int above = 0;
+  for (const int q : members) above += q > r ? 1 : 0;
+  EXPECT_EQ(part->rank(), above);
+  Tensor t = rows_of(1, r, DType::f32, dev);
+  part->all_reduce(t, ReduceOp::sum);
+  double sum = 0;
+  for (const int q : members) sum += q;
+  const std::vector<double> got = values(t);
+  EXPECT_DOUBLE_EQ(got[0], sum);
+  EXPECT_DOUBLE_EQ(got[2], sum + static_cast<double>(members.size()) * 2.0);
+  test::expect_error_contains([&] { c.split(-1, 0); }, "the color must be >= 0");
+  c.barrier();
+}
+
+TEST(Comm, AllReduceEveryOpAndDtype) { all_reduce_every_op_and_dtype(world(), Device::cpu()); }
+TEST(Comm, StartedAllReducesFinishAtTheWait) { started_all_reduces_finish_at_the_wait(world(), Device::cpu()); }
+TEST(Comm, BroadcastGatherScatter) { broadcast_gather_scatter(world(), Device::cpu()); }
+TEST(Comm, AllToAllWithUnevenCounts) { all_to_all_with_uneven_counts(world(), Device::cpu()); }
+TEST(Comm, SplitFormsCommunicatorsOfTheSameColor) { split_forms_communicators_of_the_same_color(world(), Device::cpu()); }
+
+// NCCL over the world's ranks, each on the GPU of its local rank.
+class CommNccl : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    PIT_REQUIRE_CUDA();
+    ASSERT_TRUE(nccl_built()) << "a CUDA build with MPI has the NCCL backend";
+    nccl_ = make_nccl_communicator(world().split(0, world().rank()));
+    dev_ = Device::cuda(world().local_rank() % cuda::device_count());
+  }
+  std::unique_ptr<Communicator> nccl_;
+  Device dev_ = Device::cpu();
+};
+
+TEST_F(CommNccl, AllReduceEveryOpAndDtype) { all_reduce_every_op_and_dtype(*nccl_, dev_); }
+TEST_F(CommNccl, StartedAllReducesFinishAtTheWait) { started_all_reduces_finish_at_the_wait(*nccl_, dev_); }
+TEST_F(CommNccl, BroadcastGatherScatter) { broadcast_gather_scatter(*nccl_, dev_); }
+TEST_F(CommNccl, AllToAllWithUnevenCounts) { all_to_all_with_uneven_counts(*nccl_, dev_); }
+TEST_F(CommNccl, SplitFormsCommunicatorsOfTheSameColor) { split_forms_communicators_of_the_same_color(*nccl_, dev_); }
+TEST_F(CommNccl, CpuTensorsGoThroughTheHostCommunicator) {
+  EXPECT_STREQ(nccl_->backend(), "nccl");
+  all_reduce_every_op_and_dtype(*nccl_, Device::cpu());
+  all_to_all_with_uneven_counts(*nccl_, Device::cpu());
 }
 
 TEST(Comm, CudaTensorsGoThroughTheHost) {

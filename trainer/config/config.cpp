@@ -142,6 +142,8 @@ Config from_values(const Values& v, const std::string& source) {
   sparse.update_every = v.integer("sparse.update_every");
   sparse.update_end = v.integer("sparse.update_end");
 
+  c.parallel.expert = v.integer("parallel.expert");
+
   c.resolved_yaml = to_yaml(train_schema(), v, /*with_docs=*/false);
   c.source = source;
   return c;

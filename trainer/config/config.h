@@ -136,6 +136,12 @@ struct SparseConfig {
   bool operator==(const SparseConfig&) const = default;
 };
 
+// How the ranks of a multi-process run share the work (docs/DISTRIBUTED.md).
+struct ParallelConfig {
+  int64_t expert = 1;  // ranks each MoE layer's experts are sharded over (1: every rank holds all)
+  bool operator==(const ParallelConfig&) const = default;
+};
+
 struct MetricsConfig {
   std::string file;  // "" means <out_dir>/metrics.jsonl: use Config::metrics_file()
   bool operator==(const MetricsConfig&) const = default;
@@ -151,6 +157,7 @@ struct Config {
   CheckpointConfig checkpoint;
   MetricsConfig metrics;
   SparseConfig sparse;
+  ParallelConfig parallel;
 
   std::string resolved_yaml;  // every key, defaults filled, in schema order; no comments
   std::string source;         // the file (or name) it was loaded from
@@ -167,9 +174,9 @@ struct Config {
   // also covers a section that a later feature adds before it is listed here.
   bool operator==(const Config& o) const {
     return resolved_yaml == o.resolved_yaml &&
-           std::tie(run, data, model, optim, schedule, precision, checkpoint, metrics, sparse) ==
+           std::tie(run, data, model, optim, schedule, precision, checkpoint, metrics, sparse, parallel) ==
                std::tie(o.run, o.data, o.model, o.optim, o.schedule, o.precision, o.checkpoint,
-                        o.metrics, o.sparse);
+                        o.metrics, o.sparse, o.parallel);
   }
 };
 

@@ -152,7 +152,29 @@ void add_sparse(Schema& s) {
       .integer("update_end", 0, "set, rigl: no mask update from this step on; 0: 3/4 of run.steps").at_least(0);
 }
 
+void add_parallel(Schema& s) {
+  s.section("parallel", "multi-process runs (mpirun / srun; docs/DISTRIBUTED.md): how the ranks share the work")
+      .integer("expert", 1,
+               "expert parallelism: each MoE layer's experts are sharded over groups of this many ranks (tokens "
+               "travel to their experts with all_to_all); it must divide the number of ranks and model.experts. "
+               "1: every rank holds every expert. Everything else is data parallel over all ranks")
+      .at_least(1);
+}
+
 void add_cross_checks(Schema& s) {
+  s.cross_check({"parallel.expert", "model.experts"}, "parallel.expert divides model.experts",
+                [](const Values& v) -> std::string {
+                  const int64_t ep = v.integer("parallel.expert");
+                  if (ep == 1) return "";
+                  if (v.string("model.kind") != "transformer" || v.integer("model.experts") == 0)
+                    return "parallel.expert " + std::to_string(ep) +
+                           " shards the experts of MoE layers, but the model has none: set model.experts, or "
+                           "parallel.expert: 1";
+                  if (v.integer("model.experts") % ep == 0) return "";
+                  return "model.experts (" + std::to_string(v.integer("model.experts")) +
+                         ") must be a multiple of parallel.expert (" + std::to_string(ep) +
+                         "): each rank of an expert group holds model.experts / parallel.expert experts";
+                });
   s.cross_check({"model.sparse_activation", "model.activation"}, "transformer: model.sparse_activation needs relu",
                 [](const Values& v) -> std::string {
                   if (v.string("model.kind") != "transformer" || !v.boolean("model.sparse_activation")) return "";
@@ -230,6 +252,7 @@ Schema build() {
   add_checkpoint(s);
   add_metrics(s);
   add_sparse(s);
+  add_parallel(s);
   add_cross_checks(s);
   return s;
 }

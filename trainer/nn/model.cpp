@@ -46,6 +46,7 @@ std::shared_ptr<Module> make_model(const ModelOptions& o) {
     t.moe_every = o.moe_every;
     t.router_jitter = o.router_jitter;
     t.capacity_factor = o.capacity_factor;
+    t.expert_comm = o.expert_comm;
     model = std::make_shared<TransformerLM>(t, gen);
   } else {
     ClassifierOptions c;

@@ -38,6 +38,7 @@ struct ModelOptions {
   // transformer, mixture of experts (0 experts: dense MLPs): see TransformerOptions.
   int64_t experts = 0, top_k = 1, moe_every = 1;
   double router_jitter = 0.0, capacity_factor = 0.0;
+  Communicator* expert_comm = nullptr;  // expert parallelism: see TransformerOptions
 };
 
 std::shared_ptr<Module> make_model(const ModelOptions& options);

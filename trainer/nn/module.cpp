@@ -1,5 +1,6 @@
 #include "trainer/nn/module.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <unordered_set>
@@ -61,6 +62,12 @@ void Module::remove_parameter(const std::string& name) {
     }
   }
   PIT_THROW(type_name(), " has no parameter '", name, "' to remove");
+}
+
+void Module::shard_parameter(const std::string& name, Communicator& comm) {
+  const bool found = std::any_of(params_.begin(), params_.end(), [&](const auto& p) { return p.first == name; });
+  PIT_CHECK(found, type_name(), " has no parameter '", name, "' to shard");
+  shards_.emplace_back(name, &comm);
 }
 
 void Module::set_buffer(const std::string& name, Tensor value) {
@@ -130,6 +137,13 @@ std::vector<std::pair<std::string, Module*>> Module::modules() {
     for (auto it = m->children_.rbegin(); it != m->children_.rend(); ++it)
       stack.emplace_back(join(prefix, it->first), it->second.get());
   }
+  return out;
+}
+
+std::vector<std::pair<std::string, Communicator*>> Module::sharded_parameters() {
+  std::vector<std::pair<std::string, Communicator*>> out;
+  for (const auto& [prefix, m] : modules())
+    for (const auto& [name, comm] : m->shards_) out.emplace_back(join(prefix, name), comm);
   return out;
 }
 

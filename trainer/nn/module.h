@@ -16,6 +16,10 @@
 #include "core/tensor.h"
 #include "trainer/state.h"
 
+namespace pit {
+class Communicator;
+}
+
 namespace pit::nn {
 
 using NamedParameters = std::vector<std::pair<std::string, Variable>>;
@@ -46,6 +50,10 @@ class Module {
   // Every module of the tree with its path ("" for this one): depth first, each module before its
   // children, children in registration order (the order of the layers in a model).
   std::vector<std::pair<std::string, Module*>> modules();
+  // The parameters sharded over the ranks of a communicator along dim 0 (expert parallelism):
+  // this rank holds rows [rank n, (rank + 1) n) of a [size n, ...] whole. By path, in modules()
+  // order. state_dict() holds this rank's rows; trainer/train/shards.h checkpoints the whole.
+  std::vector<std::pair<std::string, Communicator*>> sharded_parameters();
 
   // Moves every parameter (and its gradient) and buffer to `device`, in place: Variables held
   // elsewhere (an optimizer) see the move.
@@ -83,6 +91,9 @@ class Module {
   // x cast to the compute dtype; throws when that is f16/bf16 and x is on the CPU.
   Variable to_compute(const Variable& x) const;
   void remove_parameter(const std::string& name);  // throws when there is none of that name
+  // Marks parameter `name` as this rank's rows of a whole sharded over `comm` (which must outlive
+  // the module).
+  void shard_parameter(const std::string& name, Communicator& comm);
   // Replaces a registered buffer's tensor (a sparse layer's mask after an update).
   void set_buffer(const std::string& name, Tensor value);
 
@@ -100,6 +111,7 @@ class Module {
   std::vector<std::pair<std::string, Variable>> params_;
   std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::vector<std::pair<std::string, Communicator*>> shards_;
   bool training_ = true;
   DType compute_dtype_ = DType::f32;
 };

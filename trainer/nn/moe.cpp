@@ -6,6 +6,7 @@
 #include "ops/functional.h"
 #include "ops/kernels.h"
 #include "ops/pit/moe.h"
+#include "ops/pit/moe_ep.h"
 #include "trainer/nn/init.h"
 
 namespace pit::nn {
@@ -67,9 +68,21 @@ MoE::MoE(const Options& o, Generator& gen) : opt_(o) {
   PIT_CHECK(o.jitter >= 0.0 && o.jitter < 1.0, "MoE: jitter must be in [0, 1), got ", o.jitter);
   PIT_CHECK(o.capacity_factor >= 0.0, "MoE: capacity_factor must be >= 0 (0: dropless), got ", o.capacity_factor);
   expert_activation(o.activation);  // rejects tanh here rather than at the first forward
+  const int ranks = o.expert_comm ? o.expert_comm->size() : 1;
+  PIT_CHECK(o.experts % ranks == 0, "MoE: ", o.experts, " experts do not shard evenly over ", ranks,
+            " expert-parallel ranks; make the number of experts a multiple of the ranks");
   router_ = register_parameter("router", init::normal({o.experts, o.dim}, 0.0, o.router_std, gen));
-  w1_ = register_parameter("w1", init::normal({o.experts, o.hidden, o.dim}, 0.0, o.fc_std, gen));
-  w2_ = register_parameter("w2", init::normal({o.experts, o.dim, o.hidden}, 0.0, o.proj_std, gen));
+  // The whole is drawn on every rank (the same generator state), so that a seed gives the same
+  // experts for any number of ranks; each keeps its rows.
+  const Tensor w1 = init::normal({o.experts, o.hidden, o.dim}, 0.0, o.fc_std, gen);
+  const Tensor w2 = init::normal({o.experts, o.dim, o.hidden}, 0.0, o.proj_std, gen);
+  const int64_t local = o.experts / ranks, first = ranks > 1 ? o.expert_comm->rank() * local : 0;
+  w1_ = register_parameter("w1", w1.slice(0, first, first + local).contiguous());
+  w2_ = register_parameter("w2", w2.slice(0, first, first + local).contiguous());
+  if (ranks > 1) {
+    shard_parameter("w1", *o.expert_comm);
+    shard_parameter("w2", *o.expert_comm);
+  }
 }
 
 Variable MoE::forward(const Variable& x) {
@@ -115,8 +128,11 @@ Variable MoE::forward(const Variable& x) {
     last_.tokens_per_expert = from_vector(kept, dev);
   }
 
-  Variable y = ops::moe_ffn(to_compute(x2), last_.routed, gates, to_compute(w1_), to_compute(w2_),
-                            {.activation = expert_activation(opt_.activation)});
+  const ops::MoeFfnOptions ffn{.activation = expert_activation(opt_.activation)};
+  Variable y = opt_.expert_comm && opt_.expert_comm->size() > 1
+                   ? ops::moe_ffn_expert_parallel(to_compute(x2), last_.routed, gates, to_compute(w1_), to_compute(w2_),
+                                                  *opt_.expert_comm, ffn)
+                   : ops::moe_ffn(to_compute(x2), last_.routed, gates, to_compute(w1_), to_compute(w2_), ffn);
   Shape out = shape;
   y = ops::reshape(y, out);
   return ops::dropout(y, opt_.dropout, is_training());

@@ -17,6 +17,13 @@
 // each in token order; the assignments past C are dropped (their token keeps only its residual,
 // the other slots' gates are not renormalised). This reads the routing back to the host every
 // forward. The losses use the router's choices before the drops.
+// Expert parallelism (expert_comm with P > 1 ranks): this rank holds experts
+// [rank E/P, (rank + 1) E/P) (w1 and w2 are sharded parameters, Module::shard_parameter), drawn
+// as the same rows of the whole that one process would draw; every rank routes its own tokens
+// over all E experts and ops::moe_ffn_expert_parallel sends them to their experts' ranks and
+// back. Every rank of expert_comm must run each forward and backward together. The auxiliary
+// losses, the capacity and the counts are those of this rank's tokens (as Switch computes them
+// per device).
 #include <cstdint>
 #include <memory>
 
@@ -37,6 +44,7 @@ class MoE : public Module {
     double capacity_factor = 0.0;  // 0: dropless
     double dropout = 0.0;  // on the output
     double router_std = 0.02, fc_std = 0.02, proj_std = 0.02;  // N(0, std) initialisation
+    Communicator* expert_comm = nullptr;  // expert parallelism (null or one rank: every expert here)
   };
   // What the last forward routed, for the losses and the metrics.
   struct Routing {
@@ -55,6 +63,7 @@ class MoE : public Module {
   Variable forward(const Variable& x) override;
   const Routing& last_routing() const { return last_; }
   const Options& options() const { return opt_; }
+  int64_t local_experts() const { return w1_.size(0); }  // held by this rank
 
  private:
   Options opt_;

@@ -75,6 +75,7 @@ TransformerBlock::TransformerBlock(const TransformerOptions& o, Generator& gen, 
     e.activation = o.activation;
     e.jitter = o.router_jitter;
     e.capacity_factor = o.capacity_factor;
+    e.expert_comm = o.expert_comm;
     e.dropout = o.dropout;
     e.router_std = kInitStd;
     e.fc_std = kInitStd;

@@ -35,6 +35,8 @@ struct TransformerOptions {
   // layer (nn::MoE: top_k of `experts` FFNs of the MLP's width, no biases) instead of the MLP.
   int64_t experts = 0, top_k = 1, moe_every = 1;
   double router_jitter = 0.0, capacity_factor = 0.0;  // capacity_factor 0: dropless
+  // Expert parallelism: each MoE layer's experts sharded over these ranks (null: all here).
+  Communicator* expert_comm = nullptr;
 };
 
 // qkv (fused Linear n_embd -> 3 n_embd), heads split with views, ops::causal_attention, proj,

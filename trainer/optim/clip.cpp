@@ -30,12 +30,15 @@ Tensor grad_norm(const std::vector<Variable>& params) {
 }
 
 Tensor clip_grad_norm(const std::vector<Variable>& params, double max_norm) {
+  const Tensor norm = grad_norm(params);
+  clip_grads_to_norm(params, norm, max_norm);
+  return norm;
+}
+
+void clip_grads_to_norm(const std::vector<Variable>& params, const Tensor& norm, double max_norm) {
   PIT_CHECK(max_norm > 0.0, "clip_grad_norm: max_norm must be > 0, got ", max_norm);
   const std::vector<Tensor> grads = grads_of(params);
-  if (grads.empty()) return zeros({});
-  const Tensor norm = kernels::global_norm(grads);
-  kernels::clip_by_norm_(grads, norm, max_norm, kClipEps);
-  return norm;
+  if (!grads.empty()) kernels::clip_by_norm_(grads, norm, max_norm, kClipEps);
 }
 
 }  // namespace pit::optim

@@ -14,5 +14,9 @@ namespace pit::optim {
 Tensor clip_grad_norm(const std::vector<Variable>& params, double max_norm);
 // The same norm without clipping.
 Tensor grad_norm(const std::vector<Variable>& params);
+// Clipping with a norm computed elsewhere (0-d f32 on the gradients' device: e.g. a norm over
+// gradients sharded across ranks, trainer/train/shards.h): each gradient *= min(1, max_norm /
+// (norm + 1e-6)).
+void clip_grads_to_norm(const std::vector<Variable>& params, const Tensor& norm, double max_norm);
 
 }  // namespace pit::optim

@@ -4,9 +4,14 @@
 
 namespace pit::train {
 
-GradientAverager::GradientAverager(const std::vector<Variable>& params, Communicator& comm, int64_t bucket_elements)
-    : params_(params), comm_(comm), alive_(std::make_shared<bool>(true)) {
-  if (comm_.size() == 1) return;
+GradientAverager::GradientAverager(const std::vector<Variable>& params, Communicator& comm, int64_t bucket_elements,
+                                   int divide_by)
+    : params_(params),
+      comm_(comm),
+      scale_(1.0 / (divide_by > 0 ? divide_by : comm.size())),
+      active_(comm.size() > 1 || divide_by > 1),
+      alive_(std::make_shared<bool>(true)) {
+  if (!active_) return;
   bucket_of_.resize(params_.size());
   final_.assign(params_.size(), 0);
   grads_.resize(params_.size());
@@ -53,14 +58,15 @@ void GradientAverager::start(Bucket& b) {
     flat.push_back(g.contiguous().view({-1}));
   }
   b.buffer = flat.size() == 1 ? flat.front().clone() : kernels::cat(flat, 0);
-  b.request = comm_.all_reduce_start(b.buffer, ReduceOp::mean);
+  b.request = comm_.all_reduce_start(b.buffer, ReduceOp::sum);
 }
 
 void GradientAverager::finish() {
-  if (comm_.size() == 1) return;
+  if (!active_) return;
   for (; next_ < buckets_.size(); ++next_) start(buckets_[next_]);
   for (Bucket& b : buckets_) {
     b.request->wait();
+    b.buffer = kernels::unary(UnaryOp::mul_scalar, b.buffer, scale_);
     int64_t at = 0;
     for (const size_t i : b.params) {
       Variable p = params_[i];

@@ -12,6 +12,10 @@
 // the gradients. With MPI on CPUs the reduction mostly progresses at the wait; the overlap pays
 // with a backend that progresses on its own (NCCL on a separate stream, to come). The gradients
 // must be zeroed before each backward (a hook sees only that backward's gradient).
+//
+// Expert parallelism: the experts' shards are summed over the ranks holding the same shard (the
+// replicas) and divided by all the ranks (divide_by), since their gradients already sum the
+// tokens of every rank of their expert group.
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -23,8 +27,11 @@ namespace pit::train {
 
 class GradientAverager {
  public:
-  // Registers a hook on every parameter (leaves that require grad); inactive for one rank.
-  GradientAverager(const std::vector<Variable>& params, Communicator& comm, int64_t bucket_elements = 1 << 22);
+  // Registers a hook on every parameter (leaves that require grad). finish() leaves each gradient
+  // as its sum over the ranks of comm divided by divide_by (0: comm.size(), the mean); inactive
+  // when that changes nothing (one rank, divide_by 0 or 1).
+  GradientAverager(const std::vector<Variable>& params, Communicator& comm, int64_t bucket_elements = 1 << 22,
+                   int divide_by = 0);
   GradientAverager(const GradientAverager&) = delete;
   GradientAverager& operator=(const GradientAverager&) = delete;
   // After backward: every parameter's gradient is the mean over the ranks.
@@ -42,6 +49,8 @@ class GradientAverager {
 
   std::vector<Variable> params_;
   Communicator& comm_;
+  double scale_;  // 1 / divide_by
+  bool active_;
   std::vector<Bucket> buckets_;
   std::vector<size_t> bucket_of_;
   std::vector<uint8_t> final_;       // per parameter: its gradient of this backward is final

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/random.h"
 #include "trainer/checkpoint/checkpoint.h"
+#include "trainer/train/shards.h"
 
 namespace pit::train {
 namespace {
@@ -52,11 +53,14 @@ StateDict collect_run_state(int64_t step, const Config& config, const RunParts& 
   s.ints["rng/offset"] = static_cast<int64_t>(default_generator().offset());
   s.strings["config"] = config.resolved_yaml;
   s.strings["optimizer"] = p.optimizer.type_name();
+  gather_shards(s, p.model.sharded_parameters());  // expert shards: the whole, on every rank
   return s;
 }
 
-int64_t restore_run_state(const StateDict& s, const std::string& path, const Config& config,
+int64_t restore_run_state(const StateDict& whole, const std::string& path, const Config& config,
                           const RunParts& p) {
+  StateDict s = whole;
+  take_shards(s, p.model.sharded_parameters(), path);  // expert shards: this rank's rows
   PIT_CHECK(s.ints.count("step") == 1 && s.strings.count("config") == 1, "checkpoint ", path,
             " holds no pit-train run state (no step or config); resume from a checkpoint that "
             "pit-train wrote");

@@ -23,12 +23,13 @@ struct RunParts {
   data::Loader& train_data;
 };
 
-// The checkpoint of a run after `step` steps.
+// The checkpoint of a run after `step` steps. With expert parallelism every rank calls it: the
+// experts' shards are gathered whole (trainer/train/shards.h).
 StateDict collect_run_state(int64_t step, const Config& config, const RunParts& parts);
 
 // Restores `state` (loaded from `path`, named in errors) into the parts and returns its step.
 // The checkpoint must come from the same model and data settings as `config`; the error names
-// the keys that differ.
+// the keys that differ. Sharded parameters take this rank's rows of the saved whole.
 int64_t restore_run_state(const StateDict& state, const std::string& path, const Config& config,
                           const RunParts& parts);
 

@@ -22,6 +22,7 @@
 #include "trainer/train/moe_stats.h"
 #include "trainer/train/run_state.h"
 #include "trainer/train/setup.h"
+#include "trainer/train/shards.h"
 #include "trainer/train/sparse_stats.h"
 
 namespace pit::train {
@@ -74,13 +75,16 @@ struct Run {
   std::unique_ptr<optim::Optimizer> optimizer;
   std::optional<optim::LossScaler> scaler;
   bool lm;
+  bool lead = true;  // rank 0: prints, writes metrics and checkpoints
 
   RunParts parts() { return {*model, *optimizer, scaler, *train_data}; }
 
+  // With sharded experts every rank calls it (the shards are gathered); rank 0 writes.
   std::string save(int64_t step) {
     const auto t0 = std::chrono::steady_clock::now();
-    const auto path = save_checkpoint(c.checkpoint_dir(), step, collect_run_state(step, c, parts()),
-                                      static_cast<int>(c.checkpoint.keep));
+    StateDict state = collect_run_state(step, c, parts());
+    if (!lead) return "";
+    const auto path = save_checkpoint(c.checkpoint_dir(), step, state, static_cast<int>(c.checkpoint.keep));
     std::fprintf(out, "pit-train: checkpoint %s (%s, %.1f s)\n", path.string().c_str(),
                  format_bytes(static_cast<double>(std::filesystem::file_size(path))).c_str(),
                  seconds_since(t0));
@@ -155,13 +159,50 @@ Device data_parallel_device(Device device, const Communicator& comm) {
   return Device::cuda(comm.local_rank());
 }
 
-// Whether any rank was asked to stop (SIGINT / SIGTERM), so that all stop after the same step.
-bool stop_everywhere(Communicator& comm) {
-  if (comm.size() == 1) return g_stop.load();
-  Tensor flag = from_vector(std::vector<int64_t>{g_stop.load() ? 1 : 0}, {1});
+// How the ranks share the work: expert groups of parallel.expert consecutive ranks, each holding
+// every expert once (expert_comm), and the replicas of each shard across the groups
+// (replica_comm). Both null without expert parallelism.
+struct Layout {
+  int64_t expert = 1;
+  std::unique_ptr<Communicator> expert_comm, replica_comm;
+};
+
+Layout make_layout(const Config& c, Communicator& comm) {
+  Layout l;
+  l.expert = c.parallel.expert;
+  if (l.expert == 1) return l;
+  PIT_CHECK(comm.size() % l.expert == 0, "parallel.expert is ", l.expert, " but the run has ", comm.size(),
+            " rank(s); launch a multiple of ", l.expert, " processes (mpirun -np ", l.expert,
+            " ...), or set parallel.expert to a divisor of ", comm.size());
+  const int ep = static_cast<int>(l.expert), r = comm.rank();
+  l.expert_comm = comm.split(r / ep, r % ep);
+  l.replica_comm = comm.split(r % ep, r / ep);
+  return l;
+}
+
+void print_layout(std::FILE* out, const Config& c, const Communicator& comm, const Layout& l) {
+  if (comm.size() == 1) return;
+  std::fprintf(out, "pit-train: %d ranks (%s): data parallel, %lld of each batch's %lld examples per rank",
+               comm.size(), comm.backend(), static_cast<long long>(c.data.batch_size / comm.size()),
+               static_cast<long long>(c.data.batch_size));
+  if (l.expert > 1)
+    std::fprintf(out, "; experts sharded over groups of %lld ranks (%lld of %lld experts per rank per MoE layer, %d "
+                      "replica(s) of each)",
+                 static_cast<long long>(l.expert), static_cast<long long>(c.model.experts / l.expert),
+                 static_cast<long long>(c.model.experts), comm.size() / static_cast<int>(l.expert));
+  std::fprintf(out, "\n");
+}
+
+// Whether `mine` holds on any rank.
+bool any_rank(Communicator& comm, bool mine) {
+  if (comm.size() == 1) return mine;
+  Tensor flag = from_vector(std::vector<int64_t>{mine ? 1 : 0}, {1});
   comm.all_reduce(flag, ReduceOp::max);
   return flag.to_vector<int64_t>()[0] != 0;
 }
+
+// Whether any rank was asked to stop (SIGINT / SIGTERM), so that all stop after the same step.
+bool stop_everywhere(Communicator& comm) { return any_rank(comm, g_stop.load()); }
 
 }  // namespace
 
@@ -175,12 +216,16 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   TrainOptions opt = opt_in;
   if (!lead) opt.out = quiet.sink();
   const Device device = data_parallel_device(resolve_device(c), comm);
+  const Layout layout = make_layout(c, comm);  // before the model, which keeps its communicators
   Run r{c, opt.out, device, resolve_compute_dtype(c, device, opt.out), nullptr, nullptr, nullptr, nullptr,
-        std::nullopt, c.model.kind == ModelKind::transformer};
+        std::nullopt, c.model.kind == ModelKind::transformer, lead};
   manual_seed(static_cast<uint64_t>(c.run.seed));  // the same model and dropout draws on every rank
   r.train_data = make_train_loader(c, comm.rank(), comm.size());
   r.valid_data = make_valid_loader(c);
-  r.model = nn::make_model(model_options(c, *r.train_data, r.compute));
+  nn::ModelOptions model = model_options(c, *r.train_data, r.compute);
+  model.expert_comm = layout.expert_comm.get();
+  r.model = nn::make_model(model);
+  const bool sharded = layout.expert_comm != nullptr;  // then every rank evaluates and saves alike
   SparseStats sparsity(c, *r.model, &comm);  // sparse layers, before the move and the optimizer
   r.model->to(device);
   r.optimizer = make_optimizer(c, *r.model);
@@ -204,16 +249,23 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
             "; raise run.steps to train further");
   MetricsLog metrics(lead ? c.metrics_file() : "", opt.resume ? step : -1);
   print_header(r, step);
-  if (comm.size() > 1)
-    std::fprintf(opt.out, "pit-train: data parallel over %d ranks (%s): %lld of each batch's %lld examples per rank\n",
-                 comm.size(), comm.backend(), static_cast<long long>(c.data.batch_size / comm.size()),
-                 static_cast<long long>(c.data.batch_size));
+  print_layout(opt.out, c, comm, layout);
   sparsity.print_header(opt.out);
 
   StopSignals signals;
   TrainResult result;
   const std::vector<Variable> params = r.model->parameters();
-  GradientAverager averager(params, comm);  // data parallel: all-reduces buckets as backward finishes them
+  const ParameterSplit split = split_parameters(*r.model);
+  // Data parallel: all-reduces buckets as backward finishes them. The experts' shards already sum
+  // their group's tokens: summed over their replicas and divided by every rank.
+  GradientAverager averager(split.replicated, comm);
+  std::unique_ptr<GradientAverager> expert_averager;
+  if (sharded)
+    expert_averager = std::make_unique<GradientAverager>(split.sharded, *layout.replica_comm, int64_t{1} << 22, comm.size());
+  const auto average = [&] {
+    averager.finish();
+    if (expert_averager) expert_averager->finish();
+  };
   const int64_t units = c.data.batch_size * (r.lm ? c.data.seq_len : 1);  // tokens or images per step
   const int width = static_cast<int>(std::to_string(c.run.steps).size());
   Tensor loss_sum, grad_norm;  // on the device: read once per logging window
@@ -233,14 +285,20 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
     bool overflow = false;
     if (r.scaler) {
       r.scaler->scale_loss(objective).backward();
-      averager.finish();  // an overflow on any rank reaches every rank's gradients
+      average();  // an overflow on any rank reaches every replicated gradient
       overflow = r.scaler->unscale_and_check(params);
+      if (sharded) overflow = any_rank(comm, overflow);  // and one in an expert shard, every rank
     } else {
       objective.backward();
-      averager.finish();
+      average();
     }
     if (!overflow) {
-      grad_norm = c.optim.grad_clip > 0 ? optim::clip_grad_norm(params, c.optim.grad_clip) : Tensor();
+      if (c.optim.grad_clip > 0) {
+        grad_norm = sharded ? global_grad_norm(split) : optim::grad_norm(params);  // the same on every rank
+        optim::clip_grads_to_norm(params, grad_norm, c.optim.grad_clip);
+      } else {
+        grad_norm = Tensor();
+      }
       r.optimizer->step(lr);
     } else {
       ++skipped;
@@ -284,8 +342,10 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
     }
     // Evaluations and checkpoints are left out of the throughput window.
     const auto pause_start = std::chrono::steady_clock::now();
-    if (lead && !last && c.run.eval_every > 0 && step % c.run.eval_every == 0) r.eval(step, c.run.eval_batches, metrics);
-    if (lead && !last && c.checkpoint.every > 0 && step % c.checkpoint.every == 0) result.checkpoint = r.save(step);
+    if ((lead || sharded) && !last && c.run.eval_every > 0 && step % c.run.eval_every == 0)
+      r.eval(step, c.run.eval_batches, metrics);
+    if ((lead || sharded) && !last && c.checkpoint.every > 0 && step % c.checkpoint.every == 0)
+      result.checkpoint = r.save(step);
     window_start += std::chrono::steady_clock::now() - pause_start;
   }
 
@@ -297,7 +357,7 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
     // The final evaluation covers run.final_eval_batches batches (0: the whole validation set),
     // on rank 0; the others learn its result.
     Tensor e = zeros({2}, DType::f64);
-    if (lead) {
+    if (lead || sharded) {  // sharded experts: every rank runs the same batches together
       const EvalResult er = r.eval(step, c.run.final_eval_batches, metrics);
       e = from_vector(std::vector<double>{er.loss, er.accuracy}, {2});
     }
@@ -305,7 +365,7 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
     result.eval_loss = e.to_vector<double>()[0];
     result.eval_accuracy = e.to_vector<double>()[1];
   }
-  if (lead && step > first_step) result.checkpoint = r.save(step);
+  if ((lead || sharded) && step > first_step) result.checkpoint = r.save(step);
   std::fprintf(opt.out, "pit-train: %lld steps in %s\n", static_cast<long long>(step - first_step),
                format_duration(seconds_since(run_start)).c_str());
   return result;

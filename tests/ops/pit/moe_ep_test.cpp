@@ -2,7 +2,9 @@
 // as one process and once under `mpirun -np 2`. Every rank builds the whole problem (all tokens,
 // all experts) from one seed, runs the reference moe_ffn on all of it, then the expert-parallel
 // layer on its own tokens and experts, and checks its share: outputs, and the gradients of its
-// tokens, gates and experts (an expert's gradient sums every rank's tokens routed to it).
+// tokens, gates and experts (an expert's gradient sums every rank's tokens routed to it). The
+// CUDA variant (f32, the dispatch index built on the GPU) runs as one process in ctest; on a
+// machine with a GPU per rank: mpirun -np 2 test_pit_moe_ep --gtest_filter='*Cuda*'.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -12,6 +14,7 @@
 #include "core/comm.h"
 #include "ops/functional.h"
 #include "ops/pit/moe_ep.h"
+#include "tests/gpu.h"
 #include "tests/ops/check.h"
 #include "tests/ops/pit/sparse_data.h"
 
@@ -40,8 +43,9 @@ Tensor routing(Routing r, int64_t tokens, int64_t k, int64_t experts, uint64_t s
 
 Tensor rows(const Tensor& t, int64_t begin, int64_t end) { return t.slice(0, begin, end).contiguous(); }
 
-TEST(MoeExpertParallel, EqualsTheSingleProcessLayer) {
+void expect_single_process_results(Device dev, DType dtype) {
   Communicator& comm = world();
+  const double tol = dtype == DType::f64 ? 1e-12 : 2e-5;
   const int64_t ranks = comm.size(), r = comm.rank();
   const int64_t per_rank = 13, d = 6, ffn = 10, local = 2, experts = local * ranks;
   const int64_t tokens = per_rank * ranks;
@@ -50,12 +54,12 @@ TEST(MoeExpertParallel, EqualsTheSingleProcessLayer) {
     // k = 1 with every token on expert 0: the other ranks' experts receive nothing at all.
     const std::string what = std::string(routing_kind == Routing::uniform ? "uniform" : routing_kind == Routing::with_drops ? "drops" : "skewed") +
                              " top-" + std::to_string(k);
-    const Tensor x = test::dense_random({tokens, d}, 1, DType::f64);
-    const Tensor gates = test::dense_random({tokens, k}, 2, DType::f32);
-    const Tensor w1 = test::dense_random({experts, ffn, d}, 3, DType::f64);
-    const Tensor w2 = test::dense_random({experts, d, ffn}, 4, DType::f64);
-    const Tensor dy = test::dense_random({tokens, d}, 5, DType::f64);
-    const Tensor ids = routing(routing_kind, tokens, k, experts, 6);
+    const Tensor x = test::dense_random({tokens, d}, 1, dtype).to(dev);
+    const Tensor gates = test::dense_random({tokens, k}, 2, DType::f32).to(dev);
+    const Tensor w1 = test::dense_random({experts, ffn, d}, 3, dtype).to(dev);
+    const Tensor w2 = test::dense_random({experts, d, ffn}, 4, dtype).to(dev);
+    const Tensor dy = test::dense_random({tokens, d}, 5, dtype).to(dev);
+    const Tensor ids = routing(routing_kind, tokens, k, experts, 6).to(dev);
 
     Variable xr(x, true), gr(gates, true), w1r(w1, true), w2r(w2, true);
     ops::moe_ffn(xr, ids, gr, w1r, w2r).backward(dy);
@@ -67,14 +71,24 @@ TEST(MoeExpertParallel, EqualsTheSingleProcessLayer) {
     y.backward(rows(dy, t0, t1));
 
     const Tensor y_ref = ops::moe_ffn(Variable(x), ids, Variable(gates), Variable(w1), Variable(w2)).data();
-    test::expect_close(y.data(), rows(y_ref, t0, t1), 1e-12, 1e-12, what + " y");
-    test::expect_close(xe.grad(), rows(xr.grad(), t0, t1), 1e-12, 1e-12, what + " dx");
+    EXPECT_EQ(y.data().device(), dev);
+    test::expect_close(y.data(), rows(y_ref, t0, t1), tol, tol, what + " y");
+    test::expect_close(xe.grad(), rows(xr.grad(), t0, t1), tol, tol, what + " dx");
     test::expect_close(ge.grad(), rows(gr.grad(), t0, t1), 1e-5, 1e-5, what + " dgates");
-    const auto local_grad = [&](const Variable& v, const Tensor& like) { return v.grad().defined() ? v.grad() : zeros(like.shape(), like.dtype()); };
-    test::expect_close(local_grad(w1e, w1e.data()), rows(w1r.grad(), r * local, (r + 1) * local), 1e-12, 1e-12, what + " dW1");
-    test::expect_close(local_grad(w2e, w2e.data()), rows(w2r.grad(), r * local, (r + 1) * local), 1e-12, 1e-12, what + " dW2");
+    const auto local_grad = [&](const Variable& v, const Tensor& like) {
+      return v.grad().defined() ? v.grad() : zeros(like.shape(), like.dtype(), like.device());
+    };
+    test::expect_close(local_grad(w1e, w1e.data()), rows(w1r.grad(), r * local, (r + 1) * local), tol, tol, what + " dW1");
+    test::expect_close(local_grad(w2e, w2e.data()), rows(w2r.grad(), r * local, (r + 1) * local), tol, tol, what + " dW2");
     comm.barrier();
   }
+}
+
+TEST(MoeExpertParallel, EqualsTheSingleProcessLayer) { expect_single_process_results(Device::cpu(), DType::f64); }
+
+TEST(MoeExpertParallel, CudaEqualsTheSingleProcessLayer) {
+  PIT_REQUIRE_CUDA();
+  expect_single_process_results(Device::cuda(world().local_rank() % cuda_device_count()), DType::f32);
 }
 
 }  // namespace

@@ -123,7 +123,7 @@ TEST_F(trainer_config_errors, UnknownKeySuggestsTheNearestAndListsTheSection) {
 TEST_F(trainer_config_errors, UnknownSection) {
   expect_error_contains(loading(std::string(kMinimal) + "optm:\n  lr: 0.1\n"),
                         at(9, 1) + ": unknown section \"optm\"; did you mean \"optim\"? (sections: "
-                                   "run, data, model, optim, schedule, precision, checkpoint, metrics, sparse)");
+                                   "run, data, model, optim, schedule, precision, checkpoint, metrics, sparse, parallel)");
   expect_error_contains(loading(std::string(kMinimal) + "batch_size: 8\n"),
                         at(9, 1) + ": unknown section \"batch_size\"; batch_size is a key of data: and goes "
                                    "inside that section (sections: run, data,");

@@ -6,76 +6,23 @@
 // the ranks must resume in one process.
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <string>
-#include <vector>
-
-#include <unistd.h>
 
 #include "core/comm.h"
-#include "core/tensor.h"
+#include "tests/trainer/train/rank_runs.h"
 #include "trainer/checkpoint/checkpoint.h"
-#include "trainer/config/config.h"
-#include "trainer/data/formats.h"
 #include "trainer/train/trainer.h"
 
 namespace pit::train {
 namespace {
 
 namespace fs = std::filesystem;
+using test::expect_close;
 
-class DataParallelTest : public ::testing::Test {
- protected:
-  // One folder for all ranks, named by rank 0's pid; rank 0 writes the data files into it.
-  void SetUp() override {
-    Communicator& comm = world();
-    Tensor id = from_vector(std::vector<int64_t>{static_cast<int64_t>(::getpid())}, {1});
-    comm.broadcast(id, 0);
-    dir_ = fs::temp_directory_path() / ("pit_dp_test_" + std::to_string(id.to_vector<int64_t>()[0]) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    if (comm.rank() == 0) {
-      fs::remove_all(dir_);
-      fs::create_directories(dir_);
-      write_tokens("train.h5", 3000);
-      write_tokens("valid.h5", 600);
-    }
-    comm.barrier();
-    log_ = std::tmpfile();
-  }
-  void TearDown() override {
-    std::fclose(log_);
-    world().barrier();
-    if (world().rank() == 0) fs::remove_all(dir_);
-  }
-
-  void write_tokens(const std::string& name, int64_t n) {
-    Tensor tokens = Tensor::empty({n}, DType::u8);
-    for (int64_t i = 0; i < n; ++i) tokens.data<uint8_t>()[i] = static_cast<uint8_t>((i * 3 + i / 7) % 16);
-    data::write_token_file((dir_ / name).string(), tokens, 16);
-  }
-
-  // A small LM without dropout (each rank draws the same dropout masks for different rows, which
-  // one process cannot reproduce), global batch 4.
-  Config lm(const std::string& run, int64_t steps, const std::string& extra = "") const {
-    const std::string yaml =
-        "run: {name: dp, steps: " + std::to_string(steps) + ", log_every: 5, eval_every: 0, out_dir: " +
-        (dir_ / run).string() + "}\n"
-        "data: {kind: tokens, train: " + (dir_ / "train.h5").string() + ", valid: " + (dir_ / "valid.h5").string() +
-        ", batch_size: 4, seq_len: 16}\n"
-        "model: {kind: transformer, vocab_size: 16, d_model: 32, n_layers: 1, n_heads: 2, d_ff: 64, dropout: 0}\n"
-        "optim: {lr: 1.0e-2}\nschedule: {warmup_steps: 2}\ncheckpoint: {every: 10, keep: 3}\n" + extra;
-    return config_from_yaml(yaml, "dp.yaml");
-  }
-
-  fs::path dir_;
-  std::FILE* log_ = nullptr;
-};
-
-void expect_close(double got, double want, const char* what) {
-  EXPECT_NEAR(got, want, 1e-4 * std::abs(want)) << what;
-}
+class DataParallelTest : public test::RankRunTest {};
+// Only on two or more ranks (the single-process registration filters these out).
+class DataParallelRanksTest : public test::RankRunTest {};
 
 TEST_F(DataParallelTest, LossesEqualOneProcessWithTheSameGlobalBatch) {
   Communicator& comm = world();
@@ -87,9 +34,7 @@ TEST_F(DataParallelTest, LossesEqualOneProcessWithTheSameGlobalBatch) {
       const auto one_process = make_single_communicator();
       const TrainResult one = train(lm(extra.empty() ? "one" : "one_rigl", 20, extra), {.out = log_, .comm = one_process.get()});
       SCOPED_TRACE(extra.empty() ? "dense" : "RigL");
-      expect_close(dp.last_train_loss, one.last_train_loss, "train loss");
-      expect_close(dp.eval_loss, one.eval_loss, "eval loss");
-      EXPECT_LT(dp.eval_loss, 2.0);  // it learned (ln 16 = 2.77 at the start)
+      test::expect_same_run(dp, one);
     }
     comm.barrier();
   }
@@ -109,11 +54,11 @@ TEST_F(DataParallelTest, ACheckpointOfTheRanksResumesInOneProcess) {
   comm.barrier();
 }
 
-TEST_F(DataParallelTest, TheGlobalBatchMustSplitOverTheRanks) {
+TEST_F(DataParallelRanksTest, TheGlobalBatchMustSplitOverTheRanks) {
   Communicator& comm = world();
-  if (comm.size() == 1) GTEST_SKIP() << "one process: every batch splits";
+  ASSERT_GT(comm.size(), 1) << "registered to run under mpirun";
   const Config c = config_from_yaml(
-      "run: {name: dp, steps: 2, out_dir: " + (dir_ / "odd").string() + "}\n"
+      "run: {name: dp, device: cpu, steps: 2, out_dir: " + (dir_ / "odd").string() + "}\n"
       "data: {kind: tokens, train: " + (dir_ / "train.h5").string() + ", valid: " + (dir_ / "valid.h5").string() +
       ", batch_size: " + std::to_string(comm.size() + 1) + ", seq_len: 16}\n"
       "model: {kind: transformer, vocab_size: 16, d_model: 32, n_layers: 1, n_heads: 2, d_ff: 64}\n",
