@@ -166,6 +166,20 @@ Tensor Communicator::all_to_all_known(const Tensor& t, const std::vector<int64_t
   return exchange_rows(t, send_rows, recv_rows);
 }
 
+double Communicator::default_comm_timeout() {
+  const char* v = std::getenv("PIT_COMM_TIMEOUT");
+  if (v == nullptr || *v == '\0') return 600.0;
+  char* end = nullptr;
+  const double s = std::strtod(v, &end);
+  PIT_CHECK(*end == '\0' && s >= 0.0, "PIT_COMM_TIMEOUT=\"", v, "\" is not a number of seconds >= 0 (0: wait forever)");
+  return s;
+}
+
+void Communicator::set_timeout(double seconds) {
+  PIT_CHECK(seconds >= 0.0, "set_timeout: ", seconds, " seconds; give a number >= 0 (0: wait forever)");
+  timeout_ = seconds;
+}
+
 std::string Communicator::describe() const {
   std::ostringstream os;
   os << backend() << ", rank " << rank() << " of " << size() << " (local " << local_rank() << ")";

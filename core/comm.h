@@ -74,7 +74,16 @@ class Communicator {
 
   std::string describe() const;  // "mpi, rank 1 of 4 (local 1)"
 
+  // Seconds a collective waits for the other ranks before it throws naming this rank and the
+  // collective (0: forever). Default: PIT_COMM_TIMEOUT, else 600. MPI enforces it on every call
+  // (and so on what NCCL does through MPI); NCCL's own device work is not timed.
+  double timeout() const { return timeout_; }
+  virtual void set_timeout(double seconds);
+
  protected:
+  double timeout_ = default_comm_timeout();
+  static double default_comm_timeout();
+
   // The counts each rank will send here (one small exchange).
   virtual std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send_rows) = 0;
   // Moves the rows once both sides' counts are known (checked by the callers).

@@ -3,13 +3,21 @@
 // converted back); the other collectives move bytes. CUDA tensors are staged through the host.
 // Before each collective the ranks compare the tensor's shape and dtype (one small all_reduce),
 // so that a mismatch fails with both shapes named instead of corrupting data or hanging.
+// Every collective is started non-blocking and polled until it completes or the communicator's
+// timeout passes (Communicator::timeout, PIT_COMM_TIMEOUT): then this rank throws, naming itself
+// and the collective, instead of hanging; the abandoned operation keeps its buffers (leaked: MPI
+// may still write them if the other ranks arrive later).
 // The C API only: OpenMPI and MPICH would otherwise pull in their deprecated C++ bindings.
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
+#include <chrono>
 #include <climits>
 #include <cstdlib>
+#include <mutex>
+#include <sstream>
+#include <thread>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -19,6 +27,21 @@
 
 namespace pit::comm_detail {
 namespace {
+
+// An MPI operation in flight and everything it reads or writes until it completes.
+struct InFlight {
+  std::vector<MPI_Request> requests;
+  std::vector<Tensor> buffers;
+  std::vector<std::vector<int>> counts;  // all_to_all's counts and displacements
+};
+
+// Operations abandoned by a timeout: never freed (MPI may still complete them).
+void abandon(InFlight&& op) {
+  static std::mutex mu;
+  static std::vector<InFlight>* kept = new std::vector<InFlight>();
+  const std::lock_guard<std::mutex> lock(mu);
+  kept->push_back(std::move(op));
+}
 
 class MpiCommunicator final : public Communicator {
  public:
@@ -64,10 +87,13 @@ class MpiCommunicator final : public Communicator {
   void all_reduce(Tensor& t, ReduceOp op) override {
     PIT_CHECK(t.defined(), where(), "all_reduce: undefined tensor");
     same_everywhere(t, "all_reduce");
+    InFlight f;
     Tensor h = reducible(t);
+    f.buffers.push_back(h);
     reduce_chunks(h, op, [&](void* p, int n, MPI_Datatype type, MPI_Op mop) {
-      return MPI_Allreduce(MPI_IN_PLACE, p, n, type, mop, comm_);
+      return MPI_Iallreduce(MPI_IN_PLACE, p, n, type, mop, comm_, &next(f));
     }, "all_reduce");
+    complete(std::move(f), "all_reduce");
     if (op == ReduceOp::mean) divide(h, "all_reduce");
     t.copy_(h);
   }
@@ -79,9 +105,9 @@ class MpiCommunicator final : public Communicator {
     auto req = std::make_unique<MpiRequest>(*this, t, op);
     Tensor& h = req->host;
     h = reducible(t);
+    req->pending.buffers.push_back(h);
     reduce_chunks(h, op, [&](void* p, int n, MPI_Datatype type, MPI_Op mop) {
-      req->pending.emplace_back();
-      return MPI_Iallreduce(MPI_IN_PLACE, p, n, type, mop, comm_, &req->pending.back());
+      return MPI_Iallreduce(MPI_IN_PLACE, p, n, type, mop, comm_, &next(req->pending));
     }, "all_reduce_start");
     return req;
   }
@@ -91,7 +117,10 @@ class MpiCommunicator final : public Communicator {
     PIT_CHECK(root >= 0 && root < size_, where(), "broadcast: root ", root, " is not a rank (0 .. ", size_ - 1, ")");
     same_everywhere(t, "broadcast");
     Tensor h = host(t);
-    check(MPI_Bcast(h.data_ptr(), byte_count(h, "broadcast"), MPI_BYTE, root, comm_), "broadcast");
+    InFlight f;
+    f.buffers.push_back(h);
+    check(MPI_Ibcast(h.data_ptr(), byte_count(h, "broadcast"), MPI_BYTE, root, comm_, &next(f)), "broadcast");
+    complete(std::move(f), "broadcast");
     t.copy_(h);
   }
 
@@ -103,31 +132,49 @@ class MpiCommunicator final : public Communicator {
     shape[0] *= size_;
     Tensor out = Tensor::empty(shape, t.dtype());
     const int n = byte_count(h, "all_gather");
-    check(MPI_Allgather(h.data_ptr(), n, MPI_BYTE, out.data_ptr(), n, MPI_BYTE, comm_), "all_gather");
+    InFlight f;
+    f.buffers = {h, out};
+    check(MPI_Iallgather(h.data_ptr(), n, MPI_BYTE, out.data_ptr(), n, MPI_BYTE, comm_, &next(f)), "all_gather");
+    complete(std::move(f), "all_gather");
     return out.to(t.device());
   }
 
   Tensor reduce_scatter(const Tensor& t, ReduceOp op) override {
     check_scatter(t, size_);
     same_everywhere(t, "reduce_scatter");
-    // The reduction of every row on every rank (all_reduce), then this rank's share: simple and
-    // exact; a dedicated MPI_Reduce_scatter_block halves the traffic (to do with the NCCL backend).
-    Tensor all = t.clone();
-    all_reduce(all, op);
-    const int64_t n = t.size(0) / size_;
-    return all.slice(0, rank_ * n, (rank_ + 1) * n).clone();
+    const Tensor h = reducible(t);
+    Shape shape = t.shape();
+    shape[0] /= size_;
+    Tensor out = Tensor::empty(shape, h.dtype());
+    InFlight f;
+    f.buffers = {h, out};
+    const int64_t n = out.numel();
+    PIT_CHECK(n <= INT_MAX, where(), "reduce_scatter: ", n, " elements a rank in one MPI call; at most 2^31 - 1");
+    reduce_chunks(out, op, [&](void*, int, MPI_Datatype type, MPI_Op mop) {  // one chunk: n fits
+      return MPI_Ireduce_scatter_block(h.data_ptr(), out.data_ptr(), static_cast<int>(n), type, mop, comm_, &next(f));
+    }, "reduce_scatter");
+    complete(std::move(f), "reduce_scatter");
+    if (op == ReduceOp::mean) divide(out, "reduce_scatter");
+    return out.to(t.device(), t.dtype());
   }
 
   std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send_rows) override {
-    std::vector<int64_t> from(static_cast<size_t>(size_));
-    check(MPI_Alltoall(send_rows.data(), 1, MPI_INT64_T, from.data(), 1, MPI_INT64_T, comm_), "all_to_all counts");
-    return from;
+    InFlight f;
+    f.buffers = {from_vector(send_rows, {size_}), Tensor::empty({size_}, DType::i64)};
+    check(MPI_Ialltoall(f.buffers[0].data_ptr(), 1, MPI_INT64_T, f.buffers[1].data_ptr(), 1, MPI_INT64_T, comm_,
+                        &next(f)),
+          "all_to_all counts");
+    const Tensor from = f.buffers[1];
+    complete(std::move(f), "all_to_all counts");
+    return from.to_vector<int64_t>();
   }
 
   Tensor exchange_rows(const Tensor& t, const std::vector<int64_t>& send_rows, const std::vector<int64_t>& from) override {
     const Tensor h = host(t);
     const int64_t row_bytes = row_bytes_of(t);
-    std::vector<int> scount(static_cast<size_t>(size_)), sdispl(scount.size()), rcount(scount.size()), rdispl(scount.size());
+    InFlight f;
+    f.counts.assign(4, std::vector<int>(static_cast<size_t>(size_)));
+    std::vector<int>&scount = f.counts[0], &sdispl = f.counts[1], &rcount = f.counts[2], &rdispl = f.counts[3];
     int64_t soff = 0, roff = 0;
     for (size_t p = 0; p < scount.size(); ++p) {
       scount[p] = as_int(send_rows[p] * row_bytes, "all_to_all");
@@ -140,19 +187,27 @@ class MpiCommunicator final : public Communicator {
     Shape shape = t.shape();
     shape[0] = std::accumulate(from.begin(), from.end(), int64_t{0});
     Tensor out = Tensor::empty(shape, t.dtype());
-    check(MPI_Alltoallv(h.data_ptr(), scount.data(), sdispl.data(), MPI_BYTE, out.data_ptr(), rcount.data(),
-                        rdispl.data(), MPI_BYTE, comm_),
+    f.buffers = {h, out};
+    check(MPI_Ialltoallv(h.data_ptr(), scount.data(), sdispl.data(), MPI_BYTE, out.data_ptr(), rcount.data(),
+                         rdispl.data(), MPI_BYTE, comm_, &next(f)),
           "all_to_all");
+    complete(std::move(f), "all_to_all");
     return out.to(t.device());
   }
 
-  void barrier() override { check(MPI_Barrier(comm_), "barrier"); }
+  void barrier() override {
+    InFlight f;
+    check(MPI_Ibarrier(comm_, &next(f)), "barrier");
+    complete(std::move(f), "barrier");
+  }
 
   std::unique_ptr<Communicator> split(int color, int key) override {
     PIT_CHECK(color >= 0, where(), "split: the color must be >= 0, got ", color);
     MPI_Comm part = MPI_COMM_NULL;
     check(MPI_Comm_split(comm_, color, key, &part), "split");
-    return std::make_unique<MpiCommunicator>(part, local_rank_);
+    auto out = std::make_unique<MpiCommunicator>(part, local_rank_);
+    out->set_timeout(timeout());
+    return out;
   }
 
  private:
@@ -224,24 +279,56 @@ class MpiCommunicator final : public Communicator {
   // Every rank must pass the same shape and dtype: compared through one small all_reduce of
   // (numel, dims, dtype) and their negations under MAX.
   void same_everywhere(const Tensor& t, const char* what) const {
-    std::vector<int64_t> sig = shape_signature(t);
-    check(MPI_Allreduce(MPI_IN_PLACE, sig.data(), static_cast<int>(sig.size()), MPI_INT64_T, MPI_MAX, comm_), what);
-    check_same_signature(sig, t, what, where());
+    const std::vector<int64_t> mine = shape_signature(t);
+    InFlight f;
+    f.buffers.push_back(from_vector(mine, {static_cast<int64_t>(mine.size())}));
+    const Tensor sig = f.buffers[0];
+    check(MPI_Iallreduce(MPI_IN_PLACE, sig.data_ptr(), static_cast<int>(mine.size()), MPI_INT64_T, MPI_MAX, comm_,
+                         &next(f)),
+          what);
+    complete(std::move(f), what);
+    check_same_signature(sig.to_vector<int64_t>(), t, what, where());
+  }
+
+  static MPI_Request& next(InFlight& f) {
+    f.requests.push_back(MPI_REQUEST_NULL);
+    return f.requests.back();
+  }
+
+  // Polls f's requests until they complete; past the timeout, abandons them and throws.
+  void complete(InFlight&& f, const char* what) const {
+    const auto start = std::chrono::steady_clock::now();
+    const double limit = timeout();
+    for (int64_t polls = 0;; ++polls) {
+      int done = 0;
+      check(MPI_Testall(static_cast<int>(f.requests.size()), f.requests.data(), &done, MPI_STATUSES_IGNORE), what);
+      if (done) return;
+      if (polls > 1000) std::this_thread::sleep_for(std::chrono::microseconds(20));  // past a short spin
+      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (limit > 0 && waited > limit) {
+        abandon(std::move(f));
+        std::ostringstream s;
+        s << limit;
+        PIT_THROW(where(), "MPI ", what, " did not complete within ", s.str(),
+                  " s: another rank has not reached it (stuck, or it died: see the other ranks' output), or "
+                  "this step is slower than that on some rank; raise PIT_COMM_TIMEOUT (seconds; 0 waits forever)");
+      }
+    }
   }
 
   // A started all_reduce: the host buffer in flight, its MPI requests, and where the result goes.
   struct MpiRequest final : Request {
     MpiRequest(MpiCommunicator& c, Tensor& target, ReduceOp reduce) : comm(c), out(target), op(reduce) {}
     void wait() override {
-      for (MPI_Request& r : pending) comm.check(MPI_Wait(&r, MPI_STATUS_IGNORE), "all_reduce_start wait");
-      pending.clear();
+      comm.complete(std::move(pending), "all_reduce_start (wait)");
+      pending = InFlight();
       if (op == ReduceOp::mean) comm.divide(host, "all_reduce_start");
       out.copy_(host);
     }
     MpiCommunicator& comm;
     Tensor out, host;
     ReduceOp op;
-    std::vector<MPI_Request> pending;
+    InFlight pending;
   };
 
   MPI_Comm comm_ = MPI_COMM_WORLD;

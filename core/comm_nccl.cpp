@@ -33,7 +33,9 @@ ncclRedOp_t nccl_op(ReduceOp op) {
 
 class NcclCommunicator final : public Communicator {
  public:
-  explicit NcclCommunicator(std::unique_ptr<Communicator> host) : host_(std::move(host)) {}
+  explicit NcclCommunicator(std::unique_ptr<Communicator> host) : host_(std::move(host)) {
+    timeout_ = host_->timeout();
+  }
   ~NcclCommunicator() override {
     for (auto& [device, d] : devices_) {
       cudaSetDevice(device);
@@ -123,6 +125,10 @@ class NcclCommunicator final : public Communicator {
   }
 
   void barrier() override { host_->barrier(); }
+  void set_timeout(double seconds) override {
+    Communicator::set_timeout(seconds);
+    host_->set_timeout(seconds);
+  }
 
   std::unique_ptr<Communicator> split(int color, int key) override {
     return std::make_unique<NcclCommunicator>(host_->split(color, key));

@@ -6,7 +6,10 @@
 // several GPUs, `mpirun -np 2 test_core_comm --gtest_filter='CommNccl*'` (docs/DISTRIBUTED.md).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "core/comm.h"
@@ -196,6 +199,30 @@ TEST(Comm, CudaTensorsThroughTheWorld) {
   started_all_reduces_finish_at_the_wait(world(), dev);
   broadcast_gather_scatter(world(), dev);
   all_to_all_with_uneven_counts(world(), dev);
+}
+
+// Rank 0 waits at a barrier that rank 1 reaches only after the timeout: rank 0 throws naming
+// itself and the collective; rank 1's late barrier completes the one rank 0 abandoned, and the
+// ranks go on in step. (Two ranks or more: registered only under mpirun.)
+TEST(CommRanksTest, ATimeoutNamesTheRankAndTheCollective) {
+  Communicator& c = world();
+  ASSERT_GT(c.size(), 1) << "registered to run under mpirun";
+  c.barrier();
+  const double before = c.timeout();
+  c.set_timeout(0.5);
+  if (c.rank() == 0) {
+    test::expect_error_contains([&] { c.barrier(); },
+                                "rank 0 of " + std::to_string(c.size()) + ": MPI barrier did not complete within 0.5 s");
+  } else {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    c.barrier();
+  }
+  c.set_timeout(before);
+  c.barrier();
+  Tensor t = rows_of(1, c.rank());
+  c.all_reduce(t, ReduceOp::sum);  // still in step
+  EXPECT_EQ(values(t)[0], c.size() * (c.size() - 1) / 2.0);
+  test::expect_error_contains([&] { c.set_timeout(-1); }, "give a number >= 0");
 }
 
 TEST(Comm, ErrorsNameTheProblem) {
