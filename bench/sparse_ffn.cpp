@@ -9,9 +9,16 @@
 // PIT kernels against its dense path (W scattered to dense, cuBLAS, gradient gathered back) by
 // density: where SparseLinear's dense_path_from should sit on this GPU. Third: each GEMM of the
 // PIT path alone at 90% sparsity against cuBLAS on the dense weight, and the transposes.
+// Fourth: activation sparsity, the FFN's second GEMM y = h W2^T on a ReLU output h [8192, 16384]
+// with 90% or 99% zeros, forward and forward + backward (dh at h's non-zeros, dW2), as
+// nn::MLP's sparse_activation runs it (pit_matmul, planned by the planner with a PlanSite),
+// against the dense matmul; two patterns: zeros independent of each other (the worst case for
+// micro-tiles) and neurons with skewed firing rates (rate of neuron j ~ Beta(a, 1 - a) with
+// mean a, so many neurons rarely fire and a few often, as in trained ReLU LMs).
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -21,7 +28,9 @@
 #include "ops/functional.h"
 #include "ops/kernels.h"
 #include "ops/pit/compact.h"
+#include "ops/pit/detect.h"
 #include "ops/pit/gemm.h"
+#include "ops/pit/planner.h"
 #include "ops/pit/pit_ops.h"
 #include "trainer/nn/layers.h"
 #include "trainer/nn/sparse_linear.h"
@@ -94,6 +103,67 @@ struct Block {
 void write_line(std::FILE* md, const char* fmt, auto... args) {
   std::printf(fmt, args...);
   if (md) std::fprintf(md, fmt, args...);
+}
+
+// A ReLU output [tokens, ffn] on the GPU (bf16) with about `zeros` of its elements zero: each
+// element fires (a U(0, 1) value) with its neuron's rate; rates all 1 - zeros (`skewed` false) or
+// drawn from Beta(a, 1 - a), a = 1 - zeros. `*zero_fraction`: the zeros drawn.
+Tensor relu_output(double zeros, bool skewed, uint64_t seed, double* zero_fraction) {
+  const double a = 1.0 - zeros;
+  std::mt19937_64 gen(seed);
+  std::gamma_distribution<double> ga(a, 1.0), gb(1.0 - a, 1.0);
+  std::vector<double> rate(static_cast<size_t>(kFfn), a);
+  if (skewed)
+    for (double& r : rate) {
+      const double x = ga(gen), y = gb(gen);
+      r = x + y > 0 ? x / (x + y) : 0.0;
+    }
+  std::vector<float> h(static_cast<size_t>(kTokens * kFfn));
+  int64_t zero = 0;
+  for (int64_t t = 0; t < kTokens; ++t)
+    for (int64_t j = 0; j < kFfn; ++j) {
+      const size_t i = static_cast<size_t>(t * kFfn + j);
+      const bool fires = philox_uniform(seed, 2, i) < rate[static_cast<size_t>(j)];
+      h[i] = fires ? 0.5f + 0.5f * philox_uniform(seed, 3, i) : 0.f;
+      zero += fires ? 0 : 1;
+    }
+  *zero_fraction = static_cast<double>(zero) / static_cast<double>(h.size());
+  return from_vector(h, {kTokens, kFfn}).to(Device::cuda(), DType::bf16);
+}
+
+// The fourth table (see the top of the file).
+void activation_sparsity(std::FILE* md) {
+  write_line(md, "\n### Activation sparsity: the second GEMM y = h W2^T, h = ReLU output [%lld, %lld], W2 [%lld, %lld], bf16\n\n",
+             static_cast<long long>(kTokens), static_cast<long long>(kFfn), static_cast<long long>(kModel),
+             static_cast<long long>(kFfn));
+  write_line(md, "| h | zeros | 32x1 tiles non-zero | dense fwd ms | pit fwd ms | fwd speed-up | dense fwd+bwd ms | pit fwd+bwd ms | fwd+bwd speed-up |\n"
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  const Tensor w = random_on_gpu({kModel, kFfn}, 12, DType::bf16);
+  const Tensor dy = random_on_gpu({kTokens, kModel}, 13, DType::bf16);
+  for (const bool skewed : {false, true})
+    for (const double zeros : {0.9, 0.99}) {
+      double zero_fraction = 0;
+      const Tensor h = relu_output(zeros, skewed, 21, &zero_fraction);
+      const double tiles = static_cast<double>(sparse::count_micro_tiles(h, {sparse::MicroTile{32, 1}}).to(Device::cpu()).to_vector<int64_t>()[0]) /
+                           static_cast<double>(sparse::MicroTile{32, 1}.count_in(kTokens, kFfn));
+      sparse::PlanSite site;  // as a layer keeps it across steps
+      const auto pit = [&](bool backward) {
+        Variable hv(h, backward), wv(w, backward);
+        const Variable y = ops::pit_matmul(hv, ops::transpose(wv, 0, 1), {.site = &site});
+        if (backward) y.backward(dy);
+      };
+      const auto dense = [&](bool backward) {
+        Variable hv(h, backward), wv(w, backward);
+        const Variable y = ops::matmul(hv, ops::transpose(wv, 0, 1));
+        if (backward) y.backward(dy);
+      };
+      const auto [df, pf] = time_gpu_pair([&](int) { dense(false); }, [&](int) { pit(false); }, 3, 10);
+      const auto [db, pb] = time_gpu_pair([&](int) { dense(true); }, [&](int) { pit(true); }, 3, 10);
+      write_line(md, "| %s | %.1f%% | %.1f%% | %.3f | %.3f | %.2fx | %.3f | %.3f | %.2fx |\n",
+                 skewed ? "skewed neuron rates" : "independent zeros", 100.0 * zero_fraction, 100.0 * tiles,
+                 df.median_ms, pf.median_ms, df.median_ms / pf.median_ms, db.median_ms, pb.median_ms,
+                 db.median_ms / pb.median_ms);
+    }
 }
 
 }  // namespace
@@ -195,6 +265,7 @@ int run_sparse(const std::string& markdown_path) {
     write_line(md, "| %s | %.3f | %.3f | %.3f | %.3f | %.3f / %.3f / %.3f |\n", unit.str().c_str(), f, d, s, tr_ms, y_ms,
                dx_ms, dw_ms);
   }
+  activation_sparsity(md);
   if (md) std::fclose(md);
   return 0;
 }
