@@ -16,7 +16,7 @@ Tensor accumulate(const Tensor& sum, const Tensor& v) {
 
 }  // namespace
 
-MoeStats::MoeStats(const nn::Module& model) {
+MoeStats::MoeStats(const nn::Module& model, Communicator* comm) : comm_(comm) {
   if (const auto* lm = dynamic_cast<const nn::TransformerLM*>(&model)) layers_ = lm->moe_layers();
 }
 
@@ -39,18 +39,25 @@ Variable MoeStats::objective(const Variable& loss, double aux_coef, double z_coe
 std::string MoeStats::flush(MetricsRecord& rec, int64_t window) {
   if (!active() || !aux_sum_.defined()) return "";
   const double n = static_cast<double>(std::max<int64_t>(window, 1));
-  const double aux = aux_sum_.item<double>() / n, z = z_sum_.item<double>() / n;  // syncs
-  double lo = 0, hi = 0;
-  bool first = true;
-  int64_t dropped = 0;
+  // One host vector: the two window losses, the drops, then every layer's tokens per expert.
+  std::vector<double> v = {aux_sum_.item<double>() / n, z_sum_.item<double>() / n, 0.0};  // syncs
   for (const auto& layer : layers_) {
-    dropped += layer->last_routing().dropped;
-    const std::vector<float> counts = layer->last_routing().tokens_per_expert.to(Device::cpu()).to_vector<float>();
-    for (const float c : counts) {
-      lo = first ? c : std::min<double>(lo, c);
-      hi = first ? c : std::max<double>(hi, c);
-      first = false;
-    }
+    v[2] += static_cast<double>(layer->last_routing().dropped);
+    for (const float c : layer->last_routing().tokens_per_expert.to(Device::cpu()).to_vector<float>()) v.push_back(c);
+  }
+  if (comm_ && comm_->size() > 1) {
+    Tensor all = from_vector(v, {static_cast<int64_t>(v.size())});
+    comm_->all_reduce(all, ReduceOp::sum);
+    v = all.to_vector<double>();
+    v[0] /= comm_->size();
+    v[1] /= comm_->size();
+  }
+  const double aux = v[0], z = v[1];
+  const auto dropped = static_cast<int64_t>(v[2]);
+  double lo = 0, hi = 0;
+  for (size_t i = 3; i < v.size(); ++i) {
+    lo = i == 3 ? v[i] : std::min(lo, v[i]);
+    hi = i == 3 ? v[i] : std::max(hi, v[i]);
   }
   rec.add("moe_aux_loss", aux).add("moe_z_loss", z);
   rec.add("tokens_per_expert_min", static_cast<int64_t>(lo)).add("tokens_per_expert_max", static_cast<int64_t>(hi));

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/comm.h"
 #include "trainer/nn/module.h"
 #include "trainer/nn/moe.h"
 #include "trainer/train/metrics.h"
@@ -13,7 +14,10 @@ namespace pit::train {
 
 class MoeStats {
  public:
-  explicit MoeStats(const nn::Module& model);  // no MoE layers (or not a transformer): inactive
+  // No MoE layers (or not a transformer): inactive. With `comm` (several ranks) every rank must
+  // flush at the same steps: the metrics are those of the global batch (losses averaged over the
+  // ranks, tokens per expert and drops summed).
+  explicit MoeStats(const nn::Module& model, Communicator* comm = nullptr);
   bool active() const { return !layers_.empty(); }
   // loss + aux_coef * (sum over layers of the load-balancing loss) + z_coef * (sum of the router
   // z-losses), all of the last forward; keeps the two sums for the window.
@@ -26,6 +30,7 @@ class MoeStats {
 
  private:
   std::vector<std::shared_ptr<nn::MoE>> layers_;
+  Communicator* comm_;
   Tensor aux_sum_, z_sum_;  // f32 scalars on the device
 };
 

@@ -273,7 +273,7 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   auto window_start = std::chrono::steady_clock::now();
   const auto run_start = window_start;
   const int64_t first_step = step;
-  MoeStats moe(*r.model);  // the MoE layers' losses and metrics (inactive for a dense model)
+  MoeStats moe(*r.model, &comm);  // the MoE layers' losses and metrics, of the global batch (inactive for a dense model)
 
   bool stopped = false;  // by a signal on any rank, after the same step on every rank
   while (step < c.run.steps && !stopped) {

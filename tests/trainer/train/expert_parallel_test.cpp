@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "core/comm.h"
@@ -33,6 +34,16 @@ class ExpertParallelTest : public test::RankRunTest {
 // Only on two or more ranks (the single-process registration filters these out).
 class ExpertParallelRanksTest : public ExpertParallelTest {};
 
+// The value of `key` in the last train record of a run's metrics file (-1 when missing).
+double last_train_metric(const Config& c, const std::string& key) {
+  std::ifstream in(c.metrics_file());
+  std::string line, last;
+  while (std::getline(in, line))
+    if (line.find("\"split\": \"train\"") != std::string::npos) last = line;
+  const size_t at = last.find("\"" + key + "\": ");
+  return at == std::string::npos ? -1.0 : std::stod(last.substr(at + key.size() + 4));
+}
+
 TEST_F(ExpertParallelTest, ExpertGroupsMustDivideTheRanks) {
   Communicator& comm = world();
   const int64_t ep = comm.size() + 1;  // 2 on one rank, 3 on two: never a divisor
@@ -57,6 +68,12 @@ TEST_F(ExpertParallelRanksTest, LossesEqualOneProcessWithTheSameGlobalBatch) {
     const auto one_process = make_single_communicator();
     const TrainResult one = train(moe("one", 20, 1), {.out = log_, .comm = one_process.get()});
     test::expect_same_run(ep, one);
+    // The MoE metrics describe the global batch: the same tokens per expert as one process.
+    for (const char* key : {"tokens_per_expert_min", "tokens_per_expert_max"}) {
+      const double want = last_train_metric(moe("one", 20, 1), key);
+      EXPECT_GT(want, 0) << key;
+      EXPECT_EQ(last_train_metric(moe("ep", 20, 1), key), want) << key;
+    }
   }
   comm.barrier();
 }
