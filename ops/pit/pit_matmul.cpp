@@ -25,7 +25,6 @@ Variable pit_matmul(const Variable& a, const Variable& b, const PitMatmulOptions
             " must have A's shape ", shape_str(a.shape()));
   const int64_t k = b.size(0), n = b.size(1), m = k > 0 ? a.numel() / k : 0;
   const Tensor a2 = a.data().reshape({m, k}).contiguous();
-  const Tensor bt = b.data().contiguous();
   const Tensor mask2 = o.mask.defined() ? o.mask.reshape({m, k}) : Tensor();
 
   Kernel kind = Kernel::k_lists;
@@ -37,6 +36,9 @@ Variable pit_matmul(const Variable& a, const Variable& b, const PitMatmulOptions
     kind = plan.kernel;
     tile = plan.tile.rows;
   }
+  // B as given for the dense fall-back (cuBLAS folds a transposed view: no copy of a weight's
+  // transpose every step); contiguous for the PIT kernels.
+  const Tensor bt = kind == Kernel::dense ? b.data() : b.data().contiguous();
   // The operand PIT computes with: A where the pattern keeps it (only differs from A with a mask).
   const Tensor a_eff = mask2.defined() ? sparse::apply_pattern(a2, mask2) : a2;
 
