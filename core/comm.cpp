@@ -180,6 +180,18 @@ void Communicator::set_timeout(double seconds) {
   timeout_ = seconds;
 }
 
+void Communicator::add_time(const std::string& what, double seconds) {
+  Time& t = times_[what];
+  t.seconds += seconds;
+  ++t.calls;
+}
+
+std::map<std::string, Communicator::Time> Communicator::take_times() {
+  std::map<std::string, Time> out;
+  out.swap(times_);
+  return out;
+}
+
 std::string Communicator::describe() const {
   std::ostringstream os;
   os << backend() << ", rank " << rank() << " of " << size() << " (local " << local_rank() << ")";

@@ -13,7 +13,9 @@
 //
 //   Communicator& c = world();          // MPI under mpirun/srun, single otherwise
 //   c.all_reduce(grad, ReduceOp::mean);
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -80,9 +82,35 @@ class Communicator {
   double timeout() const { return timeout_; }
   virtual void set_timeout(double seconds);
 
+  // Time this rank spent in each kind of collective ("all_reduce", "all_to_all", ...) since the
+  // last call, and how many calls; resets them. MPI: the host time of each call (waiting for the
+  // other ranks included; a started all_reduce counts at its wait); NCCL: the device time of its
+  // kernels between CUDA events (reading them waits for them), the MPI side's host time added.
+  // Splits keep their own. The single backend spends none.
+  struct Time {
+    double seconds = 0;
+    int64_t calls = 0;
+  };
+  virtual std::map<std::string, Time> take_times();
+
  protected:
   double timeout_ = default_comm_timeout();
   static double default_comm_timeout();
+  void add_time(const std::string& what, double seconds);
+  // Adds the host time from its construction to its end to `what`.
+  class Timed {
+   public:
+    Timed(Communicator& c, const char* what) : c_(c), what_(what), start_(std::chrono::steady_clock::now()) {}
+    ~Timed() { c_.add_time(what_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count()); }
+    Timed(const Timed&) = delete;
+    Timed& operator=(const Timed&) = delete;
+
+   private:
+    Communicator& c_;
+    const char* what_;
+    std::chrono::steady_clock::time_point start_;
+  };
+  std::map<std::string, Time> times_;
 
   // The counts each rank will send here (one small exchange).
   virtual std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send_rows) = 0;

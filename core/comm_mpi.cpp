@@ -85,6 +85,7 @@ class MpiCommunicator final : public Communicator {
   int local_rank() const override { return local_rank_; }
 
   void all_reduce(Tensor& t, ReduceOp op) override {
+    const Timed timed(*this, "all_reduce");
     PIT_CHECK(t.defined(), where(), "all_reduce: undefined tensor");
     same_everywhere(t, "all_reduce");
     InFlight f;
@@ -113,6 +114,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   void broadcast(Tensor& t, int root) override {
+    const Timed timed(*this, "broadcast");
     PIT_CHECK(t.defined(), where(), "broadcast: undefined tensor");
     PIT_CHECK(root >= 0 && root < size_, where(), "broadcast: root ", root, " is not a rank (0 .. ", size_ - 1, ")");
     same_everywhere(t, "broadcast");
@@ -125,6 +127,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   Tensor all_gather(const Tensor& t) override {
+    const Timed timed(*this, "all_gather");
     check_rows(t, "all_gather");
     same_everywhere(t, "all_gather");
     const Tensor h = host(t);
@@ -140,6 +143,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   Tensor reduce_scatter(const Tensor& t, ReduceOp op) override {
+    const Timed timed(*this, "reduce_scatter");
     check_scatter(t, size_);
     same_everywhere(t, "reduce_scatter");
     const Tensor h = reducible(t);
@@ -159,6 +163,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send_rows) override {
+    const Timed timed(*this, "all_to_all");
     InFlight f;
     f.buffers = {from_vector(send_rows, {size_}), Tensor::empty({size_}, DType::i64)};
     check(MPI_Ialltoall(f.buffers[0].data_ptr(), 1, MPI_INT64_T, f.buffers[1].data_ptr(), 1, MPI_INT64_T, comm_,
@@ -170,6 +175,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   Tensor exchange_rows(const Tensor& t, const std::vector<int64_t>& send_rows, const std::vector<int64_t>& from) override {
+    const Timed timed(*this, "all_to_all");
     const Tensor h = host(t);
     const int64_t row_bytes = row_bytes_of(t);
     InFlight f;
@@ -196,6 +202,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   void barrier() override {
+    const Timed timed(*this, "barrier");
     InFlight f;
     check(MPI_Ibarrier(comm_, &next(f)), "barrier");
     complete(std::move(f), "barrier");
@@ -320,6 +327,7 @@ class MpiCommunicator final : public Communicator {
   struct MpiRequest final : Request {
     MpiRequest(MpiCommunicator& c, Tensor& target, ReduceOp reduce) : comm(c), out(target), op(reduce) {}
     void wait() override {
+      const Timed timed(comm, "all_reduce_start");
       comm.complete(std::move(pending), "all_reduce_start (wait)");
       pending = InFlight();
       if (op == ReduceOp::mean) comm.divide(host, "all_reduce_start");

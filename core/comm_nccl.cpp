@@ -37,6 +37,7 @@ class NcclCommunicator final : public Communicator {
     timeout_ = host_->timeout();
   }
   ~NcclCommunicator() override {
+    resolve_timings();
     for (auto& [device, d] : devices_) {
       cudaSetDevice(device);
       ncclCommDestroy(d.comm);
@@ -58,6 +59,7 @@ class NcclCommunicator final : public Communicator {
     Tensor c = t.contiguous();
     const Device dev = t.device();
     const cuda::DeviceGuard guard(dev.index);
+    const DeviceTimed timed(*this, "all_reduce", stream(dev));
     check(ncclAllReduce(c.data_ptr(), c.data_ptr(), count(c), type(c, "all_reduce"), nccl_op(op), on(dev).comm,
                         stream(dev)),
           "all_reduce", dev);
@@ -74,8 +76,12 @@ class NcclCommunicator final : public Communicator {
     // The side stream starts once the current stream has produced t.
     cuda_check(cudaEventRecord(req->ready, req->compute), "all_reduce_start");
     cuda_check(cudaStreamWaitEvent(d.side, req->ready, 0), "all_reduce_start");
-    check(ncclAllReduce(t.data_ptr(), t.data_ptr(), count(t), type(t, "all_reduce_start"), nccl_op(op), d.comm, d.side),
-          "all_reduce_start", dev);
+    {
+      const DeviceTimed timed(*this, "all_reduce_start", d.side);
+      check(ncclAllReduce(t.data_ptr(), t.data_ptr(), count(t), type(t, "all_reduce_start"), nccl_op(op), d.comm,
+                          d.side),
+            "all_reduce_start", dev);
+    }
     cuda_check(cudaEventRecord(req->done, d.side), "all_reduce_start");
     return req;
   }
@@ -88,6 +94,7 @@ class NcclCommunicator final : public Communicator {
     Tensor c = t.contiguous();
     const Device dev = t.device();
     const cuda::DeviceGuard guard(dev.index);
+    const DeviceTimed timed(*this, "broadcast", stream(dev));
     check(ncclBroadcast(c.data_ptr(), c.data_ptr(), c.nbytes(), ncclUint8, root, on(dev).comm, stream(dev)), "broadcast",
           dev);
     if (!t.is_contiguous()) t.copy_(c);
@@ -103,6 +110,7 @@ class NcclCommunicator final : public Communicator {
     const Device dev = t.device();
     const cuda::DeviceGuard guard(dev.index);
     Tensor out = Tensor::empty(shape, t.dtype(), dev);
+    const DeviceTimed timed(*this, "all_gather", stream(dev));
     check(ncclAllGather(c.data_ptr(), out.data_ptr(), c.nbytes(), ncclUint8, on(dev).comm, stream(dev)), "all_gather",
           dev);
     return out;
@@ -118,6 +126,7 @@ class NcclCommunicator final : public Communicator {
     const Device dev = t.device();
     const cuda::DeviceGuard guard(dev.index);
     Tensor out = Tensor::empty(shape, t.dtype(), dev);
+    const DeviceTimed timed(*this, "reduce_scatter", stream(dev));
     check(ncclReduceScatter(c.data_ptr(), out.data_ptr(), count(out), type(c, "reduce_scatter"), nccl_op(op),
                             on(dev).comm, stream(dev)),
           "reduce_scatter", dev);
@@ -132,6 +141,16 @@ class NcclCommunicator final : public Communicator {
 
   std::unique_ptr<Communicator> split(int color, int key) override {
     return std::make_unique<NcclCommunicator>(host_->split(color, key));
+  }
+
+  std::map<std::string, Time> take_times() override {
+    resolve_timings();
+    for (const auto& [what, t] : host_->take_times()) {
+      Time& mine = times_[what];
+      mine.seconds += t.seconds;
+      mine.calls += t.calls;
+    }
+    return Communicator::take_times();
   }
 
  protected:
@@ -157,6 +176,7 @@ class NcclCommunicator final : public Communicator {
     const cudaStream_t s = stream(dev);
     const auto* from = static_cast<const char*>(c.data_ptr());
     auto* to = static_cast<char*>(out.data_ptr());
+    const DeviceTimed timed(*this, "all_to_all", s);
     check(ncclGroupStart(), "all_to_all", dev);
     for (int p = 0; p < size(); ++p) {
       const auto sn = static_cast<size_t>(send_rows[static_cast<size_t>(p)] * row_bytes);
@@ -171,6 +191,44 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
+  // Device time of one NCCL call: events recorded around it on its stream, read at take_times.
+  struct Timing {
+    std::string what;
+    cudaEvent_t start = nullptr, end = nullptr;
+  };
+  class DeviceTimed {
+   public:
+    DeviceTimed(NcclCommunicator& c, const char* what, cudaStream_t s) : c_(c), s_(s) {
+      t_.what = what;
+      cudaEventCreate(&t_.start);
+      cudaEventCreate(&t_.end);
+      cudaEventRecord(t_.start, s_);
+    }
+    ~DeviceTimed() {
+      cudaEventRecord(t_.end, s_);
+      c_.timings_.push_back(t_);
+      if (c_.timings_.size() > 4096) c_.resolve_timings();  // not read for long: keep few events
+    }
+    DeviceTimed(const DeviceTimed&) = delete;
+    DeviceTimed& operator=(const DeviceTimed&) = delete;
+
+   private:
+    NcclCommunicator& c_;
+    cudaStream_t s_;
+    Timing t_;
+  };
+  // Waits for the recorded calls and adds their device time.
+  void resolve_timings() {
+    for (Timing& t : timings_) {
+      float ms = 0;
+      if (cudaEventSynchronize(t.end) == cudaSuccess && cudaEventElapsedTime(&ms, t.start, t.end) == cudaSuccess)
+        add_time(t.what, 1e-3 * ms);
+      cudaEventDestroy(t.start);
+      cudaEventDestroy(t.end);
+    }
+    timings_.clear();
+  }
+
   struct PerDevice {
     ncclComm_t comm = nullptr;
     cudaStream_t side = nullptr;  // all_reduce_start's
@@ -262,6 +320,7 @@ class NcclCommunicator final : public Communicator {
 
   std::unique_ptr<Communicator> host_;
   std::map<int, PerDevice> devices_;
+  std::vector<Timing> timings_;
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -161,7 +162,28 @@ void split_forms_communicators_of_the_same_color(Communicator& c, Device dev) {
   c.barrier();
 }
 
+// Each backend counts the time of its collectives (the single one spends none).
+void times_are_counted(Communicator& c, Device dev) {
+  c.take_times();
+  Tensor t = rows_of(4, 1, DType::f32, dev);
+  c.all_reduce(t);
+  const std::vector<int64_t> one(static_cast<size_t>(c.size()), 1);
+  (void)c.all_to_all(rows_of(c.size(), 0, DType::f32, dev), one);
+  const std::map<std::string, Communicator::Time> times = c.take_times();
+  if (std::string(c.backend()) == "single") {
+    EXPECT_TRUE(times.empty());
+  } else {
+    for (const char* what : {"all_reduce", "all_to_all"}) {
+      ASSERT_TRUE(times.count(what)) << what;
+      EXPECT_GE(times.at(what).calls, 1) << what;
+      EXPECT_GT(times.at(what).seconds, 0.0) << what;
+    }
+  }
+  EXPECT_TRUE(c.take_times().empty()) << "take_times resets";
+}
+
 TEST(Comm, AllReduceEveryOpAndDtype) { all_reduce_every_op_and_dtype(world(), Device::cpu()); }
+TEST(Comm, TimesAreCounted) { times_are_counted(world(), Device::cpu()); }
 TEST(Comm, StartedAllReducesFinishAtTheWait) { started_all_reduces_finish_at_the_wait(world(), Device::cpu()); }
 TEST(Comm, BroadcastGatherScatter) { broadcast_gather_scatter(world(), Device::cpu()); }
 TEST(Comm, AllToAllWithUnevenCounts) { all_to_all_with_uneven_counts(world(), Device::cpu()); }
@@ -181,6 +203,7 @@ class CommNccl : public ::testing::Test {
 };
 
 TEST_F(CommNccl, AllReduceEveryOpAndDtype) { all_reduce_every_op_and_dtype(*nccl_, dev_); }
+TEST_F(CommNccl, TimesAreCounted) { times_are_counted(*nccl_, dev_); }
 TEST_F(CommNccl, StartedAllReducesFinishAtTheWait) { started_all_reduces_finish_at_the_wait(*nccl_, dev_); }
 TEST_F(CommNccl, BroadcastGatherScatter) { broadcast_gather_scatter(*nccl_, dev_); }
 TEST_F(CommNccl, AllToAllWithUnevenCounts) { all_to_all_with_uneven_counts(*nccl_, dev_); }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <csignal>
 #include <fstream>
+#include <map>
 #include <numbers>
 
 #include "core/comm.h"
@@ -186,11 +187,35 @@ void print_layout(std::FILE* out, const Config& c, const Communicator& comm, con
                comm.size(), comm.backend(), static_cast<long long>(c.data.batch_size / comm.size()),
                static_cast<long long>(c.data.batch_size));
   if (l.expert > 1)
-    std::fprintf(out, "; experts sharded over groups of %lld ranks (%lld of %lld experts per rank per MoE layer, %d "
-                      "replica(s) of each)",
+    std::fprintf(out, "; experts sharded over groups of %lld ranks (%lld of %lld experts per rank per MoE layer, each "
+                      "expert on %d rank(s))",
                  static_cast<long long>(l.expert), static_cast<long long>(c.model.experts / l.expert),
                  static_cast<long long>(c.model.experts), comm.size() / static_cast<int>(l.expert));
   std::fprintf(out, "\n");
+}
+
+// The window's time in collectives per step (ms), by kind, over the run's communicators, into
+// `rec` (comm_ms, comm_ms/<kind>); returns " | comm X ms" (and the all_to_all share with expert
+// parallelism) for the progress line. Nothing for one rank. With NCCL the gradients' all-reduce
+// runs beside backward, so the times are not a part of the step to subtract.
+std::string comm_report(MetricsRecord& rec, Communicator& comm, const Layout& l, int64_t window) {
+  if (comm.size() == 1) return "";
+  std::map<std::string, double> ms;
+  for (Communicator* c : {&comm, l.expert_comm.get(), l.replica_comm.get()})
+    if (c)
+      for (const auto& [what, t] : c->take_times()) ms[what] += 1e3 * t.seconds / static_cast<double>(window);
+  double total = 0;
+  for (const auto& [what, v] : ms) {
+    total += v;
+    rec.add("comm_ms/" + what, v);
+  }
+  rec.add("comm_ms", total);
+  char text[96];
+  if (l.expert > 1)
+    std::snprintf(text, sizeof text, " | comm %.1f ms (all_to_all %.1f)", total, ms["all_to_all"]);
+  else
+    std::snprintf(text, sizeof text, " | comm %.1f ms", total);
+  return text;
 }
 
 // Whether `mine` holds on any rank.
@@ -325,11 +350,12 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
       MetricsRecord rec(step, "train");
       rec.add("loss", mean_loss).add("lr", lr).add("grad_norm", gn);
       const std::string moe_text = moe.flush(rec, window) + sparsity.flush(rec);  // MoE losses, sparsity
-      std::fprintf(opt.out, "step %*lld/%lld | loss %.4f%s | lr %.2e | %s | %s %s/s | %.1f ms/step | mem %s | ETA %s\n",
+      const std::string comm_text = comm_report(rec, comm, layout, window);
+      std::fprintf(opt.out, "step %*lld/%lld | loss %.4f%s | lr %.2e | %s | %s %s/s | %.1f ms/step%s | mem %s | ETA %s\n",
                    width, static_cast<long long>(step), static_cast<long long>(c.run.steps), mean_loss, moe_text.c_str(), lr,
                    std::isfinite(gn) ? ("gnorm " + std::to_string(gn).substr(0, 5)).c_str() : "gnorm -",
-                   format_rate(rate).c_str(), r.lm ? "tok" : "img", 1e3 * step_s, format_bytes(mem).c_str(),
-                   format_duration(eta).c_str());
+                   format_rate(rate).c_str(), r.lm ? "tok" : "img", 1e3 * step_s, comm_text.c_str(),
+                   format_bytes(mem).c_str(), format_duration(eta).c_str());
       std::fflush(opt.out);
       rec.add(r.lm ? "tokens_per_s" : "samples_per_s", rate).add("step_ms", 1e3 * step_s);
       rec.add("memory_mb", mem / (1 << 20)).add("eta_s", eta);

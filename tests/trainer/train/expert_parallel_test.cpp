@@ -74,6 +74,9 @@ TEST_F(ExpertParallelRanksTest, LossesEqualOneProcessWithTheSameGlobalBatch) {
       EXPECT_GT(want, 0) << key;
       EXPECT_EQ(last_train_metric(moe("ep", 20, 1), key), want) << key;
     }
+    // The time in collectives is measured per step, all_to_all (the experts' exchanges) included.
+    EXPECT_GT(last_train_metric(moe("ep", 20, 1), "comm_ms/all_to_all"), 0.0);
+    EXPECT_GE(last_train_metric(moe("ep", 20, 1), "comm_ms"), last_train_metric(moe("ep", 20, 1), "comm_ms/all_to_all"));
   }
   comm.barrier();
 }
