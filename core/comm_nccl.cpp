@@ -59,9 +59,9 @@ class NcclCommunicator final : public Communicator {
     Tensor c = t.contiguous();
     const Device dev = t.device();
     const cuda::DeviceGuard guard(dev.index);
+    const ncclComm_t comm = on(dev).comm;  // made at the first use: not in the timing
     const DeviceTimed timed(*this, "all_reduce", stream(dev));
-    check(ncclAllReduce(c.data_ptr(), c.data_ptr(), count(c), type(c, "all_reduce"), nccl_op(op), on(dev).comm,
-                        stream(dev)),
+    check(ncclAllReduce(c.data_ptr(), c.data_ptr(), count(c), type(c, "all_reduce"), nccl_op(op), comm, stream(dev)),
           "all_reduce", dev);
     if (!t.is_contiguous()) t.copy_(c);
   }
@@ -94,9 +94,9 @@ class NcclCommunicator final : public Communicator {
     Tensor c = t.contiguous();
     const Device dev = t.device();
     const cuda::DeviceGuard guard(dev.index);
+    const ncclComm_t comm = on(dev).comm;
     const DeviceTimed timed(*this, "broadcast", stream(dev));
-    check(ncclBroadcast(c.data_ptr(), c.data_ptr(), c.nbytes(), ncclUint8, root, on(dev).comm, stream(dev)), "broadcast",
-          dev);
+    check(ncclBroadcast(c.data_ptr(), c.data_ptr(), c.nbytes(), ncclUint8, root, comm, stream(dev)), "broadcast", dev);
     if (!t.is_contiguous()) t.copy_(c);
   }
 
@@ -110,9 +110,9 @@ class NcclCommunicator final : public Communicator {
     const Device dev = t.device();
     const cuda::DeviceGuard guard(dev.index);
     Tensor out = Tensor::empty(shape, t.dtype(), dev);
+    const ncclComm_t comm = on(dev).comm;
     const DeviceTimed timed(*this, "all_gather", stream(dev));
-    check(ncclAllGather(c.data_ptr(), out.data_ptr(), c.nbytes(), ncclUint8, on(dev).comm, stream(dev)), "all_gather",
-          dev);
+    check(ncclAllGather(c.data_ptr(), out.data_ptr(), c.nbytes(), ncclUint8, comm, stream(dev)), "all_gather", dev);
     return out;
   }
 
@@ -126,9 +126,10 @@ class NcclCommunicator final : public Communicator {
     const Device dev = t.device();
     const cuda::DeviceGuard guard(dev.index);
     Tensor out = Tensor::empty(shape, t.dtype(), dev);
+    const ncclComm_t comm = on(dev).comm;
     const DeviceTimed timed(*this, "reduce_scatter", stream(dev));
-    check(ncclReduceScatter(c.data_ptr(), out.data_ptr(), count(out), type(c, "reduce_scatter"), nccl_op(op),
-                            on(dev).comm, stream(dev)),
+    check(ncclReduceScatter(c.data_ptr(), out.data_ptr(), count(out), type(c, "reduce_scatter"), nccl_op(op), comm,
+                            stream(dev)),
           "reduce_scatter", dev);
     return out;
   }
