@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/random.h"
+#include "tests/core/expect_error.h"
 #include "tests/gpu.h"
 #include "tests/ops/check.h"
 
@@ -33,6 +34,16 @@ TEST(ClipGradNorm, ScalesToMaxNorm) {
   EXPECT_NEAR(b.grad().item<float>(), 12.0 * f, 1e-6);
   EXPECT_NEAR(grad_norm({a, b}).item<float>(), 1.3f, 1e-5);
   EXPECT_FALSE(none.grad().defined());
+}
+
+// With a norm computed elsewhere (e.g. over every rank's expert shards): scaled by that norm.
+TEST(ClipGradNorm, ToAGivenNorm) {
+  Variable a = with_grad({3.0f, 4.0f});
+  clip_grads_to_norm({a}, full({}, 10.0), 2.0);  // factor 2 / (10 + 1e-6)
+  EXPECT_NEAR(a.grad().to_vector<float>()[1], 4.0 * 2.0 / (10.0 + 1e-6), 1e-6);
+  clip_grads_to_norm({a}, full({}, 1.0), 2.0);  // below max_norm: unchanged
+  EXPECT_NEAR(a.grad().to_vector<float>()[1], 0.8, 1e-6);
+  test::expect_error_contains([&] { clip_grads_to_norm({a}, full({}, 1.0), 0.0); }, "max_norm must be > 0");
 }
 
 TEST(ClipGradNorm, LeavesSmallGradientsAlone) {
