@@ -173,8 +173,9 @@ Layout make_layout(const Config& c, Communicator& comm) {
   l.expert = c.parallel.expert;
   if (l.expert == 1) return l;
   PIT_CHECK(comm.size() % l.expert == 0, "parallel.expert is ", l.expert, " but the run has ", comm.size(),
-            " rank(s); launch a multiple of ", l.expert, " processes (mpirun -np ", l.expert,
-            " ...), or set parallel.expert to a divisor of ", comm.size());
+            " rank(s); launch a multiple of ", l.expert, " processes (mpirun -np ", l.expert, " ...), or set ",
+            comm.size() == 1 ? std::string("parallel.expert: 1")
+                             : "parallel.expert to a divisor of " + std::to_string(comm.size()));
   const int ep = static_cast<int>(l.expert), r = comm.rank();
   l.expert_comm = comm.split(r / ep, r % ep);
   l.replica_comm = comm.split(r % ep, r / ep);
