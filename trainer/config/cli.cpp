@@ -108,7 +108,13 @@ std::string usage_text(std::string_view program) {
          "  --print-config           print the resolved config (every key, with its doc) and exit\n"
          "  --resume [PATH]          resume from the checkpoint PATH; without PATH, from the latest\n"
          "                           checkpoint in the run's checkpoint folder\n"
-         "  -h, --help               print this help and exit\n";
+         "  -h, --help               print this help and exit\n"
+         "\n"
+         "several processes: launch with mpirun -np N or srun, one process per GPU (docs/DISTRIBUTED.md);\n"
+         "data parallel over every rank, and --set parallel.expert=G shards each MoE layer's experts\n"
+         "over groups of G ranks. Environment:\n"
+         "  PIT_COMM=mpi             move CUDA tensors through MPI instead of NCCL\n"
+         "  PIT_COMM_TIMEOUT=S       seconds a rank waits in a collective before it fails (600)\n";
 }
 
 }  // namespace pit::train
