@@ -34,6 +34,7 @@ const char* binary_name(BinaryOp op) {
     case BinaryOp::pow: return "pow";
     case BinaryOp::maximum: return "maximum";
     case BinaryOp::minimum: return "minimum";
+    case BinaryOp::keep_where: return "keep_where";
   }
   return "unknown";
 }

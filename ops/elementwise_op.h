@@ -19,7 +19,9 @@ enum class UnaryOp : uint8_t {
   rdiv_scalar, // alpha / x
 };
 
-enum class BinaryOp : uint8_t { add, sub, mul, div, pow, maximum, minimum };
+// keep_where: a where b != 0 (NaN counts as non-zero), else 0: a sparsity pattern applied in one
+// pass (no autograd backward).
+enum class BinaryOp : uint8_t { add, sub, mul, div, pow, maximum, minimum, keep_where };
 
 const char* unary_name(UnaryOp op);
 const char* binary_name(BinaryOp op);
@@ -47,7 +49,7 @@ inline void with_binary_op(BinaryOp op, Fn&& fn) {
   case BinaryOp::name: return fn.template operator()<BinaryOp::name>();
   switch (op) {
     PIT_BINARY_CASE(add) PIT_BINARY_CASE(sub) PIT_BINARY_CASE(mul) PIT_BINARY_CASE(div)
-    PIT_BINARY_CASE(pow) PIT_BINARY_CASE(maximum) PIT_BINARY_CASE(minimum)
+    PIT_BINARY_CASE(pow) PIT_BINARY_CASE(maximum) PIT_BINARY_CASE(minimum) PIT_BINARY_CASE(keep_where)
   }
 #undef PIT_BINARY_CASE
   PIT_THROW("elementwise: invalid BinaryOp value ", static_cast<int>(op));
@@ -132,6 +134,7 @@ PIT_HD_INLINE C apply_binary(BinaryOp op, C a, C b) {
     case BinaryOp::pow: return std::pow(a, b);
     case BinaryOp::maximum: return a > b ? a : b;
     case BinaryOp::minimum: return a < b ? a : b;
+    case BinaryOp::keep_where: return b != C(0) ? a : C(0);
   }
   return a;
 }
