@@ -6,8 +6,12 @@
 // the ranks must resume in one process.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "core/comm.h"
 #include "tests/trainer/train/rank_runs.h"
@@ -50,6 +54,44 @@ TEST_F(DataParallelTest, ACheckpointOfTheRanksResumesInOneProcess) {
                                           .out = log_, .comm = one_process.get()});
     EXPECT_EQ(resumed.steps_done, 20);
     expect_close(resumed.eval_loss, dp.eval_loss, "eval loss after resuming on one process");
+  }
+  comm.barrier();
+}
+
+// A stop asked on the last rank only (what its SIGINT / SIGTERM handler does: request_stop) stops
+// every rank after the same step, with rank 0's checkpoint of that step, which resumes to the end.
+// The last rank asks again every few milliseconds until its run returns (train() clears the flag
+// when it starts), so the run is stopped at some step before its last one, whichever.
+TEST_F(DataParallelRanksTest, AStopOnOneRankStopsEveryRankAfterTheSameStep) {
+  Communicator& comm = world();
+  ASSERT_GT(comm.size(), 1) << "registered to run under mpirun";
+  const Config c = lm("stop", 100000);
+  std::atomic<bool> done{false};
+  std::thread asker;
+  if (comm.rank() == comm.size() - 1)
+    asker = std::thread([&] {
+      while (!done.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        request_stop();
+      }
+    });
+  const TrainResult r = train(c, {.out = log_, .comm = &comm});
+  done.store(true);
+  if (asker.joinable()) asker.join();
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_LT(r.steps_done, 100000);
+  Tensor steps = from_vector(std::vector<int64_t>{r.steps_done, -r.steps_done}, {2});
+  comm.all_reduce(steps, ReduceOp::max);
+  const std::vector<int64_t> range = steps.to_vector<int64_t>();
+  EXPECT_EQ(range[0], -range[1]) << "the ranks stopped after different steps";
+  if (comm.rank() == 0) {
+    const fs::path saved = fs::path(c.checkpoint_dir()) / checkpoint_name(r.steps_done);
+    EXPECT_TRUE(fs::exists(saved)) << saved;
+    const auto one_process = make_single_communicator();
+    const TrainResult resumed = train(lm("stop", r.steps_done + 5), {.resume = true, .resume_path = saved.string(),
+                                                                     .out = log_, .comm = one_process.get()});
+    EXPECT_EQ(resumed.steps_done, r.steps_done + 5);
+    EXPECT_FALSE(resumed.interrupted);
   }
   comm.barrier();
 }
