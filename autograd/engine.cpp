@@ -20,9 +20,9 @@ thread_local uint64_t t_tape_position = 0;
 
 // g accumulated into slot: the first gradient is kept as is (no copy); later ones are added
 // into a private copy so that no tensor a closure returned is modified in place.
-void accumulate(Tensor& slot, const Tensor& grad, bool& owned) {
+void accumulate(Tensor& slot, Tensor grad, bool& owned) {
   if (!slot.defined()) {
-    slot = grad;
+    slot = std::move(grad);
     owned = false;
     return;
   }
@@ -194,13 +194,16 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
     for (size_t i = 0; i < node->inputs().size(); ++i) {
       const Variable& in = node->inputs()[i];
       if (!in.defined()) continue;
-      const Tensor g = any ? grad_inputs[i] : Tensor();
+      // Moved out, so that the engine holds no second reference to a leaf's gradient: leaf_done
+      // copies it only where something else shares its storage (it used to copy every leaf's
+      // gradient, 1 GB a step for the experts of the MoE benchmark).
+      Tensor g = any ? std::move(grad_inputs[i]) : Tensor();
       if (g.defined()) check_grad(g, in, node->name());
       if (in.is_leaf()) {
         VariableState* leaf = in.state().get();
         if (g.defined()) {
           auto& [slot, owned] = leaf_grads[leaf];
-          accumulate(slot, g.device() == in.device() ? g : g.to(in.device()), owned);
+          accumulate(slot, g.device() == in.device() ? std::move(g) : g.to(in.device()), owned);
         }
         if (--leaf_uses[leaf] == 0 && leaf_grads.count(leaf)) leaf_done(leaf);
       } else if (g.defined()) {
