@@ -26,9 +26,11 @@ enum class Write : uint8_t {
 // the kernel's own rule (gather_gemm: wgmma for long K, mma.sync for short K-chunks;
 // condense_gemm: wgmma for 128-row micro-tiles); the others force one, for measuring (pit-bench)
 // and tests. wgmma_persistent: the persistent, warp-specialised wgmma engine
-// (ops/pit/cuda/ws_core.cuh), in the CUDA condense_gemm only so far. wgmma_deep: the wgmma engine
-// with its loads one stage further ahead, each k-step waiting for its own MMAs (gather_gemm and
-// gather_weight_grad).
+// (ops/pit/cuda/ws_core.cuh; condense_gemm, gather_gemm and gather_weight_grad; rows of the
+// operands it reads 16-byte aligned, else it throws), which gather_gemm takes by itself for
+// expert segments that fill the GPU. wgmma_deep: the
+// wgmma engine with its loads one stage further ahead, each k-step waiting for its own MMAs
+// (gather_gemm and gather_weight_grad).
 enum class Engine : uint8_t { automatic, mma, wgmma, wgmma_persistent, wgmma_deep };
 
 struct Epilogue {
@@ -74,7 +76,7 @@ struct GatherWeightGradArgs {
   bool b_trans = false;
   bool use_weights = false;
   Write write = Write::store;
-  Engine engine = Engine::automatic;  // CUDA f16/bf16: wgmma (automatic), wgmma_deep or mma
+  Engine engine = Engine::automatic;  // CUDA f16/bf16: see Engine
 };
 void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx, Tensor& db,
                         const GatherWeightGradArgs& args);

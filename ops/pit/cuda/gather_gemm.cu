@@ -11,7 +11,8 @@
 // - mma.sync (gemm_core.cuh): 8 warps of 64 x 32, BK = 32, 4 stages (76 KB, two blocks per SM);
 //   for short K-chunks (seg_cols <= kShortK), where a tile is a single 64-deep k-step and the
 //   wgmma pipeline does not pay for itself (measured with pit-bench, docs/BENCHMARKS.md).
-// f32 on the CUDA cores with BK = 16 and 3 stages. The number of row tiles depends on the segment
+// Expert segments (a B per segment) that fill the GPU take the persistent, warp-specialised
+// engine (gather_ws.cu) instead. f32 on the CUDA cores with BK = 16 and 3 stages. The number of row tiles depends on the segment
 // sizes, which stay on the device: a persistent grid (as many blocks as fit on the SMs) walks the
 // work items; each block first turns the segment offsets into a tile prefix in shared memory.
 // Where the tiles are fewer than the blocks (few rows, long K: a row set at 95-99 % sparsity had
@@ -25,37 +26,13 @@
 
 #include "core/memory.h"
 #include "ops/cuda/device_utils.cuh"
-#include "ops/pit/cuda/wg_core.cuh"
+#include "ops/pit/cuda/gather_core.cuh"
 #include "ops/pit/cuda/launch.cuh"
+#include "ops/pit/cuda/wg_core.cuh"
 #include "ops/pit/cuda/swrite.cuh"
 
 namespace pit::sparse::cuda {
 namespace {
-
-template <typename T>
-struct GatherParams {
-  const T* a;
-  const T* b;
-  T* c;
-  const int32_t* rows;
-  const int32_t* offsets;
-  const float* weights;  // null unless use_weights
-  int64_t k, n;
-  int64_t b_seg_stride;     // elements between B_s and B_{s+1}; 0 when B is shared
-  int64_t seg_cols;         // K-chunk width w, 0 for expert segments
-  int64_t bias_seg_stride;  // N for a per-segment bias [S, N], else 0
-  int segments;
-  int n_tiles;
-  bool a_gathered, c_scattered;
-  bool a_fast, b_fast;  // every SRead chunk of A / B 16-byte aligned (dev::chunks_aligned)
-  dev::EpiArgs epi;
-  // Split K (null: never): where the tiles are fewer than the grid, each tile's k-steps are split
-  // over up to gridDim.x / tiles blocks, which write f32 partial tiles [tile][split][BM x BN] to
-  // split_ws; the last to finish (split_count[tile], zero at launch, reset by it) adds them in
-  // split order and runs the epilogue.
-  float* split_ws;
-  int* split_count;
-};
 
 // Most splits of one tile's k-steps, and the fewest k-steps a split takes.
 constexpr int kMaxSplits = 16, kMinSplitSteps = 4;
@@ -116,22 +93,7 @@ __global__ void __launch_bounds__(GatherCfg<T, kBTrans, kEng>::kThreads, GatherC
   int32_t* tiles = reinterpret_cast<int32_t*>(scale + BM);                      // [segments + 1] tile prefix
   const int tid = threadIdx.x;
 
-  // Tile prefix over segments: warp 0 scans ceil(count_s / BM), 32 segments at a time.
-  if (tid < 32) {
-    int carry = 0;
-    if (tid == 0) tiles[0] = 0;
-    for (int base = 0; base < p.segments; base += 32) {
-      const int s = base + tid;
-      int v = s < p.segments ? (p.offsets[s + 1] - p.offsets[s] + BM - 1) / BM : 0;
-#pragma unroll
-      for (int off = 1; off < 32; off *= 2) {
-        const int u = __shfl_up_sync(pit::cuda::kFullMask, v, off);
-        if (tid >= off) v += u;
-      }
-      if (s < p.segments) tiles[s + 1] = carry + v;
-      carry += __shfl_sync(pit::cuda::kFullMask, v, 31);
-    }
-  }
+  dev::tile_prefix<BM>(p.offsets, p.segments, tiles);
   __syncthreads();
   const int64_t total = int64_t{tiles[p.segments]} * p.n_tiles;
   // Splits: as many as the grid has blocks per tile, at most kMaxSplits, every split at least
@@ -145,21 +107,13 @@ __global__ void __launch_bounds__(GatherCfg<T, kBTrans, kEng>::kThreads, GatherC
   dev::Acc<Cfg> acc;
   for (int64_t w = blockIdx.x; w < total * splits; w += gridDim.x) {
     const int tile = static_cast<int>(w % total), sp = static_cast<int>(w / total);
-    const int mt = static_cast<int>(tile / p.n_tiles), nt = static_cast<int>(tile % p.n_tiles);
-    int lo = 0, hi = p.segments - 1;  // the last segment whose first tile is <= mt
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) / 2;
-      if (tiles[mid] <= mt) lo = mid;
-      else hi = mid - 1;
-    }
-    const int s = lo;
-    const int e0 = p.offsets[s] + (mt - tiles[s]) * BM;
-    const int count = min(BM, p.offsets[s + 1] - e0);
+    const dev::TileAt at = dev::locate<BM>(tiles, p.offsets, p.segments, p.n_tiles, tile);
+    const int s = at.s, e0 = at.e0, count = at.count;
     // This split's k-steps: [k_steps sp / splits, k_steps (sp + 1) / splits) of the tile's.
     const int64_t k_beg = p.seg_cols > 0 ? s * p.seg_cols : int64_t{k_steps * sp / splits} * BK;
     const int64_t k_end = p.seg_cols > 0 ? min(p.k, k_beg + p.seg_cols)
                                          : min(p.k, int64_t{k_steps * (sp + 1) / splits} * BK);
-    const int64_t n0 = int64_t{nt} * BN;
+    const int64_t n0 = int64_t{at.nt} * BN;
     const T* bs = p.b + s * p.b_seg_stride;
     __syncthreads();  // the previous tile's epilogue is done with the row tables
     for (int r = tid; r < BM; r += Cfg::kThreads) {
@@ -270,16 +224,25 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
       if (args.b_trans) launch<T, true, kEng>(p, cap, stream);
       else launch<T, false, kEng>(p, cap, stream);
     };
-    PIT_CHECK(args.engine != Engine::wgmma_persistent,
-              "cuda::gather_gemm: the persistent wgmma engine is not available for the M-gather yet; use "
-              "Engine::automatic, mma, wgmma or wgmma_deep");
+    // Experts (a B per segment) stream their weights from DRAM, each read by only a few row tiles:
+    // loads far ahead of the MMAs pay there. The persistent engine (4 stages ahead, across tiles)
+    // measured 10-25% faster than the wgmma engine two stages ahead on every M-gather GEMM of MoE at
+    // T = 16384, E = 64 (H200, docs/BENCHMARKS.md), which was 6-12% faster than one stage ahead
+    // and 6% slower on a shared B (dense 4096^3, pit-bench engine). The persistent engine does not
+    // split K: taken where the row tiles alone (capacity / BM, a lower bound) fill the SMs.
+    const bool experts = args.engine == Engine::automatic && p.seg_cols == 0 && p.b_seg_stride != 0;
+    if constexpr (!std::is_same_v<T, float>) {
+      const bool fills = (cap / Cfg::BM) * p.n_tiles >= sm_count();
+      if (args.engine == Engine::wgmma_persistent ||
+          (experts && p.a_fast && p.b_fast && fills && p.segments <= kWsMaxSegments)) {
+        if (args.b_trans) launch_gather_ws<T, true>(p, cap, stream);
+        else launch_gather_ws<T, false>(p, cap, stream);
+        return;
+      }
+    }
     const bool wg = args.engine == Engine::automatic ? p.seg_cols == 0 || p.seg_cols > kShortK
                                                      : args.engine != Engine::mma;
-    // Experts (a B per segment) stream their weights from DRAM, each read by only a few row tiles:
-    // the deeper pipeline measured 6-12% faster there (MoE at T = 16384, E = 64 on an H200), and
-    // 6% slower on a shared B (dense 4096^3, pit-bench engine).
-    const bool deep = args.engine == Engine::wgmma_deep ||
-                      (args.engine == Engine::automatic && p.seg_cols == 0 && p.b_seg_stride != 0);
+    const bool deep = args.engine == Engine::wgmma_deep || experts;
     if constexpr (std::is_same_v<T, float>) run.template operator()<0>();
     else if (deep) run.template operator()<2>();
     else if (wg) run.template operator()<1>();

@@ -10,7 +10,8 @@
 // Tiles: 128 x 128 outputs. f16/bf16 on the wgmma engine (wg_core.cuh: two warpgroups, 64
 // entries a stage, 3 stages, both operands M/N-major in the 128-byte swizzle) or, forced, on
 // mma.sync (8 warps of 64 x 32, 32 entries, 4 stages); f32 on the CUDA cores (16 entries, 3
-// stages). Grid: (segment, row tile, column tile); every output element has one owner.
+// stages). Grid: (segment, row tile, column tile); every output element has one owner. The
+// persistent, warp-specialised engine (weight_grad_ws.cu) runs only when asked for.
 //
 // Each stage's entry rows (and gates) are read from the index one stage ahead, in registers: read
 // in front of the stage's copies they stalled every stage. MoE at T = 16384, d = 1024, ffn = 4096,
@@ -19,28 +20,13 @@
 #include "ops/pit/cuda/gemm.h"
 
 #include "ops/cuda/device_utils.cuh"
-#include "ops/pit/cuda/wg_core.cuh"
 #include "ops/pit/cuda/launch.cuh"
 #include "ops/pit/cuda/swrite.cuh"
+#include "ops/pit/cuda/weight_grad_core.cuh"
+#include "ops/pit/cuda/wg_core.cuh"
 
 namespace pit::sparse::cuda {
 namespace {
-
-template <typename T>
-struct WgradParams {
-  const T* x;
-  const T* y;
-  T* out;
-  const int32_t* rows;
-  const int32_t* offsets;
-  const float* weights;
-  int64_t p, q;           // out [S, P, Q]
-  int64_t ldx, ldy;       // row lengths of X and Y
-  bool x_gathered, y_gathered;
-  bool x_fast, y_fast;  // every SRead chunk of X / Y 16-byte aligned
-  int m_tiles, n_tiles;
-  dev::EpiArgs epi;
-};
 
 // kEng (f16/bf16): 0 mma.sync, 1 the wgmma engine, 2 the wgmma engine with its loads a stage
 // further ahead (Engine::wgmma_deep).
@@ -111,20 +97,7 @@ __global__ void __launch_bounds__(WgradCfg<T, kEng>::kThreads, WgradCfg<T, kEng>
   // with 16-byte shared-memory accesses.
   const auto fixup = [&](int kt, T*, T* sb) {
     if (!p.weights) return;
-    using Pack = pit::cuda::Pack<T>;
-    constexpr int N = Pack::kN;
-#pragma unroll
-    for (int t = 0; t < Walk::kPer; ++t) {
-      if (!Walk::owns(t, tid)) continue;
-      Pack* chunk = reinterpret_cast<Pack*>(sb + Cfg::BLayout::at(Walk::row(t, tid), Walk::col(t, tid)));
-      Pack v = *chunk;
-      float f[N];
-      pit::cuda::widen_pack(v.v, f);
-#pragma unroll
-      for (int i = 0; i < N; ++i) f[i] *= scale[t];
-      pit::cuda::narrow_pack<T, N>(f, v.v);
-      *chunk = v;
-    }
+    dev::scale_own_chunks<T, Walk, typename Cfg::BLayout>(sb, tid, scale);
     if (kt + 1 < num_k) fetch_scales(kt + 1);
   };
   dev::Acc<Cfg> acc;
@@ -144,9 +117,6 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
                         const GatherWeightGradArgs& args, StreamRef stream) {
   const int64_t k = a.size(1), n = g.size(1), s = idx.num_segments;
   if (k == 0 || n == 0 || s == 0) return;
-  PIT_CHECK(args.engine != Engine::wgmma_persistent,
-            "cuda::gather_weight_grad: the persistent wgmma engine is not available for weight gradients; use "
-            "Engine::automatic, mma, wgmma or wgmma_deep");
   dispatch_gemm(a.dtype(), "cuda::gather_weight_grad", [&]<typename T>() {
     using Cfg = WgradCfg<T, 0>;  // BM / BN: the same in every config
     WgradParams<T> p{};
@@ -165,10 +135,22 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
     p.y_gathered = swap ? args.a_gathered : args.g_gathered;
     p.x_fast = dev::chunks_aligned(p.x, p.ldx);
     p.y_fast = dev::chunks_aligned(p.y, p.ldy);
+    p.segments = static_cast<int>(s);
     p.m_tiles = static_cast<int>((p.p + Cfg::BM - 1) / Cfg::BM);
     p.n_tiles = static_cast<int>((p.q + Cfg::BN - 1) / Cfg::BN);
     p.epi.mode = args.write == Write::store ? dev::WriteMode::store : dev::WriteMode::accumulate;
     const int64_t grid = s * p.m_tiles * p.n_tiles;
+    PIT_CHECK(grid < INT32_MAX, "cuda::gather_weight_grad: too many output tiles (", grid, ")");
+    // Not taken by itself: on MoE's weight gradients (T = 16384, E = 64, H200) the persistent engine
+    // measured slower than the wgmma engine's two blocks an SM: dW1 0.68 against 0.62 ms, dW2 0.88
+    // against 0.75 (docs/BENCHMARKS.md). An expert's tile reduces over ~256 entries (4 stages),
+    // so its epilogue, during which the one block's tensor cores idle, weighs as much as its MMAs.
+    if constexpr (!std::is_same_v<T, float>) {
+      if (args.engine == Engine::wgmma_persistent) {
+        launch_weight_grad_ws<T>(p, stream);
+        return;
+      }
+    }
     const auto run = [&]<int kEng>() {
       using C = WgradCfg<T, kEng>;
       auto* kernel = weight_grad_kernel<T, kEng>;

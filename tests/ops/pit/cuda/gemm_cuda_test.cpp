@@ -121,7 +121,8 @@ TEST(PitGemmCuda, Moe) {
   PIT_REQUIRE_CUDA();
   for (const DType dt : kAll)
     for (const bool skewed : {false, true})
-      for (const sparse::Engine e : {sparse::Engine::automatic, sparse::Engine::mma, sparse::Engine::wgmma_deep})
+      for (const sparse::Engine e : {sparse::Engine::automatic, sparse::Engine::mma, sparse::Engine::wgmma,
+                                     sparse::Engine::wgmma_deep, sparse::Engine::wgmma_persistent})
         test::run_moe_cases(kGpu, dt, skewed, e);
 }
 

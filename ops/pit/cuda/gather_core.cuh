@@ -1,0 +1,93 @@
+#pragma once
+// What the M-gather kernels share (gather_gemm.cu: the wgmma and mma.sync engines with split K;
+// gather_ws.cu: the persistent, warp-specialised engine): their parameters, the tile prefix over
+// the segments and where a work tile lies.
+//
+// Work tiles: the row tiles of every segment (ceil(count_s / BM) each, in segment order) times
+// the n_tiles column tiles, numbered row tile major, so that the blocks running at one time share
+// a segment's rows of A and its B.
+#include <cstdint>
+
+#include "core/device.h"
+#include "ops/cuda/device_utils.cuh"
+#include "ops/pit/cuda/swrite.cuh"
+
+namespace pit::sparse::cuda {
+
+template <typename T>
+struct GatherParams {
+  const T* a;
+  const T* b;
+  T* c;
+  const int32_t* rows;
+  const int32_t* offsets;
+  const float* weights;  // null unless use_weights
+  int64_t k, n;
+  int64_t b_seg_stride;     // elements between B_s and B_{s+1}; 0 when B is shared
+  int64_t seg_cols;         // K-chunk width w, 0 for expert segments
+  int64_t bias_seg_stride;  // N for a per-segment bias [S, N], else 0
+  int segments;
+  int n_tiles;
+  bool a_gathered, c_scattered;
+  bool a_fast, b_fast;  // every SRead chunk of A / B 16-byte aligned (dev::chunks_aligned)
+  dev::EpiArgs epi;
+  // Split K (null: never; the wgmma and mma.sync engines only): where the tiles are fewer than the
+  // grid, each tile's k-steps are split over up to gridDim.x / tiles blocks, which write f32
+  // partial tiles [tile][split][BM x BN] to split_ws; the last to finish (split_count[tile], zero
+  // at launch, reset by it) adds them in split order and runs the epilogue.
+  float* split_ws;
+  int* split_count;
+};
+
+// The persistent, warp-specialised M-gather (gather_ws.cu), f16/bf16: every SRead chunk of A and
+// B must be 16-byte aligned (p.a_fast and p.b_fast); no split K. capacity: the index's entries.
+// Throws if the segments' tile prefix does not fit in shared memory beside the stage ring (it
+// does up to kWsMaxSegments on an sm_90 GPU: 227 KB a block).
+inline constexpr int kWsMaxSegments = 4096;
+template <typename T, bool kBTrans>
+void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, StreamRef stream);
+
+namespace dev {
+
+// Tile prefix over the segments into tiles[0 .. segments]: tiles[s] is segment s's first row
+// tile. Warp 0 scans ceil(count_s / BM), 32 segments at a time; the caller synchronises after.
+template <int BM>
+__device__ __forceinline__ void tile_prefix(const int32_t* offsets, int segments, int32_t* tiles) {
+  const int lane = static_cast<int>(threadIdx.x);
+  if (lane >= 32) return;
+  int carry = 0;
+  if (lane == 0) tiles[0] = 0;
+  for (int base = 0; base < segments; base += 32) {
+    const int s = base + lane;
+    int v = s < segments ? (offsets[s + 1] - offsets[s] + BM - 1) / BM : 0;
+#pragma unroll
+    for (int off = 1; off < 32; off *= 2) {
+      const int u = __shfl_up_sync(pit::cuda::kFullMask, v, off);
+      if (lane >= off) v += u;
+    }
+    if (s < segments) tiles[s + 1] = carry + v;
+    carry += __shfl_sync(pit::cuda::kFullMask, v, 31);
+  }
+}
+
+// Work tile `tile`: its segment, first entry, entries (at most BM) and column tile.
+struct TileAt {
+  int s, e0, count, nt;
+};
+
+template <int BM>
+__device__ __forceinline__ TileAt locate(const int32_t* tiles, const int32_t* offsets, int segments, int n_tiles,
+                                         int tile) {
+  const int mt = tile / n_tiles;
+  int lo = 0, hi = segments - 1;  // the last segment whose first tile is <= mt
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (tiles[mid] <= mt) lo = mid;
+    else hi = mid - 1;
+  }
+  const int e0 = offsets[lo] + (mt - tiles[lo]) * BM;
+  return {lo, e0, min(BM, offsets[lo + 1] - e0), tile % n_tiles};
+}
+
+}  // namespace dev
+}  // namespace pit::sparse::cuda

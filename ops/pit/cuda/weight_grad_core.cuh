@@ -1,0 +1,62 @@
+#pragma once
+// What the weight-gradient kernels of the M-gather share (weight_grad.cu: the wgmma and mma.sync
+// engines, one block a tile; weight_grad_ws.cu: the persistent, warp-specialised engine): their
+// parameters and the gate scaling of a thread's own chunks of the Y tile.
+//
+// Work tiles: (segment s, row tile mt, column tile nt) numbered column tile fastest, then row
+// tile, then segment, so that the blocks running at one time share a segment's entries.
+#include <cstdint>
+
+#include "core/device.h"
+#include "ops/cuda/device_utils.cuh"
+#include "ops/pit/cuda/swrite.cuh"
+
+namespace pit::sparse::cuda {
+
+template <typename T>
+struct WgradParams {
+  const T* x;
+  const T* y;
+  T* out;
+  const int32_t* rows;
+  const int32_t* offsets;
+  const float* weights;
+  int64_t p, q;           // out [S, P, Q]
+  int64_t ldx, ldy;       // row lengths of X and Y
+  bool x_gathered, y_gathered;
+  bool x_fast, y_fast;  // every SRead chunk of X / Y 16-byte aligned
+  int segments;
+  int m_tiles, n_tiles;
+  dev::EpiArgs epi;
+};
+
+// The weight gradient on the persistent, warp-specialised engine (weight_grad_ws.cu), f16/bf16:
+// every SRead chunk of X and Y must be 16-byte aligned (p.x_fast and p.y_fast).
+template <typename T>
+void launch_weight_grad_ws(const WgradParams<T>& p, StreamRef stream);
+
+namespace dev {
+
+// Multiplies this thread's chunks (Walk: the chunk walk of the tile's SRead) of the tile at `tile`
+// (layout Layout), wherever the layout put them, by scale[t] (chunk t's entry weight), with
+// 16-byte shared-memory accesses. For the chunks this thread copied, once its copies are complete.
+template <typename T, class Walk, class Layout>
+__device__ __forceinline__ void scale_own_chunks(T* tile, int tid, const float (&scale)[Walk::kPer]) {
+  using Pack = pit::cuda::Pack<T>;
+  constexpr int N = Pack::kN;
+#pragma unroll
+  for (int t = 0; t < Walk::kPer; ++t) {
+    if (!Walk::owns(t, tid)) continue;
+    Pack* chunk = reinterpret_cast<Pack*>(tile + Layout::at(Walk::row(t, tid), Walk::col(t, tid)));
+    Pack v = *chunk;
+    float f[N];
+    pit::cuda::widen_pack(v.v, f);
+#pragma unroll
+    for (int i = 0; i < N; ++i) f[i] *= scale[t];
+    pit::cuda::narrow_pack<T, N>(f, v.v);
+    *chunk = v;
+  }
+}
+
+}  // namespace dev
+}  // namespace pit::sparse::cuda

@@ -1,0 +1,148 @@
+// The weight gradient of the M-gather (weight_grad.cu's contract) on the persistent,
+// warp-specialised wgmma engine (ws_core.cuh), f16/bf16. An expert's tile of dW reduces over only
+// its ~256 entries (4 stages of 64 at T = 16384, E = 64), so with a block per tile most of a
+// block's time went to filling its pipeline and writing its tile. Here one block per SM walks
+// the tiles t = blockIdx.x, blockIdx.x + gridDim.x, ... (weight_grad_core.cuh's order):
+// - producers (two warpgroups): each stage's entry rows from the index, then its copies of the X
+//   and Y rows into the 4-deep ring, running ahead across tiles (the next tiles' rows stream in
+//   under this tile's MMAs and epilogue). With entry weights, the Y rows must be scaled once they
+//   have landed: a producer issues stage i + 1's copies, waits for stage i's (cp.async groups),
+//   scales its own chunks of stage i, and only then arrives on its `full` barrier;
+// - consumers (two warpgroups): the MMAs, then each warpgroup stages its 64 rows of the f32 tile
+//   and writes them (named barriers 2 and 3). Every output element has one owner.
+// Every SRead chunk is one 16-byte cp.async: X's and Y's rows must be 16-byte aligned.
+// Measured slower than weight_grad.cu's wgmma engine on MoE (H200: dW1 0.68 against 0.62 ms, dW2
+// 0.88 against 0.75), so only Engine::wgmma_persistent runs it: the one block an SM leaves the
+// tensor cores idle through each tile's epilogue, as long as its 4 k-steps here; what would
+// change that is two consumer groups taking turns (one's epilogue under the other's MMAs).
+#include <algorithm>
+
+#include "ops/cuda/mbarrier_ptx.cuh"
+#include "ops/pit/cuda/launch.cuh"
+#include "ops/pit/cuda/weight_grad_core.cuh"
+#include "ops/pit/cuda/ws_core.cuh"
+
+namespace pit::sparse::cuda {
+namespace {
+
+template <typename T>
+using WgradWsCfg = dev::WsCfg<T, true, true, 4>;
+
+template <typename T>
+__global__ void __launch_bounds__(WgradWsCfg<T>::kThreads, 1) weight_grad_ws_kernel(const WgradParams<T> p) {
+  using Cfg = WgradWsCfg<T>;
+  namespace mbar = pit::cuda::mbar;
+  namespace ptx = pit::cuda::ptx;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, V = Cfg::V, S = Cfg::kStages, kHalf = BM / 2;
+  static_assert(BM == BN, "the X and Y tiles share their rows' walk");
+  extern __shared__ uint4 smem_raw[];
+  const dev::WsRing<Cfg> ring(dev::tile_base<Cfg>(smem_raw));
+  ring.init();
+  const int per_seg = p.m_tiles * p.n_tiles, total = p.segments * per_seg;
+  struct Tile {
+    int s, e0, count;
+    int64_t m0, n0;
+  };
+  const auto tile_at = [&](int t) {
+    const int s = t / per_seg, mt = (t / p.n_tiles) % p.m_tiles, nt = t % p.n_tiles;
+    const int e0 = p.offsets[s];
+    return Tile{s, e0, p.offsets[s + 1] - e0, int64_t{mt} * BM, int64_t{nt} * BN};
+  };
+  if (threadIdx.x < Cfg::kProducers) {
+    const int tid = threadIdx.x;
+    using Walk = dev::ChunkWalk<T, BK, BM, Cfg::kProducers>;
+    dev::RowGatherReader<T, BK, BM, typename Cfg::ALayout, Cfg::kProducers> rx;
+    dev::RowGatherReader<T, BK, BN, typename Cfg::BLayout, Cfg::kProducers> ry;
+    const bool gathered = p.x_gathered || p.y_gathered;
+    Tile tile{};
+    // With weights: the stage whose copies are in flight and not yet arrived on (-1: none), and
+    // the weights of this thread's chunks there.
+    int pending = -1;
+    float scale[Walk::kPer];
+    const auto finish_pending = [&]() {
+      dev::scale_own_chunks<T, Walk, typename Cfg::BLayout>(ring.b(pending), tid, scale);
+      pit::cuda::wgmma::fence_smem_for_async();  // the scaled values before wgmma reads them
+      mbar::arrive(ring.full(pending));
+    };
+    uint32_t it = 0;  // stages issued so far, over all tiles (ws_core.cuh's count)
+    for (int t = blockIdx.x; t < total; t += gridDim.x) {
+      tile = tile_at(t);
+      rx.init(tid, [&](int, int c) { return dev::Src<T>{p.x + tile.m0 + c, dev::valid_n(p.p - tile.m0 - c, V)}; });
+      ry.init(tid, [&](int, int c) { return dev::Src<T>{p.y + tile.n0 + c, dev::valid_n(p.q - tile.n0 - c, V)}; });
+      const int num_k = (tile.count + BK - 1) / BK;
+      for (int kt = 0; kt < num_k; ++kt, ++it) {
+        const int slot = static_cast<int>(it % S);
+        mbar::wait(ring.empty(slot), ((it / S) & 1) ^ 1);
+        int64_t ox[Walk::kPer], oy[Walk::kPer];
+#pragma unroll
+        for (int c = 0; c < Walk::kPer; ++c) {
+          const int j = kt * BK + Walk::row(c, tid), e = tile.e0 + j;  // compact operands are by entry
+          const int named = j < tile.count ? (gathered ? p.rows[e] : e) : -1;
+          ox[c] = named < 0 ? -1 : int64_t{p.x_gathered ? named : e} * p.ldx;
+          oy[c] = named < 0 ? -1 : int64_t{p.y_gathered ? named : e} * p.ldy;
+        }
+        rx.load_chunks(ring.a(slot), tid, ox, true, p.x);
+        ry.load_chunks(ring.b(slot), tid, oy, true, p.y);
+        if (!p.weights) {
+          mbar::arrive_on_cp_async(ring.full(slot));
+          continue;
+        }
+        ptx::cp_async_commit();
+        if (pending >= 0) {
+          ptx::cp_async_wait<1>();  // the pending stage's copies (this thread's) have landed
+          finish_pending();
+        }
+        pending = slot;
+#pragma unroll
+        for (int c = 0; c < Walk::kPer; ++c) {
+          const int j = kt * BK + Walk::row(c, tid);
+          scale[c] = j < tile.count ? p.weights[tile.e0 + j] : 0.f;
+        }
+      }
+    }
+    if (pending >= 0) {
+      ptx::cp_async_wait<0>();
+      finish_pending();
+    }
+    mbar::cp_async_wait_all();
+  } else {
+    const int ctid = threadIdx.x - Cfg::kConsumerBase, wg = ctid / 128;
+    float* staged = ring.epi();
+    dev::Acc<Cfg> acc;
+    uint32_t it = 0;
+    for (int t = blockIdx.x; t < total; t += gridDim.x) {
+      const Tile tile = tile_at(t);
+      dev::ws_consume<Cfg>(acc, ring, it, (tile.count + BK - 1) / BK);
+      acc.to_smem(staged);
+      mbar::sync_named(2 + wg, 128);
+      T* out = p.out + int64_t{tile.s} * p.p * p.q;
+      dev::swrite_staged<T, kHalf, BN, 128>(staged + wg * kHalf * Cfg::kEpiLd, Cfg::kEpiLd, [&](int r) {
+        const int64_t row = tile.m0 + wg * kHalf + r;
+        return row < p.p ? dev::RowDst<T>{out + row * p.q, 1.f} : dev::RowDst<T>{nullptr, 1.f};
+      }, tile.n0, p.q, p.epi, ctid % 128);
+      mbar::sync_named(2 + wg, 128);  // this warpgroup's staged rows are read before the next tile's
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void launch_weight_grad_ws(const WgradParams<T>& p, StreamRef stream) {
+  using Cfg = WgradWsCfg<T>;
+  PIT_CHECK(p.x_fast && p.y_fast,
+            "cuda::gather_weight_grad: the persistent wgmma engine needs 16-byte aligned rows of A and G (K and N "
+            "multiples of 8); use Engine::automatic");
+  auto* kernel = weight_grad_ws_kernel<T>;
+  const size_t smem = Cfg::kSmem + Cfg::kAlignSlack;
+  const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
+  const int64_t tiles = int64_t{p.segments} * p.m_tiles * p.n_tiles;
+  const int64_t grid = std::max<int64_t>(1, std::min<int64_t>(tiles, int64_t{sm_count()} * per_sm));
+  kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p);
+  check_launch("cuda::gather_weight_grad (persistent engine)");
+}
+
+template void launch_weight_grad_ws<Half>(const WgradParams<Half>&, StreamRef);
+template void launch_weight_grad_ws<BFloat16>(const WgradParams<BFloat16>&, StreamRef);
+
+}  // namespace pit::sparse::cuda

@@ -1,0 +1,175 @@
+// The M-gather on the persistent, warp-specialised engine (Engine::wgmma_persistent,
+// ops/pit/cuda/gather_ws.cu) against the CPU M-gather in f64 on the same operands and an index
+// made on the CPU from the same routing or pattern, outputs poisoned (NaN) first: expert segments
+// (SRead of x's rows into compact outputs with a per-expert bias and GELU; compact rows SWritten
+// to their tokens, gate-weighted and accumulated over top-2) under uniform routing, one expert
+// taking every token's first slot, and experts without tokens; whole rows at sparsity 0-100 %;
+// 1 x 64 K-chunk segments; the weight gradients of expert segments. Ragged shapes (1000 tokens, K = 264, N = 200: none a multiple of the
+// 128 x 128 x 64 tile). Tolerances as in gemm_cuda_test.cpp (relative to the output's scale);
+// accumulated outputs round once per contribution, so twice the dtype's. Skips without a GPU.
+#include <string>
+#include <vector>
+
+#include "core/device.h"
+#include "ops/pit/detect.h"
+#include "ops/pit/gemm.h"
+#include "tests/gpu.h"
+#include "tests/ops/pit/gemm_cases.h"
+
+using namespace pit;
+
+namespace {
+
+const Device kGpu = Device::cuda();
+const std::vector<DType> kHalfTypes = {DType::bf16, DType::f16};
+constexpr int64_t kTokens = 1000, kK = 264, kN = 200, kExperts = 6;
+
+Tensor f64(const Tensor& t) { return t.defined() ? t.to(Device::cpu(), DType::f64) : t; }
+
+// gather_gemm on the GPU (persistent engine) against the CPU's in f64, C of shape `c_shape`.
+void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sparse::RowSetIndex& cpu_idx,
+                   const Tensor& b, const Shape& c_shape, sparse::GatherGemmArgs args, double tol,
+                   const std::string& what) {
+  Tensor c = test::poisoned(c_shape, a.dtype(), kGpu);
+  args.engine = sparse::Engine::wgmma_persistent;
+  sparse::gather_gemm(a, gpu_idx, b, c, args);
+  sparse::GatherGemmArgs ref = args;
+  ref.engine = sparse::Engine::automatic;
+  ref.epilogue.bias = f64(args.epilogue.bias);
+  Tensor want = test::poisoned(c_shape, DType::f64);
+  sparse::gather_gemm(f64(a), cpu_idx, f64(b), want, ref);
+  test::expect_close(c, want, tol, tol, what);
+}
+
+// expert_of [T, 2] for a routing kind: 0 uniform, 1 every first slot on expert 2, 2 only experts
+// 1 and 4 (the others get no token).
+Tensor routing(int kind, uint64_t seed) {
+  std::vector<int32_t> ids(static_cast<size_t>(kTokens * 2));
+  uint64_t state = seed;
+  const auto next = [&]() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<int32_t>(state >> 33);
+  };
+  for (int64_t t = 0; t < kTokens; ++t) {
+    constexpr int32_t kE = static_cast<int32_t>(kExperts);
+    int32_t e0 = next() % kE, e1 = (e0 + 1 + next() % (kE - 1)) % kE;
+    if (kind == 1) e0 = 2, e1 = (2 + 1 + next() % (kE - 1)) % kE;
+    if (kind == 2) e0 = next() % 2 ? 1 : 4, e1 = e0 == 1 ? 4 : 1;
+    ids[static_cast<size_t>(2 * t)] = e0;
+    ids[static_cast<size_t>(2 * t + 1)] = e1;
+  }
+  return from_vector(ids, {kTokens, 2});
+}
+
+// A routing of kind `kind` with random gates, its index on each device and tokens x [T, K].
+struct Experts {
+  sparse::RowSetIndex gpu, cpu;
+  Tensor x;
+};
+
+Experts experts_case(int kind, DType dt, uint64_t& seed) {
+  const Tensor ids = routing(kind, ++seed);
+  const Tensor gates = test::dense_random({kTokens, 2}, ++seed, DType::f32);
+  return {sparse::rows_from_routing(ids.to(kGpu), kExperts, gates.to(kGpu)),
+          sparse::rows_from_routing(ids, kExperts, gates), test::dense_random({kTokens, kK}, ++seed, dt, kGpu)};
+}
+
+}  // namespace
+
+TEST(GatherPersistentCuda, Experts) {
+  PIT_REQUIRE_CUDA();
+  uint64_t seed = 300;
+  for (const DType dt : kHalfTypes)
+    for (int kind = 0; kind < 3; ++kind) {
+      const std::string what = std::string(dtype_name(dt)) + " routing " + std::to_string(kind);
+      const double tol = test::tol_for(dt);
+      const auto [gi, ci, x] = experts_case(kind, dt, seed);
+      const Tensor w1 = test::dense_random({kExperts, kN, kK}, ++seed, dt, kGpu);  // [E, N, K]: b_trans
+      const Tensor bias = test::dense_random({kExperts, kN}, ++seed, dt, kGpu);
+      expect_gather(x, gi, ci, w1, {2 * kTokens, kN},
+                    {.a_gathered = true, .c_scattered = false, .b_trans = true,
+                     .epilogue = {.bias = bias, .activation = true, .act = UnaryOp::gelu_tanh}},
+                    tol, "up (SRead of x, compact, bias + gelu) " + what);
+      const Tensor h = test::dense_random({2 * kTokens, kN}, ++seed, dt, kGpu);
+      const Tensor w2 = test::dense_random({kExperts, kN, kK}, ++seed, dt, kGpu);  // [E, K = N, N = K]
+      expect_gather(h, gi, ci, w2, {kTokens, kK},
+                    {.a_gathered = false, .c_scattered = true, .use_weights = true, .zero_c = true,
+                     .epilogue = {.write = sparse::Write::accumulate}},
+                    2 * tol, "down (compact A, gated SWrite, top-2 accumulate) " + what);
+      if (::testing::Test::HasFailure()) return;
+    }
+}
+
+// The weight gradient dB_s = sum_e scale_e A[a_row(e)]^T G[g_row(e)] on the persistent engine
+// against the CPU's in f64: x's rows gathered with compact G (MoE's dW1) and both gathered with
+// gates (dW2), [E, K, N] and transposed, store and accumulate onto a random dB.
+TEST(GatherPersistentCuda, WeightGradients) {
+  PIT_REQUIRE_CUDA();
+  uint64_t seed = 500;
+  for (const DType dt : kHalfTypes)
+    for (int kind = 0; kind < 3; ++kind) {
+      const double tol = test::tol_for(dt);
+      const auto [gi, ci, x] = experts_case(kind, dt, seed);
+      const Tensor dpre = test::dense_random({2 * kTokens, kN}, ++seed, dt, kGpu);  // compact, by entry
+      const Tensor dy = test::dense_random({kTokens, kN}, ++seed, dt, kGpu);
+      const Tensor start = test::dense_random({kExperts, kK, kN}, ++seed, dt, kGpu);
+      for (const bool trans : {false, true})
+        for (const bool gated : {false, true})
+          for (const bool acc : {false, true}) {
+            const std::string what = std::string(dtype_name(dt)) + " routing " + std::to_string(kind) +
+                                     (trans ? " b_trans" : "") + (gated ? " gated (both gathered)" : " compact G") +
+                                     (acc ? " accumulate" : " store");
+            const Tensor& g = gated ? dy : dpre;
+            const sparse::GatherWeightGradArgs args{.a_gathered = true, .g_gathered = gated, .b_trans = trans,
+                                                    .use_weights = gated,
+                                                    .write = acc ? sparse::Write::accumulate : sparse::Write::store,
+                                                    .engine = sparse::Engine::wgmma_persistent};
+            const Tensor init = trans ? start.transpose(1, 2).contiguous() : start;
+            Tensor got = acc ? init.clone() : test::poisoned(init.shape(), dt, kGpu);
+            sparse::gather_weight_grad(x, g, gi, got, args);
+            sparse::GatherWeightGradArgs ref = args;
+            ref.engine = sparse::Engine::automatic;
+            Tensor want = acc ? f64(init) : test::poisoned(init.shape(), DType::f64);
+            sparse::gather_weight_grad(f64(x), f64(g), ci, want, ref);
+            test::expect_close(got, want, 2 * tol, 2 * tol, "weight grad " + what);
+            if (::testing::Test::HasFailure()) return;
+          }
+    }
+}
+
+TEST(GatherPersistentCuda, RowsAndKChunks) {
+  PIT_REQUIRE_CUDA();
+  uint64_t seed = 400;
+  for (const DType dt : kHalfTypes)
+    for (const double d : test::kGemmDensities) {
+      const std::string what = std::string(dtype_name(dt)) + " density " + std::to_string(d);
+      const double tol = test::tol_for(dt);
+      const Tensor a = test::sparse_tensor(kTokens, kK, 1, kK, d, ++seed, dt, kGpu);
+      const Tensor b = test::dense_random({kK, kN}, ++seed, dt, kGpu);
+      const Tensor w = test::dense_random({kN, kK}, ++seed, dt, kGpu);
+      const Tensor bias = test::dense_random({kN}, ++seed, dt, kGpu);
+      const sparse::RowSetIndex gi = sparse::detect_rows(a), ci = sparse::detect_rows(f64(a));
+      expect_gather(a, gi, ci, b, {kTokens, kN}, {.zero_c = true}, tol, "rows, store " + what);
+      expect_gather(a, gi, ci, w, {kTokens, kN},
+                    {.b_trans = true, .zero_c = true, .epilogue = {.bias = bias, .activation = true, .act = UnaryOp::relu}},
+                    tol, "rows, b_trans, bias + relu " + what);
+      const Tensor ak = test::sparse_tensor(kTokens, kK, 1, 64, d, ++seed, dt, kGpu);
+      const sparse::RowSetIndex gk = sparse::detect_rows(ak, 64), ck = sparse::detect_rows(f64(ak), 64);
+      expect_gather(ak, gk, ck, b, {kTokens, kN}, {.zero_c = true, .epilogue = {.write = sparse::Write::accumulate}},
+                    2 * tol, "1 x 64 K-chunks " + what);
+      if (::testing::Test::HasFailure()) return;
+    }
+}
+
+TEST(GatherPersistentCuda, UnalignedRowsAreRefused) {
+  PIT_REQUIRE_CUDA();
+  const Tensor a = test::sparse_tensor(100, 97, 1, 97, 0.5, 1, DType::bf16, kGpu);  // K = 97: rows not 16-byte aligned
+  const Tensor b = test::dense_random({97, 64}, 2, DType::bf16, kGpu);
+  Tensor c = test::poisoned({100, 64}, DType::bf16, kGpu);
+  try {
+    sparse::gather_gemm(a, sparse::detect_rows(a), b, c, {.zero_c = true, .engine = sparse::Engine::wgmma_persistent});
+    ADD_FAILURE() << "expected an error for K = 97";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("16-byte aligned"), std::string::npos) << e.what();
+  }
+}
