@@ -84,11 +84,11 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   });
   report.add({"  up GEMM (SRead) " + tag, shape, up.median_ms, gemm_flops, true, gemm_peak, "cuBLAS same shape",
               dense_up.median_ms});
-  const auto up_plain = time_gpu([&](int) {
+  const auto up_deep = time_gpu([&](int) {
     gather_gemm(x, idx, w1, pre,
-                {.a_gathered = true, .c_scattered = false, .b_trans = true, .engine = sparse::Engine::wgmma});
+                {.a_gathered = true, .c_scattered = false, .b_trans = true, .engine = sparse::Engine::wgmma_deep});
   });
-  report.add({"  up GEMM, wgmma not deep " + tag, shape, up_plain.median_ms, gemm_flops, true, gemm_peak,
+  report.add({"  up GEMM, wgmma_deep " + tag, shape, up_deep.median_ms, gemm_flops, true, gemm_peak,
               "cuBLAS same shape", dense_up.median_ms});
   const Tensor h = kernels::unary(UnaryOp::gelu_tanh, pre);
   const auto act = time_gpu([&](int) { (void)kernels::unary(UnaryOp::gelu_tanh, pre); });
@@ -102,12 +102,12 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   });
   report.add({"  down GEMM (SWrite) " + tag, shape, down.median_ms, gemm_flops, true, gemm_peak, "cuBLAS same shape",
               dense_down.median_ms});
-  const auto down_plain = time_gpu([&](int) {
+  const auto down_deep = time_gpu([&](int) {
     gather_gemm(h, idx, w2, y,
                 {.a_gathered = false, .c_scattered = true, .b_trans = true, .use_weights = true, .zero_c = true,
-                 .epilogue = {.write = combine}, .engine = sparse::Engine::wgmma});
+                 .epilogue = {.write = combine}, .engine = sparse::Engine::wgmma_deep});
   });
-  report.add({"  down GEMM, wgmma not deep " + tag, shape, down_plain.median_ms, gemm_flops, true, gemm_peak,
+  report.add({"  down GEMM, wgmma_deep " + tag, shape, down_deep.median_ms, gemm_flops, true, gemm_peak,
               "cuBLAS same shape", dense_down.median_ms});
   Tensor dh = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
   const auto bwd_dh = time_gpu([&](int) {
@@ -131,12 +131,12 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   });
   report.add({"  bwd dW1 " + tag, shape, bwd_w1.median_ms, gemm_flops, true, gemm_peak, "mma.sync engine",
               bwd_w1_mma.median_ms});
-  const auto bwd_w1_deep = time_gpu([&](int) {
+  const auto bwd_w1_ws = time_gpu([&](int) {
     sparse::gather_weight_grad(x, dh, idx, dw1,
                                {.a_gathered = true, .g_gathered = false, .b_trans = true,
-                                .engine = sparse::Engine::wgmma_deep});
+                                .engine = sparse::Engine::wgmma_persistent});
   });
-  report.add({"  bwd dW1, wgmma_deep " + tag, shape, bwd_w1_deep.median_ms, gemm_flops, true, gemm_peak,
+  report.add({"  bwd dW1, persistent " + tag, shape, bwd_w1_ws.median_ms, gemm_flops, true, gemm_peak,
               "mma.sync engine", bwd_w1_mma.median_ms});
   Tensor dx = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
   const auto bwd_dx = time_gpu([&](int) {
@@ -154,13 +154,30 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   });
   report.add({"  bwd dW2 " + tag, shape, bwd_w2.median_ms, gemm_flops, true, gemm_peak, "mma.sync engine",
               bwd_w2_mma.median_ms});
-  const auto bwd_w2_deep = time_gpu([&](int) {
+  const auto bwd_w2_ws = time_gpu([&](int) {
     sparse::gather_weight_grad(h, dy, idx, dw2,
                                {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true,
-                                .engine = sparse::Engine::wgmma_deep});
+                                .engine = sparse::Engine::wgmma_persistent});
   });
-  report.add({"  bwd dW2, wgmma_deep " + tag, shape, bwd_w2_deep.median_ms, gemm_flops, true, gemm_peak,
+  report.add({"  bwd dW2, persistent " + tag, shape, bwd_w2_ws.median_ms, gemm_flops, true, gemm_peak,
               "mma.sync engine", bwd_w2_mma.median_ms});
+  // The op's calls back to back with buffers allocated once, without autograd: against moe_ffn
+  // fwd+bwd, what the op and autograd add; against the parts' sum, what running in sequence costs.
+  Tensor gu = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
+  const auto sequence = time_gpu([&](int) {
+    const sparse::RowSetIndex ix = sparse::rows_from_routing(ids, kExperts, gates);
+    gather_gemm(x, ix, w1, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true});
+    const Tensor hh = kernels::unary(UnaryOp::gelu_tanh, pre);
+    gather_gemm(hh, ix, w2, y,
+                {.a_gathered = false, .c_scattered = true, .b_trans = true, .use_weights = true, .zero_c = true,
+                 .epilogue = {.write = combine}});
+    gather_gemm(dy, ix, w2, gu, {.a_gathered = true, .c_scattered = false});
+    sparse::moe_activation_backward(UnaryOp::gelu_tanh, gu, pre, hh, ix, ids, gu, dgates);
+    sparse::gather_weight_grad(x, gu, ix, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true});
+    gather_gemm(gu, ix, w1, dx, {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine}});
+    sparse::gather_weight_grad(hh, dy, ix, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true});
+  });
+  report.add({"  fwd+bwd calls in sequence " + tag, shape, sequence.median_ms, 3 * 2 * gemm_flops, true, gemm_peak, "", 0});
 }
 
 }  // namespace
@@ -174,6 +191,19 @@ int run_moe(const std::string& markdown_path) {
   Report::print_header();
   const Tensor x = random_bf16({kTokens, kModel}, 1.0, 1), dy = random_bf16({kTokens, kModel}, 1.0, 2);
   const Tensor w1 = random_bf16({kExperts, kFfn, kModel}, 0.03, 3), w2 = random_bf16({kExperts, kModel, kFfn}, 0.03, 4);
+  // PIT_BENCH_MOE_TRACE=1: three untimed forward + backward passes of top-1 uniform and nothing
+  // else, for a profiler to list the kernels of one pass (e.g. `ncu --metrics
+  // gpu__time_duration.sum build-gpu/pit-bench moe`).
+  if (std::getenv("PIT_BENCH_MOE_TRACE") != nullptr) {
+    const Tensor ids = routing(1, false, 11);
+    const Tensor gates = full({kTokens, 1}, 1.0, DType::f32, Device::cuda());
+    for (int i = 0; i < 3; ++i) {
+      Variable xv(x, true), g(gates, true), a(w1, true), b(w2, true);
+      ops::moe_ffn(xv, ids, g, a, b).backward(dy);
+      PIT_CUDA_CHECK(cudaDeviceSynchronize());
+    }
+    return 0;
+  }
   for (const int64_t k : {1, 2}) {
     const Tensor dw1 = random_bf16({k * kFfn, kModel}, 0.03, 5), dw2 = random_bf16({kModel, k * kFfn}, 0.03, 6);
     const Tensor gates = full({kTokens, k}, 1.0 / static_cast<double>(k), DType::f32, Device::cuda());
