@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Training throughput of configs/moe.yaml's dense transformer LM on the GPU: pit-train against the
-# same model in PyTorch eager (bench/torch_train.py), same shapes, precision, dropout, AdamW and
-# clipping. pit-train trains on the Brown corpus (data/brown, scripts/get_data.sh); PyTorch on
+# Training throughput of configs/moe.yaml's transformer LM with dense FFNs (`model.experts=0`: the
+# PyTorch peer has no MoE) on the GPU: pit-train against the same model in PyTorch eager
+# (bench/torch_train.py), same shapes, precision, dropout, AdamW and clipping. pit-train trains on the Brown corpus (data/brown, scripts/get_data.sh); PyTorch on
 # random bytes (throughput does not depend on the values).
 # Usage: bench/train_throughput.sh OUTDIR [pit-train binary]
 set -euo pipefail
@@ -13,7 +13,8 @@ steps=${PIT_THROUGHPUT_STEPS:-300}
 [[ -f data/brown/brown_train.h5 ]] || { echo "train_throughput.sh: data/brown missing (run scripts/get_data.sh)" >&2; exit 1; }
 
 # The model's shape, read from the config as pit-train resolves it.
-resolved=$("$bin" --config configs/moe.yaml --print-config)
+dense=(--set model.experts=0)
+resolved=$("$bin" --config configs/moe.yaml "${dense[@]}" --print-config)
 key() { awk -v s="$1" -v k="$2" '/^[a-z_]+:/{sec=$1} sec==s":" && $1==k":"{print $2; exit}' <<<"$resolved"; }
 d=$(key model d_model) layers=$(key model n_layers) heads=$(key model n_heads) dff=$(key model d_ff)
 seq=$(key data seq_len) batch=$(key data batch_size) dropout=$(key model dropout)
@@ -21,7 +22,7 @@ echo "model: d_model $d, $layers layers, $heads heads, d_ff $dff, batch $batch x
 
 # pit-train: the throughput of the last progress window (steps 2/3..end: after warm-up).
 log=$out/train_throughput_pit.log
-"$bin" --config configs/moe.yaml --set run.steps="$steps" --set run.log_every=$((steps / 3)) \
+"$bin" --config configs/moe.yaml "${dense[@]}" --set run.steps="$steps" --set run.log_every=$((steps / 3)) \
   --set run.eval_every=0 --set run.final_eval_batches=2 --set schedule.warmup_steps=10 \
   --set run.out_dir="${TMPDIR:-/tmp}/pit_moe_throughput" | tee "$log"
 pit_tps=$(grep '^step' "$log" | tail -n 1 | sed -E 's/.*\| ([0-9.]+)k tok\/s.*/\1/')
