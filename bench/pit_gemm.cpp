@@ -317,8 +317,8 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
         Result r{pr.name, g.name, sp};
         r.read = read_ms;
         std::function<void(int)> run, detect;
-        // PIT_BENCH_ENGINE forces the tensor-core engine of the M-gather (mma, wgmma) and of the
-        // 128-row K-condense (mma, wgmma, persistent), to compare them.
+        // PIT_BENCH_ENGINE forces the tensor-core engine of the M-gather and of the 128-row
+        // K-condense (mma, wgmma, persistent), to compare them.
         const sparse::Engine engine = bench_engine();
         sparse::RowSetIndex ri;
         sparse::KListIndex ki;
@@ -334,9 +334,7 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
           const sparse::Write wr = w > 0 ? sparse::Write::accumulate : sparse::Write::store;
           run = [&, wr](int) {
             PIT_CUDA_CHECK(cudaMemsetAsync(c.data_ptr(), 0, c.nbytes(), pit::cuda::native(stream)));
-            // (The M-gather has no persistent engine yet: under "persistent" it makes its own choice.)
-            const sparse::Engine ge = engine == sparse::Engine::wgmma_persistent ? sparse::Engine::automatic : engine;
-            sparse::cuda::gather_gemm(a, ri, b, c, {.epilogue = {.write = wr}, .engine = ge}, stream);
+            sparse::cuda::gather_gemm(a, ri, b, c, {.epilogue = {.write = wr}, .engine = engine}, stream);
           };
           kernel = "rows";
           tiles = pr.m * (w == 0 ? 1 : (pr.k + w - 1) / w);
