@@ -210,21 +210,15 @@ __global__ void __launch_bounds__(WsCondenseCfg<T>::kThreads, 1) condense_ws_ker
     };
     dev::ws_produce<Cfg>(ring, num_tiles, begin, load);
   } else {
-    const int ctid = threadIdx.x - Cfg::kConsumerBase, wg = ctid / 128;
-    float* staged = ring.epi();
     dev::Acc<Cfg> acc;
     uint32_t it = 0;
     for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
       const int blk = t % p.num_blocks;
       const int64_t n0 = int64_t{t / p.num_blocks} * BN, m0 = int64_t{blk} * p.tr;
       dev::ws_consume<Cfg>(acc, ring, it, (p.offsets[blk + 1] - p.offsets[blk] + BK - 1) / BK);
-      acc.to_smem(staged);
-      mbar::sync_named(2 + wg, 128);
-      dev::swrite_staged<T, BM / 2, BN, 128>(staged + wg * (BM / 2) * Cfg::kEpiLd, Cfg::kEpiLd, [&](int r) {
-        const int rr = wg * (BM / 2) + r;
-        return rr < p.tr && m0 + rr < p.m ? dev::RowDst<T>{p.c + (m0 + rr) * p.n, 1.f} : dev::RowDst<T>{nullptr, 1.f};
-      }, n0, p.n, p.epi, ctid % 128);
-      mbar::sync_named(2 + wg, 128);  // this warpgroup's staged rows are read before the next tile's
+      dev::ws_store_tile<Cfg>(acc, ring, [&](int r) {
+        return r < p.tr && m0 + r < p.m ? dev::RowDst<T>{p.c + (m0 + r) * p.n, 1.f} : dev::RowDst<T>{nullptr, 1.f};
+      }, n0, p.n, p.epi);
     }
   }
 }

@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans>::kThreads, 1) gather_w
   extern __shared__ uint4 smem_raw[];
   const dev::WsRing<Cfg> ring(dev::tile_base<Cfg>(smem_raw));
   int64_t* a_off = reinterpret_cast<int64_t*>(reinterpret_cast<char*>(ring.tiles) + Cfg::kSmem);  // [BM], producers
-  int32_t* c_row = reinterpret_cast<int32_t*>(a_off + BM);  // [BM], consumers: warpgroup w's rows at w * kHalf
+  int32_t* c_row = reinterpret_cast<int32_t*>(a_off + BM);  // [BM], consumers: each warpgroup fills its rows
   float* scale = reinterpret_cast<float*>(c_row + BM);      // [BM], likewise
   int32_t* tiles = reinterpret_cast<int32_t*>(scale + BM);  // [segments + 1] tile prefix
   dev::tile_prefix<BM>(p.offsets, p.segments, tiles);
@@ -83,9 +83,6 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans>::kThreads, 1) gather_w
     dev::ws_produce<Cfg>(ring, total, begin, load);
   } else {
     const int ctid = threadIdx.x - Cfg::kConsumerBase, wg = ctid / 128, wtid = ctid % 128;
-    float* staged = ring.epi();
-    int32_t* my_row = c_row + wg * kHalf;
-    float* my_scale = scale + wg * kHalf;
     dev::Acc<Cfg> acc;
     uint32_t it = 0;
     for (int t = blockIdx.x; t < total; t += gridDim.x) {
@@ -93,21 +90,18 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans>::kThreads, 1) gather_w
       int64_t k_beg = 0;
       const int k_len = k_range(at.s, k_beg);
       dev::ws_consume<Cfg>(acc, ring, it, (k_len + BK - 1) / BK);
-      acc.to_smem(staged);
-      if (wtid < kHalf) {
+      if (wtid < kHalf) {  // this warpgroup's rows of the table
         const int r = wg * kHalf + wtid, e = at.e0 + r;
         const bool ok = r < at.count;
-        my_row[wtid] = ok ? (p.c_scattered ? p.rows[e] : e) : -1;
-        my_scale[wtid] = ok && p.weights ? p.weights[e] : 1.f;
+        c_row[r] = ok ? (p.c_scattered ? p.rows[e] : e) : -1;
+        scale[r] = ok && p.weights ? p.weights[e] : 1.f;
       }
-      mbar::sync_named(2 + wg, 128);
       dev::EpiArgs epi = p.epi;
       if (epi.bias) epi.bias = static_cast<const T*>(epi.bias) + at.s * p.bias_seg_stride;
-      dev::swrite_staged<T, kHalf, BN, 128>(staged + wg * kHalf * Cfg::kEpiLd, Cfg::kEpiLd, [&](int r) {
-        const int row = my_row[r];
-        return row >= 0 ? dev::RowDst<T>{p.c + int64_t{row} * p.n, my_scale[r]} : dev::RowDst<T>{nullptr, 0.f};
-      }, int64_t{at.nt} * BN, p.n, epi, wtid);
-      mbar::sync_named(2 + wg, 128);  // this warpgroup's staged rows and table are read before the next tile's
+      dev::ws_store_tile<Cfg>(acc, ring, [&](int r) {
+        const int row = c_row[r];
+        return row >= 0 ? dev::RowDst<T>{p.c + int64_t{row} * p.n, scale[r]} : dev::RowDst<T>{nullptr, 0.f};
+      }, int64_t{at.nt} * BN, p.n, epi);
     }
   }
 }

@@ -33,7 +33,7 @@ __global__ void __launch_bounds__(WgradWsCfg<T>::kThreads, 1) weight_grad_ws_ker
   using Cfg = WgradWsCfg<T>;
   namespace mbar = pit::cuda::mbar;
   namespace ptx = pit::cuda::ptx;
-  constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, V = Cfg::V, S = Cfg::kStages, kHalf = BM / 2;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, V = Cfg::V, S = Cfg::kStages;
   static_assert(BM == BN, "the X and Y tiles share their rows' walk");
   extern __shared__ uint4 smem_raw[];
   const dev::WsRing<Cfg> ring(dev::tile_base<Cfg>(smem_raw));
@@ -106,21 +106,16 @@ __global__ void __launch_bounds__(WgradWsCfg<T>::kThreads, 1) weight_grad_ws_ker
     }
     mbar::cp_async_wait_all();
   } else {
-    const int ctid = threadIdx.x - Cfg::kConsumerBase, wg = ctid / 128;
-    float* staged = ring.epi();
     dev::Acc<Cfg> acc;
     uint32_t it = 0;
     for (int t = blockIdx.x; t < total; t += gridDim.x) {
       const Tile tile = tile_at(t);
       dev::ws_consume<Cfg>(acc, ring, it, (tile.count + BK - 1) / BK);
-      acc.to_smem(staged);
-      mbar::sync_named(2 + wg, 128);
       T* out = p.out + int64_t{tile.s} * p.p * p.q;
-      dev::swrite_staged<T, kHalf, BN, 128>(staged + wg * kHalf * Cfg::kEpiLd, Cfg::kEpiLd, [&](int r) {
-        const int64_t row = tile.m0 + wg * kHalf + r;
+      dev::ws_store_tile<Cfg>(acc, ring, [&](int r) {
+        const int64_t row = tile.m0 + r;
         return row < p.p ? dev::RowDst<T>{out + row * p.q, 1.f} : dev::RowDst<T>{nullptr, 1.f};
-      }, tile.n0, p.q, p.epi, ctid % 128);
-      mbar::sync_named(2 + wg, 128);  // this warpgroup's staged rows are read before the next tile's
+      }, tile.n0, p.q, p.epi);
     }
   }
 }

@@ -19,6 +19,7 @@
 #include <type_traits>
 
 #include "ops/cuda/mbarrier_ptx.cuh"
+#include "ops/pit/cuda/swrite.cuh"
 #include "ops/pit/cuda/wg_core.cuh"
 
 namespace pit::sparse::cuda::dev {
@@ -114,6 +115,25 @@ __device__ __forceinline__ void ws_consume(Acc<Cfg>& acc, const WsRing<Cfg>& rin
   }
   wgmma::wait<0>();
   if (num_k > 0 && lane == 0) mbar::arrive(ring.empty(static_cast<int>((it - 1) % S)));
+}
+
+// The consumers' epilogue of one tile: each consumer warpgroup stages its 64 rows of acc in the
+// ring's staging tile and SWrites them (swrite_staged); row(r) gives tile row r's destination
+// (r in the calling warpgroup's rows: 0-63 or 64-127), read only after the warpgroup's barrier,
+// so a table it reads may be filled by the warpgroup just before the call. Named barriers 2 and 3
+// (one per warpgroup); the staging tile and such tables are free again on return.
+template <class Cfg, class RowFn>
+__device__ __forceinline__ void ws_store_tile(const Acc<Cfg>& acc, const WsRing<Cfg>& ring, RowFn&& row, int64_t n0,
+                                              int64_t ncols, const EpiArgs& epi) {
+  constexpr int kHalf = Cfg::BM / 2;
+  const int ctid = static_cast<int>(threadIdx.x) - Cfg::kConsumerBase, wg = ctid / 128;
+  float* staged = ring.epi();
+  acc.to_smem(staged);
+  pit::cuda::mbar::sync_named(2 + wg, 128);
+  swrite_staged<typename Cfg::Elem, kHalf, Cfg::BN, 128>(
+      staged + wg * kHalf * Cfg::kEpiLd, Cfg::kEpiLd, [&](int r) { return row(wg * kHalf + r); }, n0, ncols, epi,
+      ctid % 128);
+  pit::cuda::mbar::sync_named(2 + wg, 128);  // the staged rows (and row's tables) are read before the next tile's
 }
 
 }  // namespace pit::sparse::cuda::dev
