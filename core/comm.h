@@ -8,7 +8,7 @@
 //           a GPU (PIT_COMM=mpi forces mpi).
 //
 // Every rank calls the same collectives in the same order with tensors of the same shape and
-// dtype (checked: a mismatch throws on every rank, naming each rank's shape). A failure throws
+// dtype (checked: a mismatch throws on every rank, each naming the shape it passed). A failure throws
 // pit::Error naming the rank ("rank 1 of 4: MPI all_reduce failed: ..."). Calls are blocking.
 //
 //   Communicator& c = world();          // MPI under mpirun/srun, single otherwise

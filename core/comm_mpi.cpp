@@ -326,6 +326,13 @@ class MpiCommunicator final : public Communicator {
   // A started all_reduce: the host buffer in flight, its MPI requests, and where the result goes.
   struct MpiRequest final : Request {
     MpiRequest(MpiCommunicator& c, Tensor& target, ReduceOp reduce) : comm(c), out(target), op(reduce) {}
+    // Dropped without wait() (an exception between start and wait): MPI may still write the host
+    // buffer, so the operation is abandoned (kept) rather than freed.
+    ~MpiRequest() override {
+      if (!pending.requests.empty()) abandon(std::move(pending));
+    }
+    MpiRequest(const MpiRequest&) = delete;
+    MpiRequest& operator=(const MpiRequest&) = delete;
     void wait() override {
       const Timed timed(comm, "all_reduce_start");
       comm.complete(std::move(pending), "all_reduce_start (wait)");

@@ -68,7 +68,8 @@ class NcclCommunicator final : public Communicator {
 
   std::unique_ptr<Request> all_reduce_start(Tensor& t, ReduceOp op) override {
     PIT_CHECK(t.defined(), where(), "all_reduce_start: undefined tensor");
-    if (!t.is_cuda() || !t.is_contiguous()) return Communicator::all_reduce_start(t, op);  // blocking
+    if (!t.is_cuda()) return host_->all_reduce_start(t, op);  // MPI's own non-blocking one
+    if (!t.is_contiguous()) return Communicator::all_reduce_start(t, op);  // blocking
     const Device dev = t.device();
     const cuda::DeviceGuard guard(dev.index);
     const PerDevice& d = on(dev);
@@ -241,17 +242,24 @@ class NcclCommunicator final : public Communicator {
       cudaEventCreateWithFlags(&ready, cudaEventDisableTiming);
       cudaEventCreateWithFlags(&done, cudaEventDisableTiming);
     }
+    // Dropped without wait() (an exception between start and wait): the compute stream still waits
+    // for the side stream, so that t's memory, freed in stream order, is not reused under NCCL.
     ~NcclRequest() override {
+      if (!waited) cudaStreamWaitEvent(compute, done, 0);
       cudaEventDestroy(ready);
       cudaEventDestroy(done);
     }
+    NcclRequest(const NcclRequest&) = delete;
+    NcclRequest& operator=(const NcclRequest&) = delete;
     void wait() override {
       const cudaError_t e = cudaStreamWaitEvent(compute, done, 0);
       PIT_CHECK(e == cudaSuccess, "all_reduce_start wait: ", cudaGetErrorString(e));
+      waited = true;
     }
     cudaStream_t compute;
     Tensor keep;  // in flight: alive until the request is
     cudaEvent_t ready = nullptr, done = nullptr;
+    bool waited = false;
   };
 
   std::string where() const { return "rank " + std::to_string(rank()) + " of " + std::to_string(size()) + ": "; }
