@@ -9,9 +9,9 @@
 // all-reduce started at once (Communicator::all_reduce_start), buckets strictly in order so that
 // every rank starts the same collectives in the same order. finish() starts what is left (a
 // parameter without a gradient this step counts as zeros), waits, and writes the averages into
-// the gradients. With MPI on CPUs the reduction mostly progresses at the wait; the overlap pays
-// with a backend that progresses on its own (NCCL on a separate stream, to come). The gradients
-// must be zeroed before each backward (a hook sees only that backward's gradient).
+// the gradients. With MPI on CPUs the reduction mostly progresses at the wait; under NCCL it runs
+// on a side stream while backward goes on (core/comm_nccl.cpp). The gradients must be zeroed
+// before each backward (a hook sees only that backward's gradient).
 //
 // Expert parallelism: the experts' shards are summed over the ranks holding the same shard (the
 // replicas) and divided by all the ranks (divide_by), since their gradients already sum the
@@ -34,7 +34,7 @@ class GradientAverager {
                    int divide_by = 0);
   GradientAverager(const GradientAverager&) = delete;
   GradientAverager& operator=(const GradientAverager&) = delete;
-  // After backward: every parameter's gradient is the mean over the ranks.
+  // After backward: every parameter's gradient is its sum over the ranks divided by divide_by.
   void finish();
   int64_t buckets() const { return static_cast<int64_t>(buckets_.size()); }
 

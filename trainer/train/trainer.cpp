@@ -171,6 +171,22 @@ bool any_rank(Communicator& comm, bool mine) {
 // Whether any rank was asked to stop (SIGINT / SIGTERM), so that all stop after the same step.
 bool stop_everywhere(Communicator& comm) { return any_rank(comm, g_stop.load()); }
 
+// Every rank waits here until rank 0 is done with work it does alone (an evaluation, a
+// checkpoint), without the collective timeout: that timeout is for a rank that stopped or died,
+// not for rank 0's work of unknown length (a whole validation set on the CPU may take longer).
+void wait_for_rank0(Communicator& comm) {
+  if (comm.size() == 1) return;
+  const double limit = comm.timeout();
+  comm.set_timeout(0);
+  try {
+    comm.barrier();
+  } catch (...) {
+    comm.set_timeout(limit);
+    throw;
+  }
+  comm.set_timeout(limit);
+}
+
 }  // namespace
 
 void request_stop() { g_stop.store(true); }
@@ -193,6 +209,7 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   model.expert_comm = layout.expert_comm.get();
   r.model = nn::make_model(model);
   const bool sharded = layout.expert_comm != nullptr;  // then every rank evaluates and saves alike
+  const bool saves_here = lead || sharded;             // evaluates and writes checkpoints
   SparseStats sparsity(c, *r.model, &comm);  // sparse layers, before the move and the optimizer
   r.model->to(device);
   r.optimizer = make_optimizer(c, *r.model);
@@ -310,10 +327,11 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
     }
     // Evaluations and checkpoints are left out of the throughput window.
     const auto pause_start = std::chrono::steady_clock::now();
-    if ((lead || sharded) && !last && c.run.eval_every > 0 && step % c.run.eval_every == 0)
-      r.eval(step, c.run.eval_batches, metrics);
-    if ((lead || sharded) && !last && c.checkpoint.every > 0 && step % c.checkpoint.every == 0)
-      result.checkpoint = r.save(step);
+    const bool eval_now = !last && c.run.eval_every > 0 && step % c.run.eval_every == 0;
+    const bool save_now = !last && c.checkpoint.every > 0 && step % c.checkpoint.every == 0;
+    if (saves_here && eval_now) r.eval(step, c.run.eval_batches, metrics);
+    if (saves_here && save_now) result.checkpoint = r.save(step);
+    if (!sharded && (eval_now || save_now)) wait_for_rank0(comm);
     window_start += std::chrono::steady_clock::now() - pause_start;
   }
 
@@ -325,15 +343,16 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
     // The final evaluation covers run.final_eval_batches batches (0: the whole validation set),
     // on rank 0; the others learn its result.
     Tensor e = zeros({2}, DType::f64);
-    if (lead || sharded) {  // sharded experts: every rank runs the same batches together
+    if (saves_here) {  // sharded experts: every rank runs the same batches together
       const EvalResult er = r.eval(step, c.run.final_eval_batches, metrics);
       e = from_vector(std::vector<double>{er.loss, er.accuracy}, {2});
     }
+    if (!sharded) wait_for_rank0(comm);
     comm.broadcast(e, 0);
     result.eval_loss = e.to_vector<double>()[0];
     result.eval_accuracy = e.to_vector<double>()[1];
   }
-  if ((lead || sharded) && step > first_step) result.checkpoint = r.save(step);
+  if (saves_here && step > first_step) result.checkpoint = r.save(step);
   std::fprintf(opt.out, "pit-train: %lld steps in %s\n", static_cast<long long>(step - first_step),
                format_duration(seconds_since(run_start)).c_str());
   return result;

@@ -96,6 +96,35 @@ TEST_F(DataParallelRanksTest, AStopOnOneRankStopsEveryRankAfterTheSameStep) {
   comm.barrier();
 }
 
+// Rank 0 evaluates and saves alone; the other ranks wait for it without the collective timeout,
+// which is for ranks that stopped or died: a final evaluation of a whole validation set that takes
+// rank 0 several times the timeout does not fail the run (the other ranks used to time out in the
+// broadcast of its result).
+TEST_F(DataParallelRanksTest, RankZerosLongEvaluationIsNotATimeout) {
+  Communicator& comm = world();
+  ASSERT_GT(comm.size(), 1) << "registered to run under mpirun";
+  if (comm.rank() == 0) write_tokens("valid.h5", 1200000);  // 75,000 sequences to evaluate
+  comm.barrier();
+  Config c = lm("long_eval", 12);
+  c.run.final_eval_batches = 0;  // the whole validation set
+  const double limit = comm.timeout();
+  comm.set_timeout(0.3);
+  TrainResult r;
+  try {
+    const auto start = std::chrono::steady_clock::now();
+    r = train(c, {.out = log_, .comm = &comm});
+    if (comm.rank() == 0) {  // or the test proves nothing
+      EXPECT_GT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 1.2);
+    }
+  } catch (...) {
+    comm.set_timeout(limit);
+    throw;
+  }
+  comm.set_timeout(limit);
+  EXPECT_EQ(r.steps_done, 12);
+  EXPECT_TRUE(std::isfinite(r.eval_loss));
+}
+
 TEST_F(DataParallelRanksTest, TheGlobalBatchMustSplitOverTheRanks) {
   Communicator& comm = world();
   ASSERT_GT(comm.size(), 1) << "registered to run under mpirun";
