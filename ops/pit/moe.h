@@ -20,7 +20,9 @@ struct MoeFfnOptions {
 // y[t] = sum_j gates[t, j] * W2_e act(W1_e x[t]), e = expert_of[t, j], for
 //   x          [T, d]        f32, bf16, f16 (f64 on the CPU); differentiable
 //   expert_of  [T, k]        i32 or i64, on x's device; non-differentiable. A negative id drops that
-//                            assignment (a capacity rule's overflow): it adds nothing to y.
+//                            assignment (a capacity rule's overflow): it adds nothing to y. An id
+//                            >= E throws on the CPU; on CUDA it is dropped too (checking would
+//                            cost a synchronisation: see rows_from_routing).
 //   gates      [T, k]        f32, on x's device; differentiable (the router's weights)
 //   w1         [E, ffn, d]   x's dtype (each expert's first Linear weight, [out, in]); differentiable
 //   w2         [E, d, ffn]   x's dtype (the second); differentiable

@@ -15,10 +15,11 @@
 namespace pit::ops {
 
 // As moe_ffn (ops/pit/moe.h) for this rank's tokens x [T, d] with expert_of [T, k] naming global
-// experts (negative: dropped) and gates [T, k], where w1_local [E_local, ffn, d] and
-// w2_local [E_local, d, ffn] are this rank's experts (E = E_local * comm.size() in all). The
-// local experts' weight gradients sum over every rank's tokens routed to them. One
-// synchronisation per call (the P + 1 boundaries); T * k must be at most 2^24.
+// experts (negative: dropped; >= E: dropped on CUDA, as in moe_ffn) and gates [T, k], where
+// w1_local [E_local, ffn, d] and w2_local [E_local, d, ffn] are this rank's experts
+// (E = E_local * comm.size() in all). The local experts' weight gradients sum over every rank's
+// tokens routed to them. One synchronisation per call (the P + 1 boundaries); T * k must be at
+// most 2^24.
 Variable moe_ffn_expert_parallel(const Variable& x, const Tensor& expert_of, const Variable& gates,
                                  const Variable& w1_local, const Variable& w2_local, Communicator& comm,
                                  const MoeFfnOptions& options = {});
