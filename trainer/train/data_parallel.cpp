@@ -10,8 +10,10 @@ GradientAverager::GradientAverager(const std::vector<Variable>& params, Communic
       comm_(comm),
       scale_(1.0 / (divide_by > 0 ? divide_by : comm.size())),
       active_(comm.size() > 1 || divide_by > 1),
+      mean_(divide_by <= 0 || divide_by == comm.size()),
+      alone_(comm.size() == 1),
       alive_(std::make_shared<bool>(true)) {
-  if (!active_) return;
+  if (!active_ || alone_) return;
   bucket_of_.resize(params_.size());
   final_.assign(params_.size(), 0);
   grads_.resize(params_.size());
@@ -58,15 +60,23 @@ void GradientAverager::start(Bucket& b) {
     flat.push_back(g.contiguous().view({-1}));
   }
   b.buffer = flat.size() == 1 ? flat.front().clone() : kernels::cat(flat, 0);
-  b.request = comm_.all_reduce_start(b.buffer, ReduceOp::sum);
+  b.request = comm_.all_reduce_start(b.buffer, mean_ ? ReduceOp::mean : ReduceOp::sum);
 }
 
 void GradientAverager::finish() {
   if (!active_) return;
+  if (alone_) {  // the sum over one rank is the gradient itself
+    for (Variable& p : params_) {
+      // As with several ranks, a parameter without a gradient this step gets zeros.
+      p.set_grad(p.grad().defined() ? kernels::unary(UnaryOp::mul_scalar, p.grad(), scale_)
+                                    : zeros(p.shape(), p.dtype(), p.device()));
+    }
+    return;
+  }
   for (; next_ < buckets_.size(); ++next_) start(buckets_[next_]);
   for (Bucket& b : buckets_) {
     b.request->wait();
-    b.buffer = kernels::unary(UnaryOp::mul_scalar, b.buffer, scale_);
+    if (!mean_) b.buffer = kernels::unary(UnaryOp::mul_scalar, b.buffer, scale_);
     int64_t at = 0;
     for (const size_t i : b.params) {
       Variable p = params_[i];

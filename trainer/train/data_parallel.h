@@ -29,7 +29,8 @@ class GradientAverager {
  public:
   // Registers a hook on every parameter (leaves that require grad). finish() leaves each gradient
   // as its sum over the ranks of comm divided by divide_by (0: comm.size(), the mean); inactive
-  // when that changes nothing (one rank, divide_by 0 or 1).
+  // when that changes nothing (one rank, divide_by 0 or 1). With one rank and divide_by > 1 it
+  // only scales the gradients (no hooks, no buffers, no collective).
   GradientAverager(const std::vector<Variable>& params, Communicator& comm, int64_t bucket_elements = 1 << 22,
                    int divide_by = 0);
   GradientAverager(const GradientAverager&) = delete;
@@ -51,6 +52,8 @@ class GradientAverager {
   Communicator& comm_;
   double scale_;  // 1 / divide_by
   bool active_;
+  bool mean_;     // divide_by is comm's size: the backend's mean, no scaling pass of our own
+  bool alone_;    // comm has one rank (an expert shard without replicas): scale in place only
   std::vector<Bucket> buckets_;
   std::vector<size_t> bucket_of_;
   std::vector<uint8_t> final_;       // per parameter: its gradient of this backward is final

@@ -102,17 +102,20 @@ TEST(Shards, TheGradientNormSpansEveryRanksShard) {
 }
 
 // Expert shards: summed over the communicator and divided by divide_by (here 4), with no other
-// rank on one process (then only the division).
+// rank on one process (then only the division, without a collective); a parameter that got no
+// gradient gets zeros either way.
 TEST(Shards, GradientAveragerDividesTheSumByDivideBy) {
   Communicator& comm = world();
-  Variable p(zeros({3}), true);
-  GradientAverager averager({p}, comm, int64_t{1} << 22, /*divide_by=*/4);
+  Variable p(zeros({3}), true), unused(zeros({2}), true);
+  GradientAverager averager({p, unused}, comm, int64_t{1} << 22, /*divide_by=*/4);
   // d(sum((r + 1) * p))/dp = r + 1 on rank r.
   Variable y = p * static_cast<double>(comm.rank() + 1);
   y.backward(full({3}, 1.0));
   averager.finish();
   const double sum = comm.size() * (comm.size() + 1) / 2.0;
   for (const float g : p.grad().to_vector<float>()) EXPECT_NEAR(g, sum / 4.0, 1e-6);
+  ASSERT_TRUE(unused.grad().defined());
+  for (const float g : unused.grad().to_vector<float>()) EXPECT_EQ(g, 0.f);
 }
 
 }  // namespace
