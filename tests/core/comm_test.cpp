@@ -213,6 +213,7 @@ TEST_F(CommNccl, SplitFormsCommunicatorsOfTheSameColor) { split_forms_communicat
 TEST_F(CommNccl, CpuTensorsGoThroughTheHostCommunicator) {
   EXPECT_STREQ(nccl_->backend(), "nccl");
   all_reduce_every_op_and_dtype(*nccl_, Device::cpu());
+  started_all_reduces_finish_at_the_wait(*nccl_, Device::cpu());  // the host's non-blocking one
   all_to_all_with_uneven_counts(*nccl_, Device::cpu());
 }
 

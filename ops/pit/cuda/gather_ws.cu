@@ -125,6 +125,8 @@ void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, StreamRef stre
   auto* kernel = gather_ws_kernel<T, kBTrans>;
   const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
   const int64_t bound = ((capacity + Cfg::BM - 1) / Cfg::BM + p.segments) * p.n_tiles;
+  PIT_CHECK(bound < INT32_MAX, "cuda::gather_gemm: up to ", bound,
+            " output tiles for the persistent engine, which counts them in 32 bits; use Engine::automatic");
   const int64_t grid = std::max<int64_t>(1, std::min<int64_t>(bound, int64_t{sm_count()} * per_sm));
   kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p);
   check_launch("cuda::gather_gemm (persistent engine)");
