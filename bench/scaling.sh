@@ -46,6 +46,7 @@ for n in $ranks; do
   run "weak_$n" "$n" $((experts * n)) $((batch * n)) "$@"
   names+=("weak_$n")
 done
+(( ${#names[@]} > 0 )) || { echo "bench/scaling.sh: every rank count was skipped (ranks: $ranks, GPUs: $gpus)" >&2; exit 1; }
 largest=${names[-1]#weak_}
 
 python3 - "$out" "$largest" "${names[@]}" <<'PY'

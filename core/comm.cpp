@@ -76,6 +76,16 @@ void check_same_signature(const std::vector<int64_t>& reduced, const Tensor& t, 
             "with the same shape and dtype");
 }
 
+std::string rank_prefix(int rank, int size) {
+  return "rank " + std::to_string(rank) + " of " + std::to_string(size) + ": ";
+}
+
+int64_t row_bytes_of(const Tensor& t) {
+  int64_t n = static_cast<int64_t>(dtype_size(t.dtype()));
+  for (int64_t d = 1; d < t.dim(); ++d) n *= t.size(d);
+  return n;
+}
+
 void check_rows(const Tensor& t, const char* op) {
   PIT_CHECK(t.defined() && t.dim() >= 1, op, ": the tensor must have a first dimension (rows), got ",
             t.defined() ? shape_str(t.shape()) : "undefined");

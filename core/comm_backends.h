@@ -21,6 +21,11 @@ std::vector<int64_t> shape_signature(const Tensor& t);
 void check_same_signature(const std::vector<int64_t>& reduced, const Tensor& t, const char* what,
                           const std::string& where);
 
+// "rank R of N: ", the start of every backend's error messages.
+std::string rank_prefix(int rank, int size);
+// Bytes of one row (the first dimension's element) of t: all_to_all moves whole rows.
+int64_t row_bytes_of(const Tensor& t);
+
 // Throws unless t is defined and has a first dimension (all_gather, reduce_scatter, all_to_all).
 void check_rows(const Tensor& t, const char* op);
 // reduce_scatter: t's rows must split evenly over `size` ranks.

@@ -218,7 +218,7 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
-  std::string where() const { return "rank " + std::to_string(rank_) + " of " + std::to_string(size_) + ": "; }
+  std::string where() const { return rank_prefix(rank_, size_); }
 
   void check(int err, const char* what) const {
     if (err == MPI_SUCCESS) return;
@@ -233,11 +233,6 @@ class MpiCommunicator final : public Communicator {
     return static_cast<int>(n);
   }
   int byte_count(const Tensor& h, const char* what) const { return as_int(static_cast<int64_t>(h.nbytes()), what); }
-  static int64_t row_bytes_of(const Tensor& t) {
-    int64_t n = static_cast<int64_t>(dtype_size(t.dtype()));
-    for (int64_t d = 1; d < t.dim(); ++d) n *= t.size(d);
-    return n;
-  }
 
   // A contiguous host tensor with t's values (t itself when it already is one).
   static Tensor host(const Tensor& t) { return t.to(Device::cpu()).contiguous(); }

@@ -262,7 +262,7 @@ class NcclCommunicator final : public Communicator {
     bool waited = false;
   };
 
-  std::string where() const { return "rank " + std::to_string(rank()) + " of " + std::to_string(size()) + ": "; }
+  std::string where() const { return rank_prefix(rank(), size()); }
 
   void check(ncclResult_t r, const char* what, Device dev) {
     if (r == ncclSuccess) return;
@@ -280,11 +280,6 @@ class NcclCommunicator final : public Communicator {
 
   static cudaStream_t stream(Device dev) { return cuda::native(current_stream(dev)); }
   static size_t count(const Tensor& t) { return static_cast<size_t>(t.numel()); }
-  static int64_t row_bytes_of(const Tensor& t) {
-    int64_t n = static_cast<int64_t>(dtype_size(t.dtype()));
-    for (int64_t d = 1; d < t.dim(); ++d) n *= t.size(d);
-    return n;
-  }
   ncclDataType_t type(const Tensor& t, const char* what) const {
     switch (t.dtype()) {
       case DType::f32: return ncclFloat32;
