@@ -41,8 +41,8 @@ struct GatherParams {
 
 // The persistent, warp-specialised M-gather (gather_ws.cu), f16/bf16: every SRead chunk of A and
 // B must be 16-byte aligned (p.a_fast and p.b_fast); no split K. capacity: the index's entries.
-// Throws if the segments' tile prefix does not fit in shared memory beside the stage ring (it
-// does up to kWsMaxSegments on an sm_90 GPU: 227 KB a block).
+// Throws (allow_smem, launch.cuh) if the segments' tile prefix does not fit in shared memory
+// beside the stage ring (it does up to kWsMaxSegments on an sm_90 GPU: 227 KB a block).
 inline constexpr int kWsMaxSegments = 4096;
 template <typename T, bool kBTrans>
 void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, StreamRef stream);

@@ -116,12 +116,6 @@ void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, StreamRef stre
             "multiples of 8, K-chunk widths too); use Engine::automatic");
   const size_t smem = Cfg::kSmem + Cfg::kAlignSlack + Cfg::BM * (sizeof(int64_t) + sizeof(int32_t) + sizeof(float)) +
                       sizeof(int32_t) * (p.segments + 1);
-  int dev = 0, optin = 0;
-  PIT_CUDA_CHECK(cudaGetDevice(&dev));
-  PIT_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  PIT_CHECK(smem <= static_cast<size_t>(optin), "cuda::gather_gemm: the persistent wgmma engine needs ", smem,
-            " bytes of shared memory for ", p.segments, " segments, the device has ", optin,
-            " a block; use Engine::automatic");
   auto* kernel = gather_ws_kernel<T, kBTrans>;
   const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
   const int64_t bound = ((capacity + Cfg::BM - 1) / Cfg::BM + p.segments) * p.n_tiles;

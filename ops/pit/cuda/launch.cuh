@@ -69,7 +69,12 @@ int allow_smem(Kernel* k, size_t bytes, int threads) {
   const std::lock_guard<std::mutex> lock(mu);
   const void* fn = reinterpret_cast<const void*>(k);
   size_t& limit = allowed[std::make_pair(fn, device)];
-  if (bytes > limit) {
+  if (bytes > limit) {  // the first call at this size: the device's limit is read only here
+    int optin = 0;
+    PIT_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    PIT_CHECK(bytes <= static_cast<size_t>(optin), "PIT: a kernel needs ", bytes,
+              " bytes of shared memory per block, this GPU allows ", optin,
+              " (a PIT GEMM's index staged in shared memory is too large: fewer segments, or Engine::automatic)");
     PIT_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
     limit = bytes;
   }
