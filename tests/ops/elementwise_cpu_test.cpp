@@ -30,7 +30,7 @@ TEST(ElementwiseCpu, UnaryF64MatchesCmathReference) {
   manual_seed(1);
   for (UnaryOp op : kUnaryOps) {
     const double alpha = alpha_for(op);
-    const Tensor x = make_input({37, 29}, [op](double v) { return unary_domain(op, v); });
+    const Tensor x = unary_input(op, {37, 29});
     const Tensor y = kernels::unary(op, x, alpha);
     EXPECT_EQ(y.shape(), x.shape());
     EXPECT_EQ(y.dtype(), DType::f64);
@@ -43,7 +43,7 @@ TEST(ElementwiseCpu, UnaryBackwardF64MatchesNumericDerivative) {
   manual_seed(2);
   for (UnaryOp op : kUnaryOps) {
     const double alpha = alpha_for(op);
-    const Tensor x = make_input({23, 19}, [op](double v) { return unary_domain(op, v); });
+    const Tensor x = unary_input(op, {23, 19});
     const Tensor y = kernels::unary(op, x, alpha);
     const Tensor gy = make_normal({23, 19});
     const Tensor gx = kernels::unary_backward(op, gy, x, y, alpha);
@@ -74,7 +74,7 @@ TEST(ElementwiseCpu, HalfAndBFloat16MatchF32Reference) {
     const double rtol = half_ulp(dt), atol = 0x1p-25;
     for (UnaryOp op : kUnaryOps) {
       const double alpha = alpha_for(op);
-      const Tensor x = make_input({257}, [op](double v) { return unary_domain(op, v); }, dt);
+      const Tensor x = unary_input(op, {257}, dt);
       const Tensor y = kernels::unary(op, x, alpha);
       ASSERT_EQ(y.dtype(), dt);
       const Tensor y32 = kernels::unary(op, x.to(DType::f32), alpha);

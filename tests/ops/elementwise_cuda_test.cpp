@@ -64,7 +64,7 @@ TEST(ElementwiseCuda, UnaryMatchesCpu) {
     for (UnaryOp op : kUnaryOps) {
       const double alpha = alpha_for(op);
       // 129 * 67 = 8643 elements: not a multiple of any vector width.
-      const Tensor x = make_input({129, 67}, [op](double v) { return unary_domain(op, v); }, dt, gpu);
+      const Tensor x = unary_input(op, {129, 67}, dt, gpu);
       EXPECT_TRUE(gpu_matches_cpu(kernels::unary(op, x, alpha), kernels::unary(op, x.to(kCpu), alpha)))
           << name(op) << " " << dt;
     }
@@ -77,7 +77,7 @@ TEST(ElementwiseCuda, UnaryBackwardMatchesCpu) {
   for (DType dt : kGpuDtypes)
     for (UnaryOp op : kUnaryOps) {
       const double alpha = alpha_for(op);
-      const Tensor x = make_input({129, 67}, [op](double v) { return unary_domain(op, v); }, dt, gpu);
+      const Tensor x = unary_input(op, {129, 67}, dt, gpu);
       const Tensor y = kernels::unary(op, x, alpha);
       const Tensor gy = make_normal({129, 67}, dt, gpu);
       EXPECT_TRUE(gpu_matches_cpu(kernels::unary_backward(op, gy, x, y, alpha),

@@ -114,6 +114,10 @@ inline Tensor make_input(const Shape& shape, const std::function<double(double)>
 inline Tensor make_normal(const Shape& shape, DType dtype = DType::f64, Device device = Device::cpu()) {
   return make_input(shape, [](double v) { return v; }, dtype, device);
 }
+// Normal draws moved into unary op `op`'s domain (unary_domain).
+inline Tensor unary_input(UnaryOp op, const Shape& shape, DType dtype = DType::f64, Device device = Device::cpu()) {
+  return make_input(shape, [op](double v) { return unary_domain(op, v); }, dtype, device);
+}
 
 // The values of t in row-major order of its logical shape, as doubles, on the host.
 inline std::vector<double> values(const Tensor& t) { return t.to_vector<double>(); }
