@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <random>
 #include <string>
 #include <vector>
@@ -54,6 +55,18 @@ Tensor routing(int64_t k, bool skewed, uint64_t seed) {
   return from_vector(ids, {kTokens, k}, Device::cuda());
 }
 
+const char* engine_name(sparse::Engine e) {
+  switch (e) {
+    case sparse::Engine::automatic: return "automatic";
+    case sparse::Engine::mma: return "mma.sync";
+    case sparse::Engine::wgmma: return "wgmma";
+    case sparse::Engine::wgmma_persistent: return "persistent";
+    case sparse::Engine::wgmma_deep: return "wgmma_deep";
+    case sparse::Engine::wgmma_pingpong: return "ping-pong";
+  }
+  return "?";
+}
+
 // The parts of moe_ffn's forward and backward, each timed alone with the calls the op makes
 // (ops/pit/moe.cpp), against cuBLAS on the dense GEMM of the same shape (T k rows).
 void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor& w1, const Tensor& w2,
@@ -79,88 +92,81 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   });
   // Ceiling of the GEMM rows: cuBLAS's rate on the faster of the two dense shapes, this run.
   const double gemm_peak = gemm_flops / (std::min(dense_up.median_ms, dense_down.median_ms) * 1e-3);
-  const auto up = time_gpu([&](int) {
-    gather_gemm(x, idx, w1, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true});
+  // One GEMM of the op: its row (the engine the kernel picks), then a row for each engine in
+  // `others` (forced), all against the same peer. run(engine) makes the call. Each other engine
+  // is timed alternately with the kernel's pick (time_gpu_pair: in back-to-back timings the GEMM
+  // timed first after the cuBLAS peers measured up to 15% slower, whichever engine it was); the
+  // pick's row is from the first pair.
+  const auto gemm_part = [&](const std::string& name, std::initializer_list<sparse::Engine> others,
+                             const std::string& peer, double peer_ms, const auto& run) {
+    const auto pick = [&](int) { run(sparse::Engine::automatic); };
+    std::vector<Row> rows_out;
+    double pick_ms = others.size() == 0 ? time_gpu(pick).median_ms : 0.0;
+    for (const sparse::Engine e : others) {
+      const auto [tp, te] = time_gpu_pair(pick, [&](int) { run(e); });
+      if (pick_ms == 0.0) pick_ms = tp.median_ms;
+      rows_out.push_back({"  " + name + ", " + engine_name(e) + " " + tag, shape, te.median_ms, gemm_flops, true,
+                          gemm_peak, peer, peer_ms});
+    }
+    report.add({"  " + name + " " + tag, shape, pick_ms, gemm_flops, true, gemm_peak, peer, peer_ms});
+    for (const auto& r : rows_out) report.add(r);
+  };
+  using sparse::Engine;
+  const auto gather_engines = {Engine::wgmma_deep, Engine::wgmma_persistent};
+  gemm_part("up GEMM (SRead)", gather_engines, "cuBLAS same shape", dense_up.median_ms, [&](Engine e) {
+    gather_gemm(x, idx, w1, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true, .engine = e});
   });
-  report.add({"  up GEMM (SRead) " + tag, shape, up.median_ms, gemm_flops, true, gemm_peak, "cuBLAS same shape",
-              dense_up.median_ms});
-  const auto up_deep = time_gpu([&](int) {
-    gather_gemm(x, idx, w1, pre,
-                {.a_gathered = true, .c_scattered = false, .b_trans = true, .engine = sparse::Engine::wgmma_deep});
-  });
-  report.add({"  up GEMM, wgmma_deep " + tag, shape, up_deep.median_ms, gemm_flops, true, gemm_peak,
-              "cuBLAS same shape", dense_up.median_ms});
   const Tensor h = kernels::unary(UnaryOp::gelu_tanh, pre);
   const auto act = time_gpu([&](int) { (void)kernels::unary(UnaryOp::gelu_tanh, pre); });
   report.add({"  activation " + tag, shape, act.median_ms, 4.0 * rows * kFfn, false, 4.16e12, "", 0});
   Tensor y = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
   const sparse::Write combine = k > 1 ? sparse::Write::accumulate : sparse::Write::store;
-  const auto down = time_gpu([&](int) {
+  gemm_part("down GEMM (SWrite)", gather_engines, "cuBLAS same shape", dense_down.median_ms, [&](Engine e) {
     gather_gemm(h, idx, w2, y,
                 {.a_gathered = false, .c_scattered = true, .b_trans = true, .use_weights = true, .zero_c = true,
-                 .epilogue = {.write = combine}});
+                 .epilogue = {.write = combine}, .engine = e});
   });
-  report.add({"  down GEMM (SWrite) " + tag, shape, down.median_ms, gemm_flops, true, gemm_peak, "cuBLAS same shape",
-              dense_down.median_ms});
-  const auto down_deep = time_gpu([&](int) {
-    gather_gemm(h, idx, w2, y,
-                {.a_gathered = false, .c_scattered = true, .b_trans = true, .use_weights = true, .zero_c = true,
-                 .epilogue = {.write = combine}, .engine = sparse::Engine::wgmma_deep});
-  });
-  report.add({"  down GEMM, wgmma_deep " + tag, shape, down_deep.median_ms, gemm_flops, true, gemm_peak,
-              "cuBLAS same shape", dense_down.median_ms});
   Tensor dh = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
-  const auto bwd_dh = time_gpu([&](int) {
-    gather_gemm(dy, idx, w2, dh, {.a_gathered = true, .c_scattered = false});
+  gemm_part("bwd gu GEMM", {Engine::wgmma_persistent}, "", 0, [&](Engine e) {
+    gather_gemm(dy, idx, w2, dh, {.a_gathered = true, .c_scattered = false, .engine = e});
   });
-  report.add({"  bwd gu GEMM " + tag, shape, bwd_dh.median_ms, gemm_flops, true, gemm_peak, "", 0});
-  // The activation's backward with the gates' gradient (reads gu, pre, h; writes dpre).
+  // The activation's backward with the gates' gradient and the gated h (reads gu, pre, h; writes
+  // dpre and gate * h).
   Tensor dpre = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
   Tensor dgates = Tensor::empty({kTokens, k}, DType::f32, Device::cuda());
+  Tensor hw = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
   const auto act_b = time_gpu([&](int) {
-    sparse::moe_activation_backward(UnaryOp::gelu_tanh, dh, pre, h, idx, ids, dpre, dgates);
+    sparse::moe_activation_backward(UnaryOp::gelu_tanh, dh, pre, h, idx, ids, dpre, dgates, &hw);
   });
-  report.add({"  bwd activation+dgates " + tag, shape, act_b.median_ms, 8.0 * rows * kFfn, false, 4.16e12, "", 0});
+  report.add({"  bwd activation+dgates+gated h " + tag, shape, act_b.median_ms, 10.0 * rows * kFfn, false, 4.16e12,
+              "", 0});
+  // The weight gradients against their mma.sync engine.
+  const auto wgrad_engines = {Engine::wgmma_persistent, Engine::wgmma_pingpong};
   Tensor dw1 = Tensor::empty(w1.shape(), DType::bf16, Device::cuda());
-  const auto bwd_w1 = time_gpu([&](int) {
-    sparse::gather_weight_grad(x, dh, idx, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true});
-  });
   const auto bwd_w1_mma = time_gpu([&](int) {
-    sparse::gather_weight_grad(x, dh, idx, dw1,
-                               {.a_gathered = true, .g_gathered = false, .b_trans = true, .engine = sparse::Engine::mma});
+    sparse::gather_weight_grad(x, dh, idx, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true, .engine = Engine::mma});
   });
-  report.add({"  bwd dW1 " + tag, shape, bwd_w1.median_ms, gemm_flops, true, gemm_peak, "mma.sync engine",
-              bwd_w1_mma.median_ms});
-  const auto bwd_w1_ws = time_gpu([&](int) {
-    sparse::gather_weight_grad(x, dh, idx, dw1,
-                               {.a_gathered = true, .g_gathered = false, .b_trans = true,
-                                .engine = sparse::Engine::wgmma_persistent});
+  gemm_part("bwd dW1", wgrad_engines, "mma.sync engine", bwd_w1_mma.median_ms, [&](Engine e) {
+    sparse::gather_weight_grad(x, dh, idx, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true, .engine = e});
   });
-  report.add({"  bwd dW1, persistent " + tag, shape, bwd_w1_ws.median_ms, gemm_flops, true, gemm_peak,
-              "mma.sync engine", bwd_w1_mma.median_ms});
   Tensor dx = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
-  const auto bwd_dx = time_gpu([&](int) {
-    gather_gemm(dh, idx, w1, dx, {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine}});
+  gemm_part("bwd dx GEMM", {Engine::wgmma_persistent}, "", 0, [&](Engine e) {
+    gather_gemm(dh, idx, w1, dx,
+                {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine}, .engine = e});
   });
-  report.add({"  bwd dx GEMM " + tag, shape, bwd_dx.median_ms, gemm_flops, true, gemm_peak, "", 0});
   Tensor dw2 = Tensor::empty(w2.shape(), DType::bf16, Device::cuda());
-  const auto bwd_w2 = time_gpu([&](int) {
-    sparse::gather_weight_grad(h, dy, idx, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true});
-  });
   const auto bwd_w2_mma = time_gpu([&](int) {
-    sparse::gather_weight_grad(h, dy, idx, dw2,
-                               {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true,
-                                .engine = sparse::Engine::mma});
+    sparse::gather_weight_grad(hw, dy, idx, dw2,
+                               {.a_gathered = false, .g_gathered = true, .b_trans = true, .engine = Engine::mma});
   });
-  report.add({"  bwd dW2 " + tag, shape, bwd_w2.median_ms, gemm_flops, true, gemm_peak, "mma.sync engine",
-              bwd_w2_mma.median_ms});
-  const auto bwd_w2_ws = time_gpu([&](int) {
-    sparse::gather_weight_grad(h, dy, idx, dw2,
-                               {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true,
-                                .engine = sparse::Engine::wgmma_persistent});
+  gemm_part("bwd dW2 (gated h)", wgrad_engines, "mma.sync engine", bwd_w2_mma.median_ms, [&](Engine e) {
+    sparse::gather_weight_grad(hw, dy, idx, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true, .engine = e});
   });
-  report.add({"  bwd dW2, persistent " + tag, shape, bwd_w2_ws.median_ms, gemm_flops, true, gemm_peak,
-              "mma.sync engine", bwd_w2_mma.median_ms});
+  // The same from h with the gates applied in the kernel (dy's rows scaled in shared memory).
+  gemm_part("bwd dW2, gates in the kernel", {}, "mma.sync engine", bwd_w2_mma.median_ms, [&](Engine e) {
+    sparse::gather_weight_grad(h, dy, idx, dw2,
+                               {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true, .engine = e});
+  });
   // The op's calls back to back with buffers allocated once, without autograd: against moe_ffn
   // fwd+bwd, what the op and autograd add; against the parts' sum, what running in sequence costs.
   Tensor gu = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
@@ -172,10 +178,10 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
                 {.a_gathered = false, .c_scattered = true, .b_trans = true, .use_weights = true, .zero_c = true,
                  .epilogue = {.write = combine}});
     gather_gemm(dy, ix, w2, gu, {.a_gathered = true, .c_scattered = false});
-    sparse::moe_activation_backward(UnaryOp::gelu_tanh, gu, pre, hh, ix, ids, gu, dgates);
+    sparse::moe_activation_backward(UnaryOp::gelu_tanh, gu, pre, hh, ix, ids, gu, dgates, &hw);
+    sparse::gather_weight_grad(hw, dy, ix, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true});
     sparse::gather_weight_grad(x, gu, ix, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true});
     gather_gemm(gu, ix, w1, dx, {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine}});
-    sparse::gather_weight_grad(hh, dy, ix, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true});
   });
   report.add({"  fwd+bwd calls in sequence " + tag, shape, sequence.median_ms, 3 * 2 * gemm_flops, true, gemm_peak, "", 0});
 }

@@ -27,11 +27,12 @@ enum class Write : uint8_t {
 // condense_gemm: wgmma for 128-row micro-tiles); the others force one, for measuring (pit-bench)
 // and tests. wgmma_persistent: the persistent, warp-specialised wgmma engine
 // (ops/pit/cuda/ws_core.cuh; condense_gemm, gather_gemm and gather_weight_grad; rows of the
-// operands it reads 16-byte aligned, else it throws), which gather_gemm takes by itself for
-// expert segments that fill the GPU. wgmma_deep: the
-// wgmma engine with its loads one stage further ahead, each k-step waiting for its own MMAs
-// (gather_gemm and gather_weight_grad).
-enum class Engine : uint8_t { automatic, mma, wgmma, wgmma_persistent, wgmma_deep };
+// operands it reads 16-byte aligned, else it throws). wgmma_pingpong (gather_gemm and
+// gather_weight_grad): its variant whose two consumer warpgroups take whole tiles in turns
+// (ops/pit/cuda/pp_core.cuh), which gather_gemm takes by itself for expert segments that fill the
+// GPU. wgmma_deep: the wgmma engine with its loads one stage further ahead, each k-step waiting
+// for its own MMAs (gather_gemm and gather_weight_grad).
+enum class Engine : uint8_t { automatic, mma, wgmma, wgmma_persistent, wgmma_deep, wgmma_pingpong };
 
 struct Epilogue {
   Write write = Write::store;

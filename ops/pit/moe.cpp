@@ -10,8 +10,10 @@
 //   gu[e]   = G[t(e)] W2_s                    gather_gemm: SRead of G's rows, compact C (no gate)
 //   dpre[e] = gate_e * gu[e] * act'(pre[e])   moe_activation_backward (ops/pit/moe_grad.h): one
 //   dgates[t, j] = <gu[e], h[e]>              pass over gu, pre and h; <gu[e], h[e]> is
-//                                             <G[t], h[e] W2_s^T>, written by e's slot j
-//   dW2_s   = sum_e gate_e * G[t(e)]^T h[e]   gather_weight_grad
+//                                             <G[t], h[e] W2_s^T>, written by e's slot j;
+//   hw[e]   = gate_e * h[e]                   the same pass (when W2 needs a gradient)
+//   dW2_s   = sum_e G[t(e)]^T hw[e]           gather_weight_grad (without hw, when nothing else
+//                                             needs the pass: the gates applied in the kernel)
 //   dW1_s   = sum_e dpre[e]^T x[t(e)]         gather_weight_grad
 //   dx[t]  += dpre[e] W1_s                    gather_gemm: compact A, SWrite to the token's row
 // Entries past the count (dropped assignments) are never read by the GEMMs nor the activation
@@ -89,6 +91,7 @@ Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gat
   return record("moe_ffn", {x, gates, w1, w2}, y, [=](const Tensor& gy) -> std::vector<Tensor> {
     const Tensor dy = gy.contiguous();
     Tensor dx, dg, dw1, dw2;
+    if (need_w2) dw2 = Tensor::empty({experts, d, f}, dt, dev);
     if (need_x || need_w1 || need_g) {
       Tensor gu = Tensor::empty({t * k, f}, dt, dev);
       sparse::gather_gemm(dy, idx, w2d, gu, {.a_gathered = true, .c_scattered = false});
@@ -96,7 +99,14 @@ Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gat
       // neither x nor W1 needs one.
       Tensor dpre = need_x || need_w1 ? gu : Tensor();
       if (need_g) dg = Tensor::empty({t, k}, DType::f32, dev);
-      sparse::moe_activation_backward(act, gu, pre, h, idx, ids, dpre, dg);
+      // With W2's gradient, the same pass writes gate_e * h[e]: dW2 then needs no gates (scaling
+      // dy's rows in the weight-gradient kernel cost it 20-28% on an H200, docs/BENCHMARKS.md).
+      Tensor hw = need_w2 ? Tensor::empty({t * k, f}, dt, dev) : Tensor();
+      sparse::moe_activation_backward(act, gu, pre, h, idx, ids, dpre, dg, need_w2 ? &hw : nullptr);
+      if (need_w2) {
+        sparse::gather_weight_grad(hw, dy, idx, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true});
+        hw = Tensor();  // freed before dW1's and dx's GEMMs
+      }
       if (need_w1) {
         dw1 = Tensor::empty({experts, f, d}, dt, dev);
         sparse::gather_weight_grad(xd, dpre, idx, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true});
@@ -106,9 +116,7 @@ Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gat
         sparse::gather_gemm(dpre, idx, w1d, dx,
                             {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine}});
       }
-    }
-    if (need_w2) {
-      dw2 = Tensor::empty({experts, d, f}, dt, dev);
+    } else if (need_w2) {  // W2 alone: the gates applied in the kernel
       sparse::gather_weight_grad(h, dy, idx, dw2,
                                  {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true});
     }

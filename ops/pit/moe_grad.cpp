@@ -65,11 +65,13 @@ void check_routing(const Tensor& expert_of, const Tensor& dgates, const RowSetIn
 }  // namespace
 
 void moe_activation_backward(UnaryOp act, const Tensor& gu_in, const Tensor& pre_in, const Tensor& h_in,
-                             const RowSetIndex& idx, const Tensor& expert_of, Tensor& dpre, Tensor& dgates) {
+                             const RowSetIndex& idx, const Tensor& expert_of, Tensor& dpre, Tensor& dgates,
+                             Tensor* gated_h) {
   PIT_CHECK(act == UnaryOp::relu || act == UnaryOp::gelu_tanh || act == UnaryOp::gelu_erf || act == UnaryOp::silu,
             kOp, ": activation ", unary_name(act), " is not supported; use relu, gelu_tanh, gelu_erf or silu");
   PIT_CHECK(gu_in.defined() && gu_in.dim() == 2, kOp, ": gu must be [capacity, F], got ", shape_of(gu_in));
-  PIT_CHECK(dpre.defined() || dgates.defined(), kOp, ": dpre and dgates are both undefined: nothing to compute");
+  PIT_CHECK(dpre.defined() || dgates.defined() || gated_h != nullptr, kOp,
+            ": dpre and dgates are undefined and gated_h is null: nothing to compute");
   const Device dev = gu_in.device();
   const DType dt = gu_in.dtype();
   PIT_CHECK(is_floating(dt), kOp, ": gu has dtype ", dtype_name(dt),
@@ -86,12 +88,21 @@ void moe_activation_backward(UnaryOp act, const Tensor& gu_in, const Tensor& pre
     PIT_CHECK(dpre.is_contiguous(), kOp, ": dpre must be contiguous (it is written in place)");
   }
   if (dgates.defined()) check_routing(expert_of, dgates, idx, dev);
+  if (gated_h != nullptr) {
+    check_buffer(*gated_h, "gated_h", shape, dt, dev);
+    PIT_CHECK(gated_h->is_contiguous(), kOp, ": gated_h must be contiguous (it is written in place)");
+    for (const Tensor* other : {&gu_in, &pre_in, &h_in, static_cast<const Tensor*>(&dpre)})
+      PIT_CHECK(gated_h->numel() == 0 || !other->defined() || other->data_ptr() != gated_h->data_ptr(), kOp,
+                ": gated_h must be a buffer of its own (it is one of gu, pre, h or dpre)");
+  }
   check_device(dev);
   const Tensor gu = gu_in.contiguous(), pre = pre_in.contiguous(), h = h_in.contiguous();
   const Tensor ids = dgates.defined() ? expert_of.contiguous() : Tensor();
-  if (!dev.is_cuda()) return cpu::moe_activation_backward(act, gu, pre, h, idx, ids, dpre, dgates);
+  Tensor none;
+  Tensor& hw = gated_h != nullptr ? *gated_h : none;
+  if (!dev.is_cuda()) return cpu::moe_activation_backward(act, gu, pre, h, idx, ids, dpre, dgates, hw);
 #if PIT_WITH_CUDA
-  cuda::moe_activation_backward(act, gu, pre, h, idx, ids, dpre, dgates, current_stream(dev));
+  cuda::moe_activation_backward(act, gu, pre, h, idx, ids, dpre, dgates, hw, current_stream(dev));
 #else
   PIT_THROW(kOp, ": built without CUDA");
 #endif

@@ -12,7 +12,8 @@
 namespace pit::sparse::cpu {
 
 void moe_activation_backward(UnaryOp act, const Tensor& gu, const Tensor& pre, const Tensor& h,
-                             const RowSetIndex& idx, const Tensor& expert_of, Tensor& dpre, Tensor& dgates) {
+                             const RowSetIndex& idx, const Tensor& expert_of, Tensor& dpre, Tensor& dgates,
+                             Tensor& gated_h) {
   const int64_t f_all = gu.size(1);
   const int32_t* rows = idx.rows.data<int32_t>();
   const int32_t* off = idx.offsets.data<int32_t>();
@@ -28,6 +29,7 @@ void moe_activation_backward(UnaryOp act, const Tensor& gu, const Tensor& pre, c
     const T* P = pre.data<T>();
     const T* H = h.data<T>();
     T* D = dpre.defined() ? dpre.data<T>() : nullptr;  // may be G: each element is read before it is written
+    T* W = gated_h.defined() ? gated_h.data<T>() : nullptr;
     const auto slot = [&](int e) -> int64_t {
       const int s = segment_of(off, segments, e);
       return expert_of.dtype() == DType::i32 ? slot_of(rows, off, expert_of.data<int32_t>(), k, s, e)
@@ -41,6 +43,7 @@ void moe_activation_backward(UnaryOp act, const Tensor& gu, const Tensor& pre, c
           const C g = detail::widen(G[q]), y = detail::widen(H[q]);
           dot += g * y;
           if (D) D[q] = convert<T>(scale * g * unary_derivative<C>(act, detail::widen(P[q]), y, C(0)));
+          if (W) W[q] = convert<T>(scale * y);
         }
         if (!dg) continue;
         if (const int64_t at = slot(static_cast<int>(e)); at >= 0) dg[at] = static_cast<float>(dot);

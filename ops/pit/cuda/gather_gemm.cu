@@ -12,7 +12,7 @@
 //   for short K-chunks (seg_cols <= kShortK), where a tile is a single 64-deep k-step and the
 //   wgmma pipeline does not pay for itself (measured with pit-bench, docs/BENCHMARKS.md).
 // Expert segments (a B per segment) that fill the GPU take the persistent, warp-specialised
-// engine (gather_ws.cu) instead. f32 on the CUDA cores with BK = 16 and 3 stages. The number of row tiles depends on the segment
+// engine (gather_ws.cu) instead, in its ping-pong variant. f32 on the CUDA cores with BK = 16 and 3 stages. The number of row tiles depends on the segment
 // sizes, which stay on the device: a persistent grid (as many blocks as fit on the SMs) walks the
 // work items; each block first turns the segment offsets into a tile prefix in shared memory.
 // Where the tiles are fewer than the blocks (few rows, long K: a row set at 95-99 % sparsity had
@@ -228,15 +228,23 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
     // loads far ahead of the MMAs pay there. The persistent engine (4 stages ahead, across tiles)
     // measured 10-25% faster than the wgmma engine two stages ahead on every M-gather GEMM of MoE at
     // T = 16384, E = 64 (H200, docs/BENCHMARKS.md), which was 6-12% faster than one stage ahead
-    // and 6% slower on a shared B (dense 4096^3, pit-bench engine). The persistent engine does not
-    // split K: taken where the row tiles alone (capacity / BM, a lower bound) fill the SMs.
+    // and 6% slower on a shared B (dense 4096^3, pit-bench engine); its ping-pong variant (one
+    // warpgroup's epilogue under the other's MMAs) 4-15% faster again on the down, gu and dx GEMMs
+    // and top-1's up GEMM, level to 9% slower on top-2's up GEMM (timed alternately). Neither
+    // splits K: taken where the row tiles alone (capacity / BM, a lower bound) fill the SMs.
     const bool experts = args.engine == Engine::automatic && p.seg_cols == 0 && p.b_seg_stride != 0;
     if constexpr (!std::is_same_v<T, float>) {
       const bool fills = (cap / Cfg::BM) * p.n_tiles >= sm_count();
-      if (args.engine == Engine::wgmma_persistent ||
-          (experts && p.a_fast && p.b_fast && fills && p.segments <= kWsMaxSegments)) {
-        if (args.b_trans) launch_gather_ws<T, true>(p, cap, stream);
-        else launch_gather_ws<T, false>(p, cap, stream);
+      const bool pp = args.engine == Engine::wgmma_pingpong ||
+                      (experts && p.a_fast && p.b_fast && fills && p.segments <= kWsMaxSegments);
+      if (pp || args.engine == Engine::wgmma_persistent) {
+        if (pp) {
+          if (args.b_trans) launch_gather_ws<T, true, true>(p, cap, stream);
+          else launch_gather_ws<T, false, true>(p, cap, stream);
+        } else {
+          if (args.b_trans) launch_gather_ws<T, true>(p, cap, stream);
+          else launch_gather_ws<T, false>(p, cap, stream);
+        }
         return;
       }
     }

@@ -1,7 +1,7 @@
 // CUDA moe_activation_backward (ops/pit/moe_grad.h): the MoE experts' activation backward and the
 // gates' gradient in one pass over the compact buffers. One block per entry row: it reads gu, pre
 // and h once (16-byte packs when every row starts 16-byte aligned, element by element otherwise),
-// writes dpre once, and reduces <gu[e], h[e]> over the block in f32 for the slot that named the
+// writes dpre (and the gated h, when asked) once, and reduces <gu[e], h[e]> over the block in f32 for the slot that named the
 // entry. The grid is the index's capacity (the count is on the device): blocks past
 // offsets[E] return at once. The slots that name no expert are zeroed by the block of the same
 // number (the grid covers T * k when dgates is asked for), so there is no separate fill.
@@ -30,6 +30,7 @@ struct Params {
   const T* __restrict__ pre;
   const T* __restrict__ h;
   T* dpre;      // or null: the gates' gradient only
+  T* __restrict__ hw;  // or null: w_e * h[e] (the gated h)
   const int32_t* __restrict__ rows;
   const int32_t* __restrict__ offsets;
   const float* __restrict__ weights;  // or null: 1
@@ -70,6 +71,14 @@ __global__ void __launch_bounds__(kMaxThreads) moe_activation_backward_kernel(co
         pit::cuda::widen_pack(yp.v, yv);
 #pragma unroll
         for (int j = 0; j < N; ++j) dot += gv[j] * yv[j];
+        if (p.hw) {
+          C hv[N];
+#pragma unroll
+          for (int j = 0; j < N; ++j) hv[j] = scale * yv[j];
+          V o;
+          pit::cuda::narrow_pack<T, N>(hv, o.v);
+          reinterpret_cast<V*>(p.hw + row)[i] = o;
+        }
         if constexpr (kWrite) {
           C xv[N], out[N];
           pit::cuda::widen_pack(xp.v, xv);
@@ -87,6 +96,7 @@ __global__ void __launch_bounds__(kMaxThreads) moe_activation_backward_kernel(co
         if constexpr (kWrite) xq = p.pre[q];
         const C gv = pit::cuda::widen(gq), yv = pit::cuda::widen(yq);
         dot += gv * yv;
+        if (p.hw) p.hw[q] = pit::cuda::narrow<T>(scale * yv);
         if constexpr (kWrite)
           p.dpre[q] = pit::cuda::narrow<T>(scale * gv * unary_derivative<C>(Op, pit::cuda::widen(xq), yv, C(0)));
       }
@@ -104,7 +114,7 @@ template <typename T, typename I>
 void launch(UnaryOp act, const Params<T, I>& p, int64_t blocks, StreamRef stream) {
   using pit::cuda::aligned16;
   const bool vec = (p.f * static_cast<int64_t>(sizeof(T))) % 16 == 0 && aligned16(p.gu) && aligned16(p.pre) &&
-                   aligned16(p.h) && (!p.dpre || aligned16(p.dpre));
+                   aligned16(p.h) && (!p.dpre || aligned16(p.dpre)) && (!p.hw || aligned16(p.hw));
   const int64_t units = vec ? p.f / pit::cuda::Pack<T>::kN : p.f;  // what one thread takes per step
   const int threads = static_cast<int>(std::clamp<int64_t>((units + 31) / 32 * 32, 32, kMaxThreads));
   const auto grid = static_cast<unsigned>(blocks);
@@ -125,7 +135,7 @@ void launch(UnaryOp act, const Params<T, I>& p, int64_t blocks, StreamRef stream
 
 void moe_activation_backward(UnaryOp act, const Tensor& gu, const Tensor& pre, const Tensor& h,
                              const RowSetIndex& idx, const Tensor& expert_of, Tensor& dpre, Tensor& dgates,
-                             StreamRef stream) {
+                             Tensor& gated_h, StreamRef stream) {
   pit::cuda::DeviceGuard guard(gu.device().index);
   const int64_t capacity = idx.rows.numel();
   const int64_t slots = dgates.defined() ? dgates.numel() : 0;
@@ -137,6 +147,7 @@ void moe_activation_backward(UnaryOp act, const Tensor& gu, const Tensor& pre, c
                            pre.data<T>(),
                            h.data<T>(),
                            dpre.defined() ? dpre.data<T>() : nullptr,
+                           gated_h.defined() ? gated_h.data<T>() : nullptr,
                            idx.rows.data<int32_t>(),
                            idx.offsets.data<int32_t>(),
                            idx.weights.defined() ? idx.weights.data<float>() : nullptr,

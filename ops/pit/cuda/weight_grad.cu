@@ -142,12 +142,17 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
     const int64_t grid = s * p.m_tiles * p.n_tiles;
     PIT_CHECK(grid < INT32_MAX, "cuda::gather_weight_grad: too many output tiles (", grid, ")");
     // Not taken by itself: on MoE's weight gradients (T = 16384, E = 64, H200) the persistent engine
-    // measured slower than the wgmma engine's two blocks an SM: dW1 0.68 against 0.62 ms, dW2 0.88
-    // against 0.75 (docs/BENCHMARKS.md). An expert's tile reduces over ~256 entries (4 stages),
-    // so its epilogue, during which the one block's tensor cores idle, weighs as much as its MMAs.
+    // measured slower than the wgmma engine's two blocks an SM: dW1 0.67 against 0.62 ms, dW2 0.86
+    // against 0.76, its ping-pong variant 0.69 and 0.98 (docs/BENCHMARKS.md). An expert's tile
+    // reduces over ~256 entries (4 stages), so its epilogue, during which one block's tensor cores
+    // idle, weighs as much as its MMAs.
     if constexpr (!std::is_same_v<T, float>) {
       if (args.engine == Engine::wgmma_persistent) {
         launch_weight_grad_ws<T>(p, stream);
+        return;
+      }
+      if (args.engine == Engine::wgmma_pingpong) {
+        launch_weight_grad_ws<T, true>(p, stream);
         return;
       }
     }

@@ -31,8 +31,9 @@ struct WgradParams {
 };
 
 // The weight gradient on the persistent, warp-specialised engine (weight_grad_ws.cu), f16/bf16:
-// every SRead chunk of X and Y must be 16-byte aligned (p.x_fast and p.y_fast).
-template <typename T>
+// every SRead chunk of X and Y must be 16-byte aligned (p.x_fast and p.y_fast). kPp: its ping-pong
+// variant (pp_core.cuh).
+template <typename T, bool kPp = false>
 void launch_weight_grad_ws(const WgradParams<T>& p, StreamRef stream);
 
 namespace dev {

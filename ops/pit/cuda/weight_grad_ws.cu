@@ -11,26 +11,31 @@
 // - consumers (two warpgroups): the MMAs, then each warpgroup stages its 64 rows of the f32 tile
 //   and writes them (named barriers 2 and 3). Every output element has one owner.
 // Every SRead chunk is one 16-byte cp.async: X's and Y's rows must be 16-byte aligned.
-// Measured slower than weight_grad.cu's wgmma engine on MoE (H200: dW1 0.68 against 0.62 ms, dW2
-// 0.88 against 0.75), so only Engine::wgmma_persistent runs it: the one block an SM leaves the
-// tensor cores idle through each tile's epilogue, as long as its 4 k-steps here; what would
-// change that is two consumer groups taking turns (one's epilogue under the other's MMAs).
+// Measured slower than weight_grad.cu's wgmma engine on MoE (H200: dW1 0.67 against 0.62 ms, dW2
+// 0.86 against 0.76), so only Engine::wgmma_persistent runs it: the one block an SM leaves the
+// tensor cores idle through each tile's epilogue, as long as its 4 k-steps here. Its ping-pong
+// variant (Engine::wgmma_pingpong: one producer warpgroup, the consumer warpgroups taking whole
+// tiles in turns, pp_core.cuh) measured slower still (dW1 0.69, dW2 0.98 ms): one warpgroup of
+// producers does not keep up with two gathered operands a stage (and the gates' scaling).
 #include <algorithm>
 
 #include "ops/cuda/mbarrier_ptx.cuh"
 #include "ops/pit/cuda/launch.cuh"
+#include "ops/pit/cuda/pp_core.cuh"
 #include "ops/pit/cuda/weight_grad_core.cuh"
 #include "ops/pit/cuda/ws_core.cuh"
 
 namespace pit::sparse::cuda {
 namespace {
 
-template <typename T>
-using WgradWsCfg = dev::WsCfg<T, true, true, 4>;
+// kPp: the ping-pong variant (pp_core.cuh): one producer warpgroup, the consumer warpgroups taking
+// whole tiles in turns.
+template <typename T, bool kPp>
+using WgradWsCfg = std::conditional_t<kPp, dev::PpCfg<T, true, true, 4>, dev::WsCfg<T, true, true, 4>>;
 
-template <typename T>
-__global__ void __launch_bounds__(WgradWsCfg<T>::kThreads, 1) weight_grad_ws_kernel(const WgradParams<T> p) {
-  using Cfg = WgradWsCfg<T>;
+template <typename T, bool kPp>
+__global__ void __launch_bounds__(WgradWsCfg<T, kPp>::kThreads, 1) weight_grad_ws_kernel(const WgradParams<T> p) {
+  using Cfg = WgradWsCfg<T, kPp>;
   namespace mbar = pit::cuda::mbar;
   namespace ptx = pit::cuda::ptx;
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, V = Cfg::V, S = Cfg::kStages;
@@ -105,6 +110,22 @@ __global__ void __launch_bounds__(WgradWsCfg<T>::kThreads, 1) weight_grad_ws_ker
       finish_pending();
     }
     mbar::cp_async_wait_all();
+  } else if constexpr (kPp) {
+    struct Plan {
+      Tile tile;
+      int num_k;
+    };
+    dev::pp_consume<Cfg>(ring, total, [&](int t) {
+      const Tile tile = tile_at(t);
+      return Plan{tile, (tile.count + BK - 1) / BK};
+    }, [&](const Plan& plan, const dev::Acc<Cfg>& acc) {
+      const Tile& tile = plan.tile;
+      T* out = p.out + int64_t{tile.s} * p.p * p.q;
+      dev::pp_store_tile<Cfg>(acc, ring, [&](int r) {
+        const int64_t row = tile.m0 + r;
+        return row < p.p ? dev::RowDst<T>{out + row * p.q, 1.f} : dev::RowDst<T>{nullptr, 1.f};
+      }, tile.n0, p.q, p.epi);
+    });
   } else {
     dev::Acc<Cfg> acc;
     uint32_t it = 0;
@@ -122,13 +143,13 @@ __global__ void __launch_bounds__(WgradWsCfg<T>::kThreads, 1) weight_grad_ws_ker
 
 }  // namespace
 
-template <typename T>
+template <typename T, bool kPp>
 void launch_weight_grad_ws(const WgradParams<T>& p, StreamRef stream) {
-  using Cfg = WgradWsCfg<T>;
+  using Cfg = WgradWsCfg<T, kPp>;
   PIT_CHECK(p.x_fast && p.y_fast,
             "cuda::gather_weight_grad: the persistent wgmma engine needs 16-byte aligned rows of A and G (K and N "
             "multiples of 8); use Engine::automatic");
-  auto* kernel = weight_grad_ws_kernel<T>;
+  auto* kernel = weight_grad_ws_kernel<T, kPp>;
   const size_t smem = Cfg::kSmem + Cfg::kAlignSlack;
   const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
   const int64_t tiles = int64_t{p.segments} * p.m_tiles * p.n_tiles;
@@ -137,7 +158,9 @@ void launch_weight_grad_ws(const WgradParams<T>& p, StreamRef stream) {
   check_launch("cuda::gather_weight_grad (persistent engine)");
 }
 
-template void launch_weight_grad_ws<Half>(const WgradParams<Half>&, StreamRef);
-template void launch_weight_grad_ws<BFloat16>(const WgradParams<BFloat16>&, StreamRef);
+template void launch_weight_grad_ws<Half, false>(const WgradParams<Half>&, StreamRef);
+template void launch_weight_grad_ws<BFloat16, false>(const WgradParams<BFloat16>&, StreamRef);
+template void launch_weight_grad_ws<Half, true>(const WgradParams<Half>&, StreamRef);
+template void launch_weight_grad_ws<BFloat16, true>(const WgradParams<BFloat16>&, StreamRef);
 
 }  // namespace pit::sparse::cuda

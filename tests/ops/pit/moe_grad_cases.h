@@ -1,16 +1,16 @@
 #pragma once
 // sparse::moe_activation_backward (ops/pit/moe_grad.h) against a straightforward host
 // recomputation in f64 on fresh random inputs: every (expert, token, slot) in the index's order,
-// dpre = w * gu * act'(pre) and dgates = <gu, h> by slot. Routings: top-1/2/3, idle experts, one
+// dpre = w * gu * act'(pre), dgates = <gu, h> by slot and the gated h, w * h. Routings: top-1/2/3, idle experts, one
 // expert taking every token, dropped slots (-1), tokens naming one expert in two or three slots;
 // F ragged (1, 37, 100) and aligned (64, 96, 4096); with and without entry weights; i32 and i64
-// ids; outputs apart, dpre over gu (in place), dgates only, dpre only; operands one element off a
-// 16-byte boundary. Outputs are poisoned (NaN) first: every slot of dgates must be written, and
+// ids; outputs apart (with the gated h), dpre over gu (in place), dgates only, dpre only, the gated
+// h only; operands one element off a 16-byte boundary. Outputs are poisoned (NaN) first: every slot of dgates must be written, and
 // dpre rows past the count must stay as they were. Run on the CPU (moe_grad_test.cpp) and CUDA
 // (moe_grad_cuda_test.cpp).
 //
 // Tolerances (relative to the output's largest magnitude, expect_close):
-//   dpre    f64 1e-12; f32 2e-5 (the derivative's tanh / exp / erf in f32); f16 1e-3 and bf16
+//   dpre and the gated h: f64 1e-12; f32 2e-5 (the derivative's tanh / exp / erf in f32); f16 1e-3 and bf16
 //           4e-3: one rounding on store (2^-11, 2^-9 relative at most) over the f32 math.
 //   dgates  f32 whatever the inputs: 1e-6 for f64 (one rounding to f32), else 2e-5 (f32 sums of
 //           up to 4096 products, in another order than the f64 reference).
@@ -74,6 +74,7 @@ inline std::vector<int64_t> moe_grad_routing(const MoeGradCase& c, uint64_t seed
 struct MoeGradRef {
   Tensor dpre;    // f64 [count, F]: the entries' rows
   Tensor dgates;  // f64 [T, k]
+  Tensor hw;      // f64 [count, F]: w * h
   int64_t count = 0;
 };
 
@@ -83,7 +84,7 @@ inline MoeGradRef moe_grad_reference(UnaryOp act, const Tensor& gu, const Tensor
                                      const std::vector<float>& gates) {
   const std::vector<double> g = values(gu), p = values(pre), y = values(h);
   const int64_t f = gu.size(1), tokens = static_cast<int64_t>(ids.size()) / k;
-  std::vector<double> dpre, dgates(ids.size(), 0.0);
+  std::vector<double> dpre, hw, dgates(ids.size(), 0.0);
   int64_t e = 0;
   for (int64_t s = 0; s < experts; ++s)
     for (int64_t t = 0; t < tokens; ++t)
@@ -96,11 +97,12 @@ inline MoeGradRef moe_grad_reference(UnaryOp act, const Tensor& gu, const Tensor
           const auto i = static_cast<size_t>(q);
           dot += g[i] * y[i];
           dpre.push_back(w * g[i] * unary_derivative<double>(act, p[i], y[i], 0.0));
+          hw.push_back(w * y[i]);
         }
         dgates[slot] = dot;
         ++e;
       }
-  return {from_vector(dpre, {e, f}), from_vector(dgates, {tokens, k}), e};
+  return {from_vector(dpre, {e, f}), from_vector(dgates, {tokens, k}), from_vector(hw, {e, f}), e};
 }
 
 // x with the same values one element past a 16-byte boundary (the kernels' unaligned path).
@@ -135,13 +137,18 @@ inline void run_moe_grad_cases(Device dev, const std::vector<DType>& dtypes) {
                                  std::to_string(c.experts) + " F=" + std::to_string(c.f) + " " +
                                  unary_name(c.act) + " " + dtype_name(dt) + (weighted ? " weighted" : "") +
                                  " ids " + dtype_name(ids_t.dtype());
-        const auto check_dpre = [&](const Tensor& dpre, const Tensor& beyond, const std::string& mode) {
-          expect_close(dpre.slice(0, 0, ref.count), ref.dpre, dpre_tol(dt), dpre_tol(dt), what + mode + " dpre");
-          const std::vector<double> got = values(dpre.slice(0, ref.count, cap)), was = values(beyond);
+        // An [cap, F] output against its reference rows; rows past the count must be as `beyond`.
+        const auto check_rows = [&](const Tensor& got_all, const Tensor& want, const Tensor& beyond,
+                                    const std::string& name) {
+          expect_close(got_all.slice(0, 0, ref.count), want, dpre_tol(dt), dpre_tol(dt), what + name);
+          const std::vector<double> got = values(got_all.slice(0, ref.count, cap)), was = values(beyond);
           int64_t touched = 0;
           for (size_t i = 0; i < got.size(); ++i)
             touched += !(got[i] == was[i] || (std::isnan(got[i]) && std::isnan(was[i])));
-          EXPECT_EQ(touched, 0) << what << mode << ": elements of dpre past the count were written";
+          EXPECT_EQ(touched, 0) << what << name << ": elements past the count were written";
+        };
+        const auto check_dpre = [&](const Tensor& dpre, const Tensor& beyond, const std::string& mode) {
+          check_rows(dpre, ref.dpre, beyond, mode + " dpre");
         };
         const auto check_dgates = [&](const Tensor& dgates, const std::string& mode) {
           expect_close(dgates, ref.dgates, dgates_tol(dt), dgates_tol(dt), what + mode + " dgates");
@@ -150,11 +157,13 @@ inline void run_moe_grad_cases(Device dev, const std::vector<DType>& dtypes) {
         for (const bool shifted : {false, true}) {
           const std::string mode = shifted ? " (operands off 16-byte boundaries)" : "";
           Tensor dpre = poisoned({cap, c.f}, dt, dev), dgates = poisoned({c.tokens, c.k}, DType::f32, dev);
+          Tensor hw = poisoned({cap, c.f}, dt, dev);
           if (shifted) dpre = off_boundary(dpre);
           sparse::moe_activation_backward(c.act, shifted ? off_boundary(gu) : gu, shifted ? off_boundary(pre) : pre,
-                                          shifted ? off_boundary(h) : h, idx, ids_t, dpre, dgates);
+                                          shifted ? off_boundary(h) : h, idx, ids_t, dpre, dgates, &hw);
           check_dpre(dpre, poisoned({cap - ref.count, c.f}, dt), mode);
           check_dgates(dgates, mode);
+          check_rows(hw, ref.hw, poisoned({cap - ref.count, c.f}, dt), mode + " gated h");
         }
         if (!weighted) continue;
         {  // dpre over gu
@@ -172,6 +181,11 @@ inline void run_moe_grad_cases(Device dev, const std::vector<DType>& dtypes) {
           Tensor dpre = poisoned({cap, c.f}, dt, dev), none;
           sparse::moe_activation_backward(c.act, gu, pre, h, idx, Tensor(), dpre, none);
           check_dpre(dpre, poisoned({cap - ref.count, c.f}, dt), " dpre only");
+        }
+        {  // the gated h only
+          Tensor none, none2, hw = poisoned({cap, c.f}, dt, dev);
+          sparse::moe_activation_backward(c.act, gu, pre, h, idx, Tensor(), none, none2, &hw);
+          check_rows(hw, ref.hw, poisoned({cap - ref.count, c.f}, dt), " gated h only");
         }
         if (::testing::Test::HasFailure()) return;
       }

@@ -35,6 +35,12 @@ TEST(MoeActivationBackwardCpu, ErrorsNameTheProblem) {
   const Tensor fids = ids.to(DType::f32);
   expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, idx, fids, dpre, dgates); },
                         "i32 or i64");
+  Tensor narrow_hw = zeros({t * k, f - 1}), same = h;
+  expect_error_contains(
+      [&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, idx, ids, dpre, dgates, &narrow_hw); },
+      "gated_h must be [12, 5]");
+  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, idx, ids, dpre, dgates, &same); },
+                        "gated_h must be a buffer of its own");
   const sparse::RowSetIndex chunks = sparse::detect_rows(zeros({t * k, f}), 2);
   expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, chunks, ids, dpre, dgates); },
                         "expert segments");

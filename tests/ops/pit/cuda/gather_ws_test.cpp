@@ -1,12 +1,14 @@
-// The M-gather on the persistent, warp-specialised engine (Engine::wgmma_persistent,
-// ops/pit/cuda/gather_ws.cu) against the CPU M-gather in f64 on the same operands and an index
-// made on the CPU from the same routing or pattern, outputs poisoned (NaN) first: expert segments
-// (SRead of x's rows into compact outputs with a per-expert bias and GELU; compact rows SWritten
-// to their tokens, gate-weighted and accumulated over top-2) under uniform routing, one expert
-// taking every token's first slot, and experts without tokens; whole rows at sparsity 0-100 %;
-// 1 x 64 K-chunk segments; the weight gradients of expert segments. Ragged shapes (1000 tokens, K = 264, N = 200: none a multiple of the
-// 128 x 128 x 64 tile). Tolerances as in gemm_cuda_test.cpp (relative to the output's scale);
-// accumulated outputs round once per contribution, so twice the dtype's. Skips without a GPU.
+// The M-gather on the persistent, warp-specialised engine and its ping-pong variant
+// (Engine::wgmma_persistent and wgmma_pingpong: ops/pit/cuda/gather_ws.cu, weight_grad_ws.cu)
+// against the CPU M-gather in f64 on the same operands and an index made on the CPU from the same
+// routing or pattern, outputs poisoned (NaN) first: expert segments (SRead of x's rows into
+// compact outputs with a per-expert bias and GELU; compact rows SWritten to their tokens,
+// gate-weighted and accumulated over top-2) under uniform routing, one expert taking every
+// token's first slot, and experts without tokens; whole rows at sparsity 0-100 %; 1 x 64 K-chunk
+// segments; the weight gradients of expert segments. Ragged shapes (1000 tokens, K = 264, N =
+// 200: none a multiple of the 128 x 128 x 64 tile). Tolerances as in gemm_cuda_test.cpp
+// (relative to the output's scale); accumulated outputs round once per contribution, so twice the
+// dtype's. Skips without a GPU.
 #include <string>
 #include <vector>
 
@@ -26,19 +28,22 @@ constexpr int64_t kTokens = 1000, kK = 264, kN = 200, kExperts = 6;
 
 Tensor f64(const Tensor& t) { return t.defined() ? t.to(Device::cpu(), DType::f64) : t; }
 
-// gather_gemm on the GPU (persistent engine) against the CPU's in f64, C of shape `c_shape`.
+// gather_gemm on the GPU (the persistent engine and its ping-pong variant) against the CPU's in
+// f64, C of shape `c_shape`.
 void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sparse::RowSetIndex& cpu_idx,
                    const Tensor& b, const Shape& c_shape, sparse::GatherGemmArgs args, double tol,
                    const std::string& what) {
-  Tensor c = test::poisoned(c_shape, a.dtype(), kGpu);
-  args.engine = sparse::Engine::wgmma_persistent;
-  sparse::gather_gemm(a, gpu_idx, b, c, args);
-  sparse::GatherGemmArgs ref = args;
-  ref.engine = sparse::Engine::automatic;
-  ref.epilogue.bias = f64(args.epilogue.bias);
-  Tensor want = test::poisoned(c_shape, DType::f64);
-  sparse::gather_gemm(f64(a), cpu_idx, f64(b), want, ref);
-  test::expect_close(c, want, tol, tol, what);
+  for (const sparse::Engine engine : {sparse::Engine::wgmma_persistent, sparse::Engine::wgmma_pingpong}) {
+    Tensor c = test::poisoned(c_shape, a.dtype(), kGpu);
+    args.engine = engine;
+    sparse::gather_gemm(a, gpu_idx, b, c, args);
+    sparse::GatherGemmArgs ref = args;
+    ref.engine = sparse::Engine::automatic;
+    ref.epilogue.bias = f64(args.epilogue.bias);
+    Tensor want = test::poisoned(c_shape, DType::f64);
+    sparse::gather_gemm(f64(a), cpu_idx, f64(b), want, ref);
+    test::expect_close(c, want, tol, tol, what + (engine == sparse::Engine::wgmma_pingpong ? " (ping-pong)" : ""));
+  }
 }
 
 // expert_of [T, 2] for a routing kind: 0 uniform, 1 every first slot on expert 2, 2 only experts
@@ -101,7 +106,7 @@ TEST(GatherPersistentCuda, Experts) {
 }
 
 // The weight gradient dB_s = sum_e scale_e A[a_row(e)]^T G[g_row(e)] on the persistent engine
-// against the CPU's in f64: x's rows gathered with compact G (MoE's dW1) and both gathered with
+// and its ping-pong variant against the CPU's in f64: x's rows gathered with compact G (MoE's dW1) and both gathered with
 // gates (dW2), [E, K, N] and transposed, store and accumulate onto a random dB.
 TEST(GatherPersistentCuda, WeightGradients) {
   PIT_REQUIRE_CUDA();
@@ -113,27 +118,29 @@ TEST(GatherPersistentCuda, WeightGradients) {
       const Tensor dpre = test::dense_random({2 * kTokens, kN}, ++seed, dt, kGpu);  // compact, by entry
       const Tensor dy = test::dense_random({kTokens, kN}, ++seed, dt, kGpu);
       const Tensor start = test::dense_random({kExperts, kK, kN}, ++seed, dt, kGpu);
-      for (const bool trans : {false, true})
-        for (const bool gated : {false, true})
-          for (const bool acc : {false, true}) {
-            const std::string what = std::string(dtype_name(dt)) + " routing " + std::to_string(kind) +
-                                     (trans ? " b_trans" : "") + (gated ? " gated (both gathered)" : " compact G") +
-                                     (acc ? " accumulate" : " store");
-            const Tensor& g = gated ? dy : dpre;
-            const sparse::GatherWeightGradArgs args{.a_gathered = true, .g_gathered = gated, .b_trans = trans,
-                                                    .use_weights = gated,
-                                                    .write = acc ? sparse::Write::accumulate : sparse::Write::store,
-                                                    .engine = sparse::Engine::wgmma_persistent};
-            const Tensor init = trans ? start.transpose(1, 2).contiguous() : start;
-            Tensor got = acc ? init.clone() : test::poisoned(init.shape(), dt, kGpu);
-            sparse::gather_weight_grad(x, g, gi, got, args);
-            sparse::GatherWeightGradArgs ref = args;
-            ref.engine = sparse::Engine::automatic;
-            Tensor want = acc ? f64(init) : test::poisoned(init.shape(), DType::f64);
-            sparse::gather_weight_grad(f64(x), f64(g), ci, want, ref);
-            test::expect_close(got, want, 2 * tol, 2 * tol, "weight grad " + what);
-            if (::testing::Test::HasFailure()) return;
-          }
+      for (const sparse::Engine engine : {sparse::Engine::wgmma_persistent, sparse::Engine::wgmma_pingpong})
+        for (const bool trans : {false, true})
+          for (const bool gated : {false, true})
+            for (const bool acc : {false, true}) {
+              const std::string what = std::string(dtype_name(dt)) + " routing " + std::to_string(kind) +
+                                       (trans ? " b_trans" : "") + (gated ? " gated (both gathered)" : " compact G") +
+                                       (acc ? " accumulate" : " store") +
+                                       (engine == sparse::Engine::wgmma_pingpong ? " (ping-pong)" : "");
+              const Tensor& g = gated ? dy : dpre;
+              const sparse::GatherWeightGradArgs args{.a_gathered = true, .g_gathered = gated, .b_trans = trans,
+                                                      .use_weights = gated,
+                                                      .write = acc ? sparse::Write::accumulate : sparse::Write::store,
+                                                      .engine = engine};
+              const Tensor init = trans ? start.transpose(1, 2).contiguous() : start;
+              Tensor got = acc ? init.clone() : test::poisoned(init.shape(), dt, kGpu);
+              sparse::gather_weight_grad(x, g, gi, got, args);
+              sparse::GatherWeightGradArgs ref = args;
+              ref.engine = sparse::Engine::automatic;
+              Tensor want = acc ? f64(init) : test::poisoned(init.shape(), DType::f64);
+              sparse::gather_weight_grad(f64(x), f64(g), ci, want, ref);
+              test::expect_close(got, want, 2 * tol, 2 * tol, "weight grad " + what);
+              if (::testing::Test::HasFailure()) return;
+            }
     }
 }
 

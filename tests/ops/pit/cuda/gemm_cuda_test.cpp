@@ -122,7 +122,8 @@ TEST(PitGemmCuda, Moe) {
   for (const DType dt : kAll)
     for (const bool skewed : {false, true})
       for (const sparse::Engine e : {sparse::Engine::automatic, sparse::Engine::mma, sparse::Engine::wgmma,
-                                     sparse::Engine::wgmma_deep, sparse::Engine::wgmma_persistent})
+                                     sparse::Engine::wgmma_deep, sparse::Engine::wgmma_persistent,
+                                     sparse::Engine::wgmma_pingpong})
         test::run_moe_cases(kGpu, dt, skewed, e);
 }
 
