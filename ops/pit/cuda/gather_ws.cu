@@ -112,12 +112,12 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp>::kThreads, 1)
     float* my_scale = scale + wg * BM;
     struct Plan {
       dev::TileAt at;
-      int num_k;
+      int num_k, rows;
     };
     dev::pp_consume<Cfg>(ring, total, [&](int t) {
       const dev::TileAt at = dev::locate<BM>(tiles, p.offsets, p.segments, p.n_tiles, t);
       int64_t k_beg = 0;
-      return Plan{at, (k_range(at.s, k_beg) + BK - 1) / BK};
+      return Plan{at, (k_range(at.s, k_beg) + BK - 1) / BK, at.count};
     }, [&](const Plan& tile, const dev::Acc<Cfg>& acc) {
       fill_row(tile.at, wtid, my_row, my_scale);  // this thread's row of the table
       dev::pp_store_tile<Cfg>(acc, ring, dst_of(my_row, my_scale), int64_t{tile.at.nt} * BN, p.n, epi_of(tile.at));

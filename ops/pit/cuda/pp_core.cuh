@@ -37,7 +37,9 @@ struct Acc<Cfg, 4> {
 #pragma unroll
       for (int i = 0; i < 64; ++i) d[h][i] = 0.f;
   }
-  // Issues (does not wait for) this warpgroup's MMAs of one stage: both row halves.
+  // Issues (does not wait for) this warpgroup's MMAs of one stage: the first kHalves row halves
+  // (1: rows 64-127 are not wanted, an expert's last, short row tile).
+  template <int kHalves = 2>
   __device__ void mma_stage(const typename Cfg::Elem* sa, const typename Cfg::Elem* sb) {
     using namespace pit::cuda;
     const uint32_t b0 = ptx::smem_u32(sb);
@@ -45,7 +47,7 @@ struct Acc<Cfg, 4> {
     constexpr uint32_t kALbo = Cfg::kAK ? Cfg::BK * 128 : 16, kBLbo = Cfg::kBK ? Cfg::BK * 128 : 16;
     constexpr bool kHalf = std::is_same_v<typename Cfg::Elem, Half>;
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < kHalves; ++h) {
       // As wg_core.cuh's Acc, with the row half h in place of the warpgroup.
       const uint32_t a0 = ptx::smem_u32(sa) + h * (Cfg::kAK ? Cfg::BK * 128 : 64 * 128);
 #pragma unroll
@@ -108,8 +110,9 @@ __device__ __forceinline__ void pp_store_tile(const Acc<Cfg>& acc, const WsRing<
 // The consumer warpgroups' loop over this block's tiles t = blockIdx.x, blockIdx.x + gridDim.x,
 // ... < total: warpgroup wg takes the local tiles i with i % 2 == wg, in turns (PpTurns), and
 // counts the other's stages so that its ring position stays the producer's. plan(t) returns tile
-// t's description, with its k-stages in `num_k`; epilogue(tile, acc) writes this warpgroup's
-// finished tile (pp_store_tile) while the other warpgroup runs its MMAs.
+// t's description, with its k-stages in `num_k` and the rows wanted in `rows` (fewer than 65:
+// the MMAs of rows 64-127 are skipped, their results undefined); epilogue(tile, acc) writes this
+// warpgroup's finished tile (pp_store_tile) while the other warpgroup runs its MMAs.
 template <class Cfg, class Plan, class Epilogue>
 __device__ __forceinline__ void pp_consume(const WsRing<Cfg>& ring, int total, Plan&& plan, Epilogue&& epilogue) {
   const int wg = (static_cast<int>(threadIdx.x) - Cfg::kConsumerBase) / 128;
@@ -125,7 +128,9 @@ __device__ __forceinline__ void pp_consume(const WsRing<Cfg>& ring, int total, P
       continue;
     }
     turns.begin(i);
-    ws_consume<Cfg>(acc, ring, it, tile.num_k);
+    // A whole loop for each (a branch between the MMAs of one stage serialises every wgmma).
+    if (tile.rows > Cfg::BM / 2) ws_consume<Cfg>(acc, ring, it, tile.num_k);
+    else ws_consume<Cfg, 1>(acc, ring, it, tile.num_k);
     turns.end(i);
     epilogue(tile, acc);
   }

@@ -113,11 +113,11 @@ __global__ void __launch_bounds__(WgradWsCfg<T, kPp>::kThreads, 1) weight_grad_w
   } else if constexpr (kPp) {
     struct Plan {
       Tile tile;
-      int num_k;
+      int num_k, rows;  // rows: of the output tile inside dB
     };
     dev::pp_consume<Cfg>(ring, total, [&](int t) {
       const Tile tile = tile_at(t);
-      return Plan{tile, (tile.count + BK - 1) / BK};
+      return Plan{tile, (tile.count + BK - 1) / BK, static_cast<int>(std::min<int64_t>(BM, p.p - tile.m0))};
     }, [&](const Plan& plan, const dev::Acc<Cfg>& acc) {
       const Tile& tile = plan.tile;
       T* out = p.out + int64_t{tile.s} * p.p * p.q;

@@ -92,8 +92,9 @@ __device__ __forceinline__ void ws_produce(const WsRing<Cfg>& ring, int num_tile
 }
 
 // One tile on the consumer side: num_k stages from the ring into acc (zeroed first); `it` counts
-// the stages consumed over all tiles, as the producer's does.
-template <class Cfg>
+// the stages consumed over all tiles, as the producer's does. kHalves < 2: the accumulators'
+// first kHalves row halves only (pp_core.cuh's Acc).
+template <class Cfg, int kHalves = 2>
 __device__ __forceinline__ void ws_consume(Acc<Cfg>& acc, const WsRing<Cfg>& ring, uint32_t& it, int num_k) {
   using namespace pit::cuda;
   constexpr int S = Cfg::kStages;
@@ -106,7 +107,8 @@ __device__ __forceinline__ void ws_consume(Acc<Cfg>& acc, const WsRing<Cfg>& rin
     // reads (async proxy).
     wgmma::fence_smem_for_async();
     wgmma::fence();
-    acc.mma_stage(ring.a(s), ring.b(s));
+    if constexpr (kHalves == 2) acc.mma_stage(ring.a(s), ring.b(s));
+    else acc.template mma_stage<kHalves>(ring.a(s), ring.b(s));
     wgmma::commit();
     // The previous stage's MMAs are done (wgmma.wait_group is warpgroup-wide): its slot goes
     // back to the producer, one arrival per warp.

@@ -5,11 +5,13 @@
 // compact outputs with a per-expert bias and GELU; compact rows SWritten to their tokens,
 // gate-weighted and accumulated over top-2) under uniform routing, one expert taking every
 // token's first slot, and experts without tokens; whole rows at sparsity 0-100 %; 1 x 64 K-chunk
-// segments; the weight gradients of expert segments. Ragged shapes (1000 tokens, K = 264, N =
-// 200: none a multiple of the 128 x 128 x 64 tile). Tolerances as in gemm_cuda_test.cpp
-// (relative to the output's scale); accumulated outputs round once per contribution, so twice the
-// dtype's. Skips without a GPU.
+// segments; experts whose last row tile has 0, 1, 63, 64, 65, 127 rows; the weight gradients of
+// expert segments. Ragged shapes (1000 tokens, K = 264, N = 200: none a multiple of the 128 x 128
+// x 64 tile). Tolerances as in gemm_cuda_test.cpp (relative to the output's scale); accumulated
+// outputs round once per contribution, so twice the dtype's. Skips without a GPU.
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/device.h"
@@ -103,6 +105,39 @@ TEST(GatherPersistentCuda, Experts) {
                     2 * tol, "down (compact A, gated SWrite, top-2 accumulate) " + what);
       if (::testing::Test::HasFailure()) return;
     }
+}
+
+// Experts whose last row tile holds every remainder that matters to the engines: none, 1, 63 and
+// 64 rows (the ping-pong engine skips the MMAs of rows 64-127 there), 65, 127, whole tiles, one
+// row past. Top-1, tokens dealt to the experts in a shuffled order.
+TEST(GatherPersistentCuda, RowTileRemainders) {
+  PIT_REQUIRE_CUDA();
+  const std::vector<int> counts = {0, 1, 63, 64, 65, 127, 128, 129, 192, 193, 256};
+  std::vector<int32_t> ids;
+  for (size_t e = 0; e < counts.size(); ++e) ids.insert(ids.end(), static_cast<size_t>(counts[e]), static_cast<int32_t>(e));
+  uint64_t state = 77;
+  for (size_t i = ids.size(); i > 1; --i) {  // Fisher-Yates with a fixed LCG
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    std::swap(ids[i - 1], ids[static_cast<size_t>((state >> 33) % i)]);
+  }
+  const int64_t tokens = static_cast<int64_t>(ids.size()), experts = static_cast<int64_t>(counts.size());
+  const Tensor expert_of = from_vector(ids, {tokens, 1});
+  const Tensor gates = test::dense_random({tokens, 1}, 5, DType::f32);
+  const sparse::RowSetIndex gi = sparse::rows_from_routing(expert_of.to(kGpu), experts, gates.to(kGpu));
+  const sparse::RowSetIndex ci = sparse::rows_from_routing(expert_of, experts, gates);
+  uint64_t seed = 600;
+  for (const DType dt : kHalfTypes) {
+    const double tol = test::tol_for(dt);
+    const Tensor x = test::dense_random({tokens, kK}, ++seed, dt, kGpu);
+    const Tensor w1 = test::dense_random({experts, kN, kK}, ++seed, dt, kGpu);
+    expect_gather(x, gi, ci, w1, {tokens, kN}, {.a_gathered = true, .c_scattered = false, .b_trans = true}, tol,
+                  std::string("up (SRead of x, compact) ") + dtype_name(dt));
+    const Tensor h = test::dense_random({tokens, kN}, ++seed, dt, kGpu);
+    const Tensor w2 = test::dense_random({experts, kN, kK}, ++seed, dt, kGpu);
+    expect_gather(h, gi, ci, w2, {tokens, kK}, {.a_gathered = false, .c_scattered = true, .use_weights = true, .zero_c = true},
+                  tol, std::string("down (compact A, gated SWrite) ") + dtype_name(dt));
+    if (::testing::Test::HasFailure()) return;
+  }
 }
 
 // The weight gradient dB_s = sum_e scale_e A[a_row(e)]^T G[g_row(e)] on the persistent engine
