@@ -144,15 +144,18 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   const auto wgrad_engines = {Engine::wgmma_persistent, Engine::wgmma_pingpong};
   Tensor dw1 = Tensor::empty(w1.shape(), DType::bf16, Device::cuda());
   const auto bwd_w1_mma = time_gpu([&](int) {
-    sparse::gather_weight_grad(x, dh, idx, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true, .engine = Engine::mma});
+    sparse::gather_weight_grad(x, dh, idx, dw1,
+                               {.a_gathered = true, .g_gathered = false, .b_trans = true, .engine = Engine::mma});
   });
   gemm_part("bwd dW1", wgrad_engines, "mma.sync engine", bwd_w1_mma.median_ms, [&](Engine e) {
-    sparse::gather_weight_grad(x, dh, idx, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true, .engine = e});
+    sparse::gather_weight_grad(x, dh, idx, dw1,
+                               {.a_gathered = true, .g_gathered = false, .b_trans = true, .engine = e});
   });
   Tensor dx = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
   gemm_part("bwd dx GEMM", {Engine::wgmma_persistent}, "", 0, [&](Engine e) {
     gather_gemm(dh, idx, w1, dx,
-                {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine}, .engine = e});
+                {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine},
+                 .engine = e});
   });
   Tensor dw2 = Tensor::empty(w2.shape(), DType::bf16, Device::cuda());
   const auto bwd_w2_mma = time_gpu([&](int) {
@@ -160,12 +163,14 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
                                {.a_gathered = false, .g_gathered = true, .b_trans = true, .engine = Engine::mma});
   });
   gemm_part("bwd dW2 (gated h)", wgrad_engines, "mma.sync engine", bwd_w2_mma.median_ms, [&](Engine e) {
-    sparse::gather_weight_grad(hw, dy, idx, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true, .engine = e});
+    sparse::gather_weight_grad(hw, dy, idx, dw2,
+                               {.a_gathered = false, .g_gathered = true, .b_trans = true, .engine = e});
   });
   // The same from h with the gates applied in the kernel (dy's rows scaled in shared memory).
   gemm_part("bwd dW2, gates in the kernel", {}, "mma.sync engine", bwd_w2_mma.median_ms, [&](Engine e) {
     sparse::gather_weight_grad(h, dy, idx, dw2,
-                               {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true, .engine = e});
+                               {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true,
+                                .engine = e});
   });
   // The op's calls back to back with buffers allocated once, without autograd: against moe_ffn
   // fwd+bwd, what the op and autograd add; against the parts' sum, what running in sequence costs.

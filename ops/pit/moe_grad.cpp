@@ -3,6 +3,7 @@
 // reference (ops/pit/cpu/moe_grad.cpp) or the CUDA kernel (ops/pit/cuda/moe_grad.cu).
 #include "ops/pit/moe_grad.h"
 
+#include <cstdint>
 #include <string>
 
 #include "ops/pit/cpu/moe_grad.h"
@@ -22,9 +23,17 @@ void check_buffer(const Tensor& t, const char* what, const Shape& want, DType dt
   PIT_CHECK(t.defined() && t.shape() == want, kOp, ": ", what, " must be ", shape_str(want),
             " (one row per index entry, F columns like gu), got ", shape_of(t));
   PIT_CHECK(t.dtype() == dtype, kOp, ": ", what, " is ", dtype_name(t.dtype()), " but gu is ",
-            dtype_name(dtype), "; gu, pre, h and dpre share one dtype");
+            dtype_name(dtype), "; gu, pre, h, dpre and gated_h share one dtype");
   PIT_CHECK(t.device() == device, kOp, ": ", what, " is on ", t.device().str(), " but gu is on ",
             device.str(), "; move it with Tensor::to");
+}
+
+// Whether the bytes of a and b (contiguous, or undefined: no bytes) share any.
+bool overlaps(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined() || a.numel() == 0 || b.numel() == 0) return false;
+  const auto lo_a = reinterpret_cast<uintptr_t>(a.data_ptr()), lo_b = reinterpret_cast<uintptr_t>(b.data_ptr());
+  const uintptr_t hi_a = lo_a + static_cast<uintptr_t>(a.nbytes()), hi_b = lo_b + static_cast<uintptr_t>(b.nbytes());
+  return lo_a < hi_b && lo_b < hi_a;
 }
 
 void check_index_array(const Tensor& t, const char* what, int64_t min, Device device) {
@@ -91,12 +100,14 @@ void moe_activation_backward(UnaryOp act, const Tensor& gu_in, const Tensor& pre
   if (gated_h != nullptr) {
     check_buffer(*gated_h, "gated_h", shape, dt, dev);
     PIT_CHECK(gated_h->is_contiguous(), kOp, ": gated_h must be contiguous (it is written in place)");
-    for (const Tensor* other : {&gu_in, &pre_in, &h_in, static_cast<const Tensor*>(&dpre)})
-      PIT_CHECK(gated_h->numel() == 0 || !other->defined() || other->data_ptr() != gated_h->data_ptr(), kOp,
-                ": gated_h must be a buffer of its own (it is one of gu, pre, h or dpre)");
   }
   check_device(dev);
   const Tensor gu = gu_in.contiguous(), pre = pre_in.contiguous(), h = h_in.contiguous();
+  if (gated_h != nullptr)
+    for (const Tensor* other : {&gu, &pre, &h, static_cast<const Tensor*>(&dpre)})
+      PIT_CHECK(!overlaps(*gated_h, *other), kOp,
+                ": gated_h must overlap none of gu, pre, h and dpre (it is written while they are read); give it a "
+                "buffer of its own");
   const Tensor ids = dgates.defined() ? expert_of.contiguous() : Tensor();
   Tensor none;
   Tensor& hw = gated_h != nullptr ? *gated_h : none;

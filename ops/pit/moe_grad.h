@@ -22,9 +22,10 @@ namespace pit::sparse {
 //   dgates   [T, k] f32, every element written (slots that name no expert, id < 0, get 0).
 //            Undefined: dpre only (the router needs no gradient).
 //   expert_of  [T, k] i32 or i64, the routing idx was built from; only read for dgates.
-//   gated_h  null, or [capacity, F] contiguous in gu's dtype, apart from the other buffers: also
-//            gated_h[e, f] = w_e * h[e, f] (one rounding), the down GEMM's weight gradient's
-//            operand with the gates folded in (ops/pit/moe.cpp), written in the same pass.
+//   gated_h  null, or [capacity, F] contiguous in gu's dtype, overlapping none of the other
+//            buffers: also gated_h[e, f] = w_e * h[e, f] (one rounding), the down GEMM's weight
+//            gradient's operand with the gates folded in (ops/pit/moe.cpp), written in the same
+//            pass. Rows past the count are not touched.
 // On the current stream, no host synchronisation (the count is read on the device).
 void moe_activation_backward(UnaryOp act, const Tensor& gu, const Tensor& pre, const Tensor& h,
                              const RowSetIndex& idx, const Tensor& expert_of, Tensor& dpre,

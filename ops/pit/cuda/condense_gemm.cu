@@ -230,7 +230,7 @@ void launch_ws(const TileParams<T>& p, StreamRef stream) {
   const size_t smem = Cfg::kSmem + Cfg::kAlignSlack + sizeof(int32_t) * p.idx_cap;
   const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
   const int64_t tiles = int64_t{p.num_blocks} * p.n_tiles;
-  const int64_t grid = std::max<int64_t>(1, std::min<int64_t>(tiles, int64_t{sm_count()} * per_sm));
+  const int64_t grid = persistent_grid(tiles, per_sm);
   kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p);
   check_launch("cuda::condense_gemm");
 }

@@ -12,8 +12,8 @@
 //   for short K-chunks (seg_cols <= kShortK), where a tile is a single 64-deep k-step and the
 //   wgmma pipeline does not pay for itself (measured with pit-bench, docs/BENCHMARKS.md).
 // Expert segments (a B per segment) that fill the GPU take the persistent, warp-specialised
-// engine (gather_ws.cu) instead, in its ping-pong variant. f32 on the CUDA cores with BK = 16 and 3 stages. The number of row tiles depends on the segment
-// sizes, which stay on the device: a persistent grid (as many blocks as fit on the SMs) walks the
+// engine (gather_ws.cu) instead, in its ping-pong variant. f32 on the CUDA cores with BK = 16 and
+// 3 stages. The number of row tiles depends on the segment sizes, which stay on the device: a persistent grid (as many blocks as fit on the SMs) walks the
 // work items; each block first turns the segment offsets into a tile prefix in shared memory.
 // Where the tiles are fewer than the blocks (few rows, long K: a row set at 95-99 % sparsity had
 // 32 tiles of 64 k-steps on 132 SMs, 0.089 ms), the k-steps of each tile are split over several

@@ -120,7 +120,8 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp>::kThreads, 1)
       return Plan{at, (k_range(at.s, k_beg) + BK - 1) / BK, at.count};
     }, [&](const Plan& tile, const dev::Acc<Cfg>& acc) {
       fill_row(tile.at, wtid, my_row, my_scale);  // this thread's row of the table
-      dev::pp_store_tile<Cfg>(acc, ring, dst_of(my_row, my_scale), int64_t{tile.at.nt} * BN, p.n, epi_of(tile.at));
+      dev::pp_store_tile<Cfg>(acc, ring, dst_of(my_row, my_scale), tile.rows, int64_t{tile.at.nt} * BN, p.n,
+                              epi_of(tile.at));
     });
   } else {
     const int ctid = threadIdx.x - Cfg::kConsumerBase, wg = ctid / 128, wtid = ctid % 128;
@@ -153,9 +154,14 @@ void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, StreamRef stre
   const int64_t bound = ((capacity + Cfg::BM - 1) / Cfg::BM + p.segments) * p.n_tiles;
   PIT_CHECK(bound < INT32_MAX, "cuda::gather_gemm: up to ", bound,
             " output tiles for the persistent engine, which counts them in 32 bits; use Engine::automatic");
-  const int64_t grid = std::max<int64_t>(1, std::min<int64_t>(bound, int64_t{sm_count()} * per_sm));
+  const int64_t grid = persistent_grid(bound, per_sm);
   kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p);
   check_launch("cuda::gather_gemm (persistent engine)");
+}
+
+int set_persistent_grid_cap(int blocks) {
+  PIT_CHECK(blocks >= 0, "set_persistent_grid_cap: blocks must be >= 0 (0: no cap), got ", blocks);
+  return persistent_grid_cap().exchange(blocks);
 }
 
 template void launch_gather_ws<Half, false, false>(const GatherParams<Half>&, int64_t, StreamRef);

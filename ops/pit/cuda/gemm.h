@@ -24,6 +24,10 @@ void block_gemm_tn(const BlockListIndex& a, const Tensor& g, Tensor& db, Write w
                    StreamRef stream);
 void sampled_gemm(const Tensor& a, const Tensor& b, KListIndex& out, bool a_trans, bool b_trans,
                   StreamRef stream);
+// For tests: caps the grid of the persistent engines (Engine::wgmma_persistent and
+// wgmma_pingpong: gather_gemm, gather_weight_grad, condense_gemm) at `blocks` (0, the default: no
+// cap), so that each block walks many tiles even on a large GPU. Returns the previous cap.
+int set_persistent_grid_cap(int blocks);
 void sampled_gemm(const Tensor& a, const Tensor& b, BlockListIndex& out, bool a_trans,
                   bool b_trans, StreamRef stream);
 

@@ -3,6 +3,8 @@
 // the kernels' element types, the epilogue in device form, shared-memory opt-in, checks.
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -92,6 +94,20 @@ inline int sm_count() {
   int dev = 0;
   PIT_CUDA_CHECK(cudaGetDevice(&dev));
   return pit::cuda::sm_count(dev);
+}
+
+// The cap set_persistent_grid_cap (ops/pit/cuda/gemm.h) puts on the persistent engines' grids.
+inline std::atomic<int>& persistent_grid_cap() {
+  static std::atomic<int> cap{0};
+  return cap;
+}
+
+// The grid of a persistent engine: as many blocks as fit on the SMs (per_sm each), no more than
+// its `tiles`, and no more than the test cap when one is set.
+inline int64_t persistent_grid(int64_t tiles, int per_sm) {
+  int64_t grid = std::max<int64_t>(1, std::min<int64_t>(tiles, int64_t{sm_count()} * per_sm));
+  if (const int cap = persistent_grid_cap().load(); cap > 0) grid = std::min<int64_t>(grid, cap);
+  return grid;
 }
 
 inline void check_launch(const char* op) {

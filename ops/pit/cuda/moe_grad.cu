@@ -1,9 +1,9 @@
 // CUDA moe_activation_backward (ops/pit/moe_grad.h): the MoE experts' activation backward and the
 // gates' gradient in one pass over the compact buffers. One block per entry row: it reads gu, pre
 // and h once (16-byte packs when every row starts 16-byte aligned, element by element otherwise),
-// writes dpre (and the gated h, when asked) once, and reduces <gu[e], h[e]> over the block in f32 for the slot that named the
-// entry. The grid is the index's capacity (the count is on the device): blocks past
-// offsets[E] return at once. The slots that name no expert are zeroed by the block of the same
+// writes dpre (and the gated h, when asked) once, and reduces <gu[e], h[e]> over the block in f32
+// for the slot that named the entry. The grid is the index's capacity (the count is on the
+// device): blocks past offsets[E] return at once. The slots that name no expert are zeroed by the block of the same
 // number (the grid covers T * k when dgates is asked for), so there is no separate fill.
 #include "ops/pit/cuda/moe_grad.h"
 

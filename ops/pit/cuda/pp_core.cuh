@@ -89,16 +89,18 @@ struct PpTurns {
 };
 
 // This consumer warpgroup's epilogue of a whole tile: each 64-row half staged in its own area and
-// SWritten; row(r) gives tile row r's destination (r in 0-127). Named barrier 2 + wg over the
-// warpgroup; the staging area is free again on return.
+// SWritten; row(r) gives tile row r's destination (r in 0-127); `rows`: the rows wanted (at most
+// 64: the second half is skipped). Named barrier 2 + wg over the warpgroup; the staging area is
+// free again on return.
 template <class Cfg, class RowFn>
-__device__ __forceinline__ void pp_store_tile(const Acc<Cfg>& acc, const WsRing<Cfg>& ring, RowFn&& row, int64_t n0,
-                                              int64_t ncols, const EpiArgs& epi) {
+__device__ __forceinline__ void pp_store_tile(const Acc<Cfg>& acc, const WsRing<Cfg>& ring, RowFn&& row, int rows,
+                                              int64_t n0, int64_t ncols, const EpiArgs& epi) {
   constexpr int kHalfRows = Cfg::BM / 2;
   const int ctid = static_cast<int>(threadIdx.x) - Cfg::kConsumerBase, wg = ctid / 128;
   float* staged = ring.epi() + wg * kHalfRows * Cfg::kEpiLd;
 #pragma unroll  // (a rolled loop indexes the accumulators at run time: they would live in local memory)
   for (int h = 0; h < 2; ++h) {
+    if (h * kHalfRows >= rows) break;  // uniform over the warpgroup
     acc.half_to_smem(h, staged);
     pit::cuda::mbar::sync_named(2 + wg, 128);
     swrite_staged<typename Cfg::Elem, kHalfRows, Cfg::BN, 128>(
@@ -110,9 +112,9 @@ __device__ __forceinline__ void pp_store_tile(const Acc<Cfg>& acc, const WsRing<
 // The consumer warpgroups' loop over this block's tiles t = blockIdx.x, blockIdx.x + gridDim.x,
 // ... < total: warpgroup wg takes the local tiles i with i % 2 == wg, in turns (PpTurns), and
 // counts the other's stages so that its ring position stays the producer's. plan(t) returns tile
-// t's description, with its k-stages in `num_k` and the rows wanted in `rows` (fewer than 65:
-// the MMAs of rows 64-127 are skipped, their results undefined); epilogue(tile, acc) writes this
-// warpgroup's finished tile (pp_store_tile) while the other warpgroup runs its MMAs.
+// t's description, with its k-stages in `num_k` and the rows wanted in `rows` (at most 64: the
+// MMAs of rows 64-127 are skipped and those accumulators stay zero); epilogue(tile, acc) writes
+// this warpgroup's finished tile (pp_store_tile) while the other warpgroup runs its MMAs.
 template <class Cfg, class Plan, class Epilogue>
 __device__ __forceinline__ void pp_consume(const WsRing<Cfg>& ring, int total, Plan&& plan, Epilogue&& epilogue) {
   const int wg = (static_cast<int>(threadIdx.x) - Cfg::kConsumerBase) / 128;

@@ -142,8 +142,8 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
     const int64_t grid = s * p.m_tiles * p.n_tiles;
     PIT_CHECK(grid < INT32_MAX, "cuda::gather_weight_grad: too many output tiles (", grid, ")");
     // Not taken by itself: on MoE's weight gradients (T = 16384, E = 64, H200) the persistent engine
-    // measured slower than the wgmma engine's two blocks an SM: dW1 0.67 against 0.62 ms, dW2 0.86
-    // against 0.76, its ping-pong variant 0.69 and 0.98 (docs/BENCHMARKS.md). An expert's tile
+    // measured 7-14% slower than the wgmma engine's two blocks an SM (dW1 0.673 against 0.628 ms),
+    // its ping-pong variant 11-19% (0.698) (docs/BENCHMARKS.md). An expert's tile
     // reduces over ~256 entries (4 stages), so its epilogue, during which one block's tensor cores
     // idle, weighs as much as its MMAs.
     if constexpr (!std::is_same_v<T, float>) {

@@ -3,20 +3,22 @@
 // its ~256 entries (4 stages of 64 at T = 16384, E = 64), so with a block per tile most of a
 // block's time went to filling its pipeline and writing its tile. Here one block per SM walks
 // the tiles t = blockIdx.x, blockIdx.x + gridDim.x, ... (weight_grad_core.cuh's order):
-// - producers (two warpgroups): each stage's entry rows from the index, then its copies of the X
+// - producers (two warpgroups; one in the ping-pong variant): each stage's entry rows from the index, then its copies of the X
 //   and Y rows into the 4-deep ring, running ahead across tiles (the next tiles' rows stream in
 //   under this tile's MMAs and epilogue). With entry weights, the Y rows must be scaled once they
 //   have landed: a producer issues stage i + 1's copies, waits for stage i's (cp.async groups),
 //   scales its own chunks of stage i, and only then arrives on its `full` barrier;
 // - consumers (two warpgroups): the MMAs, then each warpgroup stages its 64 rows of the f32 tile
-//   and writes them (named barriers 2 and 3). Every output element has one owner.
+//   and writes them (named barriers 2 and 3); in the ping-pong variant each takes whole tiles in
+//   turns (pp_core.cuh). Every output element has one owner.
 // Every SRead chunk is one 16-byte cp.async: X's and Y's rows must be 16-byte aligned.
-// Measured slower than weight_grad.cu's wgmma engine on MoE (H200: dW1 0.67 against 0.62 ms, dW2
-// 0.86 against 0.76), so only Engine::wgmma_persistent runs it: the one block an SM leaves the
-// tensor cores idle through each tile's epilogue, as long as its 4 k-steps here. Its ping-pong
-// variant (Engine::wgmma_pingpong: one producer warpgroup, the consumer warpgroups taking whole
-// tiles in turns, pp_core.cuh) measured slower still (dW1 0.69, dW2 0.98 ms): one warpgroup of
-// producers does not keep up with two gathered operands a stage (and the gates' scaling).
+// Measured slower than weight_grad.cu's wgmma engine on MoE (H200, top-1 uniform: dW1 0.673
+// against 0.628 ms, dW2 from the gated h 0.664 against 0.622; 7-14% slower over the four cases),
+// so only Engine::wgmma_persistent runs it: the one block an SM leaves the tensor cores idle
+// through each tile's epilogue, as long as its 4 k-steps here. Its ping-pong variant
+// (Engine::wgmma_pingpong: one producer warpgroup, the consumer warpgroups taking whole tiles in
+// turns, pp_core.cuh) measured slower still (0.698 and 0.690 ms, 11-19% slower): one warpgroup
+// of producers does not keep two gathered operands coming.
 #include <algorithm>
 
 #include "ops/cuda/mbarrier_ptx.cuh"
@@ -124,7 +126,7 @@ __global__ void __launch_bounds__(WgradWsCfg<T, kPp>::kThreads, 1) weight_grad_w
       dev::pp_store_tile<Cfg>(acc, ring, [&](int r) {
         const int64_t row = tile.m0 + r;
         return row < p.p ? dev::RowDst<T>{out + row * p.q, 1.f} : dev::RowDst<T>{nullptr, 1.f};
-      }, tile.n0, p.q, p.epi);
+      }, plan.rows, tile.n0, p.q, p.epi);
     });
   } else {
     dev::Acc<Cfg> acc;
@@ -153,7 +155,7 @@ void launch_weight_grad_ws(const WgradParams<T>& p, StreamRef stream) {
   const size_t smem = Cfg::kSmem + Cfg::kAlignSlack;
   const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
   const int64_t tiles = int64_t{p.segments} * p.m_tiles * p.n_tiles;
-  const int64_t grid = std::max<int64_t>(1, std::min<int64_t>(tiles, int64_t{sm_count()} * per_sm));
+  const int64_t grid = persistent_grid(tiles, per_sm);
   kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p);
   check_launch("cuda::gather_weight_grad (persistent engine)");
 }

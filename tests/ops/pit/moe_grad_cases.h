@@ -5,8 +5,9 @@
 // expert taking every token, dropped slots (-1), tokens naming one expert in two or three slots;
 // F ragged (1, 37, 100) and aligned (64, 96, 4096); with and without entry weights; i32 and i64
 // ids; outputs apart (with the gated h), dpre over gu (in place), dgates only, dpre only, the gated
-// h only; operands one element off a 16-byte boundary. Outputs are poisoned (NaN) first: every slot of dgates must be written, and
-// dpre rows past the count must stay as they were. Run on the CPU (moe_grad_test.cpp) and CUDA
+// h only; operands one element off a 16-byte boundary. Outputs are poisoned (NaN) first: every
+// slot of dgates must be written, and the rows of dpre and the gated h past the count must stay as
+// they were. Run on the CPU (moe_grad_test.cpp) and CUDA
 // (moe_grad_cuda_test.cpp).
 //
 // Tolerances (relative to the output's largest magnitude, expect_close):

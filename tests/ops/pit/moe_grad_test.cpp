@@ -39,8 +39,15 @@ TEST(MoeActivationBackwardCpu, ErrorsNameTheProblem) {
   expect_error_contains(
       [&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, idx, ids, dpre, dgates, &narrow_hw); },
       "gated_h must be [12, 5]");
-  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, idx, ids, dpre, dgates, &same); },
-                        "gated_h must be a buffer of its own");
+  expect_error_contains(
+      [&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, idx, ids, dpre, dgates, &same); },
+      "gated_h must overlap none of gu, pre, h and dpre");
+  Tensor both = zeros({t * k + 1, f});  // h and gated_h one row apart in one buffer
+  const Tensor h_view = both.slice(0, 0, t * k);
+  Tensor hw_view = both.slice(0, 1, t * k + 1);
+  expect_error_contains(
+      [&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h_view, idx, ids, dpre, dgates, &hw_view); },
+      "gated_h must overlap none of gu, pre, h and dpre");
   const sparse::RowSetIndex chunks = sparse::detect_rows(zeros({t * k, f}), 2);
   expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, chunks, ids, dpre, dgates); },
                         "expert segments");

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "ops/pit/cuda/gemm.h"
 #include "ops/pit/detect.h"
 #include "ops/pit/gemm.h"
 #include "tests/gpu.h"
@@ -29,6 +30,34 @@ const std::vector<DType> kHalfTypes = {DType::bf16, DType::f16};
 constexpr int64_t kTokens = 1000, kK = 264, kN = 200, kExperts = 6;
 
 Tensor f64(const Tensor& t) { return t.defined() ? t.to(Device::cpu(), DType::f64) : t; }
+
+// Caps the persistent engines' grid for its lifetime (sparse::cuda::set_persistent_grid_cap), so
+// that each block walks many tiles: on a large GPU these cases give each block one tile at most,
+// and the ping-pong engine's turns and skipped stages would go untested.
+class GridCap {
+ public:
+  explicit GridCap(int blocks) {
+#if PIT_WITH_CUDA
+    previous_ = sparse::cuda::set_persistent_grid_cap(blocks);
+#else
+    (void)blocks;
+#endif
+  }
+  ~GridCap() {
+#if PIT_WITH_CUDA
+    sparse::cuda::set_persistent_grid_cap(previous_);
+#endif
+  }
+  GridCap(const GridCap&) = delete;
+  GridCap& operator=(const GridCap&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
+// No cap (a block a tile or so), one block walking every tile, three.
+constexpr int kGridCaps[] = {0, 1, 3};
+std::string grid_name(int cap) { return cap == 0 ? "" : " (grid of " + std::to_string(cap) + ")"; }
 
 // gather_gemm on the GPU (the persistent engine and its ping-pong variant) against the CPU's in
 // f64, C of shape `c_shape`.
@@ -86,25 +115,27 @@ Experts experts_case(int kind, DType dt, uint64_t& seed) {
 TEST(GatherPersistentCuda, Experts) {
   PIT_REQUIRE_CUDA();
   uint64_t seed = 300;
-  for (const DType dt : kHalfTypes)
-    for (int kind = 0; kind < 3; ++kind) {
-      const std::string what = std::string(dtype_name(dt)) + " routing " + std::to_string(kind);
-      const double tol = test::tol_for(dt);
-      const auto [gi, ci, x] = experts_case(kind, dt, seed);
-      const Tensor w1 = test::dense_random({kExperts, kN, kK}, ++seed, dt, kGpu);  // [E, N, K]: b_trans
-      const Tensor bias = test::dense_random({kExperts, kN}, ++seed, dt, kGpu);
-      expect_gather(x, gi, ci, w1, {2 * kTokens, kN},
-                    {.a_gathered = true, .c_scattered = false, .b_trans = true,
-                     .epilogue = {.bias = bias, .activation = true, .act = UnaryOp::gelu_tanh}},
-                    tol, "up (SRead of x, compact, bias + gelu) " + what);
-      const Tensor h = test::dense_random({2 * kTokens, kN}, ++seed, dt, kGpu);
-      const Tensor w2 = test::dense_random({kExperts, kN, kK}, ++seed, dt, kGpu);  // [E, K = N, N = K]
-      expect_gather(h, gi, ci, w2, {kTokens, kK},
-                    {.a_gathered = false, .c_scattered = true, .use_weights = true, .zero_c = true,
-                     .epilogue = {.write = sparse::Write::accumulate}},
-                    2 * tol, "down (compact A, gated SWrite, top-2 accumulate) " + what);
-      if (::testing::Test::HasFailure()) return;
-    }
+  for (const int cap : kGridCaps)
+    for (const DType dt : kHalfTypes)
+      for (int kind = 0; kind < 3; ++kind) {
+        const GridCap grid(cap);
+        const std::string what = std::string(dtype_name(dt)) + " routing " + std::to_string(kind) + grid_name(cap);
+        const double tol = test::tol_for(dt);
+        const auto [gi, ci, x] = experts_case(kind, dt, seed);
+        const Tensor w1 = test::dense_random({kExperts, kN, kK}, ++seed, dt, kGpu);  // [E, N, K]: b_trans
+        const Tensor bias = test::dense_random({kExperts, kN}, ++seed, dt, kGpu);
+        expect_gather(x, gi, ci, w1, {2 * kTokens, kN},
+                      {.a_gathered = true, .c_scattered = false, .b_trans = true,
+                       .epilogue = {.bias = bias, .activation = true, .act = UnaryOp::gelu_tanh}},
+                      tol, "up (SRead of x, compact, bias + gelu) " + what);
+        const Tensor h = test::dense_random({2 * kTokens, kN}, ++seed, dt, kGpu);
+        const Tensor w2 = test::dense_random({kExperts, kN, kK}, ++seed, dt, kGpu);  // [E, K = N, N = K]
+        expect_gather(h, gi, ci, w2, {kTokens, kK},
+                      {.a_gathered = false, .c_scattered = true, .use_weights = true, .zero_c = true,
+                       .epilogue = {.write = sparse::Write::accumulate}},
+                      2 * tol, "down (compact A, gated SWrite, top-2 accumulate) " + what);
+        if (::testing::Test::HasFailure()) return;
+      }
 }
 
 // Experts whose last row tile holds every remainder that matters to the engines: none, 1, 63 and
@@ -114,7 +145,8 @@ TEST(GatherPersistentCuda, RowTileRemainders) {
   PIT_REQUIRE_CUDA();
   const std::vector<int> counts = {0, 1, 63, 64, 65, 127, 128, 129, 192, 193, 256};
   std::vector<int32_t> ids;
-  for (size_t e = 0; e < counts.size(); ++e) ids.insert(ids.end(), static_cast<size_t>(counts[e]), static_cast<int32_t>(e));
+  for (size_t e = 0; e < counts.size(); ++e)
+    ids.insert(ids.end(), static_cast<size_t>(counts[e]), static_cast<int32_t>(e));
   uint64_t state = 77;
   for (size_t i = ids.size(); i > 1; --i) {  // Fisher-Yates with a fixed LCG
     state = state * 6364136223846793005ull + 1442695040888963407ull;
@@ -126,57 +158,65 @@ TEST(GatherPersistentCuda, RowTileRemainders) {
   const sparse::RowSetIndex gi = sparse::rows_from_routing(expert_of.to(kGpu), experts, gates.to(kGpu));
   const sparse::RowSetIndex ci = sparse::rows_from_routing(expert_of, experts, gates);
   uint64_t seed = 600;
-  for (const DType dt : kHalfTypes) {
-    const double tol = test::tol_for(dt);
-    const Tensor x = test::dense_random({tokens, kK}, ++seed, dt, kGpu);
-    const Tensor w1 = test::dense_random({experts, kN, kK}, ++seed, dt, kGpu);
-    expect_gather(x, gi, ci, w1, {tokens, kN}, {.a_gathered = true, .c_scattered = false, .b_trans = true}, tol,
-                  std::string("up (SRead of x, compact) ") + dtype_name(dt));
-    const Tensor h = test::dense_random({tokens, kN}, ++seed, dt, kGpu);
-    const Tensor w2 = test::dense_random({experts, kN, kK}, ++seed, dt, kGpu);
-    expect_gather(h, gi, ci, w2, {tokens, kK}, {.a_gathered = false, .c_scattered = true, .use_weights = true, .zero_c = true},
-                  tol, std::string("down (compact A, gated SWrite) ") + dtype_name(dt));
-    if (::testing::Test::HasFailure()) return;
-  }
+  for (const int cap : kGridCaps)
+    for (const DType dt : kHalfTypes) {
+      const GridCap grid(cap);
+      const std::string what = std::string(dtype_name(dt)) + grid_name(cap);
+      const double tol = test::tol_for(dt);
+      const Tensor x = test::dense_random({tokens, kK}, ++seed, dt, kGpu);
+      const Tensor w1 = test::dense_random({experts, kN, kK}, ++seed, dt, kGpu);
+      expect_gather(x, gi, ci, w1, {tokens, kN}, {.a_gathered = true, .c_scattered = false, .b_trans = true}, tol,
+                    "up (SRead of x, compact) " + what);
+      const Tensor h = test::dense_random({tokens, kN}, ++seed, dt, kGpu);
+      const Tensor w2 = test::dense_random({experts, kN, kK}, ++seed, dt, kGpu);
+      expect_gather(h, gi, ci, w2, {tokens, kK},
+                    {.a_gathered = false, .c_scattered = true, .use_weights = true, .zero_c = true}, tol,
+                    "down (compact A, gated SWrite) " + what);
+      if (::testing::Test::HasFailure()) return;
+    }
 }
 
 // The weight gradient dB_s = sum_e scale_e A[a_row(e)]^T G[g_row(e)] on the persistent engine
-// and its ping-pong variant against the CPU's in f64: x's rows gathered with compact G (MoE's dW1) and both gathered with
-// gates (dW2), [E, K, N] and transposed, store and accumulate onto a random dB.
+// and its ping-pong variant against the CPU's in f64: x's rows gathered with compact G (MoE's dW1)
+// and both gathered with gates (dW2), [E, K, N] and transposed, store and accumulate onto a
+// random dB.
 TEST(GatherPersistentCuda, WeightGradients) {
   PIT_REQUIRE_CUDA();
   uint64_t seed = 500;
-  for (const DType dt : kHalfTypes)
-    for (int kind = 0; kind < 3; ++kind) {
-      const double tol = test::tol_for(dt);
-      const auto [gi, ci, x] = experts_case(kind, dt, seed);
-      const Tensor dpre = test::dense_random({2 * kTokens, kN}, ++seed, dt, kGpu);  // compact, by entry
-      const Tensor dy = test::dense_random({kTokens, kN}, ++seed, dt, kGpu);
-      const Tensor start = test::dense_random({kExperts, kK, kN}, ++seed, dt, kGpu);
-      for (const sparse::Engine engine : {sparse::Engine::wgmma_persistent, sparse::Engine::wgmma_pingpong})
-        for (const bool trans : {false, true})
-          for (const bool gated : {false, true})
-            for (const bool acc : {false, true}) {
-              const std::string what = std::string(dtype_name(dt)) + " routing " + std::to_string(kind) +
-                                       (trans ? " b_trans" : "") + (gated ? " gated (both gathered)" : " compact G") +
-                                       (acc ? " accumulate" : " store") +
-                                       (engine == sparse::Engine::wgmma_pingpong ? " (ping-pong)" : "");
-              const Tensor& g = gated ? dy : dpre;
-              const sparse::GatherWeightGradArgs args{.a_gathered = true, .g_gathered = gated, .b_trans = trans,
-                                                      .use_weights = gated,
-                                                      .write = acc ? sparse::Write::accumulate : sparse::Write::store,
-                                                      .engine = engine};
-              const Tensor init = trans ? start.transpose(1, 2).contiguous() : start;
-              Tensor got = acc ? init.clone() : test::poisoned(init.shape(), dt, kGpu);
-              sparse::gather_weight_grad(x, g, gi, got, args);
-              sparse::GatherWeightGradArgs ref = args;
-              ref.engine = sparse::Engine::automatic;
-              Tensor want = acc ? f64(init) : test::poisoned(init.shape(), DType::f64);
-              sparse::gather_weight_grad(f64(x), f64(g), ci, want, ref);
-              test::expect_close(got, want, 2 * tol, 2 * tol, "weight grad " + what);
-              if (::testing::Test::HasFailure()) return;
-            }
-    }
+  for (const int cap : kGridCaps)
+    for (const DType dt : kHalfTypes)
+      for (int kind = 0; kind < 3; ++kind) {
+        const GridCap grid(cap);
+        const double tol = test::tol_for(dt);
+        const auto [gi, ci, x] = experts_case(kind, dt, seed);
+        const Tensor dpre = test::dense_random({2 * kTokens, kN}, ++seed, dt, kGpu);  // compact, by entry
+        const Tensor dy = test::dense_random({kTokens, kN}, ++seed, dt, kGpu);
+        const Tensor start = test::dense_random({kExperts, kK, kN}, ++seed, dt, kGpu);
+        for (const sparse::Engine engine : {sparse::Engine::wgmma_persistent, sparse::Engine::wgmma_pingpong})
+          for (const bool trans : {false, true})
+            for (const bool gated : {false, true})
+              for (const bool acc : {false, true}) {
+                const std::string what = std::string(dtype_name(dt)) + " routing " + std::to_string(kind) +
+                                         (trans ? " b_trans" : "") + (gated ? " gated (both gathered)" : " compact G") +
+                                         (acc ? " accumulate" : " store") +
+                                         (engine == sparse::Engine::wgmma_pingpong ? " (ping-pong)" : "") +
+                                         grid_name(cap);
+                const Tensor& g = gated ? dy : dpre;
+                const sparse::GatherWeightGradArgs args{.a_gathered = true, .g_gathered = gated, .b_trans = trans,
+                                                        .use_weights = gated,
+                                                        .write = acc ? sparse::Write::accumulate : sparse::Write::store,
+                                                        .engine = engine};
+                const Tensor init = trans ? start.transpose(1, 2).contiguous() : start;
+                Tensor got = acc ? init.clone() : test::poisoned(init.shape(), dt, kGpu);
+                sparse::gather_weight_grad(x, g, gi, got, args);
+                sparse::GatherWeightGradArgs ref = args;
+                ref.engine = sparse::Engine::automatic;
+                Tensor want = acc ? f64(init) : test::poisoned(init.shape(), DType::f64);
+                sparse::gather_weight_grad(f64(x), f64(g), ci, want, ref);
+                test::expect_close(got, want, 2 * tol, 2 * tol, "weight grad " + what);
+                if (::testing::Test::HasFailure()) return;
+              }
+      }
 }
 
 TEST(GatherPersistentCuda, RowsAndKChunks) {
