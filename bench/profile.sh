@@ -18,17 +18,17 @@ command -v ncu >/dev/null 2>&1 || { echo "bench/profile.sh: ncu (Nsight Compute)
 sections=(--section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats
           --section SchedulerStats --section MemoryWorkloadAnalysis)
 
-# profile NAME KERNEL_REGEX FILTER SUITE: one launch (after two) of the kernels whose base name
-# matches KERNEL_REGEX, while pit-bench SUITE runs with PIT_BENCH_FILTER=FILTER.
+# profile NAME KERNEL_REGEX FILTER SUITE [SKIP]: one launch (after SKIP, default two) of the kernels
+# whose base name matches KERNEL_REGEX, while pit-bench SUITE runs with PIT_BENCH_FILTER=FILTER.
 profile() {
-  local name=$1 regex=$2 filter=$3 suite=$4
+  local name=$1 regex=$2 filter=$3 suite=$4 skip=${5:-2}
   echo "== $name"
-  PIT_BENCH_FILTER="$filter" timeout 300 ncu --clock-control none -k "regex:$regex" -s 2 -c 1 \
+  PIT_BENCH_FILTER="$filter" timeout 300 ncu --clock-control none -k "regex:$regex" -s "$skip" -c 1 \
     "${sections[@]}" "$bin" "$suite" >"$out/$name.txt" 2>&1
   grep -E "^  [a-z_ ]*void|Duration|Memory Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Warp Cycles Per Issued|Issued Ipc" \
     "$out/$name.txt" | head -12
   # The same launch's warp-stall samples per SASS instruction.
-  PIT_BENCH_FILTER="$filter" timeout 300 ncu --clock-control none -k "regex:$regex" -s 2 -c 1 \
+  PIT_BENCH_FILTER="$filter" timeout 300 ncu --clock-control none -k "regex:$regex" -s "$skip" -c 1 \
     --section SourceCounters -f -o "$out/$name" "$bin" "$suite" >/dev/null 2>&1 &&
     ncu -i "$out/$name.ncu-rep" --page source --print-source sass --csv >"$out/$name.sass.csv" 2>&1 &&
     python3 bench/ncu_stalls.py "$out/$name.sass.csv" --top 5 >"$out/$name.stalls.txt" 2>&1 &&
@@ -43,10 +43,15 @@ profile detect_k_lists_90 '^detect_tiles_kernel' "4096^3 128x1 90%" pit
 profile planner_counts '^count_candidates_kernel' "4096^3 128x1 90%" pit
 profile layernorm_fwd '^cached_forward_kernel' "" dense
 profile layernorm_bwd '^(cached_backward_kernel|fused_backward_kernel|fused_finish_kernel|param_partial_kernel)' "" dense
+# MoE (issue #7), top-1 uniform, one forward + backward pass at a time (PIT_BENCH_MOE_TRACE=1): a
+# pass launches the M-gather four times (up, down, gu, dx) and the weight gradient twice (dW2,
+# dW1); the second pass's up GEMM and dW1.
+PIT_BENCH_MOE_TRACE=1 profile moe_up_gemm '^gather_ws_kernel' "" moe 4
+PIT_BENCH_MOE_TRACE=1 profile moe_dw1 '^weight_grad_kernel' "" moe 3
 
 # Register spills (local-memory loads and stores) per kernel of the PIT GEMM objects.
 echo "== spills (STL/LDL instructions per kernel)"
-for obj in build-gpu/ops/CMakeFiles/pit_ops.dir/pit/cuda/{gather_gemm,condense_gemm,weight_grad}.cu.o; do
+for obj in build-gpu/ops/CMakeFiles/pit_ops.dir/pit/cuda/{gather_gemm,gather_ws,condense_gemm,weight_grad,weight_grad_ws}.cu.o; do
   [[ -f $obj ]] || continue
   cuobjdump -sass "$obj" >"$out/$(basename "$obj" .cu.o).sass" 2>&1
   awk '/Function :/ { if (name != "") print n, name; name = $3; n = 0 } /STL|LDL/ { n++ }
