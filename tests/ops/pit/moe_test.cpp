@@ -81,3 +81,25 @@ TEST(MoeFfnCpu, GradientsOfASubset) {
       if (want[i]) test::expect_close(got[i], all[i], 1e-6, 1e-6, names[i]);
   }
 }
+
+// A second backward through a retained graph adds the same gradients again: the first one leaves
+// the saved buffers (pre, h) as the forward wrote them (the gated h has a buffer of its own).
+TEST(MoeFfnCpu, SecondBackwardThroughARetainedGraph) {
+  const int64_t t = 37, d = 8, f = 24, experts = 5, k = 2;
+  const Tensor ids = from_vector(test::make_routing(test::Routing::skewed, t, k, experts, 11), {t, k});
+  Variable x(test::dense_random({t, d}, 12), true), g(test::dense_random({t, k}, 13), true);
+  Variable w1(test::dense_random({experts, f, d}, 14), true), w2(test::dense_random({experts, d, f}, 15), true);
+  const Tensor dy = test::dense_random({t, d}, 16);
+  const Variable y = ops::moe_ffn(x, ids, g, w1, w2);
+  y.backward(dy, /*retain_graph=*/true);
+  std::vector<Tensor> first;
+  for (const Variable* v : {&x, &g, &w1, &w2}) first.push_back(v->grad().clone());
+  y.backward(dy);
+  const char* names[] = {"dx", "dgates", "dW1", "dW2"};
+  int i = 0;
+  for (const Variable* v : {&x, &g, &w1, &w2}) {
+    const Tensor twice = kernels::binary(BinaryOp::add, first[static_cast<size_t>(i)], first[static_cast<size_t>(i)]);
+    test::expect_close(v->grad(), twice, 1e-6, 1e-6, std::string(names[i]) + " after two backwards");
+    ++i;
+  }
+}
