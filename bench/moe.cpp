@@ -94,9 +94,9 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   const double gemm_peak = gemm_flops / (std::min(dense_up.median_ms, dense_down.median_ms) * 1e-3);
   // One GEMM of the op: its row (the engine the kernel picks), then a row for each engine in
   // `others` (forced), all against the same peer. run(engine) makes the call. Each other engine
-  // is timed alternately with the kernel's pick (time_gpu_pair: in back-to-back timings the GEMM
-  // timed first after the cuBLAS peers measured up to 15% slower, whichever engine it was); the
-  // pick's row is from the first pair.
+  // is timed alternately with the kernel's pick (time_gpu_pair: in back-to-back timings an engine
+  // timed first after the cuBLAS peers measured up to 14% slower than when timed third, whichever
+  // engine it was); the pick's row is from the first pair.
   const auto gemm_part = [&](const std::string& name, std::initializer_list<sparse::Engine> others,
                              const std::string& peer, double peer_ms, const auto& run) {
     const auto pick = [&](int) { run(sparse::Engine::automatic); };
@@ -233,8 +233,8 @@ int run_moe(const std::string& markdown_path) {
       const std::string tag = "top-" + std::to_string(k) + (skewed ? " skewed" : " uniform");
       const std::string shape = "T16384 d1024 ffn4096 E64";
       // Each timed alternately with its dense peer (time_gpu_pair): timed on their own right
-      // after the peer, the same rows moved by up to 6% between calls of one build while the
-      // parts they are made of did not (docs/BENCHMARKS.md).
+      // after the peer, the top-2 uniform forward came out 0.004 ms over the sum of its parts in
+      // one call and 0.074 ms (4%) in the next (docs/BENCHMARKS.md).
       const auto [fwd, dense_f] = time_gpu_pair(
           [&](int) {
             const NoGradGuard no_grad;
