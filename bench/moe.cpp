@@ -119,6 +119,23 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   const Tensor h = kernels::unary(UnaryOp::gelu_tanh, pre);
   const auto act = time_gpu([&](int) { (void)kernels::unary(UnaryOp::gelu_tanh, pre); });
   report.add({"  activation " + tag, shape, act.median_ms, 4.0 * rows * kFfn, false, 4.16e12, "", 0});
+  // What moe_ffn runs: the activation in the up GEMM's epilogue, writing pre and h
+  // (Epilogue::pre), timed alternately with the GEMM followed by the activation pass.
+  {
+    Tensor hf = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
+    const auto [fused, separate] = time_gpu_pair(
+        [&](int) {
+          gather_gemm(x, idx, w1, hf,
+                      {.a_gathered = true, .c_scattered = false, .b_trans = true,
+                       .epilogue = {.activation = true, .act = UnaryOp::gelu_tanh, .pre = pre}});
+        },
+        [&](int) {
+          gather_gemm(x, idx, w1, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true});
+          (void)kernels::unary(UnaryOp::gelu_tanh, pre);
+        });
+    report.add({"  up GEMM writing pre and h " + tag, shape, fused.median_ms, gemm_flops, true, gemm_peak,
+                "up GEMM, activation", separate.median_ms});
+  }
   Tensor y = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
   const sparse::Write combine = k > 1 ? sparse::Write::accumulate : sparse::Write::store;
   gemm_part("down GEMM (SWrite)", gather_engines, "cuBLAS same shape", dense_down.median_ms, [&](Engine e) {
@@ -177,8 +194,10 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   Tensor gu = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
   const auto sequence = time_gpu([&](int) {
     const sparse::RowSetIndex ix = sparse::rows_from_routing(ids, kExperts, gates);
-    gather_gemm(x, ix, w1, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true});
-    const Tensor hh = kernels::unary(UnaryOp::gelu_tanh, pre);
+    Tensor hh = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
+    gather_gemm(x, ix, w1, hh,
+                {.a_gathered = true, .c_scattered = false, .b_trans = true,
+                 .epilogue = {.activation = true, .act = UnaryOp::gelu_tanh, .pre = pre}});
     gather_gemm(hh, ix, w2, y,
                 {.a_gathered = false, .c_scattered = true, .b_trans = true, .use_weights = true, .zero_c = true,
                  .epilogue = {.write = combine}});

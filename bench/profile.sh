@@ -6,9 +6,11 @@
 # kernels from their SASS. Writes NAME.txt (sections), NAME.sass.csv and NAME.stalls.txt per
 # kernel into OUTDIR and prints a short summary.
 #
-# Usage: bench/profile.sh OUTDIR
+# Usage: bench/profile.sh OUTDIR [NAME...]   (NAMEs: only those entries, e.g. layernorm_bwd moe_dw1)
 set -uo pipefail
-out=${1:?usage: bench/profile.sh OUTDIR}
+out=${1:?usage: bench/profile.sh OUTDIR [NAME...]}
+shift
+only=" $* "
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 mkdir -p "$out"
 bin=build-gpu/pit-bench
@@ -22,6 +24,7 @@ sections=(--section SpeedOfLight --section Occupancy --section LaunchStats --sec
 # whose base name matches KERNEL_REGEX, while pit-bench SUITE runs with PIT_BENCH_FILTER=FILTER.
 profile() {
   local name=$1 regex=$2 filter=$3 suite=$4 skip=${5:-2}
+  [[ $only == "  " || $only == *" $name "* ]] || return 0
   echo "== $name"
   PIT_BENCH_FILTER="$filter" timeout 300 ncu --clock-control none -k "regex:$regex" -s "$skip" -c 1 \
     "${sections[@]}" "$bin" "$suite" >"$out/$name.txt" 2>&1
@@ -50,6 +53,7 @@ PIT_BENCH_MOE_TRACE=1 profile moe_up_gemm '^gather_ws_kernel' "" moe 4
 PIT_BENCH_MOE_TRACE=1 profile moe_dw1 '^weight_grad_kernel' "" moe 3
 
 # Register spills (local-memory loads and stores) per kernel of the PIT GEMM objects.
+[[ $only == "  " || $only == *" spills "* ]] || exit 0
 echo "== spills (STL/LDL instructions per kernel)"
 for obj in build-gpu/ops/CMakeFiles/pit_ops.dir/pit/cuda/{gather_gemm,gather_ws,condense_gemm,weight_grad,weight_grad_ws}.cu.o; do
   [[ -f $obj ]] || continue

@@ -2,6 +2,7 @@
 #include "core/tensor.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <numeric>
 #include <optional>
 #include <sstream>
@@ -259,6 +260,13 @@ Tensor Tensor::squeeze(int64_t d) const {
   PIT_CHECK(shape_[d] == 1, "squeeze: dim ", d, " of shape ", shape_str(shape_), " has size ",
             shape_[d], ", not 1");
   return select(d, 0);
+}
+
+bool bytes_overlap(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined() || a.numel() == 0 || b.numel() == 0) return false;
+  const auto lo_a = reinterpret_cast<uintptr_t>(a.data_ptr()), lo_b = reinterpret_cast<uintptr_t>(b.data_ptr());
+  const uintptr_t hi_a = lo_a + static_cast<uintptr_t>(a.nbytes()), hi_b = lo_b + static_cast<uintptr_t>(b.nbytes());
+  return lo_a < hi_b && lo_b < hi_a;
 }
 
 }  // namespace pit

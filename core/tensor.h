@@ -104,6 +104,10 @@ class Tensor {
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
+// Whether the bytes of two contiguous tensors share any (an undefined or empty tensor has none):
+// for ops that write one while reading the other.
+bool bytes_overlap(const Tensor& a, const Tensor& b);
+
 template <typename T>
 std::vector<T> Tensor::to_vector() const {
   const Tensor host = to(Device::cpu(), dtype_of<T>()).contiguous();

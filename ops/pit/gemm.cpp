@@ -59,6 +59,14 @@ void check_epilogue(const Epilogue& ep, int64_t n, int64_t segments, const Tenso
                   ep.act == UnaryOp::silu,
               op, ": fused activation ", unary_name(ep.act), " is not supported; use relu, gelu_tanh, gelu_erf or silu");
   }
+  if (ep.pre.defined()) {
+    PIT_CHECK(ep.activation && ep.write == Write::store, op,
+              ": Epilogue::pre (the values before the activation) needs activation = true and Write::store");
+    check_output(ep.pre, c.shape(), op, "Epilogue::pre (C's shape)");
+    check_operand(ep.pre, op, "Epilogue::pre", c.device());
+    check_same_dtype(ep.pre, c, op, "Epilogue::pre", "C");
+    PIT_CHECK(!bytes_overlap(ep.pre, c), op, ": Epilogue::pre must not share bytes with C; give it a buffer of its own");
+  }
   if (!ep.bias.defined()) return;
   check_operand(ep.bias, op, "the bias", c.device());
   check_same_dtype(ep.bias, c, op, "the bias", "C");

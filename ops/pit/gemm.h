@@ -39,6 +39,10 @@ struct Epilogue {
   Tensor bias = {};            // [N] (or [S, N] per segment for segmented GEMMs); store only
   bool activation = false;     // apply `act` after the bias; store only
   UnaryOp act = UnaryOp::relu; // relu, gelu_tanh, gelu_erf, silu
+  // With an activation: also store the values before it (after the bias) here, a contiguous
+  // tensor of C's shape and dtype that shares no bytes with C (the MoE up GEMM writes pre and
+  // act(pre) in one pass: its backward needs both).
+  Tensor pre = {};
 };
 
 // ---- M-gather: segmented, gathered GEMM over a row set ------------------------------------------

@@ -2,8 +2,8 @@
 //
 // Index: rows_from_routing(expert_of, E, gates) lists, per expert, the tokens routed to it
 // (ascending token, then slot) with their gates as entry weights. Forward, C = compact by entry:
-//   pre[e] = x[t(e)] W1_s^T                  gather_gemm: SRead of x's rows, compact C
-//   h      = act(pre)
+//   pre[e] = x[t(e)] W1_s^T                  gather_gemm: SRead of x's rows, compact C;
+//   h[e]   = act(pre[e])                     its epilogue writes both (Epilogue::pre)
 //   y[t]  += gate_e * h[e] W2_s^T            gather_gemm: compact A, SWrite to the token's row,
 //                                            the gate applied in the epilogue (accumulate for k > 1)
 // Backward (same index; G = dy):
@@ -17,12 +17,10 @@
 //   dW1_s   = sum_e dpre[e]^T x[t(e)]         gather_weight_grad
 //   dx[t]  += dpre[e] W1_s                    gather_gemm: compact A, SWrite to the token's row
 // Entries past the count (dropped assignments) are never read by the GEMMs nor the activation
-// backward; the compact buffers there hold whatever was in memory and only pass through the
-// forward's activation.
+// backward; the compact buffers there hold whatever was in memory.
 #include "ops/pit/moe.h"
 
 #include "autograd/node.h"
-#include "ops/kernels.h"
 #include "ops/pit/detect.h"
 #include "ops/pit/gemm.h"
 #include "ops/pit/moe_grad.h"
@@ -74,11 +72,12 @@ Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gat
   const DType dt = x.dtype();
   const Device dev = x.device();
 
-  // (The activation in the up GEMM's epilogue, without pre, measured no faster on an H200: the
-  // forward at T = 16384, E = 64, top-1 took 1.38 ms with it, 1.27 and 1.37 ms in two calls without.)
-  Tensor pre = Tensor::empty({t * k, f}, dt, dev);
-  sparse::gather_gemm(xd, idx, w1d, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true});
-  const Tensor h = kernels::unary(o.activation, pre);
+  // The up GEMM's epilogue writes both pre (for the backward's act') and h = act(pre), computed
+  // from the f32 accumulators: no activation pass over pre.
+  Tensor pre = Tensor::empty({t * k, f}, dt, dev), h = Tensor::empty({t * k, f}, dt, dev);
+  sparse::gather_gemm(xd, idx, w1d, h,
+                      {.a_gathered = true, .c_scattered = false, .b_trans = true,
+                       .epilogue = {.activation = true, .act = o.activation, .pre = pre}});
   Tensor y = Tensor::empty({t, d}, dt, dev);
   sparse::gather_gemm(h, idx, w2d, y,
                       {.a_gathered = false, .c_scattered = true, .b_trans = true, .use_weights = true, .zero_c = true,

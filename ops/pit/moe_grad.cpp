@@ -28,14 +28,6 @@ void check_buffer(const Tensor& t, const char* what, const Shape& want, DType dt
             device.str(), "; move it with Tensor::to");
 }
 
-// Whether the bytes of a and b (contiguous, or undefined: no bytes) share any.
-bool overlaps(const Tensor& a, const Tensor& b) {
-  if (!a.defined() || !b.defined() || a.numel() == 0 || b.numel() == 0) return false;
-  const auto lo_a = reinterpret_cast<uintptr_t>(a.data_ptr()), lo_b = reinterpret_cast<uintptr_t>(b.data_ptr());
-  const uintptr_t hi_a = lo_a + static_cast<uintptr_t>(a.nbytes()), hi_b = lo_b + static_cast<uintptr_t>(b.nbytes());
-  return lo_a < hi_b && lo_b < hi_a;
-}
-
 void check_index_array(const Tensor& t, const char* what, int64_t min, Device device) {
   PIT_CHECK(t.defined() && t.dtype() == DType::i32 && t.dim() == 1 && t.numel() >= min && t.is_contiguous() &&
                 t.device() == device,
@@ -105,7 +97,7 @@ void moe_activation_backward(UnaryOp act, const Tensor& gu_in, const Tensor& pre
   const Tensor gu = gu_in.contiguous(), pre = pre_in.contiguous(), h = h_in.contiguous();
   if (gated_h != nullptr)
     for (const Tensor* other : {&gu, &pre, &h, static_cast<const Tensor*>(&dpre)})
-      PIT_CHECK(!overlaps(*gated_h, *other), kOp,
+      PIT_CHECK(!bytes_overlap(*gated_h, *other), kOp,
                 ": gated_h must overlap none of gu, pre, h and dpre (it is written while they are read); give it a "
                 "buffer of its own");
   const Tensor ids = dgates.defined() ? expert_of.contiguous() : Tensor();

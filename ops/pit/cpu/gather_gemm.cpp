@@ -68,7 +68,9 @@ void gather_gemm_blas(const Tensor& a, const Entries& ent, const Tensor& b, Tens
     for (int64_t e = e0; e < e1; ++e) {
       const T scale = args.use_weights ? static_cast<T>(ent.w[e]) : T(1);
       for (int64_t n = 0; n < n_all; ++n) acc[static_cast<size_t>(n)] = p[(e - e0) * n_all + n] * scale;
-      detail::finish(Cp + (args.c_scattered ? ent.rows[e] : e) * n_all, acc.data(), 0, n_all, args.epilogue, bias_s);
+      const int64_t cr = args.c_scattered ? ent.rows[e] : e;
+      detail::finish(Cp + cr * n_all, acc.data(), 0, n_all, args.epilogue, bias_s,
+                     detail::pre_row<T>(args.epilogue, cr, n_all));
     }
   }
 }
@@ -150,7 +152,8 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
               const C scale = static_cast<C>(ent.w[e]);
               for (int64_t n = n0; n < n1; ++n) acc[static_cast<size_t>(n - n0)] *= scale;
             }
-            detail::finish(Cp + cr * n_all, acc.data(), n0, n1, args.epilogue, bias_s);
+            detail::finish(Cp + cr * n_all, acc.data(), n0, n1, args.epilogue, bias_s,
+                           detail::pre_row<T>(args.epilogue, cr, n_all));
           }
         }
       }

@@ -23,10 +23,18 @@ acc_t<T> widen(T v) {
 inline constexpr int64_t kColChunk = 128;
 inline int64_t col_chunks(int64_t n) { return std::max<int64_t>(1, (n + kColChunk - 1) / kColChunk); }
 
-// Writes acc[0, n1 - n0) into out[n0, n1) through the epilogue: store (+ bias, activation) or
-// accumulate. bias points at the bias row of this output (or is null).
+// Row r of Epilogue::pre ([rows, n_all], C's layout), or null without one.
 template <typename T>
-void finish(T* out, const acc_t<T>* acc, int64_t n0, int64_t n1, const Epilogue& ep, const T* bias) {
+T* pre_row(const Epilogue& ep, int64_t r, int64_t n_all) {
+  return ep.pre.defined() ? ep.pre.data<T>() + r * n_all : nullptr;
+}
+
+// Writes acc[0, n1 - n0) into out[n0, n1) through the epilogue: store (+ bias, activation) or
+// accumulate. bias points at the bias row of this output (or is null); pre at the same row of
+// Epilogue::pre (or is null), which gets the values before the activation.
+template <typename T>
+void finish(T* out, const acc_t<T>* acc, int64_t n0, int64_t n1, const Epilogue& ep, const T* bias,
+            T* pre = nullptr) {
   using C = acc_t<T>;
   if (ep.write == Write::accumulate) {
     for (int64_t n = n0; n < n1; ++n) out[n] = convert<T>(widen(out[n]) + acc[n - n0]);
@@ -35,6 +43,7 @@ void finish(T* out, const acc_t<T>* acc, int64_t n0, int64_t n1, const Epilogue&
   for (int64_t n = n0; n < n1; ++n) {
     C v = acc[n - n0];
     if (bias) v += widen(bias[n]);
+    if (pre) pre[n] = convert<T>(v);
     if (ep.activation) v = apply_unary<C>(ep.act, v, C(0));
     out[n] = convert<T>(v);
   }

@@ -47,7 +47,8 @@ void tile_gemm(const Tiles& a, const Tensor& b, Tensor& c, const Epilogue& ep) {
             }
         for (int64_t y = 0; y < a.tr; ++y) {
           const int64_t r = i * a.tr + y;
-          if (r < a.rows) detail::finish(Cp + r * n_all, acc.data() + y * nw, n0, n1, ep, bias);
+          if (r < a.rows)
+            detail::finish(Cp + r * n_all, acc.data() + y * nw, n0, n1, ep, bias, detail::pre_row<T>(ep, r, n_all));
         }
       }
     });

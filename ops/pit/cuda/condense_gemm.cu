@@ -296,7 +296,7 @@ TileParams<T> params(const Tensor& values, const Tensor& offsets, const Tensor& 
   // The longest list a row block can have (k, or block columns), staged up to 4096 entries (16 KB).
   const int64_t longest = tr == 0 ? 0 : (cols.numel() / std::max<int64_t>(p.num_blocks, 1));
   p.idx_cap = static_cast<int>(std::clamp<int64_t>(longest, 1, 4096));
-  p.epi = epi_of(ep, false);
+  p.epi = epi_of(ep, false, c);
   // Values: entries of tr elements (lists) or blocks of b x b, each starting 16-byte aligned when
   // tr is a multiple of 16 bytes' worth of elements.
   p.a_fast = dev::chunks_aligned(p.values, tr);

@@ -215,7 +215,7 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
     p.a_gathered = args.a_gathered;
     p.c_scattered = args.c_scattered;
     // Scattered rows may repeat (MoE top-k, K-chunk segments): accumulate atomically then.
-    p.epi = epi_of(args.epilogue, args.c_scattered);
+    p.epi = epi_of(args.epilogue, args.c_scattered, c);
     const bool seg_ok = idx.segment_cols % dev::kVec<T> == 0;
     p.a_fast = dev::chunks_aligned(p.a, k) && seg_ok;
     p.b_fast = args.b_trans ? dev::chunks_aligned(p.b, k) && seg_ok : dev::chunks_aligned(p.b, n);

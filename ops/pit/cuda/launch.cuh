@@ -45,14 +45,22 @@ inline dev::Act act_of(const Epilogue& ep) {
   }
 }
 
-// The device epilogue of a call whose output elements each belong to one tile (no atomics needed
-// for accumulate) or not (atomic).
-inline dev::EpiArgs epi_of(const Epilogue& ep, bool shared_outputs) {
+// The device epilogue of a call writing C whose output elements each belong to one tile (no
+// atomics needed for accumulate) or not (atomic).
+inline dev::EpiArgs epi_of(const Epilogue& ep, bool shared_outputs, const Tensor& c) {
   dev::EpiArgs e;
   e.mode = ep.write == Write::store ? dev::WriteMode::store
                                     : (shared_outputs ? dev::WriteMode::atomic : dev::WriteMode::accumulate);
   e.act = act_of(ep);
   e.bias = ep.bias.defined() ? ep.bias.data_ptr() : nullptr;
+  if (ep.pre.defined()) {  // same layout as C (checked by the caller): a row's twin is a fixed distance away
+    const auto at = [](const Tensor& t) { return static_cast<int64_t>(reinterpret_cast<uintptr_t>(t.data_ptr())); };
+    const int64_t bytes = at(ep.pre) - at(c);
+    PIT_CHECK(bytes % static_cast<int64_t>(c.itemsize()) == 0,
+              "PIT GEMM: Epilogue::pre must be aligned to its elements like C");
+    e.pre = true;
+    e.pre_delta = bytes / static_cast<int64_t>(c.itemsize());
+  }
   return e;
 }
 

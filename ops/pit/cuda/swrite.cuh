@@ -1,6 +1,7 @@
 #pragma once
 // SWrite: the epilogue that puts an f32 accumulator tile where it belongs: rows of C named by an
-// index (scattered) or compact, with a plain store (+ bias, activation), an accumulate that
+// index (scattered) or compact, with a plain store (+ bias, activation; with EpiArgs::pre also
+// the values before the activation, into a second output), an accumulate that
 // owns its elements (read-modify-write), or an atomic accumulate where several tiles meet one
 // output element (MoE combine, K-chunk segments, scattered partial sums). The accumulator
 // fragments give each thread pairs of adjacent columns of one row: swrite_pair writes such a
@@ -24,17 +25,25 @@ struct EpiArgs {
   WriteMode mode = WriteMode::store;
   Act act = Act::none;
   const void* bias = nullptr;  // [N] or [S, N] (row `segment` taken by the caller); store only
+  // Store with an activation only: the values before it (after the bias) also go to a second
+  // output of C's layout, pre_delta elements after C (row + pre_delta is the same row there).
+  bool pre = false;
+  int64_t pre_delta = 0;
 };
 
 __device__ __forceinline__ float activate(Act act, float x) {
   switch (act) {
     case Act::relu: return x > 0.f ? x : 0.f;
     case Act::gelu_tanh: {
+      // 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)): one exp and a fast division (a few
+      // instructions, where tanhf is a long sequence), and no cancellation for negative x.
+      // An exp past the float range gives x / inf = 0, the limit.
       const float k0 = 0.7978845608028654f, k1 = 0.044715f;  // sqrt(2/pi), cubic coefficient
-      return 0.5f * x * (1.f + tanhf(k0 * (x + k1 * x * x * x)));
+      const float u = k0 * (x + k1 * x * x * x);
+      return __fdividef(x, 1.f + __expf(-2.f * u));
     }
     case Act::gelu_erf: return 0.5f * x * (1.f + erff(x * 0.7071067811865476f));
-    case Act::silu: return x / (1.f + expf(-x));
+    case Act::silu: return __fdividef(x, 1.f + __expf(-x));
     default: return x;
   }
 }
@@ -63,12 +72,17 @@ __device__ __forceinline__ void atomic_add2(T* p, float v0, float v1) {
   }
 }
 
+// One element for a store, before the activation: plus the bias, in f32.
+template <typename T>
+__device__ __forceinline__ float biased(float v, const EpiArgs& e, int64_t col) {
+  return e.bias ? v + pit::cuda::widen(static_cast<const T*>(e.bias)[col]) : v;
+}
+
 // Final value of one element for a store: bias, then activation, in f32.
 template <typename T>
 __device__ __forceinline__ float finish(float v, const EpiArgs& e, int64_t col) {
-  if (e.bias) v += pit::cuda::widen(static_cast<const T*>(e.bias)[col]);
-  if (e.act != Act::none) v = activate(e.act, v);
-  return v;
+  v = biased<T>(v, e, col);
+  return e.act != Act::none ? activate(e.act, v) : v;
 }
 
 // Writes v at row[col] (col < ncols checked by the caller).
@@ -83,6 +97,19 @@ __device__ __forceinline__ void swrite_one(T* row, int64_t col, float v, const E
   }
 }
 
+// A store that also keeps the values before the activation (EpiArgs::pre), columns col and
+// col + 1 (when < ncols), element by element: only the ragged edges and misaligned rows of such a
+// store come here. Out of line, so that the other epilogues' inlined code does not carry it.
+template <typename T>
+__device__ __noinline__ void swrite_pair_pre(T* row, int64_t col, int64_t ncols, float v0, float v1, EpiArgs e) {
+  const float v[2] = {v0, v1};
+  for (int i = 0; i < 2 && col + i < ncols; ++i) {
+    const float b = biased<T>(v[i], e, col + i);
+    row[e.pre_delta + col + i] = pit::cuda::narrow<T>(b);
+    row[col + i] = pit::cuda::narrow<T>(activate(e.act, b));
+  }
+}
+
 // Writes columns col and col + 1 of a row (col + 1 only when < ncols).
 template <typename T>
 __device__ __forceinline__ void swrite_pair(T* row, int64_t col, int64_t ncols, float v0, float v1,
@@ -90,6 +117,10 @@ __device__ __forceinline__ void swrite_pair(T* row, int64_t col, int64_t ncols, 
   using pit::cuda::narrow;
   using pit::cuda::widen;
   if (col >= ncols) return;
+  if (e.pre) {
+    swrite_pair_pre<T>(row, col, ncols, v0, v1, e);
+    return;
+  }
   T* p = row + col;
   const bool pair = col + 1 < ncols && (reinterpret_cast<uintptr_t>(p) % (2 * sizeof(T))) == 0;
   if (!pair) {
@@ -127,7 +158,8 @@ __device__ __noinline__ void swrite_vec8(T* row, int64_t col, int64_t ncols, flo
   using pit::cuda::widen;
   const float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
   T* p = row + col;
-  const bool whole = col + 8 <= ncols && (reinterpret_cast<uintptr_t>(p) % 16) == 0;
+  const auto aligned = [](const T* q) { return (reinterpret_cast<uintptr_t>(q) % 16) == 0; };
+  const bool whole = col + 8 <= ncols && aligned(p) && (!e.pre || aligned(p + e.pre_delta));
   if (!whole) {
 #pragma unroll
     for (int h = 0; h < 8; h += 2) {
@@ -140,13 +172,36 @@ __device__ __noinline__ void swrite_vec8(T* row, int64_t col, int64_t ncols, flo
 #pragma unroll
   for (int h0 = 0; h0 < 8; h0 += kPerVec) {
     alignas(16) T out[kPerVec];
+    alignas(16) T pre[kPerVec];
     if (e.mode == WriteMode::accumulate) *reinterpret_cast<uint4*>(out) = *reinterpret_cast<const uint4*>(p + h0);
 #pragma unroll
     for (int h = 0; h < kPerVec; ++h) {
       const float x = v[h0 + h];
-      out[h] = narrow<T>(e.mode == WriteMode::store ? finish<T>(x, e, col + h0 + h) : widen(out[h]) + x);
+      if (e.mode == WriteMode::store) {
+        const float b = biased<T>(x, e, col + h0 + h);
+        pre[h] = narrow<T>(b);
+        out[h] = narrow<T>(e.act != Act::none ? activate(e.act, b) : b);
+      } else {
+        out[h] = narrow<T>(widen(out[h]) + x);
+      }
     }
+    if (e.pre) *reinterpret_cast<uint4*>(p + e.pre_delta + h0) = *reinterpret_cast<const uint4*>(pre);
     *reinterpret_cast<uint4*>(p + h0) = *reinterpret_cast<const uint4*>(out);
+  }
+}
+
+// The activation of eight values (the switch taken once).
+__device__ __forceinline__ void activate8(Act act, float4& lo, float4& hi) {
+  const auto all = [&](auto f) {
+    lo = make_float4(f(lo.x), f(lo.y), f(lo.z), f(lo.w));
+    hi = make_float4(f(hi.x), f(hi.y), f(hi.z), f(hi.w));
+  };
+  switch (act) {
+    case Act::relu: all([](float x) { return activate(Act::relu, x); }); break;
+    case Act::gelu_tanh: all([](float x) { return activate(Act::gelu_tanh, x); }); break;
+    case Act::gelu_erf: all([](float x) { return activate(Act::gelu_erf, x); }); break;
+    case Act::silu: all([](float x) { return activate(Act::silu, x); }); break;
+    default: break;
   }
 }
 
@@ -163,6 +218,18 @@ __device__ __forceinline__ void store8(T* p, float4 lo, float4 hi) {
     };
     *reinterpret_cast<uint4*>(p) = make_uint4(pack(lo.x, lo.y), pack(lo.z, lo.w), pack(hi.x, hi.y), pack(hi.z, hi.w));
   }
+}
+
+// Eight adjacent elements stored at p (16-byte aligned) through the activation, and with e.pre
+// the values before it at p + e.pre_delta. Out of line, as swrite_vec8: inlined into the staged
+// epilogue's unrolled rows, the four activations' code doubled gather_ws.cu's object and slowed
+// every M-gather engine on an H200 whether it ran or not (the MoE up GEMM without an activation
+// 0.482 against 0.417-0.440 ms, docs/BENCHMARKS.md).
+template <typename T>
+__device__ __noinline__ void store8_act(T* p, float4 lo, float4 hi, EpiArgs e) {
+  if (e.pre) store8<T>(p + e.pre_delta, lo, hi);
+  activate8(e.act, lo, hi);
+  store8<T>(p, lo, hi);
 }
 
 // Destination of one staged tile row: where it goes (null: nowhere) and a factor.
@@ -198,10 +265,12 @@ __device__ __forceinline__ void swrite_staged(const float* tile, int ld, RowFn&&
     }
     return;
   }
-  // A plain store (no bias, no activation) of eight whole, aligned elements is inlined: at high
-  // sparsity the PIT GEMMs' tiles have few k-steps and the epilogue weighs (under ncu on an H200
-  // the out-of-line path was 27-33 % of the 128x1 K-condense kernel's warp samples at 90 %).
-  const bool plain = e.mode == WriteMode::store && e.bias == nullptr && e.act == Act::none;
+  // A plain store (no bias; an activation, with or without the values before it) of eight whole,
+  // aligned elements is inlined: at high sparsity the PIT GEMMs' tiles have few k-steps and the
+  // epilogue weighs (under ncu on an H200 the out-of-line path was 27-33 % of the 128x1 K-condense
+  // kernel's warp samples at 90 %).
+  const bool plain = e.mode == WriteMode::store && e.bias == nullptr;
+  const auto aligned16 = [](const T* q) { return (reinterpret_cast<uintptr_t>(q) % 16) == 0; };
   // Tile row r's run of 8 columns at c (column col = n0 + c < ncols) to its destination row.
   const auto run8 = [&](int r, int c, int64_t col, bool whole) {
     const auto [dst, scale] = row(r);
@@ -213,8 +282,12 @@ __device__ __forceinline__ void swrite_staged(const float* tile, int ld, RowFn&&
       hi = make_float4(hi.x * scale, hi.y * scale, hi.z * scale, hi.w * scale);
     }
     T* p = dst + col;
-    if (whole && (reinterpret_cast<uintptr_t>(p) % 16) == 0) store8<T>(p, lo, hi);
-    else swrite_vec8<T>(dst, col, ncols, lo, hi, e);
+    if (whole && aligned16(p) && (!e.pre || aligned16(p + e.pre_delta))) {
+      if (e.act == Act::none) store8<T>(p, lo, hi);
+      else store8_act<T>(p, lo, hi, e);
+    } else {
+      swrite_vec8<T>(dst, col, ncols, lo, hi, e);
+    }
   };
   constexpr int kPerRow = kCols / 8;
   if constexpr (kThreads % kPerRow == 0 && kRows % (kThreads / kPerRow) == 0) {

@@ -75,8 +75,16 @@ inline void run_tile_gemm_cases(Device dev, const std::vector<int64_t>& rs, cons
             c = poisoned({s.m, s.n}, dt, dev);
             if (kind == 0) sparse::condense_gemm(ki, b, c, ep);
             else sparse::block_gemm(bi, b, c, ep);
-            expect_close(c, kernels::unary(UnaryOp::relu, kernels::binary(BinaryOp::add, ab, bias.to(Device::cpu(), DType::f64))),
-                         tol, tol, what + " bias+relu");
+            const Tensor biased = kernels::binary(BinaryOp::add, ab, bias.to(Device::cpu(), DType::f64));
+            expect_close(c, kernels::unary(UnaryOp::relu, biased), tol, tol, what + " bias+relu");
+            // the same, with the values before the relu kept (Epilogue::pre), in a view one row
+            // into a larger buffer: with an odd N its rows are not aligned like C's
+            ep.pre = poisoned({s.m + 1, s.n}, dt, dev).slice(0, 1, s.m + 1);
+            c = poisoned({s.m, s.n}, dt, dev);
+            if (kind == 0) sparse::condense_gemm(ki, b, c, ep);
+            else sparse::block_gemm(bi, b, c, ep);
+            expect_close(ep.pre, biased, tol, tol, what + " bias+relu, pre");
+            expect_close(c, kernels::unary(UnaryOp::relu, biased), tol, tol, what + " bias+relu with pre");
             // accumulate
             const Tensor c0 = dense_random({s.m, s.n}, ++seed, dt, dev);
             c = c0.clone();
@@ -212,6 +220,16 @@ inline void run_moe_cases(Device dev, DType dt, bool skewed, sparse::Engine engi
         worst = std::max(worst, std::abs(hv[static_cast<size_t>(q * n + j)] - s) / (1.0 + std::abs(s)));
       }
   EXPECT_LE(worst, 4 * tol) << "moe compact outputs " << dtype_name(dt);
+  // The same GEMM with an activation that keeps the values before it (the MoE up GEMM): pre is
+  // bit for bit the output above, the output act(pre) within the dtype's rounding.
+  for (const UnaryOp act : {UnaryOp::gelu_tanh, UnaryOp::silu}) {
+    Tensor pre = poisoned({cap, n}, dt, dev), ha = poisoned({cap, n}, dt, dev);
+    sparse::gather_gemm(x, r, we, ha,
+                        {.c_scattered = false, .epilogue = {.bias = bias, .activation = true, .act = act, .pre = pre}});
+    expect_close(pre, h, 0, 0, std::string("moe compact outputs, pre ") + dtype_name(dt));
+    expect_close(ha, kernels::unary(act, h.to(Device::cpu(), DType::f64)), tol, tol,
+                 std::string("moe compact outputs, activation with pre ") + dtype_name(dt));
+  }
   // Expert weight gradient: dW_e = sum over e's tokens of gate * x^T g (g: gathered by row).
   const Tensor g = dense_random({t_count, n}, 4, dt, dev);
   Tensor dw = poisoned({experts, k, n}, dt, dev);

@@ -43,4 +43,25 @@ TEST(PitGemmCpu, ErrorsNameTheProblem) {
   Tensor cc = zeros({64, 8});
   EXPECT_NE(msg([&] { sparse::gather_gemm(a, chunks, zeros({32, 8}), cc, {}); }).find("Write::accumulate"),
             std::string::npos);
+  // Epilogue::pre: needs an activation and a store, C's shape and dtype, bytes of its own.
+  const sparse::RowSetIndex rows = sparse::detect_rows(a);
+  const Tensor b = zeros({32, 8});
+  Tensor pre = zeros({64, 8});
+  EXPECT_NE(msg([&] { sparse::gather_gemm(a, rows, b, cc, {.epilogue = {.pre = pre}}); }).find("activation = true"),
+            std::string::npos);
+  EXPECT_NE(msg([&] {
+              sparse::gather_gemm(a, rows, b, cc, {.epilogue = {.activation = true, .pre = zeros({64, 7})}});
+            }).find("Epilogue::pre (C's shape) must be [64, 8]"),
+            std::string::npos);
+  EXPECT_NE(msg([&] {
+              sparse::gather_gemm(a, rows, b, cc, {.epilogue = {.activation = true, .pre = zeros({64, 8}, DType::f64)}});
+            }).find("one dtype per call"),
+            std::string::npos);
+  Tensor both = zeros({128, 8});
+  Tensor top = both.slice(0, 0, 64), overlapping = both.slice(0, 32, 96);
+  EXPECT_NE(msg([&] { sparse::gather_gemm(a, rows, b, top, {.epilogue = {.activation = true, .pre = overlapping}}); })
+                .find("must not share bytes with C"),
+            std::string::npos);
+  EXPECT_NE(msg([&] { sparse::condense_gemm(idx, b, c, {.activation = true, .pre = c}); }).find("must not share bytes"),
+            std::string::npos);
 }
