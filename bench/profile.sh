@@ -34,7 +34,7 @@ profile() {
   PIT_BENCH_FILTER="$filter" timeout 300 ncu --clock-control none -k "regex:$regex" -s "$skip" -c 1 \
     --section SourceCounters -f -o "$out/$name" "$bin" "$suite" >/dev/null 2>&1 &&
     ncu -i "$out/$name.ncu-rep" --page source --print-source sass --csv >"$out/$name.sass.csv" 2>&1 &&
-    python3 bench/ncu_stalls.py "$out/$name.sass.csv" --top 5 >"$out/$name.stalls.txt" 2>&1 &&
+    python3 bench/ncu_stalls.py "$out/$name.sass.csv" --top 12 >"$out/$name.stalls.txt" 2>&1 &&
     sed -n '1,6p' "$out/$name.stalls.txt"
 }
 
