@@ -265,10 +265,10 @@ __device__ __forceinline__ void swrite_staged(const float* tile, int ld, RowFn&&
     }
     return;
   }
-  // A plain store (no bias; an activation, with or without the values before it) of eight whole,
-  // aligned elements is inlined: at high sparsity the PIT GEMMs' tiles have few k-steps and the
-  // epilogue weighs (under ncu on an H200 the out-of-line path was 27-33 % of the 128x1 K-condense
-  // kernel's warp samples at 90 %).
+  // A plain store (no bias, no activation) of eight whole, aligned elements is inlined: at high
+  // sparsity the PIT GEMMs' tiles have few k-steps and the epilogue weighs (under ncu on an H200
+  // the out-of-line path was 27-33 % of the 128x1 K-condense kernel's warp samples at 90 %). With
+  // an activation (and its pre) but no bias, such runs take store8_act.
   const bool plain = e.mode == WriteMode::store && e.bias == nullptr;
   const auto aligned16 = [](const T* q) { return (reinterpret_cast<uintptr_t>(q) % 16) == 0; };
   // Tile row r's run of 8 columns at c (column col = n0 + c < ncols) to its destination row.
