@@ -1,7 +1,7 @@
 // A research prototype on pit's library, start to finish: a classifier with a mixture-of-experts
 // layer (nn::MoE: softmax router, top-2 of 4 experts, the dropless experts on the PIT engine, the
-// load-balancing loss), trained with AdamW on generated data, on the first GPU when there is one
-// (bf16 compute, f32 master weights) and on the CPU otherwise (f32).
+// load-balancing loss), trained with AdamW on generated data (examples/blobs.h), on the first GPU
+// when there is one (bf16 compute, f32 master weights) and on the CPU otherwise (f32).
 //
 //   build/examples/pit-example-moe [steps]
 //
@@ -18,9 +18,9 @@
 
 #include "autograd/grad_mode.h"
 #include "core/core.h"
+#include "examples/blobs.h"
 #include "ops/functional.h"
 #include "ops/operators.h"
-#include "trainer/nn/init.h"
 #include "trainer/nn/layers.h"
 #include "trainer/nn/moe.h"
 #include "trainer/optim/adamw.h"
@@ -56,36 +56,13 @@ class MoeClassifier : public nn::Module {
   std::shared_ptr<nn::MoE> moe_;
 };
 
-// A batch of the task: each class is a point in feature space (fixed by the generator's seed);
-// an example is its class's point plus Gaussian noise. Drawn on the host, moved to `device`.
-struct Batch {
-  Tensor x, labels;
-};
-
-Batch make_batch(const std::vector<float>& centers, uint64_t seed, Device device) {
-  Generator gen(seed);
-  const std::vector<float> noise = nn::init::normal({kBatch, kFeatures}, 0.0, 1.0, gen).to_vector<float>();
-  std::vector<float> x(static_cast<size_t>(kBatch * kFeatures));
-  std::vector<int64_t> labels(static_cast<size_t>(kBatch));
-  for (int64_t i = 0; i < kBatch; ++i) {
-    const int64_t c = (i * 7 + static_cast<int64_t>(seed)) % kClasses;
-    labels[static_cast<size_t>(i)] = c;
-    for (int64_t f = 0; f < kFeatures; ++f) {
-      const size_t at = static_cast<size_t>(i * kFeatures + f);
-      x[at] = centers[static_cast<size_t>(c * kFeatures + f)] + noise[at];
-    }
-  }
-  return {from_vector(x, {kBatch, kFeatures}, device), from_vector(labels, device)};
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   const int steps = argc > 1 ? std::max(1, std::atoi(argv[1])) : 300;
   const Device device = cuda_available() ? Device::cuda() : Device::cpu();
-  Generator data(1234), init(42);
-  const std::vector<float> centers = nn::init::normal({kClasses, kFeatures}, 0.0, 1.0, data).to_vector<float>();
-
+  const examples::Blobs task(kFeatures, kClasses, 1.0, 1234);
+  Generator init(42);
   MoeClassifier model(init);
   model.to(device);
   if (device.is_cuda()) model.set_compute_dtype(DType::bf16);
@@ -97,20 +74,19 @@ int main(int argc, char** argv) {
   double first = 0.0, recent = 0.0;  // the first step's loss; the sum over the last 50 steps
   const int window = std::min(50, steps);
   for (int step = 1; step <= steps; ++step) {
-    const Batch b = make_batch(centers, 1000 + static_cast<uint64_t>(step), device);
+    const examples::Blobs::Batch b = task.batch(kBatch, 1000 + static_cast<uint64_t>(step), device);
     const Variable logits = model(Variable(b.x));
-    const Variable task = ops::cross_entropy(ops::cast(logits, DType::f32), b.labels);
-    const Variable loss = task + 0.01 * model.moe().last_routing().aux_loss;  // keep the experts in use
+    const Variable loss = ops::cross_entropy(ops::cast(logits, DType::f32), b.labels);
+    const Variable total = loss + 0.01 * model.moe().last_routing().aux_loss;  // keeps the experts in use
     opt.zero_grad();
-    loss.backward();
+    total.backward();
     opt.step(3e-3);
-    const double value = task.data().item<float>();
+    const double value = loss.data().item<float>();
     if (step == 1) first = value;
     if (step > steps - window) recent += value;
     if (step % 50 == 0 || step == 1) {
-      const std::vector<float> per_expert = model.moe().last_routing().tokens_per_expert.to_vector<float>();
       std::string load;
-      for (const float n : per_expert) {
+      for (const float n : model.moe().last_routing().tokens_per_expert.to_vector<float>()) {
         if (!load.empty()) load += ' ';
         load += std::to_string(static_cast<int>(n));
       }
@@ -121,15 +97,8 @@ int main(int argc, char** argv) {
   // Held-out accuracy, without the tape.
   model.train(false);
   const NoGradGuard no_grad;
-  const Batch test = make_batch(centers, 7, device);
-  const std::vector<float> logits = ops::cast(model(Variable(test.x)), DType::f32).data().to_vector<float>();
-  const std::vector<int64_t> labels = test.labels.to_vector<int64_t>();
-  int correct = 0;
-  for (int64_t i = 0; i < kBatch; ++i) {
-    const float* row = logits.data() + i * kClasses;
-    correct += (std::max_element(row, row + kClasses) - row) == labels[static_cast<size_t>(i)];
-  }
-  const double accuracy = 100.0 * correct / kBatch;
+  const examples::Blobs::Batch test = task.batch(kBatch, 7, device);
+  const double accuracy = 100.0 * task.accuracy(model(Variable(test.x)).data(), test.labels);
   recent /= window;
   std::printf("loss %.4f at the first step, %.4f over the last %d; held-out accuracy %.1f%%\n", first, recent,
               window, accuracy);
