@@ -201,13 +201,20 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     __syncwarp();
     const P* const st = ring + (it % kDepth) * kStage + lane;
     const float* const ms = stats + (it % kDepth) * kRows * 2;
-    float mean[kRows], rstd[kRows], sums[2 * kRows];  // sums: dy w xhat of each row, then dy w
+    // xhat = (x - mean) rstd; for 16-bit x as one fma, x rstd + shift (the shift -mean rstd rounded
+    // once in f32: well below the 16-bit input's own rounding), in f32 as written.
+    float mean[kRows], rstd[kRows], shift[kRows], sums[2 * kRows];  // sums: dy w xhat of each row, then dy w
 #pragma unroll
     for (int j = 0; j < kRows; ++j) {
       mean[j] = ms[2 * j];
       rstd[j] = ms[2 * j + 1];
+      shift[j] = -mean[j] * rstd[j];
       sums[j] = sums[kRows + j] = 0.f;
     }
+    const auto xhat = [&](float xv, int j) {
+      if constexpr (kN == 8) return fmaf(xv, rstd[j], shift[j]);
+      else return (xv - mean[j]) * rstd[j];
+    };
 #pragma unroll
     for (int p = 0; p < kPacks; ++p) {
       float wf[kN];
@@ -219,7 +226,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
         widen_pack(st[j * 2 * kSlot + kSlot + p * kWarp].v, gf);
 #pragma unroll
         for (int e = 0; e < kN; ++e) {
-          const float xh = (xf[e] - mean[j]) * rstd[j], g = gf[e] * wf[e];
+          const float xh = xhat(xf[e], j), g = gf[e] * wf[e];
           sums[j] += g * xh;
           sums[kRows + j] += g;
           aw[p * kN + e] += gf[e] * xh;
@@ -228,24 +235,35 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
       }
     }
     warp_sums(sums);
+    // dx = rstd (g w - c2 - xhat c1) = (g w) rstd + (x - mean) k1 + k0; for 16-bit x,
+    // (g w) rstd + x k1 + (k0 - mean k1) (as xhat above).
+    float k1[kRows], k0[kRows];
 #pragma unroll
     for (int j = 0; j < kRows; ++j) {
-      const int64_t r = r0 + j * step;
-      // dx = rstd (g w - c2 - xhat c1) = (g w) rstd + (x - mean) k1 + k0.
       const float c1 = sums[j] * inv_d, c2 = mean_in != nullptr ? sums[kRows + j] * inv_d : 0.f;
-      const float k1 = -rstd[j] * rstd[j] * c1, k0 = -rstd[j] * c2;
-      P* out = reinterpret_cast<P*>(dx + r * d) + lane;
+      k1[j] = -rstd[j] * rstd[j] * c1;
+      k0[j] = -rstd[j] * c2;
+      if constexpr (kN == 8) k0[j] -= mean[j] * k1[j];
+    }
+    // Pack by pack, both rows: the weight widened once for the two.
 #pragma unroll
-      for (int p = 0; p < kPacks; ++p) {
-        float xf[kN], gf[kN], wf[kN], of[kN];
+    for (int p = 0; p < kPacks; ++p) {
+      float wf[kN];
+      widen_pack(wsh[lane + p * kWarp].v, wf);
+#pragma unroll
+      for (int j = 0; j < kRows; ++j) {
+        const int64_t r = r0 + j * step;
+        float xf[kN], gf[kN], of[kN];
         widen_pack(reload(st + j * 2 * kSlot + p * kWarp).v, xf);  // not kept in registers since the first loop
         widen_pack(reload(st + j * 2 * kSlot + kSlot + p * kWarp).v, gf);
-        widen_pack(wsh[lane + p * kWarp].v, wf);
 #pragma unroll
-        for (int e = 0; e < kN; ++e) of[e] = fmaf(gf[e] * wf[e], rstd[j], fmaf(xf[e] - mean[j], k1, k0));
+        for (int e = 0; e < kN; ++e) {
+          const float xk = kN == 8 ? fmaf(xf[e], k1[j], k0[j]) : fmaf(xf[e] - mean[j], k1[j], k0[j]);
+          of[e] = fmaf(gf[e] * wf[e], rstd[j], xk);
+        }
         P o;
         narrow_pack(of, o.v);
-        if (r < rows && lane + p * kWarp < packs) out[p * kWarp] = o;
+        if (r < rows && lane + p * kWarp < packs) reinterpret_cast<P*>(dx + r * d)[lane + p * kWarp] = o;
       }
     }
   }
