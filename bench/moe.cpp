@@ -63,6 +63,8 @@ const char* engine_name(sparse::Engine e) {
     case sparse::Engine::wgmma_persistent: return "persistent";
     case sparse::Engine::wgmma_deep: return "wgmma_deep";
     case sparse::Engine::wgmma_pingpong: return "ping-pong";
+    case sparse::Engine::wgmma_tma: return "TMA persistent";
+    case sparse::Engine::wgmma_tma_pingpong: return "TMA ping-pong";
   }
   return "?";
 }
@@ -157,8 +159,10 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   });
   report.add({"  bwd activation+dgates+gated h " + tag, shape, act_b.median_ms, 10.0 * rows * kFfn, false, 4.16e12,
               "", 0});
-  // The weight gradients against their mma.sync engine.
-  const auto wgrad_engines = {Engine::wgmma_persistent, Engine::wgmma_pingpong};
+  // The weight gradients against their mma.sync engine; each engine timed alternately with the
+  // automatic choice (the wgmma engine, a block a tile).
+  const auto wgrad_engines = {Engine::wgmma_persistent, Engine::wgmma_pingpong, Engine::wgmma_tma,
+                              Engine::wgmma_tma_pingpong};
   Tensor dw1 = Tensor::empty(w1.shape(), DType::bf16, Device::cuda());
   const auto bwd_w1_mma = time_gpu([&](int) {
     sparse::gather_weight_grad(x, dh, idx, dw1,

@@ -27,6 +27,13 @@ __device__ __forceinline__ void arrive(uint64_t* bar) {
                : "memory");
 }
 
+// One arrival that also expects `bytes` more to complete this phase (TMA loads signal them:
+// tma_ptx.cuh). The loads may complete before or after it.
+__device__ __forceinline__ void arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(ptx::smem_u32(bar)), "r"(bytes)
+               : "memory");
+}
+
 // One arrival once every cp.async this thread issued so far has completed (counted in the
 // barrier's initial arrivals: .noinc).
 __device__ __forceinline__ void arrive_on_cp_async(uint64_t* bar) {

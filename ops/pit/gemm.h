@@ -31,8 +31,20 @@ enum class Write : uint8_t {
 // gather_weight_grad): its variant whose two consumer warpgroups take whole tiles in turns
 // (ops/pit/cuda/pp_core.cuh), which gather_gemm takes by itself for expert segments that fill the
 // GPU. wgmma_deep: the wgmma engine with its loads one stage further ahead, each k-step waiting
-// for its own MMAs (gather_gemm and gather_weight_grad).
-enum class Engine : uint8_t { automatic, mma, wgmma, wgmma_persistent, wgmma_deep, wgmma_pingpong };
+// for its own MMAs (gather_gemm and gather_weight_grad). wgmma_tma and wgmma_tma_pingpong
+// (gather_gemm over expert segments, gather_weight_grad without use_weights): the persistent
+// engine and its ping-pong variant with their stages loaded by TMA (one TMA per gathered row,
+// ops/cuda/tma_ptx.cuh).
+enum class Engine : uint8_t {
+  automatic,
+  mma,
+  wgmma,
+  wgmma_persistent,
+  wgmma_deep,
+  wgmma_pingpong,
+  wgmma_tma,
+  wgmma_tma_pingpong,
+};
 
 struct Epilogue {
   Write write = Write::store;

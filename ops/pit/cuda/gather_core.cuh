@@ -44,9 +44,10 @@ struct GatherParams {
 // Throws (allow_smem, launch.cuh) if the segments' tile prefix does not fit in shared memory
 // beside the stage ring (it does up to kWsMaxSegments on an sm_90 GPU: 227 KB a block).
 inline constexpr int kWsMaxSegments = 4096;
-// kPp: the ping-pong variant (pp_core.cuh).
-template <typename T, bool kBTrans, bool kPp = false>
-void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, StreamRef stream);
+// kPp: the ping-pong variant (pp_core.cuh). kTma: stages loaded by TMA (expert segments only;
+// a_rows: the rows of A).
+template <typename T, bool kBTrans, bool kPp = false, bool kTma = false>
+void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, int64_t a_rows, StreamRef stream);
 
 namespace dev {
 

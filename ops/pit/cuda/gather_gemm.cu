@@ -235,15 +235,22 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
     const bool experts = args.engine == Engine::automatic && p.seg_cols == 0 && p.b_seg_stride != 0;
     if constexpr (!std::is_same_v<T, float>) {
       const bool fills = (cap / Cfg::BM) * p.n_tiles >= sm_count();
-      const bool pp = args.engine == Engine::wgmma_pingpong ||
+      const bool tma = args.engine == Engine::wgmma_tma || args.engine == Engine::wgmma_tma_pingpong;
+      const bool pp = args.engine == Engine::wgmma_pingpong || args.engine == Engine::wgmma_tma_pingpong ||
                       (experts && p.a_fast && p.b_fast && fills && p.segments <= kWsMaxSegments);
-      if (pp || args.engine == Engine::wgmma_persistent) {
-        if (pp) {
-          if (args.b_trans) launch_gather_ws<T, true, true>(p, cap, stream);
-          else launch_gather_ws<T, false, true>(p, cap, stream);
+      if (pp || tma || args.engine == Engine::wgmma_persistent) {
+        const int64_t a_rows = a.size(0);
+        const auto go = [&]<bool kPp, bool kTma>() {
+          if (args.b_trans) launch_gather_ws<T, true, kPp, kTma>(p, cap, a_rows, stream);
+          else launch_gather_ws<T, false, kPp, kTma>(p, cap, a_rows, stream);
+        };
+        if (tma) {
+          if (pp) go.template operator()<true, true>();
+          else go.template operator()<false, true>();
+        } else if (pp) {
+          go.template operator()<true, false>();
         } else {
-          if (args.b_trans) launch_gather_ws<T, true>(p, cap, stream);
-          else launch_gather_ws<T, false>(p, cap, stream);
+          go.template operator()<false, false>();
         }
         return;
       }

@@ -14,9 +14,19 @@
 // No split K: tiles fewer than the SMs leave SMs idle (gather_gemm.cu picks this engine only where
 // the tiles outnumber them). Every SRead chunk is one 16-byte cp.async (the ring's full barriers
 // count cp.async completions), so A's and B's rows must be 16-byte aligned.
+//
+// kTma (Engine::wgmma_tma, wgmma_tma_pingpong; expert segments only): the stages come in by TMA
+// (ops/cuda/tma_ptx.cuh, ws_core.cuh tma_produce: the producer warpgroup's four warps each own a
+// ring slot). A stage of A is one TMA per row of the tile (gathered rows, or a compact tile's rows
+// when it has fewer than BM; rows past the tile's entries read a row past A's last: zeros), or one
+// box of BM rows for a whole compact tile; B is one box (K-major) or two (N-major) of the expert's
+// matrix in a rank-3 map over the experts, so that a ragged K or N reads zeros past the expert's
+// own, never the next expert's rows.
 #include <algorithm>
 
 #include "ops/cuda/mbarrier_ptx.cuh"
+#include "ops/cuda/tensor_map.h"
+#include "ops/cuda/tma_ptx.cuh"
 #include "ops/pit/cuda/gather_core.cuh"
 #include "ops/pit/cuda/launch.cuh"
 #include "ops/pit/cuda/pp_core.cuh"
@@ -26,14 +36,22 @@ namespace pit::sparse::cuda {
 namespace {
 
 // A K-major; B N-major ([K, N]) or K-major ([N, K], kBTrans). kPp: the ping-pong variant
-// (pp_core.cuh).
-template <typename T, bool kBTrans, bool kPp>
-using GatherWsCfg = std::conditional_t<kPp, dev::PpCfg<T, false, !kBTrans, 4>, dev::WsCfg<T, false, !kBTrans, 4>>;
+// (pp_core.cuh). kTma: one producer warpgroup, loading by TMA.
+template <typename T, bool kBTrans, bool kPp, bool kTma>
+using GatherWsCfg = std::conditional_t<kPp, dev::PpCfg<T, false, !kBTrans, 4>,
+                                       dev::WsCfg<T, false, !kBTrans, 4, kTma ? 1 : 2>>;
 
-template <typename T, bool kBTrans, bool kPp>
-__global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp>::kThreads, 1)
-    gather_ws_kernel(const GatherParams<T> p) {
-  using Cfg = GatherWsCfg<T, kBTrans, kPp>;
+// The TMA producer's tensor maps: A in boxes of one row and of BM rows (64 columns of k), B over
+// the experts (rank 3) in boxes of one stage (BN rows of k when K-major, BK rows of n otherwise).
+struct GatherMaps {
+  CUtensorMap a_row, a_tile, b;
+  int32_t a_rows;  // rows of A: a row coordinate past them reads zeros
+};
+
+template <typename T, bool kBTrans, bool kPp, bool kTma>
+__global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp, kTma>::kThreads, 1)
+    gather_ws_kernel(const GatherParams<T> p, const __grid_constant__ GatherMaps maps) {
+  using Cfg = GatherWsCfg<T, kBTrans, kPp, kTma>;
   namespace mbar = pit::cuda::mbar;
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, kHalf = BM / 2;
   extern __shared__ uint4 smem_raw[];
@@ -44,7 +62,7 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp>::kThreads, 1)
   float* scale = reinterpret_cast<float*>(c_row + 2 * BM);
   int32_t* tiles = reinterpret_cast<int32_t*>(scale + 2 * BM);  // [segments + 1] tile prefix
   dev::tile_prefix<BM>(p.offsets, p.segments, tiles);
-  ring.init();  // ends with a block barrier: the prefix is visible
+  ring.init(kTma ? 1 : Cfg::kProducers);  // ends with a block barrier: the prefix is visible
   const int total = tiles[p.segments] * p.n_tiles;
   // Tile t's k range: the K-chunk of its segment, or all of K.
   const auto k_range = [&](int s, int64_t& k_beg) {
@@ -70,7 +88,49 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp>::kThreads, 1)
       return row >= 0 ? dev::RowDst<T>{p.c + int64_t{row} * p.n, st[r]} : dev::RowDst<T>{nullptr, 0.f};
     };
   };
-  if (threadIdx.x < Cfg::kProducers) {
+  if constexpr (kTma) {
+    if (threadIdx.x < Cfg::kProducers) {
+      static_assert(BK == 64 && BM == 128 && BN == 128, "the boxes: 128 rows (or two 64-column halves) x 64");
+      constexpr uint32_t kTileBytes = BM * BK * sizeof(T);  // A's and B's tiles of a stage, each
+      constexpr int kRowsPerLane = BM / 32;
+      const int lane = static_cast<int>(threadIdx.x) % 32;
+      if (threadIdx.x == 0) {
+        pit::cuda::tma::prefetch(&maps.a_row);
+        pit::cuda::tma::prefetch(&maps.a_tile);
+        pit::cuda::tma::prefetch(&maps.b);
+      }
+      dev::TileAt at{};
+      int32_t arow[kRowsPerLane];  // A's row of the tile rows lane, lane + 32, ... (past A: zeros)
+      bool whole = false;          // a compact tile of BM entries: one box
+      dev::tma_produce<Cfg, 2 * kTileBytes>(ring, total, [&](int t) {
+        at = dev::locate<BM>(tiles, p.offsets, p.segments, p.n_tiles, t);
+        whole = !p.a_gathered && at.count == BM;
+#pragma unroll
+        for (int q = 0; q < kRowsPerLane; ++q) {
+          const int r = lane + 32 * q, e = at.e0 + r;
+          arow[q] = r < at.count ? (p.a_gathered ? p.rows[e] : e) : maps.a_rows;
+        }
+        return static_cast<int>((p.k + BK - 1) / BK);
+      }, [&](int kt, int slot, uint32_t bar) {
+        const uint32_t as = pit::cuda::ptx::smem_u32(ring.a(slot)), bs = pit::cuda::ptx::smem_u32(ring.b(slot));
+        const int32_t k0 = kt * BK, n0 = at.nt * BN, s = p.b_seg_stride != 0 ? at.s : 0;
+        if (whole) {
+          if (lane == 0) pit::cuda::tma::load_2d(as, &maps.a_tile, k0, at.e0, bar);
+        } else {
+#pragma unroll
+          for (int q = 0; q < kRowsPerLane; ++q)
+            pit::cuda::tma::load_2d(as + (lane + 32 * q) * 128, &maps.a_row, k0, arow[q], bar);
+        }
+        if constexpr (kBTrans) {  // B_s [N, K]: BN rows of n, 64 of k
+          if (lane == 1) pit::cuda::tma::load_3d(bs, &maps.b, k0, n0, s, bar);
+        } else {  // B_s [K, N]: BK rows of k, two 64-column halves of n
+          if (lane < 2) pit::cuda::tma::load_3d(bs + lane * (kTileBytes / 2), &maps.b, n0 + 64 * lane, k0, s, bar);
+        }
+      });
+      return;  // the consumers synchronise among themselves only (named barriers)
+    }
+  }
+  if (!kTma && threadIdx.x < Cfg::kProducers) {
     const int tid = threadIdx.x;
     dev::StridedReader<T, BM, BK, typename Cfg::ALayout, Cfg::kProducers, true> ra;
     using BReader =
@@ -140,23 +200,43 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp>::kThreads, 1)
 
 }  // namespace
 
-template <typename T, bool kBTrans, bool kPp>
-void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, StreamRef stream) {
-  using Cfg = GatherWsCfg<T, kBTrans, kPp>;
+template <typename T, bool kBTrans, bool kPp, bool kTma>
+void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, int64_t a_rows, StreamRef stream) {
+  using Cfg = GatherWsCfg<T, kBTrans, kPp, kTma>;
   PIT_CHECK(p.a_fast && p.b_fast,
             "cuda::gather_gemm: the persistent wgmma engine needs 16-byte aligned rows of A and B (K and N "
             "multiples of 8, K-chunk widths too); use Engine::automatic");
+  GatherMaps maps{};
+  if constexpr (kTma) {
+    PIT_CHECK(p.seg_cols == 0,
+              "cuda::gather_gemm: the TMA engines take expert segments only, not K-chunks; use Engine::automatic or "
+              "wgmma_persistent");
+    PIT_CHECK(a_rows < INT32_MAX, "cuda::gather_gemm: the TMA engines address A's rows in 32 bits; use "
+              "Engine::automatic");
+    constexpr DType kType = std::is_same_v<T, Half> ? DType::f16 : DType::bf16;
+    if (p.k > 0) {  // (without k no stage is loaded)
+      maps.a_row = pit::cuda::tensor_map_2d(kType, p.a, a_rows, p.k, p.k, 1, "gather_gemm's A");
+      maps.a_tile = pit::cuda::tensor_map_2d(kType, p.a, a_rows, p.k, p.k, Cfg::BM, "gather_gemm's A");
+      maps.a_rows = static_cast<int32_t>(a_rows);
+      const int64_t mats = p.b_seg_stride != 0 ? p.segments : 1;
+      const int64_t mat_stride = p.b_seg_stride != 0 ? p.b_seg_stride : p.k * p.n;  // one matrix: any
+      if constexpr (kBTrans)
+        maps.b = pit::cuda::tensor_map_3d(kType, p.b, mats, p.n, p.k, p.k, mat_stride, Cfg::BN, "gather_gemm's B");
+      else
+        maps.b = pit::cuda::tensor_map_3d(kType, p.b, mats, p.k, p.n, p.n, mat_stride, Cfg::BK, "gather_gemm's B");
+    }
+  }
   const size_t smem = Cfg::kSmem + Cfg::kAlignSlack +
                       Cfg::BM * (sizeof(int64_t) + 2 * (sizeof(int32_t) + sizeof(float))) +
                       sizeof(int32_t) * (p.segments + 1);
-  auto* kernel = gather_ws_kernel<T, kBTrans, kPp>;
+  auto* kernel = gather_ws_kernel<T, kBTrans, kPp, kTma>;
   const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
   const int64_t bound = ((capacity + Cfg::BM - 1) / Cfg::BM + p.segments) * p.n_tiles;
   PIT_CHECK(bound < INT32_MAX, "cuda::gather_gemm: up to ", bound,
             " output tiles for the persistent engine, which counts them in 32 bits; use Engine::automatic");
   const int64_t grid = persistent_grid(bound, per_sm);
-  kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p);
-  check_launch("cuda::gather_gemm (persistent engine)");
+  kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p, maps);
+  check_launch(kTma ? "cuda::gather_gemm (persistent engine, TMA)" : "cuda::gather_gemm (persistent engine)");
 }
 
 int set_persistent_grid_cap(int blocks) {
@@ -164,13 +244,21 @@ int set_persistent_grid_cap(int blocks) {
   return persistent_grid_cap().exchange(blocks);
 }
 
-template void launch_gather_ws<Half, false, false>(const GatherParams<Half>&, int64_t, StreamRef);
-template void launch_gather_ws<Half, true, false>(const GatherParams<Half>&, int64_t, StreamRef);
-template void launch_gather_ws<BFloat16, false, false>(const GatherParams<BFloat16>&, int64_t, StreamRef);
-template void launch_gather_ws<BFloat16, true, false>(const GatherParams<BFloat16>&, int64_t, StreamRef);
-template void launch_gather_ws<Half, false, true>(const GatherParams<Half>&, int64_t, StreamRef);
-template void launch_gather_ws<Half, true, true>(const GatherParams<Half>&, int64_t, StreamRef);
-template void launch_gather_ws<BFloat16, false, true>(const GatherParams<BFloat16>&, int64_t, StreamRef);
-template void launch_gather_ws<BFloat16, true, true>(const GatherParams<BFloat16>&, int64_t, StreamRef);
+template void launch_gather_ws<Half, false, false, false>(const GatherParams<Half>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<Half, false, false, true>(const GatherParams<Half>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<Half, false, true, false>(const GatherParams<Half>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<Half, false, true, true>(const GatherParams<Half>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<Half, true, false, false>(const GatherParams<Half>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<Half, true, false, true>(const GatherParams<Half>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<Half, true, true, false>(const GatherParams<Half>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<Half, true, true, true>(const GatherParams<Half>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<BFloat16, false, false, false>(const GatherParams<BFloat16>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<BFloat16, false, false, true>(const GatherParams<BFloat16>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<BFloat16, false, true, false>(const GatherParams<BFloat16>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<BFloat16, false, true, true>(const GatherParams<BFloat16>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<BFloat16, true, false, false>(const GatherParams<BFloat16>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<BFloat16, true, false, true>(const GatherParams<BFloat16>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<BFloat16, true, true, false>(const GatherParams<BFloat16>&, int64_t, int64_t, StreamRef);
+template void launch_gather_ws<BFloat16, true, true, true>(const GatherParams<BFloat16>&, int64_t, int64_t, StreamRef);
 
 }  // namespace pit::sparse::cuda

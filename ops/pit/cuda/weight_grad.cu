@@ -131,6 +131,8 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
     p.q = swap ? k : n;
     p.ldx = swap ? n : k;
     p.ldy = swap ? k : n;
+    p.x_rows = (swap ? g : a).size(0);
+    p.y_rows = (swap ? a : g).size(0);
     p.x_gathered = swap ? args.g_gathered : args.a_gathered;
     p.y_gathered = swap ? args.a_gathered : args.g_gathered;
     p.x_fast = dev::chunks_aligned(p.x, p.ldx);
@@ -153,6 +155,14 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
       }
       if (args.engine == Engine::wgmma_pingpong) {
         launch_weight_grad_ws<T, true>(p, stream);
+        return;
+      }
+      if (args.engine == Engine::wgmma_tma) {
+        launch_weight_grad_ws<T, false, true>(p, stream);
+        return;
+      }
+      if (args.engine == Engine::wgmma_tma_pingpong) {
+        launch_weight_grad_ws<T, true, true>(p, stream);
         return;
       }
     }

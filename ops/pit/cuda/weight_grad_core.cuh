@@ -23,6 +23,7 @@ struct WgradParams {
   const float* weights;
   int64_t p, q;           // out [S, P, Q]
   int64_t ldx, ldy;       // row lengths of X and Y
+  int64_t x_rows, y_rows;  // rows of the X and Y matrices (the TMA producer's tensor maps)
   bool x_gathered, y_gathered;
   bool x_fast, y_fast;  // every SRead chunk of X / Y 16-byte aligned
   int segments;
@@ -32,8 +33,9 @@ struct WgradParams {
 
 // The weight gradient on the persistent, warp-specialised engine (weight_grad_ws.cu), f16/bf16:
 // every SRead chunk of X and Y must be 16-byte aligned (p.x_fast and p.y_fast). kPp: its ping-pong
-// variant (pp_core.cuh).
-template <typename T, bool kPp = false>
+// variant (pp_core.cuh). kTma: its stages loaded by TMA (Engine::wgmma_tma / wgmma_tma_pingpong;
+// no entry weights).
+template <typename T, bool kPp = false, bool kTma = false>
 void launch_weight_grad_ws(const WgradParams<T>& p, StreamRef stream);
 
 namespace dev {

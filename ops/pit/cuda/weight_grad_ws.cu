@@ -19,9 +19,22 @@
 // (Engine::wgmma_pingpong: one producer warpgroup, the consumer warpgroups taking whole tiles in
 // turns, pp_core.cuh) measured slower still (0.698 and 0.690 ms, 11-19% slower): one warpgroup
 // of producers does not keep two gathered operands coming.
+//
+// kTma (Engine::wgmma_tma, wgmma_tma_pingpong): the stages come in by TMA instead
+// (ops/cuda/tma_ptx.cuh). The producer warpgroup's four warps each own one slot of the 4-deep
+// ring (stages it = warp, warp + 4, ...): a warp waits for its slot to be empty, expects the
+// stage's 32 KB on its `full` barrier, and issues its loads (ws_core.cuh tma_produce): a gathered
+// operand (or a compact one's last, partial stage) as one TMA per entry row and 64-column half
+// (row boxes, written at the row's place in the swizzled tile), a compact operand's whole stages
+// as two 64 x 64 boxes. Entries past the segment's end load a row past the matrix's last: zeros.
+// The 256 producer threads of the
+// cp.async variants issued 16 copies each a stage plus their address arithmetic; here a stage
+// is at most 4 + 4 TMAs a lane of one warp (`PIT_BENCH_MOE_PARTS=1 pit-bench moe` compares them).
 #include <algorithm>
 
 #include "ops/cuda/mbarrier_ptx.cuh"
+#include "ops/cuda/tensor_map.h"
+#include "ops/cuda/tma_ptx.cuh"
 #include "ops/pit/cuda/launch.cuh"
 #include "ops/pit/cuda/pp_core.cuh"
 #include "ops/pit/cuda/weight_grad_core.cuh"
@@ -31,20 +44,27 @@ namespace pit::sparse::cuda {
 namespace {
 
 // kPp: the ping-pong variant (pp_core.cuh): one producer warpgroup, the consumer warpgroups taking
-// whole tiles in turns.
-template <typename T, bool kPp>
-using WgradWsCfg = std::conditional_t<kPp, dev::PpCfg<T, true, true, 4>, dev::WsCfg<T, true, true, 4>>;
+// whole tiles in turns. kTma: one producer warpgroup, loading by TMA.
+template <typename T, bool kPp, bool kTma>
+using WgradWsCfg = std::conditional_t<kPp, dev::PpCfg<T, true, true, 4>, dev::WsCfg<T, true, true, 4, kTma ? 1 : 2>>;
 
-template <typename T, bool kPp>
-__global__ void __launch_bounds__(WgradWsCfg<T, kPp>::kThreads, 1) weight_grad_ws_kernel(const WgradParams<T> p) {
-  using Cfg = WgradWsCfg<T, kPp>;
+// The TMA producer's tensor maps of X and Y: boxes of one row and of a whole stage (BK rows), 64
+// columns each.
+struct WgradMaps {
+  CUtensorMap x_row, x_stage, y_row, y_stage;
+};
+
+template <typename T, bool kPp, bool kTma>
+__global__ void __launch_bounds__(WgradWsCfg<T, kPp, kTma>::kThreads, 1)
+    weight_grad_ws_kernel(const WgradParams<T> p, const __grid_constant__ WgradMaps maps) {
+  using Cfg = WgradWsCfg<T, kPp, kTma>;
   namespace mbar = pit::cuda::mbar;
   namespace ptx = pit::cuda::ptx;
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, V = Cfg::V, S = Cfg::kStages;
   static_assert(BM == BN, "the X and Y tiles share their rows' walk");
   extern __shared__ uint4 smem_raw[];
   const dev::WsRing<Cfg> ring(dev::tile_base<Cfg>(smem_raw));
-  ring.init();
+  ring.init(kTma ? 1 : Cfg::kProducers);  // TMA: the producer warp's arrive.expect_tx, then the bytes
   const int per_seg = p.m_tiles * p.n_tiles, total = p.segments * per_seg;
   struct Tile {
     int s, e0, count;
@@ -55,7 +75,59 @@ __global__ void __launch_bounds__(WgradWsCfg<T, kPp>::kThreads, 1) weight_grad_w
     const int e0 = p.offsets[s];
     return Tile{s, e0, p.offsets[s + 1] - e0, int64_t{mt} * BM, int64_t{nt} * BN};
   };
-  if (threadIdx.x < Cfg::kProducers) {
+  if constexpr (kTma) {
+    if (threadIdx.x < Cfg::kProducers) {
+      static_assert(BK == 64 && BM == 128 && BN == 128, "the boxes: 64 entry rows x two 64-column halves");
+      constexpr uint32_t kHalfBytes = BK * 64 * sizeof(T);  // one 64-column strip of a stage's tile
+      const int lane = static_cast<int>(threadIdx.x) % 32;
+      if (threadIdx.x == 0) {
+        pit::cuda::tma::prefetch(&maps.x_row);
+        pit::cuda::tma::prefetch(&maps.y_row);
+        pit::cuda::tma::prefetch(&maps.x_stage);
+        pit::cuda::tma::prefetch(&maps.y_stage);
+      }
+      const bool gathered = p.x_gathered || p.y_gathered;
+      Tile tile{};
+      dev::tma_produce<Cfg, 4 * kHalfBytes>(ring, total, [&](int t) {
+        tile = tile_at(t);
+        return (tile.count + BK - 1) / BK;
+      }, [&](int kt, int slot, uint32_t bar) {
+        const uint32_t xs = ptx::smem_u32(ring.a(slot)), ys = ptx::smem_u32(ring.b(slot));
+        const int j0 = kt * BK;
+        const bool whole = j0 + BK <= tile.count;
+        const int32_t xc = static_cast<int32_t>(tile.m0), yc = static_cast<int32_t>(tile.n0);
+        // A compact operand's whole stage: two boxes of BK rows (lanes 0 and 1, one half each).
+        if (whole && !p.x_gathered && lane < 2)
+          pit::cuda::tma::load_2d(xs + lane * kHalfBytes, &maps.x_stage, xc + 64 * lane, tile.e0 + j0, bar);
+        if (whole && !p.y_gathered && lane < 2)
+          pit::cuda::tma::load_2d(ys + lane * kHalfBytes, &maps.y_stage, yc + 64 * lane, tile.e0 + j0, bar);
+        if (whole && !gathered) return;
+        // Row boxes (a gathered operand, or a compact one in its segment's last, partial stage):
+        // lane l takes the stage's rows l and l + 32; those past the segment read zeros.
+#pragma unroll
+        for (int i = lane; i < BK; i += 32) {
+          const int j = j0 + i, e = tile.e0 + j;
+          const bool in = j < tile.count;
+          const int named = in && gathered ? p.rows[e] : e;
+          const uint32_t row_at = static_cast<uint32_t>(i) * 128;  // the row's place in each strip
+          if (p.x_gathered || !whole) {
+            const int32_t r = in ? (p.x_gathered ? named : e) : static_cast<int32_t>(p.x_rows);
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+              pit::cuda::tma::load_2d(xs + h * kHalfBytes + row_at, &maps.x_row, xc + 64 * h, r, bar);
+          }
+          if (p.y_gathered || !whole) {
+            const int32_t r = in ? (p.y_gathered ? named : e) : static_cast<int32_t>(p.y_rows);
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+              pit::cuda::tma::load_2d(ys + h * kHalfBytes + row_at, &maps.y_row, yc + 64 * h, r, bar);
+          }
+        }
+      });
+      return;  // the consumers synchronise among themselves only (named barriers)
+    }
+  }
+  if (!kTma && threadIdx.x < Cfg::kProducers) {
     const int tid = threadIdx.x;
     using Walk = dev::ChunkWalk<T, BK, BM, Cfg::kProducers>;
     dev::RowGatherReader<T, BK, BM, typename Cfg::ALayout, Cfg::kProducers> rx;
@@ -145,24 +217,43 @@ __global__ void __launch_bounds__(WgradWsCfg<T, kPp>::kThreads, 1) weight_grad_w
 
 }  // namespace
 
-template <typename T, bool kPp>
+template <typename T, bool kPp, bool kTma>
 void launch_weight_grad_ws(const WgradParams<T>& p, StreamRef stream) {
-  using Cfg = WgradWsCfg<T, kPp>;
+  using Cfg = WgradWsCfg<T, kPp, kTma>;
   PIT_CHECK(p.x_fast && p.y_fast,
             "cuda::gather_weight_grad: the persistent wgmma engine needs 16-byte aligned rows of A and G (K and N "
             "multiples of 8); use Engine::automatic");
-  auto* kernel = weight_grad_ws_kernel<T, kPp>;
+  WgradMaps maps{};
+  if constexpr (kTma) {
+    PIT_CHECK(p.weights == nullptr,
+              "cuda::gather_weight_grad: the TMA engines do not scale by the entry weights (use_weights); use "
+              "Engine::automatic or wgmma_persistent");
+    PIT_CHECK(p.x_rows < INT32_MAX && p.y_rows < INT32_MAX,
+              "cuda::gather_weight_grad: the TMA engines address rows in 32 bits; use Engine::automatic");
+    constexpr DType kType = std::is_same_v<T, Half> ? DType::f16 : DType::bf16;
+    if (p.x_rows > 0 && p.y_rows > 0) {  // (else no entries: no stage is loaded)
+      maps.x_row = pit::cuda::tensor_map_2d(kType, p.x, p.x_rows, p.p, p.ldx, 1, "gather_weight_grad's X");
+      maps.x_stage = pit::cuda::tensor_map_2d(kType, p.x, p.x_rows, p.p, p.ldx, Cfg::BK, "gather_weight_grad's X");
+      maps.y_row = pit::cuda::tensor_map_2d(kType, p.y, p.y_rows, p.q, p.ldy, 1, "gather_weight_grad's Y");
+      maps.y_stage = pit::cuda::tensor_map_2d(kType, p.y, p.y_rows, p.q, p.ldy, Cfg::BK, "gather_weight_grad's Y");
+    }
+  }
+  auto* kernel = weight_grad_ws_kernel<T, kPp, kTma>;
   const size_t smem = Cfg::kSmem + Cfg::kAlignSlack;
   const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
   const int64_t tiles = int64_t{p.segments} * p.m_tiles * p.n_tiles;
   const int64_t grid = persistent_grid(tiles, per_sm);
-  kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p);
-  check_launch("cuda::gather_weight_grad (persistent engine)");
+  kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p, maps);
+  check_launch(kTma ? "cuda::gather_weight_grad (persistent engine, TMA)" : "cuda::gather_weight_grad (persistent engine)");
 }
 
-template void launch_weight_grad_ws<Half, false>(const WgradParams<Half>&, StreamRef);
-template void launch_weight_grad_ws<BFloat16, false>(const WgradParams<BFloat16>&, StreamRef);
-template void launch_weight_grad_ws<Half, true>(const WgradParams<Half>&, StreamRef);
-template void launch_weight_grad_ws<BFloat16, true>(const WgradParams<BFloat16>&, StreamRef);
+template void launch_weight_grad_ws<Half, false, false>(const WgradParams<Half>&, StreamRef);
+template void launch_weight_grad_ws<BFloat16, false, false>(const WgradParams<BFloat16>&, StreamRef);
+template void launch_weight_grad_ws<Half, true, false>(const WgradParams<Half>&, StreamRef);
+template void launch_weight_grad_ws<BFloat16, true, false>(const WgradParams<BFloat16>&, StreamRef);
+template void launch_weight_grad_ws<Half, false, true>(const WgradParams<Half>&, StreamRef);
+template void launch_weight_grad_ws<BFloat16, false, true>(const WgradParams<BFloat16>&, StreamRef);
+template void launch_weight_grad_ws<Half, true, true>(const WgradParams<Half>&, StreamRef);
+template void launch_weight_grad_ws<BFloat16, true, true>(const WgradParams<BFloat16>&, StreamRef);
 
 }  // namespace pit::sparse::cuda

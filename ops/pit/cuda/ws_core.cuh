@@ -58,11 +58,13 @@ struct WsRing {
     return reinterpret_cast<uint64_t*>(reinterpret_cast<char*>(tiles) + Cfg::kSmemTiles + Cfg::kSmemEpi) + s;
   }
   __device__ uint64_t* empty(int s) const { return full(S) + s; }
-  // Every thread, once: thread 0 initialises the barriers, then a block barrier.
-  __device__ void init() const {
+  // Every thread, once: thread 0 initialises the barriers, then a block barrier. full_arrivals:
+  // the arrivals that fill a stage (every producer thread's cp.asyncs; 1 for a TMA producer, whose
+  // loads complete the stage by bytes).
+  __device__ void init(uint32_t full_arrivals = Cfg::kProducers) const {
     if (threadIdx.x == 0) {
       for (int s = 0; s < S; ++s) {
-        pit::cuda::mbar::init(full(s), Cfg::kProducers);
+        pit::cuda::mbar::init(full(s), full_arrivals);
         pit::cuda::mbar::init(empty(s), Cfg::kConsumerWarps);
       }
       pit::cuda::mbar::fence_init();
@@ -89,6 +91,32 @@ __device__ __forceinline__ void ws_produce(const WsRing<Cfg>& ring, int num_tile
     }
   }
   pit::cuda::mbar::cp_async_wait_all();
+}
+
+// The producers' loop with TMA loads (the ring initialised with one `full` arrival): the
+// kProducers / 32 == kStages producer warps each own one ring slot, i.e. the stages it = warp,
+// warp + kStages, ... of the block's tiles in order. begin(t) (every producer warp) prepares tile t
+// and returns its k-stages; issue(kt, slot, bar) (every lane of the owning warp) issues stage kt's
+// TMA loads into slot `slot`, completing on the mbarrier at shared address `bar`, which expects
+// kStageBytes (lane 0 arrives with them first). A warp has kStages stages' time for each of its
+// own, so the index reads before its loads do not hold the ring back.
+template <class Cfg, uint32_t kStageBytes, class Begin, class Issue>
+__device__ __forceinline__ void tma_produce(const WsRing<Cfg>& ring, int num_tiles, Begin&& begin, Issue&& issue) {
+  constexpr int S = Cfg::kStages;
+  static_assert(Cfg::kProducers == 32 * S, "one producer warp per ring slot");
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  uint32_t it = 0;  // stages of the block's earlier tiles (ws_produce's count)
+  for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
+    const int num_k = begin(t);
+    // This warp's stages of the tile: those whose ring position it + kt is its slot.
+    for (int kt = (warp - static_cast<int>(it % S) + S) % S; kt < num_k; kt += S) {
+      const uint32_t at = it + static_cast<uint32_t>(kt);
+      pit::cuda::mbar::wait(ring.empty(warp), ((at / S) & 1) ^ 1);
+      if (lane == 0) pit::cuda::mbar::arrive_expect_tx(ring.full(warp), kStageBytes);
+      issue(kt, warp, pit::cuda::ptx::smem_u32(ring.full(warp)));
+    }
+    it += static_cast<uint32_t>(num_k);
+  }
 }
 
 // One tile on the consumer side: num_k stages from the ring into acc (zeroed first); `it` counts

@@ -1,5 +1,6 @@
 // The M-gather on the persistent, warp-specialised engine and its ping-pong variant
-// (Engine::wgmma_persistent and wgmma_pingpong: ops/pit/cuda/gather_ws.cu, weight_grad_ws.cu)
+// (Engine::wgmma_persistent and wgmma_pingpong: ops/pit/cuda/gather_ws.cu, weight_grad_ws.cu; the
+// weight gradient also with TMA loads, wgmma_tma and wgmma_tma_pingpong)
 // against the CPU M-gather in f64 on the same operands and an index made on the CPU from the same
 // routing or pattern, outputs poisoned (NaN) first: expert segments (SRead of x's rows into
 // compact outputs with a per-expert bias and GELU; compact rows SWritten to their tokens,
@@ -59,12 +60,27 @@ class GridCap {
 constexpr int kGridCaps[] = {0, 1, 3};
 std::string grid_name(int cap) { return cap == 0 ? "" : " (grid of " + std::to_string(cap) + ")"; }
 
-// gather_gemm on the GPU (the persistent engine and its ping-pong variant) against the CPU's in
-// f64, C of shape `c_shape`.
+// The persistent engines: cp.async and TMA loads, each with shared and ping-pong consumers.
+const sparse::Engine kEngines[] = {sparse::Engine::wgmma_persistent, sparse::Engine::wgmma_pingpong,
+                                   sparse::Engine::wgmma_tma, sparse::Engine::wgmma_tma_pingpong};
+std::string engine_name(sparse::Engine e) {
+  switch (e) {
+    case sparse::Engine::wgmma_pingpong: return "ping-pong";
+    case sparse::Engine::wgmma_tma: return "TMA";
+    case sparse::Engine::wgmma_tma_pingpong: return "TMA ping-pong";
+    default: return "persistent";
+  }
+}
+
+bool is_tma(sparse::Engine e) { return e == sparse::Engine::wgmma_tma || e == sparse::Engine::wgmma_tma_pingpong; }
+
+// gather_gemm on the GPU (the persistent engines; with `tma` those loading by TMA too) against the
+// CPU's in f64, C of shape `c_shape`.
 void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sparse::RowSetIndex& cpu_idx,
                    const Tensor& b, const Shape& c_shape, sparse::GatherGemmArgs args, double tol,
-                   const std::string& what) {
-  for (const sparse::Engine engine : {sparse::Engine::wgmma_persistent, sparse::Engine::wgmma_pingpong}) {
+                   const std::string& what, bool tma = true) {
+  for (const sparse::Engine engine : kEngines) {
+    if (is_tma(engine) && !tma) continue;
     Tensor c = test::poisoned(c_shape, a.dtype(), kGpu);
     args.engine = engine;
     sparse::gather_gemm(a, gpu_idx, b, c, args);
@@ -73,7 +89,7 @@ void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sp
     ref.epilogue.bias = f64(args.epilogue.bias);
     Tensor want = test::poisoned(c_shape, DType::f64);
     sparse::gather_gemm(f64(a), cpu_idx, f64(b), want, ref);
-    test::expect_close(c, want, tol, tol, what + (engine == sparse::Engine::wgmma_pingpong ? " (ping-pong)" : ""));
+    test::expect_close(c, want, tol, tol, what + " (" + engine_name(engine) + ")");
   }
 }
 
@@ -176,10 +192,12 @@ TEST(GatherPersistentCuda, RowTileRemainders) {
     }
 }
 
-// The weight gradient dB_s = sum_e scale_e A[a_row(e)]^T G[g_row(e)] on the persistent engine
-// and its ping-pong variant against the CPU's in f64: x's rows gathered with compact G (MoE's dW1)
-// and both gathered with gates (dW2), [E, K, N] and transposed, store and accumulate onto a
-// random dB.
+// The weight gradient dB_s = sum_e scale_e A[a_row(e)]^T G[g_row(e)] on the persistent engine,
+// its ping-pong variant and both with TMA loads, against the CPU's in f64: x's rows gathered with
+// compact G (MoE's dW1) and both gathered with gates (dW2; without gates on the TMA engines),
+// [E, K, N] and transposed, store and accumulate onto a random dB. The routings' experts end in
+// partial stages (the TMA engines' row boxes past the segment read zeros), take every token, or
+// none.
 TEST(GatherPersistentCuda, WeightGradients) {
   PIT_REQUIRE_CUDA();
   uint64_t seed = 500;
@@ -192,18 +210,20 @@ TEST(GatherPersistentCuda, WeightGradients) {
         const Tensor dpre = test::dense_random({2 * kTokens, kN}, ++seed, dt, kGpu);  // compact, by entry
         const Tensor dy = test::dense_random({kTokens, kN}, ++seed, dt, kGpu);
         const Tensor start = test::dense_random({kExperts, kK, kN}, ++seed, dt, kGpu);
-        for (const sparse::Engine engine : {sparse::Engine::wgmma_persistent, sparse::Engine::wgmma_pingpong})
+        for (const sparse::Engine engine : kEngines)
           for (const bool trans : {false, true})
             for (const bool gated : {false, true})
               for (const bool acc : {false, true}) {
+                // The TMA engines take no entry weights: both operands gathered, without gates.
+                const bool tma = is_tma(engine);
                 const std::string what = std::string(dtype_name(dt)) + " routing " + std::to_string(kind) +
-                                         (trans ? " b_trans" : "") + (gated ? " gated (both gathered)" : " compact G") +
-                                         (acc ? " accumulate" : " store") +
-                                         (engine == sparse::Engine::wgmma_pingpong ? " (ping-pong)" : "") +
+                                         (trans ? " b_trans" : "") +
+                                         (gated ? (tma ? " both gathered" : " gated (both gathered)") : " compact G") +
+                                         (acc ? " accumulate" : " store") + " (" + engine_name(engine) + ")" +
                                          grid_name(cap);
                 const Tensor& g = gated ? dy : dpre;
                 const sparse::GatherWeightGradArgs args{.a_gathered = true, .g_gathered = gated, .b_trans = trans,
-                                                        .use_weights = gated,
+                                                        .use_weights = gated && !tma,
                                                         .write = acc ? sparse::Write::accumulate : sparse::Write::store,
                                                         .engine = engine};
                 const Tensor init = trans ? start.transpose(1, 2).contiguous() : start;
@@ -238,9 +258,40 @@ TEST(GatherPersistentCuda, RowsAndKChunks) {
       const Tensor ak = test::sparse_tensor(kTokens, kK, 1, 64, d, ++seed, dt, kGpu);
       const sparse::RowSetIndex gk = sparse::detect_rows(ak, 64), ck = sparse::detect_rows(f64(ak), 64);
       expect_gather(ak, gk, ck, b, {kTokens, kN}, {.zero_c = true, .epilogue = {.write = sparse::Write::accumulate}},
-                    2 * tol, "1 x 64 K-chunks " + what);
+                    2 * tol, "1 x 64 K-chunks " + what, /*tma=*/false);
       if (::testing::Test::HasFailure()) return;
     }
+}
+
+// The TMA engines refuse what they do not take, naming it: entry weights in the weight gradient,
+// K-chunk segments in the M-gather.
+TEST(GatherPersistentCuda, TmaEnginesRefuseWhatTheyDoNotTake) {
+  PIT_REQUIRE_CUDA();
+  {
+    const Tensor a = test::sparse_tensor(100, 128, 1, 64, 0.5, 3, DType::bf16, kGpu);
+    const Tensor b = test::dense_random({128, 64}, 4, DType::bf16, kGpu);
+    Tensor c = test::poisoned({100, 64}, DType::bf16, kGpu);
+    try {
+      sparse::gather_gemm(a, sparse::detect_rows(a, 64), b, c,
+                          {.zero_c = true, .epilogue = {.write = sparse::Write::accumulate},
+                           .engine = sparse::Engine::wgmma_tma});
+      ADD_FAILURE() << "expected an error for K-chunks on the TMA engine";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("K-chunks"), std::string::npos) << e.what();
+    }
+  }
+  uint64_t seed = 900;
+  const Experts c = experts_case(0, DType::bf16, seed);
+  const Tensor dy = test::dense_random({kTokens, kN}, ++seed, DType::bf16, kGpu);
+  Tensor db = test::poisoned({kExperts, kK, kN}, DType::bf16, kGpu);
+  try {
+    sparse::gather_weight_grad(c.x, dy, c.gpu, db,
+                               {.a_gathered = true, .g_gathered = true, .use_weights = true,
+                                .engine = sparse::Engine::wgmma_tma});
+    ADD_FAILURE() << "expected an error for use_weights on the TMA engine";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("entry weights"), std::string::npos) << e.what();
+  }
 }
 
 TEST(GatherPersistentCuda, UnalignedRowsAreRefused) {

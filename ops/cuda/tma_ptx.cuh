@@ -1,0 +1,46 @@
+#pragma once
+// The Tensor Memory Accelerator (TMA, sm_90) from device code: 2-D tile loads global -> shared
+// described by a tensor map (ops/cuda/tensor_map.h builds it on the host), completing on an
+// mbarrier by bytes (mbarrier_ptx.cuh arrive_expect_tx). Device-only.
+//
+// One instruction moves a box of the map (box_rows x 64 16-bit elements here) into shared memory
+// at `dst`, 128-byte swizzled: the swizzle is a function of the destination's shared-memory
+// address (its bits 7-9, the row within a 1024-byte atom, XORed into bits 4-6), so a box of one
+// row written at `atom + r * 128` lands exactly where a box of 8 rows would have put its row r.
+// That is what lets a producer gather single rows (an index's rows of A) into the wgmma layouts
+// (sread.cuh Sw128KMajor, Sw128MNMajor) one TMA each. Elements outside the tensor (coordinates
+// past its rows or columns, also negative ones) arrive as zeros and count towards the bytes.
+#include <cuda.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "ops/cuda/mma_ptx.cuh"
+
+namespace pit::cuda::tma {
+
+// Loads the box at (column c0, row c1) of `map` (a kernel parameter: __grid_constant__) into the
+// shared-memory address `dst` (1024-byte aligned for a box of whole atoms, 128 for a box of one
+// row), completing `bytes of the box` on the mbarrier at shared address `bar`.
+__device__ __forceinline__ void load_2d(uint32_t dst, const CUtensorMap* map, int32_t c0, int32_t c1, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+      ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
+}
+
+// The same for a rank-3 map (tensor_map_3d): the box at (column c0, row c1, matrix c2).
+__device__ __forceinline__ void load_3d(uint32_t dst, const CUtensorMap* map, int32_t c0, int32_t c1, int32_t c2,
+                                        uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
+      ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+      : "memory");
+}
+
+// Fetches a tensor map into the TMA unit's descriptor cache ahead of its first use.
+__device__ __forceinline__ void prefetch(const CUtensorMap* map) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+}
+
+}  // namespace pit::cuda::tma
