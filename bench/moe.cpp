@@ -114,7 +114,8 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
     for (const auto& r : rows_out) report.add(r);
   };
   using sparse::Engine;
-  const auto gather_engines = {Engine::wgmma_deep, Engine::wgmma_persistent};
+  const auto gather_engines = {Engine::wgmma_deep, Engine::wgmma_persistent, Engine::wgmma_tma,
+                                Engine::wgmma_tma_pingpong};
   gemm_part("up GEMM (SRead)", gather_engines, "cuBLAS same shape", dense_up.median_ms, [&](Engine e) {
     gather_gemm(x, idx, w1, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true, .engine = e});
   });
@@ -146,7 +147,7 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
                  .epilogue = {.write = combine}, .engine = e});
   });
   Tensor dh = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
-  gemm_part("bwd gu GEMM", {Engine::wgmma_persistent}, "", 0, [&](Engine e) {
+  gemm_part("bwd gu GEMM", {Engine::wgmma_persistent, Engine::wgmma_tma_pingpong}, "", 0, [&](Engine e) {
     gather_gemm(dy, idx, w2, dh, {.a_gathered = true, .c_scattered = false, .engine = e});
   });
   // The activation's backward with the gates' gradient and the gated h (reads gu, pre, h; writes
@@ -173,7 +174,7 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
                                {.a_gathered = true, .g_gathered = false, .b_trans = true, .engine = e});
   });
   Tensor dx = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
-  gemm_part("bwd dx GEMM", {Engine::wgmma_persistent}, "", 0, [&](Engine e) {
+  gemm_part("bwd dx GEMM", {Engine::wgmma_persistent, Engine::wgmma_tma_pingpong}, "", 0, [&](Engine e) {
     gather_gemm(dh, idx, w1, dx,
                 {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine},
                  .engine = e});
