@@ -73,6 +73,31 @@ __device__ __forceinline__ void mma_m64n128k16(float (&d)[64], uint64_t desc_a, 
   else PIT_WGMMA_M64N128K16("bf16");
 }
 
+// The same with n = 64 (32 accumulators a thread: d[4 j + ...] for the 8 column blocks j).
+#define PIT_WGMMA_D32 \
+  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+#define PIT_WGMMA_D32_OUT \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+  "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+  "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+  "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+#define PIT_WGMMA_M64N64K16(TYPE)                                                    \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                         \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " {" PIT_WGMMA_D32 \
+               "}, %32, %33, p, 1, 1, %35, %36;\n}\n"                                  \
+               : PIT_WGMMA_D32_OUT                                                      \
+               : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransA), "n"(kTransB))
+
+template <bool kHalf, int kTransA, int kTransB>
+__device__ __forceinline__ void mma_m64n64k16(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  if constexpr (kHalf) PIT_WGMMA_M64N64K16("f16");
+  else PIT_WGMMA_M64N64K16("bf16");
+}
+
+#undef PIT_WGMMA_M64N64K16
+#undef PIT_WGMMA_D32
+#undef PIT_WGMMA_D32_OUT
 #undef PIT_WGMMA_M64N128K16
 #undef PIT_WGMMA_D64
 #undef PIT_WGMMA_D64_OUT

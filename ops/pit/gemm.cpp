@@ -269,6 +269,32 @@ void block_gemm(const BlockListIndex& a, const Tensor& b_in, Tensor& c, const Ep
   PIT_PIT_GEMM_CALL(b.device(), block_gemm, a, b, c, ep);
 }
 
+void block_linear(const Tensor& x_in, const BlockListIndex& v, Tensor& y) {
+  const char* op = "block_linear";
+  const Device dev = x_in.defined() ? x_in.device() : Device::cpu();
+  check_operand(x_in, op, "x", dev);
+  check_tile_index({v.offsets, v.col, v.values, v.rows, v.cols, v.block, v.block, v.entries}, dev, op, true);
+  check_same_dtype(v.values, x_in, op, "the index values (V)", "x");
+  PIT_CHECK(x_in.dim() == 2 && x_in.size(1) == v.cols, op, ": x must be [T, in] with in = ", v.cols,
+            " (V's columns), got ", shape_of(x_in));
+  check_output(y, {x_in.size(0), v.rows}, op, "y");
+  check_operand(y, op, "y", dev);
+  check_same_dtype(y, x_in, op, "y", "x");
+  PIT_CHECK(y.is_contiguous(), op, ": y must be contiguous");
+  const Tensor x = x_in.contiguous();
+  if (x.size(0) == 0) return;
+#if PIT_HAS_CUDA_PIT_GEMM
+  if (dev.is_cuda() && cuda::block_linear_takes(x, v)) {
+    cuda::block_linear(x, v, y, current_stream(dev));
+    return;
+  }
+#endif
+  // y^T = V x^T, then transposed into y.
+  Tensor yt = Tensor::empty({v.rows, x.size(0)}, x.dtype(), dev);
+  block_gemm(v, x.t().contiguous(), yt);
+  y.copy_(yt.t());
+}
+
 void condense_gemm_tn(const KListIndex& a, const Tensor& g_in, Tensor& db, Write write) {
   tile_tn_checks({a.offsets, a.k, a.values, a.rows, a.cols, a.block_rows, 1, a.entries}, g_in, db, "condense_gemm_tn");
   const Tensor g = g_in.contiguous();

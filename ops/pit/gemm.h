@@ -105,6 +105,12 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
 void condense_gemm(const KListIndex& a, const Tensor& b, Tensor& c, const Epilogue& epilogue = {});
 void block_gemm(const BlockListIndex& a, const Tensor& b, Tensor& c, const Epilogue& epilogue = {});
 
+// A Linear on a block-sparse weight: y [T, V.rows] = x [T, V.cols] V^T, x and y row-major as
+// they are (y = (V x^T)^T: block_gemm with the transposes; on CUDA, f16/bf16 with 64 x 64 blocks,
+// one kernel that reads x and writes y directly). dx = dy W is the same with V = W^T
+// (compact.h transposed_blocks_with).
+void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y);
+
 // The gradient for B of the two above: dB = A^T * G for G [M, N], dB [K, N], reading only the
 // listed micro-tiles of A (the forward's index; no detection).
 void condense_gemm_tn(const KListIndex& a, const Tensor& g, Tensor& db, Write write = Write::store);

@@ -1,7 +1,7 @@
 // pit::ops::sparse_linear (ops/pit/pit_ops.h): a linear layer over a compact weight. The layout's
 // index is made once per mask (ops/pit/compact.h), not per call: forward and backward only read
-// it. x^T and dy^T cost one transpose copy each, so that the micro-tiles' rows of x^T (runs of
-// T tokens) are read whole.
+// it. K lists: x^T and dy^T cost one transpose copy each, so that the micro-tiles' rows of x^T
+// (runs of T tokens) are read whole. Blocks: x, y, dy and dx as they are (block_linear).
 #include "autograd/node.h"
 #include "ops/kernels.h"
 #include "ops/pit/gemm.h"
@@ -69,33 +69,38 @@ Variable sparse_linear(const Variable& x, const Variable& values, const Variable
   const Shape x_shape = x.shape();
   const detail::GradNeeds need(x, values, bias);
   if (layout.dense_path()) return dense_path(x, values, bias, layout, o, x2, v, inside, need);
-  const Tensor xt = x2.t().contiguous();  // [in, T]
-  Tensor yt = Tensor::empty({out, t}, v.dtype(), v.device());
-  if (layout.is_blocks()) {
-    sparse::block_gemm(sparse::blocks_with(layout, v), xt, yt);
-  } else {
+  const bool lists = !layout.is_blocks();
+  // K lists: y^T = W x^T (x^T and y^T are copies); blocks: y = x W^T as they lie (block_linear).
+  const Tensor xt = lists ? x2.t().contiguous() : Tensor();  // [in, T]
+  Tensor y;
+  if (lists) {
+    Tensor yt = Tensor::empty({out, t}, v.dtype(), v.device());
     sparse::condense_gemm(sparse::lists_with(layout, v), xt, yt);
+    y = yt.t().contiguous();
+  } else {
+    y = Tensor::empty({t, out}, v.dtype(), v.device());
+    sparse::block_linear(x2, sparse::blocks_with(layout, v), y);
   }
-  Tensor y = yt.t().contiguous();
   if (bias.defined()) y = kernels::binary(BinaryOp::add, y, bias.data());
   // What backward keeps of x: K lists take x^T, so that their sampled GEMM reads both operands
   // along T, contiguous (dy^T rows and x^T rows); blocks take x, whose rows hold a block's b
   // columns side by side.
-  const bool lists = !layout.is_blocks();
   const Tensor saved_x = lists ? xt : x2;
   return record("sparse_linear", {x, values, bias}, y.view(detail::out_shape(x_shape, out)),
                 [=](const Tensor& g_in) -> std::vector<Tensor> {
     const Tensor g = g_in.reshape({t, out}).contiguous();
-    const Tensor gt = need.x || (need.w && lists) ? g.t().contiguous() : Tensor();  // [out, T]
+    const Tensor gt = lists && (need.x || need.w) ? g.t().contiguous() : Tensor();  // [out, T]
     Tensor gx, gv, gb;
     if (need.x) {
-      Tensor gxt = Tensor::empty({in, t}, g.dtype(), g.device());
       if (lists) {
+        Tensor gxt = Tensor::empty({in, t}, g.dtype(), g.device());
         sparse::condense_gemm_tn(sparse::lists_with(layout, v), gt, gxt);
+        gx = gxt.t().contiguous().view(x_shape);
       } else {
-        sparse::block_gemm(sparse::transposed_blocks_with(layout, v), gt, gxt);  // (W^T) dy^T: no atomics
+        gx = Tensor::empty({t, in}, g.dtype(), g.device());
+        sparse::block_linear(g, sparse::transposed_blocks_with(layout, v), gx);  // dy (W^T)^T: no atomics
+        gx = gx.view(x_shape);
       }
-      gx = gxt.t().contiguous().view(x_shape);
     }
     if (need.w) {
       gv = Tensor::empty(layout.values_shape(), g.dtype(), g.device());

@@ -18,6 +18,10 @@ void condense_gemm(const KListIndex& a, const Tensor& b, Tensor& c, const Epilog
                    StreamRef stream, Engine engine = Engine::automatic);
 void block_gemm(const BlockListIndex& a, const Tensor& b, Tensor& c, const Epilogue& epilogue,
                 StreamRef stream);
+// y = x V^T without transposes (block_linear.cu), for the cases block_linear_takes: f16/bf16,
+// 64 x 64 blocks, x's rows and the values 16-byte aligned.
+bool block_linear_takes(const Tensor& x, const BlockListIndex& v);
+void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, StreamRef stream);
 void condense_gemm_tn(const KListIndex& a, const Tensor& g, Tensor& db, Write write,
                       StreamRef stream);
 void block_gemm_tn(const BlockListIndex& a, const Tensor& g, Tensor& db, Write write,

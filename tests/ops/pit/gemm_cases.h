@@ -125,6 +125,37 @@ inline void run_tile_gemm_cases(Device dev, const std::vector<int64_t>& rs, cons
           }
 }
 
+// block_linear: y = x V^T for V [out, in] of b x b blocks, x [T, in] as given, against the dense
+// product; ragged T, in and out (not multiples of 64 or of 128 tokens), densities 0 .. 1, and a
+// skewed V (one block row dense, the others at 1 %). On CUDA, f16/bf16 with 64 x 64 blocks take
+// the kernel that reads x and writes y directly, everything else the transposing way.
+inline void run_block_linear_cases(Device dev, const std::vector<int64_t>& bs, const std::vector<DType>& dtypes) {
+  struct Shape3 {
+    int64_t t, in, out;
+  };
+  const Shape3 shapes[] = {{1, 64, 64}, {200, 128, 320}, {1000, 136, 200}, {300, 512, 64}};
+  uint64_t seed = 7000;
+  for (const Shape3 s : shapes)
+    for (const int64_t b : bs)
+      for (const DType dt : dtypes)
+        for (const double d : {0.0, 0.01, 0.1, 0.5, 1.0, -1.0}) {
+          const std::string what = std::string("block_linear ") + std::to_string(s.t) + "x" + std::to_string(s.in) +
+                                   " -> " + std::to_string(s.out) + " block " + std::to_string(b) + " density " +
+                                   (d < 0 ? std::string("skewed") : std::to_string(d)) + " " + dtype_name(dt);
+          Tensor v = sparse_tensor(s.out, s.in, b, b, d < 0 ? 0.01 : d, ++seed, dt, dev);
+          if (d < 0 && s.out > b) {  // the second block row dense
+            const Tensor dense_rows = dense_random({b, s.in}, ++seed, dt, dev);
+            v.slice(0, b, 2 * b).copy_(dense_rows);
+          }
+          const sparse::BlockListIndex vi = sparse::detect_blocks(v, b, {.values = true});
+          const Tensor x = dense_random({s.t, s.in}, ++seed, dt, dev);
+          Tensor y = poisoned({s.t, s.out}, dt, dev);
+          sparse::block_linear(x, vi, y);
+          expect_close(y, ref_matmul(x, v.t()), tol_for(dt), tol_for(dt), what);
+          if (::testing::Test::HasFailure()) return;
+        }
+}
+
 // gather_gemm over detected rows (one segment), K-chunks, and MoE routing with per-expert B;
 // `engine` forces the CUDA kernel's tensor-core engine (the CPU ignores it).
 inline void run_gather_cases(Device dev, const std::vector<DType>& dtypes,

@@ -47,6 +47,13 @@ TEST(PitGemmCuda, CondenseAndBlocksSmall) {
   test::run_tile_gemm_cases(kGpu, {16, 32, 64, 128}, {16, 32, 64}, kAll, kSmall);
 }
 
+// 64 x 64 blocks in f16/bf16: the kernel reading x and writing y as they are (block_linear.cu);
+// 32 x 32 and f32: the transposing way.
+TEST(PitGemmCuda, BlockLinear) {
+  PIT_REQUIRE_CUDA();
+  test::run_block_linear_cases(kGpu, {64, 32}, kAll);
+}
+
 TEST(PitGemmCuda, CondenseAndBlocksRaggedLarge) {
   PIT_REQUIRE_CUDA();
   test::run_tile_gemm_cases(kGpu, {32, 128}, {32}, kAll, {{1000, 777, 333}});

@@ -1,0 +1,184 @@
+// block_linear (ops/pit/gemm.h) on CUDA: y = x V^T for a V of 64 x 64 blocks, f16/bf16, read and
+// written as they are: x [T, in] and y [T, out] row-major, no transposes (block_gemm computes
+// y^T = V x^T, so a Linear on it transposes x and y, and dy and dx in the backward: on an H200
+// those four copies cost 0.99 ms of a 4096 -> 16384 layer's 4.4 at 10% density, docs/BENCHMARKS.md).
+//
+// An output tile is 128 tokens x one block row of V (64 outputs); its k loop runs over that block
+// row's list, one block a stage: the 64 columns of x the block's column names (128 rows, one TMA
+// box) and the block's values (64 x 64, one TMA box of the compact values; they are row-major, a
+// row an output, so K-major for the MMA as they lie). A persistent block per SM walks the tiles
+// (token tiles of one block row together, so that the blocks running at one time share V's
+// blocks); the stages come in by TMA (ws_core.cuh tma_produce: four producer warps, a ring slot
+// each) and two consumer warpgroups take 64 tokens each (wgmma m64n64k16) and SWrite their rows
+// (ws_core.cuh ws_store_tile). Tokens past T and columns past `in` read as zeros (the TMA bounds);
+// outputs past `out` are not written. A block row with no block gives zeros.
+//
+// The backward's dx = dy W is the same call with V = W^T (compact.h transposed_blocks_with).
+#include "ops/pit/cuda/gemm.h"
+
+#include "ops/cuda/tensor_map.h"
+#include "ops/cuda/tma_ptx.cuh"
+#include "ops/cuda/wgmma_ptx.cuh"
+#include "ops/pit/cuda/launch.cuh"
+#include "ops/pit/cuda/ws_core.cuh"
+
+namespace pit::sparse::cuda {
+namespace dev {
+
+// The tiles: A [128 tokens][64 k] and B [64 outputs][64 k], both K-major in the 128-byte swizzle
+// (sread.cuh Sw128KMajor), a ring of 4 stages of 24 KB; the f32 staging tile [128][64 + 8].
+template <typename T>
+struct BlockLinCfg {
+  using Elem = T;
+  static constexpr int kEngine = 5;
+  static constexpr bool kMma = true;
+  static constexpr int BM = 128, BN = 64, BK = 64;
+  static constexpr int V = kVec<T>;
+  static constexpr bool kAK = false, kBK = false;
+  using ALayout = Sw128KMajor;
+  using BLayout = Sw128KMajor;
+  static constexpr int kAElems = BM * BK, kBElems = BN * BK;  // 16 and 8 KB: stages stay 1024-aligned
+  static constexpr int kEpiLd = BN + 8;
+  static constexpr size_t kSmemEpi = size_t{BM} * kEpiLd * sizeof(float);
+  static constexpr size_t kAlign = 1024, kAlignSlack = kAlign - 16;
+  static constexpr int kStages = 4;
+  static constexpr int kProducers = 128, kConsumers = 256;
+  static constexpr int kConsumerWarps = kConsumers / 32;
+  static constexpr int kThreads = kProducers + kConsumers;
+  static constexpr int kConsumerBase = kProducers;
+  static constexpr int kMinBlocks = 1;
+  static constexpr size_t kSmemTiles = size_t{kStages} * (kAElems + kBElems) * sizeof(T);
+  static constexpr size_t kSmem = kSmemTiles + kSmemEpi + 2 * kStages * sizeof(uint64_t);
+};
+
+// A consumer warpgroup's 64 x 64 accumulators (its 64 tokens of the tile).
+template <class Cfg>
+struct Acc<Cfg, 5> {
+  float d[32];
+  __device__ void zero() {
+#pragma unroll
+    for (int i = 0; i < 32; ++i) d[i] = 0.f;
+  }
+  // fn(row, col, v0, v1) as for the other engines (wgmma's accumulator layout, 8 column blocks).
+  template <class Fn>
+  __device__ void for_each_pair(Fn&& fn) const {
+    const int tid = static_cast<int>(threadIdx.x) - Cfg::kConsumerBase, lane = tid % 32;
+    const int r0 = (tid / 128) * 64 + ((tid / 32) % 4) * 16 + lane / 4, q = lane % 4;
+#pragma unroll
+    for (int j = 0; j < Cfg::BN / 8; ++j) {
+      fn(r0, j * 8 + 2 * q, d[4 * j], d[4 * j + 1]);
+      fn(r0 + 8, j * 8 + 2 * q, d[4 * j + 2], d[4 * j + 3]);
+    }
+  }
+  __device__ void to_smem(float* s) const { stage_acc<Cfg>(*this, s); }
+  // Issues this warpgroup's MMAs of one stage: its 64 rows of A against all of B, K-major both.
+  __device__ void mma_stage(const typename Cfg::Elem* sa, const typename Cfg::Elem* sb) {
+    using namespace pit::cuda;
+    const int wg = (static_cast<int>(threadIdx.x) - Cfg::kConsumerBase) / 128;
+    const uint32_t a0 = ptx::smem_u32(sa) + wg * 64 * 128, b0 = ptx::smem_u32(sb);
+    constexpr bool kHalf = std::is_same_v<typename Cfg::Elem, Half>;
+#pragma unroll
+    for (int kk = 0; kk < Cfg::BK / 16; ++kk)
+      wgmma::mma_m64n64k16<kHalf, 0, 0>(d, wgmma::desc_sw128(a0 + kk * 32, 16, 1024),
+                                        wgmma::desc_sw128(b0 + kk * 32, 16, 1024), 1);
+  }
+};
+
+}  // namespace dev
+
+namespace {
+
+template <typename T>
+struct BlockLinParams {
+  const int32_t* offsets;  // [row blocks + 1]
+  const int32_t* col;      // the block column of each entry
+  T* y;
+  int64_t tokens, out;
+  int row_blocks, m_tiles;
+};
+
+struct BlockLinMaps {
+  CUtensorMap x, v;  // x [T, in] in boxes of 128 x 64; the values [entries x 64, 64] in 64 x 64
+};
+
+template <typename T>
+__global__ void __launch_bounds__(dev::BlockLinCfg<T>::kThreads, 1)
+    block_linear_kernel(const BlockLinParams<T> p, const __grid_constant__ BlockLinMaps maps) {
+  using Cfg = dev::BlockLinCfg<T>;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN;
+  extern __shared__ uint4 smem_raw[];
+  const dev::WsRing<Cfg> ring(dev::tile_base<Cfg>(smem_raw));
+  ring.init(1);  // a stage is filled by its TMA bytes after one arrive.expect_tx
+  const int total = p.row_blocks * p.m_tiles;
+  if (threadIdx.x < Cfg::kProducers) {
+    const int lane = static_cast<int>(threadIdx.x) % 32;
+    if (threadIdx.x == 0) {
+      pit::cuda::tma::prefetch(&maps.x);
+      pit::cuda::tma::prefetch(&maps.v);
+    }
+    int off = 0;
+    int32_t t0 = 0;
+    dev::tma_produce<Cfg, (Cfg::kAElems + Cfg::kBElems) * sizeof(T)>(ring, total, [&](int t) {
+      const int rb = t / p.m_tiles;
+      t0 = (t % p.m_tiles) * BM;
+      off = p.offsets[rb];
+      return p.offsets[rb + 1] - off;
+    }, [&](int kt, int slot, uint32_t bar) {
+      const int e = off + kt;
+      if (lane == 0) pit::cuda::tma::load_2d(pit::cuda::ptx::smem_u32(ring.a(slot)), &maps.x, p.col[e] * 64, t0, bar);
+      if (lane == 1) pit::cuda::tma::load_2d(pit::cuda::ptx::smem_u32(ring.b(slot)), &maps.v, 0, e * 64, bar);
+    });
+    return;  // the consumers synchronise among themselves only (named barriers)
+  }
+  dev::Acc<Cfg> acc;
+  uint32_t it = 0;
+  for (int t = blockIdx.x; t < total; t += gridDim.x) {
+    const int rb = t / p.m_tiles;
+    const int64_t t0 = int64_t{t % p.m_tiles} * BM;
+    dev::ws_consume<Cfg>(acc, ring, it, p.offsets[rb + 1] - p.offsets[rb]);
+    dev::ws_store_tile<Cfg>(acc, ring, [&](int r) {
+      return t0 + r < p.tokens ? dev::RowDst<T>{p.y + (t0 + r) * p.out, 1.f} : dev::RowDst<T>{nullptr, 1.f};
+    }, int64_t{rb} * BN, p.out, dev::EpiArgs{});
+  }
+}
+
+}  // namespace
+
+bool block_linear_takes(const Tensor& x, const BlockListIndex& v) {
+  const DType dt = x.dtype();
+  return (dt == DType::bf16 || dt == DType::f16) && v.block == 64 && x.size(1) % 8 == 0 && x.size(0) > 0 &&
+         x.size(0) < INT32_MAX && v.values.numel() / 64 < INT32_MAX && v.values.numel() > 0 &&
+         reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && reinterpret_cast<uintptr_t>(v.values.data_ptr()) % 16 == 0;
+}
+
+void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, StreamRef stream) {
+  PIT_CHECK(block_linear_takes(x, v), "cuda::block_linear: f16/bf16, 64 x 64 blocks and 16-byte aligned rows only "
+            "(ops/pit/gemm.cpp takes the transposing way otherwise)");
+  dispatch_gemm(x.dtype(), "cuda::block_linear", [&]<typename T>() {
+    if constexpr (!std::is_same_v<T, float>) {
+      using Cfg = dev::BlockLinCfg<T>;
+      BlockLinParams<T> p{};
+      p.offsets = i32p(v.offsets);
+      p.col = i32p(v.col);
+      p.y = y.data<T>();
+      p.tokens = x.size(0);
+      p.out = v.rows;
+      p.row_blocks = static_cast<int>((v.rows + 63) / 64);
+      p.m_tiles = static_cast<int>((x.size(0) + Cfg::BM - 1) / Cfg::BM);
+      const DType kType = std::is_same_v<T, Half> ? DType::f16 : DType::bf16;
+      BlockLinMaps maps{};
+      maps.x = pit::cuda::tensor_map_2d(kType, x.data<T>(), x.size(0), x.size(1), x.size(1), Cfg::BM, "block_linear's x");
+      maps.v = pit::cuda::tensor_map_2d(kType, v.values.data<T>(), v.values.numel() / 64, 64, 64, 64,
+                                        "block_linear's values");
+      auto* kernel = block_linear_kernel<T>;
+      const size_t smem = Cfg::kSmem + Cfg::kAlignSlack;
+      const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
+      const int64_t tiles = int64_t{p.row_blocks} * p.m_tiles;
+      PIT_CHECK(tiles < INT32_MAX, "cuda::block_linear: too many output tiles (", tiles, ")");
+      kernel<<<static_cast<unsigned>(persistent_grid(tiles, per_sm)), Cfg::kThreads, smem, native(stream)>>>(p, maps);
+      check_launch("cuda::block_linear");
+    }
+  });
+}
+
+}  // namespace pit::sparse::cuda
