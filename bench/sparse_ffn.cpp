@@ -8,7 +8,8 @@
 // Second table: one layer (4096 -> 16384, 8192 tokens, 32x1 and 64x64) forward + backward on the
 // PIT kernels against its dense path (W scattered to dense, cuBLAS, gradient gathered back) by
 // density: where SparseLinear's dense_path_from should sit on this GPU. Third: each GEMM of the
-// PIT path alone at 90% sparsity against cuBLAS on the dense weight, and the transposes.
+// PIT path alone at 90% sparsity against cuBLAS on the dense weight, and the transposes; for
+// blocks also block_linear (y and dx as they lie, what sparse_linear runs).
 // Fourth: activation sparsity, the FFN's second GEMM y = h W2^T on a ReLU output h [8192, 16384]
 // with 90% or 99% zeros, forward and forward + backward (dh at h's non-zeros, dW2), as
 // nn::MLP's sparse_activation runs it (pit_matmul, planned by the planner with a PlanSite),
@@ -239,6 +240,7 @@ int run_sparse(const std::string& markdown_path) {
     (void)gt.t().contiguous();
     (void)xt.t().contiguous();
   }, 3, 20).median_ms;
+  std::string linear_rows;  // block_linear's table, printed after this one
   for (const sparse::MicroTile unit : {sparse::MicroTile{32, 1}, sparse::MicroTile{128, 1}, sparse::MicroTile{32, 32},
                                        sparse::MicroTile{64, 64}}) {
     const Tensor units = random_units({kFfn / unit.rows, kModel / unit.cols}, 0.1, 11).to(Device::cuda());
@@ -255,6 +257,16 @@ int run_sparse(const std::string& markdown_path) {
       f = time_gpu([&](int) { sparse::block_gemm(idx, xt, yt); }, 3, 20).median_ms;
       d = time_gpu([&](int) { sparse::block_gemm(sparse::transposed_blocks_with(l, v), gt, dxt); }, 3, 20).median_ms;
       s = time_gpu([&](int) { sparse::sampled_gemm(g, x, out, true, false); }, 3, 20).median_ms;
+      // What sparse_linear runs for blocks: x, y, dy and dx as they lie (block_linear; 64 x 64 in
+      // bf16 one kernel, other blocks block_gemm between transposes).
+      Tensor y = Tensor::empty({kTokens, kFfn}, DType::bf16, Device::cuda());
+      Tensor dx = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
+      const sparse::BlockListIndex tidx = sparse::transposed_blocks_with(l, v);
+      const double fl = time_gpu([&](int) { sparse::block_linear(x, idx, y); }, 3, 20).median_ms;
+      const double dl = time_gpu([&](int) { sparse::block_linear(g, tidx, dx); }, 3, 20).median_ms;
+      char line[256];
+      std::snprintf(line, sizeof line, "| %s | %.3f | %.3f | %.3f / %.3f |\n", unit.str().c_str(), fl, dl, y_ms, dx_ms);
+      linear_rows += line;
     } else {
       const sparse::KListIndex idx = sparse::lists_with(l, v);
       sparse::KListIndex out = sparse::lists_with(l, dv);
@@ -265,6 +277,9 @@ int run_sparse(const std::string& markdown_path) {
     write_line(md, "| %s | %.3f | %.3f | %.3f | %.3f | %.3f / %.3f / %.3f |\n", unit.str().c_str(), f, d, s, tr_ms, y_ms,
                dx_ms, dw_ms);
   }
+  write_line(md, "\n### Blocks as sparse_linear runs them: y = x W^T and dx = dy W without transposes (block_linear)\n\n"
+                 "| micro-tile | y ms | dx ms | cuBLAS y / dx ms |\n|---|---:|---:|---:|\n");
+  write_line(md, "%s", linear_rows.c_str());
   activation_sparsity(md);
   if (md) std::fclose(md);
   return 0;
