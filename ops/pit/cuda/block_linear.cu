@@ -6,9 +6,10 @@
 // An output tile is 128 tokens x one block row of V (64 outputs); its k loop runs over that block
 // row's list, one block a stage: the 64 columns of x the block's column names (128 rows, one TMA
 // box) and the block's values (64 x 64, one TMA box of the compact values; they are row-major, a
-// row an output, so K-major for the MMA as they lie). A persistent block per SM walks the tiles
-// (token tiles of one block row together, so that the blocks running at one time share V's
-// blocks); the stages come in by TMA (ws_core.cuh tma_produce: four producer warps, a ring slot
+// row an output, so K-major for the MMA as they lie). A persistent block per SM walks the tiles,
+// numbered block row fastest: the blocks running at one time share a token tile of x (its rows
+// read from DRAM once, then from L2) while V's blocks (a tenth of the dense weight at 90%
+// sparsity) stay in L2; the stages come in by TMA (ws_core.cuh tma_produce: four producer warps, a ring slot
 // each) and two consumer warpgroups take 64 tokens each (wgmma m64n64k16) and SWrite their rows
 // (ws_core.cuh ws_store_tile). Tokens past T and columns past `in` read as zeros (the TMA bounds);
 // outputs past `out` are not written. A block row with no block gives zeros.
@@ -119,8 +120,8 @@ __global__ void __launch_bounds__(dev::BlockLinCfg<T>::kThreads, 1)
     int off = 0;
     int32_t t0 = 0;
     dev::tma_produce<Cfg, (Cfg::kAElems + Cfg::kBElems) * sizeof(T)>(ring, total, [&](int t) {
-      const int rb = t / p.m_tiles;
-      t0 = (t % p.m_tiles) * BM;
+      const int rb = t % p.row_blocks;
+      t0 = (t / p.row_blocks) * BM;
       off = p.offsets[rb];
       return p.offsets[rb + 1] - off;
     }, [&](int kt, int slot, uint32_t bar) {
@@ -133,8 +134,8 @@ __global__ void __launch_bounds__(dev::BlockLinCfg<T>::kThreads, 1)
   dev::Acc<Cfg> acc;
   uint32_t it = 0;
   for (int t = blockIdx.x; t < total; t += gridDim.x) {
-    const int rb = t / p.m_tiles;
-    const int64_t t0 = int64_t{t % p.m_tiles} * BM;
+    const int rb = t % p.row_blocks;
+    const int64_t t0 = int64_t{t / p.row_blocks} * BM;
     dev::ws_consume<Cfg>(acc, ring, it, p.offsets[rb + 1] - p.offsets[rb]);
     dev::ws_store_tile<Cfg>(acc, ring, [&](int r) {
       return t0 + r < p.tokens ? dev::RowDst<T>{p.y + (t0 + r) * p.out, 1.f} : dev::RowDst<T>{nullptr, 1.f};
