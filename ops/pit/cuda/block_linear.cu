@@ -19,73 +19,11 @@
 
 #include "ops/cuda/tensor_map.h"
 #include "ops/cuda/tma_ptx.cuh"
-#include "ops/cuda/wgmma_ptx.cuh"
 #include "ops/pit/cuda/launch.cuh"
-#include "ops/pit/cuda/ws_core.cuh"
+#include "ops/pit/cuda/block_core.cuh"
 
 namespace pit::sparse::cuda {
-namespace dev {
 
-// The tiles: A [128 tokens][64 k] and B [64 outputs][64 k], both K-major in the 128-byte swizzle
-// (sread.cuh Sw128KMajor), a ring of 4 stages of 24 KB; the f32 staging tile [128][64 + 8].
-template <typename T>
-struct BlockLinCfg {
-  using Elem = T;
-  static constexpr int kEngine = 5;
-  static constexpr bool kMma = true;
-  static constexpr int BM = 128, BN = 64, BK = 64;
-  static constexpr int V = kVec<T>;
-  static constexpr bool kAK = false, kBK = false;
-  using ALayout = Sw128KMajor;
-  using BLayout = Sw128KMajor;
-  static constexpr int kAElems = BM * BK, kBElems = BN * BK;  // 16 and 8 KB: stages stay 1024-aligned
-  static constexpr int kEpiLd = BN + 8;
-  static constexpr size_t kSmemEpi = size_t{BM} * kEpiLd * sizeof(float);
-  static constexpr size_t kAlign = 1024, kAlignSlack = kAlign - 16;
-  static constexpr int kStages = 4;
-  static constexpr int kProducers = 128, kConsumers = 256;
-  static constexpr int kConsumerWarps = kConsumers / 32;
-  static constexpr int kThreads = kProducers + kConsumers;
-  static constexpr int kConsumerBase = kProducers;
-  static constexpr int kMinBlocks = 1;
-  static constexpr size_t kSmemTiles = size_t{kStages} * (kAElems + kBElems) * sizeof(T);
-  static constexpr size_t kSmem = kSmemTiles + kSmemEpi + 2 * kStages * sizeof(uint64_t);
-};
-
-// A consumer warpgroup's 64 x 64 accumulators (its 64 tokens of the tile).
-template <class Cfg>
-struct Acc<Cfg, 5> {
-  float d[32];
-  __device__ void zero() {
-#pragma unroll
-    for (int i = 0; i < 32; ++i) d[i] = 0.f;
-  }
-  // fn(row, col, v0, v1) as for the other engines (wgmma's accumulator layout, 8 column blocks).
-  template <class Fn>
-  __device__ void for_each_pair(Fn&& fn) const {
-    const int tid = static_cast<int>(threadIdx.x) - Cfg::kConsumerBase, lane = tid % 32;
-    const int r0 = (tid / 128) * 64 + ((tid / 32) % 4) * 16 + lane / 4, q = lane % 4;
-#pragma unroll
-    for (int j = 0; j < Cfg::BN / 8; ++j) {
-      fn(r0, j * 8 + 2 * q, d[4 * j], d[4 * j + 1]);
-      fn(r0 + 8, j * 8 + 2 * q, d[4 * j + 2], d[4 * j + 3]);
-    }
-  }
-  __device__ void to_smem(float* s) const { stage_acc<Cfg>(*this, s); }
-  // Issues this warpgroup's MMAs of one stage: its 64 rows of A against all of B, K-major both.
-  __device__ void mma_stage(const typename Cfg::Elem* sa, const typename Cfg::Elem* sb) {
-    using namespace pit::cuda;
-    const int wg = (static_cast<int>(threadIdx.x) - Cfg::kConsumerBase) / 128;
-    const uint32_t a0 = ptx::smem_u32(sa) + wg * 64 * 128, b0 = ptx::smem_u32(sb);
-    constexpr bool kHalf = std::is_same_v<typename Cfg::Elem, Half>;
-#pragma unroll
-    for (int kk = 0; kk < Cfg::BK / 16; ++kk)
-      wgmma::mma_m64n64k16<kHalf, 0, 0>(d, wgmma::desc_sw128(a0 + kk * 32, 16, 1024),
-                                        wgmma::desc_sw128(b0 + kk * 32, 16, 1024), 1);
-  }
-};
-
-}  // namespace dev
 
 namespace {
 
@@ -103,9 +41,9 @@ struct BlockLinMaps {
 };
 
 template <typename T>
-__global__ void __launch_bounds__(dev::BlockLinCfg<T>::kThreads, 1)
+__global__ void __launch_bounds__(dev::BlockCfg<T, false>::kThreads, 1)
     block_linear_kernel(const BlockLinParams<T> p, const __grid_constant__ BlockLinMaps maps) {
-  using Cfg = dev::BlockLinCfg<T>;
+  using Cfg = dev::BlockCfg<T, false>;
   constexpr int BM = Cfg::BM, BN = Cfg::BN;
   extern __shared__ uint4 smem_raw[];
   const dev::WsRing<Cfg> ring(dev::tile_base<Cfg>(smem_raw));
@@ -157,7 +95,7 @@ void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, StreamRef
             "(ops/pit/gemm.cpp takes the transposing way otherwise)");
   dispatch_gemm(x.dtype(), "cuda::block_linear", [&]<typename T>() {
     if constexpr (!std::is_same_v<T, float>) {
-      using Cfg = dev::BlockLinCfg<T>;
+      using Cfg = dev::BlockCfg<T, false>;
       BlockLinParams<T> p{};
       p.offsets = i32p(v.offsets);
       p.col = i32p(v.col);

@@ -22,6 +22,10 @@ void block_gemm(const BlockListIndex& a, const Tensor& b, Tensor& c, const Epilo
 // 64 x 64 blocks, x's rows and the values 16-byte aligned.
 bool block_linear_takes(const Tensor& x, const BlockListIndex& v);
 void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, StreamRef stream);
+// The values' gradient of a Linear on 64 x 64 blocks (block_sampled.cu): sampled_gemm(g, x, out,
+// a_trans = true, b_trans = false) without transposes, for the cases block_sampled_takes.
+bool block_sampled_takes(const Tensor& g, const Tensor& x, const BlockListIndex& out, bool a_trans, bool b_trans);
+void block_sampled(const Tensor& g, const Tensor& x, BlockListIndex& out, StreamRef stream);
 void condense_gemm_tn(const KListIndex& a, const Tensor& g, Tensor& db, Write write,
                       StreamRef stream);
 void block_gemm_tn(const BlockListIndex& a, const Tensor& g, Tensor& db, Write write,

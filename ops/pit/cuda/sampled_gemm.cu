@@ -157,6 +157,10 @@ void sampled_gemm(const Tensor& a, const Tensor& b, BlockListIndex& out, bool a_
   const int64_t vec = 16 / static_cast<int64_t>(dtype_size(a.dtype()));
   PIT_CHECK(out.block >= 1 && out.block <= 128 && out.block % vec == 0, "cuda::sampled_gemm: blocks of ", vec,
             " to 128 in multiples of ", vec, " on CUDA for ", dtype_name(a.dtype()), ", got ", out.block);
+  if (block_sampled_takes(a, b, out, a_trans, b_trans)) {  // 64 x 64 blocks, dy^T x: block_sampled.cu
+    block_sampled(a, b, out, stream);
+    return;
+  }
   dispatch_gemm(a.dtype(), "cuda::sampled_gemm", [&]<typename T>() {
     run<T, true>(a, b, out.offsets, out.col, out.values, out.rows, out.cols, out.block, a_trans, b_trans, stream);
   });

@@ -125,10 +125,12 @@ inline void run_tile_gemm_cases(Device dev, const std::vector<int64_t>& rs, cons
           }
 }
 
-// block_linear: y = x V^T for V [out, in] of b x b blocks, x [T, in] as given, against the dense
-// product; ragged T, in and out (not multiples of 64 or of 128 tokens), densities 0 .. 1, and a
-// skewed V (one block row dense, the others at 1 %). On CUDA, f16/bf16 with 64 x 64 blocks take
-// the kernel that reads x and writes y directly, everything else the transposing way.
+// block_linear: y = x V^T for V [out, in] of b x b blocks, x [T, in] as given, and the values'
+// gradient dy^T x at V's blocks (sampled_gemm with a_trans), against the dense products; ragged
+// T, in and out (not multiples of 64 or of 128 tokens), densities 0 .. 1, and a skewed V (one
+// block row dense, the others at 1 %). On CUDA, f16/bf16 with 64 x 64 blocks take the kernels
+// that read x and dy and write y as they lie (block_linear.cu, block_sampled.cu), everything
+// else the transposing / general ways.
 inline void run_block_linear_cases(Device dev, const std::vector<int64_t>& bs, const std::vector<DType>& dtypes) {
   struct Shape3 {
     int64_t t, in, out;
@@ -152,6 +154,15 @@ inline void run_block_linear_cases(Device dev, const std::vector<int64_t>& bs, c
           Tensor y = poisoned({s.t, s.out}, dt, dev);
           sparse::block_linear(x, vi, y);
           expect_close(y, ref_matmul(x, v.t()), tol_for(dt), tol_for(dt), what);
+          // The values' gradient as sparse_linear asks for it: dy^T x at V's blocks, dy and x as
+          // they lie (on CUDA, 64 x 64 blocks in f16/bf16: block_sampled.cu).
+          const Tensor g = dense_random({s.t, s.out}, ++seed, dt, dev);
+          sparse::BlockListIndex dv = sparse::with_new_values(vi, dt);
+          dv.values.fill_(std::numeric_limits<double>::quiet_NaN());
+          sparse::sampled_gemm(g, x, dv, /*a_trans=*/true, /*b_trans=*/false);
+          const Tensor want = kernels::binary(BinaryOp::mul, ref_matmul(g.t(), x),
+                                              sparse::cover_mask(vi).to(Device::cpu(), DType::f64));
+          expect_close(sparse::to_dense(dv), want, tol_for(dt), tol_for(dt), what + " sampled dy^T x");
           if (::testing::Test::HasFailure()) return;
         }
 }
