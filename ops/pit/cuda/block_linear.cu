@@ -19,12 +19,10 @@
 
 #include "ops/cuda/tensor_map.h"
 #include "ops/cuda/tma_ptx.cuh"
-#include "ops/pit/cuda/launch.cuh"
 #include "ops/pit/cuda/block_core.cuh"
+#include "ops/pit/cuda/launch.cuh"
 
 namespace pit::sparse::cuda {
-
-
 namespace {
 
 template <typename T>
