@@ -2,7 +2,7 @@
 // sparse_linear over a compact weight (ops/pit/compact.h) against dense autograd of
 // linear(x, W * mask, b): the value, dx, db, the compact gradient of the values and the dense
 // weight gradient RigL asks for; every micro-tile kind (K lists of 16/32/128 rows, blocks of
-// 16/32, element masks covered by 32x1 tiles), ragged shapes, empty / partial / full patterns,
+// 16/32/64, element masks covered by 32x1 tiles), ragged shapes, empty / partial / full patterns,
 // on the PIT kernels and on the dense path (compact_gather).
 // The layout is made once: forward and backward run no detection. Run on the CPU
 // (sparse_linear_test.cpp) and on CUDA (sparse_linear_cuda_test.cpp).
@@ -27,8 +27,8 @@ struct CompactCase {
   sparse::MicroTile tile;
   bool elements;  // an element mask covered by the tiles
 };
-inline const CompactCase kCompactCases[] = {{{16, 1}, false}, {{32, 1}, false}, {{128, 1}, false},
-                                            {{16, 16}, false}, {{32, 32}, false}, {{32, 1}, true}};
+inline const CompactCase kCompactCases[] = {{{16, 1}, false},  {{32, 1}, false},  {{128, 1}, false}, {{16, 16}, false},
+                                            {{32, 32}, false}, {{64, 64}, false}, {{32, 1}, true}};
 
 // A 0/1 mask [rows, cols] of the case's granularity at about `density`.
 inline Tensor compact_case_mask(const CompactCase& c, int64_t rows, int64_t cols, double density, uint64_t seed,
@@ -43,7 +43,10 @@ inline void run_sparse_linear_cases(Device dev, const std::vector<DType>& dtypes
     for (const CompactCase& c : kCompactCases)
       for (const double d : {0.0, 0.3, 1.0})
       for (const bool dense : {false, true}) {
-        const int64_t out = 70, in = 45;
+        // 64 x 64 blocks on rows of 16 bytes (in a multiple of 8): on CUDA, the kernels that read x
+        // and dy as they lie (block_linear, block_sampled); the others ragged and odd.
+        const bool b64 = c.tile.cols == 64;
+        const int64_t out = b64 ? 200 : 70, in = b64 ? 136 : 45;
         const std::string what = std::string("sparse_linear ") + c.tile.str() + (c.elements ? " covering elements " : " ") +
                                  dtype_name(dt) + " density " + std::to_string(d) + (dense ? " dense path" : "");
         const Tensor mask = compact_case_mask(c, out, in, d, ++seed, dev);
