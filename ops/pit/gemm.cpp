@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "ops/kernels.h"
 #include "ops/pit/cpu/gemm.h"
 #if PIT_WITH_CUDA && defined(PIT_CUDA_PIT_GEMM)  // set by ops/pit/CMakeLists.txt
 #include "ops/pit/cuda/gemm.h"
@@ -269,7 +270,7 @@ void block_gemm(const BlockListIndex& a, const Tensor& b_in, Tensor& c, const Ep
   PIT_PIT_GEMM_CALL(b.device(), block_gemm, a, b, c, ep);
 }
 
-void block_linear(const Tensor& x_in, const BlockListIndex& v, Tensor& y) {
+void block_linear(const Tensor& x_in, const BlockListIndex& v, Tensor& y, const Tensor& bias) {
   const char* op = "block_linear";
   const Device dev = x_in.defined() ? x_in.device() : Device::cpu();
   check_operand(x_in, op, "x", dev);
@@ -281,18 +282,23 @@ void block_linear(const Tensor& x_in, const BlockListIndex& v, Tensor& y) {
   check_operand(y, op, "y", dev);
   check_same_dtype(y, x_in, op, "y", "x");
   PIT_CHECK(y.is_contiguous(), op, ": y must be contiguous");
-  const Tensor x = x_in.contiguous();
+  if (bias.defined()) {
+    check_operand(bias, op, "bias", dev);
+    check_same_dtype(bias, x_in, op, "bias", "x");
+    PIT_CHECK(bias.dim() == 1 && bias.size(0) == v.rows, op, ": bias must be [", v.rows, "], got ", shape_of(bias));
+  }
+  const Tensor x = x_in.contiguous(), b = bias.defined() ? bias.contiguous() : Tensor();
   if (x.size(0) == 0) return;
 #if PIT_HAS_CUDA_PIT_GEMM
   if (dev.is_cuda() && cuda::block_linear_takes(x, v)) {
-    cuda::block_linear(x, v, y, current_stream(dev));
+    cuda::block_linear(x, v, y, b, current_stream(dev));
     return;
   }
 #endif
-  // y^T = V x^T, then transposed into y.
+  // y^T = V x^T (with the bias as a column), then transposed into y.
   Tensor yt = Tensor::empty({v.rows, x.size(0)}, x.dtype(), dev);
   block_gemm(v, x.t().contiguous(), yt);
-  y.copy_(yt.t());
+  y.copy_(b.defined() ? kernels::binary(BinaryOp::add, yt.t(), b) : yt.t());
 }
 
 void condense_gemm_tn(const KListIndex& a, const Tensor& g_in, Tensor& db, Write write) {

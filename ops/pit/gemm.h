@@ -109,7 +109,7 @@ void block_gemm(const BlockListIndex& a, const Tensor& b, Tensor& c, const Epilo
 // they are (y = (V x^T)^T: block_gemm with the transposes; on CUDA, f16/bf16 with 64 x 64 blocks,
 // one kernel that reads x and writes y directly). dx = dy W is the same with V = W^T
 // (compact.h transposed_blocks_with).
-void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y);
+void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias = {});  // + bias [out]
 
 // The gradient for B of the two above: dB = A^T * G for G [M, N], dB [K, N], reading only the
 // listed micro-tiles of A (the forward's index; no detection).

@@ -77,11 +77,11 @@ Variable sparse_linear(const Variable& x, const Variable& values, const Variable
     Tensor yt = Tensor::empty({out, t}, v.dtype(), v.device());
     sparse::condense_gemm(sparse::lists_with(layout, v), xt, yt);
     y = yt.t().contiguous();
+    if (bias.defined()) y = kernels::binary(BinaryOp::add, y, bias.data());
   } else {
     y = Tensor::empty({t, out}, v.dtype(), v.device());
-    sparse::block_linear(x2, sparse::blocks_with(layout, v), y);
+    sparse::block_linear(x2, sparse::blocks_with(layout, v), y, bias.defined() ? bias.data() : Tensor());
   }
-  if (bias.defined()) y = kernels::binary(BinaryOp::add, y, bias.data());
   // What backward keeps of x: K lists take x^T, so that their sampled GEMM reads both operands
   // along T, contiguous (dy^T rows and x^T rows); blocks take x, whose rows hold a block's b
   // columns side by side.

@@ -12,7 +12,8 @@
 // sparsity) stay in L2; the stages come in by TMA (ws_core.cuh tma_produce: four producer warps, a ring slot
 // each) and two consumer warpgroups take 64 tokens each (wgmma m64n64k16) and SWrite their rows
 // (ws_core.cuh ws_store_tile). Tokens past T and columns past `in` read as zeros (the TMA bounds);
-// outputs past `out` are not written. A block row with no block gives zeros.
+// outputs past `out` are not written. A block row with no block gives zeros (or the bias: a bias
+// [out] is added in the epilogue).
 //
 // The backward's dx = dy W is the same call with V = W^T (compact.h transposed_blocks_with).
 #include "ops/pit/cuda/gemm.h"
@@ -32,6 +33,7 @@ struct BlockLinParams {
   T* y;
   int64_t tokens, out;
   int row_blocks, m_tiles;
+  dev::EpiArgs epi;  // store, with the bias when there is one
 };
 
 struct BlockLinMaps {
@@ -75,7 +77,7 @@ __global__ void __launch_bounds__(dev::BlockCfg<T, false>::kThreads, 1)
     dev::ws_consume<Cfg>(acc, ring, it, p.offsets[rb + 1] - p.offsets[rb]);
     dev::ws_store_tile<Cfg>(acc, ring, [&](int r) {
       return t0 + r < p.tokens ? dev::RowDst<T>{p.y + (t0 + r) * p.out, 1.f} : dev::RowDst<T>{nullptr, 1.f};
-    }, int64_t{rb} * BN, p.out, dev::EpiArgs{});
+    }, int64_t{rb} * BN, p.out, p.epi);
   }
 }
 
@@ -88,7 +90,7 @@ bool block_linear_takes(const Tensor& x, const BlockListIndex& v) {
          reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && reinterpret_cast<uintptr_t>(v.values.data_ptr()) % 16 == 0;
 }
 
-void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, StreamRef stream) {
+void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias, StreamRef stream) {
   PIT_CHECK(block_linear_takes(x, v), "cuda::block_linear: f16/bf16, 64 x 64 blocks and 16-byte aligned rows only "
             "(ops/pit/gemm.cpp takes the transposing way otherwise)");
   dispatch_gemm(x.dtype(), "cuda::block_linear", [&]<typename T>() {
@@ -102,6 +104,7 @@ void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, StreamRef
       p.out = v.rows;
       p.row_blocks = static_cast<int>((v.rows + 63) / 64);
       p.m_tiles = static_cast<int>((x.size(0) + Cfg::BM - 1) / Cfg::BM);
+      if (bias.defined()) p.epi.bias = bias.data<T>();
       const DType kType = std::is_same_v<T, Half> ? DType::f16 : DType::bf16;
       BlockLinMaps maps{};
       maps.x = pit::cuda::tensor_map_2d(kType, x.data<T>(), x.size(0), x.size(1), x.size(1), Cfg::BM, "block_linear's x");

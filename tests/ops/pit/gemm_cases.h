@@ -153,7 +153,14 @@ inline void run_block_linear_cases(Device dev, const std::vector<int64_t>& bs, c
           const Tensor x = dense_random({s.t, s.in}, ++seed, dt, dev);
           Tensor y = poisoned({s.t, s.out}, dt, dev);
           sparse::block_linear(x, vi, y);
-          expect_close(y, ref_matmul(x, v.t()), tol_for(dt), tol_for(dt), what);
+          const Tensor xv = ref_matmul(x, v.t());
+          expect_close(y, xv, tol_for(dt), tol_for(dt), what);
+          // with a bias, added in the epilogue
+          const Tensor bias = dense_random({s.out}, ++seed, dt, dev);
+          y = poisoned({s.t, s.out}, dt, dev);
+          sparse::block_linear(x, vi, y, bias);
+          expect_close(y, kernels::binary(BinaryOp::add, xv, bias.to(Device::cpu(), DType::f64)), tol_for(dt),
+                       tol_for(dt), what + " + bias");
           // The values' gradient as sparse_linear asks for it: dy^T x at V's blocks, dy and x as
           // they lie (on CUDA, 64 x 64 blocks in f16/bf16: block_sampled.cu).
           const Tensor g = dense_random({s.t, s.out}, ++seed, dt, dev);
