@@ -21,7 +21,9 @@ namespace pit::cuda::tma {
 
 // Loads the box at (column c0, row c1) of `map` (a kernel parameter: __grid_constant__) into the
 // shared-memory address `dst` (1024-byte aligned for a box of whole atoms, 128 for a box of one
-// row), completing `bytes of the box` on the mbarrier at shared address `bar`.
+// row), completing `bytes of the box` on the mbarrier at shared address `bar`. c0 must be a
+// multiple of 8 (16 bytes): on an H200 a box starting at column 150 stopped the kernel with an
+// illegal instruction (tests/ops/pit/cuda/tma_test.cu); the engines start boxes at multiples of 64.
 __device__ __forceinline__ void load_2d(uint32_t dst, const CUtensorMap* map, int32_t c0, int32_t c1, uint32_t bar) {
   asm volatile(
       "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"

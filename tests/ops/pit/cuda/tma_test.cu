@@ -36,7 +36,7 @@ struct Maps {
 
 // Row gather: tile 0 rows i from matrix rows `rows[i]` at columns [64, 128), tile 1 the same at
 // [192, 256) (past column 200: zeros); tile 2 the 64-row box at (64, 250) (rows 300+: zeros);
-// tile 3 the stack's matrix 1 at (150, 40) (rows 70+ and columns 200+: zeros, not matrix 2's).
+// tile 3 the stack's matrix 1 at (168, 40) (rows 70+ and columns 200+: zeros, not matrix 2's).
 // out: the four tiles as read through Sw128KMajor, [kTiles][64][64] floats; done: 1 if the stage
 // completed.
 __global__ void probe(const __grid_constant__ Maps maps, const int* rows, float* out, int* done) {
@@ -58,7 +58,7 @@ __global__ void probe(const __grid_constant__ Maps maps, const int* rows, float*
     pit::cuda::tma::load_2d(base + kTileBytes + i * 128, &maps.row, 192, rows[i], b);
   }
   if (lane == 0) pit::cuda::tma::load_2d(base + 2 * kTileBytes, &maps.box, 64, 250, b);
-  if (lane == 1) pit::cuda::tma::load_3d(base + 3 * kTileBytes, &maps.stack, 150, 40, 1, b);
+  if (lane == 1) pit::cuda::tma::load_3d(base + 3 * kTileBytes, &maps.stack, 168, 40, 1, b);
   // A bounded wait: about a second of polling.
   bool ok = false;
   const long long start = clock64();
@@ -128,7 +128,7 @@ TEST(TmaCuda, RowGatherBoxesAndOutOfBoundsZeros) {
       return row < kRows && col < kCols ? value(0, row, col) : 0.f;
     }
     if (t == 2) return 250 + r < kRows ? value(0, 250 + r, 64 + c) : 0.f;
-    return 40 + r < kMatRows && 150 + c < kCols ? value(1, 40 + r, 150 + c) : 0.f;
+    return 40 + r < kMatRows && 168 + c < kCols ? value(1, 40 + r, 168 + c) : 0.f;
   };
   int bad = 0;
   for (int t = 0; t < kTiles; ++t)
