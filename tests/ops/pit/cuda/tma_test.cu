@@ -72,8 +72,8 @@ __global__ void probe(const __grid_constant__ Maps maps, const int* rows, float*
   if (!ok) return;
   for (int t = 0; t < kTiles; ++t)
     for (int i = lane; i < kTile * kTile; i += 32) {
-      const int r = i / kTile, c = i % kTile;
-      out[t * kTile * kTile + i] = __bfloat162float(tiles[t * kTile * kTile + dev::Sw128KMajor::at(r, c)]);
+      const int r = i / kTile, c = i % kTile;  // at() names the 16-byte chunk; c & 7 the element in it
+      out[t * kTile * kTile + i] = __bfloat162float(tiles[t * kTile * kTile + dev::Sw128KMajor::at(r, c & ~7) + (c & 7)]);
     }
 }
 
