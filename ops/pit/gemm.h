@@ -34,7 +34,7 @@ enum class Write : uint8_t {
 // for its own MMAs (gather_gemm and gather_weight_grad). wgmma_tma and wgmma_tma_pingpong
 // (gather_gemm over expert segments, gather_weight_grad without use_weights): the persistent
 // engine and its ping-pong variant with their stages loaded by TMA (one TMA per gathered row,
-// ops/cuda/tma_ptx.cuh).
+// ops/cuda/tma_ptx.cuh); on an H200 about twice as slow on MoE's GEMMs (docs/BENCHMARKS.md).
 enum class Engine : uint8_t {
   automatic,
   mma,

@@ -29,7 +29,9 @@
 // as two 64 x 64 boxes. Entries past the segment's end load a row past the matrix's last: zeros.
 // The 256 producer threads of the
 // cp.async variants issued 16 copies each a stage plus their address arithmetic; here a stage
-// is at most 4 + 4 TMAs a lane of one warp (`PIT_BENCH_MOE_PARTS=1 pit-bench moe` compares them).
+// is at most 4 + 4 TMAs a lane of one warp. Measured on an H200 (`PIT_BENCH_MOE_PARTS=1 pit-bench
+// moe`): about twice as slow as the cp.async engines (dW1 top-1 1.21-1.32 against 0.67 ms), the
+// M-gather's TMA variant (gather_ws.cu) likewise; kept for measurements, `automatic` avoids them.
 #include <algorithm>
 
 #include "ops/cuda/mbarrier_ptx.cuh"
