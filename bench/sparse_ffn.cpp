@@ -79,9 +79,11 @@ struct Block {
     opt = std::make_unique<optim::AdamW>(optim::with_default_decay(net->named_parameters()));
   }
 
+  // proj(relu(fc(x))) as nn::MLP runs it (a sparse fc takes the ReLU into its kernels).
+  Variable forward(const Tensor& x) { return (*proj)(fc->forward_activated(Variable(x), nn::Activation::relu)); }
+
   void step(const Tensor& x, const Tensor& dy) {
-    const Variable y = (*proj)(ops::relu((*fc)(Variable(x))));
-    y.backward(dy);
+    forward(x).backward(dy);
     opt->step(1e-4);
     opt->zero_grad();
   }
@@ -174,6 +176,28 @@ int run_sparse(const std::string& markdown_path) {
   const Tensor x = random_on_gpu({kTokens, kModel}, 1, DType::bf16);
   const Tensor dy = random_on_gpu({kTokens, kModel}, 2, DType::bf16);
   const double sparsity = 0.9;
+  // PIT_BENCH_SPARSE_TRACE=64x64 (or another micro-tile, or "dense"): three untimed training steps
+  // of that block and nothing else, for a profiler to list the kernels of one step (`ncu --metrics
+  // gpu__time_duration.sum --csv build-gpu/pit-bench sparse > F; python3 bench/ncu_pass.py F
+  // --marker adamw`).
+  if (const char* trace = std::getenv("PIT_BENCH_SPARSE_TRACE")) {
+    const std::string name = trace;
+    std::unique_ptr<Block> block;
+    if (name == "dense") {
+      block = std::make_unique<Block>(nullptr, 1.0);
+    } else {
+      sparse::MicroTile unit;
+      long long r = 0, c = 0;
+      PIT_CHECK(std::sscanf(trace, "%lldx%lld", &r, &c) == 2 && r > 0 && c > 0,
+                "PIT_BENCH_SPARSE_TRACE: \"", name, "\" is neither \"dense\" nor a micro-tile such as 64x64");
+      unit.rows = r;
+      unit.cols = c;
+      block = std::make_unique<Block>(&unit, 1.0 - sparsity);
+    }
+    for (int i = 0; i < 3; ++i) block->step(x, dy);
+    PIT_CUDA_CHECK(cudaDeviceSynchronize());
+    return 0;
+  }
   write_line(md, "### Sparse FFN block, bf16: %lld tokens, %lld -> %lld -> %lld, training step (fwd + bwd + AdamW)\n\n",
              static_cast<long long>(kTokens), static_cast<long long>(kModel), static_cast<long long>(kFfn),
              static_cast<long long>(kModel));
@@ -193,8 +217,7 @@ int run_sparse(const std::string& markdown_path) {
         sparse::MicroTile{64, 64}}) {
     Block block(&unit, 1.0 - sparsity);
     const Timing t = time_gpu([&](int) { block.step(x, dy); }, 3, 10);
-    const Variable y = (*block.proj)(ops::relu((*block.fc)(Variable(x))));
-    y.backward(dy);  // leave the gradients for the count
+    block.forward(x).backward(dy);  // leave the gradients for the count
     const int64_t bytes = block.state_bytes();
     write_line(md, "| %s at %.0f%% sparsity | %.3f | %.2fx | %.1f MiB | %.1f%% |\n", unit.str().c_str(),
                100.0 * sparsity, t.median_ms, dense_ms / t.median_ms, static_cast<double>(bytes) / (1 << 20),
@@ -257,15 +280,21 @@ int run_sparse(const std::string& markdown_path) {
       f = time_gpu([&](int) { sparse::block_gemm(idx, xt, yt); }, 3, 20).median_ms;
       d = time_gpu([&](int) { sparse::block_gemm(sparse::transposed_blocks_with(l, v), gt, dxt); }, 3, 20).median_ms;
       s = time_gpu([&](int) { sparse::sampled_gemm(g, x, out, true, false); }, 3, 20).median_ms;
-      // What sparse_linear runs for blocks: x, y, dy and dx as they lie (block_linear; 64 x 64 in
-      // bf16 one kernel, other blocks block_gemm between transposes).
+      // What sparse_linear runs for blocks: x, y, dy and dx as they lie (block_linear and
+      // block_linear_dx; 64 x 64 in bf16 one kernel each, dx reading W's blocks as they lie; other
+      // blocks block_gemm between transposes, dx on a transposed copy of the values).
       Tensor y = Tensor::empty({kTokens, kFfn}, DType::bf16, Device::cuda());
       Tensor dx = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
-      const sparse::BlockListIndex tidx = sparse::transposed_blocks_with(l, v);
       const double fl = time_gpu([&](int) { sparse::block_linear(x, idx, y); }, 3, 20).median_ms;
-      const double dl = time_gpu([&](int) { sparse::block_linear(g, tidx, dx); }, 3, 20).median_ms;
+      const double dl = time_gpu([&](int) { sparse::block_linear_dx(g, idx, dx); }, 3, 20).median_ms;
+      // The 64 x 64 kernel with output tiles of 128 tokens instead of 256 (PIT_BLOCK_LINEAR_TOKENS).
+      setenv("PIT_BLOCK_LINEAR_TOKENS", "128", 1);
+      const double fl128 = time_gpu([&](int) { sparse::block_linear(x, idx, y); }, 3, 20).median_ms;
+      const double dl128 = time_gpu([&](int) { sparse::block_linear_dx(g, idx, dx); }, 3, 20).median_ms;
+      unsetenv("PIT_BLOCK_LINEAR_TOKENS");
       char line[256];
-      std::snprintf(line, sizeof line, "| %s | %.3f | %.3f | %.3f / %.3f |\n", unit.str().c_str(), fl, dl, y_ms, dx_ms);
+      std::snprintf(line, sizeof line, "| %s | %.3f | %.3f | %.3f / %.3f | %.3f / %.3f |\n", unit.str().c_str(), fl, dl,
+                    fl128, dl128, y_ms, dx_ms);
       linear_rows += line;
     } else {
       const sparse::KListIndex idx = sparse::lists_with(l, v);
@@ -278,7 +307,7 @@ int run_sparse(const std::string& markdown_path) {
                dx_ms, dw_ms);
   }
   write_line(md, "\n### Blocks as sparse_linear runs them: y = x W^T and dx = dy W without transposes (block_linear)\n\n"
-                 "| micro-tile | y ms | dx ms | cuBLAS y / dx ms |\n|---|---:|---:|---:|\n");
+                 "| micro-tile | y ms | dx ms | 64x64: 128-token tiles y / dx ms | cuBLAS y / dx ms |\n|---|---:|---:|---:|---:|\n");
   write_line(md, "%s", linear_rows.c_str());
   activation_sparsity(md);
   if (md) std::fclose(md);

@@ -23,6 +23,12 @@ Tensor unary(UnaryOp op, const Tensor& x, double alpha = 0.0);
 // tanh, sigmoid). Both x and y are passed; an op may ignore one of them.
 Tensor unary_backward(UnaryOp op, const Tensor& grad_y, const Tensor& x, const Tensor& y,
                       double alpha = 0.0);
+// The backward of y = relu(x W^T + b) through the ReLU (ops/relu_grad.cpp): grad_x = grad_y where
+// y > 0, else 0 (the derivative read from the output y), and with bias_grad *bias_grad = grad_x
+// summed over every dim but the last ([n], grad_y's dtype, f32 accumulation). On CUDA one pass
+// over grad_y and y for contiguous f32 / f16 / bf16 rows of whole 16-byte packs, its sums in an
+// order fixed per shape and GPU model.
+Tensor relu_backward_from_output(const Tensor& grad_y, const Tensor& y, Tensor* bias_grad = nullptr);
 // z = a (op) b with numpy broadcasting; output shape = broadcast_shapes(a, b).
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
 Shape broadcast_shapes(const Shape& a, const Shape& b);  // throws naming both shapes

@@ -8,6 +8,7 @@
 
 #include "ops/kernels.h"
 #include "ops/pit/detect.h"
+#include "ops/pit/gemm.h"
 
 namespace pit::sparse {
 namespace {
@@ -166,18 +167,7 @@ BlockListIndex blocks_with(const CompactLayout& layout, const Tensor& values) {
 }
 
 BlockListIndex transposed_blocks_with(const CompactLayout& layout, const Tensor& values) {
-  const BlockListIndex w = blocks_with(layout, values);  // checks
-  const int64_t b = layout.tile.rows;
-  BlockListIndex t;
-  t.offsets = layout.blocks.t_offsets;
-  t.col = layout.blocks.t_rows;
-  t.rows = layout.cols;
-  t.cols = layout.rows;
-  t.block = b;
-  t.entries = layout.entries;
-  t.values = layout.entries == 0 ? Tensor::empty({0, b, b}, values.dtype(), values.device())
-                                 : kernels::index_select(w.values, 0, layout.blocks.t_pos).transpose(1, 2).contiguous();
-  return t;
+  return transposed_blocks(blocks_with(layout, values));  // checks
 }
 
 Tensor compact_to_dense(const CompactLayout& layout, const Tensor& values) {

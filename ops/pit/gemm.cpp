@@ -6,6 +6,7 @@
 #include <string>
 
 #include "ops/kernels.h"
+#include "ops/pit/detect.h"
 #include "ops/pit/cpu/gemm.h"
 #if PIT_WITH_CUDA && defined(PIT_CUDA_PIT_GEMM)  // set by ops/pit/CMakeLists.txt
 #include "ops/pit/cuda/gemm.h"
@@ -270,18 +271,30 @@ void block_gemm(const BlockListIndex& a, const Tensor& b_in, Tensor& c, const Ep
   PIT_PIT_GEMM_CALL(b.device(), block_gemm, a, b, c, ep);
 }
 
-void block_linear(const Tensor& x_in, const BlockListIndex& v, Tensor& y, const Tensor& bias) {
+namespace {
+
+// The checks of block_linear (in = x [T, V.cols], out = y [T, V.rows]) and, transposed, of
+// block_linear_dx (in = dy [T, V.rows], out = dx [T, V.cols]).
+void check_block_linear(const Tensor& in, const BlockListIndex& v, const Tensor& out, bool transposed, const char* op) {
+  const char *a = transposed ? "dy" : "x", *c = transposed ? "dx" : "y";
+  const int64_t k = transposed ? v.rows : v.cols, n = transposed ? v.cols : v.rows;
+  const Device dev = in.defined() ? in.device() : Device::cpu();
+  check_operand(in, op, a, dev);
+  check_tile_index({v.offsets, v.col, v.values, v.rows, v.cols, v.block, v.block, v.entries}, dev, op, true);
+  check_same_dtype(v.values, in, op, "the index values (V)", a);
+  PIT_CHECK(in.dim() == 2 && in.size(1) == k, op, ": ", a, " must be [T, ", k, "] (V's ", transposed ? "rows" : "columns",
+            "), got ", shape_of(in));
+  check_output(out, {in.size(0), n}, op, c);
+  check_operand(out, op, c, dev);
+  check_same_dtype(out, in, op, c, a);
+}
+
+}  // namespace
+
+void block_linear(const Tensor& x_in, const BlockListIndex& v, Tensor& y, const Tensor& bias, bool relu) {
   const char* op = "block_linear";
   const Device dev = x_in.defined() ? x_in.device() : Device::cpu();
-  check_operand(x_in, op, "x", dev);
-  check_tile_index({v.offsets, v.col, v.values, v.rows, v.cols, v.block, v.block, v.entries}, dev, op, true);
-  check_same_dtype(v.values, x_in, op, "the index values (V)", "x");
-  PIT_CHECK(x_in.dim() == 2 && x_in.size(1) == v.cols, op, ": x must be [T, in] with in = ", v.cols,
-            " (V's columns), got ", shape_of(x_in));
-  check_output(y, {x_in.size(0), v.rows}, op, "y");
-  check_operand(y, op, "y", dev);
-  check_same_dtype(y, x_in, op, "y", "x");
-  PIT_CHECK(y.is_contiguous(), op, ": y must be contiguous");
+  check_block_linear(x_in, v, y, false, op);
   if (bias.defined()) {
     check_operand(bias, op, "bias", dev);
     check_same_dtype(bias, x_in, op, "bias", "x");
@@ -291,14 +304,46 @@ void block_linear(const Tensor& x_in, const BlockListIndex& v, Tensor& y, const 
   if (x.size(0) == 0) return;
 #if PIT_HAS_CUDA_PIT_GEMM
   if (dev.is_cuda() && cuda::block_linear_takes(x, v)) {
-    cuda::block_linear(x, v, y, b, current_stream(dev));
+    cuda::block_linear(x, v, y, b, relu, current_stream(dev));
     return;
   }
 #endif
   // y^T = V x^T (with the bias as a column), then transposed into y.
   Tensor yt = Tensor::empty({v.rows, x.size(0)}, x.dtype(), dev);
   block_gemm(v, x.t().contiguous(), yt);
-  y.copy_(b.defined() ? kernels::binary(BinaryOp::add, yt.t(), b) : yt.t());
+  const Tensor out = b.defined() ? kernels::binary(BinaryOp::add, yt.t(), b) : yt.t();
+  y.copy_(relu ? kernels::unary(UnaryOp::relu, out) : out);
+}
+
+BlockListIndex transposed_blocks(const BlockListIndex& v) {
+  PIT_CHECK(v.t_offsets.defined() && v.t_rows.defined() && v.t_pos.defined(),
+            "transposed_blocks: the index has no transposed lists (t_offsets, t_rows, t_pos); detect it with them "
+            "or take it from a compact layout");
+  const int64_t b = v.block, listed = v.entries >= 0 ? v.entries : read_count(v);  // the lists may be at capacity
+  BlockListIndex t;
+  t.offsets = v.t_offsets;
+  t.col = v.t_rows.slice(0, 0, listed);
+  t.rows = v.cols;
+  t.cols = v.rows;
+  t.block = b;
+  t.entries = listed;
+  t.values = listed == 0 ? Tensor::empty({0, b, b}, v.values.dtype(), v.values.device())
+                         : kernels::index_select(v.values.view({-1, b, b}), 0, v.t_pos.slice(0, 0, listed)).transpose(1, 2).contiguous();
+  return t;
+}
+
+void block_linear_dx(const Tensor& dy_in, const BlockListIndex& v, Tensor& dx) {
+  check_block_linear(dy_in, v, dx, true, "block_linear_dx");
+  const Tensor dy = dy_in.contiguous();
+  if (dy.size(0) == 0) return;
+#if PIT_HAS_CUDA_PIT_GEMM
+  const Device dev = dy.device();
+  if (dev.is_cuda() && v.t_pos.defined() && cuda::block_linear_takes(dy, v)) {
+    cuda::block_linear_dx(dy, v, dx, current_stream(dev));
+    return;
+  }
+#endif
+  block_linear(dy, transposed_blocks(v), dx);
 }
 
 void condense_gemm_tn(const KListIndex& a, const Tensor& g_in, Tensor& db, Write write) {

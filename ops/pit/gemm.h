@@ -108,8 +108,15 @@ void block_gemm(const BlockListIndex& a, const Tensor& b, Tensor& c, const Epilo
 // A Linear on a block-sparse weight: y [T, V.rows] = x [T, V.cols] V^T, x and y row-major as
 // they are (y = (V x^T)^T: block_gemm with the transposes; on CUDA, f16/bf16 with 64 x 64 blocks,
 // one kernel that reads x and writes y directly). dx = dy W is the same with V = W^T
-// (compact.h transposed_blocks_with).
-void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias = {});  // + bias [out]
+// (block_linear_dx). relu: y = max(x V^T + bias, 0) (on CUDA in the same epilogue).
+void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias = {},  // + bias [out]
+                  bool relu = false);
+// Its backward for x: dx [T, V.cols] = dy [T, V.rows] V, over V's transposed lists (t_offsets,
+// t_rows, t_pos, as a compact layout's blocks hold them). On CUDA (f16/bf16, 64 x 64) one kernel
+// that reads V's blocks as they lie; elsewhere block_linear over transposed_blocks(v).
+void block_linear_dx(const Tensor& dy, const BlockListIndex& v, Tensor& dx);
+// V^T as an index of its own: V's transposed lists, each block transposed (a copy of the values).
+BlockListIndex transposed_blocks(const BlockListIndex& v);
 
 // The gradient for B of the two above: dB = A^T * G for G [M, N], dB [K, N], reading only the
 // listed micro-tiles of A (the forward's index; no detection).

@@ -56,6 +56,10 @@ struct SparseLinearOptions {
   // When set, backward also stores the dense weight gradient dy^T x ([out, in], dy's dtype)
   // here: what RigL's growth scores at a mask update (the compact gradient is computed anyway).
   std::shared_ptr<Tensor> dense_weight_grad = {};
+  // y = relu(x W^T + b), the ReLU fused: on CUDA the 64 x 64 blocks take it in their GEMM's
+  // epilogue, and the backward reads its derivative from y and sums the bias gradient in the same
+  // pass (kernels::relu_backward_from_output); elsewhere a ReLU after the layer.
+  bool relu = false;
 };
 
 // y = x W^T + b for a weight kept compactly (ops/pit/compact.h): `values` [entries, tile elements]

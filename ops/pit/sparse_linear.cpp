@@ -29,6 +29,14 @@ void check_inputs(const Variable& x, const Variable& values, const Variable& bia
   }
 }
 
+// The gradient before the fused ReLU (o.relu): dy through the ReLU, read from its output `act`, or
+// dy itself without one (act undefined); gb, when wanted, the bias gradient (its column sums).
+Tensor pre_activation_grad(const Tensor& g, const Tensor& act, bool want_bias, Tensor& gb) {
+  if (act.defined()) return kernels::relu_backward_from_output(g, act, want_bias ? &gb : nullptr);
+  if (want_bias) gb = kernels::sum(g, {0});
+  return g;
+}
+
 // A layout dense enough for the dense GEMMs: W scattered to dense once per call, the values'
 // gradient gathered from the dense dW (which is also RigL's dense gradient, for free).
 Variable dense_path(const Variable& x, const Variable& values, const Variable& bias, const sparse::CompactLayout& layout,
@@ -37,11 +45,13 @@ Variable dense_path(const Variable& x, const Variable& values, const Variable& b
   const Tensor w = sparse::compact_to_dense(layout, v);  // [out, in]
   Tensor y = kernels::matmul(x2, w.t());
   if (bias.defined()) y = kernels::binary(BinaryOp::add, y, bias.data());
+  if (o.relu) y = kernels::unary(UnaryOp::relu, y);
+  const Tensor act = o.relu ? y : Tensor();
   const Shape x_shape = x.shape();
   return record("sparse_linear", {x, values, bias}, y.view(detail::out_shape(x_shape, layout.rows)),
                 [=](const Tensor& g_in) -> std::vector<Tensor> {
-    const Tensor g = g_in.reshape({-1, layout.rows}).contiguous();
     Tensor gx, gv, gb;
+    const Tensor g = pre_activation_grad(g_in.reshape({-1, layout.rows}).contiguous(), act, need.b, gb);
     if (need.x) gx = kernels::matmul(g, w).view(x_shape);
     if (need.w) {
       const Tensor dw = kernels::matmul(g.t(), x2);
@@ -49,7 +59,6 @@ Variable dense_path(const Variable& x, const Variable& values, const Variable& b
       if (inside.defined()) gv = kernels::binary(BinaryOp::mul, gv, inside);
       if (o.dense_weight_grad) *o.dense_weight_grad = dw;
     }
-    if (need.b) gb = kernels::sum(g, {0});
     return {gx, gv, gb};
   });
 }
@@ -78,19 +87,21 @@ Variable sparse_linear(const Variable& x, const Variable& values, const Variable
     sparse::condense_gemm(sparse::lists_with(layout, v), xt, yt);
     y = yt.t().contiguous();
     if (bias.defined()) y = kernels::binary(BinaryOp::add, y, bias.data());
+    if (o.relu) y = kernels::unary(UnaryOp::relu, y);
   } else {
     y = Tensor::empty({t, out}, v.dtype(), v.device());
-    sparse::block_linear(x2, sparse::blocks_with(layout, v), y, bias.defined() ? bias.data() : Tensor());
+    sparse::block_linear(x2, sparse::blocks_with(layout, v), y, bias.defined() ? bias.data() : Tensor(), o.relu);
   }
+  const Tensor act = o.relu ? y : Tensor();
   // What backward keeps of x: K lists take x^T, so that their sampled GEMM reads both operands
   // along T, contiguous (dy^T rows and x^T rows); blocks take x, whose rows hold a block's b
   // columns side by side.
   const Tensor saved_x = lists ? xt : x2;
   return record("sparse_linear", {x, values, bias}, y.view(detail::out_shape(x_shape, out)),
                 [=](const Tensor& g_in) -> std::vector<Tensor> {
-    const Tensor g = g_in.reshape({t, out}).contiguous();
-    const Tensor gt = lists && (need.x || need.w) ? g.t().contiguous() : Tensor();  // [out, T]
     Tensor gx, gv, gb;
+    const Tensor g = pre_activation_grad(g_in.reshape({t, out}).contiguous(), act, need.b, gb);
+    const Tensor gt = lists && (need.x || need.w) ? g.t().contiguous() : Tensor();  // [out, T]
     if (need.x) {
       if (lists) {
         Tensor gxt = Tensor::empty({in, t}, g.dtype(), g.device());
@@ -98,7 +109,7 @@ Variable sparse_linear(const Variable& x, const Variable& values, const Variable
         gx = gxt.t().contiguous().view(x_shape);
       } else {
         gx = Tensor::empty({t, in}, g.dtype(), g.device());
-        sparse::block_linear(g, sparse::transposed_blocks_with(layout, v), gx);  // dy (W^T)^T: no atomics
+        sparse::block_linear_dx(g, sparse::blocks_with(layout, v), gx);  // dy W: no atomics
         gx = gx.view(x_shape);
       }
     }
@@ -114,7 +125,6 @@ Variable sparse_linear(const Variable& x, const Variable& values, const Variable
       if (inside.defined()) gv = kernels::binary(BinaryOp::mul, gv, inside);
       if (o.dense_weight_grad) *o.dense_weight_grad = lists ? kernels::matmul(gt, saved_x.t()) : kernels::matmul(g.t(), saved_x);
     }
-    if (need.b) gb = kernels::sum(g, {0});
     return {gx, gv, gb};
   });
 }

@@ -26,8 +26,8 @@ int64_t add_hidden(ModuleList& list, int64_t in, const ClassifierOptions& o, Gen
 
 Variable run_hidden(const ModuleList& list, Variable x, Activation act, double dropout,
                     bool training) {
-  for (size_t i = 0; i < list.size(); ++i)
-    x = ops::dropout(activate(act, list[i].forward(x)), dropout, training);
+  for (size_t i = 0; i < list.size(); ++i)  // Linears only (add_hidden)
+    x = ops::dropout(static_cast<Linear&>(list[i]).forward_activated(x, act), dropout, training);
   return x;
 }
 

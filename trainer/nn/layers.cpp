@@ -46,6 +46,11 @@ Variable Linear::forward(const Variable& x) {
                      bias_.defined() ? to_compute(bias_) : Variable());
 }
 
+Variable Linear::forward_activated(const Variable& x, Activation a) {
+  if (sparse_ && a == Activation::relu) return sparse_->forward(x, /*relu=*/true);
+  return activate(a, forward(x));
+}
+
 SparseLinear& Linear::sparsify(sparse::MicroTile unit) {
   PIT_CHECK(!sparse_, "Linear: sparsify() called twice");
   sparse_ = std::make_shared<SparseLinear>(weight_.data(), bias_.defined() ? bias_.data() : Tensor(), unit);
@@ -130,7 +135,7 @@ MLP::MLP(const Options& o, Generator& gen)
 }
 
 Variable MLP::forward(const Variable& x) {
-  const Variable h = activate(activation_, fc_->forward(x));
+  const Variable h = fc_->forward_activated(x, activation_);
   const bool pit = sparse_activation_ && !proj_->sparse();  // a pruned proj runs its own kernels
   return ops::dropout(pit ? sparse_proj(h) : proj_->forward(h), dropout_, is_training());
 }

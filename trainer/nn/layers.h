@@ -30,6 +30,8 @@ class Linear : public Module {
   Linear(int64_t in_features, int64_t out_features, bool bias, Generator& gen, Init init = {});
   const char* type_name() const override { return "Linear"; }
   Variable forward(const Variable& x) override;  // (..., in) -> (..., out), compute dtype
+  // activate(a, forward(x)); a sparse layer fuses a ReLU into its kernels (ops::sparse_linear).
+  Variable forward_activated(const Variable& x, Activation a);
   const Variable& weight() const { return weight_; }  // undefined once sparse
   const Variable& bias() const { return bias_; }      // undefined without bias, or once sparse
   int64_t in_features() const { return in_; }

@@ -92,9 +92,10 @@ double SparseLinear::density() const {
   return static_cast<double>(kept_weights_) / static_cast<double>(out_ * in_);
 }
 
-Variable SparseLinear::forward(const Variable& x) {
+Variable SparseLinear::forward(const Variable& x, bool relu) {
   if (layout_.device() != values_.device()) rebuild_layout();  // the module moved
   ops::SparseLinearOptions o;
+  o.relu = relu;
   if (want_dense_grad_) {
     dense_grad_ = std::make_shared<Tensor>();
     o.dense_weight_grad = dense_grad_;

@@ -36,7 +36,8 @@ class SparseLinear : public Module {
   // values of a Linear, so that a sparse run starts from the dense run's weights.
   SparseLinear(const Tensor& weight, const Tensor& bias, sparse::MicroTile unit);
   const char* type_name() const override { return "SparseLinear"; }
-  Variable forward(const Variable& x) override;  // (..., in) -> (..., out), compute dtype
+  Variable forward(const Variable& x) override { return forward(x, false); }  // (..., in) -> (..., out), compute dtype
+  Variable forward(const Variable& x, bool relu);  // relu: relu(forward(x)), fused (ops::sparse_linear)
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }

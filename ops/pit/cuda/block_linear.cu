@@ -13,10 +13,16 @@
 // each) and two consumer warpgroups take 64 tokens each (wgmma m64n64k16) and SWrite their rows
 // (ws_core.cuh ws_store_tile). Tokens past T and columns past `in` read as zeros (the TMA bounds);
 // outputs past `out` are not written. A block row with no block gives zeros (or the bias: a bias
-// [out] is added in the epilogue).
+// [out] is added in the epilogue, and the ReLU taken there when asked for).
 //
-// The backward's dx = dy W is the same call with V = W^T (compact.h transposed_blocks_with).
+// The backward's dx = dy W (block_linear_dx) is the same kernel over W's transposed lists
+// (t_offsets, t_rows), each stage's B the block t_pos names as it lies in W's values ([64 outputs
+// of W = k][64 inputs = n], MN-major for the MMA): no transposed copy of the values (on an H200
+// that copy, an index_select and a transpose, cost 0.056 ms a step of a 4096 -> 16384 layer at 10 %).
 #include "ops/pit/cuda/gemm.h"
+
+#include <cstdlib>
+#include <string>
 
 #include "ops/cuda/tensor_map.h"
 #include "ops/cuda/tma_ptx.cuh"
@@ -30,6 +36,7 @@ template <typename T>
 struct BlockLinParams {
   const int32_t* offsets;  // [row blocks + 1]
   const int32_t* col;      // the block column of each entry
+  const int32_t* pos;      // kTransB: the values' block of each entry (else the entry's own)
   T* y;
   int64_t tokens, out;
   int row_blocks, m_tiles;
@@ -40,10 +47,10 @@ struct BlockLinMaps {
   CUtensorMap x, v;  // x [T, in] in boxes of 128 x 64; the values [entries x 64, 64] in 64 x 64
 };
 
-template <typename T>
-__global__ void __launch_bounds__(dev::BlockCfg<T, false>::kThreads, 1)
+template <typename T, bool kTransB, int kHalves>
+__global__ void __launch_bounds__(dev::BlockCfg<T, false, kTransB, kHalves>::kThreads, 1)
     block_linear_kernel(const BlockLinParams<T> p, const __grid_constant__ BlockLinMaps maps) {
-  using Cfg = dev::BlockCfg<T, false>;
+  using Cfg = dev::BlockCfg<T, false, kTransB, kHalves>;
   constexpr int BM = Cfg::BM, BN = Cfg::BN;
   extern __shared__ uint4 smem_raw[];
   const dev::WsRing<Cfg> ring(dev::tile_base<Cfg>(smem_raw));
@@ -65,7 +72,10 @@ __global__ void __launch_bounds__(dev::BlockCfg<T, false>::kThreads, 1)
     }, [&](int kt, int slot, uint32_t bar) {
       const int e = off + kt;
       if (lane == 0) pit::cuda::tma::load_2d(pit::cuda::ptx::smem_u32(ring.a(slot)), &maps.x, p.col[e] * 64, t0, bar);
-      if (lane == 1) pit::cuda::tma::load_2d(pit::cuda::ptx::smem_u32(ring.b(slot)), &maps.v, 0, e * 64, bar);
+      if (lane == 1) {
+        const int block = kTransB ? p.pos[e] : e;
+        pit::cuda::tma::load_2d(pit::cuda::ptx::smem_u32(ring.b(slot)), &maps.v, 0, block * 64, bar);
+      }
     });
     return;  // the consumers synchronise among themselves only (named barriers)
   }
@@ -90,35 +100,65 @@ bool block_linear_takes(const Tensor& x, const BlockListIndex& v) {
          reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && reinterpret_cast<uintptr_t>(v.values.data_ptr()) % 16 == 0;
 }
 
-void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias, StreamRef stream) {
-  PIT_CHECK(block_linear_takes(x, v), "cuda::block_linear: f16/bf16, 64 x 64 blocks and 16-byte aligned rows only "
-            "(ops/pit/gemm.cpp takes the transposing way otherwise)");
-  dispatch_gemm(x.dtype(), "cuda::block_linear", [&]<typename T>() {
+namespace {
+
+// Output tiles of 256 tokens (two 64-row halves a consumer warpgroup), or of 128 where
+// PIT_BLOCK_LINEAR_TOKENS=128 says so (the benchmark compares the two).
+int tile_halves() {
+  const char* v = std::getenv("PIT_BLOCK_LINEAR_TOKENS");
+  return v != nullptr && std::string(v) == "128" ? 1 : 2;
+}
+
+// y = x V^T (kTransB false: V's lists) or y = x V (kTransB: V's transposed lists, V's blocks
+// transposed as they are read); `out` columns of y.
+template <bool kTransB, int kHalves>
+void launch_block_linear(const Tensor& x, const BlockListIndex& v, int64_t out, Tensor& y, const Tensor& bias, bool relu,
+                         StreamRef stream, const char* op) {
+  dispatch_gemm(x.dtype(), op, [&]<typename T>() {
     if constexpr (!std::is_same_v<T, float>) {
-      using Cfg = dev::BlockCfg<T, false>;
+      using Cfg = dev::BlockCfg<T, false, kTransB, kHalves>;
       BlockLinParams<T> p{};
-      p.offsets = i32p(v.offsets);
-      p.col = i32p(v.col);
+      p.offsets = i32p(kTransB ? v.t_offsets : v.offsets);
+      p.col = i32p(kTransB ? v.t_rows : v.col);
+      p.pos = kTransB ? i32p(v.t_pos) : nullptr;
       p.y = y.data<T>();
       p.tokens = x.size(0);
-      p.out = v.rows;
-      p.row_blocks = static_cast<int>((v.rows + 63) / 64);
+      p.out = out;
+      p.row_blocks = static_cast<int>((out + 63) / 64);
       p.m_tiles = static_cast<int>((x.size(0) + Cfg::BM - 1) / Cfg::BM);
       if (bias.defined()) p.epi.bias = bias.data<T>();
+      if (relu) p.epi.act = dev::Act::relu;
       const DType kType = std::is_same_v<T, Half> ? DType::f16 : DType::bf16;
       BlockLinMaps maps{};
       maps.x = pit::cuda::tensor_map_2d(kType, x.data<T>(), x.size(0), x.size(1), x.size(1), Cfg::BM, "block_linear's x");
       maps.v = pit::cuda::tensor_map_2d(kType, v.values.data<T>(), v.values.numel() / 64, 64, 64, 64,
                                         "block_linear's values");
-      auto* kernel = block_linear_kernel<T>;
+      auto* kernel = block_linear_kernel<T, kTransB, kHalves>;
       const size_t smem = Cfg::kSmem + Cfg::kAlignSlack;
       const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
       const int64_t tiles = int64_t{p.row_blocks} * p.m_tiles;
-      PIT_CHECK(tiles < INT32_MAX, "cuda::block_linear: too many output tiles (", tiles, ")");
+      PIT_CHECK(tiles < INT32_MAX, op, ": too many output tiles (", tiles, ")");
       kernel<<<static_cast<unsigned>(persistent_grid(tiles, per_sm)), Cfg::kThreads, smem, native(stream)>>>(p, maps);
-      check_launch("cuda::block_linear");
+      check_launch(op);
     }
   });
+}
+
+}  // namespace
+
+void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias, bool relu, StreamRef stream) {
+  PIT_CHECK(block_linear_takes(x, v), "cuda::block_linear: f16/bf16, 64 x 64 blocks and 16-byte aligned rows only "
+            "(ops/pit/gemm.cpp takes the transposing way otherwise)");
+  if (tile_halves() == 2) launch_block_linear<false, 2>(x, v, v.rows, y, bias, relu, stream, "cuda::block_linear");
+  else launch_block_linear<false, 1>(x, v, v.rows, y, bias, relu, stream, "cuda::block_linear");
+}
+
+void block_linear_dx(const Tensor& dy, const BlockListIndex& v, Tensor& dx, StreamRef stream) {
+  PIT_CHECK(block_linear_takes(dy, v) && v.t_offsets.defined() && v.t_rows.defined() && v.t_pos.defined(),
+            "cuda::block_linear_dx: f16/bf16, 64 x 64 blocks with their transposed lists and 16-byte aligned rows only "
+            "(ops/pit/gemm.cpp takes the transposed copy otherwise)");
+  if (tile_halves() == 2) launch_block_linear<true, 2>(dy, v, v.cols, dx, Tensor(), false, stream, "cuda::block_linear_dx");
+  else launch_block_linear<true, 1>(dy, v, v.cols, dx, Tensor(), false, stream, "cuda::block_linear_dx");
 }
 
 }  // namespace pit::sparse::cuda

@@ -1,13 +1,16 @@
 // The values' gradient of a Linear on 64 x 64 blocks on CUDA (ops/pit/gemm.h sampled_gemm with
 // blocks, a_trans, B as given: dV = dy^T x at V's listed blocks), f16/bf16, from dy [T, out] and
-// x [T, in] as they lie. A work item is two blocks of one block row i (its last may have one):
+// x [T, in] as they lie. A work item is four blocks of one block row i (its last may have fewer):
 // they share the rows of dy^T, dy's 64 columns of block row i. The k loop runs over the tokens,
 // 64 a stage: dy's 64 x 64 box (A, MN-major) and x's 64 x 64 box at each block's column (B,
-// MN-major) by TMA (ws_core.cuh tma_produce), one consumer warpgroup per block (wgmma m64n64k16),
-// each writing its block's 64 x 64 values row by row (ws_core.cuh ws_store_tile). Tokens past T
-// read as zeros, as do columns past out and in (so the values past the matrix edge come out 0).
-// The items are numbered by a prefix over the block rows (gather_core.cuh tile_prefix / locate
-// with tiles of two entries), made by each block in shared memory.
+// MN-major) by TMA (ws_core.cuh tma_produce; an item's absent blocks are not loaded, the stage
+// expects fewer bytes), two blocks per consumer warpgroup (wgmma m64n64k16 each), each block's
+// 64 x 64 values written row by row (ws_core.cuh ws_store_tile). The kernel is bound by the boxes'
+// traffic from L2: with two blocks an item (a 4096 -> 16384 layer at 10 % on an H200) it moved
+// about 7 TB/s, of which dy's boxes were a third. Tokens past T read as zeros, as do columns past
+// out and in (so the values past the matrix edge come out 0). The items are numbered by a prefix
+// over the block rows (gather_core.cuh tile_prefix / locate with tiles of four entries), made by
+// each block in shared memory.
 //
 // The general sampled kernel (sampled_gemm.cu) runs one output row of 128 (of which a 64-row
 // block used half) on mma.sync over the whole T: 1.85 ms for a 4096 -> 16384 layer at 10% on an
@@ -37,14 +40,18 @@ struct BlockSampledMaps {
 };
 
 template <typename T>
-__global__ void __launch_bounds__(dev::BlockCfg<T, true>::kThreads, 1)
+using SampledCfg = dev::BlockCfg<T, true, false, 2>;
+
+template <typename T>
+__global__ void __launch_bounds__(SampledCfg<T>::kThreads, 1)
     block_sampled_kernel(const BlockSampledParams<T> p, const __grid_constant__ BlockSampledMaps maps) {
-  using Cfg = dev::BlockCfg<T, true>;
-  constexpr int BK = Cfg::BK, kPair = 2;
+  using Cfg = SampledCfg<T>;
+  constexpr int BK = Cfg::BK, kItem = Cfg::kBlocksPerItem;
+  constexpr uint32_t kABytes = Cfg::kAElems * sizeof(T), kBBytes = BK * Cfg::BN * sizeof(T);
   extern __shared__ uint4 smem_raw[];
   const dev::WsRing<Cfg> ring(dev::tile_base<Cfg>(smem_raw));
   int32_t* items = reinterpret_cast<int32_t*>(reinterpret_cast<char*>(ring.tiles) + Cfg::kSmem);  // [row blocks + 1]
-  dev::tile_prefix<kPair>(p.offsets, p.row_blocks, items);
+  dev::tile_prefix<kItem>(p.offsets, p.row_blocks, items);
   ring.init(1);  // ends with a block barrier: the prefix is visible
   const int total = items[p.row_blocks];
   const int num_k = static_cast<int>((p.tokens + BK - 1) / BK);
@@ -55,27 +62,26 @@ __global__ void __launch_bounds__(dev::BlockCfg<T, true>::kThreads, 1)
       pit::cuda::tma::prefetch(&maps.x);
     }
     dev::TileAt at{};
-    int32_t c0 = 0, c1 = 0;  // the x columns of the item's blocks (the second repeats the first when alone)
-    dev::tma_produce<Cfg, (Cfg::kAElems + Cfg::kBElems) * sizeof(T)>(ring, total, [&](int t) {
-      at = dev::locate<kPair>(items, p.offsets, p.row_blocks, 1, t);
-      c0 = p.col[at.e0] * 64;
-      c1 = at.count > 1 ? p.col[at.e0 + 1] * 64 : c0;
-      return num_k;
+    int32_t c = 0;  // lane j < kItem: the x column of the item's block j (when it has one)
+    dev::tma_produce<Cfg, 0>(ring, total, [&](int t) {
+      at = dev::locate<kItem>(items, p.offsets, p.row_blocks, 1, t);
+      c = lane < at.count ? p.col[at.e0 + lane] * 64 : 0;
+      return dev::TmaTile{num_k, kABytes + static_cast<uint32_t>(at.count) * kBBytes};
     }, [&](int kt, int slot, uint32_t bar) {
       const int32_t t0 = kt * BK;
-      const uint32_t bs = pit::cuda::ptx::smem_u32(ring.b(slot));
-      if (lane == 0) pit::cuda::tma::load_2d(pit::cuda::ptx::smem_u32(ring.a(slot)), &maps.dy, at.s * 64, t0, bar);
-      if (lane == 1) pit::cuda::tma::load_2d(bs, &maps.x, c0, t0, bar);
-      if (lane == 2) pit::cuda::tma::load_2d(bs + BK * 64 * sizeof(T), &maps.x, c1, t0, bar);
+      if (lane == kItem) pit::cuda::tma::load_2d(pit::cuda::ptx::smem_u32(ring.a(slot)), &maps.dy, at.s * 64, t0, bar);
+      if (lane < at.count)
+        pit::cuda::tma::load_2d(pit::cuda::ptx::smem_u32(ring.b(slot)) + lane * kBBytes, &maps.x, c, t0, bar);
     });
     return;  // the consumers synchronise among themselves only (named barriers)
   }
   dev::Acc<Cfg> acc;
   uint32_t it = 0;
   for (int t = blockIdx.x; t < total; t += gridDim.x) {
-    const dev::TileAt at = dev::locate<kPair>(items, p.offsets, p.row_blocks, 1, t);
+    const dev::TileAt at = dev::locate<kItem>(items, p.offsets, p.row_blocks, 1, t);
     dev::ws_consume<Cfg>(acc, ring, it, num_k);
-    // Tile row r: row r % 64 of block e0 + r / 64 (none past the item's blocks).
+    // Tile row r: row r % 64 of block e0 + r / 64 (none past the item's blocks: an absent block's
+    // MMAs ran on whatever its B slot held, and are dropped here).
     dev::ws_store_tile<Cfg>(acc, ring, [&](int r) {
       return r / 64 < at.count ? dev::RowDst<T>{p.values + (int64_t{at.e0} + r / 64) * 4096 + (r % 64) * 64, 1.f}
                                : dev::RowDst<T>{nullptr, 1.f};
@@ -96,7 +102,7 @@ bool block_sampled_takes(const Tensor& g, const Tensor& x, const BlockListIndex&
 void block_sampled(const Tensor& g, const Tensor& x, BlockListIndex& out, StreamRef stream) {
   dispatch_gemm(g.dtype(), "cuda::sampled_gemm (blocks)", [&]<typename T>() {
     if constexpr (!std::is_same_v<T, float>) {
-      using Cfg = dev::BlockCfg<T, true>;
+      using Cfg = SampledCfg<T>;
       BlockSampledParams<T> p{};
       p.offsets = i32p(out.offsets);
       p.col = i32p(out.col);
@@ -110,8 +116,8 @@ void block_sampled(const Tensor& g, const Tensor& x, BlockListIndex& out, Stream
       auto* kernel = block_sampled_kernel<T>;
       const size_t smem = Cfg::kSmem + Cfg::kAlignSlack + sizeof(int32_t) * (p.row_blocks + 1);
       const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
-      // Items: at most half the listed blocks (rounded up) plus one per block row.
-      const int64_t bound = out.values.numel() / 4096 / 2 + p.row_blocks + 1;
+      // Items: at most a quarter of the listed blocks (rounded up) plus one per block row.
+      const int64_t bound = out.values.numel() / 4096 / Cfg::kBlocksPerItem + p.row_blocks + 1;
       kernel<<<static_cast<unsigned>(persistent_grid(bound, per_sm)), Cfg::kThreads, smem, native(stream)>>>(p, maps);
       check_launch("cuda::sampled_gemm (blocks)");
     }

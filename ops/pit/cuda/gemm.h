@@ -21,7 +21,9 @@ void block_gemm(const BlockListIndex& a, const Tensor& b, Tensor& c, const Epilo
 // y = x V^T without transposes (block_linear.cu), for the cases block_linear_takes: f16/bf16,
 // 64 x 64 blocks, x's rows and the values 16-byte aligned.
 bool block_linear_takes(const Tensor& x, const BlockListIndex& v);
-void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias, StreamRef stream);
+void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias, bool relu, StreamRef stream);
+// dx = dy V over V's transposed lists (t_offsets, t_rows, t_pos defined), V's blocks read as they lie.
+void block_linear_dx(const Tensor& dy, const BlockListIndex& v, Tensor& dx, StreamRef stream);
 // The values' gradient of a Linear on 64 x 64 blocks (block_sampled.cu): sampled_gemm(g, x, out,
 // a_trans = true, b_trans = false) without transposes, for the cases block_sampled_takes.
 bool block_sampled_takes(const Tensor& g, const Tensor& x, const BlockListIndex& out, bool a_trans, bool b_trans);

@@ -265,14 +265,28 @@ __device__ __forceinline__ void swrite_staged(const float* tile, int ld, RowFn&&
     }
     return;
   }
-  // A plain store (no bias, no activation) of eight whole, aligned elements is inlined: at high
+  // A store of eight whole, aligned elements is inlined, with its bias added as a vector: at high
   // sparsity the PIT GEMMs' tiles have few k-steps and the epilogue weighs (under ncu on an H200
-  // the out-of-line path was 27-33 % of the 128x1 K-condense kernel's warp samples at 90 %). With
-  // an activation (and its pre) but no bias, such runs take store8_act.
-  const bool plain = e.mode == WriteMode::store && e.bias == nullptr;
+  // the out-of-line path was 27-33 % of the 128x1 K-condense kernel's warp samples at 90 %, and a
+  // bias taken element by element out of line doubled block_linear's 0.40 ms at 10 % density).
+  // With an activation (and its pre), such runs take store8_act.
+  const bool store = e.mode == WriteMode::store;
+  const T* const bias = static_cast<const T*>(e.bias);
   const auto aligned16 = [](const T* q) { return (reinterpret_cast<uintptr_t>(q) % 16) == 0; };
-  // Tile row r's run of 8 columns at c (column col = n0 + c < ncols) to its destination row.
-  const auto run8 = [&](int r, int c, int64_t col, bool whole) {
+  // Whether the run of 8 columns at col takes the inlined store.
+  const auto inlined = [&](int64_t col) { return store && col + 8 <= ncols; };
+  // The bias of such a run, in f32 (lo and hi left as they are without one).
+  const auto bias8 = [&](int64_t col, float4& lo, float4& hi) {
+    if (bias == nullptr) return;
+    float b[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) b[i] = pit::cuda::widen(bias[col + i]);
+    lo = make_float4(b[0], b[1], b[2], b[3]);
+    hi = make_float4(b[4], b[5], b[6], b[7]);
+  };
+  // Tile row r's run of 8 columns at c (column col = n0 + c < ncols) to its destination row;
+  // whole: the run takes the inlined store, with the bias (blo, bhi).
+  const auto run8 = [&](int r, int c, int64_t col, bool whole, float4 blo, float4 bhi) {
     const auto [dst, scale] = row(r);
     if (dst == nullptr) return;
     float4 lo = pit::cuda::ptx::ld_shared_f4(tile + r * ld + c);
@@ -283,29 +297,39 @@ __device__ __forceinline__ void swrite_staged(const float* tile, int ld, RowFn&&
     }
     T* p = dst + col;
     if (whole && aligned16(p) && (!e.pre || aligned16(p + e.pre_delta))) {
+      if (bias != nullptr) {
+        lo = make_float4(lo.x + blo.x, lo.y + blo.y, lo.z + blo.z, lo.w + blo.w);
+        hi = make_float4(hi.x + bhi.x, hi.y + bhi.y, hi.z + bhi.z, hi.w + bhi.w);
+      }
       if (e.act == Act::none) store8<T>(p, lo, hi);
       else store8_act<T>(p, lo, hi, e);
     } else {
-      swrite_vec8<T>(dst, col, ncols, lo, hi, e);
+      swrite_vec8<T>(dst, col, ncols, lo, hi, e);  // adds the bias itself
     }
   };
   constexpr int kPerRow = kCols / 8;
   if constexpr (kThreads % kPerRow == 0 && kRows % (kThreads / kPerRow) == 0) {
-    // Every thread keeps one run of 8 columns in every row it writes: the column bound is tested
-    // once, a row costs its destination, two shared loads and the store.
+    // Every thread keeps one run of 8 columns in every row it writes: the column bound and the
+    // bias are taken once, a row costs its destination, two shared loads and the store.
     constexpr int kStep = kThreads / kPerRow;
     const int c = (tid % kPerRow) * 8;
     const int64_t col = n0 + c;
     if (col >= ncols) return;
-    const bool whole = plain && col + 8 <= ncols;
+    const bool whole = inlined(col);
+    float4 blo{}, bhi{};
+    if (whole) bias8(col, blo, bhi);
 #pragma unroll
-    for (int j = 0; j < kRows / kStep; ++j) run8(tid / kPerRow + j * kStep, c, col, whole);
+    for (int j = 0; j < kRows / kStep; ++j) run8(tid / kPerRow + j * kStep, c, col, whole, blo, bhi);
   } else {
 #pragma unroll 1
     for (int i = tid; i < kRows * kPerRow; i += kThreads) {
       const int r = i / kPerRow, c = (i % kPerRow) * 8;
       const int64_t col = n0 + c;
-      if (col < ncols) run8(r, c, col, plain && col + 8 <= ncols);
+      if (col >= ncols) continue;
+      const bool whole = inlined(col);
+      float4 blo{}, bhi{};
+      if (whole) bias8(col, blo, bhi);
+      run8(r, c, col, whole, blo, bhi);
     }
   }
 }

@@ -93,13 +93,20 @@ __device__ __forceinline__ void ws_produce(const WsRing<Cfg>& ring, int num_tile
   pit::cuda::mbar::cp_async_wait_all();
 }
 
+// A tile's k-stages and the bytes each of its stages loads (tma_produce, where they vary).
+struct TmaTile {
+  int num_k;
+  uint32_t stage_bytes;
+};
+
 // The producers' loop with TMA loads (the ring initialised with one `full` arrival): the
 // kProducers / 32 == kStages producer warps each own one ring slot, i.e. the stages it = warp,
 // warp + kStages, ... of the block's tiles in order. begin(t) (every producer warp) prepares tile t
-// and returns its k-stages; issue(kt, slot, bar) (every lane of the owning warp) issues stage kt's
-// TMA loads into slot `slot`, completing on the mbarrier at shared address `bar`, which expects
-// kStageBytes (lane 0 arrives with them first). A warp has kStages stages' time for each of its
-// own, so the index reads before its loads do not hold the ring back.
+// and returns its k-stages (or a TmaTile); issue(kt, slot, bar) (every lane of the owning warp)
+// issues stage kt's TMA loads into slot `slot`, completing on the mbarrier at shared address
+// `bar`, which expects kStageBytes (or the TmaTile's bytes; lane 0 arrives with them first). A warp
+// has kStages stages' time for each of its own, so the index reads before its loads do not hold
+// the ring back.
 template <class Cfg, uint32_t kStageBytes, class Begin, class Issue>
 __device__ __forceinline__ void tma_produce(const WsRing<Cfg>& ring, int num_tiles, Begin&& begin, Issue&& issue) {
   constexpr int S = Cfg::kStages;
@@ -107,12 +114,20 @@ __device__ __forceinline__ void tma_produce(const WsRing<Cfg>& ring, int num_til
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   uint32_t it = 0;  // stages of the block's earlier tiles (ws_produce's count)
   for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
-    const int num_k = begin(t);
+    int num_k = 0;
+    uint32_t stage_bytes = kStageBytes;
+    if constexpr (std::is_same_v<decltype(begin(t)), TmaTile>) {
+      const TmaTile tile = begin(t);
+      num_k = tile.num_k;
+      stage_bytes = tile.stage_bytes;
+    } else {
+      num_k = begin(t);
+    }
     // This warp's stages of the tile: those whose ring position it + kt is its slot.
     for (int kt = (warp - static_cast<int>(it % S) + S) % S; kt < num_k; kt += S) {
       const uint32_t at = it + static_cast<uint32_t>(kt);
       pit::cuda::mbar::wait(ring.empty(warp), ((at / S) & 1) ^ 1);
-      if (lane == 0) pit::cuda::mbar::arrive_expect_tx(ring.full(warp), kStageBytes);
+      if (lane == 0) pit::cuda::mbar::arrive_expect_tx(ring.full(warp), stage_bytes);
       issue(kt, warp, pit::cuda::ptx::smem_u32(ring.full(warp)));
     }
     it += static_cast<uint32_t>(num_k);

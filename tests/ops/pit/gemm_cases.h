@@ -149,7 +149,7 @@ inline void run_block_linear_cases(Device dev, const std::vector<int64_t>& bs, c
             const Tensor dense_rows = dense_random({b, s.in}, ++seed, dt, dev);
             v.slice(0, b, 2 * b).copy_(dense_rows);
           }
-          const sparse::BlockListIndex vi = sparse::detect_blocks(v, b, {.values = true});
+          const sparse::BlockListIndex vi = sparse::detect_blocks(v, b, {.values = true, .transposed = true});
           const Tensor x = dense_random({s.t, s.in}, ++seed, dt, dev);
           Tensor y = poisoned({s.t, s.out}, dt, dev);
           sparse::block_linear(x, vi, y);
@@ -159,11 +159,19 @@ inline void run_block_linear_cases(Device dev, const std::vector<int64_t>& bs, c
           const Tensor bias = dense_random({s.out}, ++seed, dt, dev);
           y = poisoned({s.t, s.out}, dt, dev);
           sparse::block_linear(x, vi, y, bias);
-          expect_close(y, kernels::binary(BinaryOp::add, xv, bias.to(Device::cpu(), DType::f64)), tol_for(dt),
-                       tol_for(dt), what + " + bias");
+          const Tensor biased = kernels::binary(BinaryOp::add, xv, bias.to(Device::cpu(), DType::f64));
+          expect_close(y, biased, tol_for(dt), tol_for(dt), what + " + bias");
+          // and the ReLU after it (on CUDA in the same epilogue)
+          y = poisoned({s.t, s.out}, dt, dev);
+          sparse::block_linear(x, vi, y, bias, /*relu=*/true);
+          expect_close(y, kernels::unary(UnaryOp::relu, biased), tol_for(dt), tol_for(dt), what + " + bias, relu");
           // The values' gradient as sparse_linear asks for it: dy^T x at V's blocks, dy and x as
           // they lie (on CUDA, 64 x 64 blocks in f16/bf16: block_sampled.cu).
           const Tensor g = dense_random({s.t, s.out}, ++seed, dt, dev);
+          // dx = dy V over the transposed lists (on CUDA, 64 x 64 in f16/bf16: V's blocks as they lie)
+          Tensor dx = poisoned({s.t, s.in}, dt, dev);
+          sparse::block_linear_dx(g, vi, dx);
+          expect_close(dx, ref_matmul(g, v), tol_for(dt), tol_for(dt), what + " dx = dy V");
           sparse::BlockListIndex dv = sparse::with_new_values(vi, dt);
           dv.values.fill_(std::numeric_limits<double>::quiet_NaN());
           sparse::sampled_gemm(g, x, dv, /*a_trans=*/true, /*b_trans=*/false);

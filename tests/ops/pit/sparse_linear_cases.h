@@ -3,7 +3,8 @@
 // linear(x, W * mask, b): the value, dx, db, the compact gradient of the values and the dense
 // weight gradient RigL asks for; every micro-tile kind (K lists of 16/32/128 rows, blocks of
 // 16/32/64, element masks covered by 32x1 tiles), ragged shapes, empty / partial / full patterns,
-// on the PIT kernels and on the dense path (compact_gather).
+// on the PIT kernels and on the dense path (compact_gather); each also with the ReLU fused
+// (SparseLinearOptions::relu), against relu of the dense reference.
 // The layout is made once: forward and backward run no detection. Run on the CPU
 // (sparse_linear_test.cpp) and on CUDA (sparse_linear_cuda_test.cpp).
 #include <gtest/gtest.h>
@@ -37,18 +38,25 @@ inline Tensor compact_case_mask(const CompactCase& c, int64_t rows, int64_t cols
   return sparse_tensor(rows, cols, tr, tc, density, seed, DType::f32, dev, /*inner_zero=*/0.0).to(DType::boolean);
 }
 
+// 1 where t > 0, else 0: t's dtype and device.
+inline Tensor positive(const Tensor& t) {
+  return kernels::unary_backward(UnaryOp::relu, full(t.shape(), 1.0, t.dtype(), t.device()), t, t);
+}
+
 inline void run_sparse_linear_cases(Device dev, const std::vector<DType>& dtypes) {
   uint64_t seed = 12000;
   for (const DType dt : dtypes)
     for (const CompactCase& c : kCompactCases)
       for (const double d : {0.0, 0.3, 1.0})
-      for (const bool dense : {false, true}) {
+      for (const bool dense : {false, true})
+      for (const bool relu : {false, true}) {
         // 64 x 64 blocks on rows of 16 bytes (in a multiple of 8): on CUDA, the kernels that read x
         // and dy as they lie (block_linear, block_sampled); the others ragged and odd.
         const bool b64 = c.tile.cols == 64;
         const int64_t out = b64 ? 200 : 70, in = b64 ? 136 : 45;
         const std::string what = std::string("sparse_linear ") + c.tile.str() + (c.elements ? " covering elements " : " ") +
-                                 dtype_name(dt) + " density " + std::to_string(d) + (dense ? " dense path" : "");
+                                 dtype_name(dt) + " density " + std::to_string(d) + (dense ? " dense path" : "") +
+                                 (relu ? " relu" : "");
         const Tensor mask = compact_case_mask(c, out, in, d, ++seed, dev);
         const Tensor w = dense_random({out, in}, ++seed, dt, dev);
         const Tensor bias = dense_random({out}, ++seed, dt, dev);
@@ -65,12 +73,15 @@ inline void run_sparse_linear_cases(Device dev, const std::vector<DType>& dtypes
         const uint64_t calls = sparse::detection_calls();
         Variable xv(x, true), vv(values, true), bv(bias, true);
         const auto dense_grad = std::make_shared<Tensor>();
-        Variable y = ops::sparse_linear(xv, vv, bv, layout, {.dense_weight_grad = dense_grad});
+        Variable y = ops::sparse_linear(xv, vv, bv, layout, {.dense_weight_grad = dense_grad, .relu = relu});
         y.backward(g);
         EXPECT_EQ(sparse::detection_calls(), calls) << what << ": forward or backward ran a detection";
 
         Variable xr(x, true), wr(w, true), br(bias, true);
         Variable yr = ops::linear(xr, ops::mul(wr, Variable(mask.to(dt))), br);
+        // The ReLU as the op took it: where y > 0 (a pre-activation within rounding of 0 may fall
+        // on either side of the kink in the two computations, and the gradients would differ there).
+        if (relu) yr = ops::mul(yr, Variable(positive(y.data())));
         yr.backward(g);
         const double tol = tol_for(dt);
         expect_close(y.data(), yr.data(), tol, tol, what + " value");
@@ -78,7 +89,8 @@ inline void run_sparse_linear_cases(Device dev, const std::vector<DType>& dtypes
         expect_close(bv.grad(), br.grad(), tol, tol, what + " db");
         ASSERT_EQ(vv.grad().shape(), layout.values_shape()) << what << ": the gradient must be compact";
         expect_close(vv.grad(), sparse::compact_values(layout, wr.grad(), mask), tol, tol, what + " dvalues");
-        const Tensor x2 = x.reshape({-1, in}), g2 = g.reshape({-1, out});
+        const Tensor x2 = x.reshape({-1, in});
+        const Tensor g2 = relu ? kernels::binary(BinaryOp::mul, g, positive(y.data())).reshape({-1, out}) : g.reshape({-1, out});
         ASSERT_TRUE(dense_grad->defined()) << what;
         expect_close(*dense_grad, ref_matmul(g2.t().contiguous(), x2), tol, tol, what + " dense dW");
         if (::testing::Test::HasFailure()) return;

@@ -9,6 +9,7 @@
 // accumulated in f32 and rounded once on store (2^-9, 2^-11 relative), except where several tiles
 // meet one output element (K-chunk segments, MoE combine), whose atomic adds round once per
 // contribution: kChunkTol below allows that for the 13 chunks of 777 / 64.
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -47,11 +48,15 @@ TEST(PitGemmCuda, CondenseAndBlocksSmall) {
   test::run_tile_gemm_cases(kGpu, {16, 32, 64, 128}, {16, 32, 64}, kAll, kSmall);
 }
 
-// 64 x 64 blocks in f16/bf16: the kernel reading x and writing y as they are (block_linear.cu);
-// 32 x 32 and f32: the transposing way.
+// 64 x 64 blocks in f16/bf16: the kernel reading x and writing y as they are (block_linear.cu),
+// with its output tiles of 256 tokens and, as PIT_BLOCK_LINEAR_TOKENS=128 asks, of 128; 32 x 32
+// and f32: the transposing way.
 TEST(PitGemmCuda, BlockLinear) {
   PIT_REQUIRE_CUDA();
   test::run_block_linear_cases(kGpu, {64, 32}, kAll);
+  ASSERT_EQ(setenv("PIT_BLOCK_LINEAR_TOKENS", "128", 1), 0);
+  test::run_block_linear_cases(kGpu, {64}, {DType::bf16, DType::f16});
+  unsetenv("PIT_BLOCK_LINEAR_TOKENS");
 }
 
 TEST(PitGemmCuda, CondenseAndBlocksRaggedLarge) {
