@@ -50,7 +50,9 @@ struct BlockCfg {
   static constexpr size_t kSmemEpi = size_t{BM} * kEpiLd * sizeof(float);
   static constexpr size_t kAlign = 1024, kAlignSlack = kAlign - 16;
   static constexpr int kStages = kHalves_ == 1 ? 4 : 3;
-  static constexpr int kProducers = 32 * kStages, kConsumers = 256;  // a producer warp per ring slot
+  // A producer warp per ring slot, in a whole warpgroup: wgmma needs each consumer warpgroup's first
+  // warp at a multiple of 4 (with 3 producer warps the H200 raised an illegal instruction).
+  static constexpr int kProducers = 128, kConsumers = 256;
   static constexpr int kConsumerWarps = kConsumers / 32;
   static constexpr int kThreads = kProducers + kConsumers;
   static constexpr int kConsumerBase = kProducers;

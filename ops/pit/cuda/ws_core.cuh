@@ -99,8 +99,8 @@ struct TmaTile {
   uint32_t stage_bytes;
 };
 
-// The producers' loop with TMA loads (the ring initialised with one `full` arrival): the
-// kProducers / 32 == kStages producer warps each own one ring slot, i.e. the stages it = warp,
+// The producers' loop with TMA loads (the ring initialised with one `full` arrival): the first
+// kStages producer warps each own one ring slot (the others return at once), i.e. the stages it = warp,
 // warp + kStages, ... of the block's tiles in order. begin(t) (every producer warp) prepares tile t
 // and returns its k-stages (or a TmaTile); issue(kt, slot, bar) (every lane of the owning warp)
 // issues stage kt's TMA loads into slot `slot`, completing on the mbarrier at shared address
@@ -110,8 +110,9 @@ struct TmaTile {
 template <class Cfg, uint32_t kStageBytes, class Begin, class Issue>
 __device__ __forceinline__ void tma_produce(const WsRing<Cfg>& ring, int num_tiles, Begin&& begin, Issue&& issue) {
   constexpr int S = Cfg::kStages;
-  static_assert(Cfg::kProducers == 32 * S, "one producer warp per ring slot");
+  static_assert(Cfg::kProducers >= 32 * S, "one producer warp per ring slot");
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  if (warp >= S) return;
   uint32_t it = 0;  // stages of the block's earlier tiles (ws_produce's count)
   for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
     int num_k = 0;
