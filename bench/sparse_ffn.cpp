@@ -287,14 +287,18 @@ int run_sparse(const std::string& markdown_path) {
       Tensor dx = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
       const double fl = time_gpu([&](int) { sparse::block_linear(x, idx, y); }, 3, 20).median_ms;
       const double dl = time_gpu([&](int) { sparse::block_linear_dx(g, idx, dx); }, 3, 20).median_ms;
-      // The 64 x 64 kernel with output tiles of 128 tokens instead of 256 (PIT_BLOCK_LINEAR_TOKENS).
+      // The 64 x 64 kernels with output tiles of 128 tokens instead of 256 (PIT_BLOCK_LINEAR_TOKENS)
+      // and dW items of two blocks instead of four (PIT_BLOCK_SAMPLED_BLOCKS).
       setenv("PIT_BLOCK_LINEAR_TOKENS", "128", 1);
+      setenv("PIT_BLOCK_SAMPLED_BLOCKS", "2", 1);
       const double fl128 = time_gpu([&](int) { sparse::block_linear(x, idx, y); }, 3, 20).median_ms;
       const double dl128 = time_gpu([&](int) { sparse::block_linear_dx(g, idx, dx); }, 3, 20).median_ms;
+      const double s2 = time_gpu([&](int) { sparse::sampled_gemm(g, x, out, true, false); }, 3, 20).median_ms;
       unsetenv("PIT_BLOCK_LINEAR_TOKENS");
+      unsetenv("PIT_BLOCK_SAMPLED_BLOCKS");
       char line[256];
-      std::snprintf(line, sizeof line, "| %s | %.3f | %.3f | %.3f / %.3f | %.3f / %.3f |\n", unit.str().c_str(), fl, dl,
-                    fl128, dl128, y_ms, dx_ms);
+      std::snprintf(line, sizeof line, "| %s | %.3f | %.3f | %.3f | %.3f / %.3f / %.3f | %.3f / %.3f |\n",
+                    unit.str().c_str(), fl, dl, s, fl128, dl128, s2, y_ms, dx_ms);
       linear_rows += line;
     } else {
       const sparse::KListIndex idx = sparse::lists_with(l, v);
@@ -307,7 +311,8 @@ int run_sparse(const std::string& markdown_path) {
                dx_ms, dw_ms);
   }
   write_line(md, "\n### Blocks as sparse_linear runs them: y = x W^T and dx = dy W without transposes (block_linear)\n\n"
-                 "| micro-tile | y ms | dx ms | 64x64: 128-token tiles y / dx ms | cuBLAS y / dx ms |\n|---|---:|---:|---:|---:|\n");
+                 "| micro-tile | y ms | dx ms | dW ms | 64x64 before: 128-token tiles y / dx, dW in pairs ms | cuBLAS y / dx ms |\n"
+                 "|---|---:|---:|---:|---:|---:|\n");
   write_line(md, "%s", linear_rows.c_str());
   activation_sparsity(md);
   if (md) std::fclose(md);

@@ -17,6 +17,9 @@
 // H200 against 1.60 for cuBLAS's whole dense dW (docs/BENCHMARKS.md).
 #include "ops/pit/cuda/gemm.h"
 
+#include <cstdlib>
+#include <string>
+
 #include "ops/cuda/tensor_map.h"
 #include "ops/cuda/tma_ptx.cuh"
 #include "ops/pit/cuda/block_core.cuh"
@@ -39,13 +42,15 @@ struct BlockSampledMaps {
   CUtensorMap dy, x;  // [T, out] and [T, in] in boxes of 64 x 64
 };
 
-template <typename T>
-using SampledCfg = dev::BlockCfg<T, true, false, 2>;
+// kHalves blocks per consumer warpgroup: four blocks an item (2), or two where
+// PIT_BLOCK_SAMPLED_BLOCKS=2 says so (1; the benchmark compares the two).
+template <typename T, int kHalves>
+using SampledCfg = dev::BlockCfg<T, true, false, kHalves>;
 
-template <typename T>
-__global__ void __launch_bounds__(SampledCfg<T>::kThreads, 1)
+template <typename T, int kHalves>
+__global__ void __launch_bounds__(SampledCfg<T, kHalves>::kThreads, 1)
     block_sampled_kernel(const BlockSampledParams<T> p, const __grid_constant__ BlockSampledMaps maps) {
-  using Cfg = SampledCfg<T>;
+  using Cfg = SampledCfg<T, kHalves>;
   constexpr int BK = Cfg::BK, kItem = Cfg::kBlocksPerItem;
   constexpr uint32_t kABytes = Cfg::kAElems * sizeof(T), kBBytes = BK * Cfg::BN * sizeof(T);
   extern __shared__ uint4 smem_raw[];
@@ -99,10 +104,13 @@ bool block_sampled_takes(const Tensor& g, const Tensor& x, const BlockListIndex&
          aligned(out.values) && (out.rows + 63) / 64 <= kWsMaxSegments;
 }
 
-void block_sampled(const Tensor& g, const Tensor& x, BlockListIndex& out, StreamRef stream) {
+namespace {
+
+template <int kHalves>
+void launch_block_sampled(const Tensor& g, const Tensor& x, BlockListIndex& out, StreamRef stream) {
   dispatch_gemm(g.dtype(), "cuda::sampled_gemm (blocks)", [&]<typename T>() {
     if constexpr (!std::is_same_v<T, float>) {
-      using Cfg = SampledCfg<T>;
+      using Cfg = SampledCfg<T, kHalves>;
       BlockSampledParams<T> p{};
       p.offsets = i32p(out.offsets);
       p.col = i32p(out.col);
@@ -113,15 +121,23 @@ void block_sampled(const Tensor& g, const Tensor& x, BlockListIndex& out, Stream
       BlockSampledMaps maps{};
       maps.dy = pit::cuda::tensor_map_2d(kType, g.data<T>(), g.size(0), g.size(1), g.size(1), 64, "sampled_gemm's A");
       maps.x = pit::cuda::tensor_map_2d(kType, x.data<T>(), x.size(0), x.size(1), x.size(1), 64, "sampled_gemm's B");
-      auto* kernel = block_sampled_kernel<T>;
+      auto* kernel = block_sampled_kernel<T, kHalves>;
       const size_t smem = Cfg::kSmem + Cfg::kAlignSlack + sizeof(int32_t) * (p.row_blocks + 1);
       const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
-      // Items: at most a quarter of the listed blocks (rounded up) plus one per block row.
+      // Items: at most the listed blocks over the blocks an item (rounded up) plus one per block row.
       const int64_t bound = out.values.numel() / 4096 / Cfg::kBlocksPerItem + p.row_blocks + 1;
       kernel<<<static_cast<unsigned>(persistent_grid(bound, per_sm)), Cfg::kThreads, smem, native(stream)>>>(p, maps);
       check_launch("cuda::sampled_gemm (blocks)");
     }
   });
+}
+
+}  // namespace
+
+void block_sampled(const Tensor& g, const Tensor& x, BlockListIndex& out, StreamRef stream) {
+  const char* blocks = std::getenv("PIT_BLOCK_SAMPLED_BLOCKS");
+  if (blocks != nullptr && std::string(blocks) == "2") launch_block_sampled<1>(g, x, out, stream);
+  else launch_block_sampled<2>(g, x, out, stream);
 }
 
 }  // namespace pit::sparse::cuda

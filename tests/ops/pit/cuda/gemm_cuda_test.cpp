@@ -49,14 +49,17 @@ TEST(PitGemmCuda, CondenseAndBlocksSmall) {
 }
 
 // 64 x 64 blocks in f16/bf16: the kernel reading x and writing y as they are (block_linear.cu),
-// with its output tiles of 256 tokens and, as PIT_BLOCK_LINEAR_TOKENS=128 asks, of 128; 32 x 32
-// and f32: the transposing way.
+// with its output tiles of 256 tokens and, as PIT_BLOCK_LINEAR_TOKENS=128 asks, of 128, and the
+// sampled dW with four blocks an item and, as PIT_BLOCK_SAMPLED_BLOCKS=2 asks, two; 32 x 32 and
+// f32: the transposing way.
 TEST(PitGemmCuda, BlockLinear) {
   PIT_REQUIRE_CUDA();
   test::run_block_linear_cases(kGpu, {64, 32}, kAll);
   ASSERT_EQ(setenv("PIT_BLOCK_LINEAR_TOKENS", "128", 1), 0);
+  ASSERT_EQ(setenv("PIT_BLOCK_SAMPLED_BLOCKS", "2", 1), 0);
   test::run_block_linear_cases(kGpu, {64}, {DType::bf16, DType::f16});
   unsetenv("PIT_BLOCK_LINEAR_TOKENS");
+  unsetenv("PIT_BLOCK_SAMPLED_BLOCKS");
 }
 
 TEST(PitGemmCuda, CondenseAndBlocksRaggedLarge) {
