@@ -25,12 +25,13 @@ Shape unit_grid(int64_t out, int64_t in, MicroTile u) {
 // was faster at every density measured, down to 5% (32x1: 11.1 vs 4.2 ms), so K-list layers take
 // it always until the PIT backward kernels (sampled dW, K-list dx) catch up; 64x64 blocks were
 // faster on the PIT kernels at 5% (2.83 vs 4.18 ms) and about even at 10% (4.39 vs 4.28).
-// 64 x 64 blocks run on block_linear / block_sampled (no transposes, TMA): on the H200 the layer
-// above took 0.75 / 1.25 / 2.31 / 3.22 ms at 5 / 10 / 20 / 30% against 4.06-4.64 ms on the dense
-// path, and 5.39 against 4.78 at 50%: the dense path from 30%.
+// 64 x 64 blocks run on block_linear / block_linear_dx / block_sampled (no transposes, TMA; 256-token
+// tiles, dW in items of four blocks): on the H200 the layer above took 0.71 / 1.11 / 1.99 / 2.83 /
+// 4.42 ms at 5 / 10 / 20 / 30 / 50% against 4.09-4.77 ms on the dense path: the dense path from
+// 50%, where the two are close (docs/BENCHMARKS.md, 2026-12-05).
 double dense_path_from(Device device, sparse::MicroTile tile) {
   if (!device.is_cuda()) return 0.4;
-  if (tile.rows == 64 && tile.cols == 64) return 0.3;
+  if (tile.rows == 64 && tile.cols == 64) return 0.5;
   return tile.cols > 1 ? 0.08 : 0.0;
 }
 
