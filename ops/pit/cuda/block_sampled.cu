@@ -5,9 +5,10 @@
 // 64 a stage: dy's 64 x 64 box (A, MN-major) and x's 64 x 64 box at each block's column (B,
 // MN-major) by TMA (ws_core.cuh tma_produce; an item's absent blocks are not loaded, the stage
 // expects fewer bytes), two blocks per consumer warpgroup (wgmma m64n64k16 each), each block's
-// 64 x 64 values written row by row (ws_core.cuh ws_store_tile). The kernel is bound by the boxes'
-// traffic from L2: with two blocks an item (a 4096 -> 16384 layer at 10 % on an H200) it moved
-// about 7 TB/s, of which dy's boxes were a third. Tokens past T read as zeros, as do columns past
+// 64 x 64 values written row by row (ws_core.cuh ws_store_tile). Counting the boxes' bytes (an
+// estimate, not a counter reading), with two blocks an item a 4096 -> 16384 layer at 10 % moved
+// about 7 TB/s from L2 on an H200 (0.35 ms), a third of it dy's boxes; four blocks an item read
+// those half as often (0.333 -> 0.315 ms measured in one run). Tokens past T read as zeros, as do columns past
 // out and in (so the values past the matrix edge come out 0). The items are numbered by a prefix
 // over the block rows (gather_core.cuh tile_prefix / locate with tiles of four entries), made by
 // each block in shared memory.
