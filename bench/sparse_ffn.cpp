@@ -134,6 +134,24 @@ Tensor relu_output(double zeros, bool skewed, uint64_t seed, double* zero_fracti
   return from_vector(h, {kTokens, kFfn}).to(Device::cuda(), DType::bf16);
 }
 
+// PIT_BENCH_SPARSE_TRACE=activation: three untimed forward + backward passes of the fourth
+// table's pit_matmul on h with 99% zeros at skewed rates, then one of the dense matmul (a marker
+// for bench/ncu_pass.py: `--marker gemm`, or read the whole list).
+void activation_trace() {
+  const Tensor w = random_on_gpu({kModel, kFfn}, 12, DType::bf16);
+  const Tensor dy = random_on_gpu({kTokens, kModel}, 13, DType::bf16);
+  double zero_fraction = 0;
+  const Tensor h = relu_output(0.99, true, 21, &zero_fraction);
+  sparse::PlanSite site;
+  for (int i = 0; i < 3; ++i) {
+    Variable hv(h, true), wv(w, true);
+    ops::pit_matmul(hv, ops::transpose(wv, 0, 1), {.site = &site}).backward(dy);
+  }
+  Variable hv(h, true), wv(w, true);
+  ops::matmul(hv, ops::transpose(wv, 0, 1)).backward(dy);
+  PIT_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
 // The fourth table (see the top of the file).
 void activation_sparsity(std::FILE* md) {
   write_line(md, "\n### Activation sparsity: the second GEMM y = h W2^T, h = ReLU output [%lld, %lld], W2 [%lld, %lld], bf16\n\n",
@@ -177,11 +195,15 @@ int run_sparse(const std::string& markdown_path) {
   const Tensor dy = random_on_gpu({kTokens, kModel}, 2, DType::bf16);
   const double sparsity = 0.9;
   // PIT_BENCH_SPARSE_TRACE=64x64 (or another micro-tile, or "dense"): three untimed training steps
-  // of that block and nothing else, for a profiler to list the kernels of one step (`ncu --metrics
+  // of that block and nothing else (or "activation": activation_trace above), for a profiler to list the kernels of one step (`ncu --metrics
   // gpu__time_duration.sum --csv build-gpu/pit-bench sparse > F; python3 bench/ncu_pass.py F
   // --marker adamw`).
   if (const char* trace = std::getenv("PIT_BENCH_SPARSE_TRACE")) {
     const std::string name = trace;
+    if (name == "activation") {
+      activation_trace();
+      return 0;
+    }
     std::unique_ptr<Block> block;
     if (name == "dense") {
       block = std::make_unique<Block>(nullptr, 1.0);
