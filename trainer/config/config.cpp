@@ -1,6 +1,9 @@
 #include "trainer/config/config.h"
 
+#include <algorithm>
+#include <exception>
 #include <filesystem>
+#include <optional>
 
 #include "core/error.h"
 #include "trainer/config/loader.h"
@@ -171,12 +174,16 @@ Values cpu_values(const std::string& name, const std::string& yaml_text,
 // is valid on its own (the schema checks that where it points at the entry), but together with
 // the rest they may break a rule across keys (e.g. run.steps=10 against schedule.warmup_steps).
 // The trial starts from the same text, so errors point into it.
-Config load_checked(const std::string& name, const std::string& yaml_text,
-                    const std::vector<std::string>& overrides) {
-  const Values values = load_values(train_schema(), name, yaml_text, overrides);
+Config checked(const Values& values, const std::string& name, const std::string& yaml_text,
+               const std::vector<std::string>& overrides) {
   if (const auto& cpu = values.string_list("run.cpu_overrides"); !cpu.empty())
     cpu_values(name, yaml_text, cpu, overrides, name);
   return from_values(values, name);
+}
+
+Config load_checked(const std::string& name, const std::string& yaml_text,
+                    const std::vector<std::string>& overrides) {
+  return checked(load_values(train_schema(), name, yaml_text, overrides), name, yaml_text, overrides);
 }
 
 }  // namespace
@@ -211,6 +218,48 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 Config config_from_yaml(const std::string& yaml_text, const std::string& name,
                         const std::vector<std::string>& overrides) {
   return load_checked(name, yaml_text, overrides);
+}
+
+Config config_to_run(const std::string& path, const std::vector<std::string>& overrides,
+                     const std::function<bool(const Config&)>& lands_on_gpu, std::string* note) {
+  if (note) note->clear();
+  const std::string text = read_config_file(path);
+  std::optional<Values> values;
+  std::exception_ptr gpu_problem;
+  std::string gpu_message;
+  try {
+    values = load_values(train_schema(), path, text, overrides);
+  } catch (const Error& e) {
+    gpu_problem = std::current_exception();
+    gpu_message = e.what();
+  }
+  if (values) {
+    const Config c = checked(*values, path, text, overrides);
+    if (c.run.cpu_overrides.empty() || lands_on_gpu(c)) return c;
+    if (note) *note = "running on the CPU: run.cpu_overrides applied";
+    return with_cpu_overrides(c, overrides);
+  }
+  // Invalid as the GPU run (often a --set that shortens it: run.steps=50 under a warm-up of 200).
+  // A run that lands on the CPU runs the config run.cpu_overrides give, which may be valid: the
+  // file's own entries (unless the command line sets the list), then the command line.
+  std::optional<Config> cpu;
+  const bool sets_the_list = std::any_of(overrides.begin(), overrides.end(), [](const std::string& o) {
+    return o.substr(0, o.find('=')) == "run.cpu_overrides";
+  });
+  if (!sets_the_list) {
+    try {
+      const Values file = load_values(train_schema(), path, text, {});
+      if (const auto& entries = file.string_list("run.cpu_overrides"); !entries.empty())
+        cpu = from_values(cpu_values(path, text, entries, overrides, path), path);
+    } catch (const Error&) {
+      cpu.reset();  // not valid on the CPU either: the GPU run's problems are the ones to show
+    }
+  }
+  if (!cpu || lands_on_gpu(*cpu)) std::rethrow_exception(gpu_problem);
+  if (note)
+    *note = "running on the CPU: run.cpu_overrides applied; on a GPU, where they do not apply, this command would "
+            "stop: " + gpu_message;
+  return *cpu;
 }
 
 Config with_cpu_overrides(const Config& config, const std::vector<std::string>& command_line_overrides) {
@@ -268,6 +317,9 @@ std::string schema_markdown() {
       "would apply them, and then the command line's `--set` overrides, which still win. The\n"
       "entries are checked on every load, on a GPU too:\n"
       "`cpu_overrides: [\"run.steps=200\", \"model.d_model=64\", \"data.batch_size=4\"]`.\n"
+      "A `--set` that only the GPU run breaks (e.g. `--set run.steps=50` where `schedule.warmup_steps`\n"
+      "is 200 and run.cpu_overrides lower it) does not stop a run that lands on the CPU: pit-train\n"
+      "runs the CPU config, which is valid, and says what the GPU run would need.\n"
       "\n";
   return out + markdown(train_schema());
 }

@@ -11,6 +11,7 @@
 // When the run lands on the CPU, with_cpu_overrides(c, command_line.overrides) gives the config
 // that it runs with there (run.cpu_overrides applied).
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -190,6 +191,16 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 // error messages.
 Config config_from_yaml(const std::string& yaml_text, const std::string& name = "<config>",
                         const std::vector<std::string>& overrides = {});
+
+// The config pit-train runs, from `path` and the command line's --set `overrides`, on the device
+// lands_on_gpu picks for it (true: a GPU). A config valid as written is load_config's, with
+// with_cpu_overrides applied where it lands on the CPU. One that --set leaves invalid as the GPU
+// run (e.g. run.steps=50 against schedule.warmup_steps: 200) still runs where it lands on the CPU,
+// when the config run.cpu_overrides give there is valid; otherwise the GPU run's problems are
+// thrown as load_config throws them. `note` (may be null) gets a line for the log when the CPU
+// config was chosen ("" otherwise).
+Config config_to_run(const std::string& path, const std::vector<std::string>& overrides,
+                     const std::function<bool(const Config&)>& lands_on_gpu, std::string* note);
 
 // The config for a run on the CPU: config.resolved_yaml re-resolved with config.run.cpu_overrides
 // applied first and then `command_line_overrides` (the --set overrides the config was loaded

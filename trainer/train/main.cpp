@@ -16,12 +16,11 @@ int main(int argc, char** argv) {
       std::fputs(usage_text().c_str(), stdout);
       return 0;
     }
-    Config config = load_config(cl.config_path, cl.overrides);
     // One config describes the GPU run and the CPU run: on the CPU its run.cpu_overrides apply.
-    if (!resolve_device(config).is_cuda() && !config.run.cpu_overrides.empty()) {
-      config = with_cpu_overrides(config, cl.overrides);
-      std::fprintf(stderr, "pit-train: running on the CPU: run.cpu_overrides applied\n");
-    }
+    std::string note;
+    const Config config = config_to_run(cl.config_path, cl.overrides,
+                                        [](const Config& c) { return resolve_device(c).is_cuda(); }, &note);
+    if (!note.empty()) std::fprintf(stderr, "pit-train: %s\n", note.c_str());
     if (cl.print_config) {
       std::fputs(print_config(config).c_str(), stdout);
       return 0;

@@ -322,6 +322,56 @@ TEST_F(trainer_config_cpu_overrides, WithCpuOverridesNamesWhereABadValueCameFrom
                         "number; expected a real number > 0 (e.g. 3e-4)");
 }
 
+TEST_F(trainer_config_cpu_overrides, ConfigToRunTakesTheConfigOfTheDeviceItLandsOn) {
+  const auto on_gpu = [](const Config&) { return true; };
+  const auto on_cpu = [](const Config&) { return false; };
+  std::string note = "stale";
+  // Valid as written: the GPU run as loaded, the CPU run with the entries applied.
+  dir_.write("a.yaml", with_run("  cpu_overrides: [run.steps=20, schedule.warmup_steps=2]\n") +
+                           "schedule:\n  warmup_steps: 50\n");
+  const Config gpu = config_to_run(file_, {}, on_gpu, &note);
+  EXPECT_EQ(gpu.run.steps, 100);
+  EXPECT_EQ(note, "");
+  EXPECT_TRUE(gpu == load_config(file_, {}));
+  const Config cpu = config_to_run(file_, {"optim.lr=1e-3"}, on_cpu, &note);
+  EXPECT_EQ(cpu.run.steps, 20);
+  EXPECT_EQ(cpu.schedule.warmup_steps, 2);
+  EXPECT_EQ(cpu.optim.lr, 1e-3);
+  EXPECT_EQ(note, "running on the CPU: run.cpu_overrides applied");
+  EXPECT_TRUE(cpu == with_cpu_overrides(load_config(file_, {"optim.lr=1e-3"}), {"optim.lr=1e-3"}));
+
+  // --set run.steps=30 breaks the GPU run (warm-up 50) but not the CPU one (warm-up 2): a GPU
+  // stops as load_config does, the CPU runs and the note says what a GPU would need.
+  const std::string gpu_error = "--set run.steps=30): schedule.warmup_steps must be less than run.steps";
+  expect_error_contains([&] { config_to_run(file_, {"run.steps=30"}, on_gpu, &note); }, gpu_error);
+  expect_error_contains([&] { load_config(file_, {"run.steps=30"}); }, gpu_error);
+  const Config shortened = config_to_run(file_, {"run.steps=30"}, on_cpu, &note);
+  EXPECT_EQ(shortened.run.steps, 30);  // the command line still wins over the entries
+  EXPECT_EQ(shortened.schedule.warmup_steps, 2);
+  EXPECT_TRUE(shortened == with_cpu_overrides(gpu, {"run.steps=30"}));
+  EXPECT_NE(note.find("running on the CPU: run.cpu_overrides applied; on a GPU, where they do not apply, this "
+                      "command would stop: invalid config " + file_ + ": 1 error"),
+            std::string::npos)
+      << note;
+  EXPECT_NE(note.find(gpu_error), std::string::npos) << note;
+  EXPECT_NO_THROW(config_to_run(file_, {"run.steps=30"}, on_cpu, nullptr));
+
+  // Invalid on the CPU too (warm-up 2, 2 steps): the GPU run's problems, wherever it lands.
+  expect_error_contains([&] { config_to_run(file_, {"run.steps=2"}, on_cpu, &note); },
+                        "schedule.warmup_steps = 50, run.steps = 2 (--set run.steps=2)");
+  // A command line that sets the list itself, or a config without one, has no CPU run to fall to.
+  expect_error_contains([&] { config_to_run(file_, {"run.steps=30", "run.cpu_overrides=[run.log_every=1]"}, on_cpu, &note); },
+                        gpu_error);
+  dir_.write("a.yaml", with_run("") + "schedule:\n  warmup_steps: 50\n");
+  expect_error_contains([&] { config_to_run(file_, {"run.steps=30"}, on_cpu, &note); }, gpu_error);
+  // What lands on the CPU is decided on the CPU config: one that lands on a GPU stops.
+  dir_.write("a.yaml", with_run("  cpu_overrides: [run.device=cuda, schedule.warmup_steps=2]\n") +
+                           "schedule:\n  warmup_steps: 50\n");
+  expect_error_contains([&] {
+    config_to_run(file_, {"run.steps=30"}, [](const Config& c) { return c.run.device == DeviceChoice::cuda; }, &note);
+  }, gpu_error);
+}
+
 TEST_F(trainer_config_cpu_overrides, AResolvedConfigWithCpuOverridesRoundTrips) {
   const Strings entries = {"run.name=\"cpu: small # run\"", "model.hidden=[8, 8]", "run.out_dir=",
                            "optim.lr=1.2345678901234567e-5", "data.train=\"a \\\"q\\\" b\""};
