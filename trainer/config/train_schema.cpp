@@ -224,8 +224,11 @@ void add_cross_checks(Schema& s) {
                 });
   s.cross_check({"schedule.warmup_steps", "run.steps"}, "schedule.warmup_steps < run.steps",
                 [](const Values& v) -> std::string {
-                  if (v.integer("schedule.warmup_steps") < v.integer("run.steps")) return "";
-                  return "schedule.warmup_steps must be less than run.steps";
+                  const int64_t steps = v.integer("run.steps");
+                  if (v.integer("schedule.warmup_steps") < steps) return "";
+                  // A shortened run (a smoke test) meets this most: say how to warm up for it.
+                  return "schedule.warmup_steps must be less than run.steps (for " + std::to_string(steps) +
+                         " steps e.g. --set schedule.warmup_steps=" + std::to_string(steps / 10) + ")";
                 });
   s.cross_check({"schedule.min_lr", "optim.lr"}, "cosine: schedule.min_lr <= optim.lr",
                 [](const Values& v) -> std::string {

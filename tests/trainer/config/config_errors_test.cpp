@@ -218,7 +218,8 @@ TEST_F(trainer_config_errors, HeadsMustDivideModelWidthNamingBothKeys) {
 TEST_F(trainer_config_errors, WarmupMustBeShorterThanTheRun) {
   expect_error_contains(loading(std::string(kMinimal) + "schedule:\n  warmup_steps: 100\n"),
                         at(10, 17) + ": schedule.warmup_steps = 100, run.steps = 100 (" + at(2, 10) +
-                            "): schedule.warmup_steps must be less than run.steps");
+                            "): schedule.warmup_steps must be less than run.steps (for 100 steps e.g. --set "
+                            "schedule.warmup_steps=10)");
 }
 
 TEST_F(trainer_config_errors, DataKindMustSuitModelKind) {
