@@ -255,4 +255,15 @@ std::string Sparsifier::describe() const {
   return buf;
 }
 
+std::string Sparsifier::shortfall(int64_t steps) const {
+  if (o_.method != Method::magnitude || o_.end < steps || steps < 1) return "";
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "sparse.end_step (%lld) is not before run.steps (%lld): the run ends at %.0f%% sparsity, not the "
+                "%.0f%% of sparse.sparsity; set sparse.end_step (and start_step) below run.steps to reach it",
+                static_cast<long long>(o_.end), static_cast<long long>(steps), 100.0 * cubic_.sparsity_at(steps - 1),
+                100.0 * o_.sparsity);
+  return buf;
+}
+
 }  // namespace pit::sparse_train

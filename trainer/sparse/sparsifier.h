@@ -84,6 +84,11 @@ class Sparsifier {
   const SparsifierOptions& options() const { return o_; }
   // "magnitude 32x1 -> 90%, 3 layers (ERK), cubic 0.00 -> 0.90 over steps 100..2000 every 100"
   std::string describe() const;
+  // "" when the schedule plays out within a run of `steps` steps; otherwise what the run falls
+  // short of: magnitude pruning whose end_step is not before the run's last step ends the run
+  // below sparse.sparsity ("sparse.end_step (500) is not before run.steps (200): the run ends at
+  // 45% sparsity, not 80%; ...").
+  std::string shortfall(int64_t steps) const;
 
  private:
   bool is_update_step(int64_t step) const;

@@ -47,12 +47,14 @@ sparse_train::SparsifierOptions sparsifier_options(const Config& c) {
 
 SparseStats::SparseStats(const Config& c, nn::Module& model, Communicator* comm) {
   if (c.sparse.method == SparseMethod::none) return;
+  steps_ = c.run.steps;
   sparsifier_ = std::make_unique<sparse_train::Sparsifier>(model, sparsifier_options(c), comm);
 }
 
 void SparseStats::print_header(std::FILE* out) const {
   if (!sparsifier_) return;
   std::fprintf(out, "pit-train: sparse %s\n", sparsifier_->describe().c_str());
+  if (const std::string s = sparsifier_->shortfall(steps_); !s.empty()) std::fprintf(out, "pit-train: warning: %s\n", s.c_str());
   for (const sparse_train::LayerSparsity& l : sparsifier_->layers())
     std::fprintf(out, "pit-train:   %-24s %5lld x %-5lld density %5.1f%% (%lld of %lld units)\n", l.name.c_str(),
                  static_cast<long long>(l.out), static_cast<long long>(l.in), 100.0 * l.density,

@@ -34,6 +34,7 @@ class SparseStats {
 
  private:
   std::unique_ptr<sparse_train::Sparsifier> sparsifier_;
+  int64_t steps_ = 0;  // run.steps
   int64_t updates_ = 0, changes_ = 0;
 };
 

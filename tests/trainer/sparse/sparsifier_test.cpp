@@ -107,6 +107,13 @@ TEST(Sparsifier, GradualMagnitudePruningFollowsTheCubicScheduleAndKeepsTheLarges
     });
     EXPECT_NEAR(s.sparsity(), 0.8, 0.05);  // of the weights: units at the edges are smaller
     EXPECT_GT(s.flops_saved(), 0.7);
+    // The schedule ends at step 10: a run of 11 steps reaches 80%, a shorter one does not.
+    EXPECT_EQ(s.shortfall(11), "");
+    // Ten steps: the last (step 9) keeps step 8's target, 0.8 - 0.7 (1 - 6/8)^3 = 0.789.
+    EXPECT_EQ(s.shortfall(10), "sparse.end_step (10) is not before run.steps (10): the run ends at 79% sparsity, not "
+                               "the 80% of sparse.sparsity; set sparse.end_step (and start_step) below run.steps to "
+                               "reach it");
+    EXPECT_NE(s.shortfall(2).find("the run ends at 0% sparsity"), std::string::npos) << s.shortfall(2);
   }
 }
 
