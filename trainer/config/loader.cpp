@@ -78,13 +78,41 @@ std::string Loader::unknown_key(const SectionSpec& section, const std::string& n
   return msg + " (keys of " + section.name() + ": " + join(section.key_names()) + ")";
 }
 
+// The first line (1-based) whose indentation holds a tab, 0 if none: YAML indents with spaces
+// only, and yaml-cpp's message for a tab ("illegal map value") does not say so.
+int tab_indented_line(const std::string& text) {
+  int line = 1;
+  bool indent = true;  // still in the line's leading blanks
+  for (const char c : text) {
+    if (c == '\n') {
+      ++line;
+      indent = true;
+    } else if (indent && c == '\t') {
+      return line;
+    } else if (c != ' ') {
+      indent = false;
+    }
+  }
+  return 0;
+}
+
 bool Loader::load_document(const std::string& text) {
   YAML::Node root;
   try {
-    root = YAML::Load(text);
+    const std::vector<YAML::Node> documents = YAML::LoadAll(text);
+    if (documents.size() > 1) {
+      // The trainer would read the first and drop the rest without a word.
+      errors_.push_back(where(documents[1].Mark()) + ": a second YAML document (after a --- line); a config is one "
+                        "document: remove the --- line or split the file");
+      return false;
+    }
+    if (!documents.empty()) root = documents[0];
   } catch (const YAML::Exception& e) {
     // A syntax error leaves nothing to validate: report it alone.
-    errors_.push_back(where(e.mark) + ": YAML syntax error: " + e.msg);
+    std::string msg = where(e.mark) + ": YAML syntax error: " + e.msg;
+    if (const int line = tab_indented_line(text); line > 0)
+      msg += " (line " + std::to_string(line) + " is indented with a tab; YAML indents with spaces only)";
+    errors_.push_back(msg);
     return false;
   }
   if (root.IsNull()) return true;  // an empty file: every key takes its default

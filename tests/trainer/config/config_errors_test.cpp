@@ -202,6 +202,20 @@ TEST_F(trainer_config_errors, MissingFileSyntaxErrorAndNotAMapping) {
                              "1 error"});
   expect_error_contains(loading("- run\n- data\n"),
                         at(1, 1) + ": the config is a list; expected a mapping of sections (run, data,");
+  // A tab in the indentation is named, with the line it is on.
+  expect_error_contains_all(loading("run:\n  name: a\n\tsteps: 3\n"),
+                            {": YAML syntax error: ", " (line 3 is indented with a tab; YAML indents with spaces only)"});
+  // A tab after the indentation (in a value) is not blamed.
+  expect_error_contains_all(loading("run: [1, 2\nb: \"x\ty\"\n"), {"YAML syntax error: end of sequence flow not found"});
+  try {
+    loading("run: [1, 2\nb: \"x\ty\"\n")();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find("indented with a tab"), std::string::npos) << e.what();
+  }
+  // A second document would be dropped without a word: it is an error.
+  expect_error_contains(loading(std::string(kMinimal) + "---\nrun:\n  steps: 5\n"),
+                        ": a second YAML document (after a --- line); a config is one document");
+  EXPECT_NO_THROW(loading(std::string("---\n") + kMinimal)());  // one document, marked as such
 }
 
 // ---- checks across keys ------------------------------------------------------------------------
