@@ -206,6 +206,7 @@ TileCounts planner_counts(const Tensor& a, const std::vector<MicroTile>& tiles, 
 #if PIT_WITH_CUDA
     return cuda::count_for_planner(pattern, tiles, sample_bytes, current_stream(pattern.device()));
 #else
+    (void)sample_bytes;
     PIT_THROW("planner_counts: built without CUDA");
 #endif
   }
