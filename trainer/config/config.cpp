@@ -174,16 +174,12 @@ Values cpu_values(const std::string& name, const std::string& yaml_text,
 // is valid on its own (the schema checks that where it points at the entry), but together with
 // the rest they may break a rule across keys (e.g. run.steps=10 against schedule.warmup_steps).
 // The trial starts from the same text, so errors point into it.
-Config checked(const Values& values, const std::string& name, const std::string& yaml_text,
-               const std::vector<std::string>& overrides) {
+Config load_checked(const std::string& name, const std::string& yaml_text,
+                    const std::vector<std::string>& overrides) {
+  const Values values = load_values(train_schema(), name, yaml_text, overrides);
   if (const auto& cpu = values.string_list("run.cpu_overrides"); !cpu.empty())
     cpu_values(name, yaml_text, cpu, overrides, name);
   return from_values(values, name);
-}
-
-Config load_checked(const std::string& name, const std::string& yaml_text,
-                    const std::vector<std::string>& overrides) {
-  return checked(load_values(train_schema(), name, yaml_text, overrides), name, yaml_text, overrides);
 }
 
 }  // namespace
@@ -234,10 +230,13 @@ Config config_to_run(const std::string& path, const std::vector<std::string>& ov
     gpu_message = e.what();
   }
   if (values) {
-    const Config c = checked(*values, path, text, overrides);
-    if (c.run.cpu_overrides.empty() || lands_on_gpu(c)) return c;
+    const Config c = from_values(*values, path);
+    if (c.run.cpu_overrides.empty()) return c;
+    // Checked as the CPU run too (load_config's rule), which is also the config a CPU run takes.
+    const Values cpu = cpu_values(path, text, c.run.cpu_overrides, overrides, path);
+    if (lands_on_gpu(c)) return c;
     if (note) *note = "running on the CPU: run.cpu_overrides applied";
-    return with_cpu_overrides(c, overrides);
+    return from_values(cpu, path);
   }
   // Invalid as the GPU run (often a --set that shortens it: run.steps=50 under a warm-up of 200).
   // A run that lands on the CPU runs the config run.cpu_overrides give, which may be valid: the

@@ -87,7 +87,7 @@ class Sparsifier {
   // "" when the schedule plays out within a run of `steps` steps; otherwise what the run falls
   // short of: magnitude pruning whose end_step is not before the run's last step ends the run
   // below sparse.sparsity ("sparse.end_step (500) is not before run.steps (200): the run ends at
-  // 45% sparsity, not 80%; ...").
+  // 45% sparsity, not the 80% of sparse.sparsity; ...").
   std::string shortfall(int64_t steps) const;
 
  private:
