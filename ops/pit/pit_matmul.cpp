@@ -1,9 +1,11 @@
 // pit::ops::pit_matmul (ops/pit/pit_ops.h): forward detects A's micro-tiles (or rows), runs the
 // PIT GEMM chosen by the options or the planner, and keeps the index in the backward closure;
-// backward reads the same index (condense_gemm_tn / gather_weight_grad for dB, sampled_gemm or
-// the row-set GEMM for dA) and never detects.
+// backward reads the same index and never detects: K lists run both gradients over A's active
+// columns (ops/pit/column_set.h), blocks run block_gemm_tn and the sampled GEMM, row sets
+// gather_weight_grad and the row-set GEMM.
 #include "autograd/node.h"
 #include "ops/kernels.h"
+#include "ops/pit/column_set.h"
 #include "ops/pit/detect.h"
 #include "ops/pit/gemm.h"
 #include "ops/pit/pattern.h"
@@ -12,6 +14,49 @@
 namespace pit::ops {
 
 using sparse::Kernel;
+
+namespace {
+
+struct KListGradWants {
+  bool a, b, sparse_grad, b_transposed;
+};
+
+// The gradients of C = A B for A given by K lists (kidx, with values), B [K, N] contiguous (bt)
+// and G = dC [M, N], over A's active columns (ops/pit/column_set.h): {dA as [M, K], dB as [K, N]}.
+// dB is a view of a contiguous [N, K] when B was a transposed view; dA with sparse_grad is kept
+// at A's non-zeros (or the mask's), else dense.
+std::vector<Tensor> k_list_grads(const sparse::KListIndex& kidx, const Tensor& bt, const Tensor& g, const Tensor& mask,
+                                 const KListGradWants& want) {
+  const int64_t m = g.size(0), n = g.size(1), k = bt.size(0);
+  const bool sampled_a = want.a && want.sparse_grad;
+  Tensor ga, gb;
+  sparse::ColumnSet cs;
+  Tensor at;  // A^T's active rows, compact [K, M]
+  if (want.b || sampled_a) {
+    cs = sparse::column_set(kidx);
+    at = sparse::set_columns_t(kidx, cs);
+  }
+  if (want.b) {
+    if (want.b_transposed) {
+      Tensor rows = Tensor::empty({k, n}, g.dtype(), g.device());
+      sparse::gather_gemm(at, cs.set, g, rows, {.a_gathered = false, .c_scattered = false});
+      gb = sparse::rows_to_columns(rows, cs).t();
+    } else {
+      gb = Tensor::empty({k, n}, g.dtype(), g.device());
+      sparse::gather_gemm(at, cs.set, g, gb, {.a_gathered = false, .c_scattered = true, .zero_c = true});
+    }
+  }
+  if (want.a && !want.sparse_grad) ga = kernels::matmul(g, bt.t());
+  if (sampled_a) {
+    Tensor rows = Tensor::empty({k, m}, g.dtype(), g.device());  // (B G^T) at the active rows of B
+    sparse::gather_gemm(bt, cs.set, g, rows, {.a_gathered = true, .c_scattered = false, .b_trans = true});
+    if (mask.defined()) ga = sparse::apply_pattern(sparse::rows_to_columns(rows, cs), mask);
+    else ga = sparse::rows_to_columns(rows, cs, at);  // kept where A is non-zero
+  }
+  return {ga, gb};
+}
+
+}  // namespace
 
 Variable pit_matmul(const Variable& a, const Variable& b, const PitMatmulOptions& o) {
   const char* op = "pit_matmul";
@@ -68,28 +113,31 @@ Variable pit_matmul(const Variable& a, const Variable& b, const PitMatmulOptions
   const bool need_a = grad && a.requires_grad(), need_b = grad && b.requires_grad();
   const Shape a_shape = a.shape();
   const bool sparse_grad = o.sparse_grad;
+  // B = W^T (a Linear's weight): dB is computed in W's layout and handed back as a view.
+  const bool b_transposed = kernels::is_transposed_view(b.data());
   return record("pit_matmul", {a, b}, c.view(out_shape), [=](const Tensor& g_in) -> std::vector<Tensor> {
     const Tensor g = g_in.reshape({m, n}).contiguous();
+    if (kind == Kernel::k_lists) {
+      std::vector<Tensor> grads = k_list_grads(kidx, bt, g, mask2, {need_a, need_b, sparse_grad, b_transposed});
+      if (grads[0].defined()) grads[0] = grads[0].view(a_shape);
+      return grads;
+    }
     Tensor ga, gb;
     if (need_b) {
-      gb = kind == Kernel::dense ? kernels::matmul(a_eff.t(), g) : Tensor::empty({k, n}, g.dtype(), g.device());
-      switch (kind) {
-        case Kernel::dense: break;
-        case Kernel::k_lists: sparse::condense_gemm_tn(kidx, g, gb); break;
-        case Kernel::blocks: sparse::block_gemm_tn(bidx, g, gb); break;
-        case Kernel::rows: sparse::gather_weight_grad(a_eff, g, ridx, gb, {}); break;
+      if (kind == Kernel::dense) {
+        gb = b_transposed ? kernels::matmul(g.t(), a_eff).t() : kernels::matmul(a_eff.t(), g);
+      } else {
+        gb = Tensor::empty({k, n}, g.dtype(), g.device());
+        if (kind == Kernel::blocks) sparse::block_gemm_tn(bidx, g, gb);
+        else sparse::gather_weight_grad(a_eff, g, ridx, gb, {});
       }
     }
     if (need_a) {
       if (!sparse_grad || kind == Kernel::dense) {
         ga = kernels::matmul(g, bt.t());
-      } else if (kind == Kernel::k_lists) {
-        sparse::KListIndex out = sparse::with_new_values(kidx, g.dtype());
-        sparse::sampled_gemm(g, bt, out, false, true);  // (G B^T) at A's micro-tiles
-        ga = sparse::to_dense(out);
       } else if (kind == Kernel::blocks) {
         sparse::BlockListIndex out = sparse::with_new_values(bidx, g.dtype());
-        sparse::sampled_gemm(g, bt, out, false, true);
+        sparse::sampled_gemm(g, bt, out, false, true);  // (G B^T) at A's micro-tiles
         ga = sparse::to_dense(out);
       } else {
         ga = Tensor::empty({m, k}, g.dtype(), g.device());

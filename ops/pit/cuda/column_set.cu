@@ -1,0 +1,172 @@
+// The active columns of a K-list operand and the two layout changes around them
+// (ops/pit/column_set.h): a mark pass over the listed entries and a one-CTA scan (K is a layer
+// width: 16384 columns scan in one pass of 16 flags a thread); At written row by row, each row
+// once, in order (a warp per row block looks its column up in the block's ascending list); and a
+// tiled transpose through shared memory back to [L, K], reading only the active columns' rows.
+#include "ops/pit/cuda/column_set.h"
+
+#include <algorithm>
+
+#include "core/cuda/backend.h"
+#include "ops/pit/cuda/detect_common.cuh"
+#include "ops/pit/cuda/launch.cuh"
+#include "ops/pit/cuda/scan.cuh"
+
+namespace pit::sparse::cuda {
+namespace {
+
+constexpr int kScanThreads = 1024;
+
+// flags[k[j]] = 1 for every listed entry j (all writes store 1: no atomics needed).
+__global__ void mark_columns_kernel(const int* offsets, int num_blocks, const int* k, int* flags) {
+  const int total = offsets[num_blocks];
+  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < total; j += gridDim.x * blockDim.x) flags[k[j]] = 1;
+}
+
+// One CTA: pos[k] = rank of k among the flagged columns (-1 unflagged), rows[rank] = k,
+// offsets = {0, count}. Thread t takes columns [t * per, t * per + per).
+__global__ void rank_columns_kernel(const int* flags, int cols, int* pos, int* rows, int* offsets) {
+  __shared__ int smem[kScanWarp + 1];
+  const int per = (cols + kScanThreads - 1) / kScanThreads;
+  const int first = static_cast<int>(threadIdx.x) * per, last = min(cols, first + per);
+  int mine = 0;
+  for (int c = first; c < last; ++c) mine += flags[c];
+  int total;
+  int rank = block_exclusive_scan(mine, smem, &total);
+  for (int c = first; c < last; ++c) {
+    if (flags[c]) {
+      pos[c] = rank;
+      rows[rank++] = c;
+    } else {
+      pos[c] = -1;
+    }
+  }
+  if (threadIdx.x == 0) {
+    offsets[0] = 0;
+    offsets[1] = total;
+  }
+}
+
+// At[e, :] for e < count: a warp per row block b finds the column in b's list (binary search,
+// every lane the same steps) and writes the block's r values of At's row, or zeros.
+template <typename T>
+__global__ void set_columns_kernel(const int* offsets, const int* klist, const T* values, int num_blocks, int r,
+                                   int m, const int* set_rows, const int* set_offsets, T* out) {
+  const int count = set_offsets[1];
+  const int lane = static_cast<int>(threadIdx.x % 32), warp = static_cast<int>(threadIdx.x / 32);
+  const int warps = static_cast<int>(blockDim.x / 32);
+  for (int e = blockIdx.x; e < count; e += gridDim.x) {
+    const int col = set_rows[e];
+    T* row = out + static_cast<int64_t>(e) * m;
+    for (int b = warp; b < num_blocks; b += warps) {
+      int lo = offsets[b], hi = offsets[b + 1];
+      while (lo < hi) {
+        const int mid = (lo + hi) / 2;
+        if (klist[mid] < col) lo = mid + 1;
+        else hi = mid;
+      }
+      const bool found = lo < offsets[b + 1] && klist[lo] == col;
+      const T* v = values + static_cast<int64_t>(lo) * r;
+      for (int i = lane; i < r && b * r + i < m; i += 32) row[b * r + i] = found ? v[i] : T{};
+    }
+  }
+}
+
+// out [L, K] from rows [K, L]: a block per 64 x 64 tile of out, staged transposed in shared
+// memory (rows padded to 33 words for 2-byte elements, 65 for 4-byte: no bank conflicts on the
+// transposed reads).
+constexpr int kTile = 64, kTransposeThreads = 256;
+
+template <typename T>
+__global__ void rows_to_columns_kernel(const T* rows, const T* mask, const int* pos, int64_t l_total, int cols,
+                                       T* out) {
+  constexpr int kLd = kTile + 4 / static_cast<int>(sizeof(T));
+  __shared__ alignas(8) unsigned char raw[kTile * kLd * sizeof(T)];  // T may not be trivially constructible
+  T(*tile)[kLd] = reinterpret_cast<T(*)[kLd]>(raw);
+  __shared__ int spos[kTile];
+  const int64_t l0 = static_cast<int64_t>(blockIdx.x) * kTile;
+  const int k0 = static_cast<int>(blockIdx.y) * kTile;
+  if (threadIdx.x < kTile) spos[threadIdx.x] = k0 + static_cast<int>(threadIdx.x) < cols ? pos[k0 + threadIdx.x] : -1;
+  __syncthreads();
+  for (int i = threadIdx.x; i < kTile * kTile; i += kTransposeThreads) {
+    const int kk = i / kTile, ll = i % kTile;
+    const int p = spos[kk];
+    const int64_t l = l0 + ll;
+    T v{};
+    if (p >= 0 && l < l_total) {
+      const int64_t at = static_cast<int64_t>(p) * l_total + l;
+      v = rows[at];
+      if (mask != nullptr && !nz(mask[at])) v = T{};
+    }
+    tile[kk][ll] = v;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < kTile * kTile; i += kTransposeThreads) {
+    const int ll = i / kTile, kk = i % kTile;
+    const int64_t l = l0 + ll;
+    const int k = k0 + kk;
+    if (l < l_total && k < cols) out[l * cols + k] = tile[kk][ll];
+  }
+}
+
+}  // namespace
+
+ColumnSet column_set(const KListIndex& a, StreamRef stream) {
+  pit::cuda::DeviceGuard guard(a.offsets.device().index);
+  const Device dev = a.offsets.device();
+  const int64_t nb = a.offsets.numel() - 1, cols = a.cols;
+  ColumnSet cs;
+  cs.set.rows = Tensor::empty({cols}, DType::i32, dev);
+  cs.set.offsets = Tensor::empty({2}, DType::i32, dev);
+  cs.set.num_rows = cols;
+  cs.set.num_segments = 1;
+  cs.pos = Tensor::empty({cols}, DType::i32, dev);
+  Tensor flags = Tensor::empty({std::max<int64_t>(cols, 1)}, DType::i32, dev);
+  fill_bytes(flags, 0, stream);
+  const int64_t entries = a.k.numel();
+  if (entries > 0) {
+    const int64_t want = (entries + 255) / 256;
+    const unsigned grid = static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(want, 8LL * sm_count())));
+    mark_columns_kernel<<<grid, 256, 0, native(stream)>>>(a.offsets.data<int32_t>(), static_cast<int>(nb),
+                                                          a.k.data<int32_t>(), flags.data<int32_t>());
+    PIT_CUDA_CHECK(cudaGetLastError());
+  }
+  rank_columns_kernel<<<1, kScanThreads, 0, native(stream)>>>(flags.data<int32_t>(), static_cast<int>(cols),
+                                                            cs.pos.data<int32_t>(), cs.set.rows.data<int32_t>(),
+                                                            cs.set.offsets.data<int32_t>());
+  PIT_CUDA_CHECK(cudaGetLastError());
+  return cs;
+}
+
+Tensor set_columns_t(const KListIndex& a, const ColumnSet& cs, StreamRef stream) {
+  pit::cuda::DeviceGuard guard(a.values.device().index);
+  Tensor out = Tensor::empty({a.cols, a.rows}, a.values.dtype(), a.values.device());
+  const int64_t nb = a.offsets.numel() - 1;
+  if (a.cols == 0 || a.rows == 0 || nb == 0) return out;
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(a.cols, 4LL * sm_count()));
+  dispatch_floating(a.values.dtype(), "set_columns_t (CUDA)", [&]<typename T>() {
+    set_columns_kernel<T><<<grid, 256, 0, native(stream)>>>(
+        a.offsets.data<int32_t>(), a.k.data<int32_t>(), static_cast<const T*>(a.values.data_ptr()),
+        static_cast<int>(nb), static_cast<int>(a.block_rows), static_cast<int>(a.rows),
+        cs.set.rows.data<int32_t>(), cs.set.offsets.data<int32_t>(), out.data<T>());
+  });
+  PIT_CUDA_CHECK(cudaGetLastError());
+  return out;
+}
+
+Tensor rows_to_columns(const Tensor& rows, const ColumnSet& cs, const Tensor& mask, StreamRef stream) {
+  pit::cuda::DeviceGuard guard(rows.device().index);
+  const int64_t cols = rows.size(0), l = rows.size(1);
+  Tensor out = Tensor::empty({l, cols}, rows.dtype(), rows.device());
+  if (l == 0 || cols == 0) return out;
+  const dim3 grid(static_cast<unsigned>((l + kTile - 1) / kTile), static_cast<unsigned>((cols + kTile - 1) / kTile));
+  dispatch_floating(rows.dtype(), "rows_to_columns (CUDA)", [&]<typename T>() {
+    rows_to_columns_kernel<T><<<grid, kTransposeThreads, 0, native(stream)>>>(
+        static_cast<const T*>(rows.data_ptr()), mask.defined() ? static_cast<const T*>(mask.data_ptr()) : nullptr,
+        cs.pos.data<int32_t>(), l, static_cast<int>(cols), out.data<T>());
+  });
+  PIT_CUDA_CHECK(cudaGetLastError());
+  return out;
+}
+
+}  // namespace pit::sparse::cuda

@@ -1,0 +1,17 @@
+// Column sets and pit_matmul's K-list backward on CUDA against the host formulas and dense
+// autograd (tests/ops/pit/column_set_cases.h); skips without a GPU.
+#include "ops/pit/gemm.h"
+#include "tests/gpu.h"
+#include "tests/ops/pit/column_set_cases.h"
+
+using namespace pit;
+
+TEST(ColumnSetCuda, AgainstTheHost) {
+  PIT_REQUIRE_CUDA();
+  for (const DType dt : {DType::f32, DType::bf16, DType::f16}) test::run_column_set_cases(Device::cuda(), dt);
+}
+TEST(ColumnSetCuda, PitMatmulGradients) {
+  PIT_REQUIRE_CUDA();
+  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built yet";
+  for (const DType dt : {DType::f32, DType::bf16}) test::run_column_set_matmul_cases(Device::cuda(), dt);
+}
