@@ -67,6 +67,35 @@ __global__ void transpose_kernel(D* __restrict__ dst, const S* __restrict__ src,
   }
 }
 
+// The same transpose for 2-byte elements copied as they are, in 64 x 64 tiles moved as pairs: a
+// thread loads two adjacent src elements (rows r, r + 1 of dst) as one 4-byte word and stores two
+// adjacent dst elements (columns c, c + 1) as one, so that every warp access is a whole 128-byte
+// line (the 2-byte kernel above moves 64 bytes a warp access). Needs even rows, cols, sc and sb
+// and 4-byte aligned bases (checked by the caller). The tile is 64 rows (c) of 33 words (32 pairs
+// of r and one of padding): the stores' reads of words (2 tx) * 33 + j meet 2-way bank conflicts.
+constexpr int kPairTile = 64;
+
+__global__ void transpose_pairs_kernel(uint32_t* __restrict__ dst, const uint16_t* __restrict__ src, int64_t rows,
+                                       int64_t cols, int64_t sb, int64_t sc) {
+  __shared__ uint32_t tile[kPairTile][kPairTile / 2 + 1];
+  const int64_t b = blockIdx.z, r0 = int64_t{blockIdx.y} * kPairTile, c0 = int64_t{blockIdx.x} * kPairTile;
+  const uint16_t* in = src + b * sb;
+  for (int j = threadIdx.y; j < kPairTile; j += kTileRows) {
+    const int64_t r = r0 + 2 * threadIdx.x, c = c0 + j;
+    if (r < rows && c < cols) tile[j][threadIdx.x] = *reinterpret_cast<const uint32_t*>(in + r + c * sc);
+  }
+  __syncthreads();
+  uint32_t* out = dst + b * rows * cols / 2;
+  for (int j = threadIdx.y; j < kPairTile; j += kTileRows) {
+    const int64_t r = r0 + j, c = c0 + 2 * threadIdx.x;
+    if (r >= rows || c >= cols) continue;
+    const int shift = (j % 2) * 16;
+    const uint32_t lo = (tile[2 * threadIdx.x][j / 2] >> shift) & 0xffffu;
+    const uint32_t hi = (tile[2 * threadIdx.x + 1][j / 2] >> shift) & 0xffffu;
+    out[(r * cols + c) / 2] = lo | (hi << 16);
+  }
+}
+
 // Whether a coalesced copy is a (batched) transpose that transpose_kernel takes: dst dense, 2-D or
 // 3-D, src's last two dims swapped (its row stride 1), grid dims within CUDA's limits.
 bool is_transpose(const StridedDesc& dst, const StridedDesc& src) {
@@ -92,6 +121,20 @@ void launch_copy(StridedDesc dst, StridedDesc src, double alpha, StreamRef strea
   DeviceGuard guard(stream.device.index);
   if (is_transpose(dst, src)) {
     const int nd = dst.ndim;
+    if (!Accumulate && dst.dtype == src.dtype && dtype_size(dst.dtype) == 2) {
+      const int64_t rows = dst.sizes[nd - 2], cols = dst.sizes[nd - 1];
+      const int64_t sb = nd == 3 ? src.strides[0] : 0, sc = src.strides[nd - 1];
+      const bool even = rows % 2 == 0 && cols % 2 == 0 && sc % 2 == 0 && sb % 2 == 0 &&
+                        reinterpret_cast<uintptr_t>(dst.data) % 4 == 0 && reinterpret_cast<uintptr_t>(src.data) % 4 == 0;
+      if (even) {
+        const dim3 grid(static_cast<unsigned>((cols + kPairTile - 1) / kPairTile),
+                        static_cast<unsigned>((rows + kPairTile - 1) / kPairTile), nd == 3 ? static_cast<unsigned>(dst.sizes[0]) : 1u);
+        transpose_pairs_kernel<<<grid, dim3(kTile, kTileRows), 0, native(stream)>>>(
+            static_cast<uint32_t*>(dst.data), static_cast<const uint16_t*>(src.data), rows, cols, sb, sc);
+        PIT_CUDA_CHECK(cudaGetLastError());
+        return;
+      }
+    }
     const int64_t rows = dst.sizes[nd - 2], cols = dst.sizes[nd - 1];
     const dim3 grid(static_cast<unsigned>((cols + kTile - 1) / kTile), static_cast<unsigned>((rows + kTile - 1) / kTile),
                     nd == 3 ? static_cast<unsigned>(dst.sizes[0]) : 1u);

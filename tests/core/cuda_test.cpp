@@ -212,6 +212,18 @@ TEST(Cuda, LargeTransposeMatchesTheCpu) {
   EXPECT_TRUE(same_bits(b_gpu.transpose(1, 2).contiguous(), b_cpu.transpose(1, 2).contiguous()));
   EXPECT_TRUE(same_bits(b_gpu.slice(2, 3, 40).transpose(1, 2).contiguous(), b_cpu.slice(2, 3, 40).transpose(1, 2).contiguous()));
   EXPECT_TRUE(same_bits(b_gpu.to(DType::bf16).transpose(1, 2).contiguous(), b_cpu.to(DType::bf16).transpose(1, 2).contiguous()));
+  // 2-byte transposes with even sizes move pairs of elements (64 x 64 tiles, ragged here); a slice
+  // at an odd element offset falls back to the element kernel.
+  const Tensor p_cpu = arange(0, 3 * 130 * 94, 1, DType::f32).view({3, 130, 94});
+  const Tensor p_gpu = p_cpu.to(kGpu);
+  for (const DType dt : {DType::bf16, DType::f16}) {
+    EXPECT_TRUE(same_bits(p_gpu.to(dt).transpose(1, 2).contiguous(), p_cpu.to(dt).transpose(1, 2).contiguous()));
+    EXPECT_TRUE(same_bits(p_gpu.to(dt).slice(2, 2, 40).transpose(1, 2).contiguous(),
+                          p_cpu.to(dt).slice(2, 2, 40).transpose(1, 2).contiguous()));
+    EXPECT_TRUE(same_bits(p_gpu.to(dt).slice(2, 3, 41).transpose(1, 2).contiguous(),
+                          p_cpu.to(dt).slice(2, 3, 41).transpose(1, 2).contiguous()));
+    EXPECT_TRUE(same_bits(x_gpu.to(dt).t().contiguous(), x_cpu.to(dt).t().contiguous()));
+  }
   Tensor acc_gpu = ones({3, 45, 70}, DType::f32, kGpu), acc_cpu = ones({3, 45, 70});
   acc_gpu.add_(b_gpu.transpose(1, 2), 2.0);
   acc_cpu.add_(b_cpu.transpose(1, 2), 2.0);
