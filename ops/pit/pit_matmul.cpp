@@ -3,6 +3,9 @@
 // backward reads the same index and never detects: K lists run both gradients over A's active
 // columns (ops/pit/column_set.h), blocks run block_gemm_tn and the sampled GEMM, row sets
 // gather_weight_grad and the row-set GEMM.
+#include <cstdlib>
+#include <string>
+
 #include "autograd/node.h"
 #include "ops/kernels.h"
 #include "ops/pit/column_set.h"
@@ -16,6 +19,19 @@ namespace pit::ops {
 using sparse::Kernel;
 
 namespace {
+
+// The engine of the two column-set GEMMs. PIT_COLUMN_SET_ENGINE=persistent or pingpong puts them
+// on the persistent wgmma engines (f16/bf16 with 16-byte aligned rows, ops/pit/gemm.h) for
+// measuring; otherwise the M-gather GEMM's own choice.
+sparse::Engine column_set_engine(const Tensor& g) {
+  const char* env = std::getenv("PIT_COLUMN_SET_ENGINE");
+  const bool half = g.dtype() == DType::bf16 || g.dtype() == DType::f16;
+  if (env == nullptr || !half || g.size(0) % 8 != 0 || g.size(1) % 8 != 0) return sparse::Engine::automatic;
+  const std::string name = env;
+  if (name == "persistent") return sparse::Engine::wgmma_persistent;
+  if (name == "pingpong") return sparse::Engine::wgmma_pingpong;
+  return sparse::Engine::automatic;
+}
 
 struct KListGradWants {
   bool a, b, sparse_grad, b_transposed;
@@ -32,6 +48,7 @@ std::vector<Tensor> k_list_grads(const sparse::KListIndex& kidx, const Tensor& b
   Tensor ga, gb;
   sparse::ColumnSet cs;
   Tensor at;  // A^T's active rows, compact [K, M]
+  const sparse::Engine engine = column_set_engine(g);
   if (want.b || sampled_a) {
     cs = sparse::column_set(kidx);
     at = sparse::set_columns_t(kidx, cs);
@@ -39,17 +56,17 @@ std::vector<Tensor> k_list_grads(const sparse::KListIndex& kidx, const Tensor& b
   if (want.b) {
     if (want.b_transposed) {
       Tensor rows = Tensor::empty({k, n}, g.dtype(), g.device());
-      sparse::gather_gemm(at, cs.set, g, rows, {.a_gathered = false, .c_scattered = false});
+      sparse::gather_gemm(at, cs.set, g, rows, {.a_gathered = false, .c_scattered = false, .engine = engine});
       gb = sparse::rows_to_columns(rows, cs).t();
     } else {
       gb = Tensor::empty({k, n}, g.dtype(), g.device());
-      sparse::gather_gemm(at, cs.set, g, gb, {.a_gathered = false, .c_scattered = true, .zero_c = true});
+      sparse::gather_gemm(at, cs.set, g, gb, {.a_gathered = false, .c_scattered = true, .zero_c = true, .engine = engine});
     }
   }
   if (want.a && !want.sparse_grad) ga = kernels::matmul(g, bt.t());
   if (sampled_a) {
     Tensor rows = Tensor::empty({k, m}, g.dtype(), g.device());  // (B G^T) at the active rows of B
-    sparse::gather_gemm(bt, cs.set, g, rows, {.a_gathered = true, .c_scattered = false, .b_trans = true});
+    sparse::gather_gemm(bt, cs.set, g, rows, {.a_gathered = true, .c_scattered = false, .b_trans = true, .engine = engine});
     if (mask.defined()) ga = sparse::apply_pattern(sparse::rows_to_columns(rows, cs), mask);
     else ga = sparse::rows_to_columns(rows, cs, at);  // kept where A is non-zero
   }

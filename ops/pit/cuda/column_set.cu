@@ -1,8 +1,9 @@
 // The active columns of a K-list operand and the two layout changes around them
 // (ops/pit/column_set.h): a mark pass over the listed entries and a one-CTA scan (K is a layer
-// width: 16384 columns scan in one pass of 16 flags a thread); At written row by row, each row
-// once, in order (a warp per row block looks its column up in the block's ascending list); and a
-// tiled transpose through shared memory back to [L, K], reading only the active columns' rows.
+// width: 16384 columns scan in one pass of 16 flags a thread); At's active rows zeroed, then each
+// listed entry's values put in its column's row (a row-by-row lookup of each column in every row
+// block's list took 0.19 ms for 128 x 1470 lookups, H100); and a tiled transpose through shared
+// memory back to [L, K], reading only the active columns' rows.
 #include "ops/pit/cuda/column_set.h"
 
 #include <algorithm>
@@ -47,28 +48,27 @@ __global__ void rank_columns_kernel(const int* flags, int cols, int* pos, int* r
   }
 }
 
-// At[e, :] for e < count: a warp per row block b finds the column in b's list (binary search,
-// every lane the same steps) and writes the block's r values of At's row, or zeros.
+// At's rows e < count zeroed, 16 bytes a store (the rows are contiguous: count * m elements).
+__global__ void zero_rows_kernel(const int* set_offsets, int64_t row_bytes, unsigned char* out) {
+  const int64_t bytes = static_cast<int64_t>(set_offsets[1]) * row_bytes, n16 = bytes / 16;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n16; i += step)
+    reinterpret_cast<uint4*>(out)[i] = make_uint4(0, 0, 0, 0);
+  for (int64_t i = n16 * 16 + blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < bytes; i += step) out[i] = 0;
+}
+
+// Then each listed entry's r values into its column's row of At: a block per row block b, a warp
+// per entry (after zero_rows_kernel on the same stream).
 template <typename T>
-__global__ void set_columns_kernel(const int* offsets, const int* klist, const T* values, int num_blocks, int r,
-                                   int m, const int* set_rows, const int* set_offsets, T* out) {
-  const int count = set_offsets[1];
+__global__ void scatter_columns_kernel(const int* offsets, const int* klist, const T* values, int r, int m,
+                                       const int* pos, T* out) {
+  const int b = blockIdx.x;
   const int lane = static_cast<int>(threadIdx.x % 32), warp = static_cast<int>(threadIdx.x / 32);
   const int warps = static_cast<int>(blockDim.x / 32);
-  for (int e = blockIdx.x; e < count; e += gridDim.x) {
-    const int col = set_rows[e];
-    T* row = out + static_cast<int64_t>(e) * m;
-    for (int b = warp; b < num_blocks; b += warps) {
-      int lo = offsets[b], hi = offsets[b + 1];
-      while (lo < hi) {
-        const int mid = (lo + hi) / 2;
-        if (klist[mid] < col) lo = mid + 1;
-        else hi = mid;
-      }
-      const bool found = lo < offsets[b + 1] && klist[lo] == col;
-      const T* v = values + static_cast<int64_t>(lo) * r;
-      for (int i = lane; i < r && b * r + i < m; i += 32) row[b * r + i] = found ? v[i] : T{};
-    }
+  for (int j = offsets[b] + warp; j < offsets[b + 1]; j += warps) {
+    T* row = out + static_cast<int64_t>(pos[klist[j]]) * m;
+    const T* v = values + static_cast<int64_t>(j) * r;
+    for (int i = lane; i < r && b * r + i < m; i += 32) row[b * r + i] = v[i];
   }
 }
 
@@ -109,6 +109,44 @@ __global__ void rows_to_columns_kernel(const T* rows, const T* mask, const int* 
   }
 }
 
+// The same for 2-byte elements with L and K even: words of two elements, loaded along l and
+// stored along k (whole 128-byte lines a warp access), as core/cuda/copy.cu's pair transpose.
+__global__ void rows_to_columns_pairs_kernel(const uint32_t* rows, const uint32_t* mask, const int* pos, int64_t l_total,
+                                             int cols, uint32_t* out) {
+  __shared__ uint32_t tile[kTile][kTile / 2 + 1];
+  __shared__ int spos[kTile];
+  const int64_t l0 = static_cast<int64_t>(blockIdx.x) * kTile;
+  const int k0 = static_cast<int>(blockIdx.y) * kTile;
+  const int tx = static_cast<int>(threadIdx.x), ty = static_cast<int>(threadIdx.y);
+  const int tid = ty * 32 + tx;
+  if (tid < kTile) spos[tid] = k0 + tid < cols ? pos[k0 + tid] : -1;
+  __syncthreads();
+  for (int kk = ty; kk < kTile; kk += kTransposeThreads / 32) {
+    const int p = spos[kk];
+    const int64_t l = l0 + 2 * tx;
+    uint32_t v = 0;
+    if (p >= 0 && l < l_total) {
+      const int64_t at = (static_cast<int64_t>(p) * l_total + l) / 2;
+      v = rows[at];
+      if (mask != nullptr) {
+        const uint32_t mk = mask[at];
+        if ((mk & 0x7fffu) == 0) v &= 0xffff0000u;
+        if ((mk & 0x7fff0000u) == 0) v &= 0xffffu;
+      }
+    }
+    tile[kk][tx] = v;
+  }
+  __syncthreads();
+  for (int j = ty; j < kTile; j += kTransposeThreads / 32) {
+    const int64_t l = l0 + j;
+    const int c = k0 + 2 * tx;
+    if (l >= l_total || c >= cols) continue;
+    const int shift = (j % 2) * 16;
+    const uint32_t lo = (tile[2 * tx][j / 2] >> shift) & 0xffffu, hi = (tile[2 * tx + 1][j / 2] >> shift) & 0xffffu;
+    out[(l * cols + c) / 2] = lo | (hi << 16);
+  }
+}
+
 }  // namespace
 
 ColumnSet column_set(const KListIndex& a, StreamRef stream) {
@@ -143,12 +181,14 @@ Tensor set_columns_t(const KListIndex& a, const ColumnSet& cs, StreamRef stream)
   Tensor out = Tensor::empty({a.cols, a.rows}, a.values.dtype(), a.values.device());
   const int64_t nb = a.offsets.numel() - 1;
   if (a.cols == 0 || a.rows == 0 || nb == 0) return out;
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(a.cols, 4LL * sm_count()));
+  zero_rows_kernel<<<static_cast<unsigned>(4 * sm_count()), 256, 0, native(stream)>>>(
+      cs.set.offsets.data<int32_t>(), a.rows * static_cast<int64_t>(dtype_size(a.values.dtype())),
+      static_cast<unsigned char*>(out.data_ptr()));
+  PIT_CUDA_CHECK(cudaGetLastError());
   dispatch_floating(a.values.dtype(), "set_columns_t (CUDA)", [&]<typename T>() {
-    set_columns_kernel<T><<<grid, 256, 0, native(stream)>>>(
+    scatter_columns_kernel<T><<<static_cast<unsigned>(nb), 256, 0, native(stream)>>>(
         a.offsets.data<int32_t>(), a.k.data<int32_t>(), static_cast<const T*>(a.values.data_ptr()),
-        static_cast<int>(nb), static_cast<int>(a.block_rows), static_cast<int>(a.rows),
-        cs.set.rows.data<int32_t>(), cs.set.offsets.data<int32_t>(), out.data<T>());
+        static_cast<int>(a.block_rows), static_cast<int>(a.rows), cs.pos.data<int32_t>(), out.data<T>());
   });
   PIT_CUDA_CHECK(cudaGetLastError());
   return out;
@@ -160,6 +200,13 @@ Tensor rows_to_columns(const Tensor& rows, const ColumnSet& cs, const Tensor& ma
   Tensor out = Tensor::empty({l, cols}, rows.dtype(), rows.device());
   if (l == 0 || cols == 0) return out;
   const dim3 grid(static_cast<unsigned>((l + kTile - 1) / kTile), static_cast<unsigned>((cols + kTile - 1) / kTile));
+  if (dtype_size(rows.dtype()) == 2 && l % 2 == 0 && cols % 2 == 0) {  // allocations are 16-byte aligned
+    rows_to_columns_pairs_kernel<<<grid, dim3(32, kTransposeThreads / 32), 0, native(stream)>>>(
+        static_cast<const uint32_t*>(rows.data_ptr()), mask.defined() ? static_cast<const uint32_t*>(mask.data_ptr()) : nullptr,
+        cs.pos.data<int32_t>(), l, static_cast<int>(cols), static_cast<uint32_t*>(out.data_ptr()));
+    PIT_CUDA_CHECK(cudaGetLastError());
+    return out;
+  }
   dispatch_floating(rows.dtype(), "rows_to_columns (CUDA)", [&]<typename T>() {
     rows_to_columns_kernel<T><<<grid, kTransposeThreads, 0, native(stream)>>>(
         static_cast<const T*>(rows.data_ptr()), mask.defined() ? static_cast<const T*>(mask.data_ptr()) : nullptr,

@@ -34,7 +34,7 @@ inline std::vector<float> skewed_columns(int64_t m, int64_t k, double dead, uint
 struct ColumnShape {
   int64_t m, k, r;
 };
-inline const ColumnShape kColumnShapes[] = {{70, 45, 16}, {1000, 777, 32}, {300, 1500, 128}, {129, 64, 64}};
+inline const ColumnShape kColumnShapes[] = {{70, 45, 16}, {1000, 777, 32}, {300, 1500, 128}, {129, 64, 64}, {512, 640, 32}};
 
 inline void run_column_set_cases(Device dev, DType dt) {
   uint64_t seed = 31000;

@@ -1,5 +1,7 @@
 // Column sets and pit_matmul's K-list backward on CUDA against the host formulas and dense
 // autograd (tests/ops/pit/column_set_cases.h); skips without a GPU.
+#include <cstdlib>
+
 #include "ops/pit/gemm.h"
 #include "tests/gpu.h"
 #include "tests/ops/pit/column_set_cases.h"
@@ -14,4 +16,11 @@ TEST(ColumnSetCuda, PitMatmulGradients) {
   PIT_REQUIRE_CUDA();
   if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built yet";
   for (const DType dt : {DType::f32, DType::bf16}) test::run_column_set_matmul_cases(Device::cuda(), dt);
+  // The persistent engines (taken where rows are 16-byte aligned: m = 512 and 1000 here).
+  for (const char* engine : {"persistent", "pingpong"}) {
+    setenv("PIT_COLUMN_SET_ENGINE", engine, 1);
+    test::run_column_set_matmul_cases(Device::cuda(), DType::bf16);
+    unsetenv("PIT_COLUMN_SET_ENGINE");
+    if (HasFailure()) ADD_FAILURE() << "with PIT_COLUMN_SET_ENGINE=" << engine;
+  }
 }
