@@ -52,10 +52,8 @@ std::vector<Tensor> k_list_grads(const sparse::KListIndex& kidx, const Tensor& b
   sparse::ColumnSet cs;
   Tensor at;  // A^T's active rows, compact [K, M]
   const sparse::Engine engine = column_set_engine(g);
-  if (want.b || sampled_a) {
-    cs = sparse::column_set(kidx);
-    at = sparse::set_columns_t(kidx, cs);
-  }
+  if (want.b || sampled_a) cs = sparse::column_set(kidx);
+  if (want.b || (sampled_a && !mask.defined())) at = sparse::set_columns_t(kidx, cs);  // dA's mask, unless one is given
   if (want.b) {
     if (want.b_transposed) {
       Tensor rows = Tensor::empty({k, n}, g.dtype(), g.device());

@@ -64,6 +64,25 @@ TEST(Engine, UnsharedLeafGradientIsNotCopied) {
   EXPECT_EQ(values(a.grad()), (std::vector<double>{1.0, 1.0}));
 }
 
+TEST(Engine, ViewOfAnOutputGradientReachesTheLeafUncopied) {
+  // A weight used as W^T: the op hands back dW^T as a view of a contiguous dW, the transpose's
+  // backward turns it back into dW, and W keeps that storage (the engine drops the transpose
+  // node's own reference to its output gradient before the leaf gets it; before, the leaf copied).
+  Variable w(from_vector(std::vector<double>{1, 2, 3, 4, 5, 6}, {2, 3}), true);
+  Variable wt = record("t", {w}, w.data().t(), [](const Tensor& g) -> std::vector<Tensor> { return {g.t()}; });
+  const void* made = nullptr;
+  Variable y = record("uses_wt", {wt}, wt.data().clone(), [&made](const Tensor& g) -> std::vector<Tensor> {
+    Tensor dw = g.t().clone();  // contiguous [2, 3]
+    made = dw.data_ptr();
+    return {dw.t()};
+  });
+  total(y).backward();
+  ASSERT_NE(made, nullptr);
+  EXPECT_EQ(w.grad().data_ptr(), made);
+  EXPECT_TRUE(w.grad().is_contiguous());
+  EXPECT_EQ(values(w.grad()), std::vector<double>(6, 1.0));
+}
+
 TEST(Engine, SecondBackwardThrowsUnlessRetained) {
   Variable x = leaf({1.0});
   Variable y = total(times(x, x));

@@ -1,27 +1,12 @@
 // CPU column sets (ops/pit/column_set.h): plain loops, the reference for the CUDA kernels.
 #include "ops/pit/cpu/column_set.h"
 
-#include <cstring>
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "ops/pit/cpu/detect.h"
 
 namespace pit::sparse::cpu {
-namespace {
-
-// Non-zero as the detection counts it: any bit but the sign (-0 is zero, NaN is not).
-template <typename T>
-bool nonzero(const T& v) {
-  if constexpr (sizeof(T) == 2) {
-    uint16_t b;
-    std::memcpy(&b, &v, 2);
-    return (b & 0x7fffu) != 0;
-  } else {
-    return !(v == T(0));
-  }
-}
-
-}  // namespace
 
 ColumnSet column_set(const KListIndex& a) {
   const int64_t nb = a.offsets.numel() - 1, cols = a.cols;

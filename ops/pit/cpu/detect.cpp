@@ -11,11 +11,6 @@
 namespace pit::sparse::cpu {
 namespace {
 
-template <typename T>
-bool nonzero(T v) {
-  return convert<double>(v) != 0.0;  // NaN != 0 is true: a NaN is non-zero
-}
-
 // Exclusive scan of counts into an i32 [n + 1] tensor.
 Tensor scan_offsets(const std::vector<int64_t>& counts) {
   Tensor off = Tensor::empty({static_cast<int64_t>(counts.size()) + 1}, DType::i32);

@@ -4,10 +4,17 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/convert.h"
 #include "core/tensor.h"
 #include "ops/pit/index.h"
 
 namespace pit::sparse::cpu {
+
+// Non-zero as detection counts it: -0 is zero, NaN is non-zero (NaN != 0).
+template <typename T>
+bool nonzero(T v) {
+  return convert<double>(v) != 0.0;
+}
 
 // The lists of micro-tiles tr x tc of a [rows, cols] in block-row order (the common form of K
 // lists, tc = 1, and block lists, tc = tr). `pattern` decides which tiles are listed (a itself,
