@@ -10,12 +10,8 @@
 namespace pit::sparse {
 namespace {
 
-// CUDA's rows_to_columns puts column tiles of 64 on the grid's y axis (at most 65535).
-constexpr int64_t kMaxCols = 64 * 65535;
-
 void check_klist(const KListIndex& a, const char* op) {
   PIT_CHECK(a.offsets.defined() && a.k.defined(), op, ": the K-list index is empty (detect it first)");
-  PIT_CHECK(a.cols <= kMaxCols, op, ": ", a.cols, " columns; at most ", kMaxCols, " are supported");
 }
 
 void check_set(const ColumnSet& cs, const Tensor& like, const char* op) {
@@ -56,8 +52,8 @@ Tensor rows_to_columns(const Tensor& rows_in, const ColumnSet& cs, const Tensor&
   const char* op = "rows_to_columns";
   PIT_CHECK(rows_in.defined() && rows_in.dim() == 2, op, ": rows must be a 2-D [K, L] tensor");
   check_set(cs, rows_in, op);
-  PIT_CHECK(rows_in.size(0) == cs.pos.numel() && rows_in.size(0) <= kMaxCols, op, ": rows has ", rows_in.size(0),
-            " rows; the column set is for ", cs.pos.numel(), " columns (at most ", kMaxCols, ")");
+  PIT_CHECK(rows_in.size(0) == cs.pos.numel(), op, ": rows has ", rows_in.size(0), " rows; the column set is for ",
+            cs.pos.numel(), " columns");
   PIT_CHECK(!mask_in.defined() || (mask_in.shape() == rows_in.shape() && mask_in.dtype() == rows_in.dtype() &&
                                    mask_in.device() == rows_in.device()),
             op, ": the mask must be laid out like rows (", shape_str(rows_in.shape()), ", ", dtype_name(rows_in.dtype()),
