@@ -24,7 +24,7 @@ namespace {
 // rows 16-byte aligned: M and N multiples of 8), else the M-gather's own choice. On an H200, at
 // pit-bench sparse's 99% skewed zeros, forward + backward took 1.403 ms with it, 1.475 with the
 // persistent engine and 1.627 with the M-gather's choice (the two GEMMs 0.23 ms each on it).
-// PIT_COLUMN_SET_ENGINE=auto|persistent|pingpong picks one, for measuring.
+// PIT_COLUMN_SET_ENGINE=auto|persistent|pingpong|tma|tma_pingpong picks one, for measuring.
 sparse::Engine column_set_engine(const Tensor& g) {
   const bool half = g.dtype() == DType::bf16 || g.dtype() == DType::f16;
   if (!half || g.size(0) % 8 != 0 || g.size(1) % 8 != 0) return sparse::Engine::automatic;
@@ -32,7 +32,9 @@ sparse::Engine column_set_engine(const Tensor& g) {
   const std::string name = env != nullptr ? env : "pingpong";
   if (name == "auto") return sparse::Engine::automatic;
   if (name == "persistent") return sparse::Engine::wgmma_persistent;
-  PIT_CHECK(name == "pingpong", "PIT_COLUMN_SET_ENGINE=", name, ": use auto, persistent or pingpong");
+  if (name == "tma") return sparse::Engine::wgmma_tma;
+  if (name == "tma_pingpong") return sparse::Engine::wgmma_tma_pingpong;
+  PIT_CHECK(name == "pingpong", "PIT_COLUMN_SET_ENGINE=", name, ": use auto, persistent, pingpong, tma or tma_pingpong");
   return sparse::Engine::wgmma_pingpong;
 }
 

@@ -18,7 +18,7 @@ TEST(ColumnSetCuda, PitMatmulGradients) {
   for (const DType dt : {DType::f32, DType::bf16}) test::run_column_set_matmul_cases(Device::cuda(), dt);
   // The ping-pong engine is the default where rows are 16-byte aligned (m = 512 and 1000 here);
   // the M-gather's own choice and the persistent engine there too.
-  for (const char* engine : {"auto", "persistent"}) {
+  for (const char* engine : {"auto", "persistent", "tma", "tma_pingpong"}) {
     setenv("PIT_COLUMN_SET_ENGINE", engine, 1);
     test::run_column_set_matmul_cases(Device::cuda(), DType::bf16);
     unsetenv("PIT_COLUMN_SET_ENGINE");
