@@ -7,8 +7,6 @@
 // coalesced. The transposed lists, when
 // asked, come from a small position map [block rows, block cols] by two column walks and a scan.
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 #include <type_traits>
 
 #include "ops/cuda/device_utils.cuh"
@@ -22,15 +20,9 @@ namespace {
 
 // Shared-memory tile budget: 32 KB keeps 5+ CTAs resident per SM with the flags beside it.
 constexpr int64_t kTileBytes = 32 * 1024;
-// 16-byte loads each thread issues before using any: kLoads x 256 threads x 16 B in flight per
-// CTA (4: 16 KB, half a tile; 8: the whole 32 KB tile). EXPERIMENT: PIT_DETECT_LOADS=8 picks 8.
-inline int detect_loads() {
-  static const int v = [] {
-    const char* e = std::getenv("PIT_DETECT_LOADS");
-    return e != nullptr && std::string(e) == "8" ? 8 : 4;
-  }();
-  return v;
-}
+// 16-byte loads each thread issues before using any: 4 x 256 threads x 16 B = 16 KB in flight
+// per CTA.
+constexpr int kLoads = 4;
 
 template <typename T>
 constexpr int pad_elems() {
@@ -48,7 +40,7 @@ struct TileGeom {
   int rows, cols, tr, tc, chunk, groups, chunks_per_row, nbr, nbc, tiles;
 };
 
-template <typename T, bool kMask, bool kVec, int kLoads>
+template <typename T, bool kMask, bool kVec>
 __global__ void __launch_bounds__(kDetectThreads)
     detect_tiles_kernel(const T* __restrict__ a, const uint8_t* __restrict__ mask, TileGeom g,
                         unsigned long long* state, int* offsets, int* out_cols, T* values, int* pos) {
@@ -229,7 +221,7 @@ void launch_tiles(const Tensor& a, const Tensor& mask, const TileGeom& g, const 
                   cpu::TileLists& out, const Tensor& pos, StreamRef stream) {
   const size_t smem = ((static_cast<size_t>(g.tr) * (g.chunk + pad_elems<T>()) * sizeof(T) + 15) / 16) * 16 +
                       2 * sizeof(int) * static_cast<size_t>(g.groups);
-  auto kernel = detect_loads() == 8 ? detect_tiles_kernel<T, kMask, kVec, 8> : detect_tiles_kernel<T, kMask, kVec, 4>;
+  auto kernel = detect_tiles_kernel<T, kMask, kVec>;
   // As many blocks as can be resident at once (each takes tiles until none is left).
   const int per_sm = allow_smem(kernel, smem, kDetectThreads);
   const int grid = static_cast<int>(std::min<int64_t>(g.tiles, int64_t{per_sm} * sm_count()));
