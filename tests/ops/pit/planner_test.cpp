@@ -140,3 +140,23 @@ TEST(PitPlanner, MalformedTableNamesTheLine) {
     EXPECT_NE(std::string(e.what()).find(":2: micro-tile '32y1'"), std::string::npos) << e.what();
   }
 }
+
+// Every checked-in table (ops/pit/tables) parses, is filed under its GPU's name (the planner looks
+// it up by that name), and says what a measured table must: dense bf16 at 4096^3 has a time, and
+// 32x1 K lists at 1% density beat it.
+TEST(PitPlanner, CheckedInTablesParseAndAreNamedForTheirGpu) {
+  int tables = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(sparse::cost_table_dir())) {
+    if (entry.path().extension() != ".tsv") continue;
+    ++tables;
+    const std::string file = entry.path().filename().string();
+    const sparse::CostTable t = sparse::read_cost_table(entry.path().string());
+    EXPECT_EQ(sparse::cost_table_file_name(t.gpu), file) << file << " holds the table of " << t.gpu;
+    const auto dense = t.estimate("dense", {1, 1}, DType::bf16, 4096, 4096, 4096, 1.0);
+    const auto lists = t.estimate("k_lists", {32, 1}, DType::bf16, 4096, 4096, 4096, 0.01);
+    ASSERT_TRUE(dense.has_value() && lists.has_value()) << file;
+    EXPECT_GT(*dense, 0.0) << file;
+    EXPECT_LT(*lists, *dense) << file;
+  }
+  EXPECT_GE(tables, 2) << "expected the H100 and H200 tables in " << sparse::cost_table_dir();
+}
