@@ -225,7 +225,7 @@ std::vector<PlannedRow> run_planned(const Cublas& cublas) {
       std::vector<double> count_times, exact_times, choose_times;
       int64_t stride = 1;
       const std::vector<sparse::MicroTile> cands = sparse::candidate_tiles();
-      const sparse::CostModel* table = sparse::find_cost_model(sparse::gpu_name(0));
+      const sparse::CostModel* table = sparse::device_cost_table(0).model;
       for (int i = 0; i < 21; ++i) {
         PIT_CUDA_CHECK(cudaDeviceSynchronize());
         const auto t0 = std::chrono::steady_clock::now();
@@ -292,6 +292,7 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
   const std::vector<double> sparsities = {0.0, 0.5, 0.9, 0.95, 0.99};
   sparse::CostTable table;
   table.gpu = prop.name;
+  table.capability = std::to_string(prop.major) + "." + std::to_string(prop.minor);
   std::vector<Result> results;
   std::printf("%-22s %-9s %6s %9s %9s %7s %9s %8s %9s %8s %8s %8s %6s %9s\n", "problem", "tile", "sparse", "PIT ms",
               "cuBLAS", "vs cuB", "CSR ms", "vs CSR", "BELL ms", "vs BELL", "detect", "read", "d/r", "rel err");

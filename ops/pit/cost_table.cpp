@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -118,6 +119,12 @@ CostTable read_cost_table(const std::string& path) {
   bool header = false;
   while (std::getline(in, line)) {
     ++lineno;
+    constexpr const char* kCapability = "# compute capability ";
+    if (line.rfind(kCapability, 0) == 0) {
+      t.capability = line.substr(std::string(kCapability).size());
+      while (!t.capability.empty() && std::isspace(static_cast<unsigned char>(t.capability.back()))) t.capability.pop_back();
+      continue;
+    }
     if (line.empty() || line[0] == '#') continue;
     const std::string where = path + ":" + std::to_string(lineno);
     const std::vector<std::string> f = split_tabs(line);
@@ -151,17 +158,25 @@ CostTable read_cost_table(const std::string& path) {
 }
 
 void write_cost_table(const std::string& path, const CostTable& table) {
-  std::ofstream out(path, std::ios::trunc);
-  PIT_CHECK(out.good(), "write_cost_table: cannot write ", path);
-  out << "# pit cost table v1 (written by pit-bench pit --tune; see ops/pit/cost_table.h)\n";
-  out << "gpu\tkernel\ttile\tdtype\tm\tk\tn\tdensity\tus\n";
-  for (const CostRow& r : table.rows) {
-    const std::string gpu = r.gpu.empty() ? table.gpu : r.gpu;
-    out << gpu << '\t' << r.kernel << '\t' << (r.kernel == "dense" ? std::string("-") : r.tile.str()) << '\t'
-        << dtype_name(r.dtype) << '\t' << r.m << '\t' << r.k << '\t' << r.n << '\t' << r.density << '\t' << r.us
-        << '\n';
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    PIT_CHECK(out.good(), "write_cost_table: cannot write ", tmp, " (is the directory writable?)");
+    out << "# pit cost table v1 (written by pit-bench pit --tune; see ops/pit/cost_table.h)\n";
+    if (!table.capability.empty()) out << "# compute capability " << table.capability << "\n";
+    out << "gpu\tkernel\ttile\tdtype\tm\tk\tn\tdensity\tus\n";
+    for (const CostRow& r : table.rows) {
+      const std::string gpu = r.gpu.empty() ? table.gpu : r.gpu;
+      out << gpu << '\t' << r.kernel << '\t' << (r.kernel == "dense" ? std::string("-") : r.tile.str()) << '\t'
+          << dtype_name(r.dtype) << '\t' << r.m << '\t' << r.k << '\t' << r.n << '\t' << r.density << '\t' << r.us
+          << '\n';
+    }
+    out.flush();
+    PIT_CHECK(out.good(), "write_cost_table: writing ", tmp, " failed (disk full?)");
   }
-  PIT_CHECK(out.good(), "write_cost_table: writing ", path, " failed");
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  PIT_CHECK(!ec, "write_cost_table: renaming ", tmp, " to ", path, " failed: ", ec.message());
 }
 
 std::string cost_table_file_name(const std::string& gpu) {
@@ -188,10 +203,9 @@ struct Loaded {
 
 // Read once per path (the planner asks on every call; parsing the file each time cost more than
 // a small GEMM). Tables live as long as the process; nullptr when there is no file.
-const Loaded* load_cached(const std::string& gpu) {
+const Loaded* load_cached_path(const std::string& path) {
   static std::mutex mu;
   static std::map<std::string, std::unique_ptr<const Loaded>> cache;
-  const std::string path = cost_table_dir() + "/" + cost_table_file_name(gpu);
   std::lock_guard<std::mutex> lock(mu);
   const auto it = cache.find(path);
   if (it != cache.end()) return it->second.get();
@@ -204,6 +218,8 @@ const Loaded* load_cached(const std::string& gpu) {
   return (cache[path] = std::move(loaded)).get();
 }
 
+const Loaded* load_cached(const std::string& gpu) { return load_cached_path(cost_table_dir() + "/" + cost_table_file_name(gpu)); }
+
 }  // namespace
 
 const CostTable* find_cost_table(const std::string& gpu) {
@@ -214,6 +230,55 @@ const CostTable* find_cost_table(const std::string& gpu) {
 const CostModel* find_cost_model(const std::string& gpu) {
   const Loaded* l = load_cached(gpu);
   return l ? &l->model : nullptr;
+}
+
+namespace {
+
+TableChoice choose_table(const std::string& gpu, const std::string& capability) {
+  TableChoice c;
+  if (const Loaded* own = load_cached(gpu)) {
+    c.table = &own->table;
+    c.model = &own->model;
+    c.own = true;
+    c.note = "planner: cost table " + cost_table_file_name(gpu) + " (measured on this GPU model)";
+    return c;
+  }
+  const std::string tune = "; `pit-bench pit --tune " + cost_table_dir() + "/" + cost_table_file_name(gpu) +
+                           "` measures this GPU (about two minutes)";
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(cost_table_dir(), ec))
+    if (e.path().extension() == ".tsv") names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  if (!capability.empty()) {
+    for (const std::string& name : names) {
+      // Each candidate read once (cached by path like the GPU's own table).
+      const Loaded* l = load_cached_path(cost_table_dir() + "/" + name);
+      if (l == nullptr || l->table.capability != capability) continue;
+      c.table = &l->table;
+      c.model = &l->model;
+      c.note = "planner: no cost table for " + gpu + "; using " + name + " (" + l->table.gpu +
+               ", the same compute capability " + capability + ")" + tune;
+      return c;
+    }
+  }
+  c.note = "planner: no cost table for " + gpu + " (compute capability " + (capability.empty() ? "unknown" : capability) +
+           ") or a GPU of its architecture; the built-in model plans (conservative: dense unless the micro-tiles are "
+           "sparse)" + tune;
+  return c;
+}
+
+}  // namespace
+
+const TableChoice& cost_table_for(const std::string& gpu, const std::string& capability) {
+  // Decided once per (directory, GPU, capability): the planner asks on every call.
+  static std::mutex mu;
+  static std::map<std::string, TableChoice> known;
+  const std::string key = cost_table_dir() + '\n' + gpu + '\n' + capability;
+  std::lock_guard<std::mutex> lock(mu);
+  const auto it = known.find(key);
+  if (it != known.end()) return it->second;
+  return known.emplace(key, choose_table(gpu, capability)).first->second;
 }
 
 }  // namespace pit::sparse

@@ -6,6 +6,7 @@
 // values:
 //
 //   # pit cost table v1
+//   # compute capability 9.0
 //   gpu	kernel	tile	dtype	m	k	n	density	us
 //   NVIDIA H100 80GB HBM3	dense	-	bf16	4096	4096	4096	1	190.0
 //   NVIDIA H100 80GB HBM3	k_lists	32x1	bf16	4096	4096	4096	0.1	31.5
@@ -13,6 +14,8 @@
 //
 // kernel: dense (cuBLAS; tile "-"), k_lists, blocks, rows (the PIT GEMM for that index kind)
 // or detect_<kind> (detection alone; n = 0). density: the fraction of non-zero micro-tiles.
+// The "# compute capability" line (optional) lets a GPU without a table of its own plan with the
+// table of one of its architecture (cost_table_for).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -35,7 +38,8 @@ struct CostRow {
 };
 
 struct CostTable {
-  std::string gpu;  // the GPU model the rows were measured on
+  std::string gpu;         // the GPU model the rows were measured on
+  std::string capability;  // its compute capability ("9.0"), or empty when the file does not say
   std::vector<CostRow> rows;
 
   // Estimated microseconds for `kernel` with `tile` and `dtype` on an m x k x n problem at
@@ -78,7 +82,9 @@ class CostModel {
 
 // Reads a table; throws naming the file, line and field on a malformed row.
 CostTable read_cost_table(const std::string& path);
-// Writes `table` (overwriting `path`), rows in the given order, with the header above.
+// Writes `table` to `path`, rows in the given order, with the header above; atomically (a
+// temporary file in the same directory, renamed over `path`), so a run stopped half-way leaves the
+// old table, never a truncated one.
 void write_cost_table(const std::string& path, const CostTable& table);
 // "NVIDIA H100 80GB HBM3" -> "nvidia_h100_80gb_hbm3.tsv": the table's file name for a GPU.
 std::string cost_table_file_name(const std::string& gpu);
@@ -90,5 +96,18 @@ std::string cost_table_dir();
 // the next process); find_cost_model gives the same table's model.
 const CostTable* find_cost_table(const std::string& gpu);
 const CostModel* find_cost_model(const std::string& gpu);
+
+// The table the planner uses on a GPU: its own, else the first (by file name) of the tables in
+// cost_table_dir() measured on a GPU of the same compute capability (relative costs of the PIT
+// kernels and cuBLAS carry over within an architecture far better than the built-in model's),
+// else none (the built-in model). `note` says which, for a user. Decided once per (directory, GPU,
+// capability) and kept for the life of the process.
+struct TableChoice {
+  const CostTable* table = nullptr;
+  const CostModel* model = nullptr;
+  bool own = false;  // the GPU's own table
+  std::string note;
+};
+const TableChoice& cost_table_for(const std::string& gpu, const std::string& capability);
 
 }  // namespace pit::sparse

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "ops/pit/detect.h"
 #if PIT_WITH_CUDA
@@ -139,21 +140,32 @@ std::string Plan::reason() const {
   return why;
 }
 
-std::string gpu_name(int index) {
+namespace {
+
+// Name and compute capability of GPU `index`, read once; {"unknown", ""} where it cannot be asked.
+std::pair<std::string, std::string> gpu_identity(int index) {
 #if PIT_WITH_CUDA
   static std::mutex mu;
-  static std::map<int, std::string> names;
+  static std::map<int, std::pair<std::string, std::string>> known;
   std::lock_guard<std::mutex> lock(mu);
-  auto it = names.find(index);
-  if (it != names.end()) return it->second;
+  auto it = known.find(index);
+  if (it != known.end()) return it->second;
   cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) return "unknown";
-  return names[index] = prop.name;
+  if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) return {"unknown", ""};
+  return known[index] = {prop.name, std::to_string(prop.major) + "." + std::to_string(prop.minor)};
 #else
   (void)index;
-  return "cpu";
+  return {"cpu", ""};
 #endif
 }
+
+}  // namespace
+
+std::string gpu_name(int index) { return gpu_identity(index).first; }
+
+std::string gpu_capability(int index) { return gpu_identity(index).second; }
+
+const TableChoice& device_cost_table(int index) { return cost_table_for(gpu_name(index), gpu_capability(index)); }
 
 namespace {
 // This call's counts launched at the site; the newest back returned (this call's on its first
@@ -208,7 +220,7 @@ Plan plan_matmul(const Tensor& a, int64_t n, const PlanOptions& options, const T
     const CostModel model(*options.table);
     return plan(&model);
   }
-  return plan(a.is_cuda() ? find_cost_model(gpu_name(a.device().index)) : nullptr);
+  return plan(a.is_cuda() ? device_cost_table(a.device().index).model : nullptr);
 }
 
 }  // namespace pit::sparse

@@ -100,5 +100,9 @@ double builtin_pit_us(const Candidate& c, int64_t m, int64_t k, int64_t n, DType
 
 // The name of GPU `index` as the table is keyed ("NVIDIA H100 80GB HBM3"); "cpu" without CUDA.
 std::string gpu_name(int index);
+// Its compute capability ("9.0"); empty without CUDA.
+std::string gpu_capability(int index);
+// The cost table the planner uses on GPU `index` (cost_table_for its name and capability).
+const TableChoice& device_cost_table(int index);
 
 }  // namespace pit::sparse

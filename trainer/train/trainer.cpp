@@ -13,6 +13,7 @@
 #include "core/random.h"
 #include "core/thread_pool.h"
 #include "ops/kernels.h"
+#include "ops/pit/planner.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/optim/clip.h"
 #include "trainer/train/data_parallel.h"
@@ -133,6 +134,9 @@ void print_header(const Run& r, int64_t start) {
                static_cast<long long>(r.valid_data->size()));
   std::fprintf(r.out, "pit-train: metrics %s, checkpoints %s\n", c.metrics_file().c_str(),
                c.checkpoint_dir().c_str());
+  // The PIT planner picks kernels from the GPU's measured cost table: say which one it has.
+  if (r.device.is_cuda() && (c.sparse.method != SparseMethod::none || c.model.sparse_activation))
+    std::fprintf(r.out, "pit-train: %s\n", sparse::device_cost_table(r.device.index).note.c_str());
   std::fflush(r.out);
 }
 

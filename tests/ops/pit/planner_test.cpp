@@ -152,6 +152,7 @@ TEST(PitPlanner, CheckedInTablesParseAndAreNamedForTheirGpu) {
     const std::string file = entry.path().filename().string();
     const sparse::CostTable t = sparse::read_cost_table(entry.path().string());
     EXPECT_EQ(sparse::cost_table_file_name(t.gpu), file) << file << " holds the table of " << t.gpu;
+    EXPECT_FALSE(t.capability.empty()) << file << " lacks its '# compute capability' line";
     const auto dense = t.estimate("dense", {1, 1}, DType::bf16, 4096, 4096, 4096, 1.0);
     const auto lists = t.estimate("k_lists", {32, 1}, DType::bf16, 4096, 4096, 4096, 0.01);
     ASSERT_TRUE(dense.has_value() && lists.has_value()) << file;
@@ -159,4 +160,47 @@ TEST(PitPlanner, CheckedInTablesParseAndAreNamedForTheirGpu) {
     EXPECT_LT(*lists, *dense) << file;
   }
   EXPECT_GE(tables, 2) << "expected the H100 and H200 tables in " << sparse::cost_table_dir();
+}
+
+// A GPU without a table of its own plans with a table of its compute capability (the first by file
+// name), else with the built-in model; the note names what was chosen and how to measure this GPU.
+// Tables are written atomically: no temporary file is left, and the capability line round-trips.
+TEST(PitPlanner, GpusWithoutATablePlanWithOneOfTheirArchitecture) {
+  const std::string dir = (std::filesystem::temp_directory_path() / "pit_planner_fallback").string();
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto table = [](const std::string& gpu, const std::string& cap, double dense_us) {
+    sparse::CostTable t;
+    t.gpu = gpu;
+    t.capability = cap;
+    t.rows.push_back({"", "dense", {1, 1}, DType::bf16, 1024, 1024, 1024, 1.0, dense_us});
+    return t;
+  };
+  sparse::write_cost_table(dir + "/" + sparse::cost_table_file_name("Big GPU 80GB"), table("Big GPU 80GB", "9.0", 100));
+  sparse::write_cost_table(dir + "/" + sparse::cost_table_file_name("Zed GPU"), table("Zed GPU", "9.0", 300));
+  sparse::write_cost_table(dir + "/" + sparse::cost_table_file_name("Old GPU"), table("Old GPU", "8.0", 200));
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    EXPECT_EQ(e.path().extension(), ".tsv") << "left behind: " << e.path();
+  EXPECT_EQ(sparse::read_cost_table(dir + "/old_gpu.tsv").capability, "8.0");
+
+  setenv("PIT_TABLE_DIR", dir.c_str(), 1);
+  const sparse::TableChoice& own = sparse::cost_table_for("Old GPU", "8.0");
+  const sparse::TableChoice& kin = sparse::cost_table_for("Big GPU PCIe", "9.0");
+  const sparse::TableChoice& none = sparse::cost_table_for("New GPU", "10.0");
+  const sparse::TableChoice& unknown = sparse::cost_table_for("Mystery GPU", "");
+  unsetenv("PIT_TABLE_DIR");
+
+  ASSERT_NE(own.model, nullptr);
+  EXPECT_TRUE(own.own);
+  EXPECT_EQ(own.table->gpu, "Old GPU");
+  ASSERT_NE(kin.model, nullptr);
+  EXPECT_FALSE(kin.own);
+  EXPECT_EQ(kin.table->gpu, "Big GPU 80GB");  // the first 9.0 table by file name
+  EXPECT_NEAR(*kin.model->estimate("dense", {1, 1}, DType::bf16, 1024, 1024, 1024, 1.0), 100.0, 1e-9);
+  EXPECT_NE(kin.note.find("no cost table for Big GPU PCIe; using big_gpu_80gb.tsv"), std::string::npos) << kin.note;
+  EXPECT_NE(kin.note.find("pit-bench pit --tune " + dir + "/big_gpu_pcie.tsv"), std::string::npos) << kin.note;
+  EXPECT_EQ(none.model, nullptr);
+  EXPECT_NE(none.note.find("built-in model"), std::string::npos) << none.note;
+  EXPECT_EQ(unknown.model, nullptr);
+  EXPECT_NE(unknown.note.find("compute capability unknown"), std::string::npos) << unknown.note;
 }
