@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -250,21 +251,27 @@ TableChoice choose_table(const std::string& gpu, const std::string& capability) 
   for (const auto& e : std::filesystem::directory_iterator(cost_table_dir(), ec))
     if (e.path().extension() == ".tsv") names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
+  std::string skipped;  // candidates that could not be read: named in the note, not fatal to planning
   if (!capability.empty()) {
     for (const std::string& name : names) {
-      // Each candidate read once (cached by path like the GPU's own table).
-      const Loaded* l = load_cached_path(cost_table_dir() + "/" + name);
+      const Loaded* l = nullptr;
+      try {
+        l = load_cached_path(cost_table_dir() + "/" + name);  // each candidate read once, cached like the GPU's own
+      } catch (const std::exception& e) {
+        skipped += "; skipped " + name + ": " + e.what();
+        continue;
+      }
       if (l == nullptr || l->table.capability != capability) continue;
       c.table = &l->table;
       c.model = &l->model;
       c.note = "planner: no cost table for " + gpu + "; using " + name + " (" + l->table.gpu +
-               ", the same compute capability " + capability + ")" + tune;
+               ", the same compute capability " + capability + ")" + tune + skipped;
       return c;
     }
   }
   c.note = "planner: no cost table for " + gpu + " (compute capability " + (capability.empty() ? "unknown" : capability) +
            ") or a GPU of its architecture; the built-in model plans (conservative: dense unless the micro-tiles are "
-           "sparse)" + tune;
+           "sparse)" + tune + skipped;
   return c;
 }
 

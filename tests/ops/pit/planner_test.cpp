@@ -180,8 +180,9 @@ TEST(PitPlanner, GpusWithoutATablePlanWithOneOfTheirArchitecture) {
   sparse::write_cost_table(dir + "/" + sparse::cost_table_file_name("Zed GPU"), table("Zed GPU", "9.0", 300));
   sparse::write_cost_table(dir + "/" + sparse::cost_table_file_name("Old GPU"), table("Old GPU", "8.0", 200));
   for (const auto& e : std::filesystem::directory_iterator(dir))
-    EXPECT_EQ(e.path().extension(), ".tsv") << "left behind: " << e.path();
+    EXPECT_EQ(e.path().extension(), ".tsv") << "left behind: " << e.path();  // no temporary file
   EXPECT_EQ(sparse::read_cost_table(dir + "/old_gpu.tsv").capability, "8.0");
+  std::ofstream(dir + "/aaa_broken.tsv") << "# compute capability 9.0\nnot a header\n";  // first by name
 
   setenv("PIT_TABLE_DIR", dir.c_str(), 1);
   const sparse::TableChoice& own = sparse::cost_table_for("Old GPU", "8.0");
@@ -199,6 +200,7 @@ TEST(PitPlanner, GpusWithoutATablePlanWithOneOfTheirArchitecture) {
   EXPECT_NEAR(*kin.model->estimate("dense", {1, 1}, DType::bf16, 1024, 1024, 1024, 1.0), 100.0, 1e-9);
   EXPECT_NE(kin.note.find("no cost table for Big GPU PCIe; using big_gpu_80gb.tsv"), std::string::npos) << kin.note;
   EXPECT_NE(kin.note.find("pit-bench pit --tune " + dir + "/big_gpu_pcie.tsv"), std::string::npos) << kin.note;
+  EXPECT_NE(kin.note.find("skipped aaa_broken.tsv"), std::string::npos) << kin.note;  // named, not fatal
   EXPECT_EQ(none.model, nullptr);
   EXPECT_NE(none.note.find("built-in model"), std::string::npos) << none.note;
   EXPECT_EQ(unknown.model, nullptr);
