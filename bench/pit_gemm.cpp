@@ -278,6 +278,7 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
   PIT_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   const double bw = copy_bandwidth(int64_t{1} << 30);
   std::printf("GPU: %s; device-to-device copy: %.0f GB/s (read + write)\n", prop.name, bw / 1e9);
+  if (!tune) std::printf("%s\n", sparse::device_cost_table(0).note.c_str());  // what the planned rows price with
   const StreamRef stream = current_stream(Device::cuda());
   Cublas cublas;
   Cusparse cusparse;

@@ -220,6 +220,9 @@ int run_sparse(const std::string& markdown_path) {
     PIT_CUDA_CHECK(cudaDeviceSynchronize());
     return 0;
   }
+  // Which cost table the planner prices the activation table's pit_matmul with (it changes the
+  // kernels: without the H100's own table, 2.75x against 3.18x there).
+  std::printf("GPU: %s; %s\n\n", sparse::gpu_name(0).c_str(), sparse::device_cost_table(0).note.c_str());
   // PIT_BENCH_SPARSE_TABLE=activation: the fourth table alone (it measures one change in a minute).
   if (const char* only = std::getenv("PIT_BENCH_SPARSE_TABLE")) {
     PIT_CHECK(std::string(only) == "activation", "PIT_BENCH_SPARSE_TABLE: \"", only,
