@@ -221,20 +221,6 @@ const Loaded* load_cached_path(const std::string& path) {
 
 const Loaded* load_cached(const std::string& gpu) { return load_cached_path(cost_table_dir() + "/" + cost_table_file_name(gpu)); }
 
-}  // namespace
-
-const CostTable* find_cost_table(const std::string& gpu) {
-  const Loaded* l = load_cached(gpu);
-  return l ? &l->table : nullptr;
-}
-
-const CostModel* find_cost_model(const std::string& gpu) {
-  const Loaded* l = load_cached(gpu);
-  return l ? &l->model : nullptr;
-}
-
-namespace {
-
 TableChoice choose_table(const std::string& gpu, const std::string& capability) {
   TableChoice c;
   if (const Loaded* own = load_cached(gpu)) {
@@ -245,7 +231,7 @@ TableChoice choose_table(const std::string& gpu, const std::string& capability) 
     return c;
   }
   const std::string tune = "; `pit-bench pit --tune " + cost_table_dir() + "/" + cost_table_file_name(gpu) +
-                           "` measures this GPU (about two minutes)";
+                           "` measures this GPU";
   std::vector<std::string> names;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(cost_table_dir(), ec))

@@ -91,17 +91,12 @@ std::string cost_table_file_name(const std::string& gpu);
 // The directory of the checked-in tables: $PIT_TABLE_DIR when set, else ops/pit/tables of the
 // source tree this library was built from.
 std::string cost_table_dir();
-// The table for `gpu` from cost_table_dir(), or nullptr when none is checked in. Read once per
-// path and kept for the life of the process (a table written later by pit-bench --tune is seen by
-// the next process); find_cost_model gives the same table's model.
-const CostTable* find_cost_table(const std::string& gpu);
-const CostModel* find_cost_model(const std::string& gpu);
-
 // The table the planner uses on a GPU: its own, else the first (by file name) of the tables in
 // cost_table_dir() measured on a GPU of the same compute capability (relative costs of the PIT
 // kernels and cuBLAS carry over within an architecture far better than the built-in model's),
 // else none (the built-in model). `note` says which, for a user. Decided once per (directory, GPU,
-// capability) and kept for the life of the process.
+// capability); tables are read once per path and kept for the life of the process (a table written
+// later by pit-bench --tune is seen by the next process).
 struct TableChoice {
   const CostTable* table = nullptr;
   const CostModel* model = nullptr;

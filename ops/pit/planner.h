@@ -77,7 +77,8 @@ struct PlanOptions {
   int64_t sample_bytes = int64_t{4} << 20;
   // Restrict the choice (e.g. backward reuses the forward's kind): empty = all candidates.
   std::vector<Kernel> kernels = {};
-  // The table to use; unset: find_cost_table(the device's GPU name), else the built-in model.
+  // The table to use; unset: device_cost_table(the operand's GPU) (its own table, one of its
+  // architecture, or the built-in model).
   std::optional<CostTable> table = {};
   // Plan ahead at this call site (see PlanSite; on CUDA, without a given density); null: count
   // this call's operand and wait for the counts.

@@ -80,16 +80,16 @@ TEST(PitPlanner, TableRoundTripAndInterpolation) {
   EXPECT_EQ(p.kernel, Kernel::k_lists) << p.reason();
   EXPECT_NEAR(p.est_us, 25.0, 1e-9);
   EXPECT_NE(p.reason().find("table Test GPU 1"), std::string::npos) << p.reason();
-  // find_cost_table through PIT_TABLE_DIR.
+  // The GPU's own table through PIT_TABLE_DIR (cost_table_for, as the planner looks it up).
   setenv("PIT_TABLE_DIR", dir.c_str(), 1);
-  const sparse::CostTable* found = sparse::find_cost_table("Test GPU 1");
+  const sparse::CostTable* found = sparse::cost_table_for("Test GPU 1", "").table;
   ASSERT_NE(found, nullptr);
   EXPECT_EQ(found->rows.size(), 4u);
-  EXPECT_EQ(sparse::find_cost_table("Test GPU 1"), found);  // read once, then cached
-  const sparse::CostModel* found_model = sparse::find_cost_model("Test GPU 1");
+  EXPECT_EQ(sparse::cost_table_for("Test GPU 1", "").table, found);  // read once, then cached
+  const sparse::CostModel* found_model = sparse::cost_table_for("Test GPU 1", "").model;
   ASSERT_NE(found_model, nullptr);
   EXPECT_NEAR(*found_model->estimate("k_lists", {32, 1}, DType::bf16, 1024, 1024, 1024, 0.3), 50.0, 1e-9);
-  EXPECT_EQ(sparse::find_cost_table("Other GPU"), nullptr);
+  EXPECT_EQ(sparse::cost_table_for("Other GPU", "").table, nullptr);
   unsetenv("PIT_TABLE_DIR");
 }
 
