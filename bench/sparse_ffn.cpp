@@ -1,7 +1,9 @@
 // pit-bench sparse: issue #6's sparse FFN block on the GPU, bf16 compute, f32 master weights:
 // x [8192, 4096] -> Linear 4096 -> 16384, ReLU, Linear 16384 -> 4096, both weights pruned to
 // 90% in micro-tiles (nn::SparseLinear: compact values on the PIT kernels), against the same
-// block dense in pit (nn::Linear, cuBLAS). A training step is timed whole: forward, backward
+// block dense in pit (nn::Linear, cuBLAS); the two sparse layers run as nn::MLP runs them
+// (nn::relu_ffn: ops::sparse_relu_ffn, or with PIT_RELU_FFN=pair two sparse_linear ops). A
+// training step is timed whole: forward, backward
 // from a given dy, and the AdamW step. The memory of weights + gradients + optimizer state is
 // counted from the tensors themselves (values or weights, their gradients, AdamW's two moments,
 // and the sparse layers' index arrays).
@@ -79,8 +81,8 @@ struct Block {
     opt = std::make_unique<optim::AdamW>(optim::with_default_decay(net->named_parameters()));
   }
 
-  // proj(relu(fc(x))) as nn::MLP runs it (a sparse fc takes the ReLU into its kernels).
-  Variable forward(const Tensor& x) { return (*proj)(fc->forward_activated(Variable(x), nn::Activation::relu)); }
+  // proj(relu(fc(x))) as nn::MLP runs it (nn::relu_ffn: two sparse layers are one op).
+  Variable forward(const Tensor& x) { return nn::relu_ffn(*fc, *proj, Variable(x)); }
 
   void step(const Tensor& x, const Tensor& dy) {
     forward(x).backward(dy);
@@ -187,6 +189,36 @@ void activation_sparsity(std::FILE* md) {
     }
 }
 
+// The first table: the block's training step, dense and at 90% sparsity in each micro-tile.
+void block_table(std::FILE* md, const Tensor& x, const Tensor& dy) {
+  const double sparsity = 0.9;
+  write_line(md, "### Sparse FFN block, bf16: %lld tokens, %lld -> %lld -> %lld, training step (fwd + bwd + AdamW)\n\n",
+             static_cast<long long>(kTokens), static_cast<long long>(kModel), static_cast<long long>(kFfn),
+             static_cast<long long>(kModel));
+  write_line(md, "| block | ms / step | speed-up vs dense | weights + grads + AdamW state | vs dense |\n|---|---:|---:|---:|---:|\n");
+  double dense_ms = 0;
+  int64_t dense_bytes = 0;
+  {
+    Block dense(nullptr, 1.0);
+    const Timing t = time_gpu([&](int) { dense.step(x, dy); }, 3, 10);
+    dense_ms = t.median_ms;
+    dense_bytes = dense.state_bytes();
+    write_line(md, "| dense (pit, cuBLAS) | %.3f | 1.00x | %.1f MiB | 100%% |\n", dense_ms,
+               static_cast<double>(dense_bytes) / (1 << 20));
+  }
+  for (const sparse::MicroTile unit :
+       {sparse::MicroTile{32, 1}, sparse::MicroTile{64, 1}, sparse::MicroTile{128, 1}, sparse::MicroTile{32, 32},
+        sparse::MicroTile{64, 64}}) {
+    Block block(&unit, 1.0 - sparsity);
+    const Timing t = time_gpu([&](int) { block.step(x, dy); }, 3, 10);
+    block.forward(x).backward(dy);  // leave the gradients for the count
+    const int64_t bytes = block.state_bytes();
+    write_line(md, "| %s at %.0f%% sparsity | %.3f | %.2fx | %.1f MiB | %.1f%% |\n", unit.str().c_str(),
+               100.0 * sparsity, t.median_ms, dense_ms / t.median_ms, static_cast<double>(bytes) / (1 << 20),
+               100.0 * static_cast<double>(bytes) / static_cast<double>(dense_bytes));
+  }
+}
+
 }  // namespace
 
 int run_sparse(const std::string& markdown_path) {
@@ -223,39 +255,18 @@ int run_sparse(const std::string& markdown_path) {
   // Which cost table the planner prices the activation table's pit_matmul with (it changes the
   // kernels: without the H100's own table, 2.75x against 3.18x there).
   std::printf("GPU: %s; %s\n\n", sparse::gpu_name(0).c_str(), sparse::device_cost_table(0).note.c_str());
-  // PIT_BENCH_SPARSE_TABLE=activation: the fourth table alone (it measures one change in a minute).
+  // PIT_BENCH_SPARSE_TABLE=activation or block: the fourth or the first table alone (each
+  // measures one change in a minute).
   if (const char* only = std::getenv("PIT_BENCH_SPARSE_TABLE")) {
-    PIT_CHECK(std::string(only) == "activation", "PIT_BENCH_SPARSE_TABLE: \"", only,
-              "\" is not a table this benchmark runs alone (\"activation\")");
-    activation_sparsity(md);
+    const std::string table = only;
+    PIT_CHECK(table == "activation" || table == "block", "PIT_BENCH_SPARSE_TABLE: \"", table,
+              "\" is not a table this benchmark runs alone (\"activation\" or \"block\")");
+    if (table == "activation") activation_sparsity(md);
+    else block_table(md, x, dy);
     if (md) std::fclose(md);
     return 0;
   }
-  write_line(md, "### Sparse FFN block, bf16: %lld tokens, %lld -> %lld -> %lld, training step (fwd + bwd + AdamW)\n\n",
-             static_cast<long long>(kTokens), static_cast<long long>(kModel), static_cast<long long>(kFfn),
-             static_cast<long long>(kModel));
-  write_line(md, "| block | ms / step | speed-up vs dense | weights + grads + AdamW state | vs dense |\n|---|---:|---:|---:|---:|\n");
-  double dense_ms = 0;
-  int64_t dense_bytes = 0;
-  {
-    Block dense(nullptr, 1.0);
-    const Timing t = time_gpu([&](int) { dense.step(x, dy); }, 3, 10);
-    dense_ms = t.median_ms;
-    dense_bytes = dense.state_bytes();
-    write_line(md, "| dense (pit, cuBLAS) | %.3f | 1.00x | %.1f MiB | 100%% |\n", dense_ms,
-               static_cast<double>(dense_bytes) / (1 << 20));
-  }
-  for (const sparse::MicroTile unit :
-       {sparse::MicroTile{32, 1}, sparse::MicroTile{64, 1}, sparse::MicroTile{128, 1}, sparse::MicroTile{32, 32},
-        sparse::MicroTile{64, 64}}) {
-    Block block(&unit, 1.0 - sparsity);
-    const Timing t = time_gpu([&](int) { block.step(x, dy); }, 3, 10);
-    block.forward(x).backward(dy);  // leave the gradients for the count
-    const int64_t bytes = block.state_bytes();
-    write_line(md, "| %s at %.0f%% sparsity | %.3f | %.2fx | %.1f MiB | %.1f%% |\n", unit.str().c_str(),
-               100.0 * sparsity, t.median_ms, dense_ms / t.median_ms, static_cast<double>(bytes) / (1 << 20),
-               100.0 * static_cast<double>(bytes) / static_cast<double>(dense_bytes));
-  }
+  block_table(md, x, dy);
 
   write_line(md, "\n### One sparse layer, PIT kernels vs the dense path: %lld -> %lld, %lld tokens, bf16, fwd + bwd\n\n",
              static_cast<long long>(kModel), static_cast<long long>(kFfn), static_cast<long long>(kTokens));

@@ -346,6 +346,65 @@ void block_linear_dx(const Tensor& dy_in, const BlockListIndex& v, Tensor& dx) {
   block_linear(dy, transposed_blocks(v), dx);
 }
 
+bool relu_bits_take(const Tensor& x, const BlockListIndex& v) {
+#if PIT_HAS_CUDA_PIT_GEMM
+  return x.defined() && x.device().is_cuda() && x.dim() == 2 && x.is_contiguous() && x.size(1) == v.cols &&
+         v.rows % 8 == 0 && cuda::block_linear_takes(x, v);
+#else
+  (void)x;
+  (void)v;
+  return false;
+#endif
+}
+
+bool relu_bits_dx_take(const Tensor& dy, const BlockListIndex& p) {
+#if PIT_HAS_CUDA_PIT_GEMM
+  return dy.defined() && dy.device().is_cuda() && dy.dim() == 2 && dy.is_contiguous() && dy.size(1) == p.rows &&
+         p.cols % 8 == 0 && cuda::block_linear_dx_takes(dy, p);
+#else
+  (void)dy;
+  (void)p;
+  return false;
+#endif
+}
+
+Tensor block_linear_relu_bits(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias) {
+  const char* op = "block_linear_relu_bits";
+  check_block_linear(x, v, y, false, op);
+  PIT_CHECK(relu_bits_take(x, v), op, ": CUDA, f16/bf16, contiguous 16-byte aligned x, 64 x 64 blocks and a multiple "
+            "of 8 outputs only (got ", v.rows, "); check relu_bits_take first, else block_linear with relu");
+  if (bias.defined()) {
+    check_operand(bias, op, "bias", x.device());
+    check_same_dtype(bias, x, op, "bias", "x");
+    PIT_CHECK(bias.dim() == 1 && bias.size(0) == v.rows && bias.is_contiguous(), op, ": bias must be a contiguous [",
+              v.rows, "], got ", shape_of(bias));
+  }
+  Tensor mask = Tensor::empty({x.size(0), v.rows / 8}, DType::u8, x.device());
+#if PIT_HAS_CUDA_PIT_GEMM
+  cuda::block_linear_relu_bits(x, v, y, bias, mask, current_stream(x.device()));
+#endif
+  return mask;
+}
+
+Tensor block_linear_dx_relu_bits(const Tensor& dy_in, const BlockListIndex& p, const Tensor& mask, Tensor& dx) {
+  const char* op = "block_linear_dx_relu_bits";
+  check_block_linear(dy_in, p, dx, true, op);
+  const Tensor dy = dy_in.contiguous();
+  PIT_CHECK(mask.defined() && mask.dtype() == DType::u8 && mask.device() == dy.device() && mask.is_contiguous() &&
+                mask.shape() == Shape({dy.size(0), p.cols / 8}) && p.cols % 8 == 0,
+            op, ": the mask must be block_linear_relu_bits' [", dy.size(0), ", ", p.cols / 8, "] u8 on ",
+            dy.device().str(), " (", p.cols, " inputs, a multiple of 8)");
+  PIT_CHECK(relu_bits_dx_take(dy, p), op, ": CUDA, f16/bf16, 16-byte aligned dy and 64 x 64 blocks with their "
+            "transposed lists only; check relu_bits_dx_take first");
+#if PIT_HAS_CUDA_PIT_GEMM
+  Tensor part = Tensor::empty({cuda::block_linear_part_rows(dy.size(0)), p.cols}, DType::f32, dy.device());
+  cuda::block_linear_dx_relu_bits(dy, p, mask, dx, part, current_stream(dy.device()));
+  return kernels::sum(part, {0});
+#else
+  PIT_THROW(op, ": needs CUDA (check relu_bits_take first)");
+#endif
+}
+
 void condense_gemm_tn(const KListIndex& a, const Tensor& g_in, Tensor& db, Write write) {
   tile_tn_checks({a.offsets, a.k, a.values, a.rows, a.cols, a.block_rows, 1, a.entries}, g_in, db, "condense_gemm_tn");
   const Tensor g = g_in.contiguous();

@@ -117,6 +117,17 @@ void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, const Ten
 void block_linear_dx(const Tensor& dy, const BlockListIndex& v, Tensor& dx);
 // V^T as an index of its own: V's transposed lists, each block transposed (a copy of the values).
 BlockListIndex transposed_blocks(const BlockListIndex& v);
+// The ReLU between two block layers, h = relu(x V^T + b) then h P^T, as bits (ops::sparse_relu_ffn),
+// on CUDA where relu_bits_take(x, v): f16/bf16, 64 x 64 blocks, V.rows a multiple of 8.
+// - block_linear_relu_bits: block_linear(x, v, y, bias, relu = true) that also returns the mask
+//   [T, V.rows / 8] u8, bit i of byte j of row t set where y[t][8 j + i] > 0;
+// - block_linear_dx_relu_bits: dx = (dy P) where that mask is set (dx [T, P.cols], P.cols =
+//   V.rows): with dy P the gradient of h, the gradient before the ReLU. Returns the column sums of
+//   dx (f32 [P.cols]): the bias b's gradient. Needs P's transposed lists (block_linear_dx).
+bool relu_bits_take(const Tensor& x, const BlockListIndex& v);
+bool relu_bits_dx_take(const Tensor& dy, const BlockListIndex& p);  // the same for dy [T, P.rows]
+Tensor block_linear_relu_bits(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias = {});
+Tensor block_linear_dx_relu_bits(const Tensor& dy, const BlockListIndex& p, const Tensor& mask, Tensor& dx);
 
 // The gradient for B of the two above: dB = A^T * G for G [M, N], dB [K, N], reading only the
 // listed micro-tiles of A (the forward's index; no detection).

@@ -3,6 +3,7 @@
 // produce, and y's shape from x's.
 #include "autograd/node.h"
 #include "autograd/variable.h"
+#include "ops/pit/compact.h"
 
 namespace pit::ops::detail {
 
@@ -16,6 +17,10 @@ struct GradNeeds {
     b = grad && b_.defined() && b_.requires_grad();
   }
 };
+
+// sparse_linear's checks of its operands (named in the errors as sparse_linear's).
+void check_sparse_linear(const Variable& x, const Variable& values, const Variable& bias,
+                         const sparse::CompactLayout& layout);
 
 // x's shape with the last dim replaced by `out`: the shape of y.
 inline Shape out_shape(Shape shape, int64_t out) {

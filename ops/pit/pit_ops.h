@@ -75,4 +75,22 @@ struct SparseLinearOptions {
 Variable sparse_linear(const Variable& x, const Variable& values, const Variable& bias,
                        const sparse::CompactLayout& layout, const SparseLinearOptions& options = {});
 
+// One layer of sparse_relu_ffn: sparse_linear's operands and its dense_weight_grad option.
+struct SparseLayer {
+  Variable values, bias;  // bias may be undefined
+  sparse::CompactLayout layout;
+  std::shared_ptr<Tensor> dense_weight_grad = {};
+};
+
+// y = relu(x W1^T + b1) W2^T + b2, an FFN of two compact weights with the ReLU between: the same
+// function and gradients as sparse_linear(sparse_linear(x, fc, relu), proj), as one node. On CUDA,
+// where both layers are 64 x 64 blocks (bf16/f16, W1's outputs a multiple of 8), the ReLU's
+// derivative travels as bits: the first GEMM's epilogue writes them (1/16 of h's bytes), and the
+// epilogue of the second layer's dx GEMM applies them and sums the first bias's gradient, so the
+// backward has no ReLU pass over h (sparse::block_linear_relu_bits). Elsewhere the two ops.
+// PIT_RELU_FFN=pair forces the two ops (to compare).
+Variable sparse_relu_ffn(const Variable& x, const SparseLayer& fc, const SparseLayer& proj);
+// Whether sparse_relu_ffn takes the bits' way for x flattened to [T, in] (x2).
+bool sparse_relu_ffn_fuses(const Tensor& x2, const SparseLayer& fc, const SparseLayer& proj);
+
 }  // namespace pit::ops

@@ -9,9 +9,9 @@
 #include "ops/pit/pit_ops.h"
 
 namespace pit::ops {
-namespace {
 
-void check_inputs(const Variable& x, const Variable& values, const Variable& bias, const sparse::CompactLayout& l) {
+void detail::check_sparse_linear(const Variable& x, const Variable& values, const Variable& bias,
+                                 const sparse::CompactLayout& l) {
   const char* op = "sparse_linear";
   PIT_CHECK(x.defined() && values.defined(), op, ": undefined input");
   PIT_CHECK(values.shape() == l.values_shape(), op, ": values of shape ", shape_str(values.shape()),
@@ -28,6 +28,8 @@ void check_inputs(const Variable& x, const Variable& values, const Variable& bia
               l.rows, "] of the values' dtype, got ", shape_str(bias.shape()), " ", dtype_name(bias.dtype()));
   }
 }
+
+namespace {
 
 // The gradient before the fused ReLU (o.relu): dy through the ReLU, read from its output `act`, or
 // dy itself without one (act undefined); gb, when wanted, the bias gradient (its column sums).
@@ -67,7 +69,7 @@ Variable dense_path(const Variable& x, const Variable& values, const Variable& b
 
 Variable sparse_linear(const Variable& x, const Variable& values, const Variable& bias,
                        const sparse::CompactLayout& layout, const SparseLinearOptions& o) {
-  check_inputs(x, values, bias, layout);
+  detail::check_sparse_linear(x, values, bias, layout);
   const int64_t in = layout.cols, out = layout.rows;
   const Tensor x2 = x.data().reshape({-1, in}).contiguous();
   const int64_t t = x2.size(0);

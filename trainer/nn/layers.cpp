@@ -134,7 +134,14 @@ MLP::MLP(const Options& o, Generator& gen)
                                                            o.bias, gen, o.proj_init));
 }
 
+Variable relu_ffn(Linear& fc, Linear& proj, const Variable& x) {
+  if (fc.sparse() && proj.sparse()) return fc.sparse()->forward_relu_into(*proj.sparse(), x);
+  return proj.forward(fc.forward_activated(x, Activation::relu));
+}
+
 Variable MLP::forward(const Variable& x) {
+  if (activation_ == Activation::relu && fc_->sparse() && proj_->sparse())  // both pruned: one op
+    return ops::dropout(relu_ffn(*fc_, *proj_, x), dropout_, is_training());
   const Variable h = fc_->forward_activated(x, activation_);
   const bool pit = sparse_activation_ && !proj_->sparse();  // a pruned proj runs its own kernels
   return ops::dropout(pit ? sparse_proj(h) : proj_->forward(h), dropout_, is_training());

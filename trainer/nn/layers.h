@@ -50,6 +50,10 @@ class Linear : public Module {
   std::shared_ptr<SparseLinear> sparse_;
 };
 
+// proj(relu(fc(x))): where both layers are sparse, one op (SparseLinear::forward_relu_into, the
+// ReLU's derivative kept as bits on CUDA); else fc's forward_activated, then proj.
+Variable relu_ffn(Linear& fc, Linear& proj, const Variable& x);
+
 // Rows of weight (num_embeddings, dim), N(0, std) at init, picked by integer ids of any shape.
 class Embedding : public Module {
  public:

@@ -93,16 +93,26 @@ double SparseLinear::density() const {
   return static_cast<double>(kept_weights_) / static_cast<double>(out_ * in_);
 }
 
-Variable SparseLinear::forward(const Variable& x, bool relu) {
+ops::SparseLayer SparseLinear::as_layer() {
   if (layout_.device() != values_.device()) rebuild_layout();  // the module moved
-  ops::SparseLinearOptions o;
-  o.relu = relu;
+  ops::SparseLayer l{to_compute(values_), bias_.defined() ? to_compute(bias_) : Variable(), layout_};
   if (want_dense_grad_) {
     dense_grad_ = std::make_shared<Tensor>();
-    o.dense_weight_grad = dense_grad_;
+    l.dense_weight_grad = dense_grad_;
   }
-  return ops::sparse_linear(to_compute(x), to_compute(values_), bias_.defined() ? to_compute(bias_) : Variable(),
-                            layout_, o);
+  return l;
+}
+
+Variable SparseLinear::forward(const Variable& x, bool relu) {
+  const ops::SparseLayer l = as_layer();
+  ops::SparseLinearOptions o;
+  o.relu = relu;
+  o.dense_weight_grad = l.dense_weight_grad;
+  return ops::sparse_linear(to_compute(x), l.values, l.bias, l.layout, o);
+}
+
+Variable SparseLinear::forward_relu_into(SparseLinear& proj, const Variable& x) {
+  return ops::sparse_relu_ffn(to_compute(x), as_layer(), proj.as_layer());
 }
 
 Tensor SparseLinear::dense_weight() const {

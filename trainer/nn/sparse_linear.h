@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "ops/pit/compact.h"
+#include "ops/pit/pit_ops.h"
 #include "trainer/nn/module.h"
 
 namespace pit::nn {
@@ -38,6 +39,9 @@ class SparseLinear : public Module {
   const char* type_name() const override { return "SparseLinear"; }
   Variable forward(const Variable& x) override { return forward(x, false); }  // (..., in) -> (..., out), compute dtype
   Variable forward(const Variable& x, bool relu);  // relu: relu(forward(x)), fused (ops::sparse_linear)
+  // proj.forward(forward(x, relu = true)) as one op (ops::sparse_relu_ffn: on CUDA with 64 x 64
+  // blocks the ReLU's derivative travels as bits, and its backward pass over h is gone).
+  Variable forward_relu_into(SparseLinear& proj, const Variable& x);
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
@@ -78,6 +82,9 @@ class SparseLinear : public Module {
   void adopt_state_layout(const train::StateDict& own) override;
 
  private:
+  // This layer's operands for the ops, in the compute dtype (the layout rebuilt where the module
+  // moved; a fresh dense-gradient slot while one is requested).
+  ops::SparseLayer as_layer();
   // The layout of the mask on `device` (the values' device).
   sparse::CompactLayout layout_of(const Tensor& unit_mask, Device device) const;
   sparse::CompactLayout layout_of_elements(const Tensor& elements) const;  // bool [out, in], its device

@@ -23,7 +23,17 @@ void block_gemm(const BlockListIndex& a, const Tensor& b, Tensor& c, const Epilo
 bool block_linear_takes(const Tensor& x, const BlockListIndex& v);
 void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias, bool relu, StreamRef stream);
 // dx = dy V over V's transposed lists (t_offsets, t_rows, t_pos defined), V's blocks read as they lie.
+bool block_linear_dx_takes(const Tensor& dy, const BlockListIndex& v);
 void block_linear_dx(const Tensor& dy, const BlockListIndex& v, Tensor& dx, StreamRef stream);
+// The ReLU between two block layers as bits (ops/pit/gemm.h block_linear_relu_bits): y =
+// relu(x V^T + bias) and mask [T, v.rows / 8] u8; dx = (dy V) where mask, and part
+// [block_linear_part_rows(T), v.cols] f32, the column sums of dx by token tile (v.rows, resp. v.cols,
+// a multiple of 8).
+void block_linear_relu_bits(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias, Tensor& mask,
+                            StreamRef stream);
+int64_t block_linear_part_rows(int64_t tokens);
+void block_linear_dx_relu_bits(const Tensor& dy, const BlockListIndex& v, const Tensor& mask, Tensor& dx, Tensor& part,
+                               StreamRef stream);
 // The values' gradient of a Linear on 64 x 64 blocks (block_sampled.cu): sampled_gemm(g, x, out,
 // a_trans = true, b_trans = false) without transposes, for the cases block_sampled_takes.
 bool block_sampled_takes(const Tensor& g, const Tensor& x, const BlockListIndex& out, bool a_trans, bool b_trans);
