@@ -379,6 +379,8 @@ Tensor block_linear_relu_bits(const Tensor& x, const BlockListIndex& v, Tensor& 
     PIT_CHECK(bias.dim() == 1 && bias.size(0) == v.rows && bias.is_contiguous(), op, ": bias must be a contiguous [",
               v.rows, "], got ", shape_of(bias));
   }
+  PIT_CHECK(reinterpret_cast<uintptr_t>(y.data_ptr()) % 16 == 0, op, ": y must start 16-byte aligned (its rows are "
+            "written in 16-byte units)");
   Tensor mask = Tensor::empty({x.size(0), v.rows / 8}, DType::u8, x.device());
 #if PIT_HAS_CUDA_PIT_GEMM
   cuda::block_linear_relu_bits(x, v, y, bias, mask, current_stream(x.device()));
@@ -396,6 +398,8 @@ Tensor block_linear_dx_relu_bits(const Tensor& dy_in, const BlockListIndex& p, c
             dy.device().str(), " (", p.cols, " inputs, a multiple of 8)");
   PIT_CHECK(relu_bits_dx_take(dy, p), op, ": CUDA, f16/bf16, 16-byte aligned dy and 64 x 64 blocks with their "
             "transposed lists only; check relu_bits_dx_take first");
+  PIT_CHECK(reinterpret_cast<uintptr_t>(dx.data_ptr()) % 16 == 0, op, ": dx must start 16-byte aligned (its rows are "
+            "written in 16-byte units)");
 #if PIT_HAS_CUDA_PIT_GEMM
   Tensor part = Tensor::empty({cuda::block_linear_part_rows(dy.size(0)), p.cols}, DType::f32, dy.device());
   cuda::block_linear_dx_relu_bits(dy, p, mask, dx, part, current_stream(dy.device()));

@@ -1,6 +1,7 @@
 // sparse_relu_ffn on the CPU: against the pair of sparse_linear ops and dense autograd
 // (sparse_ffn_cases.h; the CPU composes the pair), finite differences, and the errors.
 #include "autograd/gradcheck.h"
+#include "ops/pit/gemm.h"
 #include "tests/core/expect_error.h"
 #include "tests/ops/pit/sparse_ffn_cases.h"
 
@@ -36,4 +37,8 @@ TEST(SparseFfnCpu, ErrorsNameTheProblem) {
   test::expect_error_contains([&] { ops::sparse_relu_ffn(Variable(zeros({5, 16})), fc, proj); },
                               "proj takes 48 inputs but fc gives 32 outputs");
   test::expect_error_contains([&] { ops::sparse_relu_ffn(Variable(zeros({5, 17})), fc, proj); }, "in_features 16");
+  // The bits' kernels are CUDA's: on the CPU they name the check to make first.
+  Tensor y = zeros({5, 32});
+  test::expect_error_contains([&] { sparse::block_linear_relu_bits(zeros({5, 16}), sparse::blocks_with(l1, fc.values.data()), y); },
+                              "check relu_bits_take first");
 }
