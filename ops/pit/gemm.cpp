@@ -357,17 +357,6 @@ bool relu_bits_take(const Tensor& x, const BlockListIndex& v) {
 #endif
 }
 
-bool relu_bits_dx_take(const Tensor& dy, const BlockListIndex& p) {
-#if PIT_HAS_CUDA_PIT_GEMM
-  return dy.defined() && dy.device().is_cuda() && dy.dim() == 2 && dy.is_contiguous() && dy.size(1) == p.rows &&
-         p.cols % 8 == 0 && cuda::block_linear_dx_takes(dy, p);
-#else
-  (void)dy;
-  (void)p;
-  return false;
-#endif
-}
-
 Tensor block_linear_relu_bits(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias) {
   const char* op = "block_linear_relu_bits";
   check_block_linear(x, v, y, false, op);
@@ -396,11 +385,11 @@ Tensor block_linear_dx_relu_bits(const Tensor& dy_in, const BlockListIndex& p, c
                 mask.shape() == Shape({dy.size(0), p.cols / 8}) && p.cols % 8 == 0,
             op, ": the mask must be block_linear_relu_bits' [", dy.size(0), ", ", p.cols / 8, "] u8 on ",
             dy.device().str(), " (", p.cols, " inputs, a multiple of 8)");
-  PIT_CHECK(relu_bits_dx_take(dy, p), op, ": CUDA, f16/bf16, 16-byte aligned dy and 64 x 64 blocks with their "
-            "transposed lists only; check relu_bits_dx_take first");
   PIT_CHECK(reinterpret_cast<uintptr_t>(dx.data_ptr()) % 16 == 0, op, ": dx must start 16-byte aligned (its rows are "
             "written in 16-byte units)");
 #if PIT_HAS_CUDA_PIT_GEMM
+  PIT_CHECK(dy.device().is_cuda() && cuda::block_linear_dx_takes(dy, p), op, ": CUDA, f16/bf16, 16-byte aligned dy "
+            "and 64 x 64 blocks with their transposed lists only");
   Tensor part = Tensor::empty({cuda::block_linear_part_rows(dy.size(0)), p.cols}, DType::f32, dy.device());
   cuda::block_linear_dx_relu_bits(dy, p, mask, dx, part, current_stream(dy.device()));
   return kernels::sum(part, {0});

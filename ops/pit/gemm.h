@@ -123,9 +123,9 @@ BlockListIndex transposed_blocks(const BlockListIndex& v);
 //   [T, V.rows / 8] u8, bit i of byte j of row t set where y[t][8 j + i] > 0;
 // - block_linear_dx_relu_bits: dx = (dy P) where that mask is set (dx [T, P.cols], P.cols =
 //   V.rows): with dy P the gradient of h, the gradient before the ReLU. Returns the column sums of
-//   dx (f32 [P.cols]): the bias b's gradient. Needs P's transposed lists (block_linear_dx).
+//   dx (f32 [P.cols]): the bias b's gradient. Needs P's transposed lists (block_linear_dx) and dy
+//   16-byte aligned, as x.
 bool relu_bits_take(const Tensor& x, const BlockListIndex& v);
-bool relu_bits_dx_take(const Tensor& dy, const BlockListIndex& p);  // the same for dy [T, P.rows]
 Tensor block_linear_relu_bits(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias = {});
 Tensor block_linear_dx_relu_bits(const Tensor& dy, const BlockListIndex& p, const Tensor& mask, Tensor& dx);
 

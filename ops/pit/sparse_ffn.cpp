@@ -4,6 +4,7 @@
 // gradient: the backward reads h only in proj's weight gradient, where sparse_linear's pair also
 // read it in a ReLU pass (dh and h in, dpre out). Other layouts and devices compose the two
 // sparse_linear ops, which is the same function.
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
@@ -23,9 +24,6 @@ bool pair_forced() {
   const char* v = std::getenv("PIT_RELU_FFN");
   return v != nullptr && std::string(v) == "pair";
 }
-
-// A gradient wanted for this input of the node.
-bool wanted(const Variable& v, bool grad) { return grad && v.defined() && v.requires_grad(); }
 
 }  // namespace
 
@@ -57,15 +55,14 @@ Variable sparse_relu_ffn(const Variable& x, const SparseLayer& fc, const SparseL
                                                      fc.bias.defined() ? fc.bias.data() : Tensor());
   Tensor y = Tensor::empty({t, out}, v2.dtype(), v2.device());
   sparse::block_linear(h, sparse::blocks_with(l2, v2), y, proj.bias.defined() ? proj.bias.data() : Tensor());
-  const std::vector<Variable> inputs = {x, fc.values, fc.bias, proj.values, proj.bias};
-  const bool grad = needs_grad(inputs);
-  const bool need_x = wanted(x, grad), need_v1 = wanted(fc.values, grad), need_b1 = wanted(fc.bias, grad),
-             need_v2 = wanted(proj.values, grad), need_b2 = wanted(proj.bias, grad);
+  const detail::GradNeeds n1(x, fc.values, fc.bias), n2(x, proj.values, proj.bias);  // n2.x unused
+  const bool need_x = n1.x, need_v1 = n1.w, need_b1 = n1.b, need_v2 = n2.w, need_b2 = n2.b;
   const Shape x_shape = x.shape();
   const auto dense1 = fc.dense_weight_grad, dense2 = proj.dense_weight_grad;
-  return record("sparse_relu_ffn", inputs, y.view(detail::out_shape(x_shape, out)),
-                [=](const Tensor& g_in) -> std::vector<Tensor> {
-    const Tensor g = g_in.reshape({t, out}).contiguous();
+  return record("sparse_relu_ffn", {x, fc.values, fc.bias, proj.values, proj.bias},
+                y.view(detail::out_shape(x_shape, out)), [=](const Tensor& g_in) -> std::vector<Tensor> {
+    Tensor g = g_in.reshape({t, out}).contiguous();
+    if (reinterpret_cast<uintptr_t>(g.data_ptr()) % 16 != 0) g = g.clone();  // the kernels read 16-byte units
     Tensor gx, gv1, gb1, gv2, gb2;
     if (need_b2) gb2 = kernels::sum(g, {0});
     if (need_v2) {
@@ -75,17 +72,10 @@ Variable sparse_relu_ffn(const Variable& x, const SparseLayer& fc, const SparseL
       if (dense2) *dense2 = kernels::matmul(g.t(), h);
     }
     if (!need_x && !need_v1 && !need_b1) return {gx, gv1, gb1, gv2, gb2};
-    // The gradient before the ReLU: from the bits in proj's dx epilogue, else dh through the ReLU
-    // read from h.
+    // The gradient before the ReLU, from the bits in proj's dx epilogue, with fc's bias gradient.
     Tensor dpre = Tensor::empty({t, hidden}, g.dtype(), g.device());
-    const sparse::BlockListIndex p2 = sparse::blocks_with(l2, v2);
-    if (sparse::relu_bits_dx_take(g, p2)) {
-      const Tensor sums = sparse::block_linear_dx_relu_bits(g, p2, mask, dpre);
-      if (need_b1) gb1 = sums.to(g.dtype());
-    } else {
-      sparse::block_linear_dx(g, p2, dpre);
-      dpre = kernels::relu_backward_from_output(dpre, h, need_b1 ? &gb1 : nullptr);
-    }
+    const Tensor sums = sparse::block_linear_dx_relu_bits(g, sparse::blocks_with(l2, v2), mask, dpre);
+    if (need_b1) gb1 = sums.to(g.dtype());
     if (need_v1) {
       gv1 = Tensor::empty(l1.values_shape(), g.dtype(), g.device());
       sparse::BlockListIndex dw = sparse::blocks_with(l1, gv1);
