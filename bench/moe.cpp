@@ -161,9 +161,9 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   report.add({"  bwd activation+dgates+gated h " + tag, shape, act_b.median_ms, 10.0 * rows * kFfn, false, 4.16e12,
               "", 0});
   // The weight gradients against their mma.sync engine; each engine timed alternately with the
-  // automatic choice (the wgmma engine, a block a tile).
-  const auto wgrad_engines = {Engine::wgmma_persistent, Engine::wgmma_pingpong, Engine::wgmma_tma,
-                              Engine::wgmma_tma_pingpong};
+  // automatic choice (the lean kernel, ops/pit/cuda/weight_grad_lean.cu): the general wgmma kernel
+  // (the same sums) and the persistent one.
+  const auto wgrad_engines = {Engine::wgmma, Engine::wgmma_persistent};
   Tensor dw1 = Tensor::empty(w1.shape(), DType::bf16, Device::cuda());
   const auto bwd_w1_mma = time_gpu([&](int) {
     sparse::gather_weight_grad(x, dh, idx, dw1,

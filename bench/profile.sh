@@ -50,12 +50,12 @@ profile layernorm_bwd '^(cached_backward_kernel|fused_backward_kernel|fused_fini
 # pass launches the M-gather four times (up, down, gu, dx) and the weight gradient twice (dW2,
 # dW1); the second pass's up GEMM and dW1.
 PIT_BENCH_MOE_TRACE=1 profile moe_up_gemm '^gather_ws_kernel' "" moe 4
-PIT_BENCH_MOE_TRACE=1 profile moe_dw1 '^weight_grad_kernel' "" moe 3
+PIT_BENCH_MOE_TRACE=1 profile moe_dw1 '^weight_grad_(lean_)?kernel' "" moe 3
 
 # Register spills (local-memory loads and stores) per kernel of the PIT GEMM objects.
 [[ $only == "  " || $only == *" spills "* ]] || exit 0
 echo "== spills (STL/LDL instructions per kernel)"
-for obj in build-gpu/ops/CMakeFiles/pit_ops.dir/pit/cuda/{gather_gemm,gather_ws,condense_gemm,weight_grad,weight_grad_ws}.cu.o; do
+for obj in build-gpu/ops/CMakeFiles/pit_ops.dir/pit/cuda/{gather_gemm,gather_ws,condense_gemm,weight_grad,weight_grad_lean,weight_grad_ws}.cu.o; do
   [[ -f $obj ]] || continue
   cuobjdump -sass "$obj" >"$out/$(basename "$obj" .cu.o).sass" 2>&1
   awk '/Function :/ { if (name != "") print n, name; name = $3; n = 0 } /STL|LDL/ { n++ }

@@ -87,6 +87,24 @@ __device__ __forceinline__ uint4 ld_shared_u4(const void* p) {
   return v;
 }
 
+// The same at a shared-memory address already converted (smem_u32), and a 4-byte store there.
+__device__ __forceinline__ uint4 ld_shared_u4(uint32_t addr) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "r"(addr)
+               : "memory");
+  return v;
+}
+__device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
+}
+// 16 bytes to global memory (16-byte aligned) in one store.
+__device__ __forceinline__ void st_global_u4(void* p, uint4 v) {
+  asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+               : "memory");
+}
+
 // c += a b for T = Half or BFloat16: A 16x16 row fragments, B 16x8 column fragments, f32 c.
 // Fragment layouts (g = lane / 4, q = lane % 4):
 //   A regs: (row g, k 2q..), (row g+8, k 2q..), (row g, k 2q+8..), (row g+8, k 2q+8..)

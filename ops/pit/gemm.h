@@ -24,7 +24,8 @@ enum class Write : uint8_t {
 };
 // The tensor-core engine of a PIT GEMM (f16/bf16; f32 always runs on the CUDA cores). automatic:
 // the kernel's own rule (gather_gemm: wgmma for long K, mma.sync for short K-chunks;
-// condense_gemm: wgmma for 128-row micro-tiles); the others force one, for measuring (pit-bench)
+// condense_gemm: wgmma for 128-row micro-tiles; gather_weight_grad: its lean kernel where it takes
+// the case, else wgmma); the others force one, for measuring (pit-bench)
 // and tests. wgmma_persistent: the persistent, warp-specialised wgmma engine
 // (ops/pit/cuda/ws_core.cuh; condense_gemm, gather_gemm and gather_weight_grad; rows of the
 // operands it reads 16-byte aligned, else it throws). wgmma_pingpong (gather_gemm and

@@ -28,8 +28,12 @@ bool pair_forced() {
 }  // namespace
 
 bool sparse_relu_ffn_fuses(const Tensor& x2, const SparseLayer& fc, const SparseLayer& proj) {
+  // proj's dx kernel applies the bits: it needs blocks to read, 16-byte aligned (an empty proj
+  // pattern with a non-empty fc takes the pair, whose proj writes its bias alone).
+  const Tensor& v2 = proj.values.data();
   return !pair_forced() && blocks_only(fc.layout) && blocks_only(proj.layout) && x2.dim() == 2 && x2.size(0) > 0 &&
-         fc.values.dtype() == proj.values.dtype() && sparse::relu_bits_take(x2, sparse::blocks_with(fc.layout, fc.values.data()));
+         fc.values.dtype() == v2.dtype() && v2.numel() > 0 && reinterpret_cast<uintptr_t>(v2.data_ptr()) % 16 == 0 &&
+         sparse::relu_bits_take(x2, sparse::blocks_with(fc.layout, fc.values.data()));
 }
 
 Variable sparse_relu_ffn(const Variable& x, const SparseLayer& fc, const SparseLayer& proj) {

@@ -12,6 +12,11 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
                  const GatherGemmArgs& args, StreamRef stream);
 void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx, Tensor& db,
                         const GatherWeightGradArgs& args, StreamRef stream);
+// Whether gather_weight_grad takes its lean kernel (weight_grad_lean.cu) for these arguments:
+// Engine::automatic, f16/bf16, rows of A and G 16-byte aligned, no entry weights, dB stored and
+// 16-byte aligned. (Engine::wgmma forces the general kernel: the same sums, bit for bit.)
+bool gather_weight_grad_lean_takes(const Tensor& a, const Tensor& g, const RowSetIndex& idx, const Tensor& db,
+                                   const GatherWeightGradArgs& args);
 // engine: for 128-row micro-tiles in f16/bf16 (smaller ones run on mma.sync whatever it says);
 // wgmma_persistent needs 16-byte aligned rows of B and of the values (it throws otherwise).
 void condense_gemm(const KListIndex& a, const Tensor& b, Tensor& c, const Epilogue& epilogue,

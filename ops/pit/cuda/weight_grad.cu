@@ -111,36 +111,55 @@ __global__ void __launch_bounds__(WgradCfg<T, kEng>::kThreads, WgradCfg<T, kEng>
   }, n0, p.q, p.epi);
 }
 
+// The kernels' parameters for dB [S, P, Q] = the M-gather's weight gradient of a and g.
+template <typename T>
+WgradParams<T> wgrad_params(const Tensor& a, const Tensor& g, const RowSetIndex& idx, const Tensor& db,
+                            const GatherWeightGradArgs& args) {
+  using Cfg = WgradCfg<T, 0>;  // BM / BN: the same in every config
+  const int64_t k = a.size(1), n = g.size(1);
+  WgradParams<T> p{};
+  const bool swap = args.b_trans;  // [N, K] = G^T A
+  p.x = (swap ? g : a).template data<T>();
+  p.y = (swap ? a : g).template data<T>();
+  p.out = db.data<T>();
+  p.rows = i32p(idx.rows);
+  p.offsets = i32p(idx.offsets);
+  p.weights = args.use_weights ? idx.weights.data<float>() : nullptr;
+  p.p = swap ? n : k;
+  p.q = swap ? k : n;
+  p.ldx = swap ? n : k;
+  p.ldy = swap ? k : n;
+  p.x_rows = (swap ? g : a).size(0);
+  p.y_rows = (swap ? a : g).size(0);
+  p.x_gathered = swap ? args.g_gathered : args.a_gathered;
+  p.y_gathered = swap ? args.a_gathered : args.g_gathered;
+  p.x_fast = dev::chunks_aligned(p.x, p.ldx);
+  p.y_fast = dev::chunks_aligned(p.y, p.ldy);
+  p.segments = static_cast<int>(idx.num_segments);
+  p.m_tiles = static_cast<int>((p.p + Cfg::BM - 1) / Cfg::BM);
+  p.n_tiles = static_cast<int>((p.q + Cfg::BN - 1) / Cfg::BN);
+  p.epi.mode = args.write == Write::store ? dev::WriteMode::store : dev::WriteMode::accumulate;
+  return p;
+}
+
 }  // namespace
+
+bool gather_weight_grad_lean_takes(const Tensor& a, const Tensor& g, const RowSetIndex& idx, const Tensor& db,
+                                   const GatherWeightGradArgs& args) {
+  if (args.engine != Engine::automatic || (a.dtype() != DType::bf16 && a.dtype() != DType::f16)) return false;
+  bool takes = false;
+  dispatch_gemm(a.dtype(), "cuda::gather_weight_grad_lean_takes", [&]<typename T>() {
+    if constexpr (!std::is_same_v<T, float>) takes = lean_takes(wgrad_params<T>(a, g, idx, db, args));
+  });
+  return takes;
+}
 
 void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx, Tensor& db,
                         const GatherWeightGradArgs& args, StreamRef stream) {
   const int64_t k = a.size(1), n = g.size(1), s = idx.num_segments;
   if (k == 0 || n == 0 || s == 0) return;
   dispatch_gemm(a.dtype(), "cuda::gather_weight_grad", [&]<typename T>() {
-    using Cfg = WgradCfg<T, 0>;  // BM / BN: the same in every config
-    WgradParams<T> p{};
-    const bool swap = args.b_trans;  // [N, K] = G^T A
-    p.x = (swap ? g : a).template data<T>();
-    p.y = (swap ? a : g).template data<T>();
-    p.out = db.data<T>();
-    p.rows = i32p(idx.rows);
-    p.offsets = i32p(idx.offsets);
-    p.weights = args.use_weights ? idx.weights.data<float>() : nullptr;
-    p.p = swap ? n : k;
-    p.q = swap ? k : n;
-    p.ldx = swap ? n : k;
-    p.ldy = swap ? k : n;
-    p.x_rows = (swap ? g : a).size(0);
-    p.y_rows = (swap ? a : g).size(0);
-    p.x_gathered = swap ? args.g_gathered : args.a_gathered;
-    p.y_gathered = swap ? args.a_gathered : args.g_gathered;
-    p.x_fast = dev::chunks_aligned(p.x, p.ldx);
-    p.y_fast = dev::chunks_aligned(p.y, p.ldy);
-    p.segments = static_cast<int>(s);
-    p.m_tiles = static_cast<int>((p.p + Cfg::BM - 1) / Cfg::BM);
-    p.n_tiles = static_cast<int>((p.q + Cfg::BN - 1) / Cfg::BN);
-    p.epi.mode = args.write == Write::store ? dev::WriteMode::store : dev::WriteMode::accumulate;
+    const WgradParams<T> p = wgrad_params<T>(a, g, idx, db, args);
     const int64_t grid = s * p.m_tiles * p.n_tiles;
     PIT_CHECK(grid < INT32_MAX, "cuda::gather_weight_grad: too many output tiles (", grid, ")");
     // Not taken by itself: on MoE's weight gradients (T = 16384, E = 64, H200) the persistent engine
@@ -149,6 +168,10 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
     // reduces over ~256 entries (4 stages), so its epilogue, during which one block's tensor cores
     // idle, weighs as much as its MMAs.
     if constexpr (!std::is_same_v<T, float>) {
+      if (args.engine == Engine::automatic && lean_takes(p)) {
+        launch_weight_grad_lean<T>(p, stream);
+        return;
+      }
       if (args.engine == Engine::wgmma_persistent) {
         launch_weight_grad_ws<T>(p, stream);
         return;

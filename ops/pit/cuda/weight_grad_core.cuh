@@ -1,7 +1,8 @@
 #pragma once
 // What the weight-gradient kernels of the M-gather share (weight_grad.cu: the wgmma and mma.sync
-// engines, one block a tile; weight_grad_ws.cu: the persistent, warp-specialised engine): their
-// parameters and the gate scaling of a thread's own chunks of the Y tile.
+// engines, one block a tile; weight_grad_lean.cu: the common case with fewer instructions;
+// weight_grad_ws.cu: the persistent, warp-specialised engine): their parameters and the gate
+// scaling of a thread's own chunks of the Y tile.
 //
 // Work tiles: (segment s, row tile mt, column tile nt) numbered column tile fastest, then row
 // tile, then segment, so that the blocks running at one time share a segment's entries.
@@ -37,6 +38,21 @@ struct WgradParams {
 // no entry weights).
 template <typename T, bool kPp = false, bool kTma = false>
 void launch_weight_grad_ws(const WgradParams<T>& p, StreamRef stream);
+
+// The weight gradient's lean kernel (weight_grad_lean.cu), f16/bf16, for what lean_takes says.
+template <typename T>
+void launch_weight_grad_lean(const WgradParams<T>& p, StreamRef stream);
+
+// Whether the lean kernel takes a weight gradient: rows of X and Y 16-byte aligned, no entry
+// weights, dB stored and 16-byte aligned (with Q a multiple of 8, so are its rows); row tiles and
+// segments within a grid's y and z (65535), rows within 32 bits.
+template <typename T>
+bool lean_takes(const WgradParams<T>& p) {
+  constexpr int64_t kGridYZ = 65535;
+  return p.x_fast && p.y_fast && p.weights == nullptr && p.epi.mode == dev::WriteMode::store &&
+         reinterpret_cast<uintptr_t>(p.out) % 16 == 0 && p.q % 8 == 0 && p.m_tiles <= kGridYZ &&
+         p.segments <= kGridYZ && p.x_rows <= UINT32_MAX && p.y_rows <= UINT32_MAX;
+}
 
 namespace dev {
 

@@ -65,25 +65,57 @@ TEST(SparseFfnCuda, BitsNeedAlignedOutputs) {
 }
 
 // A gradient that does not start 16-byte aligned (a view into a larger buffer) still takes the
-// bits' way (the op copies it) and gives the pair's gradients (within rounding).
+// bits' way (the op copies it): the same gradients as with an aligned copy of it, bit for bit, and
+// the pair's with either (within rounding).
 TEST(SparseFfnCuda, MisalignedGradient) {
   PIT_REQUIRE_CUDA();
   if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
   const Device gpu = Device::cuda();
-  const BlockLayer fc = block_layer(128, 64, 0.5, 8), proj = block_layer(64, 128, 0.5, 10);
+  const BlockLayer fc = block_layer(128, 64, 1.0, 8), proj = block_layer(64, 128, 1.0, 10);
   const Tensor x = test::dense_random({70, 64}, 12, DType::bf16, gpu);
+  ASSERT_TRUE(ops::sparse_relu_ffn_fuses(x, {Variable(fc.values), Variable(), fc.layout},
+                                         {Variable(proj.values), Variable(), proj.layout}));
   const Tensor flat = test::dense_random({70 * 64 + 1}, 13, DType::bf16, gpu);
   const Tensor g = flat.slice(0, 1, 70 * 64 + 1).view({70, 64});  // 2 bytes past alignment
-  const auto grads = [&](bool pair) {
+  const Tensor g_aligned = g.clone();
+  ASSERT_NE(reinterpret_cast<uintptr_t>(g.data_ptr()) % 16, 0u);
+  ASSERT_EQ(reinterpret_cast<uintptr_t>(g_aligned.data_ptr()) % 16, 0u);
+  const auto grads = [&](bool pair, const Tensor& dy) {
     Variable xv(x, true), a(fc.values, true), b(proj.values, true);
     Variable y = pair ? ops::sparse_linear(ops::sparse_linear(xv, a, Variable(), fc.layout, {.relu = true}), b, Variable(),
                                            proj.layout)
                       : ops::sparse_relu_ffn(xv, {a, Variable(), fc.layout}, {b, Variable(), proj.layout});
-    y.backward(g);
+    y.backward(dy);
     return std::vector<Tensor>{xv.grad(), a.grad(), b.grad()};
   };
-  const std::vector<Tensor> got = grads(false), want = grads(true);
+  const std::vector<Tensor> got = grads(false, g), aligned = grads(false, g_aligned);
+  const std::vector<Tensor> pair = grads(true, g), pair_aligned = grads(true, g_aligned);
   // The pair's dx GEMM takes the transposing way for a misaligned dy (another summation order).
   const double tol = test::tol_for(DType::bf16);
-  for (size_t i = 0; i < got.size(); ++i) test::expect_close(got[i], want[i], tol, tol, "gradient " + std::to_string(i));
+  const char* names[] = {"dx", "dW1 values", "dW2 values"};
+  for (size_t i = 0; i < got.size(); ++i) {
+    test::expect_close(got[i], aligned[i], 0.0, 0.0, std::string(names[i]) + ": misaligned against aligned gradient");
+    test::expect_close(aligned[i], pair_aligned[i], tol, tol, std::string(names[i]) + ": op against the pair, aligned");
+    test::expect_close(pair[i], pair_aligned[i], tol, tol, std::string(names[i]) + ": the pair, misaligned against aligned");
+  }
+}
+
+// A proj without blocks (its pattern pruned away) under an fc with some: the pair, whose proj
+// gives zeros (no bias), so every gradient through it is zero; before, the bits' way threw in the
+// backward (proj's dx kernel has no blocks to read).
+TEST(SparseFfnCuda, AnEmptyProjTakesThePair) {
+  PIT_REQUIRE_CUDA();
+  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  const Device gpu = Device::cuda();
+  const BlockLayer fc = block_layer(128, 64, 1.0, 20), proj = block_layer(64, 128, 0.0, 22);
+  ASSERT_EQ(proj.values.numel(), 0);
+  const Tensor x = test::dense_random({70, 64}, 24, DType::bf16, gpu);
+  Variable xv(x, true), a(fc.values, true), b(proj.values, true);
+  const ops::SparseLayer l1{a, Variable(), fc.layout}, l2{b, Variable(), proj.layout};
+  EXPECT_FALSE(ops::sparse_relu_ffn_fuses(x, l1, l2));
+  Variable y = ops::sparse_relu_ffn(xv, l1, l2);
+  y.backward(test::dense_random({70, 64}, 26, DType::bf16, gpu));
+  test::expect_close(y.data(), zeros({70, 64}, DType::bf16, gpu), 0.0, 0.0, "y");
+  test::expect_close(xv.grad(), zeros({70, 64}, DType::bf16, gpu), 0.0, 0.0, "dx");
+  test::expect_close(a.grad(), zeros(fc.values.shape(), DType::bf16, gpu), 0.0, 0.0, "dW1 values");
 }
