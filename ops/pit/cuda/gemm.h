@@ -14,7 +14,8 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
                         const GatherWeightGradArgs& args, StreamRef stream);
 // Whether gather_weight_grad takes its lean kernel (weight_grad_lean.cu) for these arguments:
 // Engine::automatic, f16/bf16, rows of A and G 16-byte aligned, no entry weights, dB stored and
-// 16-byte aligned. (Engine::wgmma forces the general kernel: the same sums, bit for bit.)
+// 16-byte aligned; not with PIT_WEIGHT_GRAD_LEAN=0. (Engine::wgmma forces the general kernel: the
+// same sums, bit for bit.)
 bool gather_weight_grad_lean_takes(const Tensor& a, const Tensor& g, const RowSetIndex& idx, const Tensor& db,
                                    const GatherWeightGradArgs& args);
 // engine: for 128-row micro-tiles in f16/bf16 (smaller ones run on mma.sync whatever it says);

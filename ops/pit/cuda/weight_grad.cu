@@ -11,13 +11,18 @@
 // entries a stage, 3 stages, both operands M/N-major in the 128-byte swizzle) or, forced, on
 // mma.sync (8 warps of 64 x 32, 32 entries, 4 stages); f32 on the CUDA cores (16 entries, 3
 // stages). Grid: (segment, row tile, column tile); every output element has one owner. The
-// persistent, warp-specialised engine (weight_grad_ws.cu) runs only when asked for.
+// persistent, warp-specialised engine (weight_grad_ws.cu) runs only when asked for; Engine::automatic
+// takes the lean kernel (weight_grad_lean.cu) for f16/bf16 with aligned rows, no entry weights and
+// dB stored (MoE's dW1 and dW2), which gives the same sums with fewer instructions.
 //
 // Each stage's entry rows (and gates) are read from the index one stage ahead, in registers: read
 // in front of the stage's copies they stalled every stage. MoE at T = 16384, d = 1024, ffn = 4096,
 // E = 64 (about 256 entries a segment) on an H200, bf16 (`PIT_BENCH_MOE_PARTS=1 pit-bench moe`):
 // dW1 0.64 ms, dW2 0.76 ms (mma.sync 0.76 / 0.87; before the read-ahead, mma.sync 0.87 / 1.28).
 #include "ops/pit/cuda/gemm.h"
+
+#include <cstdlib>
+#include <string>
 
 #include "ops/cuda/device_utils.cuh"
 #include "ops/pit/cuda/launch.cuh"
@@ -111,6 +116,12 @@ __global__ void __launch_bounds__(WgradCfg<T, kEng>::kThreads, WgradCfg<T, kEng>
   }, n0, p.q, p.epi);
 }
 
+// PIT_WEIGHT_GRAD_LEAN=0: Engine::automatic keeps the general kernel (comparisons; read per call).
+bool lean_allowed() {
+  const char* v = std::getenv("PIT_WEIGHT_GRAD_LEAN");
+  return v == nullptr || std::string(v) != "0";
+}
+
 // The kernels' parameters for dB [S, P, Q] = the M-gather's weight gradient of a and g.
 template <typename T>
 WgradParams<T> wgrad_params(const Tensor& a, const Tensor& g, const RowSetIndex& idx, const Tensor& db,
@@ -146,7 +157,8 @@ WgradParams<T> wgrad_params(const Tensor& a, const Tensor& g, const RowSetIndex&
 
 bool gather_weight_grad_lean_takes(const Tensor& a, const Tensor& g, const RowSetIndex& idx, const Tensor& db,
                                    const GatherWeightGradArgs& args) {
-  if (args.engine != Engine::automatic || (a.dtype() != DType::bf16 && a.dtype() != DType::f16)) return false;
+  if (args.engine != Engine::automatic || (a.dtype() != DType::bf16 && a.dtype() != DType::f16) || !lean_allowed())
+    return false;
   bool takes = false;
   dispatch_gemm(a.dtype(), "cuda::gather_weight_grad_lean_takes", [&]<typename T>() {
     if constexpr (!std::is_same_v<T, float>) takes = lean_takes(wgrad_params<T>(a, g, idx, db, args));
@@ -168,7 +180,7 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
     // reduces over ~256 entries (4 stages), so its epilogue, during which one block's tensor cores
     // idle, weighs as much as its MMAs.
     if constexpr (!std::is_same_v<T, float>) {
-      if (args.engine == Engine::automatic && lean_takes(p)) {
+      if (args.engine == Engine::automatic && lean_takes(p) && lean_allowed()) {
         launch_weight_grad_lean<T>(p, stream);
         return;
       }

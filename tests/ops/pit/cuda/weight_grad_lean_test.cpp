@@ -7,6 +7,7 @@
 // and transposed. The cases it does not take are named by gather_weight_grad_lean_takes and still
 // computed right by the general kernel. Skips without a GPU.
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -88,7 +89,7 @@ TEST(WeightGradLeanCuda, BitIdenticalToTheWgmmaEngineAndCloseToTheCpu) {
 
 // What the lean kernel does not take goes to the general kernel, named by the predicate, and is
 // still right: entry weights, accumulation, a dB that does not start 16-byte aligned, rows of A
-// not 16-byte aligned (K = 260), f32, another engine asked for.
+// not 16-byte aligned (K = 260), f32, another engine asked for, PIT_WEIGHT_GRAD_LEAN=0.
 TEST(WeightGradLeanCuda, OtherCasesTakeTheGeneralKernel) {
   PIT_REQUIRE_CUDA();
   if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
@@ -114,6 +115,7 @@ TEST(WeightGradLeanCuda, OtherCasesTakeTheGeneralKernel) {
       {"K = 260 (rows of A not 16-byte aligned)", DType::bf16, 260, {}, false},
       {"f32", DType::f32, kK, {}, false},
       {"Engine::wgmma", DType::bf16, kK, {.engine = Engine::wgmma}, false},
+      {"PIT_WEIGHT_GRAD_LEAN=0", DType::bf16, kK, {}, false},
   };
   for (const Case& c : cases) {
     const Tensor a = test::dense_random({tokens, c.k}, ++seed, c.dt, kGpu);
@@ -123,8 +125,11 @@ TEST(WeightGradLeanCuda, OtherCasesTakeTheGeneralKernel) {
     Tensor got = c.misaligned_db ? test::poisoned({size + 1}, c.dt, kGpu).slice(0, 1, size + 1).view(start.shape())
                                  : test::poisoned(start.shape(), c.dt, kGpu);
     if (c.args.write == Write::accumulate) got.copy_(start);
+    const bool knob = c.what == "PIT_WEIGHT_GRAD_LEAN=0";
+    if (knob) ASSERT_EQ(setenv("PIT_WEIGHT_GRAD_LEAN", "0", 1), 0);
     EXPECT_FALSE(sparse::cuda::gather_weight_grad_lean_takes(a, g, gi, got, c.args)) << c.what;
     sparse::gather_weight_grad(a, g, gi, got, c.args);
+    if (knob) ASSERT_EQ(unsetenv("PIT_WEIGHT_GRAD_LEAN"), 0);
     Tensor ref = c.args.write == Write::accumulate ? f64(start) : test::poisoned(start.shape(), DType::f64);
     sparse::GatherWeightGradArgs cpu = c.args;
     cpu.engine = Engine::automatic;
