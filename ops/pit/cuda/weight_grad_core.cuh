@@ -45,13 +45,15 @@ void launch_weight_grad_lean(const WgradParams<T>& p, StreamRef stream);
 
 // Whether the lean kernel takes a weight gradient: rows of X and Y 16-byte aligned, no entry
 // weights, dB stored and 16-byte aligned (with Q a multiple of 8, so are its rows); row tiles and
-// segments within a grid's y and z (65535), rows within 32 bits.
+// segments within a grid's y and z (65535), row numbers and row lengths in bytes within 32 bits.
 template <typename T>
 bool lean_takes(const WgradParams<T>& p) {
   constexpr int64_t kGridYZ = 65535;
+  constexpr int64_t kU32 = UINT32_MAX;
+  const int64_t item = static_cast<int64_t>(sizeof(T));
   return p.x_fast && p.y_fast && p.weights == nullptr && p.epi.mode == dev::WriteMode::store &&
          reinterpret_cast<uintptr_t>(p.out) % 16 == 0 && p.q % 8 == 0 && p.m_tiles <= kGridYZ &&
-         p.segments <= kGridYZ && p.x_rows <= UINT32_MAX && p.y_rows <= UINT32_MAX;
+         p.segments <= kGridYZ && p.x_rows <= kU32 && p.y_rows <= kU32 && p.ldx * item <= kU32 && p.ldy * item <= kU32;
 }
 
 namespace dev {
