@@ -76,18 +76,9 @@ __device__ __forceinline__ int ld_shared_s32(const void* p) {
   return v;
 }
 
-// 16 bytes from shared memory, loaded again where it is called: the compiler may not reuse an
-// earlier load of the same address (which would keep its registers live in between).
-__device__ __forceinline__ uint4 ld_shared_u4(const void* p) {
-  uint4 v;
-  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "r"(smem_u32(p))
-               : "memory");
-  return v;
-}
-
-// The same at a shared-memory address already converted (smem_u32), and a 4-byte store there.
+// 16 bytes from shared memory at an address already converted (smem_u32), loaded again where it
+// is called: the compiler may not reuse an earlier load of the same address (which would keep its
+// registers live in between).
 __device__ __forceinline__ uint4 ld_shared_u4(uint32_t addr) {
   uint4 v;
   asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
@@ -96,6 +87,9 @@ __device__ __forceinline__ uint4 ld_shared_u4(uint32_t addr) {
                : "memory");
   return v;
 }
+// The same through a generic pointer into shared memory.
+__device__ __forceinline__ uint4 ld_shared_u4(const void* p) { return ld_shared_u4(smem_u32(p)); }
+// A 4-byte store to shared memory at a converted address.
 __device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
   asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
 }
