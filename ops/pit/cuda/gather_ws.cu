@@ -15,6 +15,11 @@
 // the tiles outnumber them). Every SRead chunk is one 16-byte cp.async (the ring's full barriers
 // count cp.async completions), so A's and B's rows must be 16-byte aligned.
 //
+// kTmaB (ping-pong on expert segments, gather_gemm's choice for MoE): A's rows come by cp.async as
+// above, B's stage by TMA, one box (K-major) or two (N-major) issued by producer thread 0, which
+// also arrives on the stage's `full` barrier expecting their bytes: the producer issues half the
+// copies, and B's need no addresses worked out thread by thread.
+//
 // kTma (Engine::wgmma_tma, wgmma_tma_pingpong; expert segments only): the stages come in by TMA
 // (ops/cuda/tma_ptx.cuh, ws_core.cuh tma_produce: the producer warpgroup's four warps each own a
 // ring slot). A stage of A is one TMA per row of the tile (gathered rows, or a compact tile's rows
@@ -23,6 +28,8 @@
 // matrix in a rank-3 map over the experts, so that a ragged K or N reads zeros past the expert's
 // own, never the next expert's rows.
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 
 #include "ops/cuda/mbarrier_ptx.cuh"
 #include "ops/cuda/tensor_map.h"
@@ -48,7 +55,7 @@ struct GatherMaps {
   int32_t a_rows;  // rows of A: a row coordinate past them reads zeros
 };
 
-template <typename T, bool kBTrans, bool kPp, bool kTma>
+template <typename T, bool kBTrans, bool kPp, bool kTma, bool kTmaB>
 __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp, kTma>::kThreads, 1)
     gather_ws_kernel(const GatherParams<T> p, const __grid_constant__ GatherMaps maps) {
   using Cfg = GatherWsCfg<T, kBTrans, kPp, kTma>;
@@ -62,7 +69,7 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp, kTma>::kThreads, 
   float* scale = reinterpret_cast<float*>(c_row + 2 * BM);
   int32_t* tiles = reinterpret_cast<int32_t*>(scale + 2 * BM);  // [segments + 1] tile prefix
   dev::tile_prefix<BM>(p.offsets, p.segments, tiles);
-  ring.init(kTma ? 1 : Cfg::kProducers);  // ends with a block barrier: the prefix is visible
+  ring.init(kTma ? 1 : Cfg::kProducers + (kTmaB ? 1 : 0));  // ends with a block barrier: the prefix is visible
   const int total = tiles[p.segments] * p.n_tiles;
   // Tile t's k range: the K-chunk of its segment, or all of K.
   const auto k_range = [&](int s, int64_t& k_beg) {
@@ -138,8 +145,10 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp, kTma>::kThreads, 
                            dev::StridedReader<T, BK, BN, typename Cfg::BLayout, Cfg::kProducers, false>>;
     BReader rb;
     int k_len = 0;
+    dev::TileAt at{};
+    if (kTmaB && tid == 0) pit::cuda::tma::prefetch(&maps.b);
     const auto begin = [&](int t) {
-      const dev::TileAt at = dev::locate<BM>(tiles, p.offsets, p.segments, p.n_tiles, t);
+      at = dev::locate<BM>(tiles, p.offsets, p.segments, p.n_tiles, t);
       int64_t k_beg = 0;
       k_len = k_range(at.s, k_beg);
       const int64_t n0 = int64_t{at.nt} * BN;
@@ -154,18 +163,39 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp, kTma>::kThreads, 
         const int64_t off = a_off[r];
         return dev::Src<T>{p.a + (off < 0 ? 0 : off) + k_beg + c, off < 0 ? 0 : Cfg::V};
       });
-      rb.init(tid, [&](int r, int c) {
-        if constexpr (kBTrans) return dev::Src<T>{bs + (n0 + r) * p.k + k_beg + c, n0 + r < p.n ? Cfg::V : 0};
-        else return dev::Src<T>{bs + (k_beg + r) * p.n + n0 + c, dev::valid_n(p.n - n0 - c, Cfg::V)};
-      });
+      if constexpr (!kTmaB) {
+        rb.init(tid, [&](int r, int c) {
+          if constexpr (kBTrans) return dev::Src<T>{bs + (n0 + r) * p.k + k_beg + c, n0 + r < p.n ? Cfg::V : 0};
+          else return dev::Src<T>{bs + (k_beg + r) * p.n + n0 + c, dev::valid_n(p.n - n0 - c, Cfg::V)};
+        });
+      }
       return (k_len + BK - 1) / BK;
     };
-    const auto load = [&](int kt, T* sa, T* sb) {
-      const int kb = kt * BK;
-      ra.load(sa, tid, kb, k_len - kb, true, p.a);
-      rb.load(sb, tid, kBTrans ? int64_t{kb} : int64_t{kb} * p.n, k_len - kb, true, p.b);
-    };
-    dev::ws_produce<Cfg>(ring, total, begin, load);
+    if constexpr (kTmaB) {
+      constexpr uint32_t kBBytes = BK * BN * sizeof(T);
+      dev::ws_produce<Cfg>(ring, total, begin, [&](int kt, T* sa, T* sb, int slot) {
+        const int kb = kt * BK;
+        ra.load(sa, tid, kb, k_len - kb, true, p.a);
+        if (tid == 0) {  // B's stage: the rank-3 map reads zeros past the expert's own K and N
+          uint64_t* const full = ring.full(slot);
+          pit::cuda::mbar::arrive_expect_tx(full, kBBytes);
+          const uint32_t bs = pit::cuda::ptx::smem_u32(sb), bar = pit::cuda::ptx::smem_u32(full);
+          const int32_t n0 = at.nt * BN, s = p.b_seg_stride != 0 ? at.s : 0;
+          if constexpr (kBTrans) {
+            pit::cuda::tma::load_3d(bs, &maps.b, kb, n0, s, bar);
+          } else {
+            pit::cuda::tma::load_3d(bs, &maps.b, n0, kb, s, bar);
+            pit::cuda::tma::load_3d(bs + kBBytes / 2, &maps.b, n0 + 64, kb, s, bar);
+          }
+        }
+      });
+    } else {
+      dev::ws_produce<Cfg>(ring, total, begin, [&](int kt, T* sa, T* sb) {
+        const int kb = kt * BK;
+        ra.load(sa, tid, kb, k_len - kb, true, p.a);
+        rb.load(sb, tid, kBTrans ? int64_t{kb} : int64_t{kb} * p.n, k_len - kb, true, p.b);
+      });
+    }
   } else if constexpr (kPp) {
     const int ctid = threadIdx.x - Cfg::kConsumerBase, wg = ctid / 128, wtid = ctid % 128;
     int32_t* my_row = c_row + wg * BM;  // this warpgroup's tables: whole tiles
@@ -198,6 +228,44 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp, kTma>::kThreads, 
   }
 }
 
+// set_gather_tma_b's setting, from PIT_GATHER_TMA_B (0: off) at first use.
+std::atomic<bool>& gather_tma_b() {
+  static std::atomic<bool> on{[] {
+    const char* v = std::getenv("PIT_GATHER_TMA_B");
+    return !(v != nullptr && v[0] == '0');
+  }()};
+  return on;
+}
+
+// B's map for TMA (kTma, kTmaB): the experts' matrices as a rank-3 stack (one matrix when B is
+// shared) in boxes of one stage.
+template <typename T, bool kBTrans, class Cfg>
+CUtensorMap b_map(const GatherParams<T>& p) {
+  constexpr DType kType = std::is_same_v<T, Half> ? DType::f16 : DType::bf16;
+  const int64_t mats = p.b_seg_stride != 0 ? p.segments : 1;
+  const int64_t mat_stride = p.b_seg_stride != 0 ? p.b_seg_stride : p.k * p.n;  // one matrix: any
+  if constexpr (kBTrans)
+    return pit::cuda::tensor_map_3d(kType, p.b, mats, p.n, p.k, p.k, mat_stride, Cfg::BN, "gather_gemm's B");
+  else
+    return pit::cuda::tensor_map_3d(kType, p.b, mats, p.k, p.n, p.n, mat_stride, Cfg::BK, "gather_gemm's B");
+}
+
+template <typename T, bool kBTrans, bool kPp, bool kTma, bool kTmaB>
+void launch_kernel(const GatherParams<T>& p, int64_t capacity, const GatherMaps& maps, StreamRef stream) {
+  using Cfg = GatherWsCfg<T, kBTrans, kPp, kTma>;
+  const size_t smem = Cfg::kSmem + Cfg::kAlignSlack +
+                      Cfg::BM * (sizeof(int64_t) + 2 * (sizeof(int32_t) + sizeof(float))) +
+                      sizeof(int32_t) * (p.segments + 1);
+  auto* kernel = gather_ws_kernel<T, kBTrans, kPp, kTma, kTmaB>;
+  const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
+  const int64_t bound = ((capacity + Cfg::BM - 1) / Cfg::BM + p.segments) * p.n_tiles;
+  PIT_CHECK(bound < INT32_MAX, "cuda::gather_gemm: up to ", bound,
+            " output tiles for the persistent engine, which counts them in 32 bits; use Engine::automatic");
+  const int64_t grid = persistent_grid(bound, per_sm);
+  kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p, maps);
+  check_launch(kTma || kTmaB ? "cuda::gather_gemm (persistent engine, TMA)" : "cuda::gather_gemm (persistent engine)");
+}
+
 }  // namespace
 
 template <typename T, bool kBTrans, bool kPp, bool kTma>
@@ -218,26 +286,25 @@ void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, int64_t a_rows
       maps.a_row = pit::cuda::tensor_map_2d(kType, p.a, a_rows, p.k, p.k, 1, "gather_gemm's A");
       maps.a_tile = pit::cuda::tensor_map_2d(kType, p.a, a_rows, p.k, p.k, Cfg::BM, "gather_gemm's A");
       maps.a_rows = static_cast<int32_t>(a_rows);
-      const int64_t mats = p.b_seg_stride != 0 ? p.segments : 1;
-      const int64_t mat_stride = p.b_seg_stride != 0 ? p.b_seg_stride : p.k * p.n;  // one matrix: any
-      if constexpr (kBTrans)
-        maps.b = pit::cuda::tensor_map_3d(kType, p.b, mats, p.n, p.k, p.k, mat_stride, Cfg::BN, "gather_gemm's B");
-      else
-        maps.b = pit::cuda::tensor_map_3d(kType, p.b, mats, p.k, p.n, p.n, mat_stride, Cfg::BK, "gather_gemm's B");
+      maps.b = b_map<T, kBTrans, Cfg>(p);
     }
+    launch_kernel<T, kBTrans, kPp, kTma, false>(p, capacity, maps, stream);
+  } else if constexpr (kPp) {
+    // B by TMA where its map can be made: expert segments (K-chunks take the cp.async path), k > 0,
+    // 32-bit coordinates; unless turned off (set_gather_tma_b: tests run both ways).
+    const bool tma_b = gather_tma_b().load() && p.seg_cols == 0 && p.k > 0 && p.k < INT32_MAX && p.n < INT32_MAX;
+    if (tma_b) {
+      maps.b = b_map<T, kBTrans, Cfg>(p);
+      launch_kernel<T, kBTrans, kPp, kTma, true>(p, capacity, maps, stream);
+    } else {
+      launch_kernel<T, kBTrans, kPp, kTma, false>(p, capacity, maps, stream);
+    }
+  } else {
+    launch_kernel<T, kBTrans, kPp, kTma, false>(p, capacity, maps, stream);
   }
-  const size_t smem = Cfg::kSmem + Cfg::kAlignSlack +
-                      Cfg::BM * (sizeof(int64_t) + 2 * (sizeof(int32_t) + sizeof(float))) +
-                      sizeof(int32_t) * (p.segments + 1);
-  auto* kernel = gather_ws_kernel<T, kBTrans, kPp, kTma>;
-  const int per_sm = allow_smem(kernel, smem, Cfg::kThreads);
-  const int64_t bound = ((capacity + Cfg::BM - 1) / Cfg::BM + p.segments) * p.n_tiles;
-  PIT_CHECK(bound < INT32_MAX, "cuda::gather_gemm: up to ", bound,
-            " output tiles for the persistent engine, which counts them in 32 bits; use Engine::automatic");
-  const int64_t grid = persistent_grid(bound, per_sm);
-  kernel<<<static_cast<unsigned>(grid), Cfg::kThreads, smem, native(stream)>>>(p, maps);
-  check_launch(kTma ? "cuda::gather_gemm (persistent engine, TMA)" : "cuda::gather_gemm (persistent engine)");
 }
+
+bool set_gather_tma_b(bool on) { return gather_tma_b().exchange(on); }
 
 int set_persistent_grid_cap(int blocks) {
   PIT_CHECK(blocks >= 0, "set_persistent_grid_cap: blocks must be >= 0 (0: no cap), got ", blocks);

@@ -54,6 +54,11 @@ void sampled_gemm(const Tensor& a, const Tensor& b, KListIndex& out, bool a_tran
 // wgmma_pingpong: gather_gemm, gather_weight_grad, condense_gemm) at `blocks` (0, the default: no
 // cap), so that each block walks many tiles even on a large GPU. Returns the previous cap.
 int set_persistent_grid_cap(int blocks);
+// Whether the ping-pong M-gather (Engine::wgmma_pingpong, gather_gemm's choice for experts) loads
+// B's stages by TMA where it can (expert segments, not K-chunks): on by default, off where the
+// environment has PIT_GATHER_TMA_B=0 at the first launch. For tests and benchmarks; returns the
+// previous setting.
+bool set_gather_tma_b(bool on);
 void sampled_gemm(const Tensor& a, const Tensor& b, BlockListIndex& out, bool a_trans,
                   bool b_trans, StreamRef stream);
 

@@ -76,9 +76,12 @@ struct WsRing {
 // The producers' loop over this block's tiles: begin(t) prepares tile t (the producer threads
 // only; it may use named barrier 1 over kProducers threads) and returns its k-stages;
 // load(kt, sa, sb) issues stage kt's copies as 16-byte cp.asyncs only (the fast SRead path: the
-// barrier counts cp.async completions, not plain shared stores).
+// barrier counts cp.async completions, not plain shared stores). A load taking a fourth argument
+// gets the ring slot too, e.g. to add TMA loads that complete on ring.full(slot) (the ring then
+// initialised with one more arrival: the thread that expects their bytes).
 template <class Cfg, class Begin, class Load>
 __device__ __forceinline__ void ws_produce(const WsRing<Cfg>& ring, int num_tiles, Begin&& begin, Load&& load) {
+  using T = typename Cfg::Elem;
   constexpr int S = Cfg::kStages;
   uint32_t it = 0;  // stages issued so far, over all tiles: ring slot it % S, pass it / S
   for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
@@ -86,7 +89,8 @@ __device__ __forceinline__ void ws_produce(const WsRing<Cfg>& ring, int num_tile
     for (int kt = 0; kt < num_k; ++kt, ++it) {
       const int s = static_cast<int>(it % S);
       pit::cuda::mbar::wait(ring.empty(s), ((it / S) & 1) ^ 1);
-      load(kt, ring.a(s), ring.b(s));
+      if constexpr (std::is_invocable_v<Load, int, T*, T*, int>) load(kt, ring.a(s), ring.b(s), s);
+      else load(kt, ring.a(s), ring.b(s));
       pit::cuda::mbar::arrive_on_cp_async(ring.full(s));
     }
   }

@@ -10,6 +10,7 @@
 // expert segments. Ragged shapes (1000 tokens, K = 264, N = 200: none a multiple of the 128 x 128
 // x 64 tile). Tolerances as in gemm_cuda_test.cpp (relative to the output's scale); accumulated
 // outputs round once per contribution, so twice the dtype's. Skips without a GPU.
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -32,29 +33,30 @@ constexpr int64_t kTokens = 1000, kK = 264, kN = 200, kExperts = 6;
 
 Tensor f64(const Tensor& t) { return t.defined() ? t.to(Device::cpu(), DType::f64) : t; }
 
-// Caps the persistent engines' grid for its lifetime (sparse::cuda::set_persistent_grid_cap), so
-// that each block walks many tiles: on a large GPU these cases give each block one tile at most,
-// and the ping-pong engine's turns and skipped stages would go untested.
-class GridCap {
+// Sets one of sparse::cuda's switches for tests for its lifetime (set returns the previous value).
+template <typename V, V (*kSet)(V)>
+class Switch {
  public:
-  explicit GridCap(int blocks) {
-#if PIT_WITH_CUDA
-    previous_ = sparse::cuda::set_persistent_grid_cap(blocks);
-#else
-    (void)blocks;
-#endif
-  }
-  ~GridCap() {
-#if PIT_WITH_CUDA
-    sparse::cuda::set_persistent_grid_cap(previous_);
-#endif
-  }
-  GridCap(const GridCap&) = delete;
-  GridCap& operator=(const GridCap&) = delete;
+  explicit Switch(V v) : previous_(kSet(v)) {}
+  ~Switch() { kSet(previous_); }
+  Switch(const Switch&) = delete;
+  Switch& operator=(const Switch&) = delete;
 
  private:
-  int previous_ = 0;
+  V previous_;
 };
+#if PIT_WITH_CUDA
+// Caps the persistent engines' grid (set_persistent_grid_cap), so that each block walks many
+// tiles: on a large GPU these cases give each block one tile at most, and the ping-pong engine's
+// turns and skipped stages would go untested.
+using GridCap = Switch<int, sparse::cuda::set_persistent_grid_cap>;
+// Whether the ping-pong M-gather loads B by TMA (set_gather_tma_b).
+using TmaB = Switch<bool, sparse::cuda::set_gather_tma_b>;
+#else
+int no_switch(int v) { return v; }  // (the tests skip without CUDA)
+using GridCap = Switch<int, no_switch>;
+using TmaB = Switch<int, no_switch>;
+#endif
 
 // No cap (a block a tile or so), one block walking every tile, three.
 constexpr int kGridCaps[] = {0, 1, 3};
@@ -75,20 +77,36 @@ std::string engine_name(sparse::Engine e) {
 bool is_tma(sparse::Engine e) { return e == sparse::Engine::wgmma_tma || e == sparse::Engine::wgmma_tma_pingpong; }
 
 // gather_gemm on the GPU (the persistent engines; with `tma` those loading by TMA too) against the
-// CPU's in f64, C of shape `c_shape`.
+// CPU's in f64, C of shape `c_shape`. The ping-pong engine runs twice, B by TMA (its default on
+// expert segments) and by cp.async: the same MMAs on the same tiles, so bit for bit the same C
+// where nothing is accumulated.
 void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sparse::RowSetIndex& cpu_idx,
                    const Tensor& b, const Shape& c_shape, sparse::GatherGemmArgs args, double tol,
                    const std::string& what, bool tma = true) {
   for (const sparse::Engine engine : kEngines) {
     if (is_tma(engine) && !tma) continue;
-    Tensor c = test::poisoned(c_shape, a.dtype(), kGpu);
     args.engine = engine;
-    sparse::gather_gemm(a, gpu_idx, b, c, args);
     sparse::GatherGemmArgs ref = args;
     ref.engine = sparse::Engine::automatic;
     ref.epilogue.bias = f64(args.epilogue.bias);
     Tensor want = test::poisoned(c_shape, DType::f64);
     sparse::gather_gemm(f64(a), cpu_idx, f64(b), want, ref);
+    Tensor c = test::poisoned(c_shape, a.dtype(), kGpu);
+    sparse::gather_gemm(a, gpu_idx, b, c, args);
+    if (engine == sparse::Engine::wgmma_pingpong) {
+      const TmaB cp_async(false);
+      Tensor c2 = test::poisoned(c_shape, a.dtype(), kGpu);
+      sparse::gather_gemm(a, gpu_idx, b, c2, args);
+      test::expect_close(c2, want, tol, tol, what + " (ping-pong, B by cp.async)");
+      // Bit for bit where each output is written once (atomic adds of many K-chunks land in any order).
+      if (args.epilogue.write != sparse::Write::accumulate) {
+        const std::vector<double> by_cp = test::values(c2), by_tma = test::values(c);
+        int64_t differ = 0;  // (rows the index leaves out keep their NaN in both)
+        for (size_t i = 0; i < by_tma.size(); ++i)
+          differ += !(by_cp[i] == by_tma[i] || (std::isnan(by_cp[i]) && std::isnan(by_tma[i])));
+        EXPECT_EQ(differ, 0) << what << ": the ping-pong engine's B by cp.async and by TMA differ";
+      }
+    }
     test::expect_close(c, want, tol, tol, what + " (" + engine_name(engine) + ")");
   }
 }
