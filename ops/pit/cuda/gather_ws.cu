@@ -291,8 +291,10 @@ void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, int64_t a_rows
     launch_kernel<T, kBTrans, kPp, kTma, false>(p, capacity, maps, stream);
   } else if constexpr (kPp) {
     // B by TMA where its map can be made: expert segments (K-chunks take the cp.async path), k > 0,
-    // 32-bit coordinates; unless turned off (set_gather_tma_b: tests run both ways).
-    const bool tma_b = gather_tma_b().load() && p.seg_cols == 0 && p.k > 0 && p.k < INT32_MAX && p.n < INT32_MAX;
+    // 32-bit coordinates, experts 16 bytes apart; unless turned off (set_gather_tma_b: tests run
+    // both ways).
+    const bool tma_b = gather_tma_b().load() && p.seg_cols == 0 && p.k > 0 && p.k < INT32_MAX && p.n < INT32_MAX &&
+                       (p.b_seg_stride * static_cast<int64_t>(sizeof(T))) % 16 == 0;
     if (tma_b) {
       maps.b = b_map<T, kBTrans, Cfg>(p);
       launch_kernel<T, kBTrans, kPp, kTma, true>(p, capacity, maps, stream);
