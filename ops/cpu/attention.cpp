@@ -22,12 +22,8 @@
 
 #include "core/convert.h"
 #include "core/thread_pool.h"
+#include "ops/cpu/blas_setup.h"
 #include "ops/cpu/gemm.h"
-
-extern "C" {  // OpenBLAS's thread control (declared here too: not every cblas.h has it)
-void openblas_set_num_threads(int num_threads);
-int openblas_get_num_threads(void);
-}
 
 namespace pit::cpu {
 namespace {
@@ -36,19 +32,6 @@ namespace {
 constexpr int64_t kRowBlock = 256;
 
 using Vec = std::vector<double>;
-
-// OpenBLAS single-threaded for a scope (process-wide: the per-head products then run one per
-// pool worker instead of competing for OpenBLAS's threads).
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas() : saved_(openblas_get_num_threads()) { openblas_set_num_threads(1); }
-  ~SingleThreadedBlas() { openblas_set_num_threads(saved_); }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  int saved_;
-};
 
 // Runs head(b, scratch) for every (batch, head) pair b < bh, with a Scratch per worker.
 template <typename Scratch, typename Head>

@@ -12,6 +12,7 @@
 #include "core/memory.h"
 #include "core/random.h"
 #include "core/thread_pool.h"
+#include "ops/cpu/blas_setup.h"
 #include "ops/kernels.h"
 #include "ops/pit/planner.h"
 #include "trainer/checkpoint/checkpoint.h"
@@ -134,6 +135,11 @@ void print_header(const Run& r, int64_t start) {
                static_cast<long long>(r.valid_data->size()));
   std::fprintf(r.out, "pit-train: metrics %s, checkpoints %s\n", c.metrics_file().c_str(),
                c.checkpoint_dir().c_str());
+  if (!r.device.is_cuda()) {
+    cpu::prepare_blas();
+    const std::string blas = cpu::blas_threads() == num_threads() ? "" : " (OpenBLAS " + std::to_string(cpu::blas_threads()) + ")";
+    std::fprintf(r.out, "pit-train: CPU: %d threads%s, %s\n", num_threads(), blas.c_str(), cpu::blas_kernels().note.c_str());
+  }
   // The PIT planner picks kernels from the GPU's measured cost table: say which one it has.
   if (r.device.is_cuda() && (c.sparse.method != SparseMethod::none || c.model.sparse_activation))
     std::fprintf(r.out, "pit-train: %s\n", sparse::device_cost_table(r.device.index).note.c_str());

@@ -1,0 +1,113 @@
+#include "ops/cpu/blas_setup.h"
+
+#include <cblas.h>
+#include <dlfcn.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <strings.h>
+
+#include "core/thread_pool.h"
+
+extern "C" {  // OpenBLAS's own functions (declared here too: not every cblas.h has them)
+char* openblas_get_corename(void);
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+}
+
+namespace pit::cpu {
+namespace {
+
+CpuFeatures this_cpu() {
+  CpuFeatures f;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();  // libgcc's checks include the OS's support (XGETBV) for the registers
+  f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+             __builtin_cpu_supports("avx512vl");
+  f.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  f.avx = __builtin_cpu_supports("avx");
+#endif
+  return f;
+}
+
+std::string corename() {
+  const char* name = openblas_get_corename();
+  return name ? name : "";
+}
+
+// "OpenBLAS 0.3.21" (the header's " OpenBLAS 0.3.21 ", trimmed).
+std::string version() {
+#ifdef OPENBLAS_VERSION
+  std::string v = OPENBLAS_VERSION;
+  const size_t first = v.find_first_not_of(' '), last = v.find_last_not_of(' ');
+  return first == std::string::npos ? "OpenBLAS" : v.substr(first, last - first + 1);
+#else
+  return "OpenBLAS";
+#endif
+}
+
+// OpenBLAS's own entry points of the DYNAMIC_ARCH build: quit forgets the kernel table, init
+// chooses one again (reading OPENBLAS_CORETYPE). Looked up at run time: a build for one target
+// has neither, and then nothing is changed.
+using Hook = void (*)();
+Hook hook(const char* name) { return reinterpret_cast<Hook>(dlsym(RTLD_DEFAULT, name)); }
+
+BlasKernels select() {
+  BlasKernels k;
+  k.chosen = corename();
+  const std::string best = blas_kernels_for(this_cpu());
+  const Hook quit = hook("gotoblas_dynamic_quit"), init = hook("gotoblas_dynamic_init");
+  if (strcasecmp(k.chosen.c_str(), "prescott") == 0 && !best.empty() && std::getenv("OPENBLAS_CORETYPE") == nullptr &&
+      quit && init) {
+    setenv("OPENBLAS_CORETYPE", best.c_str(), 0);
+    quit();
+    init();
+    k.detected = k.chosen;
+    k.chosen = corename();
+  }
+  k.note = "OpenBLAS kernels " + (k.chosen.empty() ? std::string("(unknown)") : k.chosen);
+  if (!k.detected.empty())
+    k.note += " (" + version() + " does not know this CPU and chose its generic " + k.detected +
+              " kernels; OPENBLAS_CORETYPE overrides pit's choice)";
+  else if (strcasecmp(k.chosen.c_str(), "prescott") == 0 && !best.empty())
+    k.note += " (this CPU can run " + best + ": OPENBLAS_CORETYPE=" + best + " is faster)";
+  return k;
+}
+
+}  // namespace
+
+std::string blas_kernels_for(const CpuFeatures& cpu) {
+  if (cpu.avx512) return "SkylakeX";
+  if (cpu.avx2_fma) return "Haswell";
+  if (cpu.avx) return "Sandybridge";
+  return "";
+}
+
+const BlasKernels& blas_kernels() {
+  static const BlasKernels kernels = select();
+  return kernels;
+}
+
+void prepare_blas() {
+  blas_kernels();
+  static const bool user_threads = std::getenv("OPENBLAS_NUM_THREADS") || std::getenv("GOTO_NUM_THREADS") ||
+                                   std::getenv("OMP_NUM_THREADS");
+  static std::atomic<int> applied{0};
+  const int n = num_threads();
+  if (user_threads || applied.load(std::memory_order_relaxed) == n) return;
+  openblas_set_num_threads(n);
+  applied.store(n, std::memory_order_relaxed);
+}
+
+int blas_threads() { return openblas_get_num_threads(); }
+
+SingleThreadedBlas::SingleThreadedBlas() {
+  prepare_blas();  // first: it must not change the count later, inside the scope
+  saved_ = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+}
+
+SingleThreadedBlas::~SingleThreadedBlas() { openblas_set_num_threads(saved_); }
+
+}  // namespace pit::cpu
