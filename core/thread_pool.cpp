@@ -1,5 +1,9 @@
 #include "core/thread_pool.h"
 
+#ifdef __linux__
+#include <sched.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -16,13 +20,40 @@ namespace {
 
 thread_local bool t_inside_pool = false;
 
+int hardware_cpus() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+// The CPUs this process may run on: its affinity mask, which is what a launcher's binding
+// (mpirun binds each rank to its cores, srun --cpus-per-task), taskset or a container's cpuset
+// leave it; the hardware's count where the mask cannot be read.
+int usable_cpus() {
+#ifdef __linux__
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+  return hardware_cpus();
+}
+
+// Processes of this job on this node, as OpenMPI's or MPICH's launcher says (1 without one).
+int local_ranks() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
+    if (const char* env = std::getenv(name)) {
+      const int n = std::atoi(env);
+      if (n >= 1) return n;
+    }
+  return 1;
+}
+
+// PIT_NUM_THREADS, else one thread per CPU of the affinity mask, but no more than the node's
+// share of its ranks (mpirun binds to sockets beyond two ranks, or not at all with --bind-to
+// none: every rank would see the same CPUs).
 int default_threads() {
   if (const char* env = std::getenv("PIT_NUM_THREADS")) {
     const int n = std::atoi(env);
     PIT_CHECK(n >= 1, "PIT_NUM_THREADS='", env, "' is not a positive integer");
     return n;
   }
-  return std::max(1u, std::thread::hardware_concurrency());
+  return std::max(1, std::min(usable_cpus(), hardware_cpus() / local_ranks()));
 }
 
 // One job at a time: parallel_for holds `run_mutex_` for the whole job, so concurrent callers

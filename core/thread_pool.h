@@ -8,7 +8,9 @@
 
 namespace pit {
 
-// Threads used by parallel_for: PIT_NUM_THREADS if set, else the hardware concurrency.
+// Threads used by parallel_for: PIT_NUM_THREADS if set, else the CPUs this process may run on
+// (its affinity mask: under mpirun or srun, the cores bound to the rank), at most the machine's
+// CPUs over the job's processes on it (OMPI_COMM_WORLD_LOCAL_SIZE or MPI_LOCALNRANKS).
 int num_threads();
 void set_num_threads(int n);  // takes effect for the next parallel_for; n >= 1
 

@@ -2,7 +2,11 @@
 // exceptions, and copes with several calling threads.
 #include <gtest/gtest.h>
 
+#include <sched.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -66,6 +70,21 @@ const std::vector<std::tuple<int64_t, int64_t, int64_t>> kRanges = {
 }  // namespace
 
 TEST(ThreadPool, NumThreadsIsPositive) { EXPECT_GE(num_threads(), 1); }
+
+// By default one thread per CPU this process may run on: under mpirun's binding, srun or taskset
+// that is its affinity mask, not the machine's CPUs; and with several ranks on the node at most
+// its share of them. ctest runs this once more under `taskset -c 0` and once with
+// OMPI_COMM_WORLD_LOCAL_SIZE set as mpirun sets it.
+TEST(ThreadPool, DefaultIsTheCpusOfTheAffinityMaskAndTheRanksShare) {
+  if (std::getenv("PIT_NUM_THREADS")) GTEST_SKIP() << "PIT_NUM_THREADS is set";
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+  int want = CPU_COUNT(&set);
+  if (const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE"))
+    want = std::max(1, std::min(want, static_cast<int>(std::thread::hardware_concurrency()) / std::atoi(local)));
+  EXPECT_EQ(num_threads(), want) << "this test must run first in its process (ctest does)";
+}
 
 TEST(ThreadPool, CoversEveryIndexExactlyOnce) {
   ThreadCountGuard guard;

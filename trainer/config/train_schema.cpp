@@ -32,7 +32,11 @@ void add_run(Schema& s) {
       .integer("final_eval_batches", 0,
                "validation batches of the evaluation at the end; 0: the whole validation set")
       .at_least(0)
-      .integer("threads", 0, "CPU threads of the CPU backend, its kernels and OpenBLAS's GEMMs (unless OPENBLAS_NUM_THREADS is set); 0: all cores (or PIT_NUM_THREADS)").at_least(0)
+      .integer("threads", 0,
+               "CPU threads of the CPU backend, its kernels and OpenBLAS's GEMMs (unless "
+               "OPENBLAS_NUM_THREADS is set); 0: PIT_NUM_THREADS, else the CPUs in the process's "
+               "affinity mask")
+      .at_least(0)
       .string_list("cpu_overrides", Strings{},
                    "overrides applied when the run lands on the CPU (no GPU, or run.device: cpu), "
                    "each \"section.key=value\" as for --set; they let one config describe a full GPU "

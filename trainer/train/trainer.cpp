@@ -137,8 +137,10 @@ void print_header(const Run& r, int64_t start) {
                c.checkpoint_dir().c_str());
   if (!r.device.is_cuda()) {
     cpu::prepare_blas();
-    const std::string blas = cpu::blas_threads() == num_threads() ? "" : " (OpenBLAS " + std::to_string(cpu::blas_threads()) + ")";
-    std::fprintf(r.out, "pit-train: CPU: %d threads%s, %s\n", num_threads(), blas.c_str(), cpu::blas_kernels().note.c_str());
+    const int n = num_threads(), blas_n = cpu::blas_threads();
+    const std::string blas = blas_n == n ? "" : " (OpenBLAS " + std::to_string(blas_n) + ")";
+    std::fprintf(r.out, "pit-train: CPU: %d thread%s%s, %s\n", n, n == 1 ? "" : "s", blas.c_str(),
+                 cpu::blas_kernels().note.c_str());
   }
   // The PIT planner picks kernels from the GPU's measured cost table: say which one it has.
   if (r.device.is_cuda() && (c.sparse.method != SparseMethod::none || c.model.sparse_activation))
