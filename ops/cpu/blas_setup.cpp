@@ -58,8 +58,9 @@ BlasKernels select() {
   k.chosen = corename();
   const std::string best = blas_kernels_for(this_cpu());
   const Hook quit = hook("gotoblas_dynamic_quit"), init = hook("gotoblas_dynamic_init");
-  if (strcasecmp(k.chosen.c_str(), "prescott") == 0 && !best.empty() && std::getenv("OPENBLAS_CORETYPE") == nullptr &&
-      quit && init) {
+  const bool generic = strcasecmp(k.chosen.c_str(), "prescott") == 0 && !best.empty();
+  const bool dynamic = quit && init;  // else one kernel set, which OPENBLAS_CORETYPE does not change
+  if (generic && dynamic && std::getenv("OPENBLAS_CORETYPE") == nullptr) {
     setenv("OPENBLAS_CORETYPE", best.c_str(), 0);
     quit();
     init();
@@ -70,8 +71,11 @@ BlasKernels select() {
   if (!k.detected.empty())
     k.note += " (" + version() + " does not know this CPU and chose its generic " + k.detected +
               " kernels; OPENBLAS_CORETYPE overrides pit's choice)";
-  else if (strcasecmp(k.chosen.c_str(), "prescott") == 0 && !best.empty())
+  else if (generic && dynamic)
     k.note += " (this CPU can run " + best + ": OPENBLAS_CORETYPE=" + best + " is faster)";
+  else if (generic)
+    k.note += " (an OpenBLAS built for Prescott alone; one built with DYNAMIC_ARCH, as Debian's, runs " + best +
+              "'s on this CPU)";
   return k;
 }
 
