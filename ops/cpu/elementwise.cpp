@@ -6,11 +6,13 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "core/convert.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "ops/cpu/activation_rows.h"
 
 namespace pit::cpu {
 namespace {
@@ -87,6 +89,11 @@ bool unit_strides(const Offsets<N>& s) {
   return true;
 }
 
+// The activations with vector loops over f32 rows (ops/cpu/activation_rows.h).
+template <UnaryOp Op, typename T>
+constexpr bool kRowActivation = std::is_same_v<T, float> && (Op == UnaryOp::relu || Op == UnaryOp::gelu_tanh ||
+                                                              Op == UnaryOp::gelu_erf || Op == UnaryOp::silu);
+
 template <UnaryOp Op, typename T>
 void unary_typed(const StridedDesc& out, const StridedDesc& x, double alpha_in) {
   using C = Compute<T>;
@@ -97,6 +104,13 @@ void unary_typed(const StridedDesc& out, const StridedDesc& x, double alpha_in) 
   for_each_run<2>({out, x}, [&](const Offsets<2>& off, const Offsets<2>& s, int64_t count) {
     T* po = o + off[0];
     const T* px = in + off[1];
+    if constexpr (kRowActivation<Op, T>) {
+      if (unit_strides(s)) {
+        if (po != px) std::memmove(po, px, static_cast<size_t>(count) * sizeof(float));
+        cpu::activate_f32(Op, po, count);
+        return;
+      }
+    }
     if (unit_strides(s)) {
       for (int64_t j = 0; j < count; ++j) po[j] = f(px[j]);
     } else {
@@ -121,6 +135,17 @@ void unary_backward_typed(const StridedDesc& gx, const StridedDesc& gy, const St
   for_each_run<4>({gx, gy, x, y}, [&](const Offsets<4>& off, const Offsets<4>& s, int64_t count) {
     T* po = o + off[0];
     const T *g = pgy + off[1], *xv = px + off[2], *yv = py + off[3];
+    if constexpr (kRowActivation<Op, T>) {
+      if (unit_strides(s)) {  // act' by the vector loops, 1024 at a time (po may be g)
+        float d[1024];
+        for (int64_t j0 = 0; j0 < count; j0 += 1024) {
+          const int64_t m = std::min<int64_t>(1024, count - j0);
+          cpu::activation_derivative_f32(Op, xv + j0, yv + j0, d, m);
+          for (int64_t j = 0; j < m; ++j) po[j0 + j] = g[j0 + j] * d[j];
+        }
+        return;
+      }
+    }
     if (unit_strides(s)) {
       for (int64_t j = 0; j < count; ++j) po[j] = f(g[j], xv[j], yv[j]);
     } else {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/convert.h"
+#include "ops/cpu/activation_rows.h"
 #include "ops/elementwise_op.h"
 #include "ops/pit/gemm.h"
 
@@ -39,6 +40,17 @@ void finish(T* out, const acc_t<T>* acc, int64_t n0, int64_t n1, const Epilogue&
   if (ep.write == Write::accumulate) {
     for (int64_t n = n0; n < n1; ++n) out[n] = convert<T>(widen(out[n]) + acc[n - n0]);
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (ep.activation) {  // the row's values first, then the activation's vector loop over them
+      for (int64_t n = n0; n < n1; ++n) {
+        const float v = acc[n - n0] + (bias ? bias[n] : 0.0f);
+        if (pre) pre[n] = v;
+        out[n] = v;
+      }
+      pit::cpu::activate_f32(ep.act, out + n0, n1 - n0);
+      return;
+    }
   }
   for (int64_t n = n0; n < n1; ++n) {
     C v = acc[n - n0];

@@ -1,0 +1,21 @@
+#pragma once
+// The fused activations over a row of f32 values on the CPU: one loop per activation, which the
+// compiler vectorises, with glibc's vector math library (libmvec) for erf, exp and tanh where
+// CMake found it (PIT_HAVE_LIBMVEC; glibc >= 2.35 on x86-64). The formulas are apply_unary's and
+// unary_derivative's (ops/elementwise_op.h); the results differ from them by the rounding of the
+// vector erf / exp / tanh (a few ulp). Scalar erff took about 10 ns an element: with the MoE
+// layer's GELU it was most of the CPU forward.
+#include <cstdint>
+
+#include "ops/elementwise_op.h"
+
+namespace pit::cpu {
+
+// v[i] = act(v[i]). relu, gelu_tanh, gelu_erf and silu take the vector loops; any other op goes
+// element by element through apply_unary.
+void activate_f32(UnaryOp act, float* v, int64_t n);
+
+// d[i] = act'(x[i]), given y[i] = act(x[i]) (unary_derivative's arguments).
+void activation_derivative_f32(UnaryOp act, const float* x, const float* y, float* d, int64_t n);
+
+}  // namespace pit::cpu
