@@ -4,7 +4,7 @@
 // CMake found it (PIT_HAVE_LIBMVEC; glibc >= 2.35 on x86-64). The formulas are apply_unary's and
 // unary_derivative's (ops/elementwise_op.h); the results differ from them by the rounding of the
 // vector erf / exp / tanh (a few ulp). Scalar erff took about 10 ns an element: with the MoE
-// layer's GELU it was most of the CPU forward.
+// layer's GELU it was about half of the CPU forward (11.4 ms -> 6.1 ms at 2048 x 128, ffn 512).
 #include <cstdint>
 
 #include "ops/elementwise_op.h"
