@@ -11,8 +11,13 @@
 
 namespace pit::cpu {
 
-// v[i] = act(v[i]). relu, gelu_tanh, gelu_erf and silu take the vector loops; any other op goes
-// element by element through apply_unary.
+// The activations with vector loops; activate_f32 and activation_derivative_f32 take any other
+// op element by element through apply_unary / unary_derivative.
+constexpr bool has_vector_loop(UnaryOp act) {
+  return act == UnaryOp::relu || act == UnaryOp::gelu_tanh || act == UnaryOp::gelu_erf || act == UnaryOp::silu;
+}
+
+// v[i] = act(v[i]).
 void activate_f32(UnaryOp act, float* v, int64_t n);
 
 // d[i] = act'(x[i]), given y[i] = act(x[i]) (unary_derivative's arguments).

@@ -5,7 +5,7 @@
 // Kernels. OpenBLAS built with DYNAMIC_ARCH (Debian's and Ubuntu's packages) picks its kernels from
 // the CPU's model number. Up to 0.3.24 an x86 model it does not know gets the generic SSE3 kernels,
 // "Prescott" (OpenBLAS issue #4267, fixed in 0.3.25): on Debian 12's 0.3.21 an Emerald Rapids Xeon
-// (model 207) runs its GEMMs without AVX, and pit-train's CPU run of configs/moe.yaml takes 1.8x as
+// (model 207) runs its GEMMs without AVX, and pit-train's CPU run of configs/moe.yaml takes 1.7x as
 // long. blas_kernels() checks once: where OpenBLAS chose Prescott on a CPU with AVX2 or AVX-512 and
 // OPENBLAS_CORETYPE is not set, it sets OPENBLAS_CORETYPE to the kernels the CPU runs (SkylakeX,
 // Haswell or Sandybridge) and has OpenBLAS choose again. A set OPENBLAS_CORETYPE always decides.

@@ -91,8 +91,7 @@ bool unit_strides(const Offsets<N>& s) {
 
 // The activations with vector loops over f32 rows (ops/cpu/activation_rows.h).
 template <UnaryOp Op, typename T>
-constexpr bool kRowActivation = std::is_same_v<T, float> && (Op == UnaryOp::relu || Op == UnaryOp::gelu_tanh ||
-                                                              Op == UnaryOp::gelu_erf || Op == UnaryOp::silu);
+constexpr bool kRowActivation = std::is_same_v<T, float> && has_vector_loop(Op);
 
 template <UnaryOp Op, typename T>
 void unary_typed(const StridedDesc& out, const StridedDesc& x, double alpha_in) {

@@ -44,7 +44,7 @@ void finish(T* out, const acc_t<T>* acc, int64_t n0, int64_t n1, const Epilogue&
   if constexpr (std::is_same_v<T, float>) {
     if (ep.activation) {  // the row's values first, then the activation's vector loop over them
       for (int64_t n = n0; n < n1; ++n) {
-        const float v = acc[n - n0] + (bias ? bias[n] : 0.0f);
+        const float v = bias ? acc[n - n0] + bias[n] : acc[n - n0];
         if (pre) pre[n] = v;
         out[n] = v;
       }

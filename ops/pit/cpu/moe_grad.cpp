@@ -37,29 +37,24 @@ void moe_activation_backward(UnaryOp act, const Tensor& gu, const Tensor& pre, c
                                              : slot_of(rows, off, expert_of.data<int64_t>(), k, s, e);
     };
     parallel_for(0, count, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, f_all)), [&](int64_t e0, int64_t e1) {
-      std::vector<float> deriv;  // f32: the row's act'(pre), from the vector loops first
-      if constexpr (std::is_same_v<T, float>) {
-        if (D) deriv.resize(static_cast<size_t>(f_all));
-      }
+      std::vector<C> deriv(D ? static_cast<size_t>(f_all) : 0);  // the row's act'(pre)
       for (int64_t e = e0; e < e1; ++e) {
         const C scale = w ? C(w[e]) : C(1);
-        C dot = C(0);
-        if constexpr (std::is_same_v<T, float>) {
-          if (D) pit::cpu::activation_derivative_f32(act, P + e * f_all, H + e * f_all, deriv.data(), f_all);
-        }
-        for (int64_t q = e * f_all; q < (e + 1) * f_all; ++q) {
-          const C g = detail::widen(G[q]), y = detail::widen(H[q]);
-          dot += g * y;
-          if (D) {
-            C da;
-            if constexpr (std::is_same_v<T, float>) {
-              da = deriv[static_cast<size_t>(q - e * f_all)];
-            } else {
-              da = unary_derivative<C>(act, detail::widen(P[q]), y, C(0));
-            }
-            D[q] = convert<T>(scale * g * da);
+        const int64_t base = e * f_all;
+        if (D) {
+          if constexpr (std::is_same_v<T, float>) {  // f32: the vector loops
+            pit::cpu::activation_derivative_f32(act, P + base, H + base, deriv.data(), f_all);
+          } else {
+            for (int64_t j = 0; j < f_all; ++j)
+              deriv[j] = unary_derivative<C>(act, detail::widen(P[base + j]), detail::widen(H[base + j]), C(0));
           }
-          if (W) W[q] = convert<T>(scale * y);
+        }
+        C dot = C(0);
+        for (int64_t j = 0; j < f_all; ++j) {
+          const C g = detail::widen(G[base + j]), y = detail::widen(H[base + j]);
+          dot += g * y;
+          if (D) D[base + j] = convert<T>(scale * g * deriv[j]);
+          if (W) W[base + j] = convert<T>(scale * y);
         }
         if (!dg) continue;
         if (const int64_t at = slot(static_cast<int>(e)); at >= 0) dg[at] = static_cast<float>(dot);
