@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 
 #include <atomic>
+#include <string>
 #include <cstdlib>
 #include <strings.h>
 
@@ -13,6 +14,7 @@ extern "C" {  // OpenBLAS's own functions (declared here too: not every cblas.h 
 char* openblas_get_corename(void);
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
+int openblas_get_parallel(void);  // 0 sequential, 1 its own threads, 2 OpenMP
 }
 
 namespace pit::cpu {
@@ -79,6 +81,29 @@ BlasKernels select() {
   return k;
 }
 
+// OpenBLAS's idle threads (its own thread server, not OpenMP's) spin on sched_yield for
+// 2^OPENBLAS_THREAD_TIMEOUT cycles (default 2^28, ~0.1 s) after each threaded call before they
+// sleep. pit's GEMMs alternate with work on pit's own pool, so a spinning worker takes a core from
+// it: on 2 cores configs/moe.yaml's CPU run spent ~18% of its CPU time in sched_yield. Where the
+// user has not set the timeout, pit sets kIdleSpinLog2 and has OpenBLAS read its environment again
+// and stop its threads, as it does around fork(): the next threaded call starts them anew with
+// the short timeout. Returns the timeout OpenBLAS now uses (log2 cycles), or -1 when unknown.
+constexpr int kIdleSpinLog2 = 16;  // ~25 us at 2.5 GHz: spans back-to-back GEMMs, no more
+
+int settle_idle_threads() {
+  using ReadInt = int (*)();
+  const auto timeout = reinterpret_cast<ReadInt>(dlsym(RTLD_DEFAULT, "openblas_thread_timeout"));
+  const auto read_env = hook("openblas_read_env");
+  const auto shutdown = reinterpret_cast<ReadInt>(dlsym(RTLD_DEFAULT, "blas_thread_shutdown_"));
+  const bool user = std::getenv("OPENBLAS_THREAD_TIMEOUT") || std::getenv("GOTO_THREAD_TIMEOUT");
+  if (!user && timeout && read_env && shutdown && openblas_get_parallel() == 1) {
+    setenv("OPENBLAS_THREAD_TIMEOUT", std::to_string(kIdleSpinLog2).c_str(), 0);
+    read_env();
+    shutdown();
+  }
+  return timeout ? timeout() : -1;
+}
+
 }  // namespace
 
 std::string blas_kernels_for(const CpuFeatures& cpu) {
@@ -93,8 +118,14 @@ const BlasKernels& blas_kernels() {
   return kernels;
 }
 
-void prepare_blas() {
+int blas_idle_spin_log2() {
   blas_kernels();
+  static const int log2 = settle_idle_threads();
+  return log2;
+}
+
+void prepare_blas() {
+  blas_idle_spin_log2();
   static const bool user_threads = std::getenv("OPENBLAS_NUM_THREADS") || std::getenv("GOTO_NUM_THREADS") ||
                                    std::getenv("OMP_NUM_THREADS");
   static std::atomic<int> applied{0};

@@ -12,7 +12,9 @@
 //
 // Threads. OpenBLAS uses as many threads as pit's CPU backend (num_threads(): run.threads,
 // PIT_NUM_THREADS or all cores), unless OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS or OMP_NUM_THREADS
-// is set (then OpenBLAS's own reading of them stands).
+// is set (then OpenBLAS's own reading of them stands). Its idle threads sleep after ~2^16 cycles
+// instead of spinning for its default 2^28 (~0.1 s) while pit's own threads work, unless
+// OPENBLAS_THREAD_TIMEOUT or GOTO_THREAD_TIMEOUT is set.
 #include <string>
 
 namespace pit::cpu {
@@ -40,6 +42,10 @@ std::string blas_kernels_for(const CpuFeatures& cpu);
 void prepare_blas();
 
 int blas_threads();  // OpenBLAS's thread count now
+
+// How long OpenBLAS's idle threads spin before they sleep, as OpenBLAS reads it (log2 of cycles;
+// 0: its default, 2^28), after pit's setting (see above); -1 where this OpenBLAS does not say.
+int blas_idle_spin_log2();
 
 // OpenBLAS single-threaded for a scope (process-wide): products that pool workers run one each
 // instead of competing for OpenBLAS's threads.

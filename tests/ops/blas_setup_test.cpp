@@ -2,6 +2,7 @@
 // correction of a generic "Prescott" choice, and a GEMM on whatever kernels are chosen.
 #include "ops/cpu/blas_setup.h"
 
+#include <cblas.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,6 +19,8 @@ namespace {
 
 // Read before any test runs (and so before pit can set them).
 const bool g_user_coretype = std::getenv("OPENBLAS_CORETYPE") != nullptr;
+const char* const g_user_timeout = std::getenv("OPENBLAS_THREAD_TIMEOUT") ? std::getenv("OPENBLAS_THREAD_TIMEOUT")
+                                                                         : std::getenv("GOTO_THREAD_TIMEOUT");
 const bool g_user_threads = std::getenv("OPENBLAS_NUM_THREADS") || std::getenv("GOTO_NUM_THREADS") ||
                             std::getenv("OMP_NUM_THREADS");
 
@@ -66,9 +69,9 @@ TEST(BlasSetup, OpenBlasFollowsTheThreadCount) {
   }
 }
 
-TEST(BlasSetup, GemmOnTheChosenKernelsMatchesALoop) {
-  const int64_t m = 67, n = 45, kk = 131;  // not multiples of any kernel's blocking
-  std::mt19937 rng(7);
+// C = 2 A B + 0.5 on pit's CPU GEMM against a loop in double: the worst absolute difference.
+double gemm_error(int64_t m, int64_t n, int64_t kk) {
+  std::mt19937 rng(static_cast<unsigned>(m * 131 + n));
   std::uniform_real_distribution<float> u(-1, 1);
   std::vector<float> a(m * kk), b(kk * n), c(m * n, 0.5f);
   for (float& x : a) x = u(rng);
@@ -94,7 +97,34 @@ TEST(BlasSetup, GemmOnTheChosenKernelsMatchesALoop) {
       for (int64_t p = 0; p < kk; ++p) s += double(a[i * kk + p]) * b[p * n + j];
       worst = std::max(worst, std::abs(c[i * n + j] - (2 * s + 0.5)));
     }
-  EXPECT_LT(worst, 1e-4) << "on " << cpu::blas_kernels().chosen;
+  return worst;
+}
+
+TEST(BlasSetup, GemmOnTheChosenKernelsMatchesALoop) {
+  // Not multiples of any kernel's blocking; too small for OpenBLAS to use threads.
+  EXPECT_LT(gemm_error(67, 45, 131), 1e-4) << "on " << cpu::blas_kernels().chosen;
+}
+
+// pit shortens the idle threads' spin (OpenBLAS stops its threads and starts them anew on the
+// next threaded call) unless the user set the timeout; products on those threads stay exact. The
+// ctest entry BlasSetup.UserThreadTimeoutStands runs this with OPENBLAS_THREAD_TIMEOUT=20.
+TEST(BlasSetup, IdleThreadsSleepSoonUnlessTheUserSetsTheTimeout) {
+  const int spin = cpu::blas_idle_spin_log2();
+  if (spin < 0) GTEST_SKIP() << "this OpenBLAS does not say how long its threads spin";
+  std::printf("OpenBLAS's idle threads spin for 2^%d cycles (0: its default, 2^28)\n", spin);
+  if (g_user_timeout != nullptr) {
+    EXPECT_EQ(spin, std::atoi(g_user_timeout));
+  } else if (openblas_get_parallel() == 1) {
+    EXPECT_EQ(spin, 16);  // blas_setup.cpp's kIdleSpinLog2
+  }
+  const int saved = num_threads();
+  for (const int n : {3, 2}) {  // 3 threads on a 2-core machine too: the products must not care
+    set_num_threads(n);
+    cpu::prepare_blas();
+    for (int rep = 0; rep < 3; ++rep)  // threads asleep between the calls, or just woken
+      EXPECT_LT(gemm_error(301, 283, 257), 5e-4) << n << " threads, " << cpu::blas_threads() << " OpenBLAS's";
+  }
+  set_num_threads(saved);
 }
 
 }  // namespace
