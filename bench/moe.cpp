@@ -122,44 +122,44 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   const Tensor h = kernels::unary(UnaryOp::gelu_tanh, pre);
   const auto act = time_gpu([&](int) { (void)kernels::unary(UnaryOp::gelu_tanh, pre); });
   report.add({"  activation " + tag, shape, act.median_ms, 4.0 * rows * kFfn, false, 4.16e12, "", 0});
-  // What moe_ffn runs: the activation in the up GEMM's epilogue, writing pre and h
-  // (Epilogue::pre), timed alternately with the GEMM followed by the activation pass.
+  // What moe_ffn runs: the activation in the up GEMM's epilogue, writing pre and gate * act(pre)
+  // (Epilogue::pre, scale_after_activation), timed alternately with the GEMM followed by the
+  // activation pass.
   {
     Tensor hf = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
     const auto [fused, separate] = time_gpu_pair(
         [&](int) {
           gather_gemm(x, idx, w1, hf,
-                      {.a_gathered = true, .c_scattered = false, .b_trans = true,
-                       .epilogue = {.activation = true, .act = UnaryOp::gelu_tanh, .pre = pre}});
+                      {.a_gathered = true, .c_scattered = false, .b_trans = true, .use_weights = true,
+                       .epilogue = {.activation = true, .act = UnaryOp::gelu_tanh, .pre = pre,
+                                    .scale_after_activation = true}});
         },
         [&](int) {
           gather_gemm(x, idx, w1, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true});
           (void)kernels::unary(UnaryOp::gelu_tanh, pre);
         });
-    report.add({"  up GEMM writing pre and h " + tag, shape, fused.median_ms, gemm_flops, true, gemm_peak,
+    report.add({"  up GEMM writing pre and gate*h " + tag, shape, fused.median_ms, gemm_flops, true, gemm_peak,
                 "up GEMM, activation", separate.median_ms});
   }
   Tensor y = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
   const sparse::Write combine = k > 1 ? sparse::Write::accumulate : sparse::Write::store;
+  // On gate * h (h stands in for it: the same shape), so without the gates.
   gemm_part("down GEMM (SWrite)", gather_engines, "cuBLAS same shape", dense_down.median_ms, [&](Engine e) {
     gather_gemm(h, idx, w2, y,
-                {.a_gathered = false, .c_scattered = true, .b_trans = true, .use_weights = true, .zero_c = true,
+                {.a_gathered = false, .c_scattered = true, .b_trans = true, .zero_c = true,
                  .epilogue = {.write = combine}, .engine = e});
   });
   Tensor dh = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
   gemm_part("bwd gu GEMM", {Engine::wgmma_persistent, Engine::wgmma_tma_pingpong}, "", 0, [&](Engine e) {
     gather_gemm(dy, idx, w2, dh, {.a_gathered = true, .c_scattered = false, .engine = e});
   });
-  // The activation's backward with the gates' gradient and the gated h (reads gu, pre, h; writes
-  // dpre and gate * h).
+  // The activation's backward with the gates' gradient (reads gu and pre, writes dpre).
   Tensor dpre = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
   Tensor dgates = Tensor::empty({kTokens, k}, DType::f32, Device::cuda());
-  Tensor hw = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
   const auto act_b = time_gpu([&](int) {
-    sparse::moe_activation_backward(UnaryOp::gelu_tanh, dh, pre, h, idx, ids, dpre, dgates, &hw);
+    sparse::moe_activation_backward(UnaryOp::gelu_tanh, dh, pre, idx, ids, dpre, dgates);
   });
-  report.add({"  bwd activation+dgates+gated h " + tag, shape, act_b.median_ms, 10.0 * rows * kFfn, false, 4.16e12,
-              "", 0});
+  report.add({"  bwd activation+dgates " + tag, shape, act_b.median_ms, 6.0 * rows * kFfn, false, 4.16e12, "", 0});
   // The weight gradients against their mma.sync engine; each engine timed alternately with the
   // automatic choice (the lean kernel, ops/pit/cuda/weight_grad_lean.cu): the general wgmma kernel
   // (the same sums) and the persistent one.
@@ -181,18 +181,12 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   });
   Tensor dw2 = Tensor::empty(w2.shape(), DType::bf16, Device::cuda());
   const auto bwd_w2_mma = time_gpu([&](int) {
-    sparse::gather_weight_grad(hw, dy, idx, dw2,
+    sparse::gather_weight_grad(h, dy, idx, dw2,
                                {.a_gathered = false, .g_gathered = true, .b_trans = true, .engine = Engine::mma});
   });
   gemm_part("bwd dW2 (gated h)", wgrad_engines, "mma.sync engine", bwd_w2_mma.median_ms, [&](Engine e) {
-    sparse::gather_weight_grad(hw, dy, idx, dw2,
-                               {.a_gathered = false, .g_gathered = true, .b_trans = true, .engine = e});
-  });
-  // The same from h with the gates applied in the kernel (dy's rows scaled in shared memory).
-  gemm_part("bwd dW2, gates in the kernel", {}, "mma.sync engine", bwd_w2_mma.median_ms, [&](Engine e) {
     sparse::gather_weight_grad(h, dy, idx, dw2,
-                               {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true,
-                                .engine = e});
+                               {.a_gathered = false, .g_gathered = true, .b_trans = true, .engine = e});
   });
   // The op's calls back to back with buffers allocated once, without autograd: against moe_ffn
   // fwd+bwd, what the op and autograd add; against the parts' sum, what running in sequence costs.
@@ -201,14 +195,14 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
     const sparse::RowSetIndex ix = sparse::rows_from_routing(ids, kExperts, gates);
     Tensor hh = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
     gather_gemm(x, ix, w1, hh,
-                {.a_gathered = true, .c_scattered = false, .b_trans = true,
-                 .epilogue = {.activation = true, .act = UnaryOp::gelu_tanh, .pre = pre}});
+                {.a_gathered = true, .c_scattered = false, .b_trans = true, .use_weights = true,
+                 .epilogue = {.activation = true, .act = UnaryOp::gelu_tanh, .pre = pre, .scale_after_activation = true}});
     gather_gemm(hh, ix, w2, y,
-                {.a_gathered = false, .c_scattered = true, .b_trans = true, .use_weights = true, .zero_c = true,
+                {.a_gathered = false, .c_scattered = true, .b_trans = true, .zero_c = true,
                  .epilogue = {.write = combine}});
+    sparse::gather_weight_grad(hh, dy, ix, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true});
     gather_gemm(dy, ix, w2, gu, {.a_gathered = true, .c_scattered = false});
-    sparse::moe_activation_backward(UnaryOp::gelu_tanh, gu, pre, hh, ix, ids, gu, dgates, &hw);
-    sparse::gather_weight_grad(hw, dy, ix, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true});
+    sparse::moe_activation_backward(UnaryOp::gelu_tanh, gu, pre, ix, ids, gu, dgates);
     sparse::gather_weight_grad(x, gu, ix, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true});
     gather_gemm(gu, ix, w1, dx, {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine}});
   });

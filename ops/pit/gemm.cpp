@@ -69,6 +69,8 @@ void check_epilogue(const Epilogue& ep, int64_t n, int64_t segments, const Tenso
     check_same_dtype(ep.pre, c, op, "Epilogue::pre", "C");
     PIT_CHECK(!bytes_overlap(ep.pre, c), op, ": Epilogue::pre must not share bytes with C; give it a buffer of its own");
   }
+  PIT_CHECK(!ep.scale_after_activation || ep.pre.defined(), op,
+            ": Epilogue::scale_after_activation needs Epilogue::pre (the unscaled values it keeps)");
   if (!ep.bias.defined()) return;
   check_operand(ep.bias, op, "the bias", c.device());
   check_same_dtype(ep.bias, c, op, "the bias", "C");

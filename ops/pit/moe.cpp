@@ -3,19 +3,21 @@
 // Index: rows_from_routing(expert_of, E, gates) lists, per expert, the tokens routed to it
 // (ascending token, then slot) with their gates as entry weights. Forward, C = compact by entry:
 //   pre[e] = x[t(e)] W1_s^T                  gather_gemm: SRead of x's rows, compact C;
-//   h[e]   = act(pre[e])                     its epilogue writes both (Epilogue::pre)
-//   y[t]  += gate_e * h[e] W2_s^T            gather_gemm: compact A, SWrite to the token's row,
-//                                            the gate applied in the epilogue (accumulate for k > 1)
+//   hw[e]  = gate_e * act(pre[e])            its epilogue writes both (Epilogue::pre, the gate
+//                                            after the activation: scale_after_activation)
+//   y[t]  += hw[e] W2_s^T                    gather_gemm: compact A, SWrite to the token's row
+//                                            (accumulate for k > 1)
 // Backward (same index; G = dy):
-//   gu[e]   = G[t(e)] W2_s                    gather_gemm: SRead of G's rows, compact C (no gate)
+//   gu[e]   = G[t(e)] W2_s                    gather_gemm: SRead of G's rows, compact C
 //   dpre[e] = gate_e * gu[e] * act'(pre[e])   moe_activation_backward (ops/pit/moe_grad.h): one
-//   dgates[t, j] = <gu[e], h[e]>              pass over gu, pre and h; <gu[e], h[e]> is
-//                                             <G[t], h[e] W2_s^T>, written by e's slot j;
-//   hw[e]   = gate_e * h[e]                   the same pass (when W2 needs a gradient)
-//   dW2_s   = sum_e G[t(e)]^T hw[e]           gather_weight_grad (without hw, when nothing else
-//                                             needs the pass: the gates applied in the kernel)
+//   dgates[t, j] = <gu[e], act(pre[e])>       pass over gu and pre, act(pre) recomputed;
+//                                             <gu[e], act(pre[e])> is <G[t], act(pre[e]) W2_s^T>,
+//                                             written by e's slot j
+//   dW2_s   = sum_e G[t(e)]^T hw[e]           gather_weight_grad (the gates are in hw)
 //   dW1_s   = sum_e dpre[e]^T x[t(e)]         gather_weight_grad
 //   dx[t]  += dpre[e] W1_s                    gather_gemm: compact A, SWrite to the token's row
+// Keeping gate * act(pre) rather than act(pre) spares the backward's pass a buffer read and a
+// buffer write (it wrote the gated copy for dW2), and the down GEMM its scale.
 // Entries past the count (dropped assignments) are never read by the GEMMs nor the activation
 // backward; the compact buffers there hold whatever was in memory.
 #include "ops/pit/moe.h"
@@ -72,15 +74,15 @@ Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gat
   const DType dt = x.dtype();
   const Device dev = x.device();
 
-  // The up GEMM's epilogue writes both pre (for the backward's act') and h = act(pre), computed
-  // from the f32 accumulators: no activation pass over pre.
-  Tensor pre = Tensor::empty({t * k, f}, dt, dev), h = Tensor::empty({t * k, f}, dt, dev);
-  sparse::gather_gemm(xd, idx, w1d, h,
-                      {.a_gathered = true, .c_scattered = false, .b_trans = true,
-                       .epilogue = {.activation = true, .act = o.activation, .pre = pre}});
+  // The up GEMM's epilogue writes both pre (for the backward's act') and hw = gate * act(pre),
+  // computed from the f32 accumulators: no activation pass over pre, no gate in the down GEMM.
+  Tensor pre = Tensor::empty({t * k, f}, dt, dev), hw = Tensor::empty({t * k, f}, dt, dev);
+  sparse::gather_gemm(xd, idx, w1d, hw,
+                      {.a_gathered = true, .c_scattered = false, .b_trans = true, .use_weights = true,
+                       .epilogue = {.activation = true, .act = o.activation, .pre = pre, .scale_after_activation = true}});
   Tensor y = Tensor::empty({t, d}, dt, dev);
-  sparse::gather_gemm(h, idx, w2d, y,
-                      {.a_gathered = false, .c_scattered = true, .b_trans = true, .use_weights = true, .zero_c = true,
+  sparse::gather_gemm(hw, idx, w2d, y,
+                      {.a_gathered = false, .c_scattered = true, .b_trans = true, .zero_c = true,
                        .epilogue = {.write = combine}});
 
   const bool grad = needs_grad({x, gates, w1, w2});
@@ -90,7 +92,10 @@ Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gat
   return record("moe_ffn", {x, gates, w1, w2}, y, [=](const Tensor& gy) -> std::vector<Tensor> {
     const Tensor dy = gy.contiguous();
     Tensor dx, dg, dw1, dw2;
-    if (need_w2) dw2 = Tensor::empty({experts, d, f}, dt, dev);
+    if (need_w2) {
+      dw2 = Tensor::empty({experts, d, f}, dt, dev);
+      sparse::gather_weight_grad(hw, dy, idx, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true});
+    }
     if (need_x || need_w1 || need_g) {
       Tensor gu = Tensor::empty({t * k, f}, dt, dev);
       sparse::gather_gemm(dy, idx, w2d, gu, {.a_gathered = true, .c_scattered = false});
@@ -98,14 +103,7 @@ Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gat
       // neither x nor W1 needs one.
       Tensor dpre = need_x || need_w1 ? gu : Tensor();
       if (need_g) dg = Tensor::empty({t, k}, DType::f32, dev);
-      // With W2's gradient, the same pass writes gate_e * h[e]: dW2 then needs no gates (scaling
-      // dy's rows in the weight-gradient kernel cost it 20-28% on an H200, docs/BENCHMARKS.md).
-      Tensor hw = need_w2 ? Tensor::empty({t * k, f}, dt, dev) : Tensor();
-      sparse::moe_activation_backward(act, gu, pre, h, idx, ids, dpre, dg, need_w2 ? &hw : nullptr);
-      if (need_w2) {
-        sparse::gather_weight_grad(hw, dy, idx, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true});
-        hw = Tensor();  // freed before dW1's and dx's GEMMs
-      }
+      sparse::moe_activation_backward(act, gu, pre, idx, ids, dpre, dg);
       if (need_w1) {
         dw1 = Tensor::empty({experts, f, d}, dt, dev);
         sparse::gather_weight_grad(xd, dpre, idx, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true});
@@ -115,9 +113,6 @@ Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gat
         sparse::gather_gemm(dpre, idx, w1d, dx,
                             {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine}});
       }
-    } else if (need_w2) {  // W2 alone: the gates applied in the kernel
-      sparse::gather_weight_grad(h, dy, idx, dw2,
-                                 {.a_gathered = false, .g_gathered = true, .b_trans = true, .use_weights = true});
     }
     return {dx, dg, dw1, dw2};
   });

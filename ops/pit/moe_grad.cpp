@@ -23,7 +23,7 @@ void check_buffer(const Tensor& t, const char* what, const Shape& want, DType dt
   PIT_CHECK(t.defined() && t.shape() == want, kOp, ": ", what, " must be ", shape_str(want),
             " (one row per index entry, F columns like gu), got ", shape_of(t));
   PIT_CHECK(t.dtype() == dtype, kOp, ": ", what, " is ", dtype_name(t.dtype()), " but gu is ",
-            dtype_name(dtype), "; gu, pre, h, dpre and gated_h share one dtype");
+            dtype_name(dtype), "; gu, pre and dpre share one dtype");
   PIT_CHECK(t.device() == device, kOp, ": ", what, " is on ", t.device().str(), " but gu is on ",
             device.str(), "; move it with Tensor::to");
 }
@@ -65,14 +65,12 @@ void check_routing(const Tensor& expert_of, const Tensor& dgates, const RowSetIn
 
 }  // namespace
 
-void moe_activation_backward(UnaryOp act, const Tensor& gu_in, const Tensor& pre_in, const Tensor& h_in,
-                             const RowSetIndex& idx, const Tensor& expert_of, Tensor& dpre, Tensor& dgates,
-                             Tensor* gated_h) {
+void moe_activation_backward(UnaryOp act, const Tensor& gu_in, const Tensor& pre_in, const RowSetIndex& idx,
+                             const Tensor& expert_of, Tensor& dpre, Tensor& dgates) {
   PIT_CHECK(act == UnaryOp::relu || act == UnaryOp::gelu_tanh || act == UnaryOp::gelu_erf || act == UnaryOp::silu,
             kOp, ": activation ", unary_name(act), " is not supported; use relu, gelu_tanh, gelu_erf or silu");
   PIT_CHECK(gu_in.defined() && gu_in.dim() == 2, kOp, ": gu must be [capacity, F], got ", shape_of(gu_in));
-  PIT_CHECK(dpre.defined() || dgates.defined() || gated_h != nullptr, kOp,
-            ": dpre and dgates are undefined and gated_h is null: nothing to compute");
+  PIT_CHECK(dpre.defined() || dgates.defined(), kOp, ": dpre and dgates are undefined: nothing to compute");
   const Device dev = gu_in.device();
   const DType dt = gu_in.dtype();
   PIT_CHECK(is_floating(dt), kOp, ": gu has dtype ", dtype_name(dt),
@@ -83,29 +81,17 @@ void moe_activation_backward(UnaryOp act, const Tensor& gu_in, const Tensor& pre
   const Shape shape{idx.rows.numel(), gu_in.size(1)};
   check_buffer(gu_in, "gu", shape, dt, dev);
   check_buffer(pre_in, "pre", shape, dt, dev);
-  check_buffer(h_in, "h", shape, dt, dev);
   if (dpre.defined()) {
     check_buffer(dpre, "dpre", shape, dt, dev);
     PIT_CHECK(dpre.is_contiguous(), kOp, ": dpre must be contiguous (it is written in place)");
   }
   if (dgates.defined()) check_routing(expert_of, dgates, idx, dev);
-  if (gated_h != nullptr) {
-    check_buffer(*gated_h, "gated_h", shape, dt, dev);
-    PIT_CHECK(gated_h->is_contiguous(), kOp, ": gated_h must be contiguous (it is written in place)");
-  }
   check_device(dev);
-  const Tensor gu = gu_in.contiguous(), pre = pre_in.contiguous(), h = h_in.contiguous();
-  if (gated_h != nullptr)
-    for (const Tensor* other : {&gu, &pre, &h, static_cast<const Tensor*>(&dpre)})
-      PIT_CHECK(!bytes_overlap(*gated_h, *other), kOp,
-                ": gated_h must overlap none of gu, pre, h and dpre (it is written while they are read); give it a "
-                "buffer of its own");
+  const Tensor gu = gu_in.contiguous(), pre = pre_in.contiguous();
   const Tensor ids = dgates.defined() ? expert_of.contiguous() : Tensor();
-  Tensor none;
-  Tensor& hw = gated_h != nullptr ? *gated_h : none;
-  if (!dev.is_cuda()) return cpu::moe_activation_backward(act, gu, pre, h, idx, ids, dpre, dgates, hw);
+  if (!dev.is_cuda()) return cpu::moe_activation_backward(act, gu, pre, idx, ids, dpre, dgates);
 #if PIT_WITH_CUDA
-  cuda::moe_activation_backward(act, gu, pre, h, idx, ids, dpre, dgates, hw, current_stream(dev));
+  cuda::moe_activation_backward(act, gu, pre, idx, ids, dpre, dgates, current_stream(dev));
 #else
   PIT_THROW(kOp, ": built without CUDA");
 #endif

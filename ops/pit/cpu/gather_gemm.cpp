@@ -55,6 +55,7 @@ void gather_gemm_blas(const Tensor& a, const Entries& ent, const Tensor& b, Tens
   const bool per_segment_bias = args.epilogue.bias.defined() && args.epilogue.bias.dim() == 2;
   const T* bias = args.epilogue.bias.defined() ? args.epilogue.bias.data<T>() : nullptr;
   T* Cp = c.data<T>();
+  const bool after = args.use_weights && args.epilogue.scale_after_activation;  // scale act's output
   std::vector<T> acc(static_cast<size_t>(n_all));
   for (int64_t s = 0; s < ent.segments; ++s) {
     const int64_t e0 = ent.off[s], e1 = ent.off[s + 1];
@@ -67,10 +68,11 @@ void gather_gemm_blas(const Tensor& a, const Entries& ent, const Tensor& b, Tens
     // Row by row in entry order: a token listed twice in a segment accumulates without a race.
     for (int64_t e = e0; e < e1; ++e) {
       const T scale = args.use_weights ? static_cast<T>(ent.w[e]) : T(1);
-      for (int64_t n = 0; n < n_all; ++n) acc[static_cast<size_t>(n)] = p[(e - e0) * n_all + n] * scale;
+      const T before = after ? T(1) : scale;
+      for (int64_t n = 0; n < n_all; ++n) acc[static_cast<size_t>(n)] = p[(e - e0) * n_all + n] * before;
       const int64_t cr = args.c_scattered ? ent.rows[e] : e;
       detail::finish(Cp + cr * n_all, acc.data(), 0, n_all, args.epilogue, bias_s,
-                     detail::pre_row<T>(args.epilogue, cr, n_all));
+                     detail::pre_row<T>(args.epilogue, cr, n_all), after ? scale : T(1));
     }
   }
 }
@@ -148,12 +150,12 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
                 for (int64_t n = n0; n < n1; ++n) acc[static_cast<size_t>(n - n0)] += av * widen(brow[n]);
               }
             }
-            if (args.use_weights) {
-              const C scale = static_cast<C>(ent.w[e]);
+            const C scale = args.use_weights ? static_cast<C>(ent.w[e]) : C(1);
+            const bool after = args.epilogue.scale_after_activation;  // the scale on act's output
+            if (scale != C(1) && !after)
               for (int64_t n = n0; n < n1; ++n) acc[static_cast<size_t>(n - n0)] *= scale;
-            }
             detail::finish(Cp + cr * n_all, acc.data(), n0, n1, args.epilogue, bias_s,
-                           detail::pre_row<T>(args.epilogue, cr, n_all));
+                           detail::pre_row<T>(args.epilogue, cr, n_all), after ? scale : C(1));
           }
         }
       }

@@ -32,10 +32,11 @@ T* pre_row(const Epilogue& ep, int64_t r, int64_t n_all) {
 
 // Writes acc[0, n1 - n0) into out[n0, n1) through the epilogue: store (+ bias, activation) or
 // accumulate. bias points at the bias row of this output (or is null); pre at the same row of
-// Epilogue::pre (or is null), which gets the values before the activation.
+// Epilogue::pre (or is null), which gets the values before the activation; post multiplies the
+// activation's output (the entry's scale under Epilogue::scale_after_activation, else 1).
 template <typename T>
 void finish(T* out, const acc_t<T>* acc, int64_t n0, int64_t n1, const Epilogue& ep, const T* bias,
-            T* pre = nullptr) {
+            T* pre = nullptr, acc_t<T> post = acc_t<T>(1)) {
   using C = acc_t<T>;
   if (ep.write == Write::accumulate) {
     for (int64_t n = n0; n < n1; ++n) out[n] = convert<T>(widen(out[n]) + acc[n - n0]);
@@ -49,6 +50,8 @@ void finish(T* out, const acc_t<T>* acc, int64_t n0, int64_t n1, const Epilogue&
         out[n] = v;
       }
       pit::cpu::activate_f32(ep.act, out + n0, n1 - n0);
+      if (post != 1.0f)
+        for (int64_t n = n0; n < n1; ++n) out[n] *= post;
       return;
     }
   }
@@ -56,7 +59,7 @@ void finish(T* out, const acc_t<T>* acc, int64_t n0, int64_t n1, const Epilogue&
     C v = acc[n - n0];
     if (bias) v += widen(bias[n]);
     if (pre) pre[n] = convert<T>(v);
-    if (ep.activation) v = apply_unary<C>(ep.act, v, C(0));
+    if (ep.activation) v = apply_unary<C>(ep.act, v, C(0)) * post;
     out[n] = convert<T>(v);
   }
 }

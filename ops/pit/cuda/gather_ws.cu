@@ -15,10 +15,13 @@
 // the tiles outnumber them). Every SRead chunk is one 16-byte cp.async (the ring's full barriers
 // count cp.async completions), so A's and B's rows must be 16-byte aligned.
 //
-// kTmaB (ping-pong on expert segments, gather_gemm's choice for MoE): A's rows come by cp.async as
-// above, B's stage by TMA, one box (K-major) or two (N-major) issued by producer thread 0, which
-// also arrives on the stage's `full` barrier expecting their bytes: the producer issues half the
-// copies, and B's need no addresses worked out thread by thread.
+// kTmaB (ping-pong on expert segments, gather_gemm's choice for MoE): B's stage comes by TMA, one
+// box (K-major) or two (N-major) issued by producer thread 0, which also arrives on the stage's
+// `full` barrier expecting their bytes, and B's need no addresses worked out thread by thread.
+// Gathered A rows (the up and gu GEMMs) still come by cp.async as above; a compact A (the down and
+// dx GEMMs) is one more box of the tile's 128 rows from its first entry on (GatherMaps::a_box;
+// rows past the expert's entries are computed and not written), so those producers issue no
+// copies at all (on an H100 the down and dx GEMMs 9-19 % faster, docs/BENCHMARKS.md).
 //
 // kTma (Engine::wgmma_tma, wgmma_tma_pingpong; expert segments only): the stages come in by TMA
 // (ops/cuda/tma_ptx.cuh, ws_core.cuh tma_produce: the producer warpgroup's four warps each own a
@@ -53,6 +56,7 @@ using GatherWsCfg = std::conditional_t<kPp, dev::PpCfg<T, false, !kBTrans, 4>,
 struct GatherMaps {
   CUtensorMap a_row, a_tile, b;
   int32_t a_rows;  // rows of A: a row coordinate past them reads zeros
+  bool a_box;      // kTmaB: a compact A's stage too by TMA, one box of BM rows (a_tile)
 };
 
 template <typename T, bool kBTrans, bool kPp, bool kTma, bool kTmaB>
@@ -146,23 +150,28 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp, kTma>::kThreads, 
     BReader rb;
     int k_len = 0;
     dev::TileAt at{};
-    if (kTmaB && tid == 0) pit::cuda::tma::prefetch(&maps.b);
+    if (kTmaB && tid == 0) {
+      pit::cuda::tma::prefetch(&maps.b);
+      if (maps.a_box) pit::cuda::tma::prefetch(&maps.a_tile);
+    }
     const auto begin = [&](int t) {
       at = dev::locate<BM>(tiles, p.offsets, p.segments, p.n_tiles, t);
       int64_t k_beg = 0;
       k_len = k_range(at.s, k_beg);
       const int64_t n0 = int64_t{at.nt} * BN;
       const T* bs = p.b + at.s * p.b_seg_stride;
-      mbar::sync_named(1, Cfg::kProducers);  // every producer has made its cursors from the last table
-      for (int r = tid; r < BM; r += Cfg::kProducers) {
-        const int e = at.e0 + r;
-        a_off[r] = r < at.count ? int64_t{p.a_gathered ? p.rows[e] : e} * p.k : -1;
+      if (!(kTmaB && maps.a_box)) {
+        mbar::sync_named(1, Cfg::kProducers);  // every producer has made its cursors from the last table
+        for (int r = tid; r < BM; r += Cfg::kProducers) {
+          const int e = at.e0 + r;
+          a_off[r] = r < at.count ? int64_t{p.a_gathered ? p.rows[e] : e} * p.k : -1;
+        }
+        mbar::sync_named(1, Cfg::kProducers);
+        ra.init(tid, [&](int r, int c) {
+          const int64_t off = a_off[r];
+          return dev::Src<T>{p.a + (off < 0 ? 0 : off) + k_beg + c, off < 0 ? 0 : Cfg::V};
+        });
       }
-      mbar::sync_named(1, Cfg::kProducers);
-      ra.init(tid, [&](int r, int c) {
-        const int64_t off = a_off[r];
-        return dev::Src<T>{p.a + (off < 0 ? 0 : off) + k_beg + c, off < 0 ? 0 : Cfg::V};
-      });
       if constexpr (!kTmaB) {
         rb.init(tid, [&](int r, int c) {
           if constexpr (kBTrans) return dev::Src<T>{bs + (n0 + r) * p.k + k_beg + c, n0 + r < p.n ? Cfg::V : 0};
@@ -172,14 +181,17 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp, kTma>::kThreads, 
       return (k_len + BK - 1) / BK;
     };
     if constexpr (kTmaB) {
-      constexpr uint32_t kBBytes = BK * BN * sizeof(T);
+      constexpr uint32_t kBBytes = BK * BN * sizeof(T), kABytes = BM * BK * sizeof(T);
       dev::ws_produce<Cfg>(ring, total, begin, [&](int kt, T* sa, T* sb, int slot) {
         const int kb = kt * BK;
-        ra.load(sa, tid, kb, k_len - kb, true, p.a);
+        if (!maps.a_box) ra.load(sa, tid, kb, k_len - kb, true, p.a);
         if (tid == 0) {  // B's stage: the rank-3 map reads zeros past the expert's own K and N
           uint64_t* const full = ring.full(slot);
-          pit::cuda::mbar::arrive_expect_tx(full, kBBytes);
+          pit::cuda::mbar::arrive_expect_tx(full, maps.a_box ? kBBytes + kABytes : kBBytes);
           const uint32_t bs = pit::cuda::ptx::smem_u32(sb), bar = pit::cuda::ptx::smem_u32(full);
+          // A compact A's stage: the BM rows from the tile's first entry on (those past the expert's
+          // entries belong to the next expert or read zeros past A: their outputs are not written).
+          if (maps.a_box) pit::cuda::tma::load_2d(pit::cuda::ptx::smem_u32(sa), &maps.a_tile, kb, at.e0, bar);
           const int32_t n0 = at.nt * BN, s = p.b_seg_stride != 0 ? at.s : 0;
           if constexpr (kBTrans) {
             pit::cuda::tma::load_3d(bs, &maps.b, kb, n0, s, bar);
@@ -232,6 +244,15 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp, kTma>::kThreads, 
 std::atomic<bool>& gather_tma_b() {
   static std::atomic<bool> on{[] {
     const char* v = std::getenv("PIT_GATHER_TMA_B");
+    return !(v != nullptr && v[0] == '0');
+  }()};
+  return on;
+}
+
+// Whether kTmaB also loads a compact A by TMA (set_gather_tma_a; PIT_GATHER_TMA_A=0: off).
+std::atomic<bool>& gather_tma_a() {
+  static std::atomic<bool> on{[] {
+    const char* v = std::getenv("PIT_GATHER_TMA_A");
     return !(v != nullptr && v[0] == '0');
   }()};
   return on;
@@ -297,6 +318,12 @@ void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, int64_t a_rows
                        (p.b_seg_stride * static_cast<int64_t>(sizeof(T))) % 16 == 0;
     if (tma_b) {
       maps.b = b_map<T, kBTrans, Cfg>(p);
+      if (!p.a_gathered && a_rows > 0 && a_rows < INT32_MAX && gather_tma_a().load()) {  // (a compact A: whole boxes)
+        constexpr DType kType = std::is_same_v<T, Half> ? DType::f16 : DType::bf16;
+        maps.a_tile = pit::cuda::tensor_map_2d(kType, p.a, a_rows, p.k, p.k, Cfg::BM, "gather_gemm's A");
+        maps.a_rows = static_cast<int32_t>(a_rows);
+        maps.a_box = true;
+      }
       launch_kernel<T, kBTrans, kPp, kTma, true>(p, capacity, maps, stream);
     } else {
       launch_kernel<T, kBTrans, kPp, kTma, false>(p, capacity, maps, stream);
@@ -307,6 +334,7 @@ void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, int64_t a_rows
 }
 
 bool set_gather_tma_b(bool on) { return gather_tma_b().exchange(on); }
+bool set_gather_tma_a(bool on) { return gather_tma_a().exchange(on); }
 
 int set_persistent_grid_cap(int blocks) {
   PIT_CHECK(blocks >= 0, "set_persistent_grid_cap: blocks must be >= 0 (0: no cap), got ", blocks);

@@ -59,6 +59,9 @@ int set_persistent_grid_cap(int blocks);
 // environment has PIT_GATHER_TMA_B=0 at the first launch. For tests and benchmarks; returns the
 // previous setting.
 bool set_gather_tma_b(bool on);
+// With B by TMA, whether a compact A (rows not gathered: MoE's down and dx GEMMs) comes by TMA too,
+// one box of 128 rows a stage (PIT_GATHER_TMA_A=0: off). Returns the previous setting.
+bool set_gather_tma_a(bool on);
 void sampled_gemm(const Tensor& a, const Tensor& b, BlockListIndex& out, bool a_trans,
                   bool b_trans, StreamRef stream);
 

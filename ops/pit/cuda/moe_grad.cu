@@ -1,7 +1,7 @@
 // CUDA moe_activation_backward (ops/pit/moe_grad.h): the MoE experts' activation backward and the
-// gates' gradient in one pass over the compact buffers. One block per entry row: it reads gu, pre
-// and h once (16-byte packs when every row starts 16-byte aligned, element by element otherwise),
-// writes dpre (and the gated h, when asked) once, and reduces <gu[e], h[e]> over the block in f32
+// gates' gradient in one pass over the compact buffers. One block per entry row: it reads gu and
+// pre once (16-byte packs when every row starts 16-byte aligned, element by element otherwise),
+// recomputes act(pre), writes dpre once, and reduces <gu[e], act(pre[e])> over the block in f32
 // for the slot that named the entry. The grid is the index's capacity (the count is on the
 // device): blocks past offsets[E] return at once. The slots that name no expert are zeroed by the block of the same
 // number (the grid covers T * k when dgates is asked for), so there is no separate fill.
@@ -28,9 +28,7 @@ template <typename T, typename I>
 struct Params {
   const T* gu;  // may alias dpre (in place): no __restrict__ on either
   const T* __restrict__ pre;
-  const T* __restrict__ h;
   T* dpre;      // or null: the gates' gradient only
-  T* __restrict__ hw;  // or null: w_e * h[e] (the gated h)
   const int32_t* __restrict__ rows;
   const int32_t* __restrict__ offsets;
   const float* __restrict__ weights;  // or null: 1
@@ -52,58 +50,37 @@ __global__ void __launch_bounds__(kMaxThreads) moe_activation_backward_kernel(co
   if (e >= p.offsets[p.segments]) return;  // past the count: the whole block
   const C scale = p.weights ? C(p.weights[e]) : C(1);
   const int64_t row = int64_t{e} * p.f;
-  // The row's pass: <gu, h>, and dpre when kWrite. Each step loads all its operands before any
-  // math, so that their loads are in flight together.
-  const auto pass = [&]<bool kWrite>() {
-    C dot = C(0);
-    if constexpr (kVec) {
-      using V = pit::cuda::Pack<T>;
-      constexpr int N = V::kN;
-      const V* g = reinterpret_cast<const V*>(p.gu + row);
-      const V* x = reinterpret_cast<const V*>(p.pre + row);
-      const V* y = reinterpret_cast<const V*>(p.h + row);
-      for (int64_t i = threadIdx.x; i < p.f / N; i += blockDim.x) {
-        const V gp = g[i], yp = y[i];
-        V xp;
-        if constexpr (kWrite) xp = x[i];
-        C gv[N], yv[N];
-        pit::cuda::widen_pack(gp.v, gv);
-        pit::cuda::widen_pack(yp.v, yv);
+  // One element: adds gu * act(pre) to dot and returns dpre's value.
+  const auto element = [&](C g, C x, C& dot) {
+    const C y = apply_unary<C>(Op, x, C(0));
+    dot += g * y;
+    return scale * g * unary_derivative<C>(Op, x, y, C(0));
+  };
+  C dot = C(0);
+  if constexpr (kVec) {
+    using V = pit::cuda::Pack<T>;
+    constexpr int N = V::kN;
+    const V* g = reinterpret_cast<const V*>(p.gu + row);
+    const V* x = reinterpret_cast<const V*>(p.pre + row);
+    for (int64_t i = threadIdx.x; i < p.f / N; i += blockDim.x) {
+      const V gp = g[i], xp = x[i];  // both loads in flight before any math
+      C gv[N], xv[N], out[N];
+      pit::cuda::widen_pack(gp.v, gv);
+      pit::cuda::widen_pack(xp.v, xv);
 #pragma unroll
-        for (int j = 0; j < N; ++j) dot += gv[j] * yv[j];
-        if (p.hw) {
-          C hv[N];
-#pragma unroll
-          for (int j = 0; j < N; ++j) hv[j] = scale * yv[j];
-          V o;
-          pit::cuda::narrow_pack<T, N>(hv, o.v);
-          reinterpret_cast<V*>(p.hw + row)[i] = o;
-        }
-        if constexpr (kWrite) {
-          C xv[N], out[N];
-          pit::cuda::widen_pack(xp.v, xv);
-#pragma unroll
-          for (int j = 0; j < N; ++j) out[j] = scale * gv[j] * unary_derivative<C>(Op, xv[j], yv[j], C(0));
-          V o;
-          pit::cuda::narrow_pack<T, N>(out, o.v);
-          reinterpret_cast<V*>(p.dpre + row)[i] = o;
-        }
-      }
-    } else {
-      for (int64_t q = row + threadIdx.x; q < row + p.f; q += blockDim.x) {
-        const T gq = p.gu[q], yq = p.h[q];
-        T xq{};
-        if constexpr (kWrite) xq = p.pre[q];
-        const C gv = pit::cuda::widen(gq), yv = pit::cuda::widen(yq);
-        dot += gv * yv;
-        if (p.hw) p.hw[q] = pit::cuda::narrow<T>(scale * yv);
-        if constexpr (kWrite)
-          p.dpre[q] = pit::cuda::narrow<T>(scale * gv * unary_derivative<C>(Op, pit::cuda::widen(xq), yv, C(0)));
+      for (int j = 0; j < N; ++j) out[j] = element(gv[j], xv[j], dot);
+      if (p.dpre) {
+        V o;
+        pit::cuda::narrow_pack<T, N>(out, o.v);
+        reinterpret_cast<V*>(p.dpre + row)[i] = o;
       }
     }
-    return dot;
-  };
-  C dot = p.dpre ? pass.template operator()<true>() : pass.template operator()<false>();
+  } else {
+    for (int64_t q = row + threadIdx.x; q < row + p.f; q += blockDim.x) {
+      const C out = element(pit::cuda::widen(p.gu[q]), pit::cuda::widen(p.pre[q]), dot);
+      if (p.dpre) p.dpre[q] = pit::cuda::narrow<T>(out);
+    }
+  }
   dot = pit::cuda::block_sum(dot);
   if (!p.dgates || threadIdx.x != 0) return;
   const int64_t at = slot_of(p.rows, p.offsets, p.ids, p.k, segment_of(p.offsets, p.segments, e), e);
@@ -114,7 +91,7 @@ template <typename T, typename I>
 void launch(UnaryOp act, const Params<T, I>& p, int64_t blocks, StreamRef stream) {
   using pit::cuda::aligned16;
   const bool vec = (p.f * static_cast<int64_t>(sizeof(T))) % 16 == 0 && aligned16(p.gu) && aligned16(p.pre) &&
-                   aligned16(p.h) && (!p.dpre || aligned16(p.dpre)) && (!p.hw || aligned16(p.hw));
+                   (!p.dpre || aligned16(p.dpre));
   const int64_t units = vec ? p.f / pit::cuda::Pack<T>::kN : p.f;  // what one thread takes per step
   const int threads = static_cast<int>(std::clamp<int64_t>((units + 31) / 32 * 32, 32, kMaxThreads));
   const auto grid = static_cast<unsigned>(blocks);
@@ -133,9 +110,8 @@ void launch(UnaryOp act, const Params<T, I>& p, int64_t blocks, StreamRef stream
 
 }  // namespace
 
-void moe_activation_backward(UnaryOp act, const Tensor& gu, const Tensor& pre, const Tensor& h,
-                             const RowSetIndex& idx, const Tensor& expert_of, Tensor& dpre, Tensor& dgates,
-                             Tensor& gated_h, StreamRef stream) {
+void moe_activation_backward(UnaryOp act, const Tensor& gu, const Tensor& pre, const RowSetIndex& idx,
+                             const Tensor& expert_of, Tensor& dpre, Tensor& dgates, StreamRef stream) {
   pit::cuda::DeviceGuard guard(gu.device().index);
   const int64_t capacity = idx.rows.numel();
   const int64_t slots = dgates.defined() ? dgates.numel() : 0;
@@ -145,9 +121,7 @@ void moe_activation_backward(UnaryOp act, const Tensor& gu, const Tensor& pre, c
     const auto run = [&]<typename I>() {
       const Params<T, I> p{gu.data<T>(),
                            pre.data<T>(),
-                           h.data<T>(),
                            dpre.defined() ? dpre.data<T>() : nullptr,
-                           gated_h.defined() ? gated_h.data<T>() : nullptr,
                            idx.rows.data<int32_t>(),
                            idx.offsets.data<int32_t>(),
                            idx.weights.defined() ? idx.weights.data<float>() : nullptr,

@@ -29,6 +29,11 @@ struct EpiArgs {
   // output of C's layout, pre_delta elements after C (row + pre_delta is the same row there).
   bool pre = false;
   int64_t pre_delta = 0;
+  // With pre: the row's scale (gate) multiplies the activation's output rather than the
+  // accumulator, so pre keeps the unscaled values (the MoE up GEMM writes pre and gate * act(pre)).
+  // swrite_staged then passes the row's scale in `post`, which the pre paths apply.
+  bool scale_after = false;
+  float post = 1.f;
 };
 
 __device__ __forceinline__ float activate(Act act, float x) {
@@ -106,7 +111,7 @@ __device__ __noinline__ void swrite_pair_pre(T* row, int64_t col, int64_t ncols,
   for (int i = 0; i < 2 && col + i < ncols; ++i) {
     const float b = biased<T>(v[i], e, col + i);
     row[e.pre_delta + col + i] = pit::cuda::narrow<T>(b);
-    row[col + i] = pit::cuda::narrow<T>(activate(e.act, b));
+    row[col + i] = pit::cuda::narrow<T>(activate(e.act, b) * e.post);
   }
 }
 
@@ -180,7 +185,7 @@ __device__ __noinline__ void swrite_vec8(T* row, int64_t col, int64_t ncols, flo
       if (e.mode == WriteMode::store) {
         const float b = biased<T>(x, e, col + h0 + h);
         pre[h] = narrow<T>(b);
-        out[h] = narrow<T>(e.act != Act::none ? activate(e.act, b) : b);
+        out[h] = narrow<T>((e.act != Act::none ? activate(e.act, b) : b) * e.post);
       } else {
         out[h] = narrow<T>(widen(out[h]) + x);
       }
@@ -229,7 +234,17 @@ template <typename T>
 __device__ __noinline__ void store8_act(T* p, float4 lo, float4 hi, EpiArgs e) {
   if (e.pre) store8<T>(p + e.pre_delta, lo, hi);
   activate8(e.act, lo, hi);
+  if (e.post != 1.f) {
+    lo = make_float4(lo.x * e.post, lo.y * e.post, lo.z * e.post, lo.w * e.post);
+    hi = make_float4(hi.x * e.post, hi.y * e.post, hi.z * e.post, hi.w * e.post);
+  }
   store8<T>(p, lo, hi);
+}
+
+// e with the row's scale as the factor after the activation (EpiArgs::scale_after).
+__device__ __forceinline__ EpiArgs with_post(EpiArgs e, float scale) {
+  e.post = scale;
+  return e;
 }
 
 // Destination of one staged tile row: where it goes (null: nowhere) and a factor.
@@ -291,7 +306,7 @@ __device__ __forceinline__ void swrite_staged(const float* tile, int ld, RowFn&&
     if (dst == nullptr) return;
     float4 lo = pit::cuda::ptx::ld_shared_f4(tile + r * ld + c);
     float4 hi = pit::cuda::ptx::ld_shared_f4(tile + r * ld + c + 4);
-    if (scale != 1.f) {
+    if (scale != 1.f && !e.scale_after) {
       lo = make_float4(lo.x * scale, lo.y * scale, lo.z * scale, lo.w * scale);
       hi = make_float4(hi.x * scale, hi.y * scale, hi.z * scale, hi.w * scale);
     }
@@ -302,9 +317,9 @@ __device__ __forceinline__ void swrite_staged(const float* tile, int ld, RowFn&&
         hi = make_float4(hi.x + bhi.x, hi.y + bhi.y, hi.z + bhi.z, hi.w + bhi.w);
       }
       if (e.act == Act::none) store8<T>(p, lo, hi);
-      else store8_act<T>(p, lo, hi, e);
+      else store8_act<T>(p, lo, hi, e.scale_after ? with_post(e, scale) : e);
     } else {
-      swrite_vec8<T>(dst, col, ncols, lo, hi, e);  // adds the bias itself
+      swrite_vec8<T>(dst, col, ncols, lo, hi, e.scale_after ? with_post(e, scale) : e);  // adds the bias itself
     }
   };
   constexpr int kPerRow = kCols / 8;

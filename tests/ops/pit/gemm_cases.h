@@ -293,6 +293,20 @@ inline void run_moe_cases(Device dev, DType dt, bool skewed, sparse::Engine engi
       expect_close(pre, want, 0, 0, "moe compact outputs, pre, " + what);
       expect_close(ha, kernels::unary(act, want.to(Device::cpu(), DType::f64)), tol, tol,
                    "moe compact outputs, activation with pre, " + what);
+      // With the entries' gates after the activation (moe_ffn's up GEMM): pre as before, the
+      // output gate * act(pre); pre one element off its alignment on the second pass.
+      Tensor buf = poisoned({cap * n + 1}, dt, dev);
+      Tensor pre_g = buf.slice(0, with_bias ? 0 : 1, (with_bias ? 0 : 1) + cap * n).view({cap, n});
+      Tensor hg = poisoned({cap, n}, dt, dev);
+      sparse::gather_gemm(x, r, we, hg,
+                          {.c_scattered = false,
+                           .use_weights = true,
+                           .epilogue = {.bias = with_bias ? bias : Tensor(), .activation = true, .act = act, .pre = pre_g,
+                                        .scale_after_activation = true}});
+      expect_close(pre_g, want, 0, 0, "moe compact outputs, pre with gates after, " + what);
+      const Tensor gate_col = r.weights.slice(0, 0, cap).to(Device::cpu(), DType::f64).view({cap, 1});
+      expect_close(hg, kernels::binary(BinaryOp::mul, kernels::unary(act, want.to(Device::cpu(), DType::f64)), gate_col),
+                   tol, tol, "moe compact outputs, gate * act(pre), " + what);
     }
   // Expert weight gradient: dW_e = sum over e's tokens of gate * x^T g (g: gathered by row).
   const Tensor g = dense_random({t_count, n}, 4, dt, dev);

@@ -1,20 +1,20 @@
 #pragma once
 // sparse::moe_activation_backward (ops/pit/moe_grad.h) against a straightforward host
 // recomputation in f64 on fresh random inputs: every (expert, token, slot) in the index's order,
-// dpre = w * gu * act'(pre), dgates = <gu, h> by slot and the gated h, w * h. Routings: top-1/2/3, idle experts, one
-// expert taking every token, dropped slots (-1), tokens naming one expert in two or three slots;
-// F ragged (1, 37, 100) and aligned (64, 96, 4096); with and without entry weights; i32 and i64
-// ids; outputs apart (with the gated h), dpre over gu (in place), dgates only, dpre only, the gated
-// h only; operands one element off a 16-byte boundary. Outputs are poisoned (NaN) first: every
-// slot of dgates must be written, and the rows of dpre and the gated h past the count must stay as
-// they were. Run on the CPU (moe_grad_test.cpp) and CUDA
+// dpre = w * gu * act'(pre) and dgates = <gu, act(pre)> by slot. Routings: top-1/2/3, idle
+// experts, one expert taking every token, dropped slots (-1), tokens naming one expert in two or
+// three slots; F ragged (1, 37, 100) and aligned (64, 96, 4096); with and without entry weights;
+// i32 and i64 ids; outputs apart, dpre over gu (in place), dgates only, dpre only; operands one
+// element off a 16-byte boundary. Outputs are poisoned (NaN) first: every slot of dgates must be
+// written, and the rows of dpre past the count must stay as they were. Run on the CPU (moe_grad_test.cpp) and CUDA
 // (moe_grad_cuda_test.cpp).
 //
 // Tolerances (relative to the output's largest magnitude, expect_close):
-//   dpre and the gated h: f64 1e-12; f32 2e-5 (the derivative's tanh / exp / erf in f32); f16 1e-3 and bf16
+//   dpre    f64 1e-12; f32 2e-5 (the derivative's tanh / exp / erf in f32); f16 1e-3 and bf16
 //           4e-3: one rounding on store (2^-11, 2^-9 relative at most) over the f32 math.
 //   dgates  f32 whatever the inputs: 1e-6 for f64 (one rounding to f32), else 2e-5 (f32 sums of
-//           up to 4096 products, in another order than the f64 reference).
+//           up to 4096 products of gu and act(pre) in f32, in another order than the f64
+//           reference).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -75,17 +75,16 @@ inline std::vector<int64_t> moe_grad_routing(const MoeGradCase& c, uint64_t seed
 struct MoeGradRef {
   Tensor dpre;    // f64 [count, F]: the entries' rows
   Tensor dgates;  // f64 [T, k]
-  Tensor hw;      // f64 [count, F]: w * h
   int64_t count = 0;
 };
 
 // Entries in the index's order: by expert, then token, then slot.
-inline MoeGradRef moe_grad_reference(UnaryOp act, const Tensor& gu, const Tensor& pre, const Tensor& h,
+inline MoeGradRef moe_grad_reference(UnaryOp act, const Tensor& gu, const Tensor& pre,
                                      const std::vector<int64_t>& ids, int64_t k, int64_t experts,
                                      const std::vector<float>& gates) {
-  const std::vector<double> g = values(gu), p = values(pre), y = values(h);
+  const std::vector<double> g = values(gu), p = values(pre);
   const int64_t f = gu.size(1), tokens = static_cast<int64_t>(ids.size()) / k;
-  std::vector<double> dpre, hw, dgates(ids.size(), 0.0);
+  std::vector<double> dpre, dgates(ids.size(), 0.0);
   int64_t e = 0;
   for (int64_t s = 0; s < experts; ++s)
     for (int64_t t = 0; t < tokens; ++t)
@@ -96,14 +95,14 @@ inline MoeGradRef moe_grad_reference(UnaryOp act, const Tensor& gu, const Tensor
         double dot = 0;
         for (int64_t q = e * f; q < (e + 1) * f; ++q) {
           const auto i = static_cast<size_t>(q);
-          dot += g[i] * y[i];
-          dpre.push_back(w * g[i] * unary_derivative<double>(act, p[i], y[i], 0.0));
-          hw.push_back(w * y[i]);
+          const double y = apply_unary<double>(act, p[i], 0.0);
+          dot += g[i] * y;
+          dpre.push_back(w * g[i] * unary_derivative<double>(act, p[i], y, 0.0));
         }
         dgates[slot] = dot;
         ++e;
       }
-  return {from_vector(dpre, {e, f}), from_vector(dgates, {tokens, k}), from_vector(hw, {e, f}), e};
+  return {from_vector(dpre, {e, f}), from_vector(dgates, {tokens, k}), e};
 }
 
 // x with the same values one element past a 16-byte boundary (the kernels' unaligned path).
@@ -130,8 +129,7 @@ inline void run_moe_grad_cases(Device dev, const std::vector<DType>& dtypes) {
         const Tensor gu = dense_random({cap, c.f}, ++seed, dt, dev);
         const Tensor pre = kernels::binary(BinaryOp::mul, dense_random({cap, c.f}, ++seed, dt, dev),
                                            full({}, 3.0, dt, dev));  // [-3, 3): every part of the activations
-        const Tensor h = kernels::unary(c.act, pre);
-        const MoeGradRef ref = moe_grad_reference(c.act, gu, pre, h, ids, c.k, c.experts,
+        const MoeGradRef ref = moe_grad_reference(c.act, gu, pre, ids, c.k, c.experts,
                                                   weighted ? gates.to_vector<float>() : std::vector<float>());
         const std::string what = std::string(routing_name(c.routing)) + (c.repeats ? " with repeats" : "") +
                                  " T=" + std::to_string(c.tokens) + " k=" + std::to_string(c.k) + " E=" +
@@ -158,35 +156,28 @@ inline void run_moe_grad_cases(Device dev, const std::vector<DType>& dtypes) {
         for (const bool shifted : {false, true}) {
           const std::string mode = shifted ? " (operands off 16-byte boundaries)" : "";
           Tensor dpre = poisoned({cap, c.f}, dt, dev), dgates = poisoned({c.tokens, c.k}, DType::f32, dev);
-          Tensor hw = poisoned({cap, c.f}, dt, dev);
           if (shifted) dpre = off_boundary(dpre);
           sparse::moe_activation_backward(c.act, shifted ? off_boundary(gu) : gu, shifted ? off_boundary(pre) : pre,
-                                          shifted ? off_boundary(h) : h, idx, ids_t, dpre, dgates, &hw);
+                                          idx, ids_t, dpre, dgates);
           check_dpre(dpre, poisoned({cap - ref.count, c.f}, dt), mode);
           check_dgates(dgates, mode);
-          check_rows(hw, ref.hw, poisoned({cap - ref.count, c.f}, dt), mode + " gated h");
         }
         if (!weighted) continue;
         {  // dpre over gu
           Tensor inout = gu.clone(), dgates = poisoned({c.tokens, c.k}, DType::f32, dev);
-          sparse::moe_activation_backward(c.act, inout, pre, h, idx, ids_t, inout, dgates);
+          sparse::moe_activation_backward(c.act, inout, pre, idx, ids_t, inout, dgates);
           check_dpre(inout, gu.slice(0, ref.count, cap), " in place");
           check_dgates(dgates, " in place");
         }
         {  // the gates' gradient only
           Tensor none, dgates = poisoned({c.tokens, c.k}, DType::f32, dev);
-          sparse::moe_activation_backward(c.act, gu, pre, h, idx, ids_t, none, dgates);
+          sparse::moe_activation_backward(c.act, gu, pre, idx, ids_t, none, dgates);
           check_dgates(dgates, " dgates only");
         }
         {  // dpre only: no routing needed
           Tensor dpre = poisoned({cap, c.f}, dt, dev), none;
-          sparse::moe_activation_backward(c.act, gu, pre, h, idx, Tensor(), dpre, none);
+          sparse::moe_activation_backward(c.act, gu, pre, idx, Tensor(), dpre, none);
           check_dpre(dpre, poisoned({cap - ref.count, c.f}, dt), " dpre only");
-        }
-        {  // the gated h only
-          Tensor none, none2, hw = poisoned({cap, c.f}, dt, dev);
-          sparse::moe_activation_backward(c.act, gu, pre, h, idx, Tensor(), none, none2, &hw);
-          check_rows(hw, ref.hw, poisoned({cap - ref.count, c.f}, dt), " gated h only");
         }
         if (::testing::Test::HasFailure()) return;
       }

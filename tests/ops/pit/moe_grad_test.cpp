@@ -13,42 +13,29 @@ TEST(MoeActivationBackwardCpu, ErrorsNameTheProblem) {
   const int64_t t = 6, k = 2, f = 5;
   const Tensor ids = from_vector(std::vector<int32_t>{0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2}, {t, k});
   const sparse::RowSetIndex idx = sparse::rows_from_routing(ids, 3, zeros({t, k}));
-  const Tensor gu = zeros({t * k, f}), pre = zeros({t * k, f}), h = zeros({t * k, f});
+  const Tensor gu = zeros({t * k, f}), pre = zeros({t * k, f});
   Tensor dpre = zeros({t * k, f}), dgates = zeros({t, k}), none;
-  EXPECT_NO_THROW(sparse::moe_activation_backward(UnaryOp::silu, gu, pre, h, idx, ids, dpre, dgates));
+  EXPECT_NO_THROW(sparse::moe_activation_backward(UnaryOp::silu, gu, pre, idx, ids, dpre, dgates));
   using test::expect_error_contains;
-  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::exp, gu, pre, h, idx, ids, dpre, dgates); },
+  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::exp, gu, pre, idx, ids, dpre, dgates); },
                         "relu, gelu_tanh, gelu_erf or silu");
-  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, idx, ids, none, none); },
+  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, idx, ids, none, none); },
                         "nothing to compute");
   const Tensor wide = zeros({t * k, f + 1});
-  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, wide, h, idx, ids, dpre, dgates); },
+  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, wide, idx, ids, dpre, dgates); },
                         "pre must be [12, 5]");
-  const Tensor h64 = h.to(DType::f64);
-  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h64, idx, ids, dpre, dgates); },
+  const Tensor pre64 = pre.to(DType::f64);
+  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre64, idx, ids, dpre, dgates); },
                         "share one dtype");
   Tensor dg64 = zeros({t, k}, DType::f64);
-  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, idx, ids, dpre, dg64); },
+  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, idx, ids, dpre, dg64); },
                         "dgates must be contiguous f32");
-  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, idx, none, dpre, dgates); },
+  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, idx, none, dpre, dgates); },
                         "dgates needs expert_of");
   const Tensor fids = ids.to(DType::f32);
-  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, idx, fids, dpre, dgates); },
+  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, idx, fids, dpre, dgates); },
                         "i32 or i64");
-  Tensor narrow_hw = zeros({t * k, f - 1}), same = h;
-  expect_error_contains(
-      [&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, idx, ids, dpre, dgates, &narrow_hw); },
-      "gated_h must be [12, 5]");
-  expect_error_contains(
-      [&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, idx, ids, dpre, dgates, &same); },
-      "gated_h must overlap none of gu, pre, h and dpre");
-  Tensor both = zeros({t * k + 1, f});  // h and gated_h one row apart in one buffer
-  const Tensor h_view = both.slice(0, 0, t * k);
-  Tensor hw_view = both.slice(0, 1, t * k + 1);
-  expect_error_contains(
-      [&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h_view, idx, ids, dpre, dgates, &hw_view); },
-      "gated_h must overlap none of gu, pre, h and dpre");
   const sparse::RowSetIndex chunks = sparse::detect_rows(zeros({t * k, f}), 2);
-  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, h, chunks, ids, dpre, dgates); },
+  expect_error_contains([&] { sparse::moe_activation_backward(UnaryOp::relu, gu, pre, chunks, ids, dpre, dgates); },
                         "expert segments");
 }

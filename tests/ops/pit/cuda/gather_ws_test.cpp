@@ -12,6 +12,7 @@
 // outputs round once per contribution, so twice the dtype's. Skips without a GPU.
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,10 +53,13 @@ class Switch {
 using GridCap = Switch<int, sparse::cuda::set_persistent_grid_cap>;
 // Whether the ping-pong M-gather loads B by TMA (set_gather_tma_b).
 using TmaB = Switch<bool, sparse::cuda::set_gather_tma_b>;
+// Whether it loads a compact A by TMA too (set_gather_tma_a).
+using TmaA = Switch<bool, sparse::cuda::set_gather_tma_a>;
 #else
 int no_switch(int v) { return v; }  // (the tests skip without CUDA)
 using GridCap = Switch<int, no_switch>;
 using TmaB = Switch<int, no_switch>;
+using TmaA = Switch<int, no_switch>;
 #endif
 
 // No cap (a block a tile or so), one block walking every tile, three.
@@ -77,34 +81,45 @@ std::string engine_name(sparse::Engine e) {
 bool is_tma(sparse::Engine e) { return e == sparse::Engine::wgmma_tma || e == sparse::Engine::wgmma_tma_pingpong; }
 
 // gather_gemm on the GPU (the persistent engines; with `tma` those loading by TMA too) against the
-// CPU's in f64, C of shape `c_shape`. The ping-pong engine runs twice, B by TMA (its default on
-// expert segments) and by cp.async: the same MMAs on the same tiles, so bit for bit the same C
-// where nothing is accumulated.
+// CPU's in f64, C of shape `c_shape` (and Epilogue::pre, when args has one: each call gets it
+// poisoned anew). The ping-pong engine runs three times: B and a compact A by TMA (its default on
+// expert segments), A by cp.async, both by cp.async: the same MMAs on the same tiles, so bit for
+// bit the same C where nothing is accumulated.
 void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sparse::RowSetIndex& cpu_idx,
                    const Tensor& b, const Shape& c_shape, sparse::GatherGemmArgs args, double tol,
                    const std::string& what, bool tma = true) {
+  const bool with_pre = args.epilogue.pre.defined();
   for (const sparse::Engine engine : kEngines) {
     if (is_tma(engine) && !tma) continue;
     args.engine = engine;
     sparse::GatherGemmArgs ref = args;
     ref.engine = sparse::Engine::automatic;
     ref.epilogue.bias = f64(args.epilogue.bias);
+    if (with_pre) ref.epilogue.pre = test::poisoned(c_shape, DType::f64);
     Tensor want = test::poisoned(c_shape, DType::f64);
     sparse::gather_gemm(f64(a), cpu_idx, f64(b), want, ref);
+    if (with_pre) args.epilogue.pre.fill_(std::numeric_limits<double>::quiet_NaN());
     Tensor c = test::poisoned(c_shape, a.dtype(), kGpu);
     sparse::gather_gemm(a, gpu_idx, b, c, args);
+    if (with_pre)
+      test::expect_close(args.epilogue.pre, ref.epilogue.pre, tol, tol, what + " pre (" + engine_name(engine) + ")");
     if (engine == sparse::Engine::wgmma_pingpong) {
-      const TmaB cp_async(false);
-      Tensor c2 = test::poisoned(c_shape, a.dtype(), kGpu);
-      sparse::gather_gemm(a, gpu_idx, b, c2, args);
-      test::expect_close(c2, want, tol, tol, what + " (ping-pong, B by cp.async)");
-      // Bit for bit where each output is written once (atomic adds of many K-chunks land in any order).
-      if (args.epilogue.write != sparse::Write::accumulate) {
-        const std::vector<double> by_cp = test::values(c2), by_tma = test::values(c);
-        int64_t differ = 0;  // (rows the index leaves out keep their NaN in both)
-        for (size_t i = 0; i < by_tma.size(); ++i)
-          differ += !(by_cp[i] == by_tma[i] || (std::isnan(by_cp[i]) && std::isnan(by_tma[i])));
-        EXPECT_EQ(differ, 0) << what << ": the ping-pong engine's B by cp.async and by TMA differ";
+      // Again with a compact A by cp.async (B by TMA), then both by cp.async.
+      for (const bool b_tma : {true, false}) {
+        const TmaA a_cp(false);
+        const TmaB b_way(b_tma);
+        Tensor c2 = test::poisoned(c_shape, a.dtype(), kGpu);
+        sparse::gather_gemm(a, gpu_idx, b, c2, args);
+        const std::string way = b_tma ? "A by cp.async, B by TMA" : "A and B by cp.async";
+        test::expect_close(c2, want, tol, tol, what + " (ping-pong, " + way + ")");
+        // Bit for bit where each output is written once (atomic adds of many K-chunks land in any order).
+        if (args.epilogue.write != sparse::Write::accumulate) {
+          const std::vector<double> by_cp = test::values(c2), by_tma = test::values(c);
+          int64_t differ = 0;  // (rows the index leaves out keep their NaN in both)
+          for (size_t i = 0; i < by_tma.size(); ++i)
+            differ += !(by_cp[i] == by_tma[i] || (std::isnan(by_cp[i]) && std::isnan(by_tma[i])));
+          EXPECT_EQ(differ, 0) << what << ": the ping-pong engine's default loads and " << way << " differ";
+        }
       }
     }
     test::expect_close(c, want, tol, tol, what + " (" + engine_name(engine) + ")");
@@ -162,6 +177,17 @@ TEST(GatherPersistentCuda, Experts) {
                       {.a_gathered = true, .c_scattered = false, .b_trans = true,
                        .epilogue = {.bias = bias, .activation = true, .act = UnaryOp::gelu_tanh}},
                       tol, "up (SRead of x, compact, bias + gelu) " + what);
+        // As moe_ffn's up GEMM: pre and gate * gelu(pre), pre in a view 2 bytes off a 16-byte
+        // boundary on every other case (its stores then take the element-wise path).
+        Tensor pre_buf = Tensor::empty({2 * kTokens * kN + 1}, dt, kGpu);
+        const int64_t shift = kind % 2;
+        expect_gather(x, gi, ci, w1, {2 * kTokens, kN},
+                      {.a_gathered = true, .c_scattered = false, .b_trans = true, .use_weights = true,
+                       .epilogue = {.activation = true,
+                                    .act = UnaryOp::gelu_tanh,
+                                    .pre = pre_buf.slice(0, shift, shift + 2 * kTokens * kN).view({2 * kTokens, kN}),
+                                    .scale_after_activation = true}},
+                      tol, "up (SRead of x, compact, pre and gate * gelu(pre)) " + what);
         const Tensor h = test::dense_random({2 * kTokens, kN}, ++seed, dt, kGpu);
         const Tensor w2 = test::dense_random({kExperts, kN, kK}, ++seed, dt, kGpu);  // [E, K = N, N = K]
         expect_gather(h, gi, ci, w2, {kTokens, kK},
