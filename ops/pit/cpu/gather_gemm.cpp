@@ -111,6 +111,7 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
   const int64_t w = idx.segment_cols;
   const bool per_segment_b = b.dim() == 3;
   const bool per_segment_bias = args.epilogue.bias.defined() && args.epilogue.bias.dim() == 2;
+  const bool after = args.use_weights && args.epilogue.scale_after_activation;  // scale act's output
   dispatch_floating(a.dtype(), "gather_gemm", [&]<typename T>() {
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
       if (w == 0) return gather_gemm_blas<T>(a, ent, b, c, args);
@@ -151,7 +152,6 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
               }
             }
             const C scale = args.use_weights ? static_cast<C>(ent.w[e]) : C(1);
-            const bool after = args.epilogue.scale_after_activation;  // the scale on act's output
             if (scale != C(1) && !after)
               for (int64_t n = n0; n < n1; ++n) acc[static_cast<size_t>(n - n0)] *= scale;
             detail::finish(Cp + cr * n_all, acc.data(), n0, n1, args.epilogue, bias_s,
