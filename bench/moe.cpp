@@ -161,7 +161,7 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   });
   report.add({"  bwd activation+dgates " + tag, shape, act_b.median_ms, 6.0 * rows * kFfn, false, 4.16e12, "", 0});
   // The weight gradients against their mma.sync engine; each engine timed alternately with the
-  // automatic choice (the lean kernel, ops/pit/cuda/weight_grad_lean.cu): the general wgmma kernel
+  // automatic choice (the wide kernel, ops/pit/cuda/weight_grad_wide.cu): the general wgmma kernel
   // (the same sums) and the persistent one.
   const auto wgrad_engines = {Engine::wgmma, Engine::wgmma_persistent};
   Tensor dw1 = Tensor::empty(w1.shape(), DType::bf16, Device::cuda());
@@ -169,10 +169,23 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
     sparse::gather_weight_grad(x, dh, idx, dw1,
                                {.a_gathered = true, .g_gathered = false, .b_trans = true, .engine = Engine::mma});
   });
-  gemm_part("bwd dW1", wgrad_engines, "mma.sync engine", bwd_w1_mma.median_ms, [&](Engine e) {
+  // The automatic choice (the wide kernel, weight_grad_wide.cu) timed alternately with the lean
+  // kernel it replaces (PIT_WEIGHT_GRAD_WIDE=0, read per call), as its own row.
+  const auto lean_part = [&](const std::string& name, const auto& run) {
+    const auto [wide, lean] = time_gpu_pair([&](int) { run(Engine::automatic); }, [&](int) {
+      setenv("PIT_WEIGHT_GRAD_WIDE", "0", 1);
+      run(Engine::automatic);
+      unsetenv("PIT_WEIGHT_GRAD_WIDE");
+    });
+    report.add({"  " + name + ", wide kernel " + tag, shape, wide.median_ms, gemm_flops, true, gemm_peak, "", 0});
+    report.add({"  " + name + ", lean kernel " + tag, shape, lean.median_ms, gemm_flops, true, gemm_peak, "", 0});
+  };
+  const auto dw1_call = [&](Engine e) {
     sparse::gather_weight_grad(x, dh, idx, dw1,
                                {.a_gathered = true, .g_gathered = false, .b_trans = true, .engine = e});
-  });
+  };
+  gemm_part("bwd dW1", wgrad_engines, "mma.sync engine", bwd_w1_mma.median_ms, dw1_call);
+  lean_part("bwd dW1", dw1_call);
   Tensor dx = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
   gemm_part("bwd dx GEMM", {Engine::wgmma_persistent, Engine::wgmma_tma_pingpong}, "", 0, [&](Engine e) {
     gather_gemm(dh, idx, w1, dx,
@@ -184,10 +197,12 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
     sparse::gather_weight_grad(h, dy, idx, dw2,
                                {.a_gathered = false, .g_gathered = true, .b_trans = true, .engine = Engine::mma});
   });
-  gemm_part("bwd dW2 (gated h)", wgrad_engines, "mma.sync engine", bwd_w2_mma.median_ms, [&](Engine e) {
+  const auto dw2_call = [&](Engine e) {
     sparse::gather_weight_grad(h, dy, idx, dw2,
                                {.a_gathered = false, .g_gathered = true, .b_trans = true, .engine = e});
-  });
+  };
+  gemm_part("bwd dW2 (gated h)", wgrad_engines, "mma.sync engine", bwd_w2_mma.median_ms, dw2_call);
+  lean_part("bwd dW2 (gated h)", dw2_call);
   // The op's calls back to back with buffers allocated once, without autograd: against moe_ffn
   // fwd+bwd, what the op and autograd add; against the parts' sum, what running in sequence costs.
   Tensor gu = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());

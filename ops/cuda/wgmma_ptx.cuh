@@ -1,6 +1,6 @@
 #pragma once
 // Hopper warpgroup MMA (wgmma, sm_90a) building blocks: shared-memory matrix descriptors for
-// 128-byte-swizzled tiles, the fences and group waits, and m64n128k16 bf16 with f32 accumulators.
+// 128-byte-swizzled tiles, the fences and group waits, and m64n{64,128,256}k16 f16/bf16 with f32 accumulators.
 // Device-only. Used by the wgmma engine benchmark (bench/engine.cu); the PIT GEMMs move onto it
 // next (docs/BENCHMARKS.md).
 //
@@ -37,21 +37,36 @@ __device__ __forceinline__ void fence_smem_for_async() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
-// The 64 accumulator operands of an m64n128 wgmma: the register list and its constraints.
-#define PIT_WGMMA_D64 \
+// The accumulator operands of m64nNk16 (N / 2 a thread): their place in the instruction's
+// register list and their constraints, built up 32 at a time.
+#define PIT_WGMMA_D32 \
   "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
-  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
-  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+#define PIT_WGMMA_D64 \
+  PIT_WGMMA_D32 ", %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
   "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-#define PIT_WGMMA_D64_OUT \
-  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
-  "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
-  "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
-  "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
-  "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
-  "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
-  "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
-  "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+#define PIT_WGMMA_D128 \
+  PIT_WGMMA_D64 ", %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+  "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, " \
+  "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, " \
+  "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+#define PIT_WGMMA_F8(i) \
+  "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
+#define PIT_WGMMA_D32_OUT PIT_WGMMA_F8(0), PIT_WGMMA_F8(8), PIT_WGMMA_F8(16), PIT_WGMMA_F8(24)
+#define PIT_WGMMA_D64_OUT PIT_WGMMA_D32_OUT, PIT_WGMMA_F8(32), PIT_WGMMA_F8(40), PIT_WGMMA_F8(48), PIT_WGMMA_F8(56)
+#define PIT_WGMMA_D128_OUT \
+  PIT_WGMMA_D64_OUT, PIT_WGMMA_F8(64), PIT_WGMMA_F8(72), PIT_WGMMA_F8(80), PIT_WGMMA_F8(88), PIT_WGMMA_F8(96), \
+      PIT_WGMMA_F8(104), PIT_WGMMA_F8(112), PIT_WGMMA_F8(120)
+
+// The instruction m64nNk16 for input type TYPE ("f16" or "bf16"), N a string literal, with REGS /
+// OUTS its accumulators' list and constraints (N / 2 of them, K operands: the descriptors are
+// operands K and K + 1, scale_d K + 2, the transposes K + 3 and K + 4, given as strings).
+#define PIT_WGMMA(N, TYPE, REGS, OUTS, DA, DB, SD, TA, TB)                                                \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" SD ", 0;\n"                                          \
+               "wgmma.mma_async.sync.aligned.m64n" N "k16.f32." TYPE "." TYPE " {" REGS "}, %" DA ", %" DB \
+               ", p, 1, 1, %" TA ", %" TB ";\n}\n"                                                        \
+               : OUTS                                                                                    \
+               : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransA), "n"(kTransB))
 
 // d (64 x 128 per warpgroup, f32) += A (64 x 16; M-major when kTransA, else K-major)
 // B (16 x 128; N-major when kTransB, else K-major), f16 (kHalf) or bf16 inputs. scale_d = 0
@@ -59,47 +74,34 @@ __device__ __forceinline__ void fence_smem_for_async() {
 // Accumulator layout: warp w of the warpgroup holds rows 16 w + g and 16 w + g + 8 (g = lane / 4);
 // d[4 j + {0, 1}] at columns 8 j + 2 (lane % 4) + {0, 1} of the first row, d[4 j + {2, 3}] of the
 // second (the mma.sync m16n8 layout, repeated over the 16 column blocks).
-// The instruction for input type TYPE (a string literal: "f16" or "bf16").
-#define PIT_WGMMA_M64N128K16(TYPE)                                                   \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                         \
-               "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE " {" PIT_WGMMA_D64 \
-               "}, %64, %65, p, 1, 1, %67, %68;\n}\n"                                  \
-               : PIT_WGMMA_D64_OUT                                                      \
-               : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransA), "n"(kTransB))
-
 template <bool kHalf, int kTransA, int kTransB>
 __device__ __forceinline__ void mma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  if constexpr (kHalf) PIT_WGMMA_M64N128K16("f16");
-  else PIT_WGMMA_M64N128K16("bf16");
+  if constexpr (kHalf) PIT_WGMMA("128", "f16", PIT_WGMMA_D64, PIT_WGMMA_D64_OUT, "64", "65", "66", "67", "68");
+  else PIT_WGMMA("128", "bf16", PIT_WGMMA_D64, PIT_WGMMA_D64_OUT, "64", "65", "66", "67", "68");
 }
 
 // The same with n = 64 (32 accumulators a thread: d[4 j + ...] for the 8 column blocks j).
-#define PIT_WGMMA_D32 \
-  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
-  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-#define PIT_WGMMA_D32_OUT \
-  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
-  "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
-  "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
-  "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-#define PIT_WGMMA_M64N64K16(TYPE)                                                    \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                         \
-               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " {" PIT_WGMMA_D32 \
-               "}, %32, %33, p, 1, 1, %35, %36;\n}\n"                                  \
-               : PIT_WGMMA_D32_OUT                                                      \
-               : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransA), "n"(kTransB))
-
 template <bool kHalf, int kTransA, int kTransB>
 __device__ __forceinline__ void mma_m64n64k16(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  if constexpr (kHalf) PIT_WGMMA_M64N64K16("f16");
-  else PIT_WGMMA_M64N64K16("bf16");
+  if constexpr (kHalf) PIT_WGMMA("64", "f16", PIT_WGMMA_D32, PIT_WGMMA_D32_OUT, "32", "33", "34", "35", "36");
+  else PIT_WGMMA("64", "bf16", PIT_WGMMA_D32, PIT_WGMMA_D32_OUT, "32", "33", "34", "35", "36");
 }
 
-#undef PIT_WGMMA_M64N64K16
-#undef PIT_WGMMA_D32
-#undef PIT_WGMMA_D32_OUT
-#undef PIT_WGMMA_M64N128K16
-#undef PIT_WGMMA_D64
+// The same with n = 256 (128 accumulators a thread: d[4 j + ...] for the 32 column blocks j), for
+// the weight gradient's 128 x 256 tiles (weight_grad_wide.cu).
+template <bool kHalf, int kTransA, int kTransB>
+__device__ __forceinline__ void mma_m64n256k16(float (&d)[128], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  if constexpr (kHalf) PIT_WGMMA("256", "f16", PIT_WGMMA_D128, PIT_WGMMA_D128_OUT, "128", "129", "130", "131", "132");
+  else PIT_WGMMA("256", "bf16", PIT_WGMMA_D128, PIT_WGMMA_D128_OUT, "128", "129", "130", "131", "132");
+}
+
+#undef PIT_WGMMA
+#undef PIT_WGMMA_D128_OUT
 #undef PIT_WGMMA_D64_OUT
+#undef PIT_WGMMA_D32_OUT
+#undef PIT_WGMMA_F8
+#undef PIT_WGMMA_D128
+#undef PIT_WGMMA_D64
+#undef PIT_WGMMA_D32
 
 }  // namespace pit::cuda::wgmma

@@ -18,6 +18,10 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
 // same sums, bit for bit.)
 bool gather_weight_grad_lean_takes(const Tensor& a, const Tensor& g, const RowSetIndex& idx, const Tensor& db,
                                    const GatherWeightGradArgs& args);
+// Whether it takes the wide kernel (weight_grad_wide.cu: 128 x 256 tiles, persistent) among those:
+// Q (dB's columns) over 128; not with PIT_WEIGHT_GRAD_WIDE=0.
+bool gather_weight_grad_wide_takes(const Tensor& a, const Tensor& g, const RowSetIndex& idx, const Tensor& db,
+                                   const GatherWeightGradArgs& args);
 // engine: for 128-row micro-tiles in f16/bf16 (smaller ones run on mma.sync whatever it says);
 // wgmma_persistent needs 16-byte aligned rows of B and of the values (it throws otherwise).
 void condense_gemm(const KListIndex& a, const Tensor& b, Tensor& c, const Epilogue& epilogue,

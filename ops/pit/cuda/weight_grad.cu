@@ -122,6 +122,13 @@ bool lean_allowed() {
   return v == nullptr || std::string(v) != "0";
 }
 
+// PIT_WEIGHT_GRAD_WIDE=0: the lean kernel's cases keep it rather than the wide one (comparisons;
+// read per call).
+bool wide_allowed() {
+  const char* v = std::getenv("PIT_WEIGHT_GRAD_WIDE");
+  return v == nullptr || std::string(v) != "0";
+}
+
 // The kernels' parameters for dB [S, P, Q] = the M-gather's weight gradient of a and g.
 template <typename T>
 WgradParams<T> wgrad_params(const Tensor& a, const Tensor& g, const RowSetIndex& idx, const Tensor& db,
@@ -166,6 +173,16 @@ bool gather_weight_grad_lean_takes(const Tensor& a, const Tensor& g, const RowSe
   return takes;
 }
 
+bool gather_weight_grad_wide_takes(const Tensor& a, const Tensor& g, const RowSetIndex& idx, const Tensor& db,
+                                   const GatherWeightGradArgs& args) {
+  if (!gather_weight_grad_lean_takes(a, g, idx, db, args) || !wide_allowed()) return false;
+  bool takes = false;
+  dispatch_gemm(a.dtype(), "cuda::gather_weight_grad_wide_takes", [&]<typename T>() {
+    if constexpr (!std::is_same_v<T, float>) takes = wide_takes(wgrad_params<T>(a, g, idx, db, args));
+  });
+  return takes;
+}
+
 void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx, Tensor& db,
                         const GatherWeightGradArgs& args, StreamRef stream) {
   const int64_t k = a.size(1), n = g.size(1), s = idx.num_segments;
@@ -181,7 +198,8 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
     // idle, weighs as much as its MMAs.
     if constexpr (!std::is_same_v<T, float>) {
       if (args.engine == Engine::automatic && lean_takes(p) && lean_allowed()) {
-        launch_weight_grad_lean<T>(p, stream);
+        if (wide_takes(p) && wide_allowed()) launch_weight_grad_wide<T>(p, stream);
+        else launch_weight_grad_lean<T>(p, stream);
         return;
       }
       if (args.engine == Engine::wgmma_persistent) {
