@@ -1,11 +1,13 @@
 // The weight gradient of the M-gather in the lean kernel's case (weight_grad_lean.cu, lean_takes)
 // with 128 x 256 tiles, one block an SM walking its tiles with the loads running on across them.
 //
-// Why: in the lean kernel's k-loop each 128 x 128 x 64 step brings 32 KB through the L2 for
-// 2.1 MFLOP. On an H100 (T = 16384, E = 64, top-2) dW1 ran at 393 TFLOP/s: ~6 TB/s of operands
-// out of the L2, about what it delivers, so the tiles' operand traffic bounds these GEMMs, not the
-// tensor cores. A 128 x 256 tile brings 48 KB a step for twice the MMAs: a quarter less traffic
-// per FLOP. Its 128 accumulators a thread (m64n256k16 per warpgroup) leave room for one block an
+// Why (an estimate from the lean kernel's times, not yet profiled): in its k-loop each 128 x 128
+// x 64 step brings 32 KB through the L2 for 2.1 MFLOP. On an H100 (T = 16384, E = 64, top-2) dW1
+// ran at 393 TFLOP/s (0.70 ms): ~6 TB/s of operands out of the L2, near what an H100's L2 is
+// reported to deliver, so operand traffic rather than the tensor cores likely bounds these GEMMs.
+// A 128 x 256 tile brings 48 KB a step for twice the MMAs: a quarter less traffic per FLOP.
+// STATUS: written and compiled (193-197 registers, no spills), its pipeline's stage schedule
+// checked by simulation; not yet run on a GPU (no device came in the session that wrote it). Its 128 accumulators a thread (m64n256k16 per warpgroup) leave room for one block an
 // SM, so the block is persistent: tiles t = blockIdx.x, + gridDim.x, ... (weight_grad_core.cuh's
 // order, column tiles of 256), and the k-steps of all its tiles form one pipeline, so the next
 // tile's first stages load under this tile's last MMAs and its epilogue. The epilogue stores the
