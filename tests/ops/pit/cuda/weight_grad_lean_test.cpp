@@ -61,6 +61,18 @@ class NoWide {
   NoWide& operator=(const NoWide&) = delete;
 };
 
+// The persistent kernels' grid capped at `blocks` for its lifetime (0: no cap).
+class GridCap {
+ public:
+  explicit GridCap(int blocks) : previous_(sparse::cuda::set_persistent_grid_cap(blocks)) {}
+  ~GridCap() { sparse::cuda::set_persistent_grid_cap(previous_); }
+  GridCap(const GridCap&) = delete;
+  GridCap& operator=(const GridCap&) = delete;
+
+ private:
+  int previous_;
+};
+
 // The kernels under test: the wide one with no grid cap, 1 and 3 blocks; the lean one.
 struct Variant {
   std::string name;
@@ -98,11 +110,10 @@ TEST(WeightGradLeanCuda, BitIdenticalToTheWgmmaEngineAndCloseToTheCpu) {
               {
                 std::optional<NoWide> lean;
                 if (!v.wide) lean.emplace();
-                const int cap = sparse::cuda::set_persistent_grid_cap(v.grid_cap);
+                const GridCap cap(v.grid_cap);
                 ASSERT_TRUE(sparse::cuda::gather_weight_grad_lean_takes(a, g, gi, got, args)) << what;
                 EXPECT_EQ(sparse::cuda::gather_weight_grad_wide_takes(a, g, gi, got, args), v.wide) << what;
                 sparse::gather_weight_grad(a, g, gi, got, args);
-                sparse::cuda::set_persistent_grid_cap(cap);
               }
               sparse::GatherWeightGradArgs general = args;
               general.engine = sparse::Engine::wgmma;
