@@ -116,18 +116,15 @@ __global__ void __launch_bounds__(WgradCfg<T, kEng>::kThreads, WgradCfg<T, kEng>
   }, n0, p.q, p.epi);
 }
 
-// PIT_WEIGHT_GRAD_LEAN=0: Engine::automatic keeps the general kernel (comparisons; read per call).
-bool lean_allowed() {
-  const char* v = std::getenv("PIT_WEIGHT_GRAD_LEAN");
+// Whether the environment leaves a kernel choice on: off only where `name` is "0" (comparisons;
+// read per call). PIT_WEIGHT_GRAD_LEAN=0: Engine::automatic keeps the general kernel;
+// PIT_WEIGHT_GRAD_WIDE=0: the lean kernel's cases keep it rather than the wide one.
+bool switch_on(const char* name) {
+  const char* v = std::getenv(name);
   return v == nullptr || std::string(v) != "0";
 }
-
-// PIT_WEIGHT_GRAD_WIDE=0: the lean kernel's cases keep it rather than the wide one (comparisons;
-// read per call).
-bool wide_allowed() {
-  const char* v = std::getenv("PIT_WEIGHT_GRAD_WIDE");
-  return v == nullptr || std::string(v) != "0";
-}
+bool lean_allowed() { return switch_on("PIT_WEIGHT_GRAD_LEAN"); }
+bool wide_allowed() { return switch_on("PIT_WEIGHT_GRAD_WIDE"); }
 
 // The kernels' parameters for dB [S, P, Q] = the M-gather's weight gradient of a and g.
 template <typename T>

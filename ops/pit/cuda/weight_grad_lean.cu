@@ -49,11 +49,6 @@ constexpr int kLoadRows = 64 / kRowStep;          // a thread's chunks of one op
 constexpr int kOutRows = 128 / kRowStep;          // its chunks of the output tile: 8
 constexpr int kStageLd = 128 + 8;                 // the staged tile's row stride, in elements
 
-template <typename T>
-__device__ __forceinline__ uint32_t pack2(float a, float b) {
-  return static_cast<uint32_t>(pit::cuda::narrow<T>(a).bits) | (static_cast<uint32_t>(pit::cuda::narrow<T>(b).bits) << 16);
-}
-
 // kXg / kYg: X's / Y's rows gathered through the index (else compact, by entry). Grid: (column
 // tile, row tile, segment).
 template <typename T, bool kXg, bool kYg>
@@ -113,7 +108,7 @@ __global__ void __launch_bounds__(kThreads, 2) weight_grad_lean_kernel(const Wgr
   // The tile rounded to T in shared memory, then whole 16-byte runs of dB's rows.
   const uint32_t staged = dev::smem_u32(smem);
   acc.for_each_pair([&](int r, int c, float v0, float v1) {
-    dev::st_shared_u32(staged + static_cast<uint32_t>((r * kStageLd + c) * sizeof(T)), pack2<T>(v0, v1));
+    dev::st_shared_u32(staged + static_cast<uint32_t>((r * kStageLd + c) * sizeof(T)), dev::pack2<T>(v0, v1));
   });
   __syncthreads();
   if (y_bytes == 0) return;  // this thread's column is past Q

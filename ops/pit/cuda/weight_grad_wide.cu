@@ -20,12 +20,14 @@
 // (zero-filled past the segment or the edge), with the gathered rows read from the index one
 // stage ahead. 4 stages of 48 KB; the loads run 2 stages ahead with one stage's MMAs in flight.
 // Each output element sums the same products in the same order (k16 steps of 64-entry stages)
-// as the wgmma engine and the lean kernel: bit-identical to them.
-#include <algorithm>
+// as the wgmma engine and the lean kernel, so it should be bit-identical to them (the tests
+// assert it; not yet run).
+#include <type_traits>
 
 #include "ops/cuda/device_utils.cuh"
 #include "ops/cuda/mma_ptx.cuh"
 #include "ops/cuda/wgmma_ptx.cuh"
+#include "ops/pit/cuda/gemm_core.cuh"
 #include "ops/pit/cuda/launch.cuh"
 #include "ops/pit/cuda/sread.cuh"
 #include "ops/pit/cuda/weight_grad_core.cuh"
@@ -41,9 +43,14 @@ constexpr int kXRowStep = kThreads / kXChunks;     // rows between one thread's 
 constexpr int kYRowStep = kThreads / kYChunks;     // and Y chunks: 8
 constexpr int kXLoads = BK / kXRowStep, kYLoads = BK / kYRowStep;  // a thread's chunks a stage: 4, 8
 constexpr int kAElems = BK * BM, kBElems = BK * BN;  // 16 and 32 KB (bf16): stages stay 1024-aligned
-constexpr size_t kAlign = 1024;
+// What dev::tile_base needs: the element type and the stages' alignment.
 template <typename T>
-constexpr size_t kSmem = size_t{kStages} * (kAElems + kBElems) * sizeof(T) + kAlign - 16;
+struct WideCfg {
+  using Elem = T;
+  static constexpr size_t kAlign = 1024;
+};
+template <typename T>
+constexpr size_t kSmem = size_t{kStages} * (kAElems + kBElems) * sizeof(T) + WideCfg<T>::kAlign - 16;
 using Layout = dev::Sw128MNMajor<BK>;
 
 template <typename T>
@@ -71,11 +78,6 @@ __device__ __forceinline__ Tile describe(const WideParams<T>& w, int t) {
   d.m0 = int64_t{mt} * BM;
   d.n0 = int64_t{nt} * BN;
   return d;
-}
-
-template <typename T>
-__device__ __forceinline__ uint32_t pack2(float a, float b) {
-  return static_cast<uint32_t>(pit::cuda::narrow<T>(a).bits) | (static_cast<uint32_t>(pit::cuda::narrow<T>(b).bits) << 16);
 }
 
 // The loads of this thread: the tile and stage next to load, its column chunks of X and Y, and the
@@ -164,8 +166,7 @@ template <typename T, bool kXg, bool kYg>
 __global__ void __launch_bounds__(kThreads, 1) weight_grad_wide_kernel(const __grid_constant__ WideParams<T> w) {
   using namespace pit::cuda;
   extern __shared__ uint4 smem_raw[];
-  const uintptr_t raw = reinterpret_cast<uintptr_t>(smem_raw);
-  T* const sa = reinterpret_cast<T*>((raw + kAlign - 1) & ~uintptr_t{kAlign - 1});
+  T* const sa = dev::tile_base<WideCfg<T>>(smem_raw);
   T* const sb = sa + kStages * kAElems;
   Loader<T, kXg, kYg> loader(w);
 #pragma unroll
@@ -219,8 +220,8 @@ __global__ void __launch_bounds__(kThreads, 1) weight_grad_wide_kernel(const __g
 #pragma unroll
     for (int j = 0; j < BN / 8; ++j) {
       if (8 * j >= cols_left) break;
-      if (top) *reinterpret_cast<uint32_t*>(out + 8 * j) = pack2<T>(acc[4 * j], acc[4 * j + 1]);
-      if (bottom) *reinterpret_cast<uint32_t*>(out + 8 * w.p.q + 8 * j) = pack2<T>(acc[4 * j + 2], acc[4 * j + 3]);
+      if (top) *reinterpret_cast<uint32_t*>(out + 8 * j) = dev::pack2<T>(acc[4 * j], acc[4 * j + 1]);
+      if (bottom) *reinterpret_cast<uint32_t*>(out + 8 * w.p.q + 8 * j) = dev::pack2<T>(acc[4 * j + 2], acc[4 * j + 3]);
     }
     tile = next;
   }
