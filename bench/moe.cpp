@@ -235,12 +235,13 @@ int run_moe(const std::string& markdown_path) {
   Report::print_header();
   const Tensor x = random_bf16({kTokens, kModel}, 1.0, 1), dy = random_bf16({kTokens, kModel}, 1.0, 2);
   const Tensor w1 = random_bf16({kExperts, kFfn, kModel}, 0.03, 3), w2 = random_bf16({kExperts, kModel, kFfn}, 0.03, 4);
-  // PIT_BENCH_MOE_TRACE=1: three untimed forward + backward passes of top-1 uniform and nothing
-  // else, for a profiler to list the kernels of one pass (e.g. `ncu --metrics
+  // PIT_BENCH_MOE_TRACE=1 (or 2): three untimed forward + backward passes of top-1 (top-2) uniform
+  // and nothing else, for a profiler to list the kernels of one pass (e.g. `ncu --metrics
   // gpu__time_duration.sum build-gpu/pit-bench moe`).
-  if (std::getenv("PIT_BENCH_MOE_TRACE") != nullptr) {
-    const Tensor ids = routing(1, false, 11);
-    const Tensor gates = full({kTokens, 1}, 1.0, DType::f32, Device::cuda());
+  if (const char* trace = std::getenv("PIT_BENCH_MOE_TRACE"); trace != nullptr) {
+    const int64_t tk = std::string(trace) == "2" ? 2 : 1;
+    const Tensor ids = routing(tk, false, 11);
+    const Tensor gates = full({kTokens, tk}, 1.0 / static_cast<double>(tk), DType::f32, Device::cuda());
     for (int i = 0; i < 3; ++i) {
       Variable xv(x, true), g(gates, true), a(w1, true), b(w2, true);
       ops::moe_ffn(xv, ids, g, a, b).backward(dy);

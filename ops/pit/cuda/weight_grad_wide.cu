@@ -6,8 +6,12 @@
 // ran at 393 TFLOP/s (0.70 ms): ~6 TB/s of operands out of the L2, near what an H100's L2 is
 // reported to deliver, so operand traffic rather than the tensor cores likely bounds these GEMMs.
 // A 128 x 256 tile brings 48 KB a step for twice the MMAs: a quarter less traffic per FLOP.
-// STATUS: written and compiled (193-197 registers, no spills), its pipeline's stage schedule
-// checked by simulation; not yet run on a GPU (no device came in the session that wrote it). Its 128 accumulators a thread (m64n256k16 per warpgroup) leave room for one block an
+// STATUS: correct (H100, 2026-12-06: test_pit_weight_grad_lean_cuda, bit-identical; full suite
+// 707/707) but SLOWER than the lean kernel, so not merged: `PIT_BENCH_MOE_PARTS=1 pit-bench moe`,
+// timed alternately, dW1 top-1 0.704-0.708 against 0.433-0.436 ms, top-2 1.046-1.067 against
+// 0.729-0.744; dW2 top-2 0.951-0.971 against 0.707-0.710. One block of 8 warps an SM hides less
+// than the lean kernel's two blocks (one block's epilogue and barriers run under the other's
+// MMAs); here the tensor cores wait through every barrier and epilogue. Its 128 accumulators a thread (m64n256k16 per warpgroup) leave room for one block an
 // SM, so the block is persistent: tiles t = blockIdx.x, + gridDim.x, ... (weight_grad_core.cuh's
 // order, column tiles of 256), and the k-steps of all its tiles form one pipeline, so the next
 // tile's first stages load under this tile's last MMAs and its epilogue. The epilogue stores the
