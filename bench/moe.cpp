@@ -160,32 +160,47 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
     sparse::moe_activation_backward(UnaryOp::gelu_tanh, dh, pre, idx, ids, dpre, dgates);
   });
   report.add({"  bwd activation+dgates " + tag, shape, act_b.median_ms, 6.0 * rows * kFfn, false, 4.16e12, "", 0});
-  // The weight gradients against their mma.sync engine; each engine timed alternately with the
-  // automatic choice (the wide kernel, ops/pit/cuda/weight_grad_wide.cu): the general wgmma kernel
-  // (the same sums) and the persistent one.
+  // The weight gradients against cuBLAS on the same FLOPs in the experts' own shapes: a strided
+  // batch of E GEMMs [ffn, d] = dH_e^T X_e over rows / E entries each (uniform routing's counts,
+  // operands contiguous: no gather). Each engine timed alternately with the automatic choice (the
+  // wide kernel, ops/pit/cuda/weight_grad_wide.cu): the general wgmma kernel (the same sums) and
+  // the persistent one.
+  const Tensor xb = random_bf16({kExperts, rows / kExperts, kModel}, 1.0, 9);
+  const Tensor hb = random_bf16({kExperts, rows / kExperts, kFfn}, 1.0, 10);
+  const auto dense_wgrad = time_gpu([&](int) { (void)kernels::matmul(hb.transpose(1, 2), xb); });
   const auto wgrad_engines = {Engine::wgmma, Engine::wgmma_persistent};
   Tensor dw1 = Tensor::empty(w1.shape(), DType::bf16, Device::cuda());
-  const auto bwd_w1_mma = time_gpu([&](int) {
-    sparse::gather_weight_grad(x, dh, idx, dw1,
-                               {.a_gathered = true, .g_gathered = false, .b_trans = true, .engine = Engine::mma});
-  });
+  const auto dw1_call = [&](Engine e) {
+    sparse::gather_weight_grad(x, dh, idx, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true, .engine = e});
+  };
   // The automatic choice (the wide kernel, weight_grad_wide.cu) timed alternately with the lean
-  // kernel it replaces (PIT_WEIGHT_GRAD_WIDE=0, read per call), as its own row.
+  // kernel it replaces (PIT_WEIGHT_GRAD_WIDE=0, read per call), as its own rows.
   const auto lean_part = [&](const std::string& name, const auto& run) {
     const auto [wide, lean] = time_gpu_pair([&](int) { run(Engine::automatic); }, [&](int) {
       setenv("PIT_WEIGHT_GRAD_WIDE", "0", 1);
       run(Engine::automatic);
       unsetenv("PIT_WEIGHT_GRAD_WIDE");
     });
-    report.add({"  " + name + ", wide kernel " + tag, shape, wide.median_ms, gemm_flops, true, gemm_peak, "", 0});
-    report.add({"  " + name + ", lean kernel " + tag, shape, lean.median_ms, gemm_flops, true, gemm_peak, "", 0});
+    report.add({"  " + name + ", wide kernel " + tag, shape, wide.median_ms, gemm_flops, true, gemm_peak,
+                "cuBLAS batched", dense_wgrad.median_ms});
+    report.add({"  " + name + ", lean kernel " + tag, shape, lean.median_ms, gemm_flops, true, gemm_peak,
+                "cuBLAS batched", dense_wgrad.median_ms});
   };
-  const auto dw1_call = [&](Engine e) {
-    sparse::gather_weight_grad(x, dh, idx, dw1,
-                               {.a_gathered = true, .g_gathered = false, .b_trans = true, .engine = e});
-  };
-  gemm_part("bwd dW1", wgrad_engines, "mma.sync engine", bwd_w1_mma.median_ms, dw1_call);
+  gemm_part("bwd dW1", wgrad_engines, "cuBLAS batched", dense_wgrad.median_ms, dw1_call);
   lean_part("bwd dW1", dw1_call);
+  // The same with X's rows first copied compact (index_select in entry order), so that both
+  // operands are compact: the lean kernel, and the TMA engines loading whole 64 x 64 boxes.
+  const auto compact_engines = {Engine::wgmma_tma, Engine::wgmma_tma_pingpong};
+  const auto gather_rows = [&](const Tensor& t, const std::string& name) {
+    const auto copy = time_gpu([&](int) { (void)kernels::index_select(t, 0, idx.rows); });
+    report.add({"  gather " + name + " rows (index_select) " + tag, shape, copy.median_ms,
+                2.0 * rows * kModel * 2, false, 4.16e12, "", 0});
+    return kernels::index_select(t, 0, idx.rows);
+  };
+  const Tensor xg = gather_rows(x, "X");
+  gemm_part("bwd dW1 on compact X", compact_engines, "cuBLAS batched", dense_wgrad.median_ms, [&](Engine e) {
+    sparse::gather_weight_grad(xg, dh, idx, dw1, {.a_gathered = false, .g_gathered = false, .b_trans = true, .engine = e});
+  });
   Tensor dx = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
   gemm_part("bwd dx GEMM", {Engine::wgmma_persistent, Engine::wgmma_tma_pingpong}, "", 0, [&](Engine e) {
     gather_gemm(dh, idx, w1, dx,
@@ -193,16 +208,15 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
                  .engine = e});
   });
   Tensor dw2 = Tensor::empty(w2.shape(), DType::bf16, Device::cuda());
-  const auto bwd_w2_mma = time_gpu([&](int) {
-    sparse::gather_weight_grad(h, dy, idx, dw2,
-                               {.a_gathered = false, .g_gathered = true, .b_trans = true, .engine = Engine::mma});
-  });
   const auto dw2_call = [&](Engine e) {
-    sparse::gather_weight_grad(h, dy, idx, dw2,
-                               {.a_gathered = false, .g_gathered = true, .b_trans = true, .engine = e});
+    sparse::gather_weight_grad(h, dy, idx, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true, .engine = e});
   };
-  gemm_part("bwd dW2 (gated h)", wgrad_engines, "mma.sync engine", bwd_w2_mma.median_ms, dw2_call);
+  gemm_part("bwd dW2 (gated h)", wgrad_engines, "cuBLAS batched", dense_wgrad.median_ms, dw2_call);
   lean_part("bwd dW2 (gated h)", dw2_call);
+  const Tensor dyg = gather_rows(dy, "dy");
+  gemm_part("bwd dW2 on compact dy", compact_engines, "cuBLAS batched", dense_wgrad.median_ms, [&](Engine e) {
+    sparse::gather_weight_grad(h, dyg, idx, dw2, {.a_gathered = false, .g_gathered = false, .b_trans = true, .engine = e});
+  });
   // The op's calls back to back with buffers allocated once, without autograd: against moe_ffn
   // fwd+bwd, what the op and autograd add; against the parts' sum, what running in sequence costs.
   Tensor gu = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
