@@ -24,8 +24,8 @@
 // - a gathered operand, and both operands in a segment's last, partial stage: a box of one row
 //   per entry and strip, at the row's place in the swizzled strip; entries past the segment read
 //   row `rows` of the matrix, past its end: zeros, so they add nothing.
-//   Each lane loads its entries' rows of the index (entries lane and lane + 32) before it waits
-//   for the slot, so that load's latency hides under the wait.
+//   Each lane reads its entries' rows of the index (entries lane and lane + 32) a stage ahead, and
+//   the next tile's segment offsets a tile ahead, so those loads' latency hides under the waits.
 // The consumers: per stage, wait on `full`, issue 4 m64n256k16 (warpgroup w: tile rows 64 w ..
 // 64 w + 63), commit, wait for the previous stage's wgmmas and release its slot. The epilogue
 // stores the accumulators from registers, two elements a store, while the producer already loads
@@ -111,26 +111,31 @@ __device__ __forceinline__ void produce(const WideParams<T>& w, const WideMaps& 
     tma::prefetch(&maps.y_stage);
   }
   const int32_t x_end = static_cast<int32_t>(w.p.x_rows), y_end = static_cast<int32_t>(w.p.y_rows);
+  // This lane's entries of stage kt of a tile (lane, lane + 32): their rows of X and Y (past the
+  // segment: the row past the matrix's end, read as zeros).
+  int32_t xr[2], yr[2];
+  const auto rows_of = [&](const Tile& of, int kt) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int j = kt * BK + lane + 32 * h;
+      const bool in = j < of.count;
+      const int32_t e = of.e0 + j;
+      const int32_t named = (kXg || kYg) && in ? w.p.rows[e] : e;
+      xr[h] = in ? (kXg ? named : e) : x_end;
+      yr[h] = in ? (kYg ? named : e) : y_end;
+    }
+  };
   const int grid = static_cast<int>(gridDim.x);
   uint32_t g = 0;  // stages so far, over the block's tiles
+  Tile tile = describe(w, static_cast<int>(blockIdx.x));  // (the grid has no more blocks than tiles)
   for (int t = static_cast<int>(blockIdx.x); t < w.tiles; t += grid) {
-    const Tile tile = describe(w, t);
+    // The next tile's segment, read under this tile's stages.
+    const Tile next = t + grid < w.tiles ? describe(w, t + grid) : tile;
     const int32_t xc = static_cast<int32_t>(tile.m0), yc = static_cast<int32_t>(tile.n0);
+    if (tile.num_k > 0) rows_of(tile, 0);
     for (int kt = 0; kt < tile.num_k; ++kt, ++g) {
       const int j0 = kt * BK;
       const bool whole = j0 + BK <= tile.count;
-      // This lane's entries of the stage (lane, lane + 32): their rows of X and Y, read before the
-      // wait for the slot.
-      int32_t xr[2], yr[2];
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int j = j0 + lane + 32 * h;
-        const bool in = j < tile.count;
-        const int32_t e = tile.e0 + j;
-        const int32_t named = (kXg || kYg) && in ? w.p.rows[e] : e;
-        xr[h] = in ? (kXg ? named : e) : x_end;
-        yr[h] = in ? (kYg ? named : e) : y_end;
-      }
       const int slot = static_cast<int>(g % kStages);
       mbar::wait(&empty[slot], ((g / kStages) & 1) ^ 1);
       if (lane == 0) mbar::arrive_expect_tx(&full[slot], kStageBytes);
@@ -154,7 +159,10 @@ __device__ __forceinline__ void produce(const WideParams<T>& w, const WideMaps& 
           for (int c = 0; c < kYStrips; ++c)
             tma::load_2d(ys + c * kStripBytes + row_at, &maps.y_row, yc + 64 * c, yr[h], bar);
       }
+      // The next stage's rows, read under the wait for its slot.
+      if (kt + 1 < tile.num_k) rows_of(tile, kt + 1);
     }
+    tile = next;
   }
 }
 
