@@ -94,6 +94,17 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   });
   // Ceiling of the GEMM rows: cuBLAS's rate on the faster of the two dense shapes, this run.
   const double gemm_peak = gemm_flops / (std::min(dense_up.median_ms, dense_down.median_ms) * 1e-3);
+  // The experts' own shapes through cuBLAS strided-batched (E GEMMs of rows / E rows each: uniform
+  // routing's counts, operands contiguous, no gather or scatter): what a grouped GEMM of equal
+  // counts reaches. [E, rows / E, d] x W1_e^T (the up GEMM), [E, rows / E, ffn] x W2_e^T (down),
+  // [E, rows / E, d] x W2_e (gu), [E, rows / E, ffn] x W1_e (dx).
+  const Tensor xe = random_bf16({kExperts, rows / kExperts, kModel}, 1.0, 11);
+  const Tensor he = random_bf16({kExperts, rows / kExperts, kFfn}, 1.0, 12);
+  const auto batched = [&](const Tensor& a, const Tensor& b) {
+    return time_gpu([&](int) { (void)kernels::matmul(a, b); }).median_ms;
+  };
+  const double batched_up = batched(xe, w1.transpose(1, 2)), batched_down = batched(he, w2.transpose(1, 2));
+  const double batched_gu = batched(xe, w2), batched_dx = batched(he, w1);
   // One GEMM of the op: its row (the engine the kernel picks), then a row for each engine in
   // `others` (forced), all against the same peer. run(engine) makes the call. Each other engine
   // is timed alternately with the kernel's pick (time_gpu_pair: in back-to-back timings an engine
@@ -116,7 +127,7 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   using sparse::Engine;
   const auto gather_engines = {Engine::wgmma_deep, Engine::wgmma_persistent, Engine::wgmma_tma,
                                 Engine::wgmma_tma_pingpong};
-  gemm_part("up GEMM (SRead)", gather_engines, "cuBLAS same shape", dense_up.median_ms, [&](Engine e) {
+  gemm_part("up GEMM (SRead)", gather_engines, "cuBLAS batched", batched_up, [&](Engine e) {
     gather_gemm(x, idx, w1, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true, .engine = e});
   });
   const Tensor h = kernels::unary(UnaryOp::gelu_tanh, pre);
@@ -144,13 +155,13 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   Tensor y = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
   const sparse::Write combine = k > 1 ? sparse::Write::accumulate : sparse::Write::store;
   // On gate * h (h stands in for it: the same shape), so without the gates.
-  gemm_part("down GEMM (SWrite)", gather_engines, "cuBLAS same shape", dense_down.median_ms, [&](Engine e) {
+  gemm_part("down GEMM (SWrite)", gather_engines, "cuBLAS batched", batched_down, [&](Engine e) {
     gather_gemm(h, idx, w2, y,
                 {.a_gathered = false, .c_scattered = true, .b_trans = true, .zero_c = true,
                  .epilogue = {.write = combine}, .engine = e});
   });
   Tensor dh = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
-  gemm_part("bwd gu GEMM", {Engine::wgmma_persistent, Engine::wgmma_tma_pingpong}, "", 0, [&](Engine e) {
+  gemm_part("bwd gu GEMM", {Engine::wgmma_persistent, Engine::wgmma_tma_pingpong}, "cuBLAS batched", batched_gu, [&](Engine e) {
     gather_gemm(dy, idx, w2, dh, {.a_gathered = true, .c_scattered = false, .engine = e});
   });
   // The activation's backward with the gates' gradient (reads gu and pre, writes dpre).
@@ -202,7 +213,7 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
     sparse::gather_weight_grad(xg, dh, idx, dw1, {.a_gathered = false, .g_gathered = false, .b_trans = true, .engine = e});
   });
   Tensor dx = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
-  gemm_part("bwd dx GEMM", {Engine::wgmma_persistent, Engine::wgmma_tma_pingpong}, "", 0, [&](Engine e) {
+  gemm_part("bwd dx GEMM", {Engine::wgmma_persistent, Engine::wgmma_tma_pingpong}, "cuBLAS batched", batched_dx, [&](Engine e) {
     gather_gemm(dh, idx, w1, dx,
                 {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine},
                  .engine = e});
