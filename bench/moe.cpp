@@ -202,11 +202,14 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   // The same with X's rows first copied compact (index_select in entry order), so that both
   // operands are compact: the lean kernel, and the TMA engines loading whole 64 x 64 boxes.
   const auto compact_engines = {Engine::wgmma_tma, Engine::wgmma_tma_pingpong};
+  // The index as i64 once, so that the row times the copy alone (index_select converts an i32
+  // index on every call).
+  const Tensor entry_rows = idx.rows.to(DType::i64);
   const auto gather_rows = [&](const Tensor& t, const std::string& name) {
-    const auto copy = time_gpu([&](int) { (void)kernels::index_select(t, 0, idx.rows); });
+    const auto copy = time_gpu([&](int) { (void)kernels::index_select(t, 0, entry_rows); });
     report.add({"  gather " + name + " rows (index_select) " + tag, shape, copy.median_ms,
                 2.0 * rows * kModel * 2, false, 4.16e12, "", 0});
-    return kernels::index_select(t, 0, idx.rows);
+    return kernels::index_select(t, 0, entry_rows);
   };
   const Tensor xg = gather_rows(x, "X");
   gemm_part("bwd dW1 on compact X", compact_engines, "cuBLAS batched", dense_wgrad.median_ms, [&](Engine e) {
