@@ -1,15 +1,19 @@
 #pragma once
-// The Tensor Memory Accelerator (TMA, sm_90) from device code: 2-D tile loads global -> shared
+// The Tensor Memory Accelerator (TMA, sm_90) from device code: tile loads global -> shared
 // described by a tensor map (ops/cuda/tensor_map.h builds it on the host), completing on an
-// mbarrier by bytes (mbarrier_ptx.cuh arrive_expect_tx). Device-only.
+// mbarrier by bytes (mbarrier_ptx.cuh arrive_expect_tx), and tile stores shared -> global in bulk
+// groups. Device-only.
 //
 // One instruction moves a box of the map (box_rows x 64 16-bit elements here) into shared memory
 // at `dst`, 128-byte swizzled: the swizzle is a function of the destination's shared-memory
 // address (its bits 7-9, the row within a 1024-byte atom, XORed into bits 4-6), so a box of one
 // row written at `atom + r * 128` lands exactly where a box of 8 rows would have put its row r.
 // That is what lets a producer gather single rows (an index's rows of A) into the wgmma layouts
-// (sread.cuh Sw128KMajor, Sw128MNMajor) one TMA each. Elements outside the tensor (coordinates
-// past its rows or columns, also negative ones) arrive as zeros and count towards the bytes.
+// (sread.cuh Sw128KMajor, Sw128MNMajor) one TMA each, correctly but slowly: a one-row box costs
+// the TMA unit about as much as a whole one (H100: the weight gradient gathering its rows so ran
+// 4-6x slower than with the same rows by cp.async, weight_grad_wide.cu), so gathered rows are
+// better copied by cp.async and whole tiles by TMA. Elements outside the tensor (coordinates past
+// its rows or columns, also negative ones) arrive as zeros and count towards the bytes.
 #include <cuda.h>
 #include <cuda_runtime.h>
 
@@ -38,6 +42,25 @@ __device__ __forceinline__ void load_3d(uint32_t dst, const CUtensorMap* map, in
       "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
       ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
       : "memory");
+}
+
+// Stores the box at (column c0, row c1, matrix c2) of a rank-3 map from the shared-memory address
+// `src` (1024-byte aligned, 128-byte swizzled as a load would have left it), as one bulk group of
+// this thread's (commit_bulk); elements outside the tensor are not written. The writes to `src`
+// must be fenced for the async proxy (wgmma_ptx.cuh fence_smem_for_async) and complete first.
+__device__ __forceinline__ void store_3d(const CUtensorMap* map, int32_t c0, int32_t c1, int32_t c2, uint32_t src) {
+  asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.bulk_group [%0, {%1, %2, %3}], [%4];\n"
+               ::"l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(src)
+               : "memory");
+}
+// Closes this thread's bulk stores issued so far into one group.
+__device__ __forceinline__ void commit_bulk() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// Waits until at most kPending of this thread's bulk groups still read their shared memory (it may
+// be overwritten then), or, kRead false, until at most kPending are not yet complete.
+template <int kPending, bool kRead = true>
+__device__ __forceinline__ void wait_bulk() {
+  if constexpr (kRead) asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(kPending) : "memory");
+  else asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
 // Fetches a tensor map into the TMA unit's descriptor cache ahead of its first use.

@@ -18,7 +18,7 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
 // same sums, bit for bit.)
 bool gather_weight_grad_lean_takes(const Tensor& a, const Tensor& g, const RowSetIndex& idx, const Tensor& db,
                                    const GatherWeightGradArgs& args);
-// Whether it takes the wide kernel (weight_grad_wide.cu: 128 x 256 tiles, persistent, TMA) among those:
+// Whether it takes the wide kernel (weight_grad_wide.cu: 128 x 256 tiles, persistent, warp-specialised) among those:
 // Q (dB's columns) over 128; not with PIT_WEIGHT_GRAD_WIDE=0.
 bool gather_weight_grad_wide_takes(const Tensor& a, const Tensor& g, const RowSetIndex& idx, const Tensor& db,
                                    const GatherWeightGradArgs& args);

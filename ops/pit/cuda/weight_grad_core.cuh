@@ -1,7 +1,7 @@
 #pragma once
 // What the weight-gradient kernels of the M-gather share (weight_grad.cu: the wgmma and mma.sync
 // engines, one block a tile; weight_grad_lean.cu: the common case with fewer instructions;
-// weight_grad_wide.cu: the same with 128 x 256 tiles, persistent, loaded by TMA; weight_grad_ws.cu: the
+// weight_grad_wide.cu: the same with 128 x 256 tiles, persistent, warp-specialised; weight_grad_ws.cu: the
 // persistent, warp-specialised engine): their parameters and the gate
 // scaling of a thread's own chunks of the Y tile.
 //
@@ -57,7 +57,8 @@ bool lean_takes(const WgradParams<T>& p) {
          p.segments <= kGridYZ && p.x_rows <= kU32 && p.y_rows <= kU32 && p.ldx * item <= kU32 && p.ldy * item <= kU32;
 }
 
-// The weight gradient's wide kernel (weight_grad_wide.cu: 128 x 256 tiles, persistent, a TMA producer warp), f16/bf16,
+// The weight gradient's wide kernel (weight_grad_wide.cu: 128 x 256 tiles, persistent, a producer
+// warpgroup, TMA stores), f16/bf16,
 // for what wide_takes says: lean_takes' cases with Q over 128 (narrower outputs fill half a tile).
 template <typename T>
 bool wide_takes(const WgradParams<T>& p);

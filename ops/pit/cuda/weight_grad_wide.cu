@@ -1,6 +1,7 @@
 // The weight gradient of the M-gather in the lean kernel's case (weight_grad_lean.cu, lean_takes)
-// with 128 x 256 tiles: one block an SM walking its tiles, a producer warp loading by TMA and two
-// consumer warpgroups that only wait, multiply and store.
+// with 128 x 256 tiles: one block an SM walking its tiles, a producer warpgroup loading (TMA for
+// compact stages, cp.async for gathered rows) and two consumer warpgroups that only wait, multiply
+// and hand their tiles to TMA stores.
 //
 // Why: the lean kernel runs the MoE weight gradients at 0.59-0.64x of cuBLAS strided-batched in the
 // experts' own shapes (H100, 2026-12-06: dW1 top-2 0.65-0.71 ms against 0.42), and under Nsight
@@ -12,26 +13,35 @@
 // every thread with a block barrier per k-step, one block an SM) was correct but 1.4-1.6x slower
 // than the lean kernel: with one block an SM nothing covered its barriers and epilogues.
 //
-// STATUS: this TMA version is written and compiled, NOT yet run on a GPU (no device time was left
-// in the session that wrote it).
+// Measured (H100, `PIT_BENCH_MOE_PARTS=1 pit-bench moe`, 2026-12-06, T = 16384, d = 1024, ffn =
+// 4096, E = 64): dW1 0.33-0.36 ms at top-1 (lean kernel 0.43-0.45, cuBLAS strided-batched in the
+// experts' shapes 0.259), 0.55-0.63 at top-2 (lean 0.67-0.78, cuBLAS 0.417): 0.67-0.79x of
+// cuBLAS's rate, the lean kernel's 0.58-0.60x.
 //
 // The ring: 4 stages of 48 KB (X: 64 entries x 128 columns as two 64-column strips of 8 KB; Y: 64
-// x 256 as four), each with a `full` mbarrier (the producer's arrival with the stage's bytes, then
-// the TMA bytes) and an `empty` one (one arrival per consumer warp once its wgmmas of the stage
-// are done). The producer warp walks the block's tiles in the consumers' order, the stages of all
-// of them one sequence, so the next tile's stages load under this tile's last MMAs and epilogue:
-// - a compact operand's whole stage: one 64 x 64 box per strip (tma_ptx.cuh);
-// - a gathered operand, and both operands in a segment's last, partial stage: a box of one row
-//   per entry and strip, at the row's place in the swizzled strip; entries past the segment read
-//   row `rows` of the matrix, past its end: zeros, so they add nothing.
-//   Each lane reads its entries' rows of the index (entries lane and lane + 32) a stage ahead, and
-//   the next tile's segment offsets a tile ahead, so those loads' latency hides under the waits.
-// The consumers: per stage, wait on `full`, issue 4 m64n256k16 (warpgroup w: tile rows 64 w ..
-// 64 w + 63), commit, wait for the previous stage's wgmmas and release its slot. The epilogue
-// stores the accumulators from registers, two elements a store, while the producer already loads
-// the next tile. Each output element sums the same products in the same order (k16 steps of
-// 64-entry stages) as the wgmma engine and the lean kernel, so it is bit-identical to them (the
-// tests assert it).
+// x 256 as four), each with a `full` mbarrier and an `empty` one (one arrival per consumer warp
+// once its wgmmas of the stage are done). A producer warpgroup walks the block's tiles in the
+// consumers' order, the stages of all of them one sequence, so the next tile's stages load under
+// this tile's last MMAs and epilogue:
+// - a compact operand's whole stage: one 64 x 64 TMA box per strip, issued by one thread, whose
+//   arrival on `full` expects their bytes;
+// - a gathered operand, and both operands in a segment's last, partial stage: 16-byte cp.asyncs
+//   from the 128 producer threads (8 chunks of X and 16 of Y each), written at their places in the
+//   swizzled strips; entries past the segment and columns past the matrix read no bytes (zeros).
+//   Every producer thread arrives on `full` once its copies have landed (cp.async.mbarrier.arrive),
+//   so `full` completes with 129 arrivals and the TMA bytes. Each thread reads its entries' rows of
+//   the index (8 for X, 16 for Y) a stage ahead, the next tile's segment offsets a tile ahead.
+//   (The first TMA version gathered rows as one-row TMA boxes: correct, but 4-6x slower than the
+//   lean kernel (H100, dW1 top-1 2.55 against 0.44 ms): a one-row box costs the TMA unit about as
+//   much as a whole one.)
+// The consumers: per stage, wait on `full`, fence the cp.async writes for the async proxy, issue 4
+// m64n256k16 (warpgroup w: tile rows 64 w .. 64 w + 63), commit, wait for the previous stage's
+// wgmmas and release its slot. The epilogue: each warpgroup rounds its 64 x 256 accumulators to T
+// into its own 16 KB staging tile, 128 columns at a time, and one of its threads stores them by
+// TMA (two 64 x 64 boxes of a rank-3 map of dB: rows and columns past dB's are not written), so
+// the stores drain while the next tile's MMAs run. Each output element sums the same products in
+// the same order (k16 steps of 64-entry stages) as the wgmma engine and the lean kernel, so it is
+// bit-identical to them (the tests assert it).
 #include <type_traits>
 
 #include "ops/cuda/device_utils.cuh"
@@ -49,13 +59,17 @@ namespace pit::sparse::cuda {
 namespace {
 
 constexpr int kConsumers = 256;              // two warpgroups
-constexpr int kThreads = kConsumers + 32;    // and the producer warp
+constexpr int kProducers = 128;              // and a producer warpgroup
+constexpr int kThreads = kConsumers + kProducers;
 constexpr int BM = 128, BN = 256, BK = 64;
 constexpr int kStages = 4;
 constexpr int kXStrips = BM / 64, kYStrips = BN / 64;  // 64-column strips of a stage's tiles
 constexpr int kAElems = BK * BM, kBElems = BK * BN;    // 16 and 32 KB (16-bit): stages stay 1024-aligned
 constexpr uint32_t kStripBytes = BK * 64 * 2;          // one strip: 64 entry rows of 128 bytes
-constexpr uint32_t kStageBytes = (kXStrips + kYStrips) * kStripBytes;
+constexpr int kOutCols = 128;                          // a warpgroup's staging tile: 64 rows x 128 columns
+constexpr int kOutElems = 64 * kOutCols;               // (two 64 x 64 boxes of 8 KB)
+constexpr int kXChunks = BM / 8, kYChunks = BN / 8;    // 16-byte chunks of a stage row
+constexpr int kXLoads = BK * kXChunks / kProducers, kYLoads = BK * kYChunks / kProducers;  // a producer's: 8, 16
 // What dev::tile_base needs: the element type and the stages' alignment.
 template <typename T>
 struct WideCfg {
@@ -63,7 +77,8 @@ struct WideCfg {
   static constexpr size_t kAlign = 1024;
 };
 template <typename T>
-constexpr size_t kSmem = size_t{kStages} * (kAElems + kBElems) * sizeof(T) + WideCfg<T>::kAlign - 16;
+constexpr size_t kSmem =
+    (size_t{kStages} * (kAElems + kBElems) + 2 * size_t{kOutElems}) * sizeof(T) + WideCfg<T>::kAlign - 16;
 
 template <typename T>
 struct WideParams {
@@ -72,9 +87,9 @@ struct WideParams {
   int tiles;    // segments x row tiles x column tiles
 };
 
-// The TMA maps of X and Y: boxes of one row and of a whole stage (BK rows), 64 columns each.
+// The TMA maps: X's and Y's whole stages (BK rows x 64 columns) and dB's 64 x 64 boxes.
 struct WideMaps {
-  CUtensorMap x_row, x_stage, y_row, y_stage;
+  CUtensorMap x_stage, y_stage, out;
 };
 
 // Work tile t: its segment's entries and its corner.
@@ -97,73 +112,109 @@ __device__ __forceinline__ Tile describe(const WideParams<T>& w, int t) {
   return d;
 }
 
-// The producer warp: every stage of the block's tiles, in order, into the ring.
+// Producer thread `pt` (0-127)'s copies of one operand's stage: chunk column `cc` of rows r0,
+// r0 + kStep, ... (kLoads of them) of the stage, into the swizzled strips at `dst`. row(i): the
+// matrix row of the i-th (< 0: none, zeros).
+template <int kLoads, int kStep, class Row>
+__device__ __forceinline__ void copy_rows(uint32_t dst, const char* col, bool col_in, uint32_t row_bytes, int cc,
+                                          int r0, Row&& row) {
+#pragma unroll
+  for (int i = 0; i < kLoads; ++i) {
+    const int r = r0 + i * kStep;
+    const int64_t m = row(i);
+    const uint32_t at = static_cast<uint32_t>((cc / 8) * kStripBytes + r * 128 + (((cc % 8) ^ (r % 8)) * 16));
+    const bool in = col_in && m >= 0;
+    pit::cuda::ptx::cp_async_16(dst + at, col + (in ? uint64_t(m) * row_bytes : 0), in ? 16 : 0);
+  }
+}
+
+// The producer warpgroup: every stage of the block's tiles, in order, into the ring.
 template <typename T, bool kXg, bool kYg>
 __device__ __forceinline__ void produce(const WideParams<T>& w, const WideMaps& maps, T* sa, T* sb, uint64_t* full,
                                         uint64_t* empty) {
   namespace tma = pit::cuda::tma;
   namespace mbar = pit::cuda::mbar;
-  const int lane = static_cast<int>(threadIdx.x % 32);
-  if (lane == 0 && w.p.x_rows > 0 && w.p.y_rows > 0) {  // (else the maps are not built: no stage loads)
-    tma::prefetch(&maps.x_row);
+  const int pt = static_cast<int>(threadIdx.x) - kConsumers;
+  if (pt == 0 && w.p.x_rows > 0 && w.p.y_rows > 0) {  // (else the maps are not built: no stage loads)
     tma::prefetch(&maps.x_stage);
-    tma::prefetch(&maps.y_row);
     tma::prefetch(&maps.y_stage);
   }
-  const int32_t x_end = static_cast<int32_t>(w.p.x_rows), y_end = static_cast<int32_t>(w.p.y_rows);
-  // This lane's entries of stage kt of a tile (lane, lane + 32): their rows of X and Y (past the
-  // segment: the row past the matrix's end, read as zeros).
-  int32_t xr[2], yr[2];
-  const auto rows_of = [&](const Tile& of, int kt) {
+  // This thread's chunks: X's chunk column xc of stage rows xr0 + 8 i, Y's yc of rows yr0 + 4 i.
+  const int xc = pt % kXChunks, xr0 = pt / kXChunks, yc = pt % kYChunks, yr0 = pt / kYChunks;
+  constexpr int kXStep = kProducers / kXChunks, kYStep = kProducers / kYChunks;
+  const uint32_t x_row_bytes = static_cast<uint32_t>(w.p.ldx * sizeof(T)), y_row_bytes = static_cast<uint32_t>(w.p.ldy * sizeof(T));
+  // The gathered rows of this thread's entries in the next stage issued (-1 past the segment).
+  int32_t xn[kXLoads], yn[kYLoads];
+  const auto fetch = [&](const Tile& of, int kt) {
+    const int j0 = kt * BK;
+    if constexpr (kXg) {
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int j = kt * BK + lane + 32 * h;
-      const bool in = j < of.count;
-      const int32_t e = of.e0 + j;
-      const int32_t named = (kXg || kYg) && in ? w.p.rows[e] : e;
-      xr[h] = in ? (kXg ? named : e) : x_end;
-      yr[h] = in ? (kYg ? named : e) : y_end;
+      for (int i = 0; i < kXLoads; ++i) {
+        const int j = j0 + xr0 + i * kXStep;
+        xn[i] = j < of.count ? w.p.rows[of.e0 + j] : -1;
+      }
+    }
+    if constexpr (kYg) {
+#pragma unroll
+      for (int i = 0; i < kYLoads; ++i) {
+        const int j = j0 + yr0 + i * kYStep;
+        yn[i] = j < of.count ? w.p.rows[of.e0 + j] : -1;
+      }
     }
   };
   const int grid = static_cast<int>(gridDim.x);
   uint32_t g = 0;  // stages so far, over the block's tiles
   Tile tile = describe(w, static_cast<int>(blockIdx.x));  // (the grid has no more blocks than tiles)
+  if (tile.num_k > 0) fetch(tile, 0);
   for (int t = static_cast<int>(blockIdx.x); t < w.tiles; t += grid) {
     // The next tile's segment, read under this tile's stages.
-    const Tile next = t + grid < w.tiles ? describe(w, t + grid) : tile;
-    const int32_t xc = static_cast<int32_t>(tile.m0), yc = static_cast<int32_t>(tile.n0);
-    if (tile.num_k > 0) rows_of(tile, 0);
+    const bool more = t + grid < w.tiles;
+    const Tile next = more ? describe(w, t + grid) : tile;
+    const bool x_in = tile.m0 + 8 * xc < w.p.p, y_in = tile.n0 + 8 * yc < w.p.q;  // whole chunks or none
+    const char* const x_col = reinterpret_cast<const char*>(w.p.x + (x_in ? tile.m0 + 8 * xc : 0));
+    const char* const y_col = reinterpret_cast<const char*>(w.p.y + (y_in ? tile.n0 + 8 * yc : 0));
     for (int kt = 0; kt < tile.num_k; ++kt, ++g) {
       const int j0 = kt * BK;
       const bool whole = j0 + BK <= tile.count;
       const int slot = static_cast<int>(g % kStages);
       mbar::wait(&empty[slot], ((g / kStages) & 1) ^ 1);
-      if (lane == 0) mbar::arrive_expect_tx(&full[slot], kStageBytes);
-      __syncwarp();
       const uint32_t xs = pit::cuda::ptx::smem_u32(sa + slot * kAElems);
       const uint32_t ys = pit::cuda::ptx::smem_u32(sb + slot * kBElems);
-      const uint32_t bar = pit::cuda::ptx::smem_u32(&full[slot]);
-      if (whole && !kXg && lane < kXStrips)
-        tma::load_2d(xs + lane * kStripBytes, &maps.x_stage, xc + 64 * lane, tile.e0 + j0, bar);
-      if (whole && !kYg && lane < kYStrips)
-        tma::load_2d(ys + lane * kStripBytes, &maps.y_stage, yc + 64 * lane, tile.e0 + j0, bar);
+      const bool x_box = whole && !kXg, y_box = whole && !kYg;
+      if (pt == 0) {
+        const uint32_t bar = pit::cuda::ptx::smem_u32(&full[slot]);
+        mbar::arrive_expect_tx(&full[slot], (x_box ? kXStrips : 0) * kStripBytes + (y_box ? kYStrips : 0) * kStripBytes);
+        const int32_t xm = static_cast<int32_t>(tile.m0), yn0 = static_cast<int32_t>(tile.n0), e = tile.e0 + j0;
+        if (x_box) {
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const uint32_t row_at = static_cast<uint32_t>(lane + 32 * h) * 128;  // the row's place in each strip
-        if (kXg || !whole)
+          for (int c = 0; c < kXStrips; ++c) tma::load_2d(xs + c * kStripBytes, &maps.x_stage, xm + 64 * c, e, bar);
+        }
+        if (y_box) {
 #pragma unroll
-          for (int c = 0; c < kXStrips; ++c)
-            tma::load_2d(xs + c * kStripBytes + row_at, &maps.x_row, xc + 64 * c, xr[h], bar);
-        if (kYg || !whole)
-#pragma unroll
-          for (int c = 0; c < kYStrips; ++c)
-            tma::load_2d(ys + c * kStripBytes + row_at, &maps.y_row, yc + 64 * c, yr[h], bar);
+          for (int c = 0; c < kYStrips; ++c) tma::load_2d(ys + c * kStripBytes, &maps.y_stage, yn0 + 64 * c, e, bar);
+        }
       }
+      // The entry's row of a compact operand (by entry), of a gathered one (by the index).
+      const auto compact = [&](int r) { return j0 + r < tile.count ? int64_t{tile.e0} + j0 + r : int64_t{-1}; };
+      if (!x_box)
+        copy_rows<kXLoads, kXStep>(xs, x_col, x_in, x_row_bytes, xc, xr0, [&](int i) {
+          if constexpr (kXg) return int64_t{xn[i]};
+          else return compact(xr0 + i * kXStep);
+        });
+      if (!y_box)
+        copy_rows<kYLoads, kYStep>(ys, y_col, y_in, y_row_bytes, yc, yr0, [&](int i) {
+          if constexpr (kYg) return int64_t{yn[i]};
+          else return compact(yr0 + i * kYStep);
+        });
+      mbar::arrive_on_cp_async(&full[slot]);
       // The next stage's rows, read under the wait for its slot.
-      if (kt + 1 < tile.num_k) rows_of(tile, kt + 1);
+      if (kt + 1 < tile.num_k) fetch(tile, kt + 1);
+      else if (more && next.num_k > 0) fetch(next, 0);
     }
+    if (tile.num_k == 0 && more && next.num_k > 0) fetch(next, 0);
     tile = next;
   }
+  mbar::cp_async_wait_all();
 }
 
 template <typename T, bool kXg, bool kYg>
@@ -176,12 +227,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   T* const sb = sa + kStages * kAElems;
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
-      mbar::init(&full[s], 1);                   // the producer's arrival, then the bytes
+      mbar::init(&full[s], kProducers + 1);      // every producer's copies, and the TMA bytes' arrival
       mbar::init(&empty[s], kConsumers / 32);    // one arrival per consumer warp
     }
     mbar::fence_init();
   }
-  __syncthreads();  // (the last block-wide barrier: the producer warp leaves below)
+  __syncthreads();  // (the last block-wide barrier: the producers leave below)
   if (threadIdx.x >= kConsumers) {
     produce<T, kXg, kYg>(w, maps, sa, sb, full, empty);
     return;
@@ -189,12 +240,17 @@ __global__ void __launch_bounds__(kThreads, 1)
   // This warpgroup's rows of the tile (wgmma's accumulator layout, m64n256: rows 16 warp + lane / 4
   // and 8 below, columns 8 j + 2 (lane % 4)), and its A descriptor's start: the M-major strip of
   // its 64 rows.
-  const int wg = threadIdx.x / 128, lane = threadIdx.x % 32;
-  const int row0 = wg * 64 + ((threadIdx.x / 32) % 4) * 16 + lane / 4, col0 = 2 * (lane % 4);
+  const int wg = threadIdx.x / 128, lane = threadIdx.x % 32, wt = threadIdx.x % 128;
+  const int rw = ((threadIdx.x / 32) % 4) * 16 + lane / 4;  // the thread's row in the warpgroup's 64
   const uint32_t a_base = ptx::smem_u32(sa) + wg * kStripBytes, b_base = ptx::smem_u32(sb);
+  // The warpgroup's staging tile, and this thread's place in it (its row's 128-byte line, the
+  // column pair's 4 bytes in its 16-byte chunk: the chunk itself XORed with row % 8 below).
+  const uint32_t staged = ptx::smem_u32(sb + kStages * kBElems + wg * kOutElems);
+  const uint32_t st_at = staged + static_cast<uint32_t>(rw * 128 + 4 * (lane % 4));
+  const int swz = lane / 4;  // rw % 8 (and (rw + 8) % 8)
   constexpr bool kHalf = std::is_same_v<T, Half>;
   float acc[128];
-  uint32_t g = 0;  // stages so far, over the block's tiles (the producer's count)
+  uint32_t g = 0;  // stages so far, over the block's tiles (the producers' count)
   const int grid = static_cast<int>(gridDim.x);
   Tile tile = describe(w, static_cast<int>(blockIdx.x));  // (the grid has no more blocks than tiles)
   for (int t = static_cast<int>(blockIdx.x); t < w.tiles; t += grid) {
@@ -205,6 +261,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int kt = 0; kt < tile.num_k; ++kt, ++g) {
       const int slot = static_cast<int>(g % kStages);
       mbar::wait(&full[slot], (g / kStages) & 1);
+      wgmma::fence_smem_for_async();  // the stage's cp.async writes (generic proxy) before wgmma's reads
       wgmma::fence();
 #pragma unroll
       for (int kk = 0; kk < BK / 16; ++kk)  // a k16 step: two 8-row atoms on, in both tiles
@@ -212,34 +269,50 @@ __global__ void __launch_bounds__(kThreads, 1)
             acc, wgmma::desc_sw128(a_base + slot * kAElems * sizeof(T) + kk * 2048, BK * 128, 1024),
             wgmma::desc_sw128(b_base + slot * kBElems * sizeof(T) + kk * 2048, BK * 128, 1024), 1);
       wgmma::commit();
-      // The previous stage's wgmmas are done: its slot goes back to the producer.
+      // The previous stage's wgmmas are done: its slot goes back to the producers.
       wgmma::wait<1>();
       if (kt > 0 && lane == 0) mbar::arrive(&empty[(g - 1) % kStages]);
     }
     wgmma::wait<0>();
     if (tile.num_k > 0 && lane == 0) mbar::arrive(&empty[(g - 1) % kStages]);
-    // The tile's rows of dB, two elements a store (zeros for a segment without entries).
-    const int64_t r = tile.m0 + row0;
-    T* const out = w.p.out + (int64_t{tile.s} * w.p.p + r) * w.p.q + tile.n0 + col0;
-    const int64_t cols_left = w.p.q - tile.n0 - col0;  // > 8 j for the columns of block j that exist
-    const bool top = r < w.p.p, bottom = r + 8 < w.p.p;
+    // The warpgroup's 64 rows of dB, 128 columns at a time through its staging tile (zeros for a
+    // segment without entries).
+    const int32_t row = static_cast<int32_t>(tile.m0) + 64 * wg;
 #pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
-      if (8 * j >= cols_left) break;
-      if (top) *reinterpret_cast<uint32_t*>(out + 8 * j) = dev::pack2<T>(acc[4 * j], acc[4 * j + 1]);
-      if (bottom) *reinterpret_cast<uint32_t*>(out + 8 * w.p.q + 8 * j) = dev::pack2<T>(acc[4 * j + 2], acc[4 * j + 3]);
+    for (int h = 0; h < BN / kOutCols; ++h) {
+      const int32_t col = static_cast<int32_t>(tile.n0) + kOutCols * h;
+      if (col >= w.p.q) continue;
+      if (wt == 0) tma::wait_bulk<0>();  // the previous stores have read the staging tile
+      mbar::sync_named(1 + wg, 128);
+#pragma unroll
+      for (int jj = 0; jj < kOutCols / 8; ++jj) {
+        const int j = h * (kOutCols / 8) + jj;
+        const uint32_t at = st_at + static_cast<uint32_t>((jj / 8) * 8192 + (((jj % 8) ^ swz) * 16));
+        ptx::st_shared_u32(at, dev::pack2<T>(acc[4 * j], acc[4 * j + 1]));
+        ptx::st_shared_u32(at + 8 * 128, dev::pack2<T>(acc[4 * j + 2], acc[4 * j + 3]));
+      }
+      wgmma::fence_smem_for_async();  // the staging writes before the TMA's reads
+      mbar::sync_named(1 + wg, 128);
+      if (wt == 0 && row < w.p.p) {
+#pragma unroll
+        for (int b = 0; b < kOutCols / 64; ++b)
+          if (col + 64 * b < w.p.q) tma::store_3d(&maps.out, col + 64 * b, row, tile.s, staged + b * 8192);
+        tma::commit_bulk();
+      }
     }
     tile = next;
   }
+  if (wt == 0) tma::wait_bulk<0, false>();  // (the staging tiles stay until the stores are done)
 }
 
 }  // namespace
 
 template <typename T>
 bool wide_takes(const WgradParams<T>& p) {
-  // TMA: rows addressed in 32 bits, and the maps' row strides (16-byte multiples: lean_takes'
-  // aligned rows).
-  return lean_takes(p) && p.q > 128 && p.x_rows < INT32_MAX && p.y_rows < INT32_MAX;
+  // TMA: rows and columns addressed in 32 bits, and the maps' row strides (16-byte multiples:
+  // lean_takes' aligned rows and dB's 16-byte aligned start and Q % 8 == 0).
+  return lean_takes(p) && p.q > 128 && p.x_rows < INT32_MAX && p.y_rows < INT32_MAX && p.p < INT32_MAX &&
+         p.q < INT32_MAX;
 }
 
 template <typename T>
@@ -249,14 +322,14 @@ void launch_weight_grad_wide(const WgradParams<T>& p, StreamRef stream) {
   const int64_t tiles = int64_t{p.segments} * p.m_tiles * w.n_tiles;
   PIT_CHECK(tiles < INT32_MAX, "cuda::gather_weight_grad: too many output tiles (", tiles, ")");
   w.tiles = static_cast<int>(tiles);
+  if (w.tiles == 0) return;  // no segments
   WideMaps maps{};
   constexpr DType kType = std::is_same_v<T, Half> ? DType::f16 : DType::bf16;
   if (p.x_rows > 0 && p.y_rows > 0) {  // (else no entries: no stage is loaded)
-    maps.x_row = pit::cuda::tensor_map_2d(kType, p.x, p.x_rows, p.p, p.ldx, 1, "gather_weight_grad's X");
     maps.x_stage = pit::cuda::tensor_map_2d(kType, p.x, p.x_rows, p.p, p.ldx, BK, "gather_weight_grad's X");
-    maps.y_row = pit::cuda::tensor_map_2d(kType, p.y, p.y_rows, p.q, p.ldy, 1, "gather_weight_grad's Y");
     maps.y_stage = pit::cuda::tensor_map_2d(kType, p.y, p.y_rows, p.q, p.ldy, BK, "gather_weight_grad's Y");
   }
+  maps.out = pit::cuda::tensor_map_3d(kType, p.out, p.segments, p.p, p.q, p.q, p.p * p.q, 64, "gather_weight_grad's dB");
   const auto run = [&]<bool kXg, bool kYg>() {
     auto* kernel = weight_grad_wide_kernel<T, kXg, kYg>;
     const int per_sm = allow_smem(kernel, kSmem<T>, kThreads);
