@@ -155,6 +155,16 @@ int run_dense_ops(const std::string& markdown_path) {
                [&](int) { (void)kernels::layernorm_backward(g, x, w, saved, true); });
   }
   {
+    // Embedding lookup (index_select of whole rows) of kTokens ids in a GPT-2-sized table: reads
+    // and writes kTokens rows.
+    const int64_t vocab = 50304;
+    const Tensor table = rnd({vocab, kModel});
+    const Tensor ids = kernels::unary(UnaryOp::mul_scalar, rand({kTokens}, DType::f32, Device::cuda()),
+                                      static_cast<double>(vocab - 1)).to(DType::i64);
+    memory_row("embedding fwd", dims({kTokens, kModel}), 2.0 * kTokens * kModel * bf,
+               [&](int) { (void)kernels::index_select(table, 0, ids); });
+  }
+  {
     // Cross-entropy over a GPT-2-sized vocabulary for 8192 tokens.
     const int64_t rows = 8192, vocab = 50304;
     const Tensor logits = rnd({rows, vocab});

@@ -58,6 +58,9 @@ def main():
         _, mean, rstd = torch.ops.aten.native_layer_norm(xl, (MODEL,), wl, bl, 1e-5)
         row("layernorm bwd", f"{TOKENS}x{MODEL}",
             lambda: torch.ops.aten.native_layer_norm_backward(gl, xl, (MODEL,), mean, rstd, wl, bl, [True, True, True]))
+        table = rnd(50304, MODEL)
+        ids = torch.randint(0, 50304, (TOKENS,), device=dev)
+        row("embedding fwd", f"{TOKENS}x{MODEL}", lambda: F.embedding(ids, table))
         rows_ce, vocab = 8192, 50304
         logits = rnd(rows_ce, vocab)
         targets = torch.randint(0, vocab, (rows_ce,), device=dev)

@@ -92,6 +92,34 @@ TEST(IndexKernels, CudaMatchesCpu) {
   }
 }
 
+// index_select of rows in whole 16-byte chunks (a warp a row: ops/cuda/index.cu
+// gather_rows_kernel) and of rows that are not (the element kernel): bit-exact against the CPU,
+// along dim 0 and along the middle dim of a 3-D tensor, rows of 1 to over 128 chunks (past one
+// pass of a warp's unrolled loop), a misaligned view (element kernel), and an empty index.
+TEST(IndexKernels, IndexSelectWholeRowsMatchCpu) {
+  PIT_REQUIRE_CUDA();
+  manual_seed(12);
+  const Device gpu = Device::cuda();
+  for (DType dt : {DType::f32, DType::bf16, DType::f16, DType::f64})
+    for (const int64_t inner : {8, 64, 136, 1032, 129}) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " rows of " + std::to_string(inner));
+      const Tensor x = randn({41, inner}, DType::f32).to(dt);
+      const Tensor rows = from_vector(random_indices(300, 41, 3));
+      EXPECT_EQ(kernels::index_select(x.to(gpu), 0, rows.to(gpu)).to(DType::f64).to_vector<double>(),
+                kernels::index_select(x, 0, rows).to(DType::f64).to_vector<double>());
+      const Tensor x3 = randn({3, 41, inner}, DType::f32).to(dt);
+      EXPECT_EQ(kernels::index_select(x3.to(gpu), 1, rows.to(gpu)).to(DType::f64).to_vector<double>(),
+                kernels::index_select(x3, 1, rows).to(DType::f64).to_vector<double>());
+      // Starting one element in: not 16-byte aligned (x.contiguous() keeps a contiguous view).
+      const Tensor flat = randn({41 * inner + 1}, DType::f32).to(dt);
+      const Tensor shifted = flat.to(gpu).slice(0, 1, 41 * inner + 1).view({41, inner});
+      EXPECT_EQ(kernels::index_select(shifted, 0, rows.to(gpu)).to(DType::f64).to_vector<double>(),
+                kernels::index_select(flat.slice(0, 1, 41 * inner + 1).view({41, inner}), 0, rows)
+                    .to(DType::f64).to_vector<double>());
+      EXPECT_EQ(kernels::index_select(x.to(gpu), 0, from_vector(std::vector<int64_t>{}).to(gpu)).numel(), 0);
+    }
+}
+
 // index_add on CUDA sorts the index and sums each output's sources in order: the same bits on
 // every run (the embedding's backward; exact resume depends on it), and the CPU's values.
 TEST(IndexKernelsCuda, IndexAddIsDeterministicAndMatchesCpu) {
