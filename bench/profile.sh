@@ -6,7 +6,7 @@
 # kernels from their SASS. Writes NAME.txt (sections), NAME.sass.csv and NAME.stalls.txt per
 # kernel into OUTDIR and prints a short summary.
 #
-# Usage: bench/profile.sh OUTDIR [NAME...]   (NAMEs: only those entries, e.g. layernorm_bwd moe_dw1)
+# Usage: [MOE_TRACE=2] bench/profile.sh OUTDIR [NAME...]   (NAMEs: only those entries, e.g. layernorm_bwd moe_dw1)
 set -uo pipefail
 out=${1:?usage: bench/profile.sh OUTDIR [NAME...]}
 shift
@@ -46,16 +46,18 @@ profile detect_k_lists_90 '^detect_tiles_kernel' "4096^3 128x1 90%" pit
 profile planner_counts '^count_candidates_kernel' "4096^3 128x1 90%" pit
 profile layernorm_fwd '^cached_forward_kernel' "" dense
 profile layernorm_bwd '^(cached_backward_kernel|fused_backward_kernel|fused_finish_kernel|param_partial_kernel)' "" dense
-# MoE (issue #7), top-1 uniform, one forward + backward pass at a time (PIT_BENCH_MOE_TRACE=1): a
-# pass launches the M-gather four times (up, down, gu, dx) and the weight gradient twice (dW2,
-# dW1); the second pass's up GEMM and dW1.
-PIT_BENCH_MOE_TRACE=1 profile moe_up_gemm '^gather_ws_kernel' "" moe 4
-PIT_BENCH_MOE_TRACE=1 profile moe_dw1 '^weight_grad_(lean_)?kernel' "" moe 3
+# MoE (issue #7), top-1 uniform (MOE_TRACE=2: top-2 uniform), one forward + backward pass at a
+# time (PIT_BENCH_MOE_TRACE): a pass launches the M-gather four times (up, down, gu, dx) and the
+# weight gradient twice (dW2, dW1); the second pass's up GEMM, gu GEMM and dW1.
+trace=${MOE_TRACE:-1}
+PIT_BENCH_MOE_TRACE=$trace profile moe_up_gemm '^gather_ws_kernel' "" moe 4
+PIT_BENCH_MOE_TRACE=$trace profile moe_gu_gemm '^gather_ws_kernel' "" moe 6
+PIT_BENCH_MOE_TRACE=$trace profile moe_dw1 '^weight_grad_(lean_|wide_)?kernel' "" moe 3
 
 # Register spills (local-memory loads and stores) per kernel of the PIT GEMM objects.
 [[ $only == "  " || $only == *" spills "* ]] || exit 0
 echo "== spills (STL/LDL instructions per kernel)"
-for obj in build-gpu/ops/CMakeFiles/pit_ops.dir/pit/cuda/{gather_gemm,gather_ws,condense_gemm,weight_grad,weight_grad_lean,weight_grad_ws}.cu.o; do
+for obj in build-gpu/ops/CMakeFiles/pit_ops.dir/pit/cuda/{gather_gemm,gather_ws,condense_gemm,weight_grad,weight_grad_lean,weight_grad_wide,weight_grad_ws}.cu.o; do
   [[ -f $obj ]] || continue
   cuobjdump -sass "$obj" >"$out/$(basename "$obj" .cu.o).sass" 2>&1
   awk '/Function :/ { if (name != "") print n, name; name = $3; n = 0 } /STL|LDL/ { n++ }

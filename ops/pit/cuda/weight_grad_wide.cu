@@ -16,7 +16,9 @@
 // Measured (H100, `PIT_BENCH_MOE_PARTS=1 pit-bench moe`, 2026-12-06, T = 16384, d = 1024, ffn =
 // 4096, E = 64): dW1 0.33-0.36 ms at top-1 (lean kernel 0.43-0.45, cuBLAS strided-batched in the
 // experts' shapes 0.259), 0.55-0.63 at top-2 (lean 0.67-0.78, cuBLAS 0.417): 0.67-0.79x of
-// cuBLAS's rate, the lean kernel's 0.58-0.60x.
+// cuBLAS's rate, the lean kernel's 0.58-0.60x. Under Nsight (top-2) the consumers wait on `full`
+// most (the loads land too late for 4 stages); an L2 prefetch of the compact operand's boxes 4
+// stages ahead made it slower (docs/BENCHMARKS.md, twenty-ninth session).
 //
 // The ring: 4 stages of 48 KB (X: 64 entries x 128 columns as two 64-column strips of 8 KB; Y: 64
 // x 256 as four), each with a `full` mbarrier and an `empty` one (one arrival per consumer warp
