@@ -18,8 +18,9 @@ $bin moe --markdown "$out/moe.md"
 echo "== pit-bench sparse"
 $bin sparse --markdown "$out/sparse.md"
 if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
-  echo "== PyTorch peer"
+  echo "== PyTorch peers"
   PYTHONUNBUFFERED=1 python3 bench/torch_dense_ops.py --markdown "$out/torch_dense_ops.md"
+  PYTHONUNBUFFERED=1 python3 bench/torch_moe.py --markdown "$out/torch_moe.md"
 else
   echo "bench/run.sh: PyTorch with CUDA not available: peer skipped"
 fi

@@ -9,7 +9,8 @@ where expert 0 takes ~10% of the first slots), forward and forward + backward, r
   loop        one x[idx] @ W_e pair per expert;
   dense FFN   hidden k * ffn (the same FLOPs per token).
 Timed like pit-bench: CUDA events around each run after warm-up, median of 50 runs.
-Usage: python3 bench/torch_moe.py [--markdown FILE]
+Usage: python3 bench/torch_moe.py [--markdown FILE] [--peers grouped_mm,dense]
+  --peers: only these (comma-separated: grouped_mm, padded, loop, dense); all by default.
 """
 import argparse
 import math
@@ -87,7 +88,13 @@ def loop_experts(x, ids, gates, w1, w2):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--markdown", default="")
+    parser.add_argument("--peers", default="grouped_mm,padded,loop,dense",
+                        help="comma-separated subset of grouped_mm, padded, loop, dense")
     args = parser.parse_args()
+    known = {"grouped_mm", "padded", "loop", "dense"}
+    peers = [p for p in args.peers.split(",") if p]
+    if not peers or not set(peers) <= known:
+        parser.error(f"--peers: choose from {', '.join(sorted(known))}, got {args.peers!r}")
     torch.manual_seed(0)
     bf = torch.bfloat16
     x = torch.randn(T, D, device="cuda", dtype=bf)
@@ -104,11 +111,13 @@ def main():
         for skewed in (False, True):
             ids = routing(k, skewed, 10 + k)
             tag = f"top-{k} {'skewed' if skewed else 'uniform'}"
-            impls = [("grouped_mm", lambda xx, a, b: grouped_mm_experts(xx, ids, gates, a, b), w1, w2),
-                     ("padded bmm (cf 1.25)", lambda xx, a, b: padded_bmm_experts(xx, ids, gates, a, b), w1, w2),
-                     ("loop", lambda xx, a, b: loop_experts(xx, ids, gates, a, b), w1, w2),
-                     ("dense FFN (k x ffn)", dense, d1, d2)]
-            for name, fn, wa, wb in impls:
+            impls = [("grouped_mm", "grouped_mm", lambda xx, a, b: grouped_mm_experts(xx, ids, gates, a, b), w1, w2),
+                     ("padded", "padded bmm (cf 1.25)", lambda xx, a, b: padded_bmm_experts(xx, ids, gates, a, b), w1, w2),
+                     ("loop", "loop", lambda xx, a, b: loop_experts(xx, ids, gates, a, b), w1, w2),
+                     ("dense", "dense FFN (k x ffn)", dense, d1, d2)]
+            for key, name, fn, wa, wb in impls:
+                if key not in peers:
+                    continue
                 with torch.no_grad():
                     fwd = time_gpu(lambda: fn(x, wa, wb))
 
