@@ -5,6 +5,7 @@ grouped_mm path (forward, and forward + backward) and the range over the rounds,
 torch's dense FFN of the same FLOPs. A ratio below 1 means pit is faster.
 Usage: python3 bench/moe_ratio.py PIT_LOG TORCH_LOG [PIT_LOG TORCH_LOG ...]   (one pair a round)
 """
+import os
 import re
 import sys
 
@@ -39,6 +40,9 @@ def torch_times(path, peer):
 def main(argv):
     if len(argv) < 2 or len(argv) % 2:
         sys.exit(__doc__.strip().splitlines()[-1])
+    for path in argv:
+        if not os.path.isfile(path):
+            sys.exit(f"bench/moe_ratio.py: {path}: no such file (pass the logs of pit-bench moe and torch_moe.py)")
     rounds = [(pit_times(argv[i]), torch_times(argv[i + 1], "grouped_mm"), torch_times(argv[i + 1], "dense FFN"))
               for i in range(0, len(argv), 2)]
     for peer_index, peer in ((1, "grouped_mm"), (2, "dense FFN (k x ffn)")):
