@@ -14,8 +14,8 @@
 // than the lean kernel: with one block an SM nothing covered its barriers and epilogues.
 //
 // Measured (H100, `PIT_BENCH_MOE_PARTS=1 pit-bench moe`, 2026-12-06, T = 16384, d = 1024, ffn =
-// 4096, E = 64): dW1 0.33-0.36 ms at top-1 (lean kernel 0.43-0.45, cuBLAS strided-batched in the
-// experts' shapes 0.259), 0.55-0.63 at top-2 (lean 0.67-0.78, cuBLAS 0.417): 0.67-0.79x of
+// 4096, E = 64): dW1 and dW2 0.33-0.36 ms at top-1 (lean kernel 0.43-0.45, cuBLAS strided-batched
+// in the experts' shapes 0.259), 0.55-0.63 at top-2 (lean 0.67-0.78, cuBLAS 0.417): 0.66-0.79x of
 // cuBLAS's rate, the lean kernel's 0.58-0.60x. Under Nsight (top-2) the consumers wait on `full`
 // most (the loads land too late for 4 stages); an L2 prefetch of the compact operand's boxes 4
 // stages ahead made it slower (docs/BENCHMARKS.md, twenty-ninth session).
@@ -54,7 +54,6 @@
 #include "ops/cuda/wgmma_ptx.cuh"
 #include "ops/pit/cuda/gemm_core.cuh"
 #include "ops/pit/cuda/launch.cuh"
-#include "ops/pit/cuda/sread.cuh"
 #include "ops/pit/cuda/weight_grad_core.cuh"
 
 namespace pit::sparse::cuda {
