@@ -65,6 +65,7 @@ const char* engine_name(sparse::Engine e) {
     case sparse::Engine::wgmma_pingpong: return "ping-pong";
     case sparse::Engine::wgmma_tma: return "TMA persistent";
     case sparse::Engine::wgmma_tma_pingpong: return "TMA ping-pong";
+    case sparse::Engine::wgmma_wide: return "wide";
   }
   return "?";
 }
@@ -125,8 +126,7 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
     for (const auto& r : rows_out) report.add(r);
   };
   using sparse::Engine;
-  const auto gather_engines = {Engine::wgmma_deep, Engine::wgmma_persistent, Engine::wgmma_tma,
-                                Engine::wgmma_tma_pingpong};
+  const auto gather_engines = {Engine::wgmma_pingpong};
   gemm_part("up GEMM (SRead)", gather_engines, "cuBLAS batched", batched_up, [&](Engine e) {
     gather_gemm(x, idx, w1, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true, .engine = e});
   });
@@ -161,7 +161,7 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
                  .epilogue = {.write = combine}, .engine = e});
   });
   Tensor dh = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
-  gemm_part("bwd gu GEMM", {Engine::wgmma_persistent, Engine::wgmma_tma_pingpong}, "cuBLAS batched", batched_gu, [&](Engine e) {
+  gemm_part("bwd gu GEMM", {Engine::wgmma_pingpong}, "cuBLAS batched", batched_gu, [&](Engine e) {
     gather_gemm(dy, idx, w2, dh, {.a_gathered = true, .c_scattered = false, .engine = e});
   });
   // The activation's backward with the gates' gradient (reads gu and pre, writes dpre).
@@ -216,7 +216,7 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
     sparse::gather_weight_grad(xg, dh, idx, dw1, {.a_gathered = false, .g_gathered = false, .b_trans = true, .engine = e});
   });
   Tensor dx = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
-  gemm_part("bwd dx GEMM", {Engine::wgmma_persistent, Engine::wgmma_tma_pingpong}, "cuBLAS batched", batched_dx, [&](Engine e) {
+  gemm_part("bwd dx GEMM", {Engine::wgmma_pingpong}, "cuBLAS batched", batched_dx, [&](Engine e) {
     gather_gemm(dh, idx, w1, dx,
                 {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine},
                  .engine = e});

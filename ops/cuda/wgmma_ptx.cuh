@@ -26,6 +26,20 @@ __device__ __forceinline__ uint64_t desc_sw128(uint32_t addr, uint32_t lbo, uint
 
 __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+// The calling warpgroup's registers per thread (setmaxnreg; every thread of the warpgroup calls it
+// with the same count, a multiple of 8 in 24-256): a warp-specialised kernel hands its producers'
+// registers to its MMA warpgroups. ptxas compiles the code after each call within its count (the
+// kernel needs __launch_bounds__); an increase waits until the block's pool has the registers.
+template <uint32_t kRegs>
+__device__ __forceinline__ void regs_dec() {
+  static_assert(kRegs % 8 == 0 && kRegs >= 24 && kRegs <= 256, "setmaxnreg: a multiple of 8 in 24-256");
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+}
+template <uint32_t kRegs>
+__device__ __forceinline__ void regs_inc() {
+  static_assert(kRegs % 8 == 0 && kRegs >= 24 && kRegs <= 256, "setmaxnreg: a multiple of 8 in 24-256");
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+}
 // Waits until at most kPending of this warpgroup's committed groups are in flight.
 template <int kPending>
 __device__ __forceinline__ void wait() {

@@ -36,6 +36,9 @@ enum class Write : uint8_t {
 // (gather_gemm over expert segments, gather_weight_grad without use_weights): the persistent
 // engine and its ping-pong variant with their stages loaded by TMA (one TMA per gathered row,
 // ops/cuda/tma_ptx.cuh); on an H200 about twice as slow on MoE's GEMMs (docs/BENCHMARKS.md).
+// wgmma_wide (gather_gemm over expert segments or one shared B, not K-chunks; rows 16-byte
+// aligned): 128 x 256 tiles, both consumer warpgroups on each, B and a compact A by TMA
+// (ops/pit/cuda/gather_wide.cu); gather_gemm's own choice for experts that fill the GPU.
 enum class Engine : uint8_t {
   automatic,
   mma,
@@ -45,6 +48,7 @@ enum class Engine : uint8_t {
   wgmma_pingpong,
   wgmma_tma,
   wgmma_tma_pingpong,
+  wgmma_wide,
 };
 
 struct Epilogue {

@@ -248,8 +248,8 @@ void launch(const TileParams<T>& p, StreamRef stream) {
 template <typename T, bool kBlocks>
 void run(TileParams<T> p, StreamRef stream, Engine engine = Engine::automatic) {
   PIT_CHECK(engine != Engine::wgmma_deep && engine != Engine::wgmma_pingpong && engine != Engine::wgmma_tma &&
-                engine != Engine::wgmma_tma_pingpong,
-            "cuda::condense_gemm: Engine::wgmma_deep, wgmma_pingpong, wgmma_tma and wgmma_tma_pingpong are the "
+                engine != Engine::wgmma_tma_pingpong && engine != Engine::wgmma_wide,
+            "cuda::condense_gemm: Engine::wgmma_deep, wgmma_pingpong, wgmma_tma, wgmma_tma_pingpong and wgmma_wide are the "
             "M-gather's only (gather_gemm and its weight gradient); use "
             "Engine::automatic, mma, wgmma or wgmma_persistent");
   const auto go = [&]<class Cfg>() {

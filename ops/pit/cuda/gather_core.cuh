@@ -10,6 +10,7 @@
 
 #include "core/device.h"
 #include "ops/cuda/device_utils.cuh"
+#include "ops/cuda/tensor_map.h"
 #include "ops/pit/cuda/swrite.cuh"
 
 namespace pit::sparse::cuda {
@@ -48,6 +49,28 @@ inline constexpr int kWsMaxSegments = 4096;
 // a_rows: the rows of A).
 template <typename T, bool kBTrans, bool kPp = false, bool kTma = false>
 void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, int64_t a_rows, StreamRef stream);
+
+// The wide M-gather (gather_wide.cu): 128 x 256 tiles, the warpgroups cooperating on each, B by
+// TMA and a compact A too (expert segments or one shared B, not K-chunks). gather_wide_takes: the
+// cases it takes (f16/bf16 rows 16-byte aligned, 32-bit TMA coordinates, at most
+// kWideMaxSegments segments: their tile prefix shares its shared memory with a 192 KB ring).
+inline constexpr int kWideMaxSegments = 2048;
+template <typename T>
+bool gather_wide_takes(const GatherParams<T>& p, int64_t a_rows);
+template <typename T, bool kBTrans>
+void launch_gather_wide(const GatherParams<T>& p, int64_t capacity, int64_t a_rows, StreamRef stream);
+
+// B's TMA map for the engines that load it so: the experts' matrices as a rank-3 stack (one
+// matrix when B is shared), [N, K] (b_trans: boxes of box_rows rows of n x 64 of k) or [K, N]
+// (boxes of box_rows rows of k x 64 of n).
+template <typename T>
+CUtensorMap expert_b_map(const GatherParams<T>& p, bool b_trans, int box_rows) {
+  constexpr DType kType = std::is_same_v<T, Half> ? DType::f16 : DType::bf16;
+  const int64_t mats = p.b_seg_stride != 0 ? p.segments : 1;
+  const int64_t mat_stride = p.b_seg_stride != 0 ? p.b_seg_stride : p.k * p.n;  // one matrix: any
+  if (b_trans) return pit::cuda::tensor_map_3d(kType, p.b, mats, p.n, p.k, p.k, mat_stride, box_rows, "gather_gemm's B");
+  return pit::cuda::tensor_map_3d(kType, p.b, mats, p.k, p.n, p.n, mat_stride, box_rows, "gather_gemm's B");
+}
 
 namespace dev {
 

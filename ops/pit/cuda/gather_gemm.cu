@@ -11,8 +11,9 @@
 // - mma.sync (gemm_core.cuh): 8 warps of 64 x 32, BK = 32, 4 stages (76 KB, two blocks per SM);
 //   for short K-chunks (seg_cols <= kShortK), where a tile is a single 64-deep k-step and the
 //   wgmma pipeline does not pay for itself (measured with pit-bench, docs/BENCHMARKS.md).
-// Expert segments (a B per segment) that fill the GPU take the persistent, warp-specialised
-// engine (gather_ws.cu) instead, in its ping-pong variant. f32 on the CUDA cores with BK = 16 and
+// Expert segments (a B per segment) that fill the GPU take the wide engine (gather_wide.cu: 128 x
+// 256 tiles) instead, or where it does not take them the persistent, warp-specialised engine
+// (gather_ws.cu) in its ping-pong variant. f32 on the CUDA cores with BK = 16 and
 // 3 stages. The number of row tiles depends on the segment sizes, which stay on the device: a persistent grid (as many blocks as fit on the SMs) walks the
 // work items; each block first turns the segment offsets into a tile prefix in shared memory.
 // Where the tiles are fewer than the blocks (few rows, long K: a row set at 95-99 % sparsity had
@@ -22,6 +23,8 @@
 #include "ops/pit/cuda/gemm.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <memory>
 
 #include "core/memory.h"
@@ -189,7 +192,18 @@ void launch(GatherParams<T> p, int64_t capacity, StreamRef stream) {
             " threads, ", smem, " bytes of shared memory, ", per_sm, " blocks per SM): ", cudaGetErrorString(e));
 }
 
+// set_gather_wide's setting, from PIT_GATHER_WIDE (0: off) at first use.
+std::atomic<bool>& gather_wide() {
+  static std::atomic<bool> on{[] {
+    const char* v = std::getenv("PIT_GATHER_WIDE");
+    return !(v != nullptr && v[0] == '0');
+  }()};
+  return on;
+}
+
 }  // namespace
+
+bool set_gather_wide(bool on) { return gather_wide().exchange(on); }
 
 void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tensor& c, const GatherGemmArgs& args,
                  StreamRef stream) {
@@ -234,12 +248,23 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
     // splits K: taken where the row tiles alone (capacity / BM, a lower bound) fill the SMs.
     const bool experts = args.engine == Engine::automatic && p.seg_cols == 0 && p.b_seg_stride != 0;
     if constexpr (!std::is_same_v<T, float>) {
+      const int64_t a_rows = a.size(0);
+      // The wide engine (gather_wide.cu: 128 x 256 tiles, the warpgroups cooperating) where it
+      // takes the experts and its tiles fill the SMs, unless turned off (set_gather_wide): on both
+      // GPUs the up and gu GEMMs of MoE 8-10% faster than on the ping-pong engine at top-2, the
+      // down and dx GEMMs level with it (docs/BENCHMARKS.md, thirtieth session).
+      const bool wide_fills = (cap / 128) * ((n + 255) / 256) >= sm_count();
+      if (args.engine == Engine::wgmma_wide ||
+          (experts && gather_wide().load() && wide_fills && gather_wide_takes(p, a_rows))) {
+        if (args.b_trans) launch_gather_wide<T, true>(p, cap, a_rows, stream);
+        else launch_gather_wide<T, false>(p, cap, a_rows, stream);
+        return;
+      }
       const bool fills = (cap / Cfg::BM) * p.n_tiles >= sm_count();
       const bool tma = args.engine == Engine::wgmma_tma || args.engine == Engine::wgmma_tma_pingpong;
       const bool pp = args.engine == Engine::wgmma_pingpong || args.engine == Engine::wgmma_tma_pingpong ||
                       (experts && p.a_fast && p.b_fast && fills && p.segments <= kWsMaxSegments);
       if (pp || tma || args.engine == Engine::wgmma_persistent) {
-        const int64_t a_rows = a.size(0);
         const auto go = [&]<bool kPp, bool kTma>() {
           if (args.b_trans) launch_gather_ws<T, true, kPp, kTma>(p, cap, a_rows, stream);
           else launch_gather_ws<T, false, kPp, kTma>(p, cap, a_rows, stream);

@@ -258,17 +258,10 @@ std::atomic<bool>& gather_tma_a() {
   return on;
 }
 
-// B's map for TMA (kTma, kTmaB): the experts' matrices as a rank-3 stack (one matrix when B is
-// shared) in boxes of one stage.
+// B's map for TMA (kTma, kTmaB): boxes of one stage.
 template <typename T, bool kBTrans, class Cfg>
 CUtensorMap b_map(const GatherParams<T>& p) {
-  constexpr DType kType = std::is_same_v<T, Half> ? DType::f16 : DType::bf16;
-  const int64_t mats = p.b_seg_stride != 0 ? p.segments : 1;
-  const int64_t mat_stride = p.b_seg_stride != 0 ? p.b_seg_stride : p.k * p.n;  // one matrix: any
-  if constexpr (kBTrans)
-    return pit::cuda::tensor_map_3d(kType, p.b, mats, p.n, p.k, p.k, mat_stride, Cfg::BN, "gather_gemm's B");
-  else
-    return pit::cuda::tensor_map_3d(kType, p.b, mats, p.k, p.n, p.n, mat_stride, Cfg::BK, "gather_gemm's B");
+  return expert_b_map(p, kBTrans, kBTrans ? Cfg::BN : Cfg::BK);
 }
 
 template <typename T, bool kBTrans, bool kPp, bool kTma, bool kTmaB>

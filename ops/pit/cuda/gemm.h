@@ -66,6 +66,10 @@ bool set_gather_tma_b(bool on);
 // With B by TMA, whether a compact A (rows not gathered: MoE's down and dx GEMMs) comes by TMA too,
 // one box of 128 rows a stage (PIT_GATHER_TMA_A=0: off). Returns the previous setting.
 bool set_gather_tma_a(bool on);
+// Whether gather_gemm takes its wide engine (Engine::wgmma_wide) for expert segments by itself
+// (on by default, off where the environment has PIT_GATHER_WIDE=0 at the first launch; the
+// ping-pong engine then). For tests and benchmarks; returns the previous setting.
+bool set_gather_wide(bool on);
 void sampled_gemm(const Tensor& a, const Tensor& b, BlockListIndex& out, bool a_trans,
                   bool b_trans, StreamRef stream);
 

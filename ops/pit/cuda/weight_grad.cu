@@ -199,6 +199,13 @@ void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx
         else launch_weight_grad_lean<T>(p, stream);
         return;
       }
+      if (args.engine == Engine::wgmma_wide) {  // (tests: the wide kernel where automatic might not take it)
+        PIT_CHECK(wide_takes(p), "cuda::gather_weight_grad: Engine::wgmma_wide (the wide kernel) takes 16-bit rows of ",
+                  "A and G 16-byte aligned, no entry weights, dB stored, 16-byte aligned and over 128 columns wide; "
+                  "use Engine::automatic");
+        launch_weight_grad_wide<T>(p, stream);
+        return;
+      }
       if (args.engine == Engine::wgmma_persistent) {
         launch_weight_grad_ws<T>(p, stream);
         return;

@@ -55,28 +55,17 @@
 #include "ops/pit/cuda/gemm_core.cuh"
 #include "ops/pit/cuda/launch.cuh"
 #include "ops/pit/cuda/weight_grad_core.cuh"
+#include "ops/pit/cuda/wide_core.cuh"
 
 namespace pit::sparse::cuda {
 namespace {
 
-constexpr int kConsumers = 256;              // two warpgroups
-constexpr int kProducers = 128;              // and a producer warpgroup
-constexpr int kThreads = kConsumers + kProducers;
-constexpr int BM = 128, BN = 256, BK = 64;
-constexpr int kStages = 4;
+using namespace wide;
 constexpr int kXStrips = BM / 64, kYStrips = BN / 64;  // 64-column strips of a stage's tiles
-constexpr int kAElems = BK * BM, kBElems = BK * BN;    // 16 and 32 KB (16-bit): stages stay 1024-aligned
-constexpr uint32_t kStripBytes = BK * 64 * 2;          // one strip: 64 entry rows of 128 bytes
 constexpr int kOutCols = 128;                          // a warpgroup's staging tile: 64 rows x 128 columns
 constexpr int kOutElems = 64 * kOutCols;               // (two 64 x 64 boxes of 8 KB)
 constexpr int kXChunks = BM / 8, kYChunks = BN / 8;    // 16-byte chunks of a stage row
 constexpr int kXLoads = BK * kXChunks / kProducers, kYLoads = BK * kYChunks / kProducers;  // a producer's: 8, 16
-// What dev::tile_base needs: the element type and the stages' alignment.
-template <typename T>
-struct WideCfg {
-  using Elem = T;
-  static constexpr size_t kAlign = 1024;
-};
 template <typename T>
 constexpr size_t kSmem =
     (size_t{kStages} * (kAElems + kBElems) + 2 * size_t{kOutElems}) * sizeof(T) + WideCfg<T>::kAlign - 16;
@@ -226,13 +215,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   __shared__ uint64_t full[kStages], empty[kStages];
   T* const sa = dev::tile_base<WideCfg<T>>(smem_raw);
   T* const sb = sa + kStages * kAElems;
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < kStages; ++s) {
-      mbar::init(&full[s], kProducers + 1);      // every producer's copies, and the TMA bytes' arrival
-      mbar::init(&empty[s], kConsumers / 32);    // one arrival per consumer warp
-    }
-    mbar::fence_init();
-  }
+  init_ring(full, empty, kProducers + 1);  // every producer's copies, and the TMA bytes' arrival
   __syncthreads();  // (the last block-wide barrier: the producers leave below)
   if (threadIdx.x >= kConsumers) {
     produce<T, kXg, kYg>(w, maps, sa, sb, full, empty);

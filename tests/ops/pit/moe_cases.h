@@ -97,7 +97,7 @@ struct MoeCase {
 };
 
 inline void run_moe_cases(Device dev, const std::vector<DType>& dtypes) {
-  const MoeCase cases[] = {
+  std::vector<MoeCase> cases = {
       {37, 24, 40, 4, 1, Routing::uniform, UnaryOp::gelu_tanh},
       {130, 33, 70, 6, 2, Routing::uniform, UnaryOp::relu},
       {130, 32, 64, 8, 2, Routing::skewed, UnaryOp::silu},
@@ -110,6 +110,9 @@ inline void run_moe_cases(Device dev, const std::vector<DType>& dtypes) {
       // H200's SMs: the f16/bf16 GEMMs with N = ffn run on the persistent engine on CUDA.
       {2100, 72, 640, 8, 2, Routing::skewed, UnaryOp::gelu_tanh},
   };
+  // On CUDA also enough 128 x 256 tiles (33 row tiles times 5 column tiles of ffn = 1280 and of
+  // d = 1032, both ragged) to fill the SMs: all four GEMMs run on the wide engine (gather_wide.cu).
+  if (dev.is_cuda()) cases.push_back({2100, 1032, 1280, 8, 2, Routing::skewed, UnaryOp::gelu_tanh});
   uint64_t seed = 4200;
   for (const DType dt : dtypes)
     for (const MoeCase& c : cases) {

@@ -1,10 +1,12 @@
 // The M-gather on the persistent, warp-specialised engine and its ping-pong variant
 // (Engine::wgmma_persistent and wgmma_pingpong: ops/pit/cuda/gather_ws.cu, weight_grad_ws.cu; the
-// weight gradient also with TMA loads, wgmma_tma and wgmma_tma_pingpong)
-// against the CPU M-gather in f64 on the same operands and an index made on the CPU from the same
-// routing or pattern, outputs poisoned (NaN) first: expert segments (SRead of x's rows into
-// compact outputs with a per-expert bias and GELU; compact rows SWritten to their tokens,
-// gate-weighted and accumulated over top-2) under uniform routing, one expert taking every
+// weight gradient also with TMA loads, wgmma_tma and wgmma_tma_pingpong) and on the wide engine
+// (Engine::wgmma_wide, gather_wide.cu: bit for bit the ping-pong engine's where nothing is
+// accumulated) against the CPU M-gather in f64 on the same operands and an index made on the CPU
+// from the same routing or pattern, outputs poisoned (NaN) first: expert segments (SRead of x's
+// rows into compact outputs with a per-expert bias and GELU, or with B [K, N]; compact rows
+// SWritten to their tokens, gate-weighted and accumulated over top-2, with B either way) under
+// uniform routing, one expert taking every
 // token's first slot, and experts without tokens; whole rows at sparsity 0-100 %; 1 x 64 K-chunk
 // segments; experts whose last row tile has 0, 1, 63, 64, 65, 127 rows; the weight gradients of
 // expert segments. Ragged shapes (1000 tokens, K = 264, N = 200: none a multiple of the 128 x 128
@@ -66,31 +68,50 @@ using TmaA = Switch<int, no_switch>;
 constexpr int kGridCaps[] = {0, 1, 3};
 std::string grid_name(int cap) { return cap == 0 ? "" : " (grid of " + std::to_string(cap) + ")"; }
 
-// The persistent engines: cp.async and TMA loads, each with shared and ping-pong consumers.
-const sparse::Engine kEngines[] = {sparse::Engine::wgmma_persistent, sparse::Engine::wgmma_pingpong,
-                                   sparse::Engine::wgmma_tma, sparse::Engine::wgmma_tma_pingpong};
+// The persistent engines: cp.async and TMA loads, each with shared and ping-pong consumers; the
+// M-gather's also on the wide engine (after the ping-pong one: they are compared).
+const sparse::Engine kWgradEngines[] = {sparse::Engine::wgmma_persistent, sparse::Engine::wgmma_pingpong,
+                                        sparse::Engine::wgmma_tma, sparse::Engine::wgmma_tma_pingpong};
+const sparse::Engine kGatherEngines[] = {sparse::Engine::wgmma_persistent, sparse::Engine::wgmma_pingpong,
+                                         sparse::Engine::wgmma_tma, sparse::Engine::wgmma_tma_pingpong,
+                                         sparse::Engine::wgmma_wide};
 std::string engine_name(sparse::Engine e) {
   switch (e) {
     case sparse::Engine::wgmma_pingpong: return "ping-pong";
     case sparse::Engine::wgmma_tma: return "TMA";
     case sparse::Engine::wgmma_tma_pingpong: return "TMA ping-pong";
+    case sparse::Engine::wgmma_wide: return "wide";
     default: return "persistent";
   }
 }
 
 bool is_tma(sparse::Engine e) { return e == sparse::Engine::wgmma_tma || e == sparse::Engine::wgmma_tma_pingpong; }
+// The engines that take expert segments (or one shared B) only, not K-chunks.
+bool segments_only(sparse::Engine e) { return is_tma(e) || e == sparse::Engine::wgmma_wide; }
 
-// gather_gemm on the GPU (the persistent engines; with `tma` those loading by TMA too) against the
-// CPU's in f64, C of shape `c_shape` (and Epilogue::pre, when args has one: each call gets it
-// poisoned anew). The ping-pong engine runs three times: B and a compact A by TMA (its default on
-// expert segments), A by cp.async, both by cp.async: the same MMAs on the same tiles, so bit for
-// bit the same C where nothing is accumulated.
+// Elements of two outputs of the same shape that differ (NaN equal to NaN: rows the index leaves
+// out keep their poison in both).
+int64_t bits_differ(const Tensor& x, const Tensor& y) {
+  const std::vector<double> a = test::values(x), b = test::values(y);
+  int64_t differ = 0;
+  for (size_t i = 0; i < a.size(); ++i) differ += !(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])));
+  return differ;
+}
+
+// gather_gemm on the GPU (the persistent engines; with `segments` also those that take expert
+// segments only: TMA and wide) against the CPU's in f64, C of shape `c_shape` (and Epilogue::pre,
+// when args has one: each call gets it poisoned anew). The ping-pong engine runs three times: B and
+// a compact A by TMA (its default on expert segments), A by cp.async, both by cp.async: the same
+// MMAs on the same tiles, so bit for bit the same C where nothing is accumulated; so is the wide
+// engine's (the same sums in the same order, the same epilogue).
 void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sparse::RowSetIndex& cpu_idx,
                    const Tensor& b, const Shape& c_shape, sparse::GatherGemmArgs args, double tol,
-                   const std::string& what, bool tma = true) {
+                   const std::string& what, bool segments = true) {
   const bool with_pre = args.epilogue.pre.defined();
-  for (const sparse::Engine engine : kEngines) {
-    if (is_tma(engine) && !tma) continue;
+  const bool once = args.epilogue.write != sparse::Write::accumulate;  // each output written once
+  Tensor pp_c, pp_pre;  // the ping-pong engine's outputs
+  for (const sparse::Engine engine : kGatherEngines) {
+    if (segments_only(engine) && !segments) continue;
     args.engine = engine;
     sparse::GatherGemmArgs ref = args;
     ref.engine = sparse::Engine::automatic;
@@ -113,13 +134,17 @@ void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sp
         const std::string way = b_tma ? "A by cp.async, B by TMA" : "A and B by cp.async";
         test::expect_close(c2, want, tol, tol, what + " (ping-pong, " + way + ")");
         // Bit for bit where each output is written once (atomic adds of many K-chunks land in any order).
-        if (args.epilogue.write != sparse::Write::accumulate) {
-          const std::vector<double> by_cp = test::values(c2), by_tma = test::values(c);
-          int64_t differ = 0;  // (rows the index leaves out keep their NaN in both)
-          for (size_t i = 0; i < by_tma.size(); ++i)
-            differ += !(by_cp[i] == by_tma[i] || (std::isnan(by_cp[i]) && std::isnan(by_tma[i])));
-          EXPECT_EQ(differ, 0) << what << ": the ping-pong engine's default loads and " << way << " differ";
+        if (once) {
+          EXPECT_EQ(bits_differ(c2, c), 0) << what << ": the ping-pong engine's default loads and " << way << " differ";
         }
+      }
+      pp_c = c;
+      if (with_pre) pp_pre = args.epilogue.pre.clone();
+    }
+    if (engine == sparse::Engine::wgmma_wide && once && pp_c.defined()) {
+      EXPECT_EQ(bits_differ(c, pp_c), 0) << what << ": the wide and ping-pong engines differ";
+      if (with_pre) {
+        EXPECT_EQ(bits_differ(args.epilogue.pre, pp_pre), 0) << what << ": pre of the wide and ping-pong engines differ";
       }
     }
     test::expect_close(c, want, tol, tol, what + " (" + engine_name(engine) + ")");
@@ -194,6 +219,16 @@ TEST(GatherPersistentCuda, Experts) {
                       {.a_gathered = false, .c_scattered = true, .use_weights = true, .zero_c = true,
                        .epilogue = {.write = sparse::Write::accumulate}},
                       2 * tol, "down (compact A, gated SWrite, top-2 accumulate) " + what);
+        // As moe_ffn's gu GEMM (SRead of dy's rows, B_s [K, N], compact C) and its down GEMM (B_s
+        // [N, K]: w1's shape stands in).
+        const Tensor dy = test::dense_random({kTokens, kK}, ++seed, dt, kGpu);
+        const Tensor w2t = test::dense_random({kExperts, kK, kN}, ++seed, dt, kGpu);
+        expect_gather(dy, gi, ci, w2t, {2 * kTokens, kN}, {.a_gathered = true, .c_scattered = false}, tol,
+                      "gu (SRead of dy, B [K, N], compact) " + what);
+        expect_gather(h, gi, ci, w1.transpose(1, 2).contiguous(), {kTokens, kK},
+                      {.a_gathered = false, .c_scattered = true, .b_trans = true, .zero_c = true,
+                       .epilogue = {.write = sparse::Write::accumulate}},
+                      2 * tol, "down (compact A, B [N, K], top-2 accumulate) " + what);
         if (::testing::Test::HasFailure()) return;
       }
 }
@@ -254,7 +289,7 @@ TEST(GatherPersistentCuda, WeightGradients) {
         const Tensor dpre = test::dense_random({2 * kTokens, kN}, ++seed, dt, kGpu);  // compact, by entry
         const Tensor dy = test::dense_random({kTokens, kN}, ++seed, dt, kGpu);
         const Tensor start = test::dense_random({kExperts, kK, kN}, ++seed, dt, kGpu);
-        for (const sparse::Engine engine : kEngines)
+        for (const sparse::Engine engine : kWgradEngines)
           for (const bool trans : {false, true})
             for (const bool gated : {false, true})
               for (const bool acc : {false, true}) {
@@ -302,7 +337,7 @@ TEST(GatherPersistentCuda, RowsAndKChunks) {
       const Tensor ak = test::sparse_tensor(kTokens, kK, 1, 64, d, ++seed, dt, kGpu);
       const sparse::RowSetIndex gk = sparse::detect_rows(ak, 64), ck = sparse::detect_rows(f64(ak), 64);
       expect_gather(ak, gk, ck, b, {kTokens, kN}, {.zero_c = true, .epilogue = {.write = sparse::Write::accumulate}},
-                    2 * tol, "1 x 64 K-chunks " + what, /*tma=*/false);
+                    2 * tol, "1 x 64 K-chunks " + what, /*segments=*/false);
       if (::testing::Test::HasFailure()) return;
     }
 }

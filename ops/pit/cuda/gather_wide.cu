@@ -1,0 +1,295 @@
+// The M-gather (gather_gemm.cu's contract) with 128 x 256 tiles: one block an SM walking its
+// tiles, a producer warpgroup filling a ring of stages (B and a compact A by TMA, gathered rows of A
+// by cp.async), and two consumer warpgroups that share each tile (rows 0-63 and 64-127, m64n256k16)
+// and SWrite it. Engine::wgmma_wide; gather_gemm's choice for expert segments where it takes them.
+//
+// Why: the ping-pong engine (gather_ws.cu, 128 x 128 tiles a warpgroup) runs MoE's expert GEMMs at
+// 0.55-0.65x of cuBLAS strided-batched in the experts' shapes (H100, docs/BENCHMARKS.md), with
+// its L2 at two thirds of its peak: a 128 x 128 x 64 stage brings 32 KB for 1 M multiply-adds, a
+// 128 x 256 x 64 one 48 KB for 2 M, a quarter less traffic out of the L2 for the same work.
+//
+// The ring: 4 stages of 48 KB, each with a `full` mbarrier and an `empty` one (one arrival per
+// consumer warp once its wgmmas of the stage are done). The producer warpgroup walks the block's
+// tiles in the consumers' order, so the next tile's stages load under this tile's last MMAs and
+// its epilogue:
+// - B's stage: one 64 x 256 box (B_s [N, K], K-major) or four 64 x 64 boxes (B_s [K, N]) of the
+//   rank-3 map over the experts (a ragged K or N reads zeros, never the next expert's rows);
+// - a compact A (the down and dx GEMMs): one 64 x 128 box from the tile's first entry on (rows past
+//   the expert's entries are computed and not written); one producer thread issues it all, and its
+//   arrival expecting the bytes completes `full`;
+// - gathered rows of A (the up and gu GEMMs): 16-byte cp.asyncs, 8 a producer thread, written at
+//   their places in the 128-byte swizzle, arriving on `full` as they land (129 arrivals: the 128
+//   threads and the TMA bytes' one); the next tile's rows of the index are read a tile ahead.
+// The consumers: per stage, wait on `full`, issue 4 m64n256k16, commit, wait for the previous
+// stage's wgmmas and release its slot; a warpgroup whose rows of the tile are all past the
+// segment's entries only waits and releases. The epilogue: each warpgroup stages its 64 x 256
+// f32 accumulators 32 columns at a time and SWrites them (swrite.cuh swrite_staged: bias,
+// activation, pre, gates, scattered rows, atomic accumulate), as the other engines do, so every
+// output element is the same sum in the same order (k16 steps of 64-wide stages) and the same
+// epilogue: bit for bit the ping-pong engine's (the tests assert it). Registers: setmaxnreg moves
+// them from the producers (88) to the consumers (208): no spills.
+//
+// Measured (`PIT_BENCH_MOE_PARTS=1 pit-bench moe`, T = 16384, d = 1024, ffn = 4096, E = 64, each
+// timed alternately with the ping-pong engine, 2026-12-06): on an H100 the up GEMM 0.72-0.73 ms at
+// top-2 (ping-pong 0.79-0.80), gu 0.71-0.72 (0.77-0.78), down and dx within 1% (0.59-0.63), top-1
+// 3-12% faster; on an H200 likewise (up 0.71-0.72 against 0.78-0.80). Still 0.56-0.67x of cuBLAS
+// strided-batched in the experts' shapes at top-2. Tried (branch `wide-cluster`): clusters of two
+// blocks on one expert's adjacent row tiles, each loading half of B's stage and multicasting it to
+// both (a third less traffic out of the L2): correct, but no faster (H200: the layer 0-8% slower),
+// so the L2 is not what bounds this kernel.
+#include <type_traits>
+
+#include "ops/cuda/device_utils.cuh"
+#include "ops/cuda/mbarrier_ptx.cuh"
+#include "ops/cuda/tensor_map.h"
+#include "ops/cuda/tma_ptx.cuh"
+#include "ops/cuda/wgmma_ptx.cuh"
+#include "ops/pit/cuda/gather_core.cuh"
+#include "ops/pit/cuda/gemm_core.cuh"
+#include "ops/pit/cuda/launch.cuh"
+#include "ops/pit/cuda/swrite.cuh"
+#include "ops/pit/cuda/wide_core.cuh"
+
+namespace pit::sparse::cuda {
+namespace {
+
+using namespace wide;
+constexpr uint32_t kABytes = kAElems * 2, kBBytes = kBElems * 2;
+constexpr int kChunks = BK / 8;                // 16-byte chunks of a stage row of A
+constexpr int kALoads = BM * kChunks / kProducers, kARowStep = kProducers / kChunks;  // 8 rows, 16 apart
+constexpr uint32_t kProducerRegs = 88, kConsumerRegs = 208;  // setmaxnreg: 128 x 88 + 256 x 208 <= 384 x 168
+constexpr int kEpiCols = 32, kEpiLd = kEpiCols + 8;  // a warpgroup's f32 staging: 64 rows x 32 columns
+// (ld = 40 floats: the fragments' 8-byte stores of four rows fall in distinct banks)
+
+// Shared memory: the aligned stages, the staging tiles, the row and scale tables, the tile prefix.
+constexpr size_t kSmemFixed = size_t{kStages} * (kABytes + kBBytes) + 2 * 64 * kEpiLd * sizeof(float) +
+                              BM * (sizeof(int32_t) + sizeof(float)) + (WideCfg<Half>::kAlign - 16);
+size_t smem_bytes(int segments) { return kSmemFixed + sizeof(int32_t) * (static_cast<size_t>(segments) + 1); }
+
+// The TMA maps: B's stages (rank 3, over the experts) and a compact A's (BM rows x 64 columns).
+struct WideMaps {
+  CUtensorMap a, b;
+};
+
+// The producer warpgroup: every stage of the block's tiles, in order, into the ring.
+template <typename T, bool kBTrans, bool kAGathered>
+__device__ __forceinline__ void produce(const GatherParams<T>& p, const WideMaps& maps, const int32_t* tiles,
+                                        int total, int num_k, T* sa, T* sb, uint64_t* full, uint64_t* empty) {
+  namespace tma = pit::cuda::tma;
+  namespace mbar = pit::cuda::mbar;
+  const int pt = static_cast<int>(threadIdx.x) - kConsumers;
+  if (!kAGathered && pt != 0) return;  // one thread issues every TMA
+  if (pt == 0) {
+    tma::prefetch(&maps.b);
+    if (!kAGathered) tma::prefetch(&maps.a);
+  }
+  // This thread's chunks of a gathered stage: chunk column cc of the tile rows r0 + 16 i.
+  const int cc = pt % kChunks, r0 = pt / kChunks;
+  int32_t arow[kALoads], next_row[kALoads];  // A's rows of those tile rows (-1: past the entries)
+  const auto fetch = [&](const dev::TileAt& at, int32_t(&out)[kALoads]) {
+#pragma unroll
+    for (int i = 0; i < kALoads; ++i) {
+      const int r = r0 + i * kARowStep;
+      out[i] = r < at.count ? p.rows[at.e0 + r] : -1;
+    }
+  };
+  const int grid = static_cast<int>(gridDim.x);
+  const auto tile_of = [&](int t) { return dev::locate<BM>(tiles, p.offsets, p.segments, p.n_tiles, t); };
+  dev::TileAt at = tile_of(static_cast<int>(blockIdx.x));
+  if constexpr (kAGathered) fetch(at, arow);
+  uint32_t g = 0;  // stages so far, over the block's tiles
+  for (int t = static_cast<int>(blockIdx.x); t < total; t += grid) {
+    const bool more = t + grid < total;
+    const dev::TileAt next = more ? tile_of(t + grid) : at;
+    const int32_t n0 = at.nt * BN, s = p.b_seg_stride != 0 ? at.s : 0;
+    for (int kt = 0; kt < num_k; ++kt, ++g) {
+      const int slot = static_cast<int>(g % kStages);
+      const int32_t k0 = kt * BK;
+      mbar::wait(&empty[slot], ((g / kStages) & 1) ^ 1);
+      const uint32_t as = pit::cuda::ptx::smem_u32(sa + slot * kAElems);
+      const uint32_t bs = pit::cuda::ptx::smem_u32(sb + slot * kBElems);
+      if (pt == 0) {
+        const uint32_t bar = pit::cuda::ptx::smem_u32(&full[slot]);
+        mbar::arrive_expect_tx(&full[slot], kBBytes + (kAGathered ? 0 : kABytes));
+        if constexpr (!kAGathered) tma::load_2d(as, &maps.a, k0, at.e0, bar);
+        if constexpr (kBTrans) {
+          tma::load_3d(bs, &maps.b, k0, n0, s, bar);
+        } else {
+#pragma unroll
+          for (int c = 0; c < BN / 64; ++c) tma::load_3d(bs + c * kStripBytes, &maps.b, n0 + 64 * c, k0, s, bar);
+        }
+      }
+      if constexpr (kAGathered) {
+        const bool col_in = k0 + 8 * cc < p.k;  // whole chunks or none (K % 8 == 0)
+        const T* const col = p.a + (col_in ? k0 + 8 * cc : 0);
+#pragma unroll
+        for (int i = 0; i < kALoads; ++i) {
+          const int r = r0 + i * kARowStep;
+          const bool in = col_in && arow[i] >= 0;
+          const uint32_t to = static_cast<uint32_t>(r * 128 + ((cc ^ (r % 8)) * 16));
+          pit::cuda::ptx::cp_async_16(as + to, in ? col + int64_t{arow[i]} * p.k : p.a, in ? 16 : 0);
+        }
+        mbar::arrive_on_cp_async(&full[slot]);
+        // The next tile's rows, read under this tile's stages.
+        if (kt == 0 && more) fetch(next, next_row);
+      }
+    }
+    if constexpr (kAGathered) {
+#pragma unroll
+      for (int i = 0; i < kALoads; ++i) arow[i] = next_row[i];
+    }
+    at = next;
+  }
+  if constexpr (kAGathered) mbar::cp_async_wait_all();
+}
+
+template <typename T, bool kBTrans, bool kAGathered>
+__global__ void __launch_bounds__(kThreads, 1)
+    gather_wide_kernel(const __grid_constant__ GatherParams<T> p, const __grid_constant__ WideMaps maps) {
+  using namespace pit::cuda;
+  extern __shared__ uint4 smem_raw[];
+  __shared__ uint64_t full[kStages], empty[kStages];
+  T* const sa = dev::tile_base<WideCfg<T>>(smem_raw);
+  T* const sb = sa + kStages * kAElems;
+  float* const staging = reinterpret_cast<float*>(sb + kStages * kBElems);  // [2][64][kEpiLd]
+  int32_t* const c_row = reinterpret_cast<int32_t*>(staging + 2 * 64 * kEpiLd);  // [BM]: destination rows
+  float* const scale = reinterpret_cast<float*>(c_row + BM);                      // [BM]: their gates
+  int32_t* const tiles = reinterpret_cast<int32_t*>(scale + BM);                  // [segments + 1]
+  dev::tile_prefix<BM>(p.offsets, p.segments, tiles);
+  init_ring(full, empty, kAGathered ? kProducers + 1 : 1);  // the producers' cp.asyncs, and the TMA bytes' arrival
+  __syncthreads();  // the tile prefix and the barriers (the last block-wide barrier)
+  const int total = tiles[p.segments] * p.n_tiles, num_k = static_cast<int>((p.k + BK - 1) / BK);
+  if (static_cast<int>(blockIdx.x) >= total) return;  // (the grid is sized by a bound on the tiles)
+  // Registers: the block's 168 a thread (384 threads) become 88 for the producers, 208 for the
+  // consumers (their 128 accumulators and the epilogue).
+  if (threadIdx.x >= kConsumers) {
+    wgmma::regs_dec<kProducerRegs>();
+    produce<T, kBTrans, kAGathered>(p, maps, tiles, total, num_k, sa, sb, full, empty);
+    return;
+  }
+  wgmma::regs_inc<kConsumerRegs>();
+  // This thread's place in wgmma's accumulator layout (m64n256: rows 16 warp + lane / 4 and 8
+  // below, columns 8 j + 2 (lane % 4)) and its warpgroup's rows of A (64 rows of 128 bytes on).
+  const int wg = threadIdx.x / 128, lane = threadIdx.x % 32, wt = threadIdx.x % 128;
+  const int rw = ((threadIdx.x / 32) % 4) * 16 + lane / 4, q = lane % 4;
+  const uint32_t a_base = ptx::smem_u32(sa) + wg * 64 * 128, b_base = ptx::smem_u32(sb);
+  float* const staged = staging + wg * 64 * kEpiLd;
+  int32_t* const my_row = c_row + wg * 64;
+  float* const my_scale = scale + wg * 64;
+  constexpr bool kHalf = std::is_same_v<T, Half>;
+  // Per k16: A K-major (32 bytes on in its 128-byte rows); B K-major likewise, or N-major (two
+  // 8-row atoms on; its 64-column strips kStripBytes apart).
+  constexpr uint32_t kBStep = kBTrans ? 32 : 2048, kBLbo = kBTrans ? 16 : kStripBytes;
+  // A stage's slot back to the producer: this warp's arrival.
+  const auto release = [&](uint32_t at) {
+    if (lane == 0) mbar::arrive(&empty[at % kStages]);
+  };
+  float acc[128];
+  uint32_t g = 0;  // stages so far, over the block's tiles (the producer's count)
+  const int grid = static_cast<int>(gridDim.x);
+  for (int t = static_cast<int>(blockIdx.x); t < total; t += grid) {
+    const dev::TileAt at = dev::locate<BM>(tiles, p.offsets, p.segments, p.n_tiles, t);
+    const int rows = at.count - 64 * wg;  // this warpgroup's rows wanted (<= 0: none)
+    if (rows <= 0) {  // an expert's last row tile of at most 64 entries: the stages pass by
+      for (int kt = 0; kt < num_k; ++kt, ++g) {
+        mbar::wait(&full[g % kStages], (g / kStages) & 1);
+        release(g);
+      }
+      continue;
+    }
+#pragma unroll
+    for (int i = 0; i < 128; ++i) acc[i] = 0.f;
+    for (int kt = 0; kt < num_k; ++kt, ++g) {
+      const int slot = static_cast<int>(g % kStages);
+      mbar::wait(&full[slot], (g / kStages) & 1);
+      if constexpr (kAGathered) wgmma::fence_smem_for_async();  // the cp.async writes before wgmma's reads
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < BK / 16; ++kk)
+        wgmma::mma_m64n256k16<kHalf, 0, kBTrans ? 0 : 1>(
+            acc, wgmma::desc_sw128(a_base + slot * kABytes + kk * 32, 16, 1024),
+            wgmma::desc_sw128(b_base + slot * kBBytes + kk * kBStep, kBLbo, 1024), 1);
+      wgmma::commit();
+      // The previous stage's wgmmas are done: its slot goes back to the producer.
+      wgmma::wait<1>();
+      if (kt > 0) release(g - 1);
+    }
+    wgmma::wait<0>();
+    if (num_k > 0) release(g - 1);
+    // The epilogue: this warpgroup's destination rows and gates, then its 64 rows 32 columns at a
+    // time through its staging tile.
+    if (wt < 64) {
+      const int e = at.e0 + 64 * wg + wt;
+      const bool ok = wt < rows;
+      my_row[wt] = ok ? (p.c_scattered ? p.rows[e] : e) : -1;
+      my_scale[wt] = ok && p.weights ? p.weights[e] : 1.f;
+    }
+    dev::EpiArgs epi = p.epi;
+    if (epi.bias) epi.bias = static_cast<const T*>(epi.bias) + at.s * p.bias_seg_stride;
+    const auto dst = [&](int r) {
+      const int row = my_row[r];
+      return row >= 0 ? dev::RowDst<T>{p.c + int64_t{row} * p.n, my_scale[r]} : dev::RowDst<T>{nullptr, 0.f};
+    };
+    const int64_t n0 = int64_t{at.nt} * BN;
+#pragma unroll  // (a rolled loop indexes the accumulators at run time: they would live in local memory)
+    for (int h = 0; h < BN / kEpiCols; ++h) {
+      if (n0 + kEpiCols * h >= p.n) break;  // uniform over the block
+#pragma unroll
+      for (int jj = 0; jj < kEpiCols / 8; ++jj) {
+        const int j = h * (kEpiCols / 8) + jj;
+        ptx::st_shared_f2(staged + rw * kEpiLd + jj * 8 + 2 * q, acc[4 * j], acc[4 * j + 1]);
+        ptx::st_shared_f2(staged + (rw + 8) * kEpiLd + jj * 8 + 2 * q, acc[4 * j + 2], acc[4 * j + 3]);
+      }
+      mbar::sync_named(1 + wg, 128);  // the staged columns (and the row tables) are written
+      dev::swrite_staged<T, 64, kEpiCols, 128>(staged, kEpiLd, dst, n0 + kEpiCols * h, p.n, epi, wt);
+      mbar::sync_named(1 + wg, 128);  // and read: the staging tile is free again
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+bool gather_wide_takes(const GatherParams<T>& p, int64_t a_rows) {
+  // TMA: 32-bit coordinates; the maps' strides 16-byte multiples (a_fast / b_fast: K, and N for
+  // B [K, N], multiples of 8; the experts' matrices 16 bytes apart).
+  return p.seg_cols == 0 && p.a_fast && p.b_fast && p.k > 0 && p.k < INT32_MAX && p.n < INT32_MAX &&
+         a_rows > 0 && a_rows < INT32_MAX && p.segments <= kWideMaxSegments &&
+         (p.b_seg_stride * static_cast<int64_t>(sizeof(T))) % 16 == 0;
+}
+
+template <typename T, bool kBTrans>
+void launch_gather_wide(const GatherParams<T>& p0, int64_t capacity, int64_t a_rows, StreamRef stream) {
+  PIT_CHECK(gather_wide_takes(p0, a_rows),
+            "cuda::gather_gemm: Engine::wgmma_wide takes expert segments or one shared B (not K-chunks), K > 0, "
+            "16-byte aligned rows of A and B (K and N multiples of 8) and at most ", kWideMaxSegments,
+            " segments; use Engine::automatic");
+  GatherParams<T> p = p0;
+  p.n_tiles = static_cast<int>((p.n + BN - 1) / BN);
+  WideMaps maps{};
+  constexpr DType kType = std::is_same_v<T, Half> ? DType::f16 : DType::bf16;
+  maps.b = expert_b_map(p, kBTrans, kBTrans ? BN : BK);
+  if (!p.a_gathered) maps.a = pit::cuda::tensor_map_2d(kType, p.a, a_rows, p.k, p.k, BM, "gather_gemm's A");
+  const size_t smem = smem_bytes(p.segments);
+  const int64_t bound = ((capacity + BM - 1) / BM + p.segments) * p.n_tiles;
+  PIT_CHECK(bound < INT32_MAX, "cuda::gather_gemm: up to ", bound,
+            " output tiles for the wide engine, which counts them in 32 bits; use Engine::automatic");
+  const auto run = [&]<bool kAGathered>() {
+    auto* kernel = gather_wide_kernel<T, kBTrans, kAGathered>;
+    const int per_sm = allow_smem(kernel, smem, kThreads);
+    const auto grid = static_cast<unsigned>(persistent_grid(bound, per_sm));
+    kernel<<<grid, kThreads, smem, native(stream)>>>(p, maps);
+    check_launch("cuda::gather_gemm (wide engine)");
+  };
+  if (p.a_gathered) run.template operator()<true>();
+  else run.template operator()<false>();
+}
+
+template bool gather_wide_takes<Half>(const GatherParams<Half>&, int64_t);
+template bool gather_wide_takes<BFloat16>(const GatherParams<BFloat16>&, int64_t);
+template void launch_gather_wide<Half, false>(const GatherParams<Half>&, int64_t, int64_t, StreamRef);
+template void launch_gather_wide<Half, true>(const GatherParams<Half>&, int64_t, int64_t, StreamRef);
+template void launch_gather_wide<BFloat16, false>(const GatherParams<BFloat16>&, int64_t, int64_t, StreamRef);
+template void launch_gather_wide<BFloat16, true>(const GatherParams<BFloat16>&, int64_t, int64_t, StreamRef);
+
+}  // namespace pit::sparse::cuda
