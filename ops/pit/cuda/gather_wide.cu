@@ -21,7 +21,8 @@
 //   their places in the 128-byte swizzle, arriving on `full` as they land (129 arrivals: the 128
 //   threads and the TMA bytes' one); the next tile's rows of the index are read a tile ahead.
 // The consumers: per stage, wait on `full`, issue 4 m64n256k16, commit, wait for the previous
-// stage's wgmmas and release its slot; a warpgroup whose rows of the tile are all past the
+// stage's wgmmas and release its slot (kDrain, where A's rows are gathered: wait for this stage's
+// and release it at once, wide_core.cuh wide_drain); a warpgroup whose rows of the tile are all past the
 // segment's entries only waits and releases. The epilogue: each warpgroup stages its 64 x 256
 // f32 accumulators 32 columns at a time and SWrites them (swrite.cuh swrite_staged: bias,
 // activation, pre, gates, scattered rows, atomic accumulate), as the other engines do, so every
@@ -143,7 +144,7 @@ __device__ __forceinline__ void produce(const GatherParams<T>& p, const WideMaps
   if constexpr (kAGathered) mbar::cp_async_wait_all();
 }
 
-template <typename T, bool kBTrans, bool kAGathered>
+template <typename T, bool kBTrans, bool kAGathered, bool kDrain>
 __global__ void __launch_bounds__(kThreads, 1)
     gather_wide_kernel(const __grid_constant__ GatherParams<T> p, const __grid_constant__ WideMaps maps) {
   using namespace pit::cuda;
@@ -211,11 +212,18 @@ __global__ void __launch_bounds__(kThreads, 1)
             wgmma::desc_sw128(b_base + slot * kBBytes + kk * kBStep, kBLbo, 1024), 1);
       wgmma::commit();
       // The previous stage's wgmmas are done: its slot goes back to the producer.
-      wgmma::wait<1>();
-      if (kt > 0) release(g - 1);
+      if constexpr (kDrain) {
+        wgmma::wait<0>();
+        release(g);
+      } else {
+        wgmma::wait<1>();
+        if (kt > 0) release(g - 1);
+      }
     }
-    wgmma::wait<0>();
-    if (num_k > 0) release(g - 1);
+    if constexpr (!kDrain) {
+      wgmma::wait<0>();
+      if (num_k > 0) release(g - 1);
+    }
     // The epilogue: this warpgroup's destination rows and gates, then its 64 rows 32 columns at a
     // time through its staging tile.
     if (wt < 64) {
@@ -275,7 +283,8 @@ void launch_gather_wide(const GatherParams<T>& p0, int64_t capacity, int64_t a_r
   PIT_CHECK(bound < INT32_MAX, "cuda::gather_gemm: up to ", bound,
             " output tiles for the wide engine, which counts them in 32 bits; use Engine::automatic");
   const auto run = [&]<bool kAGathered>() {
-    auto* kernel = gather_wide_kernel<T, kBTrans, kAGathered>;
+    auto* kernel = wide_drain(kAGathered) ? gather_wide_kernel<T, kBTrans, kAGathered, true>
+                                : gather_wide_kernel<T, kBTrans, kAGathered, false>;
     const int per_sm = allow_smem(kernel, smem, kThreads);
     const auto grid = static_cast<unsigned>(persistent_grid(bound, per_sm));
     kernel<<<grid, kThreads, smem, native(stream)>>>(p, maps);

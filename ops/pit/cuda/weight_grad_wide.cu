@@ -38,7 +38,8 @@
 //   much as a whole one.)
 // The consumers: per stage, wait on `full`, fence the cp.async writes for the async proxy, issue 4
 // m64n256k16 (warpgroup w: tile rows 64 w .. 64 w + 63), commit, wait for the previous stage's
-// wgmmas and release its slot. The epilogue: each warpgroup rounds its 64 x 256 accumulators to T
+// wgmmas and release its slot (kDrain, where an operand is gathered: wait for this stage's and
+// release it at once, so three stages load instead of two: wide_core.cuh wide_drain). The epilogue: each warpgroup rounds its 64 x 256 accumulators to T
 // into its own 16 KB staging tile, 128 columns at a time, and one of its threads stores them by
 // TMA (two 64 x 64 boxes of a rank-3 map of dB: rows and columns past dB's are not written), so
 // the stores drain while the next tile's MMAs run. Each output element sums the same products in
@@ -207,7 +208,7 @@ __device__ __forceinline__ void produce(const WideParams<T>& w, const WideMaps& 
   mbar::cp_async_wait_all();
 }
 
-template <typename T, bool kXg, bool kYg>
+template <typename T, bool kXg, bool kYg, bool kDrain>
 __global__ void __launch_bounds__(kThreads, 1)
     weight_grad_wide_kernel(const __grid_constant__ WideParams<T> w, const __grid_constant__ WideMaps maps) {
   using namespace pit::cuda;
@@ -254,11 +255,18 @@ __global__ void __launch_bounds__(kThreads, 1)
             wgmma::desc_sw128(b_base + slot * kBElems * sizeof(T) + kk * 2048, BK * 128, 1024), 1);
       wgmma::commit();
       // The previous stage's wgmmas are done: its slot goes back to the producers.
-      wgmma::wait<1>();
-      if (kt > 0 && lane == 0) mbar::arrive(&empty[(g - 1) % kStages]);
+      if constexpr (kDrain) {
+        wgmma::wait<0>();
+        if (lane == 0) mbar::arrive(&empty[g % kStages]);
+      } else {
+        wgmma::wait<1>();
+        if (kt > 0 && lane == 0) mbar::arrive(&empty[(g - 1) % kStages]);
+      }
     }
-    wgmma::wait<0>();
-    if (tile.num_k > 0 && lane == 0) mbar::arrive(&empty[(g - 1) % kStages]);
+    if constexpr (!kDrain) {
+      wgmma::wait<0>();
+      if (tile.num_k > 0 && lane == 0) mbar::arrive(&empty[(g - 1) % kStages]);
+    }
     // The warpgroup's 64 rows of dB, 128 columns at a time through its staging tile (zeros for a
     // segment without entries).
     const int32_t row = static_cast<int32_t>(tile.m0) + 64 * wg;
@@ -315,7 +323,7 @@ void launch_weight_grad_wide(const WgradParams<T>& p, StreamRef stream) {
   }
   maps.out = pit::cuda::tensor_map_3d(kType, p.out, p.segments, p.p, p.q, p.q, p.p * p.q, 64, "gather_weight_grad's dB");
   const auto run = [&]<bool kXg, bool kYg>() {
-    auto* kernel = weight_grad_wide_kernel<T, kXg, kYg>;
+    auto* kernel = wide_drain(kXg || kYg) ? weight_grad_wide_kernel<T, kXg, kYg, true> : weight_grad_wide_kernel<T, kXg, kYg, false>;
     const int per_sm = allow_smem(kernel, kSmem<T>, kThreads);
     const auto grid = static_cast<unsigned>(persistent_grid(tiles, per_sm));
     kernel<<<grid, kThreads, kSmem<T>, native(stream)>>>(w, maps);

@@ -5,6 +5,7 @@
 // 32 KB in 16-bit types, so every stage stays 1024-aligned for the 128-byte swizzle).
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 
 #include "ops/cuda/mbarrier_ptx.cuh"
 
@@ -34,6 +35,20 @@ __device__ __forceinline__ void init_ring(uint64_t* full, uint64_t* empty, uint3
     pit::cuda::mbar::init(&empty[s], kConsumers / 32);
   }
   pit::cuda::mbar::fence_init();
+}
+
+// Whether a wide kernel's consumers drain each k-step's wgmmas and hand its stage back at once
+// (one stage held, three loading) rather than after issuing the next stage's (two held): where an
+// operand's rows come gathered by cp.async, whose loads land later than TMA boxes. H100
+// (docs/BENCHMARKS.md, thirtieth session): dW2 5-8% faster, the up and gu GEMMs level to 9%
+// faster, the layer's forward + backward 1-3% at top-2; the dx GEMM (compact A, all TMA) 2-8%
+// slower, so compact operands keep one group in flight. PIT_WIDE_DRAIN=1 / 0 forces either way.
+inline bool wide_drain(bool gathered) {
+  static const int forced = [] {
+    const char* v = std::getenv("PIT_WIDE_DRAIN");
+    return v == nullptr ? -1 : (v[0] == '1' ? 1 : 0);
+  }();
+  return forced < 0 ? gathered : forced == 1;
 }
 
 }  // namespace pit::sparse::cuda::wide
