@@ -342,34 +342,35 @@ TEST(GatherPersistentCuda, RowsAndKChunks) {
     }
 }
 
-// The TMA engines refuse what they do not take, naming it: entry weights in the weight gradient,
-// K-chunk segments in the M-gather.
+// The TMA engines and the wide one refuse what they do not take, naming it: K-chunk segments in
+// the M-gather, entry weights in the weight gradient.
 TEST(GatherPersistentCuda, TmaEnginesRefuseWhatTheyDoNotTake) {
   PIT_REQUIRE_CUDA();
-  {
-    const Tensor a = test::sparse_tensor(100, 128, 1, 64, 0.5, 3, DType::bf16, kGpu);
-    const Tensor b = test::dense_random({128, 64}, 4, DType::bf16, kGpu);
-    Tensor c = test::poisoned({100, 64}, DType::bf16, kGpu);
-    try {
-      sparse::gather_gemm(a, sparse::detect_rows(a, 64), b, c,
-                          {.zero_c = true, .epilogue = {.write = sparse::Write::accumulate},
-                           .engine = sparse::Engine::wgmma_tma});
-      ADD_FAILURE() << "expected an error for K-chunks on the TMA engine";
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("K-chunks"), std::string::npos) << e.what();
+  for (const sparse::Engine engine : {sparse::Engine::wgmma_tma, sparse::Engine::wgmma_wide}) {
+    const std::string name = engine_name(engine);
+    {
+      const Tensor a = test::sparse_tensor(100, 128, 1, 64, 0.5, 3, DType::bf16, kGpu);
+      const Tensor b = test::dense_random({128, 64}, 4, DType::bf16, kGpu);
+      Tensor c = test::poisoned({100, 64}, DType::bf16, kGpu);
+      try {
+        sparse::gather_gemm(a, sparse::detect_rows(a, 64), b, c,
+                            {.zero_c = true, .epilogue = {.write = sparse::Write::accumulate}, .engine = engine});
+        ADD_FAILURE() << "expected an error for K-chunks on the " << name << " engine";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("K-chunks"), std::string::npos) << e.what();
+      }
     }
-  }
-  uint64_t seed = 900;
-  const Experts c = experts_case(0, DType::bf16, seed);
-  const Tensor dy = test::dense_random({kTokens, kN}, ++seed, DType::bf16, kGpu);
-  Tensor db = test::poisoned({kExperts, kK, kN}, DType::bf16, kGpu);
-  try {
-    sparse::gather_weight_grad(c.x, dy, c.gpu, db,
-                               {.a_gathered = true, .g_gathered = true, .use_weights = true,
-                                .engine = sparse::Engine::wgmma_tma});
-    ADD_FAILURE() << "expected an error for use_weights on the TMA engine";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("entry weights"), std::string::npos) << e.what();
+    uint64_t seed = 900;
+    const Experts c = experts_case(0, DType::bf16, seed);
+    const Tensor dy = test::dense_random({kTokens, kN}, ++seed, DType::bf16, kGpu);
+    Tensor db = test::poisoned({kExperts, kK, kN}, DType::bf16, kGpu);
+    try {
+      sparse::gather_weight_grad(c.x, dy, c.gpu, db,
+                                 {.a_gathered = true, .g_gathered = true, .use_weights = true, .engine = engine});
+      ADD_FAILURE() << "expected an error for use_weights on the " << name << " engine";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("entry weights"), std::string::npos) << e.what();
+    }
   }
 }
 
