@@ -22,8 +22,8 @@
 //   threads and the TMA bytes' one); the next tile's rows of the index are read a tile ahead.
 // The consumers: per stage, wait on `full`, issue 4 m64n256k16, commit, wait for the previous
 // stage's wgmmas and release its slot (kDrain, where A's rows are gathered: wait for this stage's
-// and release it at once, wide_core.cuh wide_drain); a warpgroup whose rows of the tile are all past the
-// segment's entries only waits and releases. The epilogue: each warpgroup stages its 64 x 256
+// and release it at once, wide_core.cuh wide_drain); a warpgroup whose rows of the tile are all
+// past the segment's entries only waits and releases. The epilogue: each warpgroup stages its 64 x 256
 // f32 accumulators 32 columns at a time and SWrites them (swrite.cuh swrite_staged: bias,
 // activation, pre, gates, scattered rows, atomic accumulate), as the other engines do, so every
 // output element is the same sum in the same order (k16 steps of 64-wide stages) and the same
@@ -32,9 +32,9 @@
 //
 // Measured (`PIT_BENCH_MOE_PARTS=1 pit-bench moe`, T = 16384, d = 1024, ffn = 4096, E = 64, each
 // timed alternately with the ping-pong engine, 2026-12-06): on an H100 the up GEMM 0.72-0.73 ms at
-// top-2 (ping-pong 0.79-0.80), gu 0.71-0.72 (0.77-0.78), down and dx within 1% (0.59-0.63), top-1
-// 3-12% faster; on an H200 likewise (up 0.71-0.72 against 0.78-0.80). Still 0.56-0.67x of cuBLAS
-// strided-batched in the experts' shapes at top-2. Tried (branch `wide-cluster`): clusters of two
+// top-2 (ping-pong 0.79-0.80), gu 0.71-0.72 (0.77-0.78), down and dx within 1-2% (0.57-0.63),
+// top-1 1-12% faster; on an H200 likewise (up 0.71-0.72 against 0.78-0.80). Still 0.55-0.67x of
+// cuBLAS strided-batched in the experts' shapes at top-2. Tried (branch `wide-cluster`): clusters of two
 // blocks on one expert's adjacent row tiles, each loading half of B's stage and multicasting it to
 // both (a third less traffic out of the L2): correct, but no faster (H200: the layer 0-8% slower),
 // so the L2 is not what bounds this kernel.
