@@ -57,6 +57,9 @@ void launch_gather_ws(const GatherParams<T>& p, int64_t capacity, int64_t a_rows
 inline constexpr int kWideMaxSegments = 2048;
 template <typename T>
 bool gather_wide_takes(const GatherParams<T>& p, int64_t a_rows);
+// Whether its tiles over `capacity` entries (a lower bound: capacity / 128 row tiles) and N columns
+// fill the SMs: it has no split K.
+bool gather_wide_fills(int64_t capacity, int64_t n);
 template <typename T, bool kBTrans>
 void launch_gather_wide(const GatherParams<T>& p, int64_t capacity, int64_t a_rows, StreamRef stream);
 

@@ -251,11 +251,10 @@ void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tenso
       const int64_t a_rows = a.size(0);
       // The wide engine (gather_wide.cu: 128 x 256 tiles, the warpgroups cooperating) where it
       // takes the experts and its tiles fill the SMs, unless turned off (set_gather_wide): on both
-      // GPUs the up and gu GEMMs of MoE 8-10% faster than on the ping-pong engine at top-2, the
+      // GPUs the up and gu GEMMs of MoE 7-10% faster than on the ping-pong engine at top-2, the
       // down and dx GEMMs level with it (docs/BENCHMARKS.md, thirtieth session).
-      const bool wide_fills = (cap / 128) * ((n + 255) / 256) >= sm_count();
       if (args.engine == Engine::wgmma_wide ||
-          (experts && gather_wide().load() && wide_fills && gather_wide_takes(p, a_rows))) {
+          (experts && gather_wide().load() && gather_wide_fills(cap, n) && gather_wide_takes(p, a_rows))) {
         if (args.b_trans) launch_gather_wide<T, true>(p, cap, a_rows, stream);
         else launch_gather_wide<T, false>(p, cap, a_rows, stream);
         return;

@@ -266,6 +266,10 @@ bool gather_wide_takes(const GatherParams<T>& p, int64_t a_rows) {
          (p.b_seg_stride * static_cast<int64_t>(sizeof(T))) % 16 == 0;
 }
 
+bool gather_wide_fills(int64_t capacity, int64_t n) {
+  return (capacity / BM) * ((n + BN - 1) / BN) >= sm_count();
+}
+
 template <typename T, bool kBTrans>
 void launch_gather_wide(const GatherParams<T>& p0, int64_t capacity, int64_t a_rows, StreamRef stream) {
   PIT_CHECK(gather_wide_takes(p0, a_rows),

@@ -40,8 +40,8 @@ __device__ __forceinline__ void init_ring(uint64_t* full, uint64_t* empty, uint3
 // Whether a wide kernel's consumers drain each k-step's wgmmas and hand its stage back at once
 // (one stage held, three loading) rather than after issuing the next stage's (two held): where an
 // operand's rows come gathered by cp.async, whose loads land later than TMA boxes. H100
-// (docs/BENCHMARKS.md, thirtieth session): dW2 5-8% faster, the up and gu GEMMs level to 9%
-// faster, the layer's forward + backward 1-3% at top-2; the dx GEMM (compact A, all TMA) 2-8%
+// (docs/BENCHMARKS.md, thirtieth session): dW2 5-8% faster, the up and gu GEMMs from 1% slower
+// to 9% faster, the layer's forward + backward 1-3% at top-2; the dx GEMM (compact A, all TMA) 2-8%
 // slower, so compact operands keep one group in flight. PIT_WIDE_DRAIN=1 / 0 forces either way.
 inline bool wide_drain(bool gathered) {
   static const int forced = [] {
