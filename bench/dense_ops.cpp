@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "bench/copy_rate.h"
@@ -62,6 +63,12 @@ struct CublasDirect {
 
 Tensor rnd(const Shape& s) { return randn(s, DType::bf16, Device::cuda()); }
 
+// PIT_BENCH_FILTER="layernorm": only the rows whose op contains it (all rows without it).
+bool wanted(const std::string& op) {
+  const char* f = std::getenv("PIT_BENCH_FILTER");
+  return f == nullptr || op.find(f) != std::string::npos;
+}
+
 }  // namespace
 
 int run_dense_ops(const std::string& markdown_path) {
@@ -84,6 +91,7 @@ int run_dense_ops(const std::string& markdown_path) {
 
   auto matmul_row = [&](const std::string& op, int64_t m, int64_t n, int64_t k, const Tensor& a,
                         const Tensor& b, bool ta, bool tb, int64_t batch = 1) {
+    if (!wanted(op)) return;
     // pit: the operands as the autograd would pass them (transposed views, no copies).
     const Tensor av = ta ? a.transpose(-1, -2) : a, bv = tb ? b.transpose(-1, -2) : b;
     Tensor c = Tensor::empty(batch > 1 ? Shape{batch, m, n} : Shape{m, n}, DType::bf16, Device::cuda());
@@ -111,6 +119,7 @@ int run_dense_ops(const std::string& markdown_path) {
 
   auto memory_row = [&](const std::string& op, const std::string& shape, double bytes,
                         const std::function<void(int)>& fn) {
+    if (!wanted(op)) return;
     const Timing t = time_gpu(fn);
     report.add({op, shape, t.median_ms, bytes, false, bandwidth, "", 0});
     std::printf("    (host: %.1f us to queue each run)\n", t.host_ms * 1e3);
@@ -178,7 +187,7 @@ int run_dense_ops(const std::string& markdown_path) {
     memory_row("cross-entropy bwd", dims({rows, vocab}), 2 * n * bf,  // reads logits, writes dlogits
                [&](int) { (void)kernels::cross_entropy_backward(gl, logits, targets, saved, -100, 0.0); });
   }
-  {
+  if (wanted("attention fwd (fused)") || wanted("attention bwd (fused)")) {
     // Fused causal attention: FLOPs of the causal half, 4 B H T^2 Dh / 2 forward (QK^T and PV).
     const Tensor q = rnd({kBatch, kHeads, kSeq, kHeadDim}), k = rnd({kBatch, kHeads, kSeq, kHeadDim});
     const Tensor v = rnd({kBatch, kHeads, kSeq, kHeadDim}), dout = rnd({kBatch, kHeads, kSeq, kHeadDim});

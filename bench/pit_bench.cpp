@@ -32,6 +32,7 @@ const char* const kUsage =
     "          on the PIT kernels vs its dense path by density\n"
     "environment (pit):\n"
     "  PIT_BENCH_FILTER=\"4096^3 128x1 90%\"  only the rows whose \"problem tile sparsity\" contains it\n"
+    "                                       (dense: whose op contains it, e.g. \"layernorm\")\n"
     "  PIT_BENCH_ENGINE=mma|wgmma|persistent  force the tensor-core engine of the M-gather (mma,\n"
     "                                       wgmma) and of the 128-row K-condense (all three)\n";
 

@@ -45,7 +45,7 @@ profile gather_1x64_90 '^gather_gemm_kernel' "4096^3 1x64 90%" pit
 profile detect_k_lists_90 '^detect_tiles_kernel' "4096^3 128x1 90%" pit
 profile planner_counts '^count_candidates_kernel' "4096^3 128x1 90%" pit
 profile layernorm_fwd '^cached_forward_kernel' "" dense
-profile layernorm_bwd '^(cached_backward_kernel|fused_backward_kernel|fused_finish_kernel|param_partial_kernel)' "" dense
+profile layernorm_bwd '^(cached_backward_kernel|bulk_backward_kernel|fused_backward_kernel|finish_kernel|param_partial_kernel)' "" dense
 # MoE (issue #7), top-1 uniform (MOE_TRACE=2: top-2 uniform), one forward + backward pass at a
 # time (PIT_BENCH_MOE_TRACE): a pass launches the M-gather four times (up, down, gu, dx) and the
 # weight gradient twice (dW2, dW1); the second pass's up GEMM, gu GEMM and dW1.

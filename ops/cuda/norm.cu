@@ -14,8 +14,9 @@
 // misaligned views and odd lengths only lose vectorisation on the rows affected) and the pack
 // lies inside the row; otherwise element by element.
 //
-// Backward first tries ops/cuda/norm_fused.cu (rows of up to 1024 elements in whole, aligned
-// packs: dx and the dweight / dbias sums in one pass over x and dy). Otherwise dx by the row
+// Backward first tries ops/cuda/norm_bulk.cu (sm_90), then ops/cuda/norm_fused.cu (both: rows of
+// up to 1024 elements in whole, aligned packs; dx and the dweight / dbias sums in one pass over x
+// and dy). Otherwise dx by the row
 // kernels here, and dweight / dbias by a separate column reduction: blocks of 32 columns x 8 row
 // lanes each sum a chunk of rows, and the partials are summed in chunk order by a second kernel.
 // The chunking depends only on (rows, dim), never on the device or on timing, and there are no
@@ -35,6 +36,7 @@
 #include "core/memory.h"
 #include "ops/cuda/device_utils.cuh"
 #include "ops/cuda/norm.h"
+#include "ops/cuda/norm_bulk.h"
 #include "ops/cuda/norm_fused.h"
 
 namespace pit::cuda {
@@ -637,6 +639,7 @@ void norm_forward(const cpu::NormArgs& a, const void* x, int64_t x_stride, const
 void norm_backward(const cpu::NormArgs& a, const void* dy, int64_t dy_stride, const void* x,
                    int64_t x_stride, const void* weight, const void* mean, const void* rstd,
                    void* dx, void* dweight, void* dbias, StreamRef stream) {
+  if (norm_backward_bulk(a, dy, dy_stride, x, x_stride, weight, mean, rstd, dx, dweight, dbias, stream)) return;
   if (norm_backward_fused(a, dy, dy_stride, x, x_stride, weight, mean, rstd, dx, dweight, dbias, stream)) return;
   dispatch_floating(a.dtype, a.rms ? "rmsnorm_backward" : "layernorm_backward", [&]<typename T>() {
     if constexpr (kFloating<T>) {

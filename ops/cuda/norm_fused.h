@@ -1,6 +1,7 @@
 #pragma once
-// Layernorm / rmsnorm backward in one pass over x and dy (ops/cuda/norm_fused.cu), the path
-// ops/cuda/norm.cu takes first: for rows of up to 1024 elements in whole, 16-byte aligned packs.
+// Layernorm / rmsnorm backward in one pass over x and dy by cp.async (ops/cuda/norm_fused.cu), the
+// path ops/cuda/norm.cu takes where the bulk-copy kernel (norm_bulk.h) does not: for rows of up to
+// 1024 elements in whole, 16-byte aligned packs.
 #include <cstdint>
 
 #include "core/device.h"

@@ -44,6 +44,15 @@ __device__ __forceinline__ void load_3d(uint32_t dst, const CUtensorMap* map, in
       : "memory");
 }
 
+// Copies `bytes` (a multiple of 16) from global `src` to the shared-memory address `dst` (both
+// 16-byte aligned) in bulk, no tensor map, completing the bytes on the mbarrier at shared address
+// `bar`.
+__device__ __forceinline__ void load_bulk(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+               ::"r"(dst), "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+
 // Stores the box at (column c0, row c1, matrix c2) of a rank-3 map from the shared-memory address
 // `src` (1024-byte aligned, 128-byte swizzled as a load would have left it), as one bulk group of
 // this thread's (commit_bulk); elements outside the tensor are not written. The writes to `src`

@@ -459,6 +459,53 @@ TEST(NormCuda, FusedBackwardWithoutGridSync) {
   ASSERT_EQ(unsetenv("PIT_NORM_NO_GRID_SYNC"), 0);
 }
 
+// Sets an environment variable for its lifetime.
+struct EnvSet {
+  const char* name;
+  EnvSet(const char* n, const char* v) : name(n) { EXPECT_EQ(setenv(n, v, 1), 0); }
+  ~EnvSet() { unsetenv(name); }
+  EnvSet(const EnvSet&) = delete;
+  EnvSet& operator=(const EnvSet&) = delete;
+};
+
+// On sm_90 the backward takes the bulk-copy kernel (ops/cuda/norm_bulk.cu) first, else (and with
+// PIT_NORM_BULK=0) the cp.async one (norm_fused.cu). Both against the CPU on shapes whose blocks
+// wrap their ring of row slots several times (48 / 96 / 192 slots for 4 / 2 / 1 packs a lane, one
+// block an SM) and whose warps load more than one batch of 32 rows' statistics (40000 rows);
+// ragged rows (packs not a multiple of 32). The two compute dx by the same expressions: bit for bit
+// the same; dweight / dbias add their rows in other orders.
+TEST(NormCuda, BulkAndCpAsyncBackwards) {
+  PIT_REQUIRE_CUDA();
+  manual_seed(11);
+  const Device gpu = Device::cuda();
+  for (const DType dtype : {DType::f32, DType::bf16}) {
+    const int64_t unit = dtype == DType::f32 ? 1 : 2;  // f32 rows of half the elements, as many packs
+    for (const auto& [rows, d] : {std::pair<int64_t, int64_t>{16384, 512 * unit},
+                                  {20000, 200 * unit}, {30000, 100 * unit}, {40000, 32 * unit}}) {
+      const std::string what = std::string(dtype_name(dtype)) + " " + std::to_string(rows) + " x " +
+                               std::to_string(d);
+      SCOPED_TRACE(what);
+      const Tensor x = gpu_input(rows, d, dtype, 1.0), dy = randn({rows, d}, dtype, gpu);
+      const Tensor w = randn({d}, dtype, gpu), b = randn({d}, dtype, gpu);
+      const kernels::NormResult f = kernels::layernorm(x, w, b, 1e-5);
+      check_gpu(x, w, b, dy, false, "layernorm " + what);
+      check_gpu(x, w, Tensor(), dy, true, "rmsnorm " + what);
+      const kernels::NormGrads bulk = kernels::layernorm_backward(dy, x, w, f, true);
+      const EnvSet cp_async("PIT_NORM_BULK", "0");
+      check_gpu(x, w, b, dy, false, "layernorm, cp.async " + what);
+      check_gpu(x, w, Tensor(), dy, true, "rmsnorm, cp.async " + what);
+      const kernels::NormGrads cp = kernels::layernorm_backward(dy, x, w, f, true);
+      EXPECT_EQ(values(bulk.dx), values(cp.dx));
+      const double t = dtype == DType::f32 ? 1e-5 : 1e-2;  // bf16: one rounding of either sum
+      expect_close(bulk.dweight, cp.dweight, t, t, what + " dweight");
+      expect_close(bulk.dbias, cp.dbias, t, t, what + " dbias");
+    }
+  }
+  // The cp.async kernel's second way (no grid synchronisation).
+  const EnvSet cp_async("PIT_NORM_BULK", "0"), no_sync("PIT_NORM_NO_GRID_SYNC", "1");
+  check_shapes({DType::f32, DType::bf16}, {{4099, 512}, {37, 256}, {1, 64}}, true);
+}
+
 TEST(NormCuda, OpsBackwardMatchesCpu) {
   PIT_REQUIRE_CUDA();
   const Tensor x = randn({6, 300}, DType::f32), w = randn({300}), b = randn({300});
