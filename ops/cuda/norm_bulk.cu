@@ -19,14 +19,15 @@
 // Each lane loads the mean and rstd of its warp's next 32 rows in one go, a batch ahead of their
 // use, and the warp shuffles them out row by row.
 //
-// At the end each block adds its warps' accumulators in warp order into one partial row (dweight,
-// then dbias), added over the blocks as ops/cuda/norm_finish.cuh says.
+// At the end each warp stashes its accumulators as soon as its rows are done, the block adds them
+// in warp order into one partial row (dweight, then dbias), and the blocks' rows are added as
+// ops/cuda/norm_finish.cuh says.
 //
 // H100, 16384 x 1024 bf16 (`build-gpu/pit-bench dense`, alternating with PIT_NORM_BULK=0 in one
-// call): 0.0428-0.0432 ms, 78-79% of the copy bandwidth, against 0.0440-0.0456 ms for the cp.async
-// kernel. In the loop, the blocks' rows ended at 30-35.5 us, their partial rows were written
-// 2 us later, the grid synchronised at 38 us, and dweight / dbias were done at 39.4 us; without
-// dweight / dbias the op took 0.0395 ms.
+// call): 0.0420-0.0427 ms, 79-80% of the copy bandwidth, against 0.0445-0.0452 ms for the cp.async
+// kernel. In the loop (timestamps, before the early stash), the blocks' rows ended at 30-35.5 us,
+// their partial rows were written 2 us later, the grid synchronised at 38 us, and dweight / dbias
+// were done at 39.4 us; without dweight / dbias the op took 0.0395 ms.
 #include "ops/cuda/norm_bulk.h"
 
 #include <cuda_runtime.h>
@@ -201,10 +202,16 @@ __global__ void __launch_bounds__(kThreads, 1) bulk_backward_kernel(const Args<T
     }
   }
   if (a.part == nullptr) return;  // no dweight / dbias asked for
-  __syncthreads();  // every row consumed: the ring is reused for the warps' sums
-  static_assert(size_t{kConsumers} * 2 * kSlot * kN * sizeof(float) <= size_t{kS} * 2 * kSlot * sizeof(P),
-                "the warps' sums fit in the ring");
-  norm_finish::finish_block<T, kThreads, kConsumers, kPacks, kN, kGridSync>(a, aw, ab, reinterpret_cast<float*>(smem_raw));
+  // A consumer warp stashes its sums as soon as its rows are done, in two of its own slots (w and
+  // w + kConsumers: only warp w reads slot w's rows, and it has waited for every one of them, so
+  // no copy is left to land there), while the other warps may still be at their rows.
+  float* const acc = reinterpret_cast<float*>(smem_raw);
+  constexpr int kSlotFloats = 2 * kSlot * static_cast<int>(sizeof(P) / sizeof(float));
+  static_assert(kSlot * kN <= kSlotFloats && kS >= 2 * kConsumers, "a warp's sums fit in two of its slots");
+  if (warp < kConsumers)
+    norm_finish::stash_sums<kPacks, kN>(acc + warp * kSlotFloats, acc + (warp + kConsumers) * kSlotFloats, aw, ab);
+  __syncthreads();
+  norm_finish::finish_block<T, kThreads, kConsumers, kGridSync>(a, acc, kSlotFloats, kConsumers * kSlotFloats);
 #endif
 }
 

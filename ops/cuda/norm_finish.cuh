@@ -103,36 +103,38 @@ __device__ void finish_columns(const float* part, int d, T* dweight, T* dbias, f
   }
 }
 
-// The block's partial row from its warps' dweight / dbias accumulators, then (kGridSync) the grid's
-// sum; every thread of the block calls it once every warp has finished its rows (and any shared
-// memory it used for them is free: `acc` holds kWarps x 2 x 32 kPacks kN floats). Lane l of warp w
-// holds the columns (l + 32 p) kN + e of aw / ab; the warps' rows go through shared memory in
-// 16-byte stores (a lane's kN columns are adjacent: scalar stores were 8-way bank conflicted, and
-// the step took 3 us on an H100), and are added in warp order.
-template <typename T, int kThreads, int kWarps, int kPacks, int kN, bool kGridSync>
-__device__ __forceinline__ void finish_block(const Args<T>& a, const float (&aw)[kPacks * kN],
-                                             const float (&ab)[kPacks * kN], float* acc) {
+// Stores a lane's dweight / dbias accumulators (lane l holds the columns (l + 32 p) kN + e) into
+// its warp's rows of shared memory, w_row and b_row (32 kPacks kN floats each, 16-byte aligned), in
+// 16-byte stores: a lane's kN columns are adjacent (scalar stores were 8-way bank conflicted, and
+// the block's step took 2-3 us on an H100).
+template <int kPacks, int kN>
+__device__ __forceinline__ void stash_sums(float* w_row, float* b_row, const float (&aw)[kPacks * kN],
+                                           const float (&ab)[kPacks * kN]) {
   static_assert(kN % 4 == 0);
-  constexpr int kCols = kWarp * kPacks * kN;
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  if (warp < kWarps) {
-    float4* const mine = reinterpret_cast<float4*>(acc + warp * 2 * kCols);
+  const int lane = threadIdx.x % kWarp;
 #pragma unroll
-    for (int p = 0; p < kPacks; ++p)
+  for (int p = 0; p < kPacks; ++p)
 #pragma unroll
-      for (int e = 0; e < kN; e += 4) {
-        const int c4 = ((lane + p * kWarp) * kN + e) / 4, i = p * kN + e;
-        mine[c4] = make_float4(aw[i], aw[i + 1], aw[i + 2], aw[i + 3]);
-        mine[kCols / 4 + c4] = make_float4(ab[i], ab[i + 1], ab[i + 2], ab[i + 3]);
-      }
-  }
-  __syncthreads();
+    for (int e = 0; e < kN; e += 4) {
+      const int c = (lane + p * kWarp) * kN + e, i = p * kN + e;
+      *reinterpret_cast<float4*>(w_row + c) = make_float4(aw[i], aw[i + 1], aw[i + 2], aw[i + 3]);
+      *reinterpret_cast<float4*>(b_row + c) = make_float4(ab[i], ab[i + 1], ab[i + 2], ab[i + 3]);
+    }
+}
+
+// The block's partial row, its kWarps warps' stashed rows (warp k's dweight row at
+// acc + k * warp_stride, its dbias row bias_offset floats on) added in warp order, then
+// (kGridSync) the grid's sum. Every thread of the block calls it after a __syncthreads that
+// follows every warp's stash_sums; `acc` (its first kThreads floats) is reused as the finishing
+// lanes.
+template <typename T, int kThreads, int kWarps, bool kGridSync>
+__device__ __forceinline__ void finish_block(const Args<T>& a, float* acc, int warp_stride, int bias_offset) {
   float* const out = a.part + int64_t{blockIdx.x} * 2 * a.d;
   for (int c = threadIdx.x; c < 2 * a.d; c += kThreads) {
-    const int at = c < a.d ? c : kCols + c - a.d;
+    const int at = c < a.d ? c : bias_offset + c - a.d;
     float sum = 0.f;
 #pragma unroll
-    for (int k = 0; k < kWarps; ++k) sum += acc[k * 2 * kCols + at];
+    for (int k = 0; k < kWarps; ++k) sum += acc[k * warp_stride + at];
     out[c] = sum;
   }
   if constexpr (kGridSync) sync_and_finish<T, kThreads>(a, acc);  // acc: the finishing lanes, after the sync

@@ -215,9 +215,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) fused_backward_kernel(co
   ptx::cp_async_wait<0>();
   if (a.part == nullptr) return;  // no dweight / dbias asked for
   __syncthreads();  // the ring is reused for the warps' sums
-  static_assert(size_t{kWarps} * 2 * kSlot * kN * sizeof(float) <= size_t{kWarps} * kDepth * kStage * sizeof(P),
+  // Each warp's sums in its rows of the rings' space, then the block's.
+  constexpr int kCols = kSlot * kN;
+  static_assert(size_t{kWarps} * 2 * kCols * sizeof(float) <= size_t{kWarps} * kDepth * kStage * sizeof(P),
                 "the warps' sums fit in the rings");
-  norm_finish::finish_block<T, kThreads, kWarps, kPacks, kN, kGridSync>(a, aw, ab, reinterpret_cast<float*>(smem_raw));
+  float* const acc = reinterpret_cast<float*>(smem_raw);
+  norm_finish::stash_sums<kPacks, kN>(acc + warp * 2 * kCols, acc + warp * 2 * kCols + kCols, aw, ab);
+  __syncthreads();
+  norm_finish::finish_block<T, kThreads, kWarps, kGridSync>(a, acc, 2 * kCols, kCols);
 }
 
 }  // namespace
