@@ -3,19 +3,11 @@
 //
 // The op streams: it reads x and dy once and writes dx once. ops/cuda/norm_fused.cu (the path on
 // GPUs without bulk copies) keeps one stage of two rows a warp in flight by cp.async, at two
-// blocks of four warps an SM. Here one block an SM holds a ring of row slots (x and dy of one row
-// each) in ~190 KB of shared memory, and one thread of a producer warp keeps every free slot
-// loading, a row at a time by two bulk copies (cp.async.bulk, the TMA without a tensor map) that
-// complete on the slot's mbarrier: up to the whole ring in flight, two instructions a row.
-//
-// Block b of G takes rows b, b + G, b + 2 G, ... (its local row i is row b + i G): the rows the
-// L2 still holds from earlier work (those last touched, at the end) are shared evenly. (With a
-// contiguous run each, on an H100 in a loop over 16384 x 1024 bf16, the blocks of the last rows
-// finished at 6 us and the others at 36.) Its consumer warps take its rows in turn (local row i to
-// warp i % 8 and slot i % kSlots, kSlots a multiple of 8, so a slot always serves the same warp).
-// A consumer lane owns packs lane, lane + 32, ... of every row: it computes dx by the expressions
-// of norm_fused.cu (bit for bit the same dx) and adds dy * xhat and dy into dweight / dbias
-// accumulators in registers. The slot is released as soon as the lanes hold the row in registers.
+// blocks of four warps an SM. Here the rows come through a ring of ~190 KB an SM kept loading by
+// bulk copies (ops/cuda/row_ring.cuh; a slot holds one row's x and dy), rows interleaved over
+// the blocks. A consumer lane owns packs lane, lane + 32, ... of every row: it computes dx by the
+// expressions of norm_fused.cu (bit for bit the same dx) and adds dy * xhat and dy into dweight /
+// dbias accumulators in registers. The slot is released as soon as the lanes hold the row in registers.
 // Each lane loads the mean and rstd of its warp's next 32 rows in one go, a batch ahead of their
 // use, and the warp shuffles them out row by row.
 //
@@ -34,33 +26,29 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <map>
-#include <mutex>
 
 #include "core/cuda/runtime.h"
 #include "ops/cuda/device_utils.cuh"
 #include "ops/cuda/mbarrier_ptx.cuh"
 #include "ops/cuda/mma_ptx.cuh"
 #include "ops/cuda/norm_finish.cuh"
+#include "ops/cuda/row_ring.cuh"
 #include "ops/cuda/tma_ptx.cuh"
 
 namespace pit::cuda {
 namespace {
 
 using norm_finish::Args;
+using row_ring::kConsumers;
+using row_ring::kThreads;
 
-constexpr int kConsumers = 8;                      // consumer warps
-constexpr int kThreads = (kConsumers + 1) * kWarp;  // and one producer warp
-constexpr int kMaxPacks = 4;                       // packs a lane: 1024 elements of f16 / bf16, 512 of f32
-constexpr size_t kRingBytes = 192 * 1024;
-constexpr int kMaxSlots = 256;
+constexpr int kMaxPacks = 4;  // packs a lane: 1024 elements of f16 / bf16, 512 of f32
 constexpr int64_t kMinRowsPerWarp = 4;
 constexpr int kStatBatch = kWarp;  // rows whose statistics a warp loads at once
 
-// Slots of the ring for rows of kPacks packs a lane: as many as fit, a multiple of kConsumers.
+// Slots of the ring for rows of kPacks packs a lane (x and dy).
 template <typename T, int kPacks>
-constexpr int kSlots = static_cast<int>(
-    std::min<size_t>(kRingBytes / (2 * kWarp * kPacks * sizeof(Pack<T>)), kMaxSlots) / kConsumers * kConsumers);
+constexpr int kSlots = row_ring::slots(2 * kWarp * kPacks * sizeof(Pack<T>));
 
 template <typename T, int kPacks>
 constexpr size_t smem_bytes() {
@@ -82,37 +70,25 @@ __global__ void __launch_bounds__(kThreads, 1) bulk_backward_kernel(const Args<T
   // The weight's packs, ones without one; zeros past the row, whose packs are not loaded (their
   // slot contents are not read) and so add nothing.
   P* const wsh = ring + kS * 2 * kSlot;
-  uint64_t* const full = reinterpret_cast<uint64_t*>(wsh + kSlot);
-  uint64_t* const empty = full + kS;
+  const row_ring::Ring<kS> rr{reinterpret_cast<uint64_t*>(wsh + kSlot), reinterpret_cast<uint64_t*>(wsh + kSlot) + kS};
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const int packs = a.d / kN;
-  // This block's rows: blockIdx.x + i gridDim.x for i < n.
-  const int64_t b = blockIdx.x, g = gridDim.x, n = (a.rows - b + g - 1) / g;
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < kS; ++s) {
-      mbar::init(full + s, 1);   // the producer's arrival (and the copies' bytes)
-      mbar::init(empty + s, 1);  // the consumer warp's release
-    }
-    mbar::fence_init();
-  }
+  const row_ring::Rows rows = row_ring::block_rows(a.rows);
+  const int64_t n = rows.n;
+  if (threadIdx.x == 0) rr.init();
   __syncthreads();  // the barriers initialised: the producer starts at once
 
   float aw[kPacks * kN], ab[kPacks * kN];  // this lane's columns of dweight / dbias
 #pragma unroll
   for (int i = 0; i < kPacks * kN; ++i) aw[i] = ab[i] = 0.f;
   if (warp == kConsumers) {
-    if (lane == 0) {  // the producer: fill k of slot s waits for the release of fill k - 1
-      const uint32_t bytes = static_cast<uint32_t>(a.d) * sizeof(T);
-      for (int64_t i = 0; i < n; ++i) {
-        const int s = static_cast<int>(i % kS);
-        const uint32_t k = static_cast<uint32_t>(i / kS);
-        mbar::wait(empty + s, (k & 1) ^ 1);
-        mbar::arrive_expect_tx(full + s, 2 * bytes);
-        const uint32_t bar = ptx::smem_u32(full + s), dst = ptx::smem_u32(ring + s * 2 * kSlot);
-        tma::load_bulk(dst, a.x + (b + i * g) * a.sx, bytes, bar);
-        tma::load_bulk(dst + kSlot * sizeof(P), a.dy + (b + i * g) * a.sdy, bytes, bar);
-      }
-    }
+    const uint32_t bytes = static_cast<uint32_t>(a.d) * sizeof(T);
+    if (lane == 0)
+      rr.produce(n, 2 * bytes, [&](int64_t i, int s, uint32_t bar) {
+        const uint32_t dst = ptx::smem_u32(ring + s * 2 * kSlot);
+        tma::load_bulk(dst, a.x + rows.row(i) * a.sx, bytes, bar);
+        tma::load_bulk(dst + kSlot * sizeof(P), a.dy + rows.row(i) * a.sdy, bytes, bar);
+      });
   } else {
     // The weight, while the first rows load; the consumer warps then synchronise among themselves.
     for (int q = threadIdx.x; q < kSlot; q += kConsumers * kWarp) {
@@ -121,11 +97,11 @@ __global__ void __launch_bounds__(kThreads, 1) bulk_backward_kernel(const Args<T
       for (int e = 0; e < kN; ++e) p.v[e] = narrow<T>(q < packs && a.w == nullptr ? 1.f : 0.f);
       wsh[q] = q < packs && a.w != nullptr ? reinterpret_cast<const P*>(a.w)[q] : p;
     }
-    mbar::sync_named(1, kConsumers * kWarp);
+    mbar::sync_named(row_ring::kBarrierId, kConsumers * kWarp);
     // Lane j holds the statistics of the warp's row j of the current batch (cur) and of the next.
     const auto stat_of = [&](int64_t batch, const float* v) {
       const int64_t i = warp + int64_t{kConsumers} * (batch * kStatBatch + lane);
-      return v != nullptr && i < n ? v[b + i * g] : 0.f;
+      return v != nullptr && i < n ? v[rows.row(i)] : 0.f;
     };
     float mean_next = stat_of(0, a.mean), rstd_next = stat_of(0, a.rstd), mean_cur = 0.f, rstd_cur = 0.f;
     int64_t it = 0;
@@ -138,8 +114,7 @@ __global__ void __launch_bounds__(kThreads, 1) bulk_backward_kernel(const Args<T
         rstd_next = stat_of(it / kStatBatch + 1, a.rstd);
       }
       const float mean = __shfl_sync(kFullMask, mean_cur, j), rstd = __shfl_sync(kFullMask, rstd_cur, j);
-      const int s = static_cast<int>(i % kS);
-      mbar::wait(full + s, static_cast<uint32_t>(i / kS) & 1);
+      const int s = rr.acquire(i);
       const P* const st = ring + s * 2 * kSlot + lane;
       P xs[kPacks], gs[kPacks];
 #pragma unroll
@@ -153,8 +128,7 @@ __global__ void __launch_bounds__(kThreads, 1) bulk_backward_kernel(const Args<T
           memset(&gs[p], 0, sizeof gs[p]);
         }
       }
-      __syncwarp();  // every lane's reads of the slot done
-      if (lane == 0) mbar::arrive(empty + s);
+      rr.release(s);
       // xhat = (x - mean) rstd; for 16-bit x as one fma, x rstd + shift (as norm_fused.cu).
       const float shift = -mean * rstd;
       const auto xhat = [&](float xv) {
@@ -182,7 +156,7 @@ __global__ void __launch_bounds__(kThreads, 1) bulk_backward_kernel(const Args<T
       const float c1 = sums[0] * a.inv_d, c2 = a.mean != nullptr ? sums[1] * a.inv_d : 0.f;
       const float k1 = -rstd * rstd * c1;
       const float k0 = kN == 8 ? -rstd * c2 - mean * k1 : -rstd * c2;
-      P* const out = reinterpret_cast<P*>(a.dx + (b + i * g) * a.d);
+      P* const out = reinterpret_cast<P*>(a.dx + rows.row(i) * a.d);
 #pragma unroll
       for (int p = 0; p < kPacks; ++p) {
         if (lane + p * kWarp >= packs) break;
@@ -215,20 +189,6 @@ __global__ void __launch_bounds__(kThreads, 1) bulk_backward_kernel(const Args<T
 #endif
 }
 
-// Whether this build's bulk kernels run on `device` (compiled for sm_90 or later, and the device
-// is one): an instance built for an older architecture is empty. Once per device.
-bool runs_on(const void* kernel, int device) {
-  static std::mutex mu;
-  static std::map<int, bool> known;
-  const std::lock_guard<std::mutex> lock(mu);
-  if (const auto it = known.find(device); it != known.end()) return it->second;
-  int major = 0;
-  PIT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  cudaFuncAttributes attr{};
-  PIT_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
-  return known[device] = major >= 9 && attr.binaryVersion >= 90;
-}
-
 }  // namespace
 
 bool norm_backward_bulk(const cpu::NormArgs& a, const void* dy, int64_t dy_stride, const void* x,
@@ -240,7 +200,7 @@ bool norm_backward_bulk(const cpu::NormArgs& a, const void* dy, int64_t dy_strid
   return norm_finish::one_pass<kMaxPacks>(
       a, dy, dy_stride, x, x_stride, weight, mean, rstd, dx, dweight, dbias, stream,
       [&]<typename T>(int64_t rows) -> int64_t {
-        if (!runs_on(reinterpret_cast<const void*>(bulk_backward_kernel<T, kMaxPacks, false>), device)) return 0;
+        if (!row_ring::runs_on(reinterpret_cast<const void*>(bulk_backward_kernel<T, kMaxPacks, false>), device)) return 0;
         // One block an SM, fewer where the warps would get fewer than kMinRowsPerWarp rows.
         return std::min({norm_finish::kMaxBlocks, int64_t{sm_count(device)}, ceil_div(rows, kConsumers * kMinRowsPerWarp)});
       },

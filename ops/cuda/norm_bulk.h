@@ -1,8 +1,8 @@
 #pragma once
 // Layernorm / rmsnorm backward in one pass over x and dy, its rows brought in by bulk copies
 // (ops/cuda/norm_bulk.cu): the path ops/cuda/norm.cu takes first on sm_90 GPUs, for rows of up to
-// 1024 elements in whole, 16-byte aligned packs. PIT_NORM_BULK=0 turns it off (the cp.async
-// kernel of ops/cuda/norm_fused.cu then takes these rows).
+// 1024 elements (512 in f32) in whole, 16-byte aligned packs. PIT_NORM_BULK=0 turns it off (the
+// cp.async kernel of ops/cuda/norm_fused.cu then takes these rows).
 #include <cstdint>
 
 #include "core/device.h"

@@ -472,8 +472,8 @@ struct EnvSet {
 // PIT_NORM_BULK=0) the cp.async one (norm_fused.cu). Both against the CPU on shapes whose blocks
 // wrap their ring of row slots several times (48 / 96 / 192 slots for 4 / 2 / 1 packs a lane, one
 // block an SM) and whose warps load more than one batch of 32 rows' statistics (40000 rows);
-// ragged rows (packs not a multiple of 32). The two compute dx by the same expressions: bit for bit
-// the same; dweight / dbias add their rows in other orders.
+// ragged rows (packs not a multiple of 32), no weight. The two compute dx by the same expressions:
+// bit for bit the same; dweight / dbias add their rows in other orders.
 TEST(NormCuda, BulkAndCpAsyncBackwards) {
   PIT_REQUIRE_CUDA();
   manual_seed(11);
@@ -490,6 +490,7 @@ TEST(NormCuda, BulkAndCpAsyncBackwards) {
       const kernels::NormResult f = kernels::layernorm(x, w, b, 1e-5);
       check_gpu(x, w, b, dy, false, "layernorm " + what);
       check_gpu(x, w, Tensor(), dy, true, "rmsnorm " + what);
+      check_gpu(x, Tensor(), b, dy, false, "layernorm bias only " + what);
       const kernels::NormGrads bulk = kernels::layernorm_backward(dy, x, w, f, true);
       const EnvSet cp_async("PIT_NORM_BULK", "0");
       check_gpu(x, w, b, dy, false, "layernorm, cp.async " + what);
