@@ -16,11 +16,10 @@
 //
 // Backward first tries ops/cuda/norm_bulk.cu (sm_90), then ops/cuda/norm_fused.cu (both: rows of
 // up to 1024 elements in whole, aligned packs; dx and the dweight / dbias sums in one pass over x
-// and dy). Otherwise dx by the row
-// kernels here, and dweight / dbias by a separate column reduction: blocks of 32 columns x 8 row
-// lanes each sum a chunk of rows, and the partials are summed in chunk order by a second kernel.
-// The chunking depends only on (rows, dim), never on the device or on timing, and there are no
-// atomics, so the result is bit-identical from run to run.
+// and dy). Otherwise dx by the row kernels here, and dweight / dbias by a separate column
+// reduction: blocks of 32 columns x 8 row lanes each sum a chunk of rows, and the partials are
+// summed in chunk order by a second kernel. The chunking depends only on (rows, dim), never on the
+// device or on timing, and there are no atomics, so the result is bit-identical from run to run.
 //
 // Math in f32 (f64 for f64); every output is rounded once.
 #include <cuda_fp16.h>

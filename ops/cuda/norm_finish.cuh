@@ -103,6 +103,14 @@ __device__ void finish_columns(const float* part, int d, T* dweight, T* dbias, f
   }
 }
 
+// Grid-synchronises (a cooperative launch) once this block's partial row is written, then adds the
+// partials (finish_columns). Every thread of every block calls it.
+template <typename T, int kThreads>
+__device__ __forceinline__ void sync_and_finish(const Args<T>& a, float* lanes) {
+  cooperative_groups::this_grid().sync();  // every block's partial row written and visible
+  finish_columns<T, kThreads>(a.part, a.d, a.dweight, a.dbias, lanes);
+}
+
 // Stores a lane's dweight / dbias accumulators (lane l holds the columns (l + 32 p) kN + e) into
 // its warp's rows of shared memory, w_row and b_row (32 kPacks kN floats each, 16-byte aligned), in
 // 16-byte stores: a lane's kN columns are adjacent (scalar stores were 8-way bank conflicted, and
@@ -138,14 +146,6 @@ __device__ __forceinline__ void finish_block(const Args<T>& a, float* acc, int w
     out[c] = sum;
   }
   if constexpr (kGridSync) sync_and_finish<T, kThreads>(a, acc);  // acc: the finishing lanes, after the sync
-}
-
-// Grid-synchronises (a cooperative launch) once this block's partial row is written, then adds the
-// partials (finish_columns). Every thread of every block calls it.
-template <typename T, int kThreads>
-__device__ __forceinline__ void sync_and_finish(const Args<T>& a, float* lanes) {
-  cooperative_groups::this_grid().sync();  // every block's partial row written and visible
-  finish_columns<T, kThreads>(a.part, a.d, a.dweight, a.dbias, lanes);
 }
 
 constexpr int kFinishCols = 16, kFinishLanes = 64;  // finish_kernel's block
