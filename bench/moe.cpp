@@ -19,6 +19,7 @@
 #include "core/core.h"
 #include "ops/functional.h"
 #include "ops/kernels.h"
+#include "ops/pit/cuda/gemm.h"
 #include "ops/pit/detect.h"
 #include "ops/pit/gemm.h"
 #include "ops/pit/moe.h"
@@ -125,6 +126,21 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
     report.add({"  " + name + " " + tag, shape, pick_ms, gemm_flops, true, gemm_peak, peer, peer_ms});
     for (const auto& r : rows_out) report.add(r);
   };
+  // The wide engine's epilogue into a compact C by TMA stores (ops/pit/cuda/wide_store.cuh: the gu
+  // GEMM's, and the up GEMM's without the activation) timed alternately with its SWrite
+  // (set_wide_tma_store), two rows.
+  const auto store_part = [&](const std::string& name, double peer_ms, const auto& run) {
+    const auto with = [&](bool tma_store) {
+      const bool was = sparse::cuda::set_wide_tma_store(tma_store);
+      run();
+      sparse::cuda::set_wide_tma_store(was);
+    };
+    const auto [tma, swrite] = time_gpu_pair([&](int) { with(true); }, [&](int) { with(false); });
+    report.add({"  " + name + ", TMA stores " + tag, shape, tma.median_ms, gemm_flops, true, gemm_peak,
+                "cuBLAS batched", peer_ms});
+    report.add({"  " + name + ", SWrite " + tag, shape, swrite.median_ms, gemm_flops, true, gemm_peak,
+                "cuBLAS batched", peer_ms});
+  };
   using sparse::Engine;
   const auto gather_engines = {Engine::wgmma_pingpong};
   gemm_part("up GEMM (SRead)", gather_engines, "cuBLAS batched", batched_up, [&](Engine e) {
@@ -164,6 +180,8 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   gemm_part("bwd gu GEMM", {Engine::wgmma_pingpong}, "cuBLAS batched", batched_gu, [&](Engine e) {
     gather_gemm(dy, idx, w2, dh, {.a_gathered = true, .c_scattered = false, .engine = e});
   });
+  store_part("bwd gu GEMM", batched_gu,
+             [&] { gather_gemm(dy, idx, w2, dh, {.a_gathered = true, .c_scattered = false}); });
   // The activation's backward with the gates' gradient (reads gu and pre, writes dpre).
   Tensor dpre = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
   Tensor dgates = Tensor::empty({kTokens, k}, DType::f32, Device::cuda());

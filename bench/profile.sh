@@ -48,10 +48,11 @@ profile layernorm_fwd '^cached_forward_kernel' "" dense
 profile layernorm_bwd '^(cached_backward_kernel|bulk_backward_kernel|fused_backward_kernel|finish_kernel|param_partial_kernel)' "" dense
 # MoE (issue #7), top-1 uniform (MOE_TRACE=2: top-2 uniform), one forward + backward pass at a
 # time (PIT_BENCH_MOE_TRACE): a pass launches the M-gather four times (up, down, gu, dx) and the
-# weight gradient twice (dW2, dW1); the second pass's up GEMM, gu GEMM and dW1.
+# weight gradient twice (dW2, dW1); the second pass's up, down and gu GEMMs and dW1.
 trace=${MOE_TRACE:-1}
-PIT_BENCH_MOE_TRACE=$trace profile moe_up_gemm '^gather_ws_kernel' "" moe 4
-PIT_BENCH_MOE_TRACE=$trace profile moe_gu_gemm '^gather_ws_kernel' "" moe 6
+PIT_BENCH_MOE_TRACE=$trace profile moe_up_gemm '^gather_(ws|wide)_kernel' "" moe 4
+PIT_BENCH_MOE_TRACE=$trace profile moe_down_gemm '^gather_(ws|wide)_kernel' "" moe 5
+PIT_BENCH_MOE_TRACE=$trace profile moe_gu_gemm '^gather_(ws|wide)_kernel' "" moe 6
 PIT_BENCH_MOE_TRACE=$trace profile moe_dw1 '^weight_grad_(lean_|wide_)?kernel' "" moe 3
 
 # Register spills (local-memory loads and stores) per kernel of the PIT GEMM objects.

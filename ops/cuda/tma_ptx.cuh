@@ -62,6 +62,12 @@ __device__ __forceinline__ void store_3d(const CUtensorMap* map, int32_t c0, int
                ::"l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(src)
                : "memory");
 }
+// The same for a rank-2 map (tensor_map_2d): the box at (column c0, row c1).
+__device__ __forceinline__ void store_2d(const CUtensorMap* map, int32_t c0, int32_t c1, uint32_t src) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];\n"
+               ::"l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(src)
+               : "memory");
+}
 // Closes this thread's bulk stores issued so far into one group.
 __device__ __forceinline__ void commit_bulk() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
 // Waits until at most kPending of this thread's bulk groups still read their shared memory (it may

@@ -27,7 +27,12 @@
 // f32 accumulators 32 columns at a time and SWrites them (swrite.cuh swrite_staged: bias,
 // activation, pre, gates, scattered rows, atomic accumulate), as the other engines do, so every
 // output element is the same sum in the same order (k16 steps of 64-wide stages) and the same
-// epilogue: bit for bit the ping-pong engine's (the tests assert it). Registers: setmaxnreg moves
+// epilogue: bit for bit the ping-pong engine's (the tests assert it). Where A's rows are gathered
+// into a compact C stored once without an activation (MoE's gu GEMM; kTmaStore), a warpgroup's 64
+// whole rows instead go out by TMA stores from 64 x 64 staging units (wide_store.cuh), the same
+// elements, which drain under the next chunk's writes and the next tile's MMAs; a slice of fewer
+// rows is SWritten (`PIT_WIDE_TMA_STORE=0`, set_wide_tma_store: SWrite always). H100: the gu GEMM
+// 3-5% faster (top-2 0.673 / 0.653 against 0.707 / 0.686 ms). Registers: setmaxnreg moves
 // them from the producers (88) to the consumers (208): no spills.
 //
 // Measured (`PIT_BENCH_MOE_PARTS=1 pit-bench moe`, T = 16384, d = 1024, ffn = 4096, E = 64, each
@@ -38,6 +43,9 @@
 // blocks on one expert's adjacent row tiles, each loading half of B's stage and multicasting it to
 // both (a third less traffic out of the L2): correct, but no faster (H200: the layer 0-8% slower),
 // so the L2 is not what bounds this kernel.
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
 #include <type_traits>
 
 #include "ops/cuda/device_utils.cuh"
@@ -50,6 +58,7 @@
 #include "ops/pit/cuda/launch.cuh"
 #include "ops/pit/cuda/swrite.cuh"
 #include "ops/pit/cuda/wide_core.cuh"
+#include "ops/pit/cuda/wide_store.cuh"
 
 namespace pit::sparse::cuda {
 namespace {
@@ -62,14 +71,26 @@ constexpr uint32_t kProducerRegs = 88, kConsumerRegs = 208;  // setmaxnreg: 128 
 constexpr int kEpiCols = 32, kEpiLd = kEpiCols + 8;  // a warpgroup's f32 staging: 64 rows x 32 columns
 // (ld = 40 floats: the fragments' 8-byte stores of four rows fall in distinct banks)
 
-// Shared memory: the aligned stages, the staging tiles, the row and scale tables, the tile prefix.
-constexpr size_t kSmemFixed = size_t{kStages} * (kABytes + kBBytes) + 2 * 64 * kEpiLd * sizeof(float) +
-                              BM * (sizeof(int32_t) + sizeof(float)) + (WideCfg<Half>::kAlign - 16);
-size_t smem_bytes(int segments) { return kSmemFixed + sizeof(int32_t) * (static_cast<size_t>(segments) + 1); }
+// A warpgroup's staging: its f32 tile for SWrite, or (kTmaStore) its units for TMA stores, which a
+// slice SWritten then shares.
+constexpr uint32_t kSwriteStaging = 64 * kEpiLd * sizeof(float);
+constexpr uint32_t staging_bytes(bool tma_store) { return tma_store ? kStoreStaging : kSwriteStaging; }
+static_assert(kSwriteStaging <= kStoreStaging && kSwriteStaging % 1024 == 0, "staging layouts");
 
-// The TMA maps: B's stages (rank 3, over the experts) and a compact A's (BM rows x 64 columns).
+// Shared memory: the aligned stages, the warpgroups' staging, the row and scale tables, the tile
+// prefix.
+size_t smem_bytes(int segments, bool tma_store) {
+  return size_t{kStages} * (kABytes + kBBytes) + 2 * size_t{staging_bytes(tma_store)} +
+         BM * (sizeof(int32_t) + sizeof(float)) + (WideCfg<Half>::kAlign - 16) +
+         sizeof(int32_t) * (static_cast<size_t>(segments) + 1);
+}
+// Segments up to which the TMA stores' staging fits beside the ring in an sm_90 block (227 KB).
+constexpr int kTmaStoreMaxSegments = 192;
+
+// The TMA maps: B's stages (rank 3, over the experts), a compact A's (BM rows x 64 columns), and
+// with TMA stores C's (64 x 64 boxes).
 struct WideMaps {
-  CUtensorMap a, b;
+  CUtensorMap a, b, c;
 };
 
 // The producer warpgroup: every stage of the block's tiles, in order, into the ring.
@@ -144,7 +165,7 @@ __device__ __forceinline__ void produce(const GatherParams<T>& p, const WideMaps
   if constexpr (kAGathered) mbar::cp_async_wait_all();
 }
 
-template <typename T, bool kBTrans, bool kAGathered, bool kDrain>
+template <typename T, bool kBTrans, bool kAGathered, bool kDrain, bool kTmaStore>
 __global__ void __launch_bounds__(kThreads, 1)
     gather_wide_kernel(const __grid_constant__ GatherParams<T> p, const __grid_constant__ WideMaps maps) {
   using namespace pit::cuda;
@@ -152,8 +173,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   __shared__ uint64_t full[kStages], empty[kStages];
   T* const sa = dev::tile_base<WideCfg<T>>(smem_raw);
   T* const sb = sa + kStages * kAElems;
-  float* const staging = reinterpret_cast<float*>(sb + kStages * kBElems);  // [2][64][kEpiLd]
-  int32_t* const c_row = reinterpret_cast<int32_t*>(staging + 2 * 64 * kEpiLd);  // [BM]: destination rows
+  constexpr uint32_t kStaging = staging_bytes(kTmaStore);  // a warpgroup's, 1024-byte aligned
+  char* const staging = reinterpret_cast<char*>(sb + kStages * kBElems);
+  int32_t* const c_row = reinterpret_cast<int32_t*>(staging + 2 * kStaging);  // [BM]: destination rows
   float* const scale = reinterpret_cast<float*>(c_row + BM);                      // [BM]: their gates
   int32_t* const tiles = reinterpret_cast<int32_t*>(scale + BM);                  // [segments + 1]
   dev::tile_prefix<BM>(p.offsets, p.segments, tiles);
@@ -174,7 +196,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int wg = threadIdx.x / 128, lane = threadIdx.x % 32, wt = threadIdx.x % 128;
   const int rw = ((threadIdx.x / 32) % 4) * 16 + lane / 4, q = lane % 4;
   const uint32_t a_base = ptx::smem_u32(sa) + wg * 64 * 128, b_base = ptx::smem_u32(sb);
-  float* const staged = staging + wg * 64 * kEpiLd;
+  float* const staged = reinterpret_cast<float*>(staging + wg * kStaging);  // SWrite's [64][kEpiLd]
+  uint32_t stored = 0;  // (kTmaStore) chunks this warpgroup has stored by TMA
   int32_t* const my_row = c_row + wg * 64;
   float* const my_scale = scale + wg * 64;
   constexpr bool kHalf = std::is_same_v<T, Half>;
@@ -224,6 +247,20 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::wait<0>();
       if (num_k > 0) release(g - 1);
     }
+    dev::EpiArgs epi = p.epi;
+    if (epi.bias) epi.bias = static_cast<const T*>(epi.bias) + at.s * p.bias_seg_stride;
+    const int64_t n0 = int64_t{at.nt} * BN;
+    if constexpr (kTmaStore) {
+      // 64 whole rows: by TMA stores (wide_store.cuh). Fewer: SWritten below, once the stores have
+      // read the staging that SWrite's tile shares.
+      if (rows >= 64) {
+        store_rows<T>(acc, &maps.c, epi, p.weights, at.e0 + 64 * wg, static_cast<int32_t>(n0),
+                      static_cast<int32_t>(p.n), ptx::smem_u32(staged), stored, wg);
+        continue;
+      }
+      if (wt == 0) pit::cuda::tma::wait_bulk<0>();
+      mbar::sync_named(1 + wg, 128);
+    }
     // The epilogue: this warpgroup's destination rows and gates, then its 64 rows 32 columns at a
     // time through its staging tile.
     if (wt < 64) {
@@ -232,13 +269,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       my_row[wt] = ok ? (p.c_scattered ? p.rows[e] : e) : -1;
       my_scale[wt] = ok && p.weights ? p.weights[e] : 1.f;
     }
-    dev::EpiArgs epi = p.epi;
-    if (epi.bias) epi.bias = static_cast<const T*>(epi.bias) + at.s * p.bias_seg_stride;
     const auto dst = [&](int r) {
       const int row = my_row[r];
       return row >= 0 ? dev::RowDst<T>{p.c + int64_t{row} * p.n, my_scale[r]} : dev::RowDst<T>{nullptr, 0.f};
     };
-    const int64_t n0 = int64_t{at.nt} * BN;
 #pragma unroll  // (a rolled loop indexes the accumulators at run time: they would live in local memory)
     for (int h = 0; h < BN / kEpiCols; ++h) {
       if (n0 + kEpiCols * h >= p.n) break;  // uniform over the block
@@ -253,9 +287,35 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbar::sync_named(1 + wg, 128);  // and read: the staging tile is free again
     }
   }
+  if constexpr (kTmaStore) {
+    if (wt == 0) pit::cuda::tma::wait_bulk<0, false>();  // (the staging stays until the stores are done)
+  }
+}
+
+// set_wide_tma_store's setting, from PIT_WIDE_TMA_STORE (0: off) at first use.
+std::atomic<bool>& wide_tma_store() {
+  static std::atomic<bool> on{[] {
+    const char* v = std::getenv("PIT_WIDE_TMA_STORE");
+    return !(v != nullptr && v[0] == '0');
+  }()};
+  return on;
+}
+
+// Whether the wide engine's epilogue takes TMA stores (wide_store.cuh): gathered rows of A (the
+// kernels instantiated so) into a compact C stored once without an activation, C 16-byte aligned
+// with N % 8 == 0 (the map's rows), 32-bit row coordinates, and the staging fitting beside the tile
+// prefix.
+template <typename T>
+bool takes_tma_store(const GatherParams<T>& p, int64_t capacity) {
+  const auto aligned16 = [](const T* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
+  return wide_tma_store().load() && p.a_gathered && !p.c_scattered && p.epi.mode == dev::WriteMode::store &&
+         p.epi.act == dev::Act::none && !p.epi.pre && p.n % 8 == 0 && aligned16(p.c) && capacity > 0 &&
+         capacity < INT32_MAX && p.segments <= kTmaStoreMaxSegments;
 }
 
 }  // namespace
+
+bool set_wide_tma_store(bool on) { return wide_tma_store().exchange(on); }
 
 template <typename T>
 bool gather_wide_takes(const GatherParams<T>& p, int64_t a_rows) {
@@ -282,20 +342,23 @@ void launch_gather_wide(const GatherParams<T>& p0, int64_t capacity, int64_t a_r
   constexpr DType kType = std::is_same_v<T, Half> ? DType::f16 : DType::bf16;
   maps.b = expert_b_map(p, kBTrans, kBTrans ? BN : BK);
   if (!p.a_gathered) maps.a = pit::cuda::tensor_map_2d(kType, p.a, a_rows, p.k, p.k, BM, "gather_gemm's A");
-  const size_t smem = smem_bytes(p.segments);
+  const bool tma_store = takes_tma_store(p, capacity);
+  if (tma_store) maps.c = pit::cuda::tensor_map_2d(kType, p.c, capacity, p.n, p.n, 64, "gather_gemm's C");
+  const size_t smem = smem_bytes(p.segments, tma_store);
   const int64_t bound = ((capacity + BM - 1) / BM + p.segments) * p.n_tiles;
   PIT_CHECK(bound < INT32_MAX, "cuda::gather_gemm: up to ", bound,
             " output tiles for the wide engine, which counts them in 32 bits; use Engine::automatic");
-  const auto run = [&]<bool kAGathered>() {
-    auto* kernel = wide_drain(kAGathered) ? gather_wide_kernel<T, kBTrans, kAGathered, true>
-                                : gather_wide_kernel<T, kBTrans, kAGathered, false>;
+  const auto run = [&]<bool kAGathered, bool kTmaStore>() {
+    auto* kernel = wide_drain(kAGathered) ? gather_wide_kernel<T, kBTrans, kAGathered, true, kTmaStore>
+                                          : gather_wide_kernel<T, kBTrans, kAGathered, false, kTmaStore>;
     const int per_sm = allow_smem(kernel, smem, kThreads);
     const auto grid = static_cast<unsigned>(persistent_grid(bound, per_sm));
     kernel<<<grid, kThreads, smem, native(stream)>>>(p, maps);
     check_launch("cuda::gather_gemm (wide engine)");
   };
-  if (p.a_gathered) run.template operator()<true>();
-  else run.template operator()<false>();
+  if (tma_store) run.template operator()<true, true>();  // (p.a_gathered)
+  else if (p.a_gathered) run.template operator()<true, false>();
+  else run.template operator()<false, false>();
 }
 
 template bool gather_wide_takes<Half>(const GatherParams<Half>&, int64_t);

@@ -210,6 +210,13 @@ __device__ __forceinline__ void activate8(Act act, float4& lo, float4& hi) {
   }
 }
 
+// Two f32 values rounded to T (16-bit) and packed into one 32-bit word (a at the lower address):
+// stores of accumulator pairs.
+template <typename T>
+__device__ __forceinline__ uint32_t pack2(float a, float b) {
+  return static_cast<uint32_t>(pit::cuda::narrow<T>(a).bits) | (static_cast<uint32_t>(pit::cuda::narrow<T>(b).bits) << 16);
+}
+
 // Eight adjacent elements stored at p (16-byte aligned): the plain store of swrite_staged.
 template <typename T>
 __device__ __forceinline__ void store8(T* p, float4 lo, float4 hi) {
@@ -217,11 +224,8 @@ __device__ __forceinline__ void store8(T* p, float4 lo, float4 hi) {
     reinterpret_cast<float4*>(p)[0] = lo;
     reinterpret_cast<float4*>(p)[1] = hi;
   } else {
-    using pit::cuda::narrow;
-    const auto pack = [](float a, float b) {
-      return static_cast<uint32_t>(narrow<T>(a).bits) | (static_cast<uint32_t>(narrow<T>(b).bits) << 16);
-    };
-    *reinterpret_cast<uint4*>(p) = make_uint4(pack(lo.x, lo.y), pack(lo.z, lo.w), pack(hi.x, hi.y), pack(hi.z, hi.w));
+    *reinterpret_cast<uint4*>(p) =
+        make_uint4(pack2<T>(lo.x, lo.y), pack2<T>(lo.z, lo.w), pack2<T>(hi.x, hi.y), pack2<T>(hi.z, hi.w));
   }
 }
 

@@ -67,13 +67,6 @@ void launch_weight_grad_wide(const WgradParams<T>& p, StreamRef stream);
 
 namespace dev {
 
-// Two f32 values rounded to T and packed into one 32-bit word (a at the lower address): the lean
-// and wide kernels' stores of their accumulator pairs.
-template <typename T>
-__device__ __forceinline__ uint32_t pack2(float a, float b) {
-  return static_cast<uint32_t>(pit::cuda::narrow<T>(a).bits) | (static_cast<uint32_t>(pit::cuda::narrow<T>(b).bits) << 16);
-}
-
 // Multiplies this thread's chunks (Walk: the chunk walk of the tile's SRead) of the tile at `tile`
 // (layout Layout), wherever the layout put them, by scale[t] (chunk t's entry weight), with
 // 16-byte shared-memory accesses. For the chunks this thread copied, once its copies are complete.

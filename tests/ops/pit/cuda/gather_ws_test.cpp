@@ -2,7 +2,7 @@
 // (Engine::wgmma_persistent and wgmma_pingpong: ops/pit/cuda/gather_ws.cu, weight_grad_ws.cu; the
 // weight gradient also with TMA loads, wgmma_tma and wgmma_tma_pingpong) and on the wide engine
 // (Engine::wgmma_wide, gather_wide.cu: bit for bit the ping-pong engine's where nothing is
-// accumulated) against the CPU M-gather in f64 on the same operands and an index made on the CPU
+// accumulated, both with its TMA stores of a compact C and with SWrite) against the CPU M-gather in f64 on the same operands and an index made on the CPU
 // from the same routing or pattern, outputs poisoned (NaN) first: expert segments (SRead of x's
 // rows into compact outputs with a per-expert bias and GELU, or with B [K, N]; compact rows
 // SWritten to their tokens, gate-weighted and accumulated over top-2, with B either way) under
@@ -57,11 +57,14 @@ using GridCap = Switch<int, sparse::cuda::set_persistent_grid_cap>;
 using TmaB = Switch<bool, sparse::cuda::set_gather_tma_b>;
 // Whether it loads a compact A by TMA too (set_gather_tma_a).
 using TmaA = Switch<bool, sparse::cuda::set_gather_tma_a>;
+// Whether the wide engine stores a compact C by TMA (set_wide_tma_store).
+using WideTmaStore = Switch<bool, sparse::cuda::set_wide_tma_store>;
 #else
 int no_switch(int v) { return v; }  // (the tests skip without CUDA)
 using GridCap = Switch<int, no_switch>;
 using TmaB = Switch<int, no_switch>;
 using TmaA = Switch<int, no_switch>;
+using WideTmaStore = Switch<int, no_switch>;
 #endif
 
 // No cap (a block a tile or so), one block walking every tile, three.
@@ -121,6 +124,7 @@ void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sp
     sparse::gather_gemm(f64(a), cpu_idx, f64(b), want, ref);
     if (with_pre) args.epilogue.pre.fill_(std::numeric_limits<double>::quiet_NaN());
     Tensor c = test::poisoned(c_shape, a.dtype(), kGpu);
+    const WideTmaStore tma_store(true);  // (the wide engine: TMA stores where it can; SWrite below)
     sparse::gather_gemm(a, gpu_idx, b, c, args);
     if (with_pre)
       test::expect_close(args.epilogue.pre, ref.epilogue.pre, tol, tol, what + " pre (" + engine_name(engine) + ")");
@@ -145,6 +149,17 @@ void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sp
       EXPECT_EQ(bits_differ(c, pp_c), 0) << what << ": the wide and ping-pong engines differ";
       if (with_pre) {
         EXPECT_EQ(bits_differ(args.epilogue.pre, pp_pre), 0) << what << ": pre of the wide and ping-pong engines differ";
+      }
+      // Again with SWrite where the wide engine stores a compact C by TMA (the same elements).
+      const WideTmaStore swrite(false);
+      const Tensor tma_pre = with_pre ? args.epilogue.pre.clone() : Tensor();
+      if (with_pre) args.epilogue.pre.fill_(std::numeric_limits<double>::quiet_NaN());
+      Tensor c2 = test::poisoned(c_shape, a.dtype(), kGpu);
+      sparse::gather_gemm(a, gpu_idx, b, c2, args);
+      EXPECT_EQ(bits_differ(c2, c), 0) << what << ": the wide engine's TMA stores and SWrite differ";
+      if (with_pre) {
+        EXPECT_EQ(bits_differ(args.epilogue.pre, tma_pre), 0) << what << ": pre by TMA stores and by SWrite differ";
+        args.epilogue.pre.copy_(tma_pre);
       }
     }
     test::expect_close(c, want, tol, tol, what + " (" + engine_name(engine) + ")");
