@@ -28,11 +28,12 @@
 // activation, pre, gates, scattered rows, atomic accumulate), as the other engines do, so every
 // output element is the same sum in the same order (k16 steps of 64-wide stages) and the same
 // epilogue: bit for bit the ping-pong engine's (the tests assert it). Where A's rows are gathered
-// into a compact C stored once without an activation (MoE's gu GEMM; kTmaStore), a warpgroup's 64
-// whole rows instead go out by TMA stores from 64 x 64 staging units (wide_store.cuh), the same
-// elements, which drain under the next chunk's writes and the next tile's MMAs; a slice of fewer
-// rows is SWritten (`PIT_WIDE_TMA_STORE=0`, set_wide_tma_store: SWrite always). H100: the gu GEMM
-// 3-5% faster (top-2 0.673 / 0.653 against 0.707 / 0.686 ms). Registers: setmaxnreg moves
+// into a compact C stored as the sums are (no activation, bias or gates: MoE's gu GEMM; kTmaStore),
+// a warpgroup's 64 whole rows instead go out by TMA stores from 64 x 64 staging units
+// (wide_store.cuh), the same elements, which drain under the next chunk's writes and the next
+// tile's MMAs; a slice of fewer rows is SWritten (`PIT_WIDE_TMA_STORE=0`, set_wide_tma_store:
+// SWrite always). H100: the gu GEMM 5% faster at top-2 (0.673 / 0.653 against 0.707 / 0.686 ms),
+// level at top-1. Registers: setmaxnreg moves
 // them from the producers (88) to the consumers (208): no spills.
 //
 // Measured (`PIT_BENCH_MOE_PARTS=1 pit-bench moe`, T = 16384, d = 1024, ffn = 4096, E = 64, each
@@ -79,13 +80,16 @@ static_assert(kSwriteStaging <= kStoreStaging && kSwriteStaging % 1024 == 0, "st
 
 // Shared memory: the aligned stages, the warpgroups' staging, the row and scale tables, the tile
 // prefix.
-size_t smem_bytes(int segments, bool tma_store) {
+constexpr size_t smem_bytes(int segments, bool tma_store) {
   return size_t{kStages} * (kABytes + kBBytes) + 2 * size_t{staging_bytes(tma_store)} +
          BM * (sizeof(int32_t) + sizeof(float)) + (WideCfg<Half>::kAlign - 16) +
          sizeof(int32_t) * (static_cast<size_t>(segments) + 1);
 }
-// Segments up to which the TMA stores' staging fits beside the ring in an sm_90 block (227 KB).
+// Segments up to which the TMA stores' staging fits beside the ring in an sm_90 block (227 KB of
+// dynamic and static shared memory; the static: the ring's 8 mbarriers).
 constexpr int kTmaStoreMaxSegments = 192;
+static_assert(smem_bytes(kTmaStoreMaxSegments, true) + 2 * kStages * sizeof(uint64_t) <= 227 * 1024,
+              "the TMA stores' staging and the tile prefix of kTmaStoreMaxSegments fit beside the ring");
 
 // The TMA maps: B's stages (rank 3, over the experts), a compact A's (BM rows x 64 columns), and
 // with TMA stores C's (64 x 64 boxes).
@@ -247,15 +251,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::wait<0>();
       if (num_k > 0) release(g - 1);
     }
-    dev::EpiArgs epi = p.epi;
-    if (epi.bias) epi.bias = static_cast<const T*>(epi.bias) + at.s * p.bias_seg_stride;
     const int64_t n0 = int64_t{at.nt} * BN;
     if constexpr (kTmaStore) {
       // 64 whole rows: by TMA stores (wide_store.cuh). Fewer: SWritten below, once the stores have
       // read the staging that SWrite's tile shares.
       if (rows >= 64) {
-        store_rows<T>(acc, &maps.c, epi, p.weights, at.e0 + 64 * wg, static_cast<int32_t>(n0),
-                      static_cast<int32_t>(p.n), ptx::smem_u32(staged), stored, wg);
+        store_rows<T>(acc, &maps.c, at.e0 + 64 * wg, static_cast<int32_t>(n0), static_cast<int32_t>(p.n),
+                      ptx::smem_u32(staged), stored, wg);
         continue;
       }
       if (wt == 0) pit::cuda::tma::wait_bulk<0>();
@@ -269,6 +271,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       my_row[wt] = ok ? (p.c_scattered ? p.rows[e] : e) : -1;
       my_scale[wt] = ok && p.weights ? p.weights[e] : 1.f;
     }
+    dev::EpiArgs epi = p.epi;
+    if (epi.bias) epi.bias = static_cast<const T*>(epi.bias) + at.s * p.bias_seg_stride;
     const auto dst = [&](int r) {
       const int row = my_row[r];
       return row >= 0 ? dev::RowDst<T>{p.c + int64_t{row} * p.n, my_scale[r]} : dev::RowDst<T>{nullptr, 0.f};
@@ -302,15 +306,16 @@ std::atomic<bool>& wide_tma_store() {
 }
 
 // Whether the wide engine's epilogue takes TMA stores (wide_store.cuh): gathered rows of A (the
-// kernels instantiated so) into a compact C stored once without an activation, C 16-byte aligned
-// with N % 8 == 0 (the map's rows), 32-bit row coordinates, and the staging fitting beside the tile
-// prefix.
+// kernels instantiated so) into a compact C stored once as the sums are (no activation, pre, bias or
+// entry scales), C 16-byte aligned with N % 8 == 0 (the map's rows), 32-bit row coordinates, and
+// the staging fitting beside the tile prefix.
 template <typename T>
 bool takes_tma_store(const GatherParams<T>& p, int64_t capacity) {
   const auto aligned16 = [](const T* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
-  return wide_tma_store().load() && p.a_gathered && !p.c_scattered && p.epi.mode == dev::WriteMode::store &&
-         p.epi.act == dev::Act::none && !p.epi.pre && p.n % 8 == 0 && aligned16(p.c) && capacity > 0 &&
-         capacity < INT32_MAX && p.segments <= kTmaStoreMaxSegments;
+  const dev::EpiArgs& e = p.epi;
+  return wide_tma_store().load() && p.a_gathered && !p.c_scattered && e.mode == dev::WriteMode::store &&
+         e.act == dev::Act::none && !e.pre && e.bias == nullptr && p.weights == nullptr && p.n % 8 == 0 &&
+         aligned16(p.c) && capacity > 0 && capacity < INT32_MAX && p.segments <= kTmaStoreMaxSegments;
 }
 
 }  // namespace

@@ -1,20 +1,20 @@
 #pragma once
 // The wide M-gather's epilogue (gather_wide.cu) where C is compact (row e of the index's entries,
-// not scattered) and stored once, without an activation: MoE's gu GEMM. A warpgroup's 64 x 256 f32
-// accumulators (wgmma's m64n256 layout) are finished in registers (the row's scale, the bias),
-// rounded to T and written into 64 x 64 staging units in the 128-byte swizzle, which one thread
-// hands to TMA stores: the stores drain while the next chunk is written and the next tile's MMAs
-// run, where SWrite (swrite.cuh swrite_staged) makes every thread wait for its own stores, through
-// an f32 staging tile, 32 columns at a time. Each element is computed as swrite_staged computes it
-// (the scale, then the bias), from the same accumulators: bit for bit its output (the tests assert
-// it).
+// not scattered) and stored once as it is (no activation, bias or entry scales): MoE's gu GEMM. A
+// warpgroup's 64 x 256 f32 accumulators (wgmma's m64n256 layout) are rounded to T in registers and
+// written into 64 x 64 staging units in the 128-byte swizzle, which one thread hands to TMA stores:
+// the stores drain while the next chunk is written and the next tile's MMAs run, where SWrite
+// (swrite.cuh swrite_staged) makes every thread wait for its own stores, through an f32 staging
+// tile, 32 columns at a time. The same accumulators rounded the same way: bit for bit SWrite's
+// output (the tests assert it).
 //
 // A warpgroup's staging: two 8 KB units (1024-byte aligned), which the 64-column chunks take in
 // turn: one chunk's stores read a unit while the next chunk is written into the other. Only whole
 // 64-row slices of a tile go this way: TMA writes whole boxes, and rows past an expert's entries
 // are the next expert's (the caller SWrites such a slice).
 //
-// Not for an activation and its pre (the up GEMM): a version that wrote pre and gate * act(pre)
+// Not for an activation and its pre (the up GEMM): a version that also took the entry scales and the
+// bias, and wrote pre and gate * act(pre)
 // into both units per chunk, waiting each chunk for the previous chunk's stores, with the
 // activation inlined at every element, ran the MoE up GEMM 3.3x slower than SWrite (H100, top-2:
 // 2.59 against 0.80 ms; docs/BENCHMARKS.md, thirty-second session); which of the two (or both)
@@ -23,7 +23,6 @@
 
 #include <cstdint>
 
-#include "ops/cuda/device_utils.cuh"
 #include "ops/cuda/mbarrier_ptx.cuh"
 #include "ops/cuda/mma_ptx.cuh"
 #include "ops/cuda/tma_ptx.cuh"
@@ -37,20 +36,16 @@ constexpr uint32_t kStoreStaging = 2 * kStoreUnit;     // a warpgroup's two
 
 // Stores warpgroup `wg`'s 64 rows of a tile (compact rows row0 .. row0 + 63, all the segment's
 // entries; columns n0 .. n0 + 255, those >= n clipped by the map) from its accumulators. c_map: C's
-// TMA map (tensor_map_2d: boxes of 64 rows x 64 columns); e: the epilogue (a plain store) with the
-// segment's bias row; weights: the entries' scales (null: none). staging: the warpgroup's
-// shared-memory units; chunks: its chunks stored so far (which unit is next). All 128 threads of
-// the warpgroup call it; its thread 0 issues the stores.
+// TMA map (tensor_map_2d: boxes of 64 rows x 64 columns). staging: the warpgroup's shared-memory
+// units; chunks: its chunks stored so far (which unit is next). All 128 threads of the warpgroup
+// call it; its thread 0 issues the stores.
 template <typename T>
-__device__ __forceinline__ void store_rows(const float (&acc)[128], const CUtensorMap* c_map, const dev::EpiArgs& e,
-                                           const float* weights, int32_t row0, int32_t n0, int32_t n,
-                                           uint32_t staging, uint32_t& chunks, int wg) {
+__device__ __forceinline__ void store_rows(const float (&acc)[128], const CUtensorMap* c_map, int32_t row0,
+                                           int32_t n0, int32_t n, uint32_t staging, uint32_t& chunks, int wg) {
   namespace tma = pit::cuda::tma;
   namespace mbar = pit::cuda::mbar;
   const int wt = static_cast<int>(threadIdx.x % 128), lane = static_cast<int>(threadIdx.x % 32);
   const int rw = (wt / 32) * 16 + lane / 4, q = lane % 4;  // rows rw and rw + 8, columns 8 j + 2 q (+1)
-  const float s_lo = weights ? weights[row0 + rw] : 1.f, s_hi = weights ? weights[row0 + rw + 8] : 1.f;
-  const T* const bias = static_cast<const T*>(e.bias);
   // This thread's 4 bytes in a unit's rows rw (and rw + 8, 1024 bytes on): its 16-byte chunk XORed
   // with the row within the 1024-byte atom (rw % 8 = lane / 4), as TMA's 128-byte swizzle reads it.
   const uint32_t at = static_cast<uint32_t>(rw * 128 + 4 * q);
@@ -65,20 +60,10 @@ __device__ __forceinline__ void store_rows(const float (&acc)[128], const CUtens
     mbar::sync_named(1 + wg, 128);
 #pragma unroll
     for (int jj = 0; jj < 8; ++jj) {
-      const int j = 8 * h + jj;
-      const int32_t col = col0 + 8 * jj + 2 * q;  // (n % 8 == 0: col < n brings col + 1 < n)
-      float v[4] = {acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]};
-      if (weights != nullptr) {
-        v[0] = __fmul_rn(v[0], s_lo), v[1] = __fmul_rn(v[1], s_lo);
-        v[2] = __fmul_rn(v[2], s_hi), v[3] = __fmul_rn(v[3], s_hi);
-      }
-      if (bias != nullptr && col < n) {
-        const float b0 = pit::cuda::widen(bias[col]), b1 = pit::cuda::widen(bias[col + 1]);
-        v[0] += b0, v[1] += b1, v[2] += b0, v[3] += b1;
-      }
+      const int j = 8 * h + jj;  // (columns past n are clipped by the store)
       const uint32_t to = unit + at + static_cast<uint32_t>((jj ^ swz) * 16);
-      pit::cuda::ptx::st_shared_u32(to, dev::pack2<T>(v[0], v[1]));
-      pit::cuda::ptx::st_shared_u32(to + 8 * 128, dev::pack2<T>(v[2], v[3]));
+      pit::cuda::ptx::st_shared_u32(to, dev::pack2<T>(acc[4 * j], acc[4 * j + 1]));
+      pit::cuda::ptx::st_shared_u32(to + 8 * 128, dev::pack2<T>(acc[4 * j + 2], acc[4 * j + 3]));
     }
     pit::cuda::wgmma::fence_smem_for_async();  // the staging writes before the TMA's reads
     mbar::sync_named(1 + wg, 128);
