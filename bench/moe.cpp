@@ -126,8 +126,8 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
     report.add({"  " + name + " " + tag, shape, pick_ms, gemm_flops, true, gemm_peak, peer, peer_ms});
     for (const auto& r : rows_out) report.add(r);
   };
-  // The wide engine's epilogue into a compact C by TMA stores (ops/pit/cuda/wide_store.cuh: the gu
-  // GEMM's, and the up GEMM's without the activation) timed alternately with its SWrite
+  // The wide engine's epilogue into a compact C by TMA stores (ops/pit/cuda/wide_store.cuh: the up
+  // GEMM's with pre and gate * act(pre), the gu GEMM's) timed alternately with its SWrite
   // (set_wide_tma_store), two rows.
   const auto store_part = [&](const std::string& name, double peer_ms, const auto& run) {
     const auto with = [&](bool tma_store) {
@@ -167,6 +167,12 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
         });
     report.add({"  up GEMM writing pre and gate*h " + tag, shape, fused.median_ms, gemm_flops, true, gemm_peak,
                 "up GEMM, activation", separate.median_ms});
+    store_part("up GEMM writing pre and gate*h", batched_up, [&] {
+      gather_gemm(x, idx, w1, hf,
+                  {.a_gathered = true, .c_scattered = false, .b_trans = true, .use_weights = true,
+                   .epilogue = {.activation = true, .act = UnaryOp::gelu_tanh, .pre = pre,
+                                .scale_after_activation = true}});
+    });
   }
   Tensor y = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
   const sparse::Write combine = k > 1 ? sparse::Write::accumulate : sparse::Write::store;

@@ -28,10 +28,10 @@
 // activation, pre, gates, scattered rows, atomic accumulate), as the other engines do, so every
 // output element is the same sum in the same order (k16 steps of 64-wide stages) and the same
 // epilogue: bit for bit the ping-pong engine's (the tests assert it). Where A's rows are gathered
-// into a compact C stored as the sums are (no activation, bias or gates: MoE's gu GEMM; kTmaStore),
-// a warpgroup's 64 whole rows instead go out by TMA stores from 64 x 64 staging units
-// (wide_store.cuh), the same elements, which drain under the next chunk's writes and the next
-// tile's MMAs; a slice of fewer rows is SWritten (`PIT_WIDE_TMA_STORE=0`, set_wide_tma_store:
+// into a compact C stored once without a bias (MoE's up GEMM, pre and gate * act(pre), and its gu
+// GEMM, the sums as they are; kTmaStore), a warpgroup's 64 whole rows instead go out by TMA stores
+// from 64 x 64 staging units (wide_store.cuh), the same elements, which drain under the next unit's
+// writes and the next tile's MMAs; a slice of fewer rows is SWritten (`PIT_WIDE_TMA_STORE=0`, set_wide_tma_store:
 // SWrite always). H100: the gu GEMM 5% faster at top-2 (0.673 / 0.653 against 0.707 / 0.686 ms),
 // level at top-1. Registers: setmaxnreg moves
 // them from the producers (88) to the consumers (208): no spills.
@@ -92,9 +92,9 @@ static_assert(smem_bytes(kTmaStoreMaxSegments, true) + 2 * kStages * sizeof(uint
               "the TMA stores' staging and the tile prefix of kTmaStoreMaxSegments fit beside the ring");
 
 // The TMA maps: B's stages (rank 3, over the experts), a compact A's (BM rows x 64 columns), and
-// with TMA stores C's (64 x 64 boxes).
+// with TMA stores C's and pre's (64 x 64 boxes).
 struct WideMaps {
-  CUtensorMap a, b, c;
+  CUtensorMap a, b, c, pre;
 };
 
 // The producer warpgroup: every stage of the block's tiles, in order, into the ring.
@@ -201,7 +201,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int rw = ((threadIdx.x / 32) % 4) * 16 + lane / 4, q = lane % 4;
   const uint32_t a_base = ptx::smem_u32(sa) + wg * 64 * 128, b_base = ptx::smem_u32(sb);
   float* const staged = reinterpret_cast<float*>(staging + wg * kStaging);  // SWrite's [64][kEpiLd]
-  uint32_t stored = 0;  // (kTmaStore) chunks this warpgroup has stored by TMA
+  uint32_t stored = 0;  // (kTmaStore) units this warpgroup has stored by TMA
   int32_t* const my_row = c_row + wg * 64;
   float* const my_scale = scale + wg * 64;
   constexpr bool kHalf = std::is_same_v<T, Half>;
@@ -218,6 +218,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int t = static_cast<int>(blockIdx.x); t < total; t += grid) {
     const dev::TileAt at = dev::locate<BM>(tiles, p.offsets, p.segments, p.n_tiles, t);
     const int rows = at.count - 64 * wg;  // this warpgroup's rows wanted (<= 0: none)
+    // (kTmaStore) the gates of this thread's rows, loaded under the MMAs.
+    float scale0 = 1.f, scale1 = 1.f;
+    if (kTmaStore && p.weights != nullptr && rows >= 64) {
+      scale0 = p.weights[at.e0 + 64 * wg + rw];
+      scale1 = p.weights[at.e0 + 64 * wg + rw + 8];
+    }
     if (rows <= 0) {  // an expert's last row tile of at most 64 entries: the stages pass by
       for (int kt = 0; kt < num_k; ++kt, ++g) {
         mbar::wait(&full[g % kStages], (g / kStages) & 1);
@@ -256,8 +262,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       // 64 whole rows: by TMA stores (wide_store.cuh). Fewer: SWritten below, once the stores have
       // read the staging that SWrite's tile shares.
       if (rows >= 64) {
-        store_rows<T>(acc, &maps.c, at.e0 + 64 * wg, static_cast<int32_t>(n0), static_cast<int32_t>(p.n),
-                      ptx::smem_u32(staged), stored, wg);
+        store_rows<T>(acc, {&maps.c, &maps.pre}, at.e0 + 64 * wg, static_cast<int32_t>(n0),
+                      static_cast<int32_t>(p.n), p.epi, scale0, scale1, ptx::smem_u32(staged), stored, wg);
         continue;
       }
       if (wt == 0) pit::cuda::tma::wait_bulk<0>();
@@ -306,16 +312,16 @@ std::atomic<bool>& wide_tma_store() {
 }
 
 // Whether the wide engine's epilogue takes TMA stores (wide_store.cuh): gathered rows of A (the
-// kernels instantiated so) into a compact C stored once as the sums are (no activation, pre, bias or
-// entry scales), C 16-byte aligned with N % 8 == 0 (the map's rows), 32-bit row coordinates, and
-// the staging fitting beside the tile prefix.
+// kernels instantiated so) into a compact C stored once (with or without entry scales, an
+// activation and its pre; no bias), C and pre 16-byte aligned with N % 8 == 0 (the maps' rows),
+// 32-bit row coordinates, and the staging fitting beside the tile prefix.
 template <typename T>
 bool takes_tma_store(const GatherParams<T>& p, int64_t capacity) {
   const auto aligned16 = [](const T* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
   const dev::EpiArgs& e = p.epi;
   return wide_tma_store().load() && p.a_gathered && !p.c_scattered && e.mode == dev::WriteMode::store &&
-         e.act == dev::Act::none && !e.pre && e.bias == nullptr && p.weights == nullptr && p.n % 8 == 0 &&
-         aligned16(p.c) && capacity > 0 && capacity < INT32_MAX && p.segments <= kTmaStoreMaxSegments;
+         e.bias == nullptr && p.n % 8 == 0 && aligned16(p.c) && (!e.pre || aligned16(p.c + e.pre_delta)) &&
+         capacity > 0 && capacity < INT32_MAX && p.segments <= kTmaStoreMaxSegments;
 }
 
 }  // namespace
@@ -348,7 +354,10 @@ void launch_gather_wide(const GatherParams<T>& p0, int64_t capacity, int64_t a_r
   maps.b = expert_b_map(p, kBTrans, kBTrans ? BN : BK);
   if (!p.a_gathered) maps.a = pit::cuda::tensor_map_2d(kType, p.a, a_rows, p.k, p.k, BM, "gather_gemm's A");
   const bool tma_store = takes_tma_store(p, capacity);
-  if (tma_store) maps.c = pit::cuda::tensor_map_2d(kType, p.c, capacity, p.n, p.n, 64, "gather_gemm's C");
+  if (tma_store) {
+    maps.c = pit::cuda::tensor_map_2d(kType, p.c, capacity, p.n, p.n, 64, "gather_gemm's C");
+    if (p.epi.pre) maps.pre = pit::cuda::tensor_map_2d(kType, p.c + p.epi.pre_delta, capacity, p.n, p.n, 64, "gather_gemm's pre");
+  }
   const size_t smem = smem_bytes(p.segments, tma_store);
   const int64_t bound = ((capacity + BM - 1) / BM + p.segments) * p.n_tiles;
   PIT_CHECK(bound < INT32_MAX, "cuda::gather_gemm: up to ", bound,

@@ -150,15 +150,22 @@ void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sp
       if (with_pre) {
         EXPECT_EQ(bits_differ(args.epilogue.pre, pp_pre), 0) << what << ": pre of the wide and ping-pong engines differ";
       }
-      // Where the wide engine stores a compact C by TMA (the sums as they are: no activation, bias
-      // or gates), again with SWrite: the same elements.
-      const bool tma_stores = !args.c_scattered && !args.use_weights && !args.epilogue.activation &&
-                              !args.epilogue.bias.defined();
+      // Where the wide engine stores a compact C by TMA (gathered rows of A, no bias; C and pre
+      // 16-byte aligned), again with SWrite: the same elements (C and pre).
+      const auto aligned16 = [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
+      const bool tma_stores = args.a_gathered && !args.c_scattered && !args.epilogue.bias.defined() &&
+                              c_shape[1] % 8 == 0 && (!with_pre || aligned16(args.epilogue.pre));
       if (tma_stores) {
+        const Tensor pre_tma = with_pre ? args.epilogue.pre.clone() : Tensor();
+        if (with_pre) args.epilogue.pre.fill_(std::numeric_limits<double>::quiet_NaN());
         const WideTmaStore swrite(false);
         Tensor c2 = test::poisoned(c_shape, a.dtype(), kGpu);
         sparse::gather_gemm(a, gpu_idx, b, c2, args);
         EXPECT_EQ(bits_differ(c2, c), 0) << what << ": the wide engine's TMA stores and SWrite differ";
+        if (with_pre) {
+          EXPECT_EQ(bits_differ(args.epilogue.pre, pre_tma), 0)
+              << what << ": pre of the wide engine's TMA stores and SWrite differ";
+        }
       }
     }
     test::expect_close(c, want, tol, tol, what + " (" + engine_name(engine) + ")");
@@ -276,6 +283,17 @@ TEST(GatherPersistentCuda, RowTileRemainders) {
       const Tensor w1 = test::dense_random({experts, kN, kK}, ++seed, dt, kGpu);
       expect_gather(x, gi, ci, w1, {tokens, kN}, {.a_gathered = true, .c_scattered = false, .b_trans = true}, tol,
                     "up (SRead of x, compact) " + what);
+      // With an activation: pre and gate * silu(pre) (moe_ffn's up GEMM), and relu(gate * sums)
+      // without pre (the wide engine's TMA stores take whole 64-row slices, SWrite the rest).
+      const Tensor pre = Tensor::empty({tokens, kN}, dt, kGpu);
+      expect_gather(x, gi, ci, w1, {tokens, kN},
+                    {.a_gathered = true, .c_scattered = false, .b_trans = true, .use_weights = true,
+                     .epilogue = {.activation = true, .act = UnaryOp::silu, .pre = pre, .scale_after_activation = true}},
+                    tol, "up (SRead of x, compact, pre and gate * silu(pre)) " + what);
+      expect_gather(x, gi, ci, w1, {tokens, kN},
+                    {.a_gathered = true, .c_scattered = false, .b_trans = true, .use_weights = true,
+                     .epilogue = {.activation = true, .act = UnaryOp::relu}},
+                    tol, "up (SRead of x, compact, relu(gate * sums)) " + what);
       const Tensor h = test::dense_random({tokens, kN}, ++seed, dt, kGpu);
       const Tensor w2 = test::dense_random({experts, kN, kK}, ++seed, dt, kGpu);
       expect_gather(h, gi, ci, w2, {tokens, kK},
