@@ -32,8 +32,9 @@
 // GEMM, the sums as they are; kTmaStore), a warpgroup's 64 whole rows instead go out by TMA stores
 // from 64 x 64 staging units (wide_store.cuh), the same elements, which drain under the next unit's
 // writes and the next tile's MMAs; a slice of fewer rows is SWritten (`PIT_WIDE_TMA_STORE=0`, set_wide_tma_store:
-// SWrite always). H100: the gu GEMM 5% faster at top-2 (0.673 / 0.653 against 0.707 / 0.686 ms),
-// level at top-1. Registers: setmaxnreg moves
+// SWrite always). H100, top-2 uniform / skewed (docs/BENCHMARKS.md, thirty-third session): the up
+// GEMM 0.767 / 0.764 ms against SWrite's 0.877 / 0.868, the gu GEMM 0.611 / 0.599 against 0.719 /
+// 0.704; the layer's forward + backward 2-6% faster. Registers: setmaxnreg moves
 // them from the producers (88) to the consumers (208): no spills.
 //
 // Measured (`PIT_BENCH_MOE_PARTS=1 pit-bench moe`, T = 16384, d = 1024, ffn = 4096, E = 64, each
