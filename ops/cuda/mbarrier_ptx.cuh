@@ -6,6 +6,12 @@
 // parity of the phase waited for. A barrier just initialised is in phase 0, and a wait on parity 1
 // (the phase "before" it) returns at once: a producer starts by waiting on its empty barriers
 // with parity 1.
+//
+// Clusters (sm_90, a kernel launched with a cluster dimension): a block may arrive on a barrier in
+// another block of its cluster (arrive_remote), and TMA multicasts (tma_ptx.cuh) complete bytes on
+// the barriers at the same offset in every block they write; `cluster` has the blocks' ranks and
+// the cluster-wide barrier that orders a barrier's initialisation before such remote use, and the
+// last remote use before a block exits.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -40,6 +46,20 @@ __device__ __forceinline__ void arrive_on_cp_async(uint64_t* bar) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(ptx::smem_u32(bar)) : "memory");
 }
 
+// One arrival on the barrier at bar's offset in block `cta` (its rank) of this block's cluster
+// (mapa maps the shared-memory address into that block's window). Default semantics (release at
+// CTA scope, as arrive): a .release.cluster arrival would also wait for the thread's earlier
+// global stores (a wide kernel's epilogue), which a consumer handing back a slot of shared memory
+// that only asynchronous reads used (wgmma, waited for) does not need.
+__device__ __forceinline__ void arrive_remote(uint64_t* bar, uint32_t cta) {
+  asm volatile(
+      "{\n.reg .b32 remote;\n"
+      "mapa.shared::cluster.u32 remote, %0, %1;\n"
+      "mbarrier.arrive.shared::cluster.b64 _, [remote];\n}\n" ::"r"(ptx::smem_u32(bar)),
+      "r"(cta)
+      : "memory");
+}
+
 // Blocks until the phase of parity `parity` has completed (acquire).
 __device__ __forceinline__ void wait(uint64_t* bar, uint32_t parity) {
   const uint32_t addr = ptx::smem_u32(bar);
@@ -69,3 +89,33 @@ __device__ __forceinline__ void arrive_named(int id, int threads) {
 }
 
 }  // namespace pit::cuda::mbar
+
+namespace pit::cuda::cluster {
+
+// This block's rank in its cluster (0 .. cluster size - 1; 0 without clusters).
+__device__ __forceinline__ uint32_t rank() {
+  uint32_t r;
+  asm("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+// This block's cluster's index along x in the grid of clusters, and the clusters along x (a grid
+// of gridDim.x blocks in clusters of n along x: gridDim.x / n of them, block b in cluster b / n).
+__device__ __forceinline__ uint32_t id_x() {
+  uint32_t r;
+  asm("mov.u32 %0, %%clusterid.x;\n" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ uint32_t count_x() {
+  uint32_t r;
+  asm("mov.u32 %0, %%nclusterid.x;\n" : "=r"(r));
+  return r;
+}
+
+// Every thread of every block of the cluster (none exited): arrive (release) and wait for all
+// (acquire). Not .aligned: the threads of a warp may reach it apart (warp-specialised kernels).
+// After mbarrier inits fenced by mbar::fence_init, the barriers may be used remotely.
+__device__ __forceinline__ void sync() {
+  asm volatile("barrier.cluster.arrive;\nbarrier.cluster.wait;\n" ::: "memory");
+}
+
+}  // namespace pit::cuda::cluster

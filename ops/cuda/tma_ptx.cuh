@@ -1,8 +1,8 @@
 #pragma once
 // The Tensor Memory Accelerator (TMA, sm_90) from device code: tile loads global -> shared
 // described by a tensor map (ops/cuda/tensor_map.h builds it on the host), completing on an
-// mbarrier by bytes (mbarrier_ptx.cuh arrive_expect_tx), and tile stores shared -> global in bulk
-// groups. Device-only.
+// mbarrier by bytes (mbarrier_ptx.cuh arrive_expect_tx), also multicast into several blocks of a
+// cluster, and tile stores shared -> global in bulk groups. Device-only.
 //
 // One instruction moves a box of the map (box_rows x 64 16-bit elements here) into shared memory
 // at `dst`, 128-byte swizzled: the swizzle is a function of the destination's shared-memory
@@ -41,6 +41,28 @@ __device__ __forceinline__ void load_3d(uint32_t dst, const CUtensorMap* map, in
   asm volatile(
       "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
       ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+      : "memory");
+}
+
+// Multicast (a kernel launched in clusters): the box at (column c0, row c1) of `map` into every
+// block of the cluster whose bit is set in cta_mask (bit r: the block of rank r), at the same
+// shared-memory offset `dst` in each (dst is this block's address), completing the box's bytes on
+// the mbarrier at bar's offset in each of those blocks. One load from the L2 for all of them.
+__device__ __forceinline__ void load_2d_multicast(uint32_t dst, const CUtensorMap* map, int32_t c0, int32_t c1,
+                                                  uint32_t bar, uint16_t cta_mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
+      " [%0], [%1, {%2, %3}], [%4], %5;\n"
+      ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(cta_mask)
+      : "memory");
+}
+// The same for a rank-3 map: the box at (column c0, row c1, matrix c2).
+__device__ __forceinline__ void load_3d_multicast(uint32_t dst, const CUtensorMap* map, int32_t c0, int32_t c1,
+                                                  int32_t c2, uint32_t bar, uint16_t cta_mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
+      " [%0], [%1, {%2, %3, %4}], [%5], %6;\n"
+      ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar), "h"(cta_mask)
       : "memory");
 }
 

@@ -103,18 +103,38 @@ struct TileAt {
   int s, e0, count, nt;
 };
 
+// The last segment whose first item (row tile, or pair) is <= m, over a prefix of items.
+__device__ __forceinline__ int segment_at(const int32_t* prefix, int segments, int m) {
+  int lo = 0, hi = segments - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (prefix[mid] <= m) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
 template <int BM>
 __device__ __forceinline__ TileAt locate(const int32_t* tiles, const int32_t* offsets, int segments, int n_tiles,
                                          int tile) {
   const int mt = tile / n_tiles;
-  int lo = 0, hi = segments - 1;  // the last segment whose first tile is <= mt
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (tiles[mid] <= mt) lo = mid;
-    else hi = mid - 1;
-  }
+  const int lo = segment_at(tiles, segments, mt);
   const int e0 = offsets[lo] + (mt - tiles[lo]) * BM;
   return {lo, e0, min(BM, offsets[lo + 1] - e0), tile % n_tiles};
+}
+
+// Pairs of row tiles (the wide engine's clusters of two blocks, gather_wide.cu): segment s's row
+// tiles 2i and 2i + 1 are its pair i, ceil(ceil(count_s / BM) / 2) = ceil(count_s / 2 BM) pairs,
+// so tile_prefix<2 * BM> is their prefix. Work pairs are numbered as tiles are (pair major, times
+// the n_tiles column tiles). The tile of block `rank` (0 or 1) of work pair `pair`: its count is
+// <= 0 for rank 1 of a segment's odd last pair (e0 then past the segment's entries).
+template <int BM>
+__device__ __forceinline__ TileAt locate_pair(const int32_t* pairs, const int32_t* offsets, int segments,
+                                              int n_tiles, int pair, int rank) {
+  const int mp = pair / n_tiles;
+  const int s = segment_at(pairs, segments, mp);
+  const int e0 = offsets[s] + (2 * (mp - pairs[s]) + rank) * BM;
+  return {s, e0, min(BM, offsets[s + 1] - e0), pair % n_tiles};
 }
 
 }  // namespace dev

@@ -37,14 +37,36 @@
 // 0.704; the layer's forward + backward 2-6% faster. Registers: setmaxnreg moves
 // them from the producers (88) to the consumers (208): no spills.
 //
+// Clusters of two (kCluster; off by default until it has run on a GPU: `PIT_WIDE_CLUSTER=1` /
+// set_wide_cluster(true) turns it on; the tests run it). Nsight Compute on an H100 has this kernel
+// L2-bound (L2 throughput 82-84% of peak), where cuBLAS, in clusters of two with TMA multicast,
+// runs 1.5x faster at the same L2 throughput. So the grid runs in clusters of two blocks (rank 0 and 1) which take the row tiles
+// 2i and 2i + 1 of one segment (its pair i: ceil(count_s / 256) pairs a segment, whose prefix
+// takes the tile prefix's place in shared memory; gather_core.cuh locate_pair) and the same column
+// tile, so they need the same B. Each block's producer loads half of B's stage and multicasts it
+// into both blocks at the same offsets (B_s [K, N]: strips 2r and 2r + 1; B_s [N, K]: N-rows
+// 128 r to 128 r + 127, one box of a 128-row map, 16 KB r into the stage), completing its bytes on
+// both blocks' `full` barriers, which expect the whole stage (and each block's own A, loaded as
+// above): B's 32 KB of a stage come out of the L2 once for two tiles, a third less traffic. A slot
+// is refilled only when the consumers of both blocks are done with it (either producer writes into
+// both): `empty` takes 16 arrivals, each consumer warp arriving on its own block's barrier and on
+// the peer's (mbarrier.arrive.shared::cluster with default semantics; .release.cluster would also
+// make it wait for the warp's earlier global stores, its epilogue's). Both blocks walk the same
+// pairs (from the cluster's index, by the clusters), so their stage counts stay equal; the second
+// tile of a segment's odd last pair is empty: its block still loads its half of B (and an A that
+// nobody reads), and its consumers only wait and release. Cluster-wide barriers after the
+// mbarriers' init (before any remote arrival or multicast) and at the end, which every thread
+// reaches (no block exits while its peer may still arrive on its barriers). Only who loads B
+// changes: the same sums in the same order, bit for bit the kernel without clusters (the tests
+// assert it). Not yet run on a GPU: neither its speed nor its correctness is measured.
+//
 // Measured (`PIT_BENCH_MOE_PARTS=1 pit-bench moe`, T = 16384, d = 1024, ffn = 4096, E = 64, each
 // timed alternately with the ping-pong engine, 2026-12-06): on an H100 the up GEMM 0.72-0.73 ms at
 // top-2 (ping-pong 0.79-0.80), gu 0.71-0.72 (0.77-0.78), down and dx within 1-2% (0.57-0.63),
 // top-1 1-12% faster; on an H200 likewise (up 0.71-0.72 against 0.78-0.80). Still 0.55-0.67x of
-// cuBLAS strided-batched in the experts' shapes at top-2. Tried (branch `wide-cluster`): clusters of two
-// blocks on one expert's adjacent row tiles, each loading half of B's stage and multicasting it to
-// both (a third less traffic out of the L2): correct, but no faster (H200: the layer 0-8% slower),
-// so the L2 is not what bounds this kernel.
+// cuBLAS strided-batched in the experts' shapes at top-2 (these without clusters). An earlier
+// version of the clusters (branch `wide-cluster`), whose consumers arrived on the peer's barriers
+// with .release.cluster, was correct but no faster (H200: the layer 0-8% slower).
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -98,10 +120,30 @@ struct WideMaps {
   CUtensorMap a, b, c, pre;
 };
 
-// The producer warpgroup: every stage of the block's tiles, in order, into the ring.
-template <typename T, bool kBTrans, bool kAGathered>
+// Where a block's walk over the work goes: its first unit and the stride (tiles: the block's index
+// and the grid; kCluster: pairs of row tiles, the cluster's index and the clusters), and the
+// block's rank in its cluster (0 without clusters). Both blocks of a cluster walk the same pairs,
+// so their stage counts stay equal.
+struct Walk {
+  int first, step, rank;
+};
+
+// This block's tile of work unit t: tile t, or (kCluster) its rank's tile of pair t (count <= 0
+// where that is the second of a segment's odd last pair).
+template <bool kCluster, typename T>
+__device__ __forceinline__ dev::TileAt tile_at(const GatherParams<T>& p, const int32_t* prefix, const Walk& w,
+                                               int t) {
+  if constexpr (kCluster) return dev::locate_pair<BM>(prefix, p.offsets, p.segments, p.n_tiles, t, w.rank);
+  else return dev::locate<BM>(prefix, p.offsets, p.segments, p.n_tiles, t);
+}
+
+// The producer warpgroup: every stage of the block's tiles, in order, into the ring. kCluster:
+// thread 0 loads its half of B's stage, multicast into both blocks of the cluster, whose `full`
+// barriers each expect the whole stage.
+template <typename T, bool kBTrans, bool kAGathered, bool kCluster>
 __device__ __forceinline__ void produce(const GatherParams<T>& p, const WideMaps& maps, const int32_t* tiles,
-                                        int total, int num_k, T* sa, T* sb, uint64_t* full, uint64_t* empty) {
+                                        const Walk& w, int total, int num_k, T* sa, T* sb, uint64_t* full,
+                                        uint64_t* empty) {
   namespace tma = pit::cuda::tma;
   namespace mbar = pit::cuda::mbar;
   const int pt = static_cast<int>(threadIdx.x) - kConsumers;
@@ -120,26 +162,44 @@ __device__ __forceinline__ void produce(const GatherParams<T>& p, const WideMaps
       out[i] = r < at.count ? p.rows[at.e0 + r] : -1;
     }
   };
-  const int grid = static_cast<int>(gridDim.x);
-  const auto tile_of = [&](int t) { return dev::locate<BM>(tiles, p.offsets, p.segments, p.n_tiles, t); };
-  dev::TileAt at = tile_of(static_cast<int>(blockIdx.x));
+  const auto tile_of = [&](int t) { return tile_at<kCluster>(p, tiles, w, t); };
+  dev::TileAt at = tile_of(w.first);
   if constexpr (kAGathered) fetch(at, arow);
   uint32_t g = 0;  // stages so far, over the block's tiles
-  for (int t = static_cast<int>(blockIdx.x); t < total; t += grid) {
-    const bool more = t + grid < total;
-    const dev::TileAt next = more ? tile_of(t + grid) : at;
+  for (int t = w.first; t < total; t += w.step) {
+    const bool more = t + w.step < total;
+    const dev::TileAt next = more ? tile_of(t + w.step) : at;
+    // (The segment and column tile: the pair's, the same in both blocks of a cluster.)
     const int32_t n0 = at.nt * BN, s = p.b_seg_stride != 0 ? at.s : 0;
+    // A compact A's box from the tile's first entry on; for an empty tile (kCluster: the second of
+    // an odd last pair), the pair's first tile's rows: coordinates in the tensor, rows never read.
+    const int32_t a_row = kCluster && at.count <= 0 ? at.e0 - BM : at.e0;
     for (int kt = 0; kt < num_k; ++kt, ++g) {
       const int slot = static_cast<int>(g % kStages);
       const int32_t k0 = kt * BK;
+      // (kCluster: the slot is free in both blocks, whose consumers all arrive on both `empty`s.)
       mbar::wait(&empty[slot], ((g / kStages) & 1) ^ 1);
       const uint32_t as = pit::cuda::ptx::smem_u32(sa + slot * kAElems);
       const uint32_t bs = pit::cuda::ptx::smem_u32(sb + slot * kBElems);
       if (pt == 0) {
         const uint32_t bar = pit::cuda::ptx::smem_u32(&full[slot]);
+        // B's whole stage (kCluster: half this thread's load, half the peer's multicast; either
+        // may land before this arrival) and a compact A's box.
         mbar::arrive_expect_tx(&full[slot], kBBytes + (kAGathered ? 0 : kABytes));
-        if constexpr (!kAGathered) tma::load_2d(as, &maps.a, k0, at.e0, bar);
-        if constexpr (kBTrans) {
+        if constexpr (!kAGathered) tma::load_2d(as, &maps.a, k0, a_row, bar);
+        if constexpr (kCluster) {
+          constexpr uint16_t kBoth = 0b11;  // the blocks of rank 0 and 1
+          if constexpr (kBTrans) {
+            // N-rows [128 rank, 128 rank + 128) of the tile: the stage's 128-byte rows from 16 KB rank on.
+            tma::load_3d_multicast(bs + w.rank * (kBBytes / 2), &maps.b, k0, n0 + w.rank * (BN / 2), s, bar, kBoth);
+          } else {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {  // strips 2 rank and 2 rank + 1
+              const int c = 2 * w.rank + h;
+              tma::load_3d_multicast(bs + c * kStripBytes, &maps.b, n0 + 64 * c, k0, s, bar, kBoth);
+            }
+          }
+        } else if constexpr (kBTrans) {
           tma::load_3d(bs, &maps.b, k0, n0, s, bar);
         } else {
 #pragma unroll
@@ -170,32 +230,14 @@ __device__ __forceinline__ void produce(const GatherParams<T>& p, const WideMaps
   if constexpr (kAGathered) mbar::cp_async_wait_all();
 }
 
-template <typename T, bool kBTrans, bool kAGathered, bool kDrain, bool kTmaStore>
-__global__ void __launch_bounds__(kThreads, 1)
-    gather_wide_kernel(const __grid_constant__ GatherParams<T> p, const __grid_constant__ WideMaps maps) {
+// The consumer warpgroups: every tile of the block's walk, MMAs and epilogue. kCluster: each warp
+// hands a stage back to both blocks' producers (both wrote into it).
+template <typename T, bool kBTrans, bool kAGathered, bool kDrain, bool kTmaStore, bool kCluster>
+__device__ __forceinline__ void consume(const GatherParams<T>& p, const WideMaps& maps, const int32_t* tiles,
+                                        const Walk& w, int total, int num_k, T* sa, T* sb, char* staging,
+                                        int32_t* c_row, float* scale, uint64_t* full, uint64_t* empty) {
   using namespace pit::cuda;
-  extern __shared__ uint4 smem_raw[];
-  __shared__ uint64_t full[kStages], empty[kStages];
-  T* const sa = dev::tile_base<WideCfg<T>>(smem_raw);
-  T* const sb = sa + kStages * kAElems;
   constexpr uint32_t kStaging = staging_bytes(kTmaStore);  // a warpgroup's, 1024-byte aligned
-  char* const staging = reinterpret_cast<char*>(sb + kStages * kBElems);
-  int32_t* const c_row = reinterpret_cast<int32_t*>(staging + 2 * kStaging);  // [BM]: destination rows
-  float* const scale = reinterpret_cast<float*>(c_row + BM);                      // [BM]: their gates
-  int32_t* const tiles = reinterpret_cast<int32_t*>(scale + BM);                  // [segments + 1]
-  dev::tile_prefix<BM>(p.offsets, p.segments, tiles);
-  init_ring(full, empty, kAGathered ? kProducers + 1 : 1);  // the producers' cp.asyncs, and the TMA bytes' arrival
-  __syncthreads();  // the tile prefix and the barriers (the last block-wide barrier)
-  const int total = tiles[p.segments] * p.n_tiles, num_k = static_cast<int>((p.k + BK - 1) / BK);
-  if (static_cast<int>(blockIdx.x) >= total) return;  // (the grid is sized by a bound on the tiles)
-  // Registers: the block's 168 a thread (384 threads) become 88 for the producers, 208 for the
-  // consumers (their 128 accumulators and the epilogue).
-  if (threadIdx.x >= kConsumers) {
-    wgmma::regs_dec<kProducerRegs>();
-    produce<T, kBTrans, kAGathered>(p, maps, tiles, total, num_k, sa, sb, full, empty);
-    return;
-  }
-  wgmma::regs_inc<kConsumerRegs>();
   // This thread's place in wgmma's accumulator layout (m64n256: rows 16 warp + lane / 4 and 8
   // below, columns 8 j + 2 (lane % 4)) and its warpgroup's rows of A (64 rows of 128 bytes on).
   const int wg = threadIdx.x / 128, lane = threadIdx.x % 32, wt = threadIdx.x % 128;
@@ -209,15 +251,17 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Per k16: A K-major (32 bytes on in its 128-byte rows); B K-major likewise, or N-major (two
   // 8-row atoms on; its 64-column strips kStripBytes apart).
   constexpr uint32_t kBStep = kBTrans ? 32 : 2048, kBLbo = kBTrans ? 16 : kStripBytes;
-  // A stage's slot back to the producer: this warp's arrival.
+  // A stage's slot back to the producer: this warp's arrival (kCluster: also on the peer block's
+  // barrier, whose producer multicast half of the stage into this block).
   const auto release = [&](uint32_t at) {
-    if (lane == 0) mbar::arrive(&empty[at % kStages]);
+    uint64_t* const bar = &empty[at % kStages];
+    if (lane == 0) mbar::arrive(bar);
+    if (kCluster && lane == 1) mbar::arrive_remote(bar, static_cast<uint32_t>(w.rank ^ 1));
   };
   float acc[128];
   uint32_t g = 0;  // stages so far, over the block's tiles (the producer's count)
-  const int grid = static_cast<int>(gridDim.x);
-  for (int t = static_cast<int>(blockIdx.x); t < total; t += grid) {
-    const dev::TileAt at = dev::locate<BM>(tiles, p.offsets, p.segments, p.n_tiles, t);
+  for (int t = w.first; t < total; t += w.step) {
+    const dev::TileAt at = tile_at<kCluster>(p, tiles, w, t);
     const int rows = at.count - 64 * wg;  // this warpgroup's rows wanted (<= 0: none)
     // (kTmaStore) the gates of this thread's rows, loaded under the MMAs.
     float scale0 = 1.f, scale1 = 1.f;
@@ -225,7 +269,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       scale0 = p.weights[at.e0 + 64 * wg + rw];
       scale1 = p.weights[at.e0 + 64 * wg + rw + 8];
     }
-    if (rows <= 0) {  // an expert's last row tile of at most 64 entries: the stages pass by
+    // An expert's last row tile of at most 64 entries, or (kCluster) an empty tile beside its
+    // pair's: the stages pass by.
+    if (rows <= 0) {
       for (int kt = 0; kt < num_k; ++kt, ++g) {
         mbar::wait(&full[g % kStages], (g / kStages) & 1);
         release(g);
@@ -303,11 +349,66 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
+// kCluster: launched in clusters of two blocks (gather_wide's launch), which take the two row
+// tiles of a pair and share B's stages (the header).
+template <typename T, bool kBTrans, bool kAGathered, bool kDrain, bool kTmaStore, bool kCluster>
+__global__ void __launch_bounds__(kThreads, 1)
+    gather_wide_kernel(const __grid_constant__ GatherParams<T> p, const __grid_constant__ WideMaps maps) {
+  using namespace pit::cuda;
+  extern __shared__ uint4 smem_raw[];
+  __shared__ uint64_t full[kStages], empty[kStages];
+  T* const sa = dev::tile_base<WideCfg<T>>(smem_raw);
+  T* const sb = sa + kStages * kAElems;
+  char* const staging = reinterpret_cast<char*>(sb + kStages * kBElems);  // the warpgroups', 1024-byte aligned
+  int32_t* const c_row = reinterpret_cast<int32_t*>(staging + 2 * staging_bytes(kTmaStore));  // [BM]: destination rows
+  float* const scale = reinterpret_cast<float*>(c_row + BM);                                   // [BM]: their gates
+  // [segments + 1]: the tile prefix, or (kCluster) the pair prefix (dev::locate_pair).
+  int32_t* const tiles = reinterpret_cast<int32_t*>(scale + BM);
+  if constexpr (kCluster) dev::tile_prefix<2 * BM>(p.offsets, p.segments, tiles);
+  else dev::tile_prefix<BM>(p.offsets, p.segments, tiles);
+  // `full`: the producers' cp.asyncs, and the TMA bytes' arrival; `empty`: every consumer warp of
+  // the block, or (kCluster) of both blocks.
+  init_ring(full, empty, kAGathered ? kProducers + 1 : 1, (kCluster ? 2 : 1) * (kConsumers / 32));
+  __syncthreads();  // the prefix and the barriers (the last block-wide barrier)
+  const int total = tiles[p.segments] * p.n_tiles, num_k = static_cast<int>((p.k + BK - 1) / BK);
+  Walk w{static_cast<int>(blockIdx.x), static_cast<int>(gridDim.x), 0};
+  if constexpr (kCluster)
+    w = {static_cast<int>(cluster::id_x()), static_cast<int>(cluster::count_x()), static_cast<int>(cluster::rank())};
+  // (The grid is sized by a bound on the work. kCluster: both blocks of a cluster leave here, or
+  // neither, before any cluster barrier.)
+  if (w.first >= total) return;
+  // (kCluster) both blocks' barriers initialised (fence_init) before any remote arrival or multicast.
+  if constexpr (kCluster) cluster::sync();
+  // Registers: the block's 168 a thread (384 threads) become 88 for the producers, 208 for the
+  // consumers (their 128 accumulators and the epilogue).
+  if (threadIdx.x >= kConsumers) {
+    wgmma::regs_dec<kProducerRegs>();
+    produce<T, kBTrans, kAGathered, kCluster>(p, maps, tiles, w, total, num_k, sa, sb, full, empty);
+  } else {
+    wgmma::regs_inc<kConsumerRegs>();
+    consume<T, kBTrans, kAGathered, kDrain, kTmaStore, kCluster>(p, maps, tiles, w, total, num_k, sa, sb, staging,
+                                                                 c_row, scale, full, empty);
+  }
+  // (kCluster) every thread of both blocks: neither exits while the other's consumers may still
+  // arrive on its `empty` barriers.
+  if constexpr (kCluster) cluster::sync();
+}
+
 // set_wide_tma_store's setting, from PIT_WIDE_TMA_STORE (0: off) at first use.
 std::atomic<bool>& wide_tma_store() {
   static std::atomic<bool> on{[] {
     const char* v = std::getenv("PIT_WIDE_TMA_STORE");
     return !(v != nullptr && v[0] == '0');
+  }()};
+  return on;
+}
+
+// set_wide_cluster's setting, from PIT_WIDE_CLUSTER (1: on) at first use: off by default until the
+// clusters have run on a GPU (written in the thirty-third session, when no device time was left).
+std::atomic<bool>& wide_cluster() {
+  static std::atomic<bool> on{[] {
+    const char* v = std::getenv("PIT_WIDE_CLUSTER");
+    return v != nullptr && v[0] == '1';
   }()};
   return on;
 }
@@ -328,6 +429,7 @@ bool takes_tma_store(const GatherParams<T>& p, int64_t capacity) {
 }  // namespace
 
 bool set_wide_tma_store(bool on) { return wide_tma_store().exchange(on); }
+bool set_wide_cluster(bool on) { return wide_cluster().exchange(on); }
 
 template <typename T>
 bool gather_wide_takes(const GatherParams<T>& p, int64_t a_rows) {
@@ -352,7 +454,6 @@ void launch_gather_wide(const GatherParams<T>& p0, int64_t capacity, int64_t a_r
   p.n_tiles = static_cast<int>((p.n + BN - 1) / BN);
   WideMaps maps{};
   constexpr DType kType = std::is_same_v<T, Half> ? DType::f16 : DType::bf16;
-  maps.b = expert_b_map(p, kBTrans, kBTrans ? BN : BK);
   if (!p.a_gathered) maps.a = pit::cuda::tensor_map_2d(kType, p.a, a_rows, p.k, p.k, BM, "gather_gemm's A");
   const bool tma_store = takes_tma_store(p, capacity);
   if (tma_store) {
@@ -360,12 +461,45 @@ void launch_gather_wide(const GatherParams<T>& p0, int64_t capacity, int64_t a_r
     if (p.epi.pre) maps.pre = pit::cuda::tensor_map_2d(kType, p.c + p.epi.pre_delta, capacity, p.n, p.n, 64, "gather_gemm's pre");
   }
   const size_t smem = smem_bytes(p.segments, tma_store);
+  // Bounds on the work: tiles, and pairs of row tiles (ceil(count_s / 256) a segment).
   const int64_t bound = ((capacity + BM - 1) / BM + p.segments) * p.n_tiles;
+  const int64_t pair_bound = ((capacity + 2 * BM - 1) / (2 * BM) + p.segments) * p.n_tiles;
   PIT_CHECK(bound < INT32_MAX, "cuda::gather_gemm: up to ", bound,
             " output tiles for the wide engine, which counts them in 32 bits; use Engine::automatic");
   const auto run = [&]<bool kAGathered, bool kTmaStore>() {
-    auto* kernel = wide_drain(kAGathered) ? gather_wide_kernel<T, kBTrans, kAGathered, true, kTmaStore>
-                                          : gather_wide_kernel<T, kBTrans, kAGathered, false, kTmaStore>;
+    const bool drain = wide_drain(kAGathered);
+    if (wide_cluster().load()) {
+      // Clusters of two blocks sharing B's stages: B's boxes half a stage (B [N, K]: 128 N-rows).
+      auto* kernel = drain ? gather_wide_kernel<T, kBTrans, kAGathered, true, kTmaStore, true>
+                           : gather_wide_kernel<T, kBTrans, kAGathered, false, kTmaStore, true>;
+      allow_smem(kernel, smem, kThreads);
+      constexpr int kCluster = 2;
+      if (const int clusters = max_active_clusters(kernel, smem, kThreads, kCluster); clusters > 0) {
+        maps.b = expert_b_map(p, kBTrans, kBTrans ? BN / 2 : BK);
+        cudaLaunchAttribute attr{};
+        attr.id = cudaLaunchAttributeClusterDimension;
+        attr.val.clusterDim.x = kCluster;
+        attr.val.clusterDim.y = 1;
+        attr.val.clusterDim.z = 1;
+        cudaLaunchConfig_t config{};
+        config.gridDim = dim3(static_cast<unsigned>(persistent_cluster_grid(pair_bound, clusters, kCluster)));
+        config.blockDim = dim3(kThreads);
+        config.dynamicSmemBytes = smem;
+        config.stream = native(stream);
+        config.attrs = &attr;
+        config.numAttrs = 1;
+        const cudaError_t e = cudaLaunchKernelEx(&config, kernel, p, maps);
+        if (e != cudaSuccess) (void)cudaGetLastError();  // (not left for the next launch's check)
+        PIT_CHECK(e == cudaSuccess, "cuda::gather_gemm (wide engine, clusters of two): kernel launch failed: ",
+                  cudaGetErrorString(e));
+        check_launch("cuda::gather_gemm (wide engine, clusters of two)");
+        return;
+      }
+      // (No cluster of two fits at once on this device: one block a tile, as below.)
+    }
+    auto* kernel = drain ? gather_wide_kernel<T, kBTrans, kAGathered, true, kTmaStore, false>
+                         : gather_wide_kernel<T, kBTrans, kAGathered, false, kTmaStore, false>;
+    maps.b = expert_b_map(p, kBTrans, kBTrans ? BN : BK);
     const int per_sm = allow_smem(kernel, smem, kThreads);
     const auto grid = static_cast<unsigned>(persistent_grid(bound, per_sm));
     kernel<<<grid, kThreads, smem, native(stream)>>>(p, maps);

@@ -1,6 +1,7 @@
 #pragma once
 // Host-side launch helpers shared by the PIT GEMM launchers (ops/pit/cuda/*.cu): dtype dispatch to
-// the kernels' element types, the epilogue in device form, shared-memory opt-in, checks.
+// the kernels' element types, the epilogue in device form, shared-memory opt-in, persistent grids
+// (also of clusters), checks.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -117,6 +118,46 @@ inline int64_t persistent_grid(int64_t tiles, int per_sm) {
   int64_t grid = std::max<int64_t>(1, std::min<int64_t>(tiles, int64_t{sm_count()} * per_sm));
   if (const int cap = persistent_grid_cap().load(); cap > 0) grid = std::min<int64_t>(grid, cap);
   return grid;
+}
+
+// How many clusters of `cluster` blocks (threads and `bytes` of dynamic shared memory each) of a
+// kernel can run at once on the current device (cudaOccupancyMaxActiveClusters; 0: not one, and
+// the caller launches without clusters), once per kernel, device, size and cluster. Call after
+// allow_smem has raised the kernel's shared-memory limit.
+template <class Kernel>
+int max_active_clusters(Kernel* k, size_t bytes, int threads, int cluster) {
+  static std::mutex mu;
+  static std::map<std::tuple<const void*, int, size_t, int>, int> known;
+  int device = 0;
+  PIT_CUDA_CHECK(cudaGetDevice(&device));
+  const std::lock_guard<std::mutex> lock(mu);
+  const auto key = std::make_tuple(reinterpret_cast<const void*>(k), device, bytes, cluster);
+  if (const auto it = known.find(key); it != known.end()) return it->second;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = static_cast<unsigned>(cluster);
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(cluster));  // (a multiple of the cluster: the grid is not used)
+  config.blockDim = dim3(static_cast<unsigned>(threads));
+  config.dynamicSmemBytes = bytes;
+  config.attrs = &attr;
+  config.numAttrs = 1;
+  int clusters = 0;
+  PIT_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, k, &config));
+  known[key] = clusters;
+  return clusters;
+}
+
+// The grid, in blocks, of a persistent engine launched in clusters of `cluster` blocks: as many
+// clusters as run at once (`clusters`, max_active_clusters), no more than its `items` (the
+// clusters' work units), and under the test cap rounded down to whole clusters (one at least: a cap
+// of 1 or 3 gives one cluster of two).
+inline int64_t persistent_cluster_grid(int64_t items, int clusters, int cluster) {
+  int64_t n = std::max<int64_t>(1, std::min<int64_t>(items, clusters));
+  if (const int cap = persistent_grid_cap().load(); cap > 0) n = std::min<int64_t>(n, std::max(1, cap / cluster));
+  return n * cluster;
 }
 
 inline void check_launch(const char* op) {

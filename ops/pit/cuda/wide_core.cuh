@@ -27,12 +27,15 @@ struct WideCfg {
 };
 
 // Thread 0 initialises the ring's barriers: `full` completes with full_arrivals arrivals (and the
-// bytes they expect), `empty` with one arrival per consumer warp. The caller synchronises after.
-__device__ __forceinline__ void init_ring(uint64_t* full, uint64_t* empty, uint32_t full_arrivals) {
+// bytes they expect), `empty` with empty_arrivals (one per consumer warp; in clusters of two
+// sharing their stages, gather_wide.cu, one per consumer warp of both blocks). The caller
+// synchronises after (cluster-wide where other blocks use them).
+__device__ __forceinline__ void init_ring(uint64_t* full, uint64_t* empty, uint32_t full_arrivals,
+                                          uint32_t empty_arrivals = kConsumers / 32) {
   if (threadIdx.x != 0) return;
   for (int s = 0; s < kStages; ++s) {
     pit::cuda::mbar::init(&full[s], full_arrivals);
-    pit::cuda::mbar::init(&empty[s], kConsumers / 32);
+    pit::cuda::mbar::init(&empty[s], empty_arrivals);
   }
   pit::cuda::mbar::fence_init();
 }

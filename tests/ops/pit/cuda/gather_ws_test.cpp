@@ -2,7 +2,8 @@
 // (Engine::wgmma_persistent and wgmma_pingpong: ops/pit/cuda/gather_ws.cu, weight_grad_ws.cu; the
 // weight gradient also with TMA loads, wgmma_tma and wgmma_tma_pingpong) and on the wide engine
 // (Engine::wgmma_wide, gather_wide.cu: bit for bit the ping-pong engine's where nothing is
-// accumulated; where it stores a compact C by TMA, also bit for bit its SWrite) against the CPU
+// accumulated; where it stores a compact C by TMA, also bit for bit its SWrite; in clusters of two
+// blocks sharing B, bit for bit without) against the CPU
 // M-gather in f64 on the same operands and an index made on the CPU from the same routing or
 // pattern, outputs poisoned (NaN) first: expert segments (SRead of x's rows into compact outputs with a per-expert bias and GELU, or with B [K, N]; compact rows
 // SWritten to their tokens, gate-weighted and accumulated over top-2, with B either way) under
@@ -59,12 +60,15 @@ using TmaB = Switch<bool, sparse::cuda::set_gather_tma_b>;
 using TmaA = Switch<bool, sparse::cuda::set_gather_tma_a>;
 // Whether the wide engine stores a compact C by TMA (set_wide_tma_store).
 using WideTmaStore = Switch<bool, sparse::cuda::set_wide_tma_store>;
+// Whether the wide engine runs in clusters of two blocks sharing B (set_wide_cluster).
+using WideCluster = Switch<bool, sparse::cuda::set_wide_cluster>;
 #else
 int no_switch(int v) { return v; }  // (the tests skip without CUDA)
 using GridCap = Switch<int, no_switch>;
 using TmaB = Switch<int, no_switch>;
 using TmaA = Switch<int, no_switch>;
 using WideTmaStore = Switch<int, no_switch>;
+using WideCluster = Switch<int, no_switch>;
 #endif
 
 // No cap (a block a tile or so), one block walking every tile, three.
@@ -106,7 +110,8 @@ int64_t bits_differ(const Tensor& x, const Tensor& y) {
 // when args has one: each call gets it poisoned anew). The ping-pong engine runs three times: B and
 // a compact A by TMA (its default on expert segments), A by cp.async, both by cp.async: the same
 // MMAs on the same tiles, so bit for bit the same C where nothing is accumulated; so is the wide
-// engine's (the same sums in the same order, the same epilogue).
+// engine's (the same sums in the same order, the same epilogue), in clusters of two (off by
+// default) and without.
 void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sparse::RowSetIndex& cpu_idx,
                    const Tensor& b, const Shape& c_shape, sparse::GatherGemmArgs args, double tol,
                    const std::string& what, bool segments = true) {
@@ -125,6 +130,7 @@ void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sp
     if (with_pre) args.epilogue.pre.fill_(std::numeric_limits<double>::quiet_NaN());
     Tensor c = test::poisoned(c_shape, a.dtype(), kGpu);
     const WideTmaStore tma_store(true);  // (the wide engine: TMA stores where it can; SWrite below)
+    const WideCluster cluster(true);     // (and in clusters of two; a block a tile below)
     sparse::gather_gemm(a, gpu_idx, b, c, args);
     if (with_pre)
       test::expect_close(args.epilogue.pre, ref.epilogue.pre, tol, tol, what + " pre (" + engine_name(engine) + ")");
@@ -150,23 +156,28 @@ void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sp
       if (with_pre) {
         EXPECT_EQ(bits_differ(args.epilogue.pre, pp_pre), 0) << what << ": pre of the wide and ping-pong engines differ";
       }
-      // Where the wide engine stores a compact C by TMA (gathered rows of A, no bias; C and pre
-      // 16-byte aligned), again with SWrite: the same elements (C and pre).
-      const auto aligned16 = [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
-      const bool tma_stores = args.a_gathered && !args.c_scattered && !args.epilogue.bias.defined() &&
-                              c_shape[1] % 8 == 0 && (!with_pre || aligned16(args.epilogue.pre));
-      if (tma_stores) {
-        const Tensor pre_tma = with_pre ? args.epilogue.pre.clone() : Tensor();
+      // The wide engine again with one of its switches changed (make_switch's guard): the same C
+      // and pre, bit for bit.
+      const auto expect_same = [&](const std::string& how, const auto& make_switch) {
+        const Tensor pre_first = with_pre ? args.epilogue.pre.clone() : Tensor();
         if (with_pre) args.epilogue.pre.fill_(std::numeric_limits<double>::quiet_NaN());
-        const WideTmaStore swrite(false);
+        const auto setting = make_switch();
         Tensor c2 = test::poisoned(c_shape, a.dtype(), kGpu);
         sparse::gather_gemm(a, gpu_idx, b, c2, args);
-        EXPECT_EQ(bits_differ(c2, c), 0) << what << ": the wide engine's TMA stores and SWrite differ";
+        EXPECT_EQ(bits_differ(c2, c), 0) << what << ": the wide engine " << how << " differ";
         if (with_pre) {
-          EXPECT_EQ(bits_differ(args.epilogue.pre, pre_tma), 0)
-              << what << ": pre of the wide engine's TMA stores and SWrite differ";
+          EXPECT_EQ(bits_differ(args.epilogue.pre, pre_first), 0) << what << ": pre of the wide engine " << how << " differ";
         }
-      }
+      };
+      // Without clusters (each block loading all of B's stages; the grid caps round to whole
+      // clusters, so a cap of 1 or 3 ran one cluster of two).
+      expect_same("in clusters of two and without", [] { return WideCluster(false); });
+      // Where it stores a compact C by TMA (gathered rows of A, no bias; C and pre 16-byte
+      // aligned), with SWrite: the same elements.
+      const auto aligned16 = [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
+      if (args.a_gathered && !args.c_scattered && !args.epilogue.bias.defined() && c_shape[1] % 8 == 0 &&
+          (!with_pre || aligned16(args.epilogue.pre)))
+        expect_same("with TMA stores and SWrite", [] { return WideTmaStore(false); });
     }
     test::expect_close(c, want, tol, tol, what + " (" + engine_name(engine) + ")");
   }
@@ -256,7 +267,8 @@ TEST(GatherPersistentCuda, Experts) {
 
 // Experts whose last row tile holds every remainder that matters to the engines: none, 1, 63 and
 // 64 rows (the ping-pong engine skips the MMAs of rows 64-127 there), 65, 127, whole tiles, one
-// row past. Top-1, tokens dealt to the experts in a shuffled order.
+// row past; for the wide engine's clusters of two, experts of one row tile (a pair whose second
+// block's tile is empty) and of two. Top-1, tokens dealt to the experts in a shuffled order.
 TEST(GatherPersistentCuda, RowTileRemainders) {
   PIT_REQUIRE_CUDA();
   const std::vector<int> counts = {0, 1, 63, 64, 65, 127, 128, 129, 192, 193, 256};
