@@ -194,10 +194,7 @@ void launch(GatherParams<T> p, int64_t capacity, StreamRef stream) {
 
 // set_gather_wide's setting, from PIT_GATHER_WIDE (0: off) at first use.
 std::atomic<bool>& gather_wide() {
-  static std::atomic<bool> on{[] {
-    const char* v = std::getenv("PIT_GATHER_WIDE");
-    return !(v != nullptr && v[0] == '0');
-  }()};
+  static std::atomic<bool> on{env_switch("PIT_GATHER_WIDE", true)};
   return on;
 }
 

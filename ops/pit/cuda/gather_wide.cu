@@ -40,8 +40,8 @@
 // Clusters of two (kCluster; off by default until it has run on a GPU: `PIT_WIDE_CLUSTER=1` /
 // set_wide_cluster(true) turns it on; the tests run it). Nsight Compute on an H100 has this kernel
 // L2-bound (L2 throughput 82-84% of peak), where cuBLAS, in clusters of two with TMA multicast,
-// runs 1.5x faster at the same L2 throughput. So the grid runs in clusters of two blocks (rank 0 and 1) which take the row tiles
-// 2i and 2i + 1 of one segment (its pair i: ceil(count_s / 256) pairs a segment, whose prefix
+// runs 1.5x faster at the same L2 throughput. So the grid runs in clusters of two blocks (rank 0
+// and 1) which take the row tiles 2i and 2i + 1 of one segment (its pair i: ceil(count_s / 256) pairs a segment, whose prefix
 // takes the tile prefix's place in shared memory; gather_core.cuh locate_pair) and the same column
 // tile, so they need the same B. Each block's producer loads half of B's stage and multicasts it
 // into both blocks at the same offsets (B_s [K, N]: strips 2r and 2r + 1; B_s [N, K]: N-rows
@@ -65,8 +65,9 @@
 // top-2 (ping-pong 0.79-0.80), gu 0.71-0.72 (0.77-0.78), down and dx within 1-2% (0.57-0.63),
 // top-1 1-12% faster; on an H200 likewise (up 0.71-0.72 against 0.78-0.80). Still 0.55-0.67x of
 // cuBLAS strided-batched in the experts' shapes at top-2 (these without clusters). An earlier
-// version of the clusters (branch `wide-cluster`), whose consumers arrived on the peer's barriers
-// with .release.cluster, was correct but no faster (H200: the layer 0-8% slower).
+// version of the same clusters (branch `wide-cluster`, thirtieth session) was correct but no
+// faster: 1.5x slower with its remote arrivals .release.cluster, level to 8% slower (H200, the
+// layer) with the default semantics used here; whether this one does better is to be measured.
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -396,20 +397,14 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 // set_wide_tma_store's setting, from PIT_WIDE_TMA_STORE (0: off) at first use.
 std::atomic<bool>& wide_tma_store() {
-  static std::atomic<bool> on{[] {
-    const char* v = std::getenv("PIT_WIDE_TMA_STORE");
-    return !(v != nullptr && v[0] == '0');
-  }()};
+  static std::atomic<bool> on{env_switch("PIT_WIDE_TMA_STORE", true)};
   return on;
 }
 
 // set_wide_cluster's setting, from PIT_WIDE_CLUSTER (1: on) at first use: off by default until the
 // clusters have run on a GPU (written in the thirty-third session, when no device time was left).
 std::atomic<bool>& wide_cluster() {
-  static std::atomic<bool> on{[] {
-    const char* v = std::getenv("PIT_WIDE_CLUSTER");
-    return v != nullptr && v[0] == '1';
-  }()};
+  static std::atomic<bool> on{env_switch("PIT_WIDE_CLUSTER", false)};
   return on;
 }
 

@@ -242,19 +242,13 @@ __global__ void __launch_bounds__(GatherWsCfg<T, kBTrans, kPp, kTma>::kThreads, 
 
 // set_gather_tma_b's setting, from PIT_GATHER_TMA_B (0: off) at first use.
 std::atomic<bool>& gather_tma_b() {
-  static std::atomic<bool> on{[] {
-    const char* v = std::getenv("PIT_GATHER_TMA_B");
-    return !(v != nullptr && v[0] == '0');
-  }()};
+  static std::atomic<bool> on{env_switch("PIT_GATHER_TMA_B", true)};
   return on;
 }
 
 // Whether kTmaB also loads a compact A by TMA (set_gather_tma_a; PIT_GATHER_TMA_A=0: off).
 std::atomic<bool>& gather_tma_a() {
-  static std::atomic<bool> on{[] {
-    const char* v = std::getenv("PIT_GATHER_TMA_A");
-    return !(v != nullptr && v[0] == '0');
-  }()};
+  static std::atomic<bool> on{env_switch("PIT_GATHER_TMA_A", true)};
   return on;
 }
 

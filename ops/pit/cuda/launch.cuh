@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -104,6 +105,14 @@ inline int sm_count() {
   int dev = 0;
   PIT_CUDA_CHECK(cudaGetDevice(&dev));
   return pit::cuda::sm_count(dev);
+}
+
+// A kernel switch's setting from the environment (read once, by the caller's static): `name` "0"
+// turns it off, "1" on; unset or anything else leaves `fallback`.
+inline bool env_switch(const char* name, bool fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || (v[0] != '0' && v[0] != '1') || v[1] != '\0') return fallback;
+  return v[0] == '1';
 }
 
 // The cap set_persistent_grid_cap (ops/pit/cuda/gemm.h) puts on the persistent engines' grids.
