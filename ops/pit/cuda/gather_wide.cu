@@ -37,7 +37,7 @@
 // 0.704; the layer's forward + backward 2-6% faster. Registers: setmaxnreg moves
 // them from the producers (88) to the consumers (208): no spills.
 //
-// Clusters of two (kCluster; off by default until it has run on a GPU: `PIT_WIDE_CLUSTER=1` /
+// Clusters of two (kCluster; off by default, being slower: `PIT_WIDE_CLUSTER=1` /
 // set_wide_cluster(true) turns it on; the tests run it). Nsight Compute on an H100 has this kernel
 // L2-bound (L2 throughput 82-84% of peak), where cuBLAS, in clusters of two with TMA multicast,
 // runs 1.5x faster at the same L2 throughput. So the grid runs in clusters of two blocks (rank 0
@@ -58,7 +58,13 @@
 // mbarriers' init (before any remote arrival or multicast) and at the end, which every thread
 // reaches (no block exits while its peer may still arrive on its barriers). Only who loads B
 // changes: the same sums in the same order, bit for bit the kernel without clusters (the tests
-// assert it). Not yet run on a GPU: neither its speed nor its correctness is measured.
+// assert it; they passed on an H100). Measured there (docs/BENCHMARKS.md, thirty-fourth session):
+// the up and gu GEMMs take 23-28% fewer bytes out of the L2 (the down GEMM's did not fall, not
+// understood), but run up to 11% slower, their L2 throughput down from 76-82% to 55-59%: the two
+// blocks advance in step, and four stages do not absorb their jitter (long-scoreboard stalls at
+// the mbarrier polls up from 22% to 27% of the samples); the layer up to 5% slower, level at
+// top-1 skewed. Hence off. A finer ring (more, smaller stages, a slot freed sooner) is the next
+// thing to try on it.
 //
 // Measured (`PIT_BENCH_MOE_PARTS=1 pit-bench moe`, T = 16384, d = 1024, ffn = 4096, E = 64, each
 // timed alternately with the ping-pong engine, 2026-12-06): on an H100 the up GEMM 0.72-0.73 ms at
@@ -67,7 +73,7 @@
 // cuBLAS strided-batched in the experts' shapes at top-2 (these without clusters). An earlier
 // version of the same clusters (branch `wide-cluster`, thirtieth session) was correct but no
 // faster: 1.5x slower with its remote arrivals .release.cluster, level to 8% slower (H200, the
-// layer) with the default semantics used here; whether this one does better is to be measured.
+// layer) with the default semantics used here; this one does no better (above).
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>

@@ -77,8 +77,8 @@ bool set_gather_wide(bool on);
 bool set_wide_tma_store(bool on);
 // Whether the wide engine runs in clusters of two blocks that take an expert's adjacent row tiles
 // and share B's stages, each loading half and multicasting it to both (gather_wide.cu; off by
-// default, a block a tile each loading all of B, until the clusters have run on a GPU; on where the
-// environment has PIT_WIDE_CLUSTER=1 at the first launch). The same outputs bit for bit (the tests
+// default, a block a tile each loading all of B: on an H100 the clusters were correct but up to 11%
+// slower; on where the environment has PIT_WIDE_CLUSTER=1 at the first launch). The same outputs bit for bit (the tests
 // assert it). For tests and benchmarks; returns the previous setting.
 bool set_wide_cluster(bool on);
 void sampled_gemm(const Tensor& a, const Tensor& b, BlockListIndex& out, bool a_trans,
