@@ -77,30 +77,38 @@ CUtensorMap expert_b_map(const GatherParams<T>& p, bool b_trans, int box_rows) {
 
 namespace dev {
 
-// Tile prefix over the segments into tiles[0 .. segments]: tiles[s] is segment s's first row
-// tile. Warp 0 scans ceil(count_s / BM), 32 segments at a time; the caller synchronises after.
-template <int BM>
-__device__ __forceinline__ void tile_prefix(const int32_t* offsets, int segments, int32_t* tiles) {
+// Prefix over the segments of their items into out[0 .. segments]: out[s] is segment s's first
+// item, items(count_s) of them a segment. Warp 0 scans, 32 segments at a time; the caller
+// synchronises after.
+template <typename Items>
+__device__ __forceinline__ void segment_prefix(const int32_t* offsets, int segments, int32_t* out, Items items) {
   const int lane = static_cast<int>(threadIdx.x);
   if (lane >= 32) return;
   int carry = 0;
-  if (lane == 0) tiles[0] = 0;
+  if (lane == 0) out[0] = 0;
   for (int base = 0; base < segments; base += 32) {
     const int s = base + lane;
-    int v = s < segments ? (offsets[s + 1] - offsets[s] + BM - 1) / BM : 0;
+    int v = s < segments ? items(offsets[s + 1] - offsets[s]) : 0;
 #pragma unroll
     for (int off = 1; off < 32; off *= 2) {
       const int u = __shfl_up_sync(pit::cuda::kFullMask, v, off);
       if (lane >= off) v += u;
     }
-    if (s < segments) tiles[s + 1] = carry + v;
+    if (s < segments) out[s + 1] = carry + v;
     carry += __shfl_sync(pit::cuda::kFullMask, v, 31);
   }
+}
+
+// Tile prefix: tiles[s] is segment s's first row tile (ceil(count_s / BM) a segment).
+template <int BM>
+__device__ __forceinline__ void tile_prefix(const int32_t* offsets, int segments, int32_t* tiles) {
+  segment_prefix(offsets, segments, tiles, [](int count) { return (count + BM - 1) / BM; });
 }
 
 // Work tile `tile`: its segment, first entry, entries (at most BM) and column tile.
 struct TileAt {
   int s, e0, count, nt;
+  bool shared = false;  // (cluster_unit) the two blocks' tiles share B
 };
 
 // The last segment whose first item (row tile, or pair) is <= m, over a prefix of items.
@@ -123,18 +131,34 @@ __device__ __forceinline__ TileAt locate(const int32_t* tiles, const int32_t* of
   return {lo, e0, min(BM, offsets[lo + 1] - e0), tile % n_tiles};
 }
 
-// Pairs of row tiles (the wide engine's clusters of two blocks, gather_wide.cu): segment s's row
-// tiles 2i and 2i + 1 are its pair i, ceil(ceil(count_s / BM) / 2) = ceil(count_s / 2 BM) pairs,
-// so tile_prefix<2 * BM> is their prefix. Work pairs are numbered as tiles are (pair major, times
-// the n_tiles column tiles). The tile of block `rank` (0 or 1) of work pair `pair`: its count is
-// <= 0 for rank 1 of a segment's odd last pair (e0 then past the segment's entries).
+// The work units of the wide engine's clusters of two blocks (gather_wide.cu), ranks 0 and 1.
+// Segment s's T = ceil(count_s / BM) row tiles make floor(T / 2) pairs; pair i at each of the
+// n_tiles column tiles is a shared unit (rank r takes row tile 2i + r; both need the same B). An
+// odd last row tile makes ceil(n_tiles / 2) split units (both ranks on that row tile, rank r at
+// column tile 2j + r; each loads its own B), so no block idles beside a pair's missing second tile.
+// Units are numbered segment by segment, pairs (column tile minor) before splits.
 template <int BM>
-__device__ __forceinline__ TileAt locate_pair(const int32_t* pairs, const int32_t* offsets, int segments,
-                                              int n_tiles, int pair, int rank) {
-  const int mp = pair / n_tiles;
-  const int s = segment_at(pairs, segments, mp);
-  const int e0 = offsets[s] + (2 * (mp - pairs[s]) + rank) * BM;
-  return {s, e0, min(BM, offsets[s + 1] - e0), pair % n_tiles};
+__device__ __forceinline__ int cluster_units(int count, int n_tiles) {
+  const int tiles = (count + BM - 1) / BM;
+  return (tiles / 2) * n_tiles + (tiles % 2) * ((n_tiles + 1) / 2);
+}
+
+// Block `rank`'s tile of unit `unit`, over the prefix of cluster_units (segment_prefix). Where a
+// split unit's column tile 2j + 1 is past the last (n_tiles odd), rank 1's tile is empty: count <= 0,
+// e0 one row tile past the segment's last, and column tile 2j (its loads stay in bounds).
+template <int BM>
+__device__ __forceinline__ TileAt cluster_unit(const int32_t* units, const int32_t* offsets, int segments,
+                                               int n_tiles, int unit, int rank) {
+  const int s = segment_at(units, segments, unit);
+  const int local = unit - units[s], end = offsets[s + 1];
+  const int pairs = (end - offsets[s] + BM - 1) / BM / 2;
+  if (local < pairs * n_tiles) {
+    const int e0 = offsets[s] + (2 * (local / n_tiles) + rank) * BM;
+    return {s, e0, min(BM, end - e0), local % n_tiles, true};
+  }
+  const int j = local - pairs * n_tiles, past = 2 * j + rank >= n_tiles;
+  const int e0 = offsets[s] + (2 * pairs + past) * BM;
+  return {s, e0, min(BM, end - e0), 2 * j + rank - past, false};
 }
 
 }  // namespace dev

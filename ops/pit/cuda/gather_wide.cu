@@ -41,30 +41,37 @@
 // set_wide_cluster(true) turns it on; the tests run it). Nsight Compute on an H100 has this kernel
 // L2-bound (L2 throughput 82-84% of peak), where cuBLAS, in clusters of two with TMA multicast,
 // runs 1.5x faster at the same L2 throughput. So the grid runs in clusters of two blocks (rank 0
-// and 1) which take the row tiles 2i and 2i + 1 of one segment (its pair i: ceil(count_s / 256) pairs a segment, whose prefix
-// takes the tile prefix's place in shared memory; gather_core.cuh locate_pair) and the same column
-// tile, so they need the same B. Each block's producer loads half of B's stage and multicasts it
-// into both blocks at the same offsets (B_s [K, N]: strips 2r and 2r + 1; B_s [N, K]: N-rows
-// 128 r to 128 r + 127, one box of a 128-row map, 16 KB r into the stage), completing its bytes on
-// both blocks' `full` barriers, which expect the whole stage (and each block's own A, loaded as
-// above): B's 32 KB of a stage come out of the L2 once for two tiles, a third less traffic. A slot
-// is refilled only when the consumers of both blocks are done with it (either producer writes into
-// both): `empty` takes 16 arrivals, each consumer warp arriving on its own block's barrier and on
-// the peer's (mbarrier.arrive.shared::cluster with default semantics; .release.cluster would also
-// make it wait for the warp's earlier global stores, its epilogue's). Both blocks walk the same
-// pairs (from the cluster's index, by the clusters), so their stage counts stay equal; the second
-// tile of a segment's odd last pair is empty: its block still loads its half of B (and an A that
-// nobody reads), and its consumers only wait and release. Cluster-wide barriers after the
-// mbarriers' init (before any remote arrival or multicast) and at the end, which every thread
-// reaches (no block exits while its peer may still arrive on its barriers). Only who loads B
-// changes: the same sums in the same order, bit for bit the kernel without clusters (the tests
-// assert it; they passed on an H100). Measured there (docs/BENCHMARKS.md, thirty-fourth session):
-// the up and gu GEMMs take 23-28% fewer bytes out of the L2 (the down GEMM's did not fall, not
-// understood), but run up to 11% slower, their L2 throughput down from 76-82% to 55-59%: the two
-// blocks advance in step, and four stages do not absorb their jitter (long-scoreboard stalls at
-// the mbarrier polls up from 22% to 27% of the samples); the layer up to 5% slower, level at
-// top-1 skewed. Hence off. A finer ring (more, smaller stages, a slot freed sooner) is the next
-// thing to try on it.
+// and 1) that walk units of work (gather_core.cuh cluster_unit; their prefix takes the tile
+// prefix's place in shared memory). A shared unit: the row tiles 2i and 2i + 1 of one segment (its
+// pair i) at one column tile, so both blocks need the same B. Each block's producer loads half of
+// B's stage and multicasts it into both blocks at the same offsets (B_s [K, N]: strips 2r and
+// 2r + 1; B_s [N, K]: N-rows 128 r to 128 r + 127, one box of a 128-row map, 16 KB r into the
+// stage), completing its bytes on both blocks' `full` barriers, which expect the whole stage (and
+// each block's own A, loaded as above): B's 32 KB of a stage come out of the L2 once for two tiles,
+// a third less traffic. A split unit: a segment's odd last row tile at the column tiles 2j and
+// 2j + 1, one a block, each loading all of its own B (the map's boxes, not multicast), so that no
+// block idles beside a pair's missing second tile (in the first version, measured below, half the
+// experts at top-1 uniform had such a tile). A slot is refilled only when the consumers of both
+// blocks are done with it (a shared unit's either producer writes into both; split units keep the
+// same rule, so that a shared unit after them finds the peer's slot free): `empty` takes 16
+// arrivals, each consumer warp arriving on its own block's barrier and on the peer's
+// (mbarrier.arrive.shared::cluster with default semantics; .release.cluster would also make it
+// wait for the warp's earlier global stores, its epilogue's). Both blocks walk the same units (from
+// the cluster's index, by the clusters), so their stage counts stay equal; an empty tile (a split
+// unit's second column tile past the last, n_tiles odd) still loads its B and an A nobody reads,
+// and its consumers only wait and release. Cluster-wide barriers after the mbarriers' init (before
+// any remote arrival or multicast) and at the end, which every thread reaches (no block exits
+// while its peer may still arrive on its barriers). Only who loads B changes: the same sums in the
+// same order, bit for bit the kernel without clusters (the tests assert it).
+// The first version (pairs only: a segment's odd last row tile paired with an empty one) passed
+// the tests on an H100 (docs/BENCHMARKS.md, thirty-fourth session): the up and gu GEMMs took
+// 23-28% fewer bytes out of the L2 (the down GEMM's did not fall, not understood) but ran up to 11%
+// slower, their L2 throughput down from 76-82% to 55-59% (long-scoreboard stalls at the mbarrier
+// polls up from 22% to 27% of the samples); the layer up to 5% slower, slowest at top-1 uniform
+// (the most odd tiles), level at top-1 skewed (the fewest), 2-3% faster GEMMs there. With the
+// split units (the same tests passed) the layer is level with the kernel without clusters (within
+// 1%); under Nsight Compute the GEMMs of a compact A by TMA ran 5-13% faster, those of gathered
+// rows (cp.async) 3-7% slower, which wall-clock timings did not resolve. Hence still off.
 //
 // Measured (`PIT_BENCH_MOE_PARTS=1 pit-bench moe`, T = 16384, d = 1024, ffn = 4096, E = 64, each
 // timed alternately with the ping-pong engine, 2026-12-06): on an H100 the up GEMM 0.72-0.73 ms at
@@ -128,19 +135,19 @@ struct WideMaps {
 };
 
 // Where a block's walk over the work goes: its first unit and the stride (tiles: the block's index
-// and the grid; kCluster: pairs of row tiles, the cluster's index and the clusters), and the
-// block's rank in its cluster (0 without clusters). Both blocks of a cluster walk the same pairs,
-// so their stage counts stay equal.
+// and the grid; kCluster: cluster units, the cluster's index and the clusters), and the block's
+// rank in its cluster (0 without clusters). Both blocks of a cluster walk the same units, so their
+// stage counts stay equal.
 struct Walk {
   int first, step, rank;
 };
 
-// This block's tile of work unit t: tile t, or (kCluster) its rank's tile of pair t (count <= 0
-// where that is the second of a segment's odd last pair).
+// This block's tile of work unit t: tile t, or (kCluster) its rank's tile of cluster unit t
+// (gather_core.cuh cluster_unit; count <= 0 for an empty one).
 template <bool kCluster, typename T>
 __device__ __forceinline__ dev::TileAt tile_at(const GatherParams<T>& p, const int32_t* prefix, const Walk& w,
                                                int t) {
-  if constexpr (kCluster) return dev::locate_pair<BM>(prefix, p.offsets, p.segments, p.n_tiles, t, w.rank);
+  if constexpr (kCluster) return dev::cluster_unit<BM>(prefix, p.offsets, p.segments, p.n_tiles, t, w.rank);
   else return dev::locate<BM>(prefix, p.offsets, p.segments, p.n_tiles, t);
 }
 
@@ -176,10 +183,10 @@ __device__ __forceinline__ void produce(const GatherParams<T>& p, const WideMaps
   for (int t = w.first; t < total; t += w.step) {
     const bool more = t + w.step < total;
     const dev::TileAt next = more ? tile_of(t + w.step) : at;
-    // (The segment and column tile: the pair's, the same in both blocks of a cluster.)
+    // (The segment: the same in both blocks of a cluster; the column tile too where they share B.)
     const int32_t n0 = at.nt * BN, s = p.b_seg_stride != 0 ? at.s : 0;
-    // A compact A's box from the tile's first entry on; for an empty tile (kCluster: the second of
-    // an odd last pair), the pair's first tile's rows: coordinates in the tensor, rows never read.
+    // A compact A's box from the tile's first entry on; for an empty tile (kCluster; e0 a row tile
+    // past the segment's last), the row tile before: coordinates in the tensor, rows never read.
     const int32_t a_row = kCluster && at.count <= 0 ? at.e0 - BM : at.e0;
     for (int kt = 0; kt < num_k; ++kt, ++g) {
       const int slot = static_cast<int>(g % kStages);
@@ -190,21 +197,22 @@ __device__ __forceinline__ void produce(const GatherParams<T>& p, const WideMaps
       const uint32_t bs = pit::cuda::ptx::smem_u32(sb + slot * kBElems);
       if (pt == 0) {
         const uint32_t bar = pit::cuda::ptx::smem_u32(&full[slot]);
-        // B's whole stage (kCluster: half this thread's load, half the peer's multicast; either
-        // may land before this arrival) and a compact A's box.
+        // B's whole stage (kCluster, a shared unit: half this thread's load, half the peer's
+        // multicast; either may land before this arrival) and a compact A's box.
         mbar::arrive_expect_tx(&full[slot], kBBytes + (kAGathered ? 0 : kABytes));
         if constexpr (!kAGathered) tma::load_2d(as, &maps.a, k0, a_row, bar);
         if constexpr (kCluster) {
+          // The cluster's B map has boxes of a part of the stage: B [N, K] two of 128 N-rows (the
+          // stage's 128-byte rows, 16 KB apart), B [K, N] four 64-column strips. A shared unit:
+          // this block's half of them, multicast into both blocks; a split one: all, here only.
+          constexpr int kParts = kBTrans ? 2 : BN / 64;
+          constexpr uint32_t kPartBytes = kBBytes / kParts;
           constexpr uint16_t kBoth = 0b11;  // the blocks of rank 0 and 1
-          if constexpr (kBTrans) {
-            // N-rows [128 rank, 128 rank + 128) of the tile: the stage's 128-byte rows from 16 KB rank on.
-            tma::load_3d_multicast(bs + w.rank * (kBBytes / 2), &maps.b, k0, n0 + w.rank * (BN / 2), s, bar, kBoth);
-          } else {
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {  // strips 2 rank and 2 rank + 1
-              const int c = 2 * w.rank + h;
-              tma::load_3d_multicast(bs + c * kStripBytes, &maps.b, n0 + 64 * c, k0, s, bar, kBoth);
-            }
+          const int first = at.shared ? w.rank * kParts / 2 : 0, last = at.shared ? first + kParts / 2 : kParts;
+          for (int c = first; c < last; ++c) {
+            const int32_t x = kBTrans ? k0 : n0 + 64 * c, y = kBTrans ? n0 + (BN / 2) * c : k0;
+            if (at.shared) tma::load_3d_multicast(bs + c * kPartBytes, &maps.b, x, y, s, bar, kBoth);
+            else tma::load_3d(bs + c * kPartBytes, &maps.b, x, y, s, bar);
           }
         } else if constexpr (kBTrans) {
           tma::load_3d(bs, &maps.b, k0, n0, s, bar);
@@ -276,8 +284,8 @@ __device__ __forceinline__ void consume(const GatherParams<T>& p, const WideMaps
       scale0 = p.weights[at.e0 + 64 * wg + rw];
       scale1 = p.weights[at.e0 + 64 * wg + rw + 8];
     }
-    // An expert's last row tile of at most 64 entries, or (kCluster) an empty tile beside its
-    // pair's: the stages pass by.
+    // An expert's last row tile of at most 64 entries, or (kCluster) an empty tile: the stages
+    // pass by.
     if (rows <= 0) {
       for (int kt = 0; kt < num_k; ++kt, ++g) {
         mbar::wait(&full[g % kStages], (g / kStages) & 1);
@@ -356,8 +364,8 @@ __device__ __forceinline__ void consume(const GatherParams<T>& p, const WideMaps
   }
 }
 
-// kCluster: launched in clusters of two blocks (gather_wide's launch), which take the two row
-// tiles of a pair and share B's stages (the header).
+// kCluster: launched in clusters of two blocks (gather_wide's launch), which walk cluster units
+// and share B's stages in the shared ones (the header).
 template <typename T, bool kBTrans, bool kAGathered, bool kDrain, bool kTmaStore, bool kCluster>
 __global__ void __launch_bounds__(kThreads, 1)
     gather_wide_kernel(const __grid_constant__ GatherParams<T> p, const __grid_constant__ WideMaps maps) {
@@ -369,15 +377,16 @@ __global__ void __launch_bounds__(kThreads, 1)
   char* const staging = reinterpret_cast<char*>(sb + kStages * kBElems);  // the warpgroups', 1024-byte aligned
   int32_t* const c_row = reinterpret_cast<int32_t*>(staging + 2 * staging_bytes(kTmaStore));  // [BM]: destination rows
   float* const scale = reinterpret_cast<float*>(c_row + BM);                                   // [BM]: their gates
-  // [segments + 1]: the tile prefix, or (kCluster) the pair prefix (dev::locate_pair).
+  // [segments + 1]: the tile prefix, or (kCluster) the cluster units' (dev::cluster_unit).
   int32_t* const tiles = reinterpret_cast<int32_t*>(scale + BM);
-  if constexpr (kCluster) dev::tile_prefix<2 * BM>(p.offsets, p.segments, tiles);
+  if constexpr (kCluster)
+    dev::segment_prefix(p.offsets, p.segments, tiles, [n = p.n_tiles](int c) { return dev::cluster_units<BM>(c, n); });
   else dev::tile_prefix<BM>(p.offsets, p.segments, tiles);
   // `full`: the producers' cp.asyncs, and the TMA bytes' arrival; `empty`: every consumer warp of
   // the block, or (kCluster) of both blocks.
   init_ring(full, empty, kAGathered ? kProducers + 1 : 1, (kCluster ? 2 : 1) * (kConsumers / 32));
   __syncthreads();  // the prefix and the barriers (the last block-wide barrier)
-  const int total = tiles[p.segments] * p.n_tiles, num_k = static_cast<int>((p.k + BK - 1) / BK);
+  const int total = tiles[p.segments] * (kCluster ? 1 : p.n_tiles), num_k = static_cast<int>((p.k + BK - 1) / BK);
   Walk w{static_cast<int>(blockIdx.x), static_cast<int>(gridDim.x), 0};
   if constexpr (kCluster)
     w = {static_cast<int>(cluster::id_x()), static_cast<int>(cluster::count_x()), static_cast<int>(cluster::rank())};
@@ -407,8 +416,8 @@ std::atomic<bool>& wide_tma_store() {
   return on;
 }
 
-// set_wide_cluster's setting, from PIT_WIDE_CLUSTER (1: on) at first use: off by default until the
-// clusters have run on a GPU (written in the thirty-third session, when no device time was left).
+// set_wide_cluster's setting, from PIT_WIDE_CLUSTER (1: on) at first use: off by default (the
+// header: not faster on an H100).
 std::atomic<bool>& wide_cluster() {
   static std::atomic<bool> on{env_switch("PIT_WIDE_CLUSTER", false)};
   return on;
@@ -462,7 +471,8 @@ void launch_gather_wide(const GatherParams<T>& p0, int64_t capacity, int64_t a_r
     if (p.epi.pre) maps.pre = pit::cuda::tensor_map_2d(kType, p.c + p.epi.pre_delta, capacity, p.n, p.n, 64, "gather_gemm's pre");
   }
   const size_t smem = smem_bytes(p.segments, tma_store);
-  // Bounds on the work: tiles, and pairs of row tiles (ceil(count_s / 256) a segment).
+  // Bounds on the work: tiles, and cluster units (at most ceil(count_s / 256) pairs of row tiles a
+  // segment, each at every column tile).
   const int64_t bound = ((capacity + BM - 1) / BM + p.segments) * p.n_tiles;
   const int64_t pair_bound = ((capacity + 2 * BM - 1) / (2 * BM) + p.segments) * p.n_tiles;
   PIT_CHECK(bound < INT32_MAX, "cuda::gather_gemm: up to ", bound,

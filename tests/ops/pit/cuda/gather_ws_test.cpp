@@ -267,8 +267,8 @@ TEST(GatherPersistentCuda, Experts) {
 
 // Experts whose last row tile holds every remainder that matters to the engines: none, 1, 63 and
 // 64 rows (the ping-pong engine skips the MMAs of rows 64-127 there), 65, 127, whole tiles, one
-// row past; for the wide engine's clusters of two, experts of one row tile (a pair whose second
-// block's tile is empty) and of two. Top-1, tokens dealt to the experts in a shuffled order.
+// row past; for the wide engine's clusters of two, experts of one row tile (a split unit, at one
+// column tile with its second empty, or at two) and of two (a pair). Top-1, tokens dealt to the experts in a shuffled order.
 TEST(GatherPersistentCuda, RowTileRemainders) {
   PIT_REQUIRE_CUDA();
   const std::vector<int> counts = {0, 1, 63, 64, 65, 127, 128, 129, 192, 193, 256};
@@ -295,6 +295,11 @@ TEST(GatherPersistentCuda, RowTileRemainders) {
       const Tensor w1 = test::dense_random({experts, kN, kK}, ++seed, dt, kGpu);
       expect_gather(x, gi, ci, w1, {tokens, kN}, {.a_gathered = true, .c_scattered = false, .b_trans = true}, tol,
                     "up (SRead of x, compact) " + what);
+      // Three column tiles of the wide engine (N = 600): its clusters' split units (an expert's
+      // odd last row tile at column tiles 0-1 and 2-3) take one with its second tile empty.
+      const Tensor w_wide = test::dense_random({experts, 600, kK}, ++seed, dt, kGpu);
+      expect_gather(x, gi, ci, w_wide, {tokens, 600}, {.a_gathered = true, .c_scattered = false, .b_trans = true}, tol,
+                    "up (SRead of x, compact, N = 600) " + what);
       // With an activation: pre and gate * silu(pre) (moe_ffn's up GEMM), and relu(gate * sums)
       // without pre (the wide engine's TMA stores take whole 64-row slices, SWrite the rest).
       const Tensor pre = Tensor::empty({tokens, kN}, dt, kGpu);
