@@ -111,8 +111,8 @@ struct TileAt {
   bool shared = false;  // (cluster_unit) the two blocks' tiles share B
 };
 
-// The last segment whose first item (row tile, or pair) is <= m, over a prefix of items.
-__device__ __forceinline__ int segment_at(const int32_t* prefix, int segments, int m) {
+// The last segment whose first item (row tile, or cluster unit) is <= m, over a prefix of items.
+__host__ __device__ __forceinline__ int segment_at(const int32_t* prefix, int segments, int m) {
   int lo = 0, hi = segments - 1;
   while (lo < hi) {
     const int mid = (lo + hi + 1) / 2;
@@ -136,9 +136,10 @@ __device__ __forceinline__ TileAt locate(const int32_t* tiles, const int32_t* of
 // n_tiles column tiles is a shared unit (rank r takes row tile 2i + r; both need the same B). An
 // odd last row tile makes ceil(n_tiles / 2) split units (both ranks on that row tile, rank r at
 // column tile 2j + r; each loads its own B), so no block idles beside a pair's missing second tile.
-// Units are numbered segment by segment, pairs (column tile minor) before splits.
+// Units are numbered segment by segment, pairs (column tile minor) before splits. (Host and
+// device: tests/ops/pit/cuda/wide_units_test.cu checks the walk covers every tile once.)
 template <int BM>
-__device__ __forceinline__ int cluster_units(int count, int n_tiles) {
+__host__ __device__ __forceinline__ int cluster_units(int count, int n_tiles) {
   const int tiles = (count + BM - 1) / BM;
   return (tiles / 2) * n_tiles + (tiles % 2) * ((n_tiles + 1) / 2);
 }
@@ -147,18 +148,18 @@ __device__ __forceinline__ int cluster_units(int count, int n_tiles) {
 // split unit's column tile 2j + 1 is past the last (n_tiles odd), rank 1's tile is empty: count <= 0,
 // e0 one row tile past the segment's last, and column tile 2j (its loads stay in bounds).
 template <int BM>
-__device__ __forceinline__ TileAt cluster_unit(const int32_t* units, const int32_t* offsets, int segments,
+__host__ __device__ __forceinline__ TileAt cluster_unit(const int32_t* units, const int32_t* offsets, int segments,
                                                int n_tiles, int unit, int rank) {
   const int s = segment_at(units, segments, unit);
   const int local = unit - units[s], end = offsets[s + 1];
   const int pairs = (end - offsets[s] + BM - 1) / BM / 2;
   if (local < pairs * n_tiles) {
     const int e0 = offsets[s] + (2 * (local / n_tiles) + rank) * BM;
-    return {s, e0, min(BM, end - e0), local % n_tiles, true};
+    return {s, e0, end - e0 < BM ? end - e0 : BM, local % n_tiles, true};
   }
   const int j = local - pairs * n_tiles, past = 2 * j + rank >= n_tiles;
   const int e0 = offsets[s] + (2 * pairs + past) * BM;
-  return {s, e0, min(BM, end - e0), 2 * j + rank - past, false};
+  return {s, e0, end - e0 < BM ? end - e0 : BM, 2 * j + rank - past, false};
 }
 
 }  // namespace dev
