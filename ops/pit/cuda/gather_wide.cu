@@ -84,6 +84,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <type_traits>
 
 #include "ops/cuda/device_utils.cuh"
@@ -416,11 +417,19 @@ std::atomic<bool>& wide_tma_store() {
   return on;
 }
 
-// set_wide_cluster's setting, from PIT_WIDE_CLUSTER (1: on) at first use: off by default (the
-// header: not faster on an H100).
-std::atomic<bool>& wide_cluster() {
-  static std::atomic<bool> on{env_switch("PIT_WIDE_CLUSTER", false)};
-  return on;
+// Where the wide engine runs in clusters of two: nowhere (the default: no faster on an H100, the
+// header), everywhere, or only where A is compact (TMA boxes: under Nsight Compute those GEMMs
+// ran 5-13% faster in clusters, the gathered ones 3-7% slower; not yet timed as a policy). From
+// PIT_WIDE_CLUSTER at first use: 0, 1 or compact (any other value: the default);
+// set_wide_cluster sets everywhere or nowhere.
+enum class ClusterUse { nowhere, everywhere, compact_a };
+std::atomic<ClusterUse>& wide_cluster() {
+  static std::atomic<ClusterUse> use{[] {
+    const char* v = std::getenv("PIT_WIDE_CLUSTER");
+    if (v != nullptr && std::strcmp(v, "compact") == 0) return ClusterUse::compact_a;
+    return env_switch("PIT_WIDE_CLUSTER", false) ? ClusterUse::everywhere : ClusterUse::nowhere;
+  }()};
+  return use;
 }
 
 // Whether the wide engine's epilogue takes TMA stores (wide_store.cuh): gathered rows of A (the
@@ -439,7 +448,9 @@ bool takes_tma_store(const GatherParams<T>& p, int64_t capacity) {
 }  // namespace
 
 bool set_wide_tma_store(bool on) { return wide_tma_store().exchange(on); }
-bool set_wide_cluster(bool on) { return wide_cluster().exchange(on); }
+bool set_wide_cluster(bool on) {
+  return wide_cluster().exchange(on ? ClusterUse::everywhere : ClusterUse::nowhere) != ClusterUse::nowhere;
+}
 
 template <typename T>
 bool gather_wide_takes(const GatherParams<T>& p, int64_t a_rows) {
@@ -479,7 +490,8 @@ void launch_gather_wide(const GatherParams<T>& p0, int64_t capacity, int64_t a_r
             " output tiles for the wide engine, which counts them in 32 bits; use Engine::automatic");
   const auto run = [&]<bool kAGathered, bool kTmaStore>() {
     const bool drain = wide_drain(kAGathered);
-    if (wide_cluster().load()) {
+    const ClusterUse use = wide_cluster().load();
+    if (use == ClusterUse::everywhere || (use == ClusterUse::compact_a && !kAGathered)) {
       // Clusters of two blocks sharing B's stages: B's boxes half a stage (B [N, K]: 128 N-rows).
       auto* kernel = drain ? gather_wide_kernel<T, kBTrans, kAGathered, true, kTmaStore, true>
                            : gather_wide_kernel<T, kBTrans, kAGathered, false, kTmaStore, true>;

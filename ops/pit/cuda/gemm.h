@@ -77,9 +77,11 @@ bool set_gather_wide(bool on);
 bool set_wide_tma_store(bool on);
 // Whether the wide engine runs in clusters of two blocks that take an expert's adjacent row tiles
 // and share B's stages, each loading half and multicasting it to both (gather_wide.cu; off by
-// default, a block a tile each loading all of B: on an H100 the clusters were correct but up to 11%
-// slower; on where the environment has PIT_WIDE_CLUSTER=1 at the first launch). The same outputs bit for bit (the tests
-// assert it). For tests and benchmarks; returns the previous setting.
+// default, a block a tile each loading all of B: on an H100 the layer ran level with and without
+// them; everywhere where the environment has PIT_WIDE_CLUSTER=1 at the first launch, only for a
+// compact A with PIT_WIDE_CLUSTER=compact). The same outputs bit for bit (the tests assert it).
+// For tests and benchmarks: true sets clusters everywhere, false nowhere; returns whether they
+// were on anywhere.
 bool set_wide_cluster(bool on);
 void sampled_gemm(const Tensor& a, const Tensor& b, BlockListIndex& out, bool a_trans,
                   bool b_trans, StreamRef stream);
