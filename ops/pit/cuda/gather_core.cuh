@@ -148,8 +148,8 @@ __host__ __device__ __forceinline__ int cluster_units(int count, int n_tiles) {
 // split unit's column tile 2j + 1 is past the last (n_tiles odd), rank 1's tile is empty: count <= 0,
 // e0 one row tile past the segment's last, and column tile 2j (its loads stay in bounds).
 template <int BM>
-__host__ __device__ __forceinline__ TileAt cluster_unit(const int32_t* units, const int32_t* offsets, int segments,
-                                               int n_tiles, int unit, int rank) {
+__host__ __device__ __forceinline__ TileAt cluster_unit(const int32_t* units, const int32_t* offsets,
+                                                        int segments, int n_tiles, int unit, int rank) {
   const int s = segment_at(units, segments, unit);
   const int local = unit - units[s], end = offsets[s + 1];
   const int pairs = (end - offsets[s] + BM - 1) / BM / 2;
