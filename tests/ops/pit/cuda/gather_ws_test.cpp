@@ -268,7 +268,8 @@ TEST(GatherPersistentCuda, Experts) {
 // Experts whose last row tile holds every remainder that matters to the engines: none, 1, 63 and
 // 64 rows (the ping-pong engine skips the MMAs of rows 64-127 there), 65, 127, whole tiles, one
 // row past; for the wide engine's clusters of two, experts of one row tile (a split unit, at one
-// column tile with its second empty, or at two) and of two (a pair). Top-1, tokens dealt to the experts in a shuffled order.
+// column tile with its second empty, or at two) and of two (a pair). Top-1, tokens dealt to the
+// experts in a shuffled order.
 TEST(GatherPersistentCuda, RowTileRemainders) {
   PIT_REQUIRE_CUDA();
   const std::vector<int> counts = {0, 1, 63, 64, 65, 127, 128, 129, 192, 193, 256};
