@@ -20,10 +20,17 @@
 // buffer write (it wrote the gated copy for dW2), and the down GEMM its scale.
 // Entries past the count (dropped assignments) are never read by the GEMMs nor the activation
 // backward; the compact buffers there hold whatever was in memory.
+// MoeRows::compact: x[t(e)] and G[t(e)] are first gathered into compact buffers by entry
+// (sparse::gather_entry_rows), and the up and gu GEMMs and both weight gradients read those
+// (A by TMA in whole boxes, where the GEMMs above gather rows by cp.async).
 #include "ops/pit/moe.h"
+
+#include <cstdlib>
+#include <cstring>
 
 #include "autograd/node.h"
 #include "ops/pit/detect.h"
+#include "ops/pit/entry_rows.h"
 #include "ops/pit/gemm.h"
 #include "ops/pit/moe_grad.h"
 
@@ -60,6 +67,18 @@ void check_inputs(const Variable& x, const Tensor& expert_of, const Variable& ga
             ": the activation must be relu, gelu_tanh, gelu_erf or silu");
 }
 
+// MoeRows::automatic: compact on CUDA where a backward will follow (its GEMMs gain more than the
+// copies cost: docs/BENCHMARKS.md, thirty-fifth session), else gathered (a forward alone, the
+// CPU); PIT_MOE_COMPACT_ROWS=0 or 1 overrides.
+bool compact_rows(MoeRows rows, bool training) {
+  if (rows != MoeRows::automatic) return rows == MoeRows::compact;
+  static const int env = [] {
+    const char* v = std::getenv("PIT_MOE_COMPACT_ROWS");
+    return v == nullptr || *v == '\0' ? -1 : std::strcmp(v, "0") == 0 ? 0 : 1;
+  }();
+  return env < 0 ? training : env == 1;
+}
+
 }  // namespace
 
 Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gates, const Variable& w1,
@@ -77,28 +96,31 @@ Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gat
   // The up GEMM's epilogue writes both pre (for the backward's act') and hw = gate * act(pre),
   // computed from the f32 accumulators: no activation pass over pre, no gate in the down GEMM.
   Tensor pre = Tensor::empty({t * k, f}, dt, dev), hw = Tensor::empty({t * k, f}, dt, dev);
-  sparse::gather_gemm(xd, idx, w1d, hw,
-                      {.a_gathered = true, .c_scattered = false, .b_trans = true, .use_weights = true,
+  const bool grad = needs_grad({x, gates, w1, w2});
+  const bool compact = compact_rows(o.rows, grad && dev.is_cuda());
+  const Tensor x_rows = compact ? sparse::gather_entry_rows(xd, idx) : xd;
+  sparse::gather_gemm(x_rows, idx, w1d, hw,
+                      {.a_gathered = !compact, .c_scattered = false, .b_trans = true, .use_weights = true,
                        .epilogue = {.activation = true, .act = o.activation, .pre = pre, .scale_after_activation = true}});
   Tensor y = Tensor::empty({t, d}, dt, dev);
   sparse::gather_gemm(hw, idx, w2d, y,
                       {.a_gathered = false, .c_scattered = true, .b_trans = true, .zero_c = true,
                        .epilogue = {.write = combine}});
 
-  const bool grad = needs_grad({x, gates, w1, w2});
   const bool need_x = grad && x.requires_grad(), need_g = grad && gates.requires_grad();
   const bool need_w1 = grad && w1.requires_grad(), need_w2 = grad && w2.requires_grad();
   const UnaryOp act = o.activation;
   return record("moe_ffn", {x, gates, w1, w2}, y, [=](const Tensor& gy) -> std::vector<Tensor> {
     const Tensor dy = gy.contiguous();
+    const Tensor dy_rows = compact ? sparse::gather_entry_rows(dy, idx) : dy;
     Tensor dx, dg, dw1, dw2;
     if (need_w2) {
       dw2 = Tensor::empty({experts, d, f}, dt, dev);
-      sparse::gather_weight_grad(hw, dy, idx, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true});
+      sparse::gather_weight_grad(hw, dy_rows, idx, dw2, {.a_gathered = false, .g_gathered = !compact, .b_trans = true});
     }
     if (need_x || need_w1 || need_g) {
       Tensor gu = Tensor::empty({t * k, f}, dt, dev);
-      sparse::gather_gemm(dy, idx, w2d, gu, {.a_gathered = true, .c_scattered = false});
+      sparse::gather_gemm(dy_rows, idx, w2d, gu, {.a_gathered = !compact, .c_scattered = false});
       // dpre is written over gu (each element is read first); only the gates' gradient when
       // neither x nor W1 needs one.
       Tensor dpre = need_x || need_w1 ? gu : Tensor();
@@ -106,7 +128,7 @@ Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gat
       sparse::moe_activation_backward(act, gu, pre, idx, ids, dpre, dg);
       if (need_w1) {
         dw1 = Tensor::empty({experts, f, d}, dt, dev);
-        sparse::gather_weight_grad(xd, dpre, idx, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true});
+        sparse::gather_weight_grad(x_rows, dpre, idx, dw1, {.a_gathered = !compact, .g_gathered = false, .b_trans = true});
       }
       if (need_x) {
         dx = Tensor::empty({t, d}, dt, dev);

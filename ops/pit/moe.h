@@ -13,8 +13,20 @@
 
 namespace pit::ops {
 
+// How the up and gu GEMMs and both weight gradients take each expert's rows of x and of dy.
+enum class MoeRows : uint8_t {
+  automatic,  // compact on CUDA when a backward will follow (an input needs a gradient), else
+              // gathered; the environment's PIT_MOE_COMPACT_ROWS=0 / 1 forces gathered / compact
+  gathered,   // SRead inside each GEMM, by cp.async (no copy)
+  compact,    // gathered once into a [T * k, d] buffer (sparse::gather_entry_rows: x's is kept for
+              // the backward, dy's lives through it), which the GEMMs read whole by TMA. H100,
+              // T = 16384, d = 1024, ffn = 4096, E = 64: forward + backward 0-4 % faster, the
+              // forward alone 0-2 % slower (docs/BENCHMARKS.md, thirty-fifth session)
+};
+
 struct MoeFfnOptions {
   UnaryOp activation = UnaryOp::gelu_tanh;  // relu, gelu_tanh, gelu_erf or silu
+  MoeRows rows = MoeRows::automatic;
 };
 
 // y[t] = sum_j gates[t, j] * W2_e act(W1_e x[t]), e = expert_of[t, j], for

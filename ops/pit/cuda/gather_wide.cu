@@ -27,9 +27,9 @@
 // f32 accumulators 32 columns at a time and SWrites them (swrite.cuh swrite_staged: bias,
 // activation, pre, gates, scattered rows, atomic accumulate), as the other engines do, so every
 // output element is the same sum in the same order (k16 steps of 64-wide stages) and the same
-// epilogue: bit for bit the ping-pong engine's (the tests assert it). Where A's rows are gathered
-// into a compact C stored once without a bias (MoE's up GEMM, pre and gate * act(pre), and its gu
-// GEMM, the sums as they are; kTmaStore), a warpgroup's 64 whole rows instead go out by TMA stores
+// epilogue: bit for bit the ping-pong engine's (the tests assert it). Into a compact C stored once
+// without a bias (MoE's up GEMM, pre and gate * act(pre), and its gu GEMM, the sums as they are,
+// from gathered or compact rows of A; kTmaStore), a warpgroup's 64 whole rows instead go out by TMA stores
 // from 64 x 64 staging units (wide_store.cuh), the same elements, which drain under the next unit's
 // writes and the next tile's MMAs; a slice of fewer rows is SWritten (`PIT_WIDE_TMA_STORE=0`, set_wide_tma_store:
 // SWrite always). H100, top-2 uniform / skewed (docs/BENCHMARKS.md, thirty-third session): the up
@@ -432,15 +432,15 @@ std::atomic<ClusterUse>& wide_cluster() {
   return use;
 }
 
-// Whether the wide engine's epilogue takes TMA stores (wide_store.cuh): gathered rows of A (the
-// kernels instantiated so) into a compact C stored once (with or without entry scales, an
+// Whether the wide engine's epilogue takes TMA stores (wide_store.cuh): A gathered or compact,
+// into a compact C stored once (with or without entry scales, an
 // activation and its pre; no bias), C and pre 16-byte aligned with N % 8 == 0 (the maps' rows),
 // 32-bit row coordinates, and the staging fitting beside the tile prefix.
 template <typename T>
 bool takes_tma_store(const GatherParams<T>& p, int64_t capacity) {
   const auto aligned16 = [](const T* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
   const dev::EpiArgs& e = p.epi;
-  return wide_tma_store().load() && p.a_gathered && !p.c_scattered && e.mode == dev::WriteMode::store &&
+  return wide_tma_store().load() && !p.c_scattered && e.mode == dev::WriteMode::store &&
          e.bias == nullptr && p.n % 8 == 0 && aligned16(p.c) && (!e.pre || aligned16(p.c + e.pre_delta)) &&
          capacity > 0 && capacity < INT32_MAX && p.segments <= kTmaStoreMaxSegments;
 }
@@ -528,9 +528,14 @@ void launch_gather_wide(const GatherParams<T>& p0, int64_t capacity, int64_t a_r
     kernel<<<grid, kThreads, smem, native(stream)>>>(p, maps);
     check_launch("cuda::gather_gemm (wide engine)");
   };
-  if (tma_store) run.template operator()<true, true>();  // (p.a_gathered)
-  else if (p.a_gathered) run.template operator()<true, false>();
-  else run.template operator()<false, false>();
+  if (p.a_gathered) {
+    if (tma_store) run.template operator()<true, true>();
+    else run.template operator()<true, false>();
+  } else if (tma_store) {
+    run.template operator()<false, true>();
+  } else {
+    run.template operator()<false, false>();
+  }
 }
 
 template bool gather_wide_takes<Half>(const GatherParams<Half>&, int64_t);

@@ -70,9 +70,10 @@ bool set_gather_tma_a(bool on);
 // (on by default, off where the environment has PIT_GATHER_WIDE=0 at the first launch; the
 // ping-pong engine then). For tests and benchmarks; returns the previous setting.
 bool set_gather_wide(bool on);
-// Whether the wide engine stores gathered rows' products into a compact C as they are (no
-// activation, bias or gates: MoE's gu GEMM) by TMA where it can (wide_store.cuh; on by default, off
-// where the environment has PIT_WIDE_TMA_STORE=0 at the first launch: SWrite then, as elsewhere).
+// Whether the wide engine stores products into a compact C (with or without entry scales, an
+// activation and its pre; no bias: MoE's up and gu GEMMs) by TMA where it can (wide_store.cuh; on
+// by default, off where the environment has PIT_WIDE_TMA_STORE=0 at the first launch: SWrite then,
+// as elsewhere).
 // For tests and benchmarks; returns the previous setting.
 bool set_wide_tma_store(bool on);
 // Whether the wide engine runs in clusters of two blocks that take an expert's adjacent row tiles

@@ -96,7 +96,8 @@ struct MoeCase {
   UnaryOp act;
 };
 
-inline void run_moe_cases(Device dev, const std::vector<DType>& dtypes) {
+// rows: how moe_ffn takes the experts' rows of x and dy (MoeRows::compact: gathered once).
+inline void run_moe_cases(Device dev, const std::vector<DType>& dtypes, ops::MoeRows rows = ops::MoeRows::gathered) {
   std::vector<MoeCase> cases = {
       {37, 24, 40, 4, 1, Routing::uniform, UnaryOp::gelu_tanh},
       {130, 33, 70, 6, 2, Routing::uniform, UnaryOp::relu},
@@ -127,9 +128,10 @@ inline void run_moe_cases(Device dev, const std::vector<DType>& dtypes) {
       const Tensor dy = dense_random({c.tokens, c.d}, ++seed, dt, dev);
       const std::string what = std::string(routing_name(c.routing)) + " T=" + std::to_string(c.tokens) +
                                " d=" + std::to_string(c.d) + " ffn=" + std::to_string(c.ffn) + " E=" +
-                               std::to_string(c.experts) + " k=" + std::to_string(c.k) + " " + dtype_name(dt);
+                               std::to_string(c.experts) + " k=" + std::to_string(c.k) + " " + dtype_name(dt) +
+                               (rows == ops::MoeRows::compact ? " (compact rows)" : "");
       Variable xv(x, true), gv(g, true), w1v(w1, true), w2v(w2, true);
-      Variable y = ops::moe_ffn(xv, ids_t, gv, w1v, w2v, {.activation = c.act});
+      Variable y = ops::moe_ffn(xv, ids_t, gv, w1v, w2v, {.activation = c.act, .rows = rows});
       y.backward(dy);
       Variable xr(x, true), gr(g, true), w1r(w1, true), w2r(w2, true);
       Variable yr = moe_reference(xr, ids, c.k, gr, w1r, w2r, c.act);

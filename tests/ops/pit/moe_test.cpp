@@ -7,6 +7,10 @@ using namespace pit;
 
 TEST(MoeFfnCpu, AgainstTheExpertLoop) { test::run_moe_cases(Device::cpu(), {DType::f32, DType::bf16}); }
 
+TEST(MoeFfnCpu, CompactRowsAgainstTheExpertLoop) {
+  test::run_moe_cases(Device::cpu(), {DType::f32, DType::bf16}, ops::MoeRows::compact);
+}
+
 TEST(MoeFfnCpu, Gradcheck) {
   const int64_t t = 11, d = 5, f = 7, experts = 4, k = 2;
   const std::vector<int64_t> ids = test::make_routing(test::Routing::with_drops, t, k, experts, 77);
