@@ -21,7 +21,7 @@ enum class MoeRows : uint8_t {
   compact,    // gathered once into a [T * k, d] buffer (sparse::gather_entry_rows: x's is kept for
               // the backward, dy's lives through it), which the GEMMs read whole by TMA. H100,
               // T = 16384, d = 1024, ffn = 4096, E = 64: forward + backward 0-4 % faster, the
-              // forward alone 0-2 % slower (docs/BENCHMARKS.md, thirty-fifth session)
+              // forward alone 1.5-2.2 % slower at top-1 (docs/BENCHMARKS.md, thirty-fifth session)
 };
 
 struct MoeFfnOptions {
