@@ -21,6 +21,7 @@
 #include "ops/kernels.h"
 #include "ops/pit/cuda/gemm.h"
 #include "ops/pit/detect.h"
+#include "ops/pit/entry_rows.h"
 #include "ops/pit/gemm.h"
 #include "ops/pit/moe.h"
 #include "ops/pit/moe_grad.h"
@@ -223,17 +224,15 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   };
   gemm_part("bwd dW1", wgrad_engines, "cuBLAS batched", dense_wgrad.median_ms, dw1_call);
   lean_part("bwd dW1", dw1_call);
-  // The same with X's rows first copied compact (index_select in entry order), so that both
-  // operands are compact: the lean kernel, and the TMA engines loading whole 64 x 64 boxes.
+  // The same with X's rows first copied compact by entry (sparse::gather_entry_rows, the copy
+  // moe_ffn makes with MoeRows::compact), so that both operands are compact: the lean kernel, and
+  // the TMA engines loading whole 64 x 64 boxes.
   const auto compact_engines = {Engine::wgmma_tma, Engine::wgmma_tma_pingpong};
-  // The index as i64 once, so that the row times the copy alone (index_select converts an i32
-  // index on every call).
-  const Tensor entry_rows = idx.rows.to(DType::i64);
   const auto gather_rows = [&](const Tensor& t, const std::string& name) {
-    const auto copy = time_gpu([&](int) { (void)kernels::index_select(t, 0, entry_rows); });
-    report.add({"  gather " + name + " rows (index_select) " + tag, shape, copy.median_ms,
+    const auto copy = time_gpu([&](int) { (void)sparse::gather_entry_rows(t, idx); });
+    report.add({"  gather " + name + " rows (gather_entry_rows) " + tag, shape, copy.median_ms,
                 2.0 * rows * kModel * 2, false, 4.16e12, "", 0});
-    return kernels::index_select(t, 0, entry_rows);
+    return sparse::gather_entry_rows(t, idx);
   };
   const Tensor xg = gather_rows(x, "X");
   gemm_part("bwd dW1 on compact X", compact_engines, "cuBLAS batched", dense_wgrad.median_ms, [&](Engine e) {
@@ -257,23 +256,32 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   });
   // The op's calls back to back with buffers allocated once, without autograd: against moe_ffn
   // fwd+bwd, what the op and autograd add; against the parts' sum, what running in sequence costs.
+  // Both row layouts of ops/pit/moe.cpp, timed alternately: SRead of x and dy in each GEMM that
+  // reads them (MoeRows::gathered), and x and dy copied once into compact rows (MoeRows::compact).
   Tensor gu = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
-  const auto sequence = time_gpu([&](int) {
+  const auto sequence = [&](bool compact) {
     const sparse::RowSetIndex ix = sparse::rows_from_routing(ids, kExperts, gates);
+    const Tensor x_rows = compact ? sparse::gather_entry_rows(x, ix) : x;
     Tensor hh = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
-    gather_gemm(x, ix, w1, hh,
-                {.a_gathered = true, .c_scattered = false, .b_trans = true, .use_weights = true,
+    gather_gemm(x_rows, ix, w1, hh,
+                {.a_gathered = !compact, .c_scattered = false, .b_trans = true, .use_weights = true,
                  .epilogue = {.activation = true, .act = UnaryOp::gelu_tanh, .pre = pre, .scale_after_activation = true}});
     gather_gemm(hh, ix, w2, y,
                 {.a_gathered = false, .c_scattered = true, .b_trans = true, .zero_c = true,
                  .epilogue = {.write = combine}});
-    sparse::gather_weight_grad(hh, dy, ix, dw2, {.a_gathered = false, .g_gathered = true, .b_trans = true});
-    gather_gemm(dy, ix, w2, gu, {.a_gathered = true, .c_scattered = false});
+    const Tensor dy_rows = compact ? sparse::gather_entry_rows(dy, ix) : dy;
+    sparse::gather_weight_grad(hh, dy_rows, ix, dw2, {.a_gathered = false, .g_gathered = !compact, .b_trans = true});
+    gather_gemm(dy_rows, ix, w2, gu, {.a_gathered = !compact, .c_scattered = false});
     sparse::moe_activation_backward(UnaryOp::gelu_tanh, gu, pre, ix, ids, gu, dgates);
-    sparse::gather_weight_grad(x, gu, ix, dw1, {.a_gathered = true, .g_gathered = false, .b_trans = true});
+    sparse::gather_weight_grad(x_rows, gu, ix, dw1, {.a_gathered = !compact, .g_gathered = false, .b_trans = true});
     gather_gemm(gu, ix, w1, dx, {.a_gathered = false, .c_scattered = true, .zero_c = true, .epilogue = {.write = combine}});
-  });
-  report.add({"  fwd+bwd calls in sequence " + tag, shape, sequence.median_ms, 3 * 2 * gemm_flops, true, gemm_peak, "", 0});
+  };
+  const auto [seq_gathered, seq_compact] =
+      time_gpu_pair([&](int) { sequence(false); }, [&](int) { sequence(true); });
+  report.add({"  fwd+bwd calls in sequence, gathered rows " + tag, shape, seq_gathered.median_ms, 3 * 2 * gemm_flops,
+              true, gemm_peak, "", 0});
+  report.add({"  fwd+bwd calls in sequence, compact rows " + tag, shape, seq_compact.median_ms, 3 * 2 * gemm_flops,
+              true, gemm_peak, "", 0});
 }
 
 }  // namespace

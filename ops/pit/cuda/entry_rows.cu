@@ -1,6 +1,6 @@
-// CUDA gather_entry_rows (ops/pit/entry_rows.h): a warp per entry, its row copied in 16-byte
-// chunks (2-byte units where a row is not a 16-byte multiple at 16-byte aligned addresses), the
-// entries past the count (read on the device) skipped.
+// CUDA gather_entry_rows (ops/pit/entry_rows.h): a warp per entry, its row copied in the widest
+// units (16, 4, 2 or 1 bytes) that divide the row and both base addresses, the entries past the
+// count (read on the device) skipped.
 #include "ops/pit/cuda/entry_rows.h"
 
 #include <algorithm>
@@ -19,8 +19,10 @@ constexpr int kThreads = 256;
 template <typename U>
 __global__ void __launch_bounds__(kThreads)
     entry_rows_kernel(const U* __restrict__ src, int64_t src_rows, int64_t units, const int32_t* __restrict__ rows,
-                      const int32_t* __restrict__ count_at, U* __restrict__ out, pit::DeviceErrorSink err) {
-  const int64_t count = *count_at;
+                      const int32_t* __restrict__ count_at, int64_t capacity, U* __restrict__ out,
+                      pit::DeviceErrorSink err) {
+  // The count never exceeds the index's capacity (rows_from_routing); bounded here all the same.
+  const int64_t count = min(int64_t{*count_at}, capacity);
   const int lane = static_cast<int>(threadIdx.x % 32);
   const int64_t warps = int64_t{gridDim.x} * (kThreads / 32);
   for (int64_t e = (blockIdx.x * int64_t{kThreads} + threadIdx.x) / 32; e < count; e += warps) {
@@ -55,7 +57,6 @@ void gather_entry_rows(const Tensor& src, const RowSetIndex& idx, Tensor& out, S
   if (capacity == 0 || row_bytes == 0) return;
   pit::cuda::DeviceGuard guard(src.device().index);
   const pit::DeviceErrorSink err = pit::cuda::device_error_sink(src.device().index, error_kind(), 0);
-  const auto aligned16 = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
   // Enough warps for every entry, up to a few blocks an SM.
   const auto grid = static_cast<unsigned>(
       std::min<int64_t>((capacity + kThreads / 32 - 1) / (kThreads / 32), int64_t{8} * sm_count()));
@@ -63,10 +64,17 @@ void gather_entry_rows(const Tensor& src, const RowSetIndex& idx, Tensor& out, S
   const auto launch = [&]<typename U>() {
     entry_rows_kernel<U><<<grid, kThreads, 0, native(stream)>>>(
         static_cast<const U*>(src.data_ptr()), src.size(0), row_bytes / static_cast<int64_t>(sizeof(U)),
-        idx.rows.data<int32_t>(), count_at, static_cast<U*>(out.data_ptr()), err);
+        idx.rows.data<int32_t>(), count_at, capacity, static_cast<U*>(out.data_ptr()), err);
   };
-  if (row_bytes % 16 == 0 && aligned16(src.data_ptr()) && aligned16(out.data_ptr())) launch.template operator()<uint4>();
-  else launch.template operator()<uint16_t>();
+  // The widest unit that divides the row and both base addresses (u8 rows of odd length: bytes).
+  const auto fits = [&](int64_t unit) {
+    const auto aligned = [&](const void* q) { return reinterpret_cast<uintptr_t>(q) % static_cast<uintptr_t>(unit) == 0; };
+    return row_bytes % unit == 0 && aligned(src.data_ptr()) && aligned(out.data_ptr());
+  };
+  if (fits(16)) launch.template operator()<uint4>();
+  else if (fits(4)) launch.template operator()<uint32_t>();
+  else if (fits(2)) launch.template operator()<uint16_t>();
+  else launch.template operator()<uint8_t>();
   PIT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -2,10 +2,12 @@
 // sparse::gather_entry_rows (ops/pit/entry_rows.h) on fresh random rows: every listed entry's row
 // equals its source row bit for bit, over routings with idle experts, one expert taking every token,
 // dropped slots (-1) and tokens naming one expert twice; D ragged (1, 37: rows not 16-byte
-// multiples) and aligned (64, 1024), the source one element off a 16-byte boundary too; no tokens.
+// multiples) and aligned (64, 1024), the source one element off a 16-byte boundary too; no tokens;
+// u8 sources among the dtypes (odd rows at odd addresses: byte copies).
 // Run on the CPU (entry_rows_test.cpp) and CUDA (entry_rows_cuda_test.cpp).
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -46,6 +48,15 @@ inline void expect_entry_rows(const Tensor& out, const Tensor& src, const sparse
       ASSERT_EQ(got[e * d + j], want[rows[e] * d + j]) << what << ": entry " << e << " (row " << rows[e] << "), column " << j;
 }
 
+// Bytes 0-255 at random: u8 rows of odd length, copied a byte at a time.
+inline Tensor random_bytes(const Shape& shape, uint64_t seed, Device dev) {
+  std::mt19937_64 gen(seed);
+  std::uniform_int_distribution<int32_t> u(0, 255);
+  std::vector<int32_t> v(static_cast<size_t>(shape_numel(shape)));
+  for (auto& b : v) b = u(gen);
+  return from_vector(v, shape).to(dev, DType::u8);
+}
+
 inline void run_entry_rows_cases(Device dev, const std::vector<DType>& dtypes) {
   uint64_t seed = 500;
   for (const EntryRowsCase& c : kEntryRowsCases) {
@@ -54,7 +65,8 @@ inline void run_entry_rows_cases(Device dev, const std::vector<DType>& dtypes) {
     const std::vector<int64_t> ids = moe_grad_routing(g, ++seed);
     const sparse::RowSetIndex idx = sparse::rows_from_routing(from_vector(ids, {c.tokens, c.k}).to(dev), c.experts);
     for (const DType dt : dtypes) {
-      const Tensor src = dense_random({c.tokens, c.d}, ++seed, dt, dev);
+      const Tensor src = dt == DType::u8 ? random_bytes({c.tokens, c.d}, ++seed, dev)
+                                         : dense_random({c.tokens, c.d}, ++seed, dt, dev);
       const std::string what = std::string(dtype_name(dt)) + " T=" + std::to_string(c.tokens) + " k=" +
                                std::to_string(c.k) + " D=" + std::to_string(c.d) + " " + routing_name(c.routing);
       expect_entry_rows(sparse::gather_entry_rows(src, idx), src, idx, what);

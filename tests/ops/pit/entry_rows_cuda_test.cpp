@@ -1,5 +1,5 @@
 // sparse::gather_entry_rows on CUDA: the cases of tests/ops/pit/entry_rows_cases.h (f32, bf16,
-// f16; the 16-byte and the 2-byte copies), and a row out of range reported at the next
+// f16, u8; the 16-, 4-, 2- and 1-byte copies), and a row out of range reported at the next
 // synchronisation. Skips without a GPU (fails with PIT_REQUIRE_GPU=1).
 #include "tests/core/expect_error.h"
 #include "tests/gpu.h"
@@ -9,7 +9,7 @@ using namespace pit;
 
 TEST(EntryRowsCuda, EveryListedEntryHoldsItsRow) {
   PIT_REQUIRE_CUDA();
-  test::run_entry_rows_cases(Device::cuda(), {DType::f32, DType::bf16, DType::f16});
+  test::run_entry_rows_cases(Device::cuda(), {DType::f32, DType::bf16, DType::f16, DType::u8});
 }
 
 TEST(EntryRowsCuda, ARowOutOfRangeThrowsAtTheNextSynchronisation) {

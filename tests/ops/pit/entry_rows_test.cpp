@@ -1,12 +1,12 @@
 // sparse::gather_entry_rows on the CPU: the cases of tests/ops/pit/entry_rows_cases.h (f32, f64,
-// bf16), and the errors.
+// bf16, u8), and the errors.
 #include "tests/core/expect_error.h"
 #include "tests/ops/pit/entry_rows_cases.h"
 
 using namespace pit;
 
 TEST(EntryRowsCpu, EveryListedEntryHoldsItsRow) {
-  test::run_entry_rows_cases(Device::cpu(), {DType::f32, DType::f64, DType::bf16});
+  test::run_entry_rows_cases(Device::cpu(), {DType::f32, DType::f64, DType::bf16, DType::u8});
 }
 
 TEST(EntryRowsCpu, ErrorsNameTheProblem) {
