@@ -113,6 +113,36 @@ __device__ __forceinline__ void c_to_a(uint32_t (&a)[4], const float (&c0)[4],
   a[3] = Mma<T>::pack(c1[2], c1[3]);
 }
 
+// Two products of a warp's 16 rows at once, sharing the k loop: x = A1 B1^T and y = A2 B2^T, where
+// A1, A2 are rows r0..r0+15 of tiles a1, a2 ([.][kD]) and B1, B2 the first kN rows of b1, b2.
+// Both accumulators are zeroed first. The backward's S with dP (queries by keys) and S^T with
+// dP^T (keys by queries) are both this.
+template <typename T, int kD, int kN>
+__device__ __forceinline__ void two_products(float (&x)[kN / 8][4], float (&y)[kN / 8][4],
+                                             const uint16_t* a1, const uint16_t* a2, int r0,
+                                             const uint16_t* b1, const uint16_t* b2, int lane) {
+#pragma unroll
+  for (int i = 0; i < kN / 8; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) x[i][e] = y[i][e] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < kD / 16; ++kk) {
+    uint32_t f1[4], f2[4];
+    load_a<kD>(f1, a1, r0, kk * 16, lane);
+    load_a<kD>(f2, a2, r0, kk * 16, lane);
+#pragma unroll
+    for (int np = 0; np < kN / 16; ++np) {
+      uint32_t b[4];
+      load_b_nk<kD>(b, b1, np * 16, kk * 16, lane);
+      Mma<T>::mma(x[2 * np], f1, b[0], b[1]);
+      Mma<T>::mma(x[2 * np + 1], f1, b[2], b[3]);
+      load_b_nk<kD>(b, b2, np * 16, kk * 16, lane);
+      Mma<T>::mma(y[2 * np], f2, b[0], b[1]);
+      Mma<T>::mma(y[2 * np + 1], f2, b[2], b[3]);
+    }
+  }
+}
+
 // Starts the copy of rows row0..row0+kRows-1 of a dense [t][kD] matrix into a tile (rows >= t
 // are zero-filled). Every thread of the block takes part.
 template <int kRows, int kD>
@@ -325,7 +355,6 @@ __global__ void __launch_bounds__(kMmaThreads)
                   uint16_t* __restrict__ dq, int t, float scale_log2, float scale) {
   constexpr int kNT = kBlockN / 8;
   constexpr int kDT = kD / 8;
-  constexpr int kKS = kD / 16;
   constexpr int kTile = kBlockN * kLd<kD>;
   extern __shared__ uint4 mma_smem[];
   uint16_t* sq = reinterpret_cast<uint16_t*>(mma_smem);
@@ -377,27 +406,8 @@ __global__ void __launch_bounds__(kMmaThreads)
     const uint16_t* kt = sk + buf * kTile;
     const uint16_t* vt = sv + buf * kTile;
 
-    float s[kNT][4], dp[kNT][4];
-#pragma unroll
-    for (int i = 0; i < kNT; ++i)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[i][e] = dp[i][e] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < kKS; ++kk) {
-      uint32_t aq[4], ag[4];
-      load_a<kD>(aq, sq, warp * 16, kk * 16, lane);
-      load_a<kD>(ag, sdo, warp * 16, kk * 16, lane);
-#pragma unroll
-      for (int np = 0; np < kNT / 2; ++np) {
-        uint32_t b[4];
-        load_b_nk<kD>(b, kt, np * 16, kk * 16, lane);  // S = Q K^T
-        Mma<T>::mma(s[2 * np], aq, b[0], b[1]);
-        Mma<T>::mma(s[2 * np + 1], aq, b[2], b[3]);
-        load_b_nk<kD>(b, vt, np * 16, kk * 16, lane);  // dP = dO V^T
-        Mma<T>::mma(dp[2 * np], ag, b[0], b[1]);
-        Mma<T>::mma(dp[2 * np + 1], ag, b[2], b[3]);
-      }
-    }
+    float s[kNT][4], dp[kNT][4];  // S = Q K^T, dP = dO V^T
+    two_products<T, kD, kBlockN>(s, dp, sq, sdo, warp * 16, kt, vt, lane);
     const bool mask = j == n_blocks - 1;
 #pragma unroll
     for (int nt = 0; nt < kNT; ++nt)
@@ -440,7 +450,6 @@ __global__ void __launch_bounds__(kMmaThreads)
   constexpr int kBQ = kBlockQ<kD>;
   constexpr int kQT = kBQ / 8;  // n-tiles of S^T (queries)
   constexpr int kDT = kD / 8;
-  constexpr int kKS = kD / 16;
   constexpr int kQTile = kBQ * kLd<kD>;
   extern __shared__ uint4 mma_smem[];
   uint16_t* sk = reinterpret_cast<uint16_t*>(mma_smem);
@@ -504,27 +513,9 @@ __global__ void __launch_bounds__(kMmaThreads)
       const uint16_t* gt = sdo + buf * kQTile;
       const float* bl = slse + buf * kBQ;
       const float* bd = sd + buf * kBQ;
-      float s[kQT][4], dp[kQT][4];  // S^T and dP^T: rows = keys, columns = queries
-#pragma unroll
-      for (int i = 0; i < kQT; ++i)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) s[i][e] = dp[i][e] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < kKS; ++kk) {
-        uint32_t ak[4], av[4];
-        load_a<kD>(ak, sk, warp * 16, kk * 16, lane);
-        load_a<kD>(av, sv, warp * 16, kk * 16, lane);
-#pragma unroll
-        for (int np = 0; np < kQT / 2; ++np) {
-          uint32_t b[4];
-          load_b_nk<kD>(b, qt, np * 16, kk * 16, lane);  // S^T = K Q^T
-          Mma<T>::mma(s[2 * np], ak, b[0], b[1]);
-          Mma<T>::mma(s[2 * np + 1], ak, b[2], b[3]);
-          load_b_nk<kD>(b, gt, np * 16, kk * 16, lane);  // dP^T = V dO^T
-          Mma<T>::mma(dp[2 * np], av, b[0], b[1]);
-          Mma<T>::mma(dp[2 * np + 1], av, b[2], b[3]);
-        }
-      }
+      // S^T = K Q^T and dP^T = V dO^T: rows = keys, columns = queries
+      float s[kQT][4], dp[kQT][4];
+      two_products<T, kD, kBQ>(s, dp, sk, sv, warp * 16, qt, gt, lane);
       const bool mask = q0 < n0 + kBlockN || q0 + kBQ > t;
 #pragma unroll
       for (int nt = 0; nt < kQT; ++nt)
