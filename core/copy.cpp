@@ -107,6 +107,9 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   PIT_CHECK(defined() && other.defined(), "add_: both tensors must be defined");
   PIT_CHECK(device() == other.device(), "add_: tensors on ", device(), " and ", other.device(),
             "; move one with to(device) first");
+  PIT_CHECK(!has_shared_elements(), "add_: this tensor (shape ", shape_str(shape_), ", strides ",
+            shape_str(strides_), ") is a broadcast view whose elements share memory, so adding "
+            "into it would add several values into one element; add into a contiguous() copy");
   Tensor src = other.shape() == shape_ ? other : other.expand(shape_);
   if (numel() == 0) return *this;
   if (shares_storage(src)) src = src.clone();

@@ -119,6 +119,12 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
+bool Tensor::has_shared_elements() const {
+  for (size_t i = 0; i < shape_.size(); ++i)
+    if (shape_[i] > 1 && strides_[i] == 0) return true;
+  return false;
+}
+
 void* Tensor::data_ptr() const {
   PIT_CHECK(defined(), "data_ptr() of an undefined tensor");
   return static_cast<char*>(storage_->data()) + offset_ * static_cast<int64_t>(itemsize());

@@ -46,6 +46,9 @@ class Tensor {
   Device device() const;
   bool is_cuda() const { return device().is_cuda(); }
   bool is_contiguous() const;
+  // A broadcast view (stride 0 along a dim of size > 1): several elements are one in memory, so
+  // an in-place accumulation into it would race on the GPU.
+  bool has_shared_elements() const;
   const std::shared_ptr<Storage>& storage() const { return storage_; }
   bool shares_storage(const Tensor& other) const { return storage_ && storage_ == other.storage_; }
 

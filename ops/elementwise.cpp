@@ -193,10 +193,9 @@ Tensor& add_scaled_(Tensor& a, const Tensor& b, double alpha) {
   PIT_CHECK(broadcast_for(what, a.shape(), b.shape()) == a.shape(), what, ": b of shape ",
             shape_str(b.shape()), " does not broadcast to the shape ", shape_str(a.shape()),
             " of a, which is updated in place");
-  for (int64_t i = 0; i < a.dim(); ++i)
-    PIT_CHECK(a.size(i) <= 1 || a.stride(i) != 0, what, ": a (shape ", shape_str(a.shape()),
-              ", strides ", shape_str(a.strides()), ") is a broadcast view whose elements share "
-              "memory, so an in-place update would race; update a contiguous() copy instead");
+  PIT_CHECK(!a.has_shared_elements(), what, ": a (shape ", shape_str(a.shape()), ", strides ",
+            shape_str(a.strides()), ") is a broadcast view whose elements share memory, so an "
+            "in-place update would race; update a contiguous() copy instead");
   if (a.numel() == 0) return a;
   Tensor src = b.shape() == a.shape() ? b : b.expand(a.shape());
   // Elementwise aliasing (b is a itself) is safe; any other overlap would read elements that

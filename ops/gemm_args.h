@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/error.h"
 
 namespace pit {
 
@@ -20,5 +21,19 @@ struct GemmArgs {
   int64_t ldc = 0, stride_c = 0;
   double alpha = 1.0, beta = 0.0;
 };
+
+// The BLAS libraries (OpenBLAS, cuBLAS) take sizes, leading dimensions and the batch as 32-bit
+// ints: a larger one would be cut silently, so it is an error, named with the library's limit.
+inline void check_gemm_fits_int(const GemmArgs& g, const char* library) {
+  const struct {
+    const char* name;
+    int64_t value;
+  } dims[] = {{"m", g.m}, {"n", g.n}, {"k", g.k}, {"lda", g.lda}, {"ldb", g.ldb}, {"ldc", g.ldc},
+              {"batch", g.batch}};
+  for (const auto& d : dims)
+    PIT_CHECK(d.value <= INT32_MAX, "matmul: ", d.name, " = ", d.value, " exceeds ", library,
+              "'s 32-bit limit (2147483647); split the product into smaller ones (for example "
+              "along the rows of A)");
+}
 
 }  // namespace pit

@@ -151,10 +151,14 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index_in) {
 Tensor index_add(const Shape& shape, int64_t dim, const Tensor& index_in, const Tensor& src) {
   Tensor out = zeros(shape, src.dtype(), src.device());
   dim = out.wrap_dim(dim);
-  PIT_CHECK(index_in.dim() == 1 && src.dim() == static_cast<int64_t>(shape.size()) &&
-                src.size(dim) == index_in.numel(),
-            "index_add: index of shape ", shape_str(index_in.shape()), " and source of shape ",
-            shape_str(src.shape()), " do not fit shape ", shape_str(shape), " at dim ", dim);
+  bool fits = index_in.dim() == 1 && src.dim() == static_cast<int64_t>(shape.size()) &&
+              src.size(dim) == index_in.numel();
+  for (int64_t d = 0; fits && d < src.dim(); ++d)
+    if (d != dim && src.size(d) != shape[d]) fits = false;
+  PIT_CHECK(fits, "index_add: index of shape ", shape_str(index_in.shape()), " and source of shape ",
+            shape_str(src.shape()), " do not fit shape ", shape_str(shape), " at dim ", dim,
+            ": the index must be 1-D with one entry per source slice along dim, and the source "
+            "the shape's size in every other dim");
   const Tensor index = as_index(index_in, src.device(), IndexOp::index_add, dim, shape[dim]);
   const DimSplit s = split_at(shape, dim);
   const int64_t strides[3] = {0, 1, 0};

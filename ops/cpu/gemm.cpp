@@ -48,9 +48,7 @@ void gemm_reduced(const GemmArgs& g) {
 void gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
   prepare_blas();  // OpenBLAS's kernels for this CPU and its thread count (ops/cpu/blas_setup.h)
-  PIT_CHECK(g.m <= INT32_MAX && g.n <= INT32_MAX && g.k <= INT32_MAX && g.lda <= INT32_MAX &&
-                g.ldb <= INT32_MAX && g.ldc <= INT32_MAX,
-            "matmul: dimensions beyond 2^31 are not supported by the CPU BLAS");
+  check_gemm_fits_int(g, "the CPU BLAS");
   const int m = static_cast<int>(g.m), n = static_cast<int>(g.n), k = static_cast<int>(g.k);
   const int lda = static_cast<int>(g.lda), ldb = static_cast<int>(g.ldb), ldc = static_cast<int>(g.ldc);
   switch (g.dtype) {

@@ -46,6 +46,7 @@ cudaDataType_t data_type(DType d) {
 
 void gemm(const GemmArgs& g, StreamRef stream) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
+  check_gemm_fits_int(g, "cuBLAS");
   DeviceGuard guard(stream.device.index);
   cublasHandle_t h = handle_for(stream.device.index);
   PIT_CUBLAS_CHECK(cublasSetStream(h, native(stream)));

@@ -137,7 +137,8 @@ __device__ __forceinline__ double ex2(double v) { return exp2(v); }
 // (exp(x - m) as exp2(x * log2(e) - m * log2(e)), one FMA and one MUFU.EX2 in f32). Per-element
 // acc_step costs a compare, a branch and an accurate expf per element, which made the forward
 // instruction-bound at a 50k vocabulary. fmax ignores NaN, but a NaN element still reaches the
-// sum through its own exponential.
+// sum through its own exponential, or, in a pack seen while every element so far is -inf (none
+// is summed then), by setting the sum to NaN.
 template <typename C, int kN>
 __device__ __forceinline__ void acc_pack(Acc<C>& a, const C (&v)[kN]) {
   constexpr C kLog2e = C(1.4426950408889634);
@@ -150,7 +151,12 @@ __device__ __forceinline__ void acc_pack(Acc<C>& a, const C (&v)[kN]) {
     a.s *= ex2((a.m - pm) * kLog2e);  // 0 while a.m is -inf (then a.s is 0 too)
     a.m = pm;
   }
-  if (a.m == -std::numeric_limits<C>::infinity()) return;  // every element so far is -inf
+  if (a.m == -std::numeric_limits<C>::infinity()) {  // every element so far is -inf or NaN
+#pragma unroll
+    for (int e = 0; e < kN; ++e)
+      if (v[e] != v[e]) a.s = v[e];
+    return;
+  }
   const C ml = a.m * kLog2e;
   C s = 0;
 #pragma unroll

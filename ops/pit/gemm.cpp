@@ -108,6 +108,14 @@ void check_rowset(const RowSetIndex& idx, Device device, const char* op) {
   PIT_CHECK(idx.num_segments >= 1, op, ": the row set has no segment");
 }
 
+// The entries' weights (the gates) that use_weights reads: f32, one per entry of the index's capacity.
+void check_entry_weights(const RowSetIndex& idx, Device device, const char* op) {
+  PIT_CHECK(idx.weights.defined() && idx.weights.dtype() == DType::f32 && idx.weights.is_contiguous() &&
+                idx.weights.numel() >= idx.rows.numel() && idx.weights.device() == device,
+            op, ": use_weights needs idx.weights (contiguous f32, one per entry: at least ", idx.rows.numel(), ", on ",
+            device.str(), "), got ", shape_of(idx.weights), ": pass gates to rows_from_routing");
+}
+
 void check_tiles(const Tensor& offsets, const Tensor& cols, int64_t block_rows, int64_t capacity,
                  Device device, const char* op) {
   check_index_tensor(offsets, block_rows + 1, device, op, "offsets");
@@ -145,12 +153,7 @@ void gather_gemm(const Tensor& a_in, const RowSetIndex& idx, const Tensor& b_in,
     PIT_CHECK(args_in.epilogue.write == Write::accumulate, op,
               ": K-chunk segments (segment_cols > 0) add partial products: use Write::accumulate (with zero_c to start from 0)");
   }
-  if (args_in.use_weights) {
-    PIT_CHECK(idx.weights.defined() && idx.weights.dtype() == DType::f32 && idx.weights.numel() >= cap &&
-                  idx.weights.device() == dev,
-              op, ": use_weights needs idx.weights (f32, one per entry, on ", dev.str(),
-              "): pass gates to rows_from_routing");
-  }
+  if (args_in.use_weights) check_entry_weights(idx, dev, op);
   check_output(c, {args_in.c_scattered ? idx.num_rows : cap, n}, op, "C");
   check_same_dtype(c, a_in, op, "C", "A");
   check_operand(c, op, "C", dev);
@@ -178,10 +181,7 @@ void gather_weight_grad(const Tensor& a_in, const Tensor& g_in, const RowSetInde
             " rows; expected ", args.a_gathered ? idx.num_rows : cap, args.a_gathered ? " (num_rows)" : " (capacity)");
   PIT_CHECK(g_in.size(0) == (args.g_gathered ? idx.num_rows : cap), op, ": G has ", g_in.size(0),
             " rows; expected ", args.g_gathered ? idx.num_rows : cap, args.g_gathered ? " (num_rows)" : " (capacity)");
-  if (args.use_weights) {
-    PIT_CHECK(idx.weights.defined() && idx.weights.dtype() == DType::f32 && idx.weights.device() == dev, op,
-              ": use_weights needs idx.weights (f32 on ", dev.str(), ")");
-  }
+  if (args.use_weights) check_entry_weights(idx, dev, op);
   const Shape per = args.b_trans ? Shape{n, k} : Shape{k, n};
   const bool ok = (db.defined() && db.dim() == 3 && db.shape() == Shape{s, per[0], per[1]}) ||
                   (db.defined() && s == 1 && db.shape() == per);

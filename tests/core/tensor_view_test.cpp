@@ -432,6 +432,21 @@ TEST(TensorCopy, AddAccumulatesWithBroadcastAndAlpha) {
   expect_error_contains_all([&] { i.add_(ones({2})); }, {"add_", "i32"});
 }
 
+TEST(TensorCopy, AddIntoABroadcastViewIsAnError) {
+  // Three rows that are one row in memory: each element would take three additions (a race on
+  // the GPU), so the view is refused, on every device alike.
+  Tensor row = zeros({1, 4});
+  Tensor view = row.expand({3, 4});
+  EXPECT_TRUE(view.has_shared_elements());
+  expect_error_contains_all([&] { view.add_(ones({3, 4})); }, {"add_", "broadcast view", "contiguous()"});
+  EXPECT_EQ(values(row), V(4, 0.0f));  // untouched
+  // A stride-0 dim of size 1 shares nothing.
+  Tensor one = zeros({4}).expand({1, 4});
+  EXPECT_FALSE(one.has_shared_elements());
+  one.add_(ones({1, 4}));
+  EXPECT_EQ(values(one), V(4, 1.0f));
+}
+
 // ---- 0-d and zero-size tensors ---------------------------------------------------------------
 
 TEST(TensorScalar, ZeroDimTensors) {

@@ -42,4 +42,12 @@ inline void expect_close(const Tensor& got, const Tensor& want, double rtol, dou
                     << at_rel << " (got " << g[at_rel] << ", want " << w[at_rel] << ")";
 }
 
+// x with the same values one element past a 16-byte boundary (the kernels' unaligned paths).
+inline Tensor off_boundary(const Tensor& x) {
+  Tensor buf = Tensor::empty({x.numel() + 1}, x.dtype(), x.device());
+  Tensor out = buf.slice(0, 1, x.numel() + 1).view(x.shape());
+  out.copy_(x);
+  return out;
+}
+
 }  // namespace pit::test

@@ -3,6 +3,7 @@
 // thrown at the next host read (core/device_error.h).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -54,6 +55,15 @@ TEST(IndexKernels, ErrorsNameTheProblem) {
   EXPECT_THROW(kernels::gather(x, 1, from_vector(std::vector<int64_t>{3, 0}, {2, 1})), Error);  // range
   EXPECT_THROW(kernels::index_select(x, 0, from_vector(std::vector<float>{0})), Error);  // dtype
   EXPECT_THROW(kernels::cat({zeros({2, 3}), zeros({3, 3})}, 1), Error);
+  // index_add: the source must match the shape in every dim but `dim` (a [2, 10] source into
+  // [4, 1000] rows would be read as 1000-wide rows, past its end).
+  const Tensor two = from_vector(std::vector<int64_t>{0, 3});
+  EXPECT_THROW(kernels::index_add({4, 1000}, 0, two, zeros({2, 10})), Error);
+  EXPECT_THROW(kernels::index_add({4, 10}, 0, two, zeros({3, 10})), Error);  // one entry per slice
+  std::vector<float> want(40, 0.f);
+  std::fill(want.begin(), want.begin() + 10, 1.f);
+  std::fill(want.begin() + 30, want.end(), 1.f);
+  EXPECT_EQ(kernels::index_add({4, 10}, 0, two, ones({2, 10})).to_vector<float>(), want);
 }
 
 TEST(IndexKernels, CatAlongEachDim) {

@@ -434,6 +434,32 @@ TEST(LossCuda, CrossEntropyMaskedAndLargeLogits) {
     }
 }
 
+TEST(LossCuda, CrossEntropyNaNLogitsGiveNaN) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  // A NaN logit makes the row's loss NaN, as on the CPU, wherever it sits: in the first pack (all
+  // NaN, or NaN beside -inf, seen while the running max is still -inf), in the middle, last.
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (const DType dtype : kGpuDtypes)
+    for (const int64_t classes : {64, 1000, 4097}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + std::to_string(classes));
+      const int64_t rows = 5;
+      const Tensor x = randn({rows, classes}, DType::f32);
+      float* p = x.data<float>();
+      for (int c = 0; c < 8; ++c) p[c] = nan;                                   // row 0: a NaN pack
+      for (int c = 0; c < 8; ++c) p[classes + c] = c % 2 ? nan : -inf;          // row 1: NaN and -inf
+      p[2 * classes + classes / 2] = nan;                                       // row 2: middle
+      p[3 * classes + classes - 1] = nan;                                       // row 3: last
+      Tensor targets = full({rows}, 10.0, DType::i64);                          // row 4: no NaN
+      for (const double eps : {0.0, 0.1}) {
+        const auto l = kernels::cross_entropy(x.to(gpu).to(dtype), targets.to(gpu), kIgnore, eps)
+                           .loss.to(Device::cpu()).to_vector<float>();
+        for (int r = 0; r < 4; ++r) EXPECT_TRUE(std::isnan(l[static_cast<size_t>(r)])) << "row " << r << " eps " << eps;
+        EXPECT_TRUE(std::isfinite(l[4])) << "eps " << eps;
+      }
+    }
+}
+
 TEST(LossCuda, CrossEntropyOpsMatchCpu) {
   PIT_REQUIRE_CUDA();
   const Tensor x = randn({40, 300});

@@ -2,10 +2,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
+#include <string>
 
 #include "core/random.h"
+#include "ops/cpu/gemm.h"
 #include "ops/kernels.h"
 #include "tests/gpu.h"
+#if PIT_WITH_CUDA
+#include "ops/cuda/gemm.h"
+#endif
 
 using namespace pit;
 
@@ -95,6 +101,39 @@ TEST(MatmulKernel, RejectsBadShapesWithClearErrors) {
   EXPECT_THROW(kernels::matmul(zeros({3}), zeros({3, 2})), Error);
   EXPECT_THROW(kernels::matmul(zeros({2, 3}), zeros({3, 2}, DType::f64)), Error);
   EXPECT_THROW(kernels::matmul(zeros({2, 3, 4}), zeros({3, 4, 2})), Error);  // batch 2 vs 3
+}
+
+// The BLAS libraries take 32-bit sizes: a larger one is an error naming it, never cut to a wrong
+// product. The checks come before any operand is read, so null operands do here.
+GemmArgs huge(const char* which) {
+  GemmArgs g;
+  g.m = g.n = g.k = g.lda = g.ldb = g.ldc = 1;
+  const int64_t big = int64_t{INT32_MAX} + 2;  // cut to int: 1 for a size, -2147483647 otherwise
+  if (std::string(which) == "k") g.k = big;
+  if (std::string(which) == "m") g.m = big;
+  if (std::string(which) == "ldb") g.ldb = big;
+  if (std::string(which) == "batch") g.batch = big;
+  return g;
+}
+
+void expect_named_error(const std::function<void()>& call, const std::string& what) {
+  try {
+    call();
+    ADD_FAILURE() << "no error for " << what;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(what + " = 2147483649 exceeds"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(MatmulKernel, SizesBeyond32BitsAreRejected) {
+  for (const char* which : {"m", "k", "ldb", "batch"}) {
+    expect_named_error([&] { cpu::gemm(huge(which)); }, which);
+#if PIT_WITH_CUDA
+    if (cuda_available())
+      expect_named_error([&] { cuda::gemm(huge(which), current_stream(Device::cuda())); }, which);
+#endif
+  }
 }
 
 TEST(MatmulKernel, CudaMatchesCpu) {

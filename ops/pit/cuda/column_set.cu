@@ -252,7 +252,10 @@ Tensor rows_to_columns(const Tensor& rows, const ColumnSet& cs, const Tensor& ma
   // out), y L's, looping where L has more than 65535 tiles.
   const dim3 grid(static_cast<unsigned>((cols + kTile - 1) / kTile),
                   static_cast<unsigned>(std::min<int64_t>((l + kTile - 1) / kTile, 65535)));
-  if (dtype_size(rows.dtype()) == 2 && l % 2 == 0 && cols % 2 == 0) {  // allocations are 16-byte aligned
+  // Pairs of 2-byte elements as 4-byte words: even widths, and bases 4-byte aligned (a view may
+  // start at an odd element).
+  const auto word_aligned = [](const Tensor& t) { return !t.defined() || reinterpret_cast<uintptr_t>(t.data_ptr()) % 4 == 0; };
+  if (dtype_size(rows.dtype()) == 2 && l % 2 == 0 && cols % 2 == 0 && word_aligned(rows) && word_aligned(mask)) {
     rows_to_columns_pairs_kernel<<<grid, dim3(32, kTransposeThreads / 32), 0, native(stream)>>>(
         static_cast<const uint32_t*>(rows.data_ptr()), mask.defined() ? static_cast<const uint32_t*>(mask.data_ptr()) : nullptr,
         cs.pos.data<int32_t>(), l, static_cast<int>(cols), static_cast<uint32_t*>(out.data_ptr()));

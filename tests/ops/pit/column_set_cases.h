@@ -78,8 +78,12 @@ inline void run_column_set_cases(Device dev, DType dt) {
       const int64_t l = s.m;
       const Tensor r = dense_random({s.k, l}, ++seed, dt, dev);
       const std::vector<double> rv = values(r);
-      for (const bool masked : {false, true}) {
-        const Tensor out = sparse::rows_to_columns(r, cs, masked ? at : Tensor());
+      // The rows and the mask one element off a 16-byte boundary too (2-byte elements then move
+      // one at a time, not in pairs).
+      const Tensor r_off = off_boundary(r), at_off = off_boundary(at);
+      for (const int variant : {0, 1, 2}) {
+        const bool masked = variant > 0, shifted = variant == 2;
+        const Tensor out = sparse::rows_to_columns(shifted ? r_off : r, cs, !masked ? Tensor() : shifted ? at_off : at);
         ASSERT_EQ(out.shape(), (Shape{l, s.k})) << what;
         const std::vector<double> ov = values(out);
         int64_t bad = 0;
@@ -90,7 +94,8 @@ inline void run_column_set_cases(Device dev, DType dt) {
             if (p >= 0 && (!masked || got[static_cast<size_t>(p * s.m + i)] != 0)) want = rv[static_cast<size_t>(p * l + i)];
             bad += ov[static_cast<size_t>(i * s.k + j)] != want;
           }
-        EXPECT_EQ(bad, 0) << what << (masked ? " masked" : "") << ": rows_to_columns differs";
+        EXPECT_EQ(bad, 0) << what << (masked ? " masked" : "") << (shifted ? " off a 16-byte boundary" : "")
+                          << ": rows_to_columns differs";
       }
       if (::testing::Test::HasFailure()) return;
     }

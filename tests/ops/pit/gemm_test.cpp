@@ -65,4 +65,14 @@ TEST(PitGemmCpu, ErrorsNameTheProblem) {
             std::string::npos);
   EXPECT_NE(msg([&] { sparse::condense_gemm(idx, b, c, {.activation = true, .pre = c}); }).find("must not share bytes"),
             std::string::npos);
+  // use_weights: one f32 weight per entry of the capacity, or the kernels would read past them.
+  sparse::RowSetIndex short_weights = rows;
+  short_weights.weights = ones({rows.rows.numel() - 1});
+  EXPECT_NE(msg([&] { sparse::gather_gemm(a, short_weights, b, cc, {.use_weights = true}); }).find("one per entry"),
+            std::string::npos);
+  Tensor dw = zeros({32, 8});
+  EXPECT_NE(msg([&] { sparse::gather_weight_grad(a, cc, short_weights, dw, {.use_weights = true}); }).find("one per entry"),
+            std::string::npos);
+  short_weights.weights = ones({rows.rows.numel()});
+  EXPECT_EQ(msg([&] { sparse::gather_weight_grad(a, cc, short_weights, dw, {.use_weights = true}); }), "no throw");
 }

@@ -105,14 +105,6 @@ inline MoeGradRef moe_grad_reference(UnaryOp act, const Tensor& gu, const Tensor
   return {from_vector(dpre, {e, f}), from_vector(dgates, {tokens, k}), e};
 }
 
-// x with the same values one element past a 16-byte boundary (the kernels' unaligned path).
-inline Tensor off_boundary(const Tensor& x) {
-  Tensor buf = Tensor::empty({x.numel() + 1}, x.dtype(), x.device());
-  Tensor out = buf.slice(0, 1, x.numel() + 1).view(x.shape());
-  out.copy_(x);
-  return out;
-}
-
 inline void run_moe_grad_cases(Device dev, const std::vector<DType>& dtypes) {
   uint64_t seed = 9100;
   bool i64 = false;  // alternates the ids' dtype

@@ -14,7 +14,10 @@ namespace {
 
 bool bits_way(const test::FfnCase& c, DType dt) {
   // An empty pattern has no values for the kernels to read: the pair (which writes zeros or the bias).
-  return c.tile.rows == 64 && c.tile.cols == 64 && c.density > 0 && (dt == DType::bf16 || dt == DType::f16);
+  // proj's dx applies the bits: 64 x 64 blocks too, and dy's rows (its outputs) in 16-byte units.
+  const sparse::MicroTile block{64, 64};
+  return c.tile == block && c.proj() == block && c.out % 8 == 0 && c.density > 0 &&
+         (dt == DType::bf16 || dt == DType::f16);
 }
 
 // A bf16 layer of 64 x 64 blocks [out, in] on the GPU at `density`: its layout and values.
