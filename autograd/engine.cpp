@@ -1,11 +1,13 @@
 // Recording ops on the tape, and backward(): the reverse walk of the tape.
 //
-// The tape is the order of creation: every Node takes the next sequence number of its thread's
-// tape when it is recorded, and consumers are always recorded after their producers. backward()
+// The tape is the order of creation: every Node takes the next sequence number when it is
+// recorded (one counter for all threads, so that a graph built partly on another thread keeps its
+// order), and consumers are always recorded after their producers. backward()
 // collects the nodes reachable from the root and runs them from the newest to the oldest, which
 // is the tape read in reverse. Nodes are owned by the Variables they produced, so a graph that is
 // never differentiated is freed with its Variables rather than growing a global tape.
 #include <algorithm>
+#include <atomic>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -16,7 +18,7 @@
 namespace pit {
 namespace {
 
-thread_local uint64_t t_tape_position = 0;
+std::atomic<uint64_t> g_tape_position{0};
 
 // g accumulated into slot: the first gradient is kept as is (no copy); later ones are added
 // into a private copy so that no tensor a closure returned is modified in place.
@@ -45,7 +47,7 @@ void check_grad(const Tensor& grad, const Variable& target, const std::string& f
 // ---- Node -------------------------------------------------------------------------------------
 
 Node::Node(std::string name, std::vector<Variable> inputs, size_t num_outputs, BackwardFn backward)
-    : name_(std::move(name)), sequence_(t_tape_position++), inputs_(std::move(inputs)),
+    : name_(std::move(name)), sequence_(g_tape_position.fetch_add(1, std::memory_order_relaxed)), inputs_(std::move(inputs)),
       grad_outputs_(num_outputs), owned_(num_outputs, false), backward_(std::move(backward)) {}
 
 void Node::accumulate_grad_output(size_t index, const Tensor& grad) {
@@ -130,6 +132,8 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
   NoGradGuard no_grad;  // backward closures compute with tensors; nothing is recorded
 
   if (is_leaf()) {  // the root is a leaf: its gradient is the seed itself
+    // Hooks may modify the gradient: not the caller's own tensor.
+    if (!state()->hooks.empty() && grad.shares_storage(grad_in)) grad = grad.clone();
     for (auto& hook : state()->hooks) hook(grad);
     Tensor& g = state()->grad;
     if (g.defined()) {
@@ -179,6 +183,16 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
     }
   };
 
+  // A backward that throws part way (a closure, a hook) leaves no gradient behind in the nodes it
+  // did not reach, for a later backward through a retained graph to add to.
+  struct ClearOnThrow {
+    const std::vector<Node*>& nodes;
+    bool done = false;
+    ~ClearOnThrow() {
+      if (!done)
+        for (Node* n : nodes) n->take_grad_outputs();
+    }
+  } clear_on_throw{order};
   grad_fn()->accumulate_grad_output(output_index(), grad);
   for (Node* node : order) {
     std::vector<Tensor> grad_outputs = node->take_grad_outputs();
@@ -215,6 +229,7 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
     }
     if (!retain_graph) node->release();
   }
+  clear_on_throw.done = true;
 }
 
 }  // namespace pit

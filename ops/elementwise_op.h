@@ -117,7 +117,8 @@ PIT_HD_INLINE C unary_derivative(UnaryOp op, C x, C y, C alpha) {
     case UnaryOp::abs: return x > C(0) ? C(1) : (x < C(0) ? C(-1) : C(0));
     case UnaryOp::add_scalar: return C(1);
     case UnaryOp::mul_scalar: return alpha;
-    case UnaryOp::pow_scalar: return alpha * std::pow(x, alpha - C(1));
+    case UnaryOp::pow_scalar:  // x^0 is constant: 0, not 0 * x^-1 (NaN at x = 0)
+      return alpha == C(0) ? C(0) : alpha * std::pow(x, alpha - C(1));
     case UnaryOp::rsub_scalar: return C(-1);
     case UnaryOp::rdiv_scalar: return -alpha / (x * x);
   }

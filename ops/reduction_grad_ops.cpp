@@ -12,33 +12,12 @@
 #include "autograd/node.h"
 #include "ops/functional.h"
 #include "ops/kernels.h"
+#include "ops/reduced_dims.h"
 
 namespace pit::ops {
-namespace {
 
-// The dims a reduction over `dims` of x removes (all of them when dims is empty), wrapped and
-// sorted. A 0-d tensor has none.
-std::vector<int64_t> reduced_dims(const Tensor& x, const std::vector<int64_t>& dims) {
-  std::vector<int64_t> out;
-  if (x.dim() == 0) return out;
-  if (dims.empty()) {
-    for (int64_t d = 0; d < x.dim(); ++d) out.push_back(d);
-  } else {
-    for (const int64_t d : dims) out.push_back(x.wrap_dim(d));
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-// g of the reduction's output shape with size-1 dims put back at the reduced dims.
-Tensor with_kept_dims(const Tensor& g, const std::vector<int64_t>& rdims, bool keepdim) {
-  Tensor t = g;
-  if (!keepdim)
-    for (const int64_t d : rdims) t = t.unsqueeze(d);
-  return t;
-}
-
-}  // namespace
+using detail::reduced_dims;
+using detail::with_kept_dims;
 
 MaxOutput max(const Variable& x, int64_t dim, bool keepdim) {
   kernels::MaxResult r = kernels::max(x.data(), dim, keepdim);

@@ -4,35 +4,21 @@
 #include "autograd/node.h"
 #include "ops/functional.h"
 #include "ops/kernels.h"
+#include "ops/reduced_dims.h"
 
 namespace pit::ops {
 namespace {
 
-// The dims a reduction over `dims` of an n-dim tensor removes, wrapped and sorted.
-std::vector<int64_t> reduced_dims(const Tensor& x, const std::vector<int64_t>& dims) {
-  std::vector<int64_t> out;
-  if (dims.empty()) {
-    for (int64_t d = 0; d < x.dim(); ++d) out.push_back(d);
-  } else {
-    for (int64_t d : dims) out.push_back(x.wrap_dim(d));
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 // g (the reduction's output gradient) broadcast back to x's shape.
 Tensor expand_back(const Tensor& g, const Shape& x_shape, const std::vector<int64_t>& rdims,
                    bool keepdim) {
-  Tensor t = g;
-  if (!keepdim)
-    for (int64_t d : rdims) t = t.unsqueeze(d);
-  return t.expand(x_shape);
+  return detail::with_kept_dims(g, rdims, keepdim).expand(x_shape);
 }
 
 }  // namespace
 
 Variable sum(const Variable& x, const std::vector<int64_t>& dims, bool keepdim) {
-  const std::vector<int64_t> rdims = reduced_dims(x.data(), dims);
+  const std::vector<int64_t> rdims = detail::reduced_dims(x.data(), dims);
   const Shape shape = x.shape();
   return record("sum", {x}, kernels::sum(x.data(), dims, keepdim),
                 [=](const Tensor& g) -> std::vector<Tensor> {
@@ -41,7 +27,7 @@ Variable sum(const Variable& x, const std::vector<int64_t>& dims, bool keepdim) 
 }
 
 Variable mean(const Variable& x, const std::vector<int64_t>& dims, bool keepdim) {
-  const std::vector<int64_t> rdims = reduced_dims(x.data(), dims);
+  const std::vector<int64_t> rdims = detail::reduced_dims(x.data(), dims);
   int64_t count = 1;
   for (int64_t d : rdims) count *= x.size(d);
   const Shape shape = x.shape();

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "tests/autograd/toy_ops.h"
@@ -152,6 +154,50 @@ TEST(Engine, HookSeesFinalGradientOnceAndMayModifyIt) {
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(seen, (std::vector<double>{3.0, 5.0}));
   EXPECT_EQ(values(x.grad()), (std::vector<double>{10.0, 10.0}));
+}
+
+TEST(Engine, HookOnALeafRootLeavesTheCallersSeedAlone) {
+  Variable x = leaf({1.0, 2.0});
+  x.register_hook([](Tensor& g) { g.fill_(0.0); });
+  const Tensor seed = from_vector(std::vector<double>{3.0, 4.0});
+  x.backward(seed);
+  EXPECT_EQ(values(seed), (std::vector<double>{3.0, 4.0}));
+  EXPECT_EQ(values(x.grad()), (std::vector<double>{0.0, 0.0}));
+}
+
+TEST(Engine, ABackwardThatThrowsLeavesNoGradientBehind) {
+  // x's hook throws once, while w's product (recorded first, run last) still holds the gradient
+  // it was passed: kept, it would be added to the next backward's (w.grad 4, not 2).
+  Variable w = leaf({1.0}), x = leaf({1.0});
+  bool fail = true;
+  x.register_hook([&](Tensor&) {
+    if (fail) {
+      fail = false;
+      PIT_THROW("hook failed once");
+    }
+  });
+  Variable y = total(plus(times(w, leaf({2.0}, false)), times(x, leaf({3.0}, false))));
+  EXPECT_THROW(y.backward({}, /*retain_graph=*/true), Error);
+  w.zero_grad();
+  x.zero_grad();
+  y.backward({}, /*retain_graph=*/true);
+  EXPECT_DOUBLE_EQ(w.grad().item<double>(), 2.0);
+  EXPECT_DOUBLE_EQ(x.grad().item<double>(), 3.0);
+}
+
+TEST(Engine, AGraphBuiltOnTwoThreadsKeepsItsOrder) {
+  // The tape's order holds across threads: a producer recorded on another thread (after more ops
+  // there than here) still runs after its consumer.
+  Variable x = leaf({1.0});
+  Variable h;
+  std::thread worker([&] {
+    for (int i = 0; i < 100; ++i) total(times(x, x));
+    h = times(x, leaf({3.0}, false));
+  });
+  worker.join();
+  total(times(h, leaf({2.0}, false))).backward();
+  ASSERT_TRUE(x.grad().defined());
+  EXPECT_DOUBLE_EQ(x.grad().item<double>(), 6.0);
 }
 
 TEST(Engine, HookOnlyOnLeavesThatRequireGrad) {

@@ -83,6 +83,10 @@ TEST_F(GradcheckTest, UnaryOps) {
   }
   expect_gradcheck([](const auto& v) { return ops::relu(v[0]); }, {away_from_zero(s)});
   expect_gradcheck([](const auto& v) { return ops::unary(UnaryOp::abs, v[0]); }, {away_from_zero(s)});
+  // x^0 is constant: its gradient is 0 everywhere, at x = 0 too (not 0 * 0^-1 = NaN).
+  Variable z(from_vector(std::vector<double>{0.0, 2.0, -1.5}), true);
+  ops::sum(ops::pow(z, 0.0)).backward();
+  EXPECT_EQ(z.grad().to_vector<double>(), (std::vector<double>{0.0, 0.0, 0.0}));
 }
 
 TEST_F(GradcheckTest, Reductions) {
@@ -93,6 +97,13 @@ TEST_F(GradcheckTest, Reductions) {
       expect_gradcheck([&](const auto& v) { return ops::sum(v[0], dims, keepdim); }, {x});
       expect_gradcheck([&](const auto& v) { return ops::mean(v[0], dims, keepdim); }, {x});
     }
+  }
+  // A 0-d tensor: dims 0 and -1 (which the kernels accept) reduce nothing.
+  const Tensor scalar = full({}, 1.25, DType::f64);
+  for (const int64_t d : {0, -1}) {
+    SCOPED_TRACE(d);
+    expect_gradcheck([&](const auto& v) { return ops::sum(v[0], {d}); }, {scalar});
+    expect_gradcheck([&](const auto& v) { return ops::mean(v[0], {d}, true); }, {scalar});
   }
 }
 

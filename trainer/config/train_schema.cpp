@@ -101,7 +101,7 @@ void add_schedule(Schema& s) {
   s.section("schedule", "the learning-rate schedule")
       .choice("name", {"constant", "cosine", "step"}, "cosine", "shape after warm-up")
       .integer("warmup_steps", 0, "linear warm-up from 0 to optim.lr over this many steps").at_least(0)
-      .real("min_lr", 0.0, "cosine: learning rate at the last step").at_least(0)
+      .real("min_lr", 0.0, "cosine: the learning rate it decays to, reached at step run.steps (the last step, run.steps - 1, trains a little above it)").at_least(0)
       .integer("step_every", 1000, "step: multiply by gamma every this many steps").at_least(1)
       .real("gamma", 0.1, "step: factor applied every step_every steps").greater_than(0).at_most(1);
 }
@@ -178,6 +178,16 @@ void add_cross_checks(Schema& s) {
                   return "model.experts (" + std::to_string(v.integer("model.experts")) +
                          ") must be a multiple of parallel.expert (" + std::to_string(ep) +
                          "): each rank of an expert group holds model.experts / parallel.expert experts";
+                });
+  s.cross_check({"model.experts", "model.moe_every", "model.n_layers"},
+                "transformer with experts: model.moe_every <= model.n_layers",
+                [](const Values& v) -> std::string {
+                  if (v.string("model.kind") != "transformer" || v.integer("model.experts") == 0) return "";
+                  if (v.integer("model.moe_every") <= v.integer("model.n_layers")) return "";
+                  return "model.moe_every (" + std::to_string(v.integer("model.moe_every")) + ") exceeds model.n_layers (" +
+                         std::to_string(v.integer("model.n_layers")) +
+                         "), so no block would get an MoE layer and model.experts would do nothing: lower "
+                         "model.moe_every, or set model.experts: 0 for a dense model";
                 });
   s.cross_check({"model.sparse_activation", "model.activation"}, "transformer: model.sparse_activation needs relu",
                 [](const Values& v) -> std::string {

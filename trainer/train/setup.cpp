@@ -125,6 +125,27 @@ nn::ModelOptions model_options(const Config& c, const data::Loader& train, DType
   return o;
 }
 
+void check_valid_fits(const Config& c, const data::Loader& valid, const nn::ModelOptions& o) {
+  const std::string file = "data.valid " + c.data.valid;
+  if (o.kind == nn::ModelKind::transformer) {
+    const auto* tokens = dynamic_cast<const data::TokenLoader*>(&valid);
+    PIT_CHECK(tokens != nullptr, file, " holds images but data.train ", c.data.train,
+              " holds tokens; point data.valid to a token file");
+    PIT_CHECK(tokens->vocab_size() <= o.vocab_size, file, " has a vocabulary of ", tokens->vocab_size(),
+              " tokens but model.vocab_size is ", o.vocab_size, "; set model.vocab_size to at least ",
+              tokens->vocab_size());
+    return;
+  }
+  const auto* images = dynamic_cast<const data::ImageLoader*>(&valid);
+  PIT_CHECK(images != nullptr, file, " holds tokens but data.train ", c.data.train,
+            " holds images; point data.valid to an image file");
+  const Shape want{o.in_channels, o.image_size, o.image_size};
+  PIT_CHECK(images->image_shape() == want, file, " has images of shape ", shape_str(images->image_shape()),
+            " but those of data.train ", c.data.train, " are ", shape_str(want), "; the two files must match");
+  PIT_CHECK(images->num_classes() <= o.num_classes, file, " has ", images->num_classes(), " classes but data.train ",
+            c.data.train, " has ", o.num_classes, ", which the model's output is sized for; the two files must match");
+}
+
 std::unique_ptr<optim::Optimizer> make_optimizer(const Config& c, const nn::Module& model) {
   std::vector<optim::Param> params = optim::with_default_decay(model.named_parameters());
   if (c.optim.name == OptimizerKind::sgd) {

@@ -32,6 +32,10 @@ std::unique_ptr<data::Loader> make_valid_loader(const Config& config);
 // The model options of the config, completed from the training data (vocabulary, image shape,
 // classes), which must fit the model.
 nn::ModelOptions model_options(const Config& config, const data::Loader& train, DType compute);
+// The validation data fits the model built from the training data: the same kind, a vocabulary
+// within the model's, images of the same shape, labels within its classes. Checked at the start,
+// so that no evaluation (the final one: after all the training) finds it out.
+void check_valid_fits(const Config& config, const data::Loader& valid, const nn::ModelOptions& model);
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const Config& config, const nn::Module& model);
 optim::LrSchedule make_schedule(const Config& config);

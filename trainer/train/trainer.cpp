@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <exception>
 #include <fstream>
 #include <numbers>
 
@@ -183,20 +184,37 @@ bool any_rank(Communicator& comm, bool mine) {
 // Whether any rank was asked to stop (SIGINT / SIGTERM), so that all stop after the same step.
 bool stop_everywhere(Communicator& comm) { return any_rank(comm, g_stop.load()); }
 
-// Every rank waits here until rank 0 is done with work it does alone (an evaluation, a
-// checkpoint), without the collective timeout: that timeout is for a rank that stopped or died,
-// not for rank 0's work of unknown length (a whole validation set on the CPU may take longer).
-void wait_for_rank0(Communicator& comm) {
-  if (comm.size() == 1) return;
+// Work that rank 0 does alone (an evaluation, a checkpoint) while the other ranks wait, without
+// the collective timeout: that timeout is for a rank that stopped or died, not for rank 0's work
+// of unknown length (a whole validation set on the CPU may take longer). An error in it reaches
+// every rank (rank 0 rethrows it, the others throw too), where it left them waiting for ever.
+template <class Work>
+void on_rank0_alone(Communicator& comm, Work&& work) {
+  if (comm.size() == 1) {
+    work();
+    return;
+  }
+  std::exception_ptr error;
+  if (comm.rank() == 0) {
+    try {
+      work();
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
   const double limit = comm.timeout();
   comm.set_timeout(0);
+  bool failed = false;
   try {
-    comm.barrier();
+    failed = any_rank(comm, error != nullptr);
   } catch (...) {
     comm.set_timeout(limit);
     throw;
   }
   comm.set_timeout(limit);
+  if (error) std::rethrow_exception(error);
+  PIT_CHECK(!failed, "rank 0 failed in an evaluation or a checkpoint (its error is in its output); this rank stops "
+            "too");
 }
 
 }  // namespace
@@ -218,16 +236,24 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   r.train_data = make_train_loader(c, comm.rank(), comm.size());
   r.valid_data = make_valid_loader(c);
   nn::ModelOptions model = model_options(c, *r.train_data, r.compute);
+  check_valid_fits(c, *r.valid_data, model);
   model.expert_comm = layout.expert_comm.get();
   r.model = nn::make_model(model);
   const bool sharded = layout.expert_comm != nullptr;  // then every rank evaluates and saves alike
-  const bool saves_here = lead || sharded;             // evaluates and writes checkpoints
   SparseStats sparsity(c, *r.model, &comm);  // sparse layers, before the move and the optimizer
   r.model->to(device);
   r.optimizer = make_optimizer(c, *r.model);
   const optim::LrSchedule schedule = make_schedule(c);
   r.scaler = make_loss_scaler(c, r.compute);
 
+  // A fresh run into a folder that holds another run's checkpoints would mix with them: its
+  // checkpoints of the same steps overwritten, its own pruned in favour of the other's higher
+  // steps, and --resume then taking up the other run.
+  if (!opt.resume) {
+    const bool earlier = any_rank(comm, latest_checkpoint(c.checkpoint_dir()).found());
+    PIT_CHECK(!earlier, "the checkpoint folder ", c.checkpoint_dir(), " holds checkpoints of an earlier run; continue "
+              "it with --resume, start afresh in another folder (--set run.out_dir=DIR), or delete the folder");
+  }
   int64_t step = 0;
   if (opt.resume) {
     std::string path = opt.resume_path;
@@ -341,30 +367,37 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
     const auto pause_start = std::chrono::steady_clock::now();
     const bool eval_now = !last && c.run.eval_every > 0 && step % c.run.eval_every == 0;
     const bool save_now = !last && c.checkpoint.every > 0 && step % c.checkpoint.every == 0;
-    if (saves_here && eval_now) r.eval(step, c.run.eval_batches, metrics);
-    if (saves_here && save_now) result.checkpoint = r.save(step);
-    if (!sharded && (eval_now || save_now)) wait_for_rank0(comm);
+    const auto pause = [&] {
+      if (eval_now) r.eval(step, c.run.eval_batches, metrics);
+      if (save_now) result.checkpoint = r.save(step);
+    };
+    if (sharded && (eval_now || save_now)) pause();  // sharded experts: every rank, together
+    else if (eval_now || save_now) on_rank0_alone(comm, pause);
     window_start += std::chrono::steady_clock::now() - pause_start;
   }
 
   result.steps_done = step;
   result.interrupted = step < c.run.steps;
-  if (result.interrupted) {
+  // The last checkpoint, then (a whole run) the final evaluation over run.final_eval_batches
+  // batches (0: the whole validation set): the checkpoint first, so that an evaluation that fails
+  // loses no training. On rank 0 (sharded experts: every rank, together); the others learn the
+  // evaluation's result.
+  Tensor e = zeros({2}, DType::f64);
+  const auto finish = [&] {
+    if (step > first_step) result.checkpoint = r.save(step);
+    if (result.interrupted) return;
+    const EvalResult er = r.eval(step, c.run.final_eval_batches, metrics);
+    e = from_vector(std::vector<double>{er.loss, er.accuracy}, {2});
+  };
+  if (result.interrupted)
     std::fprintf(opt.out, "pit-train: stopped at step %lld; resume with --resume\n", static_cast<long long>(step));
-  } else {
-    // The final evaluation covers run.final_eval_batches batches (0: the whole validation set),
-    // on rank 0; the others learn its result.
-    Tensor e = zeros({2}, DType::f64);
-    if (saves_here) {  // sharded experts: every rank runs the same batches together
-      const EvalResult er = r.eval(step, c.run.final_eval_batches, metrics);
-      e = from_vector(std::vector<double>{er.loss, er.accuracy}, {2});
-    }
-    if (!sharded) wait_for_rank0(comm);
+  if (sharded) finish();
+  else on_rank0_alone(comm, finish);
+  if (!result.interrupted) {
     comm.broadcast(e, 0);
     result.eval_loss = e.to_vector<double>()[0];
     result.eval_accuracy = e.to_vector<double>()[1];
   }
-  if (saves_here && step > first_step) result.checkpoint = r.save(step);
   std::fprintf(opt.out, "pit-train: %lld steps in %s\n", static_cast<long long>(step - first_step),
                format_duration(seconds_since(run_start)).c_str());
   return result;

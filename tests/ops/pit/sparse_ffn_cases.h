@@ -86,7 +86,9 @@ void run_sparse_ffn_cases(Device dev, const std::vector<DType>& dtypes, Fuses&& 
         return out;
       };
       const ops::SparseLayer fc{Variable(v1), Variable(b1), l1}, proj{Variable(v2), Variable(b2), l2};
-      EXPECT_EQ(ops::sparse_relu_ffn_fuses(x, fc, proj), fuses(c, dt)) << what;
+      // A random pattern at a density below 1 may come out empty: no values for the kernels to read.
+      const bool patterns = l1.entries > 0 && l2.entries > 0;
+      EXPECT_EQ(ops::sparse_relu_ffn_fuses(x, fc, proj), patterns && fuses(c, dt)) << what;
       const std::vector<Tensor> got = run(false), pair = run(true);
       const char* names[] = {"y", "dx", "dW1 values", "db1", "dW2 values", "db2", "dense dW1", "dense dW2"};
       const double tol = tol_for(dt);

@@ -13,8 +13,9 @@ using namespace pit;
 namespace {
 
 bool bits_way(const test::FfnCase& c, DType dt) {
-  // An empty pattern has no values for the kernels to read: the pair (which writes zeros or the bias).
-  // proj's dx applies the bits: 64 x 64 blocks too, and dy's rows (its outputs) in 16-byte units.
+  // An empty pattern has no values for the kernels to read: the pair (which writes zeros or the bias;
+  // the cases also check the patterns drawn). proj's dx applies the bits: 64 x 64 blocks too, and
+  // dy's rows (its outputs) in 16-byte units.
   const sparse::MicroTile block{64, 64};
   return c.tile == block && c.proj() == block && c.out % 8 == 0 && c.density > 0 &&
          (dt == DType::bf16 || dt == DType::f16);

@@ -265,6 +265,14 @@ TEST_F(trainer_config_errors, NesterovNeedsMomentum) {
                         "(--set optim.momentum=0): Nesterov momentum needs optim.momentum > 0");
 }
 
+TEST_F(trainer_config_errors, ExpertsNeedABlockToLiveIn) {
+  // moe_every beyond the blocks: no MoE layer, so experts would be ignored in silence.
+  expect_error_contains(loading(kMinimal, {"model.n_layers=1", "model.experts=8", "model.moe_every=2"}),
+                        "model.moe_every (2) exceeds model.n_layers (1), so no block would get an MoE layer");
+  EXPECT_NO_THROW(loading(kMinimal, {"model.n_layers=2", "model.experts=8", "model.moe_every=2"})());
+  EXPECT_NO_THROW(loading(kMinimal, {"model.n_layers=1", "model.experts=0", "model.moe_every=2"})());
+}
+
 TEST_F(trainer_config_errors, SparseKeysAcrossTheirSection) {
   expect_error_contains(loading(kMinimal, {"model.sparse_activation=true"}),
                         "model.sparse_activation skips the zeros of a ReLU: set model.activation: relu");

@@ -125,6 +125,30 @@ TEST_F(DataParallelRanksTest, RankZerosLongEvaluationIsNotATimeout) {
   EXPECT_TRUE(std::isfinite(r.eval_loss));
 }
 
+// A checkpoint that fails on rank 0 (which saves alone while the others wait without a timeout)
+// fails every rank: the others used to wait in the barrier for ever, and the job with them.
+TEST_F(DataParallelRanksTest, RankZerosFailedCheckpointStopsEveryRank) {
+  Communicator& comm = world();
+  ASSERT_GT(comm.size(), 1) << "registered to run under mpirun";
+  if (comm.rank() == 0)
+    set_checkpoint_save_hook([](const std::string& stage) {
+      if (stage == "entries") PIT_THROW("the disk is full (test)");
+    });
+  std::string message;
+  try {
+    train(lm("failed_save", 12), {.out = log_, .comm = &comm});
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  set_checkpoint_save_hook({});
+  if (comm.rank() == 0) {
+    EXPECT_NE(message.find("the disk is full (test)"), std::string::npos) << message;
+  } else {
+    EXPECT_NE(message.find("rank 0 failed in an evaluation or a checkpoint"), std::string::npos) << message;
+  }
+  comm.barrier();
+}
+
 TEST_F(DataParallelRanksTest, TheGlobalBatchMustSplitOverTheRanks) {
   Communicator& comm = world();
   ASSERT_GT(comm.size(), 1) << "registered to run under mpirun";

@@ -227,6 +227,25 @@ TEST_F(TrainTest, ErrorsNameTheProblemAndTheFix) {
   train(config_from_yaml(lm_yaml(10), "lm.yaml"), {.out = log_});
   const Config wider = config_from_yaml(lm_yaml(20), "lm.yaml", {"model.d_model=64"});
   test::expect_error_contains([&] { train(wider, {.resume = true, .out = log_}); }, "model.d_model");
+  // A fresh run where an earlier one left checkpoints: it would mix with them.
+  test::expect_error_contains([&] { train(config_from_yaml(lm_yaml(10), "lm.yaml"), {.out = log_}); },
+                              "holds checkpoints of an earlier run; continue it with --resume");
+}
+
+TEST_F(TrainTest, TheValidationFileMustFitTheModelBeforeTraining) {
+  // Found at the start, not at the first (or the final) evaluation after all the training.
+  Tensor wide = Tensor::empty({600}, DType::u8);
+  for (int64_t i = 0; i < 600; ++i) wide.data<uint8_t>()[i] = static_cast<uint8_t>(i % 64);
+  const std::string wide_valid = (dir_ / "wide_valid.h5").string();
+  data::write_token_file(wide_valid, wide, 64);
+  test::expect_error_contains(
+      [&] { train(config_from_yaml(lm_yaml(5), "lm.yaml", {"data.valid=" + wide_valid}), {.out = log_}); },
+      "has a vocabulary of 64 tokens but model.vocab_size is 16");
+  const std::string images = image_file("img.h5", 64);
+  test::expect_error_contains(
+      [&] { train(config_from_yaml(lm_yaml(5), "lm.yaml", {"data.valid=" + images}), {.out = log_}); },
+      "holds images but data.train");
+  EXPECT_FALSE(fs::exists(dir_ / "run" / "checkpoints")) << "nothing trained";
 }
 
 }  // namespace
