@@ -59,8 +59,12 @@ Tensor top_tiles(const Tensor& scores, int64_t keep) {
   return to_mask(on, scores.shape(), scores.device());
 }
 
+float sparse_uniform(uint64_t seed, uint64_t stream, uint64_t i) {
+  return uniform_from_bits(philox4x32_10(i / 4, stream, seed).v[i % 4]);
+}
+
 MaskUpdate drop_and_grow(const Tensor& mask, const Tensor& weight_scores, int64_t drop, Grow grow,
-                         const Tensor& grow_scores, uint64_t seed, uint64_t offset) {
+                         const Tensor& grow_scores, uint64_t seed, uint64_t stream) {
   check_scores(weight_scores, "the weight scores");
   PIT_CHECK(mask.defined() && mask.shape() == weight_scores.shape(), "drop_and_grow: the mask and the weight scores ",
             "must have the same [tile_rows, tile_cols] shape");
@@ -85,9 +89,13 @@ MaskUpdate drop_and_grow(const Tensor& mask, const Tensor& weight_scores, int64_
     order_by_score(candidates, host_f32(grow_scores), /*largest=*/true);
   } else {  // a Philox-keyed partial Fisher-Yates shuffle: the same on every machine
     for (int64_t i = 0; i < drop; ++i) {
-      const auto span = static_cast<int64_t>(candidates.size()) - i;
-      const auto j = i + std::min<int64_t>(span - 1, static_cast<int64_t>(philox_uniform(seed, offset, static_cast<uint64_t>(i)) *
-                                                                          static_cast<float>(span)));
+      const auto span = static_cast<uint64_t>(candidates.size()) - static_cast<uint64_t>(i);
+      // 64 random bits (two lanes of a block): every candidate reachable, the modulo's bias below
+      // 2^-32 for any span up to 2^32.
+      const Philox4x32 r = philox4x32_10(static_cast<uint64_t>(i) / 2, stream, seed);
+      const unsigned lane = 2 * static_cast<unsigned>(i % 2);
+      const uint64_t bits = (static_cast<uint64_t>(r.v[lane]) << 32) | r.v[lane + 1];
+      const auto j = i + static_cast<int64_t>(bits % span);
       std::swap(candidates[static_cast<size_t>(i)], candidates[static_cast<size_t>(j)]);
     }
   }

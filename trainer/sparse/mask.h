@@ -27,13 +27,26 @@ struct MaskUpdate {
   int64_t dropped = 0, grown = 0;
 };
 
+// The sparsifier's random draws: Philox keyed by the run's seed on counters of their own, the
+// high word of the counter naming the stream (what is drawn, at which update step, for which
+// layer). The model's initialisation and dropout count with a high word of 0, so no mask draw
+// repeats a draw of the weights it masks (1x1 units kept would otherwise be exactly the largest
+// initial weights), and no two layers or updates share draws.
+enum class SparseDraw : uint64_t { initial_mask = 1, growth = 2 };
+inline uint64_t sparse_stream(SparseDraw what, uint64_t step, uint64_t layer) {
+  return (static_cast<uint64_t>(what) << 56) | ((step & 0xFFFFFFFFFFull) << 16) | (layer & 0xFFFFull);
+}
+// Element i of a uniform draw in [0, 1) (24 bits) of stream `stream`.
+float sparse_uniform(uint64_t seed, uint64_t stream, uint64_t i);
+
 // Drops the `drop` active tiles of `mask` with the smallest weight_scores and grows as many tiles
 // that are inactive after the drop (a tile just dropped may come back, as in RigL): those of
-// largest grow_scores (Grow::gradient), or drawn uniformly with Philox(seed, offset) (Grow::random;
-// grow_scores unused). The number of active tiles is unchanged. drop is clamped to the active
-// tiles and to the inactive ones.
+// largest grow_scores (Grow::gradient), or drawn uniformly (Grow::random; grow_scores unused) by a
+// shuffle on 64-bit draws of Philox(seed) in stream `stream` (every candidate reachable, however
+// many). The number of active tiles is unchanged. drop is clamped to the active tiles and to the
+// inactive ones.
 MaskUpdate drop_and_grow(const Tensor& mask, const Tensor& weight_scores, int64_t drop, Grow grow,
-                         const Tensor& grow_scores, uint64_t seed = 0, uint64_t offset = 0);
+                         const Tensor& grow_scores, uint64_t seed = 0, uint64_t stream = 0);
 
 // A tile mask expanded to the weight's elements: bool [rows, cols] on the mask's device.
 Tensor expand_tiles(const Tensor& tile_mask, int64_t rows, int64_t cols, int64_t tr, int64_t tc);

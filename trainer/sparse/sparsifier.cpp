@@ -120,7 +120,8 @@ Sparsifier::Sparsifier(nn::Module& model, const SparsifierOptions& o, Communicat
     nn::SparseLinear& s = *layers_[i].second->sparse();
     const Shape shape = s.tile_mask().shape();
     std::vector<float> score(static_cast<size_t>(shape_numel(shape)));
-    for (size_t j = 0; j < score.size(); ++j) score[j] = philox_uniform(o.seed, i, j);
+    const uint64_t stream = sparse_stream(SparseDraw::initial_mask, 0, i);
+    for (size_t j = 0; j < score.size(); ++j) score[j] = sparse_uniform(o.seed, stream, j);
     s.set_tile_mask(top_tiles(from_vector(score, shape), units_to_keep(d[i], s.total_units())).to(s.values().device()));
   }
 }
@@ -138,8 +139,9 @@ void Sparsifier::before_step(int64_t step) {
   for (auto& [path, linear] : layers_) linear->sparse()->request_dense_grad(want);
 }
 
-MaskChanges Sparsifier::after_step(int64_t step, optim::Optimizer& optimizer) {
+MaskChanges Sparsifier::after_step(int64_t step, optim::Optimizer& optimizer, bool gradients_finite) {
   if (!is_update_step(step)) return {};
+  if (o_.method == Method::rigl && !gradients_finite) return {};
   return o_.method == Method::magnitude ? prune_by_magnitude(step, optimizer) : drop_and_grow_all(step, optimizer);
 }
 
@@ -200,7 +202,7 @@ MaskChanges Sparsifier::drop_and_grow_all(int64_t step, optim::Optimizer& optimi
     const int64_t drop = std::llround(fraction * static_cast<double>(layer.kept_units()));
     const MaskUpdate u = drop_and_grow(layer.tile_mask(), layer.unit_norms(), drop,
                                        o_.method == Method::rigl ? Grow::gradient : Grow::random, grow_scores, o_.seed,
-                                       static_cast<uint64_t>(step) * layers_.size() + i);
+                                       sparse_stream(SparseDraw::growth, static_cast<uint64_t>(step), i));
     layer.request_dense_grad(false);
     out.changed += u.dropped + u.grown;
     if (u.dropped == 0) continue;

@@ -75,8 +75,10 @@ class Sparsifier {
   // `step` updates the masks.
   void before_step(int64_t step);
   // After the optimizer's step `step`: updates the masks when the schedule says so and re-lays
-  // out the optimizer's state of every changed layer.
-  MaskChanges after_step(int64_t step, optim::Optimizer& optimizer);
+  // out the optimizer's state of every changed layer. RigL skips an update whose gradients are
+  // not finite (`gradients_finite` false: a loss scaler's overflow, the step itself skipped):
+  // growing from inf / NaN scores would pick arbitrary units.
+  MaskChanges after_step(int64_t step, optim::Optimizer& optimizer, bool gradients_finite = true);
 
   std::vector<LayerSparsity> layers() const;
   double sparsity() const;       // pruned weights / weights over the sparse layers

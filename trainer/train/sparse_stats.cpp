@@ -65,9 +65,9 @@ void SparseStats::before_step(int64_t step) {
   if (sparsifier_) sparsifier_->before_step(step);
 }
 
-void SparseStats::after_step(int64_t step, optim::Optimizer& optimizer) {
+void SparseStats::after_step(int64_t step, optim::Optimizer& optimizer, bool overflow) {
   if (!sparsifier_) return;
-  const sparse_train::MaskChanges ch = sparsifier_->after_step(step, optimizer);
+  const sparse_train::MaskChanges ch = sparsifier_->after_step(step, optimizer, !overflow);
   updates_ += ch.updated;
   changes_ += ch.changed;
 }

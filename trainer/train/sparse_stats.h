@@ -27,7 +27,7 @@ class SparseStats {
   bool active() const { return sparsifier_ != nullptr; }
   void print_header(std::FILE* out) const;  // the method and each sparse layer
   void before_step(int64_t step);
-  void after_step(int64_t step, optim::Optimizer& optimizer);
+  void after_step(int64_t step, optim::Optimizer& optimizer, bool overflow = false);
   // At a log step: sparsity, flops_saved, mask_updates and mask_changes of the window and
   // density/<layer> into `rec`; returns " | sparsity S%" for the progress line.
   std::string flush(MetricsRecord& rec);

@@ -326,7 +326,7 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
       ++skipped;
     }
     if (r.scaler) r.scaler->update(overflow);
-    sparsity.after_step(step, *r.optimizer);  // mask updates, with the step's gradients
+    sparsity.after_step(step, *r.optimizer, overflow);  // mask updates, with the step's gradients (RigL: finite ones)
     r.optimizer->zero_grad();
     const Tensor l = loss.data().to(DType::f32);
     loss_sum = loss_sum.defined() ? kernels::binary(BinaryOp::add, loss_sum, l) : l.clone();
