@@ -47,8 +47,8 @@ void check_grad(const Tensor& grad, const Variable& target, const std::string& f
 // ---- Node -------------------------------------------------------------------------------------
 
 Node::Node(std::string name, std::vector<Variable> inputs, size_t num_outputs, BackwardFn backward)
-    : name_(std::move(name)), sequence_(g_tape_position.fetch_add(1, std::memory_order_relaxed)), inputs_(std::move(inputs)),
-      grad_outputs_(num_outputs), owned_(num_outputs, false), backward_(std::move(backward)) {}
+    : name_(std::move(name)), sequence_(g_tape_position.fetch_add(1, std::memory_order_relaxed)),
+      inputs_(std::move(inputs)), grad_outputs_(num_outputs), owned_(num_outputs, false), backward_(std::move(backward)) {}
 
 void Node::accumulate_grad_output(size_t index, const Tensor& grad) {
   bool owned = owned_[index];
@@ -185,51 +185,47 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
 
   // A backward that throws part way (a closure, a hook) leaves no gradient behind in the nodes it
   // did not reach, for a later backward through a retained graph to add to.
-  struct ClearOnThrow {
-    const std::vector<Node*>& nodes;
-    bool done = false;
-    ~ClearOnThrow() {
-      if (!done)
-        for (Node* n : nodes) n->take_grad_outputs();
-    }
-  } clear_on_throw{order};
-  grad_fn()->accumulate_grad_output(output_index(), grad);
-  for (Node* node : order) {
-    std::vector<Tensor> grad_outputs = node->take_grad_outputs();
-    const bool any = std::any_of(grad_outputs.begin(), grad_outputs.end(),
-                                 [](const Tensor& t) { return t.defined(); });
-    std::vector<Tensor> grad_inputs;
-    if (any) {
-      grad_inputs = node->apply(grad_outputs);
-      // Dropped before the inputs get theirs: a gradient handed on as a view of the node's output
-      // gradient (transpose, reshape) then owns its storage alone and reaches a leaf uncopied.
-      grad_outputs.clear();
-      PIT_CHECK(grad_inputs.size() == node->inputs().size(), "backward of '", node->name(),
-                "' returned ", grad_inputs.size(), " gradients for ", node->inputs().size(),
-                " inputs");
-    }
-    for (size_t i = 0; i < node->inputs().size(); ++i) {
-      const Variable& in = node->inputs()[i];
-      if (!in.defined()) continue;
-      // Moved out, so that the engine holds no second reference to a leaf's gradient: leaf_done
-      // copies it only where something else shares its storage (it used to copy every leaf's
-      // gradient, 1 GB a step for the experts of the MoE benchmark).
-      Tensor g = any ? std::move(grad_inputs[i]) : Tensor();
-      if (g.defined()) check_grad(g, in, node->name());
-      if (in.is_leaf()) {
-        VariableState* leaf = in.state().get();
-        if (g.defined()) {
-          auto& [slot, owned] = leaf_grads[leaf];
-          accumulate(slot, g.device() == in.device() ? std::move(g) : g.to(in.device()), owned);
-        }
-        if (--leaf_uses[leaf] == 0 && leaf_grads.count(leaf)) leaf_done(leaf);
-      } else if (g.defined()) {
-        in.grad_fn()->accumulate_grad_output(static_cast<size_t>(in.output_index()), g);
+  try {
+    grad_fn()->accumulate_grad_output(output_index(), grad);
+    for (Node* node : order) {
+      std::vector<Tensor> grad_outputs = node->take_grad_outputs();
+      const bool any = std::any_of(grad_outputs.begin(), grad_outputs.end(),
+                                   [](const Tensor& t) { return t.defined(); });
+      std::vector<Tensor> grad_inputs;
+      if (any) {
+        grad_inputs = node->apply(grad_outputs);
+        // Dropped before the inputs get theirs: a gradient handed on as a view of the node's output
+        // gradient (transpose, reshape) then owns its storage alone and reaches a leaf uncopied.
+        grad_outputs.clear();
+        PIT_CHECK(grad_inputs.size() == node->inputs().size(), "backward of '", node->name(),
+                  "' returned ", grad_inputs.size(), " gradients for ", node->inputs().size(),
+                  " inputs");
       }
+      for (size_t i = 0; i < node->inputs().size(); ++i) {
+        const Variable& in = node->inputs()[i];
+        if (!in.defined()) continue;
+        // Moved out, so that the engine holds no second reference to a leaf's gradient: leaf_done
+        // copies it only where something else shares its storage (it used to copy every leaf's
+        // gradient, 1 GB a step for the experts of the MoE benchmark).
+        Tensor g = any ? std::move(grad_inputs[i]) : Tensor();
+        if (g.defined()) check_grad(g, in, node->name());
+        if (in.is_leaf()) {
+          VariableState* leaf = in.state().get();
+          if (g.defined()) {
+            auto& [slot, owned] = leaf_grads[leaf];
+            accumulate(slot, g.device() == in.device() ? std::move(g) : g.to(in.device()), owned);
+          }
+          if (--leaf_uses[leaf] == 0 && leaf_grads.count(leaf)) leaf_done(leaf);
+        } else if (g.defined()) {
+          in.grad_fn()->accumulate_grad_output(static_cast<size_t>(in.output_index()), g);
+        }
+      }
+      if (!retain_graph) node->release();
     }
-    if (!retain_graph) node->release();
+  } catch (...) {
+    for (Node* n : order) n->take_grad_outputs();
+    throw;
   }
-  clear_on_throw.done = true;
 }
 
 }  // namespace pit

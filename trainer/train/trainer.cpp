@@ -254,6 +254,11 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
     PIT_CHECK(!earlier, "the checkpoint folder ", c.checkpoint_dir(), " holds checkpoints of an earlier run; continue "
               "it with --resume, start afresh in another folder (--set run.out_dir=DIR), or delete the folder");
   }
+  // Evaluations and checkpoints: on rank 0 alone, or with sharded experts on every rank together.
+  const auto evaluate_and_save = [&](auto&& work) {
+    if (sharded) work();
+    else on_rank0_alone(comm, work);
+  };
   int64_t step = 0;
   if (opt.resume) {
     std::string path = opt.resume_path;
@@ -367,12 +372,11 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
     const auto pause_start = std::chrono::steady_clock::now();
     const bool eval_now = !last && c.run.eval_every > 0 && step % c.run.eval_every == 0;
     const bool save_now = !last && c.checkpoint.every > 0 && step % c.checkpoint.every == 0;
-    const auto pause = [&] {
-      if (eval_now) r.eval(step, c.run.eval_batches, metrics);
-      if (save_now) result.checkpoint = r.save(step);
-    };
-    if (sharded && (eval_now || save_now)) pause();  // sharded experts: every rank, together
-    else if (eval_now || save_now) on_rank0_alone(comm, pause);
+    if (eval_now || save_now)
+      evaluate_and_save([&] {
+        if (eval_now) r.eval(step, c.run.eval_batches, metrics);
+        if (save_now) result.checkpoint = r.save(step);
+      });
     window_start += std::chrono::steady_clock::now() - pause_start;
   }
 
@@ -391,8 +395,7 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   };
   if (result.interrupted)
     std::fprintf(opt.out, "pit-train: stopped at step %lld; resume with --resume\n", static_cast<long long>(step));
-  if (sharded) finish();
-  else on_rank0_alone(comm, finish);
+  evaluate_and_save(finish);
   if (!result.interrupted) {
     comm.broadcast(e, 0);
     result.eval_loss = e.to_vector<double>()[0];
