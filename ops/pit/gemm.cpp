@@ -3,6 +3,7 @@
 // (ops/pit/cpu) or the CUDA kernels (ops/pit/cuda/gemm.h) on the current stream.
 #include "ops/pit/gemm.h"
 
+#include <cstdint>
 #include <string>
 
 #include "ops/kernels.h"
@@ -357,6 +358,14 @@ bool relu_bits_take(const Tensor& x, const BlockListIndex& v) {
   (void)v;
   return false;
 #endif
+}
+
+bool relu_bits_pair_takes(const Tensor& x, const BlockListIndex& v, const BlockListIndex& p) {
+  const Tensor& pv = p.values;
+  return relu_bits_take(x, v) && p.cols == v.rows && p.block == 64 && p.rows % 8 == 0 && pv.defined() &&
+         pv.dtype() == v.values.dtype() && pv.numel() > 0 && pv.numel() / 64 < INT32_MAX &&
+         reinterpret_cast<uintptr_t>(pv.data_ptr()) % 16 == 0 && p.t_offsets.defined() && p.t_rows.defined() &&
+         p.t_pos.defined();
 }
 
 Tensor block_linear_relu_bits(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias) {

@@ -135,6 +135,11 @@ BlockListIndex transposed_blocks(const BlockListIndex& v);
 //   dx (f32 [P.cols]): the bias b's gradient. Needs P's transposed lists (block_linear_dx) and dy
 //   16-byte aligned, as x.
 bool relu_bits_take(const Tensor& x, const BlockListIndex& v);
+// Whether both halves run for x, fc's blocks v and the next layer's blocks p (p.cols == v.rows),
+// its backward's dy [T, p.rows] being contiguous and 16-byte aligned: relu_bits_take(x, v), and p
+// of v's dtype, 64 x 64 blocks, 16-byte aligned, with its transposed lists and a multiple of 8
+// outputs (dy's rows are read in 16-byte units).
+bool relu_bits_pair_takes(const Tensor& x, const BlockListIndex& v, const BlockListIndex& p);
 Tensor block_linear_relu_bits(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias = {});
 Tensor block_linear_dx_relu_bits(const Tensor& dy, const BlockListIndex& p, const Tensor& mask, Tensor& dx);
 

@@ -28,17 +28,11 @@ bool pair_forced() {
 }  // namespace
 
 bool sparse_relu_ffn_fuses(const Tensor& x2, const SparseLayer& fc, const SparseLayer& proj) {
-  // proj's dx kernel applies the bits: it needs blocks to read, 16-byte aligned (an empty proj
-  // pattern with a non-empty fc takes the pair, whose proj writes its bias alone), of the 64 x 64
-  // kernels with their transposed lists, and dy's rows (proj's outputs) in 16-byte units. The
-  // forward would run without the last two (block_linear falls back), but the backward not.
-  const Tensor& v2 = proj.values.data();
-  if (pair_forced() || !blocks_only(fc.layout) || !blocks_only(proj.layout) || x2.dim() != 2 || x2.size(0) == 0 ||
-      fc.values.dtype() != v2.dtype() || v2.numel() == 0 || reinterpret_cast<uintptr_t>(v2.data_ptr()) % 16 != 0)
+  // An empty proj pattern with a non-empty fc takes the pair, whose proj writes its bias alone.
+  if (pair_forced() || !blocks_only(fc.layout) || !blocks_only(proj.layout) || x2.dim() != 2 || x2.size(0) == 0)
     return false;
-  const sparse::BlockListIndex& p2 = proj.layout.blocks;
-  return p2.block == 64 && p2.rows % 8 == 0 && p2.t_offsets.defined() && p2.t_rows.defined() && p2.t_pos.defined() &&
-         sparse::relu_bits_take(x2, sparse::blocks_with(fc.layout, fc.values.data()));
+  return sparse::relu_bits_pair_takes(x2, sparse::blocks_with(fc.layout, fc.values.data()),
+                                      sparse::blocks_with(proj.layout, proj.values.data()));
 }
 
 Variable sparse_relu_ffn(const Variable& x, const SparseLayer& fc, const SparseLayer& proj) {

@@ -6,6 +6,7 @@
 // tile norm is largest (RigL). Selections read the (small) score tensors back to the host once
 // and return masks on the scores' device; ties go to the lower tile index, so every rank of a
 // data-parallel run picks the same tiles from the same scores.
+#include <cstddef>
 #include <cstdint>
 
 #include "core/tensor.h"
@@ -33,6 +34,7 @@ struct MaskUpdate {
 // repeats a draw of the weights it masks (1x1 units kept would otherwise be exactly the largest
 // initial weights), and no two layers or updates share draws.
 enum class SparseDraw : uint64_t { initial_mask = 1, growth = 2 };
+inline constexpr size_t kMaxSparseLayers = size_t{1} << 16;  // the layer field's 16 bits
 inline uint64_t sparse_stream(SparseDraw what, uint64_t step, uint64_t layer) {
   return (static_cast<uint64_t>(what) << 56) | ((step & 0xFFFFFFFFFFull) << 16) | (layer & 0xFFFFull);
 }

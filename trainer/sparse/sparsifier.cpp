@@ -109,6 +109,9 @@ Sparsifier::Sparsifier(nn::Module& model, const SparsifierOptions& o, Communicat
     layers_.erase(layers_.end() - 1);
     layers_.erase(layers_.begin());
   }
+  PIT_CHECK(layers_.size() <= kMaxSparseLayers, "sparse.layers matches ", layers_.size(),
+            " Linear layers; the sparsifier's random streams name at most ", kMaxSparseLayers,
+            ": match fewer layers (a narrower pattern)");
   for (auto& [path, linear] : layers_) {
     shapes_.push_back({path, {linear->out_features(), linear->in_features()}, false});
     linear->sparsify(o.unit);

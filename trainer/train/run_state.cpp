@@ -1,6 +1,7 @@
 #include "trainer/train/run_state.h"
 
 #include <algorithm>
+#include <iterator>
 #include <sstream>
 
 #include "core/error.h"
@@ -11,7 +12,14 @@
 namespace pit::train {
 namespace {
 
-// Keys of `a` and `b` whose lines differ, among those starting with one of the prefixes.
+// The keys a resumed run must share with its checkpoint: those that shape the model's state (the
+// sparse layers' masks included) or the data's position. The rest (steps, learning rate, schedules,
+// logging) may change on resume.
+constexpr const char* kResumeKeys[] = {"model.",        "data.kind",      "data.batch_size",        "data.seq_len",
+                                       "sparse.method", "sparse.layers",  "sparse.unit",            "sparse.sparsity",
+                                       "sparse.budget", "sparse.dense_first_last"};
+
+// Keys of kResumeKeys whose lines in `a` and `b` differ.
 std::string differing_keys(const std::string& a, const std::string& b) {
   // resolved_yaml has one "key: value" per line, sections as "section:" lines: compare the
   // section-qualified lines.
@@ -32,9 +40,8 @@ std::string differing_keys(const std::string& a, const std::string& b) {
   const std::vector<std::string> la = lines(a), lb = lines(b);
   std::string out;
   for (const std::string& l : la) {
-    const bool relevant = l.starts_with("model.") || l.starts_with("data.kind") ||
-                          l.starts_with("data.batch_size") || l.starts_with("data.seq_len");
-    if (!relevant) continue;
+    if (std::none_of(std::begin(kResumeKeys), std::end(kResumeKeys), [&](const char* k) { return l.starts_with(k); }))
+      continue;
     if (std::find(lb.begin(), lb.end(), l) == lb.end()) out += (out.empty() ? "" : ", ") + l.substr(0, l.find(':'));
   }
   return out;
@@ -65,7 +72,7 @@ int64_t restore_run_state(const StateDict& whole, const std::string& path, const
             " holds no pit-train run state (no step or config); resume from a checkpoint that "
             "pit-train wrote");
   const std::string diff = differing_keys(config.resolved_yaml, s.strings.at("config"));
-  PIT_CHECK(diff.empty(), "checkpoint ", path, " was written with other model or data settings (",
+  PIT_CHECK(diff.empty(), "checkpoint ", path, " was written with other model, data or sparse settings (",
             diff, " differ); resume with the config it was written with (pit-train prints it with "
             "--print-config), or start a new run in another run.out_dir");
   const std::string optimizer = s.strings.count("optimizer") ? s.strings.at("optimizer") : "";

@@ -171,6 +171,21 @@ TEST_F(TrainTest, ResumedRigLRunEqualsUninterruptedRunExactly) {
   expect_exact_resume("", "sparse: {method: rigl, layers: [\"blocks/*/mlp/*\"], unit: 16x1, sparsity: 0.5, "
                           "update_every: 4, update_end: 25}\n");
 }
+// The masks in a checkpoint follow its sparse settings: a resume that changes them is refused
+// (the masks would stay at the checkpoint's sparsity), one that changes the update cadence is not.
+TEST_F(TrainTest, ResumeRefusesOtherSparseSettings) {
+  const std::string rigl = "sparse: {method: rigl, layers: [\"blocks/*/mlp/*\"], unit: 16x1, sparsity: 0.5}\n";
+  train(config_from_yaml(lm_yaml(10, "", rigl), "lm.yaml"), {.out = log_});
+  for (const char* changed : {"sparse.sparsity=0.75", "sparse.unit=32x1", "sparse.method=set", "sparse.layers=[\"*\"]"})
+    test::expect_error_contains(
+        [&] { train(config_from_yaml(lm_yaml(20, "", rigl), "lm.yaml", {changed}), {.resume = true, .out = log_}); },
+        std::string("was written with other model, data or sparse settings (") +
+            std::string(changed).substr(0, std::string(changed).find('=')));
+  const TrainResult r = train(config_from_yaml(lm_yaml(20, "", rigl), "lm.yaml", {"sparse.update_every=3"}),
+                              {.resume = true, .out = log_});
+  EXPECT_EQ(r.steps_done, 20);
+}
+
 TEST_F(TrainTest, ResumedGradualPruningRunEqualsUninterruptedRunExactly) {
   expect_exact_resume("", "sparse: {method: magnitude, unit: 16x1, sparsity: 0.6, start_step: 2, end_step: 20, "
                           "every: 3}\n");
