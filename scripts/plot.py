@@ -75,7 +75,7 @@ def plot_masks(plt, args):
     rows = (len(masks) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
     for ax, (layer, m) in zip(axes.flat, masks):
-        ax.imshow(m, cmap="Greys", interpolation="nearest", aspect="auto")
+        ax.imshow(m, cmap="Greys", vmin=0, vmax=1, interpolation="nearest", aspect="auto")  # black: kept
         ax.set_title(f"{layer}: {100.0 * m.mean():.1f}% of {m.size} units kept", fontsize=9)
         ax.set_xlabel("input (unit column)")
         ax.set_ylabel("output (unit row)")
