@@ -184,18 +184,20 @@ bool any_rank(Communicator& comm, bool mine) {
 // Whether any rank was asked to stop (SIGINT / SIGTERM), so that all stop after the same step.
 bool stop_everywhere(Communicator& comm) { return any_rank(comm, g_stop.load()); }
 
-// Work that rank 0 does alone (an evaluation, a checkpoint) while the other ranks wait, without
-// the collective timeout: that timeout is for a rank that stopped or died, not for rank 0's work
-// of unknown length (a whole validation set on the CPU may take longer). An error in it reaches
-// every rank (rank 0 rethrows it, the others throw too), where it left them waiting for ever.
+// An evaluation or a checkpoint: work of unknown length (a whole validation set on the CPU, a
+// large checkpoint on a slow disk) by rank 0 alone, or with sharded experts by every rank together
+// (rank 0 then writes the gathered checkpoint alone). The ranks wait for each other afterwards
+// without the collective timeout, which is for a rank that stopped or died, not for this work. An
+// error in it reaches every rank: the rank that failed rethrows it, the others throw too (before,
+// they waited for ever, or with sharded experts until the next step's collective timed out).
 template <class Work>
-void on_rank0_alone(Communicator& comm, Work&& work) {
+void evaluate_or_save(Communicator& comm, bool every_rank, Work&& work) {
   if (comm.size() == 1) {
     work();
     return;
   }
   std::exception_ptr error;
-  if (comm.rank() == 0) {
+  if (every_rank || comm.rank() == 0) {
     try {
       work();
     } catch (...) {
@@ -213,8 +215,8 @@ void on_rank0_alone(Communicator& comm, Work&& work) {
   }
   comm.set_timeout(limit);
   if (error) std::rethrow_exception(error);
-  PIT_CHECK(!failed, "rank 0 failed in an evaluation or a checkpoint (its error is in its output); this rank stops "
-            "too");
+  PIT_CHECK(!failed, every_rank ? "a rank" : "rank 0", " failed in an evaluation or a checkpoint (its error is in its "
+            "output); this rank stops too");
 }
 
 }  // namespace
@@ -255,10 +257,7 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
               "it with --resume, start afresh in another folder (--set run.out_dir=DIR), or delete the folder");
   }
   // Evaluations and checkpoints: on rank 0 alone, or with sharded experts on every rank together.
-  const auto evaluate_and_save = [&](auto&& work) {
-    if (sharded) work();
-    else on_rank0_alone(comm, work);
-  };
+  const auto evaluate_and_save = [&](auto&& work) { evaluate_or_save(comm, sharded, work); };
   int64_t step = 0;
   if (opt.resume) {
     std::string path = opt.resume_path;

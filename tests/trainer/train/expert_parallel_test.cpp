@@ -114,5 +114,26 @@ TEST_F(ExpertParallelRanksTest, CheckpointsHoldEveryExpertAndResumeOnAnotherNumb
   comm.barrier();
 }
 
+// With sharded experts every rank saves together and rank 0 writes the file alone. When that
+// write fails, every rank stops with an error at once (not at the next step's collective timeout).
+TEST_F(ExpertParallelRanksTest, RankZerosFailedCheckpointStopsEveryRank) {
+  Communicator& comm = world();
+  ASSERT_GT(comm.size(), 1) << "registered to run under mpirun";
+  if (comm.rank() == 0)
+    set_checkpoint_save_hook([](const std::string& stage) {
+      if (stage == "entries") PIT_THROW("the disk is full (test)");
+    });
+  std::string message;
+  try {
+    train(moe("failed_save", 12, comm.size()), {.out = log_, .comm = &comm});
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  set_checkpoint_save_hook({});
+  const std::string want = comm.rank() == 0 ? "the disk is full (test)" : "a rank failed in an evaluation or a checkpoint";
+  EXPECT_NE(message.find(want), std::string::npos) << message;
+  comm.barrier();
+}
+
 }  // namespace
 }  // namespace pit::train
