@@ -130,22 +130,9 @@ TEST_F(DataParallelRanksTest, RankZerosLongEvaluationIsNotATimeout) {
 TEST_F(DataParallelRanksTest, RankZerosFailedCheckpointStopsEveryRank) {
   Communicator& comm = world();
   ASSERT_GT(comm.size(), 1) << "registered to run under mpirun";
-  if (comm.rank() == 0)
-    set_checkpoint_save_hook([](const std::string& stage) {
-      if (stage == "entries") PIT_THROW("the disk is full (test)");
-    });
-  std::string message;
-  try {
-    train(lm("failed_save", 12), {.out = log_, .comm = &comm});
-  } catch (const Error& e) {
-    message = e.what();
-  }
-  set_checkpoint_save_hook({});
-  if (comm.rank() == 0) {
-    EXPECT_NE(message.find("the disk is full (test)"), std::string::npos) << message;
-  } else {
-    EXPECT_NE(message.find("rank 0 failed in an evaluation or a checkpoint"), std::string::npos) << message;
-  }
+  const std::string message = error_when_rank0_cannot_save(lm("failed_save", 12));
+  const std::string want = comm.rank() == 0 ? kDiskFull : "rank 0 failed in an evaluation or a checkpoint";
+  EXPECT_NE(message.find(want), std::string::npos) << message;
   comm.barrier();
 }
 

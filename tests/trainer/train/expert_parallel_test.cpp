@@ -119,18 +119,8 @@ TEST_F(ExpertParallelRanksTest, CheckpointsHoldEveryExpertAndResumeOnAnotherNumb
 TEST_F(ExpertParallelRanksTest, RankZerosFailedCheckpointStopsEveryRank) {
   Communicator& comm = world();
   ASSERT_GT(comm.size(), 1) << "registered to run under mpirun";
-  if (comm.rank() == 0)
-    set_checkpoint_save_hook([](const std::string& stage) {
-      if (stage == "entries") PIT_THROW("the disk is full (test)");
-    });
-  std::string message;
-  try {
-    train(moe("failed_save", 12, comm.size()), {.out = log_, .comm = &comm});
-  } catch (const Error& e) {
-    message = e.what();
-  }
-  set_checkpoint_save_hook({});
-  const std::string want = comm.rank() == 0 ? "the disk is full (test)" : "a rank failed in an evaluation or a checkpoint";
+  const std::string message = error_when_rank0_cannot_save(moe("failed_save", 12, comm.size()));
+  const std::string want = comm.rank() == 0 ? kDiskFull : "a rank failed in an evaluation or a checkpoint";
   EXPECT_NE(message.find(want), std::string::npos) << message;
   comm.barrier();
 }

@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "core/comm.h"
+#include "core/error.h"
 #include "core/tensor.h"
+#include "trainer/checkpoint/checkpoint.h"
 #include "trainer/config/config.h"
 #include "trainer/data/formats.h"
 #include "trainer/train/trainer.h"
@@ -63,6 +65,25 @@ class RankRunTest : public ::testing::Test {
         model_extra + "}\n"
         "optim: {lr: 1.0e-2" + optim_extra + "}\nschedule: {warmup_steps: 2}\ncheckpoint: {every: 10, keep: 3}\n" + extra;
     return config_from_yaml(yaml, "dp.yaml");
+  }
+
+  // Trains `c` on every rank while rank 0's checkpoint writes fail with kDiskFull; returns the
+  // error this rank stopped with ("" if none).
+  static constexpr const char* kDiskFull = "the disk is full (test)";
+  std::string error_when_rank0_cannot_save(const Config& c) {
+    Communicator& comm = world();
+    if (comm.rank() == 0)
+      set_checkpoint_save_hook([](const std::string& stage) {
+        if (stage == "entries") PIT_THROW(kDiskFull);
+      });
+    std::string message;
+    try {
+      train(c, {.out = log_, .comm = &comm});
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    set_checkpoint_save_hook({});
+    return message;
   }
 
   std::filesystem::path dir_;
