@@ -43,6 +43,9 @@ void copy_device_to_device(Tensor& dst, const Tensor& src) {
   const StreamRef stream = current_stream(dst.device());
   cuda::memcpy_d2d(staged.data_ptr(), dst.device().index, packed.data_ptr(), src.device().index,
                    staged.nbytes(), stream);
+  // packed (a temporary when src was packed, or src itself) returns to the source GPU's pool when
+  // it dies: the peer copy, queued on the destination's stream, must have read it by then.
+  stream.synchronize();
   cuda::copy_strided(dst.desc(), staged.desc(), stream);
 }
 
@@ -50,6 +53,9 @@ void copy_device_to_device(Tensor& dst, const Tensor& src) {
 
 Tensor& Tensor::copy_(const Tensor& src_in) {
   PIT_CHECK(defined() && src_in.defined(), "copy_: both tensors must be defined");
+  PIT_CHECK(src_in.numel() == 1 || !has_shared_elements(), "copy_: this tensor (shape ", shape_str(shape_),
+            ", strides ", shape_str(strides_), ") is a broadcast view whose elements share memory, so several "
+            "values would land in one element; copy into a contiguous() tensor");
   Tensor src = src_in.shape() == shape_ ? src_in : src_in.expand(shape_);
   if (numel() == 0) return *this;
   if (shares_storage(src)) src = src.clone();  // overlapping source and destination

@@ -22,6 +22,7 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
   PIT_CHECK(std::isfinite(start) && std::isfinite(end), "arange: bounds must be finite, got ",
             start, " and ", end);
   const double count = std::ceil((end - start) / step);
+  PIT_CHECK(count < 0x1p62, "arange(", start, ", ", end, ", ", step, "): ", count, " elements are too many");
   const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
   Tensor t = Tensor::empty({n}, dtype, device);
   if (n == 0) return t;

@@ -35,9 +35,15 @@ Shape contiguous_strides(const Shape& shape) {
 
 namespace {
 
-void check_shape(const Shape& shape, const char* what) {
+// Sizes not negative, and the elements (times itemsize: the bytes) countable in an int64.
+void check_shape(const Shape& shape, const char* what, int64_t itemsize = 1) {
   for (int64_t s : shape)
     PIT_CHECK(s >= 0, what, ": shape ", shape_str(shape), " has a negative size");
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return;
+  int64_t n = itemsize;
+  for (int64_t s : shape)
+    PIT_CHECK(!__builtin_mul_overflow(n, s, &n), what, ": shape ", shape_str(shape), " is too large (",
+              itemsize == 1 ? "its elements" : "its bytes", " do not fit in 63 bits)");
 }
 
 // Replaces one -1 in `shape` by the size that makes it hold `numel` elements.
@@ -58,6 +64,7 @@ Shape infer_shape(Shape shape, int64_t numel, const Shape& from) {
               " (", numel, " elements) as ", shape_str(shape));
     shape[infer] = numel / known;
   }
+  check_shape(shape, "view/reshape");  // a product that wraps could equal numel
   PIT_CHECK(shape_numel(shape) == numel, "cannot view/reshape shape ", shape_str(from), " (",
             numel, " elements) as ", shape_str(shape), " (", shape_numel(shape), " elements)");
   return shape;
@@ -101,7 +108,7 @@ Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, Shape strides, int
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  check_shape(shape, "empty");
+  check_shape(shape, "empty", static_cast<int64_t>(dtype_size(dtype)));
   const size_t nbytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
   return Tensor(Storage::allocate(nbytes, device, current_stream(device)), shape,
                 contiguous_strides(shape), 0, dtype);
@@ -211,7 +218,7 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
   start = clamp_index(start);
   end = std::max(clamp_index(end), start);
   Shape shape = shape_, strides = strides_;
-  shape[d] = (end - start + step - 1) / step;
+  shape[d] = end > start ? (end - start - 1) / step + 1 : 0;  // no overflow for a huge step
   strides[d] *= step;
   return Tensor(storage_, shape, strides, offset_ + start * strides_[d], dtype_);
 }
@@ -235,18 +242,20 @@ Tensor Tensor::expand(const Shape& shape) const {
   Shape out_shape(shape.size()), out_strides(shape.size());
   for (size_t i = 0; i < shape.size(); ++i) {
     if (i < lead) {  // new leading dims broadcast
-      PIT_CHECK(shape[i] >= 0, "expand: size -1 is not allowed for a new leading dim in ",
+      PIT_CHECK(shape[i] >= 0, "expand: size ", shape[i], " is not allowed for a new leading dim in ",
                 shape_str(shape));
       out_shape[i] = shape[i];
       out_strides[i] = 0;
       continue;
     }
+    PIT_CHECK(shape[i] >= -1, "expand: size ", shape[i], " in ", shape_str(shape), " is negative (-1 keeps a dim)");
     const int64_t have = shape_[i - lead], want = shape[i] == -1 ? have : shape[i];
     PIT_CHECK(have == want || have == 1, "expand: cannot expand shape ", shape_str(shape_), " to ",
               shape_str(shape), ": dim ", i, " has size ", have, ", which must be ", want, " or 1");
     out_shape[i] = want;
     out_strides[i] = have == want ? strides_[i - lead] : 0;
   }
+  check_shape(out_shape, "expand");
   return Tensor(storage_, out_shape, out_strides, offset_, dtype_);
 }
 

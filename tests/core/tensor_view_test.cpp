@@ -2,6 +2,7 @@
 // select, expand, squeeze, unsqueeze), strided copies, 0-d and zero-size tensors, dim errors.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "core/core.h"
@@ -445,6 +446,43 @@ TEST(TensorCopy, AddIntoABroadcastViewIsAnError) {
   EXPECT_FALSE(one.has_shared_elements());
   one.add_(ones({1, 4}));
   EXPECT_EQ(values(one), V(4, 1.0f));
+}
+
+TEST(TensorCopy, CopyIntoABroadcastViewIsAnError) {
+  // Several values would land in one element (a race on the GPU); one value is fine (fill_).
+  Tensor row = zeros({1, 4});
+  Tensor view = row.expand({3, 4});
+  expect_error_contains_all([&] { view.copy_(arange(0, 12).view({3, 4})); }, {"copy_", "broadcast view", "contiguous()"});
+  EXPECT_EQ(values(row), V(4, 0.0f));
+  view.fill_(2.0);
+  EXPECT_EQ(values(row), V(4, 2.0f));
+}
+
+// ---- sizes that do not fit --------------------------------------------------------------------
+
+TEST(TensorSizes, ShapesTooLargeToCountAreErrors) {
+  // 2^62 f32 elements are 2^64 bytes; (2^62 + 1) x 4 elements wrap to 4: both were a tiny buffer.
+  expect_error_contains_all([] { (void)Tensor::empty({int64_t{1} << 62}); }, {"empty", "too large", "bytes"});
+  expect_error_contains_all([] { (void)Tensor::empty({(int64_t{1} << 62) + 1, 4}, DType::u8); },
+                            {"empty", "too large", "elements"});
+  EXPECT_EQ(Tensor::empty({int64_t{1} << 62, 4, 0}).numel(), 0);  // a zero size: nothing to count
+  // A view whose product wraps to the tensor's size.
+  expect_error_contains([] { (void)zeros({4}).view({(int64_t{1} << 62) + 1, 4}); }, "too large");
+  expect_error_contains([] { (void)zeros({1, 1}).expand({int64_t{1} << 32, int64_t{1} << 32}); }, "too large");
+  expect_error_contains([] { (void)arange(0, 4.7e18); }, "too many");
+}
+
+TEST(TensorSizes, ExpandRefusesNegativeSizes) {
+  expect_error_contains_all([] { (void)ones({3, 1}).expand({3, -2}); }, {"expand", "-2", "negative"});
+  expect_error_contains_all([] { (void)ones({3}).expand({-3, 3}); }, {"expand", "-3", "new leading dim"});
+  EXPECT_EQ(ones({3, 1}).expand({-1, 5}).shape(), Shape({3, 5}));
+}
+
+TEST(TensorSizes, SliceWithAHugeStep) {
+  EXPECT_EQ(arange(0, 3).slice(0, 0, 3, INT64_MAX - 1).shape(), Shape({1}));
+  EXPECT_EQ(arange(0, 10).slice(0, 0, 10, INT64_MAX).shape(), Shape({1}));
+  EXPECT_EQ(arange(0, 10).slice(0, 4, 4, INT64_MAX).shape(), Shape({0}));
+  EXPECT_EQ(arange(0, 10).slice(0, 1, 10, 3).to_vector<float>(), (V{1, 4, 7}));
 }
 
 // ---- 0-d and zero-size tensors ---------------------------------------------------------------

@@ -54,6 +54,8 @@ class Parser {
         } else if (i_ < args_.size() && !args_[i_].starts_with("-")) {
           out_.resume_path = args_[i_++];  // the PATH is optional: take the next word unless an option
         }
+      } else if (name == "--help") {  // --help=VALUE: plain --help returned above
+        fail("--help takes no value");
       } else if (arg.starts_with("-")) {
         std::string msg = "unknown option " + name;
         if (const std::string near = closest_match(name, kOptions); !near.empty())

@@ -51,7 +51,7 @@ void add_data(Schema& s) {
       .string("train", required, "training set (HDF5 file)").non_empty().example("\"data/train.h5\"")
       .string("valid", required, "validation set (HDF5 file)").non_empty().example("\"data/valid.h5\"")
       .integer("batch_size", 32, "examples per batch").at_least(1)
-      .integer("seq_len", 256, "tokens: tokens per example").at_least(1)
+      .integer("seq_len", 256, "tokens: tokens per example").at_least(1).at_most(1 << 30)
       .boolean("shuffle", true, "shuffle the training set every epoch");
 }
 
@@ -117,7 +117,7 @@ void add_precision(Schema& s) {
 void add_checkpoint(Schema& s) {
   s.section("checkpoint", "checkpoints (HDF5) for exact resume")
       .integer("every", 0, "save every this many steps; 0: only at the end").at_least(0)
-      .integer("keep", 3, "how many recent checkpoints to keep").at_least(1)
+      .integer("keep", 3, "how many recent checkpoints to keep").at_least(1).at_most(1000000)
       .string("dir", "", "checkpoint folder; \"\" means <out_dir>/checkpoints");
 }
 

@@ -1,4 +1,5 @@
 // Tensor and string datasets.
+#include <cstdint>
 #include <optional>
 
 #include "trainer/io/hdf5_handle.h"
@@ -52,6 +53,15 @@ Stored inspect(hid_t dataset, const std::string& file, const std::string& object
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
   check_status(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr), file, object,
                "cannot get the shape of dataset");
+  const H5S_class_t space_class = H5Sget_simple_extent_type(space.get());
+  if (space_class != H5S_SIMPLE && space_class != H5S_SCALAR)  // a null dataspace holds nothing to read
+    PIT_THROW("HDF5: dataset '", object, "' in ", file, " holds no data (an empty dataspace); the file is "
+              "corrupt or was not written for pit");
+  int64_t elements = 1;  // a count that wraps would size a tiny buffer for the whole dataset
+  for (const hsize_t d : dims)
+    if (d > static_cast<hsize_t>(INT64_MAX) || __builtin_mul_overflow(elements, static_cast<int64_t>(d), &elements))
+      PIT_THROW("HDF5: dataset '", object, "' in ", file, " is too large to load (a dimension of ", d,
+                "); the file is corrupt or was not written for pit");
   out.info.shape.assign(dims.begin(), dims.end());
 
   Handle type = checked(H5Dget_type(dataset), file, object, "cannot get the type of dataset");

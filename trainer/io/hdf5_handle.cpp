@@ -93,6 +93,10 @@ Handle vlen_string_type() {
 
 std::string read_string_attribute(hid_t attr, const std::string& file, const std::string& object) {
   Handle type = checked(H5Aget_type(attr), file, object, "cannot get the type of attribute");
+  Handle space = checked(H5Aget_space(attr), file, object, "cannot get the shape of attribute");
+  const hssize_t count = H5Sget_simple_extent_npoints(space.get());
+  if (H5Tget_class(type.get()) == H5T_STRING && count != 1)  // H5Aread would write them all into one
+    PIT_THROW("HDF5: an attribute of '", object, "' in ", file, " holds ", count, " elements, not one string");
   return read_string_value(type.get(), file, object,
                            [&](hid_t mem, void* buf) { return H5Aread(attr, mem, buf); });
 }

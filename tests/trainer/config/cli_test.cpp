@@ -85,6 +85,7 @@ TEST(trainer_config_cli, ErrorsSayWhatIsWrong) {
                         "unexpected argument \"configs/moe.yaml\"; did you mean --config configs/moe.yaml?");
   expect_error_contains([] { parse({"--config", "a.yaml", "--print-config=yes"}); },
                         "--print-config takes no value");
+  expect_error_contains([] { parse({"--config", "a.yaml", "--help=1"}); }, "--help takes no value");
 }
 
 TEST(trainer_config_cli, UsageListsEveryOptionAndTheDocs) {

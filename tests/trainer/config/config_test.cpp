@@ -152,6 +152,11 @@ TEST(trainer_config_override, ErrorsNameTheOverrideNotAFileLine) {
   for (const char* bad : {"lr=1", "optim.lr", ".lr=1", "optim.=1"})
     expect_error_contains([&] { load_config(file, {bad}); },
                           "--set " + std::string(bad) + ": expected section.key=value");
+  // Counts that would overflow where they are used (an int, seq_len + 1) are out of range.
+  expect_error_contains([&] { load_config(file, {"checkpoint.keep=4294967297"}); },
+                        "checkpoint.keep: 4294967297 is out of range");
+  expect_error_contains([&] { load_config(file, {"data.seq_len=9223372036854775807"}); },
+                        "data.seq_len: 9223372036854775807 is out of range");
   // A file error and an override error are reported together.
   const std::string bad_file = dir.write("b.yaml", std::string(kMinimal) + "optim:\n  eps: 0\n");
   expect_error_contains_all([&] { load_config(bad_file, {"run.steps=0"}); },

@@ -187,6 +187,41 @@ TEST(Hdf5, ErrorsNameTheFileAndTheObject) {
   expect_error_contains([&] { file.exists("w"); }, "closed");
 }
 
+// Files other tools could write that pit cannot load: each an error naming the object, never a
+// read past a buffer (a string attribute of 64 values read into one; a dataset of 2^64 + 4
+// elements counted as 4) or a value that was never written (a null dataspace).
+TEST(Hdf5, MalformedObjectsAreErrors) {
+  test::ScratchDir dir;
+  const std::string path = dir.file("malformed.h5");
+  {
+    const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hid_t str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, 16);
+    const hsize_t n = 64;
+    const hid_t many = H5Screate_simple(1, &n, nullptr);
+    const hid_t attr = H5Acreate2(file, "format", str, many, H5P_DEFAULT, H5P_DEFAULT);
+    const std::vector<char> text(64 * 16, 'x');
+    H5Awrite(attr, str, text.data());
+    const hsize_t huge[2] = {(hsize_t{1} << 62) + 1, 4}, chunk[2] = {1, 4};  // 2^64 + 4 elements
+    const hid_t huge_space = H5Screate_simple(2, huge, nullptr);
+    const hid_t chunked = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(chunked, 2, chunk);
+    const hid_t big = H5Dcreate2(file, "big", H5T_STD_U8LE, huge_space, H5P_DEFAULT, chunked, H5P_DEFAULT);
+    const hid_t null_space = H5Screate(H5S_NULL);
+    const hid_t none = H5Dcreate2(file, "none", H5T_STD_I64LE, null_space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    for (const hid_t d : {big, none}) H5Dclose(d);
+    for (const hid_t sp : {many, huge_space, null_space}) H5Sclose(sp);
+    H5Pclose(chunked);
+    H5Aclose(attr);
+    H5Tclose(str);
+    H5Fclose(file);
+  }
+  const io::File file = io::File::open(path);
+  expect_error_contains_all([&] { file.attr_string("format"); }, {path, "64 elements, not one string"});
+  expect_error_contains_all([&] { file.read("big"); }, {"big'", path, "too large to load"});
+  expect_error_contains_all([&] { file.read("none"); }, {"none'", path, "holds no data"});
+}
+
 TEST(Hdf5, TruncatedFileReportsHdf5sReason) {
   test::ScratchDir dir;
   const std::string path = dir.file("big.h5");
