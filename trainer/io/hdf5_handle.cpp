@@ -44,8 +44,15 @@ std::string read_string_value(hid_t type, const std::string& file, const std::st
     PIT_THROW("HDF5: '", object, "' in ", file, " does not hold a string");
   const htri_t variable = H5Tis_variable_str(type);
   check_status(variable, file, object, "cannot inspect the string type of");
+  // HDF5 1.10 does not convert between character sets: read in the file's (ASCII from C tools,
+  // UTF-8 from pit and h5py).
+  const H5T_cset_t cset = H5Tget_cset(type);
+  const auto same_cset = [&](hid_t mem) {
+    if (cset != H5T_CSET_ERROR) check_status(H5Tset_cset(mem, cset), file, object, "cannot read string");
+  };
   if (variable > 0) {
     Handle mem = vlen_string_type();
+    same_cset(mem.get());
     char* text = nullptr;
     check_status(read(mem.get(), static_cast<void*>(&text)), file, object, "cannot read string");
     std::string out = text ? text : "";
@@ -56,6 +63,7 @@ std::string read_string_value(hid_t type, const std::string& file, const std::st
   Handle mem = checked(H5Tcopy(H5T_C_S1), file, object, "cannot make a string type for");
   check_status(H5Tset_size(mem.get(), size), file, object, "cannot size the string type for");
   check_status(H5Tset_strpad(mem.get(), H5T_STR_NULLPAD), file, object, "cannot pad the string of");
+  same_cset(mem.get());
   std::string out(size, '\0');
   check_status(read(mem.get(), static_cast<void*>(out.data())), file, object, "cannot read string");
   out.resize(out.find('\0') == std::string::npos ? out.size() : out.find('\0'));

@@ -222,6 +222,46 @@ TEST(Hdf5, MalformedObjectsAreErrors) {
   expect_error_contains_all([&] { file.read("none"); }, {"none'", path, "holds no data"});
 }
 
+// What other tools write and pit can read: a variable-length ASCII string attribute (the C
+// library's default character set; pit writes UTF-8) and a `dtype` attribute naming the stored
+// type itself. A `dtype` tag that fits neither pit's tags nor the stored type stays an error.
+TEST(Hdf5, OtherToolsStringsAndDTypeTags) {
+  test::ScratchDir dir;
+  const std::string path = dir.file("tools.h5");
+  write_uint16(path, {1, 2, 3});
+  {
+    const io::File file = io::File::open(path, io::Mode::read_write);
+    file.write("bytes", from_vector(std::vector<uint8_t>{7, 8}, {2}));
+    file.write("odd", from_vector(std::vector<uint8_t>{7, 8}, {2}));
+  }
+  {
+    const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    const hid_t vlen = H5Tcopy(H5T_C_S1);
+    H5Tset_size(vlen, H5T_VARIABLE);  // ASCII: the default character set
+    const hid_t scalar = H5Screate(H5S_SCALAR);
+    const auto tag = [&](const char* dataset, const char* value) {
+      const hid_t set = H5Dopen2(file, dataset, H5P_DEFAULT);
+      const hid_t attr = H5Acreate2(set, "dtype", vlen, scalar, H5P_DEFAULT, H5P_DEFAULT);
+      H5Awrite(attr, vlen, &value);
+      H5Aclose(attr);
+      H5Dclose(set);
+    };
+    tag("bytes", "uint8");
+    tag("odd", "float32");
+    const hid_t attr = H5Acreate2(file, "note", vlen, scalar, H5P_DEFAULT, H5P_DEFAULT);
+    const char* note = "written in ASCII";
+    H5Awrite(attr, vlen, &note);
+    H5Aclose(attr);
+    H5Sclose(scalar);
+    H5Tclose(vlen);
+    H5Fclose(file);
+  }
+  const io::File file = io::File::open(path);
+  EXPECT_EQ(file.attr_string("note"), "written in ASCII");
+  EXPECT_EQ(file.read("bytes").to_vector<uint8_t>(), (std::vector<uint8_t>{7, 8}));
+  expect_error_contains_all([&] { file.read("odd"); }, {"dtype attribute 'float32'", "remove the attribute"});
+}
+
 TEST(Hdf5, TruncatedFileReportsHdf5sReason) {
   test::ScratchDir dir;
   const std::string path = dir.file("big.h5");
