@@ -190,10 +190,10 @@ void Communicator::set_timeout(double seconds) {
   timeout_ = seconds;
 }
 
-void Communicator::add_time(const std::string& what, double seconds) {
+void Communicator::add_time(const std::string& what, double seconds, int64_t calls) {
   Time& t = times_[what];
   t.seconds += seconds;
-  ++t.calls;
+  t.calls += calls;
 }
 
 std::map<std::string, Communicator::Time> Communicator::take_times() {

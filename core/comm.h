@@ -96,18 +96,23 @@ class Communicator {
  protected:
   double timeout_ = default_comm_timeout();
   static double default_comm_timeout();
-  void add_time(const std::string& what, double seconds);
-  // Adds the host time from its construction to its end to `what`.
+  void add_time(const std::string& what, double seconds, int64_t calls = 1);
+  // Adds the host time from its construction to its end to `what`, as `calls` calls (0: a part of
+  // a call counted elsewhere, as all_to_all's exchange of counts before its rows).
   class Timed {
    public:
-    Timed(Communicator& c, const char* what) : c_(c), what_(what), start_(std::chrono::steady_clock::now()) {}
-    ~Timed() { c_.add_time(what_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count()); }
+    Timed(Communicator& c, const char* what, int64_t calls = 1)
+        : c_(c), what_(what), calls_(calls), start_(std::chrono::steady_clock::now()) {}
+    ~Timed() {
+      c_.add_time(what_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(), calls_);
+    }
     Timed(const Timed&) = delete;
     Timed& operator=(const Timed&) = delete;
 
    private:
     Communicator& c_;
     const char* what_;
+    int64_t calls_;
     std::chrono::steady_clock::time_point start_;
   };
   std::map<std::string, Time> times_;
