@@ -155,25 +155,25 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   // activation pass.
   {
     Tensor hf = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
-    const auto [fused, separate] = time_gpu_pair(
-        [&](int) {
-          gather_gemm(x, idx, w1, hf,
-                      {.a_gathered = true, .c_scattered = false, .b_trans = true, .use_weights = true,
-                       .epilogue = {.activation = true, .act = UnaryOp::gelu_tanh, .pre = pre,
-                                    .scale_after_activation = true}});
-        },
-        [&](int) {
-          gather_gemm(x, idx, w1, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true});
-          (void)kernels::unary(UnaryOp::gelu_tanh, pre);
-        });
-    report.add({"  up GEMM writing pre and gate*h " + tag, shape, fused.median_ms, gemm_flops, true, gemm_peak,
-                "up GEMM, activation", separate.median_ms});
-    store_part("up GEMM writing pre and gate*h", batched_up, [&] {
+    // The up GEMM writing gate * act(pre) into hf, and pre where `keep` is defined.
+    const auto up = [&](const Tensor& keep) {
       gather_gemm(x, idx, w1, hf,
                   {.a_gathered = true, .c_scattered = false, .b_trans = true, .use_weights = true,
-                   .epilogue = {.activation = true, .act = UnaryOp::gelu_tanh, .pre = pre,
+                   .epilogue = {.activation = true, .act = UnaryOp::gelu_tanh, .pre = keep,
                                 .scale_after_activation = true}});
+    };
+    const auto [fused, separate] = time_gpu_pair([&](int) { up(pre); }, [&](int) {
+      gather_gemm(x, idx, w1, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true});
+      (void)kernels::unary(UnaryOp::gelu_tanh, pre);
     });
+    report.add({"  up GEMM writing pre and gate*h " + tag, shape, fused.median_ms, gemm_flops, true, gemm_peak,
+                "up GEMM, activation", separate.median_ms});
+    store_part("up GEMM writing pre and gate*h", batched_up, [&] { up(pre); });
+    // A forward with no backward to follow (moe_ffn under NoGradGuard) writes gate * h alone,
+    // timed alternately with the GEMM writing pre too.
+    const auto [alone, both] = time_gpu_pair([&](int) { up(Tensor()); }, [&](int) { up(pre); });
+    report.add({"  up GEMM writing gate*h alone (no backward) " + tag, shape, alone.median_ms, gemm_flops, true,
+                gemm_peak, "writing pre too", both.median_ms});
   }
   Tensor y = Tensor::empty({kTokens, kModel}, DType::bf16, Device::cuda());
   const sparse::Write combine = k > 1 ? sparse::Write::accumulate : sparse::Write::store;

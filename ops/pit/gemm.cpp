@@ -70,8 +70,8 @@ void check_epilogue(const Epilogue& ep, int64_t n, int64_t segments, const Tenso
     check_same_dtype(ep.pre, c, op, "Epilogue::pre", "C");
     PIT_CHECK(!bytes_overlap(ep.pre, c), op, ": Epilogue::pre must not share bytes with C; give it a buffer of its own");
   }
-  PIT_CHECK(!ep.scale_after_activation || ep.pre.defined(), op,
-            ": Epilogue::scale_after_activation needs Epilogue::pre (the unscaled values it keeps)");
+  PIT_CHECK(!ep.scale_after_activation || ep.activation, op,
+            ": Epilogue::scale_after_activation needs activation = true (it scales the activation's output)");
   if (!ep.bias.defined()) return;
   check_operand(ep.bias, op, "the bias", c.device());
   check_same_dtype(ep.bias, c, op, "the bias", "C");
@@ -361,11 +361,15 @@ bool relu_bits_take(const Tensor& x, const BlockListIndex& v) {
 }
 
 bool relu_bits_pair_takes(const Tensor& x, const BlockListIndex& v, const BlockListIndex& p) {
-  const Tensor& pv = p.values;
-  return relu_bits_take(x, v) && p.cols == v.rows && p.block == 64 && p.rows % 8 == 0 && pv.defined() &&
-         pv.dtype() == v.values.dtype() && pv.numel() > 0 && pv.numel() / 64 < INT32_MAX &&
-         reinterpret_cast<uintptr_t>(pv.data_ptr()) % 16 == 0 && p.t_offsets.defined() && p.t_rows.defined() &&
-         p.t_pos.defined();
+#if PIT_HAS_CUDA_PIT_GEMM
+  return relu_bits_take(x, v) && p.cols == v.rows && p.rows % 8 == 0 && cuda::block_values_take(p) &&
+         p.values.dtype() == v.values.dtype() && p.t_offsets.defined() && p.t_rows.defined() && p.t_pos.defined();
+#else
+  (void)x;
+  (void)v;
+  (void)p;
+  return false;
+#endif
 }
 
 Tensor block_linear_relu_bits(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias) {

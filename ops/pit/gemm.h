@@ -60,9 +60,10 @@ struct Epilogue {
   // tensor of C's shape and dtype that shares no bytes with C (the MoE up GEMM writes pre and
   // act(pre) in one pass: its backward needs both).
   Tensor pre = {};
-  // With pre (M-gather with use_weights): the entry's scale multiplies the activation's output
-  // instead of the accumulator, C = scale_e * act(pre), pre unscaled (the MoE up GEMM writes pre
-  // for act' and gate * act(pre) for the down GEMM and W2's gradient).
+  // With an activation (M-gather with use_weights): the entry's scale multiplies the activation's
+  // output instead of the accumulator, C = scale_e * act(sums), pre (if given) unscaled (the MoE up
+  // GEMM writes pre for act' and gate * act(pre) for the down GEMM and W2's gradient; a forward
+  // with no backward to follow, gate * act(sums) alone).
   bool scale_after_activation = false;
 };
 

@@ -95,8 +95,9 @@ Variable moe_ffn(const Variable& x, const Tensor& expert_of, const Variable& gat
 
   // The up GEMM's epilogue writes both pre (for the backward's act') and hw = gate * act(pre),
   // computed from the f32 accumulators: no activation pass over pre, no gate in the down GEMM.
-  Tensor pre = Tensor::empty({t * k, f}, dt, dev), hw = Tensor::empty({t * k, f}, dt, dev);
+  // With no backward to follow, hw alone (pre would be [T * k, ffn] written for nothing).
   const bool grad = needs_grad({x, gates, w1, w2});
+  Tensor pre = grad ? Tensor::empty({t * k, f}, dt, dev) : Tensor(), hw = Tensor::empty({t * k, f}, dt, dev);
   const bool compact = compact_rows(o.rows, grad && dev.is_cuda());
   const Tensor x_rows = compact ? sparse::gather_entry_rows(xd, idx) : xd;
   sparse::gather_gemm(x_rows, idx, w1d, hw,

@@ -185,11 +185,17 @@ __global__ void __launch_bounds__(dev::BlockCfg<T, false, kTransB, kHalves>::kTh
 
 }  // namespace
 
+bool block_values_take(const BlockListIndex& v) {
+  const Tensor& values = v.values;
+  return values.defined() && (values.dtype() == DType::bf16 || values.dtype() == DType::f16) && v.block == 64 &&
+         values.numel() > 0 && values.numel() / 64 < INT32_MAX &&
+         reinterpret_cast<uintptr_t>(values.data_ptr()) % 16 == 0;
+}
+
 bool block_linear_takes(const Tensor& x, const BlockListIndex& v) {
   const DType dt = x.dtype();
-  return (dt == DType::bf16 || dt == DType::f16) && v.block == 64 && x.size(1) % 8 == 0 && x.size(0) > 0 &&
-         x.size(0) < INT32_MAX && v.values.numel() / 64 < INT32_MAX && v.values.numel() > 0 &&
-         reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && reinterpret_cast<uintptr_t>(v.values.data_ptr()) % 16 == 0;
+  return (dt == DType::bf16 || dt == DType::f16) && x.size(1) % 8 == 0 && x.size(0) > 0 && x.size(0) < INT32_MAX &&
+         reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && block_values_take(v);
 }
 
 namespace {

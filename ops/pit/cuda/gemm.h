@@ -29,7 +29,9 @@ void condense_gemm(const KListIndex& a, const Tensor& b, Tensor& c, const Epilog
 void block_gemm(const BlockListIndex& a, const Tensor& b, Tensor& c, const Epilogue& epilogue,
                 StreamRef stream);
 // y = x V^T without transposes (block_linear.cu), for the cases block_linear_takes: f16/bf16,
-// 64 x 64 blocks, x's rows and the values 16-byte aligned.
+// 64 x 64 blocks, x's rows and the values 16-byte aligned. block_values_take: the conditions on
+// V alone (f16/bf16 values, 64 x 64, non-empty, 16-byte aligned, fewer than 2^31 blocks' rows).
+bool block_values_take(const BlockListIndex& v);
 bool block_linear_takes(const Tensor& x, const BlockListIndex& v);
 void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias, bool relu, StreamRef stream);
 // dx = dy V over V's transposed lists (t_offsets, t_rows, t_pos defined), V's blocks read as they lie.

@@ -62,8 +62,8 @@ inline dev::EpiArgs epi_of(const Epilogue& ep, bool shared_outputs, const Tensor
               "PIT GEMM: Epilogue::pre must be aligned to its elements like C");
     e.pre = true;
     e.pre_delta = bytes / static_cast<int64_t>(c.itemsize());
-    e.scale_after = ep.scale_after_activation;
   }
+  e.scale_after = ep.scale_after_activation;  // with or without pre (checked: with an activation)
   return e;
 }
 

@@ -29,9 +29,10 @@ struct EpiArgs {
   // output of C's layout, pre_delta elements after C (row + pre_delta is the same row there).
   bool pre = false;
   int64_t pre_delta = 0;
-  // With pre: the row's scale (gate) multiplies the activation's output rather than the
-  // accumulator, so pre keeps the unscaled values (the MoE up GEMM writes pre and gate * act(pre)).
-  // swrite_staged then passes the row's scale in `post`, which the pre paths apply.
+  // With an activation: the row's scale (gate) multiplies the activation's output rather than the
+  // accumulator, so pre (if kept) holds the unscaled values (the MoE up GEMM writes pre and
+  // gate * act(pre)). swrite_staged then passes the row's scale in `post`, which every store path
+  // applies after the activation.
   bool scale_after = false;
   float post = 1.f;
 };
@@ -83,11 +84,12 @@ __device__ __forceinline__ float biased(float v, const EpiArgs& e, int64_t col) 
   return e.bias ? v + pit::cuda::widen(static_cast<const T*>(e.bias)[col]) : v;
 }
 
-// Final value of one element for a store: bias, then activation, in f32.
+// Final value of one element for a store: bias, then activation (times `post`: the row's scale
+// where it comes after the activation), in f32.
 template <typename T>
 __device__ __forceinline__ float finish(float v, const EpiArgs& e, int64_t col) {
   v = biased<T>(v, e, col);
-  return e.act != Act::none ? activate(e.act, v) : v;
+  return e.act != Act::none ? activate(e.act, v) * e.post : v;
 }
 
 // Writes v at row[col] (col < ncols checked by the caller).

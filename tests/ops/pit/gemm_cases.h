@@ -307,6 +307,15 @@ inline void run_moe_cases(Device dev, DType dt, bool skewed, sparse::Engine engi
       const Tensor gate_col = r.weights.slice(0, 0, cap).to(Device::cpu(), DType::f64).view({cap, 1});
       expect_close(hg, kernels::binary(BinaryOp::mul, kernels::unary(act, want.to(Device::cpu(), DType::f64)), gate_col),
                    tol, tol, "moe compact outputs, gate * act(pre), " + what);
+      // The gates after the activation without pre (moe_ffn's forward with no backward to
+      // follow): the same output, bit for bit.
+      Tensor hn = poisoned({cap, n}, dt, dev);
+      sparse::gather_gemm(x, r, we, hn,
+                          {.c_scattered = false,
+                           .use_weights = true,
+                           .epilogue = {.bias = with_bias ? bias : Tensor(), .activation = true, .act = act,
+                                        .scale_after_activation = true}});
+      expect_close(hn, hg, 0, 0, "moe compact outputs, gate * act(sums) without pre, " + what);
     }
   // Expert weight gradient: dW_e = sum over e's tokens of gate * x^T g (g: gathered by row).
   const Tensor g = dense_random({t_count, n}, 4, dt, dev);

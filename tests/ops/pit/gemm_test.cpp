@@ -65,6 +65,10 @@ TEST(PitGemmCpu, ErrorsNameTheProblem) {
             std::string::npos);
   EXPECT_NE(msg([&] { sparse::condense_gemm(idx, b, c, {.activation = true, .pre = c}); }).find("must not share bytes"),
             std::string::npos);
+  // The gates after an activation: there must be one (pre is optional).
+  EXPECT_NE(msg([&] { sparse::gather_gemm(a, rows, b, cc, {.epilogue = {.scale_after_activation = true}}); })
+                .find("scale_after_activation needs activation = true"),
+            std::string::npos);
   // use_weights: one f32 weight per entry of the capacity, or the kernels would read past them.
   sparse::RowSetIndex short_weights = rows;
   short_weights.weights = ones({rows.rows.numel() - 1});
