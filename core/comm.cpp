@@ -58,9 +58,15 @@ class SingleCommunicator final : public Communicator {
 namespace comm_detail {
 
 std::vector<int64_t> shape_signature(const Tensor& t) {
-  std::vector<int64_t> mine = {t.numel(), t.dim(), static_cast<int64_t>(t.dtype())};
-  for (int64_t d = 0; d < t.dim(); ++d) mine.push_back(t.size(d));
-  mine.resize(3 + 8, -1);
+  // The same length on every rank whatever the dims: the first 8 sizes as they are, and every
+  // size folded into one hash (FNV-1a, kept in 62 bits so that its negation fits), which tells
+  // shapes apart past the eighth dim.
+  uint64_t hash = 14695981039346656037ull;
+  for (int64_t d = 0; d < t.dim(); ++d) hash = (hash ^ static_cast<uint64_t>(t.size(d))) * 1099511628211ull;
+  std::vector<int64_t> mine = {t.numel(), t.dim(), static_cast<int64_t>(t.dtype()),
+                               static_cast<int64_t>(hash >> 2)};
+  for (int64_t d = 0; d < t.dim() && d < 8; ++d) mine.push_back(t.size(d));
+  mine.resize(4 + 8, -1);
   std::vector<int64_t> both(mine);
   for (const int64_t v : mine) both.push_back(-v);
   return both;

@@ -85,7 +85,8 @@ class Communicator {
   // Time this rank spent in each kind of collective ("all_reduce", "all_to_all", ...) since the
   // last call, and how many calls; resets them. MPI: the host time of each call (waiting for the
   // other ranks included; a started all_reduce counts at its wait); NCCL: the device time of its
-  // kernels between CUDA events (reading them waits for them), the MPI side's host time added.
+  // kernels between CUDA events (reading them waits for them), the MPI side's host time added
+  // (its check that every rank passed the same shape, before each collective, as "shape_check").
   // Splits keep their own. The single backend spends none.
   struct Time {
     double seconds = 0;

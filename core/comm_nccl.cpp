@@ -147,11 +147,7 @@ class NcclCommunicator final : public Communicator {
 
   std::map<std::string, Time> take_times() override {
     resolve_timings();
-    for (const auto& [what, t] : host_->take_times()) {
-      Time& mine = times_[what];
-      mine.seconds += t.seconds;
-      mine.calls += t.calls;
-    }
+    fold_host_times(nullptr);
     return Communicator::take_times();
   }
 
@@ -295,11 +291,19 @@ class NcclCommunicator final : public Communicator {
 
   // Every rank must pass the same shape and dtype: checked over MPI (a small all_reduce of a
   // host tensor, which the MPI backend checks in turn), so a mismatch fails with the shapes named.
+  // Its host time is filed under "shape_check", not under the MPI all_reduce that carries it.
   void same_everywhere(const Tensor& t, const char* what) {
     const std::vector<int64_t> sig = shape_signature(t);
     Tensor h = from_vector(sig, {static_cast<int64_t>(sig.size())});
+    fold_host_times(nullptr);
     host_->all_reduce(h, ReduceOp::max);
+    fold_host_times("shape_check");
     check_same_signature(h.to_vector<int64_t>(), t, what, where());
+  }
+
+  // Moves the MPI side's times into this communicator's: under their own names, or all under `as`.
+  void fold_host_times(const char* as) {
+    for (const auto& [what, t] : host_->take_times()) add_time(as ? std::string(as) : what, t.seconds, t.calls);
   }
 
   // The NCCL communicator of `dev`, made at its first use on every rank together.

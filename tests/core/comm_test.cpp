@@ -266,6 +266,12 @@ TEST(Comm, ErrorsNameTheProblem) {
     // Ranks passing different shapes: every rank learns it, with its own shape named.
     Tensor t = rows_of(c.rank() + 1, 0);
     test::expect_error_contains([&] { c.all_reduce(t); }, "rank " + std::to_string(c.rank()) + " of " + std::to_string(n));
+    // Past the eighth dim too: [1 x 8, 2, 3] against [1 x 8, 3, 2], the same numel.
+    Shape nine(8, 1);
+    nine.push_back(c.rank() == 0 ? 2 : 3);
+    nine.push_back(c.rank() == 0 ? 3 : 2);
+    Tensor u = zeros(nine);
+    test::expect_error_contains([&] { c.all_reduce(u); }, "another rank passed a different shape");
   }
   c.barrier();
 }
