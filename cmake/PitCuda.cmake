@@ -20,6 +20,9 @@ if(NOT PIT_CUDA STREQUAL "OFF")
   endif()
 endif()
 
+# For scripts/train.sh, which says whether the GPU it sees will be used.
+set(PIT_BUILT_WITH_CUDA ${PIT_WITH_CUDA} CACHE INTERNAL "Whether this build has the CUDA backend")
+
 if(PIT_WITH_CUDA)
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
     # Hopper (H100/H200) is the target; 90a unlocks wgmma and TMA. Override for other GPUs.

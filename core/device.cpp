@@ -41,6 +41,7 @@ void check_device(Device device) {
   PIT_CHECK(device.index >= 0 && device.index < count, "device ", device,
             " is out of range: this machine has ", count, " CUDA device(s), cuda:0 to cuda:",
             count - 1);
+  cuda::require_built_for(device.index);
 }
 
 void StreamRef::synchronize() const {

@@ -4,7 +4,7 @@
 # PIT_REQUIRE_GPU=1, summarise, run bench/run.sh if present. Logs go to outdir.
 #
 # Usage: scripts/gpu-check.sh [outdir] [extra cmake args...]
-#          outdir: $1, else $OUT, else ./gpu-check-logs
+#          outdir: $1, else $OUT, else gpu-check-logs/ in the repository
 #        scripts/gpu-check.sh --summary ctest.xml [--gpu]
 #          only print the summary of a ctest JUnit file (e.g. one fetched back);
 #          with --gpu, skipped tests count as failures as on the GPU machine.

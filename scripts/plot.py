@@ -21,12 +21,15 @@ from collections import defaultdict
 
 # Panels in this order when present; any other numeric field follows.
 PREFERRED = ["loss", "bpb", "ppl", "accuracy", "lr", "grad_norm", "tokens_per_s", "samples_per_s", "step_ms",
-             "sparsity", "aux_loss"]
+             "sparsity", "moe_aux_loss", "moe_z_loss"]
 SKIP = {"step", "split", "time", "epoch", "eta_s", "memory_mb", "count", "batches"}
 
 
 def read_metrics(path):
     series = defaultdict(lambda: defaultdict(list))  # field -> split -> [(step, value)]
+    if not os.path.isfile(path):
+        sys.exit(f"plot.py: {path}: no such file; pit-train writes its metrics to <run.out_dir>/metrics.jsonl, "
+                 "runs/<run.name>/metrics.jsonl by default (metrics.file in the config sets another)")
     with open(path) as f:
         for n, line in enumerate(f, 1):
             line = line.strip()

@@ -16,6 +16,9 @@ namespace pit::cuda {
 
 int device_count();  // 0 without CUDA, driver or GPU; never throws
 void set_device(int index);
+// Throws, naming the GPU and the build's architectures, unless this build has code for `device`
+// (core/cuda_arch.h); checked once per device.
+void require_built_for(int device);
 void* stream_create(int device);
 void stream_destroy(void* handle) noexcept;
 void stream_synchronize(StreamRef stream);

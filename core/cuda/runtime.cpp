@@ -4,6 +4,11 @@
 #include <atomic>
 
 #include "core/cuda/backend.h"
+#include "core/cuda_arch.h"
+
+#ifndef PIT_CUDA_ARCHS
+#define PIT_CUDA_ARCHS ""  // set by core/CMakeLists.txt: CMAKE_CUDA_ARCHITECTURES
+#endif
 
 namespace pit::cuda {
 
@@ -17,6 +22,18 @@ int device_count() {
 }
 
 void set_device(int index) { PIT_CUDA_CHECK(cudaSetDevice(index)); }
+
+void require_built_for(int device) {
+  constexpr int kCached = 64;  // the first 64 devices are cached (a device's answer never changes)
+  static std::atomic<bool> ok[kCached] = {};
+  const bool cached = device >= 0 && device < kCached;
+  if (cached && ok[device].load(std::memory_order_relaxed)) return;
+  cudaDeviceProp prop{};
+  PIT_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  PIT_CHECK(cuda_archs_cover(PIT_CUDA_ARCHS, prop.major, prop.minor), "device cuda:", device, ": ",
+            cuda_arch_mismatch(prop.name, prop.major, prop.minor, PIT_CUDA_ARCHS));
+  if (cached) ok[device].store(true, std::memory_order_relaxed);
+}
 
 int sm_count(int device) {
   constexpr int kCached = 64;  // the first 64 devices are cached

@@ -15,7 +15,7 @@ PIT_DEPS=(
   build-essential cmake ninja-build pkg-config git
   libyaml-cpp-dev libhdf5-dev libopenblas-dev
   libopenmpi-dev openmpi-bin
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev
   python3
 )
 PIT_MIN_CMAKE=3.24

@@ -12,7 +12,7 @@ namespace {
 const std::vector<std::string> kOptions = {"--config", "--set", "--print-config", "--resume", "--help"};
 
 [[noreturn]] void fail(const std::string& problem) {
-  throw Error("pit-train: " + problem + " (pit-train --help lists the options)");
+  throw Error(problem + " (pit-train --help lists the options)");
 }
 
 class Parser {

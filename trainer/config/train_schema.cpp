@@ -34,8 +34,8 @@ void add_run(Schema& s) {
       .at_least(0)
       .integer("threads", 0,
                "CPU threads of the CPU backend, its kernels and OpenBLAS's GEMMs (unless "
-               "OPENBLAS_NUM_THREADS is set); 0: PIT_NUM_THREADS, else the CPUs in the process's "
-               "affinity mask")
+               "OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS or OMP_NUM_THREADS is set); 0: PIT_NUM_THREADS, "
+               "else the CPUs in the process's affinity mask")
       .at_least(0)
       .string_list("cpu_overrides", Strings{},
                    "overrides applied when the run lands on the CPU (no GPU, or run.device: cpu), "

@@ -64,7 +64,7 @@ TEST(trainer_config_cli, HelpNeedsNoConfigAndWins) {
 }
 
 TEST(trainer_config_cli, ErrorsSayWhatIsWrong) {
-  expect_error_contains([] { parse({}); }, "pit-train: --config FILE is required");
+  expect_error_contains([] { parse({}); }, "--config FILE is required (pit-train --help lists the options)");
   expect_error_contains([] { parse({"--set", "optim.lr=1"}); }, "--config FILE is required");
   expect_error_contains([] { parse({"--config"}); }, "--config needs a FILE");
   expect_error_contains([] { parse({"--config", "--print-config"}); },
