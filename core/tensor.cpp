@@ -23,6 +23,12 @@ int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
+int64_t leading_rows(const Shape& shape) {
+  int64_t n = 1;
+  for (size_t d = 0; d + 1 < shape.size(); ++d) n *= shape[d];
+  return n;
+}
+
 Shape contiguous_strides(const Shape& shape) {
   Shape strides(shape.size());
   int64_t s = 1;

@@ -22,6 +22,9 @@ using Shape = std::vector<int64_t>;
 
 std::string shape_str(const Shape& shape);  // "[2, 3]"
 int64_t shape_numel(const Shape& shape);
+// The rows of a shape read as a matrix [rows, last dim]: the product of every dim but the last
+// (1 for a 0-d or 1-d shape). Right where the last dim is 0, where numel / last has no answer.
+int64_t leading_rows(const Shape& shape);
 Shape contiguous_strides(const Shape& shape);
 
 class Tensor {

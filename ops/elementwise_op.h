@@ -72,7 +72,7 @@ PIT_HD_INLINE C apply_unary(UnaryOp op, C x, C alpha) {
     case UnaryOp::rsqrt: return C(1) / std::sqrt(x);
     case UnaryOp::tanh: return std::tanh(x);
     case UnaryOp::sigmoid: return sigmoid_of(x);
-    case UnaryOp::relu: return x > C(0) ? x : C(0);
+    case UnaryOp::relu: return x <= C(0) ? C(0) : x;  // NaN stays NaN (as in PyTorch)
     case UnaryOp::gelu_tanh:
       return C(0.5) * x * (C(1) + std::tanh(gelu_k0<C>() * (x + gelu_k1<C>() * x * x * x)));
     case UnaryOp::gelu_erf: return C(0.5) * x * (C(1) + std::erf(x * C(0.7071067811865476)));
@@ -133,8 +133,8 @@ PIT_HD_INLINE C apply_binary(BinaryOp op, C a, C b) {
     case BinaryOp::mul: return a * b;
     case BinaryOp::div: return a / b;
     case BinaryOp::pow: return std::pow(a, b);
-    case BinaryOp::maximum: return a > b ? a : b;
-    case BinaryOp::minimum: return a < b ? a : b;
+    case BinaryOp::maximum: return a > b || a != a ? a : b;  // a NaN on either side wins (as torch.maximum)
+    case BinaryOp::minimum: return a < b || a != a ? a : b;
     case BinaryOp::keep_where: return b != C(0) ? a : C(0);
   }
   return a;

@@ -57,7 +57,10 @@ Variable index_select(const Variable& x, int64_t dim, const Tensor& index);
 Variable gather(const Variable& x, int64_t dim, const Tensor& index);
 // self with src added at index along dim (differentiable in self and src).
 Variable scatter_add(const Variable& self, int64_t dim, const Tensor& index, const Variable& src);
-// Rows of weight (num_embeddings, dim) picked by ids of any shape: ids.shape + [dim].
+// Rows of weight (num_embeddings, dim) picked by ids of any shape: ids.shape + [dim]. Ids go through
+// index_select: one in [-num_embeddings, 0) counts from the end (so a padding id of -1 reads the
+// last row; map padding to a row of its own), one outside [-num_embeddings, num_embeddings) is an
+// error.
 Variable embedding(const Tensor& ids, const Variable& weight);
 
 // ---- reductions with indices, variance (ops/reduction_ops.cpp) ------------------------------

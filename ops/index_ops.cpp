@@ -70,7 +70,7 @@ Tensor as_index(const Tensor& index, Device device, IndexOp op, int64_t dim, int
 void run_gather(const Tensor& x, const Tensor& index, const int64_t strides[3], Tensor& out,
                 int64_t outer, int64_t n, int64_t m, int64_t inner, IndexOp op, int64_t dim) {
   if (x.device().is_cpu()) {
-    cpu::gather(x, index, strides, out, outer, n, m, inner);
+    cpu::gather(x, index, strides, out, outer, n, m, inner, {op_name(op), dim});
   } else {
 #if PIT_WITH_CUDA
     cuda::gather(x, index, strides, out, outer, n, m, inner, op, dim, current_stream(x.device()));
@@ -83,7 +83,7 @@ void run_gather(const Tensor& x, const Tensor& index, const int64_t strides[3], 
 void run_scatter_add(Tensor& out, const Tensor& index, const int64_t strides[3], const Tensor& src,
                      int64_t outer, int64_t n, int64_t m, int64_t inner, IndexOp op, int64_t dim) {
   if (out.device().is_cpu()) {
-    cpu::scatter_add(out, index, strides, src, outer, n, m, inner);
+    cpu::scatter_add(out, index, strides, src, outer, n, m, inner, {op_name(op), dim});
   } else {
 #if PIT_WITH_CUDA
     cuda::scatter_add(out, index, strides, src, outer, n, m, inner, op, dim,

@@ -57,16 +57,22 @@ void validate_host(const Tensor& targets, int64_t classes, int64_t ignore_index)
   }
 }
 
-// Targets checked (when on the CPU), on the logits' device, contiguous.
+// Targets on the logits' device, contiguous; checked on the host wherever they are there, before
+// or after the move (GPU logits check GPU targets in their kernel; CPU logits have no such check,
+// so GPU targets are checked once copied to the host).
 Tensor prepare_targets(const Tensor& targets, const Tensor& logits, int64_t classes,
                        int64_t ignore_index, bool validate) {
-  if (validate && targets.device().is_cpu()) {
-    if (targets.dtype() == DType::i64)
-      validate_host<int64_t>(targets, classes, ignore_index);
+  const auto check = [&](const Tensor& host) {
+    if (!validate) return;
+    if (host.dtype() == DType::i64)
+      validate_host<int64_t>(host, classes, ignore_index);
     else
-      validate_host<int32_t>(targets, classes, ignore_index);
-  }
-  return targets.to(logits.device()).contiguous();
+      validate_host<int32_t>(host, classes, ignore_index);
+  };
+  if (targets.device().is_cpu()) check(targets);
+  const Tensor moved = targets.to(logits.device()).contiguous();
+  if (!targets.device().is_cpu() && logits.device().is_cpu()) check(moved);
+  return moved;
 }
 
 }  // namespace

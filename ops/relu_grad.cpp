@@ -31,7 +31,7 @@ Tensor relu_backward_from_output(const Tensor& grad_y, const Tensor& y, Tensor* 
 #endif
   // y > 0 exactly where the ReLU's input was: its derivative, read from the output.
   Tensor grad_x = unary_backward(UnaryOp::relu, grad_y, y, y);
-  if (bias_grad != nullptr) *bias_grad = sum(grad_x.reshape({-1, y.size(-1)}), {0});
+  if (bias_grad != nullptr) *bias_grad = sum(grad_x.reshape({leading_rows(y.shape()), y.size(-1)}), {0});
   return grad_x;
 }
 

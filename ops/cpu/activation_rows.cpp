@@ -24,7 +24,7 @@ const float kGeluK0 = gelu_k0<float>(), kGeluK1 = gelu_k1<float>();
 void activate_f32(UnaryOp act, float* v, int64_t n) {
   switch (act) {
     case UnaryOp::relu:
-      for (int64_t i = 0; i < n; ++i) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+      for (int64_t i = 0; i < n; ++i) v[i] = v[i] <= 0.0f ? 0.0f : v[i];  // NaN stays NaN
       return;
     case UnaryOp::gelu_erf:
       for (int64_t i = 0; i < n; ++i) v[i] = 0.5f * v[i] * (1.0f + erff(v[i] * kRsqrt2));

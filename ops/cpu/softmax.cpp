@@ -60,14 +60,15 @@ void softmax_typed(const View3& x, T* y, bool log) {
       }
     for (int64_t m = 0; m < mid; ++m)
       for (int64_t c = 0; c < n; ++c) sum[c] += std::exp(convert<C>(base[m * sm + c * si]) - mx[c]);
-    C post[kColumns];  // 1 / sum for softmax, max + log(sum) for log_softmax
+    // 1 / sum for softmax, log(sum) for log_softmax, which is (v - max) - log(sum): the max
+    // taken first, so that large logits lose no precision to a rounded max + log(sum).
+    C post[kColumns];
     for (int64_t c = 0; c < n; ++c)
-      post[c] = log ? static_cast<C>(mx[c] + std::log(static_cast<C>(sum[c])))
-                    : static_cast<C>(1.0 / sum[c]);
+      post[c] = log ? static_cast<C>(std::log(static_cast<C>(sum[c]))) : static_cast<C>(1.0 / sum[c]);
     for (int64_t m = 0; m < mid; ++m)
       for (int64_t c = 0; c < n; ++c) {
         const C v = convert<C>(base[m * sm + c * si]);
-        out[m * inner + c] = convert<T>(log ? v - post[c] : std::exp(v - mx[c]) * post[c]);
+        out[m * inner + c] = convert<T>(log ? (v - mx[c]) - post[c] : std::exp(v - mx[c]) * post[c]);
       }
   });
 }

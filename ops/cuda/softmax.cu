@@ -176,9 +176,10 @@ __global__ void rows_forward_kernel(const T* __restrict__ x, T* __restrict__ y, 
       acc = block_ms(acc);
     else
       acc = warp_ms(acc);
-    const C m = acc.m, inv = C(1) / acc.s, lse = acc.m + ln(acc.s);
+    // log_softmax as (v - max) - log(sum): no rounded max + log(sum) to lose large logits' digits.
+    const C m = acc.m, inv = C(1) / acc.s, ls = ln(acc.s);
     transform(xr, xr, yr, n, W::t(), W::nt(), vec,
-              [&](C v, C) { return narrow<T>(kLog ? v - lse : ex(v - m) * inv); });
+              [&](C v, C) { return narrow<T>(kLog ? (v - m) - ls : ex(v - m) * inv); });
   }
 }
 
@@ -310,13 +311,13 @@ __global__ void rows_cached_forward_kernel(const T* __restrict__ x, T* __restric
         if constexpr (!kLog) v[p][e] = ev;
       }
     sum = group_reduce<kWidth>(sum, SumF<C>{});
-    const C post = kLog ? m + ln(sum) : C(1) / sum;
+    const C post = kLog ? ln(sum) : C(1) / sum;
 #pragma unroll
     for (int p = 0; p < kPacks; ++p)
       if (valid && g.sub + p * kWidth < packs) {
         Pack<T> o;
 #pragma unroll
-        for (int e = 0; e < kN; ++e) o.v[e] = narrow<T>(kLog ? v[p][e] - post : v[p][e] * post);
+        for (int e = 0; e < kN; ++e) o.v[e] = narrow<T>(kLog ? (v[p][e] - m) - post : v[p][e] * post);
         reinterpret_cast<Pack<T>*>(y + r * n)[g.sub + p * kWidth] = o;
       }
   }
@@ -373,10 +374,10 @@ __global__ void cols_forward_kernel(const T* __restrict__ x, T* __restrict__ y, 
     T* yc = y + o * n * inner + i;
     MaxSum<C> acc = ms_identity<C>();
     for (int64_t m = 0; m < n; ++m) acc = ms_step(acc, static_cast<C>(widen(xc[m * sm])));
-    const C inv = C(1) / acc.s, lse = acc.m + ln(acc.s);
+    const C inv = C(1) / acc.s, ls = ln(acc.s);
     for (int64_t m = 0; m < n; ++m) {
       const C v = widen(xc[m * sm]);
-      yc[m * inner] = narrow<T>(kLog ? v - lse : ex(v - acc.m) * inv);
+      yc[m * inner] = narrow<T>(kLog ? (v - acc.m) - ls : ex(v - acc.m) * inv);
     }
   }
 }

@@ -76,7 +76,8 @@ CompactLayout compact_layout(const Tensor& mask, MicroTile tile, bool elements, 
   const char* op = "compact_layout";
   check_tile(tile, op);
   check_matrix(mask, op, "the mask");
-  const Tensor pattern = mask.to(DType::f32);  // 0/1: its condensed values are `inside`
+  // 0/1 whatever the mask holds (non-zero = kept): its condensed values are `inside`.
+  const Tensor pattern = mask.to(DType::boolean).to(DType::f32);
   const DetectOptions detect{.values = elements};
   CompactLayout out;
   out.tile = tile;

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <mutex>
 #include <sstream>
 
@@ -139,8 +140,16 @@ CostTable read_cost_table(const std::string& path) {
     CostRow r;
     r.gpu = f[0];
     r.kernel = f[1];
+    static const std::set<std::string> kKernels = {"dense", "k_lists", "blocks", "rows",
+                                                   "detect_k_lists", "detect_blocks", "detect_rows"};
+    PIT_CHECK(kKernels.count(r.kernel) == 1, where, ": unknown kernel '", r.kernel,
+              "'; expected dense, k_lists, blocks, rows or detect_<one of those three>");
     r.tile = parse_tile(f[2], where);
-    r.dtype = parse_dtype(f[3]);
+    try {
+      r.dtype = parse_dtype(f[3]);
+    } catch (const std::exception& e) {
+      PIT_THROW(where, ": ", user_message(e));
+    }
     try {
       r.m = std::stoll(f[4]);
       r.k = std::stoll(f[5]);

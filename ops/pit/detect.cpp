@@ -21,8 +21,7 @@ Tensor as_matrix(const Tensor& a, const char* op, const char* what) {
   PIT_CHECK(a.dim() >= 1, op, ": ", what, " must have at least one dimension");
   PIT_CHECK(a.numel() < std::numeric_limits<int32_t>::max(), op, ": ", what, " of shape ",
             shape_str(a.shape()), " has 2^31 elements or more; PIT indices are int32: split it");
-  const int64_t cols = a.size(-1), rows = cols > 0 ? a.numel() / cols : 0;
-  return a.contiguous().view({rows, cols});
+  return a.contiguous().view({leading_rows(a.shape()), a.size(-1)});
 }
 
 // The mask as bytes (bool or u8; other dtypes become bool: non-zero = kept), shaped `shape`.
@@ -136,7 +135,7 @@ KListIndex detect_k_lists(const Tensor& a, int64_t r, const DetectOptions& optio
   idx.t_blocks = t.t_rows;
   idx.t_pos = t.t_pos;
   idx.cols = a.size(-1);
-  idx.rows = idx.cols > 0 ? a.numel() / idx.cols : 0;
+  idx.rows = leading_rows(a.shape());
   idx.block_rows = r;
   return idx;
 }
@@ -155,7 +154,7 @@ BlockListIndex detect_blocks(const Tensor& a, int64_t b, const DetectOptions& op
   idx.t_rows = t.t_rows;
   idx.t_pos = t.t_pos;
   idx.cols = a.size(-1);
-  idx.rows = idx.cols > 0 ? a.numel() / idx.cols : 0;
+  idx.rows = leading_rows(a.shape());
   idx.block = b;
   return idx;
 }

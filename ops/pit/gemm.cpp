@@ -153,6 +153,9 @@ void gather_gemm(const Tensor& a_in, const RowSetIndex& idx, const Tensor& b_in,
   if (chunks) {
     PIT_CHECK(args_in.epilogue.write == Write::accumulate, op,
               ": K-chunk segments (segment_cols > 0) add partial products: use Write::accumulate (with zero_c to start from 0)");
+    const int64_t want = std::max<int64_t>(1, (k + idx.segment_cols - 1) / idx.segment_cols);
+    PIT_CHECK(s == want, op, ": the index has ", s, " K-chunk segments of ", idx.segment_cols, " columns, but A's K = ",
+              k, " needs ", want, "; the index was built for another width (detect_rows on A itself)");
   }
   if (args_in.use_weights) check_entry_weights(idx, dev, op);
   check_output(c, {args_in.c_scattered ? idx.num_rows : cap, n}, op, "C");

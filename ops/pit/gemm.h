@@ -8,7 +8,10 @@
 // Notation: A [M, K], B [K, N], C [M, N], all row-major and contiguous; dtypes f32, bf16, f16
 // (one dtype per call; f16/bf16 accumulate in f32 and round once on store). f64 on the CPU.
 // "Exact" below means: equal to the dense product of the same operands, up to the summation
-// order of the accumulation.
+// order of the accumulation, for finite operands. Inf and NaN follow only where the sparse
+// operand's micro-tiles are listed: the product skips unlisted ones (0 * Inf there is 0, not the
+// dense product's NaN), and the CPU reference also skips the zeros inside listed ones, where the
+// tensor cores multiply them.
 #include <cstdint>
 
 #include "core/tensor.h"

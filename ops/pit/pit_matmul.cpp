@@ -21,15 +21,18 @@ using sparse::Kernel;
 namespace {
 
 // The engine of the two column-set GEMMs: the ping-pong wgmma engine where it applies (f16/bf16,
-// rows 16-byte aligned: M and N multiples of 8), else the M-gather's own choice. On an H200, at
+// rows 16-byte aligned: M and N multiples of 8, and G and B starting on 16 bytes), else the
+// M-gather's own choice. On an H200, at
 // pit-bench sparse's 99% skewed zeros, forward + backward took 1.403 ms with it, 1.475 with the
 // persistent engine and 1.627 with the M-gather's choice (the two GEMMs 0.23 ms each on it); on an
 // H100, 1.465 against 1.912 on the TMA engine and 1.885 on its ping-pong form (one TMA per gathered
 // row of B: dB 336 us and dh 630 us against 232 and 242).
 // PIT_COLUMN_SET_ENGINE=auto|persistent|pingpong|tma|tma_pingpong picks one, for measuring.
-sparse::Engine column_set_engine(const Tensor& g) {
+sparse::Engine column_set_engine(const Tensor& g, const Tensor& b) {
   const bool half = g.dtype() == DType::bf16 || g.dtype() == DType::f16;
-  if (!half || g.size(0) % 8 != 0 || g.size(1) % 8 != 0) return sparse::Engine::automatic;
+  const auto aligned16 = [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
+  if (!half || g.size(0) % 8 != 0 || g.size(1) % 8 != 0 || !aligned16(g) || !aligned16(b))
+    return sparse::Engine::automatic;
   const char* env = std::getenv("PIT_COLUMN_SET_ENGINE");
   const std::string name = env != nullptr ? env : "pingpong";
   if (name == "auto") return sparse::Engine::automatic;
@@ -55,7 +58,7 @@ std::vector<Tensor> k_list_grads(const sparse::KListIndex& kidx, const Tensor& b
   Tensor ga, gb;
   sparse::ColumnSet cs;
   Tensor at;  // A^T's active rows, compact [K, M]
-  const sparse::Engine engine = column_set_engine(g);
+  const sparse::Engine engine = column_set_engine(g, bt);
   if (want.b || sampled_a) cs = sparse::column_set(kidx);
   if (want.b || (sampled_a && !mask.defined())) at = sparse::set_columns_t(kidx, cs);  // dA's mask, unless one is given
   if (want.b) {
@@ -90,7 +93,7 @@ Variable pit_matmul(const Variable& a, const Variable& b, const PitMatmulOptions
   PIT_CHECK(a.device() == b.device(), op, ": A on ", a.device().str(), " but B on ", b.device().str());
   PIT_CHECK(!o.mask.defined() || o.mask.shape() == a.shape(), op, ": mask of shape ", shape_str(o.mask.shape()),
             " must have A's shape ", shape_str(a.shape()));
-  const int64_t k = b.size(0), n = b.size(1), m = k > 0 ? a.numel() / k : 0;
+  const int64_t k = b.size(0), n = b.size(1), m = leading_rows(a.shape());
   const Tensor a2 = a.data().reshape({m, k}).contiguous();
   const Tensor mask2 = o.mask.defined() ? o.mask.reshape({m, k}) : Tensor();
 
@@ -98,6 +101,8 @@ Variable pit_matmul(const Variable& a, const Variable& b, const PitMatmulOptions
   int64_t tile = o.tile;
   if (o.kernel) {
     kind = *o.kernel;
+  } else if (!sparse::pit_kernels_refuse(a2).empty()) {
+    kind = Kernel::dense;  // too large for int32 indices, or a dtype the PIT kernels lack here
   } else if (a2.is_cuda()) {
     const sparse::Plan plan = sparse::plan_matmul(a2, n, {.density = o.density, .site = o.site}, mask2);
     kind = plan.kernel;

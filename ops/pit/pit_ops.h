@@ -24,7 +24,8 @@ namespace pit::ops {
 
 struct PitMatmulOptions {
   // The index kind and micro-tile: Kernel::dense / k_lists / blocks / rows, or nullopt: on CUDA
-  // the planner decides (ops/pit/planner.h), on the CPU K lists 32x1.
+  // the planner decides (ops/pit/planner.h), on the CPU K lists 32x1; dense on either where the
+  // PIT kernels cannot take A (sparse::pit_kernels_refuse: 2^31 elements or more, f64 on CUDA).
   std::optional<sparse::Kernel> kernel = {};
   int64_t tile = 32;           // r of K lists, b of blocks (when `kernel` is given)
   Tensor mask = {};            // declared pattern of A, A's shape (non-zero = kept)

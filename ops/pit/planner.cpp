@@ -132,6 +132,7 @@ std::string Plan::reason() const {
   std::snprintf(buf, sizeof buf, ": dense %g us", dense_us);
   std::string why = source + buf;
   if (sample_stride > 1) why += "; densities from 1/" + std::to_string(sample_stride) + " of A";
+  if (!dense_only.empty()) why += "; dense only: " + dense_only;
   for (const Priced& c : priced) {
     std::snprintf(buf, sizeof buf, "; %s %ldx%ld at density %g: %g us", kernel_name(c.kernel),
                   static_cast<long>(c.tile.rows), static_cast<long>(c.tile.cols), c.density, c.us);
@@ -183,12 +184,22 @@ TileCounts site_counts(PlanSite& site, const Tensor& a, const std::vector<MicroT
 }
 }  // namespace
 
+std::string pit_kernels_refuse(const Tensor& a) {
+  if (a.numel() >= std::numeric_limits<int32_t>::max())
+    return "A has " + std::to_string(a.numel()) + " elements, 2^31 or more (PIT indices are int32)";
+  const DType dt = a.dtype();
+  if (a.is_cuda() && dt != DType::f32 && dt != DType::bf16 && dt != DType::f16)
+    return std::string(dtype_name(dt)) + " on CUDA (the PIT kernels take f32, bf16 and f16 there)";
+  return "";
+}
+
 Plan plan_matmul(const Tensor& a, int64_t n, const PlanOptions& options, const Tensor& mask) {
   PIT_CHECK(a.defined() && a.dim() >= 1, "plan_matmul: A is undefined or a scalar");
-  const int64_t k = a.size(-1), m = k > 0 ? a.numel() / k : 0;
+  const int64_t k = a.size(-1), m = leading_rows(a.shape());
+  const std::string refused = pit_kernels_refuse(a);
   std::vector<MicroTile> tiles;
   std::vector<Kernel> kinds;
-  for (const MicroTile& t : candidate_tiles()) {
+  for (const MicroTile& t : refused.empty() ? candidate_tiles() : std::vector<MicroTile>{}) {
     const Kernel kind = t.cols == 1 ? Kernel::k_lists : Kernel::blocks;
     bool allowed = options.kernels.empty();
     for (const Kernel want : options.kernels) allowed = allowed || want == kind;
@@ -214,6 +225,7 @@ Plan plan_matmul(const Tensor& a, int64_t n, const PlanOptions& options, const T
   const auto plan = [&](const CostModel* model) {
     Plan p = choose(m, k, n, a.dtype(), cands, model);
     p.sample_stride = stride;
+    p.dense_only = refused;
     return p;
   };
   if (options.table) {

@@ -49,6 +49,7 @@ struct Plan {
   };
   int64_t sample_stride = 1;    // densities from 1 / sample_stride of A (1: all of it, or given)
   std::string source;           // "table <GPU name>" or "built-in model"
+  std::string dense_only;       // why no PIT candidate was priced (pit_kernels_refuse), if so
   std::vector<Priced> priced;   // every candidate with its estimate (detection included)
   std::string reason() const;   // one line: why, for logs and tests (formatted on demand)
 };
@@ -89,7 +90,12 @@ struct PlanOptions {
 Plan choose(int64_t m, int64_t k, int64_t n, DType dtype, const std::vector<Candidate>& candidates,
             const CostModel* model);
 
-// Plans C = A B for A [m, k] (a's leading dims flattened) and B [k, n] on a's device.
+// Why the PIT kernels cannot take A at all (empty: they can): 2^31 elements or more (their
+// indices are int32), or a dtype they lack on A's device (f64 on CUDA). The dense path can.
+std::string pit_kernels_refuse(const Tensor& a);
+
+// Plans C = A B for A [m, k] (a's leading dims flattened) and B [k, n] on a's device; only the
+// dense path where pit_kernels_refuse(a) says why.
 Plan plan_matmul(const Tensor& a, int64_t n, const PlanOptions& options = {}, const Tensor& mask = {});
 
 // The built-in model (no table), fitted to pit-bench on an H200 (ops/pit/planner.cpp): dense

@@ -54,7 +54,7 @@ TEST(ActivationRowsCpu, MatchTheF64Formulas) {
 
 TEST(ActivationRowsCpu, NanStaysNanAndEmptyRowsAreFine) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (const UnaryOp op : {UnaryOp::gelu_tanh, UnaryOp::gelu_erf, UnaryOp::silu}) {
+  for (const UnaryOp op : {UnaryOp::relu, UnaryOp::gelu_tanh, UnaryOp::gelu_erf, UnaryOp::silu}) {
     std::vector<float> v(7, nan);
     cpu::activate_f32(op, v.data(), 7);
     for (const float y : v) EXPECT_TRUE(std::isnan(y)) << unary_name(op);

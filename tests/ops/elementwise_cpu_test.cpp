@@ -66,6 +66,10 @@ TEST(ElementwiseCpu, BinaryF64MatchesCmathReference) {
   }
 }
 
+TEST(ElementwiseCpu, NanPropagatesThroughReluMaximumAndMinimum) {
+  expect_nan_propagates(Device::cpu(), {DType::f64, DType::f32, DType::bf16, DType::f16});
+}
+
 // ---- f16 / bf16 on the CPU ---------------------------------------------------------------------
 
 TEST(ElementwiseCpu, HalfAndBFloat16MatchF32Reference) {

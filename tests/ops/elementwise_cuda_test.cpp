@@ -70,6 +70,11 @@ TEST(ElementwiseCuda, UnaryMatchesCpu) {
     }
 }
 
+TEST(ElementwiseCuda, NanPropagatesThroughReluMaximumAndMinimum) {
+  PIT_REQUIRE_CUDA();
+  expect_nan_propagates(Device::cuda(), {DType::f64, DType::f32, DType::bf16, DType::f16});
+}
+
 TEST(ElementwiseCuda, UnaryBackwardMatchesCpu) {
   PIT_REQUIRE_CUDA();
   manual_seed(21);

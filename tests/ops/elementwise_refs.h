@@ -72,8 +72,8 @@ inline double ref_binary(BinaryOp op, double a, double b) {
     case BinaryOp::mul: return a * b;
     case BinaryOp::div: return a / b;
     case BinaryOp::pow: return std::pow(a, b);
-    case BinaryOp::maximum: return std::fmax(a, b);
-    case BinaryOp::minimum: return std::fmin(a, b);
+    case BinaryOp::maximum: return std::isnan(a) || std::isnan(b) ? std::nan("") : std::fmax(a, b);
+    case BinaryOp::minimum: return std::isnan(a) || std::isnan(b) ? std::nan("") : std::fmin(a, b);
     case BinaryOp::keep_where: return b != 0.0 ? a : 0.0;
   }
   return NAN;
@@ -243,5 +243,24 @@ inline std::vector<Tensor> views_5x7(DType dtype = DType::f64, Device device = D
 // subnormal (2^-25) in absolute terms.
 // The 1% slack covers f32 results that differ in the last bits between two loops.
 inline double half_ulp(DType dt) { return dt == DType::f16 ? 0x1p-11 * 1.01 : 0x1p-8 * 1.01; }
+
+// NaN through relu, maximum and minimum on `dev`, in every floating dtype of it: relu(NaN) is NaN
+// (as in PyTorch; a NaN hidden as 0 would hide a divergence before it), and maximum / minimum
+// give NaN where either side is NaN, whichever side.
+inline void expect_nan_propagates(Device dev, const std::vector<DType>& dtypes) {
+  const double nan = std::nan("");
+  for (const DType dt : dtypes) {
+    SCOPED_TRACE(dtype_name(dt));
+    const Tensor x = from_vector(std::vector<double>{nan, -1.0, 2.0, nan}).to(dev, dt);
+    const Tensor y = from_vector(std::vector<double>{1.0, nan, nan, nan}).to(dev, dt);
+    const auto host = [](const Tensor& t) { return t.to(Device::cpu(), DType::f64).to_vector<double>(); };
+    const std::vector<double> r = host(kernels::unary(UnaryOp::relu, x));
+    EXPECT_TRUE(std::isnan(r[0]) && r[1] == 0.0 && r[2] == 2.0 && std::isnan(r[3]));
+    for (const BinaryOp op : {BinaryOp::maximum, BinaryOp::minimum})
+      for (const bool swap : {false, true})
+        for (const double v : host(swap ? kernels::binary(op, y, x) : kernels::binary(op, x, y)))
+          EXPECT_TRUE(std::isnan(v)) << name(op) << (swap ? " (y, x)" : " (x, y)");
+  }
+}
 
 }  // namespace pit::test::elementwise

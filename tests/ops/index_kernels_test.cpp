@@ -52,7 +52,13 @@ TEST(IndexKernels, IndexSelectAndIndexAddByHand) {
 TEST(IndexKernels, ErrorsNameTheProblem) {
   const Tensor x = zeros({2, 3});
   EXPECT_THROW(kernels::gather(x, 1, from_vector(std::vector<int64_t>{5, 0, 0}, {1, 3})), Error);  // shape
-  EXPECT_THROW(kernels::gather(x, 1, from_vector(std::vector<int64_t>{3, 0}, {2, 1})), Error);  // range
+  // Out of range on the CPU: the op, the dim, the valid range and the index element named.
+  pit::test::expect_error_contains_all([&] { (void)kernels::gather(x, 1, from_vector(std::vector<int64_t>{0, 3}, {2, 1})); },
+                                       {"index 3 is out of range for gather along dim 1 of size 3", "valid: [-3, 3)",
+                                        "at index element 1", "fix the index"});
+  pit::test::expect_error_contains_all(
+      [&] { (void)kernels::index_add({4, 2}, 0, from_vector(std::vector<int64_t>{-5}), ones({1, 2})); },
+      {"index -5 is out of range for index_add along dim 0 of size 4"});
   EXPECT_THROW(kernels::index_select(x, 0, from_vector(std::vector<float>{0})), Error);  // dtype
   EXPECT_THROW(kernels::cat({zeros({2, 3}), zeros({3, 3})}, 1), Error);
   // index_add: the source must match the shape in every dim but `dim` (a [2, 10] source into
@@ -64,6 +70,20 @@ TEST(IndexKernels, ErrorsNameTheProblem) {
   std::fill(want.begin(), want.begin() + 10, 1.f);
   std::fill(want.begin() + 30, want.end(), 1.f);
   EXPECT_EQ(kernels::index_add({4, 10}, 0, two, ones({2, 10})).to_vector<float>(), want);
+}
+
+// f16/bf16 sums of many adds into one row: summed in f32 and rounded once (as on CUDA). Rounded
+// after every add, bf16 stopped at 256 and f16 at 2048.
+TEST(IndexKernels, HalfPrecisionScatterAddSumsInF32) {
+  for (const DType dt : {DType::bf16, DType::f16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const int64_t n = dt == DType::bf16 ? 1000 : 3000;  // sums each type holds exactly
+    const double sum = static_cast<double>(n);
+    const Tensor got = kernels::index_add({2, 4}, 0, zeros({n}, DType::i64), ones({n, 4}, dt));
+    EXPECT_EQ(got.to(DType::f64).to_vector<double>(), (std::vector<double>{sum, sum, sum, sum, 0, 0, 0, 0}));
+    const Tensor s = kernels::scatter_add({1, 2}, 1, zeros({1, n}, DType::i64), full({1, n}, 0.5, dt));
+    EXPECT_EQ(s.to(DType::f64).to_vector<double>(), (std::vector<double>{sum / 2, 0}));
+  }
 }
 
 TEST(IndexKernels, CatAlongEachDim) {

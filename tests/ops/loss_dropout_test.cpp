@@ -376,6 +376,19 @@ TEST(LossCuda, CrossEntropyBadTargets) {
   }
 }
 
+// CPU logits with GPU targets: the targets are checked on the host once copied there (the CPU
+// kernel has no error slot, so a bad target would give a NaN row without a word).
+TEST(LossCuda, CrossEntropyBadGpuTargetsForCpuLogits) {
+  PIT_REQUIRE_CUDA();
+  const Tensor logits = randn({3, 10}, DType::f32);
+  const Tensor bad = from_vector(std::vector<int64_t>{0, 10, 2}).to(Device::cuda());
+  expect_error_contains_all([&] { (void)kernels::cross_entropy(logits, bad, kIgnore, 0.0); },
+                            {"target 10 (row 1) is out of range for 10 classes"});
+  const Tensor good = from_vector(std::vector<int64_t>{0, kIgnore, 2}).to(Device::cuda());
+  const kernels::CrossEntropyResult r = kernels::cross_entropy(logits, good, kIgnore, 0.0);
+  for (const double l : values(r.loss)) EXPECT_TRUE(std::isfinite(l));
+}
+
 TEST(LossCuda, CrossEntropyBadTargetsEveryKernel) {
   PIT_REQUIRE_CUDA();
   const Device gpu = Device::cuda();

@@ -79,6 +79,14 @@ TEST(ReluGrad, CudaMatchesCpu) {
     }
 }
 
+// A last dim of 0: no elements, an empty bias gradient (reshape({-1, 0}) has no answer).
+TEST(ReluGrad, EmptyLastDim) {
+  Tensor db;
+  const Tensor gx = kernels::relu_backward_from_output(zeros({3, 0}), zeros({3, 0}), &db);
+  EXPECT_EQ(gx.shape(), Shape({3, 0}));
+  EXPECT_EQ(db.shape(), Shape({0}));
+}
+
 TEST(ReluGrad, ErrorsNameTheProblem) {
   const Tensor y = zeros({4, 8}), g = zeros({4, 9});
   try {

@@ -108,6 +108,16 @@ TEST(SoftmaxKernels, LargeValuesStayFinite) {
     for (const double v : values(kernels::softmax(x.to(dtype), 1))) EXPECT_TRUE(std::isfinite(v));
 }
 
+// f32 log_softmax of large logits keeps the small results' digits: computed as (x - max) -
+// log(sum), not x - (max + log(sum)) rounded at 1e4 (which gave -0.47363 for -0.47408 here).
+TEST(SoftmaxKernels, LogSoftmaxOfLargeF32LogitsIsExact) {
+  const Tensor x = from_vector(std::vector<float>{10000.5f, 10000.0f}, {1, 2});
+  const std::vector<double> got = values(kernels::log_softmax(x, 1));
+  const double want0 = -std::log1p(std::exp(-0.5)), want1 = want0 - 0.5;
+  EXPECT_NEAR(got[0], want0, 1e-6);
+  EXPECT_NEAR(got[1], want1, 1e-6);
+}
+
 TEST(SoftmaxKernels, MaskedEntries) {
   const double inf = std::numeric_limits<double>::infinity();
   const Tensor x = from_vector(std::vector<double>{-inf, 0, 0, -inf, -inf, -inf}, {2, 3});
@@ -326,6 +336,22 @@ TEST(SoftmaxKernelsCuda, LargeValuesAndMasks) {
     const Tensor xt = x.t().contiguous();  // the same along dim 0: the column kernel
     expect_close(kernels::softmax(xt, 0), kernels::softmax(host.t(), 0), tol.rtol, tol.atol,
                  label("softmax", xt, 0));
+  }
+}
+
+// The same on the GPU's kernels: rows in registers (2, 256), streaming rows (4097), and the column
+// kernel (a transposed long dim): large f32 logits lose no digits to a rounded max + log(sum).
+TEST(SoftmaxKernelsCuda, LogSoftmaxOfLargeF32LogitsIsExact) {
+  PIT_REQUIRE_CUDA();
+  for (const int64_t len : {2, 256, 4097, 140000}) {
+    SCOPED_TRACE("rows of " + std::to_string(len));
+    std::vector<float> v(static_cast<size_t>(2 * len));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = 10000.0f + 0.25f * static_cast<float>(i % 5);
+    const Tensor x = from_vector(v, {2, len});
+    const Tensor want = kernels::log_softmax(x.to(DType::f64), 1);
+    expect_close(kernels::log_softmax(x.to(Device::cuda()), 1), want, 1e-6, 1e-6, label("log_softmax", x, 1));
+    const Tensor xt = x.t().contiguous().to(Device::cuda());
+    expect_close(kernels::log_softmax(xt, 0), want.t(), 1e-6, 1e-6, label("log_softmax", xt, 0));
   }
 }
 

@@ -101,7 +101,7 @@ __device__ __forceinline__ void store_tile_relu_bits(const dev::Acc<Cfg>& acc, c
     float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      if constexpr (kMask == 1) v[i] = fmaxf(v[i] + bias[i], 0.f);
+      if constexpr (kMask == 1) v[i] = v[i] + bias[i] <= 0.f ? 0.f : v[i] + bias[i];  // NaN stays NaN
       else v[i] = (bits[j] >> i) & 1u ? v[i] : 0.f;
     }
     T out[8];

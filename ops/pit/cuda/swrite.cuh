@@ -39,7 +39,7 @@ struct EpiArgs {
 
 __device__ __forceinline__ float activate(Act act, float x) {
   switch (act) {
-    case Act::relu: return x > 0.f ? x : 0.f;
+    case Act::relu: return x <= 0.f ? 0.f : x;  // NaN stays NaN (as ops::relu)
     case Act::gelu_tanh: {
       // 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)): one exp and a fast division (a few
       // instructions, where tanhf is a long sequence), and no cancellation for negative x.

@@ -44,6 +44,12 @@ TEST(PitGemmCpu, ErrorsNameTheProblem) {
   Tensor cc = zeros({64, 8});
   EXPECT_NE(msg([&] { sparse::gather_gemm(a, chunks, zeros({32, 8}), cc, {}); }).find("Write::accumulate"),
             std::string::npos);
+  // K-chunks of an index built for a narrower A: its columns past the last chunk were skipped.
+  const sparse::RowSetIndex narrow = sparse::detect_rows(a.slice(1, 0, 16), 8);
+  EXPECT_NE(msg([&] {
+              sparse::gather_gemm(a, narrow, zeros({32, 8}), cc, {.epilogue = {.write = sparse::Write::accumulate}});
+            }).find("has 2 K-chunk segments of 8 columns, but A's K = 32 needs 4"),
+            std::string::npos);
   // Epilogue::pre: needs an activation and a store, C's shape and dtype, bytes of its own.
   const sparse::RowSetIndex rows = sparse::detect_rows(a);
   const Tensor b = zeros({32, 8});

@@ -26,6 +26,26 @@ TEST(PitOpsCuda, PlannerChoosesAndMatches) {
   test::expect_close(y.data(), test::ref_matmul(a, b), 2e-2, 2e-2, "planned pit_matmul");
 }
 
+// K lists' backward with B a contiguous view 6 bytes off a 16-byte boundary: its column-set GEMMs
+// take the M-gather's own engine (the ping-pong one needs 16-byte aligned rows and threw, naming
+// Engine::automatic, which the caller could not pass).
+TEST(PitOpsCuda, KListBackwardWithAnUnalignedB) {
+  PIT_REQUIRE_CUDA();
+  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built yet";
+  const int64_t m = 256, k = 128, n = 64;
+  const Tensor a = test::sparse_tensor(m, k, 32, 1, 0.2, 3, DType::bf16, Device::cuda());
+  const Tensor flat = test::dense_random({k * n + 3}, 4, DType::bf16, Device::cuda());
+  const Tensor b = flat.slice(0, 3, 3 + k * n).view({k, n});
+  ASSERT_TRUE(b.is_contiguous());
+  Variable av(a, true), bv(b, true);
+  ops::pit_matmul(av, bv, {.kernel = sparse::Kernel::k_lists}).backward(test::dense_random({m, n}, 5, DType::bf16, Device::cuda()));
+  Variable ar(a, true), br(b.contiguous().clone(), true);
+  ops::matmul(ar, br).backward(test::dense_random({m, n}, 5, DType::bf16, Device::cuda()));
+  test::expect_close(bv.grad(), br.grad(), 3e-2, 3e-2, "dB with an unaligned B");
+  // dA is kept at A's non-zeros (sparse_grad): the dense gradient there.
+  test::expect_close(av.grad(), kernels::binary(BinaryOp::keep_where, ar.grad(), a), 3e-2, 3e-2, "dA with an unaligned B");
+}
+
 // A PlanSite plans from the counts of the site's previous call without waiting (only its first
 // call, and a call whose candidates changed, wait for their own); the results never depend on it.
 TEST(PitOpsCuda, PlanSitePlansFromThePreviousCall) {

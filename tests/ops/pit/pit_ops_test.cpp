@@ -51,3 +51,12 @@ TEST(PitOpsCpu, Errors) {
   EXPECT_THROW(ops::pit_matmul(a, b), Error);
   EXPECT_THROW(ops::pit_linear(a, Variable(zeros({2, 4}))), Error);
 }
+
+// K = 0: A [5, 0] has 5 rows (not 0 = numel / K), and the product is zeros, as the dense one.
+TEST(PitOpsCpu, EmptyInnerDimension) {
+  for (const std::optional<sparse::Kernel> kernel : {std::optional<sparse::Kernel>(), std::optional(sparse::Kernel::dense)}) {
+    const Variable y = ops::pit_matmul(Variable(zeros({5, 0})), Variable(zeros({0, 3})), {.kernel = kernel});
+    EXPECT_EQ(y.shape(), Shape({5, 3}));
+    for (const double v : y.data().to(DType::f64).to_vector<double>()) EXPECT_EQ(v, 0.0);
+  }
+}

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "ops/pit/cost_table.h"
+#include "ops/pit/pit_ops.h"
 #include "ops/pit/planner.h"
 #include "tests/ops/pit/sparse_data.h"
 
@@ -139,6 +140,21 @@ TEST(PitPlanner, MalformedTableNamesTheLine) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(":2: micro-tile '32y1'"), std::string::npos) << e.what();
   }
+  // A dtype or a kernel it does not know: named with the line (a misspelt kernel used to be
+  // ignored, its rows never matching, and the GPU planned with the built-in model unawares).
+  for (const auto& [row, want] : {std::pair<std::string, std::string>{"G\tk_lists\t32x1\tbf61\t1\t1\t1\t0.5\t1", ":2: unknown dtype 'bf61'"},
+                                  {"G\tk_list\t32x1\tbf16\t1\t1\t1\t0.5\t1", ":2: unknown kernel 'k_list'"}}) {
+    {
+      std::ofstream out(path);
+      out << "gpu\tkernel\ttile\tdtype\tm\tk\tn\tdensity\tus\n" << row << "\n";
+    }
+    try {
+      sparse::read_cost_table(path);
+      ADD_FAILURE() << "no throw for " << row;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  }
 }
 
 // Every checked-in table (ops/pit/tables) parses, is filed under its GPU's name (the planner looks
@@ -205,4 +221,25 @@ TEST(PitPlanner, GpusWithoutATablePlanWithOneOfTheirArchitecture) {
   EXPECT_NE(none.note.find("built-in model"), std::string::npos) << none.note;
   EXPECT_EQ(unknown.model, nullptr);
   EXPECT_NE(unknown.note.find("compute capability unknown"), std::string::npos) << unknown.note;
+}
+
+// A the PIT kernels cannot take at all gets the dense plan, with the reason, whatever its density
+// says: 2^31 elements or more (their indices are int32), f64 on CUDA. pit_matmul then runs dense
+// instead of throwing in detection.
+TEST(PitPlanner, OperandsThePitKernelsCannotTakePlanDense) {
+  const Tensor huge = zeros({1, 1}).expand({65536, 32768});  // 2^31 elements, none stored
+  EXPECT_NE(sparse::pit_kernels_refuse(huge).find("2^31 or more"), std::string::npos);
+  const sparse::Plan p = sparse::plan_matmul(huge, 64, {.density = 0.01});
+  EXPECT_EQ(p.kernel, sparse::Kernel::dense);
+  EXPECT_TRUE(p.priced.empty());
+  EXPECT_NE(p.reason().find("dense only: A has 2147483648 elements"), std::string::npos) << p.reason();
+  EXPECT_EQ(sparse::pit_kernels_refuse(zeros({64, 64}, DType::f64)), "");  // f64 runs on the CPU
+  if (cuda_available()) {
+    const Tensor g = zeros({4096, 4096}, DType::f64, Device::cuda());
+    EXPECT_NE(sparse::pit_kernels_refuse(g).find("f64 on CUDA"), std::string::npos);
+    const sparse::Plan q = sparse::plan_matmul(g, 4096, {.density = 0.01});
+    EXPECT_EQ(q.kernel, sparse::Kernel::dense) << q.reason();
+    const Variable y = ops::pit_matmul(Variable(g), Variable(ones({4096, 8}, DType::f64, Device::cuda())), {.density = 0.01});
+    EXPECT_EQ(y.shape(), Shape({4096, 8}));
+  }
 }

@@ -22,6 +22,25 @@ TEST(SparseLinearCpu, LayoutsAreCompact) {
   }
 }
 
+// A mask of any non-zero values keeps those weights as they are: `inside` is 0/1 (a float mask of
+// 0.5s used to scale the weights by 0.5).
+TEST(SparseLinearCpu, MaskValuesOnlySayKept) {
+  for (const double kept : {0.5, -3.0}) {
+    const Tensor mask = kernels::binary(BinaryOp::mul, test::compact_case_mask({{32, 1}, true}, 64, 40, 0.4, 9, Device::cpu()).to(DType::f32),
+                                        full({}, kept, DType::f32));
+    const sparse::CompactLayout l = sparse::compact_layout(mask, {32, 1}, true);
+    ASSERT_TRUE(l.inside.defined());
+    for (const double v : l.inside.to(DType::f64).to_vector<double>()) EXPECT_TRUE(v == 0.0 || v == 1.0) << v;
+    const Tensor w = test::dense_random({64, 40}, 10, DType::f64), x = test::dense_random({3, 40}, 11, DType::f64);
+    const Tensor values = sparse::compact_values(l, w, mask);
+    const Tensor got = ops::sparse_linear(Variable(x), Variable(values), Variable(), l).data();
+    const Tensor masked = kernels::binary(BinaryOp::mul, w, mask.to(DType::boolean).to(DType::f64));
+    const Tensor want = kernels::matmul(x, masked.t());
+    const std::vector<double> g = got.to_vector<double>(), wv = want.contiguous().to_vector<double>();
+    for (size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(g[i], wv[i], 1e-12) << "element " << i;
+  }
+}
+
 TEST(SparseLinearCpu, Gradcheck) {
   for (const test::CompactCase& c : {test::CompactCase{{16, 1}, false}, test::CompactCase{{16, 16}, false},
                                      test::CompactCase{{32, 1}, true}}) {
