@@ -72,6 +72,8 @@ std::vector<Tensor> Node::apply(const std::vector<Tensor>& grad_outputs) const {
 
 void Node::release() { backward_ = nullptr; }
 
+void Node::drop_inputs() { std::vector<Variable>().swap(inputs_); }
+
 // ---- recording --------------------------------------------------------------------------------
 
 bool needs_grad(const std::vector<Variable>& inputs) {
@@ -147,8 +149,10 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
   // Nodes reachable from the root, and how many gradient contributions each leaf will receive
   // (its hooks run when the last one arrives).
   std::vector<Node*> order;
+  std::vector<std::shared_ptr<Node>> alive;  // owns every node until the inputs are dropped below
   std::unordered_set<Node*> seen;
   std::unordered_map<VariableState*, int> leaf_uses;
+  alive.push_back(grad_fn());
   std::vector<Node*> stack{grad_fn().get()};
   seen.insert(stack.back());
   while (!stack.empty()) {
@@ -160,6 +164,7 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
       if (in.is_leaf()) {
         ++leaf_uses[in.state().get()];
       } else if (seen.insert(in.grad_fn().get()).second) {
+        alive.push_back(in.grad_fn());
         stack.push_back(in.grad_fn().get());
       }
     }
@@ -226,6 +231,9 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
     for (Node* n : order) n->take_grad_outputs();
     throw;
   }
+  // The graph is spent: its nodes let go of their inputs (`alive` keeps each node until then).
+  if (!retain_graph)
+    for (Node* n : order) n->drop_inputs();
 }
 
 }  // namespace pit

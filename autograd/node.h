@@ -32,6 +32,11 @@ class Node {
   std::vector<Tensor> take_grad_outputs();
   std::vector<Tensor> apply(const std::vector<Tensor>& grad_outputs) const;
   void release();  // frees the closure and everything it saved
+  // After a backward without retain_graph: drops the input Variables, so that a Variable kept
+  // past it (a loss kept for logging, a layer's last routing) no longer pins the data of every
+  // intermediate upstream of it. Only once the whole backward is done (the engine's nodes stay
+  // alive through it).
+  void drop_inputs();
 
  private:
   std::string name_;

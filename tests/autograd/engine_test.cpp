@@ -233,6 +233,36 @@ TEST(Engine, SavedStateFreedAfterBackward) {
   EXPECT_TRUE(node->released());
 }
 
+// A root kept past its backward (a loss kept for logging, an MoE layer's aux loss) no longer pins
+// the data of the intermediates before it: the spent graph drops its nodes' inputs.
+TEST(Engine, AKeptRootDoesNotPinTheIntermediates) {
+  Variable x = leaf({1.0, 2.0});
+  Variable y;
+  std::weak_ptr<Storage> h_data;
+  {
+    const Variable h = times(x, x);
+    h_data = h.data().storage();
+    y = total(times(h, h));
+  }
+  EXPECT_FALSE(h_data.expired());  // the graph needs it until backward
+  y.backward();
+  EXPECT_TRUE(h_data.expired());
+  EXPECT_DOUBLE_EQ(values(x.grad())[1], 4 * 8.0);  // d/dx x^4 = 4 x^3
+  // With retain_graph the graph stays whole, and a second backward works.
+  Variable z;
+  {
+    const Variable h = times(x, x);
+    h_data = h.data().storage();
+    z = total(times(h, h));
+  }
+  z.backward(Tensor(), /*retain_graph=*/true);
+  EXPECT_FALSE(h_data.expired());
+  z.backward();
+  EXPECT_TRUE(h_data.expired());
+  // Backward through the spent graph again: the same clear error as before.
+  EXPECT_THROW(y.backward(), Error);
+}
+
 TEST(Engine, DeepChainDoesNotRecurse) {
   Variable x = leaf({1.0});
   Variable y = x;

@@ -1,5 +1,7 @@
 #include "trainer/optim/optimizer.h"
 
+#include <map>
+
 #include "autograd/grad_mode.h"
 #include "core/error.h"
 
@@ -13,6 +15,7 @@ std::vector<Param> with_default_decay(const std::vector<std::pair<std::string, V
 
 Optimizer::Optimizer(std::vector<Param> params) : params_(std::move(params)) {
   std::set<std::string> names;
+  std::map<const VariableState*, std::string> held;  // each Variable once, whatever its name
   for (const Param& p : params_) {
     PIT_CHECK(p.var.defined(), "optimizer: parameter '", p.name, "' is undefined");
     PIT_CHECK(p.var.is_leaf() && p.var.requires_grad(), "optimizer: parameter '", p.name,
@@ -22,6 +25,9 @@ Optimizer::Optimizer(std::vector<Param> params) : params_(std::move(params)) {
               dtype_name(p.var.dtype()), p.var.data().is_contiguous() ? "" : " (not contiguous)");
     PIT_CHECK(names.insert(p.name).second, "optimizer: the parameter name '", p.name,
               "' appears twice");
+    const auto [at, fresh] = held.emplace(p.var.state().get(), p.name);
+    PIT_CHECK(fresh, "optimizer: '", at->second, "' and '", p.name,
+              "' are one Variable (a tied weight?): it would be stepped twice; list it once");
   }
   state_.resize(params_.size());
   param_steps_.assign(params_.size(), 0);
@@ -47,7 +53,8 @@ void Optimizer::relayout_state(const Variable& param, const std::function<Tensor
     }
     return;
   }
-  PIT_THROW(type_name(), ": relayout_state of a parameter this optimizer does not hold");
+  PIT_THROW(type_name(), ": relayout_state of a parameter this optimizer does not hold; a sparse layer's parameters "
+            "are replaced when it is made sparse, so make the Sparsifier before the optimizer");
 }
 
 const Tensor& Optimizer::state(size_t i, size_t slot) {

@@ -1,6 +1,7 @@
 #include "trainer/sparse/mask.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <vector>
 
@@ -18,8 +19,6 @@ void check_scores(const Tensor& scores, const char* what) {
   PIT_CHECK(scores.defined() && scores.dim() == 2, "sparse masks: ", what, " must be [tile_rows, tile_cols]");
 }
 
-std::vector<float> host_f32(const Tensor& t) { return t.to(Device::cpu(), DType::f32).contiguous().to_vector<float>(); }
-
 // Indices of `candidates` ordered by score, largest first (ties: lower index first).
 void order_by_score(std::vector<int64_t>& candidates, const std::vector<float>& score, bool largest) {
   std::stable_sort(candidates.begin(), candidates.end(), [&](int64_t a, int64_t b) {
@@ -33,6 +32,15 @@ Tensor to_mask(const std::vector<uint8_t>& on, const Shape& shape, Device device
 }
 
 }  // namespace
+
+std::vector<float> host_f32(const Tensor& t) { return t.to(Device::cpu(), DType::f32).contiguous().to_vector<float>(); }
+
+void check_finite_scores(const std::vector<float>& scores, const char* what) {
+  for (size_t i = 0; i < scores.size(); ++i)
+    PIT_CHECK(std::isfinite(scores[i]), "sparse masks: ", what, " hold ", scores[i], " at unit ", i,
+              ": the weights or their gradients diverged, and no mask can be chosen from them; lower the "
+              "learning rate (or clip the gradients), or resume from an earlier checkpoint");
+}
 
 Tensor tile_norms(const Tensor& w, int64_t tr, int64_t tc) {
   check_tile(tr, tc);
@@ -49,6 +57,7 @@ Tensor tile_norms(const Tensor& w, int64_t tr, int64_t tc) {
 Tensor top_tiles(const Tensor& scores, int64_t keep) {
   check_scores(scores, "the scores");
   const std::vector<float> s = host_f32(scores);
+  check_finite_scores(s, "the scores");
   PIT_CHECK(keep >= 0 && keep <= static_cast<int64_t>(s.size()), "top_tiles: keep must be in [0, ", s.size(),
             "] (the tiles), got ", keep);
   std::vector<int64_t> idx(s.size());
@@ -73,6 +82,7 @@ MaskUpdate drop_and_grow(const Tensor& mask, const Tensor& weight_scores, int64_
               "drop_and_grow: RigL's growth needs the gradient's tile scores, shaped like the mask");
   PIT_CHECK(drop >= 0, "drop_and_grow: drop must be >= 0, got ", drop);
   const std::vector<float> on_f = host_f32(mask), ws = host_f32(weight_scores);
+  check_finite_scores(ws, "the weight scores");
   std::vector<uint8_t> on(on_f.size());
   std::vector<int64_t> active, inactive;
   for (size_t i = 0; i < on_f.size(); ++i) {
@@ -86,7 +96,9 @@ MaskUpdate drop_and_grow(const Tensor& mask, const Tensor& weight_scores, int64_
   for (size_t i = 0; i < on.size(); ++i)
     if (!on[i]) candidates.push_back(static_cast<int64_t>(i));
   if (grow == Grow::gradient) {
-    order_by_score(candidates, host_f32(grow_scores), /*largest=*/true);
+    const std::vector<float> gs = host_f32(grow_scores);
+    check_finite_scores(gs, "the gradient scores");
+    order_by_score(candidates, gs, /*largest=*/true);
   } else {  // a Philox-keyed partial Fisher-Yates shuffle: the same on every machine
     for (int64_t i = 0; i < drop; ++i) {
       const auto span = static_cast<uint64_t>(candidates.size()) - static_cast<uint64_t>(i);

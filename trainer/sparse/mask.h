@@ -8,6 +8,7 @@
 // data-parallel run picks the same tiles from the same scores.
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -16,6 +17,12 @@ namespace pit::sparse_train {
 // The L2 norm of every tr x tc tile of w ([rows, cols], any dtype and device): f32
 // [ceil(rows / tr), ceil(cols / tc)] on w's device.
 Tensor tile_norms(const Tensor& w, int64_t tr, int64_t tc);
+
+// A small tensor (scores, a mask) on the host as f32, in row-major order.
+std::vector<float> host_f32(const Tensor& t);
+// Throws unless every score is finite: a NaN or inf norm (weights or gradients that diverged)
+// would order the units arbitrarily. what: the scores' name in the message.
+void check_finite_scores(const std::vector<float>& scores, const char* what);
 
 // The `keep` tiles of largest score (scores f32 [tile_rows, tile_cols]): a bool mask.
 Tensor top_tiles(const Tensor& scores, int64_t keep);

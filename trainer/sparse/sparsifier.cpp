@@ -34,8 +34,6 @@ bool glob_match(const std::string& pattern, const std::string& text) {
   return p == pattern.size();
 }
 
-std::vector<float> host_f32(const Tensor& t) { return t.to(Device::cpu(), DType::f32).contiguous().to_vector<float>(); }
-
 int64_t units_to_keep(double density, int64_t units) {
   return std::clamp<int64_t>(std::llround(density * static_cast<double>(units)), 0, units);
 }
@@ -47,9 +45,15 @@ int64_t units_changed(const Tensor& before, const Tensor& after) {
   return n;
 }
 
-// The mask a layer gets from scores (f32, the mask's shape, on the host) above a threshold rank.
-Tensor mask_from(const std::vector<uint8_t>& on, const Shape& shape, Device device) {
-  return from_vector(on, shape).to(device);
+// Runs fn, naming the layer and the step in any error it throws (a mask chosen from diverged
+// scores, say).
+template <class Fn>
+auto for_layer(const std::string& path, int64_t step, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const Error& e) {
+    PIT_THROW("sparsifier: layer '", path, "' at step ", step, ": ", user_message(e));
+  }
 }
 
 }  // namespace
@@ -87,22 +91,26 @@ Sparsifier::Sparsifier(nn::Module& model, const SparsifierOptions& o, Communicat
               .every = o.every}),
       drop_({.initial = o.drop_fraction, .end = o.update_end, .every = o.update_every}) {
   nn::kernel_tile(o.unit);  // names the units the kernels take
-  std::vector<std::string> all;
+  std::vector<std::string> all, already;  // every Linear; those matched but sparse already
   for (const auto& [path, m] : model.modules()) {
     auto* linear = dynamic_cast<nn::Linear*>(m);
     if (!linear) continue;
     all.push_back(path);
-    if (linear->sparse()) continue;
     for (const std::string& pattern : o.layers)
       if (glob_match(pattern, path)) {
-        layers_.emplace_back(path, linear);
+        if (linear->sparse()) already.push_back(path);
+        else layers_.emplace_back(path, linear);
         break;
       }
   }
-  std::string names;
-  for (const std::string& n : all) names += (names.empty() ? "" : ", ") + n;
-  PIT_CHECK(!layers_.empty(), "sparse.layers matches no Linear layer of the model; its Linear layers are: ",
-            names.empty() ? "(none)" : names);
+  const auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const std::string& n : v) s += (s.empty() ? "" : ", ") + n;
+    return s.empty() ? std::string("(none)") : s;
+  };
+  PIT_CHECK(!layers_.empty() || already.empty(), "sparse.layers matches only layers that are sparse already (",
+            join(already), "): another Sparsifier holds them; a model takes one Sparsifier");
+  PIT_CHECK(!layers_.empty(), "sparse.layers matches no Linear layer of the model; its Linear layers are: ", join(all));
   if (o.dense_first_last) {
     PIT_CHECK(layers_.size() > 2, "sparse.dense_first_last leaves no sparse layer: only ", layers_.size(),
               " layer(s) match sparse.layers");
@@ -153,14 +161,17 @@ MaskChanges Sparsifier::prune_by_magnitude(int64_t step, optim::Optimizer& optim
   std::vector<Tensor> norms;
   for (auto& [path, linear] : layers_) norms.push_back(linear->sparse()->unit_norms());
   std::vector<Tensor> masks(layers_.size());
+  std::vector<std::string> emptied;
   if (o_.global) {
     // One threshold: the units of largest norm over every layer, (1 - s) of all weights' units.
     std::vector<std::pair<float, int64_t>> all;  // score, global unit number
     std::vector<int64_t> first(layers_.size() + 1, 0);
+    std::vector<std::vector<float>> h(layers_.size());
     for (size_t i = 0; i < layers_.size(); ++i) {
-      const std::vector<float> h = host_f32(norms[i]);
-      first[i + 1] = first[i] + static_cast<int64_t>(h.size());
-      for (size_t j = 0; j < h.size(); ++j) all.emplace_back(h[j], first[i] + static_cast<int64_t>(j));
+      h[i] = host_f32(norms[i]);
+      for_layer(layers_[i].first, step, [&] { check_finite_scores(h[i], "the unit norms"); });
+      first[i + 1] = first[i] + static_cast<int64_t>(h[i].size());
+      for (size_t j = 0; j < h[i].size(); ++j) all.emplace_back(h[i][j], first[i] + static_cast<int64_t>(j));
     }
     const int64_t keep = units_to_keep(1.0 - s, first.back());
     std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
@@ -168,14 +179,19 @@ MaskChanges Sparsifier::prune_by_magnitude(int64_t step, optim::Optimizer& optim
     for (int64_t k = 0; k < keep; ++k) on[static_cast<size_t>(all[static_cast<size_t>(k)].second)] = 1;
     for (size_t i = 0; i < layers_.size(); ++i) {
       const std::vector<uint8_t> mine(on.begin() + first[i], on.begin() + first[i + 1]);
-      masks[i] = mask_from(mine, norms[i].shape(), norms[i].device());
+      masks[i] = from_vector(mine, norms[i].shape()).to(DType::boolean).to(norms[i].device());
+      // A layer left with no unit passes on its bias alone: said, not hidden (MaskChanges::emptied).
+      if (!mine.empty() && std::find(mine.begin(), mine.end(), uint8_t{1}) == mine.end())
+        emptied.push_back(layers_[i].first);
     }
   } else {
     const std::vector<double> d = densities(s);
     for (size_t i = 0; i < layers_.size(); ++i)
-      masks[i] = top_tiles(norms[i], units_to_keep(d[i], layers_[i].second->sparse()->total_units()));
+      masks[i] = for_layer(layers_[i].first, step, [&] {
+        return top_tiles(norms[i], units_to_keep(d[i], layers_[i].second->sparse()->total_units()));
+      });
   }
-  MaskChanges out{.updated = true};
+  MaskChanges out{.updated = true, .emptied = std::move(emptied)};
   for (size_t i = 0; i < layers_.size(); ++i) {
     nn::SparseLinear& layer = *layers_[i].second->sparse();
     const int64_t changed = units_changed(layer.tile_mask(), masks[i]);
@@ -203,9 +219,11 @@ MaskChanges Sparsifier::drop_and_grow_all(int64_t step, optim::Optimizer& optimi
       grow_scores = tile_norms(g, layer.unit().rows, layer.unit().cols);
     }
     const int64_t drop = std::llround(fraction * static_cast<double>(layer.kept_units()));
-    const MaskUpdate u = drop_and_grow(layer.tile_mask(), layer.unit_norms(), drop,
-                                       o_.method == Method::rigl ? Grow::gradient : Grow::random, grow_scores, o_.seed,
-                                       sparse_stream(SparseDraw::growth, static_cast<uint64_t>(step), i));
+    const MaskUpdate u = for_layer(layers_[i].first, step, [&] {
+      return drop_and_grow(layer.tile_mask(), layer.unit_norms(), drop,
+                           o_.method == Method::rigl ? Grow::gradient : Grow::random, grow_scores, o_.seed,
+                           sparse_stream(SparseDraw::growth, static_cast<uint64_t>(step), i));
+    });
     layer.request_dense_grad(false);
     out.changed += u.dropped + u.grown;
     if (u.dropped == 0) continue;

@@ -62,6 +62,9 @@ struct LayerSparsity {
 struct MaskChanges {
   bool updated = false;  // a mask update ran at this step
   int64_t changed = 0;   // units that were dropped plus units grown
+  // Layers this update left without a unit (a global threshold can: their weights all ranked
+  // below the other layers'); such a layer passes on its bias alone.
+  std::vector<std::string> emptied = {};
 };
 
 class Sparsifier {

@@ -47,6 +47,21 @@ std::string differing_keys(const std::string& a, const std::string& b) {
   return out;
 }
 
+// SET and RigL drop a fraction that decays to 0 at sparse.update_end, by default (0) 3/4 of
+// run.steps: a resume that raises run.steps (as the trainer says to, to train further) would move
+// the schedule's end, and the fraction would jump at the resume. Refused, with the value to pin,
+// unless the resume is past both ends (no update either way).
+void check_drop_schedule(const Config& config, const std::string& saved_yaml, int64_t step, const std::string& path) {
+  if (config.sparse.method != SparseMethod::set && config.sparse.method != SparseMethod::rigl) return;
+  const Config saved = config_from_yaml(saved_yaml, path + " (its config)");
+  const int64_t then = saved.sparse_update_end(), now = config.sparse_update_end();
+  PIT_CHECK(then == now || (step >= then && step >= now), "checkpoint ", path, " drops and regrows until step ", then,
+            config.sparse.update_end == 0 ? " (sparse.update_end 0: 3/4 of its run.steps)" : "",
+            ", this run until step ", now, config.sparse.update_end == 0 ? " (3/4 of this run.steps)" : "",
+            ": the drop fraction would jump at the resume. Keep the schedule with --set sparse.update_end=", then,
+            ", or set another on purpose");
+}
+
 }  // namespace
 
 StateDict collect_run_state(int64_t step, const Config& config, const RunParts& p) {
@@ -75,6 +90,7 @@ int64_t restore_run_state(const StateDict& whole, const std::string& path, const
   PIT_CHECK(diff.empty(), "checkpoint ", path, " was written with other model, data or sparse settings (",
             diff, " differ); resume with the config it was written with (pit-train prints it with "
             "--print-config), or start a new run in another run.out_dir");
+  check_drop_schedule(config, s.strings.at("config"), s.ints.at("step"), path);
   const std::string optimizer = s.strings.count("optimizer") ? s.strings.at("optimizer") : "";
   PIT_CHECK(optimizer == p.optimizer.type_name(), "checkpoint ", path, " holds ", optimizer,
             " state but optim.name selects ", p.optimizer.type_name(),

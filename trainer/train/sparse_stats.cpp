@@ -48,6 +48,7 @@ sparse_train::SparsifierOptions sparsifier_options(const Config& c) {
 SparseStats::SparseStats(const Config& c, nn::Module& model, Communicator* comm) {
   if (c.sparse.method == SparseMethod::none) return;
   steps_ = c.run.steps;
+  speaks_ = comm == nullptr || comm->rank() == 0;
   sparsifier_ = std::make_unique<sparse_train::Sparsifier>(model, sparsifier_options(c), comm);
 }
 
@@ -70,6 +71,13 @@ void SparseStats::after_step(int64_t step, optim::Optimizer& optimizer, bool ove
   const sparse_train::MaskChanges ch = sparsifier_->after_step(step, optimizer, !overflow);
   updates_ += ch.updated;
   changes_ += ch.changed;
+  for (const std::string& layer : ch.emptied)
+    if (speaks_ && warned_.insert(layer).second)
+      std::fprintf(stderr,
+                   "pit-train: warning: step %lld: sparse.threshold global pruned every unit of layer '%s', which now "
+                   "passes on its bias alone; use sparse.threshold: layer (a budget per layer) or a lower "
+                   "sparse.sparsity\n",
+                   static_cast<long long>(step), layer.c_str());
 }
 
 std::string SparseStats::flush(MetricsRecord& rec) {

@@ -4,6 +4,7 @@
 // logging window: overall sparsity, FLOPs saved, mask changes, each layer's density.
 #include <cstdio>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "core/comm.h"
@@ -36,6 +37,8 @@ class SparseStats {
   std::unique_ptr<sparse_train::Sparsifier> sparsifier_;
   int64_t steps_ = 0;  // run.steps
   int64_t updates_ = 0, changes_ = 0;
+  bool speaks_ = true;              // rank 0 (or one process): prints the warnings
+  std::set<std::string> warned_;    // layers already said to be empty
 };
 
 }  // namespace pit::train

@@ -183,6 +183,8 @@ TEST(Optimizer, LoadStateDictNamesWhatIsWrong) {
 TEST(Optimizer, RejectsBadParameters) {
   Variable w = param({1, 2}, {2}, "w");
   expect_error_contains([&] { SGD s({{"w", w, true}, {"w", w, true}}); }, "appears twice");
+  // One Variable under two names (two modules' lists of a tied weight) would be stepped twice.
+  expect_error_contains([&] { SGD s({{"a", w, true}, {"b", w, true}}); }, "'a' and 'b' are one Variable");
   Variable frozen(zeros({2}), false, "frozen");
   expect_error_contains([&] { SGD s({{"frozen", frozen, true}}); }, "requires grad");
   SgdOptions o;

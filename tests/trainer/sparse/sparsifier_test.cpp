@@ -6,11 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <vector>
 
 #include "core/random.h"
 #include "ops/functional.h"
+#include "ops/kernels.h"
 #include "tests/core/expect_error.h"
 #include "trainer/nn/layers.h"
 #include "trainer/nn/sparse_linear.h"
@@ -230,6 +232,43 @@ TEST(Sparsifier, FirstAndLastLayersCanStayDense) {
   EXPECT_EQ(s.layers()[0].name, "1");
 }
 
+// A global threshold can empty a layer (its weights all small): the update says which, for the
+// trainer to warn, and the threshold stays one over all layers.
+TEST(Sparsifier, GlobalThresholdSaysWhichLayerItEmptied) {
+  Mlp m;
+  Sparsifier s(*m.net, {.sparsity = 0.5, .start = 0, .end = 0, .every = 1, .global = true});
+  Tensor v = m.layers[1]->sparse()->values().data();
+  v.copy_(kernels::unary(UnaryOp::mul_scalar, v, 1e-4));
+  optim::AdamW opt(optim::with_default_decay(m.net->named_parameters()));
+  const MaskChanges c = s.after_step(0, opt);
+  ASSERT_TRUE(c.updated);
+  EXPECT_EQ(c.emptied, std::vector<std::string>{"1"});
+  EXPECT_EQ(s.layers()[1].kept_units, 0);
+  Mlp per_layer;
+  Sparsifier p(*per_layer.net, {.sparsity = 0.5, .start = 0, .end = 0, .every = 1});
+  optim::AdamW opt2(optim::with_default_decay(per_layer.net->named_parameters()));
+  EXPECT_TRUE(p.after_step(0, opt2).emptied.empty());
+}
+
+// Scores that are not finite (weights that diverged) stop the update with the layer and the
+// step named, where they used to order the units arbitrarily.
+TEST(Sparsifier, DivergedScoresNameTheLayerAndStep) {
+  for (const bool global : {false, true}) {
+    Mlp m;
+    Sparsifier s(*m.net, {.sparsity = 0.5, .start = 0, .end = 0, .every = 1, .global = global});
+    Tensor v = m.layers[2]->sparse()->values().data();
+    v.fill_(std::nan(""));
+    optim::AdamW opt(optim::with_default_decay(m.net->named_parameters()));
+    expect_error_contains([&] { s.after_step(0, opt); }, "sparsifier: layer '2' at step 0: sparse masks:");
+  }
+  Mlp m;
+  Sparsifier s(*m.net, {.method = Method::set, .sparsity = 0.5, .update_every = 1, .update_end = 10});
+  Tensor v = m.layers[0]->sparse()->values().data();
+  v.fill_(std::numeric_limits<double>::infinity());
+  optim::AdamW opt(optim::with_default_decay(m.net->named_parameters()));
+  expect_error_contains([&] { s.after_step(1, opt); }, "layer '0' at step 1");
+}
+
 TEST(Sparsifier, ErrorsNameTheProblem) {
   Mlp m;
   expect_error_contains([&] { Sparsifier(*m.net, {.layers = {"blocks/*"}}); }, "its Linear layers are: 0, 1, 2");
@@ -237,6 +276,10 @@ TEST(Sparsifier, ErrorsNameTheProblem) {
   expect_error_contains([&] { Sparsifier(*m.net, {.unit = {8, 8}}); }, "use 1x1, 16x1");
   expect_error_contains([&] { Sparsifier(*m.net, {.layers = {"1"}, .dense_first_last = true}); }, "leaves no sparse layer");
   expect_error_contains([] { parse_method("lottery"); }, "allowed: magnitude, set, rigl");
+  // A second Sparsifier on the same model: its layers are sparse already.
+  Mlp twice;
+  Sparsifier first(*twice.net, {.sparsity = 0.5});
+  expect_error_contains([&] { Sparsifier(*twice.net, {.sparsity = 0.5}); }, "matches only layers that are sparse already (0, 1, 2)");
 }
 
 }  // namespace

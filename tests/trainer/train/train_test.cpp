@@ -181,8 +181,17 @@ TEST_F(TrainTest, ResumeRefusesOtherSparseSettings) {
         [&] { train(config_from_yaml(lm_yaml(20, "", rigl), "lm.yaml", {changed}), {.resume = true, .out = log_}); },
         std::string("was written with other model, data or sparse settings (") +
             std::string(changed).substr(0, std::string(changed).find('=')));
-  const TrainResult r = train(config_from_yaml(lm_yaml(20, "", rigl), "lm.yaml", {"sparse.update_every=3"}),
-                              {.resume = true, .out = log_});
+  // More steps move sparse.update_end's default (3/4 of run.steps: 7 then, 15 now), and with it the
+  // drop schedule: refused, naming the value that keeps it.
+  test::expect_error_contains(
+      [&] { train(config_from_yaml(lm_yaml(20, "", rigl), "lm.yaml"), {.resume = true, .out = log_}); },
+      "drops and regrows until step 7 (sparse.update_end 0: 3/4 of its run.steps), this run until step 15");
+  test::expect_error_contains(
+      [&] { train(config_from_yaml(lm_yaml(20, "", rigl), "lm.yaml"), {.resume = true, .out = log_}); },
+      "--set sparse.update_end=7");
+  const TrainResult r = train(
+      config_from_yaml(lm_yaml(20, "", rigl), "lm.yaml", {"sparse.update_every=3", "sparse.update_end=7"}),
+      {.resume = true, .out = log_});
   EXPECT_EQ(r.steps_done, 20);
 }
 
