@@ -44,8 +44,13 @@ template <> constexpr DType dtype_of<int64_t>() { return DType::i64; }
 template <> constexpr DType dtype_of<uint8_t>() { return DType::u8; }
 template <> constexpr DType dtype_of<bool>() { return DType::boolean; }
 
+// Whether dispatch<Allowed...> takes dtype D (every dtype when Allowed is empty).
+template <DType D, DType... Allowed>
+inline constexpr bool dispatch_takes = sizeof...(Allowed) == 0 || ((D == Allowed) || ...);
+
 // Calls fn.template operator()<T>() with T the C++ type of `dtype`, for dtypes in Allowed...
-// (all dtypes when Allowed is empty). Anything else throws naming the op and the dtypes it takes:
+// (all dtypes when Allowed is empty). Anything else throws naming the op and the dtypes it takes.
+// fn is compiled for the allowed types only, so a callback needs no guard against the others:
 //   dispatch(t.dtype(), "relu", [&]<typename T>() { relu_kernel<T>(...); });
 //   dispatch<DType::f32, DType::f64>(t.dtype(), "gradcheck", ...);
 template <DType... Allowed, typename Fn>
@@ -57,16 +62,21 @@ decltype(auto) dispatch(DType dtype, const char* op, Fn&& fn) {
     ((names += (names.empty() ? "" : ", ") + std::string(dtype_name(Allowed))), ...);
     PIT_THROW(op, ": dtype ", dtype_name(dtype), " is not supported; supported dtypes: ", names);
   }
+#define PIT_DISPATCH_CASE_(D, T) \
+  case D:                        \
+    if constexpr (dispatch_takes<D, Allowed...>) return fn.template operator()<T>(); \
+    break;
   switch (dtype) {
-    case DType::f32: return fn.template operator()<float>();
-    case DType::f64: return fn.template operator()<double>();
-    case DType::f16: return fn.template operator()<Half>();
-    case DType::bf16: return fn.template operator()<BFloat16>();
-    case DType::i32: return fn.template operator()<int32_t>();
-    case DType::i64: return fn.template operator()<int64_t>();
-    case DType::u8: return fn.template operator()<uint8_t>();
-    case DType::boolean: return fn.template operator()<bool>();
+    PIT_DISPATCH_CASE_(DType::f32, float)
+    PIT_DISPATCH_CASE_(DType::f64, double)
+    PIT_DISPATCH_CASE_(DType::f16, Half)
+    PIT_DISPATCH_CASE_(DType::bf16, BFloat16)
+    PIT_DISPATCH_CASE_(DType::i32, int32_t)
+    PIT_DISPATCH_CASE_(DType::i64, int64_t)
+    PIT_DISPATCH_CASE_(DType::u8, uint8_t)
+    PIT_DISPATCH_CASE_(DType::boolean, bool)
   }
+#undef PIT_DISPATCH_CASE_
   PIT_THROW(op, ": invalid dtype value ", static_cast<int>(dtype));
 }
 

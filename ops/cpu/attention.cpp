@@ -178,18 +178,14 @@ void backward_typed(const AttentionDims& d, const T* dout, const T* q, const T* 
   });
 }
 
-template <typename T>
-constexpr bool kFloating = std::is_floating_point_v<T> || is_reduced_float_v<T>;
-
 }  // namespace
 
 void causal_attention(DType dtype, const AttentionDims& dims, const void* q, const void* k,
                       const void* v, void* out, float* lse) {
   if (dims.bh * dims.t == 0) return;
   dispatch<DType::f32, DType::f64, DType::f16, DType::bf16>(dtype, "causal_attention", [&]<typename T>() {
-    if constexpr (kFloating<T>)
-      forward_typed<T>(dims, static_cast<const T*>(q), static_cast<const T*>(k),
-                       static_cast<const T*>(v), static_cast<T*>(out), lse);
+    forward_typed<T>(dims, static_cast<const T*>(q), static_cast<const T*>(k),
+                     static_cast<const T*>(v), static_cast<T*>(out), lse);
   });
 }
 
@@ -199,11 +195,10 @@ void causal_attention_backward(DType dtype, const AttentionDims& dims, const voi
   if (dims.bh * dims.t == 0) return;
   dispatch<DType::f32, DType::f64, DType::f16, DType::bf16>(
       dtype, "causal_attention_backward", [&]<typename T>() {
-        if constexpr (kFloating<T>)
-          backward_typed<T>(dims, static_cast<const T*>(dout), static_cast<const T*>(q),
-                            static_cast<const T*>(k), static_cast<const T*>(v),
-                            static_cast<const T*>(out), static_cast<T*>(dq), static_cast<T*>(dk),
-                            static_cast<T*>(dv));
+        backward_typed<T>(dims, static_cast<const T*>(dout), static_cast<const T*>(q),
+                          static_cast<const T*>(k), static_cast<const T*>(v),
+                          static_cast<const T*>(out), static_cast<T*>(dq), static_cast<T*>(dk),
+                          static_cast<T*>(dv));
       });
 }
 

@@ -339,31 +339,27 @@ void conv2d_backward(const ConvGeometry& g, DType dtype, const void* dy, const v
 
 void max_pool2d(const PoolGeometry& g, DType dtype, const void* x, void* y, int64_t* indices) {
   dispatch_floating(dtype, "max_pool2d (CPU kernel)", [&]<typename T>() {
-    if constexpr (std::is_floating_point_v<T> || is_reduced_float_v<T>)
-      max_pool_typed(g, static_cast<const T*>(x), static_cast<T*>(y), indices);
+    max_pool_typed(g, static_cast<const T*>(x), static_cast<T*>(y), indices);
   });
 }
 
 void max_pool2d_backward(int64_t planes, int64_t in_plane, int64_t out_plane, DType dtype,
                          const void* dy, const int64_t* indices, void* dx) {
   dispatch_floating(dtype, "max_pool2d_backward (CPU kernel)", [&]<typename T>() {
-    if constexpr (std::is_floating_point_v<T> || is_reduced_float_v<T>)
-      max_pool_backward_typed(planes, in_plane, out_plane, static_cast<const T*>(dy), indices,
-                              static_cast<T*>(dx));
+    max_pool_backward_typed(planes, in_plane, out_plane, static_cast<const T*>(dy), indices,
+                            static_cast<T*>(dx));
   });
 }
 
 void avg_pool2d(const PoolGeometry& g, DType dtype, const void* x, void* y) {
   dispatch_floating(dtype, "avg_pool2d (CPU kernel)", [&]<typename T>() {
-    if constexpr (std::is_floating_point_v<T> || is_reduced_float_v<T>)
-      avg_pool_typed(g, static_cast<const T*>(x), static_cast<T*>(y));
+    avg_pool_typed(g, static_cast<const T*>(x), static_cast<T*>(y));
   });
 }
 
 void avg_pool2d_backward(const PoolGeometry& g, DType dtype, const void* dy, void* dx) {
   dispatch_floating(dtype, "avg_pool2d_backward (CPU kernel)", [&]<typename T>() {
-    if constexpr (std::is_floating_point_v<T> || is_reduced_float_v<T>)
-      avg_pool_backward_typed(g, static_cast<const T*>(dy), static_cast<T*>(dx));
+    avg_pool_backward_typed(g, static_cast<const T*>(dy), static_cast<T*>(dx));
   });
 }
 

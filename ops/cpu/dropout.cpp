@@ -9,14 +9,12 @@
 #include "core/convert.h"
 #include "core/random.h"
 #include "core/thread_pool.h"
+#include "ops/cpu/compute_type.h"
 
 namespace pit::cpu {
 namespace {
 
 constexpr int64_t kGrain = 1 << 14;  // groups of four per parallel_for chunk
-
-template <typename T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 template <typename T>
 void forward_typed(const DropoutArgs& a, const T* x, T* y, uint8_t* mask, uint64_t seed,
@@ -47,23 +45,18 @@ void backward_typed(const DropoutArgs& a, const T* dy, const uint8_t* mask, T* d
   });
 }
 
-template <typename T>
-constexpr bool kFloating = std::is_floating_point_v<T> || is_reduced_float_v<T>;
-
 }  // namespace
 
 void dropout(const DropoutArgs& a, const void* x, void* y, uint8_t* mask, uint64_t seed,
              uint64_t offset) {
   dispatch_floating(a.dtype, "dropout", [&]<typename T>() {
-    if constexpr (kFloating<T>)
-      forward_typed<T>(a, static_cast<const T*>(x), static_cast<T*>(y), mask, seed, offset);
+    forward_typed<T>(a, static_cast<const T*>(x), static_cast<T*>(y), mask, seed, offset);
   });
 }
 
 void dropout_backward(const DropoutArgs& a, const void* dy, const uint8_t* mask, void* dx) {
   dispatch_floating(a.dtype, "dropout_backward", [&]<typename T>() {
-    if constexpr (kFloating<T>)
-      backward_typed<T>(a, static_cast<const T*>(dy), mask, static_cast<T*>(dx));
+    backward_typed<T>(a, static_cast<const T*>(dy), mask, static_cast<T*>(dx));
   });
 }
 

@@ -13,25 +13,13 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "ops/cpu/activation_rows.h"
+#include "ops/cpu/compute_type.h"
 
 namespace pit::cpu {
 namespace {
 
 // Below this many elements a loop is not worth waking the pool for (as in core/cpu_copy.cpp).
 constexpr int64_t kGrain = 1 << 15;
-
-// The compute type: double for f64, float for f32, f16 and bf16.
-template <typename T>
-using Compute = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
-// dispatch_floating rejects other dtypes at run time but instantiates its callback for every
-// C++ type; this one compiles the callback for the four floating types only.
-template <typename Fn>
-void dispatch_float(DType dtype, const char* what, Fn&& fn) {
-  dispatch_floating(dtype, what, [&]<typename T>() {
-    if constexpr (std::is_floating_point_v<T> || is_reduced_float_v<T>) fn.template operator()<T>();
-  });
-}
 
 template <size_t N>
 using Offsets = std::array<int64_t, N>;
@@ -95,7 +83,7 @@ constexpr bool kRowActivation = std::is_same_v<T, float> && has_vector_loop(Op);
 
 template <UnaryOp Op, typename T>
 void unary_typed(const StridedDesc& out, const StridedDesc& x, double alpha_in) {
-  using C = Compute<T>;
+  using C = compute_t<T>;
   const C alpha = static_cast<C>(alpha_in);
   T* const o = static_cast<T*>(out.data);
   const T* const in = static_cast<const T*>(x.data);
@@ -121,7 +109,7 @@ void unary_typed(const StridedDesc& out, const StridedDesc& x, double alpha_in) 
 template <UnaryOp Op, typename T>
 void unary_backward_typed(const StridedDesc& gx, const StridedDesc& gy, const StridedDesc& x,
                           const StridedDesc& y, double alpha_in) {
-  using C = Compute<T>;
+  using C = compute_t<T>;
   const C alpha = static_cast<C>(alpha_in);
   T* const o = static_cast<T*>(gx.data);
   const T* const pgy = static_cast<const T*>(gy.data);
@@ -156,7 +144,7 @@ void unary_backward_typed(const StridedDesc& gx, const StridedDesc& gy, const St
 
 template <BinaryOp Op, typename T>
 void binary_typed(const StridedDesc& out, const StridedDesc& a, const StridedDesc& b) {
-  using C = Compute<T>;
+  using C = compute_t<T>;
   T* const o = static_cast<T*>(out.data);
   const T* const pa = static_cast<const T*>(a.data);
   const T* const pb = static_cast<const T*>(b.data);
@@ -180,7 +168,7 @@ void binary_typed(const StridedDesc& out, const StridedDesc& a, const StridedDes
 
 template <typename T>
 void add_scaled_typed(const StridedDesc& a, const StridedDesc& b, double alpha_in) {
-  using C = Compute<T>;
+  using C = compute_t<T>;
   const C alpha = static_cast<C>(alpha_in);
   T* const pa = static_cast<T*>(a.data);
   const T* const pb = static_cast<const T*>(b.data);
@@ -200,14 +188,14 @@ void add_scaled_typed(const StridedDesc& a, const StridedDesc& b, double alpha_i
 }  // namespace
 
 void unary(UnaryOp op, const StridedDesc& out, const StridedDesc& x, double alpha) {
-  dispatch_float(out.dtype, unary_name(op), [&]<typename T>() {
+  dispatch_floating(out.dtype, unary_name(op), [&]<typename T>() {
     with_unary_op(op, [&]<UnaryOp Op>() { unary_typed<Op, T>(out, x, alpha); });
   });
 }
 
 void unary_backward(UnaryOp op, const StridedDesc& grad_x, const StridedDesc& grad_y,
                     const StridedDesc& x, const StridedDesc& y, double alpha) {
-  dispatch_float(grad_x.dtype, unary_name(op), [&]<typename T>() {
+  dispatch_floating(grad_x.dtype, unary_name(op), [&]<typename T>() {
     with_unary_op(op, [&]<UnaryOp Op>() {
       unary_backward_typed<Op, T>(grad_x, grad_y, x, y, alpha);
     });
@@ -215,13 +203,13 @@ void unary_backward(UnaryOp op, const StridedDesc& grad_x, const StridedDesc& gr
 }
 
 void binary(BinaryOp op, const StridedDesc& out, const StridedDesc& a, const StridedDesc& b) {
-  dispatch_float(out.dtype, binary_name(op), [&]<typename T>() {
+  dispatch_floating(out.dtype, binary_name(op), [&]<typename T>() {
     with_binary_op(op, [&]<BinaryOp Op>() { binary_typed<Op, T>(out, a, b); });
   });
 }
 
 void add_scaled(const StridedDesc& a, const StridedDesc& b, double alpha) {
-  dispatch_float(a.dtype, "add_scaled_", [&]<typename T>() { add_scaled_typed<T>(a, b, alpha); });
+  dispatch_floating(a.dtype, "add_scaled_", [&]<typename T>() { add_scaled_typed<T>(a, b, alpha); });
 }
 
 }  // namespace pit::cpu

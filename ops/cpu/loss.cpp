@@ -10,21 +10,19 @@
 
 #include "core/convert.h"
 #include "core/thread_pool.h"
+#include "ops/cpu/compute_type.h"
 
 namespace pit::cpu {
 namespace {
 
 constexpr int64_t kGrain = 1 << 15;  // elements per parallel_for chunk worth a thread
 
-template <typename T>
-using stat_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 template <typename T, typename I>
 void forward_typed(const CrossEntropyArgs& a, const T* x, int64_t stride, const I* targets,
-                   stat_t<T>* loss, stat_t<T>* lse) {
-  using S = stat_t<T>;
+                   compute_t<T>* loss, compute_t<T>* lse) {
+  using S = compute_t<T>;
   const int64_t n = a.classes;
   const double eps = a.label_smoothing;
   parallel_for(0, a.rows, std::max<int64_t>(1, kGrain / n), [&](int64_t lo, int64_t hi) {
@@ -62,8 +60,8 @@ void forward_typed(const CrossEntropyArgs& a, const T* x, int64_t stride, const 
 }
 
 template <typename T, typename I>
-void backward_typed(const CrossEntropyArgs& a, const stat_t<T>* grad_loss, const T* x,
-                    int64_t stride, const I* targets, const stat_t<T>* lse, T* dx) {
+void backward_typed(const CrossEntropyArgs& a, const compute_t<T>* grad_loss, const T* x,
+                    int64_t stride, const I* targets, const compute_t<T>* lse, T* dx) {
   const int64_t n = a.classes;
   const double eps = a.label_smoothing, uniform = eps / static_cast<double>(n);
   parallel_for(0, a.rows, std::max<int64_t>(1, kGrain / n), [&](int64_t lo, int64_t hi) {
@@ -86,19 +84,13 @@ void backward_typed(const CrossEntropyArgs& a, const stat_t<T>* grad_loss, const
   });
 }
 
-template <typename T>
-constexpr bool kFloating = std::is_floating_point_v<T> || is_reduced_float_v<T>;
-
 // Calls fn.template operator()<T, I>() for the logits' and the targets' types.
 template <typename Fn>
 void dispatch2(const CrossEntropyArgs& a, const char* op, Fn&& fn) {
   dispatch_floating(a.dtype, op, [&]<typename T>() {
-    if constexpr (kFloating<T>) {
-      dispatch<DType::i64, DType::i32>(a.target_dtype, op, [&]<typename I>() {
-        if constexpr (std::is_same_v<I, int64_t> || std::is_same_v<I, int32_t>)
-          fn.template operator()<T, I>();
-      });
-    }
+    dispatch<DType::i64, DType::i32>(a.target_dtype, op, [&]<typename I>() {
+      fn.template operator()<T, I>();
+    });
   });
 }
 
@@ -107,7 +99,7 @@ void dispatch2(const CrossEntropyArgs& a, const char* op, Fn&& fn) {
 void cross_entropy(const CrossEntropyArgs& a, const void* logits, int64_t stride,
                    const void* targets, void* loss, void* lse) {
   dispatch2(a, "cross_entropy", [&]<typename T, typename I>() {
-    using S = stat_t<T>;
+    using S = compute_t<T>;
     forward_typed<T, I>(a, static_cast<const T*>(logits), stride, static_cast<const I*>(targets),
                         static_cast<S*>(loss), static_cast<S*>(lse));
   });
@@ -116,7 +108,7 @@ void cross_entropy(const CrossEntropyArgs& a, const void* logits, int64_t stride
 void cross_entropy_backward(const CrossEntropyArgs& a, const void* grad_loss, const void* logits,
                             int64_t stride, const void* targets, const void* lse, void* dlogits) {
   dispatch2(a, "cross_entropy_backward", [&]<typename T, typename I>() {
-    using S = stat_t<T>;
+    using S = compute_t<T>;
     backward_typed<T, I>(a, static_cast<const S*>(grad_loss), static_cast<const T*>(logits), stride,
                          static_cast<const I*>(targets), static_cast<const S*>(lse),
                          static_cast<T*>(dlogits));

@@ -10,16 +10,13 @@
 
 #include "core/convert.h"
 #include "core/thread_pool.h"
+#include "ops/cpu/compute_type.h"
 
 namespace pit::cpu {
 namespace {
 
 constexpr int64_t kGrain = 1 << 15;  // elements per parallel_for chunk worth a thread
 constexpr int64_t kColumns = 64;     // columns per task of the dweight / dbias reduction
-
-// The statistics type: f64 for f64 inputs, f32 otherwise.
-template <typename T>
-using stat_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 template <typename T>
 double load(const T* p, int64_t i) {
@@ -28,7 +25,7 @@ double load(const T* p, int64_t i) {
 
 template <typename T>
 void forward_typed(const NormArgs& a, const T* x, int64_t sx, const T* w, const T* b, double eps,
-                   T* y, stat_t<T>* mean_out, stat_t<T>* rstd_out) {
+                   T* y, compute_t<T>* mean_out, compute_t<T>* rstd_out) {
   const int64_t d = a.dim;
   parallel_for(0, a.rows, std::max<int64_t>(1, kGrain / d), [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
@@ -45,8 +42,8 @@ void forward_typed(const NormArgs& a, const T* x, int64_t sx, const T* w, const 
         ss += c * c;
       }
       const double rstd = 1.0 / std::sqrt(ss / static_cast<double>(d) + eps);
-      if (mean_out) mean_out[r] = static_cast<stat_t<T>>(mean);
-      rstd_out[r] = static_cast<stat_t<T>>(rstd);
+      if (mean_out) mean_out[r] = static_cast<compute_t<T>>(mean);
+      rstd_out[r] = static_cast<compute_t<T>>(rstd);
       for (int64_t i = 0; i < d; ++i) {
         double v = (load(xr, i) - mean) * rstd;
         if (w) v *= load(w, i);
@@ -59,7 +56,7 @@ void forward_typed(const NormArgs& a, const T* x, int64_t sx, const T* w, const 
 
 template <typename T>
 void backward_typed(const NormArgs& a, const T* dy, int64_t sdy, const T* x, int64_t sx,
-                    const T* w, const stat_t<T>* mean_in, const stat_t<T>* rstd_in, T* dx,
+                    const T* w, const compute_t<T>* mean_in, const compute_t<T>* rstd_in, T* dx,
                     T* dweight, T* dbias) {
   const int64_t d = a.dim;
   const double inv_d = 1.0 / static_cast<double>(d);
@@ -111,21 +108,15 @@ void backward_typed(const NormArgs& a, const T* dy, int64_t sdy, const T* x, int
                });
 }
 
-// dispatch instantiates its callback for every dtype: only floating ones do anything.
-template <typename T>
-constexpr bool kFloating = std::is_floating_point_v<T> || is_reduced_float_v<T>;
-
 }  // namespace
 
 void norm_forward(const NormArgs& a, const void* x, int64_t x_stride, const void* weight,
                   const void* bias, double eps, void* y, void* mean, void* rstd) {
   dispatch_floating(a.dtype, a.rms ? "rmsnorm" : "layernorm", [&]<typename T>() {
-    if constexpr (kFloating<T>) {
-      using S = stat_t<T>;
-      forward_typed<T>(a, static_cast<const T*>(x), x_stride, static_cast<const T*>(weight),
-                       static_cast<const T*>(bias), eps, static_cast<T*>(y), static_cast<S*>(mean),
-                       static_cast<S*>(rstd));
-    }
+    using S = compute_t<T>;
+    forward_typed<T>(a, static_cast<const T*>(x), x_stride, static_cast<const T*>(weight),
+                     static_cast<const T*>(bias), eps, static_cast<T*>(y), static_cast<S*>(mean),
+                     static_cast<S*>(rstd));
   });
 }
 
@@ -133,13 +124,11 @@ void norm_backward(const NormArgs& a, const void* dy, int64_t dy_stride, const v
                    int64_t x_stride, const void* weight, const void* mean, const void* rstd,
                    void* dx, void* dweight, void* dbias) {
   dispatch_floating(a.dtype, a.rms ? "rmsnorm_backward" : "layernorm_backward", [&]<typename T>() {
-    if constexpr (kFloating<T>) {
-      using S = stat_t<T>;
-      backward_typed<T>(a, static_cast<const T*>(dy), dy_stride, static_cast<const T*>(x),
-                        x_stride, static_cast<const T*>(weight), static_cast<const S*>(mean),
-                        static_cast<const S*>(rstd), static_cast<T*>(dx), static_cast<T*>(dweight),
-                        static_cast<T*>(dbias));
-    }
+    using S = compute_t<T>;
+    backward_typed<T>(a, static_cast<const T*>(dy), dy_stride, static_cast<const T*>(x),
+                      x_stride, static_cast<const T*>(weight), static_cast<const S*>(mean),
+                      static_cast<const S*>(rstd), static_cast<T*>(dx), static_cast<T*>(dweight),
+                      static_cast<T*>(dbias));
   });
 }
 

@@ -130,52 +130,42 @@ struct MaxReducer {
   }
 };
 
-// dispatch instantiates its callback for every dtype: only floating ones do anything.
-template <typename T>
-constexpr bool kFloating = std::is_floating_point_v<T> || is_reduced_float_v<T>;
-
 }  // namespace
 
 void reduce_sum(const View3& x, void* out, double scale) {
   dispatch_floating(x.dtype, "sum", [&]<typename T>() {
-    if constexpr (kFloating<T>) {
-      T* o = static_cast<T*>(out);
-      SumReducer r{[](double v, int64_t) { return v; },
-                   [o, scale](int64_t j, double s) { o[j] = convert<T>(s * scale); }};
-      fold<T>(x, r);
-    }
+    T* o = static_cast<T*>(out);
+    SumReducer r{[](double v, int64_t) { return v; },
+                 [o, scale](int64_t j, double s) { o[j] = convert<T>(s * scale); }};
+    fold<T>(x, r);
   });
 }
 
 // Two passes in f64: the means, then the sum of squared deviations from them (no cancellation).
 void reduce_var(const View3& x, void* out, int64_t correction) {
   dispatch_floating(x.dtype, "var", [&]<typename T>() {
-    if constexpr (kFloating<T>) {
-      const int64_t mid = x.sizes[1];
-      std::vector<double> means(static_cast<size_t>(x.sizes[0] * x.sizes[2]));
-      double* mp = means.data();
-      const double inv = 1.0 / static_cast<double>(mid);
-      SumReducer mean_r{[](double v, int64_t) { return v; },
-                        [mp, inv](int64_t j, double s) { mp[j] = s * inv; }};
-      fold<T>(x, mean_r);
-      T* o = static_cast<T*>(out);
-      const double denom = static_cast<double>(std::max<int64_t>(0, mid - correction));
-      SumReducer dev_r{[mp](double v, int64_t j) {
-                         const double d = v - mp[j];
-                         return d * d;
-                       },
-                       [o, denom](int64_t j, double s) { o[j] = convert<T>(s / denom); }};
-      fold<T>(x, dev_r);
-    }
+    const int64_t mid = x.sizes[1];
+    std::vector<double> means(static_cast<size_t>(x.sizes[0] * x.sizes[2]));
+    double* mp = means.data();
+    const double inv = 1.0 / static_cast<double>(mid);
+    SumReducer mean_r{[](double v, int64_t) { return v; },
+                      [mp, inv](int64_t j, double s) { mp[j] = s * inv; }};
+    fold<T>(x, mean_r);
+    T* o = static_cast<T*>(out);
+    const double denom = static_cast<double>(std::max<int64_t>(0, mid - correction));
+    SumReducer dev_r{[mp](double v, int64_t j) {
+                       const double d = v - mp[j];
+                       return d * d;
+                     },
+                     [o, denom](int64_t j, double s) { o[j] = convert<T>(s / denom); }};
+    fold<T>(x, dev_r);
   });
 }
 
 void reduce_max(const View3& x, void* values, int64_t* indices) {
   dispatch_floating(x.dtype, "max", [&]<typename T>() {
-    if constexpr (kFloating<T>) {
-      MaxReducer<T> r{static_cast<T*>(values), indices};
-      fold<T>(x, r);
-    }
+    MaxReducer<T> r{static_cast<T*>(values), indices};
+    fold<T>(x, r);
   });
 }
 

@@ -13,15 +13,13 @@
 
 #include "core/convert.h"
 #include "core/thread_pool.h"
+#include "ops/cpu/compute_type.h"
 
 namespace pit::cpu {
 namespace {
 
 constexpr int64_t kGrain = 1 << 15;  // elements per parallel_for chunk worth a thread
 constexpr int64_t kColumns = 64;     // columns per task when inner > 1
-
-template <typename T>
-using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 // Calls body(o, i0, n) for every task: outer index o, columns [i0, i0 + n).
 template <typename Body>
@@ -99,21 +97,17 @@ void softmax_backward_typed(const View3& gy, const View3& y, T* gx, bool log) {
   });
 }
 
-// dispatch instantiates its callback for every dtype: only floating ones do anything.
-template <typename T>
-constexpr bool kFloating = std::is_floating_point_v<T> || is_reduced_float_v<T>;
-
 }  // namespace
 
 void softmax(const View3& x, void* y, bool log) {
   dispatch_floating(x.dtype, log ? "log_softmax" : "softmax", [&]<typename T>() {
-    if constexpr (kFloating<T>) softmax_typed<T>(x, static_cast<T*>(y), log);
+    softmax_typed<T>(x, static_cast<T*>(y), log);
   });
 }
 
 void softmax_backward(const View3& grad_y, const View3& y, void* grad_x, bool log) {
   dispatch_floating(y.dtype, log ? "log_softmax_backward" : "softmax_backward", [&]<typename T>() {
-    if constexpr (kFloating<T>) softmax_backward_typed<T>(grad_y, y, static_cast<T*>(grad_x), log);
+    softmax_backward_typed<T>(grad_y, y, static_cast<T*>(grad_x), log);
   });
 }
 

@@ -89,9 +89,6 @@ __global__ void dropout_backward_kernel(const T* __restrict__ dy, const uint8_t*
   }
 }
 
-template <typename T>
-constexpr bool kFloating = std::is_floating_point_v<T> || is_reduced_float_v<T>;
-
 }  // namespace
 
 void dropout(const cpu::DropoutArgs& a, const void* x, void* y, uint8_t* mask, uint64_t seed,
@@ -100,14 +97,12 @@ void dropout(const cpu::DropoutArgs& a, const void* x, void* y, uint8_t* mask, u
   DeviceGuard guard(stream.device.index);
   const cudaStream_t s = native(stream);
   dispatch_floating(a.dtype, "dropout", [&]<typename T>() {
-    if constexpr (kFloating<T>) {
-      using C = compute_t<T>;
-      const bool vec = aligned(x, sizeof(Quad<T>)) && aligned(y, sizeof(Quad<T>)) && aligned(mask, 4);
-      dropout_kernel<T><<<grid_for((a.n + 3) / 4, kThreads), kThreads, 0, s>>>(
-          static_cast<const T*>(x), static_cast<T*>(y), mask, a.n, a.p, static_cast<C>(a.scale),
-          seed, offset, vec);
-      PIT_CUDA_CHECK(cudaGetLastError());
-    }
+    using C = compute_t<T>;
+    const bool vec = aligned(x, sizeof(Quad<T>)) && aligned(y, sizeof(Quad<T>)) && aligned(mask, 4);
+    dropout_kernel<T><<<grid_for((a.n + 3) / 4, kThreads), kThreads, 0, s>>>(
+        static_cast<const T*>(x), static_cast<T*>(y), mask, a.n, a.p, static_cast<C>(a.scale),
+        seed, offset, vec);
+    PIT_CUDA_CHECK(cudaGetLastError());
   });
 }
 
@@ -117,13 +112,11 @@ void dropout_backward(const cpu::DropoutArgs& a, const void* dy, const uint8_t* 
   DeviceGuard guard(stream.device.index);
   const cudaStream_t s = native(stream);
   dispatch_floating(a.dtype, "dropout_backward", [&]<typename T>() {
-    if constexpr (kFloating<T>) {
-      using C = compute_t<T>;
-      const bool vec = aligned(dy, sizeof(Quad<T>)) && aligned(dx, sizeof(Quad<T>)) && aligned(mask, 4);
-      dropout_backward_kernel<T><<<grid_for((a.n + 3) / 4, kThreads), kThreads, 0, s>>>(
-          static_cast<const T*>(dy), mask, static_cast<T*>(dx), a.n, static_cast<C>(a.scale), vec);
-      PIT_CUDA_CHECK(cudaGetLastError());
-    }
+    using C = compute_t<T>;
+    const bool vec = aligned(dy, sizeof(Quad<T>)) && aligned(dx, sizeof(Quad<T>)) && aligned(mask, 4);
+    dropout_backward_kernel<T><<<grid_for((a.n + 3) / 4, kThreads), kThreads, 0, s>>>(
+        static_cast<const T*>(dy), mask, static_cast<T*>(dx), a.n, static_cast<C>(a.scale), vec);
+    PIT_CUDA_CHECK(cudaGetLastError());
   });
 }
 

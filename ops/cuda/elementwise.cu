@@ -33,15 +33,6 @@ namespace {
 template <typename T>
 using Compute = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
-// dispatch_floating rejects other dtypes at run time but instantiates its callback for every
-// C++ type; this one compiles the callback for the four floating types only.
-template <typename Fn>
-void dispatch_float(DType dtype, const char* what, Fn&& fn) {
-  dispatch_floating(dtype, what, [&]<typename T>() {
-    if constexpr (std::is_floating_point_v<T> || is_reduced_float_v<T>) fn.template operator()<T>();
-  });
-}
-
 // Bytes per vector access: 16, the widest single global load/store (LDG.E.128 / STG.E.128).
 constexpr int kVecBytes = 16;
 // Elements per vector access: 8 f16/bf16, 4 f32, 2 f64.
@@ -330,7 +321,7 @@ void unary(UnaryOp op, const StridedDesc& out, const StridedDesc& x, double alph
   if (n == 0) return;
   DeviceGuard guard(stream.device.index);
   const cudaStream_t s = native(stream);
-  dispatch_float(out.dtype, unary_name(op), [&]<typename T>() {
+  dispatch_floating(out.dtype, unary_name(op), [&]<typename T>() {
     using C = Compute<T>;
     T* o = static_cast<T*>(out.data);
     const T* in = static_cast<const T*>(x.data);
@@ -356,7 +347,7 @@ void unary_backward(UnaryOp op, const StridedDesc& grad_x, const StridedDesc& gr
   if (n == 0) return;
   DeviceGuard guard(stream.device.index);
   const cudaStream_t s = native(stream);
-  dispatch_float(grad_x.dtype, unary_name(op), [&]<typename T>() {
+  dispatch_floating(grad_x.dtype, unary_name(op), [&]<typename T>() {
     using C = Compute<T>;
     T* gx = static_cast<T*>(grad_x.data);
     const T* gy = static_cast<const T*>(grad_y.data);
@@ -390,7 +381,7 @@ void binary(BinaryOp op, const StridedDesc& out, const StridedDesc& a, const Str
   const bool a_scalar = broadcast_scalar(a), b_scalar = broadcast_scalar(b);
   const bool dense = vector_ready(out) && (a_scalar || vector_ready(a)) &&
                      (b_scalar || vector_ready(b));
-  dispatch_float(out.dtype, binary_name(op), [&]<typename T>() {
+  dispatch_floating(out.dtype, binary_name(op), [&]<typename T>() {
     constexpr int N = kVec<T>;
     T* o = static_cast<T*>(out.data);
     const T* pa = static_cast<const T*>(a.data);
@@ -428,7 +419,7 @@ void add_scaled(const StridedDesc& a, const StridedDesc& b, double alpha, Stream
   if (n == 0) return;
   DeviceGuard guard(stream.device.index);
   const cudaStream_t s = native(stream);
-  dispatch_float(a.dtype, "add_scaled_", [&]<typename T>() {
+  dispatch_floating(a.dtype, "add_scaled_", [&]<typename T>() {
     using C = Compute<T>;
     T* pa = static_cast<T*>(a.data);
     const T* pb = static_cast<const T*>(b.data);

@@ -302,18 +302,13 @@ int32_t bad_target_kind() {
   return kind;
 }
 
-template <typename T>
-constexpr bool kFloating = std::is_floating_point_v<T> || is_reduced_float_v<T>;
-
 template <typename Fn>
 void dispatch2(const cpu::CrossEntropyArgs& a, const char* op, Fn&& fn) {
   dispatch_floating(a.dtype, op, [&]<typename T>() {
-    if constexpr (kFloating<T>) {
-      dispatch<DType::i64, DType::i32>(a.target_dtype, op, [&]<typename I>() {
-        if constexpr (std::is_same_v<I, int64_t> || std::is_same_v<I, int32_t>)
-          fn.template operator()<T, I>();
-      });
-    }
+    dispatch<DType::i64, DType::i32>(a.target_dtype, op, [&]<typename I>() {
+      if constexpr (std::is_same_v<I, int64_t> || std::is_same_v<I, int32_t>)
+        fn.template operator()<T, I>();
+    });
   });
 }
 

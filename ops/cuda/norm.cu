@@ -618,20 +618,15 @@ void backward_typed(const cpu::NormArgs& a, const T* dy, int64_t sdy, const T* x
     column_params<T>(dy, sdy, x, sx, mean, rstd, prm, dweight, dbias, stream);
 }
 
-template <typename T>
-constexpr bool kFloating = std::is_floating_point_v<T> || is_reduced_float_v<T>;
-
 }  // namespace
 
 void norm_forward(const cpu::NormArgs& a, const void* x, int64_t x_stride, const void* weight,
                   const void* bias, double eps, void* y, void* mean, void* rstd, StreamRef stream) {
   dispatch_floating(a.dtype, a.rms ? "rmsnorm" : "layernorm", [&]<typename T>() {
-    if constexpr (kFloating<T>) {
-      using C = compute_t<T>;
-      forward_typed<T>(a, static_cast<const T*>(x), x_stride, static_cast<const T*>(weight),
-                       static_cast<const T*>(bias), eps, static_cast<T*>(y), static_cast<C*>(mean),
-                       static_cast<C*>(rstd), stream);
-    }
+    using C = compute_t<T>;
+    forward_typed<T>(a, static_cast<const T*>(x), x_stride, static_cast<const T*>(weight),
+                     static_cast<const T*>(bias), eps, static_cast<T*>(y), static_cast<C*>(mean),
+                     static_cast<C*>(rstd), stream);
   });
 }
 
@@ -641,13 +636,11 @@ void norm_backward(const cpu::NormArgs& a, const void* dy, int64_t dy_stride, co
   if (norm_backward_bulk(a, dy, dy_stride, x, x_stride, weight, mean, rstd, dx, dweight, dbias, stream)) return;
   if (norm_backward_fused(a, dy, dy_stride, x, x_stride, weight, mean, rstd, dx, dweight, dbias, stream)) return;
   dispatch_floating(a.dtype, a.rms ? "rmsnorm_backward" : "layernorm_backward", [&]<typename T>() {
-    if constexpr (kFloating<T>) {
-      using C = compute_t<T>;
-      backward_typed<T>(a, static_cast<const T*>(dy), dy_stride, static_cast<const T*>(x), x_stride,
-                        static_cast<const T*>(weight), static_cast<const C*>(mean),
-                        static_cast<const C*>(rstd), static_cast<T*>(dx), static_cast<T*>(dweight),
-                        static_cast<T*>(dbias), stream);
-    }
+    using C = compute_t<T>;
+    backward_typed<T>(a, static_cast<const T*>(dy), dy_stride, static_cast<const T*>(x), x_stride,
+                      static_cast<const T*>(weight), static_cast<const C*>(mean),
+                      static_cast<const C*>(rstd), static_cast<T*>(dx), static_cast<T*>(dweight),
+                      static_cast<T*>(dbias), stream);
   });
 }
 

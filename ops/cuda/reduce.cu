@@ -479,31 +479,24 @@ void launch(const View3& v, const Output& out, StreamRef stream) {
   if (splits > 1) finish(partials, splits, 1, outputs);
 }
 
-// dispatch instantiates its callback for every dtype: only floating ones launch anything.
-template <typename T>
-constexpr bool kFloating = std::is_floating_point_v<T> || is_reduced_float_v<T>;
-
 }  // namespace
 
 void reduce_sum(const View3& x, void* out, double scale, StreamRef stream) {
   dispatch<DType::f32, DType::f64, DType::f16, DType::bf16>(x.dtype, "sum", [&]<typename T>() {
-    if constexpr (kFloating<T>)
-      launch<T, SumOp<compute_t<T>>>(x, Output{out, nullptr, scale, 1.0}, stream);
+    launch<T, SumOp<compute_t<T>>>(x, Output{out, nullptr, scale, 1.0}, stream);
   });
 }
 
 void reduce_var(const View3& x, void* out, int64_t correction, StreamRef stream) {
   const double denom = static_cast<double>(std::max<int64_t>(0, x.sizes[1] - correction));
   dispatch<DType::f32, DType::f64, DType::f16, DType::bf16>(x.dtype, "var", [&]<typename T>() {
-    if constexpr (kFloating<T>)
-      launch<T, VarOp<compute_t<T>>>(x, Output{out, nullptr, 1.0, denom}, stream);
+    launch<T, VarOp<compute_t<T>>>(x, Output{out, nullptr, 1.0, denom}, stream);
   });
 }
 
 void reduce_max(const View3& x, void* values, int64_t* indices, StreamRef stream) {
   dispatch<DType::f32, DType::f64, DType::f16, DType::bf16>(x.dtype, "max", [&]<typename T>() {
-    if constexpr (kFloating<T>)
-      launch<T, MaxOp<compute_t<T>>>(x, Output{values, indices, 1.0, 1.0}, stream);
+    launch<T, MaxOp<compute_t<T>>>(x, Output{values, indices, 1.0, 1.0}, stream);
   });
 }
 

@@ -578,21 +578,15 @@ void backward_typed(const View3& gv, const View3& yv, T* gx, StreamRef stream) {
   PIT_CUDA_CHECK(cudaGetLastError());
 }
 
-// dispatch instantiates its callback for every dtype: only floating ones launch anything.
-template <typename T>
-constexpr bool kFloating = std::is_floating_point_v<T> || is_reduced_float_v<T>;
-
 }  // namespace
 
 void softmax(const View3& x, void* y, bool log, StreamRef stream) {
   dispatch<DType::f32, DType::f64, DType::f16, DType::bf16>(
       x.dtype, log ? "log_softmax" : "softmax", [&]<typename T>() {
-        if constexpr (kFloating<T>) {
-          if (log)
-            forward_typed<T, true>(x, static_cast<T*>(y), stream);
-          else
-            forward_typed<T, false>(x, static_cast<T*>(y), stream);
-        }
+        if (log)
+          forward_typed<T, true>(x, static_cast<T*>(y), stream);
+        else
+          forward_typed<T, false>(x, static_cast<T*>(y), stream);
       });
 }
 
@@ -600,12 +594,10 @@ void softmax_backward(const View3& grad_y, const View3& y, void* grad_x, bool lo
                       StreamRef stream) {
   dispatch<DType::f32, DType::f64, DType::f16, DType::bf16>(
       y.dtype, log ? "log_softmax_backward" : "softmax_backward", [&]<typename T>() {
-        if constexpr (kFloating<T>) {
-          if (log)
-            backward_typed<T, true>(grad_y, y, static_cast<T*>(grad_x), stream);
-          else
-            backward_typed<T, false>(grad_y, y, static_cast<T*>(grad_x), stream);
-        }
+        if (log)
+          backward_typed<T, true>(grad_y, y, static_cast<T*>(grad_x), stream);
+        else
+          backward_typed<T, false>(grad_y, y, static_cast<T*>(grad_x), stream);
       });
 }
 

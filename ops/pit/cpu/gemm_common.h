@@ -7,13 +7,14 @@
 
 #include "core/convert.h"
 #include "ops/cpu/activation_rows.h"
+#include "ops/cpu/compute_type.h"
 #include "ops/elementwise_op.h"
 #include "ops/pit/gemm.h"
 
 namespace pit::sparse::cpu::detail {
 
 template <typename T>
-using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+using acc_t = pit::cpu::compute_t<T>;  // the CPU kernels' compute type (ops/cpu/compute_type.h)
 
 template <typename T>
 acc_t<T> widen(T v) {

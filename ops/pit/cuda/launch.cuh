@@ -24,16 +24,10 @@ namespace pit::sparse::cuda {
 
 using pit::cuda::native;
 
-// f32, f16 and bf16 (f64 is rejected by the dispatcher on CUDA).
-// Instantiates only these three (core's dispatch instantiates every dtype).
+// f32, f16 and bf16 (f64 is rejected by the dispatcher on CUDA); fn is compiled for these only.
 template <typename Fn>
 void dispatch_gemm(DType dt, const char* op, Fn&& fn) {
-  switch (dt) {
-    case DType::f32: fn.template operator()<float>(); return;
-    case DType::f16: fn.template operator()<Half>(); return;
-    case DType::bf16: fn.template operator()<BFloat16>(); return;
-    default: PIT_THROW(op, ": dtype ", dtype_name(dt), " is not supported on CUDA; supported dtypes: f32, f16, bf16");
-  }
+  dispatch<DType::f32, DType::f16, DType::bf16>(dt, op, std::forward<Fn>(fn));
 }
 
 inline dev::Act act_of(const Epilogue& ep) {
