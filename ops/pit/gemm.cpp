@@ -17,6 +17,12 @@
 #endif
 
 namespace pit::sparse {
+
+void check_fused_activation(UnaryOp act, const char* op) {
+  PIT_CHECK(act == UnaryOp::relu || act == UnaryOp::gelu_tanh || act == UnaryOp::gelu_erf || act == UnaryOp::silu, op,
+            ": activation ", unary_name(act), " is not supported; use relu, gelu_tanh, gelu_erf or silu");
+}
+
 namespace {
 
 std::string shape_of(const Tensor& t) { return t.defined() ? shape_str(t.shape()) : "undefined"; }
@@ -57,11 +63,7 @@ void check_epilogue(const Epilogue& ep, int64_t n, int64_t segments, const Tenso
     PIT_CHECK(!ep.bias.defined() && !ep.activation, op,
               ": bias and activation apply to Write::store only; add them after accumulating");
   }
-  if (ep.activation) {
-    PIT_CHECK(ep.act == UnaryOp::relu || ep.act == UnaryOp::gelu_tanh || ep.act == UnaryOp::gelu_erf ||
-                  ep.act == UnaryOp::silu,
-              op, ": fused activation ", unary_name(ep.act), " is not supported; use relu, gelu_tanh, gelu_erf or silu");
-  }
+  if (ep.activation) check_fused_activation(ep.act, op);
   if (ep.pre.defined()) {
     PIT_CHECK(ep.activation && ep.write == Write::store, op,
               ": Epilogue::pre (the values before the activation) needs activation = true and Write::store");

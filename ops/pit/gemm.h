@@ -70,6 +70,10 @@ struct Epilogue {
   bool scale_after_activation = false;
 };
 
+// Throws, naming op, unless act is an activation the PIT kernels fuse: relu, gelu_tanh, gelu_erf
+// or silu (the epilogues', MoE's and its backward's).
+void check_fused_activation(UnaryOp act, const char* op);
+
 // ---- M-gather: segmented, gathered GEMM over a row set ------------------------------------------
 // For every segment s and every entry e of s (idx.rows[offsets[s] .. offsets[s+1])):
 //   a_row = a_gathered ? idx.rows[e] : e          (gather A's rows, or A is compact by entry)

@@ -62,9 +62,7 @@ void check_inputs(const Variable& x, const Tensor& expert_of, const Variable& ga
   for (const Device dev : {expert_of.device(), gates.device(), w1.device(), w2.device()})
     PIT_CHECK(dev == x.device(), op, ": every input must be on x's device (", x.device().str(), "), one is on ",
               dev.str());
-  const UnaryOp a = o.activation;
-  PIT_CHECK(a == UnaryOp::relu || a == UnaryOp::gelu_tanh || a == UnaryOp::gelu_erf || a == UnaryOp::silu, op,
-            ": the activation must be relu, gelu_tanh, gelu_erf or silu");
+  sparse::check_fused_activation(o.activation, op);
 }
 
 // MoeRows::automatic: compact on CUDA where a backward will follow (its GEMMs gain more than the

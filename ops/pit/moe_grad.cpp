@@ -7,6 +7,7 @@
 #include <string>
 
 #include "ops/pit/cpu/moe_grad.h"
+#include "ops/pit/gemm.h"
 #if PIT_WITH_CUDA
 #include "ops/pit/cuda/moe_grad.h"
 #endif
@@ -67,8 +68,7 @@ void check_routing(const Tensor& expert_of, const Tensor& dgates, const RowSetIn
 
 void moe_activation_backward(UnaryOp act, const Tensor& gu_in, const Tensor& pre_in, const RowSetIndex& idx,
                              const Tensor& expert_of, Tensor& dpre, Tensor& dgates) {
-  PIT_CHECK(act == UnaryOp::relu || act == UnaryOp::gelu_tanh || act == UnaryOp::gelu_erf || act == UnaryOp::silu,
-            kOp, ": activation ", unary_name(act), " is not supported; use relu, gelu_tanh, gelu_erf or silu");
+  check_fused_activation(act, kOp);
   PIT_CHECK(gu_in.defined() && gu_in.dim() == 2, kOp, ": gu must be [capacity, F], got ", shape_of(gu_in));
   PIT_CHECK(dpre.defined() || dgates.defined(), kOp, ": dpre and dgates are undefined: nothing to compute");
   const Device dev = gu_in.device();
