@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "autograd/grad_mode.h"
+#include "bench/copy_rate.h"
 #include "bench/report.h"
 #include "bench/timer.h"
 #include "core/core.h"
@@ -80,8 +81,10 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   const int64_t rows = kTokens * k;
   const std::string shape = "T16384 d1024 ffn4096 E64";
   const sparse::RowSetIndex idx = sparse::rows_from_routing(ids, kExperts, gates);
+  // The memory-bound rows' ceiling: this GPU's device-to-device copy rate, measured here (256 MiB).
+  static const double copy_rate = copy_bandwidth(int64_t{1} << 28);
   const auto dispatch = time_gpu([&](int) { (void)sparse::rows_from_routing(ids, kExperts, gates); });
-  report.add({"  dispatch " + tag, shape, dispatch.median_ms, double(rows) * 12, false, 4.16e12, "", 0});
+  report.add({"  dispatch " + tag, shape, dispatch.median_ms, double(rows) * 12, false, copy_rate, "", 0});
   Tensor pre = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
   const double gemm_flops = 2.0 * rows * kModel * kFfn;
   // Dense peers: [rows, d] x [d, ffn] and [rows, ffn] x [ffn, d] through cuBLAS (ops::linear).
@@ -149,7 +152,7 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   });
   const Tensor h = kernels::unary(UnaryOp::gelu_tanh, pre);
   const auto act = time_gpu([&](int) { (void)kernels::unary(UnaryOp::gelu_tanh, pre); });
-  report.add({"  activation " + tag, shape, act.median_ms, 4.0 * rows * kFfn, false, 4.16e12, "", 0});
+  report.add({"  activation " + tag, shape, act.median_ms, 4.0 * rows * kFfn, false, copy_rate, "", 0});
   // What moe_ffn runs: the activation in the up GEMM's epilogue, writing pre and gate * act(pre)
   // (Epilogue::pre, scale_after_activation), timed alternately with the GEMM followed by the
   // activation pass.
@@ -195,7 +198,7 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   const auto act_b = time_gpu([&](int) {
     sparse::moe_activation_backward(UnaryOp::gelu_tanh, dh, pre, idx, ids, dpre, dgates);
   });
-  report.add({"  bwd activation+dgates " + tag, shape, act_b.median_ms, 6.0 * rows * kFfn, false, 4.16e12, "", 0});
+  report.add({"  bwd activation+dgates " + tag, shape, act_b.median_ms, 6.0 * rows * kFfn, false, copy_rate, "", 0});
   // The weight gradients against cuBLAS on the same FLOPs in the experts' own shapes: a strided
   // batch of E GEMMs [ffn, d] = dH_e^T X_e over rows / E entries each (uniform routing's counts,
   // operands contiguous: no gather). Each engine timed alternately with the automatic choice (the
@@ -231,7 +234,7 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   const auto gather_rows = [&](const Tensor& t, const std::string& name) {
     const auto copy = time_gpu([&](int) { (void)sparse::gather_entry_rows(t, idx); });
     report.add({"  gather " + name + " rows (gather_entry_rows) " + tag, shape, copy.median_ms,
-                2.0 * rows * kModel * 2, false, 4.16e12, "", 0});
+                2.0 * rows * kModel * 2, false, copy_rate, "", 0});
     return sparse::gather_entry_rows(t, idx);
   };
   const Tensor xg = gather_rows(x, "X");

@@ -45,19 +45,26 @@ def main(argv):
             sys.exit(f"bench/moe_ratio.py: {path}: no such file (pass the logs of pit-bench moe and torch_moe.py)")
     rounds = [(pit_times(argv[i]), torch_times(argv[i + 1], "grouped_mm"), torch_times(argv[i + 1], "dense FFN"))
               for i in range(0, len(argv), 2)]
+    complete = True
     for peer_index, peer in ((1, "grouped_mm"), (2, "dense FFN (k x ffn)")):
         print(f"pit / {peer} (per round; range)")
         for case in CASES:
             for mode in ("fwd", "fwd+bwd"):
-                ratios = []
-                for r in rounds:
+                ratios, missing = [], []
+                for n, r in enumerate(rounds, 1):
                     if (case, mode) in r[0] and (case, mode) in r[peer_index]:
                         ratios.append(r[0][(case, mode)] / r[peer_index][(case, mode)])
+                    else:
+                        missing.append(str(n))
+                if missing:  # a partial table must not pass for a whole one
+                    complete = False
+                    print(f"  {case:<14} {mode:<8} missing from the logs of round(s) {', '.join(missing)}")
                 if not ratios:
-                    print(f"  {case:<14} {mode:<8} missing from the logs")
                     continue
                 each = " ".join(f"{x:.3f}" for x in ratios)
                 print(f"  {case:<14} {mode:<8} {each}   [{min(ratios):.3f}, {max(ratios):.3f}]")
+    if not complete:
+        sys.exit("bench/moe_ratio.py: some cases are missing from the logs (a failed or filtered run?)")
 
 
 if __name__ == "__main__":

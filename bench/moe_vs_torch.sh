@@ -15,6 +15,8 @@ bin=build-gpu/pit-bench
 python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null ||
   { echo "bench/moe_vs_torch.sh: PyTorch with CUDA not available" >&2; exit 1; }
 mkdir -p "$out"
+# The table needs every row: none of pit-bench moe's trace or parts modes.
+unset PIT_BENCH_MOE_TRACE PIT_BENCH_MOE_PARTS
 logs=()
 for ((i = 1; i <= rounds; ++i)); do
   echo "== round $i of $rounds: pit-bench moe, then bench/torch_moe.py"

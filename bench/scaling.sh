@@ -22,11 +22,13 @@ bin=${PIT_TRAIN:-build-gpu/pit-train}
 [[ -x $bin ]] || { echo "bench/scaling.sh: no pit-train (build it first)" >&2; exit 1; }
 [[ -f data/brown/brown_train.h5 ]] || { echo "bench/scaling.sh: data/brown missing: run scripts/get_data.sh" >&2; exit 1; }
 ranks=${PIT_SCALING_RANKS:-1 2 4}
+[[ ${ranks%% *} == 1 ]] || echo "bench/scaling.sh: the first rank count is ${ranks%% *}, not 1: efficiencies are against it" >&2
 steps=${PIT_SCALING_STEPS:-300}
 experts=${PIT_SCALING_EXPERTS:-8}
 batch=${PIT_SCALING_BATCH:-32}
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c GPU || true)
 export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1} OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
+export NCCL_NVLS_ENABLE=0  # NVLink multicast stays off on the GPU machines (../shared/GPU.md)
 
 # run NAME N EXPERTS BATCH: pit-train on N ranks; its metrics go to $out/NAME.jsonl.
 run() {

@@ -65,15 +65,21 @@ def main():
         logits = rnd(rows_ce, vocab)
         targets = torch.randint(0, vocab, (rows_ce,), device=dev)
         row("cross-entropy fwd", f"{rows_ce}x{vocab}", lambda: F.cross_entropy(logits, targets))
-    lg = logits.detach().requires_grad_(True)
-    row("cross-entropy fwd+bwd", f"{rows_ce}x{vocab}", lambda: F.cross_entropy(lg, targets).backward())
+    # Fresh leaves every call: reused ones would add each backward's gradient into the last one's
+    # (an extra pass over the 824 MB logits gradient that pit never makes).
+    def ce_both():
+        F.cross_entropy(logits.detach().requires_grad_(True), targets).backward()
+
+    row("cross-entropy fwd+bwd", f"{rows_ce}x{vocab}", ce_both)
     q, k, v, do = (rnd(BATCH, HEADS, SEQ, HEAD_DIM) for _ in range(4))
     with torch.no_grad():
         row("attention fwd (fused)", f"{BATCH}x{HEADS}x{SEQ}x{HEAD_DIM} causal",
             lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
-    qg, kg, vg = (t.detach().requires_grad_(True) for t in (q, k, v))
-    row("attention fwd+bwd (fused)", f"{BATCH}x{HEADS}x{SEQ}x{HEAD_DIM} causal",
-        lambda: F.scaled_dot_product_attention(qg, kg, vg, is_causal=True).backward(do))
+    def attention_both():
+        qg, kg, vg = (t.detach().requires_grad_(True) for t in (q, k, v))
+        F.scaled_dot_product_attention(qg, kg, vg, is_causal=True).backward(do)
+
+    row("attention fwd+bwd (fused)", f"{BATCH}x{HEADS}x{SEQ}x{HEAD_DIM} causal", attention_both)
 
     if args.markdown:
         write_markdown(args.markdown, f"PyTorch {torch.__version__} eager, bf16, {torch.cuda.get_device_name()}",

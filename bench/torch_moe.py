@@ -111,21 +111,24 @@ def main():
         for skewed in (False, True):
             ids = routing(k, skewed, 10 + k)
             tag = f"top-{k} {'skewed' if skewed else 'uniform'}"
-            impls = [("grouped_mm", "grouped_mm", lambda xx, a, b: grouped_mm_experts(xx, ids, gates, a, b), w1, w2),
-                     ("padded", "padded bmm (cf 1.25)", lambda xx, a, b: padded_bmm_experts(xx, ids, gates, a, b), w1, w2),
-                     ("loop", "loop", lambda xx, a, b: loop_experts(xx, ids, gates, a, b), w1, w2),
-                     ("dense", "dense FFN (k x ffn)", dense, d1, d2)]
+            # g: the gates, a leaf that needs a gradient in fwd+bwd (as pit-bench moe's: both sides
+            # compute dgates).
+            impls = [("grouped_mm", "grouped_mm", lambda xx, a, b, g: grouped_mm_experts(xx, ids, g, a, b), w1, w2),
+                     ("padded", "padded bmm (cf 1.25)", lambda xx, a, b, g: padded_bmm_experts(xx, ids, g, a, b), w1, w2),
+                     ("loop", "loop", lambda xx, a, b, g: loop_experts(xx, ids, g, a, b), w1, w2),
+                     ("dense", "dense FFN (k x ffn)", lambda xx, a, b, g: dense(xx, a, b), d1, d2)]
             for key, name, fn, wa, wb in impls:
                 if key not in peers:
                     continue
                 with torch.no_grad():
-                    fwd = time_gpu(lambda: fn(x, wa, wb))
+                    fwd = time_gpu(lambda: fn(x, wa, wb, gates))
 
                 def both():
                     xv = x.detach().requires_grad_()
                     a = wa.detach().requires_grad_()
                     b = wb.detach().requires_grad_()
-                    fn(xv, a, b).backward(dy)
+                    g = gates.detach().requires_grad_()
+                    fn(xv, a, b, g).backward(dy)
 
                 bwd = time_gpu(both)
                 rows.append((f"{name} {tag}", fwd, bwd))

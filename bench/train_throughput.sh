@@ -9,6 +9,8 @@ out=${1:?usage: bench/train_throughput.sh OUTDIR [pit-train]}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bin=${2:-build-gpu/pit-train}
 steps=${PIT_THROUGHPUT_STEPS:-300}
+(( steps >= 3 && steps % 3 == 0 )) ||
+  { echo "train_throughput.sh: PIT_THROUGHPUT_STEPS must be a multiple of 3 (three equal windows), got $steps" >&2; exit 2; }
 [[ -x $bin ]] || { echo "train_throughput.sh: $bin not built" >&2; exit 1; }
 [[ -f data/brown/brown_train.h5 ]] || { echo "train_throughput.sh: data/brown missing (run scripts/get_data.sh)" >&2; exit 1; }
 
@@ -17,19 +19,26 @@ dense=(--set model.experts=0)
 resolved=$("$bin" --config configs/moe.yaml "${dense[@]}" --print-config)
 key() { awk -v s="$1" -v k="$2" '/^[a-z_]+:/{sec=$1} sec==s":" && $1==k":"{print $2; exit}' <<<"$resolved"; }
 d=$(key model d_model) layers=$(key model n_layers) heads=$(key model n_heads) dff=$(key model d_ff)
-seq=$(key data seq_len) batch=$(key data batch_size) dropout=$(key model dropout)
+seq=$(key data seq_len) batch=$(key data batch_size) dropout=$(key model dropout) vocab=$(key model vocab_size)
 echo "model: d_model $d, $layers layers, $heads heads, d_ff $dff, batch $batch x $seq, dropout $dropout"
 
-# pit-train: the throughput of the last progress window (steps 2/3..end: after warm-up).
+# pit-train: the throughput of the last logging window (steps 2/3..end: after warm-up), read from
+# its metrics file; a fresh run folder each time (a kept checkpoint would stop a second run).
 log=$out/train_throughput_pit.log
+run_dir=$(mktemp -d "${TMPDIR:-/tmp}/pit_throughput.XXXXXX")
+trap 'rm -rf "$run_dir"' EXIT
 "$bin" --config configs/moe.yaml "${dense[@]}" --set run.steps="$steps" --set run.log_every=$((steps / 3)) \
   --set run.eval_every=0 --set run.final_eval_batches=2 --set schedule.warmup_steps=10 \
-  --set run.out_dir="${TMPDIR:-/tmp}/pit_moe_throughput" | tee "$log"
-pit_tps=$(grep '^step' "$log" | tail -n 1 | sed -E 's/.*\| ([0-9.]+)k tok\/s.*/\1/')
-pit_ms=$(grep '^step' "$log" | tail -n 1 | sed -E 's/.*\| ([0-9.]+) ms\/step.*/\1/')
+  --set run.out_dir="$run_dir" --set metrics.file="$run_dir/metrics.jsonl" | tee "$log"
+read -r pit_tps pit_ms < <(python3 - "$run_dir/metrics.jsonl" <<'PY'
+import json, sys
+last = [r for r in map(json.loads, open(sys.argv[1])) if r.get("split") == "train"][-1]
+print(last["tokens_per_s"] / 1e3, last["step_ms"])
+PY
+)
 echo "pit-train: ${pit_tps}k tokens/s, ${pit_ms} ms/step"
 
-torch_line=$(python3 bench/torch_train.py --d-model "$d" --layers "$layers" --heads "$heads" --d-ff "$dff" \
+torch_line=$(python3 bench/torch_train.py --vocab "$vocab" --d-model "$d" --layers "$layers" --heads "$heads" --d-ff "$dff" \
   --seq "$seq" --batch "$batch" --dropout "$dropout" --steps 100 --warmup 20 --compute bf16)
 echo "$torch_line"
 torch_tps=$(sed -E 's/.*: ([0-9,]+) tokens\/s.*/\1/' <<<"$torch_line" | tr -d ,)
