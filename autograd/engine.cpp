@@ -148,29 +148,26 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
 
   // Nodes reachable from the root, and how many gradient contributions each leaf will receive
   // (its hooks run when the last one arrives).
-  std::vector<Node*> order;
-  std::vector<std::shared_ptr<Node>> alive;  // owns every node until the inputs are dropped below
+  // `order` owns its nodes: dropping a node's inputs below must not free a node still listed.
+  std::vector<std::shared_ptr<Node>> order;
   std::unordered_set<Node*> seen;
   std::unordered_map<VariableState*, int> leaf_uses;
-  alive.push_back(grad_fn());
-  std::vector<Node*> stack{grad_fn().get()};
-  seen.insert(stack.back());
+  std::vector<std::shared_ptr<Node>> stack{grad_fn()};
+  seen.insert(stack.back().get());
   while (!stack.empty()) {
-    Node* n = stack.back();
+    std::shared_ptr<Node> n = std::move(stack.back());
     stack.pop_back();
-    order.push_back(n);
     for (const Variable& in : n->inputs()) {
       if (!in.defined()) continue;
       if (in.is_leaf()) {
         ++leaf_uses[in.state().get()];
       } else if (seen.insert(in.grad_fn().get()).second) {
-        alive.push_back(in.grad_fn());
-        stack.push_back(in.grad_fn().get());
+        stack.push_back(in.grad_fn());
       }
     }
+    order.push_back(std::move(n));
   }
-  std::sort(order.begin(), order.end(),
-            [](const Node* a, const Node* b) { return a->sequence() > b->sequence(); });
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a->sequence() > b->sequence(); });
 
   // Gradients of leaves for this backward, accumulated privately, then hooks, then into grad.
   std::unordered_map<VariableState*, std::pair<Tensor, bool>> leaf_grads;
@@ -192,7 +189,7 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
   // did not reach, for a later backward through a retained graph to add to.
   try {
     grad_fn()->accumulate_grad_output(output_index(), grad);
-    for (Node* node : order) {
+    for (const std::shared_ptr<Node>& node : order) {
       std::vector<Tensor> grad_outputs = node->take_grad_outputs();
       const bool any = std::any_of(grad_outputs.begin(), grad_outputs.end(),
                                    [](const Tensor& t) { return t.defined(); });
@@ -228,12 +225,12 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
       if (!retain_graph) node->release();
     }
   } catch (...) {
-    for (Node* n : order) n->take_grad_outputs();
+    for (const auto& n : order) n->take_grad_outputs();
     throw;
   }
-  // The graph is spent: its nodes let go of their inputs (`alive` keeps each node until then).
+  // The graph is spent: its nodes let go of their inputs (`order` keeps each node until then).
   if (!retain_graph)
-    for (Node* n : order) n->drop_inputs();
+    for (const auto& n : order) n->drop_inputs();
 }
 
 }  // namespace pit
