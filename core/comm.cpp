@@ -94,7 +94,7 @@ int64_t row_bytes_of(const Tensor& t) {
 
 void check_rows(const Tensor& t, const char* op) {
   PIT_CHECK(t.defined() && t.dim() >= 1, op, ": the tensor must have a first dimension (rows), got ",
-            t.defined() ? shape_str(t.shape()) : "undefined");
+            shape_of(t));
 }
 
 void check_scatter(const Tensor& t, int size) {

@@ -29,6 +29,21 @@ int64_t leading_rows(const Shape& shape) {
   return n;
 }
 
+std::string shape_of(const Tensor& t) { return t.defined() ? shape_str(t.shape()) : "undefined"; }
+
+std::optional<MergedDims> merged_dims(const Tensor& t, int64_t begin, int64_t end) {
+  MergedDims m;
+  int64_t prev = -1;
+  for (int64_t d = begin; d < end; ++d) {
+    if (t.size(d) == 1) continue;
+    if (prev >= 0 && t.stride(prev) != t.size(d) * t.stride(d)) return std::nullopt;
+    m.size *= t.size(d);
+    m.stride = t.stride(d);
+    prev = d;
+  }
+  return m;
+}
+
 Shape contiguous_strides(const Shape& shape) {
   Shape strides(shape.size());
   int64_t s = 1;

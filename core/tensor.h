@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -25,7 +26,18 @@ int64_t shape_numel(const Shape& shape);
 // The rows of a shape read as a matrix [rows, last dim]: the product of every dim but the last
 // (1 for a 0-d or 1-d shape). Right where the last dim is 0, where numel / last has no answer.
 int64_t leading_rows(const Shape& shape);
+class Tensor;
+std::string shape_of(const Tensor& t);  // shape_str of t's shape, or "undefined" for a Tensor()
 Shape contiguous_strides(const Shape& shape);
+
+// Dims [begin, end) of a tensor walked as one: their element count and the stride of the
+// innermost dim of size > 1 (0 when every dim there has size 1). Empty where the strides do not
+// chain (each dim's stride = the next larger dim's size times its stride, dims of size 1 aside),
+// so no single stride reaches every element.
+struct MergedDims {
+  int64_t size = 1, stride = 0;
+};
+std::optional<MergedDims> merged_dims(const Tensor& t, int64_t begin, int64_t end);
 
 class Tensor {
  public:

@@ -33,19 +33,9 @@ std::optional<MatrixLayout> matrix_layout(const Tensor& t) {
 
 // One stride that walks all batch dims of t (dims before the last two), if one exists.
 std::optional<int64_t> batch_stride(const Tensor& t) {
-  const int64_t nb = t.dim() - 2;
-  std::optional<int64_t> stride;
-  int64_t span = 1;  // elements of the batch dims after the current one, in steps of `stride`
-  for (int64_t d = nb - 1; d >= 0; --d) {
-    if (t.size(d) == 1) continue;
-    if (!stride) {
-      stride = t.stride(d);
-    } else if (t.stride(d) != *stride * span) {
-      return std::nullopt;
-    }
-    span *= t.size(d);
-  }
-  return stride.value_or(0);
+  const auto batch = merged_dims(t, 0, t.dim() - 2);
+  if (!batch) return std::nullopt;
+  return batch->stride;
 }
 
 // Makes the operand usable by one strided-batched GEMM (copying only when it must).

@@ -14,6 +14,7 @@
 
 #include "ops/cpu/reduce.h"
 #include "ops/kernels.h"
+#include "ops/view3.h"
 #if PIT_WITH_CUDA
 #include "ops/cuda/reduce.h"
 #endif
@@ -64,18 +65,6 @@ int64_t reduced_count(const Tensor& x, const std::vector<bool>& mask) {
   return n;
 }
 
-// Merges dims ds of t (in order) into one (size, stride); false when their strides do not chain.
-bool merge_dims(const Tensor& t, const std::vector<int64_t>& ds, int64_t& size, int64_t& stride) {
-  size = 1;
-  stride = 0;
-  for (size_t k = 0; k < ds.size(); ++k) {
-    if (k > 0 && t.stride(ds[k - 1]) != t.size(ds[k]) * t.stride(ds[k])) return false;
-    size *= t.size(ds[k]);
-    stride = t.stride(ds[k]);
-  }
-  return true;
-}
-
 // Splits the dims of size > 1 into kept-before (a), reduced (r), kept-after (b); false when the
 // reduced dims are not consecutive among them.
 bool split_dims(const Tensor& t, const std::vector<bool>& mask, std::vector<int64_t>& a,
@@ -95,13 +84,12 @@ bool split_dims(const Tensor& t, const std::vector<bool>& mask, std::vector<int6
   return true;
 }
 
-bool try_view3(const Tensor& t, const std::vector<bool>& mask, View3& v) {
+std::optional<View3> try_view3(const Tensor& t, const std::vector<bool>& mask) {
   std::vector<int64_t> a, r, b;
-  if (!split_dims(t, mask, a, r, b)) return false;
-  v.data = t.data_ptr();
-  v.dtype = t.dtype();
-  return merge_dims(t, a, v.sizes[0], v.strides[0]) && merge_dims(t, r, v.sizes[1], v.strides[1]) &&
-         merge_dims(t, b, v.sizes[2], v.strides[2]);
+  if (!split_dims(t, mask, a, r, b)) return std::nullopt;
+  // Dims of size 1 between the groups belong to none: merged_dims skips them.
+  const int64_t r_begin = r.empty() ? t.dim() : r.front(), r_end = r.empty() ? t.dim() : r.back() + 1;
+  return view3(t, r_begin, r_end);
 }
 
 // x (numel > 0) as [outer, mid = reduced dims, inner]. `holder` keeps a permuted copy alive.
@@ -117,13 +105,12 @@ View3 reduce_view(const Tensor& x, const std::vector<bool>& mask, Tensor& holder
     holder = x.permute(perm);
     for (size_t k = 0; k < perm.size(); ++k) m[k] = mask[static_cast<size_t>(perm[k])];
   }
-  View3 v;
-  if (try_view3(holder, m, v)) return v;
+  if (auto v = try_view3(holder, m)) return *v;
   holder = holder.contiguous();
-  const bool ok = try_view3(holder, m, v);
-  PIT_CHECK(ok, "internal error: a contiguous tensor of shape ", shape_str(holder.shape()),
+  const auto v = try_view3(holder, m);
+  PIT_CHECK(v.has_value(), "internal error: a contiguous tensor of shape ", shape_str(holder.shape()),
             " did not merge into [outer, mid, inner]");
-  return v;
+  return *v;
 }
 
 enum class Kind { sum, var };

@@ -18,16 +18,10 @@ inline RowView row_view(const Tensor& x) {
   r.dim = x.size(-1);
   r.rows = r.dim > 0 ? x.numel() / r.dim : 0;
   r.t = x;
-  bool ok = r.dim == 1 || x.stride(-1) == 1;
-  int64_t prev = -1;
-  for (int64_t d = 0; ok && d + 1 < x.dim(); ++d) {
-    if (x.size(d) == 1) continue;
-    if (prev >= 0 && x.stride(prev) != x.size(d) * x.stride(d)) ok = false;
-    r.stride = x.stride(d);
-    prev = d;
-  }
+  const auto rows = merged_dims(x, 0, x.dim() - 1);
+  const bool ok = (r.dim == 1 || x.stride(-1) == 1) && rows.has_value();
   if (!ok) r.t = x.contiguous();
-  if (!ok || r.rows <= 1) r.stride = r.dim;
+  r.stride = ok && r.rows > 1 ? rows->stride : r.dim;
   return r;
 }
 

@@ -12,6 +12,7 @@
 
 #include "ops/cpu/softmax.h"
 #include "ops/kernels.h"
+#include "ops/view3.h"
 #if PIT_WITH_CUDA
 #include "ops/cuda/softmax.h"
 #endif
@@ -19,39 +20,15 @@
 namespace pit::kernels {
 namespace {
 
-bool merge_range(const Tensor& t, int64_t begin, int64_t end, int64_t& size, int64_t& stride) {
-  size = 1;
-  stride = 0;
-  int64_t prev = -1;
-  for (int64_t d = begin; d < end; ++d) {
-    if (t.size(d) == 1) continue;
-    if (prev >= 0 && t.stride(prev) != t.size(d) * t.stride(d)) return false;
-    size *= t.size(d);
-    stride = t.stride(d);
-    prev = d;
-  }
-  return true;
-}
-
-bool try_view3(const Tensor& t, int64_t dim, View3& v) {
-  v.data = t.data_ptr();
-  v.dtype = t.dtype();
-  v.sizes[1] = t.size(dim);
-  v.strides[1] = t.size(dim) == 1 ? 0 : t.stride(dim);
-  return merge_range(t, 0, dim, v.sizes[0], v.strides[0]) &&
-         merge_range(t, dim + 1, t.dim(), v.sizes[2], v.strides[2]);
-}
-
 // t (numel > 0, dim already wrapped) as [outer, t.size(dim), inner]; `holder` keeps a copy alive.
 View3 softmax_view(const Tensor& t, int64_t dim, Tensor& holder) {
   holder = t;
-  View3 v;
-  if (try_view3(holder, dim, v)) return v;
+  if (auto v = view3(holder, dim, dim + 1)) return *v;
   holder = t.contiguous();
-  const bool ok = try_view3(holder, dim, v);
-  PIT_CHECK(ok, "internal error: a contiguous tensor of shape ", shape_str(holder.shape()),
+  const auto v = view3(holder, dim, dim + 1);
+  PIT_CHECK(v.has_value(), "internal error: a contiguous tensor of shape ", shape_str(holder.shape()),
             " did not merge into [outer, mid, inner]");
-  return v;
+  return *v;
 }
 
 void check_floating(const char* op, const Tensor& t, const char* what) {

@@ -36,7 +36,7 @@ void StateCheck::tensor(const std::string& name, const Shape& shape) {
     missing_.push_back("'" + name + "' " + shape_str(shape));
   } else if (!it->second.defined() || it->second.shape() != shape) {
     mis_shaped_.push_back("'" + name + "' (" +
-                          (it->second.defined() ? shape_str(it->second.shape()) : "undefined") +
+                          shape_of(it->second) +
                           " given, " + shape_str(shape) + " expected)");
   }
 }

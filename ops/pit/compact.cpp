@@ -20,7 +20,7 @@ void check_tile(MicroTile tile, const char* op) {
 
 void check_matrix(const Tensor& t, const char* op, const char* what) {
   PIT_CHECK(t.defined() && t.dim() == 2, op, ": ", what, " must be a matrix [rows, cols], got ",
-            t.defined() ? shape_str(t.shape()) : "undefined");
+            shape_of(t));
 }
 
 // The first n entries of a detected array, as a tensor of their own (the capacity freed).
@@ -150,7 +150,7 @@ Tensor compact_values(const CompactLayout& layout, const Tensor& w, const Tensor
 KListIndex lists_with(const CompactLayout& layout, const Tensor& values) {
   PIT_CHECK(!layout.is_blocks(), "lists_with: the layout has ", layout.tile.str(), " blocks; use blocks_with");
   PIT_CHECK(values.defined() && values.shape() == layout.values_shape(), "lists_with: values of shape ",
-            values.defined() ? shape_str(values.shape()) : "undefined", " for a layout of ",
+            shape_of(values), " for a layout of ",
             shape_str(layout.values_shape()));
   KListIndex idx = layout.lists;
   idx.values = values.contiguous();
@@ -160,7 +160,7 @@ KListIndex lists_with(const CompactLayout& layout, const Tensor& values) {
 BlockListIndex blocks_with(const CompactLayout& layout, const Tensor& values) {
   PIT_CHECK(layout.is_blocks(), "blocks_with: the layout has ", layout.tile.str(), " micro-tiles; use lists_with");
   PIT_CHECK(values.defined() && values.shape() == layout.values_shape(), "blocks_with: values of shape ",
-            values.defined() ? shape_str(values.shape()) : "undefined", " for a layout of ",
+            shape_of(values), " for a layout of ",
             shape_str(layout.values_shape()));
   BlockListIndex idx = layout.blocks;
   idx.values = values.contiguous().view({layout.entries, layout.tile.rows, layout.tile.cols});

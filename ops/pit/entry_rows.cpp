@@ -13,15 +13,9 @@ namespace pit::sparse {
 Tensor gather_entry_rows(const Tensor& src_in, const RowSetIndex& idx) {
   constexpr const char* op = "gather_entry_rows";
   PIT_CHECK(src_in.defined() && src_in.dim() == 2, op, ": src must be a matrix [rows, D], got ",
-            src_in.defined() ? shape_str(src_in.shape()) : "undefined");
+            shape_of(src_in));
   const Device dev = src_in.device();
-  PIT_CHECK(idx.rows.defined() && idx.offsets.defined() && idx.rows.dtype() == DType::i32 &&
-                idx.offsets.dtype() == DType::i32 && idx.rows.is_contiguous() && idx.offsets.is_contiguous() &&
-                idx.offsets.numel() == idx.num_segments + 1,
-            op, ": idx must be a row-set index with contiguous i32 rows and offsets (e.g. rows_from_routing), got ",
-            idx.str());
-  PIT_CHECK(idx.rows.device() == dev && idx.offsets.device() == dev, op, ": idx is on ", idx.rows.device().str(),
-            " but src is on ", dev.str(), "; build the index on src's device");
+  check_row_set(idx, dev, op, "pass a row-set index built on src's device (e.g. rows_from_routing)");
   const Tensor src = src_in.contiguous();
   Tensor out = Tensor::empty({idx.rows.numel(), src.size(1)}, src.dtype(), dev);
   if (dev.is_cuda()) {

@@ -25,7 +25,6 @@ void check_fused_activation(UnaryOp act, const char* op) {
 
 namespace {
 
-std::string shape_of(const Tensor& t) { return t.defined() ? shape_str(t.shape()) : "undefined"; }
 
 void check_operand(const Tensor& t, const char* op, const char* what, Device device) {
   PIT_CHECK(t.defined(), op, ": ", what, " is undefined");
@@ -46,16 +45,6 @@ void check_output(const Tensor& c, const Shape& want, const char* op, const char
   PIT_CHECK(c.defined() && c.shape() == want, op, ": ", what, " must be ", shape_str(want), ", got ",
             shape_of(c));
   PIT_CHECK(c.is_contiguous(), op, ": ", what, " must be contiguous (it is written in place)");
-}
-
-void check_index_tensor(const Tensor& t, int64_t min_numel, Device device, const char* op, const char* what) {
-  PIT_CHECK(t.defined() && t.dtype() == DType::i32 && t.dim() == 1 && t.numel() >= min_numel, op,
-            ": index array ", what, " must be i32 with at least ", min_numel,
-            " entries, got ", t.defined() ? dtype_name(t.dtype()) : "undefined", " ", shape_of(t),
-            "; build indices with ops/pit/detect.h");
-  PIT_CHECK(t.device() == device, op, ": index array ", what, " is on ", t.device().str(),
-            " but the operands are on ", device.str(), "; detect on the operands' device");
-  PIT_CHECK(t.is_contiguous(), op, ": index array ", what, " must be contiguous");
 }
 
 void check_epilogue(const Epilogue& ep, int64_t n, int64_t segments, const Tensor& c, const char* op) {
@@ -105,24 +94,19 @@ void check_epilogue(const Epilogue& ep, int64_t n, int64_t segments, const Tenso
   } while (0)
 #endif
 
-void check_rowset(const RowSetIndex& idx, Device device, const char* op) {
-  check_index_tensor(idx.offsets, idx.num_segments + 1, device, op, "offsets");
-  check_index_tensor(idx.rows, 0, device, op, "rows");
-  PIT_CHECK(idx.num_segments >= 1, op, ": the row set has no segment");
-}
+constexpr const char* kBuildIndex = "build indices with ops/pit/detect.h";
 
-// The entries' weights (the gates) that use_weights reads: f32, one per entry of the index's capacity.
+void check_rowset(const RowSetIndex& idx, Device device, const char* op) { check_row_set(idx, device, op, kBuildIndex); }
+
+// The entries' weights (the gates) that use_weights reads.
 void check_entry_weights(const RowSetIndex& idx, Device device, const char* op) {
-  PIT_CHECK(idx.weights.defined() && idx.weights.dtype() == DType::f32 && idx.weights.is_contiguous() &&
-                idx.weights.numel() >= idx.rows.numel() && idx.weights.device() == device,
-            op, ": use_weights needs idx.weights (contiguous f32, one per entry: at least ", idx.rows.numel(), ", on ",
-            device.str(), "), got ", shape_of(idx.weights), ": pass gates to rows_from_routing");
+  check_row_set_weights(idx, device, op, "use_weights needs them: pass gates to rows_from_routing");
 }
 
 void check_tiles(const Tensor& offsets, const Tensor& cols, int64_t block_rows, int64_t capacity,
                  Device device, const char* op) {
-  check_index_tensor(offsets, block_rows + 1, device, op, "offsets");
-  check_index_tensor(cols, capacity, device, op, "the column list");
+  check_index_array(offsets, block_rows + 1, device, op, "offsets", kBuildIndex);
+  check_index_array(cols, capacity, device, op, "the column list", kBuildIndex);
 }
 
 }  // namespace

@@ -1,7 +1,10 @@
-// PitIndex views and descriptions (ops/pit/index.h).
+// PitIndex views, descriptions and the checks shared by the ops that take an index (ops/pit/index.h).
 #include "ops/pit/index.h"
 
 #include <sstream>
+#include <string>
+
+#include "core/error.h"
 
 namespace pit::sparse {
 namespace {
@@ -39,6 +42,33 @@ std::string RowSetIndex::str() const {
   os << ", capacity " << (rows.defined() ? rows.numel() : 0) << (weights.defined() ? ", weights" : "")
      << ", " << device_of(offsets) << ")";
   return os.str();
+}
+
+void check_index_array(const Tensor& t, int64_t min_numel, Device device, const char* op, const char* what,
+                       const char* fix) {
+  PIT_CHECK(t.defined() && t.dtype() == DType::i32 && t.dim() == 1 && t.numel() >= min_numel, op, ": index array ",
+            what, " must be 1-D i32 with at least ", min_numel, " entries, got ",
+            t.defined() ? std::string(dtype_name(t.dtype())) + " " + shape_str(t.shape()) : std::string("undefined"), "; ", fix);
+  PIT_CHECK(t.device() == device, op, ": index array ", what, " is on ", t.device().str(),
+            " but the operands are on ", device.str(), "; ", fix);
+  PIT_CHECK(t.is_contiguous(), op, ": index array ", what, " must be contiguous; ", fix);
+}
+
+void check_row_set(const RowSetIndex& idx, Device device, const char* op, const char* fix) {
+  PIT_CHECK(idx.num_segments >= 1, op, ": the row set has no segment, got ", idx.str(), "; ", fix);
+  check_index_array(idx.offsets, idx.num_segments + 1, device, op, "offsets", fix);
+  check_index_array(idx.rows, 0, device, op, "rows", fix);
+}
+
+void check_row_set_weights(const RowSetIndex& idx, Device device, const char* op, const char* fix) {
+  const Tensor& w = idx.weights;
+  PIT_CHECK(w.defined() && w.dtype() == DType::f32 && w.is_contiguous() && w.numel() >= idx.rows.numel() &&
+                w.device() == device,
+            op, ": the entries' weights (idx.weights) must be contiguous f32, one per entry (at least ",
+            idx.rows.numel(), ") on ", device.str(), ", got ",
+            w.defined() ? std::string(dtype_name(w.dtype())) + " " + shape_str(w.shape()) + " on " + w.device().str()
+                        : std::string("undefined"),
+            "; ", fix);
 }
 
 KListView KListIndex::view() const {

@@ -62,6 +62,16 @@ struct RowSetIndex {
   std::string str() const;  // sizes and device; reads nothing back from the device
 };
 
+// Checks shared by the ops that take an index; each message names the op, the array and `fix`
+// (where a right index comes from, e.g. "build the index with rows_from_routing").
+// t: a contiguous 1-D i32 array of at least min_numel entries on `device`.
+void check_index_array(const Tensor& t, int64_t min_numel, Device device, const char* op, const char* what,
+                       const char* fix);
+// idx.offsets (num_segments + 1 entries) and idx.rows by check_index_array, and a segment at least.
+void check_row_set(const RowSetIndex& idx, Device device, const char* op, const char* fix);
+// idx.weights: contiguous f32, one per entry of idx.rows' capacity, on `device`.
+void check_row_set_weights(const RowSetIndex& idx, Device device, const char* op, const char* fix);
+
 // ---- K lists (K-condense) -------------------------------------------------------------------
 // Micro-tile r x 1 on A [M, K]: row block b (rows [b*r, b*r+r)) lists the k whose r-vector is
 // non-zero.

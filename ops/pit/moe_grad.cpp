@@ -17,7 +17,6 @@ namespace {
 
 constexpr const char* kOp = "moe_activation_backward";
 
-std::string shape_of(const Tensor& t) { return t.defined() ? shape_str(t.shape()) : "undefined"; }
 
 // A [rows, cols] buffer of `dtype` on `device` (gu's), named `what` in the messages.
 void check_buffer(const Tensor& t, const char* what, const Shape& want, DType dtype, Device device) {
@@ -29,25 +28,12 @@ void check_buffer(const Tensor& t, const char* what, const Shape& want, DType dt
             device.str(), "; move it with Tensor::to");
 }
 
-void check_index_array(const Tensor& t, const char* what, int64_t min, Device device) {
-  PIT_CHECK(t.defined() && t.dtype() == DType::i32 && t.dim() == 1 && t.numel() >= min && t.is_contiguous() &&
-                t.device() == device,
-            kOp, ": idx.", what, " must be contiguous i32 with at least ", min, " entries on ", device.str(), ", got ",
-            t.defined() ? dtype_name(t.dtype()) : "undefined", " ", shape_of(t),
-            "; build the index with rows_from_routing on the operands' device");
-}
-
 void check_index(const RowSetIndex& idx, Device device) {
   PIT_CHECK(idx.num_segments >= 1 && idx.segment_cols == 0, kOp,
             ": idx must have expert segments (rows_from_routing), got ", idx.str());
-  check_index_array(idx.offsets, "offsets", idx.num_segments + 1, device);
-  check_index_array(idx.rows, "rows", 0, device);
-  if (idx.weights.defined()) {
-    PIT_CHECK(idx.weights.dtype() == DType::f32 && idx.weights.numel() >= idx.rows.numel() &&
-                  idx.weights.is_contiguous() && idx.weights.device() == device,
-              kOp, ": idx.weights must be contiguous f32 with one weight per entry (", idx.rows.numel(),
-              ") on ", device.str(), ", got ", dtype_name(idx.weights.dtype()), " ", shape_of(idx.weights));
-  }
+  constexpr const char* fix = "build the index with rows_from_routing on the operands' device";
+  check_row_set(idx, device, kOp, fix);
+  if (idx.weights.defined()) check_row_set_weights(idx, device, kOp, fix);
 }
 
 void check_routing(const Tensor& expert_of, const Tensor& dgates, const RowSetIndex& idx, Device device) {

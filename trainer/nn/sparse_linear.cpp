@@ -55,7 +55,7 @@ MicroTile kernel_tile(MicroTile unit) {
 SparseLinear::SparseLinear(const Tensor& weight, const Tensor& bias, MicroTile unit) : unit_(unit) {
   kernel_tile(unit);
   PIT_CHECK(weight.defined() && weight.dim() == 2 && weight.numel() > 0, "SparseLinear: the weight must be a ",
-            "non-empty [out, in] matrix, got ", weight.defined() ? shape_str(weight.shape()) : "undefined");
+            "non-empty [out, in] matrix, got ", shape_of(weight));
   out_ = weight.size(0);
   in_ = weight.size(1);
   const Shape grid = unit_grid(out_, in_, unit_);
@@ -122,7 +122,7 @@ Tensor SparseLinear::dense_weight() const {
 
 SparseLinear::Relayout SparseLinear::load_dense(const Tensor& w, bool keep_pattern) {
   PIT_CHECK(w.defined() && w.dim() == 2 && w.size(0) == out_ && w.size(1) == in_, type_name(), ": load_dense takes a [",
-            out_, ", ", in_, "] weight, got ", w.defined() ? shape_str(w.shape()) : "undefined");
+            out_, ", ", in_, "] weight, got ", shape_of(w));
   const Device dev = values_.device();
   const Tensor dense = w.to(dev, DType::f32).contiguous();
   Relayout relayout = [](const Tensor& t) { return t; };
@@ -140,7 +140,7 @@ Tensor SparseLinear::unit_norms() const { return sparse_train::tile_norms(dense_
 SparseLinear::Relayout SparseLinear::set_tile_mask(const Tensor& mask, const Tensor& zeroed) {
   const Shape grid = unit_grid(out_, in_, unit_);
   PIT_CHECK(mask.defined() && mask.shape() == grid, type_name(), ": a mask of ", unit_.str(), " units for a ", out_,
-            "x", in_, " weight must be ", shape_str(grid), ", got ", mask.defined() ? shape_str(mask.shape()) : "undefined");
+            "x", in_, " weight must be ", shape_str(grid), ", got ", shape_of(mask));
   PIT_CHECK(!zeroed.defined() || zeroed.shape() == grid, type_name(), ": `zeroed` must have the mask's shape ",
             shape_str(grid));
   const Device dev = values_.device();

@@ -3,6 +3,7 @@
 #include "autograd/grad_mode.h"
 #include "ops/functional.h"
 #include "ops/kernels.h"
+#include "trainer/optim/grads.h"
 
 namespace pit::optim {
 
@@ -27,15 +28,7 @@ Variable LossScaler::scale_loss(const Variable& loss) const { return ops::mul(lo
 
 bool LossScaler::unscale_and_check(const std::vector<Variable>& params) const {
   NoGradGuard no_grad;
-  std::vector<Tensor> grads;
-  for (const Variable& p : params) {
-    if (!p.defined() || !p.grad().defined()) continue;
-    if (p.grad().dtype() != DType::f32 || !p.grad().is_contiguous()) {
-      Variable v = p;
-      v.set_grad(p.grad().to(DType::f32).contiguous());
-    }
-    grads.push_back(p.grad());
-  }
+  const std::vector<Tensor> grads = f32_grads(params);
   if (grads.empty()) return false;
   // One list per device (one in practice); one host read each.
   bool found = false;

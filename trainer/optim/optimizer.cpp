@@ -4,6 +4,7 @@
 
 #include "autograd/grad_mode.h"
 #include "core/error.h"
+#include "trainer/optim/grads.h"
 
 namespace pit::optim {
 std::vector<Param> with_default_decay(const std::vector<std::pair<std::string, Variable>>& named) {
@@ -73,8 +74,7 @@ void Optimizer::step(double lr) {
     PIT_CHECK(v.grad().shape() == v.shape(), type_name(), ": the gradient of '", params_[i].name,
               "' has shape ", shape_str(v.grad().shape()), " for a parameter of shape ",
               shape_str(v.shape()));
-    if (!v.grad().is_contiguous() || v.grad().dtype() != DType::f32)
-      params_[i].var.set_grad(v.grad().to(DType::f32).contiguous());
+    f32_grad(v);
     ++param_steps_[i];
     update(i, lr);
   }
