@@ -76,6 +76,7 @@ __device__ __forceinline__ void store_tile_relu_bits(const dev::Acc<Cfg>& acc, c
   const int64_t col = n0 + c;
   const bool on = col < p.out;  // the whole run: out % 8 == 0
   const auto token = [&](int j) { return t0 + wg * kHalf + tid / kPerRow + j * kStep; };
+  constexpr uint32_t kInfBits = std::is_same_v<T, Half> ? 0x7c00u : 0x7f80u;  // +inf in T (f16 or bf16)
   uint32_t bits[kRowsEach];
   if constexpr (kMask == 2) {
 #pragma unroll
@@ -109,7 +110,12 @@ __device__ __forceinline__ void store_tile_relu_bits(const dev::Acc<Cfg>& acc, c
     uint32_t byte = 0;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      if constexpr (kMask == 1) byte |= (out[i].bits & 0x7fffu) != 0 ? 1u << i : 0u;  // > 0: a ReLU output is >= +0
+      // y > 0, as the other ReLU backwards test it: a ReLU output is +-0, positive or NaN, and only
+      // the positive ones have a magnitude in (0, inf].
+      if constexpr (kMask == 1) {
+        const uint32_t mag = out[i].bits & 0x7fffu;
+        byte |= mag != 0 && mag <= kInfBits ? 1u << i : 0u;
+      }
       else sums[i] += widen(out[i]);
     }
     *reinterpret_cast<uint4*>(p.y + t * p.out + col) = *reinterpret_cast<const uint4*>(out);
