@@ -1,10 +1,12 @@
 // The PIT planner (ops/pit/planner.h).
 #include "ops/pit/planner.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <limits>
 #include <map>
 #include <mutex>
-#include <cstdio>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -25,7 +27,12 @@ namespace {
 // Micro-tiles the sweep did not measure (16x1, 64x1, 16x16, 64x64) take the less favourable of
 // their measured neighbours. A table measured on the GPU (cost_table.h) replaces all of this.
 double peak_flops(DType dtype) { return dtype == DType::f32 ? 45e12 : (dtype == DType::f64 ? 20e12 : 780e12); }
+// What one kernel costs at the least, however small its problem: the built-in model adds it to
+// each kernel, and a table's estimates (scaled down linearly from the large shapes measured) are
+// held at it, so that a tiny problem does not pick detection plus a PIT GEMM (two launches at
+// least) over one cuBLAS call.
 constexpr double kLaunchUs = 5.0;
+double at_least_a_launch(double us) { return std::max(us, kLaunchUs); }
 constexpr double kOutputsPerUnit = 16777216.0;  // 2^24: the fixed costs below are per this many outputs
 constexpr double kDetectBytesPerUnit = 33554432.0;  // 32 MiB: detection costs are per this many bytes of A
 
@@ -98,7 +105,7 @@ Plan choose(int64_t m, int64_t k, int64_t n, DType dtype, const std::vector<Cand
   Plan p;
   std::optional<double> dense;
   if (table) dense = table->estimate("dense", {1, 1}, dtype, m, k, n, 1.0);
-  p.dense_us = dense ? *dense : builtin_dense_us(m, k, n, dtype);
+  p.dense_us = dense ? at_least_a_launch(*dense) : builtin_dense_us(m, k, n, dtype);
   p.est_us = p.dense_us;
   p.kernel = Kernel::dense;
   p.source = table && dense ? "table " + table->gpu() : "built-in model";
@@ -111,7 +118,7 @@ Plan choose(int64_t m, int64_t k, int64_t n, DType dtype, const std::vector<Cand
       det = table->estimate(detect_kernel(c.kernel), c.tile, dtype, m, k, 0, c.density);
     }
     if (gemm) {
-      us = *gemm + (det ? *det : builtin_detect_us(c.kernel, m, k, dtype, c.density));
+      us = at_least_a_launch(*gemm) + (det ? at_least_a_launch(*det) : builtin_detect_us(c.kernel, m, k, dtype, c.density));
     } else {
       us = builtin_pit_us(c, m, k, n, dtype);
     }

@@ -94,6 +94,28 @@ TEST(PitPlanner, TableRoundTripAndInterpolation) {
   unsetenv("PIT_TABLE_DIR");
 }
 
+// A table's rows are measured at large shapes and scaled down linearly; a kernel still costs a
+// launch however small its problem. A PIT GEMM ten times faster than dense at 1024^3 wins there
+// and at 512^3, but not at 128^3, where detection plus the GEMM (two launches) cost more than one
+// dense call, whatever the scaled times say.
+TEST(PitPlanner, EveryKernelCostsALaunchAtLeast) {
+  sparse::CostTable t;
+  t.gpu = "Test GPU 2";
+  t.rows.push_back({"", "dense", {1, 1}, DType::bf16, 1024, 1024, 1024, 1.0, 100.0});
+  t.rows.push_back({"", "k_lists", {32, 1}, DType::bf16, 1024, 1024, 1024, 0.1, 10.0});
+  t.rows.push_back({"", "detect_k_lists", {32, 1}, DType::bf16, 1024, 1024, 0, 0.1, 1.0});
+  const sparse::CostModel model(t);
+  const auto plan = [&](int64_t s) {
+    return sparse::choose(s, s, s, DType::bf16, {{Kernel::k_lists, {32, 1}, 0.1}}, &model);
+  };
+  for (const int64_t s : {1024, 512}) EXPECT_EQ(plan(s).kernel, Kernel::k_lists) << s << ": " << plan(s).reason();
+  const sparse::Plan tiny = plan(128);  // scaled: dense 0.2 us, the GEMM 0.02 + detection 0.016
+  EXPECT_EQ(tiny.kernel, Kernel::dense) << tiny.reason();
+  EXPECT_GE(tiny.dense_us, 1.0) << tiny.reason();
+  ASSERT_EQ(tiny.priced.size(), 1u);
+  EXPECT_GE(tiny.priced[0].us, 2 * tiny.dense_us) << tiny.reason();
+}
+
 // The model's choices, on rows given out of order: the nearest shape class in log(m k n) (ties to
 // the class seen first), linear interpolation in density between the neighbouring points,
 // clamping at the ends (the first of equal points), scaling by the work ratio.
