@@ -17,6 +17,7 @@ PIT_DEPS=(
   libopenmpi-dev openmpi-bin
   libgtest-dev libgmock-dev
   python3
+  curl ca-certificates  # scripts/get_data.sh downloads the datasets
 )
 PIT_MIN_CMAKE=3.24
 
@@ -74,7 +75,7 @@ pit_pkg_present() {
     return 0
   fi
   case $pkg in
-    cmake | git | python3 | pkg-config) tool=$pkg ;;
+    cmake | git | python3 | pkg-config | curl) tool=$pkg ;;
     ninja-build) tool=ninja ;;
   esac
   [[ -n $tool ]] && command -v "$tool" >/dev/null 2>&1

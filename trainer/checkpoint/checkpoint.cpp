@@ -27,8 +27,8 @@ void run_hook(const char* stage) {
 
 [[noreturn]] void unusable(const fs::path& path, const std::string& reason) {
   PIT_THROW("checkpoint ", path.string(), " cannot be used: ", reason,
-            ". The file was left as it is: move it away or delete it to resume from the previous "
-            "checkpoint (latest_checkpoint skips unusable files)");
+            ". The file was left as it is; resume from another checkpoint (--resume without a PATH "
+            "takes the newest usable one)");
 }
 
 // (step, path) of every file in `dir` named like a checkpoint, highest step first.
@@ -54,10 +54,18 @@ bool valid_checkpoint(const fs::path& path) {
   }
 }
 
-// Deletes the valid checkpoints beyond the newest `keep`; anything else stays, and so does `just`,
-// the checkpoint just written (a new run in a folder holding an earlier run's later checkpoints
-// deleted its own).
+// Deletes the .tmp leftovers of saves that crashed, then the valid checkpoints beyond the newest
+// `keep`; anything else stays, and so does `just`, the checkpoint just written (a new run in a
+// folder holding an earlier run's later checkpoints deleted its own).
 void prune(const fs::path& dir, int keep, const fs::path& just) {
+  std::error_code listing;
+  for (const auto& entry : fs::directory_iterator(dir, listing)) {
+    const std::string name = entry.path().filename().string();
+    if (name.ends_with(".tmp") && checkpoint_step(name.substr(0, name.size() - 4)) >= 0) {
+      std::error_code ignored;
+      fs::remove(entry.path(), ignored);
+    }
+  }
   if (keep <= 0) return;
   int kept = 0;
   for (const auto& [step, path] : checkpoint_files(dir)) {
@@ -95,6 +103,14 @@ int64_t checkpoint_step(const std::string& name) {
       }))
     return -1;
   return std::stoll(digits);
+}
+
+std::vector<fs::path> checkpoints_after(const fs::path& dir, int64_t step) {
+  std::vector<fs::path> later;
+  for (const auto& [s, path] : checkpoint_files(dir))
+    if (s > step && valid_checkpoint(path)) later.push_back(path);
+  std::reverse(later.begin(), later.end());
+  return later;
 }
 
 void set_checkpoint_save_hook(CheckpointSaveHook hook) { save_hook() = std::move(hook); }

@@ -57,6 +57,9 @@ struct LatestCheckpoint {
 // leftovers are ignored; unusable newer files are skipped and listed in `problems`.
 LatestCheckpoint latest_checkpoint(const std::filesystem::path& dir);
 
+// The valid checkpoints in `dir` of steps after `step`, lowest step first.
+std::vector<std::filesystem::path> checkpoints_after(const std::filesystem::path& dir, int64_t step);
+
 // Throws naming the first tensor (in name order) whose presence, shape or dtype differs between
 // the state a model expects and the one loaded from a checkpoint.
 void check_compatible(const StateDict& expected, const StateDict& loaded);

@@ -55,6 +55,7 @@ File File::open(const std::string& path, Mode mode) {
     // A relative path is relative to the current directory: say which one.
     const std::filesystem::path p(path);
     const std::string where = p.is_relative() ? " (relative to " + std::filesystem::current_path(ec).string() + ")" : "";
+    PIT_CHECK(!std::filesystem::is_directory(path, ec), "cannot open ", path, where, ": it is a folder, not a file");
     PIT_THROW("cannot open ", path, where, ": no such file");
   }
   const hid_t id =

@@ -5,8 +5,11 @@
 #include <cmath>
 #include <csignal>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <numbers>
+
+#include <unistd.h>
 
 #include "core/comm.h"
 #include "core/error.h"
@@ -17,6 +20,7 @@
 #include "ops/kernels.h"
 #include "ops/pit/planner.h"
 #include "trainer/checkpoint/checkpoint.h"
+#include "trainer/checkpoint/durable.h"
 #include "trainer/optim/clip.h"
 #include "trainer/train/data_parallel.h"
 #include "trainer/train/evaluate.h"
@@ -65,7 +69,7 @@ double memory_in_use(Device device) {
   if (device.is_cuda()) return static_cast<double>(memory_stats(device).peak_allocated);
   std::ifstream statm("/proc/self/statm");
   double pages = 0, resident = 0;
-  if (statm >> pages >> resident) return resident * 4096.0;
+  if (statm >> pages >> resident) return resident * static_cast<double>(::sysconf(_SC_PAGESIZE));
   return 0;
 }
 
@@ -258,6 +262,13 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   }
   // Evaluations and checkpoints: on rank 0 alone, or with sharded experts on every rank together.
   const auto evaluate_and_save = [&](auto&& work) { evaluate_or_save(comm, sharded, work); };
+  // The folders the run writes, before any training: one it cannot write would lose the run at
+  // its end (the last checkpoint is always saved).
+  evaluate_and_save([&] {
+    ensure_writable_dir(c.checkpoint_dir(), c.checkpoint.dir.empty() ? "run.out_dir" : "checkpoint.dir");
+    const std::filesystem::path metrics_dir = std::filesystem::path(c.metrics_file()).parent_path();
+    if (!metrics_dir.empty()) ensure_writable_dir(metrics_dir, c.metrics.file.empty() ? "run.out_dir" : "metrics.file");
+  });
   int64_t step = 0;
   if (opt.resume) {
     std::string path = opt.resume_path;
@@ -269,6 +280,18 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
       path = latest.path.string();
     }
     step = restore_run_state(load_checkpoint(path), path, c, r.parts());
+    // Checkpoints after this step are another run's future (an older checkpoint given as PATH):
+    // training on would prune them or be pruned in their favour, and a later --resume would take
+    // up theirs.
+    const std::vector<std::filesystem::path> later = checkpoints_after(c.checkpoint_dir(), step);
+    if (any_rank(comm, !later.empty())) {
+      std::string names;
+      for (const auto& p : later) names += (names.empty() ? "" : ", ") + p.filename().string();
+      PIT_THROW("--resume: the checkpoint folder ", c.checkpoint_dir(), " holds checkpoints after step ", step,
+                names.empty() ? std::string() : " (" + names + ")",
+                ": training on from step ", step, " there would mix two runs; delete those checkpoints, or "
+                "resume into another folder (--set run.out_dir=DIR)");
+    }
     std::fprintf(opt.out, "pit-train: resumed from %s at step %lld\n", path.c_str(), static_cast<long long>(step));
   }
   PIT_CHECK(step <= c.run.steps, "the checkpoint is at step ", step, " but run.steps is ", c.run.steps,
@@ -352,9 +375,11 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
       rec.add("loss", mean_loss).add("lr", lr).add("grad_norm", gn);
       const std::string moe_text = moe.flush(rec, window) + sparsity.flush(rec);  // MoE losses, sparsity
       const std::string comm_text = comm_report(rec, comm, layout, window);
+      char gnorm[32] = "gnorm -";
+      if (std::isfinite(gn)) std::snprintf(gnorm, sizeof gnorm, "gnorm %.3g", gn);  // 0.314, 1.77e+09, 1.2e-05
       std::fprintf(opt.out, "step %*lld/%lld | loss %.4f%s | lr %.2e | %s | %s %s/s | %.1f ms/step%s | mem %s | ETA %s\n",
                    width, static_cast<long long>(step), static_cast<long long>(c.run.steps), mean_loss, moe_text.c_str(), lr,
-                   std::isfinite(gn) ? ("gnorm " + std::to_string(gn).substr(0, 5)).c_str() : "gnorm -",
+                   gnorm,
                    format_rate(rate).c_str(), r.lm ? "tok" : "img", 1e3 * step_s, comm_text.c_str(),
                    format_bytes(mem).c_str(), format_duration(eta).c_str());
       std::fflush(opt.out);

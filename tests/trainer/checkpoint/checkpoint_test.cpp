@@ -1,6 +1,7 @@
 // trainer/checkpoint: round trip, retention, latest selection, unusable files (never touched),
 // crashes during a save, and the compatibility check.
 #include "trainer/checkpoint/checkpoint.h"
+#include "trainer/checkpoint/durable.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -155,7 +156,7 @@ TEST_F(CheckpointTest, UnusableFilesAreReportedAndLeftAlone) {
   const auto size = fs::file_size(truncated);
   expect_error_contains_all(
       [&] { load_checkpoint(truncated); },
-      {truncated.string(), "truncated or corrupt", "move it away or delete it"});
+      {truncated.string(), "truncated or corrupt", "resume from another checkpoint"});
   EXPECT_EQ(fs::file_size(truncated), size);  // untouched
 
   const fs::path foreign = dir_ / "foreign.h5";
@@ -240,9 +241,31 @@ TEST_F(CheckpointTest, ACrashMidSaveLeavesNoFileThatLooksLikeACheckpoint) {
   expect_error_contains(
       [&] { load_checkpoint(dir_ / "step-00000002.h5.tmp"); }, "cannot be used");
 
-  // The next save of that step replaces the leftover.
-  save_checkpoint(dir_, 2, sample_state(2), 5);
-  EXPECT_EQ(listing(dir_), (std::vector<std::string>{"step-00000001.h5", "step-00000002.h5"}));
+  // The next save removes the leftover, whatever its step (the run may never save that step again).
+  save_checkpoint(dir_, 3, sample_state(3), 5);
+  EXPECT_EQ(listing(dir_), (std::vector<std::string>{"step-00000001.h5", "step-00000003.h5"}));
+}
+
+// The checkpoints a resume from an older one would mix with: valid ones of later steps only.
+TEST_F(CheckpointTest, CheckpointsAfterAStep) {
+  for (const int step : {10, 20, 30}) save_checkpoint(dir_, step, sample_state(step), 0);
+  std::ofstream(dir_ / "step-00000040.h5") << "garbage";  // not a checkpoint: no conflict
+  std::ofstream(dir_ / "step-00000050.h5.tmp") << "leftover";
+  EXPECT_EQ(checkpoints_after(dir_, 10), (std::vector<fs::path>{dir_ / "step-00000020.h5", dir_ / "step-00000030.h5"}));
+  EXPECT_TRUE(checkpoints_after(dir_, 30).empty());
+  EXPECT_TRUE(checkpoints_after(scratch_.path() / "missing", 0).empty());
+}
+
+// A folder the run cannot write is found before training, named with the config key.
+TEST_F(CheckpointTest, WritableFoldersAreCheckedUpFront) {
+  const fs::path made = scratch_.path() / "a" / "b";
+  ensure_writable_dir(made, "checkpoint.dir");
+  EXPECT_TRUE(fs::is_directory(made));
+  EXPECT_TRUE(fs::is_empty(made));  // the probe is gone
+  const fs::path file = scratch_.path() / "plain";
+  std::ofstream(file) << "x";
+  expect_error_contains([&] { ensure_writable_dir(file, "checkpoint.dir"); }, "checkpoint.dir");
+  expect_error_contains([&] { ensure_writable_dir(file / "sub", "run.out_dir"); }, "run.out_dir");
 }
 
 TEST_F(CheckpointTest, BadNamesAreRefusedBeforeWriting) {

@@ -15,6 +15,7 @@
 
 #include "core/comm.h"
 #include "tests/trainer/train/rank_runs.h"
+#include "tests/trainer/train/resume_from.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/train/trainer.h"
 
@@ -50,7 +51,7 @@ TEST_F(DataParallelTest, ACheckpointOfTheRanksResumesInOneProcess) {
   if (comm.rank() == 0) {
     const auto one_process = make_single_communicator();
     const Config c = lm("dp", 20);
-    const TrainResult resumed = train(c, {.resume = true, .resume_path = (fs::path(c.checkpoint_dir()) / checkpoint_name(10)).string(),
+    const TrainResult resumed = train(c, {.resume = true, .resume_path = pit::test::older_checkpoint(c.checkpoint_dir(), 10),
                                           .out = log_, .comm = one_process.get()});
     EXPECT_EQ(resumed.steps_done, 20);
     expect_close(resumed.eval_loss, dp.eval_loss, "eval loss after resuming on one process");

@@ -12,6 +12,7 @@
 #include "core/comm.h"
 #include "tests/core/expect_error.h"
 #include "tests/trainer/train/rank_runs.h"
+#include "tests/trainer/train/resume_from.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/train/trainer.h"
 
@@ -86,8 +87,8 @@ TEST_F(ExpertParallelRanksTest, CheckpointsHoldEveryExpertAndResumeOnAnotherNumb
   ASSERT_GT(comm.size(), 1) << "registered to run under mpirun";
   // Saved on every rank, resumed in one process.
   const TrainResult ep = train(moe("ep", 20, comm.size()), {.out = log_, .comm = &comm});
-  const fs::path saved = fs::path(moe("ep", 20, 1).checkpoint_dir()) / checkpoint_name(10);
   if (comm.rank() == 0) {
+    const fs::path saved = pit::test::older_checkpoint(moe("ep", 20, 1).checkpoint_dir(), 10);
     const StateDict s = load_checkpoint(saved);
     for (const char* key : {"model/blocks/0/moe/w1", "optim/blocks/0/moe/w1/exp_avg", "optim/blocks/0/moe/w2/exp_avg_sq"})
       EXPECT_EQ(s.tensors.at(key).size(0), 4) << key << ": every expert, by global index";
@@ -107,6 +108,8 @@ TEST_F(ExpertParallelRanksTest, CheckpointsHoldEveryExpertAndResumeOnAnotherNumb
   }
   comm.barrier();
   const Config c = moe("one", 20, comm.size());
+  if (comm.rank() == 0) (void)pit::test::older_checkpoint(c.checkpoint_dir(), 10);
+  comm.barrier();
   const TrainResult resumed = train(c, {.resume = true, .resume_path = (fs::path(c.checkpoint_dir()) / checkpoint_name(10)).string(),
                                         .out = log_, .comm = &comm});
   EXPECT_EQ(resumed.steps_done, 20);

@@ -13,6 +13,7 @@
 #include "core/tensor.h"
 #include "core/random.h"
 #include "tests/core/expect_error.h"
+#include "tests/trainer/train/resume_from.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/config/config.h"
 #include "trainer/data/formats.h"
@@ -148,7 +149,7 @@ void TrainTest::expect_exact_resume(const std::string& extra_model, const std::s
   const TrainResult full = train(c, {.out = log_});
   const std::vector<std::string> full_metrics = metrics_lines();
 
-  const TrainResult resumed = train(c, {.resume = true, .resume_path = (fs::path(c.checkpoint_dir()) / checkpoint_name(10)).string(), .out = log_});
+  const TrainResult resumed = train(c, {.resume = true, .resume_path = test::older_checkpoint(c.checkpoint_dir(), 10), .out = log_});
   EXPECT_EQ(resumed.steps_done, 30);
   EXPECT_EQ(resumed.last_train_loss, full.last_train_loss);  // exact
   EXPECT_EQ(resumed.eval_loss, full.eval_loss);
@@ -254,6 +255,18 @@ TEST_F(TrainTest, ErrorsNameTheProblemAndTheFix) {
   // A fresh run where an earlier one left checkpoints: it would mix with them.
   test::expect_error_contains([&] { train(config_from_yaml(lm_yaml(10), "lm.yaml"), {.out = log_}); },
                               "holds checkpoints of an earlier run; continue it with --resume");
+  // Resuming from an older checkpoint while later ones are in the folder: it would mix with them.
+  const Config ten = config_from_yaml(lm_yaml(10), "lm.yaml", {"run.out_dir=" + (dir_ / "run2").string(), "checkpoint.every=5"});
+  train(ten, {.out = log_});  // checkpoints of steps 5 and 10
+  const std::string five = (fs::path(ten.checkpoint_dir()) / checkpoint_name(5)).string();
+  test::expect_error_contains_all([&] { train(ten, {.resume = true, .resume_path = five, .out = log_}); },
+                                  {"holds checkpoints after step 5", checkpoint_name(10), "--set run.out_dir"});
+  EXPECT_EQ(latest_checkpoint(ten.checkpoint_dir()).step, 10);  // left as they were
+  // A checkpoint folder that is a file: refused before training, naming the key.
+  std::ofstream(dir_ / "afile") << "x";
+  test::expect_error_contains(
+      [&] { train(config_from_yaml(lm_yaml(5), "lm.yaml", {"checkpoint.dir=" + (dir_ / "afile").string()}), {.out = log_}); },
+      "checkpoint.dir");
 }
 
 TEST_F(TrainTest, TheValidationFileMustFitTheModelBeforeTraining) {
