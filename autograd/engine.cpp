@@ -50,6 +50,26 @@ Node::Node(std::string name, std::vector<Variable> inputs, size_t num_outputs, B
     : name_(std::move(name)), sequence_(g_tape_position.fetch_add(1, std::memory_order_relaxed)),
       inputs_(std::move(inputs)), grad_outputs_(num_outputs), owned_(num_outputs, false), backward_(std::move(backward)) {}
 
+Node::~Node() {
+  // The nodes that only this teardown still holds: taken out of their Variables and freed one at a
+  // time, each after its own inputs were taken out the same way.
+  std::vector<std::shared_ptr<Node>> last_holders;
+  const auto take_inputs = [&](std::vector<Variable>& inputs) {
+    for (Variable& v : inputs) {
+      if (!v.defined() || v.state().use_count() != 1) continue;
+      std::shared_ptr<Node>& fn = v.state()->grad_fn;
+      if (fn && fn.use_count() == 1) last_holders.push_back(std::move(fn));
+    }
+    inputs.clear();
+  };
+  take_inputs(inputs_);
+  while (!last_holders.empty()) {
+    std::shared_ptr<Node> node = std::move(last_holders.back());
+    last_holders.pop_back();
+    take_inputs(node->inputs_);  // then `node` dies here, holding no inputs
+  }
+}
+
 void Node::accumulate_grad_output(size_t index, const Tensor& grad) {
   bool owned = owned_[index];
   accumulate(grad_outputs_[index], grad, owned);
@@ -215,7 +235,7 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
           VariableState* leaf = in.state().get();
           if (g.defined()) {
             auto& [slot, owned] = leaf_grads[leaf];
-            accumulate(slot, g.device() == in.device() ? std::move(g) : g.to(in.device()), owned);
+            accumulate(slot, std::move(g), owned);  // on in's device: check_grad
           }
           if (--leaf_uses[leaf] == 0 && leaf_grads.count(leaf)) leaf_done(leaf);
         } else if (g.defined()) {

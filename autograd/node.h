@@ -20,6 +20,12 @@ using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& 
 class Node {
  public:
   Node(std::string name, std::vector<Variable> inputs, size_t num_outputs, BackwardFn backward);
+  // Frees the graph upstream of it with a loop, not a recursion: a chain of a million ops that
+  // never ran backward (or kept its graph) would otherwise overflow the stack as each node's
+  // inputs destroyed the node before them.
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
 
   const std::string& name() const { return name_; }
   uint64_t sequence() const { return sequence_; }  // position on the tape: later ops are larger

@@ -1,6 +1,7 @@
 // Communicator (core/comm.h): the launch environment, the single-process backend and world().
 #include "core/comm.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <numeric>
@@ -42,8 +43,10 @@ class SingleCommunicator final : public Communicator {
     comm_detail::check_scatter(t, 1);
     return t.clone();
   }
-  std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send_rows) override { return send_rows; }
-  Tensor exchange_rows(const Tensor& t, const std::vector<int64_t>&, const std::vector<int64_t>&) override {
+  std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send, int) override { return send; }
+  Tensor exchange_rows(const Tensor& t, const std::vector<int64_t>& send_rows, const std::vector<int64_t>& recv_rows) override {
+    PIT_CHECK(recv_rows[0] == send_rows[0], "all_to_all: one rank sends itself ", send_rows[0], " rows but expects ",
+              recv_rows[0], "; the receive counts must be the send counts of the same exchange");
     return t.clone();
   }
   void barrier() override {}
@@ -57,14 +60,22 @@ class SingleCommunicator final : public Communicator {
 
 namespace comm_detail {
 
+namespace {
+
+// t's sizes from dim `first` on folded into one hash (FNV-1a, kept in 62 bits so that its
+// negation fits an int64).
+int64_t dims_hash(const Tensor& t, int64_t first) {
+  uint64_t hash = 14695981039346656037ull;
+  for (int64_t d = first; d < t.dim(); ++d) hash = (hash ^ static_cast<uint64_t>(t.size(d))) * 1099511628211ull;
+  return static_cast<int64_t>(hash >> 2);
+}
+
+}  // namespace
+
 std::vector<int64_t> shape_signature(const Tensor& t) {
   // The same length on every rank whatever the dims: the first 8 sizes as they are, and every
-  // size folded into one hash (FNV-1a, kept in 62 bits so that its negation fits), which tells
-  // shapes apart past the eighth dim.
-  uint64_t hash = 14695981039346656037ull;
-  for (int64_t d = 0; d < t.dim(); ++d) hash = (hash ^ static_cast<uint64_t>(t.size(d))) * 1099511628211ull;
-  std::vector<int64_t> mine = {t.numel(), t.dim(), static_cast<int64_t>(t.dtype()),
-                               static_cast<int64_t>(hash >> 2)};
+  // size folded into one hash, which tells shapes apart past the eighth dim.
+  std::vector<int64_t> mine = {t.numel(), t.dim(), static_cast<int64_t>(t.dtype()), dims_hash(t, 0)};
   for (int64_t d = 0; d < t.dim() && d < 8; ++d) mine.push_back(t.size(d));
   mine.resize(4 + 8, -1);
   std::vector<int64_t> both(mine);
@@ -84,6 +95,10 @@ void check_same_signature(const std::vector<int64_t>& reduced, const Tensor& t, 
 
 std::string rank_prefix(int rank, int size) {
   return "rank " + std::to_string(rank) + " of " + std::to_string(size) + ": ";
+}
+
+std::vector<int64_t> row_layout(const Tensor& t) {
+  return {row_bytes_of(t), static_cast<int64_t>(t.dtype()), dims_hash(t, 1)};
 }
 
 int64_t row_bytes_of(const Tensor& t) {
@@ -169,7 +184,25 @@ std::unique_ptr<Communicator::Request> Communicator::all_reduce_start(Tensor& t,
 
 Tensor Communicator::all_to_all(const Tensor& t, const std::vector<int64_t>& send_rows, std::vector<int64_t>* recv_rows) {
   comm_detail::check_send_rows(t, send_rows, size());
-  const std::vector<int64_t> from = exchange_counts(send_rows);
+  // Each peer gets the rows' count and their layout (bytes, dtype, a hash of the dims after the
+  // first): a rank whose rows differ would otherwise receive bytes cut to its own rows' size.
+  constexpr int kPer = 4;
+  const std::vector<int64_t> layout = comm_detail::row_layout(t);
+  std::vector<int64_t> send;
+  send.reserve(send_rows.size() * kPer);
+  for (const int64_t n : send_rows) {
+    send.push_back(n);
+    send.insert(send.end(), layout.begin(), layout.end());
+  }
+  const std::vector<int64_t> got = exchange_counts(send, kPer);
+  std::vector<int64_t> from(send_rows.size());
+  for (size_t p = 0; p < from.size(); ++p) {
+    from[p] = got[p * kPer];
+    PIT_CHECK(std::equal(layout.begin(), layout.end(), got.begin() + static_cast<std::ptrdiff_t>(p * kPer + 1)),
+              comm_detail::rank_prefix(rank(), size()), "all_to_all: this rank's rows are ", shape_str(t.shape()),
+              " ", dtype_name(t.dtype()), " without their first dim, but rank ", p, "'s have another shape or dtype; "
+              "every rank must exchange rows of the same shape and dtype");
+  }
   if (recv_rows) *recv_rows = from;
   return exchange_rows(t, send_rows, from);
 }
@@ -179,6 +212,7 @@ Tensor Communicator::all_to_all_known(const Tensor& t, const std::vector<int64_t
   comm_detail::check_send_rows(t, send_rows, size());
   PIT_CHECK(static_cast<int>(recv_rows.size()) == size(), "all_to_all: ", recv_rows.size(), " receive counts for ",
             size(), " ranks; give one per rank");
+  for (const int64_t n : recv_rows) PIT_CHECK(n >= 0, "all_to_all: a negative receive count (", n, ")");
   return exchange_rows(t, send_rows, recv_rows);
 }
 

@@ -49,6 +49,7 @@ class Communicator {
   // all_reduce started now and finished by the request's wait() (t holds the result only then);
   // meanwhile t must stay alive and untouched. Every rank starts its requests in the same order.
   // The base implementation reduces at once (wait() does nothing); MPI overlaps (MPI_Iallreduce).
+  // A second wait() does nothing.
   class Request {
    public:
     virtual ~Request() = default;
@@ -118,8 +119,9 @@ class Communicator {
   };
   std::map<std::string, Time> times_;
 
-  // The counts each rank will send here (one small exchange).
-  virtual std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send_rows) = 0;
+  // One small all-to-all of int64s: send[p * per_rank ..] go to rank p; returns what each rank
+  // sent here, rank p's at [p * per_rank ..]. all_to_all sends its counts and its rows' layout.
+  virtual std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send, int per_rank) = 0;
   // Moves the rows once both sides' counts are known (checked by the callers).
   virtual Tensor exchange_rows(const Tensor& t, const std::vector<int64_t>& send_rows,
                                const std::vector<int64_t>& recv_rows) = 0;

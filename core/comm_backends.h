@@ -23,6 +23,9 @@ void check_same_signature(const std::vector<int64_t>& reduced, const Tensor& t, 
 
 // "rank R of N: ", the start of every backend's error messages.
 std::string rank_prefix(int rank, int size);
+// What all_to_all's ranks must agree on about their rows: their bytes, dtype and a hash of the
+// dims after the first.
+std::vector<int64_t> row_layout(const Tensor& t);
 // Bytes of one row (the first dimension's element) of t: all_to_all moves whole rows.
 int64_t row_bytes_of(const Tensor& t);
 

@@ -162,12 +162,13 @@ class MpiCommunicator final : public Communicator {
     return out.to(t.device(), t.dtype());
   }
 
-  std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send_rows) override {
+  std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send, int per_rank) override {
     const Timed timed(*this, "all_to_all", /*calls=*/0);  // exchange_rows counts the call
     InFlight f;
-    f.buffers = {from_vector(send_rows, {size_}), Tensor::empty({size_}, DType::i64)};
-    check(MPI_Ialltoall(f.buffers[0].data_ptr(), 1, MPI_INT64_T, f.buffers[1].data_ptr(), 1, MPI_INT64_T, comm_,
-                        &next(f)),
+    f.buffers = {from_vector(send, {static_cast<int64_t>(send.size())}),
+                 Tensor::empty({static_cast<int64_t>(send.size())}, DType::i64)};
+    check(MPI_Ialltoall(f.buffers[0].data_ptr(), per_rank, MPI_INT64_T, f.buffers[1].data_ptr(), per_rank, MPI_INT64_T,
+                        comm_, &next(f)),
           "all_to_all counts");
     const Tensor from = f.buffers[1];
     complete(std::move(f), "all_to_all counts");
@@ -329,16 +330,19 @@ class MpiCommunicator final : public Communicator {
     MpiRequest(const MpiRequest&) = delete;
     MpiRequest& operator=(const MpiRequest&) = delete;
     void wait() override {
+      if (done) return;  // a second wait() must not divide and copy again
       const Timed timed(comm, "all_reduce_start");
       comm.complete(std::move(pending), "all_reduce_start (wait)");
       pending = InFlight();
       if (op == ReduceOp::mean) comm.divide(host, "all_reduce_start");
       out.copy_(host);
+      done = true;
     }
     MpiCommunicator& comm;
     Tensor out, host;
     ReduceOp op;
     InFlight pending;
+    bool done = false;
   };
 
   MPI_Comm comm_ = MPI_COMM_WORLD;

@@ -152,10 +152,10 @@ class NcclCommunicator final : public Communicator {
   }
 
  protected:
-  std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send_rows) override {
+  std::vector<int64_t> exchange_counts(const std::vector<int64_t>& send, int per_rank) override {
     // One row per rank each way, through MPI (the counts live on the host).
     const std::vector<int64_t> ones(static_cast<size_t>(size()), 1);
-    const Tensor sent = from_vector(send_rows, {size(), 1});
+    const Tensor sent = from_vector(send, {size(), per_rank});
     return host_->all_to_all_known(sent, ones, ones).to_vector<int64_t>();
   }
 

@@ -20,8 +20,14 @@ bool cuda_archs_cover(std::string_view archs, int major, int minor) {
     const auto [rest, ec] = std::from_chars(entry.data(), entry.data() + entry.size(), number);
     if (ec != std::errc()) continue;  // not an architecture number: it covers nothing
     const std::string_view suffix(rest, static_cast<size_t>(entry.data() + entry.size() - rest));
-    const bool exact = suffix == "-real" || (!suffix.empty() && suffix[0] != '-');  // 90a, 100f, 90-real
-    if (exact ? have == number : have >= number) return true;
+    // Machine code for X.y runs on X.z with z >= y; PTX (plain or -virtual entries) is compiled
+    // for any later GPU by the driver. Architecture-specific code (90a) runs on its own
+    // capability alone, family code (100f) on its family.
+    const bool same_major = have / 10 == number / 10;
+    bool covers = have >= number;                                     // 80, 80-virtual
+    if (suffix.starts_with('a')) covers = have == number;             // 90a, 90a-real
+    else if (suffix.starts_with('f') || suffix == "-real") covers = covers && same_major;  // 100f, 80-real
+    if (covers) return true;
   }
   return !any;
 }
@@ -30,8 +36,8 @@ std::string cuda_arch_mismatch(std::string_view gpu, int major, int minor, std::
   return detail::str_cat(
       gpu, " (compute capability ", major, ".", minor, ") cannot run this build of pit: its GPU code is for ",
       "CMAKE_CUDA_ARCHITECTURES=", archs,
-      ", and the PIT kernels need a Hopper GPU (H100/H200, sm_90a: wgmma and TMA). Use device cpu "
-      "(run.device: cpu), or run on an H100/H200");
+      ". Build pit for this GPU (-DCMAKE_CUDA_ARCHITECTURES=", major, minor, "; the CUDA backend is written and "
+      "tuned for Hopper, H100/H200 with sm_90a), use device cpu (run.device: cpu), or run on an H100/H200");
 }
 
 }  // namespace pit

@@ -41,7 +41,7 @@ Tensor random_tensor(const Shape& shape, DType dtype, Device device, Distributio
   Tensor t = Tensor::empty(shape, dtype, device);
   const int64_t n = t.numel();
   Generator& gen = default_generator();
-  const uint64_t seed = gen.seed(), offset = gen.reserve(static_cast<uint64_t>(n));
+  const auto [seed, offset] = gen.draw(static_cast<uint64_t>(n));
   if (n == 0) return t;
   if (device.is_cuda())
     cuda::random(t.data_ptr(), n, dtype, dist, seed, offset, current_stream(device));

@@ -27,7 +27,10 @@ inline constexpr size_t kCpuAlignment = 64;
 
 // A block of memory on one device. CUDA blocks belong to the stream they were allocated on:
 // after the storage dies the block is reused only by work queued on that same stream, so it is
-// never handed out while a kernel on that stream may still read it. Move-only, via shared_ptr.
+// never handed out while a kernel on that stream may still read it. That holds while a tensor is
+// used only on the stream it was made on: there is no record of other streams' uses (PyTorch's
+// record_stream), so work queued on another stream must be waited for (an event, or a
+// synchronisation) before the tensor dies. Move-only, via shared_ptr.
 class Storage {
  public:
   static std::shared_ptr<Storage> allocate(size_t nbytes, Device device, StreamRef stream);

@@ -23,11 +23,13 @@ void Generator::set_offset(uint64_t offset) {
   offset_ = offset;
 }
 
-uint64_t Generator::reserve(uint64_t n) {
+uint64_t Generator::reserve(uint64_t n) { return draw(n).offset; }
+
+Generator::Draw Generator::draw(uint64_t n) {
   std::lock_guard lock(mutex_);
-  const uint64_t start = offset_;
+  const Draw d{seed_, offset_};
   offset_ += (n + 3) / 4;  // four 32-bit lanes per Philox block
-  return start;
+  return d;
 }
 
 Generator& default_generator() {

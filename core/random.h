@@ -84,6 +84,13 @@ class Generator {
   void set_offset(uint64_t offset);  // for checkpoints: restore (seed, offset) for exact resume
   // Reserves the counter blocks for n elements; returns the offset to draw them at.
   uint64_t reserve(uint64_t n);
+  // The seed and the reserved offset for n elements in one step, so that a manual_seed from
+  // another thread cannot fall between reading the seed and reserving (which would draw the new
+  // seed's first numbers again, or the old seed's at a reset offset).
+  struct Draw {
+    uint64_t seed, offset;
+  };
+  Draw draw(uint64_t n);
 
  private:
   mutable std::mutex mutex_;

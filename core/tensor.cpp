@@ -18,6 +18,9 @@ std::string shape_str(const Shape& shape) {
 }
 
 int64_t shape_numel(const Shape& shape) {
+  // A zero size makes 0 whatever the others are (their product may not fit: tensors check only
+  // the shapes they hold elements for).
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
   for (int64_t s : shape) n *= s;
   return n;
@@ -77,7 +80,8 @@ Shape infer_shape(Shape shape, int64_t numel, const Shape& from) {
       infer = static_cast<int>(i);
     } else {
       PIT_CHECK(shape[i] >= 0, "view/reshape to ", shape_str(shape), ": negative size");
-      known *= shape[i];
+      PIT_CHECK(!__builtin_mul_overflow(known, shape[i], &known), "view/reshape to ", shape_str(shape),
+                ": the shape is too large (its sizes' product overflows int64)");
     }
   }
   if (infer >= 0) {
@@ -240,7 +244,9 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
   end = std::max(clamp_index(end), start);
   Shape shape = shape_, strides = strides_;
   shape[d] = end > start ? (end - start - 1) / step + 1 : 0;  // no overflow for a huge step
-  strides[d] *= step;
+  // A step past the dim's size leaves one element, whose stride is never used: keep it finite.
+  if (shape[d] <= 1) strides[d] = strides_[d];
+  else PIT_CHECK(!__builtin_mul_overflow(strides_[d], step, &strides[d]), "slice: step ", step, " overflows the stride");
   return Tensor(storage_, shape, strides, offset_ + start * strides_[d], dtype_);
 }
 

@@ -93,8 +93,7 @@ Variable dropout(const Variable& x, double p, bool training) {
   PIT_CHECK(p >= 0.0 && p < 1.0, "dropout: p must be in [0, 1), got ", p);
   if (!training || p == 0.0) return x;
   Generator& gen = default_generator();
-  const uint64_t seed = gen.seed();
-  const uint64_t offset = gen.reserve(static_cast<uint64_t>(x.numel()));
+  const auto [seed, offset] = gen.draw(static_cast<uint64_t>(x.numel()));
   kernels::DropoutResult r = kernels::dropout(x.data(), p, seed, offset);
   if (!needs_grad({x})) return Variable(r.y);
   const Tensor mask = r.mask;

@@ -1,6 +1,7 @@
 // The caching CUDA allocator. Blocks are rounded to size classes and, once freed, kept per
 // (device, stream) for reuse by later allocations on the same stream: work on one stream runs in
-// order, so a block is never handed out while a kernel queued earlier may still use it.
+// order, so a block is never handed out while a kernel queued earlier may still use it (a tensor
+// used on another stream too must have that work waited for before it dies: core/memory.h).
 // cudaMalloc and cudaFree happen only on a cache miss and in empty_cache(), so a training step
 // that repeats its allocations makes no driver allocation after the first step.
 #include <cuda_runtime.h>

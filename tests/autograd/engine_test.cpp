@@ -271,6 +271,22 @@ TEST(Engine, DeepChainDoesNotRecurse) {
   EXPECT_DOUBLE_EQ(x.grad().item<double>(), 20001.0);
 }
 
+// A graph that is dropped without a backward (or kept with retain_graph) is freed by a loop: the
+// recursive teardown of this chain (each node's input Variable owning the node before it)
+// overflowed the 8 MiB stack.
+TEST(Engine, ADeepGraphDroppedWithoutBackwardIsFreedWithoutRecursion) {
+  Variable x = leaf({1.0});
+  {
+    Variable y = x;
+    for (int i = 0; i < 300000; ++i) y = plus(y, x);
+    EXPECT_FALSE(y.is_leaf());
+  }  // y, and with it the whole chain, dies here
+  Variable kept = x;
+  for (int i = 0; i < 300000; ++i) kept = plus(kept, x);
+  total(kept).backward(Tensor(), /*retain_graph=*/true);
+  EXPECT_DOUBLE_EQ(x.grad().item<double>(), 300001.0);
+}
+
 TEST(Engine, SetRequiresGradOnlyOnLeaves) {
   Variable x = leaf({1.0});
   Variable y = times(x, x);

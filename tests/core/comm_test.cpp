@@ -81,7 +81,8 @@ void started_all_reduces_finish_at_the_wait(Communicator& c, Device dev) {
                             rows_of(2, r, DType::f64, dev)};
   std::vector<std::unique_ptr<Communicator::Request>> pending;
   for (Tensor& t : ts) pending.push_back(c.all_reduce_start(t, ReduceOp::mean));
-  for (auto& p : pending) p->wait();
+  for (int twice = 0; twice < 2; ++twice)  // a second wait() changes nothing
+    for (auto& p : pending) p->wait();
   const double bases[] = {(n + 1) / 2.0, static_cast<double>(n - 1), (n - 1) / 2.0};  // the mean of each base
   for (size_t i = 0; i < ts.size(); ++i) {
     const std::vector<double> got = values(ts[i]);
@@ -137,6 +138,18 @@ void all_to_all_with_uneven_counts(Communicator& c, Device dev) {
   // With the incoming counts known (no count exchange): the same rows; and back where they came from.
   EXPECT_EQ(values(c.all_to_all_known(t, send, recv)), want);
   EXPECT_EQ(values(c.all_to_all_known(got, recv, send)), values(t));
+  // Bad counts are refused on the calling rank, before any exchange.
+  std::vector<int64_t> negative = recv;
+  negative[0] = -1;
+  test::expect_error_contains([&] { (void)c.all_to_all_known(t, send, negative); }, "negative receive count");
+  if (n == 1)  // one rank receives what it sends itself: other counts are a mistake
+    test::expect_error_contains([&] { (void)c.all_to_all_known(t, send, {send[0] + 2}); }, "expects");
+  // Rows of another shape on one rank: every rank is told, none receives bytes cut to its rows.
+  if (n > 1) {
+    const Tensor rows = zeros({n, r == 0 ? 4 : 3}, DType::f32, dev);
+    const std::vector<int64_t> one_each(static_cast<size_t>(n), 1);
+    test::expect_error_contains([&] { (void)c.all_to_all(rows, one_each); }, "have another shape or dtype");
+  }
 }
 
 // Split by parity of the rank, ranked in reverse: each part reduces only its own ranks' values.
@@ -177,7 +190,9 @@ void times_are_counted(Communicator& c, Device dev) {
     for (const char* what : {"all_reduce", "all_to_all"}) {
       ASSERT_TRUE(times.count(what)) << what;
       // One call each through MPI (NCCL adds its host-side shape check to all_reduce's).
-      if (std::string(c.backend()) == "mpi") EXPECT_EQ(times.at(what).calls, 1) << what;
+      if (std::string(c.backend()) == "mpi") {
+        EXPECT_EQ(times.at(what).calls, 1) << what;
+      }
       EXPECT_GE(times.at(what).calls, 1) << what;
       EXPECT_GT(times.at(what).seconds, 0.0) << what;
     }

@@ -7,14 +7,21 @@
 namespace pit {
 namespace {
 
-TEST(CudaArch, FeatureSuffixesAndRealEntriesCoverTheirOwnCapabilityOnly) {
+// Architecture-specific code (90a) runs on its own capability only; machine code (-real) on its
+// major version from its minor on; family code (100f) likewise.
+TEST(CudaArch, SpecificFamilyAndRealEntries) {
   EXPECT_TRUE(cuda_archs_cover("90a", 9, 0));  // the default: H100/H200
   EXPECT_FALSE(cuda_archs_cover("90a", 8, 0));
   EXPECT_FALSE(cuda_archs_cover("90a", 10, 0));  // sm_90a code runs on nothing but sm_90
   EXPECT_FALSE(cuda_archs_cover("90a", 8, 9));
   EXPECT_TRUE(cuda_archs_cover("80-real", 8, 0));
-  EXPECT_FALSE(cuda_archs_cover("80-real", 8, 6));
+  EXPECT_TRUE(cuda_archs_cover("80-real", 8, 6));  // an A10 runs sm_80 machine code
+  EXPECT_TRUE(cuda_archs_cover("80-real", 8, 9));
+  EXPECT_FALSE(cuda_archs_cover("80-real", 9, 0));  // another major version needs PTX
+  EXPECT_FALSE(cuda_archs_cover("86-real", 8, 0));
   EXPECT_TRUE(cuda_archs_cover("90a-real", 9, 0));
+  EXPECT_TRUE(cuda_archs_cover("100f", 10, 3));
+  EXPECT_FALSE(cuda_archs_cover("100f", 12, 0));
 }
 
 TEST(CudaArch, PlainAndVirtualEntriesCoverLaterCapabilitiesThroughPtx) {
@@ -28,7 +35,7 @@ TEST(CudaArch, PlainAndVirtualEntriesCoverLaterCapabilitiesThroughPtx) {
 TEST(CudaArch, ListsCoverWhatAnyEntryCovers) {
   EXPECT_TRUE(cuda_archs_cover("80-real,90a", 9, 0));
   EXPECT_TRUE(cuda_archs_cover("80-real;90a", 8, 0));
-  EXPECT_FALSE(cuda_archs_cover("80-real,90a", 8, 6));
+  EXPECT_FALSE(cuda_archs_cover("86-real,90a", 8, 0));
   EXPECT_TRUE(cuda_archs_cover(",90a,", 9, 0));
 }
 
@@ -42,7 +49,7 @@ TEST(CudaArch, ChoicesLeftToTheBuildCoverEverything) {
 TEST(CudaArch, TheMessageNamesTheGpuTheBuildAndTheWayOut) {
   const std::string m = cuda_arch_mismatch("NVIDIA A100-SXM4-80GB", 8, 0, "90a");
   for (const char* part : {"NVIDIA A100-SXM4-80GB", "compute capability 8.0", "CMAKE_CUDA_ARCHITECTURES=90a",
-                           "Hopper", "run.device: cpu"}) {
+                           "-DCMAKE_CUDA_ARCHITECTURES=80", "Hopper", "run.device: cpu"}) {
     EXPECT_NE(m.find(part), std::string::npos) << part << " in: " << m;
   }
 }

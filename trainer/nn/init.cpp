@@ -8,7 +8,7 @@ namespace pit::nn::init {
 Tensor uniform(const Shape& shape, double low, double high, Generator& gen) {
   PIT_CHECK(low <= high, "init::uniform: low ", low, " > high ", high);
   const int64_t n = shape_numel(shape);
-  const uint64_t seed = gen.seed(), offset = gen.reserve(static_cast<uint64_t>(n));
+  const auto [seed, offset] = gen.draw(static_cast<uint64_t>(n));
   std::vector<float> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i)
     v[i] = static_cast<float>(low + (high - low) * philox_uniform(seed, offset, static_cast<uint64_t>(i)));
@@ -18,7 +18,7 @@ Tensor uniform(const Shape& shape, double low, double high, Generator& gen) {
 Tensor normal(const Shape& shape, double mean, double std, Generator& gen) {
   PIT_CHECK(std >= 0.0, "init::normal: std must be >= 0, got ", std);
   const int64_t n = shape_numel(shape);
-  const uint64_t seed = gen.seed(), offset = gen.reserve(static_cast<uint64_t>(n));
+  const auto [seed, offset] = gen.draw(static_cast<uint64_t>(n));
   std::vector<float> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i)
     v[i] = static_cast<float>(mean + std * philox_normal(seed, offset, static_cast<uint64_t>(i)));

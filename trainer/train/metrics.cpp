@@ -13,6 +13,10 @@
 namespace pit::train {
 namespace {
 
+[[noreturn]] void cannot_write(const std::string& file) {
+  PIT_THROW("cannot write the metrics file ", file, ": ", std::strerror(errno), "; set metrics.file to a writable path");
+}
+
 // The "step" field of a metrics line, or -1 when it has none.
 int64_t step_of(const std::string& line) {
   const auto at = line.find("\"step\":");
@@ -59,19 +63,27 @@ MetricsLog::MetricsLog(const std::string& path, int64_t keep_until_step) : path_
   namespace fs = std::filesystem;
   const fs::path p(path);
   if (p.has_parent_path()) fs::create_directories(p.parent_path());
-  std::string kept;
   if (keep_until_step >= 0 && fs::exists(p)) {
+    // A resume: the records up to its step, written beside the file and renamed over it, so that
+    // a crash or a full disk here leaves the old file whole.
+    std::string kept;
     std::ifstream in(path);
     std::string line;
     while (std::getline(in, line))
       if (!line.empty() && step_of(line) <= keep_until_step) kept += line + "\n";
+    const std::string tmp = path + ".tmp";
+    std::FILE* f = std::fopen(tmp.c_str(), "w");
+    if (f == nullptr) cannot_write(tmp);
+    const bool written = std::fputs(kept.c_str(), f) >= 0 && std::fflush(f) == 0;
+    if (std::fclose(f) != 0 || !written) cannot_write(tmp);
+    std::error_code ec;
+    fs::rename(tmp, p, ec);
+    PIT_CHECK(!ec, "cannot replace the metrics file ", path, ": ", ec.message());
+    file_ = std::fopen(path.c_str(), "a");
+  } else {
+    file_ = std::fopen(path.c_str(), "w");
   }
-  file_ = std::fopen(path.c_str(), "w");
-  if (file_ == nullptr)
-    PIT_THROW("cannot write the metrics file ", path, ": ", std::strerror(errno),
-              "; set metrics.file to a writable path");
-  std::fputs(kept.c_str(), file_);
-  std::fflush(file_);
+  if (file_ == nullptr) cannot_write(path);
 }
 
 MetricsLog::~MetricsLog() {

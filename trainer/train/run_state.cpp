@@ -17,7 +17,10 @@ namespace {
 // logging) may change on resume.
 constexpr const char* kResumeKeys[] = {"model.",        "data.kind",      "data.batch_size",        "data.seq_len",
                                        "sparse.method", "sparse.layers",  "sparse.unit",            "sparse.sparsity",
-                                       "sparse.budget", "sparse.dense_first_last"};
+                                       "sparse.budget", "sparse.dense_first_last",
+                                       // the data order and dropout come from the checkpoint, SET/RigL's
+                                       // regrowth from the seed: a new one would apply by halves
+                                       "run.seed"};
 
 // Keys of kResumeKeys whose lines in `a` and `b` differ.
 std::string differing_keys(const std::string& a, const std::string& b) {

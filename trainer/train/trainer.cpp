@@ -414,7 +414,10 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   const auto finish = [&] {
     if (step > first_step) result.checkpoint = r.save(step);
     if (result.interrupted) return;
-    const EvalResult er = r.eval(step, c.run.final_eval_batches, metrics);
+    // A resumed run that was complete already trained nothing: its final evaluation is in the
+    // metrics file, so this one (for the result) is not written again.
+    MetricsLog unwritten("", -1);
+    const EvalResult er = r.eval(step, c.run.final_eval_batches, step > first_step ? metrics : unwritten);
     e = from_vector(std::vector<double>{er.loss, er.accuracy}, {2});
   };
   if (result.interrupted)

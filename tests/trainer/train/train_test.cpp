@@ -250,8 +250,15 @@ TEST_F(TrainTest, ErrorsNameTheProblemAndTheFix) {
       "no checkpoint in");
   // Resuming a checkpoint of another model.
   train(config_from_yaml(lm_yaml(10), "lm.yaml"), {.out = log_});
+  // (Resuming the complete run trains nothing and leaves the metrics file as it was.)
+  const std::vector<std::string> complete = metrics_lines();
+  EXPECT_EQ(train(config_from_yaml(lm_yaml(10), "lm.yaml"), {.resume = true, .out = log_}).steps_done, 10);
+  EXPECT_EQ(metrics_lines(), complete);
   const Config wider = config_from_yaml(lm_yaml(20), "lm.yaml", {"model.d_model=64"});
   test::expect_error_contains([&] { train(wider, {.resume = true, .out = log_}); }, "model.d_model");
+  // ... or another seed (SET/RigL would draw from it, the data order and dropout would not).
+  const Config reseeded = config_from_yaml(lm_yaml(20), "lm.yaml", {"run.seed=987654"});
+  test::expect_error_contains([&] { train(reseeded, {.resume = true, .out = log_}); }, "run.seed");
   // A fresh run where an earlier one left checkpoints: it would mix with them.
   test::expect_error_contains([&] { train(config_from_yaml(lm_yaml(10), "lm.yaml"), {.out = log_}); },
                               "holds checkpoints of an earlier run; continue it with --resume");
