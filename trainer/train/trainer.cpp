@@ -290,7 +290,7 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
       PIT_THROW("--resume: the checkpoint folder ", c.checkpoint_dir(), " holds checkpoints after step ", step,
                 names.empty() ? std::string() : " (" + names + ")",
                 ": training on from step ", step, " there would mix two runs; delete those checkpoints, or "
-                "resume into another folder (--set run.out_dir=DIR)");
+                "resume into another folder (--set ", c.checkpoint.dir.empty() ? "run.out_dir" : "checkpoint.dir", "=DIR)");
     }
     std::fprintf(opt.out, "pit-train: resumed from %s at step %lld\n", path.c_str(), static_cast<long long>(step));
   }

@@ -340,4 +340,20 @@ inline void run_moe_cases(Device dev, DType dt, bool skewed, sparse::Engine engi
                std::string("moe weight grad, b_trans ") + dtype_name(dt));
 }
 
+// An engine's name for failure messages.
+inline const char* engine_name(sparse::Engine e) {
+  switch (e) {
+    case sparse::Engine::automatic: return "automatic";
+    case sparse::Engine::mma: return "mma.sync";
+    case sparse::Engine::wgmma: return "wgmma";
+    case sparse::Engine::wgmma_persistent: return "persistent";
+    case sparse::Engine::wgmma_deep: return "deep";
+    case sparse::Engine::wgmma_pingpong: return "ping-pong";
+    case sparse::Engine::wgmma_tma: return "TMA";
+    case sparse::Engine::wgmma_tma_pingpong: return "TMA ping-pong";
+    case sparse::Engine::wgmma_wide: return "wide";
+  }
+  return "?";
+}
+
 }  // namespace pit::test

@@ -82,16 +82,6 @@ const sparse::Engine kWgradEngines[] = {sparse::Engine::wgmma_persistent, sparse
 const sparse::Engine kGatherEngines[] = {sparse::Engine::wgmma_persistent, sparse::Engine::wgmma_pingpong,
                                          sparse::Engine::wgmma_tma, sparse::Engine::wgmma_tma_pingpong,
                                          sparse::Engine::wgmma_wide};
-std::string engine_name(sparse::Engine e) {
-  switch (e) {
-    case sparse::Engine::wgmma_pingpong: return "ping-pong";
-    case sparse::Engine::wgmma_tma: return "TMA";
-    case sparse::Engine::wgmma_tma_pingpong: return "TMA ping-pong";
-    case sparse::Engine::wgmma_wide: return "wide";
-    default: return "persistent";
-  }
-}
-
 bool is_tma(sparse::Engine e) { return e == sparse::Engine::wgmma_tma || e == sparse::Engine::wgmma_tma_pingpong; }
 // The engines that take expert segments (or one shared B) only, not K-chunks.
 bool segments_only(sparse::Engine e) { return is_tma(e) || e == sparse::Engine::wgmma_wide; }
@@ -133,7 +123,7 @@ void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sp
     const WideCluster cluster(true);     // (and in clusters of two; a block a tile below)
     sparse::gather_gemm(a, gpu_idx, b, c, args);
     if (with_pre)
-      test::expect_close(args.epilogue.pre, ref.epilogue.pre, tol, tol, what + " pre (" + engine_name(engine) + ")");
+      test::expect_close(args.epilogue.pre, ref.epilogue.pre, tol, tol, what + " pre (" + test::engine_name(engine) + ")");
     if (engine == sparse::Engine::wgmma_pingpong) {
       // Again with a compact A by cp.async (B by TMA), then both by cp.async.
       for (const bool b_tma : {true, false}) {
@@ -179,7 +169,7 @@ void expect_gather(const Tensor& a, const sparse::RowSetIndex& gpu_idx, const sp
           (!with_pre || aligned16(args.epilogue.pre)))
         expect_same("with TMA stores and SWrite", [] { return WideTmaStore(false); });
     }
-    test::expect_close(c, want, tol, tol, what + " (" + engine_name(engine) + ")");
+    test::expect_close(c, want, tol, tol, what + " (" + test::engine_name(engine) + ")");
   }
 }
 
@@ -348,7 +338,7 @@ TEST(GatherPersistentCuda, WeightGradients) {
                 const std::string what = std::string(dtype_name(dt)) + " routing " + std::to_string(kind) +
                                          (trans ? " b_trans" : "") +
                                          (gated ? (tma ? " both gathered" : " gated (both gathered)") : " compact G") +
-                                         (acc ? " accumulate" : " store") + " (" + engine_name(engine) + ")" +
+                                         (acc ? " accumulate" : " store") + " (" + test::engine_name(engine) + ")" +
                                          grid_name(cap);
                 const Tensor& g = gated ? dy : dpre;
                 const sparse::GatherWeightGradArgs args{.a_gathered = true, .g_gathered = gated, .b_trans = trans,
@@ -397,7 +387,7 @@ TEST(GatherPersistentCuda, RowsAndKChunks) {
 TEST(GatherPersistentCuda, TmaEnginesRefuseWhatTheyDoNotTake) {
   PIT_REQUIRE_CUDA();
   for (const sparse::Engine engine : {sparse::Engine::wgmma_tma, sparse::Engine::wgmma_wide}) {
-    const std::string name = engine_name(engine);
+    const std::string name = test::engine_name(engine);
     {
       const Tensor a = test::sparse_tensor(100, 128, 1, 64, 0.5, 3, DType::bf16, kGpu);
       const Tensor b = test::dense_random({128, 64}, 4, DType::bf16, kGpu);

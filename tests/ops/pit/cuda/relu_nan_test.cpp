@@ -42,20 +42,6 @@ void expect_nan_column(const Tensor& y, const std::string& what) {
   EXPECT_EQ(wrong, 0) << what << ": elements wrong";
 }
 
-const char* engine_name(sparse::Engine e) {
-  switch (e) {
-    case sparse::Engine::mma: return "mma.sync";
-    case sparse::Engine::wgmma: return "wgmma";
-    case sparse::Engine::wgmma_persistent: return "persistent";
-    case sparse::Engine::wgmma_deep: return "deep";
-    case sparse::Engine::wgmma_pingpong: return "ping-pong";
-    case sparse::Engine::wgmma_tma: return "tma";
-    case sparse::Engine::wgmma_tma_pingpong: return "tma ping-pong";
-    case sparse::Engine::wgmma_wide: return "wide";
-    default: return "automatic";
-  }
-}
-
 }  // namespace
 
 TEST(ReluNanCuda, GatherEveryEngine) {
@@ -75,7 +61,7 @@ TEST(ReluNanCuda, GatherEveryEngine) {
                          .zero_c = true,
                          .epilogue = {.bias = nan_bias(kN), .activation = true, .act = UnaryOp::relu},
                          .engine = e});
-    expect_nan_column(c, std::string("gather_gemm on ") + engine_name(e));
+    expect_nan_column(c, std::string("gather_gemm on ") + test::engine_name(e));
   }
 }
 
@@ -92,7 +78,7 @@ TEST(ReluNanCuda, CondenseEveryEngine) {
     sparse::cuda::condense_gemm(ki, b, c, {.bias = nan_bias(kN), .activation = true, .act = UnaryOp::relu},
                                 current_stream(gpu), e);
 #endif
-    expect_nan_column(c, std::string("condense_gemm on ") + engine_name(e));
+    expect_nan_column(c, std::string("condense_gemm on ") + test::engine_name(e));
   }
 }
 
