@@ -40,6 +40,10 @@ void check_grad(const Tensor& grad, const Variable& target, const std::string& f
             shape_str(grad.shape()), " for an input of shape ", shape_str(target.shape()));
   PIT_CHECK(grad.device() == target.device(), "backward of '", from, "' returned a gradient on ",
             grad.device(), " for an input on ", target.device());
+  // A gradient in another dtype would be added into the input's (accumulate, leaf grads) in the
+  // wrong precision or refused there with a message naming no op.
+  PIT_CHECK(grad.dtype() == target.dtype(), "backward of '", from, "' returned a ", dtype_name(grad.dtype()),
+            " gradient for a ", dtype_name(target.dtype()), " input");
 }
 
 }  // namespace

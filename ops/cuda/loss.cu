@@ -136,9 +136,9 @@ __device__ __forceinline__ double ex2(double v) { return exp2(v); }
 // A whole pack at once: one max, at most one rescale, then kN exponentials without branches
 // (exp(x - m) as exp2(x * log2(e) - m * log2(e)), one FMA and one MUFU.EX2 in f32). Per-element
 // acc_step costs a compare, a branch and an accurate expf per element, which made the forward
-// instruction-bound at a 50k vocabulary. fmax ignores NaN, but a NaN element still reaches the
-// sum through its own exponential, or, in a pack seen while every element so far is -inf (none
-// is summed then), by setting the sum to NaN.
+// instruction-bound at a 50k vocabulary. fmax ignores NaN, and a pack seen while every element
+// so far is -inf adds nothing, so a NaN element may miss the sum; it always reaches sx, the plain
+// sum, which the row's finalisation checks (row_lse) instead of a compare per element here.
 template <typename C, int kN>
 __device__ __forceinline__ void acc_pack(Acc<C>& a, const C (&v)[kN]) {
   constexpr C kLog2e = C(1.4426950408889634);
@@ -151,17 +151,19 @@ __device__ __forceinline__ void acc_pack(Acc<C>& a, const C (&v)[kN]) {
     a.s *= ex2((a.m - pm) * kLog2e);  // 0 while a.m is -inf (then a.s is 0 too)
     a.m = pm;
   }
-  if (a.m == -std::numeric_limits<C>::infinity()) {  // every element so far is -inf or NaN
-#pragma unroll
-    for (int e = 0; e < kN; ++e)
-      if (v[e] != v[e]) a.s = v[e];
-    return;
-  }
+  if (a.m == -std::numeric_limits<C>::infinity()) return;  // every element so far is -inf or NaN
   const C ml = a.m * kLog2e;
   C s = 0;
 #pragma unroll
   for (int e = 0; e < kN; ++e) s += ex2(fma(v[e], kLog2e, -ml));
   a.s += s;
+}
+
+// The row's log-sum-exp. NaN when sx is: a NaN logit (which acc_pack may have left out of s), or
+// +inf beside -inf (where s is NaN already through the +inf).
+template <typename C>
+__device__ __forceinline__ C row_lse(const Acc<C>& a) {
+  return a.sx != a.sx ? a.sx : a.m + ln(a.s);
 }
 
 template <typename C>
@@ -235,7 +237,7 @@ __global__ void forward_kernel(const T* __restrict__ x, int64_t stride, const I*
     else
       acc = warp_acc(acc);
     if (t == 0) {
-      const C l = acc.m + ln(acc.s);
+      const C l = row_lse(acc);
       C out = l - (C(1) - eps) * static_cast<C>(widen(xr[target]));
       if (eps > C(0)) out -= eps * acc.sx / static_cast<C>(n);
       loss[r] = out;

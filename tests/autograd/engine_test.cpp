@@ -5,6 +5,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "tests/autograd/toy_ops.h"
+#include "tests/core/expect_error.h"
 
 using namespace pit;
 using namespace pit::test;
@@ -294,4 +295,20 @@ TEST(Engine, SetRequiresGradOnlyOnLeaves) {
   Variable z = leaf({1.0}, false);
   z.set_requires_grad(true);
   EXPECT_TRUE(z.requires_grad());
+}
+
+TEST(Engine, AGradientOfAnotherShapeOrDtypeIsRefusedNamingTheOp) {
+  // An op's backward that hands back the wrong gradient is stopped where it is made, not when the
+  // engine later adds it to the input's (shapes) or keeps it in the wrong precision (dtypes).
+  Variable a = leaf({1.0, 2.0});
+  Variable wrong_dtype = record("to_f32", {a}, a.data().clone(), [](const Tensor& g) -> std::vector<Tensor> {
+    return {g.to(DType::f32)};
+  });
+  expect_error_contains([&] { total(wrong_dtype).backward(); },
+                        "backward of 'to_f32' returned a f32 gradient for a f64 input");
+  Variable wrong_shape = record("to_3", {a}, a.data().clone(), [](const Tensor&) -> std::vector<Tensor> {
+    return {zeros({3}, DType::f64)};
+  });
+  expect_error_contains([&] { total(wrong_shape).backward(); },
+                        "backward of 'to_3' returned a gradient of shape [3] for an input of shape [2]");
 }
