@@ -110,12 +110,10 @@ __device__ __forceinline__ void store_tile_relu_bits(const dev::Acc<Cfg>& acc, c
     uint32_t byte = 0;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      // y > 0, as the other ReLU backwards test it: a ReLU output is +-0, positive or NaN, and only
-      // the positive ones have a magnitude in (0, inf].
-      if constexpr (kMask == 1) {
-        const uint32_t mag = out[i].bits & 0x7fffu;
-        byte |= mag != 0 && mag <= kInfBits ? 1u << i : 0u;
-      }
+      // y > 0, as the other ReLU backwards test it. The ReLU above gives +0 (never -0), a positive
+      // value or a NaN (of either sign), and only the positive ones have bits in [1, +inf]: one
+      // subtraction and one unsigned compare (+0 wraps to the largest value).
+      if constexpr (kMask == 1) byte |= uint32_t{out[i].bits} - 1u < kInfBits ? 1u << i : 0u;
       else sums[i] += widen(out[i]);
     }
     *reinterpret_cast<uint4*>(p.y + t * p.out + col) = *reinterpret_cast<const uint4*>(out);
