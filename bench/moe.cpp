@@ -349,7 +349,8 @@ int run_moe(const std::string& markdown_path) {
                   "dense FFN", dense_f.median_ms});
       report.add({"moe_ffn fwd+bwd " + tag, shape, both.median_ms, 3 * flops, true,
                   3 * flops / (dense_b.median_ms * 1e-3), "dense FFN", dense_b.median_ms});
-      if (std::getenv("PIT_BENCH_MOE_PARTS") != nullptr) time_parts(report, x, dy, w1, w2, ids, gates, k, tag);
+      if (const char* parts = std::getenv("PIT_BENCH_MOE_PARTS"); parts != nullptr && std::string(parts) == "1")
+        time_parts(report, x, dy, w1, w2, ids, gates, k, tag);
     }
   }
   if (!markdown_path.empty() && !report.write_markdown(markdown_path, "MoE experts, bf16 (roofline: the dense FFN of equal FLOPs)"))

@@ -34,7 +34,13 @@ const char* const kUsage =
     "  PIT_BENCH_FILTER=\"4096^3 128x1 90%\"  only the rows whose \"problem tile sparsity\" contains it\n"
     "                                       (dense: whose op contains it, e.g. \"layernorm\")\n"
     "  PIT_BENCH_ENGINE=mma|wgmma|persistent  force the tensor-core engine of the M-gather (mma,\n"
-    "                                       wgmma) and of the 128-row K-condense (all three)\n";
+    "                                       wgmma) and of the 128-row K-condense (all three)\n"
+    "  PIT_BENCH_MOE_TRACE=1|2              moe: three untimed passes of top-1 (top-2) uniform, nothing\n"
+    "                                       else (for a profiler)\n"
+    "  PIT_BENCH_SPARSE_TABLE=block|activation  sparse: that table alone\n"
+    "  PIT_BENCH_SPARSE_TRACE=64x64|dense|activation  sparse: three untimed steps of that block (or\n"
+    "                                       the activation case), nothing else (for a profiler)\n"
+    "roofline prints its table only (no --markdown).\n";
 
 }  // namespace
 
@@ -51,6 +57,10 @@ int main(int argc, char** argv) {
                    arg.c_str(), kUsage);
       return 2;
     }
+  }
+  if (!markdown.empty() && suite == "roofline") {
+    std::fprintf(stderr, "pit-bench: roofline writes no markdown (it prints its table only)\n%s", kUsage);
+    return 2;
   }
   if (!tune.empty() && suite != "pit") {
     std::fprintf(stderr, "pit-bench: --tune only applies to 'pit'\n%s", kUsage);

@@ -98,9 +98,9 @@ std::string usage_text(std::string_view program) {
   const std::string p(program);
   return "usage: " + p + " --config FILE [--set section.key=value ...] [--print-config] [--resume [PATH]]\n"
          "\n"
-         "Trains the model that a YAML config describes (on CUDA when a GPU is present, else on the\n"
-         "CPU, where the config's run.cpu_overrides apply before --set). Every section and key of the\n"
-         "config, with types, defaults and allowed values, is in docs/CONFIG.md.\n"
+         "Trains the model that a YAML config describes (on CUDA when a GPU is present and run.device\n"
+         "allows it, else on the CPU, where the config's run.cpu_overrides apply before --set). Every\n"
+         "section and key of the config, with types, defaults and allowed values, is in docs/CONFIG.md.\n"
          "\n"
          "options:\n"
          "  --config FILE            the YAML config (required)\n"
@@ -115,8 +115,13 @@ std::string usage_text(std::string_view program) {
          "several processes: launch with mpirun -np N or srun, one process per GPU (docs/DISTRIBUTED.md);\n"
          "data parallel over every rank, and --set parallel.expert=G shards each MoE layer's experts\n"
          "over groups of G ranks. Environment:\n"
-         "  PIT_COMM=mpi             move CUDA tensors through MPI instead of NCCL\n"
-         "  PIT_COMM_TIMEOUT=S       seconds a rank waits in a collective before it fails (600)\n";
+         "  PIT_COMM=mpi             move CUDA tensors through MPI instead of NCCL (nccl: the default\n"
+         "                           where pit has NCCL)\n"
+         "  PIT_COMM_TIMEOUT=S       seconds a rank waits in a collective before it fails (600)\n"
+         "  PIT_NUM_THREADS=N        CPU threads when run.threads is 0 (default: the CPUs this process\n"
+         "                           may use, at most the node's CPUs / the ranks on the node)\n"
+         "  PIT_TABLE_DIR=DIR        where the planner looks for its per-GPU cost tables (default: the\n"
+         "                           source tree's ops/pit/tables)\n";
 }
 
 }  // namespace pit::train

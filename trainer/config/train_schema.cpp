@@ -35,7 +35,7 @@ void add_run(Schema& s) {
       .integer("threads", 0,
                "CPU threads of the CPU backend, its kernels and OpenBLAS's GEMMs (unless "
                "OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS or OMP_NUM_THREADS is set); 0: PIT_NUM_THREADS, "
-               "else the CPUs in the process's affinity mask")
+               "else the CPUs in the process's affinity mask, at most the node's CPUs / the ranks on the node")
       .at_least(0)
       .string_list("cpu_overrides", Strings{},
                    "overrides applied when the run lands on the CPU (no GPU, or run.device: cpu), "
@@ -56,22 +56,26 @@ void add_data(Schema& s) {
 }
 
 void add_model(Schema& s) {
-  s.section("model", "the network; keys of another kind are allowed and ignored")
+  s.section("model", "the network; keys of another kind are allowed and ignored (those marked \"all models\" apply to every kind)")
       .choice("kind", {"transformer", "mlp", "cnn"}, required, "which network")
       .integer("vocab_size", 256, "transformer: vocabulary size").at_least(1)
       .integer("d_model", 256, "transformer: width of the residual stream").at_least(1)
       .integer("n_layers", 4, "transformer: number of blocks").at_least(1)
       .integer("n_heads", 4, "transformer: attention heads; must divide d_model").at_least(1)
-      .integer("d_ff", 1024, "transformer: hidden width of the feed-forward layer").at_least(1)
+      .integer("d_ff", 1024, "transformer: hidden width of the feed-forward layer; a multiple of d_model").at_least(1)
       .integer("max_seq_len", 0, "transformer: longest sequence; 0 means data.seq_len").at_least(0)
-      .real("dropout", 0.0, "transformer: dropout probability").at_least(0).less_than(1)
+      .real("dropout", 0.0, "all models: dropout probability (transformer: attention, residual branches and experts; "
+                             "mlp, cnn: after each hidden dense layer)").at_least(0).less_than(1)
       .choice("norm", {"layernorm", "rmsnorm"}, "layernorm", "transformer: normalisation layer")
-      .choice("activation", {"gelu", "relu", "silu"}, "gelu", "transformer: feed-forward activation")
+      .choice("activation", {"gelu", "relu", "silu"}, "gelu",
+              "all models: activation of the feed-forward layers (transformer, experts included) and of the "
+              "hidden dense layers (mlp, cnn; a cnn's conv blocks use relu)")
       .boolean("tie_embeddings", true, "transformer: output layer shares the token embedding")
       .boolean("sparse_activation", false,
                "transformer, activation relu: the feed-forward layer's second matmul skips the ReLU output's zero "
                "32x1 micro-tiles (a K-condense PIT GEMM, detected every step; on a GPU the planner falls back to "
-               "cuBLAS when that would not win)")
+               "cuBLAS when that would not win). Dense feed-forward layers only: not the MoE layers' experts, "
+               "nor a second matmul pruned by the sparse section (it runs its own sparse kernels)")
       .integer("experts", 0, "transformer: experts of each MoE feed-forward layer; 0: dense feed-forward layers").at_least(0)
       .integer("top_k", 1, "transformer, MoE: experts each token is routed to (1: Switch)").at_least(1)
       .integer("moe_every", 1, "transformer, MoE: every this many blocks has an MoE layer (1: all; 2: every other, the second first)").at_least(1)
@@ -88,7 +92,8 @@ void add_optim(Schema& s) {
   s.section("optim", "the optimizer")
       .choice("name", {"adamw", "sgd"}, "adamw", "optimizer")
       .real("lr", 3e-4, "peak learning rate").greater_than(0)
-      .real("weight_decay", 0.0, "decoupled weight decay (adamw) or L2 (sgd)").at_least(0)
+      .real("weight_decay", 0.0, "decoupled weight decay (adamw) or L2 (sgd), of matrices only (embeddings "
+                                 "included; biases and norm weights are not decayed)").at_least(0)
       .real("beta1", 0.9, "adamw: first-moment decay").at_least(0).less_than(1)
       .real("beta2", 0.999, "adamw: second-moment decay").at_least(0).less_than(1)
       .real("eps", 1e-8, "adamw: added to the denominator").greater_than(0)
@@ -150,8 +155,9 @@ void add_sparse(Schema& s) {
       .integer("every", 100, "magnitude: steps between mask updates").at_least(1)
       .choice("threshold", {"layer", "global"}, "layer",
               "magnitude: per-layer budgets, or one threshold over all sparse layers (the budget then does not apply)")
-      .real("drop_fraction", 0.3, "set, rigl: fraction of a layer's units dropped and regrown at the first update "
-                                  "(decays with a cosine to 0 at update_end)").at_least(0).at_most(1)
+      .real("drop_fraction", 0.3, "set, rigl: fraction of a layer's units dropped and regrown, decayed with a cosine "
+                                  "from this at step 0 to 0 at update_end (the first update, at update_every, "
+                                  "drops drop_fraction / 2 * (1 + cos(pi * update_every / update_end)))").at_least(0).at_most(1)
       .integer("update_every", 100, "set, rigl: steps between mask updates").at_least(1)
       .integer("update_end", 0, "set, rigl: no mask update from this step on; 0: 3/4 of run.steps").at_least(0);
 }
@@ -166,7 +172,7 @@ void add_parallel(Schema& s) {
 }
 
 void add_cross_checks(Schema& s) {
-  s.cross_check({"parallel.expert", "model.experts"}, "parallel.expert divides model.experts",
+  s.cross_check({"parallel.expert", "model.experts"}, "parallel.expert > 1 needs MoE layers, and divides model.experts",
                 [](const Values& v) -> std::string {
                   const int64_t ep = v.integer("parallel.expert");
                   if (ep == 1) return "";
@@ -194,6 +200,22 @@ void add_cross_checks(Schema& s) {
                   if (v.string("model.kind") != "transformer" || !v.boolean("model.sparse_activation")) return "";
                   if (v.string("model.activation") == "relu") return "";
                   return "model.sparse_activation skips the zeros of a ReLU: set model.activation: relu";
+                });
+  s.cross_check({"model.sparse_activation", "model.experts", "model.moe_every"},
+                "transformer: model.sparse_activation needs a block with a dense feed-forward layer",
+                [](const Values& v) -> std::string {
+                  if (v.string("model.kind") != "transformer" || !v.boolean("model.sparse_activation")) return "";
+                  if (v.integer("model.experts") == 0 || v.integer("model.moe_every") > 1) return "";
+                  return "model.sparse_activation applies to dense feed-forward layers, but with model.moe_every: 1 "
+                         "every block has an MoE layer instead: set model.moe_every: 2 (every other block), or "
+                         "model.sparse_activation: false";
+                });
+  s.cross_check({"model.d_ff", "model.d_model"}, "transformer: model.d_ff is a multiple of model.d_model",
+                [](const Values& v) -> std::string {
+                  if (v.string("model.kind") != "transformer") return "";
+                  if (v.integer("model.d_ff") % v.integer("model.d_model") == 0) return "";
+                  return "model.d_ff (" + std::to_string(v.integer("model.d_ff")) + ") must be a multiple of model.d_model (" +
+                         std::to_string(v.integer("model.d_model")) + "): the feed-forward width is a whole ratio of it";
                 });
   s.cross_check({"sparse.start_step", "sparse.end_step"}, "magnitude: sparse.end_step >= sparse.start_step",
                 [](const Values& v) -> std::string {

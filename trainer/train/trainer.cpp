@@ -223,6 +223,9 @@ void evaluate_or_save(Communicator& comm, bool every_rank, Work&& work) {
             "output); this rank stops too");
 }
 
+// The key that chose the checkpoint folder, for advice to move it.
+const char* checkpoint_folder_key(const Config& c) { return c.checkpoint.dir.empty() ? "run.out_dir" : "checkpoint.dir"; }
+
 }  // namespace
 
 void request_stop() { g_stop.store(true); }
@@ -258,7 +261,7 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   if (!opt.resume) {
     const bool earlier = any_rank(comm, latest_checkpoint(c.checkpoint_dir()).found());
     PIT_CHECK(!earlier, "the checkpoint folder ", c.checkpoint_dir(), " holds checkpoints of an earlier run; continue "
-              "it with --resume, start afresh in another folder (--set run.out_dir=DIR), or delete the folder");
+              "it with --resume, start afresh in another folder (--set ", checkpoint_folder_key(c), "=DIR), or delete the folder");
   }
   // Evaluations and checkpoints: on rank 0 alone, or with sharded experts on every rank together.
   const auto evaluate_and_save = [&](auto&& work) { evaluate_or_save(comm, sharded, work); };
@@ -290,7 +293,7 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
       PIT_THROW("--resume: the checkpoint folder ", c.checkpoint_dir(), " holds checkpoints after step ", step,
                 names.empty() ? std::string() : " (" + names + ")",
                 ": training on from step ", step, " there would mix two runs; delete those checkpoints, or "
-                "resume into another folder (--set ", c.checkpoint.dir.empty() ? "run.out_dir" : "checkpoint.dir", "=DIR)");
+                "resume into another folder (--set ", checkpoint_folder_key(c), "=DIR)");
     }
     std::fprintf(opt.out, "pit-train: resumed from %s at step %lld\n", path.c_str(), static_cast<long long>(step));
   }

@@ -273,10 +273,22 @@ TEST_F(trainer_config_errors, ExpertsNeedABlockToLiveIn) {
   EXPECT_NO_THROW(loading(kMinimal, {"model.n_layers=1", "model.experts=0", "model.moe_every=2"})());
 }
 
+TEST_F(trainer_config_errors, FeedForwardWidthIsAMultipleOfTheModelWidth) {
+  // Checked with the config (it was found only when the run built the model, after opening the data).
+  expect_error_contains(loading(kMinimal, {"model.d_model=64", "model.d_ff=100"}),
+                        "model.d_ff (100) must be a multiple of model.d_model (64)");
+  EXPECT_NO_THROW(loading(kMinimal, {"model.d_model=64", "model.d_ff=192"})());
+}
+
 TEST_F(trainer_config_errors, SparseKeysAcrossTheirSection) {
   expect_error_contains(loading(kMinimal, {"model.sparse_activation=true"}),
                         "model.sparse_activation skips the zeros of a ReLU: set model.activation: relu");
   EXPECT_NO_THROW(loading(kMinimal, {"model.sparse_activation=true", "model.activation=relu"})());
+  // Only dense feed-forward layers take it: refused when every block is an MoE block.
+  expect_error_contains(loading(kMinimal, {"model.sparse_activation=true", "model.activation=relu", "model.experts=4"}),
+                        "with model.moe_every: 1 every block has an MoE layer instead");
+  EXPECT_NO_THROW(loading(kMinimal, {"model.sparse_activation=true", "model.activation=relu", "model.experts=4",
+                                     "model.n_layers=2", "model.moe_every=2"})());
   expect_error_contains(loading(kMinimal, {"sparse.method=magnitude", "sparse.start_step=10", "sparse.end_step=5"}),
                         "sparse.end_step must be at least sparse.start_step (equal: one-shot pruning at that step)");
   expect_error_contains(loading(kMinimal, {"sparse.method=magnitude", "sparse.initial_sparsity=0.5", "sparse.sparsity=0.4"}),

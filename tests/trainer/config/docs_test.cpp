@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -60,6 +61,20 @@ TEST(trainer_config_docs, TheExampleInTheDocLoads) {
   ASSERT_NE(end, std::string::npos);
   const Config c = config_from_yaml(md.substr(begin + 8, end - begin - 8), "docs/CONFIG.md");
   EXPECT_EQ(c.run.steps, 1000);
+}
+
+TEST(trainer_config_docs, EveryShippedConfigLoads) {
+  // configs/*.yaml as a user runs them: each must pass the schema and its checks across keys
+  // (with the CPU's overrides too), so that a new check cannot reject a shipped config unseen.
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(PIT_SOURCE_DIR) + "/configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++seen;
+    const std::string path = entry.path().string();
+    EXPECT_NO_THROW((void)load_config(path)) << path;
+    EXPECT_NO_THROW((void)with_cpu_overrides(load_config(path), {})) << path;
+  }
+  EXPECT_GE(seen, 6);  // moe, prune_lm, prune_mnist, rigl_mnist, mnist_mlp, mnist_cnn
 }
 
 }  // namespace

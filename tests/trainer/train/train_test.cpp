@@ -262,6 +262,12 @@ TEST_F(TrainTest, ErrorsNameTheProblemAndTheFix) {
   // A fresh run where an earlier one left checkpoints: it would mix with them.
   test::expect_error_contains([&] { train(config_from_yaml(lm_yaml(10), "lm.yaml"), {.out = log_}); },
                               "holds checkpoints of an earlier run; continue it with --resume");
+  // The same folder named by checkpoint.dir: another run.out_dir would not move it, so the advice
+  // names checkpoint.dir.
+  const std::string folder = config_from_yaml(lm_yaml(10), "lm.yaml").checkpoint_dir();
+  test::expect_error_contains(
+      [&] { train(config_from_yaml(lm_yaml(10), "lm.yaml", {"checkpoint.dir=" + folder}), {.out = log_}); },
+      "start afresh in another folder (--set checkpoint.dir=DIR)");
   // Resuming from an older checkpoint while later ones are in the folder: it would mix with them.
   const Config ten = config_from_yaml(lm_yaml(10), "lm.yaml", {"run.out_dir=" + (dir_ / "run2").string(), "checkpoint.every=5"});
   train(ten, {.out = log_});  // checkpoints of steps 5 and 10
