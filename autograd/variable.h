@@ -1,6 +1,12 @@
 #pragma once
 // Variable: a Tensor plus what autograd needs (requires_grad, the accumulated gradient, the Node
 // that produced it). Copies of a Variable share one state, like shared_ptr.
+//
+// Autograd keeps no version counter. Ops save the tensors their backward reads without copying
+// them, so an in-place write into one between forward and backward (an optimizer step before a
+// second backward through a retained graph, or t = p.data(); t.copy_(...)) is not detected:
+// backward silently uses the new values. set_data() installs another tensor and leaves a saved
+// one as it was.
 #include <functional>
 #include <memory>
 #include <string>

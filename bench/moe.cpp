@@ -165,12 +165,14 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
                    .epilogue = {.activation = true, .act = UnaryOp::gelu_tanh, .pre = keep,
                                 .scale_after_activation = true}});
     };
+    // The same work unfused: the GEMM, the activation pass, the gates' pass.
+    const Tensor gate_col = idx.weights.slice(0, 0, rows).to(DType::bf16).view({rows, 1});
     const auto [fused, separate] = time_gpu_pair([&](int) { up(pre); }, [&](int) {
       gather_gemm(x, idx, w1, pre, {.a_gathered = true, .c_scattered = false, .b_trans = true});
-      (void)kernels::unary(UnaryOp::gelu_tanh, pre);
+      (void)kernels::binary(BinaryOp::mul, kernels::unary(UnaryOp::gelu_tanh, pre), gate_col);
     });
     report.add({"  up GEMM writing pre and gate*h " + tag, shape, fused.median_ms, gemm_flops, true, gemm_peak,
-                "up GEMM, activation", separate.median_ms});
+                "up GEMM, activation, gates", separate.median_ms});
     store_part("up GEMM writing pre and gate*h", batched_up, [&] { up(pre); });
     // A forward with no backward to follow (moe_ffn under NoGradGuard) writes gate * h alone,
     // timed alternately with the GEMM writing pre too.

@@ -67,6 +67,9 @@ class Tensor {
   const std::shared_ptr<Storage>& storage() const { return storage_; }
   bool shares_storage(const Tensor& other) const { return storage_ && storage_ == other.storage_; }
 
+  // The address of the first element (storage + offset): a device pointer for CUDA tensors. The
+  // strides are not applied: data<T>()[i] is the i-th element in logical order only when the
+  // tensor is contiguous (not for a transposed view). data<T>() throws unless T matches dtype().
   void* data_ptr() const;
   template <typename T> T* data() const {
     check_dtype(dtype_of<T>(), "data<T>()");

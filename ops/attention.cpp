@@ -26,9 +26,9 @@ void check_same(const char* op, const Tensor& a, const char* an, const Tensor& b
   PIT_CHECK(a.shape() == b.shape(), op, ": ", an, " of shape ", shape_str(a.shape()), " and ", bn,
             " of shape ", shape_str(b.shape()), " differ; all must be (batch, heads, seq, head_dim)");
   PIT_CHECK(a.dtype() == b.dtype(), op, ": ", an, " of dtype ", dtype_name(a.dtype()), " and ", bn,
-            " of dtype ", dtype_name(b.dtype()), "; convert one with to(dtype)");
+            " of dtype ", dtype_name(b.dtype()), "; convert one with to(dtype) (a Variable: ops::cast, which keeps its gradient)");
   PIT_CHECK(a.device() == b.device(), op, ": ", an, " on ", a.device(), " and ", bn, " on ",
-            b.device(), "; move one with to(device)");
+            b.device(), "; move one with to(device) (a model: Module::to)");
 }
 
 // Checks q, k, v and returns their dims as the kernels see them.

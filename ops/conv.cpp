@@ -40,9 +40,9 @@ void check_floating(const char* op, const Tensor& t, const char* what) {
 void check_alike(const char* op, const Tensor& a, const char* a_name, const Tensor& b,
                  const char* b_name) {
   PIT_CHECK(a.dtype() == b.dtype(), op, ": ", a_name, " has dtype ", dtype_name(a.dtype()), " but ",
-            b_name, " has dtype ", dtype_name(b.dtype()), "; convert one with to(dtype)");
+            b_name, " has dtype ", dtype_name(b.dtype()), "; convert one with to(dtype) (a Variable: ops::cast, which keeps its gradient)");
   PIT_CHECK(a.device() == b.device(), op, ": ", a_name, " is on ", a.device(), " but ", b_name,
-            " is on ", b.device(), "; move one with to(device)");
+            " is on ", b.device(), "; move one with to(device) (a model: Module::to)");
 }
 
 void check_nchw(const char* op, const Shape& shape, const char* what) {

@@ -39,11 +39,11 @@ void check_operands(const std::string& what, std::initializer_list<Operand> oper
     PIT_CHECK(o.tensor->dtype() == first.tensor->dtype(), what, ": ", first.name, " is ",
               describe(*first.tensor), " but ", o.name, " is ", describe(*o.tensor),
               "; the operands must share one dtype (pit does not promote): convert one with "
-              ".to(DType::", dtype_name(first.tensor->dtype()), ")");
+              ".to(DType::", dtype_name(first.tensor->dtype()), ") (a Variable: ops::cast, which keeps its gradient)");
     PIT_CHECK(o.tensor->device() == first.tensor->device(), what, ": ", first.name, " is ",
               describe(*first.tensor), " but ", o.name, " is ", describe(*o.tensor),
               "; the operands must be on one device: move one with .to(",
-              first.tensor->device().str(), ")");
+              first.tensor->device().str(), ") (a model: Module::to)");
   }
   PIT_CHECK(is_floating(first.tensor->dtype()), what, ": ", first.name, " is ",
             describe(*first.tensor), "; elementwise kernels take floating dtypes only (f32, f64, "

@@ -62,9 +62,9 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
             shape_str(a_in.shape()), " and ", shape_str(b_in.shape()),
             "; unsqueeze a vector to a 1 x n matrix first");
   PIT_CHECK(a_in.dtype() == b_in.dtype(), "matmul: operands of dtypes ", dtype_name(a_in.dtype()),
-            " and ", dtype_name(b_in.dtype()), "; convert one with to(dtype)");
+            " and ", dtype_name(b_in.dtype()), "; convert one with to(dtype) (a Variable: ops::cast, which keeps its gradient)");
   PIT_CHECK(a_in.device() == b_in.device(), "matmul: operands on ", a_in.device(), " and ",
-            b_in.device(), "; move one with to(device)");
+            b_in.device(), "; move one with to(device) (a model: Module::to)");
   const int64_t m = a_in.size(-2), k = a_in.size(-1), n = b_in.size(-1);
   PIT_CHECK(b_in.size(-2) == k, "matmul: shapes ", shape_str(a_in.shape()), " and ",
             shape_str(b_in.shape()), " do not multiply: ", k, " columns against ", b_in.size(-2),

@@ -35,9 +35,9 @@ Tensor check_param(const char* op, const char* what, const Tensor& p, const Tens
             shape_str(p.shape()), " does not match the last dim of the input of shape ",
             shape_str(x.shape()), " (expected [", x.size(-1), "])");
   PIT_CHECK(p.dtype() == x.dtype(), op, ": ", what, " of dtype ", dtype_name(p.dtype()),
-            " and the input of dtype ", dtype_name(x.dtype()), "; convert one with to(dtype)");
+            " and the input of dtype ", dtype_name(x.dtype()), "; convert one with to(dtype) (a Variable: ops::cast, which keeps its gradient)");
   PIT_CHECK(p.device() == x.device(), op, ": ", what, " on ", p.device(), " and the input on ",
-            x.device(), "; move one with to(device)");
+            x.device(), "; move one with to(device) (a model: Module::to)");
   return p.contiguous();
 }
 
@@ -90,9 +90,9 @@ NormGrads backward(const char* op, const Tensor& dy_in, const Tensor& x, const T
   PIT_CHECK(dy_in.shape() == x.shape(), op, ": grad_y of shape ", shape_str(dy_in.shape()),
             " and the input of shape ", shape_str(x.shape()), " differ");
   PIT_CHECK(dy_in.dtype() == x.dtype(), op, ": grad_y of dtype ", dtype_name(dy_in.dtype()),
-            " and the input of dtype ", dtype_name(x.dtype()), "; convert one with to(dtype)");
+            " and the input of dtype ", dtype_name(x.dtype()), "; convert one with to(dtype) (a Variable: ops::cast, which keeps its gradient)");
   PIT_CHECK(dy_in.device() == x.device(), op, ": grad_y on ", dy_in.device(), " and the input on ",
-            x.device(), "; move one with to(device)");
+            x.device(), "; move one with to(device) (a model: Module::to)");
   const Tensor weight = check_param(op, "weight", weight_in, x);
   const RowView xr = row_view(x), gr = row_view(dy_in);
   const Tensor mean = rms ? Tensor() : check_stat(op, "mean", saved.mean, x, xr.rows);

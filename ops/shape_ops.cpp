@@ -88,6 +88,12 @@ Variable gather(const Variable& x, int64_t dim, const Tensor& index) {
 }
 
 Variable scatter_add(const Variable& self, int64_t dim, const Tensor& index, const Variable& src) {
+  // The sum takes src's dtype and device: self in another would be converted in silence (and its
+  // gradient come back in src's dtype).
+  PIT_CHECK(self.defined() && src.defined(), "scatter_add: undefined self or src");
+  PIT_CHECK(self.dtype() == src.dtype() && self.device() == src.device(), "scatter_add: self is ",
+            dtype_name(self.dtype()), " on ", self.device().str(), " but src is ", dtype_name(src.dtype()), " on ",
+            src.device().str(), "; give both in one dtype and on one device (ops::cast for a Variable's dtype)");
   Tensor out = kernels::scatter_add(self.shape(), dim, index, src.data());
   out.add_(self.data());
   const Tensor saved = needs_grad({self, src}) ? index : Tensor();

@@ -86,9 +86,9 @@ Tensor backward(const char* op, const Tensor& gy_in, const Tensor& y_in, int64_t
   PIT_CHECK(gy_in.shape() == y_in.shape(), op, ": grad_y of shape ", shape_str(gy_in.shape()),
             " and y of shape ", shape_str(y_in.shape()), " differ");
   PIT_CHECK(gy_in.dtype() == y_in.dtype(), op, ": grad_y of dtype ", dtype_name(gy_in.dtype()),
-            " and y of dtype ", dtype_name(y_in.dtype()), "; convert one with to(dtype)");
+            " and y of dtype ", dtype_name(y_in.dtype()), "; convert one with to(dtype) (a Variable: ops::cast, which keeps its gradient)");
   PIT_CHECK(gy_in.device() == y_in.device(), op, ": grad_y on ", gy_in.device(), " and y on ",
-            y_in.device(), "; move one with to(device)");
+            y_in.device(), "; move one with to(device) (a model: Module::to)");
   const Tensor gy = as_rows(gy_in), y = as_rows(y_in);
   const int64_t d = y.wrap_dim(dim);
   Tensor gx;

@@ -25,3 +25,15 @@ inline bool gpu_required() {
                                      : "pit was built without CUDA");                        \
     }                                                                                        \
   } while (0)
+
+// PIT_REQUIRE_BUILT(cond, "what is missing"): the second line of a GPU test that also needs an
+// optional part of the build (the CUDA PIT GEMMs, NCCL). Skipped with the reason where cond is
+// false, but failed under PIT_REQUIRE_GPU=1 like a missing GPU: a GPU run must not pass by
+// skipping a whole family of tests because a build option went off.
+#define PIT_REQUIRE_BUILT(cond, what)                                                        \
+  do {                                                                                       \
+    if (!(cond)) {                                                                           \
+      if (::pit::test::gpu_required()) FAIL() << "PIT_REQUIRE_GPU=1 but " << (what);          \
+      GTEST_SKIP() << (what);                                                                \
+    }                                                                                        \
+  } while (0)

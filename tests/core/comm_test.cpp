@@ -213,7 +213,7 @@ class CommNccl : public ::testing::Test {
   void SetUp() override {
     PIT_REQUIRE_CUDA();
     // NCCL is built only with CUDA and MPI (core/CMakeLists.txt): a CUDA build without MPI has none.
-    if (!nccl_built()) GTEST_SKIP() << "built without the NCCL backend (it needs CUDA and MPI)";
+    PIT_REQUIRE_BUILT(nccl_built(), "pit was built without the NCCL backend (it needs CUDA and MPI)");
     nccl_ = make_nccl_communicator(world().split(0, world().rank()));
     dev_ = Device::cuda(world().local_rank() % cuda::device_count());
   }

@@ -14,6 +14,7 @@
 
 #include "core/core.h"
 #include "tests/core/expect_error.h"
+#include "tests/core/worst.h"
 #include "tests/gpu.h"
 
 using namespace pit;
@@ -390,7 +391,7 @@ TEST(Cuda, RandnAgreesWithTheCpu) {
     ++differing;
     const double rel = std::fabs(static_cast<double>(cpu[i]) - gpu[i]) /
                        std::max(std::fabs(static_cast<double>(cpu[i])), 1e-30);
-    if (rel > worst) {
+    if (test::worse(rel, worst)) {
       worst = rel;
       worst_at = i;
     }

@@ -12,6 +12,7 @@
 
 #include "core/thread_pool.h"
 #include "ops/cpu/gemm.h"
+#include "tests/core/worst.h"
 
 using namespace pit;
 
@@ -95,7 +96,7 @@ double gemm_error(int64_t m, int64_t n, int64_t kk) {
     for (int64_t j = 0; j < n; ++j) {
       double s = 0;
       for (int64_t p = 0; p < kk; ++p) s += double(a[i * kk + p]) * b[p * n + j];
-      worst = std::max(worst, std::abs(c[i * n + j] - (2 * s + 0.5)));
+      worst = test::worst_of(worst, std::abs(c[i * n + j] - (2 * s + 0.5)));
     }
   return worst;
 }

@@ -203,7 +203,10 @@ std::string Config::metrics_file() const {
   return metrics.file.empty() ? joined(out_dir(), "metrics.jsonl") : metrics.file;
 }
 
-int64_t Config::sparse_update_end() const { return sparse.update_end > 0 ? sparse.update_end : run.steps * 3 / 4; }
+// At least 1 (a run of one step has no update either way; the Sparsifier refuses 0).
+int64_t Config::sparse_update_end() const {
+  return sparse.update_end > 0 ? sparse.update_end : std::max<int64_t>(1, run.steps * 3 / 4);
+}
 
 int64_t Config::max_seq_len() const { return model.max_seq_len == 0 ? data.seq_len : model.max_seq_len; }
 

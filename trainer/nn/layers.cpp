@@ -73,6 +73,11 @@ Embedding::Embedding(int64_t num_embeddings, int64_t dim, Generator& gen, double
 Variable Embedding::forward(const Variable& ids) {
   PIT_CHECK(ids.dtype() == DType::i64 || ids.dtype() == DType::i32,
             "Embedding: ids must be i64 or i32, got ", dtype_name(ids.dtype()));
+  // CPU ids for a GPU table are copied over (a data loader's batch); GPU ids for a CPU table mean
+  // a model left on the CPU, which would then train there without a word.
+  PIT_CHECK(!(ids.device().is_cuda() && !weight_.device().is_cuda()), "Embedding: the ids are on ",
+            ids.device().str(), " but the table is on ", weight_.device().str(),
+            "; move the model to the ids' device first (model.to(device))");
   return ops::embedding(ids.data(), weight_);
 }
 

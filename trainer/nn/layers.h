@@ -39,8 +39,10 @@ class Linear : public Module {
 
   // Makes the weight sparse in `unit` micro-tiles (nn/sparse_linear.h): weight and bias move into
   // the child "sparse" (a SparseLinear, every unit kept at first; parameters "sparse/values",
-  // "sparse/bias", buffer "sparse/tile_mask"), which forward runs from then on. Call it before an
-  // optimizer takes the parameters.
+  // "sparse/bias", buffer "sparse/tile_mask"), which forward runs from then on. Create the
+  // optimizer after sparsifying: one made before holds the old weight and bias Variables, which
+  // get no gradients any more, and not "sparse/values" / "sparse/bias", which it then never
+  // updates.
   SparseLinear& sparsify(sparse::MicroTile unit);
   SparseLinear* sparse() const { return sparse_.get(); }  // null while dense
 
@@ -78,6 +80,7 @@ class LayerNorm : public Module {
   double eps_;
 };
 
+// Over the last dim, no mean and no bias: x / sqrt(mean(x^2) + eps) * weight; weight 1 at init.
 class RMSNorm : public Module {
  public:
   explicit RMSNorm(int64_t dim, double eps = 1e-6);

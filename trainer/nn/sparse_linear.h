@@ -9,10 +9,10 @@
 // Above a density where the dense GEMMs win (per device and micro-tile kind, measured: see
 // dense_path_from in the .cpp) the layout takes compact.h's dense path; storage stays compact.
 //
-// The pruning unit is the mask's granularity: 32x1, 64x1, 128x1 (rows of out by one input
-// column), 32x32, 64x64, or 1x1 (element masks). The kernels run on the unit itself, except 1x1,
-// which is covered by 32x1 micro-tiles holding the kept elements (the others stay 0): its values
-// take the cover's size and its mask a byte per weight.
+// The pruning unit is the mask's granularity: 16x1, 32x1, 64x1, 128x1 (rows of out by one input
+// column), 16x16, 32x32, 64x64, or 1x1 (element masks). The kernels run on the unit itself,
+// except 1x1, which is covered by 32x1 micro-tiles holding the kept elements (the others stay 0):
+// its values take the cover's size and its mask a byte per weight.
 #include <cstdint>
 #include <functional>
 #include <memory>

@@ -39,6 +39,10 @@ Init residual_init(const TransformerOptions& o) {
 
 CausalSelfAttention::CausalSelfAttention(const TransformerOptions& o, Generator& gen)
     : n_head_(o.n_head), dropout_(o.dropout) {
+  // Built directly (or in a TransformerBlock), not only through TransformerLM's check_options:
+  // n_head 0 (the options' default) would divide by zero in forward.
+  PIT_CHECK(o.n_head > 0 && o.n_embd > 0 && o.n_embd % o.n_head == 0, "CausalSelfAttention: n_embd (", o.n_embd,
+            ") must be a positive multiple of n_head (", o.n_head, "); set TransformerOptions::n_head");
   qkv_ = register_module("qkv", std::make_shared<Linear>(o.n_embd, 3 * o.n_embd, o.bias, gen,
                                                          Init::normal(kInitStd)));
   proj_ = register_module("proj", std::make_shared<Linear>(o.n_embd, o.n_embd, o.bias, gen,

@@ -6,6 +6,10 @@
 // overflow, growth (x2) after growth_interval steps without one. Static mode: the scale never
 // changes (overflowing steps are still reported, hence skipped).
 //
+// Gradients accumulate across backward() calls, so clear them before each backward: after an
+// overflow the inf / NaN gradients would otherwise stay, and every later step would overflow too.
+//
+//   optimizer.zero_grad();
 //   Variable loss = ...;
 //   scaler.scale_loss(loss).backward();
 //   const bool overflow = scaler.unscale_and_check(params);

@@ -74,6 +74,11 @@ void Optimizer::step(double lr) {
     PIT_CHECK(v.grad().shape() == v.shape(), type_name(), ": the gradient of '", params_[i].name,
               "' has shape ", shape_str(v.grad().shape()), " for a parameter of shape ",
               shape_str(v.shape()));
+    for (size_t s = 0; s < slots_.size(); ++s)
+      PIT_CHECK(state_[i][s].shape() == v.shape(), type_name(), ": the state '", slots_[s], "' of '", params_[i].name,
+                "' has shape ", shape_str(state_[i][s].shape()), " but the parameter now has shape ",
+                shape_str(v.shape()), ": a sparse layer's values changed layout (a mask change, load_dense); pass the "
+                "Relayout it returned to relayout_state");
     f32_grad(v);
     ++param_steps_[i];
     update(i, lr);

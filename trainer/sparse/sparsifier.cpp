@@ -76,6 +76,11 @@ namespace {
 
 const SparsifierOptions& checked(const SparsifierOptions& o) {
   PIT_CHECK(o.sparsity >= 0.0 && o.sparsity < 1.0, "sparse.sparsity must be in [0, 1), got ", o.sparsity);
+  // pit-train turns its update_end 0 into 3/4 of run.steps; a library user's 0 would be no update
+  // at all: a static random mask, trained without a word.
+  PIT_CHECK(o.method == Method::magnitude || o.update_end > 0, "sparse.update_end (SparsifierOptions::update_end) is ",
+            o.update_end, ", so ", method_name(o.method), " would never update the mask; set it to the step the updates "
+            "end at (RigL's default: 3/4 of the training steps)");
   return o;
 }
 

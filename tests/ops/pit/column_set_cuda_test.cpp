@@ -14,7 +14,7 @@ TEST(ColumnSetCuda, AgainstTheHost) {
 }
 TEST(ColumnSetCuda, PitMatmulGradients) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built yet";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   for (const DType dt : {DType::f32, DType::bf16}) test::run_column_set_matmul_cases(Device::cuda(), dt);
   // The ping-pong engine is the default where rows are 16-byte aligned (m = 512 and 1000 here);
   // the M-gather's own choice and the persistent engine there too.

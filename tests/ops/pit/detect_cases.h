@@ -34,7 +34,7 @@ inline void run_klist_cases(Device dev, const std::vector<int64_t>& rs, const st
             const Tensor a = sparse_tensor(s.rows, s.cols, gen_r, 1, d, ++seed, dt, dev);
             const bool transposed = (seed % 2) == 0;
             const sparse::KListIndex idx = sparse::detect_k_lists(a, r, {.values = true, .transposed = transposed});
-            check_klist(idx, a, Tensor(), name("k-list", s, r, d, dt));
+            check_klist(idx, a, Tensor(), transposed, name("k-list", s, r, d, dt));
             if (::testing::Test::HasFatalFailure()) return;
           }
         }
@@ -48,7 +48,7 @@ inline void run_block_cases(Device dev, const std::vector<int64_t>& bs, const st
         for (const DType dt : dtypes) {
           const Tensor a = sparse_tensor(s.rows, s.cols, b, b, d, ++seed, dt, dev);
           const sparse::BlockListIndex idx = sparse::detect_blocks(a, b, {.values = true, .transposed = true});
-          check_blocks(idx, a, Tensor(), name("blocks", s, b, d, dt));
+          check_blocks(idx, a, Tensor(), true, name("blocks", s, b, d, dt));
           if (::testing::Test::HasFatalFailure()) return;
         }
 }
@@ -57,13 +57,13 @@ inline void run_mask_cases(Device dev, int64_t r, int64_t b) {
   const Tensor a = sparse_tensor(130, 300, 1, 1, 0.8, 7, DType::f32, dev);
   const Tensor mask = sparse_tensor(130, 300, 1, 1, 0.05, 8, DType::f32, dev).to(DType::boolean);
   const sparse::KListIndex k = sparse::detect_k_lists(a, r, {.values = true, .transposed = true, .mask = mask});
-  check_klist(k, a, mask, "k-list with mask");
+  check_klist(k, a, mask, true, "k-list with mask");
   const sparse::BlockListIndex bl = sparse::detect_blocks(a, b, {.values = true, .transposed = true, .mask = mask});
-  check_blocks(bl, a, mask, "blocks with mask");
+  check_blocks(bl, a, mask, true, "blocks with mask");
   // Pattern only: no values.
   const sparse::KListIndex p = sparse::detect_k_lists(a, r, {.values = false, .mask = mask});
   EXPECT_FALSE(p.values.defined());
-  check_klist(p, a, mask, "k-list pattern only");
+  check_klist(p, a, mask, false, "k-list pattern only");
 }
 
 inline void run_row_cases(Device dev, const std::vector<DType>& dtypes) {

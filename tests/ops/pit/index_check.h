@@ -17,7 +17,7 @@ inline std::vector<int32_t> ints(const Tensor& t) { return t.to(Device::cpu()).t
 inline void check_tiles(const std::vector<double>& a, const std::vector<double>& mask, int64_t rows,
                         int64_t cols, int64_t tr, int64_t tc, const Tensor& offsets_t,
                         const Tensor& cols_t, const Tensor& values_t, const Tensor& t_offsets_t,
-                        const Tensor& t_rows_t, const Tensor& t_pos_t, const std::string& what) {
+                        const Tensor& t_rows_t, const Tensor& t_pos_t, bool transposed, const std::string& what) {
   const int64_t nbr = (rows + tr - 1) / tr, nbc = (cols + tc - 1) / tc;
   std::vector<uint8_t> flag(static_cast<size_t>(nbr * nbc), 0);
   for (int64_t r = 0; r < rows; ++r)
@@ -55,7 +55,10 @@ inline void check_tiles(const std::vector<double>& a, const std::vector<double>&
     }
   }
   ASSERT_EQ(off[static_cast<size_t>(nbr)], j) << what << ": total count";
-  if (!t_offsets_t.defined()) return;
+  // The transposed lists exactly when they were asked for (a detector that ignores the request
+  // must not pass by having nothing to check).
+  ASSERT_EQ(t_offsets_t.defined(), transposed) << what << ": transposed lists";
+  if (!transposed) return;
   const std::vector<int32_t> toff = ints(t_offsets_t), trow = ints(t_rows_t), tpos = ints(t_pos_t);
   ASSERT_EQ(static_cast<int64_t>(toff.size()), nbc + 1) << what;
   int64_t t = 0;
@@ -75,16 +78,20 @@ inline std::vector<double> host(const Tensor& t) {
   return t.to(Device::cpu(), DType::f64).contiguous().to_vector<double>();
 }
 
-inline void check_klist(const sparse::KListIndex& idx, const Tensor& a, const Tensor& mask, const std::string& what) {
+// transposed: whether the detection was asked for the transposed lists.
+inline void check_klist(const sparse::KListIndex& idx, const Tensor& a, const Tensor& mask, bool transposed,
+                        const std::string& what) {
   check_tiles(host(a), mask.defined() ? host(mask) : std::vector<double>{}, idx.rows, idx.cols,
               idx.block_rows, 1, idx.offsets, idx.k, idx.values, idx.t_offsets, idx.t_blocks,
-              idx.t_pos, what);
+              idx.t_pos, transposed, what);
 }
 
-inline void check_blocks(const sparse::BlockListIndex& idx, const Tensor& a, const Tensor& mask, const std::string& what) {
+inline void check_blocks(const sparse::BlockListIndex& idx, const Tensor& a, const Tensor& mask, bool transposed,
+                         const std::string& what) {
   const Tensor v = idx.values.defined() ? idx.values.reshape({idx.values.size(0), -1}) : Tensor();
   check_tiles(host(a), mask.defined() ? host(mask) : std::vector<double>{}, idx.rows, idx.cols,
-              idx.block, idx.block, idx.offsets, idx.col, v, idx.t_offsets, idx.t_rows, idx.t_pos, what);
+              idx.block, idx.block, idx.offsets, idx.col, v, idx.t_offsets, idx.t_rows, idx.t_pos, transposed,
+              what);
 }
 
 // Row sets: segment s lists, ascending, the rows whose columns [s*w, s*w + w) hold a non-zero

@@ -11,7 +11,7 @@ using namespace pit;
 
 TEST(MoeFfnCuda, AgainstTheExpertLoop) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   test::run_moe_cases(Device::cuda(), {DType::f32, DType::bf16, DType::f16});
 }
 
@@ -19,7 +19,7 @@ TEST(MoeFfnCuda, AgainstTheExpertLoop) {
 // gradients read a compact A (on the wide engine by TMA, the up GEMM storing by TMA).
 TEST(MoeFfnCuda, CompactRowsAgainstTheExpertLoop) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   test::run_moe_cases(Device::cuda(), {DType::f32, DType::bf16, DType::f16}, ops::MoeRows::compact);
 }
 
@@ -27,7 +27,7 @@ TEST(MoeFfnCuda, CompactRowsAgainstTheExpertLoop) {
 // then reads a compact A in clusters, the up GEMM storing by TMA.
 TEST(MoeFfnCuda, CompactRowsInClustersAgainstTheExpertLoop) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
 #if PIT_WITH_CUDA
   const bool was = sparse::cuda::set_wide_cluster(true);
   test::run_moe_cases(Device::cuda(), {DType::bf16, DType::f16}, ops::MoeRows::compact);

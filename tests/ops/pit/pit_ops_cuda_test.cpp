@@ -8,12 +8,12 @@ using namespace pit;
 
 TEST(PitOpsCuda, MatmulAgainstDenseAutograd) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built yet";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   test::run_pit_matmul_cases(Device::cuda(), {DType::f32, DType::bf16, DType::f16});
 }
 TEST(PitOpsCuda, LinearAgainstDenseAutograd) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built yet";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   test::run_pit_linear_cases(Device::cuda(), {DType::f32, DType::bf16});
 }
 TEST(PitOpsCuda, PlannerChoosesAndMatches) {
@@ -21,7 +21,7 @@ TEST(PitOpsCuda, PlannerChoosesAndMatches) {
   // The planner path (no kernel given): whatever it picks must give the dense result.
   const Tensor a = test::sparse_tensor(512, 256, 32, 1, 0.05, 1, DType::bf16, Device::cuda());
   const Tensor b = test::dense_random({256, 128}, 2, DType::bf16, Device::cuda());
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built yet";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   const Variable y = ops::pit_matmul(Variable(a), Variable(b));
   test::expect_close(y.data(), test::ref_matmul(a, b), 2e-2, 2e-2, "planned pit_matmul");
 }
@@ -31,7 +31,7 @@ TEST(PitOpsCuda, PlannerChoosesAndMatches) {
 // Engine::automatic, which the caller could not pass).
 TEST(PitOpsCuda, KListBackwardWithAnUnalignedB) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built yet";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   const int64_t m = 256, k = 128, n = 64;
   const Tensor a = test::sparse_tensor(m, k, 32, 1, 0.2, 3, DType::bf16, Device::cuda());
   const Tensor flat = test::dense_random({k * n + 3}, 4, DType::bf16, Device::cuda());
@@ -66,7 +66,7 @@ TEST(PitOpsCuda, PlanSitePlansFromThePreviousCall) {
   const sparse::PlanOptions lists_only{.kernels = {Kernel::k_lists}, .site = &site};
   EXPECT_EQ(sparse::plan_matmul(dense, s, lists_only).kernel, Kernel::dense);
 
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built yet";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   // pit_matmul at a site: whatever plan a call gets, its result is the dense product.
   sparse::PlanSite op_site;
   const Tensor b = test::dense_random({256, 128}, 3, DType::bf16, Device::cuda());

@@ -106,6 +106,7 @@ void run_sparse_ffn_cases(Device dev, const std::vector<DType>& dtypes, Fuses&& 
       const Tensor h = ops::sparse_linear(Variable(x), Variable(v1), Variable(b1), l1, {.relu = true}).data();
       Variable xr(x, true), w1r(w1, true), b1r(b1, true), w2r(w2, true), b2r(b2, true);
       const Variable pre = ops::linear(xr, ops::mul(w1r, Variable(m1.to(dt))), b1r);
+      expect_relu_pattern(h, pre.data(), tol_for(dt), what + " h's relu pattern");
       Variable yr = ops::linear(ops::mul(pre, Variable(positive(h))), ops::mul(w2r, Variable(m2.to(dt))), b2r);
       yr.backward(g);
       expect_close(got[0], yr.data(), tol, tol, what + " y against dense");

@@ -38,13 +38,13 @@ BlockLayer block_layer(int64_t out, int64_t in, double density, uint64_t seed) {
 
 TEST(SparseFfnCuda, AgainstThePairAndDenseAutograd) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   test::run_sparse_ffn_cases(Device::cuda(), {DType::bf16, DType::f16, DType::f32}, bits_way);
 }
 
 TEST(SparseFfnCuda, TilesOf128Tokens) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   ASSERT_EQ(setenv("PIT_BLOCK_LINEAR_TOKENS", "128", 1), 0);
   test::run_sparse_ffn_cases(Device::cuda(), {DType::bf16}, bits_way);
   ASSERT_EQ(unsetenv("PIT_BLOCK_LINEAR_TOKENS"), 0);
@@ -54,7 +54,7 @@ TEST(SparseFfnCuda, TilesOf128Tokens) {
 // refused with the reason, not written out of place.
 TEST(SparseFfnCuda, BitsNeedAlignedOutputs) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   const Device gpu = Device::cuda();
   const BlockLayer fc = block_layer(128, 64, 1.0, 5);
   const sparse::BlockListIndex v = sparse::blocks_with(fc.layout, fc.values);
@@ -73,7 +73,7 @@ TEST(SparseFfnCuda, BitsNeedAlignedOutputs) {
 // the pair's with either (within rounding).
 TEST(SparseFfnCuda, MisalignedGradient) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   const Device gpu = Device::cuda();
   const BlockLayer fc = block_layer(128, 64, 1.0, 8), proj = block_layer(64, 128, 1.0, 10);
   const Tensor x = test::dense_random({70, 64}, 12, DType::bf16, gpu);
@@ -109,7 +109,7 @@ TEST(SparseFfnCuda, MisalignedGradient) {
 // backward (proj's dx kernel has no blocks to read).
 TEST(SparseFfnCuda, AnEmptyProjTakesThePair) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   const Device gpu = Device::cuda();
   const BlockLayer fc = block_layer(128, 64, 1.0, 20), proj = block_layer(64, 128, 0.0, 22);
   ASSERT_EQ(proj.values.numel(), 0);

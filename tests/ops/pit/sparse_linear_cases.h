@@ -43,6 +43,24 @@ inline Tensor positive(const Tensor& t) {
   return kernels::unary_backward(UnaryOp::relu, full(t.shape(), 1.0, t.dtype(), t.device()), t, t);
 }
 
+// y's ReLU pattern against an independent pre-activation `pre` (dense autograd's): y > 0 exactly
+// where pre > 0, except where |pre| is within `tol` of 0 at the tensor's scale (there the two
+// computations may round to either side of the kink). The references below then take the ReLU
+// where y > 0, which this check has tied to the pre-activation: a wrong 0 in y (or a wrong
+// positive) fails here rather than being copied into the reference.
+inline void expect_relu_pattern(const Tensor& y, const Tensor& pre, double tol, const std::string& what) {
+  const std::vector<double> yv = values(y), pv = values(pre);
+  ASSERT_EQ(yv.size(), pv.size()) << what;
+  double scale = 1;
+  for (const double v : pv) scale = std::max(scale, std::abs(v));
+  int64_t bad = 0;
+  size_t first = 0;
+  for (size_t i = 0; i < yv.size(); ++i)
+    if (!(std::abs(pv[i]) <= tol * scale) && (yv[i] > 0) != (pv[i] > 0) && bad++ == 0) first = i;
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " ReLU outputs on the wrong side of 0, the first at flat index " << first
+                    << " (got " << yv[first] << ", pre-activation " << pv[first] << ")";
+}
+
 inline void run_sparse_linear_cases(Device dev, const std::vector<DType>& dtypes) {
   uint64_t seed = 12000;
   for (const DType dt : dtypes)
@@ -80,8 +98,12 @@ inline void run_sparse_linear_cases(Device dev, const std::vector<DType>& dtypes
         Variable xr(x, true), wr(w, true), br(bias, true);
         Variable yr = ops::linear(xr, ops::mul(wr, Variable(mask.to(dt))), br);
         // The ReLU as the op took it: where y > 0 (a pre-activation within rounding of 0 may fall
-        // on either side of the kink in the two computations, and the gradients would differ there).
-        if (relu) yr = ops::mul(yr, Variable(positive(y.data())));
+        // on either side of the kink in the two computations, and the gradients would differ there),
+        // once y's pattern is checked against dense autograd's pre-activation.
+        if (relu) {
+          expect_relu_pattern(y.data(), yr.data(), tol_for(dt), what + " relu pattern");
+          yr = ops::mul(yr, Variable(positive(y.data())));
+        }
         yr.backward(g);
         const double tol = tol_for(dt);
         expect_close(y.data(), yr.data(), tol, tol, what + " value");

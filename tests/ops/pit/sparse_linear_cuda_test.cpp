@@ -8,6 +8,6 @@ using namespace pit;
 
 TEST(SparseLinearCuda, AgainstDenseAutograd) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   test::run_sparse_linear_cases(Device::cuda(), {DType::f32, DType::bf16, DType::f16});
 }

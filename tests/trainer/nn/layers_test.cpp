@@ -222,6 +222,15 @@ TEST(Checks, NameTheProblem) {
                         "unknown activation 'swish'; allowed: relu, gelu, gelu_tanh, silu, tanh");
   expect_error_contains([] { parse_model_kind("rnn"); }, "allowed: mlp, cnn, transformer");
   EXPECT_EQ(parse_norm("rmsnorm"), NormKind::rmsnorm);
+  // An attention layer built on its own (not through TransformerLM's checks): n_head 0, the
+  // options' default, divided by zero in forward.
+  Generator gen(1);
+  TransformerOptions t;
+  t.n_embd = 8;
+  expect_error_contains([&] { CausalSelfAttention(t, gen); },
+                        "CausalSelfAttention: n_embd (8) must be a positive multiple of n_head (0)");
+  t.n_head = 3;
+  expect_error_contains([&] { TransformerBlock(t, gen, false); }, "multiple of n_head (3)");
 }
 
 }  // namespace

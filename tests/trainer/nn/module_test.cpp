@@ -206,6 +206,9 @@ TEST(ModuleCuda, ToMovesParametersAndGradients) {
   const train::StateDict sd = gpu->state_dict();
   EXPECT_FALSE(sd.tensors.at("wte/weight").is_cuda());
   cpu->load_state_dict(sd);
+  // GPU ids into the model left on the CPU: refused, rather than training on the CPU unnoticed.
+  expect_error_contains([&] { (void)cpu->forward(Variable(ids.data().to(Device::cuda()))); },
+                        "Embedding: the ids are on cuda:0 but the table is on cpu; move the model");
 }
 
 }  // namespace

@@ -192,6 +192,19 @@ TEST(Optimizer, RejectsBadParameters) {
   expect_error_contains([&] { SGD s({{"w", w, true}}, o); }, "Nesterov");
 }
 
+TEST(Optimizer, StateOfAnotherShapeNamesRelayoutState) {
+  // A sparse layer's values re-laid out (a mask change) without relayout_state: the step says so,
+  // not the update kernel with a shape mismatch of its own.
+  Variable w = param({1, 2, 3, 4}, {4}, "values");
+  AdamW opt({{"values", w, true}});
+  set_grad(w, {1, 1, 1, 1});
+  opt.step(0.1);
+  w.set_data(from_vector(std::vector<float>{1, 2, 3}, {3}));
+  set_grad(w, {1, 1, 1});
+  expect_error_contains([&] { opt.step(0.1); },
+                        "AdamW: the state 'exp_avg' of 'values' has shape [4] but the parameter now has shape [3]");
+}
+
 TEST(OptimizerCuda, MatchesCpuOverSteps) {
   PIT_REQUIRE_CUDA();
   manual_seed(9);

@@ -128,7 +128,7 @@ TEST(Sparsifier, StartingMasksShareNoDrawsWithTheWeightsOrEachOther) {
   Generator gen(3);
   std::vector<nn::Linear*> layers;
   for (int i = 0; i < 2; ++i) layers.push_back(net->push_back(std::make_shared<nn::Linear>(64, 64, false, gen)).get());
-  Sparsifier s(*net, {.method = Method::set, .unit = {1, 1}, .sparsity = 0.5, .seed = 3});
+  Sparsifier s(*net, {.method = Method::set, .unit = {1, 1}, .sparsity = 0.5, .update_end = 100, .seed = 3});
   std::vector<std::vector<float>> masks;
   for (nn::Linear* l : layers) {
     const std::vector<float> w = host(l->sparse()->dense_weight()), mask = host(l->sparse()->tile_mask());
@@ -276,6 +276,9 @@ TEST(Sparsifier, ErrorsNameTheProblem) {
   expect_error_contains([&] { Sparsifier(*m.net, {.unit = {8, 8}}); }, "use 1x1, 16x1");
   expect_error_contains([&] { Sparsifier(*m.net, {.layers = {"1"}, .dense_first_last = true}); }, "leaves no sparse layer");
   expect_error_contains([] { parse_method("lottery"); }, "allowed: magnitude, set, rigl");
+  // SET / RigL with update_end left at 0: no update would ever come (a static random mask).
+  expect_error_contains([&] { Sparsifier(*m.net, {.method = Method::rigl}); },
+                        "SparsifierOptions::update_end) is 0, so rigl would never update the mask");
   // A second Sparsifier on the same model: its layers are sparse already.
   Mlp twice;
   Sparsifier first(*twice.net, {.sparsity = 0.5});

@@ -46,7 +46,7 @@ void expect_nan_column(const Tensor& y, const std::string& what) {
 
 TEST(ReluNanCuda, GatherEveryEngine) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   const Device gpu = Device::cuda();
   const Tensor a = test::dense_random({kM, kK}, 1, DType::bf16, gpu);
   const Tensor w = test::dense_random({kN, kK}, 2, DType::bf16, gpu);
@@ -67,7 +67,7 @@ TEST(ReluNanCuda, GatherEveryEngine) {
 
 TEST(ReluNanCuda, CondenseEveryEngine) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   const Device gpu = Device::cuda();
   const Tensor a = test::sparse_tensor(2 * kM, kK, 128, 1, 0.5, 3, DType::bf16, gpu);
   const Tensor b = test::dense_random({kK, kN}, 4, DType::bf16, gpu);
@@ -84,7 +84,7 @@ TEST(ReluNanCuda, CondenseEveryEngine) {
 
 TEST(ReluNanCuda, BlockLinearAndItsBits) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   const Device gpu = Device::cuda();
   const int64_t out = 128, in = 64;
   const Tensor mask = full({out, in}, 1.0, DType::boolean, gpu);

@@ -86,7 +86,7 @@ const std::vector<Variant> kVariants = {
 
 TEST(WeightGradLeanCuda, BitIdenticalToTheWgmmaEngineAndCloseToTheCpu) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   uint64_t seed = 700;
   for (const Variant& v : kVariants)
     for (const DType dt : {DType::bf16, DType::f16})
@@ -133,7 +133,7 @@ TEST(WeightGradLeanCuda, BitIdenticalToTheWgmmaEngineAndCloseToTheCpu) {
 // not 16-byte aligned (K = 260), f32, another engine asked for, PIT_WEIGHT_GRAD_LEAN=0.
 TEST(WeightGradLeanCuda, OtherCasesTakeTheGeneralKernel) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   uint64_t seed = 800;
   const Tensor ids = routing(2, ++seed);
   const int64_t tokens = ids.size(0);
@@ -188,7 +188,7 @@ TEST(WeightGradLeanCuda, OtherCasesTakeTheGeneralKernel) {
 // right either way.
 TEST(WeightGradLeanCuda, NarrowOutputsTakeTheLeanKernel) {
   PIT_REQUIRE_CUDA();
-  if (!sparse::cuda_gemm_built()) GTEST_SKIP() << "the CUDA PIT GEMMs are not built";
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   uint64_t seed = 900;
   const Tensor ids = routing(2, ++seed);
   const int64_t tokens = ids.size(0);

@@ -13,6 +13,7 @@
 
 #include "ops/pit/cuda/swrite.cuh"
 #include "ops/pit/cuda/wg_core.cuh"
+#include "tests/core/worst.h"
 #include "tests/gpu.h"
 
 using namespace pit;
@@ -98,7 +99,7 @@ void check(int m, int n, int k) {
       double ref = 0;
       for (int x = 0; x < k; ++x) ref += double(float(A[size_t(i) * k + x])) * float(B[size_t(x) * n + j]);
       const double err = std::fabs(double(float(C[size_t(i) * n + j])) - ref) / (1 + std::fabs(ref));
-      if (!(err <= worst)) worst = err, wi = int64_t(i) * n + j;  // NaN sticks
+      if (pit::test::worse(err, worst)) worst = err, wi = int64_t(i) * n + j;  // NaN sticks
     }
   const double tol = std::is_same_v<T, Half> ? 2e-3 : 8e-3;
   EXPECT_LE(worst, tol)
