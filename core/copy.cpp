@@ -49,6 +49,14 @@ void copy_device_to_device(Tensor& dst, const Tensor& src) {
   cuda::copy_strided(dst.desc(), staged.desc(), stream);
 }
 
+// Whether a tensor of shape `from` expands to `to` (numpy broadcasting, `from` not widened).
+bool broadcasts_to(const Shape& from, const Shape& to) {
+  if (from.size() > to.size()) return false;
+  for (size_t i = 1; i <= from.size(); ++i)
+    if (from[from.size() - i] != to[to.size() - i] && from[from.size() - i] != 1) return false;
+  return true;
+}
+
 }  // namespace
 
 Tensor& Tensor::copy_(const Tensor& src_in) {
@@ -56,6 +64,8 @@ Tensor& Tensor::copy_(const Tensor& src_in) {
   PIT_CHECK(src_in.numel() == 1 || !has_shared_elements(), "copy_: this tensor (shape ", shape_str(shape_),
             ", strides ", shape_str(strides_), ") is a broadcast view whose elements share memory, so several "
             "values would land in one element; copy into a contiguous() tensor");
+  PIT_CHECK(broadcasts_to(src_in.shape(), shape_), "copy_: a source of shape ",
+            shape_str(src_in.shape()), " does not broadcast to this tensor's shape ", shape_str(shape_));
   Tensor src = src_in.shape() == shape_ ? src_in : src_in.expand(shape_);
   if (numel() == 0) return *this;
   if (shares_storage(src)) src = src.clone();  // overlapping source and destination

@@ -106,6 +106,9 @@ Variable scatter_add(const Variable& self, int64_t dim, const Tensor& index, con
 Variable embedding(const Tensor& ids, const Variable& weight) {
   PIT_CHECK(weight.dim() == 2, "embedding: the weight must be (num_embeddings, dim), got ",
             shape_str(weight.shape()));
+  PIT_CHECK(ids.defined() && (ids.dtype() == DType::i64 || ids.dtype() == DType::i32),
+            "embedding: the ids must be an i64 or i32 tensor, got ", ids.defined() ? dtype_name(ids.dtype()) : "undefined",
+            " (class or token ids, e.g. .to(DType::i64))");
   Shape out_shape = ids.shape();
   out_shape.push_back(weight.size(1));
   return reshape(index_select(weight, 0, ids.reshape({-1})), out_shape);

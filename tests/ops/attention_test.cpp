@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/gradcheck.h"
@@ -436,6 +437,30 @@ TEST_P(AttentionCuda, AutogradMatchesKernels) {
   expect_equal(q.grad(), g.dq, "autograd dq");
   expect_equal(k.grad(), g.dk, "autograd dk");
   expect_equal(v.grad(), g.dv, "autograd dv");
+}
+
+// Empty batches and sequences on the GPU, as the CPU's EmptyBatch: B = 0, H = 0 and T = 0 give
+// empty out / dq / dk / dv in the inputs' dtype and an empty f32 lse, like the CPU's, at head dims
+// of the tensor-core (64) and CUDA-core (8) kernels; none of them may launch on zero rows.
+TEST_P(AttentionCuda, EmptyBatchHeadsAndSequence) {
+  PIT_REQUIRE_CUDA();
+  const DType dtype = GetParam();
+  for (const Shape& shape : {Shape{0, 2, 5, 64}, Shape{2, 0, 5, 8}, Shape{2, 3, 0, 64}, Shape{1, 2, 0, 8}}) {
+    SCOPED_TRACE(label(shape, dtype, "empty attention"));
+    const Tensor x = zeros(shape, dtype, Device::cuda()), xc = x.to(Device::cpu());
+    const kernels::AttentionResult r = kernels::causal_attention(x, x, x);
+    const kernels::AttentionResult rc = kernels::causal_attention(xc, xc, xc);
+    const kernels::AttentionGrads g = kernels::causal_attention_backward(x, x, x, x, r);
+    const kernels::AttentionGrads gc = kernels::causal_attention_backward(xc, xc, xc, xc, rc);
+    const std::pair<Tensor, Tensor> outs[] = {
+        {r.out, rc.out}, {r.lse, rc.lse}, {g.dq, gc.dq}, {g.dk, gc.dk}, {g.dv, gc.dv}};
+    for (const auto& [got, want] : outs) {
+      EXPECT_TRUE(got.is_cuda());
+      EXPECT_EQ(got.dtype(), want.dtype());
+      EXPECT_EQ(got.shape(), want.shape());
+    }
+    EXPECT_EQ(r.lse.shape(), (Shape{shape[0], shape[1], shape[2]}));
+  }
 }
 
 TEST(AttentionCudaChecks, RejectsUnsupported) {

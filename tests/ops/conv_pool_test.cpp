@@ -16,6 +16,7 @@
 #include <limits>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/gradcheck.h"
@@ -684,6 +685,47 @@ TEST_F(ConvPoolTest, CudaOpsEndToEnd) {
       ASSERT_TRUE(got[i].is_cuda()) << names[i];
       expect_close(got[i], want[i], tol, names[i]);
     }
+  }
+}
+
+// Zero-size inputs on the GPU, as the CPU's Conv2dEmptyDims: a batch of none (N = 0) gives empty
+// outputs and dx, and dweight / dbias zero (sums over no images); no input channels (Cin = 0) a
+// bias-filled output and dbias the sums of dy. The op must answer both before cuDNN, whose
+// descriptors take no zero dim. Pooling an empty batch: empty outputs, indices and gradients.
+TEST(ConvPoolCuda, EmptyBatchAndChannelsMatchCpu) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  const kernels::Conv2dParams p = conv_params(1, 1, 1, 1, 1, 1);
+  const kernels::Pool2dParams pp = pool_params(3, 3, 2, 2, 1, 1);
+  for (const DType dtype : kGpuDtypes) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const auto same = [&](const Tensor& got, const Tensor& want, const std::string& what) {
+      ASSERT_TRUE(got.defined()) << what;
+      EXPECT_TRUE(got.is_cuda()) << what;
+      EXPECT_EQ(got.dtype(), dtype) << what;
+      expect_close(got, want, gpu_tol(dtype), what);  // shape, and values where there are any
+    };
+    for (const auto& [xs, ws] : {std::pair<Shape, Shape>{{0, 2, 4, 4}, {3, 2, 3, 3}}, {{2, 0, 4, 4}, {3, 0, 3, 3}}}) {
+      const std::string what = "conv2d of " + shape_str(xs) + " ";
+      const Tensor x = randn(xs, dtype, gpu), w = randn(ws, dtype, gpu), b = randn({3}, dtype, gpu);
+      const Tensor y = kernels::conv2d(x, w, b, p);
+      same(y, kernels::conv2d(f64(x), f64(w), f64(b), p), what + "y");
+      const Tensor dy = randn(y.shape(), dtype, gpu);
+      const kernels::Conv2dGrads g = kernels::conv2d_backward(dy, x, w, true, p);
+      const kernels::Conv2dGrads c = kernels::conv2d_backward(f64(dy), f64(x), f64(w), true, p);
+      same(g.dx, c.dx, what + "dx");
+      same(g.dweight, c.dweight, what + "dweight");
+      same(g.dbias, c.dbias, what + "dbias");
+    }
+    const Shape xs{0, 3, 7, 5};
+    const Tensor x = randn(xs, dtype, gpu);
+    const kernels::MaxPoolResult r = kernels::max_pool2d(x, pp), rc = kernels::max_pool2d(f64(x), pp);
+    same(r.y, rc.y, "max_pool2d y");
+    EXPECT_TRUE(r.indices.is_cuda() && r.indices.dtype() == DType::i64 && r.indices.shape() == rc.indices.shape());
+    same(kernels::max_pool2d_backward(r.y, r.indices, xs), kernels::max_pool2d_backward(rc.y, rc.indices, xs),
+         "max_pool2d dx");
+    same(kernels::avg_pool2d(x, pp), kernels::avg_pool2d(f64(x), pp), "avg_pool2d y");
+    same(kernels::avg_pool2d_backward(r.y, xs, pp), kernels::avg_pool2d_backward(rc.y, xs, pp), "avg_pool2d dx");
   }
 }
 

@@ -73,13 +73,17 @@ TEST(IndexKernels, ErrorsNameTheProblem) {
   EXPECT_EQ(kernels::index_add({4, 10}, 0, two, ones({2, 10})).to_vector<float>(), want);
 }
 
-TEST(IndexKernels, ScatterAddOfVariablesInTwoDtypesIsRefused) {
+TEST(IndexKernels, TheFunctionalOpsNameTheirOwnMistakes) {
   // The sum would take src's dtype, converting self in silence (and handing self a gradient in
   // src's dtype, which the engine would then refuse naming no cause).
   const Variable self(zeros({2, 3}, DType::f64), true), src(zeros({2, 3}, DType::f32), true);
   const Tensor idx = from_vector(std::vector<int64_t>{0, 1, 2, 2, 1, 0}, {2, 3});
   pit::test::expect_error_contains([&] { (void)ops::scatter_add(self, 1, idx, src); },
                                    "scatter_add: self is f64 on cpu but src is f32 on cpu");
+  // Float ids into embedding: named as embedding's (not index_select's, which it calls).
+  const Variable table(zeros({5, 2}), true);
+  pit::test::expect_error_contains([&] { (void)ops::embedding(zeros({3}), table); },
+                                   "embedding: the ids must be an i64 or i32 tensor, got f32");
 }
 
 // f16/bf16 sums of many adds into one row: summed in f32 and rounded once (as on CUDA). Rounded

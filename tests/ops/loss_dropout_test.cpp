@@ -544,4 +544,50 @@ TEST(DropoutCuda, OpsBackwardOnGpu) {
   EXPECT_EQ(values(y.data()), values(yc.data()));
 }
 
+// Zero rows on the GPU, as on the CPU: cross_entropy gives empty f32 losses and lse and its
+// backward empty dlogits (the kernels never launch); the op's mean over no rows is 0 (the count of
+// valid rows floors at 1), with the count taken on the host (CPU targets) or on the device (GPU
+// targets). Dropout of an empty tensor: an empty output and u8 mask, and an empty gradient.
+TEST(LossCuda, CrossEntropyAndDropoutOfEmptyInputs) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda(), cpu = Device::cpu();
+  const auto expect_like = [](const Tensor& got, const Tensor& want, const std::string& what) {
+    EXPECT_TRUE(got.is_cuda()) << what;
+    EXPECT_EQ(got.dtype(), want.dtype()) << what;
+    expect_close(got, want, 0.0, 0.0, what);  // shapes, and values where there are any
+  };
+  for (const DType dtype : kGpuDtypes)
+    for (const int64_t classes : {10, 50257}) {  // a warp per row; a 512-thread block
+      const std::string what = std::string(dtype_name(dtype)) + " 0 x " + std::to_string(classes);
+      const Tensor logits = zeros({0, classes}, dtype, gpu), targets = zeros({0}, DType::i64, gpu);
+      const kernels::CrossEntropyResult g = kernels::cross_entropy(logits, targets, kIgnore, 0.1);
+      const kernels::CrossEntropyResult c = kernels::cross_entropy(logits.to(cpu), targets.to(cpu), kIgnore, 0.1);
+      expect_like(g.loss, c.loss, what + " loss");
+      expect_like(g.lse, c.lse, what + " lse");
+      expect_like(kernels::cross_entropy_backward(zeros({0}, DType::f32, gpu), logits, targets, g, kIgnore, 0.1),
+                  kernels::cross_entropy_backward(zeros({0}), logits.to(cpu), targets.to(cpu), c, kIgnore, 0.1),
+                  what + " dlogits");
+      for (const bool gpu_targets : {false, true}) {
+        const Variable xg(logits, true), xc(logits.to(cpu), true);
+        const Variable lg = ops::cross_entropy(xg, gpu_targets ? targets : targets.to(cpu), kIgnore, 0.1);
+        const Variable lc = ops::cross_entropy(xc, targets.to(cpu), kIgnore, 0.1);
+        expect_like(lg.data(), lc.data(), what + (gpu_targets ? " mean, gpu targets" : " mean, cpu targets"));
+        lg.backward();
+        lc.backward();
+        expect_like(xg.grad(), xc.grad(), what + " op's dlogits");
+      }
+    }
+  for (const DType dtype : {DType::f32, DType::bf16, DType::f16, DType::f64})
+    for (const Shape& shape : {Shape{0}, Shape{3, 0, 5}}) {
+      const std::string what = std::string(dtype_name(dtype)) + " dropout of " + shape_str(shape);
+      const Tensor x = zeros(shape, dtype, gpu);
+      const kernels::DropoutResult g = kernels::dropout(x, 0.3, 42, 1000);
+      const kernels::DropoutResult c = kernels::dropout(x.to(cpu), 0.3, 42, 1000);
+      expect_like(g.y, c.y, what + " y");
+      expect_like(g.mask, c.mask, what + " mask");
+      expect_like(kernels::dropout_backward(x, g.mask, 0.3), kernels::dropout_backward(x.to(cpu), c.mask, 0.3),
+                  what + " dx");
+    }
+}
+
 }  // namespace

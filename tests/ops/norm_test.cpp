@@ -9,6 +9,7 @@
 #include <functional>
 #include <initializer_list>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -517,6 +518,43 @@ TEST(NormCuda, OpsBackwardMatchesCpu) {
   };
   const std::vector<Tensor> g = grads(Device::cuda()), c = grads(Device::cpu());
   for (size_t i = 0; i < g.size(); ++i) expect_close(g[i], c[i], 1e-4, 1e-4, "grad " + std::to_string(i));
+}
+
+// Zero rows on the GPU, as the CPU's EmptyRowsAndErrors: an empty y and dx, statistics of no rows,
+// and dweight / dbias the sums over no rows: zeros of [D], as on the CPU (the CUDA backward must
+// fill them itself; its bulk and fused kernels decline zero rows). D 8: whole 16-byte packs;
+// 4097: ragged, the general kernels.
+TEST(NormCuda, ZeroRowsMatchCpu) {
+  PIT_REQUIRE_CUDA();
+  const Device gpu = Device::cuda();
+  const auto cpu = [](const Tensor& t) { return t.to(Device::cpu()); };
+  for (const DType dtype : kGpuDtypes)
+    for (const Shape& shape : {Shape{0, 8}, Shape{2, 0, 4097}})
+      for (const bool rms : {false, true}) {
+        SCOPED_TRACE(std::string(rms ? "rmsnorm " : "layernorm ") + dtype_name(dtype) + " " + shape_str(shape));
+        const int64_t d = shape.back();
+        const Tensor x = zeros(shape, dtype, gpu), w = randn({d}, dtype, gpu), b = randn({d}, dtype, gpu);
+        const kernels::NormResult g = rms ? kernels::rmsnorm(x, w, 1e-5) : kernels::layernorm(x, w, b, 1e-5);
+        const kernels::NormResult c =
+            rms ? kernels::rmsnorm(cpu(x), cpu(w), 1e-5) : kernels::layernorm(cpu(x), cpu(w), cpu(b), 1e-5);
+        const kernels::NormGrads gg =
+            rms ? kernels::rmsnorm_backward(x, x, w, g) : kernels::layernorm_backward(x, x, w, g, true);
+        const kernels::NormGrads cg = rms ? kernels::rmsnorm_backward(cpu(x), cpu(x), cpu(w), c)
+                                          : kernels::layernorm_backward(cpu(x), cpu(x), cpu(w), c, true);
+        std::vector<std::tuple<const char*, Tensor, Tensor>> outs{
+            {"y", g.y, c.y}, {"rstd", g.rstd, c.rstd}, {"dx", gg.dx, cg.dx}, {"dweight", gg.dweight, cg.dweight}};
+        if (!rms) {
+          outs.emplace_back("mean", g.mean, c.mean);
+          outs.emplace_back("dbias", gg.dbias, cg.dbias);
+        }
+        for (const auto& [name, got, want] : outs) {
+          ASSERT_TRUE(got.defined() && want.defined()) << name;
+          EXPECT_TRUE(got.is_cuda()) << name;
+          EXPECT_EQ(got.dtype(), want.dtype()) << name;
+          expect_close(got, want, 0.0, 0.0, name);  // dweight / dbias: exactly zero
+        }
+        EXPECT_EQ(values(gg.dweight), std::vector<double>(static_cast<size_t>(d), 0.0));
+      }
 }
 
 }  // namespace

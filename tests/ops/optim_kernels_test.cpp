@@ -347,3 +347,39 @@ TEST(OptimKernelsCuda, NoTensorWorkWhenBelowMaxNorm) {
   EXPECT_EQ(a.to_vector<float>(), (std::vector<float>{3.0f, 4.0f}));
   EXPECT_NEAR(norm.item<float>(), 5.0f, 1e-6);
 }
+
+// Empty parameters on the GPU, as on the CPU: the steps leave them empty (and launch nothing);
+// the norm of empty tensors is 0, alone or beside a non-empty one (the lists skip empty spans),
+// and clipping / unscaling them changes nothing and finds no inf.
+TEST(OptimKernelsCuda, EmptyParametersMatchCpu) {
+  PIT_REQUIRE_CUDA();
+  for (const Shape& shape : {Shape{0}, Shape{3, 0}}) {
+    SCOPED_TRACE(shape_str(shape));
+    std::vector<Tensor> gpu, cpu;
+    for (int i = 0; i < 4; ++i) gpu.push_back(zeros(shape, DType::f32, Device::cuda()));
+    for (const Tensor& t : gpu) cpu.push_back(t.to(Device::cpu()));
+    kernels::AdamWHyper h;
+    h.weight_decay = 0.1;
+    kernels::SgdHyper s;
+    s.momentum = 0.9;
+    for (std::vector<Tensor>* ts : {&gpu, &cpu}) {
+      std::vector<Tensor>& t = *ts;
+      kernels::adamw_step(t[0], t[1], t[2], t[3], h);
+      kernels::sgd_step(t[0], t[1], t[2], s);
+      kernels::sgd_step(t[0], t[1], Tensor(), kernels::SgdHyper{});
+    }
+    for (size_t i = 0; i < gpu.size(); ++i) {
+      EXPECT_TRUE(gpu[i].is_cuda());
+      expect_close(gpu[i], cpu[i], 0.0, 0.0, "state " + std::to_string(i));  // still empty
+    }
+    const Tensor n_gpu = kernels::global_norm(gpu), n_cpu = kernels::global_norm(cpu);
+    EXPECT_TRUE(n_gpu.is_cuda());
+    expect_close(n_gpu, n_cpu, 0.0, 0.0, "norm of empty tensors");
+    EXPECT_EQ(n_gpu.item<float>(), 0.0f);
+    const Tensor a = from_vector(std::vector<float>{3.0f, 4.0f}, Device::cuda());
+    EXPECT_EQ(kernels::global_norm({gpu[0], a, gpu[1]}).item<float>(), 5.0f);
+    kernels::clip_by_norm_(gpu, n_gpu, 1.0);
+    EXPECT_EQ(kernels::unscale_and_check_(gpu, 0.5).item<float>(), kernels::unscale_and_check_(cpu, 0.5).item<float>());
+    for (const Tensor& t : gpu) EXPECT_EQ(t.shape(), shape);
+  }
+}

@@ -87,6 +87,31 @@ TEST(ReluGrad, EmptyLastDim) {
   EXPECT_EQ(db.shape(), Shape({0}));
 }
 
+// Empty inputs on the GPU, as the CPU's EmptyLastDim: no rows ([0, 8], [2, 0, 64]: the fused
+// kernel declines them, and the bias gradient is the sum over no rows, zeros of [n] as on the
+// CPU), no columns ([3, 0], [0]: an empty bias gradient); with and without the bias gradient.
+TEST(ReluGradCuda, EmptyInputsMatchCpu) {
+  PIT_REQUIRE_CUDA();
+  for (const DType dt : {DType::f32, DType::bf16, DType::f16})
+    for (const Shape& shape : {Shape{0, 8}, Shape{2, 0, 64}, Shape{3, 0}, Shape{0}}) {
+      const std::string what = shape_str(shape) + " " + dtype_name(dt);
+      const Tensor y = zeros(shape, dt), g = zeros(shape, dt);
+      const Tensor yg = y.to(Device::cuda()), gg = g.to(Device::cuda());
+      Tensor db_cpu, db_gpu;
+      const Tensor gx_cpu = kernels::relu_backward_from_output(g, y, &db_cpu);
+      const Tensor gx_gpu = kernels::relu_backward_from_output(gg, yg, &db_gpu);
+      ASSERT_TRUE(gx_gpu.defined() && db_gpu.defined()) << what;
+      EXPECT_TRUE(gx_gpu.is_cuda() && db_gpu.is_cuda()) << what;
+      EXPECT_EQ(gx_gpu.dtype(), dt) << what;
+      EXPECT_EQ(db_gpu.dtype(), dt) << what;
+      EXPECT_TRUE(all_close(gx_gpu, gx_cpu, 0.0, 0.0)) << what;
+      EXPECT_TRUE(all_close(db_gpu, db_cpu, 0.0, 0.0)) << what << " bias";  // exactly zero
+      const Tensor gx_only = kernels::relu_backward_from_output(gg, yg);
+      EXPECT_TRUE(gx_only.is_cuda()) << what << " without bias";
+      EXPECT_TRUE(all_close(gx_only, gx_cpu, 0.0, 0.0)) << what << " without bias";
+    }
+}
+
 TEST(ReluGrad, ErrorsNameTheProblem) {
   const Tensor y = zeros({4, 8}), g = zeros({4, 9});
   try {

@@ -372,4 +372,27 @@ TEST(SoftmaxKernelsCuda, Deterministic) {
     }
 }
 
+// Empty inputs on the GPU, as the CPU's ZeroDimAndEmpty: each entry point returns an empty CUDA
+// tensor of the input's shape and dtype (no kernel may run on, or reject, zero rows or columns),
+// along every dim of shapes empty in their first, last and middle dims.
+TEST(SoftmaxKernelsCuda, EmptyInputs) {
+  PIT_REQUIRE_CUDA();
+  for (const DType dtype : kGpuDtypes)
+    for (const Shape& shape : {Shape{0, 4}, Shape{4, 0}, Shape{2, 0, 3}})
+      for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
+        SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + shape_str(shape) + " over dim " + std::to_string(d));
+        const Tensor x = zeros(shape, dtype, Device::cuda()), host = x.to(Device::cpu());
+        const Tensor got[] = {kernels::softmax(x, d), kernels::log_softmax(x, d),
+                              kernels::softmax_backward(x, x, d), kernels::log_softmax_backward(x, x, d)};
+        const Tensor want[] = {kernels::softmax(host, d), kernels::log_softmax(host, d),
+                               kernels::softmax_backward(host, host, d),
+                               kernels::log_softmax_backward(host, host, d)};
+        for (size_t i = 0; i < 4; ++i) {
+          EXPECT_TRUE(got[i].is_cuda()) << "output " << i;
+          EXPECT_EQ(got[i].dtype(), want[i].dtype()) << "output " << i;
+          EXPECT_EQ(got[i].shape(), want[i].shape()) << "output " << i;
+        }
+      }
+}
+
 }  // namespace
