@@ -19,7 +19,8 @@
 namespace pit::kernels {
 namespace {
 
-std::string unary_what(UnaryOp op) { return std::string("kernels::unary(") + unary_name(op) + ")"; }
+// Errors name the op as its users call it (ops::exp, ops::add, ...), not this layer's function.
+std::string unary_what(UnaryOp op) { return unary_name(op); }
 
 std::string describe(const Tensor& t) {
   return std::string(dtype_name(t.dtype())) + " " + shape_str(t.shape()) + " on " + t.device().str();
@@ -146,7 +147,7 @@ Tensor unary(UnaryOp op, const Tensor& x, double alpha) {
 
 Tensor unary_backward(UnaryOp op, const Tensor& grad_y, const Tensor& x, const Tensor& y,
                       double alpha) {
-  const std::string what = std::string("kernels::unary_backward(") + unary_name(op) + ")";
+  const std::string what = std::string("backward of ") + unary_name(op);
   check_operands(what, {{"grad_y", &grad_y}, {"x", &x}, {"y", &y}});
   PIT_CHECK(grad_y.shape() == x.shape() && y.shape() == x.shape(), what, ": grad_y ",
             shape_str(grad_y.shape()), ", x ", shape_str(x.shape()), " and y ",
@@ -167,7 +168,7 @@ Tensor unary_backward(UnaryOp op, const Tensor& grad_y, const Tensor& x, const T
 }
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
-  const std::string what = std::string("kernels::binary(") + binary_name(op) + ")";
+  const std::string what = binary_name(op);
   check_operands(what, {{"a", &a}, {"b", &b}});
   const Shape shape = broadcast_for(what, a.shape(), b.shape());
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());

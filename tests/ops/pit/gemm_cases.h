@@ -228,7 +228,8 @@ inline void run_gather_cases(Device dev, const std::vector<DType>& dtypes,
 
 // MoE: tokens x [E, K, N] experts, top-2 routing with gates; compact outputs per entry, the
 // weighted combine (scatter + accumulate), bias per expert and the expert weight gradients
-// (`engine`: the CUDA weight-gradient kernel's tensor-core engine; the CPU ignores it).
+// (`engine`: the CUDA kernels' tensor-core engine, of every GEMM and gradient here; the CPU ignores
+// it). Skewed routing sends 80% of first picks to expert 0 and none to the last expert (idle).
 inline void run_moe_cases(Device dev, DType dt, bool skewed, sparse::Engine engine = sparse::Engine::automatic) {
   const int64_t t_count = 203, k = 48, n = 40, experts = 5, top = 2;
   std::vector<int64_t> ids(static_cast<size_t>(t_count * top));
@@ -236,9 +237,10 @@ inline void run_moe_cases(Device dev, DType dt, bool skewed, sparse::Engine engi
   uint64_t state = 77;
   const auto next = [&]() { state = state * 6364136223846793005ull + 1442695040888963407ull; return state >> 33; };
   for (int64_t t = 0; t < t_count; ++t) {
-    const int64_t e0 = skewed ? (next() % 10 < 8 ? 0 : static_cast<int64_t>(next() % experts)) : static_cast<int64_t>(next() % experts);
+    const int64_t used = skewed ? experts - 1 : experts;  // skewed: the last expert gets no token
+    const int64_t e0 = skewed && next() % 10 < 8 ? 0 : static_cast<int64_t>(next() % used);
     ids[static_cast<size_t>(t * 2)] = e0;
-    ids[static_cast<size_t>(t * 2 + 1)] = (e0 + 1 + static_cast<int64_t>(next() % (experts - 1))) % experts;
+    ids[static_cast<size_t>(t * 2 + 1)] = (e0 + 1 + static_cast<int64_t>(next() % (used - 1))) % used;
     gates[static_cast<size_t>(t * 2)] = 0.25f + static_cast<float>(next() % 100) / 200.0f;
     gates[static_cast<size_t>(t * 2 + 1)] = 1.0f - gates[static_cast<size_t>(t * 2)];
   }
@@ -262,12 +264,13 @@ inline void run_moe_cases(Device dev, DType dt, bool skewed, sparse::Engine engi
       }
     }
   Tensor c = poisoned({t_count, n}, dt, dev);
-  sparse::gather_gemm(x, r, we, c, {.use_weights = true, .zero_c = true, .epilogue = {.write = sparse::Write::accumulate}});
+  sparse::gather_gemm(x, r, we, c,
+                      {.use_weights = true, .zero_c = true, .epilogue = {.write = sparse::Write::accumulate}, .engine = engine});
   expect_close(c, from_vector(comb, {t_count, n}), tol, tol, std::string("moe combine ") + dtype_name(dt));
   // Compact per-entry outputs with the expert's bias: check through the index on the host.
   const int64_t cap = t_count * top;
   Tensor h = poisoned({cap, n}, dt, dev);
-  sparse::gather_gemm(x, r, we, h, {.c_scattered = false, .epilogue = {.bias = bias}});
+  sparse::gather_gemm(x, r, we, h, {.c_scattered = false, .epilogue = {.bias = bias}, .engine = engine});
   const auto off = ints(r.offsets), rows = ints(r.rows);
   // The worst relative error of compact outputs against the f64 loop through the index.
   const auto compact_error = [&](const Tensor& out, bool with_bias) {
@@ -289,7 +292,7 @@ inline void run_moe_cases(Device dev, DType dt, bool skewed, sparse::Engine engi
   // same GEMM without the activation, the output act(pre) within the dtype's rounding. The GEMM
   // without bias is itself checked against the loop first (it is the reference below).
   Tensor plain = poisoned({cap, n}, dt, dev);
-  sparse::gather_gemm(x, r, we, plain, {.c_scattered = false});
+  sparse::gather_gemm(x, r, we, plain, {.c_scattered = false, .engine = engine});
   EXPECT_LE(compact_error(plain, false), 4 * tol) << "moe compact outputs without bias " << dtype_name(dt);
   for (const bool with_bias : {true, false})
     for (const UnaryOp act : {UnaryOp::gelu_tanh, UnaryOp::silu}) {
@@ -298,7 +301,8 @@ inline void run_moe_cases(Device dev, DType dt, bool skewed, sparse::Engine engi
       Tensor pre = poisoned({cap, n}, dt, dev), ha = poisoned({cap, n}, dt, dev);
       sparse::gather_gemm(x, r, we, ha,
                           {.c_scattered = false,
-                           .epilogue = {.bias = with_bias ? bias : Tensor(), .activation = true, .act = act, .pre = pre}});
+                           .epilogue = {.bias = with_bias ? bias : Tensor(), .activation = true, .act = act, .pre = pre},
+                           .engine = engine});
       expect_close(pre, want, 0, 0, "moe compact outputs, pre, " + what);
       expect_close(ha, kernels::unary(act, want.to(Device::cpu(), DType::f64)), tol, tol,
                    "moe compact outputs, activation with pre, " + what);
@@ -311,7 +315,8 @@ inline void run_moe_cases(Device dev, DType dt, bool skewed, sparse::Engine engi
                           {.c_scattered = false,
                            .use_weights = true,
                            .epilogue = {.bias = with_bias ? bias : Tensor(), .activation = true, .act = act, .pre = pre_g,
-                                        .scale_after_activation = true}});
+                                        .scale_after_activation = true},
+                           .engine = engine});
       expect_close(pre_g, want, 0, 0, "moe compact outputs, pre with gates after, " + what);
       const Tensor gate_col = r.weights.slice(0, 0, cap).to(Device::cpu(), DType::f64).view({cap, 1});
       expect_close(hg, kernels::binary(BinaryOp::mul, kernels::unary(act, want.to(Device::cpu(), DType::f64)), gate_col),
@@ -323,7 +328,8 @@ inline void run_moe_cases(Device dev, DType dt, bool skewed, sparse::Engine engi
                           {.c_scattered = false,
                            .use_weights = true,
                            .epilogue = {.bias = with_bias ? bias : Tensor(), .activation = true, .act = act,
-                                        .scale_after_activation = true}});
+                                        .scale_after_activation = true},
+                           .engine = engine});
       expect_close(hn, hg, 0, 0, "moe compact outputs, gate * act(sums) without pre, " + what);
     }
   // Expert weight gradient: dW_e = sum over e's tokens of gate * x^T g (g: gathered by row).
