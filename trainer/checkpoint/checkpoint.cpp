@@ -151,7 +151,12 @@ fs::path save_checkpoint(const fs::path& dir, int64_t step, const StateDict& sta
 
 void check_checkpoint_header(const fs::path& path) {
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) PIT_THROW("checkpoint ", path.string(), ": no such file");
+  PIT_CHECK(!fs::is_directory(path, ec), "checkpoint ", path.string(),
+            " is a folder, not a checkpoint file: give one of its step-*.h5 files, or --resume without a PATH "
+            "(the newest usable checkpoint of the run's checkpoint folder)");
+  PIT_CHECK(fs::is_regular_file(path, ec), "checkpoint ", path.string(),
+            ": no such file (--resume without a PATH takes the newest usable checkpoint of the run's checkpoint "
+            "folder)");
   std::string reason;
   try {
     const io::File file = io::File::open(path.string());
@@ -179,6 +184,23 @@ StateDict load_checkpoint(const fs::path& path) {
   } catch (const Error& e) {
     unusable(path, std::string("it is corrupt (") + e.what() + ")");
   }
+}
+
+LoadedCheckpoint load_latest_checkpoint(const fs::path& dir) {
+  LoadedCheckpoint out;
+  for (const auto& [step, path] : checkpoint_files(dir)) {
+    try {
+      out.state = load_checkpoint(path);
+    } catch (const Error& e) {
+      out.problems.emplace_back(e.what());
+      out.skipped.push_back(path);
+      continue;
+    }
+    out.path = path;
+    out.step = step;
+    break;
+  }
+  return out;
 }
 
 LatestCheckpoint latest_checkpoint(const fs::path& dir) {

@@ -57,6 +57,20 @@ struct LatestCheckpoint {
 // leftovers are ignored; unusable newer files are skipped and listed in `problems`.
 LatestCheckpoint latest_checkpoint(const std::filesystem::path& dir);
 
+struct LoadedCheckpoint {
+  std::filesystem::path path;                 // empty when none loads
+  int64_t step = -1;
+  StateDict state;                            // its contents (load_checkpoint)
+  std::vector<std::string> problems;          // newer checkpoint files skipped as unusable, with why
+  std::vector<std::filesystem::path> skipped; // those files
+  bool found() const { return !path.empty(); }
+};
+
+// The newest checkpoint in `dir` that loads whole (--resume without a PATH): like
+// latest_checkpoint, but a file whose header is sound and whose contents are not (a tensor
+// HDF5 cannot read back) is skipped as well, and listed.
+LoadedCheckpoint load_latest_checkpoint(const std::filesystem::path& dir);
+
 // The valid checkpoints in `dir` of steps after `step`, lowest step first.
 std::vector<std::filesystem::path> checkpoints_after(const std::filesystem::path& dir, int64_t step);
 

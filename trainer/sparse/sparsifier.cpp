@@ -157,7 +157,7 @@ void Sparsifier::before_step(int64_t step) {
 
 MaskChanges Sparsifier::after_step(int64_t step, optim::Optimizer& optimizer, bool gradients_finite) {
   if (!is_update_step(step)) return {};
-  if (o_.method == Method::rigl && !gradients_finite) return {};
+  if (o_.method == Method::rigl && !gradients_finite) return {.skipped = true};
   return o_.method == Method::magnitude ? prune_by_magnitude(step, optimizer) : drop_and_grow_all(step, optimizer);
 }
 
@@ -191,10 +191,12 @@ MaskChanges Sparsifier::prune_by_magnitude(int64_t step, optim::Optimizer& optim
     }
   } else {
     const std::vector<double> d = densities(s);
-    for (size_t i = 0; i < layers_.size(); ++i)
-      masks[i] = for_layer(layers_[i].first, step, [&] {
-        return top_tiles(norms[i], units_to_keep(d[i], layers_[i].second->sparse()->total_units()));
-      });
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const int64_t units = layers_[i].second->sparse()->total_units();
+      const int64_t keep = units_to_keep(d[i], units);
+      masks[i] = for_layer(layers_[i].first, step, [&] { return top_tiles(norms[i], keep); });
+      if (keep == 0 && units > 0) emptied.push_back(layers_[i].first);  // a budget that rounds to no unit
+    }
   }
   MaskChanges out{.updated = true, .emptied = std::move(emptied)};
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -209,11 +211,15 @@ MaskChanges Sparsifier::prune_by_magnitude(int64_t step, optim::Optimizer& optim
 
 MaskChanges Sparsifier::drop_and_grow_all(int64_t step, optim::Optimizer& optimizer) {
   const double fraction = drop_.at(step);
-  MaskChanges out{.updated = true};
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    nn::SparseLinear& layer = *layers_[i].second->sparse();
-    Tensor grow_scores;
-    if (o_.method == Method::rigl) {
+  // RigL's growth scores: the norms of each layer's dense gradient, every layer's before any mask
+  // changes. That gradient covers the pruned positions, which a loss scaler's overflow check does
+  // not see: one that overflowed (f16 under a large scale) skips the update as an overflow of the
+  // kept gradients does (after_step), the same on every rank (the gradient is all-reduced).
+  std::vector<Tensor> grow_scores(layers_.size());
+  if (o_.method == Method::rigl) {
+    bool finite = true;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      nn::SparseLinear& layer = *layers_[i].second->sparse();
       Tensor g = layer.dense_weight_grad();
       PIT_CHECK(g.defined(), "RigL: layer '", layers_[i].first, "' has no dense gradient at update step ", step,
                 "; call before_step(step) before the step's forward");
@@ -221,12 +227,22 @@ MaskChanges Sparsifier::drop_and_grow_all(int64_t step, optim::Optimizer& optimi
         g = g.to(DType::f32).contiguous().clone();
         comm_->all_reduce(g, ReduceOp::mean);
       }
-      grow_scores = tile_norms(g, layer.unit().rows, layer.unit().cols);
+      grow_scores[i] = tile_norms(g, layer.unit().rows, layer.unit().cols);
+      const std::vector<float> h = host_f32(grow_scores[i]);
+      finite = finite && std::all_of(h.begin(), h.end(), [](float v) { return std::isfinite(v); });
     }
+    if (!finite) {
+      for (auto& [path, linear] : layers_) linear->sparse()->request_dense_grad(false);
+      return {.skipped = true};
+    }
+  }
+  MaskChanges out{.updated = true};
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    nn::SparseLinear& layer = *layers_[i].second->sparse();
     const int64_t drop = std::llround(fraction * static_cast<double>(layer.kept_units()));
     const MaskUpdate u = for_layer(layers_[i].first, step, [&] {
       return drop_and_grow(layer.tile_mask(), layer.unit_norms(), drop,
-                           o_.method == Method::rigl ? Grow::gradient : Grow::random, grow_scores, o_.seed,
+                           o_.method == Method::rigl ? Grow::gradient : Grow::random, grow_scores[i], o_.seed,
                            sparse_stream(SparseDraw::growth, static_cast<uint64_t>(step), i));
     });
     layer.request_dense_grad(false);
@@ -284,7 +300,19 @@ std::string Sparsifier::describe() const {
 }
 
 std::string Sparsifier::shortfall(int64_t steps) const {
-  if (o_.method != Method::magnitude || o_.end < steps || steps < 1) return "";
+  if (steps < 1) return "";
+  if (o_.method != Method::magnitude) {
+    // Update steps are the multiples of update_every in [1, min(update_end, steps)).
+    if (o_.update_every < std::min(o_.update_end, steps)) return "";
+    char buf[320];
+    std::snprintf(buf, sizeof buf,
+                  "sparse.update_every (%lld) is not below sparse.update_end (%lld) and run.steps (%lld): %s never "
+                  "updates the mask in this run, which trains its random starting mask; lower sparse.update_every",
+                  static_cast<long long>(o_.update_every), static_cast<long long>(o_.update_end),
+                  static_cast<long long>(steps), method_name(o_.method));
+    return buf;
+  }
+  if (o_.end < steps) return "";
   char buf[320];
   std::snprintf(buf, sizeof buf,
                 "sparse.end_step (%lld) is not before run.steps (%lld): the run ends at %.0f%% sparsity, not the "

@@ -61,9 +61,13 @@ struct LayerSparsity {
 
 struct MaskChanges {
   bool updated = false;  // a mask update ran at this step
+  // An update step whose update did not run: RigL's gradients overflowed (the kept ones, or the
+  // dense gradient it grows from), as under a loss scale in f16; the masks are left as they were.
+  bool skipped = false;
   int64_t changed = 0;   // units that were dropped plus units grown
   // Layers this update left without a unit (a global threshold can: their weights all ranked
-  // below the other layers'); such a layer passes on its bias alone.
+  // below the other layers'; a per-layer budget that rounds to no unit of a small layer, too);
+  // such a layer passes on its bias alone.
   std::vector<std::string> emptied = {};
 };
 
@@ -79,8 +83,9 @@ class Sparsifier {
   void before_step(int64_t step);
   // After the optimizer's step `step`: updates the masks when the schedule says so and re-lays
   // out the optimizer's state of every changed layer. RigL skips an update whose gradients are
-  // not finite (`gradients_finite` false: a loss scaler's overflow, the step itself skipped):
-  // growing from inf / NaN scores would pick arbitrary units.
+  // not finite (`gradients_finite` false: a loss scaler's overflow, the step itself skipped; or a
+  // dense gradient that overflowed at pruned positions): growing from inf / NaN scores would pick
+  // arbitrary units (MaskChanges::skipped).
   MaskChanges after_step(int64_t step, optim::Optimizer& optimizer, bool gradients_finite = true);
 
   std::vector<LayerSparsity> layers() const;
@@ -92,7 +97,8 @@ class Sparsifier {
   // "" when the schedule plays out within a run of `steps` steps; otherwise what the run falls
   // short of: magnitude pruning whose end_step is not before the run's last step ends the run
   // below sparse.sparsity ("sparse.end_step (500) is not before run.steps (200): the run ends at
-  // 45% sparsity, not the 80% of sparse.sparsity; ...").
+  // 45% sparsity, not the 80% of sparse.sparsity; ..."); SET / RigL whose update_every leaves
+  // no update step in the run.
   std::string shortfall(int64_t steps) const;
 
  private:

@@ -91,9 +91,11 @@ int64_t restore_run_state(const StateDict& whole, const std::string& path, const
                           const RunParts& p) {
   StateDict s = whole;
   take_shards(s, p.model.sharded_parameters(), path);  // expert shards: this rank's rows
-  PIT_CHECK(s.ints.count("step") == 1 && s.strings.count("config") == 1, "checkpoint ", path,
-            " holds no pit-train run state (no step or config); resume from a checkpoint that "
-            "pit-train wrote");
+  for (const char* key : {"step", "rng/seed", "rng/offset"})
+    PIT_CHECK(s.ints.count(key) == 1, "checkpoint ", path, " holds no pit-train run state (no ", key,
+              "); resume from a checkpoint that pit-train wrote");
+  PIT_CHECK(s.strings.count("config") == 1, "checkpoint ", path,
+            " holds no pit-train run state (no config); resume from a checkpoint that pit-train wrote");
   const std::string diff = differing_keys(config.resolved_yaml, s.strings.at("config"));
   PIT_CHECK(diff.empty(), "checkpoint ", path, " was written with other model, data or sparse settings (",
             diff, " differ); resume with the config it was written with (pit-train prints it with "

@@ -52,7 +52,7 @@ SparseStats::SparseStats(const Config& c, nn::Module& model, Communicator* comm)
   sparsifier_ = std::make_unique<sparse_train::Sparsifier>(model, sparsifier_options(c), comm);
 }
 
-void SparseStats::print_header(std::FILE* out) const {
+void SparseStats::print_header(std::FILE* out) {
   if (!sparsifier_) return;
   std::fprintf(out, "pit-train: sparse %s\n", sparsifier_->describe().c_str());
   if (const std::string s = sparsifier_->shortfall(steps_); !s.empty()) std::fprintf(out, "pit-train: warning: %s\n", s.c_str());
@@ -60,6 +60,9 @@ void SparseStats::print_header(std::FILE* out) const {
     std::fprintf(out, "pit-train:   %-24s %5lld x %-5lld density %5.1f%% (%lld of %lld units)\n", l.name.c_str(),
                  static_cast<long long>(l.out), static_cast<long long>(l.in), 100.0 * l.density,
                  static_cast<long long>(l.kept_units), static_cast<long long>(l.units));
+  // SET / RigL start at the budget's density: a small layer's may round to no unit.
+  for (const sparse_train::LayerSparsity& l : sparsifier_->layers())
+    if (l.units > 0 && l.kept_units == 0) warn_emptied("at the start", l.name);
 }
 
 void SparseStats::before_step(int64_t step) {
@@ -71,13 +74,28 @@ void SparseStats::after_step(int64_t step, optim::Optimizer& optimizer, bool ove
   const sparse_train::MaskChanges ch = sparsifier_->after_step(step, optimizer, !overflow);
   updates_ += ch.updated;
   changes_ += ch.changed;
-  for (const std::string& layer : ch.emptied)
-    if (speaks_ && warned_.insert(layer).second)
-      std::fprintf(stderr,
-                   "pit-train: warning: step %lld: sparse.threshold global pruned every unit of layer '%s', which now "
-                   "passes on its bias alone; use sparse.threshold: layer (a budget per layer) or a lower "
-                   "sparse.sparsity\n",
-                   static_cast<long long>(step), layer.c_str());
+  if (ch.skipped && speaks_)
+    std::fprintf(stderr,
+                 "pit-train: note: step %lld: the mask update was skipped: the gradients it grows from overflowed "
+                 "(a loss scale too large for f16; the scaler lowers it); the next update step runs as usual\n",
+                 static_cast<long long>(step));
+  for (const std::string& layer : ch.emptied) warn_emptied("step " + std::to_string(step), layer);
+}
+
+void SparseStats::warn_emptied(const std::string& when, const std::string& layer) {
+  if (!speaks_ || !warned_.insert(layer).second) return;
+  if (sparsifier_->options().global)
+    std::fprintf(stderr,
+                 "pit-train: warning: %s: sparse.threshold global pruned every unit of layer '%s', which now "
+                 "passes on its bias alone; use sparse.threshold: layer (a budget per layer) or a lower "
+                 "sparse.sparsity\n",
+                 when.c_str(), layer.c_str());
+  else
+    std::fprintf(stderr,
+                 "pit-train: warning: %s: layer '%s' has too few units for its budget, which rounds to none: it "
+                 "passes on its bias alone; use a smaller sparse.unit, a lower sparse.sparsity, or leave the "
+                 "layer out of sparse.layers (or sparse.dense_first_last: true)\n",
+                 when.c_str(), layer.c_str());
 }
 
 std::string SparseStats::flush(MetricsRecord& rec) {

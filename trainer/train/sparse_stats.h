@@ -26,7 +26,8 @@ class SparseStats {
   // its dense gradients over them), or null.
   SparseStats(const Config& config, nn::Module& model, Communicator* comm = nullptr);
   bool active() const { return sparsifier_ != nullptr; }
-  void print_header(std::FILE* out) const;  // the method and each sparse layer
+  // The method and each sparse layer; warns (stderr) of a layer that starts with no unit.
+  void print_header(std::FILE* out);
   void before_step(int64_t step);
   void after_step(int64_t step, optim::Optimizer& optimizer, bool overflow = false);
   // At a log step: sparsity, flops_saved, mask_updates and mask_changes of the window and
@@ -34,6 +35,10 @@ class SparseStats {
   std::string flush(MetricsRecord& rec);
 
  private:
+  // Warns once per layer (rank 0) that `layer` has no unit left: it passes on its bias alone.
+  // when: "step 120", "at the start".
+  void warn_emptied(const std::string& when, const std::string& layer);
+
   std::unique_ptr<sparse_train::Sparsifier> sparsifier_;
   int64_t steps_ = 0;  // run.steps
   int64_t updates_ = 0, changes_ = 0;

@@ -1,5 +1,6 @@
 #include "trainer/train/trainer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -185,6 +186,15 @@ bool any_rank(Communicator& comm, bool mine) {
   return flag.to_vector<int64_t>()[0] != 0;
 }
 
+// Whether every rank holds the same `value`.
+bool same_on_every_rank(Communicator& comm, int64_t value) {
+  if (comm.size() == 1) return true;
+  Tensor v = from_vector(std::vector<int64_t>{value, -value}, {2});  // the max of both: the max and the min
+  comm.all_reduce(v, ReduceOp::max);
+  const std::vector<int64_t> r = v.to_vector<int64_t>();
+  return r[0] == value && -r[1] == value;
+}
+
 // Whether any rank was asked to stop (SIGINT / SIGTERM), so that all stop after the same step.
 bool stop_everywhere(Communicator& comm) { return any_rank(comm, g_stop.load()); }
 
@@ -275,18 +285,29 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   int64_t step = 0;
   if (opt.resume) {
     std::string path = opt.resume_path;
+    std::vector<std::filesystem::path> unusable;  // newer checkpoints skipped as unusable
     if (path.empty()) {
-      const LatestCheckpoint latest = latest_checkpoint(c.checkpoint_dir());
+      LoadedCheckpoint latest = load_latest_checkpoint(c.checkpoint_dir());
       for (const std::string& p : latest.problems) std::fprintf(opt.out, "pit-train: skipping %s\n", p.c_str());
-      PIT_CHECK(latest.found(), "--resume: no checkpoint in ", c.checkpoint_dir(),
+      PIT_CHECK(latest.found(), "--resume: no usable checkpoint in ", c.checkpoint_dir(),
                 "; start without --resume, or give the checkpoint: --resume PATH");
       path = latest.path.string();
+      unusable = std::move(latest.skipped);
+      step = restore_run_state(latest.state, path, c, r.parts());
+    } else {
+      step = restore_run_state(load_checkpoint(path), path, c, r.parts());
     }
-    step = restore_run_state(load_checkpoint(path), path, c, r.parts());
+    // Every rank takes up the same step: a checkpoint folder that looks different from node to
+    // node (a shared file system's cache) would have them train from different places, their
+    // gradients averaged across the mismatch, until one waited in a collective for ever.
+    PIT_CHECK(same_on_every_rank(comm, step), "--resume: the ranks resumed from different steps (rank ",
+              comm.rank(), ": ", path, ", step ", step, "): the checkpoint folder ", c.checkpoint_dir(),
+              " does not look the same from every node; give every rank the same checkpoint: --resume PATH");
     // Checkpoints after this step are another run's future (an older checkpoint given as PATH):
     // training on would prune them or be pruned in their favour, and a later --resume would take
-    // up theirs.
-    const std::vector<std::filesystem::path> later = checkpoints_after(c.checkpoint_dir(), step);
+    // up theirs. Newer ones skipped as unusable do not count (a save of their step replaces them).
+    std::vector<std::filesystem::path> later = checkpoints_after(c.checkpoint_dir(), step);
+    std::erase_if(later, [&](const std::filesystem::path& p) { return std::ranges::count(unusable, p) > 0; });
     if (any_rank(comm, !later.empty())) {
       std::string names;
       for (const auto& p : later) names += (names.empty() ? "" : ", ") + p.filename().string();

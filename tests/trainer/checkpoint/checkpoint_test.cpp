@@ -191,6 +191,30 @@ TEST_F(CheckpointTest, UnusableFilesAreReportedAndLeftAlone) {
   expect_error_contains_all([&] { load_checkpoint(broken); }, {broken.string(), "corrupt"});
 
   expect_error_contains([&] { load_checkpoint(dir_ / "missing.h5"); }, "no such file");
+  expect_error_contains_all([&] { load_checkpoint(dir_); }, {dir_.string(), "is a folder", "step-*.h5"});
+}
+
+// --resume without a PATH: a newest checkpoint whose header is sound but whose contents are not
+// is skipped too (latest_checkpoint reads headers only, and takes it), naming it.
+TEST_F(CheckpointTest, LoadLatestSkipsAFileWhoseContentsAreCorrupt) {
+  EXPECT_FALSE(load_latest_checkpoint(dir_).found());  // no directory yet
+  save_checkpoint(dir_, 10, sample_state(10), 0);
+  const fs::path newest = dir_ / "step-00000011.h5";
+  fs::copy_file(dir_ / "step-00000010.h5", newest);
+  {
+    io::File f = io::File::open(newest.string(), io::Mode::read_write);
+    f.write("ints/odd", zeros({2}, DType::u8));  // a dataset that is no int scalar
+  }
+  EXPECT_EQ(latest_checkpoint(dir_).step, 11);
+  const LoadedCheckpoint loaded = load_latest_checkpoint(dir_);
+  ASSERT_TRUE(loaded.found());
+  EXPECT_EQ(loaded.step, 10);
+  EXPECT_EQ(loaded.path, dir_ / "step-00000010.h5");
+  expect_same(loaded.state, sample_state(10));
+  ASSERT_EQ(loaded.problems.size(), 1u);
+  EXPECT_NE(loaded.problems[0].find("step-00000011.h5"), std::string::npos) << loaded.problems[0];
+  EXPECT_EQ(loaded.skipped, std::vector<fs::path>{newest});
+  EXPECT_TRUE(fs::exists(newest));  // left as it is
 }
 
 TEST_F(CheckpointTest, AFailedSaveLeavesThePreviousCheckpoint) {

@@ -163,8 +163,28 @@ TEST(Sparsifier, RigLSkipsAnUpdateWhoseGradientsOverflowed) {
   m.loss(7).backward();
   const MaskChanges skipped = s.after_step(step, opt, /*gradients_finite=*/false);  // a loss scaler's overflow
   EXPECT_EQ(skipped.updated, 0);
+  EXPECT_TRUE(skipped.skipped);
   for (size_t i = 0; i < m.layers.size(); ++i) EXPECT_EQ(host(m.layers[i]->sparse()->tile_mask()), before[i]) << i;
-  EXPECT_EQ(s.after_step(step, opt).updated, 1);  // the same step with finite gradients updates
+  // The kept gradients finite but the dense gradient RigL grows from overflowed (it covers the
+  // pruned positions: f16 under a loss scale): skipped too, every layer's mask unchanged (the
+  // last layer's gradient is the one at fault: no earlier layer may have changed either), where it
+  // used to stop the run as diverged.
+  Tensor g = m.layers.back()->sparse()->dense_weight_grad();
+  ASSERT_TRUE(g.defined());
+  g.slice(0, 1, 2).fill_(std::numeric_limits<double>::infinity());
+  const MaskChanges overflowed = s.after_step(step, opt);
+  EXPECT_EQ(overflowed.updated, 0);
+  EXPECT_TRUE(overflowed.skipped);
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    EXPECT_EQ(host(m.layers[i]->sparse()->tile_mask()), before[i]) << i;
+    EXPECT_FALSE(m.layers[i]->sparse()->dense_weight_grad().defined()) << i;  // released as after an update
+  }
+  // The same step with finite gradients updates.
+  s.before_step(step);
+  m.loss(7).backward();
+  const MaskChanges ran = s.after_step(step, opt);
+  EXPECT_EQ(ran.updated, 1);
+  EXPECT_FALSE(ran.skipped);
 }
 
 TEST(Sparsifier, SetAndRigLKeepEveryLayersCountAndStartNewUnitsAtZero) {
@@ -248,6 +268,40 @@ TEST(Sparsifier, GlobalThresholdSaysWhichLayerItEmptied) {
   Sparsifier p(*per_layer.net, {.sparsity = 0.5, .start = 0, .end = 0, .every = 1});
   optim::AdamW opt2(optim::with_default_decay(per_layer.net->named_parameters()));
   EXPECT_TRUE(p.after_step(0, opt2).emptied.empty());
+}
+
+// A per-layer budget can round to no unit of a small layer: 32 x 32 units at 90% keep
+// round(0.1 * 6) = 1 unit of the [70, 45] and [64, 70] layers (3 x 2 and 2 x 3 units) but
+// round(0.1 * 2) = 0 of the [10, 64] head (1 x 2): said, as a global threshold's emptied layer is.
+TEST(Sparsifier, PerLayerBudgetThatRoundsToNoUnitSaysWhichLayer) {
+  Mlp m;
+  Sparsifier s(*m.net, {.unit = {32, 32}, .sparsity = 0.9, .start = 0, .end = 0, .every = 1});
+  optim::AdamW opt(optim::with_default_decay(m.net->named_parameters()));
+  const MaskChanges c = s.after_step(0, opt);
+  ASSERT_TRUE(c.updated);
+  EXPECT_EQ(c.emptied, std::vector<std::string>{"2"});
+  const std::vector<LayerSparsity> l = s.layers();
+  EXPECT_EQ(l[0].kept_units, 1);
+  EXPECT_EQ(l[1].kept_units, 1);
+  EXPECT_EQ(l[2].kept_units, 0);
+}
+
+// SET / RigL update at the multiples of update_every below update_end and run.steps: when there
+// is none, the run trains its random starting mask, and shortfall says so.
+TEST(Sparsifier, SetAndRigLShortfallWhenNoUpdateStepFallsInTheRun) {
+  for (const Method method : {Method::set, Method::rigl}) {
+    Mlp m;
+    Sparsifier s(*m.net, {.method = method, .sparsity = 0.5, .update_every = 100, .update_end = 90});
+    EXPECT_EQ(s.shortfall(120), std::string("sparse.update_every (100) is not below sparse.update_end (90) and "
+                                            "run.steps (120): ") +
+                                    method_name(method) +
+                                    " never updates the mask in this run, which trains its random starting mask; "
+                                    "lower sparse.update_every");
+    EXPECT_NE(s.shortfall(100).find("never updates"), std::string::npos);  // steps 0..99: 100 is not in the run
+    Mlp m2;
+    Sparsifier t(*m2.net, {.method = method, .sparsity = 0.5, .update_every = 100, .update_end = 101});
+    EXPECT_EQ(t.shortfall(101), "");  // step 100 updates
+  }
 }
 
 // Scores that are not finite (weights that diverged) stop the update with the layer and the

@@ -17,6 +17,7 @@
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/config/config.h"
 #include "trainer/data/formats.h"
+#include "trainer/io/hdf5.h"
 #include "trainer/train/trainer.h"
 
 namespace pit::train {
@@ -221,10 +222,23 @@ TEST_F(TrainTest, PrunedTransformerLearnsAndLogsItsSparsity) {
 TEST_F(TrainTest, ResumeFromTheLatestCheckpointContinues) {
   const Config c20 = config_from_yaml(lm_yaml(20), "lm.yaml");
   train(c20, {.out = log_});
+  // A newer checkpoint whose header is sound and whose contents are not: skipped, said, left as
+  // it is, and no "later checkpoint" that would refuse the resume.
+  const fs::path dir = c20.checkpoint_dir();
+  const fs::path corrupt = dir / checkpoint_name(25);
+  fs::copy_file(dir / checkpoint_name(20), corrupt);
+  io::File::open(corrupt.string(), io::Mode::read_write).write("ints/odd", zeros({2}, DType::u8));
   const Config c30 = config_from_yaml(lm_yaml(30), "lm.yaml");
   const TrainResult r = train(c30, {.resume = true, .out = log_});
   EXPECT_EQ(r.steps_done, 30);
   EXPECT_EQ(latest_checkpoint(c30.checkpoint_dir()).step, 30);
+  std::fflush(log_);
+  std::rewind(log_);
+  std::string out;
+  for (int ch; (ch = std::fgetc(log_)) != EOF;) out += static_cast<char>(ch);
+  EXPECT_NE(out.find("pit-train: skipping checkpoint " + corrupt.string()), std::string::npos) << out;
+  EXPECT_NE(out.find("resumed from " + (dir / checkpoint_name(20)).string() + " at step 20"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(corrupt));
 }
 
 TEST_F(TrainTest, MlpClassifierLearns) {
@@ -247,7 +261,7 @@ TEST_F(TrainTest, ErrorsNameTheProblemAndTheFix) {
   // --resume without a checkpoint.
   test::expect_error_contains(
       [&] { train(config_from_yaml(lm_yaml(5), "lm.yaml"), {.resume = true, .out = log_}); },
-      "no checkpoint in");
+      "no usable checkpoint in");
   // Resuming a checkpoint of another model.
   train(config_from_yaml(lm_yaml(10), "lm.yaml"), {.out = log_});
   // (Resuming the complete run trains nothing and leaves the metrics file as it was.)
