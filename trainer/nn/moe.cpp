@@ -1,5 +1,6 @@
 #include "trainer/nn/moe.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -58,6 +59,14 @@ Tensor top_k(const Tensor& p, int64_t k) {
   return kernels::cat(picks, 1);
 }
 
+// C = ceil(factor * assignments / experts) for the decimal factor the config gives: a product
+// that is whole in decimals but lands just above it in binary (0.9 * 100 / 6 =
+// 15.000000000000002) must not round up to one more.
+int64_t expert_capacity(double factor, int64_t assignments, int64_t experts) {
+  const double v = factor * static_cast<double>(assignments) / static_cast<double>(experts);
+  return static_cast<int64_t>(std::ceil(v - 1e-9 * std::max(1.0, v)));
+}
+
 }  // namespace
 
 MoE::MoE(const Options& o, Generator& gen) : opt_(o) {
@@ -110,17 +119,21 @@ Variable MoE::forward(const Variable& x) {
   // Losses and counts of this routing.
   const Tensor counts = kernels::scatter_add({experts}, 0, ids.reshape({t * k}), full({t * k}, 1.0, DType::f32, dev));
   const Tensor f = kernels::unary(UnaryOp::mul_scalar, counts, 1.0 / static_cast<double>(std::max<int64_t>(t * k, 1)));
-  last_.aux_loss = ops::mul(ops::sum(ops::mul(ops::mean(probs, {0}), Variable(f))), static_cast<double>(experts));
-  const Variable lse = ops::slice(ops::sub(logits, ops::log_softmax(logits, 1)), 1, 0, 1);
-  last_.z_loss = ops::mean(ops::mul(lse, lse));
+  if (t > 0) {
+    last_.aux_loss = ops::mul(ops::sum(ops::mul(ops::mean(probs, {0}), Variable(f))), static_cast<double>(experts));
+    const Variable lse = ops::slice(ops::sub(logits, ops::log_softmax(logits, 1)), 1, 0, 1);
+    last_.z_loss = ops::mean(ops::mul(lse, lse));
+  } else {  // no token (a mean over none would be NaN): no loss
+    last_.aux_loss = Variable(zeros({}, DType::f32, dev));
+    last_.z_loss = Variable(zeros({}, DType::f32, dev));
+  }
   last_.expert_of = ids;
   last_.gates = gates;
   last_.tokens_per_expert = counts;
   last_.routed = ids;
   last_.dropped = 0;
   if (opt_.capacity_factor > 0.0) {
-    const double fair = static_cast<double>(t * k) / static_cast<double>(experts);
-    const auto cap = static_cast<int64_t>(std::ceil(opt_.capacity_factor * fair));
+    const int64_t cap = expert_capacity(opt_.capacity_factor, t * k, experts);
     std::vector<int64_t> routed = ids.to(Device::cpu()).to_vector<int64_t>();  // syncs
     std::vector<float> kept(static_cast<size_t>(experts), 0.f);
     last_.dropped = apply_capacity(routed, t, k, cap, kept);

@@ -138,19 +138,24 @@ TEST(MoELayer, EqualsTheRouterAndTheExpertLoop) {
 // Capacity: each expert keeps its first C assignments (first choices first, in token order), the
 // output is the expert loop over what was kept with the router's gates, and the count is reported.
 TEST(MoELayer, CapacityDropsExactlyWhatItsRuleSays) {
-  for (const double factor : {0.5, 1.0, 1.25}) {
+  // C = ceil(factor * T * k / E) by hand: 30 tokens, top-2, 6 experts (10 each if fair); and 50
+  // tokens at 0.9, whose 0.9 * 100 / 6 is 15 in decimals and 15.000000000000002 in binary.
+  struct Case {
+    double factor;
+    int64_t t, cap;
+  };
+  for (const auto [factor, t, cap] : {Case{0.5, 30, 5}, Case{1.0, 30, 10}, Case{1.25, 30, 13}, Case{0.9, 50, 15}}) {
     Generator gen(21);
     MoE::Options o = small(2);
     o.capacity_factor = factor;
     MoE moe(o, gen);
-    const int64_t t = 30, k = 2, e = 6;
+    const int64_t k = 2, e = 6;
     const Tensor x = test::dense_random({t, 12}, 31), dy = test::dense_random({t, 12}, 32);
     Variable xv(x, true);
     Variable y = moe.forward(xv);
     y.backward(dy);
     const MoE::Routing& r = moe.last_routing();
     const std::vector<double> chosen = host(r.expert_of.to(DType::f64));
-    const auto cap = static_cast<int64_t>(std::ceil(factor * static_cast<double>(t * k) / static_cast<double>(e)));
     std::vector<int64_t> want(chosen.begin(), chosen.end());
     std::vector<double> load(static_cast<size_t>(e), 0.0);
     int64_t dropped = 0;
@@ -164,7 +169,18 @@ TEST(MoELayer, CapacityDropsExactlyWhatItsRuleSays) {
           ++dropped;
         }
       }
-    const std::string what = "capacity factor " + std::to_string(factor);
+    const std::string what = "capacity factor " + std::to_string(factor) + ", T = " + std::to_string(t);
+    // Below 1.25 some expert is asked for more than C (else C + 1 would pass as well); at 1.25
+    // the busiest expert is asked for exactly C = 13 and nothing drops.
+    std::vector<int64_t> demand(static_cast<size_t>(e), 0);
+    for (const double c : chosen) ++demand[static_cast<size_t>(c)];
+    const int64_t busiest = *std::max_element(demand.begin(), demand.end());
+    if (factor < 1.25) {
+      EXPECT_GT(busiest, cap) << what;
+    } else {
+      EXPECT_EQ(busiest, cap) << what;
+      EXPECT_EQ(r.dropped, 0) << what;
+    }
     EXPECT_EQ(host(r.routed.to(DType::f64)), std::vector<double>(want.begin(), want.end())) << what;
     EXPECT_EQ(r.dropped, dropped) << what;
     EXPECT_EQ(host(r.tokens_per_expert), load) << what;
@@ -184,6 +200,18 @@ TEST(MoELayer, CapacityDropsExactlyWhatItsRuleSays) {
     test::expect_close(param(moe, "router").grad(), wr.grad(), 2e-5, 2e-5, what + " d router");
     test::expect_close(param(moe, "w1").grad(), w1.grad(), 2e-5, 2e-5, what + " dW1");
   }
+}
+
+// No token (an empty batch): empty output and routing, losses 0 (a mean over no token was NaN).
+TEST(MoELayer, NoTokenGivesAnEmptyOutputAndZeroLosses) {
+  Generator gen(5);
+  MoE moe(small(2), gen);
+  Variable x(zeros({0, 12}, DType::f32), true);
+  const Variable y = moe.forward(x);
+  EXPECT_EQ(y.shape(), (Shape{0, 12}));
+  EXPECT_EQ(moe.last_routing().aux_loss.data().item<double>(), 0.0);
+  EXPECT_EQ(moe.last_routing().z_loss.data().item<double>(), 0.0);
+  EXPECT_EQ(moe.last_routing().dropped, 0);
 }
 
 TEST(MoELayer, JitterOnlyWhileTraining) {
