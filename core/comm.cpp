@@ -160,7 +160,8 @@ LaunchInfo launch_info() {
     const int rank = env_int(v.rank), size = env_int(v.size);
     if (rank < 0 || size < 1) continue;
     PIT_CHECK(rank < size, v.rank, " = ", rank, " is not below ", v.size, " = ", size);
-    const int local = env_int(v.local);
+    int local = env_int(v.local);
+    if (local < 0) local = env_int("SLURM_LOCALID");  // srun --mpi=pmi2 sets PMI_RANK but no MPI_LOCALRANKID
     return {rank, size, local < 0 ? 0 : local, v.name};
   }
   return {};
@@ -252,6 +253,10 @@ std::string Communicator::describe() const {
 std::unique_ptr<Communicator> make_single_communicator() { return std::make_unique<SingleCommunicator>(); }
 
 bool mpi_built() { return PIT_WITH_MPI != 0; }
+
+#if !PIT_WITH_MPI
+void abort_launch(int) {}  // no MPI: one process, nothing to end
+#endif
 bool nccl_built() { return PIT_WITH_NCCL != 0; }
 
 std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator> host) {

@@ -28,7 +28,8 @@ enum class ReduceOp { sum, mean, max, min };
 const char* reduce_op_name(ReduceOp op);
 
 // Where this process sits in the launch, from the launcher's environment: OpenMPI's
-// OMPI_COMM_WORLD_{RANK,SIZE,LOCAL_RANK}, PMI_{RANK,SIZE} (MPICH, Slurm's PMI), or Slurm's
+// OMPI_COMM_WORLD_{RANK,SIZE,LOCAL_RANK}, PMI_{RANK,SIZE} (MPICH, Slurm's PMI; the local rank
+// from MPI_LOCALRANKID, else SLURM_LOCALID, which srun --mpi=pmi2 sets instead), or Slurm's
 // SLURM_{PROCID,NTASKS,LOCALID}; rank 0 of 1 when none is set.
 struct LaunchInfo {
   int rank = 0, size = 1, local_rank = 0;
@@ -131,6 +132,11 @@ class Communicator {
 // process (and pit was built with MPI: otherwise an error saying how to build it), single
 // otherwise. MPI is initialised then and finalised at exit.
 Communicator& world();
+
+// After this process of a multi-process launch failed: ends every process of the launch
+// (MPI_Abort with `code`), so that none waits for it in a collective, or in the MPI_Finalize at
+// exit, which is collective too. Does nothing when MPI was not initialised (one process).
+void abort_launch(int code);
 
 std::unique_ptr<Communicator> make_single_communicator();
 // NCCL for the CUDA tensors of `host`'s ranks, `host` for the rest (and the bootstrap). The NCCL

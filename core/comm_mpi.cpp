@@ -355,3 +355,14 @@ class MpiCommunicator final : public Communicator {
 std::unique_ptr<Communicator> make_mpi(const LaunchInfo& launch) { return std::make_unique<MpiCommunicator>(launch); }
 
 }  // namespace pit::comm_detail
+
+namespace pit {
+
+void abort_launch(int code) {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+}  // namespace pit

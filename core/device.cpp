@@ -44,6 +44,12 @@ void check_device(Device device) {
   cuda::require_built_for(device.index);
 }
 
+void use_device(Device device) {
+  PIT_CHECK(device.is_cuda(), "use_device: ", device, " is not a CUDA device");
+  check_device(device);
+  cuda::set_device(device.index);
+}
+
 void StreamRef::synchronize() const {
   if (device.is_cuda()) cuda::stream_synchronize(*this);
 }

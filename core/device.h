@@ -33,6 +33,10 @@ int cuda_device_count();
 inline bool cuda_available() { return cuda_device_count() > 0; }
 // Throws a pit::Error naming the device when it cannot be used on this machine and build.
 void check_device(Device device);
+// Makes a CUDA device this thread's current one (cudaSetDevice), where CUDA work that names no
+// device runs and its context lives: a process that uses one GPU of several (a rank of a
+// multi-GPU run) calls it first, so that it opens no context on GPU 0. Checks it (check_device).
+void use_device(Device device);
 
 // Throws the pit::Error that a kernel on `device` recorded (an out-of-range index, a bad class
 // target: core/device_error.h), clearing it; does nothing when there is none, for the CPU, and

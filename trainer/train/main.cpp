@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "core/comm.h"
 #include "core/error.h"
 #include "trainer/config/cli.h"
 #include "trainer/config/config.h"
@@ -29,6 +30,8 @@ int main(int argc, char** argv) {
     return r.interrupted ? 130 : 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pit-train: error: %s\n", pit::user_message(e).c_str());
+    std::fflush(stderr);
+    pit::abort_launch(1);  // several processes: end them all, none waits for this one for ever
     return 1;
   }
 }

@@ -169,13 +169,17 @@ class QuietOutput {
   std::FILE* sink_;
 };
 
-// Each rank of a data-parallel run on GPUs binds the GPU of its local rank.
+// Each rank of a data-parallel run on GPUs binds the GPU of its local rank, and makes it its
+// current device (else every rank opens a context on GPU 0 too).
 Device data_parallel_device(Device device, const Communicator& comm) {
   if (comm.size() == 1 || !device.is_cuda()) return device;
   const int gpus = cuda_device_count();
   PIT_CHECK(comm.local_rank() < gpus, "rank ", comm.rank(), " is local rank ", comm.local_rank(), " but this node has ",
-            gpus, " GPU(s); launch at most one process per GPU");
-  return Device::cuda(comm.local_rank());
+            gpus, " visible GPU(s); launch at most one process per GPU, and let every rank see all of the node's "
+            "GPUs (srun --gpus-per-node, not --gpus-per-task: each rank binds the GPU of its local rank)");
+  const Device mine = Device::cuda(comm.local_rank());
+  use_device(mine);
+  return mine;
 }
 
 // Whether `mine` holds on any rank.
@@ -433,20 +437,22 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   // The last checkpoint, then (a whole run) the final evaluation over run.final_eval_batches
   // batches (0: the whole validation set): the checkpoint first, so that an evaluation that fails
   // loses no training. On rank 0 (sharded experts: every rank, together); the others learn the
-  // evaluation's result.
+  // evaluation's result. Two calls: with sharded experts, the other ranks wait for rank 0's write
+  // without a timeout before the evaluation's collectives (with theirs) begin.
   Tensor e = zeros({2}, DType::f64);
-  const auto finish = [&] {
-    if (step > first_step) result.checkpoint = r.save(step);
-    if (result.interrupted) return;
-    // A resumed run that was complete already trained nothing: its final evaluation is in the
-    // metrics file, so this one (for the result) is not written again.
-    MetricsLog unwritten("", -1);
-    const EvalResult er = r.eval(step, c.run.final_eval_batches, step > first_step ? metrics : unwritten);
-    e = from_vector(std::vector<double>{er.loss, er.accuracy}, {2});
-  };
   if (result.interrupted)
     std::fprintf(opt.out, "pit-train: stopped at step %lld; resume with --resume\n", static_cast<long long>(step));
-  evaluate_and_save(finish);
+  evaluate_and_save([&] {
+    if (step > first_step) result.checkpoint = r.save(step);
+  });
+  if (!result.interrupted)
+    evaluate_and_save([&] {
+      // A resumed run that was complete already trained nothing: its final evaluation is in the
+      // metrics file, so this one (for the result) is not written again.
+      MetricsLog unwritten("", -1);
+      const EvalResult er = r.eval(step, c.run.final_eval_batches, step > first_step ? metrics : unwritten);
+      e = from_vector(std::vector<double>{er.loss, er.accuracy}, {2});
+    });
   if (!result.interrupted) {
     comm.broadcast(e, 0);
     result.eval_loss = e.to_vector<double>()[0];
