@@ -2,6 +2,12 @@
 # PIT_CUDA=AUTO builds it when nvcc is found; ON requires it; OFF builds the CPU backend alone.
 include(CheckLanguage)
 
+# A CUDA compiler that an earlier configure did not find is looked for again: check_language
+# caches NOTFOUND and never probes once it is set, so a toolkit installed since would be ignored.
+if(DEFINED CMAKE_CUDA_COMPILER AND NOT CMAKE_CUDA_COMPILER)
+  unset(CMAKE_CUDA_COMPILER CACHE)
+endif()
+
 if(NOT DEFINED CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS "/usr/local/cuda/bin/nvcc")
   # nvcc is often installed but not on PATH; CMake does not look in /usr/local/cuda by itself.
   set(CMAKE_CUDA_COMPILER "/usr/local/cuda/bin/nvcc" CACHE FILEPATH "CUDA compiler")

@@ -15,5 +15,13 @@ pit_install_deps
 build_dir=${PIT_BUILD_DIR:-build}
 pit_configure_build "$build_dir" "$@"
 
+# A GPU that the build can use runs the GPU tests: they fail where they would skip (a driver too
+# old for the toolkit, say) instead of the run reporting ok without them.
+if pit_has_gpu && grep -q '^PIT_BUILT_WITH_CUDA:INTERNAL=ON$' "$build_dir/CMakeCache.txt" 2>/dev/null; then
+  export PIT_REQUIRE_GPU=${PIT_REQUIRE_GPU:-1}
+  pit_log "GPU detected: $(nvidia-smi -L | head -n 1); the GPU tests must run (PIT_REQUIRE_GPU=$PIT_REQUIRE_GPU)"
+fi
+
 pit_log "running tests"
-ctest --test-dir "$build_dir" --output-on-failure -j "$(pit_jobs)" --timeout 600
+# --no-tests=error: a build folder configured without tests (-DPIT_BUILD_TESTS=OFF) is no pass.
+ctest --test-dir "$build_dir" --output-on-failure -j "$(pit_jobs)" --timeout 600 --no-tests=error

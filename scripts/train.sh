@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what is missing, build into build/, get the data, train.
-# Usage: scripts/train.sh [config] [pit-train args...]   (config: configs/moe.yaml)
+# Usage: scripts/train.sh [config] [pit-train args...]   (config: configs/moe.yaml; e.g.
+#        scripts/train.sh --resume, scripts/train.sh configs/rigl_mnist.yaml --set run.steps=100)
 #        pit-train runs in the repository's root: relative paths inside the config and in --set
 #        (data, run.out_dir, ...) are taken from there; the config itself from where you call this.
 set -euo pipefail
@@ -9,8 +10,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib/setup.sh
 source scripts/lib/setup.sh
 
-config=${1:-configs/moe.yaml}
-if (($# > 0)); then shift; fi
+# The config, unless the first argument is already one of pit-train's (--set, --resume, ...).
+config=configs/moe.yaml
+if (($# > 0)) && [[ $1 != -* ]]; then
+  config=$1
+  shift
+fi
 # Checked before anything is installed or built: a config named from the caller's folder, else
 # from the repository's root (configs/...).
 if [[ $config != /* && -f $caller_dir/$config ]]; then
@@ -32,6 +37,9 @@ if ! pit_has_gpu; then
   pit_log "no GPU detected: pit-train will run on the CPU"
 elif grep -q '^PIT_BUILT_WITH_CUDA:INTERNAL=ON$' build/CMakeCache.txt 2>/dev/null; then
   pit_log "GPU detected: $(nvidia-smi -L | head -n 1)"
+elif grep -q '^PIT_CUDA:STRING=OFF$' build/CMakeCache.txt 2>/dev/null; then
+  pit_log "a GPU is present, but build/ was configured with -DPIT_CUDA=OFF: pit-train will run on the CPU" \
+    "(for the GPU: rm -rf build and run this again)"
 else
   pit_log "a GPU is present, but this build has no CUDA backend (nvcc was not found): pit-train will run on the CPU"
 fi

@@ -100,10 +100,13 @@ pit_install_deps() {
     pit_log "all dependencies present"
   elif (($(id -u) == 0)); then
     pit_log "installing missing packages: ${missing[*]}"
-    if ! apt-get update; then
-      pit_die "apt-get update failed (no network?); missing packages: ${missing[*]}"
+    # Waits up to 5 minutes for a package manager already at work (unattended-upgrades at boot).
+    if ! apt-get -o DPkg::Lock::Timeout=300 update; then
+      pit_die "apt-get update failed (no network, or another package manager held its lock for 5 minutes?);" \
+        "missing packages: ${missing[*]}"
     fi
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; then
+    if ! DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends \
+      "${missing[@]}"; then
       pit_die "apt-get install failed for: ${missing[*]}"
     fi
   else

@@ -1,5 +1,6 @@
 #include "trainer/train/shards.h"
 
+#include <algorithm>
 #include <unordered_set>
 
 #include "core/error.h"
@@ -20,11 +21,30 @@ std::vector<std::string> keys_of(const StateDict& state, const std::string& path
   return out;
 }
 
+// Every rank's t concatenated along dim 0, gathered in pieces of at most max_bytes a rank (MPI
+// counts bytes in 32 bits): piece j of every rank's flattened t arrives as [ranks, piece], and the
+// pieces side by side are [ranks, numel], every rank's t in rank order.
+Tensor gather_in_pieces(Communicator& comm, const Tensor& t, int64_t max_bytes) {
+  if (static_cast<int64_t>(t.nbytes()) <= max_bytes || t.numel() == 0) return comm.all_gather(t);
+  const int64_t n = t.numel(), per = std::max<int64_t>(1, max_bytes / static_cast<int64_t>(dtype_size(t.dtype())));
+  const Tensor flat = t.contiguous().view({n});
+  std::vector<Tensor> pieces;
+  for (int64_t a = 0; a < n; a += per) {
+    const int64_t b = std::min(n, a + per);
+    pieces.push_back(comm.all_gather(flat.slice(0, a, b).contiguous()).view({comm.size(), b - a}));
+  }
+  Shape shape = t.shape();
+  shape[0] *= comm.size();
+  return kernels::cat(pieces, 1).view(shape);
+}
+
 }  // namespace
 
-void gather_shards(StateDict& state, const Shards& shards) {
+void gather_shards(StateDict& state, const Shards& shards, int64_t max_bytes) {
+  PIT_CHECK(max_bytes >= 1, "gather_shards: max_bytes must be >= 1, got ", max_bytes);
   for (const auto& [path, comm] : shards)
-    for (const std::string& key : keys_of(state, path)) state.tensors[key] = comm->all_gather(state.tensors[key]);
+    for (const std::string& key : keys_of(state, path))
+      state.tensors[key] = gather_in_pieces(*comm, state.tensors[key], max_bytes);
 }
 
 void take_shards(StateDict& state, const Shards& shards, const std::string& path) {
