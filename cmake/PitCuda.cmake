@@ -13,15 +13,32 @@ if(NOT DEFINED CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS "/usr
   set(CMAKE_CUDA_COMPILER "/usr/local/cuda/bin/nvcc" CACHE FILEPATH "CUDA compiler")
 endif()
 
+# The oldest CUDA toolkit the backend builds with: sm_90a needs 12.0, and the TMA descriptors
+# take cuTensorMapEncodeTiled through cudaGetDriverEntryPointByVersion (12.5).
+set(PIT_MIN_CUDA 12.5)
+
 set(PIT_WITH_CUDA OFF)
 if(NOT PIT_CUDA STREQUAL "OFF")
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
-    set(PIT_WITH_CUDA ON)
+    execute_process(COMMAND "${CMAKE_CUDA_COMPILER}" --version OUTPUT_VARIABLE _pit_nvcc_out ERROR_QUIET)
+    string(REGEX MATCH "release ([0-9]+\\.[0-9]+)" _pit_nvcc_release "${_pit_nvcc_out}")
+    set(_pit_nvcc_version "${CMAKE_MATCH_1}")
+    if(_pit_nvcc_version AND _pit_nvcc_version VERSION_LESS PIT_MIN_CUDA)
+      string(CONCAT _pit_old_cuda "${CMAKE_CUDA_COMPILER} is CUDA ${_pit_nvcc_version}; pit's CUDA backend needs "
+                        "${PIT_MIN_CUDA} or newer (NVIDIA's cuda-toolkit packages; the distribution's "
+                        "nvidia-cuda-toolkit is often older)")
+      if(PIT_CUDA STREQUAL "ON")
+        message(FATAL_ERROR "PIT_CUDA=ON but ${_pit_old_cuda}; or pass -DCMAKE_CUDA_COMPILER=/path/to/a/newer/nvcc")
+      endif()
+      message(WARNING "pit: building the CPU backend only: ${_pit_old_cuda}")
+    else()
+      set(PIT_WITH_CUDA ON)
+    endif()
   elseif(PIT_CUDA STREQUAL "ON")
     message(FATAL_ERROR "PIT_CUDA=ON but no CUDA compiler (nvcc) was found. Install the CUDA "
-                        "Toolkit (Debian/Ubuntu: nvidia-cuda-toolkit, or NVIDIA's cuda-toolkit "
-                        "package) or pass -DCMAKE_CUDA_COMPILER=/path/to/nvcc; "
+                        "Toolkit ${PIT_MIN_CUDA} or newer (NVIDIA's cuda-toolkit package; Debian/Ubuntu's "
+                        "nvidia-cuda-toolkit where it is that new) or pass -DCMAKE_CUDA_COMPILER=/path/to/nvcc; "
                         "-DPIT_CUDA=OFF builds the CPU backend only.")
   endif()
 endif()

@@ -9,7 +9,8 @@ endfunction()
 # The CUDA backend's libraries come from NVIDIA's packages, which the scripts do not install.
 function(pit_missing_cuda what package)
   message(FATAL_ERROR "pit: ${what} was not found; the CUDA backend needs it. Install ${package}, "
-                      "or build without CUDA: -DPIT_CUDA=OFF (scripts/test.sh -DPIT_CUDA=OFF).")
+                      "or build without CUDA: -DPIT_CUDA=OFF (scripts/test.sh -DPIT_CUDA=OFF, "
+                      "PIT_CMAKE_ARGS=-DPIT_CUDA=OFF scripts/train.sh).")
 endfunction()
 
 # ---- yaml-cpp (configs) -----------------------------------------------------------------------
@@ -86,7 +87,8 @@ if(PIT_WITH_CUDA)
   find_path(PIT_CUDNN_INCLUDE_DIR cudnn.h HINTS ${_pit_cuda_roots} PATH_SUFFIXES ${_pit_inc_suffixes})
   find_library(PIT_CUDNN_LIBRARY cudnn HINTS ${_pit_cuda_roots} PATH_SUFFIXES ${_pit_lib_suffixes})
   if(NOT PIT_CUDNN_INCLUDE_DIR OR NOT PIT_CUDNN_LIBRARY)
-    pit_missing_cuda("cuDNN (cudnn.h, libcudnn)" "cudnn9-cuda-13 (NVIDIA's repository) or libcudnn9-dev-cuda-13")
+    pit_missing_cuda("cuDNN (cudnn.h, libcudnn)"
+                     "cudnn9-cuda-${CUDAToolkit_VERSION_MAJOR} (NVIDIA's repository) or libcudnn9-dev-cuda-${CUDAToolkit_VERSION_MAJOR}")
   endif()
   add_library(pit_cudnn INTERFACE)
   target_include_directories(pit_cudnn SYSTEM INTERFACE ${PIT_CUDNN_INCLUDE_DIR})

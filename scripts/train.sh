@@ -25,8 +25,10 @@ fi
 
 pit_setup_path
 pit_install_deps
-# Only what training needs (the tests are scripts/test.sh's job).
-PIT_BUILD_TARGETS="pit-train pit-data" pit_configure_build build
+# Only what training needs (the tests are scripts/test.sh's job); PIT_CMAKE_ARGS: more cmake
+# arguments (e.g. "-DPIT_CUDA=OFF"), as scripts/test.sh takes them on its command line.
+read -r -a cmake_args <<<"${PIT_CMAKE_ARGS:-}"
+PIT_BUILD_TARGETS="pit-train pit-data" pit_configure_build build "${cmake_args[@]}"
 
 [[ -x build/pit-train ]] || pit_die "build/pit-train was not built: see the build output above"
 

@@ -25,13 +25,23 @@ pit_log() { printf 'pit: %s\n' "$*"; }
 pit_err() { printf 'pit: error: %s\n' "$*" >&2; }
 pit_die() { pit_err "$*"; exit 1; }
 
-# Number of parallel jobs: PIT_JOBS if set, else the number of cores.
+# Number of parallel jobs: PIT_JOBS if set, else the number of cores, at most one per 2 GiB of
+# available memory (a compile of the CUDA kernels takes over 1 GiB; a machine of many cores and
+# little memory would kill its compilers).
 pit_jobs() {
   if [[ -n ${PIT_JOBS:-} ]]; then
     printf '%s\n' "$PIT_JOBS"
-  else
-    nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1
+    return
   fi
+  local cores mem_kb
+  cores=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+  mem_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null || true)
+  if [[ $mem_kb =~ ^[0-9]+$ ]]; then
+    local by_mem=$((mem_kb / (2 * 1024 * 1024)))
+    ((by_mem >= 1)) || by_mem=1
+    ((by_mem >= cores)) || cores=$by_mem
+  fi
+  printf '%s\n' "$cores"
 }
 
 # Put the CUDA toolkit on PATH when it is installed but not found.
@@ -81,7 +91,8 @@ pit_pkg_present() {
   [[ -n $tool ]] && command -v "$tool" >/dev/null 2>&1
 }
 
-# Install the missing packages of PIT_DEPS (as root), or say how to.
+# Install the missing packages of PIT_DEPS (as root, or by sudo where it asks no password), or say
+# how to.
 pit_install_deps() {
   if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     pit_err "this is not a Debian/Ubuntu system (no apt-get/dpkg-query)."
@@ -98,15 +109,18 @@ pit_install_deps() {
 
   if ((${#missing[@]} == 0)); then
     pit_log "all dependencies present"
-  elif (($(id -u) == 0)); then
-    pit_log "installing missing packages: ${missing[*]}"
+  elif (($(id -u) == 0)) || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }; then
+    # As root, or through sudo where it asks no password.
+    local as_root=()
+    (($(id -u) == 0)) || as_root=(sudo -n)
+    pit_log "installing missing packages${as_root[*]:+ (with sudo)}: ${missing[*]}"
     # Waits up to 5 minutes for a package manager already at work (unattended-upgrades at boot).
-    if ! apt-get -o DPkg::Lock::Timeout=300 update; then
+    if ! "${as_root[@]}" apt-get -o DPkg::Lock::Timeout=300 update; then
       pit_die "apt-get update failed (no network, or another package manager held its lock for 5 minutes?);" \
         "missing packages: ${missing[*]}"
     fi
-    if ! DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends \
-      "${missing[@]}"; then
+    if ! "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y \
+      --no-install-recommends "${missing[@]}"; then
       pit_die "apt-get install failed for: ${missing[*]}"
     fi
   else
