@@ -11,6 +11,7 @@
 #include <nccl.h>
 
 #include <cstring>
+#include <exception>
 #include <map>
 #include <string>
 #include <vector>
@@ -37,10 +38,18 @@ class NcclCommunicator final : public Communicator {
     timeout_ = host_->timeout();
   }
   ~NcclCommunicator() override {
-    resolve_timings();
+    // Unwinding from an error (this rank failing while the others may be in a collective with
+    // it, or gone): nothing that waits for the device or the peers, so that the error reaches
+    // pit-train's main, which ends the launch (abort_launch). Otherwise the timings are read and
+    // the communicators destroyed in order.
+    const bool failing = std::uncaught_exceptions() > 0;
+    if (!failing) resolve_timings();
     for (auto& [device, d] : devices_) {
       cudaSetDevice(device);
-      ncclCommDestroy(d.comm);
+      if (failing)
+        ncclCommAbort(d.comm);
+      else
+        ncclCommDestroy(d.comm);
       cudaStreamDestroy(d.side);
     }
   }
