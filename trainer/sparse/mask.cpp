@@ -54,6 +54,20 @@ Tensor tile_norms(const Tensor& w, int64_t tr, int64_t tc) {
   return kernels::unary(UnaryOp::sqrt, kernels::sum(sq, {1, 3}));
 }
 
+Tensor tile_scores(const Tensor& w, int64_t tr, int64_t tc) {
+  const Tensor norms = tile_norms(w, tr, tc);
+  const int64_t rows = w.size(0), cols = w.size(1), r = norms.size(0), c = norms.size(1);
+  if (rows % tr == 0 && cols % tc == 0) return norms;
+  std::vector<float> scale(static_cast<size_t>(r * c));
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j) {
+      const int64_t area = (std::min(rows, (i + 1) * tr) - i * tr) * (std::min(cols, (j + 1) * tc) - j * tc);
+      scale[static_cast<size_t>(i * c + j)] =
+          static_cast<float>(std::sqrt(static_cast<double>(tr * tc) / static_cast<double>(area)));
+    }
+  return kernels::binary(BinaryOp::mul, norms, from_vector(scale, {r, c}).to(norms.device()));
+}
+
 Tensor top_tiles(const Tensor& scores, int64_t keep) {
   check_scores(scores, "the scores");
   const std::vector<float> s = host_f32(scores);

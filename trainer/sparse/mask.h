@@ -18,6 +18,12 @@ namespace pit::sparse_train {
 // [ceil(rows / tr), ceil(cols / tc)] on w's device.
 Tensor tile_norms(const Tensor& w, int64_t tr, int64_t tc);
 
+// Scores of tiles that compete for a place (a mask update ranks them): tile_norms of w, an edge
+// tile's scaled by sqrt(tr tc / its area) to what a whole tile of the same weights' RMS would
+// have (a tile cut by the border holds fewer weights, so its bare norm is smaller: it would be
+// pruned first, and grown last, whatever its weights). Whole tiles' scores are their norms.
+Tensor tile_scores(const Tensor& w, int64_t tr, int64_t tc);
+
 // A small tensor (scores, a mask) on the host as f32, in row-major order.
 std::vector<float> host_f32(const Tensor& t);
 // Throws unless every score is finite: a NaN or inf norm (weights or gradients that diverged)

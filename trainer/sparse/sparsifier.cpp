@@ -45,6 +45,12 @@ int64_t units_changed(const Tensor& before, const Tensor& after) {
   return n;
 }
 
+// The scores a layer's units compete with (tile_scores of its weight: edge units scaled to a
+// whole unit's area).
+Tensor unit_scores(const nn::SparseLinear& layer) {
+  return tile_scores(layer.dense_weight(), layer.unit().rows, layer.unit().cols);
+}
+
 // Runs fn, naming the layer and the step in any error it throws (a mask chosen from diverged
 // scores, say).
 template <class Fn>
@@ -164,7 +170,7 @@ MaskChanges Sparsifier::after_step(int64_t step, optim::Optimizer& optimizer, bo
 MaskChanges Sparsifier::prune_by_magnitude(int64_t step, optim::Optimizer& optimizer) {
   const double s = cubic_.sparsity_at(step);
   std::vector<Tensor> norms;
-  for (auto& [path, linear] : layers_) norms.push_back(linear->sparse()->unit_norms());
+  for (auto& [path, linear] : layers_) norms.push_back(unit_scores(*linear->sparse()));
   std::vector<Tensor> masks(layers_.size());
   std::vector<std::string> emptied;
   if (o_.global) {
@@ -227,7 +233,7 @@ MaskChanges Sparsifier::drop_and_grow_all(int64_t step, optim::Optimizer& optimi
         g = g.to(DType::f32).contiguous().clone();
         comm_->all_reduce(g, ReduceOp::mean);
       }
-      grow_scores[i] = tile_norms(g, layer.unit().rows, layer.unit().cols);
+      grow_scores[i] = tile_scores(g, layer.unit().rows, layer.unit().cols);
       const std::vector<float> h = host_f32(grow_scores[i]);
       finite = finite && std::all_of(h.begin(), h.end(), [](float v) { return std::isfinite(v); });
     }
@@ -241,7 +247,7 @@ MaskChanges Sparsifier::drop_and_grow_all(int64_t step, optim::Optimizer& optimi
     nn::SparseLinear& layer = *layers_[i].second->sparse();
     const int64_t drop = std::llround(fraction * static_cast<double>(layer.kept_units()));
     const MaskUpdate u = for_layer(layers_[i].first, step, [&] {
-      return drop_and_grow(layer.tile_mask(), layer.unit_norms(), drop,
+      return drop_and_grow(layer.tile_mask(), unit_scores(layer), drop,
                            o_.method == Method::rigl ? Grow::gradient : Grow::random, grow_scores[i], o_.seed,
                            sparse_stream(SparseDraw::growth, static_cast<uint64_t>(step), i));
     });

@@ -48,6 +48,26 @@ TEST(SparseMasks, TileNormsAreTheL2NormOfEachTile) {
   expect_error_contains([&] { tile_norms(w, 0, 1); }, "at least 1 x 1");
 }
 
+// Scores for ranking: an edge tile's norm scaled to a whole tile's area, so that a tile cut by
+// the border competes by its weights' size, not its count; whole tiles keep their norms.
+TEST(SparseMasks, TileScoresScaleEdgeTilesToAWholeTilesArea) {
+  const int64_t rows = 10, cols = 7, tr = 4, tc = 3;  // tiles of 4x3, 2x3 (last row), 4x1, 2x1
+  const Tensor w = random_matrix(rows, cols, 2);
+  const std::vector<float> norms = host(tile_norms(w, tr, tc)), scores = host(tile_scores(w, tr, tc));
+  for (int64_t i = 0; i < 3; ++i)
+    for (int64_t j = 0; j < 3; ++j) {
+      const double area = static_cast<double>((i < 2 ? 4 : 2) * (j < 2 ? 3 : 1));
+      const size_t k = static_cast<size_t>(i * 3 + j);
+      EXPECT_NEAR(scores[k], norms[k] * std::sqrt(12.0 / area), 1e-5) << i << "," << j;
+    }
+  // Weights all of one size: every tile scores alike, cut or whole.
+  const std::vector<float> flat = host(tile_scores(full({rows, cols}, 0.5), tr, tc));
+  for (const float v : flat) EXPECT_NEAR(v, 0.5 * std::sqrt(12.0), 1e-6);
+  // A weight whose tiles are all whole: the scores are the norms.
+  const Tensor whole = random_matrix(8, 6, 3);
+  EXPECT_EQ(host(tile_scores(whole, tr, tc)), host(tile_norms(whole, tr, tc)));
+}
+
 TEST(SparseMasks, TopTilesKeepsTheLargestScores) {
   const Tensor scores = random_matrix(6, 5, 2).to(DType::f32);
   for (const int64_t keep : {0, 1, 7, 30}) {

@@ -74,7 +74,7 @@ TEST(Sparsifier, GradualMagnitudePruningFollowsTheCubicScheduleAndKeepsTheLarges
     const CubicSchedule cubic({.initial = 0.1, .final = 0.8, .start = 2, .end = 10, .every = 3});
     train(m, s, opt, 13, [&](int64_t step, auto&& update) {
       std::vector<Tensor> norms;
-      for (nn::Linear* l : m.layers) norms.push_back(l->sparse()->unit_norms());
+      for (nn::Linear* l : m.layers) norms.push_back(tile_scores(l->sparse()->dense_weight(), 16, 1));
       const MaskChanges c = update();
       EXPECT_EQ(c.updated, cubic.is_update_step(step)) << step;
       const double target = step < 2 ? 0.0 : cubic.sparsity_at(step);
@@ -207,7 +207,7 @@ TEST(Sparsifier, SetAndRigLKeepEveryLayersCountAndStartNewUnitsAtZero) {
       std::vector<Tensor> before, norms, grads;
       for (nn::Linear* l : m.layers) {
         before.push_back(l->sparse()->tile_mask());
-        norms.push_back(l->sparse()->unit_norms());
+        norms.push_back(tile_scores(l->sparse()->dense_weight(), 16, 1));
         grads.push_back(l->sparse()->dense_weight_grad());
         EXPECT_EQ(grads.back().defined(), method == Method::rigl && drop.is_update_step(step)) << step;
       }
@@ -222,7 +222,7 @@ TEST(Sparsifier, SetAndRigLKeepEveryLayersCountAndStartNewUnitsAtZero) {
         // The rule's own inputs give this mask (the rule itself: mask_test.cpp).
         const int64_t n = std::llround(drop.at(step) * static_cast<double>(counts[i]));
         const MaskUpdate want = drop_and_grow(before[i], norms[i], n, method == Method::rigl ? Grow::gradient : Grow::random,
-                                              method == Method::rigl ? tile_norms(grads[i], 16, 1) : Tensor(), 5,
+                                              method == Method::rigl ? tile_scores(grads[i], 16, 1) : Tensor(), 5,
                                               sparse_stream(SparseDraw::growth, static_cast<uint64_t>(step), i));
         EXPECT_EQ(host(l.tile_mask()), host(want.mask)) << step;
         // Grown units start at zero, and so does their optimizer state.
