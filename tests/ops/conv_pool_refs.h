@@ -16,6 +16,7 @@
 #include "core/random.h"
 #include "ops/functional.h"
 #include "ops/kernels.h"
+#include "tests/core/expect_error.h"
 #include "tests/gpu.h"
 
 namespace pit::test::conv_pool {
@@ -45,17 +46,6 @@ inline void expect_close(const Tensor& got, const Tensor& want, double tol, cons
   EXPECT_TRUE(worst <= bound) << what << ": worst error " << worst << " at flat index " << at
                               << " (got " << (g.empty() ? 0.0 : g[at]) << ", want "
                               << (w.empty() ? 0.0 : w[at]) << "), bound " << bound;
-}
-
-template <typename F>
-inline void expect_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "no error thrown; expected one mentioning '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-        << "message '" << e.what() << "' does not mention '" << needle << "'";
-  }
 }
 
 inline kernels::Conv2dParams conv_params(int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,
