@@ -26,6 +26,10 @@ struct VariableState {
   int output_index = 0;           // which output of grad_fn this is
   std::vector<std::function<void(Tensor&)>> hooks;  // leaves: run once the grad is final
   std::string name;
+  // Set when a module replaced this parameter by others (Linear::sparsify): what replaced it. An
+  // optimizer made before that refuses to step rather than update a Variable the model no longer
+  // reads (and never update its replacement).
+  std::string replaced_by;
 };
 
 class Variable {

@@ -54,8 +54,8 @@ Variable Linear::forward_activated(const Variable& x, Activation a) {
 SparseLinear& Linear::sparsify(sparse::MicroTile unit) {
   PIT_CHECK(!sparse_, "Linear: sparsify() called twice");
   sparse_ = std::make_shared<SparseLinear>(weight_.data(), bias_.defined() ? bias_.data() : Tensor(), unit);
-  remove_parameter("weight");
-  if (bias_.defined()) remove_parameter("bias");
+  remove_parameter("weight", "sparse/values (Linear::sparsify)");
+  if (bias_.defined()) remove_parameter("bias", "sparse/bias (Linear::sparsify)");
   weight_ = Variable();
   bias_ = Variable();
   register_module("sparse", sparse_);

@@ -41,8 +41,7 @@ class Linear : public Module {
   // the child "sparse" (a SparseLinear, every unit kept at first; parameters "sparse/values",
   // "sparse/bias", buffer "sparse/tile_mask"), which forward runs from then on. Create the
   // optimizer after sparsifying: one made before holds the old weight and bias Variables, which
-  // get no gradients any more, and not "sparse/values" / "sparse/bias", which it then never
-  // updates.
+  // the layer no longer reads, and not their replacements; its step() then refuses, naming them.
   SparseLinear& sparsify(sparse::MicroTile unit);
   SparseLinear* sparse() const { return sparse_.get(); }  // null while dense
 

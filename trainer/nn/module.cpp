@@ -54,9 +54,10 @@ void Module::register_buffer(const std::string& name, Tensor value) {
   buffers_.emplace_back(name, std::move(value));
 }
 
-void Module::remove_parameter(const std::string& name) {
+void Module::remove_parameter(const std::string& name, const std::string& replaced_by) {
   for (auto it = params_.begin(); it != params_.end(); ++it) {
     if (it->first == name) {
+      if (it->second.defined()) it->second.state()->replaced_by = replaced_by;
       params_.erase(it);
       return;
     }

@@ -90,7 +90,9 @@ class Module {
   }
   // x cast to the compute dtype; throws when that is f16/bf16 and x is on the CPU.
   Variable to_compute(const Variable& x) const;
-  void remove_parameter(const std::string& name);  // throws when there is none of that name
+  // Unregisters parameter `name` (throws when there is none) and marks its Variable as replaced by
+  // `replaced_by` (VariableState::replaced_by: an optimizer still holding it then refuses to step).
+  void remove_parameter(const std::string& name, const std::string& replaced_by);
   // Marks parameter `name` as this rank's rows of a whole sharded over `comm` (which must outlive
   // the module).
   void shard_parameter(const std::string& name, Communicator& comm);

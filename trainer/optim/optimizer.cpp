@@ -7,6 +7,19 @@
 #include "trainer/optim/grads.h"
 
 namespace pit::optim {
+namespace {
+
+// A parameter that its module replaced (Linear::sparsify) is no longer read by the model, and its
+// replacement is not in this optimizer: stepping would train nothing there, silently.
+void check_not_replaced(const Param& p, const char* who) {
+  const std::string& by = p.var.state()->replaced_by;
+  PIT_CHECK(by.empty(), who, ": parameter '", p.name, "' was replaced by ", by,
+            " after it was given to the optimizer, so that layer would never train; make the optimizer "
+            "after sparsifying, from the module's parameters as they are then (named_parameters())");
+}
+
+}  // namespace
+
 std::vector<Param> with_default_decay(const std::vector<std::pair<std::string, Variable>>& named) {
   std::vector<Param> out;
   out.reserve(named.size());
@@ -19,6 +32,7 @@ Optimizer::Optimizer(std::vector<Param> params) : params_(std::move(params)) {
   std::map<const VariableState*, std::string> held;  // each Variable once, whatever its name
   for (const Param& p : params_) {
     PIT_CHECK(p.var.defined(), "optimizer: parameter '", p.name, "' is undefined");
+    check_not_replaced(p, "optimizer");
     PIT_CHECK(p.var.is_leaf() && p.var.requires_grad(), "optimizer: parameter '", p.name,
               "' must be a leaf Variable that requires grad");
     PIT_CHECK(p.var.dtype() == DType::f32 && p.var.data().is_contiguous(), "optimizer: parameter '",
@@ -68,6 +82,7 @@ const Tensor& Optimizer::state(size_t i, size_t slot) {
 void Optimizer::step(double lr) {
   PIT_CHECK(lr >= 0.0, type_name(), ": lr must be >= 0, got ", lr);
   NoGradGuard no_grad;
+  for (const Param& p : params_) check_not_replaced(p, type_name());  // before any update
   for (size_t i = 0; i < params_.size(); ++i) {
     const Variable& v = params_[i].var;
     if (!v.grad().defined()) continue;

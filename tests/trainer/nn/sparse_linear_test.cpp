@@ -20,6 +20,7 @@ namespace {
 
 using sparse::MicroTile;
 using test::expect_error_contains;
+using test::expect_error_contains_all;
 
 const MicroTile kUnits[] = {{32, 1}, {16, 16}, {1, 1}};
 
@@ -243,6 +244,28 @@ TEST(SparseLinear, ErrorsNameTheProblem) {
   train::StateDict sd = layer.state_dict();
   sd.tensors["sparse/tile_mask"] = ones({2, 45});
   expect_error_contains([&] { layer.load_state_dict(sd); }, "sparse/tile_mask");
+}
+
+// An optimizer made before sparsify() holds the dense weight and bias, which the layer no longer
+// reads: its step refuses (before updating anything) instead of leaving the layer untrained, and
+// an optimizer made from the replaced Variables is refused too. One made afterwards trains.
+TEST(SparseLinear, OptimizerMadeBeforeSparsifyRefusesToStep) {
+  Generator gen(1);
+  Linear layer(45, 70, true, gen);
+  const Variable old_weight = layer.weight();
+  optim::AdamW early(optim::with_default_decay(layer.named_parameters()));
+  layer.sparsify({32, 1});
+  const Variable x(random_tensor({5, 45}, 3));
+  ops::sum(layer.forward(x)).backward();
+  expect_error_contains_all([&] { early.step(0.1); },
+                            {"parameter 'weight' was replaced by sparse/values (Linear::sparsify)",
+                             "make the optimizer after sparsifying"});
+  expect_error_contains([&] { optim::AdamW({{"weight", old_weight, true}}); },
+                        "'weight' was replaced by sparse/values");
+  optim::AdamW late(optim::with_default_decay(layer.named_parameters()));
+  const Tensor before = layer.sparse()->values().data().clone();
+  late.step(0.1);
+  EXPECT_GT(max_diff(layer.sparse()->values().data(), before), 0.0);
 }
 
 }  // namespace
