@@ -23,10 +23,10 @@ Variable matmul(const Variable& a, const Variable& b) {
         // B = W^T (a Linear): dW = dC^T A in W's own layout, so the transpose's backward hands W
         // a contiguous gradient instead of copying a transposed one (a 4096 x 16384 bf16 copy:
         // 0.163 ms on an H200).
-        gb = kernels::matmul(g.reshape({-1, n}).t(), sa.reshape({-1, k})).t();
+        gb = kernels::matmul(g.reshape({leading_rows(g.shape()), n}).t(), sa.reshape({leading_rows(sa.shape()), k})).t();
       } else if (b_shape.size() == 2 && sa.dim() > 2) {
         // B shared across A's batch: reduce over every row at once, (rows, K)^T (rows, N).
-        gb = kernels::matmul(sa.reshape({-1, k}).t(), g.reshape({-1, n}));
+        gb = kernels::matmul(sa.reshape({leading_rows(sa.shape()), k}).t(), g.reshape({leading_rows(g.shape()), n}));
       } else {
         gb = kernels::sum_to(kernels::matmul(sa.transpose(-1, -2), g), b_shape);
       }

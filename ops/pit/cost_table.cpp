@@ -232,12 +232,18 @@ const Loaded* load_cached(const std::string& gpu) { return load_cached_path(cost
 
 TableChoice choose_table(const std::string& gpu, const std::string& capability) {
   TableChoice c;
-  if (const Loaded* own = load_cached(gpu)) {
-    c.table = &own->table;
-    c.model = &own->model;
-    c.own = true;
-    c.note = "planner: cost table " + cost_table_file_name(gpu) + " (measured on this GPU model)";
-    return c;
+  const std::string own_name = cost_table_file_name(gpu);
+  std::string skipped;  // tables that could not be read: named in the note, not fatal to planning
+  try {
+    if (const Loaded* own = load_cached(gpu)) {
+      c.table = &own->table;
+      c.model = &own->model;
+      c.own = true;
+      c.note = "planner: cost table " + own_name + " (measured on this GPU model)";
+      return c;
+    }
+  } catch (const std::exception& e) {  // a merge conflict, a row of a newer pit: plan as without it
+    skipped = "; skipped " + own_name + " (this GPU's own): " + e.what();
   }
   const std::string tune = "; `pit-bench pit --tune " + cost_table_dir() + "/" + cost_table_file_name(gpu) +
                            "` measures this GPU";
@@ -246,9 +252,9 @@ TableChoice choose_table(const std::string& gpu, const std::string& capability) 
   for (const auto& e : std::filesystem::directory_iterator(cost_table_dir(), ec))
     if (e.path().extension() == ".tsv") names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
-  std::string skipped;  // candidates that could not be read: named in the note, not fatal to planning
   if (!capability.empty()) {
     for (const std::string& name : names) {
+      if (name == own_name) continue;  // tried above
       const Loaded* l = nullptr;
       try {
         l = load_cached_path(cost_table_dir() + "/" + name);  // each candidate read once, cached like the GPU's own

@@ -254,10 +254,18 @@ Tensor tiles_op(const Tensor& probe, Fn&& fn) {
   if (!probe.is_cuda()) return fn(false);
   return fn(true);
 }
+
+// An index made on one device and values on another would hand a kernel foreign pointers.
+void check_same_device(const Tensor& offsets, const Tensor& cols, const Tensor& values) {
+  PIT_CHECK(offsets.device() == values.device() && cols.device() == values.device(), "to_dense: the index is on ",
+            offsets.device().str(), " but its values on ", values.device().str(),
+            "; detect the index on the values' device");
+}
 }  // namespace
 
 Tensor to_dense(const KListIndex& idx) {
   PIT_CHECK(idx.values.defined(), "to_dense: the K-list index has no values (detect with values)");
+  check_same_device(idx.offsets, idx.k, idx.values);
   return tiles_op(idx.values, [&](bool cuda) {
     if (!cuda) return cpu::tiles_to_dense(idx.offsets, idx.k, idx.values, idx.rows, idx.cols, idx.block_rows, 1);
 #if PIT_WITH_CUDA
@@ -271,6 +279,7 @@ Tensor to_dense(const KListIndex& idx) {
 
 Tensor to_dense(const BlockListIndex& idx) {
   PIT_CHECK(idx.values.defined(), "to_dense: the block index has no values (detect with values)");
+  check_same_device(idx.offsets, idx.col, idx.values);
   return tiles_op(idx.values, [&](bool cuda) {
     if (!cuda)
       return cpu::tiles_to_dense(idx.offsets, idx.col, idx.values.view({idx.values.size(0), idx.block * idx.block}),

@@ -111,7 +111,7 @@ Variable pit_linear(const Variable& x, const Variable& weight, const Variable& b
               ": bias must be [", weight.size(0), "] of W's dtype, got ", shape_str(bias.shape()), " ",
               dtype_name(bias.dtype()));
   }
-  const Tensor x2 = x.data().reshape({-1, weight.size(1)}).contiguous();
+  const Tensor x2 = x.data().reshape({leading_rows(x.shape()), weight.size(1)}).contiguous();
   if (o.weight_mask.defined()) {
     PIT_CHECK(o.weight_mask.shape() == weight.shape(), op, ": weight_mask of shape ", shape_str(o.weight_mask.shape()),
               " must have the weight's shape ", shape_str(weight.shape()));

@@ -41,7 +41,7 @@ Variable sparse_relu_ffn(const Variable& x, const SparseLayer& fc, const SparseL
   PIT_CHECK(l2.cols == l1.rows, "sparse_relu_ffn: proj takes ", l2.cols, " inputs but fc gives ", l1.rows,
             " outputs; the layers must chain (proj.cols == fc.rows)");
   const int64_t in = l1.cols, hidden = l1.rows, out = l2.rows;
-  const Tensor x2 = x.data().reshape({-1, in}).contiguous();
+  const Tensor x2 = x.data().reshape({leading_rows(x.shape()), in}).contiguous();
   const Tensor v1 = fc.values.data(), v2 = proj.values.data();
   if (!sparse_relu_ffn_fuses(x2, fc, proj)) {
     SparseLinearOptions o1, o2;

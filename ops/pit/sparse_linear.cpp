@@ -53,7 +53,7 @@ Variable dense_path(const Variable& x, const Variable& values, const Variable& b
   return record("sparse_linear", {x, values, bias}, y.view(detail::out_shape(x_shape, layout.rows)),
                 [=](const Tensor& g_in) -> std::vector<Tensor> {
     Tensor gx, gv, gb;
-    const Tensor g = pre_activation_grad(g_in.reshape({-1, layout.rows}).contiguous(), act, need.b, gb);
+    const Tensor g = pre_activation_grad(g_in.reshape({leading_rows(g_in.shape()), layout.rows}).contiguous(), act, need.b, gb);
     if (need.x) gx = kernels::matmul(g, w).view(x_shape);
     if (need.w) {
       const Tensor dw = kernels::matmul(g.t(), x2);
@@ -71,7 +71,7 @@ Variable sparse_linear(const Variable& x, const Variable& values, const Variable
                        const sparse::CompactLayout& layout, const SparseLinearOptions& o) {
   detail::check_sparse_linear(x, values, bias, layout);
   const int64_t in = layout.cols, out = layout.rows;
-  const Tensor x2 = x.data().reshape({-1, in}).contiguous();
+  const Tensor x2 = x.data().reshape({leading_rows(x.shape()), in}).contiguous();
   const int64_t t = x2.size(0);
   // An element pattern inside the micro-tiles: the values outside it are structurally zero (kept
   // at 0 by the trainer; multiplied out here so that the op is the function its gradient says).

@@ -261,6 +261,7 @@ void launch_block_linear(const Tensor& x, const BlockListIndex& v, int64_t out, 
 }  // namespace
 
 void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias, bool relu, StreamRef stream) {
+  pit::cuda::DeviceGuard guard(stream.device.index);  // the operands' GPU, not the thread's current one
   PIT_CHECK(block_linear_takes(x, v), "cuda::block_linear: f16/bf16, 64 x 64 blocks and 16-byte aligned rows only "
             "(ops/pit/gemm.cpp takes the transposing way otherwise)");
   if (tile_halves() == 2) launch_block_linear<false, 2>(x, v, v.rows, y, bias, relu, stream, "cuda::block_linear");
@@ -268,6 +269,7 @@ void block_linear(const Tensor& x, const BlockListIndex& v, Tensor& y, const Ten
 }
 
 void block_linear_dx(const Tensor& dy, const BlockListIndex& v, Tensor& dx, StreamRef stream) {
+  pit::cuda::DeviceGuard guard(stream.device.index);  // the operands' GPU, not the thread's current one
   PIT_CHECK(block_linear_dx_takes(dy, v), "cuda::block_linear_dx: f16/bf16, 64 x 64 blocks with their transposed lists "
             "and 16-byte aligned rows only (ops/pit/gemm.cpp takes the transposed copy otherwise)");
   if (tile_halves() == 2) launch_block_linear<true, 2>(dy, v, v.cols, dx, Tensor(), false, stream, "cuda::block_linear_dx");
@@ -282,6 +284,7 @@ int64_t block_linear_part_rows(int64_t tokens) { return 2 * ((tokens + 128 * til
 
 void block_linear_relu_bits(const Tensor& x, const BlockListIndex& v, Tensor& y, const Tensor& bias, Tensor& mask,
                             StreamRef stream) {
+  pit::cuda::DeviceGuard guard(stream.device.index);  // the operands' GPU, not the thread's current one
   PIT_CHECK(block_linear_takes(x, v) && v.rows % 8 == 0, "cuda::block_linear_relu_bits: f16/bf16, 64 x 64 blocks, "
             "16-byte aligned rows and a multiple of 8 outputs only");
   const ReluBits bits{mask, Tensor()};
@@ -292,6 +295,7 @@ void block_linear_relu_bits(const Tensor& x, const BlockListIndex& v, Tensor& y,
 
 void block_linear_dx_relu_bits(const Tensor& dy, const BlockListIndex& v, const Tensor& mask, Tensor& dx, Tensor& part,
                                StreamRef stream) {
+  pit::cuda::DeviceGuard guard(stream.device.index);  // the operands' GPU, not the thread's current one
   PIT_CHECK(block_linear_dx_takes(dy, v) && v.cols % 8 == 0, "cuda::block_linear_dx_relu_bits: f16/bf16, 64 x 64 "
             "blocks with their transposed lists, 16-byte aligned rows and a multiple of 8 inputs only");
   const ReluBits bits{mask, part};

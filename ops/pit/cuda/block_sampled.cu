@@ -136,6 +136,7 @@ void launch_block_sampled(const Tensor& g, const Tensor& x, BlockListIndex& out,
 }  // namespace
 
 void block_sampled(const Tensor& g, const Tensor& x, BlockListIndex& out, StreamRef stream) {
+  pit::cuda::DeviceGuard guard(stream.device.index);  // the operands' GPU, not the thread's current one
   const char* blocks = std::getenv("PIT_BLOCK_SAMPLED_BLOCKS");
   if (blocks != nullptr && std::string(blocks) == "2") launch_block_sampled<1>(g, x, out, stream);
   else launch_block_sampled<2>(g, x, out, stream);

@@ -309,6 +309,7 @@ TileParams<T> params(const Tensor& values, const Tensor& offsets, const Tensor& 
 
 void condense_gemm(const KListIndex& a, const Tensor& b, Tensor& c, const Epilogue& ep, StreamRef stream,
                    Engine engine) {
+  pit::cuda::DeviceGuard guard(stream.device.index);  // the operands' GPU, not the thread's current one
   PIT_CHECK(a.block_rows >= 1 && a.block_rows <= 128, "cuda::condense_gemm: k micro-tiles of 1 to 128 rows, got ",
             a.block_rows);
   if (a.rows == 0 || c.size(1) == 0) return;
@@ -318,6 +319,7 @@ void condense_gemm(const KListIndex& a, const Tensor& b, Tensor& c, const Epilog
 }
 
 void block_gemm(const BlockListIndex& a, const Tensor& b, Tensor& c, const Epilogue& ep, StreamRef stream) {
+  pit::cuda::DeviceGuard guard(stream.device.index);  // the operands' GPU, not the thread's current one
   // A 16-byte chunk of the A tile must not straddle two blocks: b a multiple of 8 (f16/bf16) or
   // 4 (f32) elements.
   // The tile's BM is the block size (a compile-time constant in the kernel).

@@ -204,6 +204,7 @@ bool set_gather_wide(bool on) { return gather_wide().exchange(on); }
 
 void gather_gemm(const Tensor& a, const RowSetIndex& idx, const Tensor& b, Tensor& c, const GatherGemmArgs& args,
                  StreamRef stream) {
+  pit::cuda::DeviceGuard guard(stream.device.index);  // the operands' GPU, not the thread's current one
   const int64_t k = a.size(1), n = c.size(1), s = idx.num_segments, cap = idx.rows.numel();
   PIT_CHECK(s <= 8192, "cuda::gather_gemm: at most 8192 segments (the tile prefix lives in shared memory), got ", s);
   if (cap == 0 || n == 0) return;

@@ -145,6 +145,7 @@ void run(const Tensor& a, const Tensor& b, const Tensor& offsets, const Tensor& 
 }  // namespace
 
 void sampled_gemm(const Tensor& a, const Tensor& b, KListIndex& out, bool a_trans, bool b_trans, StreamRef stream) {
+  pit::cuda::DeviceGuard guard(stream.device.index);  // the operands' GPU, not the thread's current one
   PIT_CHECK(out.block_rows >= 1 && out.block_rows <= 128, "cuda::sampled_gemm: k micro-tiles of 1 to 128 rows, got ",
             out.block_rows);
   dispatch_gemm(a.dtype(), "cuda::sampled_gemm", [&]<typename T>() {
@@ -154,6 +155,7 @@ void sampled_gemm(const Tensor& a, const Tensor& b, KListIndex& out, bool a_tran
 
 void sampled_gemm(const Tensor& a, const Tensor& b, BlockListIndex& out, bool a_trans, bool b_trans,
                   StreamRef stream) {
+  pit::cuda::DeviceGuard guard(stream.device.index);  // the operands' GPU, not the thread's current one
   const int64_t vec = 16 / static_cast<int64_t>(dtype_size(a.dtype()));
   PIT_CHECK(out.block >= 1 && out.block <= 128 && out.block % vec == 0, "cuda::sampled_gemm: blocks of ", vec,
             " to 128 in multiples of ", vec, " on CUDA for ", dtype_name(a.dtype()), ", got ", out.block);

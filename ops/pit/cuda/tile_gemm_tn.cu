@@ -140,12 +140,14 @@ void run(const Tensor& values, const Tensor& offsets, const Tensor& cols, int64_
 }  // namespace
 
 void condense_gemm_tn(const KListIndex& a, const Tensor& g, Tensor& db, Write write, StreamRef stream) {
+  pit::cuda::DeviceGuard guard(stream.device.index);  // the operands' GPU, not the thread's current one
   dispatch_gemm(g.dtype(), "cuda::condense_gemm_tn", [&]<typename T>() {
     run<T, false>(a.values, a.offsets, a.k, a.rows, a.cols, a.block_rows, g, db, write, stream);
   });
 }
 
 void block_gemm_tn(const BlockListIndex& a, const Tensor& g, Tensor& db, Write write, StreamRef stream) {
+  pit::cuda::DeviceGuard guard(stream.device.index);  // the operands' GPU, not the thread's current one
   const int64_t vec = 16 / static_cast<int64_t>(dtype_size(g.dtype()));
   PIT_CHECK(a.block % vec == 0, "cuda::block_gemm_tn: blocks in multiples of ", vec, " elements on CUDA for ",
             dtype_name(g.dtype()), ", got ", a.block);

@@ -182,6 +182,7 @@ bool gather_weight_grad_wide_takes(const Tensor& a, const Tensor& g, const RowSe
 
 void gather_weight_grad(const Tensor& a, const Tensor& g, const RowSetIndex& idx, Tensor& db,
                         const GatherWeightGradArgs& args, StreamRef stream) {
+  pit::cuda::DeviceGuard guard(stream.device.index);  // the operands' GPU, not the thread's current one
   const int64_t k = a.size(1), n = g.size(1), s = idx.num_segments;
   if (k == 0 || n == 0 || s == 0) return;
   dispatch_gemm(a.dtype(), "cuda::gather_weight_grad", [&]<typename T>() {

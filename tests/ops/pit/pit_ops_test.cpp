@@ -60,3 +60,28 @@ TEST(PitOpsCpu, EmptyInnerDimension) {
     for (const double v : y.data().to(DType::f64).to_vector<double>()) EXPECT_EQ(v, 0.0);
   }
 }
+
+// Layers of zero width on a 3-D input, forward and backward: in_features 0 gives y = the bias
+// and zero gradients; out_features 0 an empty y and a zero dx. (Their backward flattened the
+// input with reshape({-1, 0}), which has no answer, and threw.)
+TEST(PitOpsCpu, ZeroWidthLayersRunBackward) {
+  struct Case {
+    int64_t in, out;
+  };
+  for (const Case c : {Case{0, 4}, Case{4, 0}}) {
+    for (int which = 0; which < 3; ++which) {
+      Variable x(full({2, 3, c.in}, 0.5), true), w(full({c.out, c.in}, 0.25), true), b(full({c.out}, 1.0), true);
+      Variable y;
+      if (which == 0) y = ops::linear(x, w, b);
+      else if (which == 1) y = ops::pit_linear(x, w, b);
+      else y = ops::pit_linear(x, w, b, {.weight_mask = ones({c.out, c.in}), .block = 4});
+      ASSERT_EQ(y.shape(), Shape({2, 3, c.out})) << which;
+      for (const double v : y.data().to(DType::f64).to_vector<double>()) EXPECT_EQ(v, 1.0) << which;
+      ops::sum(y).backward();
+      ASSERT_EQ(x.grad().shape(), x.shape()) << which;
+      ASSERT_EQ(w.grad().shape(), w.shape()) << which;
+      for (const double v : x.grad().to(DType::f64).to_vector<double>()) EXPECT_EQ(v, 0.0) << which;
+      for (const double v : b.grad().to(DType::f64).to_vector<double>()) EXPECT_EQ(v, 6.0) << which;
+    }
+  }
+}

@@ -221,12 +221,17 @@ TEST(PitPlanner, GpusWithoutATablePlanWithOneOfTheirArchitecture) {
     EXPECT_EQ(e.path().extension(), ".tsv") << "left behind: " << e.path();  // no temporary file
   EXPECT_EQ(sparse::read_cost_table(dir + "/old_gpu.tsv").capability, "8.0");
   std::ofstream(dir + "/aaa_broken.tsv") << "# compute capability 9.0\nnot a header\n";  // first by name
+  std::ofstream(dir + "/" + sparse::cost_table_file_name("Torn GPU")) << "# compute capability 9.0\n<<<<<<< HEAD\n";
 
   setenv("PIT_TABLE_DIR", dir.c_str(), 1);
   const sparse::TableChoice& own = sparse::cost_table_for("Old GPU", "8.0");
   const sparse::TableChoice& kin = sparse::cost_table_for("Big GPU PCIe", "9.0");
   const sparse::TableChoice& none = sparse::cost_table_for("New GPU", "10.0");
   const sparse::TableChoice& unknown = sparse::cost_table_for("Mystery GPU", "");
+  // A GPU's own table that does not read (a merge conflict) is named and passed over, not thrown
+  // at every pit_matmul.
+  const sparse::TableChoice* torn = nullptr;
+  EXPECT_NO_THROW(torn = &sparse::cost_table_for("Torn GPU", "9.0"));
   unsetenv("PIT_TABLE_DIR");
 
   ASSERT_NE(own.model, nullptr);
@@ -243,6 +248,11 @@ TEST(PitPlanner, GpusWithoutATablePlanWithOneOfTheirArchitecture) {
   EXPECT_NE(none.note.find("built-in model"), std::string::npos) << none.note;
   EXPECT_EQ(unknown.model, nullptr);
   EXPECT_NE(unknown.note.find("compute capability unknown"), std::string::npos) << unknown.note;
+  ASSERT_NE(torn, nullptr);
+  EXPECT_FALSE(torn->own);
+  ASSERT_NE(torn->model, nullptr);
+  EXPECT_EQ(torn->table->gpu, "Big GPU 80GB");
+  EXPECT_NE(torn->note.find("skipped torn_gpu.tsv (this GPU's own)"), std::string::npos) << torn->note;
 }
 
 // A the PIT kernels cannot take at all gets the dense plan, with the reason, whatever its density

@@ -1,6 +1,7 @@
 // sparse_linear on CUDA against dense autograd (tests/ops/pit/sparse_linear_cases.h); skips
 // without a GPU.
 #include "ops/pit/gemm.h"
+#include "tests/core/expect_error.h"
 #include "tests/gpu.h"
 #include "tests/ops/pit/sparse_linear_cases.h"
 
@@ -10,4 +11,20 @@ TEST(SparseLinearCuda, AgainstDenseAutograd) {
   PIT_REQUIRE_CUDA();
   PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
   test::run_sparse_linear_cases(Device::cuda(), {DType::f32, DType::bf16, DType::f16});
+}
+
+// A layout made on one device and values on the other are refused by name, not handed to a
+// kernel as foreign pointers (compact_to_dense and the index builders under sparse_linear).
+TEST(SparseLinearCuda, LayoutAndValuesOnDifferentDevicesAreRefused) {
+  PIT_REQUIRE_CUDA();
+  for (const sparse::MicroTile tile : {sparse::MicroTile{32, 1}, sparse::MicroTile{16, 16}}) {
+    const Tensor mask = test::compact_case_mask({tile, false}, 64, 48, 0.5, 3, Device::cpu());
+    const sparse::CompactLayout on_cpu = sparse::compact_layout(mask, tile, false);
+    const Tensor on_gpu = zeros(on_cpu.values_shape(), DType::f32, Device::cuda());
+    test::expect_error_contains([&] { sparse::compact_to_dense(on_cpu, on_gpu); },
+                                "the layout is on cpu but the values on cuda");
+    const sparse::CompactLayout on_cuda = sparse::compact_layout(mask.to(Device::cuda()), tile, false);
+    test::expect_error_contains([&] { sparse::compact_to_dense(on_cuda, zeros(on_cuda.values_shape())); },
+                                "the layout is on cuda:0 but the values on cpu");
+  }
 }
