@@ -45,11 +45,9 @@ cpu::AttentionDims check_qkv(const char* op, const Tensor& q, const Tensor& k, c
   if (q.is_cuda()) {
     PIT_CHECK(dt == DType::f32 || dt == DType::f16 || dt == DType::bf16, op, ": dtype ",
               dtype_name(dt), " is not supported on CUDA; supported dtypes: f32, f16, bf16");
-#if PIT_WITH_CUDA
-    PIT_CHECK(dh <= cuda::kMaxAttentionHeadDim, op, ": head_dim ", dh,
-              " is not supported on CUDA (at most ", cuda::kMaxAttentionHeadDim,
+    const int64_t limit = attention_head_dim_limit(q.device());
+    PIT_CHECK(limit == 0 || dh <= limit, op, ": head_dim ", dh, " is not supported on CUDA (at most ", limit,
               "; 64 and 128 take the fastest kernels)");
-#endif
   } else {
     PIT_CHECK(is_floating(dt), op, ": dtype ", dtype_name(dt),
               " is not supported; supported dtypes: f32, f64, f16, bf16");
@@ -58,6 +56,14 @@ cpu::AttentionDims check_qkv(const char* op, const Tensor& q, const Tensor& k, c
 }
 
 }  // namespace
+
+int64_t attention_head_dim_limit(Device device) {
+#if PIT_WITH_CUDA
+  if (device.is_cuda()) return cuda::kMaxAttentionHeadDim;
+#endif
+  (void)device;
+  return 0;
+}
 
 AttentionResult causal_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in) {
   const char* op = "causal_attention";

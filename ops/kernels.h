@@ -157,6 +157,8 @@ struct AttentionResult {
   Tensor lse;
 };
 AttentionResult causal_attention(const Tensor& q, const Tensor& k, const Tensor& v);
+// The largest head size Dh that causal_attention takes on `device` (256 on CUDA; 0: no limit).
+int64_t attention_head_dim_limit(Device device);
 struct AttentionGrads {
   Tensor dq, dk, dv;
 };

@@ -156,8 +156,10 @@ std::string joined(const std::string& dir, const std::string& leaf) {
   return (std::filesystem::path(dir) / leaf).string();
 }
 
-// `yaml_text` with the CPU overrides applied, then the command line's. `title` names the config
-// in an error; each override is named by where it came from.
+// `yaml_text` with the CPU overrides applied, then the command line's, and the list emptied: the
+// result is the CPU run as it runs, so that printed (--print-config) or saved with a checkpoint it
+// runs the same again, not with the entries applied a second time over its own values. `title`
+// names the config in an error; each override is named by where it came from.
 Values cpu_values(const std::string& name, const std::string& yaml_text,
                   const std::vector<std::string>& cpu_overrides,
                   const std::vector<std::string>& command_line, const std::string& title) {
@@ -166,6 +168,7 @@ Values cpu_values(const std::string& name, const std::string& yaml_text,
     overrides.push_back(Override{cpu_overrides[i],
                                  "run.cpu_overrides[" + std::to_string(i) + "] \"" + cpu_overrides[i] + "\""});
   for (Override& o : command_line_overrides(command_line)) overrides.push_back(std::move(o));
+  overrides.push_back(Override{"run.cpu_overrides=[]", "run.cpu_overrides, emptied once applied"});
   return load_values_from(train_schema(), name, yaml_text, overrides,
                           title + " on the CPU (with run.cpu_overrides applied)");
 }
@@ -205,7 +208,8 @@ std::string Config::metrics_file() const {
 
 // At least 1 (a run of one step has no update either way; the Sparsifier refuses 0).
 int64_t Config::sparse_update_end() const {
-  return sparse.update_end > 0 ? sparse.update_end : std::max<int64_t>(1, run.steps * 3 / 4);
+  const int64_t three_quarters = run.steps / 4 * 3 + run.steps % 4 * 3 / 4;  // 3 * steps overflows near 2^63
+  return sparse.update_end > 0 ? sparse.update_end : std::max<int64_t>(1, three_quarters);
 }
 
 int64_t Config::max_seq_len() const { return model.max_seq_len == 0 ? data.seq_len : model.max_seq_len; }
@@ -235,9 +239,19 @@ Config config_to_run(const std::string& path, const std::vector<std::string>& ov
   if (values) {
     const Config c = from_values(*values, path);
     if (c.run.cpu_overrides.empty()) return c;
-    // Checked as the CPU run too (load_config's rule), which is also the config a CPU run takes.
+    if (lands_on_gpu(c)) {
+      // The CPU run is checked too (load_config's rule), but only said: a --set made for this GPU
+      // run (model.moe_every=4) may not suit the entries' smaller CPU run (2 layers).
+      try {
+        cpu_values(path, text, c.run.cpu_overrides, overrides, path);
+      } catch (const Error& e) {
+        if (note)
+          *note = "running on the GPU, where run.cpu_overrides do not apply; on a CPU this command would stop: " +
+                  std::string(e.what());
+      }
+      return c;
+    }
     const Values cpu = cpu_values(path, text, c.run.cpu_overrides, overrides, path);
-    if (lands_on_gpu(c)) return c;
     if (note) *note = "running on the CPU: run.cpu_overrides applied";
     return from_values(cpu, path);
   }
@@ -321,7 +335,11 @@ std::string schema_markdown() {
       "`cpu_overrides: [\"run.steps=200\", \"model.d_model=64\", \"data.batch_size=4\"]`.\n"
       "A `--set` that only the GPU run breaks (e.g. `--set run.steps=50` where `schedule.warmup_steps`\n"
       "is 200 and run.cpu_overrides lower it) does not stop a run that lands on the CPU: pit-train\n"
-      "runs the CPU config, which is valid, and says what the GPU run would need.\n"
+      "runs the CPU config, which is valid, and says what the GPU run would need. The other way\n"
+      "round, a `--set` that only the CPU run breaks (`--set model.moe_every=4` where the entries\n"
+      "leave 2 layers) does not stop a run that lands on a GPU; pit-train says what a CPU run would\n"
+      "need. The CPU run's config (printed by `--print-config`, saved with its checkpoints) has the\n"
+      "entries applied and `run.cpu_overrides: []`, so that it runs the same again.\n"
       "\n";
   return out + markdown(train_schema());
 }

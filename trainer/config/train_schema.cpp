@@ -37,6 +37,7 @@ void add_run(Schema& s) {
                "OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS or OMP_NUM_THREADS is set); 0: PIT_NUM_THREADS, "
                "else the CPUs in the process's affinity mask, at most the node's CPUs / the ranks on the node")
       .at_least(0)
+      .at_most(65536)
       .string_list("cpu_overrides", Strings{},
                    "overrides applied when the run lands on the CPU (no GPU, or run.device: cpu), "
                    "each \"section.key=value\" as for --set; they let one config describe a full GPU "

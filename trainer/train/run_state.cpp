@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <map>
 #include <sstream>
 
 #include "core/error.h"
@@ -22,30 +23,40 @@ constexpr const char* kResumeKeys[] = {"model.",        "data.kind",      "data.
                                        // regrowth from the seed: a new one would apply by halves
                                        "run.seed"};
 
-// Keys of kResumeKeys whose lines in `a` and `b` differ.
-std::string differing_keys(const std::string& a, const std::string& b) {
-  // resolved_yaml has one "key: value" per line, sections as "section:" lines: compare the
-  // section-qualified lines.
-  const auto lines = [](const std::string& text) {
-    std::vector<std::string> out;
+// The keys of kResumeKeys whose values differ between this run's config (`now`) and the
+// checkpoint's (`then`), each "key: V there, W now"; and in `restore` the --set arguments that
+// give this run the checkpoint's values.
+std::string differing_keys(const std::string& now, const std::string& then, std::string& restore) {
+  // resolved_yaml has one "key: value" per line, sections as "section:" lines: section-qualified
+  // keys and their values as written.
+  const auto entries = [](const std::string& text) {
+    std::map<std::string, std::string> out;
     std::istringstream in(text);
     std::string line, section;
     while (std::getline(in, line)) {
       if (line.empty() || line[0] == '#') continue;
+      const size_t colon = line.find(':');
       if (line[0] != ' ') {
-        section = line.substr(0, line.find(':'));
+        section = line.substr(0, colon);
         continue;
       }
-      out.push_back(section + "." + line.substr(line.find_first_not_of(' ')));
+      if (colon == std::string::npos) continue;
+      const size_t key = line.find_first_not_of(' '), value = line.find_first_not_of(' ', colon + 1);
+      out[section + "." + line.substr(key, colon - key)] = value == std::string::npos ? "" : line.substr(value);
     }
     return out;
   };
-  const std::vector<std::string> la = lines(a), lb = lines(b);
+  const std::map<std::string, std::string> a = entries(now), b = entries(then);
   std::string out;
-  for (const std::string& l : la) {
-    if (std::none_of(std::begin(kResumeKeys), std::end(kResumeKeys), [&](const char* k) { return l.starts_with(k); }))
+  restore.clear();
+  for (const auto& [key, value] : a) {
+    if (std::none_of(std::begin(kResumeKeys), std::end(kResumeKeys), [&](const char* k) { return key.starts_with(k); }))
       continue;
-    if (std::find(lb.begin(), lb.end(), l) == lb.end()) out += (out.empty() ? "" : ", ") + l.substr(0, l.find(':'));
+    const auto it = b.find(key);
+    if (it != b.end() && it->second == value) continue;
+    out += (out.empty() ? "" : "; ") + key + ": " + (it == b.end() ? "not in it" : it->second + " there") + ", " +
+           value + " now";
+    if (it != b.end()) restore += " --set '" + key + "=" + it->second + "'";
   }
   return out;
 }
@@ -96,10 +107,12 @@ int64_t restore_run_state(const StateDict& whole, const std::string& path, const
               "); resume from a checkpoint that pit-train wrote");
   PIT_CHECK(s.strings.count("config") == 1, "checkpoint ", path,
             " holds no pit-train run state (no config); resume from a checkpoint that pit-train wrote");
-  const std::string diff = differing_keys(config.resolved_yaml, s.strings.at("config"));
-  PIT_CHECK(diff.empty(), "checkpoint ", path, " was written with other model, data or sparse settings (",
-            diff, " differ); resume with the config it was written with (pit-train prints it with "
-            "--print-config), or start a new run in another run.out_dir");
+  std::string restore;
+  const std::string diff = differing_keys(config.resolved_yaml, s.strings.at("config"), restore);
+  PIT_CHECK(diff.empty(), "checkpoint ", path, " was written with other model, data or sparse settings (", diff,
+            "); resume with its settings", restore.empty() ? "" : " (" + restore.substr(1) + ")",
+            ", or start a new run in another run.out_dir. A checkpoint written on a GPU and resumed on a CPU (or "
+            "the reverse) differs by the config's run.cpu_overrides, which apply on the CPU only");
   check_drop_schedule(config, s.strings.at("config"), s.ints.at("step"), path);
   const std::string optimizer = s.strings.count("optimizer") ? s.strings.at("optimizer") : "";
   PIT_CHECK(optimizer == p.optimizer.type_name(), "checkpoint ", path, " holds ", optimizer,

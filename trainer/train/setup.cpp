@@ -3,6 +3,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "ops/kernels.h"
 #include "trainer/data/image_loader.h"
 #include "trainer/data/token_loader.h"
 #include "trainer/optim/adamw.h"
@@ -43,6 +44,18 @@ Device resolve_device(const Config& config) {
     case DeviceChoice::automatic: return cuda_available() ? Device::cuda(0) : Device::cpu();
   }
   return Device::cpu();
+}
+
+void check_model_fits_device(const Config& c, Device device) {
+  if (c.model.kind != ModelKind::transformer) return;
+  const int64_t d = c.model.d_model, heads = c.model.n_heads;  // heads divides d (checked on load)
+  const int64_t limit = kernels::attention_head_dim_limit(device);
+  if (limit == 0 || d / heads <= limit) return;
+  int64_t fewest = (d + limit - 1) / limit;  // the fewest heads that divide d into heads of <= limit
+  while (d % fewest != 0) ++fewest;
+  PIT_THROW("model.d_model / model.n_heads = ", d, " / ", heads, " = ", d / heads, " is the attention's head size, "
+            "but attention on ", device.str(), " takes heads of at most ", limit, "; set model.n_heads to ", fewest,
+            " or more (a divisor of model.d_model), or lower model.d_model");
 }
 
 DType resolve_compute_dtype(const Config& config, Device device, std::FILE* log) {

@@ -20,6 +20,11 @@ namespace pit::train {
 // is an error.
 Device resolve_device(const Config& config);
 
+// What the config asks of `device`'s kernels that they cannot do, found before anything is loaded
+// and named by its keys: a transformer's head size (model.d_model / model.n_heads) above what
+// attention takes there (256 on CUDA).
+void check_model_fits_device(const Config& config, Device device);
+
 // precision.compute, or f32 with a notice on `log` when the device cannot compute in it (the
 // CPU kernels are f32/f64), so that one config runs on both.
 DType resolve_compute_dtype(const Config& config, Device device, std::FILE* log);

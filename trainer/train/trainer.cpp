@@ -252,6 +252,7 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   TrainOptions opt = opt_in;
   if (!lead) opt.out = quiet.sink();
   const Device device = data_parallel_device(resolve_device(c), comm);
+  check_model_fits_device(c, device);
   const Layout layout = make_layout(c, comm);  // before the model, which keeps its communicators
   Run r{c, opt.out, device, resolve_compute_dtype(c, device, opt.out), nullptr, nullptr, nullptr, nullptr,
         std::nullopt, c.model.kind == ModelKind::transformer, lead};

@@ -2,6 +2,7 @@
 // that a checkpoint stores (it must load back to the same Config).
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
@@ -198,6 +199,14 @@ TEST(trainer_config_resolved, ReloadingTheResolvedYamlGivesAnIdenticalConfig) {
   EXPECT_EQ(a.sparse.layers, (std::vector<std::string>{"hidden/*", "head"}));
   EXPECT_TRUE(a.sparse.global_threshold);
   EXPECT_EQ(a.sparse_update_end(), 9);
+  // The default, 3/4 of run.steps rounded down, at least 1, with no overflow near 2^63.
+  Config by_default = a;
+  by_default.sparse.update_end = 0;
+  for (const auto [steps, end] : {std::pair<int64_t, int64_t>{1, 1}, {7, 5}, {8, 6}, {11, 8},
+                                  {INT64_MAX, INT64_MAX / 4 * 3 + 2}}) {
+    by_default.run.steps = steps;
+    EXPECT_EQ(by_default.sparse_update_end(), end) << steps;
+  }
   EXPECT_EQ(a.model.dropout, 0.30000000000000004);
   EXPECT_EQ(a.run.cpu_overrides,
             (std::vector<std::string>{"model.d_model=48", "run.name=\"x # y\"", "data.train='a: b'"}));

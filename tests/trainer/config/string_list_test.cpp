@@ -215,7 +215,7 @@ TEST_F(trainer_config_cpu_overrides, LoadsAsWrittenAndAppliesOnlyOnRequest) {
   EXPECT_EQ(cpu.model.hidden, (std::vector<int64_t>{8, 8}));
   EXPECT_EQ(cpu.data.batch_size, 4);
   EXPECT_EQ(cpu.run.out_dir, "/scratch");  // the command line wins over run.cpu_overrides
-  EXPECT_EQ(cpu.run.cpu_overrides, c.run.cpu_overrides);
+  EXPECT_TRUE(cpu.run.cpu_overrides.empty());  // applied: the CPU run as it runs
   EXPECT_EQ(cpu.source, file_);
   EXPECT_NE(cpu.resolved_yaml, c.resolved_yaml);
   // Applying it again changes nothing; without the command line the entry's value stays.
@@ -339,6 +339,28 @@ TEST_F(trainer_config_cpu_overrides, ConfigToRunTakesTheConfigOfTheDeviceItLands
   EXPECT_EQ(cpu.optim.lr, 1e-3);
   EXPECT_EQ(note, "running on the CPU: run.cpu_overrides applied");
   EXPECT_TRUE(cpu == with_cpu_overrides(load_config(file_, {"optim.lr=1e-3"}), {"optim.lr=1e-3"}));
+  // The CPU run's config has the entries applied and the list emptied: printed and loaded again
+  // (on a CPU as on a GPU) it is the same run, not one with the entries applied twice.
+  EXPECT_TRUE(cpu.run.cpu_overrides.empty());
+  const std::string printed = dir_.write("printed.yaml", print_config(config_to_run(file_, {"run.steps=40"}, on_cpu, &note)));
+  const Config again = config_to_run(printed, {}, on_cpu, &note);
+  EXPECT_EQ(again.run.steps, 40);
+  EXPECT_EQ(again.schedule.warmup_steps, 2);
+  EXPECT_EQ(note, "");
+
+  // A --set that breaks only the CPU run (a warm-up of 30 under the entries' 20 steps): a run that
+  // lands on a GPU goes on and says what a CPU would need; one on the CPU stops.
+  const std::string cpu_error = "schedule.warmup_steps must be less than run.steps";
+  const Config gpu_only = config_to_run(file_, {"schedule.warmup_steps=30", "run.cpu_overrides=[run.steps=20]"}, on_gpu, &note);
+  EXPECT_EQ(gpu_only.schedule.warmup_steps, 30);
+  EXPECT_NE(note.find("running on the GPU, where run.cpu_overrides do not apply; on a CPU this command would stop: "
+                      "invalid config " + file_ + " on the CPU"),
+            std::string::npos)
+      << note;
+  EXPECT_NE(note.find(cpu_error), std::string::npos) << note;
+  expect_error_contains([&] {
+    config_to_run(file_, {"schedule.warmup_steps=30", "run.cpu_overrides=[run.steps=20]"}, on_cpu, &note);
+  }, cpu_error);
 
   // --set run.steps=30 breaks the GPU run (warm-up 50) but not the CPU one (warm-up 2): a GPU
   // stops as load_config does, the CPU runs and the note says what a GPU would need.

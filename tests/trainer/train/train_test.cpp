@@ -12,12 +12,14 @@
 
 #include "core/tensor.h"
 #include "core/random.h"
+#include "ops/kernels.h"
 #include "tests/core/expect_error.h"
 #include "tests/trainer/train/resume_from.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/config/config.h"
 #include "trainer/data/formats.h"
 #include "trainer/io/hdf5.h"
+#include "trainer/train/setup.h"
 #include "trainer/train/trainer.h"
 
 namespace pit::train {
@@ -269,7 +271,8 @@ TEST_F(TrainTest, ErrorsNameTheProblemAndTheFix) {
   EXPECT_EQ(train(config_from_yaml(lm_yaml(10), "lm.yaml"), {.resume = true, .out = log_}).steps_done, 10);
   EXPECT_EQ(metrics_lines(), complete);
   const Config wider = config_from_yaml(lm_yaml(20), "lm.yaml", {"model.d_model=64"});
-  test::expect_error_contains([&] { train(wider, {.resume = true, .out = log_}); }, "model.d_model");
+  test::expect_error_contains_all([&] { train(wider, {.resume = true, .out = log_}); },
+                                  {"model.d_model: 32 there, 64 now", "resume with its settings (--set 'model.d_model=32')"});
   // ... or another seed (SET/RigL would draw from it, the data order and dropout would not).
   const Config reseeded = config_from_yaml(lm_yaml(20), "lm.yaml", {"run.seed=987654"});
   test::expect_error_contains([&] { train(reseeded, {.resume = true, .out = log_}); }, "run.seed");
@@ -310,6 +313,25 @@ TEST_F(TrainTest, TheValidationFileMustFitTheModelBeforeTraining) {
       [&] { train(config_from_yaml(lm_yaml(5), "lm.yaml", {"data.valid=" + images}), {.out = log_}); },
       "holds images but data.train");
   EXPECT_FALSE(fs::exists(dir_ / "run" / "checkpoints")) << "nothing trained";
+}
+
+// A head size that CUDA's attention does not take is named by its keys at the start, with a
+// number of heads that fits (not at the first forward, as "head_dim 512 is not supported").
+TEST(TrainSetupCuda, AHeadSizeAboveTheAttentionsLimitIsNamedByItsKeys) {
+  if (kernels::attention_head_dim_limit(Device::cuda()) == 0) GTEST_SKIP() << "built without CUDA";
+  const auto config = [](int64_t d_model, int64_t heads) {
+    return config_from_yaml("run: {steps: 5}\ndata: {kind: tokens, train: a.h5, valid: b.h5}\n"
+                            "model: {kind: transformer, d_model: " + std::to_string(d_model) + ", n_heads: " +
+                                std::to_string(heads) + ", d_ff: " + std::to_string(4 * d_model) + "}\n",
+                            "lm.yaml");
+  };
+  test::expect_error_contains_all([&] { check_model_fits_device(config(512, 1), Device::cuda()); },
+                                  {"model.d_model / model.n_heads = 512 / 1 = 512", "at most 256",
+                                   "set model.n_heads to 2 or more"});
+  test::expect_error_contains([&] { check_model_fits_device(config(520, 1), Device::cuda()); },
+                              "set model.n_heads to 4 or more");  // 3 does not divide 520
+  EXPECT_NO_THROW(check_model_fits_device(config(512, 2), Device::cuda()));
+  EXPECT_NO_THROW(check_model_fits_device(config(512, 1), Device::cpu()));
 }
 
 }  // namespace
