@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <exception>
 #include <filesystem>
+#include <initializer_list>
 #include <optional>
 
 #include "core/error.h"
@@ -223,10 +224,16 @@ Config config_from_yaml(const std::string& yaml_text, const std::string& name,
   return load_checked(name, yaml_text, overrides);
 }
 
-Config config_to_run(const std::string& path, const std::vector<std::string>& overrides,
-                     const std::function<bool(const Config&)>& lands_on_gpu, std::string* note) {
-  if (note) note->clear();
-  const std::string text = read_config_file(path);
+namespace {
+
+struct Chosen {
+  Values values;
+  std::string note;  // "" or one line
+};
+
+// config_to_run's choice (its doc in config.h): the values of the run, and what to say about them.
+Chosen choose_run(const std::string& path, const std::string& text, const std::vector<std::string>& overrides,
+                  const std::function<bool(const Config&)>& lands_on_gpu) {
   std::optional<Values> values;
   std::exception_ptr gpu_problem;
   std::string gpu_message;
@@ -238,27 +245,24 @@ Config config_to_run(const std::string& path, const std::vector<std::string>& ov
   }
   if (values) {
     const Config c = from_values(*values, path);
-    if (c.run.cpu_overrides.empty()) return c;
+    if (c.run.cpu_overrides.empty()) return {*values, ""};
     if (lands_on_gpu(c)) {
       // The CPU run is checked too (load_config's rule), but only said: a --set made for this GPU
       // run (model.moe_every=4) may not suit the entries' smaller CPU run (2 layers).
       try {
         cpu_values(path, text, c.run.cpu_overrides, overrides, path);
       } catch (const Error& e) {
-        if (note)
-          *note = "running on the GPU, where run.cpu_overrides do not apply; on a CPU this command would stop: " +
-                  std::string(e.what());
+        return {*values, "running on the GPU, where run.cpu_overrides do not apply; on a CPU this command would "
+                         "stop: " + std::string(e.what())};
       }
-      return c;
+      return {*values, ""};
     }
-    const Values cpu = cpu_values(path, text, c.run.cpu_overrides, overrides, path);
-    if (note) *note = "running on the CPU: run.cpu_overrides applied";
-    return from_values(cpu, path);
+    return {cpu_values(path, text, c.run.cpu_overrides, overrides, path), "running on the CPU: run.cpu_overrides applied"};
   }
   // Invalid as the GPU run (often a --set that shortens it: run.steps=50 under a warm-up of 200).
   // A run that lands on the CPU runs the config run.cpu_overrides give, which may be valid: the
   // file's own entries (unless the command line sets the list), then the command line.
-  std::optional<Config> cpu;
+  std::optional<Values> cpu;
   const bool sets_the_list = std::any_of(overrides.begin(), overrides.end(), [](const std::string& o) {
     return o.substr(0, o.find('=')) == "run.cpu_overrides";
   });
@@ -266,16 +270,68 @@ Config config_to_run(const std::string& path, const std::vector<std::string>& ov
     try {
       const Values file = load_values(train_schema(), path, text, {});
       if (const auto& entries = file.string_list("run.cpu_overrides"); !entries.empty())
-        cpu = from_values(cpu_values(path, text, entries, overrides, path), path);
+        cpu = cpu_values(path, text, entries, overrides, path);
     } catch (const Error&) {
       cpu.reset();  // not valid on the CPU either: the GPU run's problems are the ones to show
     }
   }
-  if (!cpu || lands_on_gpu(*cpu)) std::rethrow_exception(gpu_problem);
-  if (note)
-    *note = "running on the CPU: run.cpu_overrides applied; on a GPU, where they do not apply, this command would "
-            "stop: " + gpu_message;
-  return *cpu;
+  if (!cpu || lands_on_gpu(from_values(*cpu, path))) std::rethrow_exception(gpu_problem);
+  return {*cpu, "running on the CPU: run.cpu_overrides applied; on a GPU, where they do not apply, this command "
+                "would stop: " + gpu_message};
+}
+
+// Keys given a value other than their default (in the file, by --set or by run.cpu_overrides)
+// that the other settings leave without effect, one line each naming where it was set: a run
+// that drops them without a word is not the run its author meant. Defaults written out (a
+// printed config holds every key) are not named.
+std::vector<std::string> inert_keys(const Values& v) {
+  const Schema& schema = train_schema();
+  std::vector<std::string> out;
+  const auto inert = [&](std::initializer_list<const char*> keys, const std::string& why) {
+    for (const char* key : keys) {
+      if (v.from_default(key)) continue;
+      const KeySpec* spec = schema.find_key(key);
+      if (spec != nullptr && spec->fallback && *spec->fallback == v.get(key)) continue;
+      out.push_back("warning: " + std::string(key) + " (" + v.origin(key) + ") has no effect: " + why);
+    }
+  };
+  const std::string& method = v.string("sparse.method");
+  const auto magnitude_keys = {"sparse.initial_sparsity", "sparse.start_step", "sparse.end_step", "sparse.every",
+                               "sparse.threshold"};
+  const auto regrowth_keys = {"sparse.drop_fraction", "sparse.update_every", "sparse.update_end"};
+  if (method == "none") {
+    inert({"sparse.layers", "sparse.unit", "sparse.sparsity", "sparse.budget", "sparse.dense_first_last"},
+          "sparse.method is none (a dense run); set sparse.method to prune");
+    inert(magnitude_keys, "sparse.method is none (a dense run); set sparse.method to prune");
+    inert(regrowth_keys, "sparse.method is none (a dense run); set sparse.method to prune");
+  } else if (method == "magnitude") {
+    inert(regrowth_keys, "it is SET's and RigL's, and sparse.method is magnitude");
+    if (v.string("sparse.threshold") == "global") inert({"sparse.budget"}, "sparse.threshold is global");
+  } else {
+    inert(magnitude_keys, "it is magnitude pruning's, and sparse.method is " + method);
+  }
+  const std::string& compute = v.string("precision.compute");
+  if (compute != "f16") {
+    inert({"precision.loss_scale", "precision.init_scale", "precision.growth_interval"},
+          "loss scaling is f16's, and precision.compute is " + compute);
+  } else if (v.real("precision.loss_scale") > 0) {
+    inert({"precision.init_scale", "precision.growth_interval"},
+          "they are the dynamic scale's, and precision.loss_scale is static");
+  }
+  return out;
+}
+
+}  // namespace
+
+Config config_to_run(const std::string& path, const std::vector<std::string>& overrides,
+                     const std::function<bool(const Config&)>& lands_on_gpu, std::string* note) {
+  if (note) note->clear();
+  const Chosen chosen = choose_run(path, read_config_file(path), overrides, lands_on_gpu);
+  if (note) {
+    *note = chosen.note;
+    for (const std::string& line : inert_keys(chosen.values)) *note += (note->empty() ? "" : "\n") + line;
+  }
+  return from_values(chosen.values, path);
 }
 
 Config with_cpu_overrides(const Config& config, const std::vector<std::string>& command_line_overrides) {

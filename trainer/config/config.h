@@ -197,8 +197,11 @@ Config config_from_yaml(const std::string& yaml_text, const std::string& name = 
 // with_cpu_overrides applied where it lands on the CPU. One that --set leaves invalid as the GPU
 // run (e.g. run.steps=50 against schedule.warmup_steps: 200) still runs where it lands on the CPU,
 // when the config run.cpu_overrides give there is valid; otherwise the GPU run's problems are
-// thrown as load_config throws them. `note` (may be null) gets a line for the log when the CPU
-// config was chosen ("" otherwise).
+// thrown as load_config throws them. One invalid only as the CPU run runs where it lands on a GPU.
+// `note` (may be null) gets lines for the log ("" when there is nothing to say): which config was
+// chosen where that matters, and a "warning: ..." for each key set to a value that the other
+// settings leave without effect (sparse.sparsity under sparse.method none, precision.loss_scale
+// without f16).
 Config config_to_run(const std::string& path, const std::vector<std::string>& overrides,
                      const std::function<bool(const Config&)>& lands_on_gpu, std::string* note);
 

@@ -48,7 +48,7 @@ void add_run(Schema& s) {
 
 void add_data(Schema& s) {
   s.section("data", "the HDF5 datasets")
-      .choice("kind", {"tokens", "images"}, required, "tokens (for transformer) or images (for mlp, cnn)")
+      .choice("kind", {"tokens", "images"}, required, "what data.train and data.valid hold: tokens (for transformer) or images (for mlp, cnn)")
       .string("train", required, "training set (HDF5 file)").non_empty().example("\"data/train.h5\"")
       .string("valid", required, "validation set (HDF5 file)").non_empty().example("\"data/valid.h5\"")
       .integer("batch_size", 32, "examples per batch").at_least(1)

@@ -1,6 +1,8 @@
 // pit-train: trains a model from one YAML config. See docs/CONFIG.md and `pit-train --help`.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "core/comm.h"
 #include "core/error.h"
@@ -18,10 +20,17 @@ int main(int argc, char** argv) {
       return 0;
     }
     // One config describes the GPU run and the CPU run: on the CPU its run.cpu_overrides apply.
+    // Printing needs no device: run.device cuda prints the GPU run, even where no GPU is visible.
     std::string note;
-    const Config config = config_to_run(cl.config_path, cl.overrides,
-                                        [](const Config& c) { return resolve_device(c).is_cuda(); }, &note);
-    if (!note.empty()) std::fprintf(stderr, "pit-train: %s\n", note.c_str());
+    const Config config = config_to_run(cl.config_path, cl.overrides, [&](const Config& c) {
+      if (cl.print_config && c.run.device == DeviceChoice::cuda) return true;
+      return resolve_device(c).is_cuda();
+    }, &note);
+    for (size_t at = 0; at < note.size();) {  // one line each
+      const size_t end = std::min(note.find('\n', at), note.size());
+      std::fprintf(stderr, "pit-train: %s\n", note.substr(at, end - at).c_str());
+      at = end + 1;
+    }
     if (cl.print_config) {
       std::fputs(print_config(config).c_str(), stdout);
       return 0;

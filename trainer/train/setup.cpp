@@ -31,6 +31,20 @@ data::LoaderOptions loader_options(const Config& c, data::LoaderMode mode) {
   return o;
 }
 
+// data.kind names what the files hold; the loader is picked by their contents, which must agree.
+std::unique_ptr<data::Loader> checked_kind(const Config& c, std::unique_ptr<data::Loader> loader, const char* key,
+                                           const std::string& path) {
+  const bool tokens = dynamic_cast<const data::TokenLoader*>(loader.get()) != nullptr;
+  const DataKind holds = tokens ? DataKind::tokens : DataKind::images;
+  PIT_CHECK(holds == c.data.kind, "data.kind is ", to_string(c.data.kind), " but ", key, " ", path, " holds ",
+            to_string(holds), "; point ", key, " to a file of ", to_string(c.data.kind),
+            " (scripts/get_data.sh writes ",
+            c.data.kind == DataKind::tokens ? "data/brown/brown_train.h5 and brown_valid.h5"
+                                            : "data/mnist/mnist_train.h5 and mnist_test.h5",
+            "), or set data.kind and a model.kind that takes ", to_string(holds));
+  return loader;
+}
+
 }  // namespace
 
 Device resolve_device(const Config& config) {
@@ -71,11 +85,12 @@ std::unique_ptr<data::Loader> make_train_loader(const Config& config, int rank, 
   data::LoaderOptions o = loader_options(config, data::LoaderMode::train);
   o.shard = rank;
   o.shards = ranks;
-  return data::make_loader(config.data.train, o);
+  return checked_kind(config, data::make_loader(config.data.train, o), "data.train", config.data.train);
 }
 
 std::unique_ptr<data::Loader> make_valid_loader(const Config& config) {
-  return data::make_loader(config.data.valid, loader_options(config, data::LoaderMode::eval));
+  return checked_kind(config, data::make_loader(config.data.valid, loader_options(config, data::LoaderMode::eval)),
+                      "data.valid", config.data.valid);
 }
 
 nn::ModelOptions model_options(const Config& c, const data::Loader& train, DType compute) {
@@ -89,8 +104,8 @@ nn::ModelOptions model_options(const Config& c, const data::Loader& train, DType
     case ModelKind::transformer: {
       const auto* tokens = dynamic_cast<const data::TokenLoader*>(&train);
       PIT_CHECK(tokens != nullptr, "model.kind transformer needs a token file, but data.train ",
-                c.data.train, " holds images; set data.kind: tokens and point data.train to a "
-                "token file (scripts/get_data.sh writes data/brown/brown_train.h5)");
+                c.data.train, " holds images; point data.train to a token file (scripts/get_data.sh "
+                "writes data/brown/brown_train.h5)");
       PIT_CHECK(tokens->vocab_size() <= m.vocab_size, "data.train ", c.data.train, " has a vocabulary of ",
                 tokens->vocab_size(), " tokens but model.vocab_size is ", m.vocab_size,
                 "; set model.vocab_size to at least ", tokens->vocab_size());
@@ -117,8 +132,8 @@ nn::ModelOptions model_options(const Config& c, const data::Loader& train, DType
     case ModelKind::cnn: {
       const auto* images = dynamic_cast<const data::ImageLoader*>(&train);
       PIT_CHECK(images != nullptr, "model.kind ", to_string(m.kind), " needs an image file, but data.train ",
-                c.data.train, " holds tokens; set data.kind: images and point data.train to an image "
-                "file (scripts/get_data.sh writes data/mnist/mnist_train.h5)");
+                c.data.train, " holds tokens; point data.train to an image file (scripts/get_data.sh "
+                "writes data/mnist/mnist_train.h5)");
       const Shape& s = images->image_shape();
       PIT_CHECK(s[1] == s[2], "the images of ", c.data.train, " are ", s[1], "x", s[2],
                 "; the classifiers take square images");

@@ -294,5 +294,41 @@ TEST(trainer_config_resolved, EveryChoiceMapsToItsEnum) {
     }
 }
 
+// A key set to a value that the other settings leave without effect is warned of in the note,
+// naming where it was set; keys that a printed config writes out at their defaults are not.
+TEST(trainer_config_to_run, KeysWithoutEffectAreWarnedOf) {
+  test::TempDir dir;
+  const std::string file =
+      dir.write("a.yaml", std::string(kMinimal) + "sparse:\n  sparsity: 0.95\nprecision:\n  loss_scale: 1024\n");
+  const auto on_cpu = [](const Config&) { return false; };
+  std::string note;
+  config_to_run(file, {}, on_cpu, &note);
+  EXPECT_NE(note.find("warning: sparse.sparsity (" + file + ":10:13) has no effect: sparse.method is none (a dense "
+                      "run); set sparse.method to prune"),
+            std::string::npos)
+      << note;
+  EXPECT_NE(note.find("\nwarning: precision.loss_scale (" + file +
+                      ":12:15) has no effect: loss scaling is f16's, and precision.compute is f32"),
+            std::string::npos)
+      << note;
+  config_to_run(file, {"sparse.method=rigl", "sparse.every=5", "precision.compute=f16", "precision.init_scale=8"},
+                on_cpu, &note);
+  EXPECT_NE(note.find("warning: sparse.every (--set sparse.every=5) has no effect: it is magnitude pruning's, and "
+                      "sparse.method is rigl"),
+            std::string::npos)
+      << note;
+  EXPECT_NE(note.find("warning: precision.init_scale (--set precision.init_scale=8) has no effect: they are the "
+                      "dynamic scale's, and precision.loss_scale is static"),
+            std::string::npos)
+      << note;
+  EXPECT_EQ(note.find("sparse.sparsity"), std::string::npos) << note;  // used now
+  // Every key written out, the defaults among them: nothing to say.
+  const std::string printed = dir.write(
+      "p.yaml", print_config(config_to_run(file, {"sparse.method=magnitude", "precision.compute=f16"}, on_cpu, &note)));
+  EXPECT_EQ(note, "");
+  config_to_run(printed, {}, on_cpu, &note);
+  EXPECT_EQ(note, "");
+}
+
 }  // namespace
 }  // namespace pit::train

@@ -258,8 +258,9 @@ TEST_F(TrainTest, ErrorsNameTheProblemAndTheFix) {
   const std::string yaml = "run: {name: e, steps: 5, out_dir: " + (dir_ / "run").string() + "}\n"
                            "data: {kind: tokens, train: " + images + ", valid: " + images + ", batch_size: 4, seq_len: 8}\n"
                            "model: {kind: transformer, vocab_size: 16, d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32}\n";
-  test::expect_error_contains([&] { train(config_from_yaml(yaml, "e.yaml"), {.out = log_}); },
-                              "needs a token file");
+  test::expect_error_contains_all([&] { train(config_from_yaml(yaml, "e.yaml"), {.out = log_}); },
+                                  {"data.kind is tokens but data.train " + images + " holds images",
+                                   "point data.train to a file of tokens"});
   // --resume without a checkpoint.
   test::expect_error_contains(
       [&] { train(config_from_yaml(lm_yaml(5), "lm.yaml"), {.resume = true, .out = log_}); },
@@ -311,7 +312,7 @@ TEST_F(TrainTest, TheValidationFileMustFitTheModelBeforeTraining) {
   const std::string images = image_file("img.h5", 64);
   test::expect_error_contains(
       [&] { train(config_from_yaml(lm_yaml(5), "lm.yaml", {"data.valid=" + images}), {.out = log_}); },
-      "holds images but data.train");
+      "data.kind is tokens but data.valid " + images + " holds images");
   EXPECT_FALSE(fs::exists(dir_ / "run" / "checkpoints")) << "nothing trained";
 }
 
