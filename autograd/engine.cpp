@@ -193,8 +193,11 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
   }
   std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a->sequence() > b->sequence(); });
 
-  // Gradients of leaves for this backward, accumulated privately, then hooks, then into grad.
+  // Gradients of leaves for this backward, accumulated privately, then hooks (as soon as a leaf's
+  // gradient is complete: data-parallel all-reduces overlap the rest of backward), then into grad
+  // once the whole backward succeeded: one that throws part way adds to no leaf's gradient.
   std::unordered_map<VariableState*, std::pair<Tensor, bool>> leaf_grads;
+  std::vector<std::pair<VariableState*, Tensor>> finished;
   auto leaf_done = [&](VariableState* leaf) {
     auto [g, owned] = std::move(leaf_grads[leaf]);
     leaf_grads.erase(leaf);
@@ -202,11 +205,7 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
     // a view) is copied before hooks may modify it or it is stored for later accumulation.
     if (!owned && (g.storage().use_count() > 1 || !g.is_contiguous())) g = g.clone();
     for (auto& hook : leaf->hooks) hook(g);
-    if (leaf->grad.defined()) {
-      leaf->grad.add_(g);
-    } else {
-      leaf->grad = g;
-    }
+    finished.emplace_back(leaf, std::move(g));
   };
 
   // A backward that throws part way (a closure, a hook) leaves no gradient behind in the nodes it
@@ -251,6 +250,13 @@ void Variable::backward(const Tensor& grad_in, bool retain_graph) const {
   } catch (...) {
     for (const auto& n : order) n->take_grad_outputs();
     throw;
+  }
+  for (auto& [leaf, g] : finished) {
+    if (leaf->grad.defined()) {
+      leaf->grad.add_(g);
+    } else {
+      leaf->grad = std::move(g);
+    }
   }
   // The graph is spent: its nodes let go of their inputs (`order` keeps each node until then).
   if (!retain_graph)
