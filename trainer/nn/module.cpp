@@ -209,9 +209,19 @@ std::vector<std::pair<std::string, Shape>> Module::state_shapes(const train::Sta
 
 void Module::adopt_state_layout(const train::StateDict&) {}
 
+// A module registered under several paths, once, under the first (where named_parameters lists
+// its parameters, and state_dict writes them).
+std::vector<std::pair<std::string, Module*>> Module::distinct_modules() {
+  std::vector<std::pair<std::string, Module*>> out;
+  std::unordered_set<const Module*> seen;
+  for (const auto& [prefix, m] : modules())
+    if (seen.insert(m).second) out.emplace_back(prefix, m);
+  return out;
+}
+
 std::vector<std::pair<std::string, Shape>> Module::layout_shapes(const train::StateDict& state) {
   std::vector<std::pair<std::string, Shape>> out;
-  for (const auto& [prefix, m] : modules())
+  for (const auto& [prefix, m] : distinct_modules())
     for (const auto& [name, shape] : m->state_shapes(prefix.empty() ? state : state.sub(prefix)))
       out.emplace_back(join(prefix, name), shape);
   return out;
@@ -226,7 +236,7 @@ void Module::load_state_dict(const train::StateDict& state) {
   train::StateCheck check(state);
   for (const auto& [name, shape] : expected) check.tensor(name, shape);
   check.throw_if_mismatched(type_name(), "module");
-  for (const auto& [prefix, m] : modules()) m->adopt_state_layout(prefix.empty() ? state : state.sub(prefix));
+  for (const auto& [prefix, m] : distinct_modules()) m->adopt_state_layout(prefix.empty() ? state : state.sub(prefix));
   for (const auto& [name, v] : named_parameters()) {
     Tensor target = v.data();  // a handle: copy_ fills the parameter's storage
     target.copy_(state.tensors.at(name));

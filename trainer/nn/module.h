@@ -107,6 +107,8 @@ class Module {
   virtual void adopt_state_layout(const train::StateDict& own);
 
  private:
+  // modules(), each module once (under its first path).
+  std::vector<std::pair<std::string, Module*>> distinct_modules();
   void add_child(const std::string& name, std::shared_ptr<Module> module);
   void check_name(const std::string& name) const;
 

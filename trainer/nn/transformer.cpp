@@ -26,6 +26,9 @@ void check_options(const TransformerOptions& o) {
             o.dropout);
   PIT_CHECK(o.experts >= 0 && o.moe_every >= 1, "TransformerLM: experts must be >= 0 and moe_every >= 1, got ",
             o.experts, " and ", o.moe_every);
+  PIT_CHECK(o.experts == 0 || o.moe_every <= o.n_layer, "TransformerLM: moe_every ", o.moe_every, " with ", o.n_layer,
+            " layers makes no layer MoE (block i is MoE where (i + 1) % moe_every == 0); set moe_every <= n_layer, "
+            "or experts 0 for a dense model");
 }
 
 // The init of the projections back into the residual stream.

@@ -1,5 +1,7 @@
 #include "trainer/optim/loss_scaler.h"
 
+#include <algorithm>
+
 #include "autograd/grad_mode.h"
 #include "ops/functional.h"
 #include "ops/kernels.h"
@@ -70,8 +72,11 @@ void LossScaler::load_state_dict(const train::StateDict& state) {
             "state needs reals 'scale' and ints 'good_steps'", s == state.reals.end() ? "; 'scale' is missing" : "",
             g == state.ints.end() ? "; 'good_steps' is missing" : "");
   PIT_CHECK(s->second > 0.0, "LossScaler.load_state_dict: scale must be > 0, got ", s->second);
+  // A static scale is the config's: a resume that sets another one (precision.loss_scale) takes
+  // it, rather than the checkpoint's, which it could never back off from.
+  if (!opt_.dynamic) return;
   scale_ = s->second;
-  good_steps_ = g->second;
+  good_steps_ = std::clamp<int64_t>(g->second, 0, opt_.growth_interval - 1);
 }
 
 }  // namespace pit::optim

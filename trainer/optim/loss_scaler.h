@@ -46,6 +46,8 @@ class LossScaler {
   void update(bool found_inf);
 
   train::StateDict state_dict() const;  // reals "scale", ints "good_steps"
+  // Dynamic mode takes the saved scale and count (a count outside [0, growth_interval) clamped to
+  // it); static mode keeps its own scale.
   void load_state_dict(const train::StateDict& state);
 
  private:

@@ -82,8 +82,10 @@ const Tensor& Optimizer::state(size_t i, size_t slot) {
 void Optimizer::step(double lr) {
   PIT_CHECK(lr >= 0.0, type_name(), ": lr must be >= 0, got ", lr);
   NoGradGuard no_grad;
-  for (const Param& p : params_) check_not_replaced(p, type_name());  // before any update
+  // Every check before any update: a step that throws changes nothing, so that fixing what it
+  // names and stepping again applies each gradient once.
   for (size_t i = 0; i < params_.size(); ++i) {
+    check_not_replaced(params_[i], type_name());
     const Variable& v = params_[i].var;
     if (!v.grad().defined()) continue;
     PIT_CHECK(v.grad().shape() == v.shape(), type_name(), ": the gradient of '", params_[i].name,
@@ -94,6 +96,10 @@ void Optimizer::step(double lr) {
                 "' has shape ", shape_str(state_[i][s].shape()), " but the parameter now has shape ",
                 shape_str(v.shape()), ": a sparse layer's values changed layout (a mask change, load_dense); pass the "
                 "Relayout it returned to relayout_state");
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Variable& v = params_[i].var;
+    if (!v.grad().defined()) continue;
     f32_grad(v);
     ++param_steps_[i];
     update(i, lr);

@@ -205,6 +205,10 @@ TEST(Checks, NameTheProblem) {
   o.n_embd = 8;
   expect_error_contains([&] { make_model(o); }, "n_embd 8 must be a multiple of n_head 3");
   o.n_head = 2;
+  o.experts = 4;
+  o.moe_every = 2;  // of 1 layer: no MoE layer at all
+  expect_error_contains([&] { make_model(o); }, "moe_every 2 with 1 layers makes no layer MoE");
+  o.experts = 0;
   const auto lm = make_model(o);
   expect_error_contains([&] { lm->forward(Variable(zeros({1, 5}, DType::i64))); },
                         "sequence length 5 must be in [1, block_size = 4]");

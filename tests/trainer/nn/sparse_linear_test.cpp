@@ -182,6 +182,21 @@ TEST(SparseLinear, CheckpointAfterAMaskChangeResumesExactly) {
   }
 }
 
+// A sparse layer registered under two paths (shared, as a tied module) loads its own state: its
+// values are written once, under the first path, and its layout is read from there only.
+TEST(SparseLinear, ASharedSparseLayerLoadsItsOwnState) {
+  Generator gen(22);
+  auto list = std::make_shared<ModuleList>();
+  const auto layer = list->push_back(std::make_shared<Linear>(45, 70, true, gen));
+  list->push_back(layer);
+  layer->sparsify({32, 1}).set_tile_mask(random_units({32, 1}, 0.3, 23));
+  const train::StateDict saved = list->state_dict();
+  EXPECT_EQ(saved.tensors.count("1/sparse/values"), 0u);
+  layer->sparse()->set_tile_mask(random_units({32, 1}, 0.6, 24));  // another layout, then back
+  ASSERT_NO_THROW(list->load_state_dict(saved));
+  EXPECT_EQ(max_diff(layer->sparse()->values().data(), saved.tensors.at("0/sparse/values")), 0.0);
+}
+
 // An MLP whose proj skips the ReLU output's zero micro-tiles computes the dense MLP's output and
 // gradients (the input made to leave many whole 32-token columns of the activation at zero).
 TEST(SparseActivation, MlpEqualsTheDenseMlp) {

@@ -106,6 +106,17 @@ TEST(LossScaler, StateRoundTrip) {
   EXPECT_DOUBLE_EQ(b.scale(), a.scale());
   EXPECT_DOUBLE_EQ(b.scale(), 1024.0);
   expect_error_contains([&] { b.load_state_dict(train::StateDict{}); }, "'scale' is missing");
+  // A static scaler keeps its own scale (a resume with another precision.loss_scale), and a
+  // count past growth_interval (another interval then) grows at the next good step.
+  LossScaler fixed = LossScaler::fixed(256.0);
+  fixed.load_state_dict(a.state_dict());
+  EXPECT_DOUBLE_EQ(fixed.scale(), 256.0);
+  train::StateDict far = a.state_dict();
+  far.ints["good_steps"] = 99;
+  b.load_state_dict(far);
+  EXPECT_EQ(b.good_steps(), 4);
+  b.update(false);
+  EXPECT_DOUBLE_EQ(b.scale(), 2048.0);
 }
 
 TEST(LossScaler, RejectsBadOptions) {

@@ -195,14 +195,20 @@ TEST(Optimizer, RejectsBadParameters) {
 TEST(Optimizer, StateOfAnotherShapeNamesRelayoutState) {
   // A sparse layer's values re-laid out (a mask change) without relayout_state: the step says so,
   // not the update kernel with a shape mismatch of its own.
-  Variable w = param({1, 2, 3, 4}, {4}, "values");
-  AdamW opt({{"values", w, true}});
+  // The parameter before it is left as it was, so that a step after relayout_state applies its
+  // gradient once.
+  Variable b = param({5, 6}, {2}, "bias"), w = param({1, 2, 3, 4}, {4}, "values");
+  AdamW opt({{"bias", b, false}, {"values", w, true}});
+  set_grad(b, {1, 1});
   set_grad(w, {1, 1, 1, 1});
   opt.step(0.1);
   w.set_data(from_vector(std::vector<float>{1, 2, 3}, {3}));
   set_grad(w, {1, 1, 1});
+  const std::vector<float> before = b.data().to_vector<float>();
   expect_error_contains([&] { opt.step(0.1); },
                         "AdamW: the state 'exp_avg' of 'values' has shape [4] but the parameter now has shape [3]");
+  EXPECT_EQ(b.data().to_vector<float>(), before);
+  EXPECT_EQ(opt.state_dict().ints.at("bias/step"), 1);
 }
 
 TEST(OptimizerCuda, MatchesCpuOverSteps) {
