@@ -27,20 +27,43 @@ inline const KindCase kKinds[] = {{sparse::Kernel::k_lists, 16}, {sparse::Kernel
                                   {sparse::Kernel::blocks, 32},  {sparse::Kernel::rows, 0},
                                   {sparse::Kernel::dense, 0}};
 
+// A's shapes: [70, 45] (ragged against every tile), the same rows as [2, 35, 45], one row.
+struct MatmulShape {
+  Shape lead;  // A is lead + [k]
+  int64_t m;   // rows: the product of lead
+};
+inline const MatmulShape kMatmulShapes[] = {{{70}, 70}, {{2, 35}, 70}, {{1}, 1}};
+
+// Densities 0 .. 1 of random micro-tiles, and -1: skewed, every non-zero in A's first 16 rows (one
+// row tile holds them all, the others are empty).
+inline Tensor matmul_case_a(int64_t m, int64_t k, int64_t tr, int64_t tc, double d, uint64_t seed, DType dt,
+                            Device dev) {
+  if (d >= 0) return sparse_tensor(m, k, tr, tc, d, seed, dt, dev);
+  const Tensor a = dense_random({m, k}, seed, dt, dev);
+  const Tensor first = full({std::min<int64_t>(m, 16), k}, 1.0, dt, dev);
+  return kernels::binary(BinaryOp::mul, a,
+                         kernels::cat({first, zeros({m - first.size(0), k}, dt, dev)}, 0));
+}
+
 inline void run_pit_matmul_cases(Device dev, const std::vector<DType>& dtypes) {
   uint64_t seed = 9000;
   for (const DType dt : dtypes)
     for (const KindCase kc : kKinds)
-      for (const double d : {0.0, 0.1, 0.5, 1.0})
+      for (const MatmulShape& shape : kMatmulShapes)
+      for (const double d : {0.0, 0.1, 0.5, 1.0, -1.0})
         for (const bool sparse_grad : {true, false}) {
-          const int64_t m = 70, k = 45, n = 33;
+          const int64_t m = shape.m, k = 45, n = 33;
           const int64_t tr = kc.kernel == sparse::Kernel::rows ? 1 : std::max<int64_t>(kc.tile, 1);
           const int64_t tc = kc.kernel == sparse::Kernel::blocks ? kc.tile : (kc.kernel == sparse::Kernel::rows ? k : 1);
-          const Tensor a = sparse_tensor(m, k, tr, tc, d, ++seed, dt, dev);
+          Shape a_shape = shape.lead, y_shape = shape.lead;
+          a_shape.push_back(k);
+          y_shape.push_back(n);
+          const Tensor a = matmul_case_a(m, k, tr, tc, d, ++seed, dt, dev).view(a_shape);
           const Tensor b = dense_random({k, n}, ++seed, dt, dev);
-          const Tensor g = dense_random({m, n}, ++seed, dt, dev);
+          const Tensor g = dense_random({m, n}, ++seed, dt, dev).view(y_shape);
           const std::string what = std::string(sparse::kernel_name(kc.kernel)) + " " + std::to_string(kc.tile) +
-                                   " density " + std::to_string(d) + " " + dtype_name(dt) +
+                                   (d < 0 ? std::string(" skewed") : " density " + std::to_string(d)) + " " +
+                                   dtype_name(dt) + " A " + shape_str(a_shape) +
                                    (sparse_grad ? " sparse grad" : " dense grad");
           Variable av(a, true), bv(b, true);
           const uint64_t before = sparse::detection_calls();
