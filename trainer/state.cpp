@@ -42,6 +42,7 @@ void StateCheck::tensor(const std::string& name, const Shape& shape) {
 }
 
 void StateCheck::integer(const std::string& name) {
+  known_ints_.insert(name);
   if (!state_.ints.count(name)) missing_.push_back("'" + name + "'");
 }
 
@@ -49,6 +50,9 @@ void StateCheck::throw_if_mismatched(const std::string& owner, const std::string
   std::vector<std::string> unexpected;
   for (const auto& [name, t] : state_.tensors)
     if (!known_.count(name)) unexpected.push_back("'" + name + "'");
+  if (!known_ints_.empty())
+    for (const auto& [name, v] : state_.ints)
+      if (!known_ints_.count(name)) unexpected.push_back("'" + name + "'");
   if (missing_.empty() && mis_shaped_.empty() && unexpected.empty()) return;
   std::string msg;
   if (!missing_.empty()) msg += "; missing: " + list_names(missing_);

@@ -41,12 +41,13 @@ class StateCheck {
   void integer(const std::string& name);                      // expects an integer
   // Throws "<owner>.load_state_dict: the state does not match the <what>; missing: ...;
   // wrong shape: ...; unexpected: ... (nothing was loaded)" when anything did not match, counting
-  // as unexpected every tensor of the state that tensor() was not asked about.
+  // as unexpected every tensor of the state that tensor() was not asked about, and, where
+  // integer() was asked about any, every integer it was not asked about.
   void throw_if_mismatched(const std::string& owner, const std::string& what) const;
 
  private:
   const StateDict& state_;
-  std::set<std::string> known_;
+  std::set<std::string> known_, known_ints_;
   std::vector<std::string> missing_, mis_shaped_;
 };
 

@@ -178,6 +178,16 @@ TEST(Optimizer, LoadStateDictNamesWhatIsWrong) {
   train::StateDict no_step = good;
   no_step.ints.erase("w/step");
   expect_error_contains([&] { adam.load_state_dict(no_step); }, "'w/step'");
+
+  // A count of a parameter it does not hold: another parameter set (SGD without momentum keeps
+  // nothing else, so this is all there is to tell).
+  train::StateDict other = good;
+  other.ints["old/step"] = 3;
+  expect_error_contains_all([&] { adam.load_state_dict(other); }, {"unexpected", "'old/step'"});
+  SGD plain({{"w", w, true}});
+  train::StateDict plain_other = plain.state_dict();
+  plain_other.ints["old/step"] = 3;
+  expect_error_contains([&] { plain.load_state_dict(plain_other); }, "unexpected: 'old/step'");
 }
 
 TEST(Optimizer, RejectsBadParameters) {
