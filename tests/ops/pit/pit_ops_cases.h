@@ -94,14 +94,17 @@ inline void run_pit_linear_cases(Device dev, const std::vector<DType>& dtypes) {
       const Tensor w = dense_random({out, in}, ++seed, dt, dev);
       const Tensor bias = dense_random({out}, ++seed, dt, dev);
       const Tensor g = dense_random({2, 37, out}, ++seed, dt, dev);
-      // Row-sparse x from a padding mask: rows outside the set are zero and give the bias.
-      {
+      // Row-sparse x from a padding mask: rows outside the set are zero and give the bias. The
+      // row set given (from the mask), or detected from x's non-zero rows (the same set: the kept
+      // rows hold no zero row).
+      for (const bool given : {true, false}) {
         const Tensor rowmask = sparse_tensor(t, 1, 1, 1, d, ++seed, DType::f32, dev).view({t});
         Tensor x = dense_random({t, in}, ++seed, dt, dev);
         x = sparse::apply_pattern(x, rowmask.view({t, 1}).expand({t, in}).contiguous());
-        const sparse::RowSetIndex rows = sparse::detect_rows(x, 0, rowmask);
         Variable xv(x.view({2, 37, in}), true), wv(w, true), bv(bias, true);
-        Variable y = ops::pit_linear(xv, wv, bv, {.rows = rows});
+        ops::PitLinearOptions o;
+        if (given) o.rows = sparse::detect_rows(x, 0, rowmask);
+        Variable y = ops::pit_linear(xv, wv, bv, o);
         const uint64_t calls = sparse::detection_calls();
         y.backward(g);
         EXPECT_EQ(sparse::detection_calls(), calls);
@@ -109,7 +112,8 @@ inline void run_pit_linear_cases(Device dev, const std::vector<DType>& dtypes) {
         const Tensor keep = rowmask.to(DType::boolean).to(dt).view({2, 37, 1}).expand({2, 37, in}).contiguous();
         Variable yr = ops::linear(ops::mul(xr, Variable(keep)), wr, br);
         yr.backward(g);
-        const std::string what = std::string("pit_linear rows ") + dtype_name(dt) + " density " + std::to_string(d);
+        const std::string what = std::string("pit_linear rows ") + (given ? "given " : "detected ") + dtype_name(dt) +
+                                 " density " + std::to_string(d);
         expect_close(y.data(), yr.data(), tol, tol, what + " value");
         expect_close(xv.grad(), xr.grad(), tol, tol, what + " dx");
         expect_close(wv.grad(), wr.grad(), tol, tol, what + " dW");
