@@ -10,12 +10,14 @@ namespace pit::optim {
 namespace {
 
 // A parameter that its module replaced (Linear::sparsify) is no longer read by the model, and its
-// replacement is not in this optimizer: stepping would train nothing there, silently.
-void check_not_replaced(const Param& p, const char* who) {
+// replacement is not in this optimizer: stepping would train nothing there, silently. `made`:
+// whether the optimizer holds it already (a step) or is being made from it.
+void check_not_replaced(const Param& p, const char* who, bool made) {
   const std::string& by = p.var.state()->replaced_by;
   PIT_CHECK(by.empty(), who, ": parameter '", p.name, "' was replaced by ", by,
-            " after it was given to the optimizer, so that layer would never train; make the optimizer "
-            "after sparsifying, from the module's parameters as they are then (named_parameters())");
+            made ? " after it was given to the optimizer, so that layer would never train; make the optimizer "
+                   "after sparsifying, from the module's parameters as they are then (named_parameters())"
+                 : "; make the optimizer from the module's parameters as they are now (named_parameters())");
 }
 
 }  // namespace
@@ -32,7 +34,7 @@ Optimizer::Optimizer(std::vector<Param> params) : params_(std::move(params)) {
   std::map<const VariableState*, std::string> held;  // each Variable once, whatever its name
   for (const Param& p : params_) {
     PIT_CHECK(p.var.defined(), "optimizer: parameter '", p.name, "' is undefined");
-    check_not_replaced(p, "optimizer");
+    check_not_replaced(p, "optimizer", /*made=*/false);
     PIT_CHECK(p.var.is_leaf() && p.var.requires_grad(), "optimizer: parameter '", p.name,
               "' must be a leaf Variable that requires grad");
     PIT_CHECK(p.var.dtype() == DType::f32 && p.var.data().is_contiguous(), "optimizer: parameter '",
@@ -85,7 +87,7 @@ void Optimizer::step(double lr) {
   // Every check before any update: a step that throws changes nothing, so that fixing what it
   // names and stepping again applies each gradient once.
   for (size_t i = 0; i < params_.size(); ++i) {
-    check_not_replaced(params_[i], type_name());
+    check_not_replaced(params_[i], type_name(), /*made=*/true);
     const Variable& v = params_[i].var;
     if (!v.grad().defined()) continue;
     PIT_CHECK(v.grad().shape() == v.shape(), type_name(), ": the gradient of '", params_[i].name,
