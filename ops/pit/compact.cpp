@@ -147,21 +147,11 @@ Tensor compact_values(const CompactLayout& layout, const Tensor& w, const Tensor
   return first(values, layout.entries);
 }
 
-namespace {
-
-void check_values_device(const char* op, const CompactLayout& layout, const Tensor& values) {
-  PIT_CHECK(values.device() == layout.device(), op, ": the layout is on ", layout.device().str(), " but the values on ",
-            values.device().str(), "; make the layout on the values' device (or move the values)");
-}
-
-}  // namespace
-
 KListIndex lists_with(const CompactLayout& layout, const Tensor& values) {
   PIT_CHECK(!layout.is_blocks(), "lists_with: the layout has ", layout.tile.str(), " blocks; use blocks_with");
   PIT_CHECK(values.defined() && values.shape() == layout.values_shape(), "lists_with: values of shape ",
             shape_of(values), " for a layout of ",
             shape_str(layout.values_shape()));
-  check_values_device("lists_with", layout, values);
   KListIndex idx = layout.lists;
   idx.values = values.contiguous();
   return idx;
@@ -172,7 +162,6 @@ BlockListIndex blocks_with(const CompactLayout& layout, const Tensor& values) {
   PIT_CHECK(values.defined() && values.shape() == layout.values_shape(), "blocks_with: values of shape ",
             shape_of(values), " for a layout of ",
             shape_str(layout.values_shape()));
-  check_values_device("blocks_with", layout, values);
   BlockListIndex idx = layout.blocks;
   idx.values = values.contiguous().view({layout.entries, layout.tile.rows, layout.tile.cols});
   return idx;

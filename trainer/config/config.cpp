@@ -300,10 +300,10 @@ std::vector<std::string> inert_keys(const Values& v) {
                                "sparse.threshold"};
   const auto regrowth_keys = {"sparse.drop_fraction", "sparse.update_every", "sparse.update_end"};
   if (method == "none") {
-    inert({"sparse.layers", "sparse.unit", "sparse.sparsity", "sparse.budget", "sparse.dense_first_last"},
-          "sparse.method is none (a dense run); set sparse.method to prune");
-    inert(magnitude_keys, "sparse.method is none (a dense run); set sparse.method to prune");
-    inert(regrowth_keys, "sparse.method is none (a dense run); set sparse.method to prune");
+    const std::string dense = "sparse.method is none (a dense run); set sparse.method to prune";
+    inert({"sparse.layers", "sparse.unit", "sparse.sparsity", "sparse.budget", "sparse.dense_first_last"}, dense);
+    inert(magnitude_keys, dense);
+    inert(regrowth_keys, dense);
   } else if (method == "magnitude") {
     inert(regrowth_keys, "it is SET's and RigL's, and sparse.method is magnitude");
     if (v.string("sparse.threshold") == "global") inert({"sparse.budget"}, "sparse.threshold is global");

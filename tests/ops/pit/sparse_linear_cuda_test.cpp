@@ -14,7 +14,8 @@ TEST(SparseLinearCuda, AgainstDenseAutograd) {
 }
 
 // A layout made on one device and values on the other are refused by name, not handed to a
-// kernel as foreign pointers (compact_to_dense and the index builders under sparse_linear).
+// kernel as foreign pointers (to_dense's check, under compact_to_dense; the GEMMs check their
+// index themselves, sparse_linear its layout).
 TEST(SparseLinearCuda, LayoutAndValuesOnDifferentDevicesAreRefused) {
   PIT_REQUIRE_CUDA();
   for (const sparse::MicroTile tile : {sparse::MicroTile{32, 1}, sparse::MicroTile{16, 16}}) {
@@ -22,9 +23,9 @@ TEST(SparseLinearCuda, LayoutAndValuesOnDifferentDevicesAreRefused) {
     const sparse::CompactLayout on_cpu = sparse::compact_layout(mask, tile, false);
     const Tensor on_gpu = zeros(on_cpu.values_shape(), DType::f32, Device::cuda());
     test::expect_error_contains([&] { sparse::compact_to_dense(on_cpu, on_gpu); },
-                                "the layout is on cpu but the values on cuda");
+                                "the index is on cpu but its values on cuda:0");
     const sparse::CompactLayout on_cuda = sparse::compact_layout(mask.to(Device::cuda()), tile, false);
     test::expect_error_contains([&] { sparse::compact_to_dense(on_cuda, zeros(on_cuda.values_shape())); },
-                                "the layout is on cuda:0 but the values on cpu");
+                                "the index is on cuda:0 but its values on cpu");
   }
 }
