@@ -11,7 +11,8 @@
 namespace pit::bench {
 
 inline double copy_bandwidth(int64_t bytes) {
-  Tensor a = zeros({bytes}, DType::u8, Device::cuda()), b = zeros({bytes}, DType::u8, Device::cuda());
+  // Random contents (bytes is a multiple of 4), as the benchmarks' operands have.
+  Tensor a = rand({bytes / 4}, DType::f32, Device::cuda()), b = Tensor::empty({bytes / 4}, DType::f32, Device::cuda());
   const Timing t = time_gpu([&](int) {
     PIT_CUDA_CHECK(cudaMemcpyAsync(b.data_ptr(), a.data_ptr(), bytes, cudaMemcpyDeviceToDevice, nullptr));
   });

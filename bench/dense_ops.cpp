@@ -1,14 +1,20 @@
 // Dense-op benchmark at transformer shapes (bf16): B*T = 16384 tokens, d = 1024, ffn = 4096,
 // 16 heads of 64, sequence 1024. Matmuls are compared with cuBLAS called directly on the same
-// buffers; memory-bound ops with the device-to-device copy bandwidth measured in the same run.
+// buffers; memory-bound ops with the device-to-device copy bandwidth measured in the same run,
+// each run on its own copy of the inputs (Copies) so that the L2 does not serve what DRAM must.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "bench/copy_rate.h"
+#include "bench/cublas_peer.h"
 #include "bench/report.h"
 #include "bench/timer.h"
 #include "core/core.h"
@@ -31,14 +37,8 @@ std::string dims(std::initializer_list<int64_t> d) {
 
 // Row-major C[m,n] = A[m,k] op(B) with cuBLAS directly: the peer for pit's matmul.
 struct CublasDirect {
-  cublasHandle_t h = nullptr;
-  // The same math mode as pit's handles (f32 split-K reductions), so both run the same kernels.
-  CublasDirect() {
-    PIT_CUBLAS_CHECK(cublasCreate(&h));
-    PIT_CUBLAS_CHECK(cublasSetMathMode(h, static_cast<cublasMath_t>(
-                                              CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
-  }
-  ~CublasDirect() { cublasDestroy(h); }
+  CublasPeer peer;  // the same math mode as pit's handles, so both run the same kernels
+  cublasHandle_t h = peer.h;
   // trans_b: B is given as [n, k] (a linear layer's weight); otherwise [k, n].
   void gemm(const Tensor& a, const Tensor& b, Tensor& c, int64_t m, int64_t n, int64_t k,
             bool trans_a, bool trans_b, int64_t batch = 1) const {
@@ -62,6 +62,25 @@ struct CublasDirect {
 };
 
 Tensor rnd(const Shape& s) { return randn(s, DType::bf16, Device::cuda()); }
+
+// Copies of a memory-bound row's inputs, taken in turn run after run (`copy(i)`): enough (three
+// times the L2 in all) that no run reads operands the runs before it left in the L2, which the
+// copy roofline (512 MiB) gets no help from either. One copy for inputs of 3x the L2 or more.
+struct Copies {
+  std::vector<Tensor> t;
+  const Tensor& operator()(int i) const { return t[static_cast<size_t>(i) % t.size()]; }
+};
+int copies_for(double bytes) {
+  int l2 = 0;
+  PIT_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0));
+  return std::max(1, static_cast<int>(std::ceil(3.0 * l2 / bytes)));
+}
+Copies copies(int n, const std::function<Tensor()>& make) {
+  Copies c;
+  for (int i = 0; i < n; ++i) c.t.push_back(make());
+  return c;
+}
+Copies rnd_copies(const Shape& s, int n) { return copies(n, [&] { return rnd(s); }); }
 
 // PIT_BENCH_FILTER="layernorm": only the rows whose op contains it (all rows without it).
 bool wanted(const std::string& op) {
@@ -125,53 +144,61 @@ int run_dense_ops(const std::string& markdown_path) {
     std::printf("    (host: %.1f us to queue each run)\n", t.host_ms * 1e3);
   };
   {
-    const Tensor h = rnd({kTokens, kFfn}), g = rnd({kTokens, kFfn});
     const double n = static_cast<double>(kTokens * kFfn);
+    const int c = copies_for(n * bf);
+    const Copies h = rnd_copies({kTokens, kFfn}, c), g = rnd_copies({kTokens, kFfn}, c);
     memory_row("gelu fwd", dims({kTokens, kFfn}), 2 * n * bf,
-               [&](int) { (void)kernels::unary(UnaryOp::gelu_tanh, h); });
-    const Tensor y = kernels::unary(UnaryOp::gelu_tanh, h);
+               [&](int i) { (void)kernels::unary(UnaryOp::gelu_tanh, h(i)); });
+    const Tensor y = kernels::unary(UnaryOp::gelu_tanh, h(0));
     memory_row("gelu bwd", dims({kTokens, kFfn}), 3 * n * bf,  // reads grad and x; y unused
-               [&](int) { (void)kernels::unary_backward(UnaryOp::gelu_tanh, g, h, y); });
-    const Tensor h16 = h.to(DType::f16);  // f16 runs the same kernels with f16 conversions
+               [&](int i) { (void)kernels::unary_backward(UnaryOp::gelu_tanh, g(i), h(i), y); });
+    const Copies h16 = copies(c, [&, k = 0]() mutable { return h(k++).to(DType::f16); });  // f16: the same kernels
     memory_row("gelu fwd (f16)", dims({kTokens, kFfn}), 2 * n * bf,
-               [&](int) { (void)kernels::unary(UnaryOp::gelu_tanh, h16); });
+               [&](int i) { (void)kernels::unary(UnaryOp::gelu_tanh, h16(i)); });
     memory_row("bias grad (sum dim 0)", dims({kTokens, kFfn}), n * bf,
-               [&](int) { (void)kernels::sum(g, {0}); });
+               [&](int i) { (void)kernels::sum(g(i), {0}); });
   }
   {
-    const Tensor a = rnd({kTokens, kModel}), b = rnd({kTokens, kModel});
+    const int c = copies_for(static_cast<double>(kTokens * kModel) * bf);
+    const Copies a = rnd_copies({kTokens, kModel}, c), b = rnd_copies({kTokens, kModel}, c);
     memory_row("add (residual)", dims({kTokens, kModel}), 3.0 * kTokens * kModel * bf,
-               [&](int) { (void)kernels::binary(BinaryOp::add, a, b); });
+               [&](int i) { (void)kernels::binary(BinaryOp::add, a(i), b(i)); });
   }
   {
     const int64_t rows = kBatch * kHeads * kSeq;
-    const Tensor s = rnd({rows, kSeq}), g = rnd({rows, kSeq});
     const double n = static_cast<double>(rows * kSeq);
-    memory_row("softmax fwd", dims({rows, kSeq}), 2 * n * bf, [&](int) { (void)kernels::softmax(s, -1); });
-    const Tensor y = kernels::softmax(s, -1);
+    const int c = copies_for(n * bf);
+    const Copies s = rnd_copies({rows, kSeq}, c), g = rnd_copies({rows, kSeq}, c);
+    memory_row("softmax fwd", dims({rows, kSeq}), 2 * n * bf, [&](int i) { (void)kernels::softmax(s(i), -1); });
+    const Copies y = copies(c, [&, k = 0]() mutable { return kernels::softmax(s(k++), -1); });
     memory_row("softmax bwd", dims({rows, kSeq}), 3 * n * bf,
-               [&](int) { (void)kernels::softmax_backward(g, y, -1); });
+               [&](int i) { (void)kernels::softmax_backward(g(i), y(i), -1); });
   }
 
   {
-    const Tensor x = rnd({kTokens, kModel}), g = rnd({kTokens, kModel});
-    const Tensor w = ones({kModel}, DType::bf16, Device::cuda()), b = zeros({kModel}, DType::bf16, Device::cuda());
     const double n = static_cast<double>(kTokens * kModel);
+    const int c = copies_for(n * bf);
+    const Copies x = rnd_copies({kTokens, kModel}, c), g = rnd_copies({kTokens, kModel}, c);
+    const Tensor w = rnd({kModel}), b = rnd({kModel});
     memory_row("layernorm fwd", dims({kTokens, kModel}), 2 * n * bf,
-               [&](int) { (void)kernels::layernorm(x, w, b, 1e-5); });
-    const kernels::NormResult saved = kernels::layernorm(x, w, b, 1e-5);
+               [&](int i) { (void)kernels::layernorm(x(i), w, b, 1e-5); });
+    std::vector<kernels::NormResult> saved;
+    for (int i = 0; i < c; ++i) saved.push_back(kernels::layernorm(x(i), w, b, 1e-5));
     memory_row("layernorm bwd", dims({kTokens, kModel}), 3 * n * bf,  // reads x, dy; writes dx
-               [&](int) { (void)kernels::layernorm_backward(g, x, w, saved, true); });
+               [&](int i) { (void)kernels::layernorm_backward(g(i), x(i), w, saved[static_cast<size_t>(i % c)], true); });
   }
   {
     // Embedding lookup (index_select of whole rows) of kTokens ids in a GPT-2-sized table: reads
-    // and writes kTokens rows.
+    // and writes kTokens rows. Fresh ids each run (in turn), so that the rows read are not the
+    // ones the last run left in the L2.
     const int64_t vocab = 50304;
     const Tensor table = rnd({vocab, kModel});
-    const Tensor ids = kernels::unary(UnaryOp::mul_scalar, rand({kTokens}, DType::f32, Device::cuda()),
-                                      static_cast<double>(vocab - 1)).to(DType::i64);
+    const Copies ids = copies(copies_for(static_cast<double>(kTokens * kModel) * bf), [&] {
+      return kernels::unary(UnaryOp::mul_scalar, rand({kTokens}, DType::f32, Device::cuda()),
+                            static_cast<double>(vocab - 1)).to(DType::i64);
+    });
     memory_row("embedding fwd", dims({kTokens, kModel}), 2.0 * kTokens * kModel * bf,
-               [&](int) { (void)kernels::index_select(table, 0, ids); });
+               [&](int i) { (void)kernels::index_select(table, 0, ids(i)); });
   }
   {
     // Cross-entropy over a GPT-2-sized vocabulary for 8192 tokens.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bench/compare.h"
+#include "bench/cublas_peer.h"
 #include "bench/report.h"
 #include "bench/timer.h"
 #include "core/core.h"
@@ -183,8 +184,8 @@ int run_engine(const std::string& markdown_path) {
   check_device(Device::cuda());
   cudaDeviceProp prop{};
   PIT_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  cublasHandle_t h = nullptr;
-  PIT_CUBLAS_CHECK(cublasCreate(&h));
+  const CublasPeer peer;  // pit's math mode
+  cublasHandle_t h = peer.h;
   // Configs: the PIT kernels' current one first (M-gather; K-condense uses it at 128-row micro-tiles).
   const std::vector<Launch> engines = {
       mma_engine<dev::TileCfg<T, 128, 128, 2, 4, false, true, 4>>("mma.sync 128x128x32, 8 warps 64x32, 4 st"),
@@ -233,7 +234,6 @@ int run_engine(const std::string& markdown_path) {
       }
     }
   }
-  cublasDestroy(h);
   // The roofline column is the rate relative to cuBLAS's on the same shape.
   if (!markdown_path.empty() &&
       !report.write_markdown(markdown_path, std::string("Dense-tile engines, bf16 (") + prop.name +

@@ -55,6 +55,15 @@ Tensor routing(int64_t k, bool skewed, uint64_t seed) {
       } while (true);
       ids[static_cast<size_t>(t * k + j)] = e;
     }
+  // PIT_BENCH_MOE_ROUTING_OUT=DIR: the ids also into DIR/routing_top<k>_<uniform|skewed>.i32 (raw
+  // int32, [T, k]), which bench/torch_moe.py --routing DIR reads: the peers route as pit does.
+  if (const char* dir = std::getenv("PIT_BENCH_MOE_ROUTING_OUT"); dir != nullptr && dir[0] != '\0') {
+    const std::string path = std::string(dir) + "/routing_top" + std::to_string(k) + (skewed ? "_skewed" : "_uniform") + ".i32";
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    PIT_CHECK(f != nullptr, "pit-bench moe: cannot write ", path, " (PIT_BENCH_MOE_ROUTING_OUT must name a folder)");
+    const bool ok = std::fwrite(ids.data(), sizeof(int32_t), ids.size(), f) == ids.size();
+    PIT_CHECK(std::fclose(f) == 0 && ok, "pit-bench moe: writing ", path, " failed");
+  }
   return from_vector(ids, {kTokens, k}, Device::cuda());
 }
 
@@ -84,7 +93,8 @@ void time_parts(Report& report, const Tensor& x, const Tensor& dy, const Tensor&
   // The memory-bound rows' ceiling: this GPU's device-to-device copy rate, measured here (256 MiB).
   static const double copy_rate = copy_bandwidth(int64_t{1} << 28);
   const auto dispatch = time_gpu([&](int) { (void)sparse::rows_from_routing(ids, kExperts, gates); });
-  report.add({"  dispatch " + tag, shape, dispatch.median_ms, double(rows) * 12, false, copy_rate, "", 0});
+  // Reads ids (i32) and gates (f32), writes rows (i32) and weights (f32): 16 bytes an entry (offsets aside).
+  report.add({"  dispatch " + tag, shape, dispatch.median_ms, double(rows) * 16, false, copy_rate, "", 0});
   Tensor pre = Tensor::empty({rows, kFfn}, DType::bf16, Device::cuda());
   const double gemm_flops = 2.0 * rows * kModel * kFfn;
   // Dense peers: [rows, d] x [d, ffn] and [rows, ffn] x [ffn, d] through cuBLAS (ops::linear).
@@ -303,7 +313,7 @@ int run_moe(const std::string& markdown_path) {
   // PIT_BENCH_MOE_TRACE=1 (or 2): three untimed forward + backward passes of top-1 (top-2) uniform
   // and nothing else, for a profiler to list the kernels of one pass (e.g. `ncu --metrics
   // gpu__time_duration.sum build-gpu/pit-bench moe`).
-  if (const char* trace = std::getenv("PIT_BENCH_MOE_TRACE"); trace != nullptr) {
+  if (const char* trace = std::getenv("PIT_BENCH_MOE_TRACE"); trace != nullptr && std::string(trace) != "0") {
     const int64_t tk = std::string(trace) == "2" ? 2 : 1;
     const Tensor ids = routing(tk, false, 11);
     const Tensor gates = full({kTokens, tk}, 1.0 / static_cast<double>(tk), DType::f32, Device::cuda());

@@ -20,8 +20,9 @@ unset PIT_BENCH_MOE_TRACE PIT_BENCH_MOE_PARTS
 logs=()
 for ((i = 1; i <= rounds; ++i)); do
   echo "== round $i of $rounds: pit-bench moe, then bench/torch_moe.py"
-  $bin moe >"$out/pit_moe_$i.log"
-  PYTHONUNBUFFERED=1 python3 bench/torch_moe.py --peers grouped_mm,dense >"$out/torch_moe_$i.log"
+  # The same routing on both sides: pit-bench writes its expert ids, torch_moe.py reads them.
+  PIT_BENCH_MOE_ROUTING_OUT="$out" $bin moe >"$out/pit_moe_$i.log"
+  PYTHONUNBUFFERED=1 python3 bench/torch_moe.py --peers grouped_mm,dense --routing "$out" >"$out/torch_moe_$i.log"
   logs+=("$out/pit_moe_$i.log" "$out/torch_moe_$i.log")
 done
 python3 bench/moe_ratio.py "${logs[@]}" | tee "$out/moe_vs_torch.txt"

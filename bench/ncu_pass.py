@@ -3,6 +3,9 @@
 
 The pass is the last one in the file: it starts `--before` launches ahead of the last launch of
 the kernel named by `--marker` (by default MoE's dispatch, `routing_kernel`) and runs to the end.
+With `--ends N`, the marker is a kernel that ends a pass and launches N times in each (a training
+step's AdamW, one launch a parameter: `--marker adamw --ends 4` for a block of four parameters): the pass is the launches after
+the marker's last launch of the pass before, up to its last launch.
 For example, the kernels of one moe_ffn forward + backward (bench/moe.cpp's trace mode):
 
     PIT_BENCH_MOE_TRACE=1 ncu --metrics gpu__time_duration.sum --csv build-gpu/pit-bench moe > moe.csv
@@ -23,6 +26,7 @@ def main() -> int:
     ap.add_argument("csv", help="ncu --csv output with the gpu__time_duration.sum metric")
     ap.add_argument("--marker", default="routing_kernel", help="a kernel launched once a pass")
     ap.add_argument("--before", type=int, default=0, help="launches of the pass ahead of the marker")
+    ap.add_argument("--ends", type=int, default=0, help="the marker ends a pass, launching this many times in each")
     args = ap.parse_args()
     with open(args.csv, newline="") as f:
         rows = [r for r in csv.reader(f) if len(r) > 5]
@@ -35,13 +39,20 @@ def main() -> int:
     if not marks:
         print(f"ncu_pass: no launch of a kernel named like '{args.marker}'", file=sys.stderr)
         return 1
-    first = max(0, marks[-1] - args.before)
+    if args.ends > 0:
+        if len(marks) <= args.ends:
+            print(f"ncu_pass: '{args.marker}' launched {len(marks)} times: fewer than two passes of {args.ends}",
+                  file=sys.stderr)
+            return 1
+        first, last = marks[-1 - args.ends] + 1, marks[-1] + 1
+    else:
+        first, last = max(0, marks[-1] - args.before), len(rows)
     total = 0.0
-    for r in rows[first:]:
+    for r in rows[first:last]:
         us = float(r[value].replace(",", "")) * TO_US.get(r[unit], 1.0)
         total += us
         print(f"{us:9.1f} us  {r[name][:120]}")
-    print(f"total {total:.1f} us over {len(rows) - first} kernels")
+    print(f"total {total:.1f} us over {last - first} kernels")
     return 0
 
 

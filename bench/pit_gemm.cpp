@@ -24,6 +24,7 @@
 
 #include "bench/compare.h"
 #include "bench/copy_rate.h"
+#include "bench/cublas_peer.h"
 #include "bench/pit_data.h"
 #include "bench/timer.h"
 #include "core/core.h"
@@ -79,9 +80,8 @@ sparse::Engine bench_engine() {
 }
 
 struct Cublas {
-  cublasHandle_t h = nullptr;
-  Cublas() { PIT_CUBLAS_CHECK(cublasCreate(&h)); }
-  ~Cublas() { cublasDestroy(h); }
+  CublasPeer peer;  // pit's math mode
+  cublasHandle_t h = peer.h;
   void gemm(const Tensor& a, const Tensor& b, Tensor& c) const {  // row-major C = A B, bf16
     const int m = static_cast<int>(a.size(0)), k = static_cast<int>(a.size(1)), n = static_cast<int>(b.size(1));
     const float one = 1.f, zero = 0.f;
@@ -199,6 +199,26 @@ struct PlannedRow {
   double site_ms = 0, site_dense = 0;  // pit_matmul with a PlanSite (no wait), and cuBLAS beside it
 };
 
+// What runs before each timed run of pit and of cuBLAS: an L2 flush, so that neither finds its
+// operands in the L2 (at high sparsity pit's B and compact A fit there, cuBLAS's A and B do not);
+// PIT_BENCH_WARM_L2=1: nothing (the operands of the run before stay; the tables before 2026-12-08).
+std::function<void()> before_each_run() {
+  const char* warm = std::getenv("PIT_BENCH_WARM_L2");
+  if (warm != nullptr && warm[0] == '1') return {};
+  static const L2Flush flush;
+  return [] { flush(); };
+}
+
+// PIT_BENCH_FILTER="4096^3 128x1 90%": only the rows whose "problem tile sparsity" contains it
+// (for profiling one kernel); every row without it.
+bool wanted(const std::string& problem, const std::string& tile, double sparsity) {
+  const char* f = std::getenv("PIT_BENCH_FILTER");
+  if (f == nullptr) return true;
+  char pct[16];
+  std::snprintf(pct, sizeof pct, "%.0f%%", 100 * sparsity);
+  return (problem + " " + tile + " " + pct).find(f) != std::string::npos;
+}
+
 std::vector<PlannedRow> run_planned(const Cublas& cublas) {
   const int64_t m = 4096, n = 4096, k = 4096;
   Tensor a = Tensor::empty({m, k}, DType::bf16, Device::cuda());
@@ -210,7 +230,9 @@ std::vector<PlannedRow> run_planned(const Cublas& cublas) {
   for (const auto& [name, tr, tc] : {std::tuple<const char*, int64_t, int64_t>{"32x1", 32, 1}, {"128x1", 128, 1},
                                      {"32x32", 32, 32}})
     for (const double sp : {0.0, 0.5, 0.9, 0.99}) {
-      fill_sparse(a, tr, tc, 1.0 - sp, ++seed);
+      ++seed;
+      if (!wanted("4096^3", name, sp)) continue;
+      fill_sparse(a, tr, tc, 1.0 - sp, seed);
       const Variable va(a), vb(b);
       const sparse::Plan plan = sparse::plan_matmul(a, n);
       std::vector<double> plan_times;
@@ -250,11 +272,11 @@ std::vector<PlannedRow> run_planned(const Cublas& cublas) {
       std::printf("planned parts: counts of 1/%ld of A with the wait %.4f ms (all of A %.4f ms), choice %.4f ms\n",
                   static_cast<long>(stride), count_times[10], exact_times[10], choose_times[10]);
       const auto [tp, td] = time_gpu_pair([&](int) { (void)ops::pit_matmul(va, vb); },
-                                          [&](int) { cublas.gemm(a, b, ref); }, 5, 30);
+                                          [&](int) { cublas.gemm(a, b, ref); }, 5, 30, before_each_run());
       // The same at a call site (a layer's PlanSite): planned from the previous call's counts.
       sparse::PlanSite site;
       const auto [ts, tsd] = time_gpu_pair([&](int) { (void)ops::pit_matmul(va, vb, {.site = &site}); },
-                                           [&](int) { cublas.gemm(a, b, ref); }, 5, 30);
+                                           [&](int) { cublas.gemm(a, b, ref); }, 5, 30, before_each_run());
       char what[64];
       std::snprintf(what, sizeof what, "%s %ldx%ld", sparse::kernel_name(plan.kernel),
                     static_cast<long>(plan.tile.rows), static_cast<long>(plan.tile.cols));
@@ -277,7 +299,9 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
   cudaDeviceProp prop{};
   PIT_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   const double bw = copy_bandwidth(int64_t{1} << 30);
-  std::printf("GPU: %s; device-to-device copy: %.0f GB/s (read + write)\n", prop.name, bw / 1e9);
+  std::printf("GPU: %s; device-to-device copy: %.0f GB/s (read + write); %s\n", prop.name, bw / 1e9,
+              before_each_run() ? "the L2 flushed before each timed run of pit and cuBLAS"
+                                : "PIT_BENCH_WARM_L2=1: operands left in the L2 by the run before");
   if (!tune) std::printf("%s\n", sparse::device_cost_table(0).note.c_str());  // what the planned rows price with
   const StreamRef stream = current_stream(Device::cuda());
   Cublas cublas;
@@ -308,13 +332,7 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
       for (const double sp : sparsities) {
         const int64_t tc = g.tc == 0 ? pr.k : g.tc;
         ++seed;
-        // PIT_BENCH_FILTER="4096^3 128x1 90%": only the rows whose "problem tile sparsity" contains it
-        // (for profiling one kernel).
-        if (const char* f = std::getenv("PIT_BENCH_FILTER")) {
-          char pct[16];
-          std::snprintf(pct, sizeof pct, "%.0f%%", 100 * sp);
-          if ((pr.name + " " + g.name + " " + pct).find(f) == std::string::npos) continue;
-        }
+        if (!wanted(pr.name, g.name, sp)) continue;
         fill_sparse(a, g.tr, tc, 1.0 - sp, seed);
         Result r{pr.name, g.name, sp};
         r.read = read_ms;
@@ -370,7 +388,7 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
         cublas.gemm(a, b, ref);
         PIT_CUDA_CHECK(cudaDeviceSynchronize());
         r.err = rel_err(c, ref);
-        const auto [tp, td] = time_gpu_pair(run, [&](int) { cublas.gemm(a, b, ref); }, 5, 30);
+        const auto [tp, td] = time_gpu_pair(run, [&](int) { cublas.gemm(a, b, ref); }, 5, 30, before_each_run());
         r.pit = tp.median_ms;
         r.dense = td.median_ms;
         r.detect = time_gpu(detect, 3, 20).median_ms;
@@ -404,11 +422,11 @@ int run_pit_gemm(const std::string& markdown_path, const std::string& tune_path)
     FILE* f = std::fopen(markdown_path.c_str(), "w");
     PIT_CHECK(f, "pit-bench pit: cannot write ", markdown_path);
     std::fprintf(f,
-                 "### PIT GEMMs, bf16 (%s; copy %.0f GB/s)\n\n"
+                 "### PIT GEMMs, bf16 (%s; copy %.0f GB/s; %s)\n\n"
                  "| problem | micro-tile | sparsity | density | PIT ms | cuBLAS ms | vs cuBLAS | CSR ms | vs CSR | "
                  "BELL-32 ms | vs BELL | detect ms | read ms | detect/read | rel err |\n"
                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-                 prop.name, bw / 1e9);
+                 prop.name, bw / 1e9, before_each_run() ? "L2 flushed before each timed run" : "warm L2");
     for (const Result& r : results)
       std::fprintf(f, "| %s | %s | %.0f%% | %.3f | %.4f | %.4f | %s | %s | %s | %s | %s | %.4f | %.4f | %.2f | %.1e |\n",
                    r.problem.c_str(), r.tile.c_str(), 100 * r.sparsity, r.density, r.pit, r.dense,

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "bench/copy_rate.h"
+#include "bench/cublas_peer.h"
 #include "bench/timer.h"
 #include "core/core.h"
 
@@ -75,15 +76,14 @@ int run_roofline() {
   PIT_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
   cudaDeviceProp prop{};
   PIT_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
-  cublasHandle_t h = nullptr;
-  PIT_CUBLAS_CHECK(cublasCreate(&h));
+  const CublasPeer peer;  // pit's math mode
+  cublasHandle_t h = peer.h;
   // cuBLAS at 4096^3 first, on a cool GPU: timed after the 8192^3 runs it measured 0.2075 ms on an
   // H200 where `pit-bench pit` and `engine` measure 0.16-0.18 ms.
   const int64_t n = 4096;
   const double dense_ms = cublas_ms(h, static_cast<int>(n));
   const double copy = copy_bandwidth(int64_t{1} << 30), l2_rate = l2_read_rate(l2, sms);
   const double big = 8192, tc = 2 * big * big * big / (cublas_ms(h, 8192) * 1e-3);
-  cublasDestroy(h);
   std::printf("GPU: %s, %d SMs, L2 %d MiB\n", prop.name, sms, l2 >> 20);
   std::printf("measured: DRAM copy %.0f GB/s (read + write), L2 reads %.0f GB/s, cuBLAS bf16 8192^3 %.0f TFLOP/s, "
               "4096^3 %.4f ms\n\n",

@@ -81,20 +81,30 @@ struct Block {
     opt = std::make_unique<optim::AdamW>(optim::with_default_decay(net->named_parameters()));
   }
 
-  // proj(relu(fc(x))) as nn::MLP runs it (nn::relu_ffn: two sparse layers are one op).
-  Variable forward(const Tensor& x) { return nn::relu_ffn(*fc, *proj, Variable(x)); }
+  // proj(relu(fc(x))) as nn::MLP runs it (nn::relu_ffn: two sparse layers are one op). With
+  // input_grad, x's gradient too, as for a block inside a network (the first layer's dx GEMM).
+  Variable forward(const Tensor& x, bool input_grad = true) {
+    return nn::relu_ffn(*fc, *proj, Variable(x, input_grad));
+  }
 
-  void step(const Tensor& x, const Tensor& dy) {
-    forward(x).backward(dy);
+  void step(const Tensor& x, const Tensor& dy, bool input_grad = true) {
+    forward(x, input_grad).backward(dy);
     opt->step(1e-4);
     opt->zero_grad();
   }
 
-  // Weights + gradients + AdamW moments (+ the sparse layers' index arrays), in bytes. Call after
-  // a step that left the gradients in place (before zero_grad).
-  int64_t state_bytes() const {
-    int64_t n = 0;
-    for (const auto& [name, v] : net->named_parameters()) n += 4 * bytes_of(v.data());  // w, grad, m, v (f32)
+  // Weights + gradients + AdamW moments (+ the sparse layers' index arrays), in bytes, counted from
+  // the tensors themselves: a step first (the moments exist), then a backward (the gradients).
+  int64_t state_bytes(const Tensor& x, const Tensor& dy) {
+    step(x, dy);
+    forward(x).backward(dy);
+    int64_t n = opt->state_bytes();
+    for (const auto& [name, v] : net->named_parameters()) {
+      n += bytes_of(v.data());
+      PIT_CHECK(v.grad().defined(), "pit-bench sparse: ", name, " has no gradient to count");
+      n += bytes_of(v.grad());
+    }
+    opt->zero_grad();
     for (nn::Linear* l : {fc, proj}) {
       if (!l->sparse()) continue;
       const sparse::CompactLayout& c = l->sparse()->layout();
@@ -137,8 +147,8 @@ Tensor relu_output(double zeros, bool skewed, uint64_t seed, double* zero_fracti
 }
 
 // PIT_BENCH_SPARSE_TRACE=activation: three untimed forward + backward passes of the fourth
-// table's pit_matmul on h with 99% zeros at skewed rates, then one of the dense matmul (a marker
-// for bench/ncu_pass.py: `--marker gemm`, or read the whole list).
+// table's pit_matmul on h with 99% zeros at skewed rates, then one of the dense matmul (read the
+// whole list: the passes' kernels come in the order they ran).
 void activation_trace() {
   const Tensor w = random_on_gpu({kModel, kFfn}, 12, DType::bf16);
   const Tensor dy = random_on_gpu({kTokens, kModel}, 13, DType::bf16);
@@ -192,7 +202,8 @@ void activation_sparsity(std::FILE* md) {
 // The first table: the block's training step, dense and at 90% sparsity in each micro-tile.
 void block_table(std::FILE* md, const Tensor& x, const Tensor& dy) {
   const double sparsity = 0.9;
-  write_line(md, "### Sparse FFN block, bf16: %lld tokens, %lld -> %lld -> %lld, training step (fwd + bwd + AdamW)\n\n",
+  write_line(md, "### Sparse FFN block, bf16: %lld tokens, %lld -> %lld -> %lld, training step (fwd + bwd with x's "
+                 "gradient + AdamW)\n\n",
              static_cast<long long>(kTokens), static_cast<long long>(kModel), static_cast<long long>(kFfn),
              static_cast<long long>(kModel));
   // Each sparse block timed alternately with the dense one (time_gpu_pair, both alive: about 2.5
@@ -202,21 +213,25 @@ void block_table(std::FILE* md, const Tensor& x, const Tensor& dy) {
   write_line(md, "| block | ms / step | dense in the same pairs, ms | speed-up vs dense | weights + grads + AdamW state | vs dense |\n"
                  "|---|---:|---:|---:|---:|---:|\n");
   Block dense(nullptr, 1.0);
-  dense.step(x, dy);  // its gradients and AdamW state exist, for the count
-  const int64_t dense_bytes = dense.state_bytes();
+  const int64_t dense_bytes = dense.state_bytes(x, dy);
   bool first = true;
   for (const sparse::MicroTile unit :
        {sparse::MicroTile{32, 1}, sparse::MicroTile{64, 1}, sparse::MicroTile{128, 1}, sparse::MicroTile{32, 32},
         sparse::MicroTile{64, 64}}) {
     Block block(&unit, 1.0 - sparsity);
     const auto [d, t] = time_gpu_pair([&](int) { dense.step(x, dy); }, [&](int) { block.step(x, dy); }, 5, 30);
+    if (unit == sparse::MicroTile{64, 64}) {  // the step as the tables before 2026-12-08 timed it
+      const auto [dn, tn] = time_gpu_pair([&](int) { dense.step(x, dy, false); },
+                                          [&](int) { block.step(x, dy, false); }, 5, 30);
+      std::printf("64x64 without x's gradient (the first layer's dx GEMM left out on both sides): %.3f ms against "
+                  "%.3f dense, %.2fx\n", tn.median_ms, dn.median_ms, dn.median_ms / tn.median_ms);
+    }
     if (first) {
       write_line(md, "| dense (pit, cuBLAS) | %.3f | | 1.00x | %.1f MiB | 100%% |\n", d.median_ms,
                  static_cast<double>(dense_bytes) / (1 << 20));
       first = false;
     }
-    block.forward(x).backward(dy);  // leave the gradients for the count
-    const int64_t bytes = block.state_bytes();
+    const int64_t bytes = block.state_bytes(x, dy);
     write_line(md, "| %s at %.0f%% sparsity | %.3f | %.3f | %.2fx | %.1f MiB | %.1f%% |\n", unit.str().c_str(),
                100.0 * sparsity, t.median_ms, d.median_ms, d.median_ms / t.median_ms,
                static_cast<double>(bytes) / (1 << 20), 100.0 * static_cast<double>(bytes) / static_cast<double>(dense_bytes));
@@ -233,7 +248,7 @@ int run_sparse(const std::string& markdown_path) {
   // PIT_BENCH_SPARSE_TRACE=64x64 (or another micro-tile, or "dense"): three untimed training steps
   // of that block and nothing else (or "activation": activation_trace above), for a profiler to list the kernels of one step (`ncu --metrics
   // gpu__time_duration.sum --csv build-gpu/pit-bench sparse > F; python3 bench/ncu_pass.py F
-  // --marker adamw`).
+  // --marker adamw --ends 4`: a step ends with AdamW on each of its four parameters).
   if (const char* trace = std::getenv("PIT_BENCH_SPARSE_TRACE")) {
     const std::string name = trace;
     if (name == "activation") {
@@ -281,15 +296,20 @@ int run_sparse(const std::string& markdown_path) {
     for (const double density : {0.05, 0.1, 0.2, 0.3, 0.5}) {
       const Tensor units = random_units({kFfn / unit.rows, kModel / unit.cols}, density, 9).to(Device::cuda());
       const Tensor mask = sparse_train::expand_tiles(units, kFfn, kModel, unit.rows, unit.cols);
-      double ms[2];
+      // The same layer on PIT kernels (dense_from 2: never the dense path) and on the dense path
+      // (dense_from 0), timed alternately.
+      sparse::CompactLayout layouts[2];
+      Tensor values[2];
       for (int dense = 0; dense < 2; ++dense) {
-        const sparse::CompactLayout l = sparse::compact_layout(mask, unit, false, dense ? 0.0 : 2.0);
-        const Tensor v = sparse::compact_values(l, w, mask);
-        ms[dense] = time_gpu([&](int) {
-          Variable xv(x, true), vv(v, true);
-          ops::sparse_linear(xv, vv, Variable(), l).backward(g);
-        }, 3, 10).median_ms;
+        layouts[dense] = sparse::compact_layout(mask, unit, false, dense ? 0.0 : 2.0);
+        values[dense] = sparse::compact_values(layouts[dense], w, mask);
       }
+      const auto run = [&](int dense) {
+        Variable xv(x, true), vv(values[dense], true);
+        ops::sparse_linear(xv, vv, Variable(), layouts[dense]).backward(g);
+      };
+      const auto [pit, dense_path] = time_gpu_pair([&](int) { run(0); }, [&](int) { run(1); }, 5, 30);
+      const double ms[2] = {pit.median_ms, dense_path.median_ms};
       write_line(md, "| %s | %.2f | %.3f | %.3f | %s |\n", unit.str().c_str(), density, ms[0], ms[1],
                  ms[0] < ms[1] ? "PIT" : "dense");
     }

@@ -9,8 +9,11 @@ where expert 0 takes ~10% of the first slots), forward and forward + backward, r
   loop        one x[idx] @ W_e pair per expert;
   dense FFN   hidden k * ffn (the same FLOPs per token).
 Timed like pit-bench: CUDA events around each run after warm-up, median of 50 runs.
-Usage: python3 bench/torch_moe.py [--markdown FILE] [--peers grouped_mm,dense]
+Usage: python3 bench/torch_moe.py [--markdown FILE] [--peers grouped_mm,dense] [--routing DIR]
   --peers: only these (comma-separated: grouped_mm, padded, loop, dense); all by default.
+  --routing DIR: the expert ids pit-bench moe used (PIT_BENCH_MOE_ROUTING_OUT=DIR wrote
+             DIR/routing_top<k>_<uniform|skewed>.i32), so that both route the same tokens to the
+             same experts; without it, ids drawn here by the same rule.
 """
 import argparse
 import math
@@ -35,6 +38,19 @@ def routing(k, skewed, seed):
             if len(j):  # expert 0 already chosen: move it to the first slot
                 row[j[0, 0]] = row[0].item()
             row[0] = 0
+    return ids.cuda()
+
+
+def routing_from(folder, k, skewed):
+    """pit-bench moe's ids [T, k] for this case (raw int32 written under PIT_BENCH_MOE_ROUTING_OUT)."""
+    path = f"{folder}/routing_top{k}_{'skewed' if skewed else 'uniform'}.i32"
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) != 4 * T * k:
+        raise SystemExit(f"torch_moe.py: {path} holds {len(data)} bytes, expected {4 * T * k} (T={T}, k={k})")
+    ids = torch.frombuffer(bytearray(data), dtype=torch.int32).view(T, k).to(torch.int64)
+    if int(ids.min()) < 0 or int(ids.max()) >= E:
+        raise SystemExit(f"torch_moe.py: {path} has expert ids outside 0..{E - 1}")
     return ids.cuda()
 
 
@@ -90,6 +106,8 @@ def main():
     parser.add_argument("--markdown", default="")
     parser.add_argument("--peers", default="grouped_mm,padded,loop,dense",
                         help="comma-separated subset of grouped_mm, padded, loop, dense")
+    parser.add_argument("--routing", default="",
+                        help="folder of pit-bench moe's routing (PIT_BENCH_MOE_ROUTING_OUT)")
     args = parser.parse_args()
     known = {"grouped_mm", "padded", "loop", "dense"}
     peers = [p for p in args.peers.split(",") if p]
@@ -102,14 +120,15 @@ def main():
     w1 = (0.03 * torch.randn(E, D, FFN, device="cuda")).to(bf)
     w2 = (0.03 * torch.randn(E, FFN, D, device="cuda")).to(bf)
     rows = []
-    print(f"MoE experts in PyTorch {torch.__version__}: T={T} d={D} ffn={FFN} E={E}, bf16", flush=True)
+    print(f"MoE experts in PyTorch {torch.__version__}: T={T} d={D} ffn={FFN} E={E}, bf16, routing "
+          + (f"from {args.routing} (pit-bench moe's)" if args.routing else "drawn here"), flush=True)
     for k in (1, 2):
         d1 = (0.03 * torch.randn(D, k * FFN, device="cuda")).to(bf)
         d2 = (0.03 * torch.randn(k * FFN, D, device="cuda")).to(bf)
         gates = torch.full((T, k), 1.0 / k, device="cuda")
         dense = lambda xx, a, b: F.gelu(xx @ a, approximate="tanh") @ b
         for skewed in (False, True):
-            ids = routing(k, skewed, 10 + k)
+            ids = routing_from(args.routing, k, skewed) if args.routing else routing(k, skewed, 10 + k)
             tag = f"top-{k} {'skewed' if skewed else 'uniform'}"
             # g: the gates, a leaf that needs a gradient in fwd+bwd (as pit-bench moe's: both sides
             # compute dgates).

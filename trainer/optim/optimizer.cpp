@@ -113,6 +113,13 @@ void Optimizer::zero_grad() {
   for (Param& p : params_) p.var.zero_grad();
 }
 
+int64_t Optimizer::state_bytes() const {
+  int64_t n = 0;
+  for (const std::vector<Tensor>& slots : state_)
+    for (const Tensor& t : slots) n += static_cast<int64_t>(t.nbytes());
+  return n;
+}
+
 train::StateDict Optimizer::state_dict() const {
   train::StateDict sd;
   sd.ints["step"] = steps_;

@@ -47,6 +47,7 @@ class Optimizer {
   void relayout_state(const Variable& param, const std::function<Tensor(const Tensor&)>& relayout);
 
   train::StateDict state_dict() const;  // copies on the host
+  int64_t state_bytes() const;          // bytes of the state tensors it holds, on their devices
   // Every state entry of every parameter must be present and shaped like the parameter, and
   // nothing else; otherwise nothing is loaded and the error names the entries.
   void load_state_dict(const train::StateDict& state);
