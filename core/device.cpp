@@ -44,6 +44,12 @@ void check_device(Device device) {
   cuda::require_built_for(device.index);
 }
 
+int cuda_compute_capability(Device device) {
+  PIT_CHECK(device.is_cuda(), "cuda_compute_capability: ", device, " is not a CUDA device");
+  check_device(device);
+  return cuda::compute_capability(device.index);
+}
+
 void use_device(Device device) {
   PIT_CHECK(device.is_cuda(), "use_device: ", device, " is not a CUDA device");
   check_device(device);

@@ -33,6 +33,9 @@ int cuda_device_count();
 inline bool cuda_available() { return cuda_device_count() > 0; }
 // Throws a pit::Error naming the device when it cannot be used on this machine and build.
 void check_device(Device device);
+// The compute capability of a CUDA device as major * 10 + minor (90 for an H100 or H200); checks
+// the device first (check_device).
+int cuda_compute_capability(Device device);
 // Makes a CUDA device this thread's current one (cudaSetDevice), where CUDA work that names no
 // device runs and its context lives: a process that uses one GPU of several (a rank of a
 // multi-GPU run) calls it first, so that it opens no context on GPU 0. Checks it (check_device).

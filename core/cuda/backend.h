@@ -19,6 +19,7 @@ void set_device(int index);
 // Throws, naming the GPU and the build's architectures, unless this build has code for `device`
 // (core/cuda_arch.h); checked once per device.
 void require_built_for(int device);
+int compute_capability(int device);  // major * 10 + minor
 void* stream_create(int device);
 void stream_destroy(void* handle) noexcept;
 void stream_synchronize(StreamRef stream);

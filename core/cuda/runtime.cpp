@@ -35,6 +35,13 @@ void require_built_for(int device) {
   if (cached) ok[device].store(true, std::memory_order_relaxed);
 }
 
+int compute_capability(int device) {
+  int major = 0, minor = 0;
+  PIT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  PIT_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return major * 10 + minor;
+}
+
 int sm_count(int device) {
   constexpr int kCached = 64;  // the first 64 devices are cached
   static std::atomic<int> cache[kCached] = {};

@@ -12,6 +12,7 @@ namespace {
 int device_count() { return 0; }
 void set_device(int) { no_cuda(); }
 void require_built_for(int) { no_cuda(); }
+int compute_capability(int) { no_cuda(); }
 void* stream_create(int) { no_cuda(); }
 void stream_destroy(void*) noexcept {}
 void stream_synchronize(StreamRef) { no_cuda(); }

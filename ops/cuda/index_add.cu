@@ -6,12 +6,14 @@
 //    error slot and gets the key n, which sorts last and is skipped); values: j.
 // 2. A stable radix sort of (key, j) over the bits that n needs (CUB, of the CUDA toolkit).
 // 3. One block per (sorted position p, column chunk, outer) whose p starts a run of equal keys
-//    walks that run in order and adds the sum to out once. Four partial sums in a fixed pattern
+//    walks that run in order and adds the sum to out once (a grid past CUDA's limits walks the
+//    rest in a loop). Four partial sums in a fixed pattern
 //    keep several loads in flight on long runs (a frequent token) without giving up determinism.
 // Nothing synchronises with the host.
 #include <cub/device/device_radix_sort.cuh>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <type_traits>
@@ -43,24 +45,29 @@ __global__ void keys_kernel(const int64_t* __restrict__ index, int64_t stride, i
   }
 }
 
+// Block (x, y) walks items x, x + gridDim.x, ... of the m * col_chunks (index entry, column chunk)
+// pairs and outer slices y, y + gridDim.y, ...: each output element is summed by one thread, in
+// the sorted order, whatever the grid.
 template <typename T, typename Acc>
 __global__ void run_sum_kernel(Acc* __restrict__ out, const T* __restrict__ src,
                                const int64_t* __restrict__ keys, const int32_t* __restrict__ pos,
-                               int64_t m, int64_t n, int64_t inner, int64_t col_chunks) {
-  const int64_t p = blockIdx.x / col_chunks;
-  const int64_t o = blockIdx.y;
-  const int64_t i = (blockIdx.x % col_chunks) * kRunThreads + threadIdx.x;
-  const int64_t key = keys[p];
-  if (key >= n || (p > 0 && keys[p - 1] == key) || i >= inner) return;
-  const T* s = src + o * m * inner + i;
-  Acc part[4] = {Acc(0), Acc(0), Acc(0), Acc(0)};
-  int64_t q = p;
-  for (; q + 4 <= m && keys[q + 3] == key; q += 4) {
+                               int64_t m, int64_t n, int64_t inner, int64_t col_chunks, int64_t outer) {
+  for (int64_t o = blockIdx.y; o < outer; o += gridDim.y)
+    for (int64_t item = blockIdx.x; item < m * col_chunks; item += gridDim.x) {
+      const int64_t p = item / col_chunks;
+      const int64_t i = (item % col_chunks) * kRunThreads + threadIdx.x;
+      const int64_t key = keys[p];
+      if (key >= n || (p > 0 && keys[p - 1] == key) || i >= inner) continue;
+      const T* s = src + o * m * inner + i;
+      Acc part[4] = {Acc(0), Acc(0), Acc(0), Acc(0)};
+      int64_t q = p;
+      for (; q + 4 <= m && keys[q + 3] == key; q += 4) {
 #pragma unroll
-    for (int u = 0; u < 4; ++u) part[u] += convert<Acc>(s[int64_t{pos[q + u]} * inner]);
-  }
-  for (int u = 0; q < m && keys[q] == key; ++q, ++u) part[u] += convert<Acc>(s[int64_t{pos[q]} * inner]);
-  out[(o * n + key) * inner + i] += (part[0] + part[1]) + (part[2] + part[3]);
+        for (int u = 0; u < 4; ++u) part[u] += convert<Acc>(s[int64_t{pos[q + u]} * inner]);
+      }
+      for (int u = 0; q < m && keys[q] == key; ++q, ++u) part[u] += convert<Acc>(s[int64_t{pos[q]} * inner]);
+      out[(o * n + key) * inner + i] += (part[0] + part[1]) + (part[2] + part[3]);
+    }
 }
 
 }  // namespace
@@ -90,13 +97,13 @@ void index_add_sorted(Tensor& acc, const Tensor& index, int64_t index_stride, co
                                                  0, end_bit, s));
 
   const int64_t col_chunks = (inner + kRunThreads - 1) / kRunThreads;
-  PIT_CHECK(m * col_chunks <= INT32_MAX && outer <= 65535, "index_add: too large a launch on CUDA (",
-            m, " indices x ", inner, " columns x ", outer, " outer)");
-  const dim3 grid(static_cast<unsigned>(m * col_chunks), static_cast<unsigned>(outer));
+  // The kernel walks what the grid does not cover (grid limits: 2^31 - 1 by 65535).
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(m * col_chunks, INT32_MAX)),
+                  static_cast<unsigned>(std::min<int64_t>(outer, 65535)));
   dispatch_floating(src.dtype(), "index_add", [&]<typename T>() {
     using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
     run_sum_kernel<T, Acc><<<grid, kRunThreads, 0, s>>>(acc.data<Acc>(), src.data<T>(), kb.Current(),
-                                                       vb.Current(), m, n, inner, col_chunks);
+                                                       vb.Current(), m, n, inner, col_chunks, outer);
   });
   PIT_CUDA_CHECK(cudaGetLastError());
 }

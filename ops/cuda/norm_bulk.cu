@@ -25,6 +25,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 
 #include "core/cuda/runtime.h"
@@ -45,6 +46,8 @@ using row_ring::kThreads;
 constexpr int kMaxPacks = 4;  // packs a lane: 1024 elements of f16 / bf16, 512 of f32
 constexpr int64_t kMinRowsPerWarp = 4;
 constexpr int kStatBatch = kWarp;  // rows whose statistics a warp loads at once
+
+std::atomic<int64_t> bulk_launches{0};  // norm_backward_bulk_launches()
 
 // Slots of the ring for rows of kPacks packs a lane (x and dy).
 template <typename T, int kPacks>
@@ -197,7 +200,7 @@ bool norm_backward_bulk(const cpu::NormArgs& a, const void* dy, int64_t dy_strid
   const char* env = std::getenv("PIT_NORM_BULK");
   if (env != nullptr && env[0] == '0') return false;
   const int device = stream.device.index;
-  return norm_finish::one_pass<kMaxPacks>(
+  const bool ran = norm_finish::one_pass<kMaxPacks>(
       a, dy, dy_stride, x, x_stride, weight, mean, rstd, dx, dweight, dbias, stream,
       [&]<typename T>(int64_t rows) -> int64_t {
         if (!row_ring::runs_on(reinterpret_cast<const void*>(bulk_backward_kernel<T, kMaxPacks, false>), device)) return 0;
@@ -208,6 +211,10 @@ bool norm_backward_bulk(const cpu::NormArgs& a, const void* dy, int64_t dy_strid
         norm_finish::launch_backward<T>(bulk_backward_kernel<T, kPacks, true>, bulk_backward_kernel<T, kPacks, false>,
                                         args, blocks, kThreads, smem_bytes<T, kPacks>(), stream);
       });
+  if (ran) bulk_launches.fetch_add(1, std::memory_order_relaxed);
+  return ran;
 }
+
+int64_t norm_backward_bulk_launches() { return bulk_launches.load(std::memory_order_relaxed); }
 
 }  // namespace pit::cuda

@@ -16,5 +16,7 @@ namespace pit::cuda {
 bool norm_backward_bulk(const cpu::NormArgs& a, const void* dy, int64_t dy_stride, const void* x,
                         int64_t x_stride, const void* weight, const void* mean, const void* rstd,
                         void* dx, void* dweight, void* dbias, StreamRef stream);
+// How many times norm_backward_bulk launched (returned true) in this process: tests assert the path ran.
+int64_t norm_backward_bulk_launches();
 
 }  // namespace pit::cuda

@@ -274,9 +274,9 @@ bool one_pass(const cpu::NormArgs& na, const void* dy, int64_t sdy, const void* 
     if (d > int64_t{kWarp} * kMaxPacks * kN || d % kN != 0 || rows == 0) return false;
     if (!rows_aligned(x, sx) || !rows_aligned(dy, sdy) || !aligned16(dx) || (w != nullptr && !aligned16(w)))
       return false;
+    DeviceGuard guard(stream.device.index);  // blocks_for asks the device about its kernels
     const int64_t blocks = blocks_for.template operator()<T>(rows);
     if (blocks == 0) return false;
-    DeviceGuard guard(stream.device.index);
     const bool params = dweight != nullptr || dbias != nullptr;
     const auto workspace =
         params ? Storage::allocate(static_cast<size_t>(blocks * 2 * d) * sizeof(float), stream.device, stream) : nullptr;

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "core/cuda/runtime.h"
 #include "ops/cuda/device_utils.cuh"
@@ -96,17 +97,18 @@ struct Ring {
 
 // Whether `kernel` (one of this build's bulk-copy kernels) runs on `device`: compiled for sm_90 or
 // later, and the device is one (an instance built for an older architecture is empty). Once per
-// device.
+// kernel and device; `device` must be current (cudaFuncGetAttributes asks the current one).
 inline bool runs_on(const void* kernel, int device) {
   static std::mutex mu;
-  static std::map<int, bool> known;
+  static std::map<std::pair<const void*, int>, bool> known;
   const std::lock_guard<std::mutex> lock(mu);
-  if (const auto it = known.find(device); it != known.end()) return it->second;
+  const std::pair<const void*, int> key{kernel, device};
+  if (const auto it = known.find(key); it != known.end()) return it->second;
   int major = 0;
   PIT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   cudaFuncAttributes attr{};
   PIT_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
-  return known[device] = major >= 9 && attr.binaryVersion >= 90;
+  return known[key] = major >= 9 && attr.binaryVersion >= 90;
 }
 
 }  // namespace pit::cuda::row_ring

@@ -61,7 +61,7 @@ constexpr int64_t kMaxGrid = int64_t{1} << 30;
 
 // m: the largest element seen; s: sum of exp(x - m) over the elements seen. -inf elements add
 // nothing (so a row that starts masked stays finite); a row of only -inf ends with s = 0 and
-// gives NaN, as in PyTorch; NaN elements make s NaN, hence the whole row.
+// gives NaN, as in PyTorch; NaN and +inf elements make s NaN, hence the whole row (as on the CPU).
 template <typename C>
 struct MaxSum {
   C m, s;
@@ -74,7 +74,7 @@ __device__ __forceinline__ MaxSum<C> ms_identity() {
 
 template <typename C>
 __device__ __forceinline__ MaxSum<C> ms_step(MaxSum<C> a, C x) {
-  if (x > a.m) return {x, a.s * ex(a.m - x) + C(1)};
+  if (x > a.m) return {x, a.s * ex(a.m - x) + ex(x - x)};  // ex(x - x): 1, or NaN for x = +inf
   if (x != -std::numeric_limits<C>::infinity()) a.s += ex(x - a.m);
   return a;
 }

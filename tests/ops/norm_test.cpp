@@ -20,6 +20,10 @@
 #include "tests/gpu.h"
 #include "tests/ops/check.h"
 
+#if PIT_WITH_CUDA
+#include "ops/cuda/norm_bulk.h"
+#endif
+
 using namespace pit;
 using namespace pit::test;
 
@@ -492,7 +496,16 @@ TEST(NormCuda, BulkAndCpAsyncBackwards) {
       check_gpu(x, w, b, dy, false, "layernorm " + what);
       check_gpu(x, w, Tensor(), dy, true, "rmsnorm " + what);
       check_gpu(x, Tensor(), b, dy, false, "layernorm bias only " + what);
+#if PIT_WITH_CUDA
+      const int64_t launches = cuda::norm_backward_bulk_launches();
+#endif
       const kernels::NormGrads bulk = kernels::layernorm_backward(dy, x, w, f, true);
+#if PIT_WITH_CUDA
+      // On sm_90 these rows take the bulk kernel: the comparison below compares two kernels.
+      if (cuda_compute_capability(gpu) == 90) {
+        EXPECT_EQ(cuda::norm_backward_bulk_launches(), launches + 1) << "the bulk-copy backward declined these rows";
+      }
+#endif
       const EnvSet cp_async("PIT_NORM_BULK", "0");
       check_gpu(x, w, b, dy, false, "layernorm, cp.async " + what);
       check_gpu(x, w, Tensor(), dy, true, "rmsnorm, cp.async " + what);

@@ -339,6 +339,39 @@ TEST(SoftmaxKernelsCuda, LargeValuesAndMasks) {
   }
 }
 
+// A +inf makes its row NaN (exp(inf - inf)), as on the CPU, on every kernel: rows of 5 go to the
+// column kernel, 33 and 4097 stream, 1024 sit in registers; transposed (few columns), the dim is
+// moved last first. The +inf comes after finite values and before more of them.
+TEST(SoftmaxKernelsCuda, PlusInfinityMakesItsRowNaNOnEveryKernel) {
+  PIT_REQUIRE_CUDA();
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const int64_t len : {5, 33, 1024, 4097}) {
+    const int64_t rows = 3;
+    std::vector<double> v = values(randn({rows, len}, DType::f64));
+    v[static_cast<size_t>(len + len / 2)] = inf;  // row 1
+    for (const bool transposed : {false, true}) {
+      SCOPED_TRACE("rows of " + std::to_string(len) + (transposed ? ", transposed" : ""));
+      Tensor x = from_vector(v, {rows, len}).to(Device::cuda(), DType::f32);
+      if (transposed) x = x.t().contiguous();
+      const int64_t dim = transposed ? 0 : 1;
+      for (const bool log : {false, true}) {
+        const Tensor y = (log ? kernels::log_softmax(x, dim) : kernels::softmax(x, dim)).to(Device::cpu(), DType::f64);
+        const Tensor yr = transposed ? y.t().contiguous() : y;
+        const std::vector<double> got = values(yr);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < len; ++c) {
+            const double e = got[static_cast<size_t>(r * len + c)];
+            if (r == 1) {
+              ASSERT_TRUE(std::isnan(e)) << (log ? "log_softmax" : "softmax") << " row 1 column " << c << ": " << e;
+            } else {
+              ASSERT_TRUE(std::isfinite(e) || (log && e == -inf)) << "row " << r << " column " << c << ": " << e;
+            }
+          }
+      }
+    }
+  }
+}
+
 // The same on the GPU's kernels: rows in registers (2, 256), streaming rows (4097), and the column
 // kernel (a transposed long dim): large f32 logits lose no digits to a rounded max + log(sum).
 TEST(SoftmaxKernelsCuda, LogSoftmaxOfLargeF32LogitsIsExact) {
