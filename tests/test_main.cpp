@@ -1,9 +1,6 @@
-// main() of every pit test binary: prints the CUDA situation once, then runs the tests.
+// main() of every pit test binary: runs the tests (GPU tests skip themselves without a GPU, or
+// fail under PIT_REQUIRE_GPU=1: tests/gpu.h).
 #include <gtest/gtest.h>
-
-#include <cstdio>
-
-#include "core/device.h"
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);

@@ -83,6 +83,9 @@ TEST(ElementwiseCpu, HalfAndBFloat16MatchF32Reference) {
       ASSERT_EQ(y.dtype(), dt);
       const Tensor y32 = kernels::unary(op, x.to(DType::f32), alpha);
       EXPECT_TRUE(all_close(y, y32, rtol, atol)) << name(op) << " " << dt;
+      // And against the f64 reference on the same rounded inputs, so that the f32 formulas are not
+      // their own check: one rounding to dt, and f32's error where a result cancels (atol).
+      EXPECT_TRUE(all_close(values(y), ref_unary_all(op, x, alpha), rtol, 4e-6)) << name(op) << " " << dt << " against f64";
       const Tensor gy = make_normal({257}, dt);
       const Tensor gx = kernels::unary_backward(op, gy, x, y, alpha);
       const Tensor gx32 = kernels::unary_backward(op, gy.to(DType::f32), x.to(DType::f32),
@@ -96,7 +99,24 @@ TEST(ElementwiseCpu, HalfAndBFloat16MatchF32Reference) {
       ASSERT_EQ(z.dtype(), dt);
       EXPECT_TRUE(all_close(z, kernels::binary(op, a.to(DType::f32), b.to(DType::f32)), rtol, atol))
           << name(op) << " " << dt;
+      EXPECT_TRUE(all_close(values(z), ref_broadcast(op, a, b, {9, 31}), rtol, 4e-6)) << name(op) << " " << dt << " against f64";
     }
+  }
+}
+
+// f32 on the CPU against the f64 reference on the same inputs, every unary and binary op: f32's
+// rounding (a few units of 2^-24, more where a formula cancels: atol).
+TEST(ElementwiseCpu, F32MatchesF64Reference) {
+  manual_seed(17);
+  for (UnaryOp op : kUnaryOps) {
+    const double alpha = alpha_for(op);
+    const Tensor x = unary_input(op, {1031}, DType::f32);
+    EXPECT_TRUE(all_close(values(kernels::unary(op, x, alpha)), ref_unary_all(op, x, alpha), 1e-5, 1e-6)) << name(op);
+  }
+  for (BinaryOp op : kBinaryOps) {
+    const Tensor a = make_input({7, 33}, [op](double v) { return binary_domain_a(op, v); }, DType::f32);
+    const Tensor b = make_input({33}, [op](double v) { return binary_domain_b(op, v); }, DType::f32);
+    EXPECT_TRUE(all_close(values(kernels::binary(op, a, b)), ref_broadcast(op, a, b, {7, 33}), 1e-6, 1e-7)) << name(op);
   }
 }
 

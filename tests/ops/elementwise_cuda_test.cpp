@@ -13,6 +13,10 @@
 #include "tests/gpu.h"
 #include "tests/ops/elementwise_refs.h"
 
+#if PIT_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
 using namespace pit;
 using namespace pit::test::elementwise;
 
@@ -234,22 +238,45 @@ TEST(ElementwiseCuda, AddScaledMatchesCpuAndUpdatesOnlyTheView) {
   }
 }
 
+// Under a StreamGuard the kernels go to the guard's stream: captured from it into a CUDA graph,
+// the two ops leave their kernels in the graph (a kernel sent to the default stream would run
+// outside it, and the graph would hold fewer), and the graph computes the values.
 TEST(ElementwiseCuda, RunsOnTheCurrentStream) {
   PIT_REQUIRE_CUDA();
+#if PIT_WITH_CUDA
   manual_seed(26);
   const Device gpu = Device::cuda();
   const Tensor x = make_normal({4099}, DType::f32, gpu);
   const Tensor x_cpu = x.to(kCpu);
   Stream stream(gpu);
-  Tensor y, z;
-  {
+  const auto run = [&](Tensor& y, Tensor& z) {
     StreamGuard guard(stream);
     y = kernels::unary(UnaryOp::exp, x);
     z = kernels::binary(BinaryOp::mul, y, x);
-    stream.synchronize();
-  }
+  };
+  Tensor y, z;
+  run(y, z);  // first on the stream as it is: the outputs' blocks are then in the stream's cache
+  stream.synchronize();
+  EXPECT_TRUE(gpu_matches_cpu(y, kernels::unary(UnaryOp::exp, x_cpu)));
+  y = Tensor();
+  z = Tensor();
+  const auto s = static_cast<cudaStream_t>(stream.ref().handle);
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), cudaSuccess);
+  run(y, z);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
+  size_t nodes = 0;
+  ASSERT_EQ(cudaGraphGetNodes(graph, nullptr, &nodes), cudaSuccess);
+  EXPECT_GE(nodes, 2u) << "the graph captured from the guard's stream holds " << nodes << " node(s) for two ops";
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  ASSERT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
+  stream.synchronize();
   EXPECT_TRUE(gpu_matches_cpu(y, kernels::unary(UnaryOp::exp, x_cpu)));
   EXPECT_TRUE(gpu_matches_cpu(z, kernels::binary(BinaryOp::mul, kernels::unary(UnaryOp::exp, x_cpu), x_cpu)));
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+#endif
 }
 
 TEST(ElementwiseCuda, ZeroSizeAndMixedDevices) {

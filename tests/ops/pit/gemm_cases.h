@@ -5,7 +5,9 @@
 // the same dispatcher, on CUDA where the kernels are built.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "ops/kernels.h"
 #include "ops/pit/detect.h"
@@ -36,24 +38,29 @@ struct GemmShape {
   int64_t m, k, n;
 };
 inline const GemmShape kGemmShapes[] = {{1, 1, 1}, {17, 33, 9}, {128, 64, 96}, {200, 777, 133}};
+// No rows, no inner dim, no columns: every product is empty or zeros, and nothing is written past it.
+inline const std::vector<GemmShape> kEmptyGemmShapes = {{0, 33, 9}, {17, 0, 9}, {17, 33, 0}};
 inline const double kGemmDensities[] = {0.0, 0.01, 0.1, 0.5, 1.0};
 
 inline std::string gemm_name(const char* kind, GemmShape s, int64_t t, double d, DType dt) {
   return std::string(kind) + " " + std::to_string(s.m) + "x" + std::to_string(s.k) + "x" + std::to_string(s.n) +
-         " tile " + std::to_string(t) + " density " + std::to_string(d) + " " + dtype_name(dt);
+         " tile " + std::to_string(t) + " density " + (d < 0 ? std::string("skewed") : std::to_string(d)) + " " +
+         dtype_name(dt);
 }
 
-// condense_gemm / block_gemm (store with bias + relu, and accumulate), their _tn and sampled.
+// condense_gemm / block_gemm (store with bias + relu, and accumulate), their _tn and sampled, at
+// densities 0 .. 1 and skewed (density -1: the first row tile dense, the rest at 1%).
 inline void run_tile_gemm_cases(Device dev, const std::vector<int64_t>& rs, const std::vector<int64_t>& bs,
                                 const std::vector<DType>& dtypes, const std::vector<GemmShape>& shapes) {
   uint64_t seed = 1000;
   for (const GemmShape s : shapes)
     for (const DType dt : dtypes)
-      for (const double d : kGemmDensities)
+      for (const double d : {0.0, 0.01, 0.1, 0.5, 1.0, -1.0})
         for (int kind = 0; kind < 2; ++kind)
           for (const int64_t t : kind == 0 ? rs : bs) {
             const std::string what = gemm_name(kind == 0 ? "condense" : "block", s, t, d, dt);
-            const Tensor a = sparse_tensor(s.m, s.k, t, kind == 0 ? 1 : t, d, ++seed, dt, dev);
+            Tensor a = sparse_tensor(s.m, s.k, t, kind == 0 ? 1 : t, d < 0 ? 0.01 : d, ++seed, dt, dev);
+            if (d < 0 && s.m > 0) a.slice(0, 0, std::min(s.m, t)).copy_(dense_random({std::min(s.m, t), s.k}, ++seed, dt, dev));
             const Tensor b = dense_random({s.k, s.n}, ++seed, dt, dev);
             const Tensor g = dense_random({s.m, s.n}, ++seed, dt, dev);
             const Tensor bias = dense_random({s.n}, ++seed, dt, dev);
@@ -138,7 +145,9 @@ inline void run_block_linear_cases(Device dev, const std::vector<int64_t>& bs, c
   struct Shape3 {
     int64_t t, in, out;
   };
-  const Shape3 shapes[] = {{1, 64, 64}, {200, 128, 320}, {1000, 136, 200}, {300, 512, 64}};
+  // The last three: no tokens, no inputs, no outputs (empty products or zeros).
+  const Shape3 shapes[] = {{1, 64, 64}, {200, 128, 320}, {1000, 136, 200}, {300, 512, 64}, {0, 128, 64}, {5, 0, 64},
+                           {5, 64, 0}};
   uint64_t seed = 7000;
   for (const Shape3 s : shapes)
     for (const int64_t b : bs)

@@ -13,6 +13,7 @@ TEST(PitGemmCpu, CondenseAndBlocksF32) { test::run_tile_gemm_cases(kCpu, {16, 32
 TEST(PitGemmCpu, CondenseAndBlocksHalf) {
   test::run_tile_gemm_cases(kCpu, {32}, {16}, {DType::bf16, DType::f16, DType::f64}, {{200, 777, 133}});
 }
+TEST(PitGemmCpu, EmptyShapes) { test::run_tile_gemm_cases(kCpu, {32}, {16}, {DType::f32}, test::kEmptyGemmShapes); }
 TEST(PitGemmCpu, RaggedLarge) { test::run_tile_gemm_cases(kCpu, {32}, {32}, {DType::f32}, {{1000, 777, 333}}); }
 TEST(PitGemmCpu, BlockLinear) { test::run_block_linear_cases(kCpu, {16, 64}, {DType::f32, DType::bf16}); }
 TEST(PitGemmCpu, Gather) { test::run_gather_cases(kCpu, {DType::f32, DType::bf16, DType::f16}); }

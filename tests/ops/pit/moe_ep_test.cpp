@@ -11,7 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "autograd/gradcheck.h"
 #include "core/comm.h"
+#include "ops/comm_ops.h"
 #include "ops/functional.h"
 #include "ops/pit/moe_ep.h"
 #include "tests/gpu.h"
@@ -82,6 +84,45 @@ void expect_single_process_results(Device dev, DType dtype) {
     test::expect_close(local_grad(w2e, w2e.data()), rows(w2r.grad(), r * local, (r + 1) * local), tol, tol, what + " dW2");
     comm.barrier();
   }
+}
+
+// ops::all_to_all on its own (one rank, or each of two under mpirun): rank r sends
+// 2 + (r + p) % ranks rows to rank p (uneven pairs), each row's values naming its sender and place; rows arrive in rank order with the
+// counts reported, and the gradient of sum(y * y) / 2 (y itself) comes back to each row's own
+// place: x's gradient is x. On one rank, finite differences too (across ranks a rank's nudge moves
+// another rank's output, which a rank's own finite difference cannot see; the check above is the
+// one that crosses ranks).
+TEST(AllToAllOp, RowsArriveInRankOrderAndGradientsGoBack) {
+  Communicator& comm = world();
+  const int64_t ranks = comm.size(), me = comm.rank();
+  const auto count = [&](int64_t from, int64_t to) { return 2 + (from + to) % ranks; };
+  const auto rows_of = [&](int64_t r) {  // what rank r holds: rows for rank 0, then rank 1, ...
+    int64_t n = 0;
+    for (int64_t p = 0; p < ranks; ++p) n += count(r, p);
+    std::vector<double> v(static_cast<size_t>(n * 3));
+    for (int64_t i = 0; i < n * 3; ++i) v[static_cast<size_t>(i)] = 1000.0 * static_cast<double>(r) + static_cast<double>(i);
+    return from_vector(v, {n, 3});
+  };
+  std::vector<int64_t> send;
+  for (int64_t p = 0; p < ranks; ++p) send.push_back(count(me, p));
+  std::vector<double> want;
+  for (int64_t q = 0; q < ranks; ++q) {  // q's rows for me start after those for ranks before me
+    int64_t start = 0;
+    for (int64_t p = 0; p < me; ++p) start += count(q, p);
+    const std::vector<double> v = rows_of(q).to_vector<double>();
+    want.insert(want.end(), v.begin() + start * 3, v.begin() + (start + count(q, me)) * 3);
+  }
+  Variable x(rows_of(me), true);
+  std::vector<int64_t> recv;
+  const Variable y = ops::all_to_all(x, send, comm, &recv);
+  for (int64_t q = 0; q < ranks; ++q) EXPECT_EQ(recv[static_cast<size_t>(q)], count(q, me)) << "from rank " << q;
+  EXPECT_EQ(y.data().to_vector<double>(), want);
+  ops::mul(ops::sum(ops::mul(y, y)), 0.5).backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), x.data().to_vector<double>()) << "a row's gradient went elsewhere";
+  if (ranks > 1) return;
+  const auto r = gradcheck([&](const std::vector<Variable>& in) { return ops::all_to_all(in[0], send, comm); },
+                           {test::dense_random(x.shape(), 90, DType::f64, Device::cpu())});
+  EXPECT_TRUE(r.ok) << r.report;
 }
 
 TEST(MoeExpertParallel, EqualsTheSingleProcessLayer) { expect_single_process_results(Device::cpu(), DType::f64); }

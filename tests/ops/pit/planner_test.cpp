@@ -8,6 +8,7 @@
 #include "ops/pit/cost_table.h"
 #include "ops/pit/pit_ops.h"
 #include "ops/pit/planner.h"
+#include "tests/gpu.h"
 #include "tests/ops/pit/sparse_data.h"
 
 using namespace pit;
@@ -266,12 +267,15 @@ TEST(PitPlanner, OperandsThePitKernelsCannotTakePlanDense) {
   EXPECT_TRUE(p.priced.empty());
   EXPECT_NE(p.reason().find("dense only: A has 2147483648 elements"), std::string::npos) << p.reason();
   EXPECT_EQ(sparse::pit_kernels_refuse(zeros({64, 64}, DType::f64)), "");  // f64 runs on the CPU
-  if (cuda_available()) {
-    const Tensor g = zeros({4096, 4096}, DType::f64, Device::cuda());
-    EXPECT_NE(sparse::pit_kernels_refuse(g).find("f64 on CUDA"), std::string::npos);
-    const sparse::Plan q = sparse::plan_matmul(g, 4096, {.density = 0.01});
-    EXPECT_EQ(q.kernel, sparse::Kernel::dense) << q.reason();
-    const Variable y = ops::pit_matmul(Variable(g), Variable(ones({4096, 8}, DType::f64, Device::cuda())), {.density = 0.01});
-    EXPECT_EQ(y.shape(), Shape({4096, 8}));
-  }
+}
+
+// f64, which the PIT kernels lack on CUDA, plans dense there and runs.
+TEST(PitPlannerCuda, F64OnCudaPlansDense) {
+  PIT_REQUIRE_CUDA();
+  const Tensor g = zeros({4096, 4096}, DType::f64, Device::cuda());
+  EXPECT_NE(sparse::pit_kernels_refuse(g).find("f64 on CUDA"), std::string::npos);
+  const sparse::Plan q = sparse::plan_matmul(g, 4096, {.density = 0.01});
+  EXPECT_EQ(q.kernel, sparse::Kernel::dense) << q.reason();
+  const Variable y = ops::pit_matmul(Variable(g), Variable(ones({4096, 8}, DType::f64, Device::cuda())), {.density = 0.01});
+  EXPECT_EQ(y.shape(), Shape({4096, 8}));
 }

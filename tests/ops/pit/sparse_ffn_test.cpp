@@ -1,5 +1,6 @@
-// sparse_relu_ffn on the CPU: against the pair of sparse_linear ops and dense autograd
-// (sparse_ffn_cases.h; the CPU composes the pair), finite differences, and the errors.
+// sparse_relu_ffn on the CPU, where it composes the pair of sparse_linear ops (the fused backward
+// is CUDA's: sparse_ffn_cuda_test.cpp, against dense autograd): against dense autograd
+// (sparse_ffn_cases.h), finite differences of the composed pair, and the errors.
 #include "autograd/gradcheck.h"
 #include "ops/pit/gemm.h"
 #include "tests/core/expect_error.h"
@@ -7,11 +8,11 @@
 
 using namespace pit;
 
-TEST(SparseFfnCpu, AgainstThePairAndDenseAutograd) {
+TEST(SparseFfnCpu, AgainstDenseAutograd) {
   test::run_sparse_ffn_cases(Device::cpu(), {DType::f32, DType::f64}, [](const test::FfnCase&, DType) { return false; });
 }
 
-TEST(SparseFfnCpu, Gradcheck) {
+TEST(SparseFfnCpu, GradcheckOfTheComposedPair) {
   const sparse::MicroTile tile{16, 16};
   const Tensor m1 = test::compact_case_mask({tile, false}, 40, 24, 0.6, 41, Device::cpu());
   const Tensor m2 = test::compact_case_mask({tile, false}, 20, 40, 0.6, 42, Device::cpu());

@@ -9,6 +9,7 @@
 // (sparse_linear_test.cpp) and on CUDA (sparse_linear_cuda_test.cpp).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -65,7 +66,7 @@ inline void run_sparse_linear_cases(Device dev, const std::vector<DType>& dtypes
   uint64_t seed = 12000;
   for (const DType dt : dtypes)
     for (const CompactCase& c : kCompactCases)
-      for (const double d : {0.0, 0.3, 1.0})
+      for (const double d : {0.0, 0.3, 1.0, -1.0})  // -1: skewed, the first unit row dense, the rest at 2%
       for (const bool dense : {false, true})
       for (const bool relu : {false, true})
       for (const bool aligned : {true, false}) {
@@ -76,9 +77,11 @@ inline void run_sparse_linear_cases(Device dev, const std::vector<DType>& dtypes
         if (!b64 && !aligned) continue;
         const int64_t out = b64 ? (aligned ? 200 : 100) : 70, in = b64 && aligned ? 136 : 45;
         const std::string what = std::string("sparse_linear ") + c.tile.str() + (c.elements ? " covering elements " : " ") +
-                                 dtype_name(dt) + " density " + std::to_string(d) + (dense ? " dense path" : "") +
+                                 dtype_name(dt) + " density " + (d < 0 ? std::string("skewed") : std::to_string(d)) +
+                                 (dense ? " dense path" : "") +
                                  (relu ? " relu" : "") + " [" + std::to_string(out) + ", " + std::to_string(in) + "]";
-        const Tensor mask = compact_case_mask(c, out, in, d, ++seed, dev);
+        Tensor mask = compact_case_mask(c, out, in, d < 0 ? 0.02 : d, ++seed, dev);
+        if (d < 0) mask.slice(0, 0, std::min(out, c.tile.rows)).fill_(1.0);
         const Tensor w = dense_random({out, in}, ++seed, dt, dev);
         const Tensor bias = dense_random({out}, ++seed, dt, dev);
         const Tensor x = dense_random({2, 37, in}, ++seed, dt, dev);
@@ -120,6 +123,29 @@ inline void run_sparse_linear_cases(Device dev, const std::vector<DType>& dtypes
         expect_close(*dense_grad, ref_matmul(g2.t().contiguous(), x2), tol, tol, what + " dense dW");
         if (::testing::Test::HasFailure()) return;
       }
+}
+
+// No tokens: x [0, in] gives y [0, out] and gradients of zeros (the values', the bias's, x's of
+// shape [0, in]), on the PIT kernels and on the dense path.
+inline void run_sparse_linear_empty_batch(Device dev, DType dt) {
+  uint64_t seed = 13000;
+  for (const CompactCase& c : kCompactCases)
+    for (const bool dense : {false, true}) {
+      const int64_t out = 70, in = 45;
+      const std::string what = std::string("sparse_linear, no tokens, ") + c.tile.str() + (dense ? " dense path" : "");
+      const Tensor mask = compact_case_mask(c, out, in, 0.3, ++seed, dev);
+      const sparse::CompactLayout layout = sparse::compact_layout(mask, c.tile, c.elements, dense ? 0.0 : 2.0);
+      const Tensor values = sparse::compact_values(layout, dense_random({out, in}, ++seed, dt, dev), mask);
+      Variable xv(dense_random({0, in}, ++seed, dt, dev), true), vv(values, true), bv(dense_random({out}, ++seed, dt, dev), true);
+      const Variable y = ops::sparse_linear(xv, vv, bv, layout);
+      ASSERT_EQ(y.shape(), Shape({0, out})) << what;
+      y.backward(Tensor::empty({0, out}, dt, dev));
+      ASSERT_EQ(xv.grad().shape(), Shape({0, in})) << what;
+      for (const Tensor& g : {vv.grad(), bv.grad()}) {
+        ASSERT_TRUE(g.defined()) << what;
+        for (const double v : g.to(Device::cpu(), DType::f64).contiguous().to_vector<double>()) ASSERT_EQ(v, 0.0) << what;
+      }
+    }
 }
 
 }  // namespace pit::test

@@ -13,6 +13,12 @@ TEST(SparseLinearCuda, AgainstDenseAutograd) {
   test::run_sparse_linear_cases(Device::cuda(), {DType::f32, DType::bf16, DType::f16});
 }
 
+TEST(SparseLinearCuda, NoTokens) {
+  PIT_REQUIRE_CUDA();
+  PIT_REQUIRE_BUILT(sparse::cuda_gemm_built(), "the CUDA PIT GEMMs are not built");
+  for (const DType dt : {DType::f32, DType::bf16}) test::run_sparse_linear_empty_batch(Device::cuda(), dt);
+}
+
 // A layout made on one device and values on the other are refused by name, not handed to a
 // kernel as foreign pointers (to_dense's check, under compact_to_dense; the GEMMs check their
 // index themselves, sparse_linear its layout).

@@ -8,6 +8,8 @@ using namespace pit;
 
 TEST(SparseLinearCpu, AgainstDenseAutograd) { test::run_sparse_linear_cases(Device::cpu(), {DType::f32, DType::f64}); }
 
+TEST(SparseLinearCpu, NoTokens) { test::run_sparse_linear_empty_batch(Device::cpu(), DType::f32); }
+
 TEST(SparseLinearCpu, LayoutsAreCompact) {
   for (const test::CompactCase& c : test::kCompactCases) {
     const Tensor mask = test::compact_case_mask(c, 70, 45, 0.3, 5, Device::cpu());

@@ -108,7 +108,18 @@ TEST(Sparsifier, GradualMagnitudePruningFollowsTheCubicScheduleAndKeepsTheLarges
       }
     });
     EXPECT_NEAR(s.sparsity(), 0.8, 0.05);  // of the weights: units at the edges are smaller
-    EXPECT_GT(s.flops_saved(), 0.7);
+    // What the kernels run: the listed units, or all of a layer on the dense path (on the CPU from
+    // density 0.4; a global threshold can leave a layer that dense).
+    double run = 0, all = 0;
+    for (nn::Linear* l : m.layers) {
+      const sparse::CompactLayout& layout = l->sparse()->layout();
+      const double n = static_cast<double>(l->out_features() * l->in_features());
+      run += (layout.dense_path() ? 1.0 : layout.density()) * n;
+      all += n;
+      if (!layout.dense_path()) EXPECT_LT(layout.density(), 0.4);
+    }
+    EXPECT_NEAR(s.flops_saved(), 1.0 - run / all, 1e-12);
+    if (!global) EXPECT_GT(s.flops_saved(), 0.7);  // every layer at 80%: none on the dense path
     // The schedule ends at step 10: a run of 11 steps reaches 80%, a shorter one does not.
     EXPECT_EQ(s.shortfall(11), "");
     // Ten steps: the last (step 9) keeps step 8's target, 0.8 - 0.7 (1 - 6/8)^3 = 0.789.
@@ -252,6 +263,24 @@ TEST(Sparsifier, FirstAndLastLayersCanStayDense) {
   EXPECT_EQ(s.layers()[0].name, "1");
 }
 
+// flops_saved counts what the kernels run: a layer on the dense path (on the CPU from density 0.4)
+// computes every weight, so at 50% sparsity it saves nothing; at 80% its listed units are all it runs.
+TEST(Sparsifier, FlopsSavedCountsADensePathLayerAsDense) {
+  for (const double sparsity : {0.5, 0.8}) {
+    Mlp m;
+    Sparsifier s(*m.net, {.method = Method::set, .sparsity = sparsity, .dense_first_last = true, .update_end = 10});
+    ASSERT_EQ(s.layers().size(), 1u);
+    const bool dense_path = m.layers[1]->sparse()->layout().dense_path();
+    EXPECT_EQ(dense_path, sparsity == 0.5);
+    EXPECT_NEAR(s.sparsity(), sparsity, 0.02);
+    if (dense_path) {
+      EXPECT_EQ(s.flops_saved(), 0.0);
+    } else {
+      EXPECT_NEAR(s.flops_saved(), sparsity, 0.02);
+    }
+  }
+}
+
 // A global threshold can empty a layer (its weights all small): the update says which, for the
 // trainer to warn, and the threshold stays one over all layers.
 TEST(Sparsifier, GlobalThresholdSaysWhichLayerItEmptied) {
@@ -326,6 +355,9 @@ TEST(Sparsifier, DivergedScoresNameTheLayerAndStep) {
 TEST(Sparsifier, ErrorsNameTheProblem) {
   Mlp m;
   expect_error_contains([&] { Sparsifier(*m.net, {.layers = {"blocks/*"}}); }, "its Linear layers are: 0, 1, 2");
+  expect_error_contains([&] { Sparsifier(*m.net, {.layers = {"1", "lm_haed"}}); },
+                        "sparse.layers pattern 'lm_haed' matches no Linear layer of the model (a typo?); its Linear "
+                        "layers are: 0, 1, 2");
   expect_error_contains([&] { Sparsifier(*m.net, {.sparsity = 1.0}); }, "sparse.sparsity must be in [0, 1)");
   expect_error_contains([&] { Sparsifier(*m.net, {.unit = {8, 8}}); }, "use 1x1, 16x1");
   expect_error_contains([&] { Sparsifier(*m.net, {.layers = {"1"}, .dense_first_last = true}); }, "leaves no sparse layer");

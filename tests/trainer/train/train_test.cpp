@@ -14,6 +14,7 @@
 #include "core/random.h"
 #include "ops/kernels.h"
 #include "tests/core/expect_error.h"
+#include "tests/gpu.h"
 #include "tests/trainer/train/resume_from.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/config/config.h"
@@ -319,7 +320,7 @@ TEST_F(TrainTest, TheValidationFileMustFitTheModelBeforeTraining) {
 // A head size that CUDA's attention does not take is named by its keys at the start, with a
 // number of heads that fits (not at the first forward, as "head_dim 512 is not supported").
 TEST(TrainSetupCuda, AHeadSizeAboveTheAttentionsLimitIsNamedByItsKeys) {
-  if (kernels::attention_head_dim_limit(Device::cuda()) == 0) GTEST_SKIP() << "built without CUDA";
+  PIT_REQUIRE_BUILT(kernels::attention_head_dim_limit(Device::cuda()) != 0, "pit was built without CUDA");
   const auto config = [](int64_t d_model, int64_t heads) {
     return config_from_yaml("run: {steps: 5}\ndata: {kind: tokens, train: a.h5, valid: b.h5}\n"
                             "model: {kind: transformer, d_model: " + std::to_string(d_model) + ", n_heads: " +

@@ -48,6 +48,11 @@ TEST(PitGemmCuda, CondenseAndBlocksSmall) {
   test::run_tile_gemm_cases(kGpu, {16, 32, 64, 128}, {16, 32, 64}, kAll, kSmall);
 }
 
+TEST(PitGemmCuda, EmptyShapes) {
+  PIT_REQUIRE_CUDA();
+  test::run_tile_gemm_cases(kGpu, {32, 128}, {16, 64}, kAll, test::kEmptyGemmShapes);
+}
+
 // 64 x 64 blocks in f16/bf16: the kernel reading x and writing y as they are (block_linear.cu),
 // with its output tiles of 256 tokens and, as PIT_BLOCK_LINEAR_TOKENS=128 asks, of 128, and the
 // sampled dW with four blocks an item and, as PIT_BLOCK_SAMPLED_BLOCKS=2 asks, two; 32 x 32 and
