@@ -8,7 +8,8 @@
 #        scripts/gpu-check.sh --summary ctest.xml [--gpu]
 #          only print the summary of a ctest JUnit file (e.g. one fetched back);
 #          with --gpu, skipped tests count as failures as on the GPU machine.
-# Env:   PIT_CUDA_ARCH (default 90a), PIT_JOBS (default: all cores),
+# Env:   PIT_CUDA_ARCH (default 90a), PIT_JOBS (build jobs; default: the cores, at most one
+#        per 2 GiB of available memory, scripts/lib/setup.sh),
 #        PIT_SKIP_BENCH=1 (build and test only; run bench/run.sh OUTDIR later)
 # Exit:  non-zero if the build or any test fails, or (GPU present) a test skipped.
 set -euo pipefail

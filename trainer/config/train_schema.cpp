@@ -23,7 +23,7 @@ void add_run(Schema& s) {
   s.section("run", "the run as a whole")
       .string("name", "run", "name of the run; out_dir defaults to runs/<name>").non_empty()
       .integer("seed", 1234, "seed of every random draw (init, dropout, data order)").at_least(0)
-      .choice("device", {"auto", "cpu", "cuda"}, "auto", "where to train; auto: CUDA when a GPU is present")
+      .choice("device", {"auto", "cpu", "cuda"}, "auto", "where to train; auto: CUDA when a GPU this build runs on is present, else the CPU")
       .string("out_dir", "", "output folder; \"\" means runs/<name>")
       .integer("steps", required, "optimizer steps to train").at_least(1).example("1000")
       .integer("log_every", 10, "print a progress line every this many steps").at_least(1)

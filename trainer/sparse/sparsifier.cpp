@@ -103,22 +103,29 @@ Sparsifier::Sparsifier(nn::Module& model, const SparsifierOptions& o, Communicat
       drop_({.initial = o.drop_fraction, .end = o.update_end, .every = o.update_every}) {
   nn::kernel_tile(o.unit);  // names the units the kernels take
   std::vector<std::string> all, already;  // every Linear; those matched but sparse already
+  std::vector<bool> used(o.layers.size(), false);  // each pattern: did it match a Linear
   for (const auto& [path, m] : model.modules()) {
     auto* linear = dynamic_cast<nn::Linear*>(m);
     if (!linear) continue;
     all.push_back(path);
-    for (const std::string& pattern : o.layers)
-      if (glob_match(pattern, path)) {
-        if (linear->sparse()) already.push_back(path);
-        else layers_.emplace_back(path, linear);
-        break;
-      }
+    bool matched = false;
+    for (size_t p = 0; p < o.layers.size(); ++p) {
+      if (!glob_match(o.layers[p], path)) continue;
+      used[p] = true;
+      if (matched) continue;
+      matched = true;
+      if (linear->sparse()) already.push_back(path);
+      else layers_.emplace_back(path, linear);
+    }
   }
   const auto join = [](const std::vector<std::string>& v) {
     std::string s;
     for (const std::string& n : v) s += (s.empty() ? "" : ", ") + n;
     return s.empty() ? std::string("(none)") : s;
   };
+  for (size_t p = 0; p < o.layers.size(); ++p)  // a typo in one pattern must not pass for a smaller model
+    PIT_CHECK(used[p] || layers_.empty(), "sparse.layers pattern '", o.layers[p],
+              "' matches no Linear layer of the model (a typo?); its Linear layers are: ", join(all));
   PIT_CHECK(!layers_.empty() || already.empty(), "sparse.layers matches only layers that are sparse already (",
             join(already), "): another Sparsifier holds them; a model takes one Sparsifier");
   PIT_CHECK(!layers_.empty(), "sparse.layers matches no Linear layer of the model; its Linear layers are: ", join(all));
@@ -263,8 +270,10 @@ std::vector<LayerSparsity> Sparsifier::layers() const {
   std::vector<LayerSparsity> out;
   for (const auto& [path, linear] : layers_) {
     const nn::SparseLinear& s = *linear->sparse();
-    out.push_back({path, s.out_features(), s.in_features(), s.density(), s.layout().density(), s.kept_units(),
-                   s.total_units()});
+    // A layout on the dense path runs the dense GEMMs (r x 1 units on CUDA, blocks above the
+    // cut-off): it computes every weight, whatever its density.
+    const double computed = s.layout().dense_path() ? 1.0 : s.layout().density();
+    out.push_back({path, s.out_features(), s.in_features(), s.density(), computed, s.kept_units(), s.total_units()});
   }
   return out;
 }

@@ -55,7 +55,7 @@ struct LayerSparsity {
   std::string name;  // the Linear's path
   int64_t out = 0, in = 0;
   double density = 1.0;     // kept weights / weights
-  double computed = 1.0;    // weights the kernels compute (listed micro-tiles) / weights
+  double computed = 1.0;    // weights the kernels compute (listed micro-tiles; all on the dense path) / weights
   int64_t kept_units = 0, units = 0;
 };
 

@@ -78,7 +78,7 @@ void check_drop_schedule(const Config& config, const std::string& saved_yaml, in
             config.sparse.update_end == 0 ? " (sparse.update_end 0: 3/4 of its run.steps)" : "",
             ", this run until step ", now, config.sparse.update_end == 0 ? " (3/4 of this run.steps)" : "",
             ": the drop fraction would jump at the resume. Keep the schedule with --set sparse.update_end=", then,
-            ", or set another on purpose");
+            " (SET and RigL keep their drop schedule across a resume)");
 }
 
 }  // namespace

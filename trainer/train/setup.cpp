@@ -47,7 +47,7 @@ std::unique_ptr<data::Loader> checked_kind(const Config& c, std::unique_ptr<data
 
 }  // namespace
 
-Device resolve_device(const Config& config) {
+Device resolve_device(const Config& config, std::string* note) {
   switch (config.run.device) {
     case DeviceChoice::cpu: return Device::cpu();
     case DeviceChoice::cuda:
@@ -55,7 +55,18 @@ Device resolve_device(const Config& config) {
                 "(or pit was built without CUDA); set run.device: auto or cpu, or run on a GPU "
                 "machine");
       return Device::cuda(0);
-    case DeviceChoice::automatic: return cuda_available() ? Device::cuda(0) : Device::cpu();
+    case DeviceChoice::automatic:
+      if (!cuda_available()) return Device::cpu();
+      try {
+        check_device(Device::cuda(0));  // a GPU this build has no code for, e.g. 90a code on an A100
+        return Device::cuda(0);
+      } catch (const Error& e) {
+        if (note != nullptr)
+          *note = std::string("run.device is auto and a GPU is visible, but this build cannot run on it, so this "
+                              "run trains on the CPU (set run.device: cpu to say so, or rebuild pit for the GPU): ") +
+                  e.what();
+        return Device::cpu();
+      }
   }
   return Device::cpu();
 }

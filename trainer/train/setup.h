@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "core/device.h"
 #include "trainer/config/config.h"
@@ -16,9 +17,9 @@
 
 namespace pit::train {
 
-// run.device: auto takes the first GPU when one is visible, else the CPU; cuda without a GPU
-// is an error.
-Device resolve_device(const Config& config);
+// run.device: auto takes the first GPU when one is visible and this build has code for it, else
+// the CPU (saying why in `note` when a GPU was passed over); cuda without a usable GPU is an error.
+Device resolve_device(const Config& config, std::string* note = nullptr);
 
 // What the config asks of `device`'s kernels that they cannot do, found before anything is loaded
 // and named by its keys: a transformer's head size (model.d_model / model.n_heads) above what

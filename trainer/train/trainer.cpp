@@ -251,7 +251,9 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   const QuietOutput quiet(lead);
   TrainOptions opt = opt_in;
   if (!lead) opt.out = quiet.sink();
-  const Device device = data_parallel_device(resolve_device(c), comm);
+  std::string device_note;
+  const Device device = data_parallel_device(resolve_device(c, &device_note), comm);
+  if (!device_note.empty()) std::fprintf(opt.out, "pit-train: %s\n", device_note.c_str());
   check_model_fits_device(c, device);
   const Layout layout = make_layout(c, comm);  // before the model, which keeps its communicators
   Run r{c, opt.out, device, resolve_compute_dtype(c, device, opt.out), nullptr, nullptr, nullptr, nullptr,
