@@ -1,4 +1,9 @@
 // Tensor copies between dtypes and devices: copy_, contiguous, clone, to.
+#include <optional>
+#include <tuple>
+#include <utility>
+#include <vector>
+
 #include "core/cpu_copy.h"
 #include "core/cuda/backend.h"
 #include "core/tensor.h"
@@ -7,6 +12,48 @@ namespace pit {
 namespace {
 
 bool dense(const Tensor& t) { return t.is_contiguous(); }
+
+// Kernel descriptors of dst and src (one shape) with the dims both walk alike merged and dims of
+// size 1 dropped (the same logical order of elements): tensors of more than kMaxDims dims copy
+// where their layouts merge into kMaxDims (a gradient's contiguous bookkeeping always does).
+std::pair<StridedDesc, StridedDesc> pair_descs(const Tensor& dst, const Tensor& src) {
+  std::vector<int64_t> sizes, sd, ss;
+  for (int64_t i = 0; i < dst.dim(); ++i) {
+    const int64_t n = dst.shape()[static_cast<size_t>(i)];
+    const int64_t a = dst.strides()[static_cast<size_t>(i)], b = src.strides()[static_cast<size_t>(i)];
+    if (n == 1) continue;
+    if (!sizes.empty() && sd.back() == a * n && ss.back() == b * n) {  // the outer dim steps over this one
+      sizes.back() *= n;
+      sd.back() = a;
+      ss.back() = b;
+      continue;
+    }
+    sizes.push_back(n);
+    sd.push_back(a);
+    ss.push_back(b);
+  }
+  PIT_CHECK(sizes.size() <= static_cast<size_t>(kMaxDims), "copying tensors of shape ", shape_str(dst.shape()),
+            " (strides ", shape_str(dst.strides()), " and ", shape_str(src.strides()), "): kernels take up to ",
+            kMaxDims, " dims, and these layouts merge into no fewer than ", sizes.size(),
+            "; copy a tensor of at most ", kMaxDims, " dims (a reshape of a contiguous one) instead");
+  std::pair<StridedDesc, StridedDesc> d;
+  for (auto [desc, t, strides] : {std::tuple{&d.first, &dst, &sd}, std::tuple{&d.second, &src, &ss}}) {
+    desc->data = t->numel() > 0 ? t->data_ptr() : nullptr;
+    desc->dtype = t->dtype();
+    desc->ndim = static_cast<int>(sizes.size());
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      desc->sizes[i] = sizes[i];
+      desc->strides[i] = (*strides)[i];
+    }
+  }
+  return d;
+}
+
+void copy_strided(const Tensor& dst, const Tensor& src, std::optional<StreamRef> stream) {
+  const auto [d, s] = pair_descs(dst, src);
+  if (stream) cuda::copy_strided(d, s, *stream);
+  else cpu::copy_strided(d, s);
+}
 
 // dst (CUDA) <- src (CPU): convert and pack on the host, then one upload.
 void copy_host_to_device(Tensor& dst, const Tensor& src) {
@@ -18,7 +65,7 @@ void copy_host_to_device(Tensor& dst, const Tensor& src) {
   }
   const Tensor staged = Tensor::empty(dst.shape(), dst.dtype(), dst.device());
   cuda::memcpy_h2d(staged.data_ptr(), host.data_ptr(), staged.nbytes(), stream);
-  cuda::copy_strided(dst.desc(), staged.desc(), stream);
+  copy_strided(dst, staged, stream);
 }
 
 // dst (CPU) <- src (CUDA): convert and pack on the device, then one download (which waits).
@@ -31,7 +78,7 @@ void copy_device_to_host(Tensor& dst, const Tensor& src) {
   }
   const Tensor staged = Tensor::empty(dst.shape(), dst.dtype(), Device::cpu());
   cuda::memcpy_d2h(staged.data_ptr(), packed.data_ptr(), staged.nbytes(), stream);
-  cpu::copy_strided(dst.desc(), staged.desc());
+  copy_strided(dst, staged, std::nullopt);
 }
 
 // dst and src on different GPUs: pack on the source, wait for it, copy peer to peer, then
@@ -46,7 +93,7 @@ void copy_device_to_device(Tensor& dst, const Tensor& src) {
   // packed (a temporary when src was packed, or src itself) returns to the source GPU's pool when
   // it dies: the peer copy, queued on the destination's stream, must have read it by then.
   stream.synchronize();
-  cuda::copy_strided(dst.desc(), staged.desc(), stream);
+  copy_strided(dst, staged, stream);
 }
 
 // Whether a tensor of shape `from` expands to `to` (numpy broadcasting, `from` not widened).
@@ -71,13 +118,13 @@ Tensor& Tensor::copy_(const Tensor& src_in) {
   if (shares_storage(src)) src = src.clone();  // overlapping source and destination
   const Device dd = device(), sd = src.device();
   if (dd.is_cpu() && sd.is_cpu()) {
-    cpu::copy_strided(desc(), src.desc());
+    copy_strided(*this, src, std::nullopt);
   } else if (dd.is_cuda() && sd.is_cpu()) {
     copy_host_to_device(*this, src);
   } else if (dd.is_cpu() && sd.is_cuda()) {
     copy_device_to_host(*this, src);
   } else if (dd == sd) {
-    cuda::copy_strided(desc(), src.desc(), current_stream(dd));
+    copy_strided(*this, src, current_stream(dd));
   } else {
     copy_device_to_device(*this, src);
   }
@@ -129,10 +176,11 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   Tensor src = other.shape() == shape_ ? other : other.expand(shape_);
   if (numel() == 0) return *this;
   if (shares_storage(src)) src = src.clone();
+  const auto [d, s] = pair_descs(*this, src);
   if (device().is_cpu())
-    cpu::add_strided(desc(), src.desc(), alpha);
+    cpu::add_strided(d, s, alpha);
   else
-    cuda::add_strided(desc(), src.desc(), alpha, current_stream(device()));
+    cuda::add_strided(d, s, alpha, current_stream(device()));
   return *this;
 }
 

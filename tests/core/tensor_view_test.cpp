@@ -554,3 +554,27 @@ TEST(TensorErrors, ItemNeedsOneElement) {
   EXPECT_EQ(iota({1, 1}).item<float>(), 0.0f);
   EXPECT_EQ(iota({2, 3}).select(0, 1).select(0, 2).item<float>(), 5.0f);
 }
+
+// Kernels take up to 8 dims; copies of tensors with more merge the dims both layouts walk alike:
+// a contiguous 10-dim tensor copies, converts and adds as one run, a transpose of its outer and
+// inner dims as three; layouts that merge into no fewer than 9 dims are refused by name.
+TEST(TensorCopy, MoreDimsThanKernelsTakeWhereTheLayoutsMerge) {
+  const Shape s(10, 2);  // 2^10 elements
+  const Tensor a = arange(1024, DType::f64).reshape(s);
+  const std::vector<double> av = a.to_vector<double>();
+  EXPECT_EQ(a.clone().to_vector<double>(), av);
+  EXPECT_EQ(a.to(DType::f32).to(DType::f64).to_vector<double>(), av);
+  Tensor b = a.clone();
+  b.add_(a, 2.0);
+  for (size_t i = 0; i < av.size(); ++i) ASSERT_EQ(b.to_vector<double>()[i], 3 * av[i]) << i;
+  const std::vector<double> t = a.transpose(0, 9).contiguous().to_vector<double>();
+  for (int64_t i = 0; i < 1024; ++i) {  // bit 9 and bit 0 of the flat index swapped
+    const int64_t j = (i & ~int64_t{0x201}) | ((i >> 9) & 1) | ((i & 1) << 9);
+    ASSERT_EQ(t[static_cast<size_t>(i)], av[static_cast<size_t>(j)]) << i;
+  }
+  std::vector<int64_t> reversed;
+  for (int64_t d = 8; d >= 0; --d) reversed.push_back(d);
+  const Tensor r = arange(512, DType::f64).reshape(Shape(9, 2)).permute(reversed);
+  test::expect_error_contains([&] { (void)r.contiguous(); }, "kernels take up to 8 dims, and these layouts merge into "
+                                                            "no fewer than 9");
+}

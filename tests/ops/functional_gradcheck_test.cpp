@@ -169,3 +169,12 @@ TEST_F(GradcheckTest, IndexingAndJoining) {
                    {randn64({2, 3}), randn64({2, 3})});
   expect_gradcheck([](const auto& v) { return ops::slice(v[0], 1, 1, -1, 2); }, {randn64({3, 6})});
 }
+
+// Tensors of more dims than kernels take (8): the ops run, and so does their backward, whose
+// bookkeeping copies merge the dims (core/copy.cpp); a broadcast operand's gradient sums them.
+TEST_F(GradcheckTest, NineAndTenDims) {
+  expect_gradcheck([](const std::vector<Variable>& v) { return ops::mul(ops::add(v[0], v[1]), v[0]); },
+                   {randn64(Shape(9, 2)), randn64({2})});
+  expect_gradcheck([](const std::vector<Variable>& v) { return ops::sum(ops::mul(v[0], v[0])); },
+                   {randn64(Shape(10, 2))});
+}
