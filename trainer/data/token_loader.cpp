@@ -7,6 +7,16 @@
 #include "trainer/data/formats.h"
 
 namespace pit::data {
+namespace {
+
+// fn(const T* tokens) for the type the tokens are held in (u8 or i32).
+template <typename Fn>
+void with_tokens(const Tensor& tokens, Fn&& fn) {
+  if (tokens.dtype() == DType::u8) fn(tokens.data<uint8_t>());
+  else fn(tokens.data<int32_t>());
+}
+
+}  // namespace
 
 TokenLoader::Contents TokenLoader::load(const std::string& path, const LoaderOptions& options) {
   PIT_CHECK(options.seq_len > 0, "TokenLoader(", path, "): seq_len must be > 0, got ",
@@ -29,13 +39,16 @@ TokenLoader::Contents TokenLoader::load(const std::string& path, const LoaderOpt
   out.vocab_size = file.attr_int("vocab_size");
   if (out.vocab_size <= 0)
     bad_data_file(path, "vocab_size is " + std::to_string(out.vocab_size) + "; it must be > 0");
-  out.tokens = file.read("tokens", DType::i32);  // every accepted type fits in i32
-  const int32_t* t = out.tokens.data<int32_t>();
+  // Held as stored where pit has the type (uint8: a byte-level corpus takes a quarter of the
+  // memory it would as i32), else as i32, which every accepted type fits in.
+  out.tokens = file.read("tokens", info.type == "uint8" ? DType::u8 : DType::i32);
   const int64_t n = out.tokens.numel();
-  for (int64_t i = 0; i < n; ++i)
-    if (t[i] < 0 || t[i] >= out.vocab_size)
-      bad_data_file(path, "token " + std::to_string(i) + " is " + std::to_string(t[i]) +
-                              ", outside [0, vocab_size = " + std::to_string(out.vocab_size) + ")");
+  with_tokens(out.tokens, [&](const auto* t) {
+    for (int64_t i = 0; i < n; ++i)
+      if (static_cast<int64_t>(t[i]) < 0 || static_cast<int64_t>(t[i]) >= out.vocab_size)
+        bad_data_file(path, "token " + std::to_string(i) + " is " + std::to_string(static_cast<int64_t>(t[i])) +
+                                ", outside [0, vocab_size = " + std::to_string(out.vocab_size) + ")");
+  });
 
   const int64_t window = options.seq_len + 1;
   const int64_t windows = n / window;
@@ -62,14 +75,15 @@ TokenLoader::TokenLoader(const std::string& path, const LoaderOptions& options, 
 Batch TokenLoader::make_batch(const std::vector<int64_t>& windows) const {
   const auto b = static_cast<int64_t>(windows.size());
   Batch batch{Tensor::empty({b, seq_len_}, DType::i64), Tensor::empty({b, seq_len_}, DType::i64)};
-  const int32_t* tokens = tokens_.data<int32_t>();
   int64_t* inputs = batch.inputs.data<int64_t>();
   int64_t* targets = batch.targets.data<int64_t>();
-  for (int64_t r = 0; r < b; ++r) {
-    const int32_t* w = tokens + windows[static_cast<size_t>(r)] * (seq_len_ + 1);
-    std::copy(w, w + seq_len_, inputs + r * seq_len_);
-    std::copy(w + 1, w + 1 + seq_len_, targets + r * seq_len_);
-  }
+  with_tokens(tokens_, [&](const auto* tokens) {
+    for (int64_t r = 0; r < b; ++r) {
+      const auto* w = tokens + windows[static_cast<size_t>(r)] * (seq_len_ + 1);
+      std::copy(w, w + seq_len_, inputs + r * seq_len_);
+      std::copy(w + 1, w + 1 + seq_len_, targets + r * seq_len_);
+    }
+  });
   return batch;
 }
 

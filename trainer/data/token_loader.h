@@ -14,7 +14,8 @@ namespace pit::data {
 
 class TokenLoader final : public Loader {
  public:
-  // Reads the whole file. A missing dataset or attribute, a wrong type or rank, a token out of
+  // Reads the whole file into memory (bytes stay bytes; uint16 and int32 tokens take 4 bytes each).
+  // A missing dataset or attribute, a wrong type or rank, a token out of
   // range, or a file too short for one batch is an error naming the file and the fix.
   TokenLoader(const std::string& path, const LoaderOptions& options);
 
@@ -24,7 +25,7 @@ class TokenLoader final : public Loader {
 
  private:
   struct Contents {
-    Tensor tokens;  // i32 [N]
+    Tensor tokens;  // [N]: u8 where stored as uint8, else i32
     int64_t vocab_size = 0;
   };
   static Contents load(const std::string& path, const LoaderOptions& options);
