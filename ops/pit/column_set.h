@@ -27,7 +27,9 @@ struct ColumnSet {
 ColumnSet column_set(const KListIndex& a);
 
 // At [K, M], A's dtype: row e < count is column set.rows[e] of A (from the index's values; rows of
-// A no micro-tile lists are 0); rows from count on are not written.
+// A no micro-tile lists are 0); rows from count on are not written. cs must be column_set(a): with
+// a set of another index, a column of A outside it is an error on the CPU and left out on CUDA
+// (never written out of bounds).
 Tensor set_columns_t(const KListIndex& a, const ColumnSet& cs);
 
 // out [L, K] from compact rows [K, L] (row e for column set.rows[e]):

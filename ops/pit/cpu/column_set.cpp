@@ -43,8 +43,11 @@ Tensor set_columns_t(const KListIndex& a, const ColumnSet& cs) {
     const T* v = static_cast<const T*>(a.values.data_ptr());
     T* o = out.data<T>();
     for (int64_t b = 0; b < nb; ++b)
-      for (int64_t j = off[b]; j < off[b + 1]; ++j)
+      for (int64_t j = off[b]; j < off[b + 1]; ++j) {
+        PIT_CHECK(pos[k[j]] >= 0, "set_columns_t: column ", k[j], " has a listed micro-tile but is not in the "
+                  "column set; make the set from this index (column_set(a))");
         for (int64_t i = 0; i < r && b * r + i < m; ++i) o[pos[k[j]] * m + b * r + i] = v[j * r + i];
+      }
   });
   return out;
 }

@@ -104,8 +104,9 @@ __global__ void scatter_columns_kernel(const int* offsets, const int* klist, con
   for (int64_t u = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x; u < total; u += step) {
     const int j = first + static_cast<int>(u / per_entry), c = static_cast<int>(u % per_entry) * unit;
     const int row0 = b * r + c;
-    if (row0 >= m) continue;
-    T* dst = out + static_cast<int64_t>(pos[klist[j]]) * m + row0;
+    const int p = pos[klist[j]];
+    if (row0 >= m || p < 0) continue;  // p < 0: a column set not made from this index (never written out of bounds)
+    T* dst = out + static_cast<int64_t>(p) * m + row0;
     const T* src = values + static_cast<int64_t>(j) * r + c;
     if (vec) {  // r and m multiples of kVec: the unit lies inside the row block and the matrix
       *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);

@@ -1,4 +1,5 @@
 // Column sets and pit_matmul's K-list backward on the CPU (tests/ops/pit/column_set_cases.h).
+#include "tests/core/expect_error.h"
 #include "tests/ops/pit/column_set_cases.h"
 
 using namespace pit;
@@ -17,4 +18,8 @@ TEST(ColumnSetCpu, Errors) {
   bare.values = Tensor();
   EXPECT_THROW(sparse::set_columns_t(bare, cs), Error);                              // no values
   EXPECT_THROW(sparse::rows_to_columns(zeros({6, 3}), sparse::ColumnSet{}), Error);  // no set
+  // A set made from another index: a column this one lists is missing from it.
+  const Tensor one_col = from_vector(std::vector<float>{1, 0, 0, 0, 0, 0}, {1, 6}).expand({8, 6}).contiguous();
+  const sparse::ColumnSet other = sparse::column_set(sparse::detect_k_lists(one_col, 4, {.values = true}));
+  test::expect_error_contains([&] { (void)sparse::set_columns_t(idx, other); }, "is not in the column set");
 }
