@@ -213,8 +213,13 @@ int run_dense_ops(const std::string& markdown_path) {
     const Tensor gl = ones({rows}, DType::f32, Device::cuda());
     memory_row("cross-entropy bwd", dims({rows, vocab}), 2 * n * bf,  // reads logits, writes dlogits
                [&](int) { (void)kernels::cross_entropy_backward(gl, logits, targets, saved, -100, 0.0); });
+    // Both in one timed run, as bench/torch_dense_ops.py times torch's (logits read twice, dlogits written).
+    memory_row("cross-entropy fwd+bwd", dims({rows, vocab}), 3 * n * bf, [&](int) {
+      const kernels::CrossEntropyResult r = kernels::cross_entropy(logits, targets, -100, 0.0);
+      (void)kernels::cross_entropy_backward(gl, logits, targets, r, -100, 0.0);
+    });
   }
-  if (wanted("attention fwd (fused)") || wanted("attention bwd (fused)")) {
+  if (wanted("attention fwd (fused)") || wanted("attention bwd (fused)") || wanted("attention fwd+bwd (fused)")) {
     // Fused causal attention: FLOPs of the causal half, 4 B H T^2 Dh / 2 forward (QK^T and PV).
     const Tensor q = rnd({kBatch, kHeads, kSeq, kHeadDim}), k = rnd({kBatch, kHeads, kSeq, kHeadDim});
     const Tensor v = rnd({kBatch, kHeads, kSeq, kHeadDim}), dout = rnd({kBatch, kHeads, kSeq, kHeadDim});
@@ -226,6 +231,12 @@ int run_dense_ops(const std::string& markdown_path) {
     const Timing tb = time_gpu([&](int) { (void)kernels::causal_attention_backward(dout, q, k, v, saved); });
     // Backward: 5 matmuls of the forward's size (S recompute, dV, dP, dQ, dK) = 2.5x forward.
     report.add({"attention bwd (fused)", shape, tb.median_ms, 2.5 * fwd_flops, true, peak_flops, "", 0});
+    // Both in one timed run, as bench/torch_dense_ops.py times torch's.
+    const Timing tfb = time_gpu([&](int) {
+      const kernels::AttentionResult r = kernels::causal_attention(q, k, v);
+      (void)kernels::causal_attention_backward(dout, q, k, v, r);
+    });
+    report.add({"attention fwd+bwd (fused)", shape, tfb.median_ms, 3.5 * fwd_flops, true, peak_flops, "", 0});
   }
 
   if (!markdown_path.empty() && !report.write_markdown(markdown_path, "Dense ops, bf16"))
