@@ -20,7 +20,7 @@ import sys
 from collections import defaultdict
 
 # Panels in this order when present; any other numeric field follows.
-PREFERRED = ["loss", "bpb", "ppl", "accuracy", "lr", "grad_norm", "tokens_per_s", "samples_per_s", "step_ms",
+PREFERRED = ["loss", "bpb", "bits_per_token", "ppl", "accuracy", "lr", "grad_norm", "tokens_per_s", "samples_per_s", "step_ms",
              "sparsity", "moe_aux_loss", "moe_z_loss"]
 SKIP = {"step", "split", "time", "epoch", "eta_s", "memory_mb", "count", "batches"}
 
@@ -141,7 +141,7 @@ def main():
             ax.plot(steps, values, label=split, marker="o" if split != "train" else None, markersize=3)
         ax.set_xlabel("step")
         ax.set_ylabel(field)
-        if field in ("loss", "bpb", "ppl"):
+        if field in ("loss", "bpb", "bits_per_token", "ppl"):
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
         ax.legend()

@@ -33,6 +33,11 @@ void print_layout(std::FILE* out, const Config& c, const Communicator& comm, con
   std::fprintf(out, "\n");
 }
 
+void discard_comm_times(Communicator& comm, const Layout& l) {
+  for (Communicator* c : {&comm, l.expert_comm.get(), l.replica_comm.get()})
+    if (c != nullptr) (void)c->take_times();
+}
+
 std::string comm_report(MetricsRecord& rec, Communicator& comm, const Layout& l, int64_t window) {
   if (comm.size() == 1) return "";
   std::map<std::string, double> ms;

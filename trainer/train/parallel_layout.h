@@ -30,5 +30,7 @@ void print_layout(std::FILE* out, const Config& c, const Communicator& comm, con
 // parallelism) for the progress line. Nothing for one rank. With NCCL the gradients' all-reduce
 // runs beside backward, so the times are not a part of the step to subtract.
 std::string comm_report(MetricsRecord& rec, Communicator& comm, const Layout& l, int64_t window);
+// Drops the collectives' times so far (set-up, an evaluation, a checkpoint): not a window's steps.
+void discard_comm_times(Communicator& comm, const Layout& l);
 
 }  // namespace pit::train

@@ -22,6 +22,7 @@
 #include "ops/pit/planner.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/checkpoint/durable.h"
+#include "trainer/data/token_loader.h"
 #include "trainer/optim/clip.h"
 #include "trainer/train/data_parallel.h"
 #include "trainer/train/evaluate.h"
@@ -38,14 +39,22 @@ namespace pit::train {
 namespace {
 
 std::atomic<bool> g_stop{false};
+constexpr int64_t kMaxSkippedInARow = 100;  // f16 steps overflowing one after the other: diverged
 
-extern "C" void on_stop_signal(int) { g_stop.store(true); }
+// The first SIGINT / SIGTERM asks the run to stop after the step (and save); a second one ends the
+// process at once, as the signal would without pit's handler (a long evaluation, a rank waiting).
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop.exchange(true)) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
 
-// Installs the SIGINT / SIGTERM handler for the duration of a run.
+// Installs the SIGINT / SIGTERM handler for the duration of a run (a stop asked for before it, by
+// request_stop while the run was set up, stands).
 class StopSignals {
  public:
   StopSignals() {
-    g_stop.store(false);
     previous_int_ = std::signal(SIGINT, on_stop_signal);
     previous_term_ = std::signal(SIGTERM, on_stop_signal);
   }
@@ -85,6 +94,7 @@ struct Run {
   std::optional<optim::LossScaler> scaler;
   bool lm;
   bool lead = true;  // rank 0: prints, writes metrics and checkpoints
+  bool byte_tokens = false;  // a language model over bytes (vocabulary of at most 256): bits per byte
 
   RunParts parts() { return {*model, *optimizer, scaler, *train_data}; }
 
@@ -107,10 +117,13 @@ struct Run {
     MetricsRecord rec(step, "valid");
     rec.add("loss", r.loss);
     if (lm) {
-      rec.add("ppl", std::exp(r.loss)).add("bpb", r.loss / std::numbers::ln2);
-      std::fprintf(out, "eval  %*lld | loss %.4f | ppl %.2f | bits/byte %.4f | %lld tokens | %.1f s\n",
+      // Bits per token; per byte where the tokens are bytes (other tokenisations would need the
+      // text's byte count, which a token file does not hold).
+      const double bits = r.loss / std::numbers::ln2;
+      rec.add("ppl", std::exp(r.loss)).add(byte_tokens ? "bpb" : "bits_per_token", bits);
+      std::fprintf(out, "eval  %*lld | loss %.4f | ppl %.2f | bits/%s %.4f | %lld tokens | %.1f s\n",
                    static_cast<int>(std::to_string(c.run.steps).size()), static_cast<long long>(step),
-                   r.loss, std::exp(r.loss), r.loss / std::numbers::ln2, static_cast<long long>(r.count),
+                   r.loss, std::exp(r.loss), byte_tokens ? "byte" : "token", bits, static_cast<long long>(r.count),
                    seconds_since(t0));
     } else {
       rec.add("accuracy", r.accuracy);
@@ -125,13 +138,13 @@ struct Run {
   }
 };
 
-void print_header(const Run& r, int64_t start) {
+void print_header(const Run& r, int64_t start, int64_t parameters) {
   const Config& c = r.c;
   std::fprintf(r.out, "pit-train: run %s (%s) on %s, compute %s\n", c.run.name.c_str(), c.source.c_str(),
                r.device.str().c_str(), dtype_name(r.compute));
   std::fprintf(r.out, "pit-train: model %s, %s parameters; %s lr %g, %s schedule, %lld steps%s\n",
                std::string(to_string(c.model.kind)).c_str(),
-               format_rate(static_cast<double>(r.model->num_parameters())).c_str(), r.optimizer->type_name(),
+               format_rate(static_cast<double>(parameters)).c_str(), r.optimizer->type_name(),
                c.optim.lr, std::string(to_string(c.schedule.name)).c_str(), static_cast<long long>(c.run.steps),
                start > 0 ? (", resuming at step " + std::to_string(start)).c_str() : "");
   std::fprintf(r.out, "pit-train: data %s (%lld %s, %lld batches of %lld per epoch), valid %s (%lld)\n",
@@ -245,6 +258,7 @@ const char* checkpoint_folder_key(const Config& c) { return c.checkpoint.dir.emp
 void request_stop() { g_stop.store(true); }
 
 TrainResult train(const Config& c, const TrainOptions& opt_in) {
+  g_stop.store(false);  // a request from before this run (request_stop during set-up stands)
   if (c.run.threads > 0) set_num_threads(static_cast<int>(c.run.threads));
   Communicator& comm = opt_in.comm ? *opt_in.comm : world();
   const bool lead = comm.rank() == 0;  // prints, writes metrics and checkpoints, evaluates
@@ -261,6 +275,8 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   manual_seed(static_cast<uint64_t>(c.run.seed));  // the same model and dropout draws on every rank
   r.train_data = make_train_loader(c, comm.rank(), comm.size());
   r.valid_data = make_valid_loader(c);
+  if (const auto* tokens = dynamic_cast<const data::TokenLoader*>(r.train_data.get()))
+    r.byte_tokens = tokens->vocab_size() <= 256;
   nn::ModelOptions model = model_options(c, *r.train_data, r.compute);
   check_valid_fits(c, *r.valid_data, model);
   model.expert_comm = layout.expert_comm.get();
@@ -328,14 +344,16 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   PIT_CHECK(step <= c.run.steps, "the checkpoint is at step ", step, " but run.steps is ", c.run.steps,
             "; raise run.steps to train further");
   MetricsLog metrics(lead ? c.metrics_file() : "", opt.resume ? step : -1);
-  print_header(r, step);
+  const std::vector<Variable> params = r.model->parameters();
+  const ParameterSplit split = split_parameters(*r.model);
+  int64_t parameters = r.model->num_parameters();  // this rank's; with sharded experts, every shard's
+  for (const Variable& v : split.sharded) parameters += (layout.expert - 1) * v.numel();
+  print_header(r, step, parameters);
   print_layout(opt.out, c, comm, layout);
   sparsity.print_header(opt.out);
 
   StopSignals signals;
   TrainResult result;
-  const std::vector<Variable> params = r.model->parameters();
-  const ParameterSplit split = split_parameters(*r.model);
   // Data parallel: all-reduces buckets as backward finishes them. The experts' shards already sum
   // their group's tokens: summed over their replicas and divided by every rank.
   GradientAverager averager(split.replicated, comm);
@@ -350,12 +368,25 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   const int width = static_cast<int>(std::to_string(c.run.steps).size());
   Tensor loss_sum, grad_norm;  // on the device: read once per logging window
   int64_t window = 0, skipped = 0;
+  int64_t window_losses = 0;    // the window's steps whose loss counts (an f16 overflow's does not)
+  int64_t skipped_in_a_row = 0;  // f16 steps skipped one after the other
+  // A diverged run stops with an error rather than train on NaN weights (and save them over the
+  // last good checkpoints): a non-finite loss or gradient norm of a step that updated the weights.
+  const auto check_finite = [&](int64_t at, double mean_loss, double gn) {
+    const bool loss_bad = window_losses > 0 && !std::isfinite(mean_loss), norm_bad = grad_norm.defined() && !std::isfinite(gn);
+    if (!loss_bad && !norm_bad) return;
+    PIT_THROW("the run diverged: at step ", at, " the ", loss_bad ? "training loss" : "gradient norm", " is ",
+              loss_bad ? mean_loss : gn, "; nothing after the last checkpoint is saved. Lower optim.lr, "
+              "set optim.grad_clip (or a longer warm-up), and train again or --resume from an earlier checkpoint",
+              r.scaler ? "" : " (f16 with a loss scaler skips overflowing steps; bf16 has f32's range)");
+  };
   auto window_start = std::chrono::steady_clock::now();
   const auto run_start = window_start;
   const int64_t first_step = step;
   MoeStats moe(*r.model, &comm);  // the MoE layers' losses and metrics, of the global batch (inactive for a dense model)
 
   bool stopped = false;  // by a signal on any rank, after the same step on every rank
+  discard_comm_times(comm, layout);  // the set-up's collectives (a resume's checks) are no step's
   while (step < c.run.steps && !stopped) {
     const double lr = schedule.lr_at(step);
     const data::Batch b = r.train_data->next();
@@ -384,30 +415,42 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
       ++skipped;
     }
     if (r.scaler) r.scaler->update(overflow);
+    skipped_in_a_row = overflow ? skipped_in_a_row + 1 : 0;
+    PIT_CHECK(skipped_in_a_row < kMaxSkippedInARow, "the run diverged: the last ", skipped_in_a_row, " steps (to step ",
+              step, ") all overflowed in f16 and were skipped (loss scale now ", r.scaler ? r.scaler->scale() : 0.0,
+              "); the model's values no longer fit f16. Lower optim.lr or use precision.compute: bf16, and --resume "
+              "from an earlier checkpoint");
     sparsity.after_step(step, *r.optimizer, overflow);  // mask updates, with the step's gradients (RigL: finite ones)
     r.optimizer->zero_grad();
-    const Tensor l = loss.data().to(DType::f32);
-    loss_sum = loss_sum.defined() ? kernels::binary(BinaryOp::add, loss_sum, l) : l.clone();
+    if (!overflow) {  // a skipped step's loss (inf or NaN from the overflow) trained nothing
+      const Tensor l = loss.data().to(DType::f32);
+      loss_sum = loss_sum.defined() ? kernels::binary(BinaryOp::add, loss_sum, l) : l.clone();
+      ++window_losses;
+    }
     ++step;
     ++window;
 
     stopped = stop_everywhere(comm);
     const bool last = step == c.run.steps || stopped;
     if (step % c.run.log_every == 0 || last) {
-      if (comm.size() > 1) comm.all_reduce(loss_sum, ReduceOp::mean);  // the global batch's loss
-      const double mean_loss = loss_sum.item<double>() / static_cast<double>(window);  // syncs
+      // The global batch's loss over the steps that trained (the same on every rank: an overflow
+      // skips a step everywhere). A window of skipped steps only has none.
+      if (!loss_sum.defined()) loss_sum = zeros({}, DType::f32, device);
+      if (comm.size() > 1) comm.all_reduce(loss_sum, ReduceOp::mean);
+      const double mean_loss = window_losses > 0 ? loss_sum.item<double>() / static_cast<double>(window_losses) : NAN;
       const double dt = seconds_since(window_start);
       const double step_s = dt / static_cast<double>(window);
       const double rate = static_cast<double>(units * window) / dt;
       const double eta = step_s * static_cast<double>(c.run.steps - step);
       const double mem = memory_in_use(device);
       const double gn = grad_norm.defined() ? grad_norm.item<double>() : NAN;
+      check_finite(step, mean_loss, gn);
       MetricsRecord rec(step, "train");
       rec.add("loss", mean_loss).add("lr", lr).add("grad_norm", gn);
       const std::string moe_text = moe.flush(rec, window) + sparsity.flush(rec);  // MoE losses, sparsity
       const std::string comm_text = comm_report(rec, comm, layout, window);
-      char gnorm[32] = "gnorm -";
-      if (std::isfinite(gn)) std::snprintf(gnorm, sizeof gnorm, "gnorm %.3g", gn);  // 0.314, 1.77e+09, 1.2e-05
+      char gnorm[32] = "gnorm -";  // no clipping: no norm computed
+      if (grad_norm.defined()) std::snprintf(gnorm, sizeof gnorm, "gnorm %.3g", gn);  // 0.314, 1.77e+09, 1.2e-05
       std::fprintf(opt.out, "step %*lld/%lld | loss %.4f%s | lr %.2e | %s | %s %s/s | %.1f ms/step%s | mem %s | ETA %s\n",
                    width, static_cast<long long>(step), static_cast<long long>(c.run.steps), mean_loss, moe_text.c_str(), lr,
                    gnorm,
@@ -421,17 +464,26 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
       result.last_train_loss = mean_loss;
       loss_sum = Tensor();
       window = 0;
+      window_losses = 0;
       window_start = std::chrono::steady_clock::now();
     }
     // Evaluations and checkpoints are left out of the throughput window.
     const auto pause_start = std::chrono::steady_clock::now();
     const bool eval_now = !last && c.run.eval_every > 0 && step % c.run.eval_every == 0;
     const bool save_now = !last && c.checkpoint.every > 0 && step % c.checkpoint.every == 0;
+    if (save_now && window_losses > 0) {  // the steps since the last line: finite before they are saved
+      Tensor s = loss_sum.clone();
+      if (comm.size() > 1) comm.all_reduce(s, ReduceOp::mean);
+      check_finite(step, s.item<double>() / static_cast<double>(window_losses),
+                   grad_norm.defined() ? grad_norm.item<double>() : NAN);
+    }
+    // The checkpoint first, so that an evaluation that fails loses no training.
     if (eval_now || save_now)
       evaluate_and_save([&] {
-        if (eval_now) r.eval(step, c.run.eval_batches, metrics);
         if (save_now) result.checkpoint = r.save(step);
+        if (eval_now) r.eval(step, c.run.eval_batches, metrics);
       });
+    if (eval_now || save_now) discard_comm_times(comm, layout);  // their collectives are not the steps'
     window_start += std::chrono::steady_clock::now() - pause_start;
   }
 

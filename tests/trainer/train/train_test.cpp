@@ -90,6 +90,18 @@ class TrainTest : public ::testing::Test {
   std::FILE* log_ = nullptr;
 };
 
+// A learning rate that blows the weights up: the run stops with an error at its first progress
+// line (step 5) instead of training on NaN weights, and saves no checkpoint of them.
+TEST_F(TrainTest, ADivergedRunStopsWithAnErrorAndSavesNothing) {
+  std::string yaml = lm_yaml(40);
+  const size_t at = yaml.find("lr: 1.0e-2");
+  ASSERT_NE(at, std::string::npos);
+  yaml.replace(at, 10, "lr: 1.0e+30");
+  const Config c = config_from_yaml(yaml, "lm.yaml");
+  test::expect_error_contains([&] { (void)train(c, {.out = log_}); }, "the run diverged: at step 5 the training loss is");
+  EXPECT_FALSE(latest_checkpoint(c.checkpoint_dir()).found());
+}
+
 TEST_F(TrainTest, TransformerLearnsAndWritesMetricsAndCheckpoints) {
   const Config c = config_from_yaml(lm_yaml(40), "lm.yaml");
   const TrainResult r = train(c, {.out = log_});
