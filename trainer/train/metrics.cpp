@@ -70,7 +70,11 @@ MetricsLog::MetricsLog(const std::string& path, int64_t keep_until_step) : path_
     std::ifstream in(path);
     std::string line;
     while (std::getline(in, line))
-      if (!line.empty() && step_of(line) <= keep_until_step) kept += line + "\n";
+      if (!line.empty() && step_of(line) <= keep_until_step) {
+        kept += line + "\n";
+        if (step_of(line) == keep_until_step && line.find("\"split\": \"valid\"") != std::string::npos)
+          kept_valid_at_end_ = true;
+      }
     const std::string tmp = path + ".tmp";
     std::FILE* f = std::fopen(tmp.c_str(), "w");
     if (f == nullptr) cannot_write(tmp);

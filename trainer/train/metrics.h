@@ -34,10 +34,14 @@ class MetricsLog {
 
   void write(const MetricsRecord& record);
   const std::string& path() const { return path_; }
+  // Whether the records kept on a resume end with a valid record at keep_until_step (a run that
+  // finished has its final evaluation there; one whose final evaluation failed has none).
+  bool kept_valid_at_end() const { return kept_valid_at_end_; }
 
  private:
   std::string path_;
   std::FILE* file_ = nullptr;
+  bool kept_valid_at_end_ = false;
 };
 
 }  // namespace pit::train

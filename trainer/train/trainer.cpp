@@ -503,9 +503,11 @@ TrainResult train(const Config& c, const TrainOptions& opt_in) {
   if (!result.interrupted)
     evaluate_and_save([&] {
       // A resumed run that was complete already trained nothing: its final evaluation is in the
-      // metrics file, so this one (for the result) is not written again.
+      // metrics file, so this one (for the result) is not written again, unless the file has none
+      // there (that evaluation failed, or the run stopped at this step and run.steps was lowered to it).
       MetricsLog unwritten("", -1);
-      const EvalResult er = r.eval(step, c.run.final_eval_batches, step > first_step ? metrics : unwritten);
+      const bool write = step > first_step || !metrics.kept_valid_at_end();
+      const EvalResult er = r.eval(step, c.run.final_eval_batches, write ? metrics : unwritten);
       e = from_vector(std::vector<double>{er.loss, er.accuracy}, {2});
     });
   if (!result.interrupted) {

@@ -284,6 +284,17 @@ TEST_F(TrainTest, ErrorsNameTheProblemAndTheFix) {
   const std::vector<std::string> complete = metrics_lines();
   EXPECT_EQ(train(config_from_yaml(lm_yaml(10), "lm.yaml"), {.resume = true, .out = log_}).steps_done, 10);
   EXPECT_EQ(metrics_lines(), complete);
+  // ... unless its final evaluation is missing there (it failed after the last checkpoint): then
+  // the resume writes it, once.
+  ASSERT_NE(complete.back().find("\"split\": \"valid\""), std::string::npos);
+  {
+    std::ofstream rewrite(dir_ / "run" / "metrics.jsonl", std::ios::trunc);
+    for (size_t i = 0; i + 1 < complete.size(); ++i) rewrite << complete[i] << "\n";
+  }
+  EXPECT_EQ(train(config_from_yaml(lm_yaml(10), "lm.yaml"), {.resume = true, .out = log_}).steps_done, 10);
+  const std::vector<std::string> rewritten = metrics_lines();
+  ASSERT_EQ(rewritten.size(), complete.size());
+  EXPECT_NE(rewritten.back().find("\"step\": 10, \"split\": \"valid\""), std::string::npos) << rewritten.back();
   const Config wider = config_from_yaml(lm_yaml(20), "lm.yaml", {"model.d_model=64"});
   test::expect_error_contains_all([&] { train(wider, {.resume = true, .out = log_}); },
                                   {"model.d_model: 32 there, 64 now", "resume with its settings (--set 'model.d_model=32')"});
