@@ -251,14 +251,48 @@ void sampled_checks(const Tensor& a, const Tensor& b, const TileDesc& out, bool 
 
 }  // namespace
 
+namespace {
+
+// Empty products, the same on every device and kernel (no launch sees a zero-size operand):
+// true when C is empty, or K is 0 and C is the epilogue of an empty sum (the bias, or 0, through
+// the activation, also into ep.pre; nothing to add when accumulating).
+bool empty_product(Tensor& c, int64_t k, const Epilogue& ep) {
+  if (c.numel() == 0) return true;
+  if (k > 0) return false;
+  if (ep.write == Write::accumulate) return true;
+  const Tensor pre = ep.bias.defined() ? ep.bias.expand(c.shape()).contiguous() : zeros(c.shape(), c.dtype(), c.device());
+  if (ep.activation && ep.pre.defined()) Tensor(ep.pre).copy_(pre);
+  c.copy_(ep.activation ? kernels::unary(ep.act, pre) : pre);
+  return true;
+}
+
+// A sampled product over an empty inner dim (op(A) [M, 0]): every listed value is 0.
+bool sampled_of_nothing(const Tensor& a, bool a_trans, Tensor& values) {
+  if ((a_trans ? a.size(0) : a.size(1)) > 0) return false;
+  if (values.numel() > 0) values.zero_();
+  return true;
+}
+
+// dB = A^T G with no rows (M = 0) or an empty dB: zeros where stored.
+bool empty_tn(const Tensor& g, Tensor& db, Write write) {
+  if (db.numel() == 0) return true;
+  if (g.size(0) > 0 && g.size(1) > 0) return false;
+  if (write == Write::store) db.zero_();
+  return true;
+}
+
+}  // namespace
+
 void condense_gemm(const KListIndex& a, const Tensor& b_in, Tensor& c, const Epilogue& ep) {
   tile_forward_checks({a.offsets, a.k, a.values, a.rows, a.cols, a.block_rows, 1, a.entries}, b_in, c, ep, "condense_gemm");
+  if (empty_product(c, a.cols, ep)) return;
   const Tensor b = b_in.contiguous();
   PIT_PIT_GEMM_CALL(b.device(), condense_gemm, a, b, c, ep);
 }
 
 void block_gemm(const BlockListIndex& a, const Tensor& b_in, Tensor& c, const Epilogue& ep) {
   tile_forward_checks({a.offsets, a.col, a.values, a.rows, a.cols, a.block, a.block, a.entries}, b_in, c, ep, "block_gemm");
+  if (empty_product(c, a.cols, ep)) return;
   const Tensor b = b_in.contiguous();
   PIT_PIT_GEMM_CALL(b.device(), block_gemm, a, b, c, ep);
 }
@@ -293,7 +327,12 @@ void block_linear(const Tensor& x_in, const BlockListIndex& v, Tensor& y, const 
     PIT_CHECK(bias.dim() == 1 && bias.size(0) == v.rows, op, ": bias must be [", v.rows, "], got ", shape_of(bias));
   }
   const Tensor x = x_in.contiguous(), b = bias.defined() ? bias.contiguous() : Tensor();
-  if (x.size(0) == 0) return;
+  if (y.numel() == 0) return;
+  if (v.cols == 0) {  // no inputs: the bias (or 0), through the ReLU
+    const Tensor out = b.defined() ? b.expand(y.shape()) : zeros(y.shape(), y.dtype(), dev);
+    y.copy_(relu ? kernels::unary(UnaryOp::relu, out.contiguous()) : out);
+    return;
+  }
 #if PIT_HAS_CUDA_PIT_GEMM
   if (dev.is_cuda() && cuda::block_linear_takes(x, v)) {
     cuda::block_linear(x, v, y, b, relu, current_stream(dev));
@@ -327,7 +366,11 @@ BlockListIndex transposed_blocks(const BlockListIndex& v) {
 void block_linear_dx(const Tensor& dy_in, const BlockListIndex& v, Tensor& dx) {
   check_block_linear(dy_in, v, dx, true, "block_linear_dx");
   const Tensor dy = dy_in.contiguous();
-  if (dy.size(0) == 0) return;
+  if (dx.numel() == 0) return;
+  if (v.rows == 0) {  // no outputs: nothing flows back
+    dx.zero_();
+    return;
+  }
 #if PIT_HAS_CUDA_PIT_GEMM
   const Device dev = dy.device();
   if (dev.is_cuda() && v.t_pos.defined() && cuda::block_linear_takes(dy, v)) {
@@ -404,12 +447,14 @@ Tensor block_linear_dx_relu_bits(const Tensor& dy_in, const BlockListIndex& p, c
 
 void condense_gemm_tn(const KListIndex& a, const Tensor& g_in, Tensor& db, Write write) {
   tile_tn_checks({a.offsets, a.k, a.values, a.rows, a.cols, a.block_rows, 1, a.entries}, g_in, db, "condense_gemm_tn");
+  if (empty_tn(g_in, db, write)) return;
   const Tensor g = g_in.contiguous();
   PIT_PIT_GEMM_CALL(g.device(), condense_gemm_tn, a, g, db, write);
 }
 
 void block_gemm_tn(const BlockListIndex& a, const Tensor& g_in, Tensor& db, Write write) {
   tile_tn_checks({a.offsets, a.col, a.values, a.rows, a.cols, a.block, a.block, a.entries}, g_in, db, "block_gemm_tn");
+  if (empty_tn(g_in, db, write)) return;
   const Tensor g = g_in.contiguous();
   PIT_PIT_GEMM_CALL(g.device(), block_gemm_tn, a, g, db, write);
 }
@@ -417,6 +462,7 @@ void block_gemm_tn(const BlockListIndex& a, const Tensor& g_in, Tensor& db, Writ
 void sampled_gemm(const Tensor& a_in, const Tensor& b_in, KListIndex& out, bool a_trans, bool b_trans) {
   sampled_checks(a_in, b_in, {out.offsets, out.k, out.values, out.rows, out.cols, out.block_rows, 1, out.entries}, a_trans,
                  b_trans, "sampled_gemm");
+  if (sampled_of_nothing(a_in, a_trans, out.values)) return;
   const Tensor a = a_in.contiguous(), b = b_in.contiguous();
   PIT_PIT_GEMM_CALL(a.device(), sampled_gemm, a, b, out, a_trans, b_trans);
 }
@@ -424,6 +470,7 @@ void sampled_gemm(const Tensor& a_in, const Tensor& b_in, KListIndex& out, bool 
 void sampled_gemm(const Tensor& a_in, const Tensor& b_in, BlockListIndex& out, bool a_trans, bool b_trans) {
   sampled_checks(a_in, b_in, {out.offsets, out.col, out.values, out.rows, out.cols, out.block, out.block, out.entries}, a_trans,
                  b_trans, "sampled_gemm");
+  if (sampled_of_nothing(a_in, a_trans, out.values)) return;
   const Tensor a = a_in.contiguous(), b = b_in.contiguous();
   PIT_PIT_GEMM_CALL(a.device(), sampled_gemm, a, b, out, a_trans, b_trans);
 }
