@@ -17,33 +17,20 @@ bool dense(const Tensor& t) { return t.is_contiguous(); }
 // size 1 dropped (the same logical order of elements): tensors of more than kMaxDims dims copy
 // where their layouts merge into kMaxDims (a gradient's contiguous bookkeeping always does).
 std::pair<StridedDesc, StridedDesc> pair_descs(const Tensor& dst, const Tensor& src) {
-  std::vector<int64_t> sizes, sd, ss;
-  for (int64_t i = 0; i < dst.dim(); ++i) {
-    const int64_t n = dst.shape()[static_cast<size_t>(i)];
-    const int64_t a = dst.strides()[static_cast<size_t>(i)], b = src.strides()[static_cast<size_t>(i)];
-    if (n == 1) continue;
-    if (!sizes.empty() && sd.back() == a * n && ss.back() == b * n) {  // the outer dim steps over this one
-      sizes.back() *= n;
-      sd.back() = a;
-      ss.back() = b;
-      continue;
-    }
-    sizes.push_back(n);
-    sd.push_back(a);
-    ss.push_back(b);
-  }
-  PIT_CHECK(sizes.size() <= static_cast<size_t>(kMaxDims), "copying tensors of shape ", shape_str(dst.shape()),
-            " (strides ", shape_str(dst.strides()), " and ", shape_str(src.strides()), "): kernels take up to ",
-            kMaxDims, " dims, and these layouts merge into no fewer than ", sizes.size(),
-            "; copy a tensor of at most ", kMaxDims, " dims (a reshape of a contiguous one) instead");
+  std::vector<int64_t> sizes = dst.shape(), sd = dst.strides(), ss = src.strides();
+  const int n = coalesce_pair(static_cast<int>(sizes.size()), sizes.data(), sd.data(), ss.data());
+  PIT_CHECK(n <= kMaxDims, "copying tensors of shape ", shape_str(dst.shape()), " (strides ", shape_str(dst.strides()),
+            " and ", shape_str(src.strides()), "): kernels take up to ", kMaxDims,
+            " dims, and these layouts merge into no fewer than ", n, "; copy a tensor of at most ", kMaxDims,
+            " dims (a reshape of a contiguous one) instead");
   std::pair<StridedDesc, StridedDesc> d;
   for (auto [desc, t, strides] : {std::tuple{&d.first, &dst, &sd}, std::tuple{&d.second, &src, &ss}}) {
     desc->data = t->numel() > 0 ? t->data_ptr() : nullptr;
     desc->dtype = t->dtype();
-    desc->ndim = static_cast<int>(sizes.size());
-    for (size_t i = 0; i < sizes.size(); ++i) {
-      desc->sizes[i] = sizes[i];
-      desc->strides[i] = (*strides)[i];
+    desc->ndim = n;
+    for (int i = 0; i < n; ++i) {
+      desc->sizes[i] = sizes[static_cast<size_t>(i)];
+      desc->strides[i] = (*strides)[static_cast<size_t>(i)];
     }
   }
   return d;
